@@ -1,0 +1,69 @@
+"""From a chat's stored state to a prompt job the generation worker can run.
+
+The job is built on the GUI thread from a snapshot (card, persona, active path), and run
+on the worker thread, where the engine's tokenizer counts the pieces. Counts are cached
+per text, so a long chat is tokenized once and each turn only counts what is new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.core.engine import ModelInfo, SamplingParams
+from app.core.prompt import (
+    BuiltPrompt,
+    PromptInput,
+    PromptMessage,
+    PromptSettings,
+    build_prompt,
+    preset,
+    template_from_gguf,
+)
+from app.core.settings import Settings
+from app.core.store import Message
+
+
+class TokenCounter:
+    """Caches counts from the engine's tokenizer; the cache lives as long as the model."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, int] = {}
+
+    def bind(self, count_many: Callable[[list[str]], list[int]]) -> Callable[[str], int]:
+        def count(text: str) -> int:
+            if text not in self._cache:
+                self._cache[text] = count_many([text])[0]
+            return self._cache[text]
+
+        return count
+
+
+@dataclass
+class PromptJob:
+    inp: PromptInput
+    info: ModelInfo
+    settings: Settings
+    counter: TokenCounter
+
+    def __call__(self, count_many: Callable[[list[str]], list[int]]) -> BuiltPrompt:
+        s = self.settings
+        if s.template == "auto":
+            template = template_from_gguf(self.info.chat_template, self.info.bos, self.info.eos)
+        else:
+            template = preset(s.template)
+        return build_prompt(self.inp, template, self.counter.bind(count_many),
+                            n_ctx=self.info.n_ctx, max_new_tokens=s.max_tokens,
+                            settings=PromptSettings())
+
+
+def prompt_input(card: dict, settings: Settings, history: list[Message]) -> PromptInput:
+    messages = [PromptMessage(role=m.role, text=m.text) for m in history]
+    return PromptInput(card=card, user_name=settings.user_name, persona=settings.persona,
+                       history=messages)
+
+
+def sampling_from(settings: Settings, stop: list[str]) -> SamplingParams:
+    return SamplingParams(max_tokens=settings.max_tokens, temperature=settings.temperature,
+                          top_p=settings.top_p, min_p=settings.min_p, top_k=settings.top_k,
+                          repeat_penalty=settings.repeat_penalty, stop=tuple(stop))

@@ -1,0 +1,21 @@
+"""The built-in character every new user meets on the first run."""
+
+from __future__ import annotations
+
+import json
+
+from app.core.resources import resources_dir
+from app.core.store import Store
+
+BUILTIN_KEY = "parlor:wren"
+
+
+def ensure_default_character(store: Store) -> int:
+    """Add Wren once (first run) and return her id; a user who deleted her is respected."""
+    existing = store.character_by_builtin(BUILTIN_KEY)
+    if existing is not None:
+        return existing
+    folder = resources_dir() / "characters"
+    card = json.loads((folder / "wren.json").read_text(encoding="utf-8"))
+    avatar = (folder / "wren.png").read_bytes()
+    return store.add_character(card["data"], avatar, builtin_key=BUILTIN_KEY)

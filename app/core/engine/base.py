@@ -1,0 +1,94 @@
+"""The small interface every engine implements, and the values that cross it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class EngineError(Exception):
+    """A model could not be loaded or a reply could not be made; the text says why."""
+
+
+class EngineCrashed(EngineError):
+    """The process running llama.cpp died; what was streamed so far is still valid."""
+
+
+@dataclass(frozen=True)
+class LoadParams:
+    model_path: str
+    n_ctx: int = 4096
+    n_gpu_layers: int = 0
+    n_threads: int | None = None
+    n_batch: int = 512
+    flash_attn: bool = True
+    kv_type: str = "f16"  # f16 | q8_0 | q4_0
+    use_mmap: bool = True
+    use_mlock: bool = False
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    # Roleplay-friendly defaults; llama-cpp-python's own (temperature 0.2) are for code.
+    max_tokens: int = 300
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    typical_p: float = 1.0
+    repeat_penalty: float = 1.1
+    repeat_last_n: int = 64
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    mirostat_mode: int = 0
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
+    seed: int = -1
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class ModelInfo:
+    path: str
+    name: str
+    n_ctx: int
+    n_ctx_train: int
+    n_gpu_layers: int
+    n_layer: int
+    chat_template: str | None
+    bos: str
+    eos: str
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class StreamStats:
+    prompt_tokens: int = 0
+    reused_tokens: int = 0  # tokens of the prompt found in the KV cache, not re-evaluated
+    tokens: int = 0
+    ttft_s: float = 0.0
+    seconds: float = 0.0
+    seed: int = -1
+    stopped: bool = False
+    finish_reason: str = ""
+
+    @property
+    def tokens_per_s(self) -> float:
+        gen_time = self.seconds - self.ttft_s
+        return (self.tokens - 1) / gen_time if self.tokens > 1 and gen_time > 0 else 0.0
+
+
+class Engine(Protocol):
+    info: ModelInfo | None
+    last_stats: StreamStats | None
+
+    def load(self, params: LoadParams, cancel: threading.Event | None = None) -> ModelInfo: ...
+
+    def stream(self, prompt: str, params: SamplingParams,
+               cancel: threading.Event) -> Iterator[str]: ...
+
+    def count_tokens(self, texts: list[str]) -> list[int]: ...
+
+    def unload(self) -> None: ...

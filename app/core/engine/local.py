@@ -1,0 +1,157 @@
+"""llama.cpp in a supervised child process, behind the `Engine` interface.
+
+The parent never imports llama_cpp: a bad file or an out-of-memory kill ends the child,
+and the caller gets `EngineCrashed` with what was streamed so far intact. Unloading ends
+the child, so the memory really returns to the system.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict
+
+from app.core.engine.base import (
+    EngineCrashed,
+    EngineError,
+    LoadParams,
+    ModelInfo,
+    SamplingParams,
+    StreamStats,
+)
+from app.core.engine.child import serve
+
+POLL_S = 0.01  # how often a waiting parent looks at the cancel flag and the child's health
+CRASH_ADVICE = ("Try fewer GPU layers, a smaller context size or a smaller quant of the model; "
+                "the chat and the text written so far are kept.")
+
+
+class LocalEngine:
+    """One child process per loaded model. Not thread-safe: one owner thread calls it."""
+
+    def __init__(self) -> None:
+        self._ctx = multiprocessing.get_context("spawn")
+        self._proc = None
+        self._conn = None
+        self._cancel = self._ctx.Event()
+        self.info: ModelInfo | None = None
+        self.last_stats: StreamStats | None = None
+
+    # --- process management -----------------------------------------------------------
+    def _start(self) -> None:
+        parent, child = self._ctx.Pipe(duplex=True)
+        self._proc = self._ctx.Process(target=serve, args=(child, self._cancel),
+                                       name="parlor-llama", daemon=True)
+        self._proc.start()
+        child.close()
+        self._conn = parent
+
+    def unload(self) -> None:
+        """End the child; llama.cpp's memory goes back to the system with it."""
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = self.info = None
+        if proc is None:
+            return
+        try:
+            conn.send(("quit",))
+        except OSError:
+            pass
+        proc.join(timeout=3)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        conn.close()
+
+    def _receive(self, cancel: threading.Event | None = None) -> tuple | None:
+        """Wait for the next message; None when `cancel` is set (checked before each one)."""
+        while cancel is None or not cancel.is_set():
+            if self._conn.poll(POLL_S):
+                break
+            if not self._proc.is_alive():
+                self._crashed()
+        else:
+            return None
+        try:
+            return self._conn.recv()
+        except (EOFError, OSError):
+            self._crashed()
+
+    def _crashed(self):
+        code = self._proc.exitcode if self._proc else None
+        self._proc = self._conn = self.info = None
+        raise EngineCrashed(f"The model process stopped unexpectedly (exit code {code}). "
+                            + CRASH_ADVICE)
+
+    def _request(self, message: tuple, cancel: threading.Event | None = None) -> tuple:
+        if self._proc is None:
+            raise EngineError("No model is loaded.")
+        self._conn.send(message)
+        reply = self._receive(cancel)
+        if reply is None:
+            return ("cancelled",)
+        if reply[0] == "error":
+            raise EngineError(reply[1])
+        return reply
+
+    # --- the Engine interface ---------------------------------------------------------
+    def load(self, params: LoadParams, cancel: threading.Event | None = None) -> ModelInfo:
+        """Start a fresh child and load `params.model_path`; cancel kills the child."""
+        self.unload()
+        self._start()
+        try:
+            reply = self._request(("load", asdict(params)), cancel)
+        except EngineError:
+            self.unload()
+            raise
+        if reply[0] == "cancelled":
+            self.unload()
+            raise EngineError("Loading was cancelled.")
+        self.info = ModelInfo(**reply[1])
+        return self.info
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return self._request(("tokenize", list(texts)))[1]
+
+    def stream(self, prompt: str, params: SamplingParams,
+               cancel: threading.Event) -> Iterator[str]:
+        """Yield text pieces as llama.cpp makes them; stops within one piece of `cancel`."""
+        if self._proc is None:
+            raise EngineError("No model is loaded.")
+        self._cancel.clear()
+        self.last_stats = None
+        self._conn.send(("generate", prompt, asdict(params)))
+        finished = False
+        try:
+            while True:
+                reply = self._receive(cancel)
+                if reply is None:
+                    break
+                if reply[0] == "token":
+                    yield reply[1]
+                    continue
+                finished = True
+                if reply[0] == "error":
+                    raise EngineError(reply[1])
+                self.last_stats = StreamStats(**reply[1])
+                return
+        finally:
+            if not finished:
+                self._finish_cancelled()
+
+    def _finish_cancelled(self) -> None:
+        """Tell the child to stop and read up to its "done" so the pipe is clean again."""
+        if self._proc is None:  # it crashed; nothing to drain
+            return
+        self._cancel.set()
+        try:
+            while True:
+                reply = self._receive()
+                if reply[0] == "done":
+                    self.last_stats = StreamStats(**reply[1])
+                    self.last_stats.stopped = True
+                    return
+                if reply[0] == "error":
+                    return
+        except EngineCrashed:
+            return

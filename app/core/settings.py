@@ -1,0 +1,72 @@
+"""Typed settings with their defaults in one place, stored as JSON beside the other config.
+
+Saving writes a temporary file and renames it over the old one, so a crash leaves either
+the old settings or the new ones, never a torn file. Unknown keys from newer versions are
+kept; a file that cannot be read is set aside and the defaults are used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Settings:
+    schema_version: int = SCHEMA_VERSION
+    model_path: str = ""          # the GGUF loaded at start; empty: ask the user
+    n_ctx: int = 4096             # context size in tokens
+    n_gpu_layers: int = 0         # layers offloaded to the GPU (0: CPU only, -1: all)
+    max_tokens: int = 300         # longest reply, in tokens
+    temperature: float = 0.8
+    top_p: float = 0.95
+    min_p: float = 0.05
+    top_k: int = 40
+    repeat_penalty: float = 1.1
+    user_name: str = "You"        # the persona's name, for {{user}}
+    persona: str = ""             # the persona's description
+    template: str = "auto"        # "auto": the model's own chat template, else a preset name
+    enter_sends: bool = True      # Enter sends and Shift+Enter is a new line (else reversed)
+    extra: dict = field(default_factory=dict)  # keys this version does not know, kept as-is
+
+    @classmethod
+    def load(cls, path: Path) -> Settings:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError):
+            _set_aside(path)
+            return cls()
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values = {k: v for k, v in raw.items() if k in known}
+        settings = cls(**values)
+        settings.extra = {k: v for k, v in raw.items() if k not in known}
+        return settings
+
+    def save(self, path: Path) -> None:
+        data = asdict(self)
+        data.update(data.pop("extra"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".settings-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=2)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _set_aside(path: Path) -> None:
+    try:
+        path.replace(path.with_suffix(".broken.json"))
+    except OSError:
+        pass

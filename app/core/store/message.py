@@ -1,0 +1,27 @@
+"""One node of a chat's message tree, as the rest of the app sees it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    chat_id: int
+    parent_id: int | None
+    role: str
+    text: str
+    status: str
+    created_at: float
+    gen_info: dict | None = None
+    sibling_index: int = 0
+    sibling_count: int = 1
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row, index: int = 0, count: int = 1) -> Message:
+        info = json.loads(row["gen_info"]) if row["gen_info"] else None
+        return cls(row["id"], row["chat_id"], row["parent_id"], row["role"], row["text"],
+                   row["status"], row["created_at"], info, index, count)

@@ -1,0 +1,136 @@
+"""The message tree of a chat: the active path, swipes, branches, streaming saves."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+
+from app.core.store.message import Message
+
+
+class MessageTree:
+    """Mixed into Store: needs `_tx` and `_query`."""
+
+    def _children_by_parent(self, chat_id: int) -> dict[int | None, list[int]]:
+        children: dict[int | None, list[int]] = defaultdict(list)
+        for row in self._query("SELECT id, parent_id FROM messages WHERE chat_id = ?"
+                               " ORDER BY id", (chat_id,)):
+            children[row["parent_id"]].append(row["id"])
+        return children
+
+    def active_leaf(self, chat_id: int) -> int | None:
+        rows = self._query("SELECT active_leaf_id FROM chats WHERE id = ?", (chat_id,))
+        return rows[0][0] if rows else None
+
+    def active_path(self, chat_id: int) -> list[Message]:
+        """Messages from the root to the active leaf, each with its swipe position."""
+        leaf = self.active_leaf(chat_id)
+        if leaf is None:
+            return []
+        rows = self._query(
+            "WITH RECURSIVE path(id, depth) AS (SELECT ?, 0 UNION ALL"
+            " SELECT m.parent_id, depth + 1 FROM messages m JOIN path ON m.id = path.id"
+            " WHERE m.parent_id IS NOT NULL)"
+            " SELECT m.* FROM path JOIN messages m ON m.id = path.id ORDER BY depth DESC",
+            (leaf,))
+        children = self._children_by_parent(chat_id)
+        path = []
+        for row in rows:
+            siblings = children[row["parent_id"]]
+            path.append(Message.from_row(row, siblings.index(row["id"]), len(siblings)))
+        return path
+
+    def message(self, message_id: int) -> Message:
+        return Message.from_row(self._query("SELECT * FROM messages WHERE id = ?",
+                                            (message_id,))[0])
+
+    def append_message(self, chat_id: int, parent_id: int | None, role: str, text: str,
+                       status: str = "complete", gen_info: dict | None = None) -> int:
+        """Add a node under `parent_id` and make it the chat's active leaf, in one commit."""
+        now = time.time()
+        info = json.dumps(gen_info) if gen_info else None
+        with self._tx() as c:
+            mid = c.execute(
+                "INSERT INTO messages (chat_id, parent_id, role, text, status, gen_info,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (chat_id, parent_id, role, text, status, info, now)).lastrowid
+            self._activate(c, chat_id, mid, parent_id)
+        return mid
+
+    @staticmethod
+    def _activate(c, chat_id: int, leaf: int, parent_id: int | None) -> None:
+        if parent_id is not None:
+            c.execute("UPDATE messages SET active_child_id = ? WHERE id = ?", (leaf, parent_id))
+        c.execute("UPDATE chats SET active_leaf_id = ?, last_used_at = ? WHERE id = ?",
+                  (leaf, time.time(), chat_id))
+
+    def update_message(self, message_id: int, text: str, status: str | None = None,
+                       gen_info: dict | None = None) -> None:
+        """Save new text (a streaming reply is saved this way every couple of seconds)."""
+        with self._tx() as c:
+            c.execute("UPDATE messages SET text = ?, status = COALESCE(?, status),"
+                      " gen_info = COALESCE(?, gen_info) WHERE id = ?",
+                      (text, status, json.dumps(gen_info) if gen_info else None, message_id))
+
+    def _descend(self, node: int) -> int:
+        """Follow each node's last-shown child down to a leaf."""
+        while True:
+            rows = self._query(
+                "SELECT active_child_id, (SELECT max(id) FROM messages c WHERE c.parent_id = m.id)"
+                " FROM messages m WHERE m.id = ?", (node,))
+            remembered, newest = rows[0][0], rows[0][1]
+            nxt = remembered if remembered is not None and self._exists(remembered) else newest
+            if nxt is None:
+                return node
+            node = nxt
+
+    def _exists(self, message_id: int) -> bool:
+        return bool(self._query("SELECT 1 FROM messages WHERE id = ?", (message_id,)))
+
+    def swipe(self, message_id: int, step: int) -> int | None:
+        """Show the sibling `step` places away; returns the new active leaf or None at an end."""
+        msg = self.message(message_id)
+        siblings = self._children_by_parent(msg.chat_id)[msg.parent_id]
+        index = siblings.index(message_id) + step
+        if not 0 <= index < len(siblings):
+            return None
+        return self.show_branch(msg.chat_id, siblings[index])
+
+    def show_branch(self, chat_id: int, node: int) -> int:
+        """Make the path through `node` (down its remembered children) the active one."""
+        leaf = self._descend(node)
+        with self._tx() as c:
+            parent = self.message(node).parent_id
+            if parent is not None:
+                c.execute("UPDATE messages SET active_child_id = ? WHERE id = ?", (node, parent))
+            c.execute("UPDATE chats SET active_leaf_id = ?, last_used_at = ? WHERE id = ?",
+                      (leaf, time.time(), chat_id))
+        return leaf
+
+    def delete_message(self, message_id: int) -> int | None:
+        """Delete a message and everything below it; the path moves to its parent."""
+        msg = self.message(message_id)
+        with self._tx() as c:
+            c.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+        if msg.parent_id is None:
+            roots = self._children_by_parent(msg.chat_id)[None]
+            leaf = self._descend(roots[0]) if roots else None
+        else:
+            leaf = self._descend(msg.parent_id)
+        with self._tx() as c:
+            c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?", (leaf, msg.chat_id))
+        return leaf
+
+    def recover_interrupted(self) -> int:
+        """Mark replies that were streaming when the app died; their text is kept."""
+        with self._tx() as c:
+            return c.execute("UPDATE messages SET status = 'interrupted'"
+                             " WHERE status = 'streaming'").rowcount
+
+    def search(self, text: str, limit: int = 50) -> list[Message]:
+        rows = self._query(
+            "SELECT m.* FROM messages_fts f JOIN messages m ON m.id = f.rowid"
+            " WHERE messages_fts MATCH ? ORDER BY m.created_at DESC LIMIT ?",
+            ('"' + text.replace('"', '""') + '"', limit))
+        return [Message.from_row(r) for r in rows]

@@ -1,0 +1,1 @@
+"""The chat view: message model, bubble delegate, composer and the controller that ties them."""

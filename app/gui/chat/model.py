@@ -1,0 +1,72 @@
+"""The messages on a chat's active path, as a Qt list model.
+
+Only the GUI thread touches this model (STYLE #6): the generation worker emits text,
+the controller appends it here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from enum import IntEnum
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, Qt
+
+from app.core.store import Message
+
+
+class Roles(IntEnum):
+    MESSAGE = Qt.ItemDataRole.UserRole + 1
+    ROLE = Qt.ItemDataRole.UserRole + 2
+    NAME = Qt.ItemDataRole.UserRole + 3
+    STATUS = Qt.ItemDataRole.UserRole + 4
+    SWIPE = Qt.ItemDataRole.UserRole + 5
+
+
+class ChatModel(QAbstractListModel):
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._messages: list[Message] = []
+        self.names = {"user": "You", "assistant": "", "system": "System"}
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self._messages)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or not 0 <= index.row() < len(self._messages):
+            return None
+        msg = self._messages[index.row()]
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
+            return msg.text
+        return {
+            Roles.MESSAGE: msg,
+            Roles.ROLE: msg.role,
+            Roles.NAME: self.names.get(msg.role, ""),
+            Roles.STATUS: msg.status,
+            Roles.SWIPE: (msg.sibling_index + 1, msg.sibling_count),
+        }.get(role)
+
+    def set_messages(self, messages: list[Message]) -> None:
+        self.beginResetModel()
+        self._messages = list(messages)
+        self.endResetModel()
+
+    def messages(self) -> list[Message]:
+        return list(self._messages)
+
+    def append(self, message: Message) -> None:
+        row = len(self._messages)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._messages.append(message)
+        self.endInsertRows()
+
+    def update_last(self, **changes) -> None:
+        """Replace fields of the newest message (the reply being streamed)."""
+        if not self._messages:
+            return
+        self._messages[-1] = replace(self._messages[-1], **changes)
+        index = self.index(len(self._messages) - 1)
+        self.dataChanged.emit(index, index)
+
+    def append_text(self, piece: str) -> None:
+        if self._messages:
+            self.update_last(text=self._messages[-1].text + piece)

@@ -1,0 +1,258 @@
+"""The main window: characters on the left, the chat in the middle, the composer below."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QAction, QIcon, QKeySequence, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import __version__
+from app.core.context import AppContext
+from app.core.default_character import ensure_default_character
+from app.core.engine import LoadParams, ModelInfo, StreamStats
+from app.core.gguf_meta import GGUFError, validate_gguf
+from app.gui.chat.composer import Composer
+from app.gui.chat.controller import ChatController
+from app.gui.chat.delegate import MessageDelegate
+from app.gui.chat.model import ChatModel
+from app.gui.workers import WorkerThread
+
+
+class MainWindow(QMainWindow):
+    _load = Signal(object)
+
+    def __init__(self, ctx: AppContext, worker: WorkerThread) -> None:
+        super().__init__()
+        self.ctx, self.worker = ctx, worker
+        self.setWindowTitle("Parlor")
+        self.resize(1100, 760)
+        self.chat_model = ChatModel(self)
+        self.controller = ChatController(ctx, self.chat_model, worker)
+        self._build_ui()
+        self._build_menus()
+        self._connect()
+        self._load_characters()
+        self._show_model(None)
+
+    # --- layout ------------------------------------------------------------------------
+    def _build_ui(self) -> None:
+        self.characters = QListWidget()
+        self.characters.setIconSize(QSize(40, 40))
+        self.characters.setAccessibleName(self.tr("Characters"))
+        self.chat_view = QListView()
+        self.chat_view.setModel(self.chat_model)
+        self.chat_view.setItemDelegate(MessageDelegate(self.chat_view))
+        self.chat_view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.chat_view.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.chat_view.setWordWrap(True)
+        self.chat_view.setAccessibleName(self.tr("Chat"))
+        self.composer = Composer(enter_sends=self.ctx.settings.enter_sends)
+        self.send_button = QPushButton(self.tr("Send"))
+        self.stop_button = QPushButton(self.tr("Stop"))
+        self.stop_button.setEnabled(False)
+        self.banner = self._no_model_banner()
+        middle = QWidget()
+        col = QVBoxLayout(middle)
+        col.addWidget(self.banner)
+        col.addWidget(self.chat_view, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.composer, 1)
+        row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
+        row.addWidget(self.stop_button, 0, Qt.AlignmentFlag.AlignBottom)
+        col.addLayout(row)
+        splitter = QSplitter()
+        splitter.addWidget(self.characters)
+        splitter.addWidget(middle)
+        splitter.setSizes([240, 860])
+        self.setCentralWidget(splitter)
+        self.model_label = QLabel()
+        self.speed_label = QLabel()
+        self.statusBar().addPermanentWidget(self.model_label, 1)
+        self.statusBar().addPermanentWidget(self.speed_label)
+
+    def _no_model_banner(self) -> QFrame:
+        frame = QFrame()
+        frame.setFrameShape(QFrame.Shape.StyledPanel)
+        lay = QHBoxLayout(frame)
+        self.banner_text = QLabel(self.tr("No model is loaded. Open a GGUF file you have, "
+                                          "or download one that fits this computer."))
+        self.banner_text.setWordWrap(True)
+        self.open_button = QPushButton(self.tr("Open a GGUF file…"))
+        self.download_button = QPushButton(self.tr("Download a model…"))
+        lay.addWidget(self.banner_text, 1)
+        lay.addWidget(self.open_button)
+        lay.addWidget(self.download_button)
+        return frame
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu(self.tr("&File"))
+        self.open_action = QAction(self.tr("&Open a GGUF file…"), self,
+                                   shortcut=QKeySequence.StandardKey.Open)
+        self.download_action = QAction(self.tr("&Download a model…"), self)
+        quit_action = QAction(self.tr("&Quit"), self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addActions([self.open_action, self.download_action])
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
+        chat_menu = self.menuBar().addMenu(self.tr("&Chat"))
+        self.new_chat_action = QAction(self.tr("&New chat"), self, shortcut="Ctrl+N")
+        self.stop_action = QAction(self.tr("&Stop"), self, shortcut="Esc")
+        chat_menu.addActions([self.new_chat_action, self.stop_action])
+        help_menu = self.menuBar().addMenu(self.tr("&Help"))
+        about = QAction(self.tr("&About Parlor"), self)
+        about.triggered.connect(self._about)
+        help_menu.addAction(about)
+
+    def _connect(self) -> None:
+        self.composer.submitted.connect(self.send)
+        self.send_button.clicked.connect(self.composer.submit)
+        self.stop_button.clicked.connect(self.controller.stop)
+        self.stop_action.triggered.connect(self.controller.stop)
+        for trigger in (self.open_button.clicked, self.open_action.triggered):
+            trigger.connect(self.choose_model)
+        for trigger in (self.download_button.clicked, self.download_action.triggered):
+            trigger.connect(self.show_download)
+        self.new_chat_action.triggered.connect(self._new_chat)
+        self.characters.currentItemChanged.connect(self._on_character)
+        self.controller.busy_changed.connect(self._on_busy)
+        self.controller.error.connect(self._show_error)
+        self.controller.reply_finished.connect(self._on_reply_finished)
+        self.chat_model.rowsInserted.connect(lambda *_: self.chat_view.scrollToBottom())
+        self.chat_model.dataChanged.connect(self._follow_stream)
+        self._load.connect(self.worker.worker.load)
+        self.worker.worker.loaded.connect(self._on_loaded)
+        self.worker.worker.load_failed.connect(self._on_load_failed)
+
+    # --- characters and chats ----------------------------------------------------------
+    def _load_characters(self) -> None:
+        ensure_default_character(self.ctx.store)
+        self.characters.clear()
+        for row in self.ctx.store.characters():
+            item = QListWidgetItem(row["name"])
+            item.setData(Qt.ItemDataRole.UserRole, row["id"])
+            if row["avatar"]:
+                pix = QPixmap()
+                if pix.loadFromData(bytes(row["avatar"])):
+                    item.setIcon(QIcon(pix))
+            self.characters.addItem(item)
+        if self.characters.count():
+            self.characters.setCurrentRow(0)
+
+    def _on_character(self, item: QListWidgetItem | None) -> None:
+        if item is not None and not self.controller.busy:
+            self.controller.open_character(item.data(Qt.ItemDataRole.UserRole))
+            self.chat_view.scrollToBottom()
+            self.composer.setFocus()
+
+    def _new_chat(self) -> None:
+        item = self.characters.currentItem()
+        if item is not None and not self.controller.busy:
+            chat = self.controller.new_chat(item.data(Qt.ItemDataRole.UserRole))
+            self.controller.open_chat(chat)
+
+    def send(self, text: str) -> None:
+        if not self.controller.send(text):
+            self.composer.setPlainText(text)  # nothing is lost when sending was refused
+
+    def _follow_stream(self, *_args) -> None:
+        bar = self.chat_view.verticalScrollBar()
+        if bar.maximum() - bar.value() < 80:  # only follow a reader who is at the bottom
+            self.chat_view.scrollToBottom()
+
+    # --- model -------------------------------------------------------------------------
+    def choose_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("Open a GGUF model"),
+                                              str(self.ctx.paths.models),
+                                              self.tr("GGUF models (*.gguf);;All files (*)"))
+        if path:
+            self.load_model(path)
+
+    def load_model(self, path: str) -> bool:
+        """Check the file, then load it on the worker thread. False if the file is bad."""
+        try:
+            validate_gguf(path)
+        except (GGUFError, OSError) as exc:
+            self._show_error(self.tr("Cannot open the model:\n{0}").format(exc))
+            return False
+        s = self.ctx.settings
+        self.model_label.setText(self.tr("Loading {0}…").format(Path(path).name))
+        self._set_loading(True)
+        self._load.emit(LoadParams(model_path=str(path), n_ctx=s.n_ctx,
+                                   n_gpu_layers=s.n_gpu_layers))
+        return True
+
+    def _set_loading(self, loading: bool) -> None:
+        for w in (self.open_button, self.send_button, self.open_action):
+            w.setEnabled(not loading)
+
+    def _on_loaded(self, info: ModelInfo) -> None:
+        self._set_loading(False)
+        self.ctx.settings.model_path = info.path
+        self.ctx.save_settings()
+        self.controller.set_model(info)
+        self._show_model(info)
+
+    def _on_load_failed(self, message: str) -> None:
+        self._set_loading(False)
+        self._show_model(None)
+        self._show_error(self.tr("The model could not be loaded:\n{0}").format(message))
+
+    def _show_model(self, info: ModelInfo | None) -> None:
+        self.banner.setVisible(info is None)
+        if info is None:
+            self.model_label.setText(self.tr("No model loaded"))
+            return
+        self.model_label.setText(self.tr("{0} · context {1} · GPU layers {2}").format(
+            info.name, info.n_ctx, info.n_gpu_layers))
+
+    def show_download(self) -> None:
+        QMessageBox.information(self, self.tr("Download a model"), self.tr(
+            "The download dialog with the quant picker is coming in the next version. "
+            "Until then, download a .gguf file (for example from Hugging Face) and open it "
+            "with File → Open a GGUF file…"))
+
+    # --- generation state --------------------------------------------------------------
+    def _on_busy(self, busy: bool) -> None:
+        self.send_button.setEnabled(not busy)
+        self.stop_button.setEnabled(busy)
+        if busy:
+            self.speed_label.setText(self.tr("writing…"))
+
+    def _on_reply_finished(self, stats: StreamStats) -> None:
+        self.speed_label.setText(self.tr("{0} tokens · {1:.1f} tok/s").format(
+            stats.tokens, stats.tokens_per_s))
+
+    def _show_error(self, message: str) -> None:
+        if self.controller.info is None:
+            self._show_model(None)
+        self.statusBar().showMessage(message.splitlines()[0], 10000)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Parlor", message, parent=self)
+        box.setModal(False)
+        box.show()
+        self._last_error_box = box
+
+    def _about(self) -> None:
+        QMessageBox.about(self, self.tr("About Parlor"), self.tr(
+            "Parlor {0}\nCharacter roleplay with local language models.").format(__version__))
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.controller.stop()
+        self.worker.shutdown()
+        super().closeEvent(event)

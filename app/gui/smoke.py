@@ -1,0 +1,67 @@
+"""`--smoke-test`: the real window, offscreen, one message, one JSON line on stdout.
+
+Installers and CI use it to prove that a build loads llama.cpp and streams a reply through
+the same path a user's click takes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+SMOKE_TIMEOUT_S = 300
+
+
+def _fail(message: str) -> int:
+    print(f"smoke test failed: {message}", file=sys.stderr)
+    return 1
+
+
+def run_smoke_test(args) -> int:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from app.core.context import AppContext
+    from app.gui.launch import make_application, open_main_window
+
+    app = make_application()
+    ctx = AppContext.create()
+    ctx.settings.max_tokens = args.max_tokens
+    window = open_main_window(ctx)
+    window.show()
+    outcome: dict = {}
+    loop = QEventLoop()
+    worker = window.worker.worker
+    worker.loaded.connect(lambda info: outcome.update(info=info) or _send(window, args, outcome))
+    worker.load_failed.connect(lambda msg: outcome.update(error=msg) or loop.quit())
+    window.controller.reply_finished.connect(lambda st: outcome.update(stats=st) or loop.quit())
+    window.controller.error.connect(lambda msg: outcome.update(error=msg) or loop.quit())
+    QTimer.singleShot(SMOKE_TIMEOUT_S * 1000, lambda: outcome.update(error="timed out")
+                      or loop.quit())
+    if window.load_model(args.model):
+        loop.exec()
+    else:
+        outcome.setdefault("error", f"{args.model} is not a usable GGUF file")
+    return _report(window, ctx, outcome, app)
+
+
+def _send(window, args, outcome: dict) -> None:
+    outcome["sent_at"] = time.perf_counter()
+    window.composer.setPlainText(args.prompt)
+    window.composer.submit()
+
+
+def _report(window, ctx, outcome: dict, app) -> int:
+    reply = window.chat_model.messages()[-1].text if window.chat_model.rowCount() else ""
+    window.close()
+    ctx.close()
+    app.processEvents()
+    if "error" in outcome:
+        return _fail(outcome["error"])
+    stats, info = outcome["stats"], outcome["info"]
+    print(json.dumps({"model": info.name, "tokens": stats.tokens,
+                      "ttft_s": round(stats.ttft_s, 4),
+                      "tokens_per_s": round(stats.tokens_per_s, 2), "reply": reply}))
+    return 0 if stats.tokens > 0 else _fail("the model wrote nothing")
