@@ -59,7 +59,8 @@ def _tensor(writer: gguf.GGUFWriter, name: str, arr: np.ndarray, ftype: str) -> 
     elif qtype == gguf.GGMLQuantizationType.F16:
         writer.add_tensor(name, arr.astype(np.float16))
     else:
-        writer.add_tensor(name, gguf.quants.quantize(arr.astype(np.float32), qtype), raw_dtype=qtype)
+        data = gguf.quants.quantize(arr.astype(np.float32), qtype)
+        writer.add_tensor(name, data, raw_dtype=qtype)
 
 
 def _ffn_tensors(rng, n_expert: int, legacy: bool, small) -> dict[str, np.ndarray]:

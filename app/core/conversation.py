@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from app.core.engine import ModelInfo, SamplingParams
 from app.core.prompt import (
     BuiltPrompt,
+    MacroContext,
     PromptInput,
-    PromptMessage,
     PromptSettings,
     build_prompt,
+    expand_macros,
     preset,
     template_from_gguf,
 )
+from app.core.prompt import Message as PromptMessage
 from app.core.settings import Settings
 from app.core.store import Message
 
@@ -61,6 +63,13 @@ def prompt_input(card: dict, settings: Settings, history: list[Message]) -> Prom
     messages = [PromptMessage(role=m.role, text=m.text) for m in history]
     return PromptInput(card=card, user_name=settings.user_name, persona=settings.persona,
                        history=messages)
+
+
+def greetings(card: dict, user_name: str) -> list[str]:
+    """The card's first message and alternate greetings, macros filled in, as chat roots."""
+    ctx = MacroContext(char=str(card.get("nickname") or card.get("name") or ""), user=user_name)
+    texts = [card.get("first_mes") or ""] + list(card.get("alternate_greetings") or [])
+    return [expand_macros(t, ctx) for t in texts if t] or [""]
 
 
 def sampling_from(settings: Settings, stop: list[str]) -> SamplingParams:

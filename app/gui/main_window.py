@@ -134,8 +134,9 @@ class MainWindow(QMainWindow):
         self.controller.busy_changed.connect(self._on_busy)
         self.controller.error.connect(self._show_error)
         self.controller.reply_finished.connect(self._on_reply_finished)
-        self.chat_model.rowsInserted.connect(lambda *_: self.chat_view.scrollToBottom())
+        self.chat_model.rowsInserted.connect(self._on_rows_inserted)
         self.chat_model.dataChanged.connect(self._follow_stream)
+        self.chat_view.verticalScrollBar().valueChanged.connect(self._maybe_load_earlier)
         self._load.connect(self.worker.worker.load)
         self.worker.worker.loaded.connect(self._on_loaded)
         self.worker.worker.load_failed.connect(self._on_load_failed)
@@ -170,6 +171,20 @@ class MainWindow(QMainWindow):
     def send(self, text: str) -> None:
         if not self.controller.send(text):
             self.composer.setPlainText(text)  # nothing is lost when sending was refused
+
+    def _on_rows_inserted(self, _parent, _first: int, last: int) -> None:
+        if last == self.chat_model.rowCount() - 1:  # a new message, not an earlier page
+            self.chat_view.scrollToBottom()
+
+    def _maybe_load_earlier(self, value: int) -> None:
+        """Near the top of a long chat: prepend a page and keep the reader's place."""
+        bar = self.chat_view.verticalScrollBar()
+        if value > 40 or not self.chat_model.has_earlier():
+            return
+        old_max = bar.maximum()
+        self.chat_model.load_earlier()
+        self.chat_view.doItemsLayout()
+        bar.setValue(value + bar.maximum() - old_max)
 
     def _follow_stream(self, *_args) -> None:
         bar = self.chat_view.verticalScrollBar()

@@ -39,8 +39,8 @@ def _info(llm, params: LoadParams) -> ModelInfo:
         n_ctx=llm.n_ctx(), n_ctx_train=llm._model.n_ctx_train(), n_gpu_layers=params.n_gpu_layers,
         n_layer=int(meta.get(f"{arch}.block_count", 0) or 0),
         chat_template=meta.get("tokenizer.chat_template"),
-        bos=llm.detokenize([llm.token_bos()]).decode("utf-8", "replace"),
-        eos=llm.detokenize([llm.token_eos()]).decode("utf-8", "replace"),
+        bos=llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "replace"),
+        eos=llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "replace"),
         metadata={k: v for k, v in meta.items() if len(str(v)) < 4096})
 
 

@@ -12,9 +12,14 @@ import time
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.core.context import AppContext
-from app.core.conversation import PromptJob, TokenCounter, prompt_input, sampling_from
+from app.core.conversation import (
+    PromptJob,
+    TokenCounter,
+    greetings,
+    prompt_input,
+    sampling_from,
+)
 from app.core.engine import ModelInfo, StreamStats
-from app.core.prompt import expand_macros
 from app.core.store import StoreError
 from app.gui.chat.model import ChatModel
 from app.gui.workers import WorkerThread
@@ -59,9 +64,8 @@ class ChatController(QObject):
 
     def new_chat(self, character_id: int) -> int:
         card = self.ctx.store.character_card(character_id)
-        greetings = [card.get("first_mes", "")] + list(card.get("alternate_greetings") or [])
-        greetings = [self._macros(card, g) for g in greetings if g] or [""]
-        return self.ctx.store.new_chat(character_id, greetings)
+        return self.ctx.store.new_chat(character_id,
+                                       greetings(card, self.ctx.settings.user_name))
 
     def open_chat(self, chat_id: int) -> None:
         self.chat_id = chat_id
@@ -69,9 +73,6 @@ class ChatController(QObject):
         self.model.names = {"user": self.ctx.settings.user_name,
                             "assistant": self.card.get("name", ""), "system": "System"}
         self.model.set_messages(self.ctx.store.active_path(chat_id))
-
-    def _macros(self, card: dict, text: str) -> str:
-        return expand_macros(text, char=card.get("name", ""), user=self.ctx.settings.user_name)
 
     # --- sending -----------------------------------------------------------------------
     def send(self, text: str) -> bool:

@@ -22,10 +22,20 @@ class Roles(IntEnum):
     SWIPE = Qt.ItemDataRole.UserRole + 5
 
 
+PAGE = 60  # messages shown when a chat opens; earlier ones load as the reader scrolls up
+
+
 class ChatModel(QAbstractListModel):
+    """Shows the newest PAGE messages of the path; `load_earlier` prepends older pages.
+
+    Laying out a message costs a text layout, so a 10,000-message chat must not lay out
+    them all to open: only what is shown is in the model.
+    """
+
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._messages: list[Message] = []
+        self._earlier: list[Message] = []
         self.names = {"user": "You", "assistant": "", "system": "System"}
 
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
@@ -47,11 +57,26 @@ class ChatModel(QAbstractListModel):
 
     def set_messages(self, messages: list[Message]) -> None:
         self.beginResetModel()
-        self._messages = list(messages)
+        self._earlier, self._messages = list(messages[:-PAGE]), list(messages[-PAGE:])
         self.endResetModel()
 
+    def has_earlier(self) -> bool:
+        return bool(self._earlier)
+
+    def load_earlier(self) -> int:
+        """Prepend the previous page; returns how many messages were added."""
+        page = self._earlier[-PAGE:]
+        if not page:
+            return 0
+        self.beginInsertRows(QModelIndex(), 0, len(page) - 1)
+        self._earlier = self._earlier[:-PAGE]
+        self._messages[:0] = page
+        self.endInsertRows()
+        return len(page)
+
     def messages(self) -> list[Message]:
-        return list(self._messages)
+        """Every message of the path, loaded or not."""
+        return self._earlier + self._messages
 
     def append(self, message: Message) -> None:
         row = len(self._messages)

@@ -1,0 +1,126 @@
+"""`parlor prompt`: print the exact text the model would receive for the next reply."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from app.core.prompt import (
+    PRESET_NAMES,
+    ChatTemplate,
+    Message,
+    PromptInput,
+    build_prompt,
+    estimate_tokens,
+    preset,
+    template_from_gguf,
+)
+from app.core.prompt.st_chat import read_st_chat
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "prompt", help="print the prompt the model would receive for the next reply",
+        description="Print the exact text the model would receive for the next reply: the "
+                    "card, persona, lore and chat, in the model's chat template, within the "
+                    "context. Warnings go to stderr.")
+    parser.add_argument("--card", required=True, help="character card (PNG, JSON or CharX)")
+    parser.add_argument("--chat", metavar="FILE.jsonl",
+                        help="SillyTavern chat; without it, the chat holds the card's greeting")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--model", dest="gguf", metavar="GGUF",
+                        help="use this model's chat template and tokenizer")
+    source.add_argument("--template", choices=PRESET_NAMES,
+                        help="use a built-in format (default: chatml)")
+    parser.add_argument("--user", help="the user's name (default: the chat's, else User)")
+    parser.add_argument("--persona", default="", help="the user's persona description")
+    parser.add_argument("--ctx", type=int, default=4096, metavar="N",
+                        help="context size in tokens (default: 4096)")
+    parser.add_argument("--reply-tokens", type=int, default=512, metavar="N",
+                        help="tokens kept free for the reply (default: 512)")
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON: prompt, tokens, parts, dropped_messages, lore")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        card = load_card_data(args.card)
+        chat = read_st_chat(args.chat) if args.chat else None
+        template, count, notes = _template_and_counter(args)
+    except Exception as exc:  # noqa: BLE001 - files from anywhere: report, never a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    user = args.user or (chat and chat.metadata.get("user_name")) or "User"
+    if chat is not None:  # the names come from --user and the card, as they would in Parlor
+        history = [Message(m.role, m.text) for m in chat.messages]
+    else:
+        greeting = card.get("first_mes")
+        history = [Message("assistant", greeting)] if isinstance(greeting, str) and greeting else []
+    built = build_prompt(PromptInput(card, str(user), args.persona, history), template, count,
+                         args.ctx, args.reply_tokens)
+    for warning in [*notes, *built.warnings]:
+        print(f"warning: {warning}", file=sys.stderr)
+    if not args.json:
+        sys.stdout.write(built.text)
+        return 0
+    json.dump({
+        "prompt": built.text,
+        "tokens": built.tokens,
+        "parts": [{"name": p.name, "tokens": p.tokens, "text": p.text} for p in built.parts],
+        "dropped_messages": built.dropped_messages,
+        "lore": built.lore,
+        "stop": built.stop,
+        "warnings": built.warnings,
+    }, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def load_card_data(path: str) -> dict[str, Any]:
+    from app.core.cards import load_card
+
+    data = getattr(load_card(path), "data", None)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: no character data in this card")
+    return data
+
+
+def _template_and_counter(args) -> tuple[ChatTemplate, Callable[[str], int], list[str]]:
+    if not args.gguf:
+        return preset(args.template or "chatml"), estimate_tokens, []
+    if not Path(args.gguf).is_file():
+        raise FileNotFoundError(f"{args.gguf}: no such model file")
+    chat_template, bos, eos = _header_tokens(args.gguf)
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        note = "llama-cpp-python is not installed, so token counts are estimates."
+        return template_from_gguf(chat_template, bos, eos), estimate_tokens, [note]
+    llm = Llama(model_path=args.gguf, vocab_only=True, verbose=False)
+
+    def count(text: str) -> int:
+        return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    return template_from_gguf(chat_template, bos, eos), count, []
+
+
+def _header_tokens(path: str) -> tuple[str | None, str, str]:
+    """The chat template and the text of the BOS and EOS tokens, from the GGUF header."""
+    from app.core.gguf_meta import read_header
+
+    meta = read_header(path).metadata
+    tokens = meta.get("tokenizer.ggml.tokens") or []
+
+    def token(key: str) -> str:
+        index = meta.get(key)
+        ok = isinstance(index, int) and 0 <= index < len(tokens)
+        return tokens[index] if ok and isinstance(tokens[index], str) else ""
+
+    template = meta.get("tokenizer.chat_template")
+    return (template if isinstance(template, str) else None,
+            token("tokenizer.ggml.bos_token_id"), token("tokenizer.ggml.eos_token_id"))

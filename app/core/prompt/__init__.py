@@ -1,0 +1,49 @@
+"""Prompt assembly: macros, chat templates (sandboxed Jinja and presets), lore, the budget.
+
+    template = template_from_gguf(header.chat_template, bos, eos)   # or preset("chatml")
+    built = build_prompt(PromptInput(card.data, "Ann", history=[...]), template,
+                         count_tokens, n_ctx=8192, max_new_tokens=400)
+    built.text, built.stop, built.parts, built.dropped_messages, built.warnings
+
+`built.text` never starts with the BOS token: tokenize it with the model's usual BOS (as
+llama.cpp's own chat code does). `built.parts` are the prompt's parts in order ("system",
+"description", "personality", "scenario", "persona", "examples", "history", "lore",
+"post_history", each when present) with their token counts, then "template": what the chat
+template adds around them. Warnings (a refused template, lore over budget, a prompt that
+cannot fit) are meant to be shown to the user.
+"""
+
+from app.core.prompt.builder import (
+    DEFAULT_ORDER,
+    DEFAULT_SYSTEM_PROMPT,
+    BuiltPrompt,
+    Part,
+    PromptInput,
+    PromptSettings,
+    build_prompt,
+    estimate_tokens,
+)
+from app.core.prompt.lore import LoreResult, activate_lore
+from app.core.prompt.macros import MacroContext, expand_macros
+from app.core.prompt.presets import (
+    PRESET_NAMES,
+    ChatTemplate,
+    Message,
+    Rendered,
+    guess_preset,
+    preset,
+)
+from app.core.prompt.templates import (
+    JinjaChatTemplate,
+    Limits,
+    TemplateLimitError,
+    template_from_gguf,
+)
+
+__all__ = [
+    "DEFAULT_ORDER", "DEFAULT_SYSTEM_PROMPT", "PRESET_NAMES", "BuiltPrompt", "ChatTemplate",
+    "JinjaChatTemplate", "Limits", "LoreResult", "MacroContext", "Message", "Part",
+    "PromptInput", "PromptSettings", "Rendered", "TemplateLimitError", "activate_lore",
+    "build_prompt", "estimate_tokens", "expand_macros", "guess_preset", "preset",
+    "template_from_gguf",
+]

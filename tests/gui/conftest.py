@@ -1,0 +1,37 @@
+"""GUI fixtures: the real main window over a real context and a real engine child."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.core.context import AppContext
+
+
+@pytest.fixture
+def make_window(qtbot):
+    """Open main windows on the test's PARLOR_HOME; each is closed at the end."""
+    from app.gui.launch import make_application, open_main_window
+
+    make_application()
+    opened = []
+
+    def make(max_tokens: int = 24):
+        ctx = AppContext.create()
+        ctx.settings.max_tokens = max_tokens
+        ctx.settings.temperature = 0.8
+        window = open_main_window(ctx)
+        qtbot.addWidget(window)
+        window.show()
+        opened.append((window, ctx))
+        return window
+
+    yield make
+    for window, ctx in opened:
+        if window.isVisible():
+            window.close()
+        ctx.close()
+
+
+def load(qtbot, window, path) -> None:
+    with qtbot.waitSignal(window.worker.worker.loaded, timeout=60000):
+        assert window.load_model(str(path))

@@ -1,0 +1,98 @@
+"""The first slice, driven through the real window: open, load, chat, stop, reopen."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from tests.gui.conftest import load
+
+
+def _texts(window) -> list[str]:
+    return [m.text for m in window.chat_model.messages()]
+
+
+def test_first_run_shows_the_default_character_and_her_greeting(make_window):
+    window = make_window()
+    assert window.characters.count() == 1
+    assert window.characters.item(0).text() == "Wren"
+    assert not window.characters.item(0).icon().isNull()
+    assert "Gull & Lantern" in _texts(window)[0]
+    assert window.banner.isVisible()  # no model yet: the window says so and offers a way
+
+
+def test_enter_sends_and_the_reply_streams_in(qtbot, make_window, tiny_llama_path):
+    window = make_window()
+    load(qtbot, window, tiny_llama_path)
+    assert not window.banner.isVisible()
+    assert "context 4096" in window.model_label.text()
+    batches = []
+    window.worker.worker.token_batch.connect(batches.append)
+    qtbot.keyClicks(window.composer, "Hello Wren")
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=60000):
+        qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    texts = _texts(window)
+    assert texts[-2] == "Hello Wren"
+    assert texts[-1].strip() and "".join(batches) == texts[-1]
+    assert window.chat_model.messages()[-1].status == "complete"
+    assert "tok/s" in window.speed_label.text()
+    assert window.composer.toPlainText() == ""
+
+
+def test_shift_enter_is_a_new_line(qtbot, make_window):
+    window = make_window()
+    qtbot.keyClicks(window.composer, "one")
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(window.composer, "two")
+    assert window.composer.toPlainText() == "one\ntwo"
+
+
+def test_stop_ends_the_reply_and_keeps_what_was_written(qtbot, make_window, tiny_llama_path):
+    window = make_window(max_tokens=2000)
+    load(qtbot, window, tiny_llama_path)
+    window.worker.worker.token_batch.connect(lambda _: window.stop_button.click())
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=60000) as blocker:
+        window.send("Tell me everything.")
+    assert blocker.args[0].stopped
+    reply = window.chat_model.messages()[-1]
+    assert reply.status == "stopped" and reply.text
+    stored = window.ctx.store.message(reply.id)
+    assert (stored.text, stored.status) == (reply.text, "stopped")
+    assert window.send_button.isEnabled() and not window.stop_button.isEnabled()
+
+
+def test_reopening_shows_the_same_chat(qtbot, make_window, tiny_llama_path):
+    window = make_window()
+    load(qtbot, window, tiny_llama_path)
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=60000):
+        window.send("Remember me?")
+    before = _texts(window)
+    window.close()
+    again = make_window()
+    assert _texts(again) == before
+    assert again.ctx.settings.model_path == str(tiny_llama_path)
+
+
+def test_a_file_that_is_not_gguf_is_refused_with_its_name(qtbot, make_window, tmp_path):
+    bad = tmp_path / "holiday-photo.gguf"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
+    window = make_window()
+    assert not window.load_model(str(bad))
+    assert "holiday-photo.gguf" in window._last_error_box.text()
+    assert window.banner.isVisible() and window.open_button.isEnabled()
+
+
+def test_a_truncated_model_is_refused_before_llama_cpp_sees_it(
+        qtbot, make_window, tiny_llama_path, tmp_path):
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(tiny_llama_path.read_bytes()[:-5000])
+    window = make_window()
+    assert not window.load_model(str(cut))
+    assert "cut.gguf" in window._last_error_box.text()
+
+
+def test_sending_without_a_model_keeps_the_text(qtbot, make_window):
+    window = make_window()
+    window.composer.setPlainText("Hi there")
+    window.composer.submit()
+    assert window.composer.toPlainText() == "Hi there"
+    assert len(_texts(window)) == 1
