@@ -16,6 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--smoke-test", action="store_true",
                         help="open the window offscreen, chat once, print one JSON line, exit")
     parser.add_argument("--model", help="GGUF file to load (with --smoke-test or at start)")
+    parser.add_argument("--remote", metavar="URL",
+                        help="use an OpenAI-compatible server instead of a local model")
+    parser.add_argument("--api-key", help="API key for --remote (or PARLOR_API_KEY)")
     parser.add_argument("--prompt", default="Hello! Who are you?",
                         help="message sent by --smoke-test")
     parser.add_argument("--max-tokens", type=int, default=32, help="reply length for --smoke-test")
@@ -30,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command:
         return args.handler(args)
     if args.smoke_test:
-        if not args.model:
-            print("error: --smoke-test needs --model PATH", file=sys.stderr)
+        if not (args.model or args.remote):
+            print("error: --smoke-test needs --model PATH or --remote URL", file=sys.stderr)
             return 2
         from app.gui.smoke import run_smoke_test
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from PySide6.QtGui import QIcon
@@ -24,9 +25,17 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def open_main_window(ctx: AppContext) -> MainWindow:
-    worker = WorkerThread(GenerationWorker(LocalEngine()))
+def open_main_window(ctx: AppContext, engine=None) -> MainWindow:
+    """The main window over `engine` (a fresh local llama.cpp engine by default)."""
+    worker = WorkerThread(GenerationWorker(engine or LocalEngine()))
     return MainWindow(ctx, worker)
+
+
+def remote_engine(url: str, api_key: str | None):
+    from app.core.engine.remote import RemoteEngine
+
+    return RemoteEngine(url, api_key=api_key or os.environ.get("PARLOR_API_KEY"),
+                        mode="completion")
 
 
 def run_gui(args) -> int:
@@ -36,11 +45,16 @@ def run_gui(args) -> int:
     except (StoreError, OSError) as exc:
         QMessageBox.critical(None, "Parlor", f"Parlor cannot start:\n{exc}")
         return 1
-    window = open_main_window(ctx)
-    window.show()
-    model = args.model or ctx.settings.model_path
-    if model:
-        window.load_model(model)
+    if args.remote:
+        window = open_main_window(ctx, remote_engine(args.remote, args.api_key))
+        window.show()
+        window.connect_engine()
+    else:
+        window = open_main_window(ctx)
+        window.show()
+        model = args.model or ctx.settings.model_path
+        if model:
+            window.load_model(model)
     code = app.exec()
     ctx.close()
     return code

@@ -37,6 +37,8 @@ from app.gui.workers import WorkerThread
 
 class MainWindow(QMainWindow):
     _load = Signal(object)
+    model_loaded = Signal(object)    # ModelInfo, on the GUI thread
+    model_failed = Signal(str)
 
     def __init__(self, ctx: AppContext, worker: WorkerThread) -> None:
         super().__init__()
@@ -213,20 +215,29 @@ class MainWindow(QMainWindow):
                                    n_gpu_layers=s.n_gpu_layers))
         return True
 
+    def connect_engine(self) -> None:
+        """Connect an engine that needs no file (a remote server): the server's model."""
+        self.model_label.setText(self.tr("Connecting…"))
+        self._set_loading(True)
+        self._load.emit(LoadParams(model_path="", n_ctx=self.ctx.settings.n_ctx))
+
     def _set_loading(self, loading: bool) -> None:
         for w in (self.open_button, self.send_button, self.open_action):
             w.setEnabled(not loading)
 
     def _on_loaded(self, info: ModelInfo) -> None:
         self._set_loading(False)
-        self.ctx.settings.model_path = info.path
-        self.ctx.save_settings()
+        if not info.metadata.get("remote"):
+            self.ctx.settings.model_path = info.path
+            self.ctx.save_settings()
         self.controller.set_model(info)
         self._show_model(info)
+        self.model_loaded.emit(info)
 
     def _on_load_failed(self, message: str) -> None:
         self._set_loading(False)
         self._show_model(None)
+        self.model_failed.emit(message)
         self._show_error(self.tr("The model could not be loaded:\n{0}").format(message))
 
     def _show_model(self, info: ModelInfo | None) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 SMOKE_TIMEOUT_S = 300
 
@@ -24,31 +23,35 @@ def run_smoke_test(args) -> int:
     from PySide6.QtCore import QEventLoop, QTimer
 
     from app.core.context import AppContext
-    from app.gui.launch import make_application, open_main_window
+    from app.gui.launch import make_application, open_main_window, remote_engine
 
     app = make_application()
     ctx = AppContext.create()
     ctx.settings.max_tokens = args.max_tokens
-    window = open_main_window(ctx)
+    engine = remote_engine(args.remote, args.api_key) if args.remote else None
+    window = open_main_window(ctx, engine)
     window.show()
     outcome: dict = {}
     loop = QEventLoop()
-    worker = window.worker.worker
-    worker.loaded.connect(lambda info: outcome.update(info=info) or _send(window, args, outcome))
-    worker.load_failed.connect(lambda msg: outcome.update(error=msg) or loop.quit())
+    # Only GUI-thread signals here: a lambda connected to a worker signal would run on the
+    # worker's thread and touch widgets from there.
+    window.model_loaded.connect(lambda info: outcome.update(info=info) or _send(window, args))
+    window.model_failed.connect(lambda msg: outcome.update(error=msg) or loop.quit())
     window.controller.reply_finished.connect(lambda st: outcome.update(stats=st) or loop.quit())
     window.controller.error.connect(lambda msg: outcome.update(error=msg) or loop.quit())
     QTimer.singleShot(SMOKE_TIMEOUT_S * 1000, lambda: outcome.update(error="timed out")
                       or loop.quit())
-    if window.load_model(args.model):
+    if args.remote:
+        window.connect_engine()
+        loop.exec()
+    elif window.load_model(args.model):
         loop.exec()
     else:
         outcome.setdefault("error", f"{args.model} is not a usable GGUF file")
     return _report(window, ctx, outcome, app)
 
 
-def _send(window, args, outcome: dict) -> None:
-    outcome["sent_at"] = time.perf_counter()
+def _send(window, args) -> None:
     window.composer.setPlainText(args.prompt)
     window.composer.submit()
 

@@ -3,7 +3,9 @@ stand-in servers for what a real one will not do on demand (stall, send garbage)
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -42,8 +44,8 @@ def _wait_until_serving(proc, url: str, log_path) -> None:
     pytest.fail(f"llama_cpp.server did not start:\n{log_path.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory):
+@contextlib.contextmanager
+def _serve(folder, n_ctx: int):
     """llama-cpp-python's own OpenAI-compatible server on the tiny model, with an API key."""
     try:
         import llama_cpp.server.app  # noqa: F401
@@ -51,13 +53,12 @@ def server_url(tmp_path_factory):
         pytest.fail(f"llama-cpp-python[server] is not installed ({exc}); the test extras need it")
     from tests.tiny_models import write_tiny_llama
 
-    folder = tmp_path_factory.mktemp("remote")
     model = write_tiny_llama(folder / "tiny.gguf")
     port, log_path = _free_port(), folder / "server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host",
-             "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--api_key", KEY],
+             "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--api_key", KEY],
             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -70,6 +71,12 @@ def server_url(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory):
+    with _serve(tmp_path_factory.mktemp("remote"), 1024) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -341,3 +348,22 @@ def test_addresses_are_normalised_and_shown_without_credentials():
     with pytest.raises(EngineError) as caught:
         RemoteEngine("ftp://user:secret@host")
     assert "secret" not in str(caught.value)
+
+
+def test_app_smoke_test_runs_the_window_against_the_server(tmp_path):
+    """`python -m app --smoke-test --remote URL`: the real window's path, a served model."""
+    (tmp_path / "server").mkdir()
+    with _serve(tmp_path / "server", 4096) as url:
+        done = _app_smoke(url, tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["tokens"] > 0 and result["reply"]
+    assert KEY not in done.stdout + done.stderr
+
+
+def _app_smoke(server_url: str, tmp_path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PARLOR_HOME=str(tmp_path), QT_QPA_PLATFORM="offscreen",
+               PARLOR_API_KEY=KEY)
+    return subprocess.run([sys.executable, "-m", "app", "--smoke-test", "--remote", server_url,
+                           "--max-tokens", "8", "--prompt", "Hello"],
+                          capture_output=True, text=True, env=env, timeout=120)
