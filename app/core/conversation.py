@@ -59,8 +59,17 @@ class PromptJob:
                             settings=PromptSettings())
 
 
-def prompt_input(card: dict, settings: Settings, history: list[Message]) -> PromptInput:
-    messages = [PromptMessage(role=m.role, text=m.text) for m in history]
+IMPERSONATE_INSTRUCTION = ("[Write {{user}}'s next message in the chat, in {{user}}'s voice "
+                           "and from their point of view. Write only what {{user}} says and "
+                           "does, never {{char}}'s part.]")
+
+
+def prompt_input(card: dict, settings: Settings, history: list[Message],
+                 instruction: str | None = None) -> PromptInput:
+    """What the prompt builder needs; `instruction` is a last system line (impersonation)."""
+    messages = [PromptMessage(role=m.role, text=m.text) for m in history if m.text]
+    if instruction:
+        messages.append(PromptMessage(role="system", text=instruction))
     return PromptInput(card=card, user_name=settings.user_name, persona=settings.persona,
                        history=messages)
 

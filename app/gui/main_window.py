@@ -8,14 +8,17 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QFileDialog,
     QFrame,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QListView,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QPushButton,
     QSplitter,
@@ -116,7 +119,16 @@ class MainWindow(QMainWindow):
         chat_menu = self.menuBar().addMenu(self.tr("&Chat"))
         self.new_chat_action = QAction(self.tr("&New chat"), self, shortcut="Ctrl+N")
         self.stop_action = QAction(self.tr("&Stop"), self, shortcut="Esc")
-        chat_menu.addActions([self.new_chat_action, self.stop_action])
+        self.regenerate_action = QAction(self.tr("&Regenerate"), self, shortcut="Ctrl+Return")
+        self.continue_action = QAction(self.tr("&Continue the reply"), self,
+                                       shortcut="Ctrl+Shift+Return")
+        self.impersonate_action = QAction(self.tr("&Impersonate"), self, shortcut="Ctrl+Shift+I")
+        self.swipe_left_action = QAction(self.tr("Previous swipe"), self, shortcut="Alt+Left")
+        self.swipe_right_action = QAction(self.tr("Next swipe"), self, shortcut="Alt+Right")
+        chat_menu.addActions([self.new_chat_action, self.regenerate_action,
+                              self.continue_action, self.impersonate_action,
+                              self.swipe_left_action, self.swipe_right_action,
+                              self.stop_action])
         help_menu = self.menuBar().addMenu(self.tr("&Help"))
         about = QAction(self.tr("&About Parlor"), self)
         about.triggered.connect(self._about)
@@ -132,6 +144,16 @@ class MainWindow(QMainWindow):
         for trigger in (self.download_button.clicked, self.download_action.triggered):
             trigger.connect(self.show_download)
         self.new_chat_action.triggered.connect(self._new_chat)
+        self.regenerate_action.triggered.connect(self.controller.regenerate)
+        self.continue_action.triggered.connect(self.controller.continue_reply)
+        self.impersonate_action.triggered.connect(self._impersonate)
+        self.swipe_left_action.triggered.connect(lambda: self._swipe_last(-1))
+        self.swipe_right_action.triggered.connect(lambda: self._swipe_last(+1))
+        self.controller.impersonation.connect(self.composer.insertPlainText)
+        self.chat_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.chat_view.customContextMenuRequested.connect(self._message_menu)
+        self.chat_view.itemDelegate().swipe_clicked.connect(self._swipe_row)
+        self.composer.edit_last_requested.connect(self._edit_last_user_message)
         self.characters.currentItemChanged.connect(self._on_character)
         self.controller.busy_changed.connect(self._on_busy)
         self.controller.error.connect(self._show_error)
@@ -160,6 +182,7 @@ class MainWindow(QMainWindow):
 
     def _on_character(self, item: QListWidgetItem | None) -> None:
         if item is not None and not self.controller.busy:
+            self.chat_view.itemDelegate().avatars = {"assistant": item.icon().pixmap(72, 72)}
             self.controller.open_character(item.data(Qt.ItemDataRole.UserRole))
             self.chat_view.scrollToBottom()
             self.composer.setFocus()
@@ -169,6 +192,54 @@ class MainWindow(QMainWindow):
         if item is not None and not self.controller.busy:
             chat = self.controller.new_chat(item.data(Qt.ItemDataRole.UserRole))
             self.controller.open_chat(chat)
+
+    # --- message actions ---------------------------------------------------------------
+    def _message_at(self, row: int):
+        messages = self.chat_model.messages()
+        offset = len(messages) - self.chat_model.rowCount()
+        return messages[offset + row] if 0 <= row < self.chat_model.rowCount() else None
+
+    def _message_menu(self, pos) -> None:
+        msg = self._message_at(self.chat_view.indexAt(pos).row())
+        if msg is None:
+            return
+        menu = QMenu(self)
+        menu.addAction(self.tr("Copy"), lambda: QApplication.clipboard().setText(msg.text))
+        menu.addAction(self.tr("Edit…"), lambda: self.edit_message(msg))
+        if msg.sibling_count > 1:
+            menu.addAction(self.tr("Previous swipe"), lambda: self.controller.swipe(msg.id, -1))
+            menu.addAction(self.tr("Next swipe"), lambda: self.controller.swipe(msg.id, +1))
+        menu.addAction(self.regenerate_action)
+        menu.addAction(self.continue_action)
+        menu.addSeparator()
+        menu.addAction(self.tr("Delete (and what follows)"), lambda: self.controller.delete(msg.id))
+        menu.popup(self.chat_view.viewport().mapToGlobal(pos))
+        self._last_menu = menu
+
+    def edit_message(self, msg) -> None:
+        text, ok = QInputDialog.getMultiLineText(self, self.tr("Edit message"),
+                                                 self.tr("Message:"), msg.text)
+        if ok and text != msg.text:
+            self.controller.edit(msg.id, text)
+
+    def _edit_last_user_message(self) -> None:
+        users = [m for m in self.chat_model.messages() if m.role == "user"]
+        if users and not self.controller.busy:
+            self.edit_message(users[-1])
+
+    def _swipe_row(self, row: int, step: int) -> None:
+        msg = self._message_at(row)
+        if msg is not None:
+            self.controller.swipe(msg.id, step)
+
+    def _swipe_last(self, step: int) -> None:
+        messages = self.chat_model.messages()
+        if messages and messages[-1].role == "assistant":
+            self.controller.swipe(messages[-1].id, step)
+
+    def _impersonate(self) -> None:
+        self.composer.clear()
+        self.controller.impersonate()
 
     def send(self, text: str) -> None:
         if not self.controller.send(text):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QStyleOptionViewItem
 
 from tests.gui.conftest import load
 
@@ -96,3 +97,82 @@ def test_sending_without_a_model_keeps_the_text(qtbot, make_window):
     window.composer.submit()
     assert window.composer.toPlainText() == "Hi there"
     assert len(_texts(window)) == 1
+
+
+def _reply_once(qtbot, window, text="Hello"):
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=60000):
+        window.send(text)
+
+
+def test_regenerate_adds_a_swipe_and_arrows_move_between_them(qtbot, make_window,
+                                                              tiny_llama_path):
+    window = make_window()
+    load(qtbot, window, tiny_llama_path)
+    _reply_once(qtbot, window)
+    first = window.chat_model.messages()[-1]
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=60000):
+        window.regenerate_action.trigger()
+    second = window.chat_model.messages()[-1]
+    assert second.id != first.id and second.parent_id == first.parent_id
+    assert (second.sibling_index, second.sibling_count) == (1, 2)
+    window.swipe_left_action.trigger()
+    assert window.chat_model.messages()[-1].id == first.id
+    # past the last swipe, a swipe right writes a new reply, as in SillyTavern
+    window.swipe_right_action.trigger()
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=60000):
+        window.swipe_right_action.trigger()
+    assert window.chat_model.messages()[-1].sibling_count == 3
+
+
+def test_clicking_the_swipe_arrows_on_the_greeting(qtbot, make_window):
+    window = make_window()
+    view = window.chat_view
+    index = window.chat_model.index(0)
+    delegate = view.itemDelegate()
+    qtbot.waitUntil(lambda: view.visualRect(index).height() > 0)
+    rect = view.visualRect(index)
+    opt = QStyleOptionViewItem()
+    view.initViewItemOption(opt)
+    opt.rect = rect
+    doc = delegate._document(index.data(), delegate._text_width(opt), opt.font)
+    _left, right = delegate._arrow_rects(delegate._bubble(opt, index, doc))
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
+                     pos=right.center().toPoint())
+    assert window.chat_model.messages()[0].sibling_index == 1
+    assert "barrel" in window.chat_model.messages()[0].text
+
+
+def test_continue_extends_the_last_reply_in_place(qtbot, make_window, tiny_llama_path):
+    window = make_window(max_tokens=8)
+    load(qtbot, window, tiny_llama_path)
+    _reply_once(qtbot, window)
+    before = window.chat_model.messages()[-1]
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=60000):
+        window.continue_action.trigger()
+    after = window.chat_model.messages()[-1]
+    assert after.id == before.id and after.text.startswith(before.text)
+    assert len(after.text) > len(before.text)
+    assert window.ctx.store.message(after.id).text == after.text
+
+
+def test_impersonate_writes_into_the_composer_not_the_chat(qtbot, make_window,
+                                                           tiny_llama_path):
+    window = make_window(max_tokens=8)
+    load(qtbot, window, tiny_llama_path)
+    count = len(window.chat_model.messages())
+    with qtbot.waitSignal(window.controller.impersonation_finished, timeout=60000):
+        window.impersonate_action.trigger()
+    assert window.composer.toPlainText().strip()
+    assert len(window.chat_model.messages()) == count
+
+
+def test_edit_and_delete_messages(qtbot, make_window, tiny_llama_path):
+    window = make_window(max_tokens=4)
+    load(qtbot, window, tiny_llama_path)
+    _reply_once(qtbot, window, "A typo herre")
+    user = window.chat_model.messages()[-2]
+    window.controller.edit(user.id, "No typo here")
+    assert window.chat_model.messages()[-2].text == "No typo here"
+    assert window.ctx.store.message(user.id).text == "No typo here"
+    window.controller.delete(user.id)
+    assert [m.role for m in window.chat_model.messages()] == ["assistant"]

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QPlainTextEdit
 
 class Composer(QPlainTextEdit):
     submitted = Signal(str)
+    edit_last_requested = Signal()   # Up in an empty composer, as in chat apps
 
     def __init__(self, parent=None, enter_sends: bool = True) -> None:
         super().__init__(parent)
@@ -26,6 +27,9 @@ class Composer(QPlainTextEdit):
         self.setFixedHeight(lines * line_h + 2 * int(self.document().documentMargin()) + 8)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Up and not self.toPlainText():
+            self.edit_last_requested.emit()
+            return
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
             if shift != self.enter_sends:

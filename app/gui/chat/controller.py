@@ -3,16 +3,19 @@
 It owns the order of events in ARCHITECTURE "How data flows": the user's message is
 committed before anything else; the reply exists in the store as soon as it starts and is
 saved every couple of seconds while it streams; a stopped or failed reply is kept and marked.
+Regenerate adds a sibling (a swipe), continue extends the last reply in place, impersonate
+writes the user's next line into the composer and stores nothing.
 """
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.core.context import AppContext
 from app.core.conversation import (
+    IMPERSONATE_INSTRUCTION,
     PromptJob,
     TokenCounter,
     greetings,
@@ -20,17 +23,27 @@ from app.core.conversation import (
     sampling_from,
 )
 from app.core.engine import ModelInfo, StreamStats
-from app.core.store import StoreError
+from app.core.store import Message, StoreError
 from app.gui.chat.model import ChatModel
 from app.gui.workers import WorkerThread
 
 SAVE_EVERY_MS = 2000
 
 
+@dataclass
+class _Target:
+    """Where streamed text goes: a stored reply (new or continued) or the composer."""
+    kind: str                    # "reply" | "impersonate"
+    message_id: int | None = None
+    text: str = ""
+
+
 class ChatController(QObject):
     busy_changed = Signal(bool)
     error = Signal(str)
-    reply_finished = Signal(object)   # StreamStats
+    reply_finished = Signal(object)      # StreamStats
+    impersonation = Signal(str)          # streamed text for the composer
+    impersonation_finished = Signal(str)
     _generate = Signal(object, object)
 
     def __init__(self, ctx: AppContext, model: ChatModel, worker: WorkerThread) -> None:
@@ -41,17 +54,17 @@ class ChatController(QObject):
         self.info: ModelInfo | None = None
         self.counter = TokenCounter()
         self.last_prompt = None
-        self._reply_id: int | None = None
+        self._target: _Target | None = None
         self._save_timer = QTimer(self, interval=SAVE_EVERY_MS, timeout=self._save_partial)
         self._generate.connect(self.worker.generate)
         self.worker.started.connect(self._on_started)
-        self.worker.token_batch.connect(self.model.append_text)
+        self.worker.token_batch.connect(self._on_batch)
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
 
     @property
     def busy(self) -> bool:
-        return self._reply_id is not None
+        return self._target is not None
 
     def set_model(self, info: ModelInfo | None) -> None:
         self.info = info
@@ -72,72 +85,171 @@ class ChatController(QObject):
         self.card = self.ctx.store.character_card(self.ctx.store.chat_character(chat_id))
         self.model.names = {"user": self.ctx.settings.user_name,
                             "assistant": self.card.get("name", ""), "system": "System"}
-        self.model.set_messages(self.ctx.store.active_path(chat_id))
+        self.reload()
 
-    # --- sending -----------------------------------------------------------------------
-    def send(self, text: str) -> bool:
-        """Commit the user's message, then ask for a reply. False when that cannot happen."""
+    def reload(self) -> None:
+        """Show the chat's active path again (after a swipe, edit or delete)."""
+        if self.chat_id is not None:
+            self.model.set_messages(self.ctx.store.active_path(self.chat_id))
+
+    def _path(self) -> list[Message]:
+        return self.ctx.store.active_path(self.chat_id)
+
+    # --- actions -----------------------------------------------------------------------
+    def _ready(self) -> bool:
         if self.busy or self.chat_id is None:
             return False
         if self.info is None:
             self.error.emit(self.tr("Load a model first: File → Open a GGUF file…"))
             return False
+        return True
+
+    def _guarded(self, action) -> bool:
         try:
-            leaf = self.ctx.store.active_leaf(self.chat_id)
-            user_id = self.ctx.store.append_message(self.chat_id, leaf, "user", text)
-            self.model.append(self.ctx.store.message(user_id))
-            self._start_reply(user_id)
+            action()
         except StoreError as exc:
             self.error.emit(str(exc))
             return False
         return True
 
-    def _start_reply(self, parent_id: int) -> None:
-        history = self.ctx.store.active_path(self.chat_id)
-        self._reply_id = self.ctx.store.append_message(self.chat_id, parent_id, "assistant",
-                                                       "", status="streaming")
-        self.model.append(self.ctx.store.message(self._reply_id))
-        job = PromptJob(prompt_input(self.card, self.ctx.settings, history), self.info,
-                        self.ctx.settings, self.counter)
-        self.worker.cancel.clear()
-        self._started_at = time.monotonic()
-        self._save_timer.start()
-        self.busy_changed.emit(True)
-        self._generate.emit(job, sampling_from(self.ctx.settings, []))
+    def send(self, text: str) -> bool:
+        """Commit the user's message, then ask for a reply. False when that cannot happen."""
+        if not self._ready():
+            return False
+
+        def act():
+            leaf = self.ctx.store.active_leaf(self.chat_id)
+            user_id = self.ctx.store.append_message(self.chat_id, leaf, "user", text)
+            self.model.append(self.ctx.store.message(user_id))
+            self._new_reply(user_id, self._path())
+        return self._guarded(act)
+
+    def regenerate(self) -> bool:
+        """A new reply beside the last one (a swipe), or a reply to a trailing user message."""
+        if not self._ready():
+            return False
+        path = self._path()
+        if not path:
+            return False
+        last = path[-1]
+        if last.role == "assistant":
+            if last.parent_id is None:  # a greeting: swipe the greetings instead
+                return self.swipe(last.id, +1) is not None
+            return self._guarded(lambda: self._new_reply(last.parent_id, path[:-1]))
+        return self._guarded(lambda: self._new_reply(last.id, path))
+
+    def continue_reply(self) -> bool:
+        """Extend the last reply in place."""
+        if not self._ready():
+            return False
+        path = self._path()
+        if not path or path[-1].role != "assistant":
+            return self.regenerate()
+        last = path[-1]
+
+        def act():
+            self.ctx.store.update_message(last.id, last.text, "streaming")
+            self.model.update_last(status="streaming")
+            inp = replace(prompt_input(self.card, self.ctx.settings, path), continue_last=True)
+            self._run(_Target("reply", last.id, last.text), inp)
+        return self._guarded(act)
+
+    def impersonate(self) -> bool:
+        """Have the model write the user's next line; it goes to the composer, not the chat."""
+        if not self._ready():
+            return False
+        inp = prompt_input(self.card, self.ctx.settings, self._path(),
+                           instruction=IMPERSONATE_INSTRUCTION)
+        self._run(_Target("impersonate"), inp, stop=[f"\n{self.card.get('name', '')}:"])
+        return True
+
+    def swipe(self, message_id: int, step: int) -> int | None:
+        """Show a sibling of any message; past the last reply's last swipe, write a new one."""
+        if self.busy or self.chat_id is None:
+            return None
+        leaf = self.ctx.store.swipe(message_id, step)
+        if leaf is None and step > 0:
+            msg = self.ctx.store.message(message_id)
+            path = self._path()
+            if msg.role == "assistant" and path and path[-1].id == message_id:
+                self.regenerate()
+                return self.ctx.store.active_leaf(self.chat_id)
+            return None
+        self.reload()
+        return leaf
+
+    def edit(self, message_id: int, text: str) -> bool:
+        ok = self._guarded(lambda: self.ctx.store.update_message(message_id, text))
+        self.reload()
+        return ok
+
+    def delete(self, message_id: int) -> bool:
+        if self.busy:
+            return False
+        ok = self._guarded(lambda: self.ctx.store.delete_message(message_id))
+        self.reload()
+        return ok
 
     def stop(self) -> None:
         self.worker.cancel.set()
 
-    # --- worker results ----------------------------------------------------------------
+    # --- running a generation ----------------------------------------------------------
+    def _new_reply(self, parent_id: int, history: list[Message]) -> None:
+        reply_id = self.ctx.store.append_message(self.chat_id, parent_id, "assistant", "",
+                                                 status="streaming")
+        self.reload()
+        self._run(_Target("reply", reply_id), prompt_input(self.card, self.ctx.settings,
+                                                            history))
+
+    def _run(self, target: _Target, inp, stop: list[str] | None = None) -> None:
+        self._target = target
+        job = PromptJob(inp, self.info, self.ctx.settings, self.counter)
+        self.worker.cancel.clear()
+        if target.kind == "reply":
+            self._save_timer.start()
+        self.busy_changed.emit(True)
+        self._generate.emit(job, sampling_from(self.ctx.settings, stop or []))
+
     def _on_started(self, prompt) -> None:
         self.last_prompt = prompt
 
-    def _current_text(self) -> str:
-        messages = self.model.messages()
-        return messages[-1].text if messages else ""
+    def _on_batch(self, text: str) -> None:
+        if self._target is None:
+            return
+        self._target.text += text
+        if self._target.kind == "reply":
+            self.model.append_text(text)
+        else:
+            self.impersonation.emit(text)
 
     def _save_partial(self) -> None:
-        if self._reply_id is not None:
+        if self._target is not None and self._target.kind == "reply":
             self._write_reply(None)
 
     def _write_reply(self, status: str | None, info: dict | None = None) -> None:
         try:
-            self.ctx.store.update_message(self._reply_id, self._current_text(), status, info)
+            self.ctx.store.update_message(self._target.message_id, self._target.text, status,
+                                          info)
         except StoreError as exc:
             self.error.emit(str(exc))
 
     def _finish(self, status: str, info: dict | None) -> None:
         self._save_timer.stop()
-        self._write_reply(status, info)
-        self.model.update_last(status=status)
-        self._reply_id = None
+        target = self._target
+        if target.kind == "reply":
+            self._write_reply(status, info)
+            self.model.update_last(status=status)
+        else:
+            self.impersonation_finished.emit(target.text.strip())
+        self._target = None
         self.busy_changed.emit(False)
 
     def _on_finished(self, stats: StreamStats | None) -> None:
+        if self._target is None:
+            return
         stats = stats or StreamStats()
-        status = "stopped" if stats.stopped else "complete"
         s = self.ctx.settings
-        self._finish(status, {
+        self._finish("stopped" if stats.stopped else "complete", {
             "model": self.info.name if self.info else "", "seed": stats.seed,
             "sampler": {"temperature": s.temperature, "top_p": s.top_p, "min_p": s.min_p,
                         "top_k": s.top_k, "repeat_penalty": s.repeat_penalty},
@@ -145,7 +257,8 @@ class ChatController(QObject):
         self.reply_finished.emit(stats)
 
     def _on_failed(self, message: str, crashed: bool) -> None:
-        self._finish("interrupted" if crashed else "error", {"error": message})
+        if self._target is not None:
+            self._finish("interrupted" if crashed else "error", {"error": message})
         if crashed:
             self.set_model(None)
         self.error.emit(message)

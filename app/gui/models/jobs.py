@@ -135,3 +135,19 @@ class JobSlot:
         self.drop()
         if job is not None:
             job.wait(timeout)
+
+
+def time_left(seconds: float | None) -> str:
+    """'about 6 min left'; '' while the speed is unknown (a guess would jump about)."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return ""
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s left"
+    if seconds < 3600:
+        return f"about {round(seconds / 60)} min left"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"about {hours} h {minutes:02d} min left"
+
+
+def rate(bytes_per_s: float) -> str:
+    return f"{bytes_per_s / 1e6:.1f} MB/s" if bytes_per_s > 0 else ""

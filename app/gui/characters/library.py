@@ -1,0 +1,424 @@
+"""The character library: avatars, names and tags, with search, import, export and trash.
+
+Cards are read and checked completely before anything is written, and each character is
+added in one store transaction, so a broken file leaves nothing behind: it only adds a
+line, naming the file, to the report. Deleting moves a character to the store's trash;
+the undo bar brings the last ones back.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from PySide6.QtCore import (
+    QEvent,
+    QObject,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QAction, QKeySequence, QPixmap, QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.cards import SPEC_V3, Card, CardError, card_from_json, load_card, save_card
+from app.core.store import StoreError
+from app.gui.characters.card_editor import AvatarError, CardEditor, decode_avatar
+from app.gui.characters.library_delegate import AVATAR_SIZE, CharacterDelegate, Roles
+
+CARD_SUFFIXES = (".png", ".json", ".charx")
+CARD_FILTER = "Character cards (*.png *.json *.charx);;All files (*)"
+
+
+def card_paths(urls: Iterable) -> list[str]:
+    """The local files among dropped URLs (folders and remote URLs are left out)."""
+    return [url.toLocalFile() for url in urls if url.isLocalFile() and url.toLocalFile()
+            and Path(url.toLocalFile()).is_file()]
+
+
+class SearchFilter(QSortFilterProxyModel):
+    """Every word typed must appear in the name or a tag (`#tag` matches tags only)."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._words: list[str] = []
+
+    def set_query(self, text: str) -> None:
+        self._words = text.casefold().split()
+        self.invalidateFilter()
+
+    def filterAcceptsRow(self, row: int, parent) -> bool:  # noqa: N802 - Qt override
+        index = self.sourceModel().index(row, 0, parent)
+        name = str(index.data(Qt.ItemDataRole.DisplayRole) or "").casefold()
+        tags = [t.casefold() for t in index.data(Roles.TAGS) or []]
+        for word in self._words:
+            if word.startswith("#") and len(word) > 1:
+                if not any(word[1:] in tag for tag in tags):
+                    return False
+            elif word not in name and not any(word in tag for tag in tags):
+                return False
+        return True
+
+
+class CharacterLibrary(QWidget):
+    """The list of characters. Wire `character_chosen` to open a chat with that character."""
+
+    character_chosen = Signal(int)
+    characters_changed = Signal()
+    status_message = Signal(str)
+
+    def __init__(self, store, count_tokens: Callable[[str], int] | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.count_tokens = count_tokens
+        self.model = QStandardItemModel(self)
+        self.proxy = SearchFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self.view = QListView()
+        self.search = QLineEdit()
+        self.undo_bar = QFrame()
+        self.undo_label = QLabel()
+        self.undo_button = QPushButton(self.tr("Undo"))
+        self._trash: list[tuple[int, str]] = []
+        self._undo_timer = QTimer(self, singleShot=True, interval=30_000)
+        self._undo_timer.timeout.connect(self.undo_bar.hide)
+        self.last_report: QMessageBox | None = None
+        self.editor: CardEditor | None = None
+        self._build()
+        self._build_actions()
+        self.drop_filter = CardDropFilter(self)
+        self.drop_filter.install(self)
+        self.reload()
+
+    # --- layout -----------------------------------------------------------------------
+    def _build(self) -> None:
+        self.search.setPlaceholderText(self.tr("Search names and tags (#tag)"))
+        self.search.setAccessibleName(self.tr("Search characters"))
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self.proxy.set_query)
+        self.view.setModel(self.proxy)
+        self.view.setItemDelegate(CharacterDelegate(self.view))
+        self.view.setIconSize(QSize(AVATAR_SIZE, AVATAR_SIZE))
+        self.view.setUniformItemSizes(True)
+        self.view.setAccessibleName(self.tr("Characters"))
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._show_menu)
+        self.view.selectionModel().currentChanged.connect(self._on_current)
+        self.view.doubleClicked.connect(lambda _index: self.edit_current())
+        self.undo_button.setAccessibleName(self.tr("Undo delete"))
+        self.undo_button.clicked.connect(self.undo_delete)
+        self.undo_label.setWordWrap(True)
+        bar = QHBoxLayout(self.undo_bar)
+        bar.setContentsMargins(6, 2, 6, 2)
+        bar.addWidget(self.undo_label, 1)
+        bar.addWidget(self.undo_button)
+        self.undo_bar.setFrameShape(QFrame.Shape.StyledPanel)
+        self.undo_bar.hide()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.search)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.undo_bar)
+
+    def _build_actions(self) -> None:
+        """Actions the main window can put in its menus; the shortcuts work once it does."""
+        self.import_action = QAction(self.tr("&Import characters…"), self,
+                                     shortcut=QKeySequence("Ctrl+I"))
+        self.import_action.triggered.connect(self.choose_and_import)
+        self.new_action = QAction(self.tr("New &character…"), self)
+        self.new_action.triggered.connect(self.new_character)
+        self.edit_action = QAction(self.tr("&Edit character…"), self)
+        self.edit_action.triggered.connect(self.edit_current)
+
+    # --- contents ---------------------------------------------------------------------
+    def reload(self) -> None:
+        """Read the characters from the store again, keeping the selection if it is there."""
+        keep = self.current_id()
+        self.model.clear()
+        for row in self.store.characters():
+            self.model.appendRow(self._item(row["id"], row["name"], row["avatar"]))
+        if keep is not None and self.select(keep):
+            return
+        if self.proxy.rowCount():
+            self.view.setCurrentIndex(self.proxy.index(0, 0))
+
+    def _item(self, character_id: int, name: str, avatar: bytes | None) -> QStandardItem:
+        item = QStandardItem(name)
+        item.setEditable(False)
+        item.setData(character_id, Roles.ID)
+        try:
+            tags = self.store.character_card(character_id).get("tags") or []
+        except (StoreError, ValueError):
+            tags = []
+        item.setData([str(t) for t in tags if str(t).strip()], Roles.TAGS)
+        item.setData(bytes(avatar) if avatar else None, Roles.AVATAR)
+        pixmap = _thumbnail(avatar)
+        if pixmap is not None:
+            item.setData(pixmap, Qt.ItemDataRole.DecorationRole)
+        item.setToolTip(name)
+        return item
+
+    def ids(self) -> list[int]:
+        """The ids shown, in order (after the search filter)."""
+        return [self.proxy.index(r, 0).data(Roles.ID) for r in range(self.proxy.rowCount())]
+
+    def current_id(self) -> int | None:
+        index = self.view.currentIndex()
+        return index.data(Roles.ID) if index.isValid() else None
+
+    def select(self, character_id: int) -> bool:
+        for row in range(self.proxy.rowCount()):
+            index = self.proxy.index(row, 0)
+            if index.data(Roles.ID) == character_id:
+                self.view.setCurrentIndex(index)
+                return True
+        return False
+
+    def _on_current(self, current, _previous) -> None:
+        if current.isValid():
+            self.character_chosen.emit(current.data(Roles.ID))
+
+    def _avatar(self, character_id: int) -> bytes | None:
+        for row in range(self.model.rowCount()):
+            item = self.model.item(row)
+            if item.data(Roles.ID) == character_id:
+                return item.data(Roles.AVATAR)
+        return None
+
+    def card(self, character_id: int) -> Card:
+        """The stored character as a Card (its data as saved, its avatar image)."""
+        data = self.store.character_card(character_id)
+        card = card_from_json({"spec": SPEC_V3, "spec_version": "3.0", "data": data},
+                              f"character {character_id}")
+        card.avatar = self._avatar(character_id)
+        return card
+
+    # --- import -----------------------------------------------------------------------
+    def import_files(self, paths: Iterable[str]) -> tuple[list[int], list[str]]:
+        """Add each card file; returns the new ids and one message per file that failed."""
+        ids: list[int] = []
+        errors: list[str] = []
+        for path in paths:
+            try:
+                card = load_card(path)
+                avatar = card.avatar
+                if avatar is not None and not avatar.startswith(b"\x89PNG"):
+                    avatar = decode_avatar(avatar, str(path))  # JPEG/WebP icons become PNG
+                ids.append(self.store.add_character(card.data, avatar))
+            except (CardError, AvatarError) as exc:
+                errors.append(str(exc))
+            except StoreError as exc:
+                errors.append(self.tr("{0}: could not be saved ({1})").format(path, exc))
+        if ids:
+            self.reload()
+            self.select(ids[-1])
+            self.characters_changed.emit()
+        return ids, errors
+
+    def import_and_report(self, paths: Iterable[str]) -> tuple[list[int], list[str]]:
+        """Import, then say how it went: a status line, and a message listing any failures."""
+        ids, errors = self.import_files(list(paths))
+        self.status_message.emit(self.tr("Imported {0} character(s).").format(len(ids))
+                                 if not errors else
+                                 self.tr("Imported {0}, {1} failed.").format(len(ids),
+                                                                             len(errors)))
+        if errors:
+            box = QMessageBox(QMessageBox.Icon.Warning, self.tr("Import characters"),
+                              self.tr("These files could not be imported:"), parent=self)
+            box.setInformativeText("\n\n".join(errors))
+            box.setModal(False)
+            box.show()
+            self.last_report = box
+        return ids, errors
+
+    def choose_and_import(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, self.tr("Import characters"), "",
+                                                self.tr(CARD_FILTER))
+        if paths:
+            self.import_and_report(paths)
+
+    # --- duplicate, delete, undo ------------------------------------------------------
+    def duplicate(self, character_id: int) -> int:
+        data = copy.deepcopy(self.store.character_card(character_id))
+        data["name"] = self.tr("{0} (copy)").format(data.get("name") or "")
+        new_id = self.store.add_character(data, self._avatar(character_id))
+        self.reload()
+        self.select(new_id)
+        self.characters_changed.emit()
+        self.status_message.emit(self.tr("Made a copy: {0}").format(data["name"]))
+        return new_id
+
+    def delete(self, character_id: int) -> None:
+        """Move to the trash (chats are kept with it) and offer to undo."""
+        name = self.store.character_card(character_id).get("name") or ""
+        self.store.delete_character(character_id)
+        self._trash.append((character_id, name))
+        self.reload()
+        self.characters_changed.emit()
+        text = self.tr("“{0}” was moved to the trash.").format(name)
+        self.undo_label.setText(text)
+        self.undo_bar.show()
+        self._undo_timer.start()
+        self.status_message.emit(text)
+
+    def undo_delete(self) -> int | None:
+        """Bring back the character deleted last; None if there is nothing to undo."""
+        if not self._trash:
+            return None
+        character_id, name = self._trash.pop()
+        self.store.restore_character(character_id)
+        self.reload()
+        self.select(character_id)
+        self.characters_changed.emit()
+        self.status_message.emit(self.tr("“{0}” is back.").format(name))
+        if not self._trash:
+            self.undo_bar.hide()
+        else:
+            self.undo_label.setText(self.tr("“{0}” was moved to the trash.").format(
+                self._trash[-1][1]))
+        return character_id
+
+    # --- export -----------------------------------------------------------------------
+    def export(self, character_id: int, path: str, *, v2: bool = False) -> list[str]:
+        """Write the card by `path`'s extension (.png has both chunks). Returns warnings."""
+        card = self.card(character_id)
+        avatar = card.avatar
+        if avatar is not None and not avatar.startswith(b"\x89PNG"):
+            avatar = decode_avatar(avatar, card.name)
+        return save_card(card, path, avatar_png=avatar if path.lower().endswith(".png")
+                         else None, v2=v2)
+
+    def _choose_export(self, character_id: int, kind: str) -> None:
+        name = self.store.character_card(character_id).get("name") or "character"
+        suffix, title = {"png": (".png", self.tr("PNG card (*.png)")),
+                         "v3": (".json", self.tr("V3 JSON (*.json)")),
+                         "v2": (".json", self.tr("V2 JSON (*.json)"))}[kind]
+        path, _ = QFileDialog.getSaveFileName(self, self.tr("Export {0}").format(name),
+                                              _safe_name(name) + suffix, title)
+        if not path:
+            return
+        try:
+            warnings = self.export(character_id, path, v2=kind == "v2")
+        except (CardError, AvatarError) as exc:
+            QMessageBox.warning(self, self.tr("Export"), str(exc))
+            return
+        self.status_message.emit(" ".join([self.tr("Saved {0}.").format(path), *warnings]))
+
+    # --- editing ----------------------------------------------------------------------
+    def edit_current(self) -> CardEditor | None:
+        current = self.current_id()
+        return self.edit(current) if current is not None else None
+
+    def edit(self, character_id: int) -> CardEditor:
+        """Open the card editor (window-modal, not blocking); Save writes to the store."""
+        editor = CardEditor(self.card(character_id), self._avatar(character_id),
+                            self.count_tokens, self)
+        editor.accepted.connect(lambda: self.save_edit(character_id, editor))
+        editor.open()
+        self.editor = editor
+        return editor
+
+    def save_edit(self, character_id: int, editor: CardEditor) -> None:
+        card = editor.card()
+        try:
+            self.store.update_character(character_id, card.data, editor.avatar())
+        except StoreError as exc:
+            QMessageBox.warning(self, self.tr("Save character"), str(exc))
+            return
+        self.reload()
+        self.select(character_id)
+        self.characters_changed.emit()
+        self.status_message.emit(self.tr("Saved {0}.").format(card.name))
+
+    def new_character(self) -> CardEditor:
+        from app.core.cards import new_card
+
+        new_id = self.store.add_character(new_card(self.tr("New character")).data, None)
+        self.reload()
+        self.select(new_id)
+        self.characters_changed.emit()
+        return self.edit(new_id)
+
+    # --- context menu -----------------------------------------------------------------
+    def _show_menu(self, pos) -> None:
+        index = self.view.indexAt(pos)
+        menu = QMenu(self)
+        if index.isValid():
+            cid = index.data(Roles.ID)
+            menu.addAction(self.tr("Edit…"), lambda: self.edit(cid))
+            menu.addAction(self.tr("Duplicate"), lambda: self.duplicate(cid))
+            export = menu.addMenu(self.tr("Export"))
+            export.addAction(self.tr("PNG card…"), lambda: self._choose_export(cid, "png"))
+            export.addAction(self.tr("JSON (V3)…"), lambda: self._choose_export(cid, "v3"))
+            export.addAction(self.tr("JSON (V2)…"), lambda: self._choose_export(cid, "v2"))
+            menu.addSeparator()
+            menu.addAction(self.tr("Delete"), lambda: self.delete(cid))
+            menu.addSeparator()
+        menu.addAction(self.new_action)
+        menu.addAction(self.import_action)
+        menu.popup(self.view.viewport().mapToGlobal(pos))
+        self._menu = menu
+
+
+class CardDropFilter(QObject):
+    """Lets card files dropped on a widget (the main window, the composer) be imported."""
+
+    def __init__(self, library: CharacterLibrary) -> None:
+        super().__init__(library)
+        self.library = library
+
+    def install(self, *widgets: QWidget) -> None:
+        for widget in widgets:
+            widget.setAcceptDrops(True)
+            widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        kind = event.type()
+        if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
+            if _has_card_files(event.mimeData()):
+                event.acceptProposedAction()
+                return True
+        elif kind == QEvent.Type.Drop and _has_card_files(event.mimeData()):
+            event.acceptProposedAction()
+            paths = card_paths(event.mimeData().urls())
+            # After the drop returns: the drag source must not wait on message boxes.
+            QTimer.singleShot(0, lambda: self.library.import_and_report(paths))
+            return True
+        return False
+
+
+def _has_card_files(mime) -> bool:
+    return mime is not None and mime.hasUrls() and bool(card_paths(mime.urls()))
+
+
+def _thumbnail(avatar: bytes | None) -> QPixmap | None:
+    if not avatar:
+        return None
+    try:
+        png = decode_avatar(bytes(avatar))
+    except AvatarError:
+        return None
+    pixmap = QPixmap()
+    pixmap.loadFromData(png)
+    return pixmap.scaled(AVATAR_SIZE * 2, AVATAR_SIZE * 2, Qt.AspectRatioMode.KeepAspectRatio,
+                         Qt.TransformationMode.SmoothTransformation)
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in " -_" else "_" for c in name).strip() or "character"

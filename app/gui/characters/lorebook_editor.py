@@ -1,0 +1,323 @@
+"""The lorebook (character_book) editor: a list of entries and a form for the chosen one.
+
+The book is edited in a deep copy and a field is written back only when its widget changed,
+so everything the form does not show (decorators, `extensions`, SillyTavern's extra world-info
+fields, ids, numbers written as floats) leaves the editor exactly as it came in.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.cards import CardError, load_lorebook, save_lorebook
+
+_FLAGS = ("enabled", "constant", "selective", "case_sensitive")
+_NOT_SET = object()
+
+
+def split_keys(text: str) -> list[str]:
+    """Comma-separated keys as the user typed them, blanks dropped."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def entry_title(entry: dict, index: int) -> str:
+    """What the entry list shows: the comment or name, else the keys."""
+    for key in ("comment", "name"):
+        if isinstance(entry.get(key), str) and entry[key].strip():
+            return entry[key].strip()
+    keys = ", ".join(str(k) for k in entry.get("keys") or [] if str(k))
+    return keys or f"#{index + 1}"
+
+
+class EntryForm(QWidget):
+    """The fields of one entry. `load` shows it; `store` writes back what the user changed."""
+
+    edited = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.comment = QLineEdit()
+        self.keys = QLineEdit()
+        self.secondary = QLineEdit()
+        self.content = QPlainTextEdit()
+        self.order = QSpinBox()
+        self.order.setRange(-1_000_000, 1_000_000)
+        self.position = QComboBox()
+        self.flags = {name: QCheckBox() for name in _FLAGS}
+        self._shown: dict[str, Any] = {}
+        self._build()
+
+    def _build(self) -> None:
+        tr = self.tr
+        self.comment.setPlaceholderText(tr("A title for this entry (not sent to the model)"))
+        self.keys.setPlaceholderText(tr("Words that bring this entry in, separated by commas"))
+        self.secondary.setPlaceholderText(tr("With “selective”: at least one of these too"))
+        self.content.setPlaceholderText(tr("What the model is told when a key appears"))
+        labels = {"enabled": tr("Enabled"), "constant": tr("Always included (constant)"),
+                  "selective": tr("Selective (needs a secondary key)"),
+                  "case_sensitive": tr("Case-sensitive keys")}
+        for name, box in self.flags.items():
+            box.setText(labels[name])
+            box.toggled.connect(self.edited)
+        form = QFormLayout(self)
+        form.addRow(tr("Title"), self.comment)
+        form.addRow(tr("Keys"), self.keys)
+        form.addRow(tr("Secondary keys"), self.secondary)
+        form.addRow(tr("Content"), self.content)
+        flags = QHBoxLayout()
+        for box in self.flags.values():
+            flags.addWidget(box)
+        flags.addStretch(1)
+        form.addRow(flags)
+        form.addRow(tr("Insertion order"), self.order)
+        form.addRow(tr("Position"), self.position)
+        for signal in (self.comment.textEdited, self.keys.textEdited, self.secondary.textEdited,
+                       self.content.textChanged, self.order.valueChanged,
+                       self.position.currentIndexChanged):
+            signal.connect(self.edited)
+
+    def load(self, entry: dict) -> None:
+        self.blockSignals(True)
+        self.comment.setText(str(entry.get("comment") or ""))
+        self.keys.setText(", ".join(str(k) for k in entry.get("keys") or []))
+        self.secondary.setText(", ".join(str(k) for k in entry.get("secondary_keys") or []))
+        self.content.setPlainText(str(entry.get("content") or ""))
+        for name, box in self.flags.items():
+            box.setChecked(bool(entry.get(name, name == "enabled")))
+        order = entry.get("insertion_order")
+        self.order.setValue(int(order) if isinstance(order, (int, float)) else 100)
+        self._fill_positions(entry.get("position", _NOT_SET))
+        self.blockSignals(False)
+        self._shown = self.values()
+
+    def _fill_positions(self, current: Any) -> None:
+        self.position.clear()
+        self.position.addItem(self.tr("Not set"), _NOT_SET)
+        self.position.addItem(self.tr("Before the character"), "before_char")
+        self.position.addItem(self.tr("After the character"), "after_char")
+        if current not in (_NOT_SET, "before_char", "after_char"):
+            self.position.addItem(self.tr("As written: {0}").format(current), current)
+        for i in range(self.position.count()):
+            if self.position.itemData(i) is current or self.position.itemData(i) == current:
+                self.position.setCurrentIndex(i)
+
+    def values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "comment": self.comment.text(), "keys": self.keys.text(),
+            "secondary_keys": self.secondary.text(), "content": self.content.toPlainText(),
+            "insertion_order": self.order.value(), "position": self.position.currentData()}
+        values.update({name: box.isChecked() for name, box in self.flags.items()})
+        return values
+
+    def store(self, entry: dict) -> bool:
+        """Write the changed fields into `entry`; True if anything changed."""
+        changed = False
+        for key, value in self.values().items():
+            if value == self._shown.get(key):
+                continue
+            changed = True
+            if key in ("keys", "secondary_keys"):
+                entry[key] = split_keys(value)
+            elif key == "position" and value is _NOT_SET:
+                entry.pop("position", None)
+            else:
+                entry[key] = value
+        self._shown = self.values()
+        return changed
+
+
+class LorebookEditor(QWidget):
+    """Edits a V3 `character_book` dict; `book()` gives it back with the changes."""
+
+    changed = Signal()
+
+    def __init__(self, book: dict | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.name = QLineEdit()
+        self.name.setPlaceholderText(self.tr("Lorebook name"))
+        self.entries = QListWidget()
+        self.entries.setAccessibleName(self.tr("Lorebook entries"))
+        self.form = EntryForm()
+        self.count_label = QLabel()
+        self._book: dict | None = None
+        self._had_book = False
+        self._row = -1
+        self._build()
+        self.set_book(book)
+
+    def _build(self) -> None:
+        buttons = QHBoxLayout()
+        self.add_button = self._button(self.tr("Add entry"), self.add_entry)
+        self.remove_button = self._button(self.tr("Remove entry"), self.remove_entry)
+        self.import_button = self._button(self.tr("Import…"), self._choose_import)
+        self.export_button = self._button(self.tr("Export…"), self._choose_export)
+        self.import_button.setToolTip(self.tr("Add the entries of a lorebook or SillyTavern "
+                                              "world info file"))
+        for button in (self.add_button, self.remove_button, self.import_button,
+                       self.export_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.count_label)
+        left = QWidget()
+        col = QVBoxLayout(left)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addWidget(self.entries)
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(self.form)
+        split.setSizes([220, 520])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.name)
+        layout.addLayout(buttons)
+        layout.addWidget(split, 1)
+        self.entries.currentRowChanged.connect(self._on_row)
+        self.form.edited.connect(self._on_form_edited)
+        self.name.textEdited.connect(self.changed)
+
+    def _button(self, text: str, slot) -> QPushButton:
+        button = QPushButton(text)
+        button.setAccessibleName(text.rstrip("…"))
+        button.clicked.connect(slot)
+        return button
+
+    # --- the book in and out ----------------------------------------------------------
+    def set_book(self, book: dict | None) -> None:
+        self._had_book = book is not None
+        self._book = copy.deepcopy(book) if book is not None else {"entries": [],
+                                                                   "extensions": {}}
+        self._book.setdefault("entries", [])
+        self.name.setText(str(self._book.get("name") or ""))
+        self._row = -1
+        self._refresh_list(0)
+
+    def book(self) -> dict | None:
+        """The edited book; None when there was none and the user added nothing."""
+        self._commit()
+        book = copy.deepcopy(self._book)
+        name = self.name.text()
+        if name != str(book.get("name") or ""):
+            book["name"] = name
+        if not self._had_book and not book["entries"] and not name:
+            return None
+        return book
+
+    def entry_count(self) -> int:
+        return len(self._book["entries"])
+
+    # --- entries ----------------------------------------------------------------------
+    def add_entry(self) -> None:
+        self._commit()
+        ids = [e.get("id") for e in self._book["entries"] if isinstance(e.get("id"), int)]
+        self._book["entries"].append({
+            "keys": [], "content": "", "extensions": {}, "enabled": True,
+            "insertion_order": 100, "use_regex": False, "constant": False,
+            "selective": False, "id": max(ids, default=-1) + 1,
+            "comment": self.tr("New entry")})
+        self._refresh_list(len(self._book["entries"]) - 1)
+        self.form.keys.setFocus()
+        self.changed.emit()
+
+    def remove_entry(self) -> None:
+        row = self.entries.currentRow()
+        if row < 0:
+            return
+        del self._book["entries"][row]
+        self._row = -1
+        self._refresh_list(min(row, len(self._book["entries"]) - 1))
+        self.changed.emit()
+
+    def _refresh_list(self, select: int) -> None:
+        self.entries.blockSignals(True)
+        self.entries.clear()
+        for i, entry in enumerate(self._book["entries"]):
+            item = QListWidgetItem(entry_title(entry, i))
+            if not entry.get("enabled", True):
+                item.setForeground(Qt.GlobalColor.gray)
+            self.entries.addItem(item)
+        self.entries.blockSignals(False)
+        self.count_label.setText(self.tr("{0} entries").format(self.entries.count()))
+        self._row = -1
+        self.entries.setCurrentRow(select)
+        self._on_row(self.entries.currentRow())
+
+    def _on_row(self, row: int) -> None:
+        self._commit()
+        self._row = row
+        self.form.setEnabled(row >= 0)
+        self.remove_button.setEnabled(row >= 0)
+        if row >= 0:
+            self.form.load(self._book["entries"][row])
+
+    def _commit(self) -> None:
+        if 0 <= self._row < len(self._book["entries"]):
+            self.form.store(self._book["entries"][self._row])
+
+    def _on_form_edited(self) -> None:
+        if 0 <= self._row < len(self._book["entries"]):
+            self.form.store(self._book["entries"][self._row])
+            item = self.entries.item(self._row)
+            item.setText(entry_title(self._book["entries"][self._row], self._row))
+        self.changed.emit()
+
+    # --- files ------------------------------------------------------------------------
+    def import_file(self, path: str) -> int:
+        """Add the entries of a lorebook file; an empty book takes the whole file (its name
+        and settings too). Returns how many entries came in; raises CardError."""
+        imported = load_lorebook(path)
+        self._commit()
+        if not self._book["entries"]:
+            self._book = imported
+            self._had_book = True
+            self.name.setText(str(imported.get("name") or ""))
+        else:
+            self._book["entries"].extend(imported["entries"])
+        self._refresh_list(max(0, len(self._book["entries"]) - len(imported["entries"])))
+        self.changed.emit()
+        return len(imported["entries"])
+
+    def export_file(self, path: str, *, world_info: bool = True) -> None:
+        """Write the book as SillyTavern world info (default) or a V3 lorebook. CardError."""
+        save_lorebook(self.book() or {"entries": [], "extensions": {}}, path,
+                      world_info=world_info)
+
+    def _choose_import(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, self.tr("Import a lorebook"), "",
+            self.tr("Lorebooks and world info (*.json);;Character cards (*.png *.charx)"))
+        if path:
+            try:
+                self.import_file(path)
+            except CardError as exc:
+                QMessageBox.warning(self, self.tr("Import a lorebook"), str(exc))
+
+    def _choose_export(self) -> None:
+        world_info = self.tr("SillyTavern world info (*.json)")
+        path, chosen = QFileDialog.getSaveFileName(
+            self, self.tr("Export the lorebook"), (self.name.text() or "lorebook") + ".json",
+            f"{world_info};;{self.tr('V3 lorebook (*.json)')}")
+        if path:
+            try:
+                self.export_file(path, world_info=chosen == world_info)
+            except CardError as exc:
+                QMessageBox.warning(self, self.tr("Export the lorebook"), str(exc))

@@ -1,0 +1,217 @@
+"""Converting an old split-expert MoE GGUF from the GUI, in the background.
+
+"Open GGUF…" calls `open_gguf(path, parent)`: a file in the current layout is ready at once;
+a legacy one opens `ConvertDialog`, which asks whether to keep the original, converts on a
+worker (the main window stays usable, the dialog is not modal), and says `converted(path)`.
+The download dialog reuses `conversion_work` and `conversion_text` for its own progress area.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QProgressBar,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.downloads import human_size
+from app.core.gguf_meta import GGUFError, GGUFHeader, moe_layout, validate_gguf
+from app.core.moe_convert import convert_legacy_moe, extra_disk_bytes
+from app.core.moe_plan import describe_group, plan_conversion
+from app.gui.models.jobs import JobSlot, rate, time_left
+
+Verify = Callable[[Path], object]
+
+
+def load_check(path: Path) -> bool:
+    """The real check before a converted file replaces anything: llama.cpp loads it in a
+    child process and generates a few tokens."""
+    from app.core.load_check import load_and_generate
+
+    load_and_generate(path)
+    return True
+
+
+def conversion_work(path: Path, keep_original: bool, verify: Verify | None):
+    """The blocking conversion as a Job's work: reports (stage, done, total), returns the
+    ConvertResult."""
+    def work(report, cancel: threading.Event):
+        return convert_legacy_moe(path, progress=lambda *p: report(p), cancel=cancel,
+                                  keep_original=keep_original, verify=verify)
+    return work
+
+
+class ConversionMeter:
+    """Speed and time left from the (stage, done, total) reports of one conversion."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+
+    def text(self, stage: str, done: int, total: int) -> str:
+        if stage == "verifying":
+            return "Checking the converted file (llama.cpp loads it and writes a few words)…"
+        if stage != "converting":
+            return "Converting…"
+        now = time.monotonic()
+        self.started = self.started or now
+        speed = done / (now - self.started) if now > self.started else 0.0
+        left = time_left((total - done) / speed) if speed else ""
+        parts = [f"Converting: {human_size(done)} of {human_size(total)}", rate(speed), left]
+        return " · ".join(p for p in parts if p)
+
+
+def conversion_text(header: GGUFHeader) -> str:
+    """What the user is told before a conversion, with the disk it needs."""
+    lines = [f"{header.name} uses an older mixture-of-experts layout that current llama.cpp "
+             "cannot load. Parlor converts it (the quantized data is copied unchanged) and needs "
+             f"{human_size(extra_disk_bytes(header))} of extra disk for a few minutes."]
+    lines += ["Mixed types: " + describe_group(g) for g in plan_conversion(header).mixed_groups]
+    return "\n".join(lines)
+
+
+class ConvertDialog(QDialog):
+    """Ask keep/remove original, convert in the background, say `converted(path)`."""
+
+    converted = Signal(str)
+
+    def __init__(self, path: str | Path, header: GGUFHeader, parent: QWidget | None = None,
+                 verify: Verify | None = load_check) -> None:
+        super().__init__(parent)
+        self.path, self.verify = Path(path), verify
+        self.state = "asking"  # asking, converting, done, cancelled, failed
+        self._slot = JobSlot()
+        self._meter = ConversionMeter()
+        self.setWindowTitle(self.tr("Convert {0}").format(self.path.name))
+        self._build(header)
+
+    def _build(self, header: GGUFHeader) -> None:
+        layout = QVBoxLayout(self)
+        intro = QLabel(conversion_text(header))
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        backup = self.path.with_name(f"{self.path.stem}.legacy.gguf").name
+        self.keep_button = QRadioButton(self.tr("Keep the original as {0}").format(backup))
+        self.remove_button = QRadioButton(
+            self.tr("Remove the original once the converted file has loaded"))
+        self.keep_button.setChecked(True)
+        layout.addWidget(self.keep_button)
+        layout.addWidget(self.remove_button)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setVisible(False)
+        layout.addWidget(self.bar)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.status)
+        self.buttons = QDialogButtonBox()
+        self.convert_button = self.buttons.addButton(self.tr("Convert"),
+                                                     QDialogButtonBox.ButtonRole.AcceptRole)
+        self.cancel_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        self.convert_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self._on_cancel_clicked)
+        layout.addWidget(self.buttons)
+        self.setMinimumWidth(520)
+
+    def start(self) -> None:
+        self.state = "converting"
+        for w in (self.convert_button, self.keep_button, self.remove_button):
+            w.setEnabled(False)
+        self.bar.setVisible(True)
+        self.status.setText(self.tr("Converting…"))
+        work = conversion_work(self.path, self.keep_button.isChecked(), self.verify)
+        self._slot.start(work, on_success=self._on_done, on_failure=self._on_failed,
+                         on_progress=self._on_progress, on_cancel=self._on_cancelled,
+                         name="convert")
+
+    def _on_progress(self, report: tuple[str, int, int]) -> None:
+        stage, done, total = report
+        self.bar.setValue(int(1000 * done / total) if total else 0)
+        self.status.setText(self._meter.text(stage, done, total))
+
+    def _on_done(self, result) -> None:
+        self.state = "done"
+        self.bar.setValue(1000)
+        self.status.setText(result.summary())
+        self.cancel_button.setText(self.tr("Close"))
+        self.converted.emit(str(result.dst))
+        self.accept()
+
+    def _on_failed(self, message: str) -> None:
+        self.state = "failed"
+        self.status.setText(self.tr("The conversion failed; the original file is unchanged.\n"
+                                    "{0}").format(message))
+        self.cancel_button.setText(self.tr("Close"))
+
+    def _on_cancelled(self, message: str) -> None:
+        self.state = "cancelled"
+        self.status.setText(message)
+        self.cancel_button.setText(self.tr("Close"))
+        self.cancel_button.setEnabled(True)
+
+    def _on_cancel_clicked(self) -> None:
+        if self.state == "converting":
+            self.cancel_button.setEnabled(False)
+            self.status.setText(self.tr("Cancelling…"))
+            self._slot.cancel()
+        else:
+            self.reject()
+
+    def reject(self) -> None:
+        """Closing the window while converting cancels; the original stays untouched."""
+        if self.state == "converting":
+            self._slot.cancel()
+            return
+        super().reject()
+
+    def done(self, result: int) -> None:
+        self._slot.shutdown()
+        super().done(result)
+
+
+class GgufOpener(QObject):
+    """The answer to "Open GGUF…": `ready(path)` with the file to load (converted first when
+    it uses the old layout), or `failed(message)`, or `cancelled()`."""
+
+    ready = Signal(str)
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.dialog: ConvertDialog | None = None
+
+
+def open_gguf(path: str | Path, parent: QWidget, verify: Verify | None = load_check,
+              ) -> GgufOpener:
+    """Check `path` and hand back the file to load through the returned object's signals.
+
+    The signals come from the event loop, never during this call, so connect them first:
+    `open_gguf(path, self).ready.connect(self.load_model)`.
+    """
+    opener = GgufOpener(parent)
+    try:
+        header = validate_gguf(path)
+    except (GGUFError, OSError) as exc:
+        QTimer.singleShot(0, opener, lambda: opener.failed.emit(str(exc)))
+        return opener
+    if moe_layout(header) != "legacy":
+        QTimer.singleShot(0, opener, lambda: opener.ready.emit(str(path)))
+        return opener
+    dialog = ConvertDialog(path, header, parent, verify)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.converted.connect(opener.ready)
+    dialog.rejected.connect(opener.cancelled)
+    opener.dialog = dialog
+    dialog.show()
+    return opener
