@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -31,9 +31,13 @@ from app.core.context import AppContext
 from app.core.default_character import ensure_default_character
 from app.core.engine import LoadParams, ModelInfo, StreamStats
 from app.core.gguf_meta import GGUFError, validate_gguf
+from app.core.prompt import estimate_tokens
+from app.core.store import StoreError
 from app.gui.chat.composer import Composer
 from app.gui.chat.controller import ChatController
 from app.gui.chat.delegate import MessageDelegate
+from app.gui.chat.header import ChatHeader
+from app.gui.chat.inspector import PromptInspector
 from app.gui.chat.model import ChatModel
 from app.gui.workers import WorkerThread
 
@@ -73,9 +77,11 @@ class MainWindow(QMainWindow):
         self.stop_button = QPushButton(self.tr("Stop"))
         self.stop_button.setEnabled(False)
         self.banner = self._no_model_banner()
+        self.header = ChatHeader()
         middle = QWidget()
         col = QVBoxLayout(middle)
         col.addWidget(self.banner)
+        col.addWidget(self.header)
         col.addWidget(self.chat_view, 1)
         row = QHBoxLayout()
         row.addWidget(self.composer, 1)
@@ -88,9 +94,12 @@ class MainWindow(QMainWindow):
         splitter.setSizes([240, 860])
         self.setCentralWidget(splitter)
         self.model_label = QLabel()
+        self.composer_label = QLabel()
+        self.context_label = QLabel()
         self.speed_label = QLabel()
         self.statusBar().addPermanentWidget(self.model_label, 1)
-        self.statusBar().addPermanentWidget(self.speed_label)
+        for label in (self.composer_label, self.context_label, self.speed_label):
+            self.statusBar().addPermanentWidget(label)
 
     def _no_model_banner(self) -> QFrame:
         frame = QFrame()
@@ -144,6 +153,9 @@ class MainWindow(QMainWindow):
         for trigger in (self.download_button.clicked, self.download_action.triggered):
             trigger.connect(self.show_download)
         self.new_chat_action.triggered.connect(self._new_chat)
+        self.header.new_chat_requested.connect(self._new_chat)
+        self.header.chat_selected.connect(self._open_chat)
+        self.header.inspect_requested.connect(self.show_prompt)
         self.regenerate_action.triggered.connect(self.controller.regenerate)
         self.continue_action.triggered.connect(self.controller.continue_reply)
         self.impersonate_action.triggered.connect(self._impersonate)
@@ -158,6 +170,11 @@ class MainWindow(QMainWindow):
         self.controller.busy_changed.connect(self._on_busy)
         self.controller.error.connect(self._show_error)
         self.controller.reply_finished.connect(self._on_reply_finished)
+        self.worker.worker.stream_rate.connect(self._on_stream_rate)
+        self.worker.worker.started.connect(self._on_prompt_built)
+        self.composer.textChanged.connect(self._on_composer_changed)
+        self._draft_timer = QTimer(self, singleShot=True, interval=800,
+                                   timeout=self._save_draft)
         self.chat_model.rowsInserted.connect(self._on_rows_inserted)
         self.chat_model.dataChanged.connect(self._follow_stream)
         self.chat_view.verticalScrollBar().valueChanged.connect(self._maybe_load_earlier)
@@ -183,15 +200,36 @@ class MainWindow(QMainWindow):
     def _on_character(self, item: QListWidgetItem | None) -> None:
         if item is not None and not self.controller.busy:
             self.chat_view.itemDelegate().avatars = {"assistant": item.icon().pixmap(72, 72)}
-            self.controller.open_character(item.data(Qt.ItemDataRole.UserRole))
-            self.chat_view.scrollToBottom()
-            self.composer.setFocus()
+            chats = self.ctx.store.chats(item.data(Qt.ItemDataRole.UserRole))
+            if chats:
+                self._open_chat(chats[0]["id"])
+            else:
+                self._new_chat()
+
+    def _open_chat(self, chat_id: int) -> None:
+        if self.controller.busy:
+            return
+        self._save_draft()
+        self.controller.open_chat(chat_id)
+        self.composer.setPlainText(self.ctx.store.draft(chat_id))
+        character = self.ctx.store.chat_character(chat_id)
+        self.header.show_chats(self.controller.card.get("name", ""),
+                               self.ctx.store.chats(character), chat_id)
+        self.chat_view.scrollToBottom()
+        self.composer.setFocus()
 
     def _new_chat(self) -> None:
         item = self.characters.currentItem()
         if item is not None and not self.controller.busy:
-            chat = self.controller.new_chat(item.data(Qt.ItemDataRole.UserRole))
-            self.controller.open_chat(chat)
+            self._open_chat(self.controller.new_chat(item.data(Qt.ItemDataRole.UserRole)))
+
+    def show_prompt(self) -> None:
+        prompt, info = self.controller.last_prompt, self.controller.info
+        if prompt is None or info is None:
+            self.statusBar().showMessage(self.tr("No reply has been written yet."), 5000)
+            return
+        self._inspector = PromptInspector(prompt, info.n_ctx, self)
+        self._inspector.show()
 
     # --- message actions ---------------------------------------------------------------
     def _message_at(self, row: int):
@@ -332,6 +370,33 @@ class MainWindow(QMainWindow):
         if busy:
             self.speed_label.setText(self.tr("writing…"))
 
+    def _on_stream_rate(self, tokens: int, rate: float) -> None:
+        self.speed_label.setText(self.tr("writing… {0} tokens · {1:.1f} tok/s").format(
+            tokens, rate))
+
+    def _on_prompt_built(self, prompt) -> None:
+        info = self.controller.info
+        if info is not None:
+            self.context_label.setText(self.tr("context {0}/{1}").format(prompt.tokens,
+                                                                        info.n_ctx))
+            self.context_label.setToolTip("\n".join(
+                f"{p.name}: {p.tokens}" for p in prompt.parts)
+                + (self.tr("\n{0} older messages left out").format(prompt.dropped_messages)
+                   if prompt.dropped_messages else ""))
+
+    def _on_composer_changed(self) -> None:
+        text = self.composer.toPlainText()
+        self.composer_label.setText(self.tr("≈{0} tokens").format(estimate_tokens(text))
+                                    if text else "")
+        self._draft_timer.start()
+
+    def _save_draft(self) -> None:
+        if self.controller.chat_id is not None:
+            try:
+                self.ctx.store.set_draft(self.controller.chat_id, self.composer.toPlainText())
+            except StoreError as exc:
+                self.statusBar().showMessage(str(exc), 5000)
+
     def _on_reply_finished(self, stats: StreamStats) -> None:
         self.speed_label.setText(self.tr("{0} tokens · {1:.1f} tok/s").format(
             stats.tokens, stats.tokens_per_s))
@@ -350,6 +415,8 @@ class MainWindow(QMainWindow):
             "Parlor {0}\nCharacter roleplay with local language models.").format(__version__))
 
     def closeEvent(self, event) -> None:  # noqa: N802
+        self._draft_timer.stop()
+        self._save_draft()
         self.controller.stop()
         self.worker.shutdown()
         super().closeEvent(event)

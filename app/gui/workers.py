@@ -24,6 +24,7 @@ class GenerationWorker(QObject):
     load_failed = Signal(str)
     started = Signal(object)           # the prompt object the job built
     token_batch = Signal(str)
+    stream_rate = Signal(int, float)   # tokens so far, tokens per second so far
     finished = Signal(object)          # StreamStats
     failed = Signal(str, bool)         # message, whether the engine process crashed
 
@@ -55,12 +56,16 @@ class GenerationWorker(QObject):
             self.failed.emit(str(exc) or type(exc).__name__, False)
 
     def _stream(self, prompt: str, sampling: SamplingParams) -> None:
-        pending, last = [], time.monotonic()
+        pending, last, count, first = [], time.monotonic(), 0, None
         for piece in self.engine.stream(prompt, sampling, self.cancel):
             pending.append(piece)
+            count += 1
             now = time.monotonic()
+            first = first or now
             if now - last >= BATCH_S:
                 self.token_batch.emit("".join(pending))
+                rate = (count - 1) / (now - first) if now > first else 0.0
+                self.stream_rate.emit(count, rate)
                 pending, last = [], now
         if pending:
             self.token_batch.emit("".join(pending))

@@ -27,7 +27,7 @@ def make_window(qtbot):
 
     yield make
     for window, ctx in opened:
-        if window.isVisible():
+        if not window.worker.thread.isFinished():
             window.close()
         ctx.close()
 

@@ -176,3 +176,32 @@ def test_edit_and_delete_messages(qtbot, make_window, tiny_llama_path):
     assert window.ctx.store.message(user.id).text == "No typo here"
     window.controller.delete(user.id)
     assert [m.role for m in window.chat_model.messages()] == ["assistant"]
+
+
+def test_the_draft_survives_a_restart(qtbot, make_window):
+    window = make_window()
+    window.composer.setPlainText("half a thought")
+    window.close()
+    again = make_window()
+    assert again.composer.toPlainText() == "half a thought"
+
+
+def test_new_chat_and_switching_between_chats(qtbot, make_window):
+    window = make_window()
+    first_chat = window.controller.chat_id
+    window.new_chat_action.trigger()
+    assert window.controller.chat_id != first_chat
+    assert window.header.chats.count() == 2
+    window.header.chat_selected.emit(first_chat)
+    assert window.controller.chat_id == first_chat
+
+
+def test_prompt_inspector_shows_the_exact_prompt(qtbot, make_window, tiny_llama_path):
+    window = make_window(max_tokens=4)
+    load(qtbot, window, tiny_llama_path)
+    _reply_once(qtbot, window, "Inspect me")
+    window.header.inspect_button.click()
+    text = window._inspector.text.toPlainText()
+    assert text == window.controller.last_prompt.text
+    assert "Inspect me" in text and "Gull & Lantern" in text
+    assert "context" in window.context_label.text()

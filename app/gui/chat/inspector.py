@@ -1,0 +1,49 @@
+"""The prompt inspector: the exact text sent for the last reply, part by part, with counts."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QPlainTextEdit,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+
+class PromptInspector(QDialog):
+    def __init__(self, prompt, n_ctx: int, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(self.tr("Prompt inspector"))
+        self.resize(760, 640)
+        lay = QVBoxLayout(self)
+        summary = self.tr("{0} tokens of a {1}-token context").format(prompt.tokens, n_ctx)
+        if prompt.dropped_messages:
+            summary += self.tr(" · {0} older messages left out").format(prompt.dropped_messages)
+        if prompt.lore:
+            summary += self.tr(" · lore: {0}").format(", ".join(prompt.lore))
+        lay.addWidget(QLabel(summary))
+        lay.addWidget(self._parts_table(prompt.parts))
+        self.text = QPlainTextEdit(prompt.text)
+        self.text.setReadOnly(True)
+        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.text.setAccessibleName(self.tr("Prompt text"))
+        lay.addWidget(self.text, 1)
+        for warning in prompt.warnings:
+            lay.addWidget(QLabel("⚠ " + warning))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(buttons)
+
+    def _parts_table(self, parts) -> QTableWidget:
+        table = QTableWidget(len(parts), 2)
+        table.setHorizontalHeaderLabels([self.tr("Part"), self.tr("Tokens")])
+        for row, part in enumerate(parts):
+            table.setItem(row, 0, QTableWidgetItem(part.name))
+            table.setItem(row, 1, QTableWidgetItem(str(part.tokens)))
+        table.horizontalHeader().setStretchLastSection(True)
+        table.setMaximumHeight(30 + 26 * min(len(parts), 8))
+        return table
