@@ -32,6 +32,10 @@ class Settings:
     persona: str = ""             # the persona's description
     template: str = "auto"        # "auto": the model's own chat template, else a preset name
     enter_sends: bool = True      # Enter sends and Shift+Enter is a new line (else reversed)
+    theme: str = "system"         # system | light | dark
+    font_size: int = 0            # points for the chat text; 0: the system's size
+    chat_layout: str = "bubbles"  # bubbles | book
+    first_run_done: bool = False  # the first-run guide was finished or skipped
     extra: dict = field(default_factory=dict)  # keys this version does not know, kept as-is
 
     @classmethod

@@ -39,6 +39,8 @@ from app.gui.chat.delegate import MessageDelegate
 from app.gui.chat.header import ChatHeader
 from app.gui.chat.inspector import PromptInspector
 from app.gui.chat.model import ChatModel
+from app.gui.settings_dialog import SettingsDialog
+from app.gui.theme import apply_theme
 from app.gui.workers import WorkerThread
 
 
@@ -56,6 +58,8 @@ class MainWindow(QMainWindow):
         self.controller = ChatController(ctx, self.chat_model, worker)
         self._build_ui()
         self._build_menus()
+        apply_theme(QApplication.instance(), ctx.settings.theme, ctx.settings.font_size)
+        self.chat_view.itemDelegate().book = ctx.settings.chat_layout == "book"
         self._connect()
         self._load_characters()
         self._show_model(None)
@@ -138,6 +142,10 @@ class MainWindow(QMainWindow):
                               self.continue_action, self.impersonate_action,
                               self.swipe_left_action, self.swipe_right_action,
                               self.stop_action])
+        settings_action = QAction(self.tr("&Settings…"), self,
+                                  shortcut=QKeySequence.StandardKey.Preferences)
+        settings_action.triggered.connect(self.show_settings)
+        file_menu.insertAction(quit_action, settings_action)
         help_menu = self.menuBar().addMenu(self.tr("&Help"))
         about = QAction(self.tr("&About Parlor"), self)
         about.triggered.connect(self._about)
@@ -409,6 +417,28 @@ class MainWindow(QMainWindow):
         box.setModal(False)
         box.show()
         self._last_error_box = box
+
+    # --- settings ----------------------------------------------------------------------
+    def show_settings(self) -> SettingsDialog:
+        self._settings_dialog = SettingsDialog(self.ctx.settings, self)
+        self._settings_dialog.applied.connect(self.apply_settings)
+        self._settings_dialog.show()
+        return self._settings_dialog
+
+    def apply_settings(self, changed: set) -> None:
+        """Apply what changed now; only model parameters need the model reloaded."""
+        s = self.ctx.settings
+        try:
+            self.ctx.save_settings()
+        except OSError as exc:
+            self._show_error(self.tr("The settings could not be saved:\n{0}").format(exc))
+        apply_theme(QApplication.instance(), s.theme, s.font_size)
+        self.composer.enter_sends = s.enter_sends
+        self.chat_view.itemDelegate().book = s.chat_layout == "book"
+        self.controller.reload()
+        if changed & {"n_ctx", "n_gpu_layers"} and self.controller.info is not None \
+                and not self.controller.busy and s.model_path:
+            self.load_model(s.model_path)
 
     def _about(self) -> None:
         QMessageBox.about(self, self.tr("About Parlor"), self.tr(

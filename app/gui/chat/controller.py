@@ -83,12 +83,12 @@ class ChatController(QObject):
     def open_chat(self, chat_id: int) -> None:
         self.chat_id = chat_id
         self.card = self.ctx.store.character_card(self.ctx.store.chat_character(chat_id))
-        self.model.names = {"user": self.ctx.settings.user_name,
-                            "assistant": self.card.get("name", ""), "system": "System"}
         self.reload()
 
     def reload(self) -> None:
-        """Show the chat's active path again (after a swipe, edit or delete)."""
+        """Show the chat's active path again (after a swipe, edit, delete or new settings)."""
+        self.model.names = {"user": self.ctx.settings.user_name,
+                            "assistant": self.card.get("name", ""), "system": "System"}
         if self.chat_id is not None:
             self.model.set_messages(self.ctx.store.active_path(self.chat_id))
 

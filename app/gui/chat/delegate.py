@@ -31,6 +31,7 @@ class MessageDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self._docs: dict[tuple, QTextDocument] = {}
         self.avatars: dict[str, QPixmap] = {}
+        self.book = False   # book-like layout: every message full width, on the left
 
     # --- layout ------------------------------------------------------------------------
     def _document(self, text: str, width: int, font) -> QTextDocument:
@@ -47,20 +48,23 @@ class MessageDelegate(QStyledItemDelegate):
             self._docs[key] = doc
         return doc
 
-    @staticmethod
-    def _text_width(option: QStyleOptionViewItem) -> int:
-        usable = option.rect.width() - AVATAR - 3 * MARGIN
-        return max(120, int(usable * 0.86) - 2 * PAD)
-
     def sizeHint(self, option: QStyleOptionViewItem, index) -> QSize:  # noqa: N802
         doc = self._document(index.data(), self._text_width(option), option.font)
         return QSize(option.rect.width(),
                      max(int(doc.size().height()) + HEADER + 2 * PAD, AVATAR) + MARGIN)
 
+    def _text_width(self, option: QStyleOptionViewItem) -> int:
+        usable = option.rect.width() - AVATAR - 3 * MARGIN
+        return max(120, (usable if self.book else int(usable * 0.86)) - 2 * PAD)
+
+    def _is_right(self, index) -> bool:
+        return not self.book and index.data(Roles.ROLE) == "user"
+
     def _bubble(self, option: QStyleOptionViewItem, index, doc: QTextDocument) -> QRectF:
-        is_user = index.data(Roles.ROLE) == "user"
-        width = min(option.rect.width() - AVATAR - 3 * MARGIN,
-                    max(doc.idealWidth(), 220) + 2 * PAD)
+        is_user = self._is_right(index)
+        width = option.rect.width() - AVATAR - 3 * MARGIN
+        if not self.book:
+            width = min(width, max(doc.idealWidth(), 220) + 2 * PAD)
         if is_user:
             x = option.rect.right() - 2 * MARGIN - AVATAR - width
         else:
@@ -80,7 +84,8 @@ class MessageDelegate(QStyledItemDelegate):
         doc = self._document(index.data(), self._text_width(option), option.font)
         bubble = self._bubble(option, index, doc)
         is_user = index.data(Roles.ROLE) == "user"
-        self._paint_avatar(painter, option, bubble, is_user, index.data(Roles.NAME) or "?")
+        self._paint_avatar(painter, option, bubble, is_user, self._is_right(index),
+                           index.data(Roles.NAME) or "?")
         self._paint_bubble(painter, option, bubble, is_user)
         self._paint_header(painter, option, index, bubble)
         painter.translate(bubble.left() + PAD, bubble.top() + PAD + HEADER)
@@ -89,8 +94,9 @@ class MessageDelegate(QStyledItemDelegate):
         doc.documentLayout().draw(painter, ctx)
         painter.restore()
 
-    def _paint_avatar(self, painter, option, bubble: QRectF, is_user: bool, name: str) -> None:
-        x = bubble.right() + MARGIN if is_user else bubble.left() - MARGIN - AVATAR
+    def _paint_avatar(self, painter, option, bubble: QRectF, is_user: bool, right: bool,
+                      name: str) -> None:
+        x = bubble.right() + MARGIN if right else bubble.left() - MARGIN - AVATAR
         rect = QRectF(x, bubble.top(), AVATAR, AVATAR)
         clip = QPainterPath()
         clip.addEllipse(rect)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
 
@@ -41,7 +41,9 @@ class ChatHeader(QWidget):
         self.title.setText(name)
         self.chats.clear()
         for row in rows:
-            when = time.strftime("%b %d, %H:%M", time.localtime(row["last_used_at"]))
-            self.chats.addItem(f"{row['title']}  ·  {when}", row["id"])
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["last_used_at"]))
+            self.chats.addItem(row["title"], row["id"])
+            self.chats.setItemData(self.chats.count() - 1, self.tr("Last used {0}").format(when),
+                                   Qt.ItemDataRole.ToolTipRole)
         index = self.chats.findData(current)
         self.chats.setCurrentIndex(max(index, 0))

@@ -1,0 +1,171 @@
+"""Settings, in sections; every setting has a default and a one-line explanation.
+
+The rows are data (SECTIONS), so adding a setting is one line here and one field in
+`app.core.settings.Settings`, where its default lives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.prompt import PRESET_NAMES
+from app.core.settings import Settings
+
+# (key, label, explanation, kind, options)
+SECTIONS: dict[str, list[tuple]] = {
+    "Model": [
+        ("n_ctx", "Context size", "How many tokens the model sees at once; more uses more memory.",
+         "int", (256, 1_048_576, 256)),
+        ("n_gpu_layers", "GPU layers", "Layers run on the GPU: 0 for CPU only, -1 for all.",
+         "int", (-1, 1000, 1)),
+    ],
+    "Generation": [
+        ("max_tokens", "Longest reply", "The most tokens one reply may have.", "int",
+         (1, 32768, 16)),
+        ("temperature", "Temperature", "Higher is more varied, lower is more predictable.",
+         "float", (0.0, 5.0, 0.05)),
+        ("top_p", "Top-p", "Keep the likeliest tokens that together reach this probability.",
+         "float", (0.0, 1.0, 0.01)),
+        ("min_p", "Min-p", "Drop tokens far less likely than the best one.", "float",
+         (0.0, 1.0, 0.01)),
+        ("top_k", "Top-k", "Consider only this many likeliest tokens (0: all).", "int",
+         (0, 1000, 1)),
+        ("repeat_penalty", "Repetition penalty", "Above 1 discourages repeating recent text.",
+         "float", (0.5, 2.0, 0.01)),
+    ],
+    "Prompt": [
+        ("user_name", "Your name", "Replaces {{user}} in cards and messages.", "text", None),
+        ("persona", "Your persona", "Who you are in the story; sent with every prompt.",
+         "longtext", None),
+        ("template", "Chat template", "'auto' uses the model's own template; or pick a preset.",
+         "choice", ("auto", *PRESET_NAMES)),
+    ],
+    "Appearance": [
+        ("theme", "Theme", "Follow the system, or always light or dark.", "choice",
+         ("system", "light", "dark")),
+        ("font_size", "Text size", "Points for the chat text; 0 uses the system's size.", "int",
+         (0, 48, 1)),
+        ("chat_layout", "Layout", "Bubbles, or a book-like page with the text full width.",
+         "choice", ("bubbles", "book")),
+        ("enter_sends", "Enter sends", "Enter sends and Shift+Enter starts a new line; "
+         "untick to swap them.", "bool", None),
+    ],
+}
+
+
+class SettingsDialog(QDialog):
+    applied = Signal(set)   # the keys that changed
+
+    def __init__(self, settings: Settings, parent=None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.setWindowTitle(self.tr("Settings"))
+        self.setMinimumWidth(560)
+        self.editors: dict[str, tuple[str, QWidget]] = {}
+        tabs = QTabWidget()
+        for section, rows in SECTIONS.items():
+            tabs.addTab(self._section(rows), self.tr(section))
+        self.extra_tabs = tabs
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Apply
+                                   | QDialogButtonBox.StandardButton.Cancel
+                                   | QDialogButtonBox.StandardButton.RestoreDefaults)
+        buttons.accepted.connect(self._ok)
+        buttons.rejected.connect(self.reject)
+        buttons.button(QDialogButtonBox.StandardButton.Apply).clicked.connect(self.apply)
+        buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(
+            self.restore_defaults)
+        lay = QVBoxLayout(self)
+        lay.addWidget(tabs)
+        lay.addWidget(buttons)
+
+    def _section(self, rows) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        for key, label, explanation, kind, options in rows:
+            editor = _editor(kind, options)
+            editor.setAccessibleName(self.tr(label))
+            editor.setToolTip(self.tr(explanation))
+            _set(kind, editor, getattr(self.settings, key))
+            self.editors[key] = (kind, editor)
+            note = QLabel(self.tr(explanation))
+            note.setWordWrap(True)
+            note.setEnabled(False)  # drawn in the palette's softer text colour
+            box = QVBoxLayout()
+            box.addWidget(editor)
+            box.addWidget(note)
+            form.addRow(self.tr(label), box)
+        return page
+
+    def values(self) -> dict:
+        return {key: _get(kind, editor) for key, (kind, editor) in self.editors.items()}
+
+    def apply(self) -> None:
+        changed = {k for k, v in self.values().items() if getattr(self.settings, k) != v}
+        for key in changed:
+            setattr(self.settings, key, self.values()[key])
+        self.applied.emit(changed)
+
+    def restore_defaults(self) -> None:
+        defaults = {f.name: f.default for f in fields(Settings) if f.name in self.editors}
+        for key, value in defaults.items():
+            kind, editor = self.editors[key]
+            _set(kind, editor, value)
+
+    def _ok(self) -> None:
+        self.apply()
+        self.accept()
+
+
+def _editor(kind: str, options) -> QWidget:
+    if kind == "int":
+        w = QSpinBox()
+        w.setRange(options[0], options[1])
+        w.setSingleStep(options[2])
+    elif kind == "float":
+        w = QDoubleSpinBox()
+        w.setRange(options[0], options[1])
+        w.setSingleStep(options[2])
+        w.setDecimals(2)
+    elif kind == "choice":
+        w = QComboBox()
+        w.addItems(list(options))
+    elif kind == "bool":
+        w = QCheckBox()
+    elif kind == "longtext":
+        w = QPlainTextEdit()
+        w.setMaximumHeight(90)
+    else:
+        w = QLineEdit()
+    return w
+
+
+def _set(kind: str, w: QWidget, value) -> None:
+    {"int": lambda: w.setValue(int(value)), "float": lambda: w.setValue(float(value)),
+     "choice": lambda: w.setCurrentText(str(value)), "bool": lambda: w.setChecked(bool(value)),
+     "longtext": lambda: w.setPlainText(str(value)),
+     "text": lambda: w.setText(str(value))}[kind]()
+
+
+def _get(kind: str, w: QWidget):
+    getters = {"int": lambda: w.value(), "float": lambda: round(w.value(), 4),
+               "choice": lambda: w.currentText(), "bool": lambda: w.isChecked(),
+               "longtext": lambda: w.toPlainText(), "text": lambda: w.text()}
+    return getters[kind]()

@@ -1,0 +1,51 @@
+"""Light and dark themes that follow the system unless the user picks one."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont, QPalette
+from PySide6.QtWidgets import QApplication
+
+SCHEMES = {"system": Qt.ColorScheme.Unknown, "light": Qt.ColorScheme.Light,
+           "dark": Qt.ColorScheme.Dark}
+DARK = {
+    QPalette.ColorRole.Window: "#1f2126", QPalette.ColorRole.WindowText: "#e6e6e6",
+    QPalette.ColorRole.Base: "#17191d", QPalette.ColorRole.AlternateBase: "#2a2d33",
+    QPalette.ColorRole.Text: "#e6e6e6", QPalette.ColorRole.Button: "#2a2d33",
+    QPalette.ColorRole.ButtonText: "#e6e6e6", QPalette.ColorRole.Highlight: "#4f8edc",
+    QPalette.ColorRole.HighlightedText: "#ffffff", QPalette.ColorRole.PlaceholderText: "#8d9199",
+    QPalette.ColorRole.ToolTipBase: "#2a2d33", QPalette.ColorRole.ToolTipText: "#e6e6e6",
+    QPalette.ColorRole.Mid: "#5a5f69", QPalette.ColorRole.Link: "#7fb0ee",
+}
+
+
+def dark_palette() -> QPalette:
+    palette = QPalette()
+    for role, color in DARK.items():
+        palette.setColor(role, QColor(color))
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText,
+                 QPalette.ColorRole.ButtonText):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6b7079"))
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Button, QColor("#24272c"))
+    return palette
+
+
+def apply_theme(app: QApplication, theme: str, font_size: int = 0) -> None:
+    """Fusion draws both schemes well on every OS.
+
+    The colour scheme hint makes the platform follow the choice where it can; an explicit
+    palette makes it true everywhere else (some platforms ignore the hint).
+    """
+    app.setStyle("Fusion")
+    app.styleHints().setColorScheme(SCHEMES.get(theme, Qt.ColorScheme.Unknown))
+    wants_dark = theme == "dark" or (
+        theme == "system" and app.styleHints().colorScheme() == Qt.ColorScheme.Dark)
+    app.setPalette(dark_palette() if wants_dark else app.style().standardPalette())
+    font = QFont(app.font())
+    if font_size > 0:
+        font.setPointSize(font_size)
+    app.setFont(font)
+
+
+def is_dark(app: QApplication) -> bool:
+    return app.palette().color(QPalette.ColorRole.Window).lightness() < 128

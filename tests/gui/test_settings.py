@@ -1,0 +1,48 @@
+"""The settings dialog: every setting explained, applied without a restart, saved."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QApplication
+
+from app.core.settings import Settings
+from app.gui.settings_dialog import SECTIONS
+from app.gui.theme import is_dark
+
+
+def test_every_setting_has_a_section_an_explanation_and_a_default():
+    keys = [row[0] for rows in SECTIONS.values() for row in rows]
+    defaults = Settings()
+    for rows in SECTIONS.values():
+        for key, label, explanation, _kind, _opts in rows:
+            assert hasattr(defaults, key) and label and explanation.endswith(".")
+    assert len(keys) == len(set(keys))
+    assert set(SECTIONS) >= {"Model", "Generation", "Prompt", "Appearance"}
+
+
+def test_changes_apply_at_once_and_are_saved(qtbot, make_window):
+    window = make_window()
+    dialog = window.show_settings()
+    kind, editor = dialog.editors["enter_sends"]
+    editor.setChecked(False)
+    dialog.editors["theme"][1].setCurrentText("dark")
+    dialog.editors["chat_layout"][1].setCurrentText("book")
+    dialog.editors["user_name"][1].setText("Ash")
+    dialog.apply()
+    assert window.composer.enter_sends is False
+    assert is_dark(QApplication.instance())
+    assert window.chat_view.itemDelegate().book
+    assert window.chat_model.names["user"] == "Ash"
+    saved = Settings.load(window.ctx.paths.settings_file)
+    assert (saved.enter_sends, saved.theme, saved.user_name) == (False, "dark", "Ash")
+    dialog.restore_defaults()
+    dialog.apply()
+    assert window.ctx.settings.theme == "system"
+    assert not is_dark(QApplication.instance())  # the offscreen system theme is light
+
+
+def test_settings_file_is_never_torn(tmp_path):
+    path = tmp_path / "settings.json"
+    Settings(user_name="Old").save(path)
+    path.write_text('{"user_name": "Half', encoding="utf-8")  # a torn write from elsewhere
+    assert Settings.load(path).user_name == Settings().user_name
+    assert (tmp_path / "settings.broken.json").exists()
