@@ -55,6 +55,11 @@ def run_gui(args) -> int:
         model = args.model or ctx.settings.model_path
         if model:
             window.load_model(model)
+        else:
+            from app.core.machine import read_machine
+            from app.gui.first_run import maybe_first_run
+
+            window._first_run = maybe_first_run(window, read_machine)
     code = app.exec()
     ctx.close()
     return code

@@ -1,0 +1,90 @@
+"""The first-run guide: this machine's memory, the model that fits, and a way to get it.
+
+Shown once; finishing or skipping it sets `first_run_done` so it never returns.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
+
+from app.core.catalog import evaluate, format_gb, load_catalog
+from app.core.machine import Machine
+
+DOWNLOAD, OPEN, SKIP = "download", "open", "skip"
+
+
+def machine_summary(machine: Machine) -> str:
+    lines = [f"Memory: {format_gb(machine.ram_total)} RAM"]
+    for gpu in machine.gpus:
+        kind = "shared with RAM" if not gpu.dedicated else "VRAM"
+        lines.append(f"Graphics: {gpu.name}, {format_gb(gpu.total_bytes)} {kind}")
+    if not machine.gpus:
+        lines.append("Graphics: no GPU that llama.cpp can use was found; the CPU will do.")
+    return "\n".join(lines)
+
+
+class FirstRunDialog(QDialog):
+    chosen = Signal(str)   # DOWNLOAD | OPEN | SKIP
+
+    def __init__(self, machine: Machine, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(self.tr("Welcome to Parlor"))
+        self.setMinimumWidth(560)
+        catalog = load_catalog()
+        rec, _rows = evaluate(catalog, machine, n_layer=catalog.n_layer)
+        lay = QVBoxLayout(self)
+        intro = QLabel(self.tr(
+            "<h2>Welcome to Parlor</h2><p>Three steps: get a model, meet a character, chat. "
+            "Everything runs on this computer.</p>"))
+        intro.setWordWrap(True)
+        lay.addWidget(intro)
+        lay.addWidget(QLabel(machine_summary(machine)))
+        self.recommendation = QLabel(self._advice(catalog.name, rec))
+        self.recommendation.setWordWrap(True)
+        lay.addWidget(self.recommendation)
+        lay.addWidget(QLabel(self.tr("Then say hello to Wren, who is waiting in the inn.")))
+        row = QHBoxLayout()
+        self.buttons = {}
+        for key, text in ((DOWNLOAD, self.tr("Download the recommended model…")),
+                          (OPEN, self.tr("Open a GGUF file I have…")),
+                          (SKIP, self.tr("Skip for now"))):
+            button = QPushButton(text)
+            button.clicked.connect(lambda _=False, k=key: self._choose(k))
+            row.addWidget(button)
+            self.buttons[key] = button
+        self.buttons[DOWNLOAD].setDefault(True)
+        self.buttons[DOWNLOAD].setEnabled(rec.entry is not None)
+        lay.addLayout(row)
+
+    def _advice(self, model_name: str, rec) -> str:
+        if rec.entry is None:
+            return self.tr("{0} is too large for this computer ({1}). Open a smaller GGUF "
+                           "model instead, or connect to a server.").format(model_name,
+                                                                           rec.message)
+        label = rec.entry.name if rec.entry.name == rec.entry.quant else \
+            f"{rec.entry.name} ({rec.entry.quant})"
+        return self.tr("Recommended: <b>{0}</b> of {1} — {2}.").format(label, model_name,
+                                                                       rec.why)
+
+    def _choose(self, key: str) -> None:
+        self.chosen.emit(key)
+        self.accept()
+
+
+def maybe_first_run(window, read_machine) -> FirstRunDialog | None:
+    """Open the guide over `window` unless it was done before or a model is already set."""
+    settings = window.ctx.settings
+    if settings.first_run_done or settings.model_path:
+        return None
+    dialog = FirstRunDialog(read_machine(), window)
+    actions = {DOWNLOAD: window.show_download, OPEN: window.choose_model, SKIP: lambda: None}
+
+    def finish(key: str) -> None:
+        settings.first_run_done = True
+        window.ctx.save_settings()
+        actions[key]()
+
+    dialog.chosen.connect(finish)
+    dialog.open()
+    return dialog
