@@ -36,6 +36,7 @@ from app.core.store import StoreError
 from app.gui.chat.composer import Composer
 from app.gui.chat.controller import ChatController
 from app.gui.chat.delegate import MessageDelegate
+from app.gui.chat.find_bar import FindBar
 from app.gui.chat.header import ChatHeader
 from app.gui.chat.inspector import PromptInspector
 from app.gui.chat.model import ChatModel
@@ -87,6 +88,8 @@ class MainWindow(QMainWindow):
         col.addWidget(self.banner)
         col.addWidget(self.header)
         col.addWidget(self.chat_view, 1)
+        self.find_bar = FindBar(self.chat_model, self.chat_view)
+        col.addWidget(self.find_bar)
         row = QHBoxLayout()
         row.addWidget(self.composer, 1)
         row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
@@ -138,7 +141,10 @@ class MainWindow(QMainWindow):
         self.impersonate_action = QAction(self.tr("&Impersonate"), self, shortcut="Ctrl+Shift+I")
         self.swipe_left_action = QAction(self.tr("Previous swipe"), self, shortcut="Alt+Left")
         self.swipe_right_action = QAction(self.tr("Next swipe"), self, shortcut="Alt+Right")
-        chat_menu.addActions([self.new_chat_action, self.regenerate_action,
+        self.find_action = QAction(self.tr("&Find in chat…"), self,
+                                   shortcut=QKeySequence.StandardKey.Find)
+        self.find_action.triggered.connect(lambda: self.find_bar.open())
+        chat_menu.addActions([self.new_chat_action, self.find_action, self.regenerate_action,
                               self.continue_action, self.impersonate_action,
                               self.swipe_left_action, self.swipe_right_action,
                               self.stop_action])
@@ -147,9 +153,11 @@ class MainWindow(QMainWindow):
         settings_action.triggered.connect(self.show_settings)
         file_menu.insertAction(quit_action, settings_action)
         help_menu = self.menuBar().addMenu(self.tr("&Help"))
+        shortcuts = QAction(self.tr("&Keyboard shortcuts"), self)
+        shortcuts.triggered.connect(self.show_shortcuts)
         about = QAction(self.tr("&About Parlor"), self)
         about.triggered.connect(self._about)
-        help_menu.addAction(about)
+        help_menu.addActions([shortcuts, about])
 
     def _connect(self) -> None:
         self.composer.submitted.connect(self.send)
@@ -439,6 +447,21 @@ class MainWindow(QMainWindow):
         if changed & {"n_ctx", "n_gpu_layers"} and self.controller.info is not None \
                 and not self.controller.busy and s.model_path:
             self.load_model(s.model_path)
+
+    def shortcut_list(self) -> list[tuple[str, str]]:
+        """Every action with a shortcut, as (keys, what it does), from the menus themselves."""
+        rows = [("Enter", self.tr("Send (Shift+Enter: new line)")),
+                ("Up", self.tr("Edit your last message (in an empty composer)"))]
+        for menu_action in self.menuBar().actions():
+            for action in menu_action.menu().actions():
+                if not action.shortcut().isEmpty():
+                    rows.append((action.shortcut().toString(
+                        QKeySequence.SequenceFormat.NativeText), action.text().replace("&", "")))
+        return rows
+
+    def show_shortcuts(self) -> None:
+        text = "\n".join(f"{keys}\t{what}" for keys, what in self.shortcut_list())
+        QMessageBox.information(self, self.tr("Keyboard shortcuts"), text)
 
     def _about(self) -> None:
         QMessageBox.about(self, self.tr("About Parlor"), self.tr(

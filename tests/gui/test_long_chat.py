@@ -44,3 +44,24 @@ def test_scrolling_to_the_top_loads_the_previous_page_in_place(qtbot, make_windo
     assert row == PAGE
     rect = window.chat_view.visualRect(window.chat_model.index(row))
     assert -rect.height() <= rect.top() <= window.chat_view.viewport().height()
+
+
+def test_find_in_chat_reaches_pages_not_loaded_yet(qtbot, make_window):
+    _long_chat(300)
+    window = make_window()
+    window.find_action.trigger()
+    assert window.find_bar.isVisible()
+    window.find_bar.field.setText("message number 12")
+    hit = window.find_bar.find(-1)
+    # newest match first: "message number 129" is the newest text containing it
+    assert window.chat_model.messages()[hit].text == "message number 129"
+    assert window.chat_view.currentIndex().data() == "message number 129"
+    while window.find_bar.find(-1) is not None:
+        pass
+    assert window.chat_view.currentIndex().data() == "message number 12"
+
+
+def test_shortcut_list_names_the_chat_shortcuts(make_window):
+    window = make_window()
+    keys = dict(window.shortcut_list())
+    assert {"Ctrl+N", "Ctrl+Return", "Alt+Left", "Alt+Right", "Esc", "Ctrl+F"} <= set(keys)
