@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QIcon, QKeySequence, QPixmap
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -15,8 +15,6 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QListView,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -33,6 +31,7 @@ from app.core.engine import LoadParams, ModelInfo, StreamStats
 from app.core.gguf_meta import GGUFError, validate_gguf
 from app.core.prompt import estimate_tokens
 from app.core.store import StoreError
+from app.gui.characters import CharacterLibrary
 from app.gui.chat.composer import Composer
 from app.gui.chat.controller import ChatController
 from app.gui.chat.delegate import MessageDelegate
@@ -67,9 +66,8 @@ class MainWindow(QMainWindow):
 
     # --- layout ------------------------------------------------------------------------
     def _build_ui(self) -> None:
-        self.characters = QListWidget()
-        self.characters.setIconSize(QSize(40, 40))
-        self.characters.setAccessibleName(self.tr("Characters"))
+        ensure_default_character(self.ctx.store)
+        self.library = CharacterLibrary(self.ctx.store)
         self.chat_view = QListView()
         self.chat_view.setModel(self.chat_model)
         self.chat_view.setItemDelegate(MessageDelegate(self.chat_view))
@@ -96,7 +94,7 @@ class MainWindow(QMainWindow):
         row.addWidget(self.stop_button, 0, Qt.AlignmentFlag.AlignBottom)
         col.addLayout(row)
         splitter = QSplitter()
-        splitter.addWidget(self.characters)
+        splitter.addWidget(self.library)
         splitter.addWidget(middle)
         splitter.setSizes([240, 860])
         self.setCentralWidget(splitter)
@@ -129,6 +127,9 @@ class MainWindow(QMainWindow):
         self.download_action = QAction(self.tr("&Download a model…"), self)
         quit_action = QAction(self.tr("&Quit"), self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
+        file_menu.addActions([self.library.import_action, self.library.new_action,
+                              self.library.edit_action])
+        file_menu.addSeparator()
         file_menu.addActions([self.open_action, self.download_action])
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
@@ -182,7 +183,10 @@ class MainWindow(QMainWindow):
         self.chat_view.customContextMenuRequested.connect(self._message_menu)
         self.chat_view.itemDelegate().swipe_clicked.connect(self._swipe_row)
         self.composer.edit_last_requested.connect(self._edit_last_user_message)
-        self.characters.currentItemChanged.connect(self._on_character)
+        self.library.character_chosen.connect(self._on_character)
+        self.library.characters_changed.connect(self._on_characters_changed)
+        self.library.status_message.connect(lambda t: self.statusBar().showMessage(t, 10000))
+        self.library.drop_filter.install(self, self.composer, self.chat_view)
         self.controller.busy_changed.connect(self._on_busy)
         self.controller.error.connect(self._show_error)
         self.controller.reply_finished.connect(self._on_reply_finished)
@@ -200,27 +204,25 @@ class MainWindow(QMainWindow):
 
     # --- characters and chats ----------------------------------------------------------
     def _load_characters(self) -> None:
-        ensure_default_character(self.ctx.store)
-        self.characters.clear()
-        for row in self.ctx.store.characters():
-            item = QListWidgetItem(row["name"])
-            item.setData(Qt.ItemDataRole.UserRole, row["id"])
-            if row["avatar"]:
-                pix = QPixmap()
-                if pix.loadFromData(bytes(row["avatar"])):
-                    item.setIcon(QIcon(pix))
-            self.characters.addItem(item)
-        if self.characters.count():
-            self.characters.setCurrentRow(0)
+        """The library chose its first character before we listened; open it now."""
+        if self.library.current_id() is not None:
+            self._on_character(self.library.current_id())
 
-    def _on_character(self, item: QListWidgetItem | None) -> None:
-        if item is not None and not self.controller.busy:
-            self.chat_view.itemDelegate().avatars = {"assistant": item.icon().pixmap(72, 72)}
-            chats = self.ctx.store.chats(item.data(Qt.ItemDataRole.UserRole))
-            if chats:
-                self._open_chat(chats[0]["id"])
-            else:
-                self._new_chat()
+    def _on_character(self, character_id: int) -> None:
+        if self.controller.busy:
+            return
+        avatar = self.library.avatar_pixmap(character_id)
+        self.chat_view.itemDelegate().avatars = {"assistant": avatar} if avatar else {}
+        chats = self.ctx.store.chats(character_id)
+        if chats:
+            self._open_chat(chats[0]["id"])
+        else:
+            self._open_chat(self.controller.new_chat(character_id))
+
+    def _on_characters_changed(self) -> None:
+        """A card was edited: show its new name and avatar in the open chat."""
+        if self.controller.chat_id is not None and not self.controller.busy:
+            self._on_character(self.ctx.store.chat_character(self.controller.chat_id))
 
     def _open_chat(self, chat_id: int) -> None:
         if self.controller.busy:
@@ -235,9 +237,9 @@ class MainWindow(QMainWindow):
         self.composer.setFocus()
 
     def _new_chat(self) -> None:
-        item = self.characters.currentItem()
-        if item is not None and not self.controller.busy:
-            self._open_chat(self.controller.new_chat(item.data(Qt.ItemDataRole.UserRole)))
+        character_id = self.library.current_id()
+        if character_id is not None and not self.controller.busy:
+            self._open_chat(self.controller.new_chat(character_id))
 
     def show_prompt(self) -> None:
         prompt, info = self.controller.last_prompt, self.controller.info

@@ -14,9 +14,11 @@ def _texts(window) -> list[str]:
 
 def test_first_run_shows_the_default_character_and_her_greeting(make_window):
     window = make_window()
-    assert window.characters.count() == 1
-    assert window.characters.item(0).text() == "Wren"
-    assert not window.characters.item(0).icon().isNull()
+    ids = window.library.ids()
+    assert len(ids) == 1
+    assert window.library.card(ids[0]).name == "Wren"
+    assert not window.library.avatar_pixmap(ids[0]).isNull()
+    assert window.header.title.text() == "Wren"
     assert "Gull & Lantern" in _texts(window)[0]
     assert window.banner.isVisible()  # no model yet: the window says so and offers a way
 
@@ -205,3 +207,18 @@ def test_prompt_inspector_shows_the_exact_prompt(qtbot, make_window, tiny_llama_
     assert text == window.controller.last_prompt.text
     assert "Inspect me" in text and "Gull & Lantern" in text
     assert "context" in window.context_label.text()
+
+
+def test_an_imported_card_gets_its_own_chat_with_its_greeting(qtbot, make_window):
+    from pathlib import Path
+
+    card = Path(__file__).parents[1] / "fixtures" / "cards" / "v2_full.json"
+    window = make_window()
+    ids, errors = window.library.import_files([str(card)])
+    assert ids and not errors
+    window.library.select(ids[0])
+    name = window.library.card(ids[0]).name
+    assert window.header.title.text() == name
+    greeting = window.chat_model.messages()[0]
+    assert greeting.role == "assistant" and greeting.text
+    assert "{{char}}" not in greeting.text and "{{user}}" not in greeting.text

@@ -15,11 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from app.core.store.chats import ChatLibrary
 from app.core.store.db import StoreError, open_database
+from app.core.store.personas import Personas
 from app.core.store.tree import MessageTree
 
 
-class Store(MessageTree):
+class Store(MessageTree, ChatLibrary, Personas):
     """All reads and writes of the history. Safe to call from one thread at a time."""
 
     def __init__(self, path: Path):
@@ -70,11 +72,41 @@ class Store(MessageTree):
         return self._query("SELECT id, name, avatar FROM characters WHERE deleted_at IS NULL"
                            " ORDER BY name COLLATE NOCASE")
 
+    def update_character(self, character_id: int, card_data: dict,
+                         avatar: bytes | None = None) -> None:
+        """Save an edited card (and avatar) over the stored one, in one commit."""
+        with self._tx() as c:
+            c.execute("UPDATE characters SET name = ?, card_json = ?, avatar = ?,"
+                      " updated_at = ? WHERE id = ?",
+                      (card_data.get("name") or "Unnamed", json.dumps(card_data), avatar,
+                       time.time(), character_id))
+
     def character_card(self, character_id: int) -> dict:
         rows = self._query("SELECT card_json FROM characters WHERE id = ?", (character_id,))
         if not rows:
             raise StoreError(f"No character with id {character_id}")
         return json.loads(rows[0]["card_json"])
+
+    def find_characters(self, name: str) -> list[sqlite3.Row]:
+        """Characters (not in the trash) with this name, ignoring case, newest first."""
+        return self._query("SELECT id, name, card_json FROM characters WHERE deleted_at IS NULL"
+                           " AND name = ? COLLATE NOCASE ORDER BY id DESC", (name,))
+
+    def delete_character(self, character_id: int) -> None:
+        """Move a character (and so its chats) to the trash; `restore_character` undoes it."""
+        self.character_card(character_id)
+        with self._tx() as c:
+            c.execute("UPDATE characters SET deleted_at = ? WHERE id = ?",
+                      (time.time(), character_id))
+
+    def restore_character(self, character_id: int) -> None:
+        self.character_card(character_id)
+        with self._tx() as c:
+            c.execute("UPDATE characters SET deleted_at = NULL WHERE id = ?", (character_id,))
+
+    def character_trash(self) -> list[sqlite3.Row]:
+        return self._query("SELECT id, name, avatar, deleted_at FROM characters"
+                           " WHERE deleted_at IS NOT NULL ORDER BY deleted_at DESC")
 
     # --- chats ------------------------------------------------------------------------
     def new_chat(self, character_id: int, greetings: list[str], title: str = "") -> int:

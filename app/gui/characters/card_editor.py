@@ -44,10 +44,11 @@ class AvatarError(ValueError):
     """An image that cannot become an avatar; the message names the file and the reason."""
 
 
-def decode_avatar(source: str | bytes, name: str = "") -> bytes:
-    """An image file (or its bytes) as PNG bytes of at most STORED_AVATAR_SIDE pixels a side.
+def read_image(source: str | bytes, name: str = "") -> QImage:
+    """An image file (or its bytes), refused before decoding when it is huge or not an image.
 
-    Qt reads the header first, so a huge or broken image is refused before it is decoded."""
+    Qt reads the header first and caps what decoding may allocate, so a crafted file cannot
+    take the window down. Raises AvatarError naming the file."""
     label = name or (source if isinstance(source, str) else "the image")
     if isinstance(source, bytes):
         buffer = QBuffer()
@@ -64,6 +65,12 @@ def decode_avatar(source: str | bytes, name: str = "") -> bytes:
     image = reader.read()
     if image.isNull():
         raise AvatarError(f"{label}: not an image Parlor can read ({reader.errorString()})")
+    return image
+
+
+def decode_avatar(source: str | bytes, name: str = "") -> bytes:
+    """An image as PNG bytes of at most STORED_AVATAR_SIDE pixels a side."""
+    image = read_image(source, name)
     if max(image.width(), image.height()) > STORED_AVATAR_SIDE:
         image = image.scaled(STORED_AVATAR_SIDE, STORED_AVATAR_SIDE,
                              Qt.AspectRatioMode.KeepAspectRatio,
@@ -90,6 +97,8 @@ class GreetingsEditor(QWidget):
         self.list = QListWidget()
         self.list.setAccessibleName(self.tr("Alternate greetings"))
         self.list.setMaximumWidth(200)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.text = QPlainTextEdit()
         self.text.setPlaceholderText(self.tr("Another first message the user can swipe to"))
         add = QPushButton(self.tr("Add"))

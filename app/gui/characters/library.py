@@ -10,19 +10,35 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
+from enum import IntEnum
 from pathlib import Path
 
 from PySide6.QtCore import (
     QEvent,
     QObject,
+    QRect,
+    QRectF,
     QSize,
     QSortFilterProxyModel,
     Qt,
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QKeySequence, QPixmap, QStandardItem, QStandardItemModel
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QFont,
+    QFontMetrics,
+    QKeySequence,
+    QPainter,
+    QPainterPath,
+    QPalette,
+    QPixmap,
+    QStandardItem,
+    QStandardItemModel,
+)
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -32,17 +48,98 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPushButton,
+    QStyle,
+    QStyledItemDelegate,
     QVBoxLayout,
     QWidget,
 )
 
 from app.core.cards import SPEC_V3, Card, CardError, card_from_json, load_card, save_card
 from app.core.store import StoreError
-from app.gui.characters.card_editor import AvatarError, CardEditor, decode_avatar
-from app.gui.characters.library_delegate import AVATAR_SIZE, CharacterDelegate, Roles
+from app.gui.characters.card_editor import AvatarError, CardEditor, decode_avatar, read_image
 
-CARD_SUFFIXES = (".png", ".json", ".charx")
-CARD_FILTER = "Character cards (*.png *.json *.charx);;All files (*)"
+AVATAR_SIZE = 44
+_PALETTE = ("#5e81ac", "#a3be8c", "#d08770", "#b48ead", "#88c0d0", "#bf616a", "#8fbcbb")
+
+
+class Roles(IntEnum):
+    ID = Qt.ItemDataRole.UserRole + 1
+    TAGS = Qt.ItemDataRole.UserRole + 2
+    AVATAR = Qt.ItemDataRole.UserRole + 3
+
+
+class CharacterDelegate(QStyledItemDelegate):
+    """A row: the round avatar (or an initial on a colour from the name), the name in bold,
+    the tags below it in a quieter colour."""
+
+    def sizeHint(self, option, index) -> QSize:  # noqa: N802 - Qt override
+        return QSize(200, AVATAR_SIZE + 12)
+
+    def paint(self, painter: QPainter, option, index) -> None:
+        self.initStyleOption(option, index)
+        style = option.widget.style() if option.widget else QApplication.style()
+        style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter,
+                            option.widget)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = option.rect.adjusted(6, 6, -6, -6)
+        self._paint_avatar(painter, QRect(rect.left(), rect.top(), AVATAR_SIZE, AVATAR_SIZE),
+                           index)
+        text_rect = rect.adjusted(AVATAR_SIZE + 10, 0, 0, 0)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        palette = option.palette
+        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        bold = QFont(option.font)
+        bold.setBold(True)
+        painter.setFont(bold)
+        painter.setPen(palette.color(role))
+        metrics = QFontMetrics(bold)
+        name_rect = QRect(text_rect.left(), text_rect.top() + 3, text_rect.width(),
+                          metrics.height())
+        painter.drawText(name_rect, Qt.AlignmentFlag.AlignLeft, metrics.elidedText(
+            str(index.data(Qt.ItemDataRole.DisplayRole) or ""), Qt.TextElideMode.ElideRight,
+            name_rect.width()))
+        self._paint_tags(painter, option, index, text_rect, name_rect.bottom() + 2, selected)
+        painter.restore()
+
+    def _paint_avatar(self, painter: QPainter, rect: QRect, index) -> None:
+        path = QPainterPath()
+        path.addEllipse(QRectF(rect))
+        pixmap = index.data(Qt.ItemDataRole.DecorationRole)
+        name = str(index.data(Qt.ItemDataRole.DisplayRole) or "?")
+        if isinstance(pixmap, QPixmap) and not pixmap.isNull():
+            painter.setClipPath(path)
+            scaled = pixmap.scaled(rect.size() * 2, Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+                                   Qt.TransformationMode.SmoothTransformation)
+            source = QRect(0, 0, scaled.width(), scaled.height())
+            side = min(source.width(), source.height())
+            source = QRect((source.width() - side) // 2, 0, side, side)  # keep the face (top)
+            painter.drawPixmap(rect, scaled, source)
+            painter.setClipping(False)
+            return
+        painter.fillPath(path, QColor(_PALETTE[sum(map(ord, name)) % len(_PALETTE)]))
+        painter.setPen(Qt.GlobalColor.white)
+        font = painter.font()
+        font.setBold(True)
+        font.setPixelSize(AVATAR_SIZE // 2)
+        painter.setFont(font)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, (name.strip() or "?")[0].upper())
+
+    def _paint_tags(self, painter: QPainter, option, index, rect: QRect, top: int,
+                    selected: bool) -> None:
+        tags = index.data(Roles.TAGS) or []
+        if not tags:
+            return
+        font = QFont(option.font)
+        font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
+        painter.setFont(font)
+        metrics = QFontMetrics(font)
+        color = option.palette.color(QPalette.ColorRole.HighlightedText if selected
+                                     else QPalette.ColorRole.PlaceholderText)
+        painter.setPen(color)
+        line = QRect(rect.left(), top, rect.width(), metrics.height())
+        painter.drawText(line, Qt.AlignmentFlag.AlignLeft, metrics.elidedText(
+            " · ".join(tags), Qt.TextElideMode.ElideRight, line.width()))
 
 
 def card_paths(urls: Iterable) -> list[str]:
@@ -59,8 +156,9 @@ class SearchFilter(QSortFilterProxyModel):
         self._words: list[str] = []
 
     def set_query(self, text: str) -> None:
+        self.beginFilterChange()  # Qt 6.10+: invalidateFilter() is deprecated
         self._words = text.casefold().split()
-        self.invalidateFilter()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def filterAcceptsRow(self, row: int, parent) -> bool:  # noqa: N802 - Qt override
         index = self.sourceModel().index(row, 0, parent)
@@ -100,6 +198,7 @@ class CharacterLibrary(QWidget):
         self._undo_timer.timeout.connect(self.undo_bar.hide)
         self.last_report: QMessageBox | None = None
         self.editor: CardEditor | None = None
+        self._chosen: int | None = None
         self._build()
         self._build_actions()
         self.drop_filter = CardDropFilter(self)
@@ -191,8 +290,21 @@ class CharacterLibrary(QWidget):
         return False
 
     def _on_current(self, current, _previous) -> None:
-        if current.isValid():
-            self.character_chosen.emit(current.data(Roles.ID))
+        """Say when the chosen character changes; a reload that keeps it says nothing, so
+        saving or duplicating does not reopen the chat."""
+        chosen = current.data(Roles.ID) if current.isValid() else None
+        if chosen is not None and chosen != self._chosen:
+            self._chosen = chosen
+            self.character_chosen.emit(chosen)
+
+    def avatar_pixmap(self, character_id: int) -> QPixmap | None:
+        """The list's copy of the avatar (88 px), e.g. for the chat's message bubbles."""
+        for row in range(self.model.rowCount()):
+            item = self.model.item(row)
+            if item.data(Roles.ID) == character_id:
+                pixmap = item.data(Qt.ItemDataRole.DecorationRole)
+                return pixmap if isinstance(pixmap, QPixmap) else None
+        return None
 
     def _avatar(self, character_id: int) -> bytes | None:
         for row in range(self.model.rowCount()):
@@ -217,11 +329,8 @@ class CharacterLibrary(QWidget):
         for path in paths:
             try:
                 card = load_card(path)
-                avatar = card.avatar
-                if avatar is not None and not avatar.startswith(b"\x89PNG"):
-                    avatar = decode_avatar(avatar, str(path))  # JPEG/WebP icons become PNG
-                ids.append(self.store.add_character(card.data, avatar))
-            except (CardError, AvatarError) as exc:
+                ids.append(self.store.add_character(card.data, card.avatar))
+            except CardError as exc:
                 errors.append(str(exc))
             except StoreError as exc:
                 errors.append(self.tr("{0}: could not be saved ({1})").format(path, exc))
@@ -248,8 +357,9 @@ class CharacterLibrary(QWidget):
         return ids, errors
 
     def choose_and_import(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, self.tr("Import characters"), "",
-                                                self.tr(CARD_FILTER))
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, self.tr("Import characters"), "",
+            self.tr("Character cards (*.png *.json *.charx);;All files (*)"))
         if paths:
             self.import_and_report(paths)
 
@@ -300,7 +410,10 @@ class CharacterLibrary(QWidget):
         card = self.card(character_id)
         avatar = card.avatar
         if avatar is not None and not avatar.startswith(b"\x89PNG"):
-            avatar = decode_avatar(avatar, card.name)
+            try:  # a CharX icon in JPEG or WebP: a PNG card needs a PNG image
+                avatar = decode_avatar(avatar, card.name)
+            except AvatarError:
+                avatar = None  # save_card then draws a plain image and says so
         return save_card(card, path, avatar_png=avatar if path.lower().endswith(".png")
                          else None, v2=v2)
 
@@ -408,16 +521,16 @@ def _has_card_files(mime) -> bool:
 
 
 def _thumbnail(avatar: bytes | None) -> QPixmap | None:
+    """A small copy of the avatar for the list (twice the size, for high-DPI screens)."""
     if not avatar:
         return None
     try:
-        png = decode_avatar(bytes(avatar))
+        image = read_image(bytes(avatar))
     except AvatarError:
         return None
-    pixmap = QPixmap()
-    pixmap.loadFromData(png)
-    return pixmap.scaled(AVATAR_SIZE * 2, AVATAR_SIZE * 2, Qt.AspectRatioMode.KeepAspectRatio,
-                         Qt.TransformationMode.SmoothTransformation)
+    return QPixmap.fromImage(image.scaled(
+        AVATAR_SIZE * 2, AVATAR_SIZE * 2, Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+        Qt.TransformationMode.SmoothTransformation))
 
 
 def _safe_name(name: str) -> str:

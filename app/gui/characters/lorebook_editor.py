@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -85,11 +86,11 @@ class EntryForm(QWidget):
         form.addRow(tr("Keys"), self.keys)
         form.addRow(tr("Secondary keys"), self.secondary)
         form.addRow(tr("Content"), self.content)
-        flags = QHBoxLayout()
-        for box in self.flags.values():
-            flags.addWidget(box)
-        flags.addStretch(1)
+        flags = QGridLayout()
+        for i, box in enumerate(self.flags.values()):
+            flags.addWidget(box, i // 2, i % 2)
         form.addRow(flags)
+        self.order.setMaximumWidth(140)
         form.addRow(tr("Insertion order"), self.order)
         form.addRow(tr("Position"), self.position)
         for signal in (self.comment.textEdited, self.keys.textEdited, self.secondary.textEdited,
@@ -179,16 +180,17 @@ class LorebookEditor(QWidget):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(self.count_label)
-        left = QWidget()
-        col = QVBoxLayout(left)
-        col.setContentsMargins(0, 0, 0, 0)
-        col.addWidget(self.entries)
+        self.entries.setMinimumWidth(180)
+        self.entries.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.entries.setTextElideMode(Qt.TextElideMode.ElideRight)
         split = QSplitter()
-        split.addWidget(left)
+        split.addWidget(self.entries)
         split.addWidget(self.form)
         split.setSizes([220, 520])
         layout = QVBoxLayout(self)
-        layout.addWidget(self.name)
+        top = QFormLayout()
+        top.addRow(self.tr("Lorebook name"), self.name)
+        layout.addLayout(top)
         layout.addLayout(buttons)
         layout.addWidget(split, 1)
         self.entries.currentRowChanged.connect(self._on_row)
@@ -254,6 +256,7 @@ class LorebookEditor(QWidget):
             item = QListWidgetItem(entry_title(entry, i))
             if not entry.get("enabled", True):
                 item.setForeground(Qt.GlobalColor.gray)
+                item.setToolTip(self.tr("Disabled"))
             self.entries.addItem(item)
         self.entries.blockSignals(False)
         self.count_label.setText(self.tr("{0} entries").format(self.entries.count()))
