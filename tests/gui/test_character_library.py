@@ -57,12 +57,6 @@ def library(qtbot, store):
     return widget
 
 
-def needs(store: Store, *methods: str) -> None:
-    missing = [m for m in methods if not hasattr(store, m)]
-    if missing:
-        pytest.skip(f"the store has no {', '.join(missing)} yet")
-
-
 def names(library: CharacterLibrary) -> list[str]:
     return [library.proxy.index(r, 0).data() for r in range(library.proxy.rowCount())]
 
@@ -181,7 +175,6 @@ def test_duplicate_keeps_the_card_and_avatar(library, store, tmp_path):
 
 
 def test_delete_goes_to_trash_and_undo_brings_it_back(library, store, tmp_path):
-    needs(store, "delete_character", "restore_character")
     ids, _ = library.import_files([str(write_card(tmp_path, "Alice", [])),
                                    str(write_card(tmp_path, "Bob", []))])
     library.delete(ids[0])
@@ -213,7 +206,6 @@ def test_export_png_json_v3_and_v2(library, tmp_path):
 
 
 def test_editor_saves_back_without_losing_fields(qtbot, library, store):
-    needs(store, "update_character")
     [hana], _ = library.import_files([str(FIXTURES / "v3_full.json")])
     before = store.character_card(hana)
     editor = library.edit(hana)

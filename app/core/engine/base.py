@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -27,6 +27,10 @@ class LoadParams:
     kv_type: str = "f16"  # f16 | q8_0 | q4_0
     use_mmap: bool = True
     use_mlock: bool = False
+    # Saved KV sessions (see sessions.py): the folder, or "" to keep none; the cap is for
+    # the whole folder, oldest-used files go first.
+    session_dir: str = ""
+    session_cap_mb: int = 2048
 
 
 @dataclass(frozen=True)
@@ -61,18 +65,29 @@ class ModelInfo:
     bos: str
     eos: str
     metadata: dict = field(default_factory=dict)
+    # What llama.cpp actually runs with (read back from the context, not echoed from the
+    # request): n_ctx, n_batch, n_threads, kv_type, flash_attn, n_gpu_layers, load_mode.
+    effective: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # allowed but worth telling the user
 
 
 @dataclass
 class StreamStats:
     prompt_tokens: int = 0
     reused_tokens: int = 0  # tokens of the prompt found in the KV cache, not re-evaluated
+    restored_tokens: int = 0  # of those, tokens that came from a saved session file
+    restore_s: float = 0.0  # time spent reading that file (part of ttft_s)
     tokens: int = 0
     ttft_s: float = 0.0
     seconds: float = 0.0
     seed: int = -1
     stopped: bool = False
     finish_reason: str = ""
+
+    @property
+    def evaluated_tokens(self) -> int:
+        """Prompt tokens llama.cpp had to compute for this reply."""
+        return self.prompt_tokens - self.reused_tokens
 
     @property
     def tokens_per_s(self) -> float:
@@ -84,7 +99,8 @@ class Engine(Protocol):
     info: ModelInfo | None
     last_stats: StreamStats | None
 
-    def load(self, params: LoadParams, cancel: threading.Event | None = None) -> ModelInfo: ...
+    def load(self, params: LoadParams, cancel: threading.Event | None = None,
+             progress: Callable[[float], None] | None = None) -> ModelInfo: ...
 
     def stream(self, prompt: str, params: SamplingParams,
                cancel: threading.Event) -> Iterator[str]: ...

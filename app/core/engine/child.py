@@ -2,106 +2,303 @@
 
 Everything llama.cpp does happens here, so an abort or an out-of-memory kill takes down
 only this process; the window notices and stays up. The protocol is a duplex pipe of
-tuples: ("load", params) → ("loaded", info); ("generate", prompt, sampling) → ("token",
-text)* then ("done", stats); ("tokenize", texts) → ("counts", [n, …]); ("quit",).
-Any failure answers ("error", message).
+tuples: ("load", params) → ("progress", fraction)* then ("loaded", info); ("generate",
+prompt, sampling) → ("token", text)* then ("done", stats); ("tokenize", texts) →
+("counts", [n, …]); ("quit",). Any failure answers ("error", message).
+
+Stop is one shared byte (`abort`), not a pipe message: the parent sets it and llama.cpp
+sees it between tokens and, through its abort callback, inside a long prompt evaluation.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import sys
 import time
 from dataclasses import asdict
 
 from app.core.engine.base import LoadParams, ModelInfo, SamplingParams, StreamStats
+from app.core.engine.sessions import (
+    MIN_GAIN_TOKENS,
+    MIN_SAVE_TOKENS,
+    SessionError,
+    SessionStore,
+    model_identity,
+)
 
-KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml_type values llama.cpp takes for the cache
+KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # = llama_cpp.GGML_TYPE_F16, _Q8_0, _Q4_0
+LOAD_MODES = {0: "none", 1: "mmap", 2: "mlock", 3: "mmap+mlock"}
 
 
-def _load(params: LoadParams):
+class Child:
+    """The state of the serving process: the model, the stop byte, the session folder."""
+
+    def __init__(self, conn, abort) -> None:
+        self.conn, self.abort = conn, abort
+        self.llm = None
+        self.params: LoadParams | None = None
+        self.sessions: SessionStore | None = None
+        self._abort_cb = None
+
+    # --- loading -------------------------------------------------------------------------
+    def load(self, params: LoadParams) -> ModelInfo:
+        import llama_cpp
+
+        if params.kv_type not in KV_TYPES:
+            raise ValueError(f"Unknown KV cache type {params.kv_type!r}; use "
+                             + ", ".join(KV_TYPES))
+        self.llm = self.params = self.sessions = None
+        with _progress_reporting(self.conn):
+            try:
+                self.llm = llama_cpp.Llama(**llama_kwargs(params))
+            except ValueError as exc:
+                raise ValueError(_explain_load_failure(str(exc), params)) from exc
+        self.params = params
+        self._abort_cb = _install_abort(self.llm, self.abort)
+        if params.session_dir:
+            identity = model_identity(params.model_path, self.llm.n_ctx(), params.kv_type,
+                                      params.flash_attn, llama_cpp.__version__)
+            self.sessions = SessionStore(params.session_dir, identity,
+                                         params.session_cap_mb * 1024 * 1024)
+        return _info(self.llm, params)
+
+    # --- generating ----------------------------------------------------------------------
+    def generate(self, prompt: str, sp: SamplingParams) -> StreamStats:
+        start = time.perf_counter()
+        tokens = self.llm.tokenize(prompt.encode("utf-8"), special=True)
+        if len(tokens) > 1 and tokens[0] == tokens[1] == self.llm.token_bos():
+            tokens = tokens[1:]  # the template wrote its own BOS text; llama.cpp added one too
+        if len(tokens) > self.llm.n_ctx():
+            raise ValueError(f"The prompt has {len(tokens)} tokens, more than the context "
+                             f"size of {self.llm.n_ctx()}.")
+        stats = StreamStats(prompt_tokens=len(tokens), seed=sp.seed)
+        stats.reused_tokens = self._cached_prefix(tokens)
+        self._maybe_restore(tokens, stats)
+        try:
+            self._stream(tokens, sp, stats, start)
+        except RuntimeError:
+            if not self.abort[0]:
+                raise
+            stats.stopped = True  # llama_decode returned 2: aborted; finished batches stay
+        stats.seconds = time.perf_counter() - start
+        return stats
+
+    def _cached_prefix(self, tokens: list[int]) -> int:
+        from llama_cpp import Llama
+
+        cached = self.llm._input_ids[: self.llm.n_tokens].tolist()
+        return Llama.longest_token_prefix(cached, tokens[:-1])
+
+    def _stream(self, tokens, sp: SamplingParams, stats: StreamStats, start: float) -> None:
+        chunks = self.llm.create_completion(tokens, **completion_kwargs(sp))
+        if self.abort[0]:
+            stats.stopped = True
+            return
+        for chunk in chunks:
+            choice = chunk["choices"][0]
+            if choice["text"]:
+                stats.tokens += 1
+                if stats.tokens == 1:
+                    stats.ttft_s = time.perf_counter() - start
+                self.conn.send(("token", choice["text"]))
+            stats.finish_reason = choice.get("finish_reason") or stats.finish_reason
+            if self.abort[0]:
+                stats.stopped = True
+                break
+
+    # --- saved sessions ------------------------------------------------------------------
+    def _maybe_restore(self, tokens: list[int], stats: StreamStats) -> None:
+        """Load a saved state when it covers clearly more of the prompt than memory does."""
+        if self.sessions is None or len(tokens) - stats.reused_tokens < MIN_GAIN_TOKENS:
+            return
+        t0 = time.perf_counter()
+        match = self.sessions.best_match(tokens[:-1], stats.reused_tokens + MIN_GAIN_TOKENS)
+        if match is None:
+            return
+        try:
+            saved, state = self.sessions.load(match[0])
+            _set_state(self.llm, saved, state)
+        except (SessionError, RuntimeError) as exc:
+            print(f"parlor: ignored saved session: {exc}", file=sys.stderr)
+            self.llm.reset()  # a half-applied state must not be trusted either
+            stats.reused_tokens = 0
+            return
+        stats.reused_tokens = stats.restored_tokens = match[1]
+        stats.restore_s = time.perf_counter() - t0
+
+    def save_session(self) -> None:
+        """After the reply was delivered: copy the state now, compress it on a thread."""
+        if self.sessions is None or self.llm.n_tokens < MIN_SAVE_TOKENS:
+            return
+        tokens = self.llm._input_ids[: self.llm.n_tokens].tolist()
+        self.sessions.save(tokens, _get_state(self.llm))
+
+    def close(self) -> None:
+        if self.sessions is not None:
+            self.sessions.wait()  # the last reply's session must reach the disk
+
+
+def completion_kwargs(sp: SamplingParams) -> dict:
+    """`create_completion` arguments for `sp` (the benchmarks call llama.cpp with the same)."""
+    return dict(max_tokens=sp.max_tokens, temperature=sp.temperature, top_p=sp.top_p,
+                top_k=sp.top_k, min_p=sp.min_p, typical_p=sp.typical_p,
+                repeat_penalty=sp.repeat_penalty, presence_penalty=sp.presence_penalty,
+                frequency_penalty=sp.frequency_penalty, mirostat_mode=sp.mirostat_mode,
+                mirostat_tau=sp.mirostat_tau, mirostat_eta=sp.mirostat_eta,
+                seed=None if sp.seed < 0 else sp.seed, stop=list(sp.stop) or None,
+                stream=True)
+
+
+def llama_kwargs(params: LoadParams) -> dict:
+    """`Llama` arguments for `params` (the benchmarks load llama.cpp with the same)."""
+    kv = KV_TYPES[params.kv_type]
+    return dict(model_path=params.model_path, n_ctx=params.n_ctx,
+                n_gpu_layers=params.n_gpu_layers, n_threads=params.n_threads,
+                n_threads_batch=params.n_threads, n_batch=params.n_batch,
+                n_ubatch=min(params.n_batch, 512), flash_attn=params.flash_attn, type_k=kv,
+                type_v=kv, use_mmap=params.use_mmap, use_mlock=params.use_mlock,
+                verbose=False)
+
+
+def _get_state(llm) -> bytes:
     import llama_cpp
 
-    kv = KV_TYPES.get(params.kv_type, 1)
-    llm = llama_cpp.Llama(
-        model_path=params.model_path, n_ctx=params.n_ctx, n_gpu_layers=params.n_gpu_layers,
-        n_threads=params.n_threads, n_batch=params.n_batch, flash_attn=params.flash_attn,
-        type_k=kv, type_v=kv, use_mmap=params.use_mmap, use_mlock=params.use_mlock,
-        verbose=False)
-    return llm
+    size = llama_cpp.llama_state_get_size(llm._ctx.ctx)
+    buf = (ctypes.c_uint8 * size)()
+    n = llama_cpp.llama_state_get_data(llm._ctx.ctx, buf, size)
+    return bytes(memoryview(buf)[:n])
+
+
+def _set_state(llm, tokens: list[int], state: bytes) -> None:
+    import llama_cpp
+
+    buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+    if llama_cpp.llama_state_set_data(llm._ctx.ctx, buf, len(state)) != len(state):
+        raise RuntimeError("llama.cpp refused the saved state")
+    llm.input_ids[: len(tokens)] = tokens
+    llm.n_tokens = len(tokens)
+    llm._requires_eval = True  # the logits in the file are not a live decode's
+
+
+def _install_abort(llm, abort):
+    """Point llama.cpp's abort callback at the shared stop byte.
+
+    llama.cpp calls it for every graph node, so a Python callback (a GIL round trip each
+    time) would slow every token. C's strlen on the two-byte buffer [flag, 0] is 1 when the
+    flag is set and 0 otherwise: the check stays in C and costs nanoseconds.
+    """
+    import llama_cpp
+
+    addr = ctypes.addressof(abort)
+    try:
+        libc = ctypes.cdll.msvcrt if sys.platform == "win32" else ctypes.CDLL(None)
+        fn = llama_cpp.ggml_abort_callback(ctypes.cast(libc.strlen, ctypes.c_void_p).value)
+    except (OSError, AttributeError):
+        fn = llama_cpp.ggml_abort_callback(lambda _data: bool(abort[0]))
+    llama_cpp.llama_set_abort_callback(llm._ctx.ctx, fn, ctypes.c_void_p(addr))
+    return fn  # keep a reference: llama.cpp holds only the raw pointer
+
+
+@contextlib.contextmanager
+def _progress_reporting(conn):
+    """Send ("progress", fraction) while llama.cpp reads the model.
+
+    `Llama` builds its model parameters inside `__init__`, so the callback is set by a
+    subclass of llama-cpp-python's LlamaModel wrapper swapped in for this one load.
+    """
+    from llama_cpp import _internals, llama_progress_callback
+
+    original = _internals.LlamaModel
+    last = [-1.0]
+
+    def report(fraction: float, _data) -> bool:
+        if fraction >= 1.0 or fraction - last[0] >= 0.01:
+            last[0] = fraction
+            conn.send(("progress", float(fraction)))
+        return True
+
+    class ReportingModel(original):
+        def __init__(self, *, path_model, params, verbose=True):
+            self._progress = llama_progress_callback(report)
+            params.progress_callback = self._progress
+            super().__init__(path_model=path_model, params=params, verbose=verbose)
+
+    _internals.LlamaModel = ReportingModel
+    try:
+        yield
+    finally:
+        _internals.LlamaModel = original
+
+
+def _explain_load_failure(message: str, params: LoadParams) -> str:
+    if "context" in message and params.kv_type != "f16":
+        return (f"{message}: a {params.kv_type} KV cache needs flash attention and a model "
+                "whose head size is a multiple of 32; try the f16 KV cache.")
+    return message
 
 
 def _info(llm, params: LoadParams) -> ModelInfo:
+    import llama_cpp
+
     meta = dict(llm.metadata)
     arch = meta.get("general.architecture", "")
+    ctx = llm._ctx.ctx
+    n_ctx, n_ctx_train = llm.n_ctx(), llm._model.n_ctx_train()
+    warnings = []
+    if n_ctx > n_ctx_train > 0:
+        warnings.append(f"The context size {n_ctx} is larger than the {n_ctx_train} tokens "
+                        "the model was trained on; replies may degrade past that point.")
     return ModelInfo(
         path=params.model_path,
         name=meta.get("general.name") or os.path.basename(params.model_path),
-        n_ctx=llm.n_ctx(), n_ctx_train=llm._model.n_ctx_train(), n_gpu_layers=params.n_gpu_layers,
+        n_ctx=n_ctx, n_ctx_train=n_ctx_train, n_gpu_layers=params.n_gpu_layers,
         n_layer=int(meta.get(f"{arch}.block_count", 0) or 0),
         chat_template=meta.get("tokenizer.chat_template"),
         bos=llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "replace"),
         eos=llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "replace"),
-        metadata={k: v for k, v in meta.items() if len(str(v)) < 4096})
+        metadata={k: v for k, v in meta.items() if len(str(v)) < 4096},
+        effective={
+            "n_ctx": llama_cpp.llama_n_ctx(ctx), "n_batch": llama_cpp.llama_n_batch(ctx),
+            "n_ubatch": llama_cpp.llama_n_ubatch(ctx),
+            "n_threads": llama_cpp.llama_n_threads(ctx),
+            "n_threads_batch": llama_cpp.llama_n_threads_batch(ctx),
+            "kv_type": params.kv_type, "flash_attn": params.flash_attn,
+            "n_gpu_layers": llm.model_params.n_gpu_layers,
+            "load_mode": LOAD_MODES.get(llm.model_params.load_mode, "?")},
+        warnings=warnings)
 
 
-def _generate(llm, conn, cancel, prompt: str, sp: SamplingParams) -> StreamStats:
-    import llama_cpp
-
-    start = time.perf_counter()
-    tokens = llm.tokenize(prompt.encode("utf-8"), special=True)
-    if len(tokens) > 1 and tokens[0] == tokens[1] == llm.token_bos():
-        tokens = tokens[1:]  # the template wrote its own BOS text; llama.cpp added one too
-    cached = llm._input_ids[: llm.n_tokens].tolist()
-    stats = StreamStats(prompt_tokens=len(tokens), seed=sp.seed,
-                        reused_tokens=llama_cpp.Llama.longest_token_prefix(cached, tokens[:-1]))
-    chunks = llm.create_completion(
-        tokens, max_tokens=sp.max_tokens, temperature=sp.temperature, top_p=sp.top_p,
-        top_k=sp.top_k, min_p=sp.min_p, typical_p=sp.typical_p,
-        repeat_penalty=sp.repeat_penalty, presence_penalty=sp.presence_penalty,
-        frequency_penalty=sp.frequency_penalty, mirostat_mode=sp.mirostat_mode,
-        mirostat_tau=sp.mirostat_tau, mirostat_eta=sp.mirostat_eta,
-        seed=None if sp.seed < 0 else sp.seed, stop=list(sp.stop) or None, stream=True)
-    for chunk in chunks:
-        choice = chunk["choices"][0]
-        if choice["text"]:
-            stats.tokens += 1
-            if stats.tokens == 1:
-                stats.ttft_s = time.perf_counter() - start
-            conn.send(("token", choice["text"]))
-        stats.finish_reason = choice.get("finish_reason") or stats.finish_reason
-        if cancel.is_set():
-            stats.stopped = True
-            break
-    stats.seconds = time.perf_counter() - start
-    return stats
-
-
-def _handle(llm, conn, cancel, message: tuple):
+def _handle(child: Child, message: tuple) -> None:
     kind = message[0]
     if kind == "load":
-        params = LoadParams(**message[1])
-        llm = _load(params)
-        conn.send(("loaded", asdict(_info(llm, params))))
+        info = child.load(LoadParams(**message[1]))
+        child.conn.send(("loaded", asdict(info)))
     elif kind == "generate":
-        stats = _generate(llm, conn, cancel, message[1], SamplingParams(**message[2]))
-        conn.send(("done", asdict(stats)))
+        stats = child.generate(message[1], SamplingParams(**message[2]))
+        child.conn.send(("done", asdict(stats)))
+        child.save_session()
     elif kind == "tokenize":
-        conn.send(("counts", [len(llm.tokenize(t.encode("utf-8"), add_bos=False, special=True))
-                              for t in message[1]]))
-    return llm
+        child.conn.send(("counts", [
+            len(child.llm.tokenize(t.encode("utf-8"), add_bos=False, special=True))
+            for t in message[1]]))
 
 
-def serve(conn, cancel) -> None:
+def serve(conn, abort) -> None:
     """Answer requests until told to quit or the parent goes away."""
-    llm = None
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        if message[0] == "quit":
-            return
-        try:
-            llm = _handle(llm, conn, cancel, message)
-        except Exception as exc:  # noqa: BLE001 - every failure must reach the parent as text
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    child = Child(conn, abort)
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                return
+            if message[0] == "quit":
+                return
+            try:
+                _handle(child, message)
+            except Exception as exc:  # noqa: BLE001 - every failure must reach the parent
+                conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        child.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 
 from app.core.engine.base import (
@@ -22,6 +22,7 @@ from app.core.engine.base import (
 )
 from app.core.engine.child import serve
 
+UNLOAD_WAIT_S = 15  # the child finishes writing the last saved session before it exits
 POLL_S = 0.01  # how often a waiting parent looks at the cancel flag and the child's health
 CRASH_ADVICE = ("Try fewer GPU layers, a smaller context size or a smaller quant of the model; "
                 "the chat and the text written so far are kept.")
@@ -34,14 +35,15 @@ class LocalEngine:
         self._ctx = multiprocessing.get_context("spawn")
         self._proc = None
         self._conn = None
-        self._cancel = self._ctx.Event()
+        # [stop flag, 0]: one byte the child and llama.cpp's abort callback read directly
+        self._abort = self._ctx.RawArray("b", 2)
         self.info: ModelInfo | None = None
         self.last_stats: StreamStats | None = None
 
     # --- process management -----------------------------------------------------------
     def _start(self) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
-        self._proc = self._ctx.Process(target=serve, args=(child, self._cancel),
+        self._proc = self._ctx.Process(target=serve, args=(child, self._abort),
                                        name="parlor-llama", daemon=True)
         self._proc.start()
         child.close()
@@ -57,7 +59,7 @@ class LocalEngine:
             conn.send(("quit",))
         except OSError:
             pass
-        proc.join(timeout=3)
+        proc.join(timeout=UNLOAD_WAIT_S)
         if proc.is_alive():
             proc.kill()
             proc.join()
@@ -87,6 +89,9 @@ class LocalEngine:
         if self._proc is None:
             raise EngineError("No model is loaded.")
         self._conn.send(message)
+        return self._reply(cancel)
+
+    def _reply(self, cancel: threading.Event | None = None) -> tuple:
         reply = self._receive(cancel)
         if reply is None:
             return ("cancelled",)
@@ -95,12 +100,20 @@ class LocalEngine:
         return reply
 
     # --- the Engine interface ---------------------------------------------------------
-    def load(self, params: LoadParams, cancel: threading.Event | None = None) -> ModelInfo:
-        """Start a fresh child and load `params.model_path`; cancel kills the child."""
+    def load(self, params: LoadParams, cancel: threading.Event | None = None,
+             progress: Callable[[float], None] | None = None) -> ModelInfo:
+        """Start a fresh child and load `params.model_path`; cancel kills the child.
+
+        `progress(fraction)` is called on this thread as llama.cpp reads the file.
+        """
         self.unload()
         self._start()
         try:
             reply = self._request(("load", asdict(params)), cancel)
+            while reply[0] == "progress":
+                if progress is not None:
+                    progress(reply[1])
+                reply = self._reply(cancel)
         except EngineError:
             self.unload()
             raise
@@ -118,7 +131,7 @@ class LocalEngine:
         """Yield text pieces as llama.cpp makes them; stops within one piece of `cancel`."""
         if self._proc is None:
             raise EngineError("No model is loaded.")
-        self._cancel.clear()
+        self._abort[0] = 0
         self.last_stats = None
         self._conn.send(("generate", prompt, asdict(params)))
         finished = False
@@ -143,7 +156,7 @@ class LocalEngine:
         """Tell the child to stop and read up to its "done" so the pipe is clean again."""
         if self._proc is None:  # it crashed; nothing to drain
             return
-        self._cancel.set()
+        self._abort[0] = 1
         try:
             while True:
                 reply = self._receive()

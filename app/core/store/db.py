@@ -67,6 +67,14 @@ MIGRATIONS: list[str] = [
         INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text);
     END;
     """,
+    # 2: unknown fields from imported files (SillyTavern) kept as JSON; one default persona;
+    # a library-wide "sorted by last use" index.
+    """
+    ALTER TABLE messages ADD COLUMN extra TEXT;
+    ALTER TABLE chats ADD COLUMN extra TEXT;
+    CREATE INDEX chats_by_last_use ON chats(last_used_at);
+    CREATE UNIQUE INDEX personas_one_default ON personas(is_default) WHERE is_default = 1;
+    """,
 ]
 
 

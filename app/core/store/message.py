@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Message:
+    """`extra` holds fields an imported file carried that Parlor has no column for (kept so an
+    export gives them back); `sibling_index`/`sibling_count` place it among its swipes."""
+
     id: int
     chat_id: int
     parent_id: int | None
@@ -19,9 +22,12 @@ class Message:
     gen_info: dict | None = None
     sibling_index: int = 0
     sibling_count: int = 1
+    extra: dict | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row, index: int = 0, count: int = 1) -> Message:
         info = json.loads(row["gen_info"]) if row["gen_info"] else None
+        raw = row["extra"] if "extra" in row.keys() else None
+        extra = json.loads(raw) if raw else None
         return cls(row["id"], row["chat_id"], row["parent_id"], row["role"], row["text"],
-                   row["status"], row["created_at"], info, index, count)
+                   row["status"], row["created_at"], info, index, count, extra)

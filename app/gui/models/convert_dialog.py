@@ -96,9 +96,9 @@ class ConvertDialog(QDialog):
 
     def _build(self, header: GGUFHeader) -> None:
         layout = QVBoxLayout(self)
-        intro = QLabel(conversion_text(header))
-        intro.setWordWrap(True)
-        layout.addWidget(intro)
+        self.intro = QLabel(conversion_text(header))
+        self.intro.setWordWrap(True)
+        layout.addWidget(self.intro)
         backup = self.path.with_name(f"{self.path.stem}.legacy.gguf").name
         self.keep_button = QRadioButton(self.tr("Keep the original as {0}").format(backup))
         self.remove_button = QRadioButton(
@@ -203,7 +203,8 @@ def open_gguf(path: str | Path, parent: QWidget, verify: Verify | None = load_ch
     try:
         header = validate_gguf(path)
     except (GGUFError, OSError) as exc:
-        QTimer.singleShot(0, opener, lambda: opener.failed.emit(str(exc)))
+        message = str(exc)
+        QTimer.singleShot(0, opener, lambda: opener.failed.emit(message))
         return opener
     if moe_layout(header) != "legacy":
         QTimer.singleShot(0, opener, lambda: opener.ready.emit(str(path)))

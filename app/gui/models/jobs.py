@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QThreadPool, Signal
 
 PROGRESS_INTERVAL_S = 0.05  # at most about 20 progress signals a second (STYLE #8)
 
@@ -39,7 +39,7 @@ class Job(QObject):
         self._last_report = 0.0
 
     def start(self) -> Job:
-        QThreadPool.globalInstance().start(_Runner(self))
+        QThreadPool.globalInstance().start(self._run)
         return self
 
     def cancel(self) -> None:
@@ -72,18 +72,6 @@ class Job(QObject):
                 self.succeeded.emit(result)
         finally:
             self.done.set()
-
-
-class _Runner(QRunnable):
-    """Keeps the Job alive (a Python reference) until its call returns."""
-
-    def __init__(self, job: Job) -> None:
-        super().__init__()
-        self.job = job
-        self.setAutoDelete(True)
-
-    def run(self) -> None:
-        self.job._run()
 
 
 class JobSlot:
