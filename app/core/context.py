@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.core.paths import Paths, default_paths
+from app.core.secrets import SecretStore
 from app.core.settings import Settings
 from app.core.store import Store
 
@@ -14,6 +15,7 @@ class AppContext:
     paths: Paths
     settings: Settings
     store: Store
+    secrets: SecretStore
 
     @classmethod
     def create(cls, paths: Paths | None = None) -> AppContext:
@@ -21,7 +23,7 @@ class AppContext:
         paths = (paths or default_paths()).ensure()
         store = Store(paths.database)
         store.recover_interrupted()
-        return cls(paths, Settings.load(paths.settings_file), store)
+        return cls(paths, Settings.load(paths.settings_file), store, SecretStore(paths.config))
 
     def save_settings(self) -> None:
         self.settings.save(self.paths.settings_file)

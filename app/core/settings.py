@@ -40,6 +40,7 @@ class Settings:
 
     @classmethod
     def load(cls, path: Path) -> Settings:
+        _remove_stale_temp_files(path)
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -67,6 +68,15 @@ class Settings:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _remove_stale_temp_files(path: Path) -> None:
+    """A crash between writing and renaming leaves a temp file; the real file is intact."""
+    for stale in path.parent.glob(".settings-*"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
 
 
 def _set_aside(path: Path) -> None:

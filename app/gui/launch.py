@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from app.core.backup import BackupError, daily_snapshot
 from app.core.context import AppContext
 from app.core.engine.local import LocalEngine
+from app.core.logs import setup_logging
+from app.core.paths import default_paths
 from app.core.resources import resources_dir
+from app.core.single_instance import AlreadyRunning
 from app.core.store import StoreError
 from app.gui.main_window import MainWindow
+from app.gui.single_instance import FocusServer, claim_data_folder
 from app.gui.workers import GenerationWorker, WorkerThread
+
+log = logging.getLogger(__name__)
 
 
 def make_application(argv: list[str] | None = None) -> QApplication:
@@ -38,12 +46,33 @@ def remote_engine(url: str, api_key: str | None):
                         mode="completion")
 
 
-def run_gui(args) -> int:
-    app = make_application()
+def _start(paths):
+    """Logging, the daily backup and the context; None (after telling the user) on failure."""
     try:
-        ctx = AppContext.create()
+        ctx = AppContext.create(paths)
+        setup_logging(paths.logs, ctx.secrets.known_values)
     except (StoreError, OSError) as exc:
         QMessageBox.critical(None, "Parlor", f"Parlor cannot start:\n{exc}")
+        return None
+    try:
+        daily_snapshot(paths.database)
+    except BackupError as exc:
+        log.warning("daily snapshot skipped: %s", exc)
+    return ctx
+
+
+def run_gui(args) -> int:
+    app = make_application()
+    paths = default_paths()
+    try:
+        lock = claim_data_folder(paths.data)
+    except AlreadyRunning as exc:
+        QMessageBox.critical(None, "Parlor", str(exc))
+        return 1
+    if lock is None:  # another Parlor has this data folder: it was brought to the front
+        return 0
+    ctx = _start(paths)
+    if ctx is None:
         return 1
     if args.remote:
         window = open_main_window(ctx, remote_engine(args.remote, args.api_key))
@@ -60,6 +89,8 @@ def run_gui(args) -> int:
             from app.gui.first_run import maybe_first_run
 
             window._first_run = maybe_first_run(window, read_machine)
+    window._focus_server = FocusServer(paths.data, window)
     code = app.exec()
     ctx.close()
+    lock.release()
     return code

@@ -39,6 +39,8 @@ from app.gui.chat.find_bar import FindBar
 from app.gui.chat.header import ChatHeader
 from app.gui.chat.inspector import PromptInspector
 from app.gui.chat.model import ChatModel
+from app.gui.models.convert_dialog import open_gguf
+from app.gui.models.download_dialog import DownloadDialog
 from app.gui.settings_dialog import SettingsDialog
 from app.gui.theme import apply_theme
 from app.gui.workers import WorkerThread
@@ -105,6 +107,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.model_label, 1)
         for label in (self.composer_label, self.context_label, self.speed_label):
             self.statusBar().addPermanentWidget(label)
+        for label in (self.model_label, self.composer_label, self.context_label,
+                      self.speed_label):
+            label.setTextFormat(Qt.TextFormat.PlainText)  # model names come from GGUF files
 
     def _no_model_banner(self) -> QFrame:
         frame = QFrame()
@@ -326,7 +331,14 @@ class MainWindow(QMainWindow):
                                               str(self.ctx.paths.models),
                                               self.tr("GGUF models (*.gguf);;All files (*)"))
         if path:
-            self.load_model(path)
+            self.open_model_file(path)
+
+    def open_model_file(self, path: str):
+        """Load `path`, converting an old mixture-of-experts layout first when needed."""
+        self._opener = open_gguf(path, self)
+        self._opener.ready.connect(self.load_model)
+        self._opener.failed.connect(self._show_error)
+        return self._opener
 
     def load_model(self, path: str) -> bool:
         """Check the file, then load it on the worker thread. False if the file is bad."""
@@ -375,11 +387,30 @@ class MainWindow(QMainWindow):
         self.model_label.setText(self.tr("{0} · context {1} · GPU layers {2}").format(
             info.name, info.n_ctx, info.n_gpu_layers))
 
-    def show_download(self) -> None:
-        QMessageBox.information(self, self.tr("Download a model"), self.tr(
-            "The download dialog with the quant picker is coming in the next version. "
-            "Until then, download a .gguf file (for example from Hugging Face) and open it "
-            "with File → Open a GGUF file…"))
+    def show_download(self) -> DownloadDialog:
+        dialog = DownloadDialog.for_app(self.ctx.paths, self.ctx.settings, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.model_ready.connect(self._offer_load)
+        dialog.show()
+        self._download_dialog = dialog
+        return dialog
+
+    def _offer_load(self, path: str, n_gpu_layers: int) -> QMessageBox:
+        """After a download: offer to load it, with GPU layers from the memory estimate."""
+        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Model ready"),
+                          self.tr("{0} is ready. Load it now ({1} GPU layers)?").format(
+                              Path(path).name, n_gpu_layers),
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+
+        def answered(button: int) -> None:
+            if button == QMessageBox.StandardButton.Yes:
+                self.ctx.settings.n_gpu_layers = n_gpu_layers
+                self.load_model(path)
+
+        box.finished.connect(answered)
+        box.open()
+        self._load_offer = box
+        return box
 
     # --- generation state --------------------------------------------------------------
     def _on_busy(self, busy: bool) -> None:

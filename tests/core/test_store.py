@@ -98,3 +98,19 @@ def test_unopenable_database_gives_a_clear_error(tmp_path):
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="db.sqlite3"):
         Store(bad)
+
+
+def test_a_reused_message_id_is_never_taken_for_a_remembered_child(store):
+    """SQLite reuses deleted ids; a stale active_child_id must not jump to another branch."""
+    chat = _chat(store)
+    root = store.active_path(chat)[0].id
+    a = store.append_message(chat, root, "user", "branch a")
+    store.append_message(chat, a, "assistant", "reply a")   # the newest id in the table
+    b = store.append_message(chat, root, "user", "branch b")
+    store.show_branch(chat, a)                               # root remembers a
+    store.delete_message(a)                                  # frees a's and its reply's ids
+    other = _chat(store, ("Another chat.",))
+    reused = store.append_message(other, store.active_path(other)[0].id, "user", "elsewhere")
+    path = store.active_path(chat)
+    assert [m.text for m in path][-1] == "branch b" and reused not in [m.id for m in path]
+    assert store.active_leaf(chat) == b

@@ -92,6 +92,9 @@ class Child:
         return Llama.longest_token_prefix(cached, tokens[:-1])
 
     def _stream(self, tokens, sp: SamplingParams, stats: StreamStats, start: float) -> None:
+        # the penalty range is read from the Llama object when each request builds its sampler
+        self.llm.last_n_tokens_size = sp.repeat_last_n if sp.repeat_last_n >= 0 \
+            else self.llm.n_ctx()
         chunks = self.llm.create_completion(tokens, **completion_kwargs(sp))
         if self.abort[0]:
             stats.stopped = True

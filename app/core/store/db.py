@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from app.core.backup import BackupError, snapshot_before_migration
+
 MIGRATIONS: list[str] = [
     # 1: the first schema
     """
@@ -101,12 +103,13 @@ def open_database(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) and migrate the database at `path`."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        snapshot_before_migration(path)  # a migration that goes wrong can be undone
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
         _migrate(conn)
-    except (sqlite3.Error, OSError) as exc:
+    except (sqlite3.Error, OSError, BackupError) as exc:
         raise StoreError(f"Cannot open the chat database {path}: {exc}") from exc
     return conn

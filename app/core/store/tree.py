@@ -88,13 +88,18 @@ class MessageTree:
             " WHERE chat_id = (SELECT chat_id FROM messages WHERE id = ?)", (node,))
         newest: dict[int, int] = {}
         remembered: dict[int, int | None] = {}
+        parent_of: dict[int, int | None] = {}
         for row in rows:
             remembered[row["id"]] = row["active_child_id"]
+            parent_of[row["id"]] = row["parent_id"]
             if row["parent_id"] is not None:
                 newest[row["parent_id"]] = max(newest.get(row["parent_id"], 0), row["id"])
         while True:
             kept = remembered.get(node)
-            nxt = kept if kept in remembered else newest.get(node)
+            # SQLite reuses the ids of deleted rows: a remembered child counts only while it
+            # is still a child of this node.
+            nxt = kept if kept is not None and parent_of.get(kept) == node \
+                else newest.get(node)
             if nxt is None:
                 return node
             node = nxt
@@ -125,14 +130,15 @@ class MessageTree:
     def delete_message(self, message_id: int) -> int | None:
         """Delete a message and everything below it; the path moves to its parent."""
         msg = self.message(message_id)
+        # One transaction: a crash can never leave the chat pointing at a deleted message.
+        # The reads below run on the same connection, so they see the delete.
         with self._tx() as c:
             c.execute("DELETE FROM messages WHERE id = ?", (message_id,))
-        if msg.parent_id is None:
-            roots = self._children_by_parent(msg.chat_id)[None]
-            leaf = self._descend(roots[0]) if roots else None
-        else:
-            leaf = self._descend(msg.parent_id)
-        with self._tx() as c:
+            if msg.parent_id is None:
+                roots = self._children_by_parent(msg.chat_id)[None]
+                leaf = self._descend(roots[0]) if roots else None
+            else:
+                leaf = self._descend(msg.parent_id)
             c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?", (leaf, msg.chat_id))
         return leaf
 

@@ -18,6 +18,7 @@ class ChatHeader(QWidget):
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         self.title = QLabel()
+        self.title.setTextFormat(Qt.TextFormat.PlainText)  # card names are untrusted text
         font = self.title.font()
         font.setPointSizeF(font.pointSizeF() * 1.25)
         font.setBold(True)

@@ -46,7 +46,10 @@ def conversion_work(path: Path, keep_original: bool, verify: Verify | None):
     """The blocking conversion as a Job's work: reports (stage, done, total), returns the
     ConvertResult."""
     def work(report, cancel: threading.Event):
-        return convert_legacy_moe(path, progress=lambda *p: report(p), cancel=cancel,
+        def progress(stage: str, done: int, total: int) -> None:
+            report((stage, done, total), stage != "converting" or done >= total)
+
+        return convert_legacy_moe(path, progress=progress, cancel=cancel,
                                   keep_original=keep_original, verify=verify)
     return work
 
@@ -68,6 +71,18 @@ class ConversionMeter:
         left = time_left((total - done) / speed) if speed else ""
         parts = [f"Converting: {human_size(done)} of {human_size(total)}", rate(speed), left]
         return " · ".join(p for p in parts if p)
+
+
+def show_conversion_progress(bar: QProgressBar, label: QLabel, meter: ConversionMeter,
+                             report: tuple[str, int, int]) -> None:
+    """The bar and line of a conversion; the load check has no fraction, so the bar is busy."""
+    stage, done, total = report
+    if stage == "verifying":
+        bar.setRange(0, 0)
+    else:
+        bar.setRange(0, 1000)
+        bar.setValue(int(1000 * done / total) if total else 0)
+    label.setText(meter.text(stage, done, total))
 
 
 def conversion_text(header: GGUFHeader) -> str:
@@ -106,11 +121,11 @@ class ConvertDialog(QDialog):
         self.keep_button.setChecked(True)
         layout.addWidget(self.keep_button)
         layout.addWidget(self.remove_button)
-        self.bar = QProgressBar()
+        self.bar = QProgressBar()  # shown from the start: the dialog keeps its size
         self.bar.setRange(0, 1000)
-        self.bar.setVisible(False)
         layout.addWidget(self.bar)
-        self.status = QLabel()
+        self.status = QLabel(self.tr("The original is not changed until the converted file "
+                                     "has loaded."))
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.status)
@@ -127,7 +142,6 @@ class ConvertDialog(QDialog):
         self.state = "converting"
         for w in (self.convert_button, self.keep_button, self.remove_button):
             w.setEnabled(False)
-        self.bar.setVisible(True)
         self.status.setText(self.tr("Converting…"))
         work = conversion_work(self.path, self.keep_button.isChecked(), self.verify)
         self._slot.start(work, on_success=self._on_done, on_failure=self._on_failed,
@@ -135,12 +149,11 @@ class ConvertDialog(QDialog):
                          name="convert")
 
     def _on_progress(self, report: tuple[str, int, int]) -> None:
-        stage, done, total = report
-        self.bar.setValue(int(1000 * done / total) if total else 0)
-        self.status.setText(self._meter.text(stage, done, total))
+        show_conversion_progress(self.bar, self.status, self._meter, report)
 
     def _on_done(self, result) -> None:
         self.state = "done"
+        self.bar.setRange(0, 1000)
         self.bar.setValue(1000)
         self.status.setText(result.summary())
         self.cancel_button.setText(self.tr("Close"))
@@ -149,12 +162,14 @@ class ConvertDialog(QDialog):
 
     def _on_failed(self, message: str) -> None:
         self.state = "failed"
+        self.bar.setRange(0, 1000)
         self.status.setText(self.tr("The conversion failed; the original file is unchanged.\n"
                                     "{0}").format(message))
         self.cancel_button.setText(self.tr("Close"))
 
     def _on_cancelled(self, message: str) -> None:
         self.state = "cancelled"
+        self.bar.setRange(0, 1000)
         self.status.setText(message)
         self.cancel_button.setText(self.tr("Close"))
         self.cancel_button.setEnabled(True)

@@ -1,11 +1,11 @@
 """Blocking core calls (download, convert, a hub listing) run off the GUI thread.
 
 One helper for all of them (STYLE #9): `Job` runs `fn(report, cancel)` on Qt's thread pool,
-where `report(value)` sends progress and `cancel` is a threading.Event the call checks. Results
-come back as queued signals on the GUI thread, so only that thread ever touches widgets
-(STYLE #6). `JobSlot` holds the current job of one kind: starting a new one cancels the old
-one and drops its late signals (STYLE #10), so a header read for a row the user has already
-left can never overwrite the row now selected.
+where `report(value, milestone=False)` sends progress and `cancel` is a threading.Event the
+call checks. Results come back as queued signals on the GUI thread, so only that thread ever
+touches widgets (STYLE #6). `JobSlot` holds the current job of one kind: starting a new one
+cancels the old one and drops its late signals (STYLE #10), so a header read for a row the
+user has already left can never overwrite the row now selected.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 
 PROGRESS_INTERVAL_S = 0.05  # at most about 20 progress signals a second (STYLE #8)
 
-Work = Callable[[Callable[[Any], None], threading.Event], Any]
+Report = Callable[..., None]  # report(value, milestone=False)
+Work = Callable[[Report, threading.Event], Any]
 
 
 class Job(QObject):
@@ -49,10 +50,11 @@ class Job(QObject):
         """Block until the call has returned (for shutdown); True when it has."""
         return self.done.wait(timeout)
 
-    def _report(self, value: Any) -> None:
-        """Throttled: a call may report per chunk; the GUI wants a few updates a second."""
+    def _report(self, value: Any, milestone: bool = False) -> None:
+        """Throttled: a call may report per chunk; the GUI wants a few updates a second.
+        A milestone (a new phase, the last chunk) always gets through."""
         now = time.monotonic()
-        if now - self._last_report >= PROGRESS_INTERVAL_S:
+        if milestone or now - self._last_report >= PROGRESS_INTERVAL_S:
             self._last_report = now
             self.progress.emit(value)
 

@@ -1,0 +1,116 @@
+"""Reading a SillyTavern `.jsonl` chat into checked lines, collecting every problem.
+
+Nothing is imported here: the caller sees all malformed lines (with their numbers) before
+deciding whether to import the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.core.chat_io.errors import ChatIOError, LineProblem
+
+MAX_FILE_BYTES = 512 * 1024 * 1024
+_META_KEYS = ("chat_metadata", "user_name", "character_name", "create_date")
+
+
+@dataclass
+class StLine:
+    """One message line, normalized: `swipes` is never empty and `swipes[swipe_id]` is the
+    text shown (`mes` wins over a disagreeing swipe, as SillyTavern shows `mes`)."""
+
+    line: int
+    row: dict[str, Any]
+    role: str
+    swipes: list[str]
+    swipe_id: int
+
+
+@dataclass
+class StFile:
+    source: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    messages: list[StLine] = field(default_factory=list)
+    problems: list[LineProblem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_st_file(path: str | Path) -> StFile:
+    """Read and check every line; raises ChatIOError only if the file cannot be read."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ChatIOError(f"{path}: could not be read ({exc.strerror or exc})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ChatIOError(f"{path}: {len(data) // 1_000_000} MB is too large for a chat")
+    return parse_st_bytes(data, str(path))
+
+
+def parse_st_bytes(data: bytes, source: str = "chat") -> StFile:
+    out = StFile(source)
+    first = True
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        if not raw.strip():
+            continue
+        row = _decode(raw, number, out)
+        if row is None:
+            first = False
+            continue
+        if first and "mes" not in row and any(k in row for k in _META_KEYS):
+            out.metadata = row
+        else:
+            if first:
+                out.warnings.append(f"{source}: no metadata line; line {number} is a message")
+            _add_message(row, number, out)
+        first = False
+    return out
+
+
+def _decode(raw: bytes, number: int, out: StFile) -> dict | None:
+    try:
+        row = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+    except UnicodeDecodeError:
+        out.problems.append(LineProblem(number, "not UTF-8 text"))
+        return None
+    except json.JSONDecodeError as exc:
+        out.problems.append(LineProblem(number, f"not valid JSON ({exc.msg})"))
+        return None
+    if not isinstance(row, dict):
+        out.problems.append(LineProblem(number, f"a JSON {type(row).__name__}, not an object"))
+        return None
+    return row
+
+
+def _add_message(row: dict, number: int, out: StFile) -> None:
+    if "mes" not in row:
+        out.problems.append(LineProblem(number, "no `mes` field (not a message)"))
+        return
+    mes = "" if row["mes"] is None else row["mes"]
+    if not isinstance(mes, str):
+        out.problems.append(LineProblem(number, f"`mes` is a {type(mes).__name__}, not text"))
+        return
+    swipes = row.get("swipes")
+    if swipes is not None and not isinstance(swipes, list):
+        out.problems.append(LineProblem(number, "`swipes` is not a list"))
+        return
+    role = "system" if row.get("is_system") else "user" if row.get("is_user") else "assistant"
+    texts = [s if isinstance(s, str) else "" if s is None else str(s) for s in swipes or []]
+    index = _swipe_index(row.get("swipe_id"), texts, mes, number, out)
+    texts[index] = mes
+    out.messages.append(StLine(number, row, role, texts, index))
+
+
+def _swipe_index(value: Any, texts: list[str], mes: str, number: int, out: StFile) -> int:
+    """Where `mes` sits among the swipes; `texts` grows by `mes` when it is in none of them."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(texts):
+        return value
+    if mes not in texts:
+        texts.append(mes)
+    guess = texts.index(mes)
+    if value is not None and len(texts) > 1:
+        out.warnings.append(f"{out.source}, line {number}: swipe_id {value!r} is not one of"
+                            f" the swipes; showing swipe {guess + 1}")
+    return guess

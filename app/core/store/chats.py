@@ -1,0 +1,178 @@
+"""The chat library: rename, duplicate, branch, trash with undo, search across all chats.
+
+Deleting moves a chat (or a character) to the trash by stamping `deleted_at`; nothing is
+removed until `purge_trash`, so every delete can be undone.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from app.core.store.db import StoreError
+from app.core.store.nodes import NewNode, insert_nodes, nodes_from_rows
+
+_CHAT_COLUMNS = ("c.id, c.title, c.character_id, ch.name AS character_name, c.persona_id,"
+                 " c.created_at, c.last_used_at, c.deleted_at,"
+                 " (SELECT count(*) FROM messages m WHERE m.chat_id = c.id) AS message_count")
+
+
+@dataclass(frozen=True)
+class ChatHit:
+    """One search result: where it is and a snippet with the match in [brackets]."""
+
+    chat_id: int
+    chat_title: str
+    character_id: int
+    character_name: str
+    message_id: int
+    snippet: str
+    created_at: float
+
+
+def fts_query(text: str) -> str:
+    """Every word must occur (in any order); quoting keeps FTS5 syntax out of user text."""
+    words = text.split()
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words) or '""'
+
+
+class ChatLibrary:
+    """Mixed into Store: needs `_tx`, `_query` and the tree's `message`/`active_leaf`."""
+
+    def chat_info(self, chat_id: int) -> sqlite3.Row:
+        rows = self._query(f"SELECT {_CHAT_COLUMNS}, c.extra FROM chats c"
+                           " JOIN characters ch ON ch.id = c.character_id WHERE c.id = ?",
+                           (chat_id,))
+        if not rows:
+            raise StoreError(f"No chat with id {chat_id}")
+        return rows[0]
+
+    def all_chats(self) -> list[sqlite3.Row]:
+        """Every chat not in the trash (nor its character), most recently used first."""
+        return self._query(
+            f"SELECT {_CHAT_COLUMNS} FROM chats c JOIN characters ch ON ch.id = c.character_id"
+            " WHERE c.deleted_at IS NULL AND ch.deleted_at IS NULL"
+            " ORDER BY c.last_used_at DESC, c.id DESC")
+
+    def rename_chat(self, chat_id: int, title: str) -> None:
+        self.chat_info(chat_id)
+        with self._tx() as c:
+            c.execute("UPDATE chats SET title = ? WHERE id = ?", (title, chat_id))
+
+    def chat_extra(self, chat_id: int) -> dict:
+        """Fields an imported chat file carried (SillyTavern metadata), kept for export."""
+        raw = self.chat_info(chat_id)["extra"]
+        return json.loads(raw) if raw else {}
+
+    def set_chat_extra(self, chat_id: int, extra: dict) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE chats SET extra = ? WHERE id = ?",
+                      (json.dumps(extra, ensure_ascii=False) if extra else None, chat_id))
+
+    def create_chat_from_nodes(self, character_id: int, title: str, nodes: list[NewNode],
+                               leaf_key=None, extra: dict | None = None,
+                               persona_id: int | None = None) -> int:
+        """A new chat holding `nodes`, all in one transaction; `leaf_key` is its active leaf
+        (default: follow the shown children down from the first root)."""
+        now = time.time()
+        with self._tx() as c:
+            chat_id = c.execute(
+                "INSERT INTO chats (character_id, title, persona_id, created_at, last_used_at,"
+                " extra) VALUES (?, ?, ?, ?, ?, ?)",
+                (character_id, title, persona_id, now, now,
+                 json.dumps(extra, ensure_ascii=False) if extra else None)).lastrowid
+            ids = insert_nodes(c, chat_id, nodes)
+            leaf = ids.get(leaf_key) if leaf_key is not None else None
+            c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?", (leaf, chat_id))
+        if leaf is None and ids:
+            roots = [ids[n.key] for n in nodes if n.parent_key is None]
+            self.show_branch(chat_id, roots[0])
+        return chat_id
+
+    def duplicate_chat(self, chat_id: int, title: str | None = None) -> int:
+        """A copy of the whole tree (every branch and swipe), showing the same path."""
+        info = self.chat_info(chat_id)
+        rows = self._query("SELECT * FROM messages WHERE chat_id = ? ORDER BY id", (chat_id,))
+        return self.create_chat_from_nodes(
+            info["character_id"], title or f"{info['title']} (copy)", nodes_from_rows(rows),
+            self.active_leaf(chat_id), self.chat_extra(chat_id), info["persona_id"])
+
+    def branch_from(self, message_id: int, title: str | None = None) -> int:
+        """"Branch here": a new chat holding the path from the root to `message_id`, each
+        message with its swipes (as SillyTavern's branch copies the messages with theirs)."""
+        msg = self.message(message_id)
+        path = self._ancestors(message_id)
+        wanted = set(path)
+        for node in path:
+            wanted.update(self.sibling_ids(node))
+        rows = [r for r in self._query("SELECT * FROM messages WHERE chat_id = ? ORDER BY id",
+                                       (msg.chat_id,)) if r["id"] in wanted]
+        nodes = nodes_from_rows(rows)
+        on_path = set(path)
+        for node in nodes:  # show the path we branched along, not whatever was shown below
+            node.shown = node.key in on_path
+        info = self.chat_info(msg.chat_id)
+        extra = self.chat_extra(msg.chat_id)
+        extra.setdefault("chat_metadata", {})
+        if isinstance(extra["chat_metadata"], dict):
+            extra["chat_metadata"]["main_chat"] = info["title"]
+        return self.create_chat_from_nodes(
+            info["character_id"], title or f"{info['title']} (branch)", nodes, message_id,
+            extra, info["persona_id"])
+
+    def _ancestors(self, message_id: int) -> list[int]:
+        rows = self._query(
+            "WITH RECURSIVE up(id, depth) AS (SELECT ?, 0 UNION ALL"
+            " SELECT m.parent_id, depth + 1 FROM messages m JOIN up ON m.id = up.id"
+            " WHERE m.parent_id IS NOT NULL) SELECT id FROM up ORDER BY depth DESC",
+            (message_id,))
+        return [r["id"] for r in rows]
+
+    # --- trash ------------------------------------------------------------------------
+    def delete_chat(self, chat_id: int) -> None:
+        """Move to the trash; `restore_chat` undoes it until `purge_trash`."""
+        self.chat_info(chat_id)
+        with self._tx() as c:
+            c.execute("UPDATE chats SET deleted_at = ? WHERE id = ?", (time.time(), chat_id))
+
+    def restore_chat(self, chat_id: int) -> None:
+        self.chat_info(chat_id)
+        with self._tx() as c:
+            c.execute("UPDATE chats SET deleted_at = NULL WHERE id = ?", (chat_id,))
+
+    def chat_trash(self) -> list[sqlite3.Row]:
+        return self._query(f"SELECT {_CHAT_COLUMNS} FROM chats c JOIN characters ch"
+                           " ON ch.id = c.character_id WHERE c.deleted_at IS NOT NULL"
+                           " ORDER BY c.deleted_at DESC")
+
+    def purge_trash(self, older_than: float | timedelta = 0.0) -> int:
+        """Remove for good chats and characters that went to the trash at least
+        `older_than` (seconds or a timedelta) ago; returns how many were removed."""
+        age = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
+        cutoff = time.time() - age
+        with self._tx() as c:
+            chats = c.execute("DELETE FROM chats WHERE deleted_at IS NOT NULL"
+                              " AND deleted_at <= ?", (cutoff,)).rowcount
+            chars = c.execute("DELETE FROM characters WHERE deleted_at IS NOT NULL"
+                              " AND deleted_at <= ?", (cutoff,)).rowcount
+        return chats + chars
+
+    # --- search -----------------------------------------------------------------------
+    def search_chats(self, text: str, limit: int = 50) -> list[ChatHit]:
+        """Messages containing every word of `text`, across all chats not in the trash,
+        best matches first."""
+        if not text.strip():
+            return []
+        rows = self._query(
+            "SELECT m.id, m.chat_id, m.created_at, c.title, c.character_id, ch.name,"
+            " snippet(messages_fts, 0, '[', ']', '…', 12) AS snip"
+            " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+            " JOIN chats c ON c.id = m.chat_id JOIN characters ch ON ch.id = c.character_id"
+            " WHERE messages_fts MATCH ? AND c.deleted_at IS NULL AND ch.deleted_at IS NULL"
+            " ORDER BY bm25(messages_fts), m.created_at DESC LIMIT ?",
+            (fts_query(text), limit))
+        return [ChatHit(r["chat_id"], r["title"], r["character_id"], r["name"], r["id"],
+                        r["snip"], r["created_at"]) for r in rows]

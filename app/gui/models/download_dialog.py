@@ -1,0 +1,587 @@
+"""The model download dialog: the quant picker with honest fit badges, any other repository,
+a resumable verified download, and the conversion an old MoE file needs before it loads.
+
+Everything that blocks (hub listing, the header read by Range request, the download, the
+conversion) runs as a Job off the GUI thread; this module only shows what the Qt-free core
+decides (`catalog.evaluate` is the fit rule, `downloads.download` the transfer). Its
+dependencies come in through the constructor so tests can give it a fake machine and a hub
+on 127.0.0.1; `DownloadDialog.for_app` builds the real ones.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core import catalog as cat
+from app.core.downloads import (
+    DownloadError,
+    GgufModel,
+    Hub,
+    Progress,
+    download,
+    human_size,
+    parse_repo_ref,
+)
+from app.core.gguf_meta import (
+    GGUFError,
+    GGUFHeader,
+    estimate_memory,
+    moe_layout,
+    read_header,
+    read_remote_header,
+    validate_gguf,
+)
+from app.core.machine import Machine
+from app.core.moe_convert import extra_disk_bytes
+from app.gui.models.convert_dialog import (
+    ConversionMeter,
+    Verify,
+    conversion_work,
+    load_check,
+    show_conversion_progress,
+)
+from app.gui.models.jobs import JobSlot, rate, time_left
+
+COLUMNS = ("Quant", "Size", "Needs", "Fit", "How it would run", "Right now", "About")
+FIT_COLUMN, ABOUT_COLUMN = 3, 6
+BADGES = {  # plan mode -> (text, text colour, background)
+    "gpu": ("Fits", "#1b5e20", "#c8e6c9"),
+    "partial": ("Partly on GPU", "#0d47a1", "#bbdefb"),
+    "cpu": ("CPU only", "#33691e", "#e6efd8"),
+    "none": ("Doesn't fit", "#b71c1c", "#ffcdd2"),
+}
+WARN = ("#7a5200", "#ffecb3")
+PHASES = {"checking": "Checking the part downloaded before", "retrying":
+          "Connection lost; reconnecting", "verifying": "Verifying the checksum"}
+
+
+@dataclass
+class Choice:
+    """One row of either table: what to fetch, how it fits, what its header said."""
+
+    repo_id: str
+    path: str  # the file (the first part of a split model) whose header is checked
+    row: cat.Row
+    model: GgufModel | None = None  # None: a catalog entry, its metadata fetched at download
+    layout: str | None = None  # "legacy", "merged", "dense" once the header was read
+    extra_disk: int = 0
+    header_note: str = ""
+
+
+def _gb(num_bytes: int, approximate: bool = False) -> str:
+    """Card style ('~19 GB') for model sizes; small files (other repositories) in MB."""
+    if num_bytes < 100_000_000:
+        return human_size(num_bytes)
+    return f"{'~' if approximate else ''}{cat.format_gb(num_bytes)} GB"
+
+
+def machine_summary(machine: Machine, usable: int) -> str:
+    """'31.9 GB RAM (20.1 GB free now) · RTX 4060: 8.6 GB VRAM (7.9 GB free)' and the budget."""
+    parts = [f"{_gb(machine.ram_total)} RAM"
+             + (f" ({_gb(machine.ram_available)} free now)"
+                if machine.ram_available is not None else "")]
+    for gpu in machine.gpus:
+        if not gpu.dedicated:
+            parts.append(f"{gpu.name}: shares the RAM (up to {_gb(gpu.total_bytes)})")
+            continue
+        free = f" ({_gb(gpu.free_bytes)} free)" if gpu.free_bytes is not None else ""
+        parts.append(f"{gpu.name}: {_gb(gpu.total_bytes)} VRAM{free}")
+    if not machine.gpus:
+        parts.append("no GPU found, models run on the CPU")
+    return ("This machine: " + " · ".join(parts) + f"\nParlor can give a model up to "
+            f"{_gb(usable)} (RAM less what the system keeps, plus the GPUs' own memory).")
+
+
+def _item(text: str, tooltip: str = "") -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    item.setFlags(Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled)
+    item.setToolTip(tooltip or text)
+    return item
+
+
+def row_cells(choice: Choice, recommended: bool) -> list[QTableWidgetItem]:
+    row, entry = choice.row, choice.row.entry
+    quant = _item(entry.quant + ("  ★ recommended" if recommended else ""), entry.name)
+    if recommended:
+        font = QFont()
+        font.setBold(True)
+        quant.setFont(font)
+    text, fg, bg = BADGES[row.plan.mode]
+    badge = _item(text)
+    badge.setForeground(QColor(fg))
+    badge.setBackground(QColor(bg))
+    badge.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+    how = (row.plan.describe() if row.fits
+           else f"{_gb(row.missing_bytes)} missing")
+    now = _item("")
+    if row.fits and row.plan.fits_now is not None:
+        now = _item("enough free" if row.plan.fits_now else "⚠ close other apps",
+                    "Fits in the memory free right now" if row.plan.fits_now else
+                    "More than the memory free right now: close other programs first")
+        if not row.plan.fits_now:
+            now.setForeground(QColor(WARN[0]))
+            now.setBackground(QColor(WARN[1]))
+    about = entry.use_case or _file_label(choice)
+    return [quant, _item(_gb(entry.size_bytes, entry.approximate)),
+            _item(_gb(entry.max_ram_bytes, entry.approximate)), badge, _item(how), now,
+            _item(about, f"{about}\n{choice.path}")]
+
+
+def _file_label(choice: Choice) -> str:
+    model = choice.model
+    if model is None or model.split_count == 1:
+        return choice.path
+    missing = "" if model.complete else f", only {len(model.files)} found"
+    return f"{model.name} ({model.split_count} parts{missing})"
+
+
+class FitTable(QTableWidget):
+    """A table of choices, one row each, with the recommended one marked."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, len(COLUMNS), parent)
+        self.choices: list[Choice] = []
+        self.recommended: Choice | None = None
+        self.setHorizontalHeaderLabels(COLUMNS)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.verticalHeader().setVisible(False)
+        self.setAlternatingRowColors(True)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(ABOUT_COLUMN, QHeaderView.ResizeMode.Stretch)
+
+    def show_choices(self, choices: list[Choice], recommended: Choice | None) -> None:
+        self.choices, self.recommended = choices, recommended
+        self.setRowCount(len(choices))
+        for index in range(len(choices)):
+            self.refresh(index)
+
+    def refresh(self, index: int) -> None:
+        choice = self.choices[index]
+        for column, item in enumerate(row_cells(choice, choice is self.recommended)):
+            self.setItem(index, column, item)
+
+    def current(self) -> Choice | None:
+        rows = self.selectionModel().selectedRows()
+        return self.choices[rows[0].row()] if rows else None
+
+    def select(self, choice: Choice | None) -> None:
+        if choice is not None:
+            self.selectRow(self.choices.index(choice))
+
+
+class DownloadDialog(QDialog):
+    """Pick a quant (or any repository's GGUF), download it, convert it if it is old, and
+    say `model_ready(path, n_gpu_layers)` so the main window can offer to load it."""
+
+    model_ready = Signal(str, int)
+
+    def __init__(self, machine: Machine, catalog: cat.Catalog, hub: Hub, models_dir: Path,
+                 parent: QWidget | None = None, *, n_ctx: int = 4096,
+                 verify: Verify | None = load_check,
+                 disk_usage: Callable[[Path], object] = shutil.disk_usage) -> None:
+        super().__init__(parent)
+        self.machine, self.catalog, self.hub = machine, catalog, hub
+        self.models_dir, self.n_ctx, self.verify = Path(models_dir), n_ctx, verify
+        self.disk_usage = disk_usage
+        self.state = "idle"  # idle, downloading, converting, ready, cancelled, failed
+        self.result_path: Path | None = None
+        self._active: Choice | None = None  # the choice being downloaded or converted
+        self._headers, self._work, self._listing = JobSlot(), JobSlot(), JobSlot()
+        self._meter = ConversionMeter()
+        self.setWindowTitle(self.tr("Download a model"))
+        self.resize(980, 600)
+        self._build()
+        self._show_catalog()
+
+    @classmethod
+    def for_app(cls, paths, settings, parent: QWidget | None = None) -> DownloadDialog:
+        """The dialog on this machine, the default catalog, the hub from the settings (a
+        mirror in `settings.extra["hf_endpoint"]`, else HF_ENDPOINT or huggingface.co)."""
+        from app.core.machine import read_machine
+
+        hub = Hub(endpoint=settings.extra.get("hf_endpoint") or None)
+        return cls(read_machine(), cat.load_catalog(), hub, paths.models, parent,
+                   n_ctx=settings.n_ctx)
+
+    # --- layout --------------------------------------------------------------------------
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        rec, _ = cat.evaluate(self.catalog, self.machine)
+        self.machine_label = self._label(machine_summary(self.machine, rec.usable_bytes))
+        layout.addWidget(self.machine_label)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._catalog_page(), self.tr("{0} (default model)").format(
+            self.catalog.name))
+        self.tabs.addTab(self._repo_page(), self.tr("Other repository"))
+        self.tabs.currentChanged.connect(lambda _i: self._on_selection())
+        layout.addWidget(self.tabs, 1)
+        self.why_label = self._label("")
+        self.layout_label = self._label("")
+        self.disk_label = self._label("")
+        self.keep_original = QCheckBox(self.tr("Keep the original file after converting it"))
+        self.keep_original.setVisible(False)
+        for w in (self.why_label, self.layout_label, self.disk_label, self.keep_original):
+            layout.addWidget(w)
+        layout.addLayout(self._progress_row())
+        layout.addLayout(self._button_row())
+
+    def _label(self, text: str) -> QLabel:
+        label = QLabel(text)
+        label.setWordWrap(True)
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        return label
+
+    def _catalog_page(self) -> QWidget:
+        page = QWidget()
+        box = QVBoxLayout(page)
+        self.catalog_note = self._label(self.tr("From {0}.").format(self.catalog.repo_id))
+        self.catalog_table = FitTable()
+        self.catalog_table.itemSelectionChanged.connect(self._on_selection)
+        box.addWidget(self.catalog_note)
+        box.addWidget(self.catalog_table)
+        return page
+
+    def _repo_page(self) -> QWidget:
+        page = QWidget()
+        box = QVBoxLayout(page)
+        row = QHBoxLayout()
+        self.repo_edit = QLineEdit()
+        self.repo_edit.setPlaceholderText(self.tr("owner/name, or paste a huggingface.co URL"))
+        self.repo_edit.returnPressed.connect(self.list_repo)
+        self.list_button = QPushButton(self.tr("List GGUF files"))
+        self.list_button.clicked.connect(self.list_repo)
+        row.addWidget(self.repo_edit, 1)
+        row.addWidget(self.list_button)
+        self.repo_status = self._label("")
+        self.repo_table = FitTable()
+        self.repo_table.itemSelectionChanged.connect(self._on_selection)
+        box.addLayout(row)
+        box.addWidget(self.repo_status)
+        box.addWidget(self.repo_table)
+        return page
+
+    def _progress_row(self) -> QVBoxLayout:
+        box = QVBoxLayout()
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setVisible(False)
+        self.progress_label = self._label("")
+        box.addWidget(self.bar)
+        box.addWidget(self.progress_label)
+        return box
+
+    def _button_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.folder_label = QLabel(self.tr("Saves to {0}").format(self.models_dir))
+        self.folder_label.setStyleSheet("color: palette(mid);")
+        self.download_button = QPushButton(self.tr("Download"))
+        self.download_button.setDefault(True)
+        self.download_button.clicked.connect(self.start_download)
+        self.cancel_button = QPushButton(self.tr("Cancel download"))
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.close_button = QPushButton(self.tr("Close"))
+        self.close_button.clicked.connect(self.reject)
+        row.addWidget(self.folder_label, 1)
+        for button in (self.download_button, self.cancel_button, self.close_button):
+            row.addWidget(button)
+        return row
+
+    # --- the two tables ------------------------------------------------------------------
+    def _show_catalog(self) -> None:
+        rec, rows = cat.evaluate(self.catalog, self.machine)
+        self.recommendation = rec
+        choices = [Choice(self.catalog.repo_id, r.entry.file, r) for r in rows]
+        best = next((c for c in choices if c.row.entry == rec.entry), None)
+        self.catalog_table.show_choices(choices, best)
+        if rec.entry is None:
+            self.catalog_note.setText(rec.message)
+            self.catalog_note.setStyleSheet(f"color: {BADGES['none'][1]}; font-weight: bold;")
+        fallback = next((c for c in choices if c.row.entry == rec.smallest), None)
+        self.catalog_table.select(best or fallback)
+
+    def list_repo(self) -> None:
+        """List the GGUF files of the repository typed or pasted in the field."""
+        try:
+            repo_id, wanted = parse_repo_ref(self.repo_edit.text())
+        except DownloadError as exc:
+            self.repo_status.setText(str(exc))
+            return
+        self.repo_status.setText(self.tr("Listing {0}…").format(repo_id))
+        self.list_button.setEnabled(False)
+        self._listing.start(lambda _r, _c: self.hub.list_gguf(repo_id),
+                            on_success=lambda models: self._on_listed(repo_id, wanted, models),
+                            on_failure=self._on_list_failed, name="list")
+
+    def _on_list_failed(self, message: str) -> None:
+        self.list_button.setEnabled(True)
+        self.repo_status.setText(message)
+        self.repo_table.show_choices([], None)
+
+    def _on_listed(self, repo_id: str, wanted: str | None, models: list[GgufModel]) -> None:
+        self.list_button.setEnabled(True)
+        entries = [cat.entry_for_file(m.name, m.size, m.quant) for m in models]
+        loadable = [e for e, m in zip(entries, models, strict=True) if m.complete]
+        rec, _ = cat.evaluate(loadable, self.machine)
+        _, rows = cat.evaluate(entries, self.machine)
+        choices = [Choice(repo_id, m.files[0].path, r, m)
+                   for m, r in zip(models, rows, strict=True)]
+        best = next((c for c in choices if c.row.entry == rec.entry), None)
+        self.repo_table.show_choices(choices, best)
+        found = self.tr("{0}: {1} GGUF models.").format(repo_id, len(models)) if models else \
+            self.tr("{0} has no GGUF files.").format(repo_id)
+        self.repo_status.setText(found + ("" if best or not models else " " + rec.message))
+        picked = next((c for c in choices if wanted and wanted in
+                       {c.path, c.model.name, *(f.path for f in c.model.files)}), None)
+        self.repo_table.select(picked or best or (choices[0] if choices else None))
+
+    def current_table(self) -> FitTable:
+        return self.catalog_table if self.tabs.currentIndex() == 0 else self.repo_table
+
+    def current_choice(self) -> Choice | None:
+        return self.current_table().current()
+
+    # --- the selected row: why, layout, disk ---------------------------------------------
+    def _on_selection(self) -> None:
+        if self.state in ("downloading", "converting"):
+            return
+        choice = self.current_choice()
+        self.download_button.setEnabled(choice is not None and self._loadable(choice))
+        self._describe(choice)
+        if choice is not None and choice.layout is None and not choice.header_note:
+            self._check_header(choice)
+
+    @staticmethod
+    def _loadable(choice: Choice) -> bool:
+        return choice.model is None or choice.model.complete
+
+    def _describe(self, choice: Choice | None) -> None:
+        if choice is None:
+            for label in (self.why_label, self.layout_label, self.disk_label):
+                label.setText("")
+            self.keep_original.setVisible(False)
+            return
+        self.why_label.setText(self._why(choice))
+        self.layout_label.setText(self._layout_text(choice))
+        self.keep_original.setVisible(choice.layout == "legacy")
+        self.disk_label.setText(self._disk_text(choice))
+        self.download_button.setText(self.tr("Download") if choice.row.fits
+                                     else self.tr("Download anyway"))
+
+    def _why(self, choice: Choice) -> str:
+        row, usable = choice.row, self.recommendation.usable_bytes
+        why = cat.Recommendation(usable, row.entry, None, 0).why
+        table = self.current_table()
+        lead = "Recommended: " if choice is table.recommended else ""
+        if not row.fits:
+            return f"{row.entry.quant} does not fit: it {why}, {_gb(row.missing_bytes)} missing."
+        text = f"{lead}{row.entry.quant} {why}; it would run {row.plan.describe()}."
+        if row.plan.fits_now is False:
+            text += (" That is more than the memory free right now: close other programs "
+                     "before loading it.")
+        return text
+
+    def _layout_text(self, choice: Choice) -> str:
+        if choice.layout == "legacy":
+            return (f"This file uses an older layout; Parlor converts it after download and "
+                    f"needs {human_size(choice.extra_disk)} extra disk for a few minutes.")
+        if choice.layout is not None:
+            return ""
+        return choice.header_note or "Checking the file's layout…"
+
+    def _disk_text(self, choice: Choice) -> str:
+        size = choice.model.size if choice.model else choice.row.entry.size_bytes
+        folder = next((p for p in (self.models_dir, *self.models_dir.parents) if p.exists()),
+                      self.models_dir)
+        try:
+            free = self.disk_usage(folder).free
+        except OSError:
+            return f"The download is {human_size(size)}."
+        needed = size + (choice.extra_disk if choice.layout == "legacy" else 0)
+        warn = "  Not enough free disk space." if free < needed else ""
+        return f"The download is {human_size(size)}; {human_size(free)} free on that disk.{warn}"
+
+    def _check_header(self, choice: Choice) -> None:
+        """Read the header with a Range request: the layout, and the real layer count."""
+        url, headers = self.hub.url(choice.repo_id, choice.path), self.hub.headers()
+        self._headers.start(lambda _r, _c: read_remote_header(url, headers),
+                            on_success=lambda h: self._on_header(choice, h),
+                            on_failure=lambda m: self._on_header_failed(choice, m),
+                            name="header")
+
+    def _on_header(self, choice: Choice, header: GGUFHeader) -> None:
+        choice.layout = moe_layout(header)
+        if choice.layout == "legacy":
+            choice.extra_disk = extra_disk_bytes(header)
+        choice.row = self._refined_row(choice, header)
+        for table in (self.catalog_table, self.repo_table):
+            if choice in table.choices:
+                table.refresh(table.choices.index(choice))
+        if choice is self.current_choice():
+            self._describe(choice)
+
+    def _on_header_failed(self, choice: Choice, message: str) -> None:
+        url = self.hub.url(choice.repo_id, choice.path)
+        reason = message.removeprefix(f"{url}: ").removeprefix(f"{Path(choice.path).name}: ")
+        choice.header_note = (f"Could not check the file's layout before downloading "
+                              f"({reason}); it is checked after the download.")
+        if choice is self.current_choice():
+            self._describe(choice)
+
+    def _refined_row(self, choice: Choice, header: GGUFHeader) -> cat.Row:
+        """With the header known: the real layer count, and for files outside the catalog a
+        Max RAM of size + the KV cache and buffers of this context size."""
+        entry = choice.row.entry
+        if choice.model is not None:
+            est = estimate_memory(header, self.n_ctx)
+            entry = replace(entry, max_ram_bytes=entry.size_bytes + est["kv_bytes"]
+                            + est["compute_bytes"])
+        _, rows = cat.evaluate([entry], self.machine, n_layer=header.n_layer or None)
+        return rows[0]
+
+    # --- download, then convert ----------------------------------------------------------
+    def start_download(self) -> None:
+        choice = self.current_choice()
+        if choice is None or self.state in ("downloading", "converting"):
+            return
+        self._active = choice
+        self._headers.drop()
+        local = self.models_dir / Path(choice.path).name
+        if self._already_here(choice, local):
+            self._on_downloaded(local)
+            return
+        self._set_busy("downloading")
+        repo, model, hub, dest = choice.repo_id, choice.model, self.hub, self.models_dir
+
+        def work(report, cancel: threading.Event) -> Path:
+            files = model or hub.file_info(repo, [choice.path])
+            return download(repo, files, dest, hub=hub, cancel=cancel,
+                            progress=lambda p: report(p, p.phase != "downloading"))[0]
+
+        self._work.start(work, on_success=self._on_downloaded, on_failure=self._on_failed,
+                         on_progress=self._on_download_progress,
+                         on_cancel=self._on_cancelled, name="download")
+
+    @staticmethod
+    def _already_here(choice: Choice, local: Path) -> bool:
+        """Only verified (or converted) files ever get their final name, so one that is there
+        and reads as a GGUF needs no second download, even when conversion changed its size."""
+        if choice.model is not None and choice.model.split_count > 1:
+            return False  # download() checks every part by size
+        try:
+            validate_gguf(local)
+        except (GGUFError, OSError):
+            return False
+        return True
+
+    def _set_busy(self, state: str) -> None:
+        self.state = state
+        busy = state in ("downloading", "converting")
+        self.bar.setVisible(busy or self.bar.isVisible())
+        for w in (self.download_button, self.tabs, self.keep_original):
+            w.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        self.bar.setRange(0, 1000)
+        self.progress_label.setStyleSheet("")
+        self.cancel_button.setText(self.tr("Cancel conversion") if state == "converting"
+                                   else self.tr("Cancel download"))
+        if busy:
+            self.bar.setValue(0)
+
+    def _on_download_progress(self, p: Progress) -> None:
+        self.bar.setValue(int(1000 * p.fraction))
+        amounts = f"{human_size(p.done)} of {human_size(p.total)}"
+        if p.phase in PHASES:
+            self.progress_label.setText(f"{PHASES[p.phase]}: {p.file} ({amounts})…")
+            return
+        parts = [f"Downloading {p.file}: {amounts}", rate(p.speed), time_left(p.eta)]
+        self.progress_label.setText(" · ".join(x for x in parts if x))
+
+    def _on_downloaded(self, path: Path) -> None:
+        try:
+            header = read_header(path)
+        except GGUFError as exc:
+            self._on_failed(f"{path.name} was downloaded and verified, but it is not a GGUF "
+                            f"model Parlor can read: {exc}")
+            return
+        if moe_layout(header) != "legacy":
+            self._finish(path, header, converted=False)
+            return
+        self._set_busy("converting")
+        self._meter = ConversionMeter()
+        self.progress_label.setText(self.tr("Converting {0} to the current layout…")
+                                    .format(path.name))
+        work = conversion_work(path, self.keep_original.isChecked(), self.verify)
+        self._work.start(work, on_success=lambda r: self._finish(r.dst, header, converted=True),
+                         on_failure=self._on_failed, on_progress=self._on_convert_progress,
+                         on_cancel=self._on_cancelled, name="convert")
+
+    def _on_convert_progress(self, report: tuple[str, int, int]) -> None:
+        show_conversion_progress(self.bar, self.progress_label, self._meter, report)
+
+    def _finish(self, path: Path, header: GGUFHeader, converted: bool) -> None:
+        entry = self._active.row.entry if self._active else None
+        n_gpu = 0
+        if entry is not None:
+            plan = cat.plan_run(entry, self.machine, n_layer=header.n_layer or None)
+            n_gpu = plan.n_gpu_layers if plan.mode != "none" else 0
+        self.result_path = Path(path)
+        self._set_busy("ready")
+        self.bar.setValue(1000)
+        done = "downloaded, verified and converted" if converted else "downloaded and verified"
+        self.progress_label.setText(f"{Path(path).name} is {done}. GPU layers to use: "
+                                    f"{'all' if n_gpu < 0 else n_gpu}.")
+        self.download_button.setText(self.tr("Download"))
+        self.model_ready.emit(str(path), n_gpu)
+
+    def _on_failed(self, message: str) -> None:
+        self._set_busy("failed")
+        self.progress_label.setText(message)
+        self.progress_label.setStyleSheet(f"color: {BADGES['none'][1]};")
+        self.download_button.setText(self.tr("Try again"))
+
+    def _on_cancelled(self, message: str) -> None:
+        was_download = self.state == "downloading"
+        self._set_busy("cancelled")
+        self.progress_label.setText(message)
+        self.download_button.setText(self.tr("Resume download") if was_download
+                                     else self.tr("Convert again"))
+
+    def cancel(self) -> None:
+        """Cancel the download (its .part is kept to resume) or the conversion."""
+        if self.state in ("downloading", "converting"):
+            self.cancel_button.setEnabled(False)
+            self.progress_label.setText(self.tr("Cancelling…"))
+            self._work.cancel()
+
+    def done(self, result: int) -> None:
+        """Closing stops every job and waits for it, so no thread outlives the dialog."""
+        for slot in (self._work, self._headers, self._listing):
+            slot.shutdown()
+        super().done(result)

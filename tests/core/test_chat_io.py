@@ -1,0 +1,243 @@
+"""SillyTavern chat files in and out, on real files and a real store."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.core.chat_io import (
+    ChatIOError,
+    export_chat,
+    import_st_chat,
+    markdown_text,
+    parse_send_date,
+    parse_st_bytes,
+    plain_text,
+    st_chat_rows,
+)
+from app.core.store import Store
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "chats"
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "db.sqlite3")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def alice(store):
+    return store.add_character({"name": "Alice"})
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _tree(store: Store, chat: int) -> list:
+    messages = store.chat_messages(chat)
+
+    def below(parent):
+        return [(m.role, m.text, m.status, m.gen_info, below(m.id))
+                for m in messages if m.parent_id == parent]
+
+    return below(None)
+
+
+def _local(*args) -> float:
+    return datetime(*args).timestamp()
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2023-6-2 @21h 09m 51s 363ms", _local(2023, 6, 2, 21, 9, 51, 363000)),
+    ("2024-9-28@01h00m00s", _local(2024, 9, 28, 1, 0, 0)),
+    ("September 28, 2024 1:00am", _local(2024, 9, 28, 1, 0)),
+    ("September 28, 2024 1:03 PM", _local(2024, 9, 28, 13, 3)),
+    ("2024-09-28T01:02:03.456Z",
+     datetime(2024, 9, 28, 1, 2, 3, 456000, tzinfo=timezone.utc).timestamp()),
+    (1727485400000, 1727485400.0),
+    ("1727485400000", 1727485400.0),
+    (1727485400, 1727485400.0),
+    ("next Tuesday", None),
+    (None, None),
+    (True, None),
+])
+def test_send_date_in_every_format(value, expected):
+    assert parse_send_date(value) == pytest.approx(expected) if expected else \
+        parse_send_date(value) is None
+
+
+def test_old_style_file_imports_swipes_roles_dates_and_unknown_fields(store, alice):
+    result = import_st_chat(store, FIXTURES / "old_style.jsonl", alice)
+    assert (result.messages, result.problems, result.warnings) == (6, [], [])
+    path = store.active_path(result.chat_id)
+    assert [m.role for m in path] == ["assistant", "user", "assistant", "system"]
+    assert [(m.sibling_index, m.sibling_count) for m in path] == [(0, 2), (0, 1), (1, 2),
+                                                                   (0, 1)]
+    assert path[2].text == "A book about lighthouses."
+    assert store.message(store.sibling_ids(path[2].id)[0]).text == "A story about dragons."
+    assert path[1].created_at == pytest.approx(_local(2023, 6, 2, 21, 10, 5, 12000))
+    assert path[2].gen_info == {"model": "pygmalion-6b", "api": "kobold"}
+    assert path[2].extra["force_avatar"] == "characters/Alice.png"
+    assert store.chat_extra(result.chat_id)["chat_metadata"]["note_depth"] == 4
+    assert store.chat_info(result.chat_id)["title"] == "old_style"
+
+
+def test_new_style_file_keeps_integrity_and_shows_the_chosen_swipe(store, alice):
+    result = import_st_chat(store, FIXTURES / "new_style.jsonl", alice)
+    path = store.active_path(result.chat_id)
+    assert path[-1].text == "Tea, then. I'll put the kettle on."
+    assert (path[-1].sibling_index, path[-1].sibling_count) == (2, 3)
+    assert path[-1].created_at == 1727485400.0
+    assert path[0].created_at == pytest.approx(_local(2024, 9, 28, 1, 0))
+    meta = store.chat_extra(result.chat_id)["chat_metadata"]
+    assert meta["integrity"] == "5b3c1a9e-7d2f-4c4b-9a51-0e8d2f6c1b77"
+    assert path[-1].extra["custom_field"] == {"keep": "me"}
+
+
+@pytest.mark.parametrize("name", ["old_style.jsonl", "new_style.jsonl"])
+def test_reexport_gives_back_what_was_read(store, alice, tmp_path, name):
+    original = _lines(FIXTURES / name)
+    chat = import_st_chat(store, FIXTURES / name, alice).chat_id
+    export_chat(store, chat, tmp_path / "out.jsonl")
+    exported = _lines(tmp_path / "out.jsonl")
+    assert exported[0]["chat_metadata"] | original[0]["chat_metadata"] == \
+        exported[0]["chat_metadata"]  # every metadata field came back (integrity may be added)
+    assert exported[0]["create_date"] == original[0]["create_date"]
+    assert len(exported) == len(original)
+    for before, after in zip(original[1:], exported[1:], strict=True):
+        for key, value in before.items():
+            if key in ("swipe_info", "extra"):
+                continue  # rebuilt (same content plus Parlor's additions)
+            assert after[key] == value, key
+        assert after["swipes"][after["swipe_id"]] == after["mes"] == before["mes"]
+        assert {k: v for k, v in after["extra"].items() if k != "parlor"} == \
+            before.get("extra", {}) | {k: v for k, v in after["extra"].items()
+                                       if k == "model"}
+
+
+def test_round_trip_through_parlor_keeps_the_whole_tree(store, alice, tmp_path):
+    chat = store.new_chat(alice, ["Hi!", "Evening."])
+    g = store.active_path(chat)[0].id
+    q1 = store.append_message(chat, g, "user", "Tell me about the lighthouse.")
+    a1 = store.append_message(chat, q1, "assistant", "It is old.",
+                              gen_info={"model": "tiny", "seed": 3, "sampler": {"top_p": 0.9}})
+    q2 = store.append_message(chat, a1, "user", "How old?")
+    store.append_message(chat, q2, "assistant", "Very.", status="stopped")
+    store.append_message(chat, q2, "assistant", "Two hundred years.", status="interrupted")
+    store.regenerate(a1, "It is red and white.", "complete")
+    store.swipe(store.active_path(chat)[0].id, +1)  # show the second greeting
+    store.append_message(chat, store.active_leaf(chat), "user", "Evening to you.")
+    store.swipe(store.active_path(chat)[0].id, -1)
+    export_chat(store, chat, tmp_path / "tree.jsonl")
+    again = import_st_chat(store, tmp_path / "tree.jsonl", alice)
+    assert again.warnings == []
+    assert _tree(store, again.chat_id) == _tree(store, chat)
+    assert [m.text for m in store.active_path(again.chat_id)] == \
+        [m.text for m in store.active_path(chat)]
+    a1_copy = store.active_path(again.chat_id)[2]
+    leaf = store.swipe(a1_copy.id, -1)  # the remembered path below a1 came back too
+    assert store.message(leaf).text == "Two hundred years."
+
+
+def test_branches_under_a_swipe_changed_elsewhere_are_dropped_with_a_warning(
+        store, alice, tmp_path):
+    chat = store.new_chat(alice, ["Hi!"])
+    q = store.append_message(chat, store.active_leaf(chat), "user", "Question?")
+    a = store.append_message(chat, q, "assistant", "First answer.")
+    store.append_message(chat, a, "user", "A follow-up that is only in the tree.")
+    store.regenerate(a, "Second answer.", "complete")
+    rows = st_chat_rows(store, chat)
+    rows[3]["swipes"][0] = "Edited in SillyTavern."
+    (tmp_path / "edited.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = import_st_chat(store, tmp_path / "edited.jsonl", alice)
+    assert any("could not be restored" in w for w in result.warnings)
+    texts = [m.text for m in store.chat_messages(result.chat_id)]
+    assert "Edited in SillyTavern." in texts
+    assert "A follow-up that is only in the tree." not in texts
+
+
+def test_malformed_lines_are_reported_and_imported_only_when_agreed(store, alice):
+    source = FIXTURES / "malformed.jsonl"
+    with pytest.raises(ChatIOError, match="line 3.*line 5") as caught:
+        import_st_chat(store, source, alice)
+    assert [p.line for p in caught.value.problems] == [3, 5]
+    assert store.all_chats() == []  # nothing half-imported
+    seen = []
+    with pytest.raises(ChatIOError):
+        import_st_chat(store, source, alice, accept=lambda p: seen.extend(p) or False)
+    assert [p.line for p in seen] == [3, 5]
+    result = import_st_chat(store, source, alice, accept=lambda p: True)
+    assert [m.text for m in store.active_path(result.chat_id)] == \
+        ["Hello!", "Are you there?", "Still here."]
+    assert import_st_chat(store, source, alice, strict=False).messages == 3
+
+
+def test_odd_lines_are_problems_or_repaired_with_warnings():
+    data = "\n".join([
+        "\ufeff" + json.dumps({"user_name": "U", "character_name": "C", "chat_metadata": {}}),
+        json.dumps({"name": "C", "mes": "kept", "swipes": ["a", "b"], "swipe_id": 7}),
+        json.dumps({"name": "C", "swipes": []}),
+        json.dumps({"name": "C", "mes": 42}),
+        json.dumps({"name": "C", "mes": "x", "swipes": "nope"}),
+    ]).encode("utf-8") + b"\n\xff\xfe not text\n"
+    parsed = parse_st_bytes(data, "odd.jsonl")
+    assert parsed.metadata["user_name"] == "U"
+    assert [p.line for p in parsed.problems] == [3, 4, 5, 6]
+    assert parsed.messages[0].swipes == ["a", "b", "kept"] and parsed.messages[0].swipe_id == 2
+    assert "swipe_id 7" in parsed.warnings[0]
+
+
+def test_an_unreadable_file_is_a_clear_error(store, alice, tmp_path):
+    with pytest.raises(ChatIOError, match="nothere.jsonl"):
+        import_st_chat(store, tmp_path / "nothere.jsonl", alice)
+    with pytest.raises(ChatIOError, match="unknown export format"):
+        export_chat(store, store.new_chat(alice, ["Hi"]), tmp_path / "chat.docx")
+
+
+def test_markdown_and_plain_text_show_the_active_path(store, alice, tmp_path):
+    chat = import_st_chat(store, FIXTURES / "old_style.jsonl", alice).chat_id
+    store.add_persona("Sam")
+    md = markdown_text(store, chat)
+    assert md.startswith("# old_style\n")
+    assert "**Alice** · 2023-06-02 21:10 · swipe 2 of 2\n\nA book about lighthouses." in md
+    assert "A story about dragons." not in md and "*The chat was paused.*" in md
+    export_chat(store, chat, tmp_path / "chat.txt")
+    text = (tmp_path / "chat.txt").read_text(encoding="utf-8")
+    assert text.splitlines()[2] == "You: What are you reading?"  # the file's own name kept
+    assert plain_text(store, chat) == text
+
+
+@st.composite
+def _tree_ops(draw):
+    """Random chats: each step appends under a random node or swipes a random node."""
+    return draw(st.lists(st.tuples(st.sampled_from(["append", "swipe"]),
+                                   st.integers(0, 50), st.sampled_from(["user", "assistant"]),
+                                   st.text(max_size=8)), min_size=1, max_size=25))
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_tree_ops())
+def test_any_tree_survives_a_round_trip(store, alice, tmp_path, ops):
+    chat = store.new_chat(alice, ["Hi!"])
+    for op, pick, role, text in ops:
+        ids = [m.id for m in store.chat_messages(chat)]
+        target = ids[pick % len(ids)]
+        if op == "append":
+            store.append_message(chat, target, role, text)
+        else:
+            store.swipe(target, +1 if pick % 2 else -1)
+    export_chat(store, chat, tmp_path / "random.jsonl")
+    again = import_st_chat(store, tmp_path / "random.jsonl", alice)
+    assert again.warnings == []
+    assert _tree(store, again.chat_id) == _tree(store, chat)
+    assert [m.text for m in store.active_path(again.chat_id)] == \
+        [m.text for m in store.active_path(chat)]
