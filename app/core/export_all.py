@@ -200,9 +200,12 @@ def _read_library(zf: zipfile.ZipFile, source: Path) -> dict:
 
 
 def _is_empty(conn: sqlite3.Connection) -> bool:
-    chats = conn.execute("SELECT count(*) FROM chats").fetchone()[0]
+    """Nothing the user made: no own characters, and no chat past its greetings (opening
+    the app starts a chat with the built-in character, which must not block an import)."""
+    written = conn.execute("SELECT count(*) FROM messages WHERE parent_id IS NOT NULL"
+                           " OR role = 'user'").fetchone()[0]
     own = conn.execute("SELECT count(*) FROM characters WHERE builtin_key IS NULL").fetchone()[0]
-    return chats == 0 and own == 0
+    return written == 0 and own == 0
 
 
 def _insert_all(conn: sqlite3.Connection, tables: dict) -> dict[str, int]:

@@ -28,6 +28,7 @@ from app import __version__
 from app.core.context import AppContext
 from app.core.default_character import ensure_default_character
 from app.core.engine import LoadParams, ModelInfo, StreamStats
+from app.core.engine.local import LocalEngine
 from app.core.gguf_meta import GGUFError, validate_gguf
 from app.core.prompt import estimate_tokens
 from app.core.store import StoreError
@@ -42,6 +43,7 @@ from app.gui.chat.model import ChatModel
 from app.gui.models.convert_dialog import open_gguf
 from app.gui.models.download_dialog import DownloadDialog
 from app.gui.settings_dialog import SettingsDialog
+from app.gui.settings_pages import DataPage, ServerPage
 from app.gui.theme import apply_theme
 from app.gui.workers import WorkerThread
 
@@ -159,6 +161,9 @@ class MainWindow(QMainWindow):
         settings_action.triggered.connect(self.show_settings)
         file_menu.insertAction(quit_action, settings_action)
         help_menu = self.menuBar().addMenu(self.tr("&Help"))
+        copy_diag = QAction(self.tr("Copy &diagnostics"), self)
+        copy_diag.triggered.connect(lambda: DataPage(self.ctx).copy_diagnostics())
+        help_menu.addAction(copy_diag)
         shortcuts = QAction(self.tr("&Keyboard shortcuts"), self)
         shortcuts.triggered.connect(self.show_shortcuts)
         about = QAction(self.tr("&About Parlor"), self)
@@ -461,10 +466,44 @@ class MainWindow(QMainWindow):
 
     # --- settings ----------------------------------------------------------------------
     def show_settings(self) -> SettingsDialog:
-        self._settings_dialog = SettingsDialog(self.ctx.settings, self)
-        self._settings_dialog.applied.connect(self.apply_settings)
-        self._settings_dialog.show()
-        return self._settings_dialog
+        dialog = SettingsDialog(self.ctx.settings, self)
+        dialog.applied.connect(self.apply_settings)
+        data, server = DataPage(self.ctx), ServerPage(self.ctx)
+        dialog.add_page(self.tr("Server"), server)
+        dialog.add_page(self.tr("Data"), data)
+        dialog.applied.connect(lambda _changed: data.save_token())
+        data.data_replaced.connect(self._on_data_replaced)
+        server.connect_requested.connect(self.use_server)
+        server.local_requested.connect(self.use_local)
+        dialog.show()
+        self._settings_dialog, self.data_page, self.server_page = dialog, data, server
+        return dialog
+
+    def _on_data_replaced(self) -> None:
+        """A backup was restored or an export imported: show what is there now."""
+        self.controller.chat_id = None
+        self.library.store = self.ctx.store
+        self.library.reload()
+        self._load_characters()
+
+    def use_server(self, url: str, api_key: str, mode: str) -> None:
+        from app.core.engine.remote import RemoteEngine
+
+        if self.controller.busy:
+            return
+        self.worker.worker.engine.unload()
+        self.worker.worker.engine = RemoteEngine(url, api_key=api_key or None, mode=mode)
+        self.connect_engine()
+
+    def use_local(self) -> None:
+        if self.controller.busy:
+            return
+        self.worker.worker.engine.unload()
+        self.worker.worker.engine = LocalEngine()
+        self.controller.set_model(None)
+        self._show_model(None)
+        if self.ctx.settings.model_path:
+            self.load_model(self.ctx.settings.model_path)
 
     def apply_settings(self, changed: set) -> None:
         """Apply what changed now; only model parameters need the model reloaded."""

@@ -82,7 +82,7 @@ class SettingsDialog(QDialog):
         tabs = QTabWidget()
         for section, rows in SECTIONS.items():
             tabs.addTab(self._section(rows), self.tr(section))
-        self.extra_tabs = tabs
+        self.tabs = tabs
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Apply
                                    | QDialogButtonBox.StandardButton.Cancel
@@ -113,6 +113,9 @@ class SettingsDialog(QDialog):
             box.addWidget(note)
             form.addRow(self.tr(label), box)
         return page
+
+    def add_page(self, title: str, page: QWidget) -> None:
+        self.tabs.addTab(page, title)
 
     def values(self) -> dict:
         return {key: _get(kind, editor) for key, (kind, editor) in self.editors.items()}

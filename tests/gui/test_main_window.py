@@ -222,3 +222,23 @@ def test_an_imported_card_gets_its_own_chat_with_its_greeting(qtbot, make_window
     greeting = window.chat_model.messages()[0]
     assert greeting.role == "assistant" and greeting.text
     assert "{{char}}" not in greeting.text and "{{user}}" not in greeting.text
+
+
+def test_open_gguf_goes_through_the_layout_check_and_loads(qtbot, make_window,
+                                                           tiny_llama_path):
+    window = make_window()
+    with qtbot.waitSignal(window.model_loaded, timeout=60000):
+        window.open_model_file(str(tiny_llama_path))
+    assert window.controller.info.path == str(tiny_llama_path)
+
+
+def test_download_offer_loads_with_the_estimated_gpu_layers(qtbot, make_window,
+                                                            tiny_llama_path, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: no traffic
+    window = make_window()
+    dialog = window.show_download()
+    assert dialog.isVisible()
+    box = window._offer_load(str(tiny_llama_path), 0)
+    with qtbot.waitSignal(window.model_loaded, timeout=60000):
+        box.button(box.StandardButton.Yes).click()
+    assert window.ctx.settings.n_gpu_layers == 0

@@ -1,0 +1,199 @@
+"""The settings pages that act rather than hold a value: Data (backups, export, import,
+secrets, diagnostics) and Server (use an OpenAI-compatible server instead of a local model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.backup import BackupError, list_snapshots, restore_snapshot, snapshot
+from app.core.context import AppContext
+from app.core.export_all import ExportError, export_everything, import_everything
+from app.core.logs import diagnostics
+from app.core.secrets import HUB_TOKEN, SecretsError, remote_key_name
+from app.core.store import Store, StoreError
+
+
+def _warn(widget: QWidget, text: str) -> QMessageBox:
+    """A non-modal warning: the window stays usable, and tests are never blocked."""
+    box = QMessageBox(QMessageBox.Icon.Warning, "Parlor", text, parent=widget)
+    box.setModal(False)
+    box.show()
+    widget.last_error = text
+    return box
+
+
+class DataPage(QWidget):
+    data_replaced = Signal()   # the database was restored or imported: reload everything
+    last_error = ""
+
+    def __init__(self, ctx: AppContext, parent=None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        lay = QVBoxLayout(self)
+        folder = QLabel(self.tr("Data folder: {0}").format(ctx.paths.data))
+        folder.setWordWrap(True)
+        lay.addWidget(folder)
+        lay.addWidget(QLabel(self.tr("Backups (a snapshot is taken every day and before "
+                                     "every upgrade of the database):")))
+        self.snapshots = QListWidget()
+        lay.addWidget(self.snapshots, 1)
+        row = QHBoxLayout()
+        for text, slot in ((self.tr("Back up now"), self.back_up_now),
+                           (self.tr("Restore the selected backup"), self._restore_selected),
+                           (self.tr("Export everything…"), self._export),
+                           (self.tr("Import…"), self._import),
+                           (self.tr("Copy diagnostics"), self.copy_diagnostics)):
+            button = QPushButton(text)
+            button.clicked.connect(slot)
+            row.addWidget(button)
+        lay.addLayout(row)
+        form = QFormLayout()
+        self.token = QLineEdit()
+        self.token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token.setPlaceholderText(self.tr("for gated models; HF_TOKEN also works"))
+        form.addRow(self.tr("Hugging Face token"), self.token)
+        self.where = QLabel()
+        self.where.setWordWrap(True)
+        form.addRow("", self.where)
+        lay.addLayout(form)
+        self.refresh()
+
+    def _warn(self, text: str) -> None:
+        self._box = _warn(self, text)
+
+    def refresh(self) -> None:
+        self.snapshots.clear()
+        for snap in list_snapshots(self.ctx.paths.database):
+            item = QListWidgetItem(snap.label)
+            item.setData(256, str(snap.path))
+            self.snapshots.addItem(item)
+        self.where.setText(self.ctx.secrets.where())
+
+    def save_token(self) -> None:
+        if self.token.text():
+            try:
+                self.ctx.secrets.set(HUB_TOKEN, self.token.text())
+            except SecretsError as exc:
+                self._warn(str(exc))
+            self.token.clear()
+
+    def back_up_now(self) -> None:
+        try:
+            snapshot(self.ctx.paths.database, "manual")
+        except BackupError as exc:
+            self._warn(str(exc))
+        self.refresh()
+
+    def restore(self, snapshot_path: Path) -> None:
+        """Swap the database for the snapshot (the current one is snapshotted first)."""
+        self.ctx.store.close()
+        try:
+            restore_snapshot(snapshot_path, self.ctx.paths.database)
+        except BackupError as exc:
+            self._warn(str(exc))
+        finally:
+            self._reopen()
+        self.refresh()
+
+    def _reopen(self) -> None:
+        try:
+            self.ctx.store = Store(self.ctx.paths.database)
+        except StoreError as exc:
+            self._warn(str(exc))
+            return
+        self.data_replaced.emit()
+
+    def _restore_selected(self) -> None:
+        item = self.snapshots.currentItem()
+        if item is not None:
+            self.restore(Path(item.data(256)))
+
+    def export_to(self, target: Path) -> None:
+        try:
+            export_everything(self.ctx.paths, target, self.ctx.secrets.known_values())
+        except (ExportError, OSError, StoreError) as exc:
+            self._warn(str(exc))
+
+    def import_from(self, source: Path) -> dict | None:
+        self.ctx.store.close()
+        try:
+            return import_everything(source, self.ctx.paths)
+        except (ExportError, OSError, StoreError) as exc:
+            self._warn(str(exc))
+            return None
+        finally:
+            self._reopen()
+
+    def _export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, self.tr("Export everything"),
+                                              "parlor-export.zip", "Zip (*.zip)")
+        if path:
+            self.export_to(Path(path))
+
+    def _import(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("Import an export"), "",
+                                              "Zip (*.zip)")
+        if path:
+            self.import_from(Path(path))
+
+    def copy_diagnostics(self) -> str:
+        text = diagnostics(self.ctx.paths.logs, self.ctx.secrets.known_values())
+        QApplication.clipboard().setText(text)
+        return text
+
+
+class ServerPage(QWidget):
+    """Use a served model (llama-server, KoboldCpp, vLLM, Ollama…) instead of a local file."""
+    connect_requested = Signal(str, str, str)   # url, api key, mode
+    local_requested = Signal()
+
+    def __init__(self, ctx: AppContext, parent=None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        form = QFormLayout(self)
+        self.url = QLineEdit(ctx.settings.extra.get("remote_url", ""))
+        self.url.setPlaceholderText("http://127.0.0.1:8080")
+        self.key = QLineEdit()
+        self.key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.key.setPlaceholderText(self.tr("optional"))
+        self.mode = QComboBox()
+        self.mode.addItem(self.tr("Text completion (Parlor builds the prompt)"), "completion")
+        self.mode.addItem(self.tr("Chat completion (the server applies its template)"), "chat")
+        form.addRow(self.tr("Server address"), self.url)
+        form.addRow(self.tr("API key"), self.key)
+        form.addRow(self.tr("Mode"), self.mode)
+        connect = QPushButton(self.tr("Use this server"))
+        local = QPushButton(self.tr("Use a local model again"))
+        connect.clicked.connect(self._connect)
+        local.clicked.connect(self.local_requested)
+        buttons = QHBoxLayout()
+        buttons.addWidget(connect)
+        buttons.addWidget(local)
+        form.addRow(buttons)
+
+    def _connect(self) -> None:
+        url = self.url.text().strip()
+        if not url:
+            return
+        key = self.key.text() or self.ctx.secrets.get(remote_key_name(url)) or ""
+        if self.key.text():
+            self.ctx.secrets.set(remote_key_name(url), self.key.text())
+        self.ctx.settings.extra["remote_url"] = url
+        self.connect_requested.emit(url, key, self.mode.currentData())

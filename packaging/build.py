@@ -1,0 +1,269 @@
+"""Build Parlor's installers for the current OS into dist/.
+
+    python packaging/build.py [--gpu cpu|vulkan|cuda|metal] [--skip-pyinstaller]
+
+Linux: dist/parlor_<version>_<arch>.deb and dist/parlor-<version>-linux-<machine>.tar.gz.
+Windows: dist/Parlor-<version>-windows-x64-setup.exe (Inno Setup's ISCC must be installed).
+macOS: dist/Parlor-<version>-macos-<machine>.dmg (hdiutil and iconutil, part of macOS).
+
+The version comes from pyproject.toml only. `--gpu` rebuilds llama-cpp-python for that
+backend (portable: GGML_NATIVE=off) before freezing; without it the installed build is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGING = ROOT / "packaging"
+APP_NAME = "parlor"
+
+# CMake flags per backend, and what the user's machine needs at run time for it.
+GPU_BACKENDS = {
+    "cpu": ("", "nothing beyond the installer."),
+    "vulkan": ("-DGGML_VULKAN=on",
+               "a Vulkan driver (Linux: mesa-vulkan-drivers or the vendor's; Windows/macOS: "
+               "the GPU vendor's driver). Building needs the Vulkan SDK (glslc)."),
+    "cuda": ("-DGGML_CUDA=on",
+             "an NVIDIA driver new enough for the CUDA toolkit used to build, and the CUDA "
+             "runtime libraries (cudart, cublas) — installed with the driver/toolkit, not "
+             "bundled. Building needs the CUDA toolkit (nvcc)."),
+    "metal": ("-DGGML_METAL=on", "macOS 13 or newer on Apple Silicon; nothing to install."),
+}
+
+
+class BuildError(Exception):
+    """A build step failed; the message says which and why."""
+
+
+def read_version(pyproject: Path = ROOT / "pyproject.toml") -> str:
+    """The [project] version from pyproject.toml, the one place it is written."""
+    text = pyproject.read_text(encoding="utf-8")
+    try:
+        import tomllib
+
+        return tomllib.loads(text)["project"]["version"]
+    except ModuleNotFoundError:  # Python 3.10: no tomllib; the line is simple enough
+        section = text.split("[project]", 1)[1].split("\n[", 1)[0]
+        match = re.search(r'^version\s*=\s*"([^"]+)"', section, re.M)
+        if not match:
+            raise BuildError(f"{pyproject}: no version in [project]") from None
+        return match.group(1)
+
+
+def debian_version(version: str) -> str:
+    """PEP 440 to Debian ordering: 1.0rc1 must sort before 1.0, so it becomes 1.0~rc1."""
+    return re.sub(r"(\d)((?:a|b|rc|dev)\d*)", r"\1~\2", version).replace(".dev", "~dev")
+
+
+def run(cmd: list[str], **kwargs) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    result = subprocess.run([str(c) for c in cmd], **kwargs)
+    if result.returncode != 0:
+        raise BuildError(f"{cmd[0]} failed with exit code {result.returncode}")
+
+
+# --- steps shared by all systems ---------------------------------------------------------
+def rebuild_llama_cpp(gpu: str) -> None:
+    """Reinstall llama-cpp-python for one backend; portable code, never -march=native."""
+    from importlib import metadata
+
+    flag, needs = GPU_BACKENDS[gpu]
+    version = metadata.version("llama-cpp-python")
+    env = dict(os.environ, CMAKE_ARGS=f"-DGGML_NATIVE=off {flag}".strip(), FORCE_CMAKE="1")
+    print(f"Rebuilding llama-cpp-python {version} with CMAKE_ARGS={env['CMAKE_ARGS']!r}")
+    run([sys.executable, "-m", "pip", "install", "--force-reinstall", "--no-deps",
+         "--no-cache-dir", "--no-binary", "llama-cpp-python", f"llama-cpp-python=={version}"],
+        env=env)
+    print(f"Users of the {gpu} build need: {needs}")
+
+
+def sync_metadata(version: str) -> None:
+    """Make the installed parlor dist-info (copied into the bundle) match pyproject.toml."""
+    from importlib import metadata
+
+    try:
+        installed = metadata.version("parlor")
+    except metadata.PackageNotFoundError:
+        installed = None
+    if installed != version:
+        run([sys.executable, "-m", "pip", "install", "--no-deps", "-e", str(ROOT)])
+
+
+def freeze(dist: Path, work: Path, icon: Path | None) -> Path:
+    env = dict(os.environ)
+    if icon:
+        env["PARLOR_ICON"] = str(icon)
+    run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
+         "--distpath", dist, "--workpath", work / "pyinstaller", PACKAGING / "parlor.spec"],
+        env=env, cwd=ROOT)
+    return dist / APP_NAME
+
+
+def folder_size(path: Path) -> int:
+    return sum(p.lstat().st_size for p in path.rglob("*") if not p.is_dir())
+
+
+# --- Linux ----------------------------------------------------------------------------
+def build_deb(bundle: Path, dist: Path, work: Path, version: str) -> Path:
+    """A .deb: /opt/parlor, /usr/bin/parlor, the menu entry and the hicolor icon."""
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    root = work / "deb-root"
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(bundle, root / "opt" / APP_NAME, symlinks=True)
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "usr" / "bin" / APP_NAME).symlink_to(f"/opt/{APP_NAME}/{APP_NAME}")
+    _install(PACKAGING / "linux" / "parlor.desktop", root / "usr/share/applications", 0o644)
+    icon_dir = root / "usr/share/icons/hicolor/256x256/apps"
+    _install(ROOT / "resources" / "parlor.png", icon_dir, 0o644)
+    doc = root / "usr/share/doc" / APP_NAME
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text("Parlor\nLicense: MIT\n", encoding="utf-8")
+    debian = root / "DEBIAN"
+    debian.mkdir()
+    control = (PACKAGING / "linux" / "control.in").read_text(encoding="utf-8")
+    # The bundle's Python and wheels were linked against the build machine's glibc: that
+    # version is the floor (build on the oldest distribution you support).
+    glibc = platform.libc_ver()[1] or "2.31"
+    control = (control.replace("@VERSION@", debian_version(version)).replace("@ARCH@", arch)
+               .replace("@GLIBC@", glibc)
+               .replace("@INSTALLED_SIZE@", str(folder_size(root) // 1024 + 1)))
+    (debian / "control").write_text(control, encoding="utf-8")
+    _install(PACKAGING / "linux" / "postrm", debian, 0o755)
+    _normalize_modes(root)
+    deb = dist / f"{APP_NAME}_{debian_version(version)}_{arch}.deb"
+    run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", root, deb])
+    return deb
+
+
+def _install(src: Path, dest_dir: Path, mode: int) -> None:
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest_dir / src.name)
+    (dest_dir / src.name).chmod(mode)
+
+
+def _normalize_modes(root: Path) -> None:
+    """Folders 755, files 644 unless executable (then 755): what dpkg and lintian expect."""
+    for path in root.rglob("*"):
+        if path.is_symlink():
+            continue
+        executable = path.is_dir() or path.stat().st_mode & 0o111
+        path.chmod(0o755 if executable else 0o644)
+
+
+def build_tarball(bundle: Path, dist: Path, version: str) -> Path:
+    """A portable folder: unpack anywhere and run ./parlor."""
+    name = f"{APP_NAME}-{version}-linux-{platform.machine()}"
+    out = dist / f"{name}.tar.gz"
+    with tarfile.open(out, "w:gz") as tar:
+        tar.add(bundle, arcname=name)
+        tar.add(PACKAGING / "linux" / "parlor.desktop", arcname=f"{name}/parlor.desktop")
+        tar.add(ROOT / "resources" / "parlor.png", arcname=f"{name}/parlor.png")
+    return out
+
+
+# --- Windows --------------------------------------------------------------------------
+def png_to_ico(png: Path, ico: Path) -> Path:
+    """An .ico holding the 256x256 PNG as is (Windows Vista+ reads PNG entries)."""
+    data = png.read_bytes()
+    header = struct.pack("<HHH", 0, 1, 1)
+    entry = struct.pack("<BBBBHHII", 0, 0, 0, 0, 1, 32, len(data), 6 + 16)  # 0 means 256
+    ico.parent.mkdir(parents=True, exist_ok=True)
+    ico.write_bytes(header + entry + data)
+    return ico
+
+
+def build_windows_installer(bundle: Path, dist: Path, work: Path, version: str) -> Path:
+    iscc = os.environ.get("ISCC") or shutil.which("iscc") or shutil.which("ISCC")
+    default = Path(os.environ.get("ProgramFiles(x86)", r"C:\Program Files (x86)"))
+    iscc = iscc or str(default / "Inno Setup 6" / "ISCC.exe")
+    if not Path(iscc).exists() and not shutil.which(iscc):
+        raise BuildError("Inno Setup's ISCC.exe not found: install Inno Setup 6 "
+                         "(choco install innosetup) or set ISCC to its path")
+    run([iscc, f"/DAppVersion={version}", f"/DSourceDir={bundle}", f"/DOutputDir={dist}",
+         f"/DIconFile={png_to_ico(ROOT / 'resources' / 'parlor.png', work / 'parlor.ico')}",
+         PACKAGING / "windows" / "parlor.iss"])
+    return dist / f"Parlor-{version}-windows-x64-setup.exe"
+
+
+# --- macOS ----------------------------------------------------------------------------
+def build_dmg(dist: Path, work: Path, version: str) -> Path:
+    dmg = dist / f"Parlor-{version}-macos-{platform.machine()}.dmg"
+    run(["bash", PACKAGING / "macos" / "make_dmg.sh", dist / "Parlor.app", dmg, work / "dmg"])
+    return dmg
+
+
+def make_icon(work: Path) -> Path | None:
+    png = ROOT / "resources" / "parlor.png"
+    if sys.platform == "win32":
+        return png_to_ico(png, work / "parlor.ico")
+    if sys.platform == "darwin":
+        icns = work / "parlor.icns"
+        run(["bash", PACKAGING / "macos" / "make_icns.sh", png, icns])
+        return icns
+    return None
+
+
+def build(args: argparse.Namespace) -> list[Path]:
+    version = read_version()
+    dist, work = args.dist.resolve(), args.work.resolve()
+    dist.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    if args.gpu:
+        rebuild_llama_cpp(args.gpu)
+    bundle = dist / APP_NAME
+    if not args.skip_pyinstaller:
+        sync_metadata(version)
+        bundle = freeze(dist, work, make_icon(work))
+    if not bundle.is_dir():
+        raise BuildError(f"{bundle} does not exist: run without --skip-pyinstaller first")
+    print(f"one-folder build: {bundle} ({folder_size(bundle) / 1e6:.1f} MB)")
+    if sys.platform.startswith("linux"):
+        return [build_deb(bundle, dist, work, version), build_tarball(bundle, dist, version)]
+    if sys.platform == "win32":
+        return [build_windows_installer(bundle, dist, work, version)]
+    if sys.platform == "darwin":
+        return [build_dmg(dist, work, version)]
+    raise BuildError(f"no installer recipe for {sys.platform}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gpu", choices=sorted(GPU_BACKENDS),
+                        help="rebuild llama-cpp-python for this backend first")
+    parser.add_argument("--skip-pyinstaller", action="store_true",
+                        help="package the existing dist/parlor folder again")
+    parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder")
+    parser.add_argument("--work", type=Path, default=ROOT / "build", help="scratch folder")
+    parser.add_argument("--print-version", action="store_true",
+                        help="print the version from pyproject.toml and exit")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.print_version:
+        print(read_version())
+        return 0
+    try:
+        outputs = build(args)
+    except BuildError as exc:
+        print(f"build failed: {exc}", file=sys.stderr)
+        return 1
+    for out in outputs:
+        print(f"built {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
