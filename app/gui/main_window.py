@@ -35,6 +35,7 @@ from app.core.store import StoreError
 from app.gui.characters import CharacterLibrary
 from app.gui.chat.composer import Composer
 from app.gui.chat.controller import ChatController
+from app.gui.chat.budget_bar import BudgetBar
 from app.gui.chat.delegate import MessageDelegate
 from app.gui.chat.find_bar import FindBar
 from app.gui.chat.header import ChatHeader
@@ -107,7 +108,9 @@ class MainWindow(QMainWindow):
         self.context_label = QLabel()
         self.speed_label = QLabel()
         self.statusBar().addPermanentWidget(self.model_label, 1)
-        for label in (self.composer_label, self.context_label, self.speed_label):
+        self.budget_bar = BudgetBar()
+        for label in (self.composer_label, self.budget_bar, self.context_label,
+                      self.speed_label):
             self.statusBar().addPermanentWidget(label)
         for label in (self.model_label, self.composer_label, self.context_label,
                       self.speed_label):
@@ -277,10 +280,23 @@ class MainWindow(QMainWindow):
             menu.addAction(self.tr("Next swipe"), lambda: self.controller.swipe(msg.id, +1))
         menu.addAction(self.regenerate_action)
         menu.addAction(self.continue_action)
+        menu.addAction(self.tr("Branch here (a new chat up to this message)"),
+                       lambda: self.branch_here(msg.id))
         menu.addSeparator()
         menu.addAction(self.tr("Delete (and what follows)"), lambda: self.controller.delete(msg.id))
         menu.popup(self.chat_view.viewport().mapToGlobal(pos))
         self._last_menu = menu
+
+    def branch_here(self, message_id: int) -> None:
+        """Start a new chat holding the path up to `message_id`, like SillyTavern's branch."""
+        if self.controller.busy:
+            return
+        try:
+            chat = self.ctx.store.branch_from(message_id)
+        except StoreError as exc:
+            self._show_error(str(exc))
+            return
+        self._open_chat(chat)
 
     def edit_message(self, msg) -> None:
         text, ok = QInputDialog.getMultiLineText(self, self.tr("Edit message"),
@@ -433,10 +449,9 @@ class MainWindow(QMainWindow):
         if info is not None:
             self.context_label.setText(self.tr("context {0}/{1}").format(prompt.tokens,
                                                                         info.n_ctx))
-            self.context_label.setToolTip("\n".join(
-                f"{p.name}: {p.tokens}" for p in prompt.parts)
-                + (self.tr("\n{0} older messages left out").format(prompt.dropped_messages)
-                   if prompt.dropped_messages else ""))
+            self.budget_bar.show_prompt(prompt, info.n_ctx, self.ctx.settings.max_tokens)
+            self.context_label.setToolTip(self.budget_bar.toolTip())
+            self.chat_model.set_out_of_context(prompt.dropped_messages)
 
     def _on_composer_changed(self) -> None:
         text = self.composer.toPlainText()

@@ -242,3 +242,35 @@ def test_download_offer_loads_with_the_estimated_gpu_layers(qtbot, make_window,
     with qtbot.waitSignal(window.model_loaded, timeout=60000):
         box.button(box.StandardButton.Yes).click()
     assert window.ctx.settings.n_gpu_layers == 0
+
+
+def test_branch_here_starts_a_new_chat_with_the_path_so_far(qtbot, make_window,
+                                                           tiny_llama_path):
+    window = make_window(max_tokens=4)
+    load(qtbot, window, tiny_llama_path)
+    _reply_once(qtbot, window, "first")
+    _reply_once(qtbot, window, "second")
+    original = window.controller.chat_id
+    first_user = [m for m in window.chat_model.messages() if m.text == "first"][0]
+    window.branch_here(first_user.id)
+    assert window.controller.chat_id != original
+    assert [m.text for m in window.chat_model.messages()][-1] == "first"
+    assert window.header.chats.count() == 2
+
+
+def test_budget_bar_and_messages_that_no_longer_fit(qtbot, make_window, tiny_llama_path):
+    from app.gui.chat.model import Roles
+
+    window = make_window(max_tokens=4)
+    window.ctx.settings.n_ctx = 2048   # the card alone is ~1,500 tokens of the tiny vocab
+    load(qtbot, window, tiny_llama_path)
+    for n in range(6):
+        _reply_once(qtbot, window, "a rather long message to fill the context " * 4 + str(n))
+    prompt = window.controller.last_prompt
+    assert prompt.dropped_messages > 0
+    labels = {label: tokens for label, tokens, _c in window.budget_bar.segments}
+    assert labels["card"] > 0 and labels["history"] > 0 and labels["reply"] == 4
+    assert "no longer fit" in window.budget_bar.toolTip()
+    model = window.chat_model
+    assert model.index(0).data(Roles.OUT_OF_CONTEXT)
+    assert not model.index(model.rowCount() - 1).data(Roles.OUT_OF_CONTEXT)

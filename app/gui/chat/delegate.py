@@ -142,6 +142,8 @@ class MessageDelegate(QStyledItemDelegate):
         painter.setPen(option.palette.color(QPalette.ColorRole.PlaceholderText))
         stamp = time.strftime("%H:%M", time.localtime(msg.created_at)) if msg else ""
         note = STATUS_NOTES.get(index.data(Roles.STATUS), "")
+        if index.data(Roles.OUT_OF_CONTEXT):
+            note = "not in the model's context any more"
         painter.drawText(head.adjusted(name_w + 10, 0, 0, 0), Qt.AlignmentFlag.AlignLeft | align,
                          "  ·  ".join(t for t in (stamp, note) if t))
         current, count = index.data(Roles.SWIPE)

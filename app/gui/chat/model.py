@@ -20,6 +20,7 @@ class Roles(IntEnum):
     NAME = Qt.ItemDataRole.UserRole + 3
     STATUS = Qt.ItemDataRole.UserRole + 4
     SWIPE = Qt.ItemDataRole.UserRole + 5
+    OUT_OF_CONTEXT = Qt.ItemDataRole.UserRole + 6
 
 
 PAGE = 60  # messages shown when a chat opens; earlier ones load as the reader scrolls up
@@ -36,6 +37,7 @@ class ChatModel(QAbstractListModel):
         super().__init__(parent)
         self._messages: list[Message] = []
         self._earlier: list[Message] = []
+        self._dropped = 0   # the oldest messages the last prompt had no room for
         self.names = {"user": "You", "assistant": "", "system": "System"}
 
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
@@ -53,7 +55,15 @@ class ChatModel(QAbstractListModel):
             Roles.NAME: self.names.get(msg.role, ""),
             Roles.STATUS: msg.status,
             Roles.SWIPE: (msg.sibling_index + 1, msg.sibling_count),
+            Roles.OUT_OF_CONTEXT: len(self._earlier) + index.row() < self._dropped,
         }.get(role)
+
+    def set_out_of_context(self, dropped: int) -> None:
+        """Mark the `dropped` oldest messages as no longer in the model's context."""
+        if dropped != self._dropped:
+            self._dropped = dropped
+            if self._messages:
+                self.dataChanged.emit(self.index(0), self.index(len(self._messages) - 1))
 
     def set_messages(self, messages: list[Message]) -> None:
         self.beginResetModel()
