@@ -33,9 +33,9 @@ from app.core.gguf_meta import GGUFError, validate_gguf
 from app.core.prompt import estimate_tokens
 from app.core.store import StoreError
 from app.gui.characters import CharacterLibrary
+from app.gui.chat.budget_bar import BudgetBar
 from app.gui.chat.composer import Composer
 from app.gui.chat.controller import ChatController
-from app.gui.chat.budget_bar import BudgetBar
 from app.gui.chat.delegate import MessageDelegate
 from app.gui.chat.find_bar import FindBar
 from app.gui.chat.header import ChatHeader
