@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
-    QFileDialog,
     QFrame,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QListView,
     QMainWindow,
-    QMenu,
     QMessageBox,
     QPushButton,
     QSplitter,
@@ -27,9 +22,7 @@ from PySide6.QtWidgets import (
 from app import __version__
 from app.core.context import AppContext
 from app.core.default_character import ensure_default_character
-from app.core.engine import LoadParams, ModelInfo, StreamStats
-from app.core.engine.local import LocalEngine
-from app.core.gguf_meta import GGUFError, validate_gguf
+from app.core.engine import StreamStats
 from app.core.prompt import estimate_tokens
 from app.core.store import StoreError
 from app.gui.characters import CharacterLibrary
@@ -41,15 +34,15 @@ from app.gui.chat.find_bar import FindBar
 from app.gui.chat.header import ChatHeader
 from app.gui.chat.inspector import PromptInspector
 from app.gui.chat.model import ChatModel
-from app.gui.models.convert_dialog import open_gguf
-from app.gui.models.download_dialog import DownloadDialog
-from app.gui.settings_dialog import SettingsDialog
-from app.gui.settings_pages import DataPage, ServerPage
+from app.gui.message_actions import MessageActions
+from app.gui.model_actions import ModelActions
+from app.gui.settings_actions import SettingsActions
+from app.gui.settings_pages import DataPage
 from app.gui.theme import apply_theme
 from app.gui.workers import WorkerThread
 
 
-class MainWindow(QMainWindow):
+class MainWindow(MessageActions, ModelActions, SettingsActions, QMainWindow):
     _load = Signal(object)
     model_loaded = Signal(object)    # ModelInfo, on the GUI thread
     model_failed = Signal(str)
@@ -262,177 +255,6 @@ class MainWindow(QMainWindow):
         self._inspector = PromptInspector(prompt, info.n_ctx, self)
         self._inspector.show()
 
-    # --- message actions ---------------------------------------------------------------
-    def _message_at(self, row: int):
-        messages = self.chat_model.messages()
-        offset = len(messages) - self.chat_model.rowCount()
-        return messages[offset + row] if 0 <= row < self.chat_model.rowCount() else None
-
-    def _message_menu(self, pos) -> None:
-        msg = self._message_at(self.chat_view.indexAt(pos).row())
-        if msg is None:
-            return
-        menu = QMenu(self)
-        menu.addAction(self.tr("Copy"), lambda: QApplication.clipboard().setText(msg.text))
-        menu.addAction(self.tr("Edit…"), lambda: self.edit_message(msg))
-        if msg.sibling_count > 1:
-            menu.addAction(self.tr("Previous swipe"), lambda: self.controller.swipe(msg.id, -1))
-            menu.addAction(self.tr("Next swipe"), lambda: self.controller.swipe(msg.id, +1))
-        menu.addAction(self.regenerate_action)
-        menu.addAction(self.continue_action)
-        menu.addAction(self.tr("Branch here (a new chat up to this message)"),
-                       lambda: self.branch_here(msg.id))
-        menu.addSeparator()
-        menu.addAction(self.tr("Delete (and what follows)"), lambda: self.controller.delete(msg.id))
-        menu.popup(self.chat_view.viewport().mapToGlobal(pos))
-        self._last_menu = menu
-
-    def branch_here(self, message_id: int) -> None:
-        """Start a new chat holding the path up to `message_id`, like SillyTavern's branch."""
-        if self.controller.busy:
-            return
-        try:
-            chat = self.ctx.store.branch_from(message_id)
-        except StoreError as exc:
-            self._show_error(str(exc))
-            return
-        self._open_chat(chat)
-
-    def edit_message(self, msg) -> None:
-        text, ok = QInputDialog.getMultiLineText(self, self.tr("Edit message"),
-                                                 self.tr("Message:"), msg.text)
-        if ok and text != msg.text:
-            self.controller.edit(msg.id, text)
-
-    def _edit_last_user_message(self) -> None:
-        users = [m for m in self.chat_model.messages() if m.role == "user"]
-        if users and not self.controller.busy:
-            self.edit_message(users[-1])
-
-    def _swipe_row(self, row: int, step: int) -> None:
-        msg = self._message_at(row)
-        if msg is not None:
-            self.controller.swipe(msg.id, step)
-
-    def _swipe_last(self, step: int) -> None:
-        messages = self.chat_model.messages()
-        if messages and messages[-1].role == "assistant":
-            self.controller.swipe(messages[-1].id, step)
-
-    def _impersonate(self) -> None:
-        self.composer.clear()
-        self.controller.impersonate()
-
-    def send(self, text: str) -> None:
-        if not self.controller.send(text):
-            self.composer.setPlainText(text)  # nothing is lost when sending was refused
-
-    def _on_rows_inserted(self, _parent, _first: int, last: int) -> None:
-        if last == self.chat_model.rowCount() - 1:  # a new message, not an earlier page
-            self.chat_view.scrollToBottom()
-
-    def _maybe_load_earlier(self, value: int) -> None:
-        """Near the top of a long chat: prepend a page and keep the reader's place."""
-        bar = self.chat_view.verticalScrollBar()
-        if value > 40 or not self.chat_model.has_earlier():
-            return
-        old_max = bar.maximum()
-        self.chat_model.load_earlier()
-        self.chat_view.doItemsLayout()
-        bar.setValue(value + bar.maximum() - old_max)
-
-    def _follow_stream(self, *_args) -> None:
-        bar = self.chat_view.verticalScrollBar()
-        if bar.maximum() - bar.value() < 80:  # only follow a reader who is at the bottom
-            self.chat_view.scrollToBottom()
-
-    # --- model -------------------------------------------------------------------------
-    def choose_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, self.tr("Open a GGUF model"),
-                                              str(self.ctx.paths.models),
-                                              self.tr("GGUF models (*.gguf);;All files (*)"))
-        if path:
-            self.open_model_file(path)
-
-    def open_model_file(self, path: str):
-        """Load `path`, converting an old mixture-of-experts layout first when needed."""
-        self._opener = open_gguf(path, self)
-        self._opener.ready.connect(self.load_model)
-        self._opener.failed.connect(self._show_error)
-        return self._opener
-
-    def load_model(self, path: str) -> bool:
-        """Check the file, then load it on the worker thread. False if the file is bad."""
-        try:
-            validate_gguf(path)
-        except (GGUFError, OSError) as exc:
-            self._show_error(self.tr("Cannot open the model:\n{0}").format(exc))
-            return False
-        s = self.ctx.settings
-        self.model_label.setText(self.tr("Loading {0}…").format(Path(path).name))
-        self._set_loading(True)
-        self._load.emit(LoadParams(model_path=str(path), n_ctx=s.n_ctx,
-                                   n_gpu_layers=s.n_gpu_layers))
-        return True
-
-    def connect_engine(self) -> None:
-        """Connect an engine that needs no file (a remote server): the server's model."""
-        self.model_label.setText(self.tr("Connecting…"))
-        self._set_loading(True)
-        self._load.emit(LoadParams(model_path="", n_ctx=self.ctx.settings.n_ctx))
-
-    def _set_loading(self, loading: bool) -> None:
-        for w in (self.open_button, self.send_button, self.open_action):
-            w.setEnabled(not loading)
-
-    def _on_loaded(self, info: ModelInfo) -> None:
-        self._set_loading(False)
-        if not info.metadata.get("remote"):
-            self.ctx.settings.model_path = info.path
-            self.ctx.save_settings()
-        self.controller.set_model(info)
-        self._show_model(info)
-        self.model_loaded.emit(info)
-
-    def _on_load_failed(self, message: str) -> None:
-        self._set_loading(False)
-        self._show_model(None)
-        self.model_failed.emit(message)
-        self._show_error(self.tr("The model could not be loaded:\n{0}").format(message))
-
-    def _show_model(self, info: ModelInfo | None) -> None:
-        self.banner.setVisible(info is None)
-        if info is None:
-            self.model_label.setText(self.tr("No model loaded"))
-            return
-        self.model_label.setText(self.tr("{0} · context {1} · GPU layers {2}").format(
-            info.name, info.n_ctx, info.n_gpu_layers))
-
-    def show_download(self) -> DownloadDialog:
-        dialog = DownloadDialog.for_app(self.ctx.paths, self.ctx.settings, self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.model_ready.connect(self._offer_load)
-        dialog.show()
-        self._download_dialog = dialog
-        return dialog
-
-    def _offer_load(self, path: str, n_gpu_layers: int) -> QMessageBox:
-        """After a download: offer to load it, with GPU layers from the memory estimate."""
-        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Model ready"),
-                          self.tr("{0} is ready. Load it now ({1} GPU layers)?").format(
-                              Path(path).name, n_gpu_layers),
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
-
-        def answered(button: int) -> None:
-            if button == QMessageBox.StandardButton.Yes:
-                self.ctx.settings.n_gpu_layers = n_gpu_layers
-                self.load_model(path)
-
-        box.finished.connect(answered)
-        box.open()
-        self._load_offer = box
-        return box
-
     # --- generation state --------------------------------------------------------------
     def _on_busy(self, busy: bool) -> None:
         self.send_button.setEnabled(not busy)
@@ -478,62 +300,6 @@ class MainWindow(QMainWindow):
         box.setModal(False)
         box.show()
         self._last_error_box = box
-
-    # --- settings ----------------------------------------------------------------------
-    def show_settings(self) -> SettingsDialog:
-        dialog = SettingsDialog(self.ctx.settings, self)
-        dialog.applied.connect(self.apply_settings)
-        data, server = DataPage(self.ctx), ServerPage(self.ctx)
-        dialog.add_page(self.tr("Server"), server)
-        dialog.add_page(self.tr("Data"), data)
-        dialog.applied.connect(lambda _changed: data.save_token())
-        data.data_replaced.connect(self._on_data_replaced)
-        server.connect_requested.connect(self.use_server)
-        server.local_requested.connect(self.use_local)
-        dialog.show()
-        self._settings_dialog, self.data_page, self.server_page = dialog, data, server
-        return dialog
-
-    def _on_data_replaced(self) -> None:
-        """A backup was restored or an export imported: show what is there now."""
-        self.controller.chat_id = None
-        self.library.store = self.ctx.store
-        self.library.reload()
-        self._load_characters()
-
-    def use_server(self, url: str, api_key: str, mode: str) -> None:
-        from app.core.engine.remote import RemoteEngine
-
-        if self.controller.busy:
-            return
-        self.worker.worker.engine.unload()
-        self.worker.worker.engine = RemoteEngine(url, api_key=api_key or None, mode=mode)
-        self.connect_engine()
-
-    def use_local(self) -> None:
-        if self.controller.busy:
-            return
-        self.worker.worker.engine.unload()
-        self.worker.worker.engine = LocalEngine()
-        self.controller.set_model(None)
-        self._show_model(None)
-        if self.ctx.settings.model_path:
-            self.load_model(self.ctx.settings.model_path)
-
-    def apply_settings(self, changed: set) -> None:
-        """Apply what changed now; only model parameters need the model reloaded."""
-        s = self.ctx.settings
-        try:
-            self.ctx.save_settings()
-        except OSError as exc:
-            self._show_error(self.tr("The settings could not be saved:\n{0}").format(exc))
-        apply_theme(QApplication.instance(), s.theme, s.font_size)
-        self.composer.enter_sends = s.enter_sends
-        self.chat_view.itemDelegate().book = s.chat_layout == "book"
-        self.controller.reload()
-        if changed & {"n_ctx", "n_gpu_layers"} and self.controller.info is not None \
-                and not self.controller.busy and s.model_path:
-            self.load_model(s.model_path)
 
     def shortcut_list(self) -> list[tuple[str, str]]:
         """Every action with a shortcut, as (keys, what it does), from the menus themselves."""

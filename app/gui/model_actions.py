@@ -1,0 +1,107 @@
+"""Getting a model into the window: open a file, download, load, or use a server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QMessageBox,
+)
+
+from app.core.engine import LoadParams, ModelInfo
+from app.core.gguf_meta import GGUFError, validate_gguf
+from app.gui.models.convert_dialog import open_gguf
+from app.gui.models.download_dialog import DownloadDialog
+
+
+class ModelActions:
+    """Mixed into MainWindow; uses its widgets, controller, worker and context."""
+
+    def choose_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("Open a GGUF model"),
+                                              str(self.ctx.paths.models),
+                                              self.tr("GGUF models (*.gguf);;All files (*)"))
+        if path:
+            self.open_model_file(path)
+
+    def open_model_file(self, path: str):
+        """Load `path`, converting an old mixture-of-experts layout first when needed."""
+        self._opener = open_gguf(path, self)
+        self._opener.ready.connect(self.load_model)
+        self._opener.failed.connect(self._show_error)
+        return self._opener
+
+    def load_model(self, path: str) -> bool:
+        """Check the file, then load it on the worker thread. False if the file is bad."""
+        try:
+            validate_gguf(path)
+        except (GGUFError, OSError) as exc:
+            self._show_error(self.tr("Cannot open the model:\n{0}").format(exc))
+            return False
+        s = self.ctx.settings
+        self.model_label.setText(self.tr("Loading {0}…").format(Path(path).name))
+        self._set_loading(True)
+        self._load.emit(LoadParams(model_path=str(path), n_ctx=s.n_ctx,
+                                   n_gpu_layers=s.n_gpu_layers))
+        return True
+
+    def connect_engine(self) -> None:
+        """Connect an engine that needs no file (a remote server): the server's model."""
+        self.model_label.setText(self.tr("Connecting…"))
+        self._set_loading(True)
+        self._load.emit(LoadParams(model_path="", n_ctx=self.ctx.settings.n_ctx))
+
+    def _set_loading(self, loading: bool) -> None:
+        for w in (self.open_button, self.send_button, self.open_action):
+            w.setEnabled(not loading)
+
+    def _on_loaded(self, info: ModelInfo) -> None:
+        self._set_loading(False)
+        if not info.metadata.get("remote"):
+            self.ctx.settings.model_path = info.path
+            self.ctx.save_settings()
+        self.controller.set_model(info)
+        self._show_model(info)
+        self.model_loaded.emit(info)
+
+    def _on_load_failed(self, message: str) -> None:
+        self._set_loading(False)
+        self._show_model(None)
+        self.model_failed.emit(message)
+        self._show_error(self.tr("The model could not be loaded:\n{0}").format(message))
+
+    def _show_model(self, info: ModelInfo | None) -> None:
+        self.banner.setVisible(info is None)
+        if info is None:
+            self.model_label.setText(self.tr("No model loaded"))
+            return
+        self.model_label.setText(self.tr("{0} · context {1} · GPU layers {2}").format(
+            info.name, info.n_ctx, info.n_gpu_layers))
+
+    def show_download(self) -> DownloadDialog:
+        dialog = DownloadDialog.for_app(self.ctx.paths, self.ctx.settings, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.model_ready.connect(self._offer_load)
+        dialog.show()
+        self._download_dialog = dialog
+        return dialog
+
+    def _offer_load(self, path: str, n_gpu_layers: int) -> QMessageBox:
+        """After a download: offer to load it, with GPU layers from the memory estimate."""
+        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Model ready"),
+                          self.tr("{0} is ready. Load it now ({1} GPU layers)?").format(
+                              Path(path).name, n_gpu_layers),
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+
+        def answered(button: int) -> None:
+            if button == QMessageBox.StandardButton.Yes:
+                self.ctx.settings.n_gpu_layers = n_gpu_layers
+                self.load_model(path)
+
+        box.finished.connect(answered)
+        box.open()
+        self._load_offer = box
+        return box
+

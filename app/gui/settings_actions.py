@@ -1,0 +1,72 @@
+"""The settings dialog and what applying it does to the open window."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QApplication,
+)
+
+from app.core.engine.local import LocalEngine
+from app.gui.settings_dialog import SettingsDialog
+from app.gui.settings_pages import DataPage, ServerPage
+from app.gui.theme import apply_theme
+
+
+class SettingsActions:
+    """Mixed into MainWindow; uses its widgets, controller, worker and context."""
+
+    def show_settings(self) -> SettingsDialog:
+        dialog = SettingsDialog(self.ctx.settings, self)
+        dialog.applied.connect(self.apply_settings)
+        data, server = DataPage(self.ctx), ServerPage(self.ctx)
+        dialog.add_page(self.tr("Server"), server)
+        dialog.add_page(self.tr("Data"), data)
+        dialog.applied.connect(lambda _changed: data.save_token())
+        data.data_replaced.connect(self._on_data_replaced)
+        server.connect_requested.connect(self.use_server)
+        server.local_requested.connect(self.use_local)
+        dialog.show()
+        self._settings_dialog, self.data_page, self.server_page = dialog, data, server
+        return dialog
+
+    def _on_data_replaced(self) -> None:
+        """A backup was restored or an export imported: show what is there now."""
+        self.controller.chat_id = None
+        self.library.store = self.ctx.store
+        self.library.reload()
+        self._load_characters()
+
+    def use_server(self, url: str, api_key: str, mode: str) -> None:
+        from app.core.engine.remote import RemoteEngine
+
+        if self.controller.busy:
+            return
+        self.worker.worker.engine.unload()
+        self.worker.worker.engine = RemoteEngine(url, api_key=api_key or None, mode=mode)
+        self.connect_engine()
+
+    def use_local(self) -> None:
+        if self.controller.busy:
+            return
+        self.worker.worker.engine.unload()
+        self.worker.worker.engine = LocalEngine()
+        self.controller.set_model(None)
+        self._show_model(None)
+        if self.ctx.settings.model_path:
+            self.load_model(self.ctx.settings.model_path)
+
+    def apply_settings(self, changed: set) -> None:
+        """Apply what changed now; only model parameters need the model reloaded."""
+        s = self.ctx.settings
+        try:
+            self.ctx.save_settings()
+        except OSError as exc:
+            self._show_error(self.tr("The settings could not be saved:\n{0}").format(exc))
+        apply_theme(QApplication.instance(), s.theme, s.font_size)
+        self.composer.enter_sends = s.enter_sends
+        self.chat_view.itemDelegate().book = s.chat_layout == "book"
+        self.controller.reload()
+        if changed & {"n_ctx", "n_gpu_layers"} and self.controller.info is not None \
+                and not self.controller.busy and s.model_path:
+            self.load_model(s.model_path)
+
