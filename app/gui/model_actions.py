@@ -33,7 +33,7 @@ class ModelActions:
         self._opener.failed.connect(self._show_error)
         return self._opener
 
-    def load_model(self, path: str) -> bool:
+    def load_model(self, path: str, n_gpu_layers: int | None = None) -> bool:
         """Check the file, then load it on the worker thread. False if the file is bad."""
         try:
             validate_gguf(path)
@@ -43,8 +43,10 @@ class ModelActions:
         s = self.ctx.settings
         self.model_label.setText(self.tr("Loading {0}…").format(Path(path).name))
         self._set_loading(True)
-        self._load.emit(LoadParams(model_path=str(path), n_ctx=s.n_ctx,
-                                   n_gpu_layers=s.n_gpu_layers))
+        self._loading = LoadParams(model_path=str(path), n_ctx=s.n_ctx,
+                                   n_gpu_layers=s.n_gpu_layers if n_gpu_layers is None
+                                   else n_gpu_layers)
+        self._load.emit(self._loading)
         return True
 
     def connect_engine(self) -> None:
@@ -67,6 +69,14 @@ class ModelActions:
         self.model_loaded.emit(info)
 
     def _on_load_failed(self, message: str) -> None:
+        params = getattr(self, "_loading", None)
+        if params is not None and params.n_gpu_layers != 0 and params.model_path:
+            # A GPU build without its runtime (or a GPU too small) must not leave the user
+            # with nothing: run on the CPU and say why.
+            self._show_error(self.tr("The GPU could not be used ({0}). Parlor is loading the "
+                                     "model on the CPU instead.").format(message))
+            self.load_model(params.model_path, n_gpu_layers=0)
+            return
         self._set_loading(False)
         self._show_model(None)
         self.model_failed.emit(message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QStyleOptionViewItem
 
+from app.core.engine import EngineError
 from tests.gui.conftest import load
 
 
@@ -274,3 +275,25 @@ def test_budget_bar_and_messages_that_no_longer_fit(qtbot, make_window, tiny_lla
     model = window.chat_model
     assert model.index(0).data(Roles.OUT_OF_CONTEXT)
     assert not model.index(model.rowCount() - 1).data(Roles.OUT_OF_CONTEXT)
+
+
+def test_gpu_offload_that_fails_falls_back_to_the_cpu(qtbot, make_window, tiny_llama_path,
+                                                      monkeypatch):
+    """A GPU build without its runtime: the load with GPU layers fails, the CPU one works."""
+    from app.core.engine.local import LocalEngine
+
+    real_load = LocalEngine.load
+
+    def gpu_missing(self, params, cancel=None):
+        if params.n_gpu_layers:
+            raise EngineError("ggml_cuda_init: failed to initialize CUDA: no CUDA-capable "
+                              "device is detected")
+        return real_load(self, params, cancel)
+
+    monkeypatch.setattr(LocalEngine, "load", gpu_missing)
+    window = make_window()
+    window.ctx.settings.n_gpu_layers = -1
+    with qtbot.waitSignal(window.model_loaded, timeout=60000) as loaded:
+        window.load_model(str(tiny_llama_path))
+    assert loaded.args[0].n_gpu_layers == 0
+    assert "CPU instead" in window._last_error_box.text()
