@@ -23,7 +23,7 @@ from app.core.prompt import (
 )
 from app.core.prompt import Message as PromptMessage
 from app.core.settings import Settings
-from app.core.store import Message
+from app.core.store import Message, Store
 
 
 class TokenCounter:
@@ -65,13 +65,25 @@ IMPERSONATE_INSTRUCTION = ("[Write {{user}}'s next message in the chat, in {{use
 
 
 def prompt_input(card: dict, settings: Settings, history: list[Message],
-                 instruction: str | None = None) -> PromptInput:
-    """What the prompt builder needs; `instruction` is a last system line (impersonation)."""
+                 instruction: str | None = None,
+                 persona: tuple[str, str] | None = None) -> PromptInput:
+    """What the prompt builder needs; `instruction` is a last system line (impersonation).
+
+    `persona` is the chat's (name, description), from `chat_persona_of`; without one the
+    settings' user name and persona text are used, as before personas existed."""
     messages = [PromptMessage(role=m.role, text=m.text) for m in history if m.text]
     if instruction:
         messages.append(PromptMessage(role="system", text=instruction))
-    return PromptInput(card=card, user_name=settings.user_name, persona=settings.persona,
+    name, description = persona or (settings.user_name, settings.persona)
+    return PromptInput(card=card, user_name=name or settings.user_name, persona=description,
                        history=messages)
+
+
+def chat_persona_of(store: Store, chat_id: int) -> tuple[str, str] | None:
+    """The chat's persona (its own choice, else the default) as (name, description), or
+    None when the user has made no persona yet."""
+    row = store.chat_persona(chat_id)
+    return (row["name"], row["description"] or "") if row is not None else None
 
 
 def greetings(card: dict, user_name: str) -> list[str]:

@@ -34,6 +34,7 @@ from app.gui.chat.find_bar import FindBar
 from app.gui.chat.header import ChatHeader
 from app.gui.chat.inspector import PromptInspector
 from app.gui.chat.model import ChatModel
+from app.gui.chat_manager_actions import ChatManagerActions
 from app.gui.message_actions import MessageActions
 from app.gui.model_actions import ModelActions
 from app.gui.settings_actions import SettingsActions
@@ -42,7 +43,8 @@ from app.gui.theme import apply_theme
 from app.gui.workers import WorkerThread
 
 
-class MainWindow(MessageActions, ModelActions, SettingsActions, QMainWindow):
+class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActions,
+                 QMainWindow):
     _load = Signal(object)
     model_loaded = Signal(object)    # ModelInfo, on the GUI thread
     model_failed = Signal(str)
@@ -148,6 +150,11 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, QMainWindow):
         self.find_action = QAction(self.tr("&Find in chat…"), self,
                                    shortcut=QKeySequence.StandardKey.Find)
         self.find_action.triggered.connect(lambda: self.find_bar.open())
+        chats_action = QAction(self.tr("Manage &chats…"), self, shortcut="Ctrl+Shift+O")
+        chats_action.triggered.connect(self.show_chats)
+        personas_action = QAction(self.tr("&Personas…"), self)
+        personas_action.triggered.connect(self.show_personas)
+        chat_menu.addActions([chats_action, personas_action])
         chat_menu.addActions([self.new_chat_action, self.find_action, self.regenerate_action,
                               self.continue_action, self.impersonate_action,
                               self.swipe_left_action, self.swipe_right_action,
@@ -179,6 +186,7 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, QMainWindow):
         self.header.new_chat_requested.connect(self._new_chat)
         self.header.chat_selected.connect(self._open_chat)
         self.header.inspect_requested.connect(self.show_prompt)
+        self._connect_chat_manager()
         self.regenerate_action.triggered.connect(self.controller.regenerate)
         self.continue_action.triggered.connect(self.controller.continue_reply)
         self.impersonate_action.triggered.connect(self._impersonate)
@@ -239,6 +247,7 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, QMainWindow):
         character = self.ctx.store.chat_character(chat_id)
         self.header.show_chats(self.controller.card.get("name", ""),
                                self.ctx.store.chats(character), chat_id)
+        self._show_header_personas()
         self.chat_view.scrollToBottom()
         self.composer.setFocus()
 

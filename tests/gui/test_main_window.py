@@ -297,3 +297,18 @@ def test_gpu_offload_that_fails_falls_back_to_the_cpu(qtbot, make_window, tiny_l
         window.load_model(str(tiny_llama_path))
     assert loaded.args[0].n_gpu_layers == 0
     assert "CPU instead" in window._last_error_box.text()
+
+
+def test_the_chats_persona_reaches_the_prompt_and_the_bubbles(qtbot, make_window,
+                                                              tiny_llama_path):
+    window = make_window(max_tokens=4)
+    load(qtbot, window, tiny_llama_path)
+    persona = window.ctx.store.add_persona("Captain Vale", "A retired sea captain.")
+    window._open_chat(window.controller.chat_id)   # refreshes the header's persona list
+    window.header.persona_chosen.emit(persona)
+    _reply_once(qtbot, window, "Evening.")
+    prompt = window.controller.last_prompt.text
+    assert "A retired sea captain." in prompt and "Captain Vale" in prompt
+    assert window.chat_model.names["user"] == "Captain Vale"
+    dialog = window.show_chats()
+    assert dialog is not None and dialog.isVisible()

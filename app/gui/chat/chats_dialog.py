@@ -79,6 +79,7 @@ class ChatsDialog(QDialog):
         self.hits.setAccessibleName(self.tr("Search results"))
         self.hits.setWordWrap(True)
         self.hits.setAlternatingRowColors(True)
+        self.hits.setSpacing(3)
         self.pages = QStackedWidget()
         self.pages.addWidget(self.list)
         self.pages.addWidget(self.hits)
@@ -94,8 +95,7 @@ class ChatsDialog(QDialog):
         self._search_timer = QTimer(self, singleShot=True, interval=250)
         self._search_timer.timeout.connect(lambda: self.search(self.search_box.text()))
         self.search_box.textChanged.connect(lambda _t: self._search_timer.start())
-        self.hits.itemActivated.connect(self._open_item)
-        self.hits.itemDoubleClicked.connect(self._open_item)
+        self.hits.itemActivated.connect(self._open_item)  # double-click or Enter
 
     def _chat_tree(self) -> QTreeWidget:
         tree = QTreeWidget()
@@ -106,8 +106,7 @@ class ChatsDialog(QDialog):
         tree.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)
         tree.setColumnWidth(0, 330)
         tree.setColumnWidth(1, 80)
-        tree.itemActivated.connect(self._open_item)
-        tree.itemDoubleClicked.connect(self._open_item)
+        tree.itemActivated.connect(self._open_item)  # double-click or Enter (F2 renames)
         tree.itemChanged.connect(self._on_item_renamed)
         tree.currentItemChanged.connect(lambda *_: self._update_buttons())
         return tree
@@ -190,10 +189,14 @@ class ChatsDialog(QDialog):
         return False
 
     def _update_buttons(self) -> None:
-        has = self.selected_id() is not None
-        for button in (self.open_button, self.rename_button, self.duplicate_button,
-                       self.delete_button, self.export_button):
+        """The list's buttons act on the list; while search results show, only Open (the
+        chosen hit) makes sense."""
+        searching = self.pages.currentWidget() is self.hits
+        has = self.selected_id() is not None and not searching
+        for button in (self.rename_button, self.duplicate_button, self.delete_button,
+                       self.export_button):
             button.setEnabled(has)
+        self.open_button.setEnabled(has or searching)
 
     def _say(self, text: str) -> None:
         self.status.setText(text)
@@ -206,7 +209,10 @@ class ChatsDialog(QDialog):
         self.close()
 
     def open_selected(self) -> None:
-        if (chat_id := self.selected_id()) is not None:
+        if self.pages.currentWidget() is self.hits:
+            if (hit := self.hits.currentItem()) is not None:
+                self._open_item(hit)
+        elif (chat_id := self.selected_id()) is not None:
             self.open_chat(chat_id)
 
     def _open_item(self, item, *_column) -> None:
@@ -362,11 +368,12 @@ class ChatsDialog(QDialog):
         self._search_timer.stop()
         if not text.strip():
             self.pages.setCurrentWidget(self.list)
+            self._update_buttons()
             return 0
         self.hits.clear()
         for hit in self.store.search_chats(text):
             item = QListWidgetItem(f"{hit.character_name} · {hit.chat_title}\n"
-                                   f"{' '.join(hit.snippet.split())}")
+                                   f"    “{' '.join(hit.snippet.split())}”")
             item.setData(ID_ROLE, hit.chat_id)
             item.setToolTip(self.tr("Double-click to open this chat"))
             self.hits.addItem(item)
@@ -375,6 +382,7 @@ class ChatsDialog(QDialog):
             placeholder.setFlags(Qt.ItemFlag.NoItemFlags)
             self.hits.addItem(placeholder)
         self.pages.setCurrentWidget(self.hits)
+        self._update_buttons()
         return sum(1 for i in range(self.hits.count())
                    if self.hits.item(i).data(ID_ROLE) is not None)
 

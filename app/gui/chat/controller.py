@@ -18,6 +18,7 @@ from app.core.conversation import (
     IMPERSONATE_INSTRUCTION,
     PromptJob,
     TokenCounter,
+    chat_persona_of,
     greetings,
     prompt_input,
     sampling_from,
@@ -77,8 +78,9 @@ class ChatController(QObject):
 
     def new_chat(self, character_id: int) -> int:
         card = self.ctx.store.character_card(character_id)
-        return self.ctx.store.new_chat(character_id,
-                                       greetings(card, self.ctx.settings.user_name))
+        default = self.ctx.store.default_persona()
+        user = default["name"] if default else self.ctx.settings.user_name
+        return self.ctx.store.new_chat(character_id, greetings(card, user))
 
     def open_chat(self, chat_id: int) -> None:
         self.chat_id = chat_id
@@ -87,10 +89,23 @@ class ChatController(QObject):
 
     def reload(self) -> None:
         """Show the chat's active path again (after a swipe, edit, delete or new settings)."""
-        self.model.names = {"user": self.ctx.settings.user_name,
+        self.model.names = {"user": self._user_name(),
                             "assistant": self.card.get("name", ""), "system": "System"}
         if self.chat_id is not None:
             self.model.set_messages(self.ctx.store.active_path(self.chat_id))
+
+    def _persona(self) -> tuple[str, str] | None:
+        """The chat's persona, else the default one, else None (the settings' name)."""
+        return chat_persona_of(self.ctx.store, self.chat_id) if self.chat_id is not None \
+            else None
+
+    def _user_name(self) -> str:
+        persona = self._persona()
+        return persona[0] if persona and persona[0] else self.ctx.settings.user_name
+
+    def _input(self, history: list[Message], instruction: str | None = None):
+        return prompt_input(self.card, self.ctx.settings, history, instruction=instruction,
+                            persona=self._persona())
 
     def _path(self) -> list[Message]:
         return self.ctx.store.active_path(self.chat_id)
@@ -150,7 +165,7 @@ class ChatController(QObject):
         def act():
             self.ctx.store.update_message(last.id, last.text, "streaming")
             self.model.update_last(status="streaming")
-            inp = replace(prompt_input(self.card, self.ctx.settings, path), continue_last=True)
+            inp = replace(self._input(path), continue_last=True)
             self._run(_Target("reply", last.id, last.text), inp)
         return self._guarded(act)
 
@@ -158,8 +173,7 @@ class ChatController(QObject):
         """Have the model write the user's next line; it goes to the composer, not the chat."""
         if not self._ready():
             return False
-        inp = prompt_input(self.card, self.ctx.settings, self._path(),
-                           instruction=IMPERSONATE_INSTRUCTION)
+        inp = self._input(self._path(), instruction=IMPERSONATE_INSTRUCTION)
         self._run(_Target("impersonate"), inp, stop=[f"\n{self.card.get('name', '')}:"])
         return True
 
@@ -198,8 +212,7 @@ class ChatController(QObject):
         reply_id = self.ctx.store.append_message(self.chat_id, parent_id, "assistant", "",
                                                  status="streaming")
         self.reload()
-        self._run(_Target("reply", reply_id), prompt_input(self.card, self.ctx.settings,
-                                                            history))
+        self._run(_Target("reply", reply_id), self._input(history))
 
     def _run(self, target: _Target, inp, stop: list[str] | None = None) -> None:
         self._target = target

@@ -1,4 +1,5 @@
-"""Above the chat: which of the character's chats is open, a new chat, the prompt inspector."""
+"""Above the chat: which of the character's chats is open, who the user is in it (the
+persona), the chat manager, a new chat and the prompt inspector."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ import time
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
+_EDIT = "edit-personas"
+
 
 class ChatHeader(QWidget):
     chat_selected = Signal(int)
     new_chat_requested = Signal()
     inspect_requested = Signal()
+    manage_requested = Signal()           # "Chats…": open the chat manager
+    persona_chosen = Signal(object)       # a persona id, or None for "the default"
+    personas_requested = Signal()         # the combo's last entry: edit the personas
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -26,14 +32,25 @@ class ChatHeader(QWidget):
         self.chats = QComboBox()
         self.chats.setAccessibleName(self.tr("Chats with this character"))
         self.chats.setMinimumContentsLength(24)
+        self.manage_button = QPushButton(self.tr("Chats…"))
+        self.manage_button.setToolTip(self.tr("Rename, duplicate, delete, export, import and "
+                                              "search chats"))
+        self.persona = QComboBox()
+        self.persona.setAccessibleName(self.tr("Your persona in this chat"))
+        self.persona.setToolTip(self.tr("Who you are in this chat"))
+        self.persona.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self._persona_index = 0
         self.new_button = QPushButton(self.tr("New chat"))
         self.inspect_button = QPushButton(self.tr("Prompt…"))
         self.inspect_button.setToolTip(self.tr("Show the exact prompt sent for the last reply"))
         lay.addWidget(self.title)
         lay.addStretch(1)
-        for w in (self.chats, self.new_button, self.inspect_button):
+        for w in (self.persona, self.chats, self.manage_button, self.new_button,
+                  self.inspect_button):
             lay.addWidget(w)
         self.chats.activated.connect(lambda i: self.chat_selected.emit(self.chats.itemData(i)))
+        self.persona.activated.connect(self._on_persona)
+        self.manage_button.clicked.connect(self.manage_requested)
         self.new_button.clicked.connect(self.new_chat_requested)
         self.inspect_button.clicked.connect(self.inspect_requested)
 
@@ -48,3 +65,26 @@ class ChatHeader(QWidget):
                                    Qt.ItemDataRole.ToolTipRole)
         index = self.chats.findData(current)
         self.chats.setCurrentIndex(max(index, 0))
+
+    def show_personas(self, rows, current_id: int | None) -> None:
+        """`rows`: every persona (id, name, is_default); `current_id`: the chat's own choice,
+        None when it follows the default."""
+        self.persona.clear()
+        default = next((r["name"] for r in rows if r["is_default"]), None)
+        self.persona.addItem(self.tr("Default persona ({0})").format(default)
+                             if default else self.tr("Default persona"), None)
+        for row in rows:
+            self.persona.addItem(row["name"], row["id"])
+        self.persona.insertSeparator(self.persona.count())
+        self.persona.addItem(self.tr("Edit personas…"), _EDIT)
+        self._persona_index = max(self.persona.findData(current_id), 0)
+        self.persona.setCurrentIndex(self._persona_index)
+
+    def _on_persona(self, index: int) -> None:
+        data = self.persona.itemData(index)
+        if data == _EDIT:  # an action, not a choice: keep showing the chat's persona
+            self.persona.setCurrentIndex(self._persona_index)
+            self.personas_requested.emit()
+            return
+        self._persona_index = index
+        self.persona_chosen.emit(data)

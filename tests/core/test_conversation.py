@@ -1,0 +1,67 @@
+"""The chat's persona reaches the prompt: its name stands for {{user}} and its description
+is the persona part; without one, the settings' name and text are used as before."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.core.conversation import chat_persona_of, prompt_input
+from app.core.prompt import build_prompt, preset
+from app.core.settings import Settings
+from app.core.store import Store
+
+CARD = {"name": "Ayla", "description": "{{char}} guards the gate for {{user}}.",
+        "first_mes": "Halt!"}
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(tmp_path / "parlor.db")
+    yield store
+    store.close()
+
+
+def render(inp) -> str:
+    return build_prompt(inp, preset("chatml"), words, n_ctx=4096, max_new_tokens=64).text
+
+
+def test_chat_persona_replaces_settings_name_and_description(store):
+    character = store.add_character(CARD)
+    chat = store.new_chat(character, ["Halt!"])
+    store.add_persona("Rowan", "Rowan is a travelling cartographer.")
+    mira = store.add_persona("Mira", "Mira is a retired knight with a limp.")
+    store.set_chat_persona(chat, mira)
+    settings = Settings(user_name="Settings-Name", persona="Settings persona text.")
+    persona = chat_persona_of(store, chat)
+    assert persona == ("Mira", "Mira is a retired knight with a limp.")
+    text = render(prompt_input(CARD, settings, store.active_path(chat), persona=persona))
+    assert "Ayla guards the gate for Mira." in text
+    assert "Mira is a retired knight with a limp." in text
+    assert "Settings-Name" not in text and "Settings persona text." not in text
+    assert "Rowan" not in text
+
+
+def test_chat_without_choice_uses_the_default_persona(store):
+    character = store.add_character(CARD)
+    chat = store.new_chat(character, ["Halt!"])
+    store.add_persona("Rowan", "Rowan maps rivers.")
+    store.set_default_persona(store.add_persona("Sel", "Sel sings."))
+    inp = prompt_input(CARD, Settings(), store.active_path(chat),
+                       persona=chat_persona_of(store, chat))
+    assert (inp.user_name, inp.persona) == ("Sel", "Sel sings.")
+
+
+def test_without_personas_the_settings_are_used(store):
+    character = store.add_character(CARD)
+    chat = store.new_chat(character, ["Halt!"])
+    assert chat_persona_of(store, chat) is None
+    settings = Settings(user_name="Kit", persona="Kit is new in town.")
+    inp = prompt_input(CARD, settings, store.active_path(chat),
+                       persona=chat_persona_of(store, chat))
+    assert (inp.user_name, inp.persona) == ("Kit", "Kit is new in town.")
+    assert "Ayla guards the gate for Kit." in render(inp)
+    assert prompt_input(CARD, settings, []) == prompt_input(CARD, settings, [], persona=None)
