@@ -71,7 +71,9 @@ def prompt_input(card: dict, settings: Settings, history: list[Message],
 
     `persona` is the chat's (name, description), from `chat_persona_of`; without one the
     settings' user name and persona text are used, as before personas existed."""
-    messages = [PromptMessage(role=m.role, text=m.text) for m in history if m.text]
+    # Stored system lines are SillyTavern's hidden (is_system) messages: never sent.
+    messages = [PromptMessage(role=m.role, text=m.text) for m in history
+                if m.text and m.role != "system"]
     if instruction:
         messages.append(PromptMessage(role="system", text=instruction))
     name, description = persona or (settings.user_name, settings.persona)

@@ -65,3 +65,17 @@ def test_without_personas_the_settings_are_used(store):
     assert (inp.user_name, inp.persona) == ("Kit", "Kit is new in town.")
     assert "Ayla guards the gate for Kit." in render(inp)
     assert prompt_input(CARD, settings, []) == prompt_input(CARD, settings, [], persona=None)
+
+
+def test_hidden_system_lines_from_sillytavern_never_reach_the_prompt():
+    from app.core.conversation import prompt_input
+    from app.core.settings import Settings
+    from app.core.store import Message
+
+    def msg(i, role, text):
+        return Message(i, 1, i - 1 or None, role, text, "complete", 0.0)
+
+    history = [msg(1, "assistant", "Hello."), msg(2, "system", "a hidden note"),
+               msg(3, "user", "Hi!")]
+    inp = prompt_input({"name": "Wren"}, Settings(), history)
+    assert [m.text for m in inp.history] == ["Hello.", "Hi!"]
