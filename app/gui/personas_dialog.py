@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui.undo_bar import make_undo_bar
+
 ID_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -95,19 +97,7 @@ class PersonasDialog(QDialog):
         return row
 
     def _undo_bar(self) -> QFrame:
-        self.undo_bar = QFrame()
-        self.undo_bar.setFrameShape(QFrame.Shape.StyledPanel)
-        self.undo_label = QLabel()
-        self.undo_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.undo_button = QPushButton(self.tr("Undo"))
-        self.undo_button.setAccessibleName(self.tr("Undo delete"))
-        self.undo_button.clicked.connect(self.undo_delete)
-        bar = QHBoxLayout(self.undo_bar)
-        bar.setContentsMargins(6, 2, 6, 2)
-        bar.addWidget(self.undo_label, 1)
-        bar.addWidget(self.undo_button)
-        self.undo_bar.hide()
-        return self.undo_bar
+        return make_undo_bar(self, self.undo_delete)
 
     # --- the list ----------------------------------------------------------------------
     def reload(self, select: int | None = None) -> None:

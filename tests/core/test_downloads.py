@@ -22,7 +22,7 @@ from app.core.downloads import (
     RemoteFile,
 )
 from app.core.machine import machine_from_sizes
-from tests.hub_server import FakeHub
+from tests.hub_server import FakeHub, point_huggingface_hub_at
 
 REPO = "someone/some-model-GGUF"
 CATALOG_REPO = "Kquant03/MistralTrix-4x9B-ERP-GGUF"
@@ -54,16 +54,7 @@ def fake(monkeypatch, tmp_path):
     with FakeHub() as hub:
         for path, data in FILES.items():
             hub.add_file(REPO, path, data)
-        monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        monkeypatch.setattr(constants, "ENDPOINT", hub.url)
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
-                            hub.url + "/{repo_id}/resolve/{revision}/{filename}")
-        monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
-        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        monkeypatch.delenv("HF_TOKEN", raising=False)
-        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
-        monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-tokens"))
+        point_huggingface_hub_at(monkeypatch, hub.url, tmp_path)
         yield hub
 
 

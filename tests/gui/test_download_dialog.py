@@ -6,14 +6,13 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from huggingface_hub import constants
 
 from app.core.catalog import load_catalog
 from app.core.downloads import Hub
 from app.core.gguf_meta import moe_layout, read_header, validate_gguf
 from app.core.machine import GB, Gpu, Machine
 from app.gui.models.download_dialog import DownloadDialog
-from tests.hub_server import FakeHub
+from tests.hub_server import FakeHub, point_huggingface_hub_at
 from tests.tiny_models import write_tiny_llama
 
 REPO = "Kquant03/MistralTrix-4x9B-ERP-GGUF"
@@ -26,16 +25,7 @@ GPU_16_8 = Machine(16 * GB, None, (Gpu("Test GPU", 8 * GB, 8 * GB, "nvidia", "nv
 def fake(monkeypatch, tmp_path):
     """The fake hub with huggingface_hub pointed at it, plain HTTP, and no token of ours."""
     with FakeHub() as hub:
-        monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        monkeypatch.setattr(constants, "ENDPOINT", hub.url)
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
-                            hub.url + "/{repo_id}/resolve/{revision}/{filename}")
-        monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
-        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        monkeypatch.delenv("HF_TOKEN", raising=False)
-        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
-        monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-tokens"))
+        point_huggingface_hub_at(monkeypatch, hub.url, tmp_path)
         yield hub
 
 

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from app.core.chat_io import ChatIOError, LineProblem, export_chat, import_st_chat
 from app.core.store import StoreError
+from app.gui.undo_bar import make_undo_bar
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 EXPORT_FILTERS = {"SillyTavern chat (*.jsonl)": "jsonl", "Markdown (*.md)": "md",
@@ -112,19 +113,7 @@ class ChatsDialog(QDialog):
         return tree
 
     def _undo_bar(self) -> QFrame:
-        self.undo_bar = QFrame()
-        self.undo_bar.setFrameShape(QFrame.Shape.StyledPanel)
-        self.undo_label = QLabel()
-        self.undo_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.undo_button = QPushButton(self.tr("Undo"))
-        self.undo_button.setAccessibleName(self.tr("Undo delete"))
-        self.undo_button.clicked.connect(self.undo_delete)
-        bar = QHBoxLayout(self.undo_bar)
-        bar.setContentsMargins(6, 2, 6, 2)
-        bar.addWidget(self.undo_label, 1)
-        bar.addWidget(self.undo_button)
-        self.undo_bar.hide()
-        return self.undo_bar
+        return make_undo_bar(self, self.undo_delete)
 
     def _buttons(self) -> QHBoxLayout:
         row = QHBoxLayout()
