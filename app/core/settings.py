@@ -22,6 +22,13 @@ class Settings:
     model_path: str = ""          # the GGUF loaded at start; empty: ask the user
     n_ctx: int = 4096             # context size in tokens
     n_gpu_layers: int = 0         # layers offloaded to the GPU (0: CPU only, -1: all)
+    n_threads: int = 0            # CPU threads for llama.cpp; 0: its own choice
+    n_batch: int = 512            # prompt tokens evaluated per step
+    flash_attn: bool = True       # smaller compute buffer; needed for a quantized V cache
+    kv_type: str = "f16"          # KV cache precision: f16, q8_0 or q4_0
+    use_mmap: bool = True         # map the model file instead of reading it all in
+    use_mlock: bool = False       # keep the model in RAM (never swapped out)
+    session_cap_mb: int = 2048    # disk for saved chat sessions; 0 keeps none
     max_tokens: int = 300         # longest reply, in tokens
     temperature: float = 0.8
     top_p: float = 0.95

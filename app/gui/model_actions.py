@@ -43,9 +43,13 @@ class ModelActions:
         s = self.ctx.settings
         self.model_label.setText(self.tr("Loading {0}…").format(Path(path).name))
         self._set_loading(True)
-        self._loading = LoadParams(model_path=str(path), n_ctx=s.n_ctx,
-                                   n_gpu_layers=s.n_gpu_layers if n_gpu_layers is None
-                                   else n_gpu_layers)
+        self._loading = LoadParams(
+            model_path=str(path), n_ctx=s.n_ctx,
+            n_gpu_layers=s.n_gpu_layers if n_gpu_layers is None else n_gpu_layers,
+            n_threads=s.n_threads or None, n_batch=s.n_batch, flash_attn=s.flash_attn,
+            kv_type=s.kv_type, use_mmap=s.use_mmap, use_mlock=s.use_mlock,
+            session_dir=str(self.ctx.paths.cache / "sessions") if s.session_cap_mb else "",
+            session_cap_mb=s.session_cap_mb)
         self._load.emit(self._loading)
         return True
 

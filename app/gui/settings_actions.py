@@ -11,6 +11,10 @@ from app.gui.settings_dialog import SettingsDialog
 from app.gui.settings_pages import DataPage, ServerPage
 from app.gui.theme import apply_theme
 
+# Settings that only take effect when the model is loaded again.
+LOAD_KEYS = {"n_ctx", "n_gpu_layers", "n_threads", "n_batch", "flash_attn", "kv_type",
+             "use_mmap", "use_mlock", "session_cap_mb"}
+
 
 class SettingsActions:
     """Mixed into MainWindow; uses its widgets, controller, worker and context."""
@@ -66,7 +70,7 @@ class SettingsActions:
         self.composer.enter_sends = s.enter_sends
         self.chat_view.itemDelegate().book = s.chat_layout == "book"
         self.controller.reload()
-        if changed & {"n_ctx", "n_gpu_layers"} and self.controller.info is not None \
+        if changed & LOAD_KEYS and self.controller.info is not None \
                 and not self.controller.busy and s.model_path:
             self.load_model(s.model_path)
 

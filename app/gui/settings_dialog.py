@@ -35,6 +35,20 @@ SECTIONS: dict[str, list[tuple]] = {
          "int", (256, 1_048_576, 256)),
         ("n_gpu_layers", "GPU layers", "Layers run on the GPU: 0 for CPU only, -1 for all.",
          "int", (-1, 1000, 1)),
+        ("n_threads", "CPU threads", "Threads llama.cpp uses; 0 lets it choose.", "int",
+         (0, 256, 1)),
+        ("n_batch", "Batch size", "Prompt tokens read per step; larger is faster, uses more "
+         "memory.", "int", (32, 8192, 32)),
+        ("flash_attn", "Flash attention", "Uses less memory; needed for a quantized KV cache.",
+         "bool", None),
+        ("kv_type", "KV cache type", "Lower precision fits longer chats in the same memory.",
+         "choice", ("f16", "q8_0", "q4_0")),
+        ("use_mmap", "Map the model file", "Start faster and share memory with the OS cache.",
+         "bool", None),
+        ("use_mlock", "Lock the model in RAM", "Never swapped out; needs enough free RAM.",
+         "bool", None),
+        ("session_cap_mb", "Saved sessions (MB)", "Disk kept for reopening long chats "
+         "instantly; 0 keeps none.", "int", (0, 1_000_000, 256)),
     ],
     "Generation": [
         ("max_tokens", "Longest reply", "The most tokens one reply may have.", "int",

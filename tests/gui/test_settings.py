@@ -46,3 +46,32 @@ def test_settings_file_is_never_torn(tmp_path):
     path.write_text('{"user_name": "Half', encoding="utf-8")  # a torn write from elsewhere
     assert Settings.load(path).user_name == Settings().user_name
     assert (tmp_path / "settings.broken.json").exists()
+
+
+def test_model_settings_reload_the_model_with_them(qtbot, make_window, tiny_llama_path):
+    from tests.gui.conftest import load
+
+    window = make_window()
+    load(qtbot, window, tiny_llama_path)
+    dialog = window.show_settings()
+    dialog.editors["n_ctx"][1].setValue(2048)
+    dialog.editors["n_batch"][1].setValue(256)
+    with qtbot.waitSignal(window.model_loaded, timeout=60000) as loaded:
+        dialog.apply()
+    assert loaded.args[0].n_ctx == 2048
+    assert window._loading.n_batch == 256 and window._loading.flash_attn
+    assert window._loading.session_dir.endswith("sessions")
+
+
+def test_a_kv_cache_the_model_cannot_take_is_explained(qtbot, make_window, tiny_llama_path):
+    """The tiny model's 16-wide heads cannot hold a q8_0 cache: say so, stay usable."""
+    from tests.gui.conftest import load
+
+    window = make_window()
+    load(qtbot, window, tiny_llama_path)
+    dialog = window.show_settings()
+    dialog.editors["kv_type"][1].setCurrentText("q8_0")
+    with qtbot.waitSignal(window.model_failed, timeout=60000) as failed:
+        dialog.apply()
+    assert "f16" in failed.args[0]
+    assert window.banner.isVisible() and window.open_button.isEnabled()
