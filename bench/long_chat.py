@@ -30,6 +30,7 @@ class Turn:
     evaluated_tokens: int
     restored_tokens: int
     ttft_s: float
+    restore_s: float
     reply: str
     dropped_messages: int
 
@@ -90,5 +91,5 @@ class LongChat:
             self.history += [Message(role="user", text=user_text),
                              Message(role="assistant", text="".join(pieces))]
         return Turn(stats.prompt_tokens, stats.evaluated_tokens, stats.restored_tokens,
-                    (first or time.perf_counter()) - start, "".join(pieces),
+                    (first or time.perf_counter()) - start, stats.restore_s, "".join(pieces),
                     prompt.dropped_messages)

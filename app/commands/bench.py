@@ -58,8 +58,8 @@ def _table(r: dict) -> str:
     f, o = r["followup"], r["reopen"]
     rows = [
         ("stream_ratio", f"{r['stream_ratio']:.3f}",
-         f"app {r['stream']['app']['tokens_per_s']:.1f} tok/s, "
-         f"plain {r['stream']['plain']['tokens_per_s']:.1f} tok/s"),
+         f"median of rounds; app {r['stream']['app']['tokens_per_s']:.1f} tok/s, "
+         f"plain {r['stream']['plain']['tokens_per_s']:.1f} tok/s (medians)"),
         ("followup_eval_fraction", f"{r['followup_eval_fraction']:.3f}",
          f"{f['evaluated']} of {f['prompt_tokens']} tokens; TTFT {f['ttft_s']:.3f} s vs "
          f"{f['full_read_ttft_s']:.3f} s full read"),

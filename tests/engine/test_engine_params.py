@@ -4,6 +4,7 @@ interrupts a long prompt evaluation. Through the real child process and real lla
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -111,3 +112,23 @@ def test_stop_interrupts_a_long_prompt_evaluation(engine, tmp_path):
     assert engine.last_stats.stopped and engine.last_stats.tokens == 0
     # the context is consistent again: a new prompt gets a full reply
     assert len(list(engine.stream("Hello.", SHORT, threading.Event()))) == SHORT.max_tokens
+
+
+def test_every_sampler_setting_reaches_llama_cpp(engine, quick_model):
+    engine.load(LoadParams(model_path=quick_model, n_ctx=512))
+    base = SamplingParams(max_tokens=24, seed=5, temperature=1.0, top_p=1.0, top_k=0,
+                          min_p=0.0, repeat_penalty=1.0)
+
+    def reply(**change) -> str:
+        return "".join(engine.stream("Tell me.", replace(base, **change), threading.Event()))
+
+    reference = reply()
+    assert reply() == reference  # same seed, same settings: same words
+    for change in ({"temperature": 0.2}, {"top_k": 2}, {"top_p": 0.2}, {"min_p": 0.5},
+                   {"typical_p": 0.2}, {"repeat_penalty": 3.0}, {"presence_penalty": 2.0},
+                   {"frequency_penalty": 2.0}, {"mirostat_mode": 2, "mirostat_tau": 1.0},
+                   {"seed": 6}):
+        assert reply(**change) != reference, change
+    # the penalty range: 0 tokens means no penalty at all
+    assert reply(repeat_penalty=3.0, repeat_last_n=0) == reference
+    assert reply(repeat_penalty=3.0, repeat_last_n=-1) != reference

@@ -151,14 +151,17 @@ def _files(folder: Path) -> dict[tuple[int, ...], Path]:
     return {tuple(read_header(p)[0].tokens): p for p in folder.glob(f"*{SUFFIX}")}
 
 
-def test_a_longer_turn_of_the_same_chat_replaces_the_shorter(tmp_path):
+def test_the_next_turn_of_a_chat_replaces_the_previous_file_other_branches_stay(tmp_path):
     store = _store(tmp_path, 10**9)
-    _write(store, [1, 2, 3])
+    _write(store, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
     _write(store, [9, 9])
-    _write(store, [1, 2, 3, 4, 5])
-    assert set(_files(tmp_path)) == {(9, 9), (1, 2, 3, 4, 5)}
-    assert store.best_match([1, 2, 3, 4, 7], at_least=2)[1] == 4
-    assert store.best_match([1, 2, 3, 4, 7], at_least=4) is None
+    _write(store, [1, 2, 3, 4, 5, 6, 0, 0, 0, 0])  # another branch from turn 3: kept
+    # the next turn: the last reply came back re-tokenized ([9, 10] as [9, 11])
+    _write(store, [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13])
+    assert set(_files(tmp_path)) == {(9, 9), (1, 2, 3, 4, 5, 6, 0, 0, 0, 0),
+                                      (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13)}
+    assert store.best_match([1, 2, 3, 4, 5, 6, 7, 8, 5], at_least=2)[1] == 8
+    assert store.best_match([1, 2, 3, 4, 5, 6, 7, 8, 5], at_least=8) is None
 
 
 def test_the_size_cap_evicts_the_least_recently_used(tmp_path):

@@ -13,9 +13,9 @@ prompt; anything else is ignored (and a damaged file deleted). Layout:
 
     MAGIC | u32 header length | header JSON | u32 CRC-32 of the header | zlib(state bytes)
 
-Files live in one folder under a size cap; the least recently used go first. A file whose
-tokens are a prefix of a newer file's (the same chat one turn earlier) is deleted when the
-newer one is written, so a chat keeps one file per branch.
+Files live in one folder under a size cap; the least recently used go first. A file that
+shares most of its tokens with a newer, longer one (the same chat a turn earlier) is deleted
+when the newer one is written, so a chat keeps about one file per branch.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def model_identity(model_path: str, n_ctx: int, kv_type: str, flash_attn: bool,
 
 def common_prefix(a: list[int], b: list[int]) -> int:
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):  # stops at the shorter one, as meant
         if x != y:
             break
         n += 1
@@ -185,12 +185,23 @@ class SessionStore:
             digest = hashlib.sha256(struct.pack(f"<{len(tokens)}i", *tokens)).hexdigest()[:16]
             path = self.folder / f"{self.prefix}-{digest}{SUFFIX}"
             for old, header in list(self._headers()):
-                if old != path and common_prefix(header.tokens, tokens) == len(header.tokens):
-                    old.unlink(missing_ok=True)  # the same chat, fewer turns: superseded
+                if old != path and _superseded(header.tokens, tokens):
+                    old.unlink(missing_ok=True)
             write_file(path, self.identity, tokens, state)
             enforce_cap(self.folder, self.cap_bytes)
         except OSError as exc:  # a full disk must not break the chat; the file is a hint
             self.last_error = f"Could not save the session: {exc}"
+
+
+def _superseded(old: list[int], new: list[int]) -> bool:
+    """The same chat a turn or more earlier: the new file holds all but the old one's tail.
+
+    Not only an exact prefix: the app re-tokenizes a reply from its text (and templates
+    trim it), so the tokens a reply was generated as rarely come back identical, and every
+    turn would otherwise leave a file behind. What is lost is at most a fifth of the old
+    file, re-read if the user goes back to that branch.
+    """
+    return len(new) >= len(old) and common_prefix(old, new) >= 0.8 * len(old)
 
 
 def enforce_cap(folder: Path, cap_bytes: int) -> None:
