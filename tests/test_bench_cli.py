@@ -41,6 +41,8 @@ def test_bench_quick_json_has_the_four_figures_and_their_raw_data(tmp_path):
     assert reopen["restored_tokens"] > reopen["prompt_tokens"] / 2
     assert reopen["session_file_bytes"] > 0
     assert result["machine"]["cores"] >= 1
+    opened = result["open_long_chat"]
+    assert opened["messages"] == 1000 and result["open_long_chat_ms"] > 0
 
 
 def test_bench_refuses_a_missing_model(tmp_path, capsys):

@@ -31,14 +31,14 @@ def _import_bench():
         raise ImportError("parlor bench needs the source checkout (the bench/ folder)")
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    from bench import engine_bench
+    from bench import engine_bench, open_chat
 
-    return engine_bench
+    return engine_bench, open_chat
 
 
 def run_bench(args) -> int:
     try:
-        engine_bench = _import_bench()
+        engine_bench, open_chat = _import_bench()
     except ImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -47,6 +47,9 @@ def run_bench(args) -> int:
         return 2
     result = engine_bench.run(args.model, quick=args.quick, n_ctx=args.n_ctx,
                               n_gpu_layers=args.n_gpu_layers, n_threads=args.threads)
+    result["open_long_chat"] = open_chat.measure(1_000 if args.quick else 10_000,
+                                                 repeats=1 if args.quick else 3)
+    result["open_long_chat_ms"] = result["open_long_chat"]["open_long_chat_ms"]
     if args.json:
         print(json.dumps(result))
     else:
@@ -68,6 +71,9 @@ def _table(r: dict) -> str:
         ("max_stall_ms", f"{r['max_stall_ms']:.1f}",
          f"stop in prompt {r['stream']['app']['stop_in_prompt_ms']:.0f} ms, "
          f"in stream {r['stream']['app']['stop_in_stream_ms']:.0f} ms"),
+        ("open_long_chat_ms", f"{r['open_long_chat_ms']:.1f}",
+         f"{r['open_long_chat']['messages']} messages, request to first paint; "
+         f"runs {r['open_long_chat']['runs_ms']}"),
     ]
     return "\n".join(f"{name:<24} {value:>8}   {detail}" for name, value, detail in rows)
 
