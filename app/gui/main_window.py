@@ -176,8 +176,9 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActio
     def _connect(self) -> None:
         self.composer.submitted.connect(self.send)
         self.send_button.clicked.connect(self.composer.submit)
-        self.stop_button.clicked.connect(self.controller.stop)
-        self.stop_action.triggered.connect(self.controller.stop)
+        self.stop_button.clicked.connect(self.stop_or_cancel)
+        self.stop_action.triggered.connect(self.stop_or_cancel)
+        self.worker.worker.load_progress.connect(self._on_load_progress)
         for trigger in (self.open_button.clicked, self.open_action.triggered):
             trigger.connect(self.choose_model)
         for trigger in (self.download_button.clicked, self.download_action.triggered):

@@ -50,18 +50,36 @@ class ModelActions:
             kv_type=s.kv_type, use_mmap=s.use_mmap, use_mlock=s.use_mlock,
             session_dir=str(self.ctx.paths.cache / "sessions") if s.session_cap_mb else "",
             session_cap_mb=s.session_cap_mb)
+        self.worker.worker.load_cancel.clear()
         self._load.emit(self._loading)
         return True
 
     def connect_engine(self) -> None:
         """Connect an engine that needs no file (a remote server): the server's model."""
         self.model_label.setText(self.tr("Connecting…"))
+        self._loading = None
         self._set_loading(True)
+        self.worker.worker.load_cancel.clear()
         self._load.emit(LoadParams(model_path="", n_ctx=self.ctx.settings.n_ctx))
 
     def _set_loading(self, loading: bool) -> None:
+        """While a model loads: no sending, and Stop cancels the load."""
+        self._is_loading = loading
         for w in (self.open_button, self.send_button, self.open_action):
             w.setEnabled(not loading)
+        self.stop_button.setEnabled(loading or self.controller.busy)
+
+    def stop_or_cancel(self) -> None:
+        if getattr(self, "_is_loading", False):
+            self._loading = None  # a cancelled load is not retried on the CPU
+            self.worker.worker.load_cancel.set()
+        else:
+            self.controller.stop()
+
+    def _on_load_progress(self, fraction: float) -> None:
+        if getattr(self, "_is_loading", False) and getattr(self, "_loading", None):
+            self.model_label.setText(self.tr("Loading {0}… {1}%").format(
+                Path(self._loading.model_path).name, int(fraction * 100)))
 
     def _on_loaded(self, info: ModelInfo) -> None:
         self._set_loading(False)
@@ -70,6 +88,8 @@ class ModelActions:
             self.ctx.save_settings()
         self.controller.set_model(info)
         self._show_model(info)
+        if info.warnings:
+            self.statusBar().showMessage(" ".join(info.warnings), 15000)
         self.model_loaded.emit(info)
 
     def _on_load_failed(self, message: str) -> None:

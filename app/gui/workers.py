@@ -22,6 +22,7 @@ BATCH_S = 0.05
 class GenerationWorker(QObject):
     loaded = Signal(object)            # ModelInfo
     load_failed = Signal(str)
+    load_progress = Signal(float)      # 0..1 as llama.cpp reads the file
     started = Signal(object)           # the prompt object the job built
     token_batch = Signal(str)
     stream_rate = Signal(int, float)   # tokens so far, tokens per second so far
@@ -36,11 +37,15 @@ class GenerationWorker(QObject):
 
     @Slot(object)
     def load(self, params: LoadParams) -> None:
-        self.load_cancel.clear()
+        """The caller clears `load_cancel` before asking: a Stop pressed before this slot
+        runs must still cancel."""
         try:
-            self.loaded.emit(self.engine.load(params, self.load_cancel))
+            self.loaded.emit(self.engine.load(params, self.load_cancel,
+                                              progress=self.load_progress.emit))
         except EngineError as exc:
             self.load_failed.emit(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug here must not leave the window waiting
+            self.load_failed.emit(f"{type(exc).__name__}: {exc}")
 
     @Slot(object, object)
     def generate(self, build: Callable, sampling: SamplingParams) -> None:

@@ -33,5 +33,7 @@ def make_window(qtbot):
 
 
 def load(qtbot, window, path) -> None:
-    with qtbot.waitSignal(window.worker.worker.loaded, timeout=60000):
+    # model_loaded comes from the window, on the GUI thread, once the model is in use; the
+    # worker's own `loaded` can be seen before the window has taken the model.
+    with qtbot.waitSignal(window.model_loaded, timeout=60000):
         assert window.load_model(str(path))

@@ -53,7 +53,9 @@ def test_shift_enter_is_a_new_line(qtbot, make_window):
 def test_stop_ends_the_reply_and_keeps_what_was_written(qtbot, make_window, tiny_llama_path):
     window = make_window(max_tokens=2000)
     load(qtbot, window, tiny_llama_path)
-    window.worker.worker.token_batch.connect(lambda _: window.stop_button.click())
+    # dataChanged comes on the GUI thread when streamed text reaches the view (a lambda on
+    # the worker's own signal would run on the worker's thread and touch widgets from there)
+    window.chat_model.dataChanged.connect(lambda *_: window.stop_button.click())
     with qtbot.waitSignal(window.controller.reply_finished, timeout=60000) as blocker:
         window.send("Tell me everything.")
     assert blocker.args[0].stopped
@@ -284,11 +286,11 @@ def test_gpu_offload_that_fails_falls_back_to_the_cpu(qtbot, make_window, tiny_l
 
     real_load = LocalEngine.load
 
-    def gpu_missing(self, params, cancel=None):
+    def gpu_missing(self, params, cancel=None, progress=None):
         if params.n_gpu_layers:
             raise EngineError("ggml_cuda_init: failed to initialize CUDA: no CUDA-capable "
                               "device is detected")
-        return real_load(self, params, cancel)
+        return real_load(self, params, cancel, progress)
 
     monkeypatch.setattr(LocalEngine, "load", gpu_missing)
     window = make_window()
@@ -312,3 +314,18 @@ def test_the_chats_persona_reaches_the_prompt_and_the_bubbles(qtbot, make_window
     assert window.chat_model.names["user"] == "Captain Vale"
     dialog = window.show_chats()
     assert dialog is not None and dialog.isVisible()
+
+
+def test_loading_shows_progress_and_stop_cancels_it(qtbot, make_window, tiny_llama_path):
+    window = make_window()
+    fractions = []
+    window.worker.worker.load_progress.connect(fractions.append)
+    load(qtbot, window, tiny_llama_path)
+    assert fractions and max(fractions) == 1.0
+    # a second load, cancelled at once with Stop: the window says so and stays usable
+    with qtbot.waitSignal(window.model_failed, timeout=60000) as failed:
+        window.load_model(str(tiny_llama_path))
+        assert window.stop_button.isEnabled()
+        window.stop_button.click()
+    assert "cancel" in failed.args[0].lower()
+    assert window.open_button.isEnabled() and window.banner.isVisible()

@@ -16,7 +16,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 from app.core.engine.base import EngineError, LoadParams, ModelInfo, SamplingParams, StreamStats
@@ -180,7 +180,8 @@ class RemoteEngine:
         return entries
 
     def load(self, params: LoadParams | None = None,
-             cancel: threading.Event | None = None) -> ModelInfo:
+             cancel: threading.Event | None = None,
+             progress: Callable[[float], None] | None = None) -> ModelInfo:
         """Check the server answers and learn the model and its context size.
 
         `params.n_ctx` is used only when the server does not say; the other load

@@ -249,13 +249,16 @@ class CharacterLibrary(QWidget):
     def reload(self) -> None:
         """Read the characters from the store again, keeping the selection if it is there."""
         keep = self.current_id()
-        self.model.clear()
-        for row in self.store.characters():
-            self.model.appendRow(self._item(row["id"], row["name"], row["avatar"]))
-        if keep is not None and self.select(keep):
-            return
-        if self.proxy.rowCount():
-            self.view.setCurrentIndex(self.proxy.index(0, 0))
+        self._reloading = True  # Qt versions differ in which rows they make current here
+        try:
+            self.model.clear()
+            for row in self.store.characters():
+                self.model.appendRow(self._item(row["id"], row["name"], row["avatar"]))
+            if not (keep is not None and self.select(keep)) and self.proxy.rowCount():
+                self.view.setCurrentIndex(self.proxy.index(0, 0))
+        finally:
+            self._reloading = False
+        self._on_current(self.view.currentIndex(), None)
 
     def _item(self, character_id: int, name: str, avatar: bytes | None) -> QStandardItem:
         item = QStandardItem(name)
@@ -293,6 +296,8 @@ class CharacterLibrary(QWidget):
         """Say when the chosen character changes; a reload that keeps it says nothing, so
         saving or duplicating does not reopen the chat."""
         chosen = current.data(Roles.ID) if current.isValid() else None
+        if getattr(self, "_reloading", False):
+            return
         if chosen is not None and chosen != self._chosen:
             self._chosen = chosen
             self.character_chosen.emit(chosen)
