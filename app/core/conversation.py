@@ -56,7 +56,7 @@ class PromptJob:
             template = preset(s.template)
         return build_prompt(self.inp, template, self.counter.bind(count_many),
                             n_ctx=self.info.n_ctx, max_new_tokens=s.max_tokens,
-                            settings=PromptSettings())
+                            settings=prompt_settings(s))
 
 
 IMPERSONATE_INSTRUCTION = ("[Write {{user}}'s next message in the chat, in {{user}}'s voice "
@@ -86,6 +86,16 @@ def chat_persona_of(store: Store, chat_id: int) -> tuple[str, str] | None:
     None when the user has made no persona yet."""
     row = store.chat_persona(chat_id)
     return (row["name"], row["description"] or "") if row is not None else None
+
+
+def prompt_settings(settings: Settings) -> PromptSettings:
+    """The user's prompt choices, over the builder's defaults."""
+    base = PromptSettings()
+    return PromptSettings(
+        order=list(settings.prompt_order) or base.order,
+        system_prompt_default=settings.system_prompt or base.system_prompt_default,
+        lore_scan_depth=settings.lore_scan_depth, lore_budget_tokens=settings.lore_budget_tokens,
+        extra_stops=[s for s in settings.stop_strings if s])
 
 
 def greetings(card: dict, user_name: str) -> list[str]:

@@ -38,6 +38,13 @@ class Settings:
     user_name: str = "You"        # the persona's name, for {{user}}
     persona: str = ""             # the persona's description
     template: str = "auto"        # "auto": the model's own chat template, else a preset name
+    system_prompt: str = ""       # used when a card has none; empty: Parlor's default
+    prompt_order: list = field(default_factory=lambda: [
+        "system", "description", "personality", "scenario", "persona", "examples",
+        "history", "lore", "post_history"])  # parts after "history" follow the chat
+    stop_strings: list = field(default_factory=list)  # more strings that end a reply
+    lore_scan_depth: int = 4      # how many recent messages lore keys are looked for in
+    lore_budget_tokens: int = 512  # the most tokens activated lore may take
     enter_sends: bool = True      # Enter sends and Shift+Enter is a new line (else reversed)
     theme: str = "system"         # system | light | dark
     font_size: int = 0            # points for the chat text; 0: the system's size

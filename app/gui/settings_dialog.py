@@ -6,8 +6,6 @@ The rows are data (SECTIONS), so adding a setting is one line here and one field
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -70,6 +68,17 @@ SECTIONS: dict[str, list[tuple]] = {
          "longtext", None),
         ("template", "Chat template", "'auto' uses the model's own template; or pick a preset.",
          "choice", ("auto", *PRESET_NAMES)),
+        ("system_prompt", "Default system prompt", "Used when a card has none; empty uses "
+         "Parlor's. {{char}} and {{user}} work here.", "longtext", None),
+        ("prompt_order", "Order of the parts", "Comma-separated: system, description, "
+         "personality, scenario, persona, examples, history, lore, post_history.", "list",
+         None),
+        ("stop_strings", "Extra stop strings", "One per line; the reply ends where one "
+         "appears.", "lines", None),
+        ("lore_scan_depth", "Lore scan depth", "How many recent messages lore keys are "
+         "looked for in.", "int", (1, 1000, 1)),
+        ("lore_budget_tokens", "Lore budget", "The most tokens activated lore may take.",
+         "int", (0, 100_000, 64)),
     ],
     "Appearance": [
         ("theme", "Theme", "Follow the system, or always light or dark.", "choice",
@@ -141,10 +150,9 @@ class SettingsDialog(QDialog):
         self.applied.emit(changed)
 
     def restore_defaults(self) -> None:
-        defaults = {f.name: f.default for f in fields(Settings) if f.name in self.editors}
-        for key, value in defaults.items():
-            kind, editor = self.editors[key]
-            _set(kind, editor, value)
+        defaults = Settings()
+        for key, (kind, editor) in self.editors.items():
+            _set(kind, editor, getattr(defaults, key))
 
     def _ok(self) -> None:
         self.apply()
@@ -166,7 +174,7 @@ def _editor(kind: str, options) -> QWidget:
         w.addItems(list(options))
     elif kind == "bool":
         w = QCheckBox()
-    elif kind == "longtext":
+    elif kind in ("longtext", "lines"):
         w = QPlainTextEdit()
         w.setMaximumHeight(90)
     else:
@@ -178,11 +186,15 @@ def _set(kind: str, w: QWidget, value) -> None:
     {"int": lambda: w.setValue(int(value)), "float": lambda: w.setValue(float(value)),
      "choice": lambda: w.setCurrentText(str(value)), "bool": lambda: w.setChecked(bool(value)),
      "longtext": lambda: w.setPlainText(str(value)),
+     "lines": lambda: w.setPlainText("\n".join(value)),
+     "list": lambda: w.setText(", ".join(value)),
      "text": lambda: w.setText(str(value))}[kind]()
 
 
 def _get(kind: str, w: QWidget):
     getters = {"int": lambda: w.value(), "float": lambda: round(w.value(), 4),
                "choice": lambda: w.currentText(), "bool": lambda: w.isChecked(),
-               "longtext": lambda: w.toPlainText(), "text": lambda: w.text()}
+               "longtext": lambda: w.toPlainText(), "text": lambda: w.text(),
+               "lines": lambda: [ln for ln in w.toPlainText().split("\n") if ln],
+               "list": lambda: [p.strip() for p in w.text().split(",") if p.strip()]}
     return getters[kind]()

@@ -79,3 +79,23 @@ def test_hidden_system_lines_from_sillytavern_never_reach_the_prompt():
                msg(3, "user", "Hi!")]
     inp = prompt_input({"name": "Wren"}, Settings(), history)
     assert [m.text for m in inp.history] == ["Hello.", "Hi!"]
+
+
+def test_the_users_prompt_choices_reach_the_builder():
+    from app.core.conversation import prompt_settings
+    from app.core.prompt import Message, PromptInput, build_prompt, preset
+    from app.core.settings import Settings
+
+    settings = Settings(prompt_order=["system", "description", "history"],
+                        stop_strings=["THE END"], system_prompt="Narrate {{char}} well.",
+                        lore_scan_depth=2)
+    built = build_prompt(
+        PromptInput({"name": "Wren", "description": "Keeps the lamps.",
+                     "scenario": "A storm.", "mes_example": "<START>\n{{char}}: Hm."},
+                    "Ash", history=[Message("user", "Hi")]),
+        preset("chatml"), lambda t: len(t) // 4 + 1, n_ctx=2048, max_new_tokens=64,
+        settings=prompt_settings(settings))
+    assert "Narrate Wren well." in built.text and "Keeps the lamps." in built.text
+    assert "A storm." not in built.text and "Hm." not in built.text  # left out of the order
+    assert "THE END" in built.stop
+    assert prompt_settings(settings).lore_scan_depth == 2

@@ -75,3 +75,14 @@ def test_a_kv_cache_the_model_cannot_take_is_explained(qtbot, make_window, tiny_
         dialog.apply()
     assert "f16" in failed.args[0]
     assert window.banner.isVisible() and window.open_button.isEnabled()
+
+
+def test_prompt_order_and_stop_strings_are_edited_as_text(qtbot, make_window):
+    window = make_window()
+    dialog = window.show_settings()
+    dialog.editors["prompt_order"][1].setText("system, description ,history")
+    dialog.editors["stop_strings"][1].setPlainText("THE END\n\n###")
+    dialog.apply()
+    assert window.ctx.settings.prompt_order == ["system", "description", "history"]
+    assert window.ctx.settings.stop_strings == ["THE END", "###"]
+    assert Settings.load(window.ctx.paths.settings_file).stop_strings == ["THE END", "###"]
