@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.core.engine import ModelInfo, SamplingParams
+from app.core.engine.presets import apply_overrides
 from app.core.prompt import (
     BuiltPrompt,
     MacroContext,
@@ -105,7 +106,14 @@ def greetings(card: dict, user_name: str) -> list[str]:
     return [expand_macros(t, ctx) for t in texts if t] or [""]
 
 
-def sampling_from(settings: Settings, stop: list[str]) -> SamplingParams:
-    return SamplingParams(max_tokens=settings.max_tokens, temperature=settings.temperature,
-                          top_p=settings.top_p, min_p=settings.min_p, top_k=settings.top_k,
-                          repeat_penalty=settings.repeat_penalty, stop=tuple(stop))
+SAMPLER_KEYS = ("max_tokens", "temperature", "top_p", "min_p", "top_k", "typical_p",
+                "repeat_penalty", "repeat_last_n", "presence_penalty", "frequency_penalty",
+                "mirostat_mode", "mirostat_tau", "mirostat_eta", "seed")
+
+
+def sampling_from(settings: Settings, stop: list[str],
+                  chat_overrides: dict | None = None) -> SamplingParams:
+    """The settings' samplers, then the chat's own overrides (checked) on top."""
+    base = SamplingParams(**{k: getattr(settings, k) for k in SAMPLER_KEYS},
+                          stop=tuple(stop))
+    return apply_overrides(base, chat_overrides) if chat_overrides else base

@@ -35,6 +35,14 @@ class Settings:
     min_p: float = 0.05
     top_k: int = 40
     repeat_penalty: float = 1.1
+    repeat_last_n: int = 64       # how far back the repetition penalty looks
+    typical_p: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    mirostat_mode: int = 0        # 0 off, 1 or 2: Mirostat instead of the samplers above
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
+    seed: int = -1                # -1: a new random seed for every reply
     user_name: str = "You"        # the persona's name, for {{user}}
     persona: str = ""             # the persona's description
     template: str = "auto"        # "auto": the model's own chat template, else a preset name

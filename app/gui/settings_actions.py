@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (
 
 from app.core.engine.local import LocalEngine
 from app.gui.settings_dialog import SettingsDialog
-from app.gui.settings_pages import DataPage, ServerPage
+from app.gui.settings_pages import DataPage, SamplerPresetBar, ServerPage
 from app.gui.theme import apply_theme
 
 # Settings that only take effect when the model is loaded again.
@@ -23,6 +23,8 @@ class SettingsActions:
         dialog = SettingsDialog(self.ctx.settings, self)
         dialog.applied.connect(self.apply_settings)
         data, server = DataPage(self.ctx), ServerPage(self.ctx)
+        self.preset_bar = SamplerPresetBar(self.ctx, dialog, self.controller.chat_id)
+        dialog.add_to_section("Generation", self.preset_bar)
         dialog.add_page(self.tr("Server"), server)
         dialog.add_page(self.tr("Data"), data)
         dialog.applied.connect(lambda _changed: data.save_token())

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QScrollArea,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -61,6 +62,22 @@ SECTIONS: dict[str, list[tuple]] = {
          (0, 1000, 1)),
         ("repeat_penalty", "Repetition penalty", "Above 1 discourages repeating recent text.",
          "float", (0.5, 2.0, 0.01)),
+        ("repeat_last_n", "Repetition range", "How many recent tokens the penalty looks at.",
+         "int", (0, 32768, 16)),
+        ("typical_p", "Typical-p", "Keep tokens close to the expected surprise; 1 is off.",
+         "float", (0.0, 1.0, 0.01)),
+        ("presence_penalty", "Presence penalty", "Discourages any token already used.",
+         "float", (-2.0, 2.0, 0.05)),
+        ("frequency_penalty", "Frequency penalty", "Discourages tokens by how often they "
+         "were used.", "float", (-2.0, 2.0, 0.05)),
+        ("mirostat_mode", "Mirostat", "0 off; 1 or 2 steers surprise instead of the "
+         "samplers above.", "int", (0, 2, 1)),
+        ("mirostat_tau", "Mirostat target", "The surprise Mirostat aims for.", "float",
+         (0.0, 20.0, 0.1)),
+        ("mirostat_eta", "Mirostat rate", "How fast Mirostat adjusts.", "float",
+         (0.0, 1.0, 0.01)),
+        ("seed", "Seed", "The same seed and prompt give the same reply; -1 picks a new one.",
+         "int", (-1, 2_147_483_647, 1)),
     ],
     "Prompt": [
         ("user_name", "Your name", "Replaces {{user}} in cards and messages.", "text", None),
@@ -103,8 +120,13 @@ class SettingsDialog(QDialog):
         self.setMinimumWidth(560)
         self.editors: dict[str, tuple[str, QWidget]] = {}
         tabs = QTabWidget()
+        self.sections: dict[str, QWidget] = {}
         for section, rows in SECTIONS.items():
-            tabs.addTab(self._section(rows), self.tr(section))
+            self.sections[section] = self._section(rows)
+            scroll = QScrollArea()  # long sections scroll instead of squashing their rows
+            scroll.setWidgetResizable(True)
+            scroll.setWidget(self.sections[section])
+            tabs.addTab(scroll, self.tr(section))
         self.tabs = tabs
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Apply
@@ -139,6 +161,16 @@ class SettingsDialog(QDialog):
 
     def add_page(self, title: str, page: QWidget) -> None:
         self.tabs.addTab(page, title)
+
+    def add_to_section(self, section: str, widget: QWidget) -> None:
+        """Put `widget` above the settings of `section` (e.g. sampler presets)."""
+        self.sections[section].layout().insertRow(0, widget)
+
+    def set_values(self, values: dict) -> None:
+        for key, value in values.items():
+            if key in self.editors:
+                kind, editor = self.editors[key]
+                _set(kind, editor, value)
 
     def values(self) -> dict:
         return {key: _get(kind, editor) for key, (kind, editor) in self.editors.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -24,6 +24,9 @@ from PySide6.QtWidgets import (
 
 from app.core.backup import BackupError, list_snapshots, restore_snapshot, snapshot
 from app.core.context import AppContext
+from app.core.conversation import SAMPLER_KEYS, sampling_from
+from app.core.engine import SamplingParams
+from app.core.engine.presets import PresetError, SamplerPresets, overrides_between
 from app.core.export_all import ExportError, export_everything, import_everything
 from app.core.logs import diagnostics
 from app.core.secrets import HUB_TOKEN, SecretsError, remote_key_name
@@ -197,3 +200,73 @@ class ServerPage(QWidget):
             self.ctx.secrets.set(remote_key_name(url), self.key.text())
         self.ctx.settings.extra["remote_url"] = url
         self.connect_requested.emit(url, key, self.mode.currentData())
+
+
+class SamplerPresetBar(QWidget):
+    """Named sampler presets (built-in and saved), and samplers for one chat only."""
+
+    def __init__(self, ctx: AppContext, dialog, chat_id: int | None, parent=None) -> None:
+        super().__init__(parent)
+        self.ctx, self.dialog, self.chat_id = ctx, dialog, chat_id
+        self.presets = SamplerPresets(ctx.paths.config / "sampler_presets")
+        self.names = QComboBox()
+        self.names.setAccessibleName(self.tr("Sampler preset"))
+        self.name = QLineEdit()
+        self.name.setPlaceholderText(self.tr("name for the current samplers"))
+        self.status = QLabel()
+        self.status.setTextFormat(Qt.TextFormat.PlainText)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel(self.tr("Preset")))
+        row.addWidget(self.names)
+        for text, slot in ((self.tr("Use"), self.use), (self.tr("Save as"), self.save)):
+            button = QPushButton(text)
+            button.clicked.connect(slot)
+            row.addWidget(button)
+            if text == self.tr("Use"):
+                row.addWidget(self.name)
+        chat_only = QPushButton(self.tr("For this chat only"))
+        chat_only.setToolTip(self.tr("Keep these samplers for the open chat; the others "
+                                     "keep the general ones"))
+        chat_only.clicked.connect(self.save_for_chat)
+        chat_only.setEnabled(chat_id is not None)
+        row.addWidget(chat_only)
+        row.addWidget(self.status)
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.names.clear()
+        self.names.addItems(self.presets.names())
+
+    def _current(self) -> SamplingParams:
+        values = self.dialog.values()
+        return SamplingParams(**{k: values[k] for k in SAMPLER_KEYS})
+
+    def use(self, name: str | None = None) -> None:
+        try:
+            params = self.presets.get(name or self.names.currentText())
+        except PresetError as exc:
+            self.status.setText(str(exc))
+            return
+        self.dialog.set_values({k: getattr(params, k) for k in SAMPLER_KEYS})
+
+    def save(self) -> None:
+        name = self.name.text().strip()
+        if not name:
+            self.status.setText(self.tr("Give the preset a name first."))
+            return
+        try:
+            self.presets.save(name, self._current())
+        except (PresetError, OSError) as exc:
+            self.status.setText(str(exc))
+            return
+        self.refresh()
+        self.names.setCurrentText(name)
+        self.status.setText(self.tr("Saved."))
+
+    def save_for_chat(self) -> None:
+        general = sampling_from(self.ctx.settings, [])
+        extra = self.ctx.store.chat_extra(self.chat_id)
+        extra["sampler"] = overrides_between(general, self._current())
+        self.ctx.store.set_chat_extra(self.chat_id, extra)
+        self.status.setText(self.tr("This chat keeps its own samplers."))

@@ -86,3 +86,27 @@ def test_prompt_order_and_stop_strings_are_edited_as_text(qtbot, make_window):
     assert window.ctx.settings.prompt_order == ["system", "description", "history"]
     assert window.ctx.settings.stop_strings == ["THE END", "###"]
     assert Settings.load(window.ctx.paths.settings_file).stop_strings == ["THE END", "###"]
+
+
+def test_sampler_presets_and_samplers_for_one_chat(qtbot, make_window, tiny_llama_path):
+    from tests.gui.conftest import load
+
+    window = make_window(max_tokens=4)
+    load(qtbot, window, tiny_llama_path)
+    dialog = window.show_settings()
+    bar = window.preset_bar
+    assert {"Default", "Creative", "Precise", "Mirostat"} <= set(bar.presets.names())
+    bar.use("Mirostat")
+    assert dialog.values()["mirostat_mode"] in (1, 2)
+    bar.name.setText("My evening")
+    bar.save()
+    assert "My evening" in bar.presets.names()
+    dialog.editors["temperature"][1].setValue(0.3)
+    dialog.editors["seed"][1].setValue(1234)
+    bar.save_for_chat()
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=60000):
+        window.send("Hello")
+    used = window.chat_model.messages()[-1]
+    info = window.ctx.store.message(used.id).gen_info
+    assert info["sampler"]["temperature"] == 0.3 and info["sampler"]["seed"] == 1234
+    assert window.ctx.settings.temperature != 0.3   # the general settings are untouched

@@ -9,7 +9,7 @@ writes the user's next line into the composer and stores nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -221,7 +221,9 @@ class ChatController(QObject):
         if target.kind == "reply":
             self._save_timer.start()
         self.busy_changed.emit(True)
-        self._generate.emit(job, sampling_from(self.ctx.settings, stop or []))
+        overrides = self.ctx.store.chat_extra(self.chat_id).get("sampler")
+        self._sampling = sampling_from(self.ctx.settings, stop or [], overrides)
+        self._generate.emit(job, self._sampling)
 
     def _on_started(self, prompt) -> None:
         self.last_prompt = prompt
@@ -261,12 +263,11 @@ class ChatController(QObject):
         if self._target is None:
             return
         stats = stats or StreamStats()
-        s = self.ctx.settings
+        sampler = {k: v for k, v in asdict(self._sampling).items() if k != "stop"}
         self._finish("stopped" if stats.stopped else "complete", {
             "model": self.info.name if self.info else "", "seed": stats.seed,
-            "sampler": {"temperature": s.temperature, "top_p": s.top_p, "min_p": s.min_p,
-                        "top_k": s.top_k, "repeat_penalty": s.repeat_penalty},
-            "tokens": stats.tokens, "tokens_per_s": round(stats.tokens_per_s, 2)})
+            "sampler": sampler, "tokens": stats.tokens,
+            "tokens_per_s": round(stats.tokens_per_s, 2)})
         self.reply_finished.emit(stats)
 
     def _on_failed(self, message: str, crashed: bool) -> None:
