@@ -57,6 +57,7 @@ class Settings:
     theme: str = "system"         # system | light | dark
     font_size: int = 0            # points for the chat text; 0: the system's size
     chat_layout: str = "bubbles"  # bubbles | book
+    hf_endpoint: str = ""         # a Hugging Face mirror; empty: HF_ENDPOINT or the hub
     first_run_done: bool = False  # the first-run guide was finished or skipped
     extra: dict = field(default_factory=dict)  # keys this version does not know, kept as-is
 

@@ -11,7 +11,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.engine import LoadParams, ModelInfo
-from app.core.gguf_meta import GGUFError, validate_gguf
+from app.core.gguf_meta import GGUFError, estimate_memory, validate_gguf
+from app.core.secrets import HUB_TOKEN, SecretsError
 from app.gui.models.convert_dialog import open_gguf
 from app.gui.models.download_dialog import DownloadDialog
 
@@ -36,11 +37,14 @@ class ModelActions:
     def load_model(self, path: str, n_gpu_layers: int | None = None) -> bool:
         """Check the file, then load it on the worker thread. False if the file is bad."""
         try:
-            validate_gguf(path)
+            header = validate_gguf(path)
         except (GGUFError, OSError) as exc:
             self._show_error(self.tr("Cannot open the model:\n{0}").format(exc))
             return False
         s = self.ctx.settings
+        self.model_summary = describe_header(header, s.n_ctx, s.kv_type)
+        self.model_label.setToolTip(self.model_summary)
+        self.statusBar().showMessage(self.model_summary, 10000)
         self.model_label.setText(self.tr("Loading {0}…").format(Path(path).name))
         self._set_loading(True)
         self._loading = LoadParams(
@@ -115,7 +119,12 @@ class ModelActions:
             info.name, info.n_ctx, info.n_gpu_layers))
 
     def show_download(self) -> DownloadDialog:
-        dialog = DownloadDialog.for_app(self.ctx.paths, self.ctx.settings, self)
+        try:
+            token = self.ctx.secrets.get(HUB_TOKEN)
+        except SecretsError as exc:
+            self.statusBar().showMessage(str(exc), 10000)
+            token = None
+        dialog = DownloadDialog.for_app(self.ctx.paths, self.ctx.settings, self, token=token)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.model_ready.connect(self._offer_load)
         dialog.show()
@@ -139,3 +148,18 @@ class ModelActions:
         self._load_offer = box
         return box
 
+
+def describe_header(header, n_ctx: int, kv_type: str) -> str:
+    """What "Open GGUF…" tells before loading: architecture, layers, experts, training
+    context, quant type, and the memory a context of `n_ctx` would need."""
+    experts = f", {header.expert_used_count} of {header.expert_count} experts used" \
+        if header.expert_count else ""
+    try:
+        need = estimate_memory(header, n_ctx, kv_type=kv_type)["total_bytes"] / 1e9
+        size = f"{need:.1f} GB" if need >= 1 else f"{need * 1000:.0f} MB"
+        memory = f"; about {size} with a {n_ctx}-token context"
+    except (GGUFError, KeyError, ValueError, ZeroDivisionError):
+        memory = ""
+    return (f"{header.architecture or 'unknown architecture'}, {header.n_layer} layers"
+            f"{experts}, trained on {header.context_length} tokens, "
+            f"{header.file_type or 'unknown'} quantization{memory}")

@@ -27,7 +27,8 @@ class SettingsActions:
         dialog.add_to_section("Generation", self.preset_bar)
         dialog.add_page(self.tr("Server"), server)
         dialog.add_page(self.tr("Data"), data)
-        dialog.applied.connect(lambda _changed: data.save_token())
+        dialog.applied.connect(lambda _changed: (data.save_token(), data._save_mirror(),
+                                                 self.ctx.save_settings()))
         data.data_replaced.connect(self._on_data_replaced)
         server.connect_requested.connect(self.use_server)
         server.local_requested.connect(self.use_local)

@@ -72,6 +72,10 @@ class DataPage(QWidget):
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText(self.tr("for gated models; HF_TOKEN also works"))
         form.addRow(self.tr("Hugging Face token"), self.token)
+        self.mirror = QLineEdit(ctx.settings.hf_endpoint)
+        self.mirror.setPlaceholderText(self.tr("https://huggingface.co (or a mirror)"))
+        self.mirror.editingFinished.connect(self._save_mirror)
+        form.addRow(self.tr("Model hub address"), self.mirror)
         self.where = QLabel()
         self.where.setWordWrap(True)
         form.addRow("", self.where)
@@ -88,6 +92,9 @@ class DataPage(QWidget):
             item.setData(256, str(snap.path))
             self.snapshots.addItem(item)
         self.where.setText(self.ctx.secrets.where())
+
+    def _save_mirror(self) -> None:
+        self.ctx.settings.hf_endpoint = self.mirror.text().strip()
 
     def save_token(self) -> None:
         if self.token.text():

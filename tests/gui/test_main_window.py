@@ -329,3 +329,20 @@ def test_loading_shows_progress_and_stop_cancels_it(qtbot, make_window, tiny_lla
         window.stop_button.click()
     assert "cancel" in failed.args[0].lower()
     assert window.open_button.isEnabled() and window.banner.isVisible()
+
+
+def test_opening_a_model_says_what_it_is_and_what_it_needs(qtbot, make_window, tiny_moe_path):
+    window = make_window()
+    load(qtbot, window, tiny_moe_path)
+    summary = window.model_label.toolTip()
+    assert "llama, 2 layers" in summary and "2 of 4 experts" in summary
+    assert "MB with a 4096-token context" in summary
+
+
+def test_the_download_dialog_uses_the_stored_token_and_mirror(qtbot, make_window, monkeypatch):
+    window = make_window()
+    window.ctx.secrets.set("hub_token", "hf_storedtoken")
+    window.ctx.settings.hf_endpoint = "http://127.0.0.1:9"   # nothing listens: no traffic
+    dialog = window.show_download()
+    assert dialog.hub.token == "hf_storedtoken"
+    assert dialog.hub.base_url == "http://127.0.0.1:9"

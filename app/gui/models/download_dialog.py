@@ -220,12 +220,15 @@ class DownloadDialog(QDialog):
         self._show_catalog()
 
     @classmethod
-    def for_app(cls, paths, settings, parent: QWidget | None = None) -> DownloadDialog:
-        """The dialog on this machine, the default catalog, the hub from the settings (a
-        mirror in `settings.extra["hf_endpoint"]`, else HF_ENDPOINT or huggingface.co)."""
+    def for_app(cls, paths, settings, parent: QWidget | None = None,
+                token: str | None = None) -> DownloadDialog:
+        """The dialog on this machine, the default catalog, the hub from the settings (the
+        mirror in `settings.hf_endpoint`, else HF_ENDPOINT or huggingface.co) and `token`
+        (Parlor's stored one; None: huggingface_hub's login or HF_TOKEN)."""
         from app.core.machine import read_machine
 
-        hub = Hub(endpoint=settings.extra.get("hf_endpoint") or None)
+        hub = Hub(endpoint=settings.hf_endpoint or settings.extra.get("hf_endpoint") or None,
+                  token=token or None)
         return cls(read_machine(), cat.load_catalog(), hub, paths.models, parent,
                    n_ctx=settings.n_ctx)
 
