@@ -240,3 +240,22 @@ def save_png_placeholder() -> bytes:
     from app.core.cards import placeholder_png
 
     return placeholder_png(new_card("Jay"))
+
+
+def test_unknown_top_level_keys_survive_import_and_export(library, tmp_path):
+    import json as _json
+
+    source = tmp_path / "odd.json"
+    source.write_text(_json.dumps({
+        "spec": "chara_card_v3", "spec_version": "3.0", "made_with": "SomeEditor 2.1",
+        "fork_of": {"url": "https://example.invalid/c/42"},
+        "data": {"name": "Odd", "description": "d", "personality": "", "scenario": "",
+                 "first_mes": "hi", "mes_example": "", "extensions": {"x": {"y": 1}}}}))
+    ids, errors = library.import_files([str(source)])
+    assert ids and not errors
+    out = tmp_path / "out.json"
+    library.export(ids[0], str(out))
+    written = _json.loads(out.read_text())
+    assert written["made_with"] == "SomeEditor 2.1"
+    assert written["fork_of"] == {"url": "https://example.invalid/c/42"}
+    assert written["data"]["extensions"] == {"x": {"y": 1}}

@@ -77,6 +77,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX chats_by_last_use ON chats(last_used_at);
     CREATE UNIQUE INDEX personas_one_default ON personas(is_default) WHERE is_default = 1;
     """,
+    # 3: a card's top-level keys besides spec, spec_version and data, kept for export.
+    """
+    ALTER TABLE characters ADD COLUMN card_extra TEXT;
+    """,
 ]
 
 

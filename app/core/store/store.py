@@ -54,15 +54,21 @@ class Store(MessageTree, ChatLibrary, Personas):
 
     # --- characters -------------------------------------------------------------------
     def add_character(self, card_data: dict, avatar: bytes | None = None,
-                      builtin_key: str | None = None) -> int:
+                      builtin_key: str | None = None, extra: dict | None = None) -> int:
+        """`card_data` is the V3 `data`; `extra` the card's other top-level keys (kept so an
+        export gives back what was imported)."""
         now = time.time()
         with self._tx() as c:
             cur = c.execute(
                 "INSERT INTO characters (name, card_json, avatar, builtin_key, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                " updated_at, card_extra) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (card_data.get("name") or "Unnamed", json.dumps(card_data), avatar,
-                 builtin_key, now, now))
+                 builtin_key, now, now, json.dumps(extra) if extra else None))
             return cur.lastrowid
+
+    def character_extra(self, character_id: int) -> dict:
+        rows = self._query("SELECT card_extra FROM characters WHERE id = ?", (character_id,))
+        return json.loads(rows[0]["card_extra"]) if rows and rows[0]["card_extra"] else {}
 
     def character_by_builtin(self, key: str) -> int | None:
         rows = self._query("SELECT id FROM characters WHERE builtin_key = ?", (key,))

@@ -321,7 +321,8 @@ class CharacterLibrary(QWidget):
     def card(self, character_id: int) -> Card:
         """The stored character as a Card (its data as saved, its avatar image)."""
         data = self.store.character_card(character_id)
-        card = card_from_json({"spec": SPEC_V3, "spec_version": "3.0", "data": data},
+        card = card_from_json({**self.store.character_extra(character_id), "spec": SPEC_V3,
+                               "spec_version": "3.0", "data": data},
                               f"character {character_id}")
         card.avatar = self._avatar(character_id)
         return card
@@ -334,7 +335,8 @@ class CharacterLibrary(QWidget):
         for path in paths:
             try:
                 card = load_card(path)
-                ids.append(self.store.add_character(card.data, card.avatar))
+                ids.append(self.store.add_character(card.data, card.avatar,
+                                                    extra=card.extra))
             except CardError as exc:
                 errors.append(str(exc))
             except StoreError as exc:
