@@ -284,6 +284,8 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActio
             self.budget_bar.show_prompt(prompt, info.n_ctx, self.ctx.settings.max_tokens)
             self.context_label.setToolTip(self.budget_bar.toolTip())
             self.chat_model.set_out_of_context(prompt.dropped_messages)
+        if prompt.warnings:  # e.g. the model's template failed and a preset stood in
+            self.statusBar().showMessage("⚠ " + " ".join(prompt.warnings), 15000)
 
     def _on_composer_changed(self) -> None:
         text = self.composer.toPlainText()

@@ -346,3 +346,18 @@ def test_the_download_dialog_uses_the_stored_token_and_mirror(qtbot, make_window
     dialog = window.show_download()
     assert dialog.hub.token == "hf_storedtoken"
     assert dialog.hub.base_url == "http://127.0.0.1:9"
+
+
+def test_a_broken_model_template_falls_back_with_a_visible_warning(qtbot, make_window,
+                                                                 tmp_path):
+    from tests.tiny_models import write_tiny_llama
+
+    model = write_tiny_llama(tmp_path / "bad-template.gguf",
+                             chat_template="{% for m in messages %}{{ m.content.nope() }}"
+                                           "{% endfor %}")
+    window = make_window(max_tokens=4)
+    load(qtbot, window, model)
+    _reply_once(qtbot, window, "Hello")
+    assert window.controller.last_prompt.warnings
+    assert "⚠" in window.statusBar().currentMessage()
+    assert window.chat_model.messages()[-1].status == "complete"
