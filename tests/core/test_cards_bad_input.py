@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import json
 import struct
 import zipfile
 import zlib
-from pathlib import Path
 
 import pytest
 
@@ -23,11 +21,7 @@ from app.core.cards import (
     new_card,
     save_card,
 )
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cards"
-_spec = importlib.util.spec_from_file_location("card_fixtures", FIXTURES / "make_fixtures.py")
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
+from tests.card_fixtures import FIXTURES, fx
 
 
 def error_for(data: bytes, filename: str) -> str:

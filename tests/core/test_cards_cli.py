@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from app.commands import card as card_command
 from app.core.cards import load_card, to_v2_json, to_v3_json
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cards"
-_spec = importlib.util.spec_from_file_location("card_fixtures", FIXTURES / "make_fixtures.py")
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
+from tests.card_fixtures import FIXTURES, fx
 
 
 def run(*argv: str) -> int:

@@ -5,13 +5,11 @@ A card that does import must also export, and read back to the same card.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import warnings
 import zipfile
 import zlib
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,11 +27,7 @@ from app.core.cards import (
     to_v3_json,
 )
 from app.core.cards.model import CARD_FIELDS, ROOT_MIRRORS
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cards"
-_spec = importlib.util.spec_from_file_location("card_fixtures", FIXTURES / "make_fixtures.py")
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
+from tests.card_fixtures import FIXTURES, fx
 
 FUZZ = settings(max_examples=1000, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -23,11 +21,7 @@ from app.core.cards import (
     split_decorators,
 )
 from app.core.cards.lorebook import WI_DEFAULTS, WI_TO_EXT
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cards"
-_spec = importlib.util.spec_from_file_location("card_fixtures", FIXTURES / "make_fixtures.py")
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
+from tests.card_fixtures import FIXTURES, fx
 
 
 def test_world_info_entries_keyed_by_number_become_a_list_in_numeric_order():

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
@@ -21,12 +19,7 @@ from app.core.cards import (
     to_v2_json,
     to_v3_json,
 )
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cards"
-_spec = importlib.util.spec_from_file_location("card_fixtures", FIXTURES / "make_fixtures.py")
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
-
+from tests.card_fixtures import FIXTURES, fx
 
 # --- where the card chunk sits, and which one wins ------------------------------------------
 

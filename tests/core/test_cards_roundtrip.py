@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import copy
-import importlib.util
 import io
 import json
 import zipfile
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,11 +25,7 @@ from app.core.cards import (
 )
 from app.core.cards.model import CARD_FIELDS, ROOT_MIRRORS, TEXT_FIELDS
 from app.core.cards.png import chunk_keyword, image_size, read_chunks
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cards"
-_spec = importlib.util.spec_from_file_location("card_fixtures", FIXTURES / "make_fixtures.py")
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
+from tests.card_fixtures import FIXTURES, fx
 
 ENTRY_FIELDS = {"keys", "content", "extensions", "enabled", "insertion_order", "use_regex",
                 "case_sensitive", "constant", "name", "priority", "id", "comment", "selective",
