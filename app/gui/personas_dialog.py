@@ -55,8 +55,10 @@ class PersonasDialog(QDialog):
         self.list = QListWidget()
         self.list.setAccessibleName(self.tr("Personas"))
         self.name_edit = QLineEdit()
+        self.name_edit.setAccessibleName(self.tr("Persona name"))
         self.name_edit.setPlaceholderText(self.tr("The name {{user}} stands for"))
         self.description_edit = QPlainTextEdit()
+        self.description_edit.setAccessibleName(self.tr("Persona description"))
         self.description_edit.setPlaceholderText(
             self.tr("Who you are in the story: looks, background, manner. The model reads "
                     "this with the character's card."))

@@ -101,6 +101,7 @@ class GreetingsEditor(QWidget):
         self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.text = QPlainTextEdit()
         self.text.setPlaceholderText(self.tr("Another first message the user can swipe to"))
+        self.text.setAccessibleName(self.tr("Greeting text"))
         add = QPushButton(self.tr("Add"))
         add.setAccessibleName(self.tr("Add a greeting"))
         self.remove = QPushButton(self.tr("Remove"))

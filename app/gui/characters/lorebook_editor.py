@@ -62,6 +62,9 @@ class EntryForm(QWidget):
         self.keys = QLineEdit()
         self.secondary = QLineEdit()
         self.content = QPlainTextEdit()
+        for widget, name in ((self.comment, "Entry name"), (self.keys, "Keys"),
+                             (self.secondary, "Secondary keys"), (self.content, "Content")):
+            widget.setAccessibleName(self.tr(name))
         self.order = QSpinBox()
         self.order.setRange(-1_000_000, 1_000_000)
         self.position = QComboBox()
@@ -157,6 +160,7 @@ class LorebookEditor(QWidget):
         super().__init__(parent)
         self.name = QLineEdit()
         self.name.setPlaceholderText(self.tr("Lorebook name"))
+        self.name.setAccessibleName(self.tr("Lorebook name"))
         self.entries = QListWidget()
         self.entries.setAccessibleName(self.tr("Lorebook entries"))
         self.form = EntryForm()

@@ -275,6 +275,7 @@ class DownloadDialog(QDialog):
         box = QVBoxLayout(page)
         row = QHBoxLayout()
         self.repo_edit = QLineEdit()
+        self.repo_edit.setAccessibleName(self.tr("Repository"))
         self.repo_edit.setPlaceholderText(self.tr("owner/name, or paste a huggingface.co URL"))
         self.repo_edit.returnPressed.connect(self.list_repo)
         self.list_button = QPushButton(self.tr("List GGUF files"))
