@@ -83,7 +83,7 @@ def run_gui(args) -> int:
         window.show()
         model = args.model or ctx.settings.model_path
         if model:
-            window.load_model(model)
+            window.open_model_file(model)  # converts an old MoE layout first if needed
         else:
             from app.core.machine import read_machine
             from app.gui.first_run import maybe_first_run
