@@ -8,20 +8,11 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
-from app.core.catalog import evaluate, format_gb, load_catalog
+from app.core.catalog import evaluate, load_catalog
 from app.core.machine import Machine
+from app.gui.models.download_dialog import machine_summary
 
 DOWNLOAD, OPEN, SKIP = "download", "open", "skip"
-
-
-def machine_summary(machine: Machine) -> str:
-    lines = [f"Memory: {format_gb(machine.ram_total)} RAM"]
-    for gpu in machine.gpus:
-        kind = "shared with RAM" if not gpu.dedicated else "VRAM"
-        lines.append(f"Graphics: {gpu.name}, {format_gb(gpu.total_bytes)} {kind}")
-    if not machine.gpus:
-        lines.append("Graphics: no GPU that llama.cpp can use was found; the CPU will do.")
-    return "\n".join(lines)
 
 
 class FirstRunDialog(QDialog):
@@ -35,11 +26,13 @@ class FirstRunDialog(QDialog):
         rec, _rows = evaluate(catalog, machine, n_layer=catalog.n_layer)
         lay = QVBoxLayout(self)
         intro = QLabel(self.tr(
-            "<h2>Welcome to Parlor</h2><p>Three steps: get a model, meet a character, chat. "
-            "Everything runs on this computer.</p>"))
+            "<h2>Welcome to Parlor</h2>Three steps: get a model, meet a character, chat. "
+            "Everything runs on this computer."))
         intro.setWordWrap(True)
         lay.addWidget(intro)
-        lay.addWidget(QLabel(machine_summary(machine)))
+        summary = QLabel(machine_summary(machine, rec.usable_bytes))
+        summary.setWordWrap(True)
+        lay.addWidget(summary)
         self.recommendation = QLabel(self._advice(catalog.name, rec))
         self.recommendation.setWordWrap(True)
         lay.addWidget(self.recommendation)
