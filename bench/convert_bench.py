@@ -42,7 +42,7 @@ def _weights(rng, rows: int, cols: int, qtype):
     import numpy as np
     from gguf import quants
 
-    from app.core.kquants import quantize_q6_k
+    from app.core.convert.kquants import quantize_q6_k
 
     x = (rng.standard_normal((rows, cols)) * 0.02).astype(np.float32)
     return quantize_q6_k(x) if qtype.name == "Q6_K" else quants.quantize(x, qtype)
@@ -104,7 +104,7 @@ def write_model(path: Path, size_mb: int, mixed: bool) -> dict:
 
 
 def child(src: str, dst: str) -> None:
-    from app.core.moe_convert import convert_legacy_moe
+    from app.core.convert.moe import convert_legacy_moe
 
     baseline = _rss_mb()
     start = time.perf_counter()

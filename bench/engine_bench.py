@@ -26,7 +26,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from app.core.conversation import TokenCounter
+from app.core.chat.job import TokenCounter
 from app.core.engine import LoadParams, SamplingParams
 from app.core.engine.child import completion_kwargs, llama_kwargs
 from app.core.engine.local import LocalEngine

@@ -1,7 +1,7 @@
 """A long chat run turn by turn through the app's own prompt builder.
 
 Benchmarks 2 and 3 measure what the app's prompts let llama.cpp reuse, so the prompt must
-come from `app.core.conversation.PromptJob` (card, persona, template, budget), exactly as
+come from `app.core.chat.job.PromptJob` (card, persona, template, budget), exactly as
 the chat controller builds it; only the messages are made up.
 """
 
@@ -11,10 +11,10 @@ import threading
 import time
 from dataclasses import dataclass, replace
 
-from app.core.conversation import PromptJob, TokenCounter
+from app.core.appdata.settings import Settings
+from app.core.chat.job import PromptJob, TokenCounter
 from app.core.engine import SamplingParams
 from app.core.prompt import Message, PromptInput
-from app.core.settings import Settings
 
 CARD = {"name": "Mira", "description": "Mira keeps the harbour tavern and knows every sailor "
         "by name.", "personality": "warm, curious, a little sly",

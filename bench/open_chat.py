@@ -17,7 +17,7 @@ LINES = ("*She laughs and refills the mug.* \"You should hear what the fisherman
 
 
 def _write_chat(ctx, n: int) -> int:
-    from app.core.default_character import ensure_default_character
+    from app.core.chat.default_character import ensure_default_character
     from app.core.store.nodes import NewNode
 
     char = ensure_default_character(ctx.store)
@@ -30,8 +30,8 @@ def measure(n_messages: int = 10_000, repeats: int = 3) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QEvent, QEventLoop, QObject, QTimer
 
-    from app.core.context import AppContext
-    from app.core.paths import Paths
+    from app.core.appdata.paths import Paths
+    from app.core.chat.context import AppContext
     from app.gui.launch import make_application, open_main_window
 
     make_application()

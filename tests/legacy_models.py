@@ -14,7 +14,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from app.core.kquants import quantize_q6_k
+from app.core.convert.kquants import quantize_q6_k
 from tests.tiny_models import _output_bias, vocabulary
 
 T = gguf.GGMLQuantizationType

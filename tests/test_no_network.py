@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.context import AppContext
+from app.core.chat.context import AppContext
 from tests.gui.conftest import make_window  # noqa: F401 - the real-window fixture
 
 ROOT = Path(__file__).resolve().parents[1]

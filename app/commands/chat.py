@@ -9,9 +9,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from app.core.appdata.paths import default_paths
 from app.core.cards import CardError, load_card
 from app.core.chat_io import FORMATS, ChatIOError, LineProblem, export_chat, import_st_chat
-from app.core.paths import default_paths
 from app.core.store import Store, StoreError
 
 

@@ -83,7 +83,7 @@ def human(n: float) -> str:
 
 
 def _load_check(path: Path) -> bool:
-    from app.core.load_check import load_and_generate
+    from app.core.engine.load_check import load_and_generate
 
     text = load_and_generate(path)
     print(f"Load check: llama.cpp loaded the converted file and wrote {text!r}")
@@ -91,9 +91,9 @@ def _load_check(path: Path) -> bool:
 
 
 def run(args) -> int:
-    from app.core.gguf_meta import GGUFError, moe_layout, validate_gguf
-    from app.core.moe_convert import ConvertCancelled, ConvertError, convert_legacy_moe
-    from app.core.moe_plan import describe_group, plan_conversion
+    from app.core.convert.moe import ConvertCancelled, ConvertError, convert_legacy_moe
+    from app.core.convert.plan import describe_group, plan_conversion
+    from app.core.gguf.header import GGUFError, moe_layout, validate_gguf
 
     try:
         header = validate_gguf(args.input)

@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from app.core import catalog as cat
-from app.core.downloads import (
+from app.core.appdata.machine import GB, read_machine
+from app.core.appdata.paths import default_paths
+from app.core.hub import catalog as cat
+from app.core.hub.downloads import (
     DownloadError,
     GgufModel,
     Hub,
@@ -22,8 +24,6 @@ from app.core.downloads import (
     human_size,
     parse_repo_ref,
 )
-from app.core.machine import GB, read_machine
-from app.core.paths import default_paths
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

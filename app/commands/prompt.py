@@ -111,7 +111,7 @@ def _template_and_counter(args) -> tuple[ChatTemplate, Callable[[str], int], lis
 
 def _header_tokens(path: str) -> tuple[str | None, str, str]:
     """The chat template and the text of the BOS and EOS tokens, from the GGUF header."""
-    from app.core.gguf_meta import read_header
+    from app.core.gguf.header import read_header
 
     meta = read_header(path).metadata
     tokens = meta.get("tokenizer.ggml.tokens") or []

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from app.core import catalog as cat
-from app.core.machine import GB, Machine, describe, machine_from_sizes, read_machine
+from app.core.appdata.machine import GB, Machine, describe, machine_from_sizes, read_machine
+from app.core.hub import catalog as cat
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

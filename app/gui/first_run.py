@@ -8,8 +8,8 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
-from app.core.catalog import evaluate, load_catalog
-from app.core.machine import Machine
+from app.core.appdata.machine import Machine
+from app.core.hub.catalog import evaluate, load_catalog
 from app.gui.models.download_dialog import machine_summary
 
 DOWNLOAD, OPEN, SKIP = "download", "open", "skip"

@@ -9,14 +9,14 @@ import sys
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app.core.backup import BackupError, daily_snapshot
-from app.core.context import AppContext
+from app.core.appdata.logs import setup_logging
+from app.core.appdata.paths import default_paths
+from app.core.appdata.resources import resources_dir
+from app.core.appdata.single_instance import AlreadyRunning
+from app.core.chat.context import AppContext
 from app.core.engine.local import LocalEngine
-from app.core.logs import setup_logging
-from app.core.paths import default_paths
-from app.core.resources import resources_dir
-from app.core.single_instance import AlreadyRunning
 from app.core.store import StoreError
+from app.core.store.backup import BackupError, daily_snapshot
 from app.gui.main_window import MainWindow
 from app.gui.single_instance import FocusServer, claim_data_folder
 from app.gui.workers import GenerationWorker, WorkerThread
@@ -85,7 +85,7 @@ def run_gui(args) -> int:
         if model:
             window.open_model_file(model)  # converts an old MoE layout first if needed
         else:
-            from app.core.machine import read_machine
+            from app.core.appdata.machine import read_machine
             from app.gui.first_run import maybe_first_run
 
             window._first_run = maybe_first_run(window, read_machine)

@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
-from app.core.context import AppContext
-from app.core.default_character import ensure_default_character
+from app.core.chat.context import AppContext
+from app.core.chat.default_character import ensure_default_character
 from app.core.engine import StreamStats
 from app.core.prompt import estimate_tokens
 from app.core.store import StoreError

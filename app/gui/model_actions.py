@@ -10,9 +10,9 @@ from PySide6.QtWidgets import (
     QMessageBox,
 )
 
+from app.core.appdata.secrets import HUB_TOKEN, SecretsError
 from app.core.engine import LoadParams, ModelInfo
-from app.core.gguf_meta import GGUFError, estimate_memory, validate_gguf
-from app.core.secrets import HUB_TOKEN, SecretsError
+from app.core.gguf.header import GGUFError, estimate_memory, validate_gguf
 from app.gui.models.convert_dialog import open_gguf
 from app.gui.models.download_dialog import DownloadDialog
 

@@ -1,7 +1,7 @@
 """Settings, in sections; every setting has a default and a one-line explanation.
 
 The rows are data (SECTIONS), so adding a setting is one line here and one field in
-`app.core.settings.Settings`, where its default lives.
+`app.core.appdata.settings.Settings`, where its default lives.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.appdata.settings import Settings
 from app.core.prompt import PRESET_NAMES
-from app.core.settings import Settings
 
 # (key, label, explanation, kind, options)
 SECTIONS: dict[str, list[tuple]] = {

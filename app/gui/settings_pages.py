@@ -22,15 +22,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.backup import BackupError, list_snapshots, restore_snapshot, snapshot
-from app.core.context import AppContext
-from app.core.conversation import SAMPLER_KEYS, sampling_from
+from app.core.appdata.logs import diagnostics
+from app.core.appdata.secrets import HUB_TOKEN, SecretsError, remote_key_name
+from app.core.chat.context import AppContext
+from app.core.chat.job import SAMPLER_KEYS, sampling_from
 from app.core.engine import SamplingParams
 from app.core.engine.presets import PresetError, SamplerPresets, overrides_between
-from app.core.export_all import ExportError, export_everything, import_everything
-from app.core.logs import diagnostics
-from app.core.secrets import HUB_TOKEN, SecretsError, remote_key_name
 from app.core.store import Store, StoreError
+from app.core.store.backup import BackupError, list_snapshots, restore_snapshot, snapshot
+from app.core.store.export_all import ExportError, export_everything, import_everything
 
 
 def _warn(widget: QWidget, text: str) -> QMessageBox:

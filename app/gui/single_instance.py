@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QWidget
 
-from app.core.single_instance import InstanceLock, server_name
+from app.core.appdata.single_instance import InstanceLock, server_name
 
 FOCUS = b"focus\n"
 TIMEOUT_MS = 1000

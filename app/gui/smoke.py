@@ -22,7 +22,7 @@ def run_smoke_test(args) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QEventLoop, QTimer
 
-    from app.core.context import AppContext
+    from app.core.chat.context import AppContext
     from app.gui.launch import make_application, open_main_window, remote_engine
 
     app = make_application()

@@ -66,7 +66,7 @@ Type: dirifempty; Name: "{app}"
 
 [Code]
 { Chats, characters, settings and downloaded models live in the user's data folder
-  (platformdirs with appauthor=False: %LOCALAPPDATA%\Parlor, see app/core/paths.py).
+  (platformdirs with appauthor=False: %LOCALAPPDATA%\Parlor, see app/core/appdata/paths.py).
   Uninstalling keeps it unless the user answers Yes; the default button is No, and a
   silent uninstall (/SILENT, /VERYSILENT) never deletes it. }
 procedure CurUninstallStepChanged(CurUninstallStep: TUninstallStep);

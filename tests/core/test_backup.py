@@ -7,9 +7,8 @@ import sqlite3
 
 import pytest
 
-from app.core import backup
-from app.core.backup import BackupError
-from app.core.store import Store
+from app.core.store import Store, backup
+from app.core.store.backup import BackupError
 from app.core.store.db import MIGRATIONS
 
 

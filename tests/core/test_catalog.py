@@ -7,9 +7,9 @@ import json
 import pytest
 
 from app.cli import main as cli
-from app.core import catalog as cat
-from app.core.catalog import GB, Entry
-from app.core.machine import Gpu, Machine, machine_from_sizes
+from app.core.appdata.machine import Gpu, Machine, machine_from_sizes
+from app.core.hub import catalog as cat
+from app.core.hub.catalog import GB, Entry
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.paths import default_paths
+from app.core.appdata.paths import default_paths
 from app.core.store import Store
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "chats"

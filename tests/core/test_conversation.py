@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.conversation import chat_persona_of, prompt_input
+from app.core.appdata.settings import Settings
+from app.core.chat.job import chat_persona_of, prompt_input
 from app.core.prompt import build_prompt, preset
-from app.core.settings import Settings
 from app.core.store import Store
 
 CARD = {"name": "Ayla", "description": "{{char}} guards the gate for {{user}}.",
@@ -68,8 +68,8 @@ def test_without_personas_the_settings_are_used(store):
 
 
 def test_hidden_system_lines_from_sillytavern_never_reach_the_prompt():
-    from app.core.conversation import prompt_input
-    from app.core.settings import Settings
+    from app.core.appdata.settings import Settings
+    from app.core.chat.job import prompt_input
     from app.core.store import Message
 
     def msg(i, role, text):
@@ -82,9 +82,9 @@ def test_hidden_system_lines_from_sillytavern_never_reach_the_prompt():
 
 
 def test_the_users_prompt_choices_reach_the_builder():
-    from app.core.conversation import prompt_settings
+    from app.core.appdata.settings import Settings
+    from app.core.chat.job import prompt_settings
     from app.core.prompt import Message, PromptInput, build_prompt, preset
-    from app.core.settings import Settings
 
     settings = Settings(prompt_order=["system", "description", "history"],
                         stop_strings=["THE END"], system_prompt="Narrate {{char}} well.",

@@ -13,15 +13,15 @@ import pytest
 from huggingface_hub import constants, hf_hub_download
 
 from app.cli import main as cli
-from app.core import downloads as dl
-from app.core.downloads import (
+from app.core.appdata.machine import machine_from_sizes
+from app.core.hub import downloads as dl
+from app.core.hub.downloads import (
     ChecksumMismatch,
     DownloadCancelled,
     DownloadError,
     Hub,
     RemoteFile,
 )
-from app.core.machine import machine_from_sizes
 from tests.hub_server import FakeHub, point_huggingface_hub_at
 
 REPO = "someone/some-model-GGUF"

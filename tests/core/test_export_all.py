@@ -8,12 +8,12 @@ import zipfile
 
 import pytest
 
+from app.core.appdata.paths import default_paths
+from app.core.appdata.secrets import SecretStore
 from app.core.cards import card_from_bytes
-from app.core.context import AppContext
-from app.core.default_character import ensure_default_character
-from app.core.export_all import ExportError, export_everything, import_everything
-from app.core.paths import default_paths
-from app.core.secrets import SecretStore
+from app.core.chat.context import AppContext
+from app.core.chat.default_character import ensure_default_character
+from app.core.store.export_all import ExportError, export_everything, import_everything
 
 TOKEN = "hf_" + "Qq1Ww2Ee3Rr4Tt5Yy6Uu7Ii8Oo9Pp0Aa"
 
@@ -142,7 +142,7 @@ def test_a_broken_library_imports_nothing(tmp_path):
             data = json.dumps(library) if name == "parlor/library.json" else src.read(name)
             dst.writestr(name, data)
     home = tmp_path / "fresh"
-    from app.core.paths import Paths
+    from app.core.appdata.paths import Paths
 
     paths = Paths(home / "data", home / "config", home / "cache", home / "logs")
     with pytest.raises(ExportError, match="could not be imported"):

@@ -12,8 +12,8 @@ import gguf
 import numpy as np
 import pytest
 
-from app.core import gguf_meta as gm
-from app.core.gguf_types import FILE_TYPES, GGML_TYPES
+from app.core.gguf import header as gm
+from app.core.gguf.ggml_types import FILE_TYPES, GGML_TYPES
 from tests.legacy_models import write_moe
 
 

@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from app.core import logs
-from app.core.machine import Gpu, machine_from_sizes
-from app.core.secrets import MASK, SecretStore
+from app.core.appdata import logs
+from app.core.appdata.machine import Gpu, machine_from_sizes
+from app.core.appdata.secrets import MASK, SecretStore
 
 TOKEN = "hf_" + "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp"
 

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.core import machine as m
-from app.core.machine import GB, MIB, Gpu, Machine
+from app.core.appdata import machine as m
+from app.core.appdata.machine import GB, MIB, Gpu, Machine
 
 RAM = SimpleNamespace(total=32 * GB, available=20 * GB)
 

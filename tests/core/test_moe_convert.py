@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 
 from app.cli import main as cli_main
-from app.core import gguf_meta as gm
-from app.core import moe_convert as mc
-from app.core.gguf_types import GGML_TYPE_IDS as ID
-from app.core.kquants import dequantize, quantize_q6_k
-from app.core.moe_plan import choose_target, plan_conversion
+from app.core.convert import moe as mc
+from app.core.convert.kquants import dequantize, quantize_q6_k
+from app.core.convert.plan import choose_target, plan_conversion
+from app.core.gguf import header as gm
+from app.core.gguf.ggml_types import GGML_TYPE_IDS as ID
 from tests.legacy_models import write_moe, write_pair
 
 llama_cpp = pytest.importorskip("llama_cpp")
-from app.core.load_check import LoadCheckError, load_and_generate  # noqa: E402
+from app.core.engine.load_check import LoadCheckError, load_and_generate  # noqa: E402
 
 
 def _digest(path: Path) -> str:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from app.core.secrets import (
+from app.core.appdata.secrets import (
     HUB_TOKEN,
     MASK,
     SecretsError,

@@ -10,12 +10,12 @@ import textwrap
 
 import pytest
 
-from app.core.single_instance import AlreadyRunning, InstanceLock, server_name
+from app.core.appdata.single_instance import AlreadyRunning, InstanceLock, server_name
 
 HOLDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from app.core.single_instance import InstanceLock
+    from app.core.appdata.single_instance import InstanceLock
     lock = InstanceLock(Path(sys.argv[1]))
     print("held" if lock.acquire() else "busy", flush=True)
     time.sleep(60)

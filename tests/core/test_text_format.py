@@ -1,6 +1,6 @@
 """Chat text becomes safe, formatted HTML."""
 
-from app.core.text_format import to_html
+from app.core.chat.display import to_html
 
 
 def test_markup_from_a_card_or_model_is_escaped():

@@ -15,9 +15,9 @@ import os
 import sys
 from pathlib import Path
 
+from app.core.appdata.paths import Paths
 from app.core.cards import card_from_bytes, card_to_png_bytes, new_card, placeholder_png
-from app.core.context import AppContext
-from app.core.paths import Paths
+from app.core.chat.context import AppContext
 
 CHAIN = 25  # messages in the chat tree that the delete workload removes
 

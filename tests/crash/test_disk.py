@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from app.core.context import AppContext
-from app.core.logs import write_error_message
-from app.core.paths import Paths
-from app.core.settings import Settings
+from app.core.appdata.logs import write_error_message
+from app.core.appdata.paths import Paths
+from app.core.appdata.settings import Settings
+from app.core.chat.context import AppContext
 from app.core.store import Store, StoreError
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions and limits")
@@ -79,10 +79,10 @@ def _run_child(code: str, home: Path, prefix: list[str] = ()) -> dict:
 READ_ONLY_CHILD = """
     import json, sys
     from pathlib import Path
-    from app.core.context import AppContext
-    from app.core.logs import write_error_message
-    from app.core.paths import Paths
-    from app.core.settings import Settings
+    from app.core.chat.context import AppContext
+    from app.core.appdata.logs import write_error_message
+    from app.core.appdata.paths import Paths
+    from app.core.appdata.settings import Settings
     from app.core.store import StoreError
     home = Path(sys.argv[1])
     paths = Paths(home / "data", home / "config", home / "cache", home / "logs")
@@ -151,8 +151,8 @@ def test_a_full_database_fails_with_a_clear_message_and_recovers(tmp_path):
 FULL_DISK_CHILD = """
     import json, resource, signal, sys
     from pathlib import Path
-    from app.core.logs import write_error_message
-    from app.core.settings import Settings
+    from app.core.appdata.logs import write_error_message
+    from app.core.appdata.settings import Settings
     path = Path(sys.argv[1]) / "config" / "settings.json"
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
     resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from app.core.context import AppContext
-from app.core.settings import Settings
+from app.core.appdata.settings import Settings
+from app.core.chat.context import AppContext
 from tests.crash.driver import home_paths
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fork and SIGKILL are POSIX")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.context import AppContext
+from app.core.chat.context import AppContext
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
-from app.core.context import AppContext
-from app.core.paths import default_paths
+from app.core.appdata.paths import default_paths
+from app.core.chat.context import AppContext
 from app.core.store import StoreError
 
 

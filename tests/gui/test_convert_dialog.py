@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QWidget
 
-from app.core.gguf_meta import moe_layout, read_header
+from app.core.gguf.header import moe_layout, read_header
 from app.gui.models.convert_dialog import ConvertDialog, load_check, open_gguf
 from tests.tiny_models import write_tiny_llama
 

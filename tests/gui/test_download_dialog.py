@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from app.core.catalog import load_catalog
-from app.core.downloads import Hub
-from app.core.gguf_meta import moe_layout, read_header, validate_gguf
-from app.core.machine import GB, Gpu, Machine
+from app.core.appdata.machine import GB, Gpu, Machine
+from app.core.gguf.header import moe_layout, read_header, validate_gguf
+from app.core.hub.catalog import load_catalog
+from app.core.hub.downloads import Hub
 from app.gui.models.download_dialog import DownloadDialog
 from tests.hub_server import FakeHub, point_huggingface_hub_at
 from tests.tiny_models import write_tiny_llama

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.core.machine import GB, Gpu, Machine
+from app.core.appdata.machine import GB, Gpu, Machine
 from app.gui.first_run import DOWNLOAD, SKIP, FirstRunDialog, maybe_first_run
 
 

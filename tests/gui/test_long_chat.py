@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.core.context import AppContext
-from app.core.default_character import ensure_default_character
+from app.core.chat.context import AppContext
+from app.core.chat.default_character import ensure_default_character
 from app.gui.chat.model import PAGE
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QApplication
 
-from app.core.settings import Settings
+from app.core.appdata.settings import Settings
 from app.gui.settings_dialog import SECTIONS
 from app.gui.theme import is_dark
 

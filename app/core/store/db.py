@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from app.core.backup import BackupError, snapshot_before_migration
+from app.core.store.backup import BackupError, snapshot_before_migration
 
 MIGRATIONS: list[str] = [
     # 1: the first schema

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, replace
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.core.context import AppContext
-from app.core.conversation import (
+from app.core.chat.context import AppContext
+from app.core.chat.job import (
     IMPERSONATE_INSTRUCTION,
     PromptJob,
     TokenCounter,

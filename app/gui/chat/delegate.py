@@ -16,7 +16,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from app.core.text_format import to_html
+from app.core.chat.display import to_html
 from app.gui.chat.model import Roles
 
 MARGIN, PAD, HEADER, AVATAR, ARROW_W = 8, 10, 22, 36, 18

@@ -24,10 +24,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.downloads import human_size
-from app.core.gguf_meta import GGUFError, GGUFHeader, moe_layout, validate_gguf
-from app.core.moe_convert import convert_legacy_moe, extra_disk_bytes
-from app.core.moe_plan import describe_group, plan_conversion
+from app.core.convert.moe import convert_legacy_moe, extra_disk_bytes
+from app.core.convert.plan import describe_group, plan_conversion
+from app.core.gguf.header import GGUFError, GGUFHeader, moe_layout, validate_gguf
+from app.core.hub.downloads import human_size
 from app.gui.models.jobs import JobSlot, rate, time_left
 
 Verify = Callable[[Path], object]
@@ -36,7 +36,7 @@ Verify = Callable[[Path], object]
 def load_check(path: Path) -> bool:
     """The real check before a converted file replaces anything: llama.cpp loads it in a
     child process and generates a few tokens."""
-    from app.core.load_check import load_and_generate
+    from app.core.engine.load_check import load_and_generate
 
     load_and_generate(path)
     return True

@@ -35,17 +35,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core import catalog as cat
-from app.core.downloads import (
-    DownloadError,
-    GgufModel,
-    Hub,
-    Progress,
-    download,
-    human_size,
-    parse_repo_ref,
-)
-from app.core.gguf_meta import (
+from app.core.appdata.machine import Machine
+from app.core.convert.moe import extra_disk_bytes
+from app.core.gguf.header import (
     GGUFError,
     GGUFHeader,
     estimate_memory,
@@ -54,8 +46,16 @@ from app.core.gguf_meta import (
     read_remote_header,
     validate_gguf,
 )
-from app.core.machine import Machine
-from app.core.moe_convert import extra_disk_bytes
+from app.core.hub import catalog as cat
+from app.core.hub.downloads import (
+    DownloadError,
+    GgufModel,
+    Hub,
+    Progress,
+    download,
+    human_size,
+    parse_repo_ref,
+)
 from app.gui.models.convert_dialog import (
     ConversionMeter,
     Verify,
@@ -225,7 +225,7 @@ class DownloadDialog(QDialog):
         """The dialog on this machine, the default catalog, the hub from the settings (the
         mirror in `settings.hf_endpoint`, else HF_ENDPOINT or huggingface.co) and `token`
         (Parlor's stored one; None: huggingface_hub's login or HF_TOKEN)."""
-        from app.core.machine import read_machine
+        from app.core.appdata.machine import read_machine
 
         hub = Hub(endpoint=settings.hf_endpoint or settings.extra.get("hf_endpoint") or None,
                   token=token or None)

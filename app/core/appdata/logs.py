@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
 
-from app.core.secrets import redact
+from app.core.appdata.secrets import redact
 
 LOG_FILE = "parlor.log"
 MAX_BYTES = 1_000_000
@@ -94,7 +94,7 @@ def _cpu_name() -> str:
 
 
 def _machine_lines(machine) -> list[str]:
-    from app.core.machine import describe, read_machine
+    from app.core.appdata.machine import describe, read_machine
 
     machine = machine or read_machine()
     lines = [f"Memory/GPU: {describe(machine)}"]

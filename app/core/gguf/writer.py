@@ -10,7 +10,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.core.gguf_meta import GGUF_MAGIC, GGUFHeader
+from app.core.gguf.header import GGUF_MAGIC, GGUFHeader
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from app.core.machine import Machine
-from app.core.resources import resources_dir
+from app.core.appdata.machine import Machine
+from app.core.appdata.resources import resources_dir
 
 GB = 1_000_000_000
 DEFAULT_CATALOG = "mistraltrix-4x9b.json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from app.core.resources import resources_dir
+from app.core.appdata.resources import resources_dir
 from app.core.store import Store
 
 BUILTIN_KEY = "parlor:wren"

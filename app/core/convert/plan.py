@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from app.core.gguf_meta import LEGACY_EXPERT, GGUFError, GGUFHeader, TensorInfo
-from app.core.gguf_types import GGML_TYPE_IDS, bits_per_weight, block_info, type_name
-from app.core.gguf_write import OutTensor, align, encode_header
+from app.core.gguf.ggml_types import GGML_TYPE_IDS, bits_per_weight, block_info, type_name
+from app.core.gguf.header import LEGACY_EXPERT, GGUFError, GGUFHeader, TensorInfo
+from app.core.gguf.writer import OutTensor, align, encode_header
 
 # When the best type of a mixed group cannot be written here (no k-quant but Q6_K has a
 # quantizer), the first of these with at least as many bits per weight is used instead.
@@ -119,7 +119,7 @@ def _check_group(header: GGUFHeader, key: tuple[int, str], experts: dict[int, Te
 def plan_conversion(header: GGUFHeader, can_write=None) -> Plan:
     """What the merged file holds, tensor by tensor, in the source's order."""
     if can_write is None:
-        from app.core.kquants import can_quantize as can_write
+        from app.core.convert.kquants import can_quantize as can_write
     found = _collect(header)
     if not found:
         raise GGUFError(f"{header.name} has no split expert tensors to merge")

@@ -128,7 +128,7 @@ def dequantize(raw: bytes | memoryview, ggml_type: int, row_len: int) -> np.ndar
     from gguf import quants
     from gguf.constants import GGMLQuantizationType
 
-    from app.core.gguf_types import block_info
+    from app.core.gguf.ggml_types import block_info
 
     block, size = block_info(ggml_type)
     row_bytes = row_len // block * size

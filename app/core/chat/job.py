@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from app.core.appdata.settings import Settings
 from app.core.engine import ModelInfo, SamplingParams
 from app.core.engine.presets import apply_overrides
 from app.core.prompt import (
@@ -23,7 +24,6 @@ from app.core.prompt import (
     template_from_gguf,
 )
 from app.core.prompt import Message as PromptMessage
-from app.core.settings import Settings
 from app.core.store import Message, Store
 
 

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.core.gguf_meta import GGUFError, GGUFHeader, TensorInfo, moe_layout, validate_gguf
-from app.core.gguf_types import type_name
-from app.core.gguf_write import encode_header, layout_offsets
-from app.core.moe_plan import ExpertGroup, Plan, describe_group, plan_conversion
+from app.core.convert.plan import ExpertGroup, Plan, describe_group, plan_conversion
+from app.core.gguf.ggml_types import type_name
+from app.core.gguf.header import GGUFError, GGUFHeader, TensorInfo, moe_layout, validate_gguf
+from app.core.gguf.writer import encode_header, layout_offsets
 
 CHUNK = 16 << 20  # bytes copied per read; the only large buffer
 REQUANT_CHUNK = 4 << 20  # float32 values dequantized at a time in a mixed group
@@ -201,7 +201,7 @@ class _Job:
     def requantize(self, g: ExpertGroup, index: int, t: TensorInfo) -> None:
         import numpy as np
 
-        from app.core import kquants
+        from app.core.convert import kquants
 
         row_len, n_rows = t.shape[0], t.shape[1]
         row_bytes = t.nbytes // n_rows

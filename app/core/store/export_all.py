@@ -19,11 +19,11 @@ import zipfile
 from pathlib import Path
 
 from app import __version__
+from app.core.appdata.paths import Paths
+from app.core.appdata.secrets import looks_secret_key, redact
+from app.core.appdata.settings import Settings
 from app.core.cards import card_from_json, card_to_png_bytes, placeholder_png
 from app.core.cards.charx import unsafe_name
-from app.core.paths import Paths
-from app.core.secrets import looks_secret_key, redact
-from app.core.settings import Settings
 from app.core.store import Store
 from app.core.store.db import MIGRATIONS
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.core.paths import Paths, default_paths
-from app.core.secrets import SecretStore
-from app.core.settings import Settings
+from app.core.appdata.paths import Paths, default_paths
+from app.core.appdata.secrets import SecretStore
+from app.core.appdata.settings import Settings
 from app.core.store import Store
 
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from app.core.gguf_memory import estimate_memory
-from app.core.gguf_types import FILE_TYPES, block_info, type_name
+from app.core.gguf.ggml_types import FILE_TYPES, block_info, type_name
+from app.core.gguf.memory import estimate_memory
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
