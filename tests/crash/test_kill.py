@@ -172,7 +172,7 @@ class Checker:
         allowed = {(cycle, saved[-1]), (cycle, saved[-1] + 1)} if saved else \
             self.settings_ok | {(cycle, 1)}
         got = (ctx.settings.extra.get("cycle", -1), ctx.settings.extra.get("counter", 0))
-        broken = ctx.paths.settings_file.with_suffix(".broken.json")
+        broken = ctx.paths.settings_file.with_name("settings.json.bad")
         if got not in allowed or broken.exists():
             self._lose(f"settings {got}, expected one of {sorted(allowed)}")
         self.settings_ok = {got}

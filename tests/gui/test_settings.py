@@ -45,7 +45,7 @@ def test_settings_file_is_never_torn(tmp_path):
     Settings(user_name="Old").save(path)
     path.write_text('{"user_name": "Half', encoding="utf-8")  # a torn write from elsewhere
     assert Settings.load(path).user_name == Settings().user_name
-    assert (tmp_path / "settings.broken.json").exists()
+    assert (tmp_path / "settings.json.bad").exists()
 
 
 def test_model_settings_reload_the_model_with_them(qtbot, make_window, tiny_llama_path):

@@ -2,18 +2,32 @@
 
 Saving writes a temporary file and renames it over the old one, so a crash leaves either
 the old settings or the new ones, never a torn file. Unknown keys from newer versions are
-kept; a file that cannot be read is set aside and the defaults are used.
+kept. Loading never fails: a file that is not a JSON object is kept as `settings.json.bad`
+and the defaults are used; each value is checked against its field's declared type (see
+`app.core.appdata.settings_check`), and a bad one falls back to its default with a logged
+warning naming the field. Older files are brought up to date by `MIGRATIONS`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from app.core.appdata.settings_check import CHOICES, checked_value
+
+log = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 1
+
+# schema_version N -> a function taking a version-N dict and returning a version N+1 dict.
+# Add one whenever a field is renamed or its meaning changes; bump SCHEMA_VERSION with it.
+Migration = Callable[[dict], dict]
+MIGRATIONS: dict[int, Migration] = {}
 
 
 @dataclass
@@ -68,12 +82,29 @@ class Settings:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return cls()
-        except (OSError, ValueError):
+        except (OSError, ValueError) as exc:
+            log.warning("settings file %s could not be read (%s); using defaults", path.name, exc)
             _set_aside(path)
             return cls()
-        known = {f.name for f in fields(cls)} - {"extra"}
-        values = {k: v for k, v in raw.items() if k in known}
-        settings = cls(**values)
+        if not isinstance(raw, dict):
+            log.warning("settings file %s holds a JSON %s, not an object; kept as %s.bad, "
+                        "using defaults", path.name, type(raw).__name__, path.name)
+            _set_aside(path)
+            return cls()
+        return cls.from_dict(migrate(raw))
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Settings:
+        """Typed settings from a dict; each value of the wrong type is replaced by its default."""
+        defaults = cls()
+        settings = cls()
+        for f in fields(cls):
+            if f.name in ("extra", "schema_version") or f.name not in raw:
+                continue
+            default = getattr(defaults, f.name)
+            setattr(settings, f.name, checked_value(f.name, raw[f.name], default,
+                                                    CHOICES.get(f.name)))
+        known = {f.name for f in fields(cls)}
         settings.extra = {k: v for k, v in raw.items() if k not in known}
         return settings
 
@@ -102,8 +133,32 @@ def _remove_stale_temp_files(path: Path) -> None:
             pass
 
 
+def migrate(raw: dict, migrations: dict[int, Migration] | None = None,
+            target: int = SCHEMA_VERSION) -> dict:
+    """Bring a settings dict from its `schema_version` up to `target`, one step at a time.
+
+    A file from a newer Parlor (a version above `target`) is read as it is: its known fields
+    are still typed-checked, and its unknown ones are kept in `extra` for that version.
+    """
+    migrations = MIGRATIONS if migrations is None else migrations
+    version = raw.get("schema_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        log.warning("settings: schema_version %r is not a version; read as 1", version)
+        version = 1
+    if version > target:
+        log.warning("settings: written by a newer Parlor (schema %d, this one knows %d)",
+                    version, target)
+        return raw
+    while version < target:
+        raw = migrations[version](dict(raw))
+        version += 1
+        raw["schema_version"] = version
+    return raw
+
+
 def _set_aside(path: Path) -> None:
+    """Keep the unreadable file for the user (`settings.json.bad`) so nothing is lost."""
     try:
-        path.replace(path.with_suffix(".broken.json"))
+        path.replace(path.with_name(path.name + ".bad"))
     except OSError:
         pass

@@ -1,0 +1,96 @@
+"""Checking one settings value against the type its field declares.
+
+A value of the right type passes as it is. A few values of another type are taken when the
+meaning is unambiguous and nothing is lost: a whole number written as a string ("8192") or
+as a float (8192.0) for an int field, a number for a float field. Anything else — a string
+for a bool, a list for an int, a value outside a field's choices — falls back to the default,
+with a warning in the log naming the field, so one bad hand edit never stops the app.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+log = logging.getLogger("app.core.appdata.settings")
+
+# Fields whose value must be one of a few words (the rest of the app switches on them).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "kv_type": ("f16", "q8_0", "q4_0"),
+    "theme": ("system", "light", "dark"),
+    "chat_layout": ("bubbles", "book"),
+}
+
+
+def checked_value(name: str, value: Any, default: Any, choices: tuple[str, ...] | None) -> Any:
+    """`value` as the type of `default`, or `default` (with a warning) when it cannot be."""
+    ok, converted = _convert(value, default)
+    if ok and choices is not None and converted not in choices:
+        ok = False
+    if not ok:
+        log.warning("settings: %s = %.80r is not a valid %s; using the default %r",
+                    name, value, _type_word(default, choices), default)
+        return default
+    if converted is not value and converted != value:
+        log.warning("settings: %s = %r read as %r", name, value, converted)
+    return converted
+
+
+def _convert(value: Any, default: Any) -> tuple[bool, Any]:
+    if isinstance(default, bool):
+        return isinstance(value, bool), value
+    if isinstance(default, int):
+        return _as_int(value)
+    if isinstance(default, float):
+        return _as_float(value)
+    if isinstance(default, str):
+        return isinstance(value, str), value
+    if isinstance(default, list):
+        return _as_str_list(value)
+    if isinstance(default, dict):
+        return isinstance(value, dict), value
+    return True, value
+
+
+def _as_int(value: Any) -> tuple[bool, Any]:
+    if isinstance(value, bool):
+        return False, value
+    if isinstance(value, int):
+        return True, value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return True, int(value)
+    if isinstance(value, str):
+        try:
+            return True, int(value.strip())
+        except ValueError:
+            return False, value
+    return False, value
+
+
+def _as_float(value: Any) -> tuple[bool, Any]:
+    if isinstance(value, bool):
+        return False, value
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return False, value
+    else:
+        return False, value
+    return math.isfinite(number), number
+
+
+def _as_str_list(value: Any) -> tuple[bool, Any]:
+    ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+    return ok, value
+
+
+def _type_word(default: Any, choices: tuple[str, ...] | None) -> str:
+    if choices:
+        return "choice (one of " + ", ".join(choices) + ")"
+    words = {bool: "true/false", int: "whole number", float: "number", str: "text",
+             list: "list of texts", dict: "object"}
+    return words.get(type(default), type(default).__name__)
