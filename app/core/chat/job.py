@@ -102,8 +102,11 @@ def prompt_settings(settings: Settings) -> PromptSettings:
 def greetings(card: dict, user_name: str) -> list[str]:
     """The card's first message and alternate greetings, macros filled in, as chat roots."""
     ctx = MacroContext(char=str(card.get("nickname") or card.get("name") or ""), user=user_name)
-    texts = [card.get("first_mes") or ""] + list(card.get("alternate_greetings") or [])
-    return [expand_macros(t, ctx) for t in texts if t] or [""]
+    texts = [("first_mes", card.get("first_mes") or "")]
+    texts += [(f"alternate_greetings[{i}]", t)
+              for i, t in enumerate(card.get("alternate_greetings") or [])]
+    # Bounded: over budget, a greeting is stored as written (with a logged warning).
+    return [expand_macros(t, ctx, f"the card's {where}") for where, t in texts if t] or [""]
 
 
 SAMPLER_KEYS = ("max_tokens", "temperature", "top_p", "min_p", "top_k", "typical_p",

@@ -89,8 +89,8 @@ def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callabl
     settings = settings or PromptSettings()
     count = _memo(count_tokens)
     char = str(inp.card.get("nickname") or inp.card.get("name") or "Character")
-    ctx = MacroContext(char=char, user=inp.user_name, rng=rng, clock=clock)
     warnings: list[str] = []
+    ctx = MacroContext(char=char, user=inp.user_name, rng=rng, clock=clock, warn=warnings.append)
     history = _expand_history(inp.history, ctx)
     continue_last = _can_continue(history) if inp.continue_last else False
     if inp.continue_last and not continue_last:
@@ -195,7 +195,7 @@ def _expand_history(history: list[Message], ctx: MacroContext) -> list[Message]:
     for m in history:
         text = m.text
         if "{{" in text or "<" in text:  # dice in an old message roll the same every turn
-            text = expand_macros(text, replace(ctx, rng=stable_rng(text)))
+            text = expand_macros(text, replace(ctx, rng=stable_rng(text)), "a chat message")
         name = m.name or {"user": ctx.user, "assistant": ctx.char}.get(m.role)
         out.append(Message(m.role, text.strip(), name))
     return out
@@ -211,12 +211,12 @@ def _part_texts(inp: PromptInput, settings: PromptSettings, ctx: MacroContext,
 
     def formatted(name: str, text: str) -> str:
         wrapper = settings.part_formats.get(name, "{{text}}")
-        return expand_macros(wrapper.replace("{{text}}", text), ctx).strip() if text else ""
+        return expand_macros(wrapper.replace("{{text}}", text), ctx, name).strip() if text else ""
 
     def overridable(key: str, default: str) -> str:
-        default = expand_macros(default, ctx).strip()
+        default = expand_macros(default, ctx, f"the default {key}").strip()
         own = field_(key)
-        return expand_macros(own, replace(ctx, original=default)).strip() if own else default
+        return expand_macros(own, replace(ctx, original=default), key).strip() if own else default
 
     return {
         "system": overridable("system_prompt", settings.system_prompt_default),
@@ -231,7 +231,7 @@ def _part_texts(inp: PromptInput, settings: PromptSettings, ctx: MacroContext,
 
 
 def _examples(raw: str, separator: str, ctx: MacroContext) -> str:
-    blocks = [expand_macros(b.strip(), ctx) for b in _START.split(raw) if b.strip()]
+    blocks = [expand_macros(b.strip(), ctx, "mes_example") for b in _START.split(raw) if b.strip()]
     return "\n".join(f"{separator}\n{b}" if separator else b for b in blocks)
 
 

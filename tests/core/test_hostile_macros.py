@@ -1,0 +1,91 @@
+"""Issue 21, point 2: a card whose name holds macros must not blow up its greeting."""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+import pytest
+
+from app.core.chat.job import greetings
+from app.core.prompt.macros import HARD_CAP, MacroContext, expand_macros, output_budget
+from tests.hostile import Bounded
+
+NAME = "{{char}}" * 10  # 80 bytes: before, each pass multiplied the greeting by ten
+
+
+@pytest.fixture(scope="module")
+def bounded():
+    child = Bounded(extra_mb=300)
+    yield child
+    child.close()
+
+
+def _greet_and_store(folder: str, name: str, first_mes: str) -> tuple[int, int, str]:
+    from app.core.store import Store
+
+    store = Store(Path(folder) / "parlor.db")
+    card = {"name": name, "first_mes": first_mes}
+    character = store.add_character(card)
+    chat = store.new_chat(character, greetings(card, "Bob"))
+    stored = store.active_path(chat)[0].text
+    store.close()
+    return len(first_mes), len(stored), stored[:40]
+
+
+def test_a_name_of_macros_is_expanded_once_and_the_greeting_stays_small(bounded, tmp_path):
+    """The 349-byte card of the issue made a 25.6 M-character greeting; now it is bounded
+    and stored, in a child limited to 300 MB more than it started with and 10 s."""
+    size, stored, head = bounded(_greet_and_store, str(tmp_path), NAME, "{{char}} " * 30)
+    assert stored <= output_budget(size)
+    assert head.startswith("{{char}}{{char}}")  # the name's own macro, inserted as written
+
+
+def test_over_budget_the_greeting_is_stored_as_written(bounded, tmp_path):
+    first_mes = "{{char}}" * 3000
+    size, stored, head = bounded(_greet_and_store, str(tmp_path), "x" * 200, first_mes)
+    assert stored == size and head == first_mes[:40]
+
+
+def test_the_warning_names_the_card_field(caplog):
+    card = {"name": "n" * 5000, "first_mes": "hi", "alternate_greetings": ["{{char}}" * 100]}
+    with caplog.at_level(logging.WARNING):
+        out = greetings(card, "Bob")
+    assert out[1] == "{{char}}" * 100
+    assert "alternate_greetings[0]" in caplog.text and "left as written" in caplog.text
+
+
+def test_warnings_go_to_the_context_when_it_collects_them():
+    seen: list[str] = []
+    ctx = MacroContext(char="c" * 100_000, warn=seen.append)
+    assert expand_macros("{{char}}" * 30, ctx, "the description") == "{{char}}" * 30
+    assert seen and "the description" in seen[0]
+
+
+def test_the_hard_cap_holds_for_huge_inputs():
+    assert output_budget(10**9) == HARD_CAP
+    text = "{{user}}" * 300_000  # 2.4 M characters, each macro would add two
+    assert expand_macros(text, MacroContext(user="abcdefghij")) == text
+
+
+def test_names_with_macros_expand_once_and_ordinary_names_are_unchanged():
+    ctx = MacroContext(char="{{user}}'s cat", user="Bob", rng=random.Random(1))
+    assert expand_macros("Hi, {{char}}! <BOT>", ctx) == "Hi, Bob's cat! Bob's cat"
+    # What the name's own expansion leaves is inserted literally, not read again.
+    assert expand_macros("{{char}}", MacroContext(char="{{unknown}}")) == "{{unknown}}"
+    assert expand_macros("{{char}}", MacroContext(char="{{random:a,b}}")) in {"a", "b"}
+    assert expand_macros("{{random:{{char}},x}}", MacroContext(char="{a}", rng=random.Random(3))
+                         ) in {"{a}", "x"}
+    assert expand_macros("<user>", MacroContext(user="<b>Bo</b>")) == "<b>Bo</b>"
+
+
+def test_angle_macros_count_against_the_budget():
+    text = "<BOT>" * 10_000
+    assert expand_macros(text, MacroContext(char="z" * 1000)) == text
+
+
+def test_a_roll_with_thousands_of_digits_gives_nothing():
+    """Python's int() refuses more than 4300 digits; the roll is refused before that."""
+    assert expand_macros("[{{roll:d" + "9" * 5000 + "}}]", MacroContext()) == "[]"
+    assert expand_macros("[{{roll:" + "9" * 5000 + "}}]", MacroContext()) == "[]"
