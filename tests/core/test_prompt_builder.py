@@ -151,29 +151,81 @@ def test_history_that_fits_is_kept_whole():
     assert built.tokens <= 4096 - 256
 
 
-@pytest.mark.parametrize("chunk", [1, 4, 8])
-def test_budget_drops_oldest_in_chunks_and_keeps_card_and_last_user(chunk):
+def _fits_one_more(built, history, template=None, n_ctx=1200, reply=200, **kw):
+    """Would keeping one more older message still fit? (It must not, if the fit is maximal.)"""
+    if built.dropped_messages == 0:
+        return False
+    inp = PromptInput(card=CARD, user_name="Bob", persona="{{user}} is a traveller.",
+                      history=history[built.dropped_messages - 1:])
+    more = build_prompt(inp, template or preset("chatml"), count, 10**6, 0,
+                        PromptSettings(**kw), rng=random.Random(1),
+                        clock=lambda: datetime(2024, 5, 1, 10, 0))
+    return more.tokens <= n_ctx - reply
+
+
+def test_history_goes_newest_first_one_message_at_a_time():
+    """SillyTavern `Generate` (public/script.js): the chat is walked newest first and the walk
+    stops at the first message that does not fit; examples are added after it, if room."""
     history = chat(30) + [Message("user", "The very last question?")]
-    built = build(history, n_ctx=1200, reply=200, drop_chunk=chunk)
-    assert built.tokens <= 1000
-    assert built.dropped_messages > 0 and built.dropped_messages % chunk == 0
+    card = {**CARD, "mes_example": CARD["mes_example"] + " " + "grin " * 80}
+    built = build(history, card=card, n_ctx=1200, reply=200)
+    assert built.tokens <= 1000 and built.fits
+    assert built.dropped_messages > 0
     kept, gone = history[built.dropped_messages], history[built.dropped_messages - 1]
     assert kept.text.strip() in built.text and gone.text.strip() not in built.text
-    assert "clever fox" in built.text and "*grins*" in built.text
+    assert "clever fox" in built.text
+    assert "*grins*" not in built.text  # the examples gave way to the history
+    assert any("example dialogue blocks were left out" in w for w in built.warnings)
     assert built.text.endswith("The very last question?<|im_end|>\n<|im_start|>assistant\n")
-    # the fewest chunks: keeping one more chunk would not fit
-    last_chunk = history[built.dropped_messages - chunk:built.dropped_messages]
-    segments = preset("chatml").render(last_chunk, add_generation_prompt=False).segments
-    assert built.tokens + sum(map(count, segments)) > 1000
+    assert not _fits_one_more(built, history)
 
 
-def test_too_small_a_context_keeps_the_card_and_last_user_message_and_warns():
+def test_pinned_examples_stay_and_the_history_gives_way():
+    """SillyTavern `Generate`: with `pin_examples` the examples are in the prompt before the
+    history is counted."""
+    history = chat(30) + [Message("user", "Last?")]
+    loose = build(history, n_ctx=1200, reply=200)
+    pinned = build(history, n_ctx=1200, reply=200, pin_examples=True)
+    assert "*grins*" in pinned.text and pinned.tokens <= 1000
+    assert pinned.dropped_messages > loose.dropped_messages
+    assert not any("example" in w for w in pinned.warnings)
+
+
+def test_examples_are_added_block_by_block_when_there_is_room():
+    """SillyTavern `Generate`: after the history, example blocks are added one at a time while
+    they fit (`count_exm_add`)."""
+    card = {**CARD, "mes_example": "<START>\n{{char}}: one " + "a " * 40
+            + "\n<START>\n{{char}}: two " + "b " * 400}
+    built = build([Message("user", "Hi.")], card=card, n_ctx=400, reply=100)
+    assert "Alice: one" in built.text and "Alice: two" not in built.text
+    assert any("1 of 2 example dialogue blocks" in w for w in built.warnings)
+    examples = next(p for p in built.parts if p.name == "examples")
+    assert examples.text.startswith("<START>\nAlice: one") and "two" not in examples.text
+
+
+def test_too_small_a_context_shortens_the_card_and_says_what_to_raise():
+    big = {**CARD, "description": "{{char}} is a clever fox. " + "She knows the forest. " * 200}
     history = chat(5) + [Message("user", "Last words.")]
-    built = build(history, n_ctx=150, reply=100)
-    assert built.tokens > 50
+    built = build(history, card=big, n_ctx=600, reply=100)
+    assert built.fits and built.tokens <= 500
     assert built.dropped_messages == len(history) - 1
-    assert "clever fox" in built.text and "Last words." in built.text
-    assert any("even with every older message left out" in w for w in built.warnings)
+    assert "Last words." in built.text and "clever fox" in built.text
+    warning = next(w for w in built.warnings if "description was shortened" in w)
+    assert "raise Context size to 4096 in Settings → Model" in warning  # 1,200 + reply + chat
+
+
+def test_a_newest_message_bigger_than_the_context_is_cut_from_its_start():
+    history = [Message("user", "start " + "filler " * 2000 + "the real question?")]
+    built = build(history, n_ctx=512, reply=100)
+    assert built.fits and built.tokens <= 412
+    assert built.text.endswith("the real question?<|im_end|>\n<|im_start|>assistant\n")
+    assert any("newest message was shortened" in w for w in built.warnings)
+
+
+def test_a_reply_length_above_the_context_is_capped():
+    built = build([Message("user", "Hi.")], n_ctx=1024, reply=4000)
+    assert built.reply_tokens == 768 and built.tokens <= 1024 - 768
+    assert any("replies are cut at 768 tokens" in w for w in built.warnings)
 
 
 def test_continue_keeps_the_open_reply_and_its_question():
@@ -193,31 +245,41 @@ TEMPLATES = {
 
 
 @pytest.mark.parametrize("name", TEMPLATES)
-def test_successive_turns_share_a_prefix(name):
+def test_every_turn_past_the_limit_keeps_all_the_history_that_fits(name):
+    """SillyTavern `Generate`: each turn keeps as many recent messages as fit, one at a time;
+    never only the card and the new message while room is left (the old bug at n_ctx 2048)."""
     template = TEMPLATES[name]()
     history = [Message("assistant", CARD["first_mes"])]
-    previous = None
-    cut_points = []
-    lore_seen = set()
+    lore_seen, dropped = set(), []
     for turn in range(40):
         topic = "the dragon" if turn % 3 == 0 else "the weather"  # lore comes and goes
-        question = f"Turn {turn}: what about {topic}? " + "more " * 10
-        history.append(Message("user", question))
+        history.append(Message("user", f"Turn {turn}: what about {topic}? " + "more " * 10))
         built = build(history, template=template, n_ctx=1500, reply=200)
-        assert built.tokens <= 1300 and built.warnings == []
-        assert built.dropped_messages % 8 == 0
-        cut_points.append(built.dropped_messages)
+        assert built.tokens <= 1300 and built.fits
+        assert not [w for w in built.warnings if "example" not in w]
+        if built.dropped_messages:
+            assert not _fits_one_more(built, history, template, n_ctx=1500)
+            assert len(history) - built.dropped_messages > 10
+        dropped.append(built.dropped_messages)
         lore_seen.add(bool(built.lore))
-        if previous is not None and previous[0] == built.dropped_messages:
-            # everything up to the end of the last user message is reused as is
-            stable = previous[1][:previous[1].index(previous[2]) + len(previous[2])]
-            assert built.text.startswith(stable)
-        previous = (built.dropped_messages, built.text, question.strip())
         history.append(Message("assistant", f"Reply {turn}. " + "words " * 12))
-    assert cut_points == sorted(cut_points) and cut_points[-1] > 0
-    moves = sum(1 for a, b in zip(cut_points, cut_points[1:], strict=False) if a != b)
-    assert moves <= len(cut_points) // 4  # the cut moves every few turns, not every turn
-    assert lore_seen == {True, False}
+    assert dropped[-1] > 0 and lore_seen == {True, False}
+
+
+def test_the_walk_costs_what_fits_not_the_whole_chat():
+    """Building for a 5,000-message chat renders and counts about what fits, not the chat."""
+    seen = []
+
+    def spy(text):
+        seen.append(text)
+        return count(text)
+
+    history = chat(2500) + [Message("user", "dragon?")]
+    inp = PromptInput(card=CARD, user_name="Bob", history=history)
+    built = build_prompt(inp, preset("chatml"), spy, 2048, 200)
+    kept = len(history) - built.dropped_messages
+    assert 10 < kept < 100
+    assert len(seen) < 4 * kept + 40
 
 
 def test_tokens_are_counted_per_piece_never_the_whole_prompt():
@@ -246,18 +308,21 @@ def test_a_failing_template_warns_in_the_built_prompt():
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["user", "assistant", "system"]),
-                          st.integers(0, 60)), max_size=40),
-       st.integers(100, 3000), st.integers(1, 10), st.sampled_from(sorted(TEMPLATES)))
-def test_budget_invariants(shape, n_ctx, chunk, name):
-    history = [Message(role, f"{role} {i} " + "w " * size) for i, (role, size) in enumerate(shape)]
-    built = build(history, template=TEMPLATES[name](), n_ctx=n_ctx, reply=50, drop_chunk=chunk)
-    users = [i for i, m in enumerate(history) if m.role == "user"]
-    protected = users[-1] if users else max(0, len(history) - 1)
-    assert built.dropped_messages % chunk == 0 or built.dropped_messages == protected
-    assert built.dropped_messages <= protected
-    for m in history[built.dropped_messages:]:
-        assert m.text.strip() in built.text
-    if built.tokens > n_ctx - 50:
-        assert built.dropped_messages == protected
-        assert any("fit" in w for w in built.warnings)
-    assert "clever fox" in built.text
+                          st.integers(0, 60)), min_size=1, max_size=40),
+       st.integers(0, 3000), st.integers(0, 1500), st.integers(300, 3000),
+       st.booleans(), st.sampled_from(sorted(TEMPLATES)))
+def test_budget_invariants(shape, description, examples, n_ctx, pin, name):
+    """For random cards, chats and context sizes: the prompt never exceeds the context, always
+    ends with the newest message, and never drops a newer message while keeping an older one
+    (SillyTavern `Generate` and `checkPromptSize`)."""
+    history = [Message(role, f"m{i}z " + "w " * size) for i, (role, size) in enumerate(shape)]
+    card = {**CARD, "description": "d " * description,
+            "mes_example": "<START>\n{{char}}: " + "e " * examples}
+    built = build(history, card=card, template=TEMPLATES[name](), n_ctx=n_ctx, reply=50,
+                  pin_examples=pin)
+    assert built.fits and built.tokens <= n_ctx - 50
+    kept = [f"m{i}z" in built.text for i in range(len(history))]
+    assert kept[-1] or not history[-1].text.strip()
+    assert kept == sorted(kept)  # a kept message is never older than a dropped one
+    newest = history[-1].text.strip()
+    assert newest[-20:] in built.text

@@ -6,9 +6,9 @@ form one system message after the history, or before the open reply when continu
 changes from turn to turn, so it sits where a change costs llama.cpp the least re-evaluation.
 
 Tokens are counted piece by piece (each part, each message as the template renders it), never
-the whole prompt, because the app's counter caches per string. Older messages are dropped in
-chunks whose cut points are fixed positions in the chat (multiples of `drop_chunk`), so the
-prompt's beginning stays identical for several turns and the KV cache can be reused.
+the whole prompt, because the app's counter caches per string. Fitting follows SillyTavern's
+order (see `fit.py`): the permanent part, then the history newest first one message at a
+time, then the example dialogue if room is left; a prompt never exceeds the budget.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from itertools import accumulate
 from random import Random
 from typing import Any
 
+from app.core.prompt.fit import Counter, Layout, fit, suggest_context
 from app.core.prompt.lore import activate_lore
 from app.core.prompt.macros import MacroContext, expand_macros, stable_rng
-from app.core.prompt.presets import ChatTemplate, Message, Rendered
+from app.core.prompt.presets import ChatTemplate, Message
 
 DEFAULT_ORDER = ("system", "description", "personality", "scenario", "persona", "examples",
                  "history", "lore", "post_history")
@@ -49,7 +49,7 @@ class PromptSettings:
     post_history_default: str = ""
     lore_scan_depth: int = 4
     lore_budget_tokens: int = 512
-    drop_chunk: int = 8
+    pin_examples: bool = False  # always send the example dialogue, dropping history instead
     extra_stops: list[str] = field(default_factory=list)
     example_separator: str = "<START>"
     part_formats: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FORMATS))
@@ -80,6 +80,8 @@ class BuiltPrompt:
     lore: list[str]
     tokens: int
     warnings: list[str] = field(default_factory=list)
+    reply_tokens: int = 0  # what was kept for the reply: pass it on as max_tokens
+    fits: bool = True  # False only when even the shortened card and message are too big
 
 
 def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callable[[str], int],
@@ -87,7 +89,7 @@ def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callabl
                  rng: Random | None = None,
                  clock: Callable[[], datetime] | None = None) -> BuiltPrompt:
     settings = settings or PromptSettings()
-    count = _memo(count_tokens)
+    count = Counter(count_tokens, getattr(count_tokens, "many", None))
     char = str(inp.card.get("nickname") or inp.card.get("name") or "Character")
     warnings: list[str] = []
     ctx = MacroContext(char=char, user=inp.user_name, rng=rng, clock=clock, warn=warnings.append)
@@ -102,76 +104,50 @@ def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callabl
                          expand=lambda text: expand_macros(text, ctx))
     warnings += lore.warnings
     texts = _part_texts(inp, settings, ctx, lore.text)
+    raw_examples = inp.card.get("mes_example")
+    examples = _examples(raw_examples if isinstance(raw_examples, str) else "",
+                         settings.example_separator, ctx)
     head, tail = _split_order(settings.order, warnings)
-    layout = _Layout(template, _join(texts[n] for n in head), _join(texts[n] for n in tail),
-                     history, continue_last, char)
+    if "examples" not in head:
+        examples = []
+    layout = Layout(template, head, tail, texts, examples, history, continue_last, char)
 
-    budget = n_ctx - max_new_tokens
-    start, rendered, kinds, costs = _fit(layout, count, budget, settings.drop_chunk)
-    total = sum(costs)
-    if total > budget:
-        warnings.append(f"The prompt needs {total} tokens but {max(budget, 0)} fit (context "
-                        f"{n_ctx} less {max_new_tokens} for the reply), even with every older "
-                        "message left out.")
-    parts = _parts(head, tail, texts, kinds, rendered.segments, costs, count, total)
+    reply = _reply_reserve(n_ctx, max_new_tokens, warnings)
+    budget = n_ctx - reply
+    fitted = fit(layout, count, budget, pin_examples=settings.pin_examples,
+                 context_hint=lambda need: _raise_hint(need, reply, n_ctx))
+    warnings += fitted.warnings
+    rendered, total = fitted.rendered, fitted.total
+    texts["examples"] = layout.part_text("examples", fitted.n_examples)
+    parts = _parts(head, tail, texts, fitted.kinds, rendered.segments, fitted.costs, count, total)
     stops = [f"\n{inp.user_name}:", *template.stops,
              *(expand_macros(s, ctx) for s in settings.extra_stops)]
     return BuiltPrompt(text=rendered.text, stop=list(dict.fromkeys(s for s in stops if s)),
-                       parts=parts, dropped_messages=start, lore=lore.fired, tokens=total,
-                       warnings=warnings + rendered.warnings)
+                       parts=parts, dropped_messages=fitted.start, lore=lore.fired,
+                       tokens=total, warnings=warnings + rendered.warnings,
+                       reply_tokens=reply, fits=total <= budget)
+
+
+def _reply_reserve(n_ctx: int, max_new_tokens: int, warnings: list[str]) -> int:
+    """The tokens kept for the reply: at most three quarters of the context, so a reply
+    length set above the context still leaves room for the card and the newest message."""
+    most = max(1, n_ctx * 3 // 4)
+    if max_new_tokens <= most:
+        return max(0, max_new_tokens)
+    warnings.append(f"The reply length ({max_new_tokens} tokens) does not leave room for the "
+                    f"prompt in a {n_ctx}-token context; replies are cut at {most} tokens.")
+    return most
+
+
+def _raise_hint(need: int, reply: int, n_ctx: int) -> str:
+    wanted = suggest_context(need, reply)
+    if wanted <= n_ctx:
+        return "lower the reply length in Settings → Generation"
+    return f"raise Context size to {wanted} in Settings → Model"
 
 
 def _can_continue(history: list[Message]) -> bool:
     return bool(history) and history[-1].role == "assistant" and bool(history[-1].text)
-
-
-@dataclass
-class _Layout:
-    template: ChatTemplate
-    story: str
-    tail: str
-    history: list[Message]
-    continue_last: bool
-    char: str
-
-    def render(self, start: int) -> tuple[Rendered, list[Any]]:
-        """The prompt without history[:start]; kinds say what each segment is."""
-        body: list[tuple[Any, Message]] = list(enumerate(self.history))[start:]
-        if self.tail:  # after the history, or before the reply that is continued
-            body.insert(len(body) - self.continue_last, ("tail", Message("system", self.tail)))
-        if self.story:
-            body.insert(0, ("story", Message("system", self.story)))
-        rendered = self.template.render([m for _, m in body], add_generation_prompt=True,
-                                        continue_last=self.continue_last,
-                                        assistant_name=self.char)
-        return rendered, [kind for kind, _ in body] + ["trailer"]
-
-    @property
-    def protected(self) -> int:
-        """Messages before this index may be dropped: never the last user message or later."""
-        users = [i for i, m in enumerate(self.history) if m.role == "user"]
-        return users[-1] if users else max(0, len(self.history) - 1)
-
-
-def _fit(layout: _Layout, count: Callable[[str], int], budget: int, chunk: int):
-    """Drop the fewest chunks of old messages that make the prompt fit `budget`."""
-    rendered, kinds = layout.render(0)
-    costs = [count(s) for s in rendered.segments]
-    per_message = [0] * len(layout.history)
-    for kind, cost in zip(kinds, costs, strict=True):
-        if isinstance(kind, int):
-            per_message[kind] = cost
-    dropped = [0, *accumulate(per_message)]
-    cuts = [*range(0, layout.protected, max(1, chunk)), layout.protected]
-    start = next((k for k in cuts if sum(costs) - dropped[k] <= budget), cuts[-1])
-    for k in cuts[cuts.index(start):]:
-        if k:
-            rendered, kinds = layout.render(k)
-            costs = [count(s) for s in rendered.segments]
-        start = k
-        if sum(costs) <= budget:
-            break
-    return start, rendered, kinds, costs
 
 
 def _parts(head, tail, texts, kinds, segments, costs, count, total) -> list[Part]:
@@ -224,15 +200,15 @@ def _part_texts(inp: PromptInput, settings: PromptSettings, ctx: MacroContext,
         "personality": formatted("personality", field_("personality")),
         "scenario": formatted("scenario", field_("scenario")),
         "persona": formatted("persona", inp.persona.strip()),
-        "examples": _examples(field_("mes_example"), settings.example_separator, ctx),
+        "examples": "",  # example blocks are fitted one by one: see build_prompt
         "lore": lore,
         "post_history": overridable("post_history_instructions", settings.post_history_default),
     }
 
 
-def _examples(raw: str, separator: str, ctx: MacroContext) -> str:
+def _examples(raw: str, separator: str, ctx: MacroContext) -> list[str]:
     blocks = [expand_macros(b.strip(), ctx, "mes_example") for b in _START.split(raw) if b.strip()]
-    return "\n".join(f"{separator}\n{b}" if separator else b for b in blocks)
+    return [f"{separator}\n{b}" if separator else b for b in blocks]
 
 
 def _split_order(order: list[str], warnings: list[str]) -> tuple[list[str], list[str]]:
@@ -248,16 +224,3 @@ def _split_order(order: list[str], warnings: list[str]) -> tuple[list[str], list
 
 def _join(texts) -> str:
     return "\n\n".join(t for t in texts if t)
-
-
-def _memo(count_tokens: Callable[[str], int]) -> Callable[[str], int]:
-    cache: dict[str, int] = {}
-
-    def count(text: str) -> int:
-        if not text:
-            return 0
-        if text not in cache:
-            cache[text] = int(count_tokens(text))
-        return cache[text]
-
-    return count
