@@ -55,7 +55,7 @@ def _round(num_bytes: int) -> float:
 
 
 def as_json(machine: Machine, rec: cat.Recommendation, rows: list[cat.Row]) -> dict:
-    vram = 0 if machine.unified_memory else machine.dedicated_vram
+    vram = machine.offload_vram  # what llama.cpp can use, not every card seen
     return {
         "ram_gb": _round(machine.ram_total),
         "vram_gb": _round(vram),
@@ -92,7 +92,7 @@ def _size(entry: cat.Entry, num_bytes: int) -> str:
 
 def render_table(catalog: cat.Catalog, machine: Machine, rec: cat.Recommendation,
                  rows: list[cat.Row]) -> str:
-    vram = 0 if machine.unified_memory else machine.dedicated_vram
+    vram = machine.offload_vram  # what llama.cpp can use, not every card seen
     reserved = cat.reserved_bytes(machine.ram_total)
     lines = [
         f"{catalog.name} ({catalog.repo_id})",
@@ -118,7 +118,7 @@ def render_table(catalog: cat.Catalog, machine: Machine, rec: cat.Recommendation
         lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
     lines.append("")
     if tight:
-        free = (machine.ram_available or 0) + (0 if machine.unified_memory else machine.free_vram)
+        free = (machine.ram_available or 0) + machine.offload_free_vram
         lines.append(f"! fits this machine, but not the {cat.format_gb(free)} GB free right "
                      "now: close other programs before loading it.")
     lines.append(rec.message)

@@ -64,7 +64,7 @@ def amd_card(root: Path, name: str, total: int | None, used: int | None = None,
 def read(tmp_path, **overrides) -> Machine:
     options = dict(nvml=NO_NVML, nvidia_smi=lambda: None, sysfs_root=tmp_path / "no-drm",
                    dxgi=lambda: [], system="Linux", cpu="x86_64",
-                   virtual_memory=lambda: RAM, timeout=2.0)
+                   virtual_memory=lambda: RAM, runtime=lambda: None, timeout=2.0)
     options.update(overrides)
     return m.read_machine(**options)
 

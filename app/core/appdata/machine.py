@@ -1,4 +1,9 @@
-"""What this machine has: RAM, and every GPU we can see with its total and free memory.
+"""What this machine has: RAM, every GPU we can see, and what the bundled llama.cpp can use.
+
+Seeing a GPU is not using it: a CPU-only llama.cpp runs every layer on the CPU whatever the
+card. So the GPU memory a model may count on comes from llama.cpp's own devices
+(`Machine.runtime`, see `llama_runtime`) when it could be asked, and from the probes here
+only when it could not (a machine described by numbers, or one built by hand in tests).
 
 Each VRAM probe runs on its own thread with a time limit and may fail in any way (a driver
 that hangs in NVML init, an `nvidia-smi` that never returns, a sysfs file that vanishes, a COM
@@ -22,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+from app.core.appdata.llama_runtime import Runtime, failed, probe_runtime
+from app.core.appdata.llama_runtime import summary as runtime_summary
 
 GB = 1_000_000_000
 MIB = 1024 * 1024
@@ -47,6 +55,7 @@ class Machine:
     gpus: tuple[Gpu, ...] = ()
     unified_memory: bool = False  # Apple Silicon: never add the GPU to the RAM
     problems: tuple[str, ...] = field(default=(), compare=False)
+    runtime: Runtime | None = None  # what llama.cpp enumerated; None: it was not asked
 
     @property
     def dedicated_vram(self) -> int:
@@ -62,11 +71,31 @@ class Machine:
         )
 
     @property
-    def gpu_budget(self) -> int:
-        """Bytes of model the GPU(s) can hold: dedicated VRAM, or Apple's share of RAM."""
+    def can_offload(self) -> bool:
+        """llama.cpp can put layers on a GPU: it says so, or (not asked) a GPU was seen."""
+        if self.runtime is None:
+            return bool(self.gpus)
+        return bool(self.runtime.gpu_devices)
+
+    @property
+    def offload_vram(self) -> int:
+        """Dedicated VRAM llama.cpp can fill: its own devices' total when it was asked."""
         if self.unified_memory:
-            return int(self.ram_total * APPLE_GPU_SHARE)
-        return self.dedicated_vram
+            return 0
+        return self.dedicated_vram if self.runtime is None else self.runtime.dedicated_vram
+
+    @property
+    def offload_free_vram(self) -> int:
+        if self.unified_memory:
+            return 0
+        return self.free_vram if self.runtime is None else self.runtime.free_vram
+
+    @property
+    def gpu_budget(self) -> int:
+        """Bytes of model the GPU(s) can hold: usable VRAM, or Apple's share of RAM."""
+        if self.unified_memory:
+            return int(self.ram_total * APPLE_GPU_SHARE) if self.can_offload else 0
+        return self.offload_vram
 
     def with_overrides(self, ram_gb: float | None = None, vram_gb: float | None = None) -> Machine:
         """This machine with the RAM and/or dedicated VRAM the user gave in place of the probes."""
@@ -77,7 +106,8 @@ class Machine:
             gpus = () if vram_gb <= 0 else (
                 Gpu("GPU (given)", int(vram_gb * GB), None, "other", "given"),
             )
-            machine = replace(machine, gpus=gpus, unified_memory=False)
+            # The user's word replaces llama.cpp's too: they may be sizing another machine.
+            machine = replace(machine, gpus=gpus, unified_memory=False, runtime=None)
         return machine
 
 
@@ -272,10 +302,12 @@ def read_machine(
     system: str | None = None,
     cpu: str | None = None,
     virtual_memory: Callable[[], Any] = psutil.virtual_memory,
+    runtime: Callable[[], Runtime | None] = probe_runtime,
     timeout: float = PROBE_TIMEOUT_S,
 ) -> Machine:
-    """Probe RAM and every GPU source; never raises."""
+    """Probe RAM, every GPU source and llama.cpp's devices; never raises."""
     problems: list[str] = []
+    asked = _Background(runtime)  # a child process: let it start while the probes run
     try:
         memory = virtual_memory()
         ram_total, ram_available = int(memory.total), int(memory.available)
@@ -291,13 +323,41 @@ def read_machine(
     if nvidia:  # DXGI sees the NVIDIA cards too; NVML's view also has free memory
         windows = [g for g in windows if g.vendor != "nvidia"]
     apple = _isolated("apple", lambda: probe_apple(ram_total, system, cpu), timeout, problems)
+    found = asked.result(problems)
     return Machine(
         ram_total=ram_total,
         ram_available=ram_available,
         gpus=tuple(nvidia + amd + windows + apple),
         unified_memory=bool(apple),
         problems=tuple(problems),
+        runtime=found,
     )
+
+
+class _Background:
+    """The llama.cpp probe on its own thread (it has its own time limit)."""
+
+    def __init__(self, probe: Callable[[], Runtime | None]) -> None:
+        self._outcome: dict[str, Any] = {}
+        self._thread = threading.Thread(target=self._run, args=(probe,), daemon=True,
+                                        name="probe-llama")
+        self._thread.start()
+
+    def _run(self, probe: Callable[[], Runtime | None]) -> None:
+        try:
+            self._outcome["runtime"] = probe()
+        except BaseException as exc:  # noqa: BLE001 - a probe must never be fatal
+            self._outcome["error"] = exc
+
+    def result(self, problems: list[str]) -> Runtime | None:
+        self._thread.join()
+        if "error" in self._outcome:  # unknown is not "can offload": count no VRAM
+            exc = self._outcome["error"]
+            self._outcome["runtime"] = failed(f"{type(exc).__name__}: {exc}")
+        found = self._outcome.get("runtime")
+        if found is not None and found.problem:
+            problems.append(f"llama.cpp: {found.problem}")
+        return found
 
 
 def describe(machine: Machine) -> str:
@@ -305,8 +365,9 @@ def describe(machine: Machine) -> str:
     ram = f"{machine.ram_total / GB:.1f} GB RAM"
     if machine.ram_available is not None:
         ram += f" ({machine.ram_available / GB:.1f} GB free now)"
+    llama = f"; llama.cpp: {runtime_summary(machine.runtime)}" if machine.runtime else ""
     if not machine.gpus:
-        return f"{ram}; no GPU found"
+        return f"{ram}; no GPU found{llama}"
     gpus = []
     for gpu in machine.gpus:
         text = f"{gpu.name} {gpu.total_bytes / GB:.1f} GB"
@@ -315,4 +376,4 @@ def describe(machine: Machine) -> str:
         elif gpu.free_bytes is not None:
             text += f" ({gpu.free_bytes / GB:.1f} GB free)"
         gpus.append(text)
-    return f"{ram}; GPU: " + ", ".join(gpus)
+    return f"{ram}; GPU: " + ", ".join(gpus) + llama

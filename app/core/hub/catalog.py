@@ -3,7 +3,8 @@
 The rule is exact so that users and tests can rely on it (GB = 10^9 bytes, as on model cards):
 
     usable = total RAM - max(2 GB, 10% of total RAM) + dedicated VRAM llama.cpp can use
-             (no VRAM on Apple Silicon, where the GPU's memory is the RAM)
+             (no VRAM on Apple Silicon, where the GPU's memory is the RAM; none when the
+             bundled llama.cpp enumerates no GPU device, whatever cards the machine has)
     an entry fits when its "Max RAM required" <= usable ("~19 GB" reads as 19)
     recommended = the fitting entry with the largest size; among equal sizes, the one whose
                   use case says "recommended" (and not "not recommended")
@@ -123,7 +124,7 @@ def reserved_bytes(ram_total: int) -> int:
 
 def usable_bytes(machine: Machine, *, gpu_offload: bool = True) -> int:
     """RAM less what the OS keeps, plus the dedicated VRAM llama.cpp can use."""
-    vram = machine.dedicated_vram if gpu_offload and not machine.unified_memory else 0
+    vram = machine.offload_vram if gpu_offload else 0
     return machine.ram_total - reserved_bytes(machine.ram_total) + vram
 
 
@@ -185,6 +186,7 @@ class RunPlan:
     n_layer: int
     layers_estimated: bool  # n_layer guessed, not read from the GGUF or the catalog
     fits_now: bool | None  # fits in the RAM + VRAM free right now; None when unknown
+    cpu_only_build: bool = False  # the bundled llama.cpp has no usable GPU backend
 
     @property
     def n_gpu_layers(self) -> int:
@@ -196,7 +198,8 @@ class RunPlan:
         return {
             "gpu": "fully on the GPU",
             "partial": f"partly on the GPU ({self.gpu_layers} of {layers} layers)",
-            "cpu": "on the CPU only",
+            "cpu": ("on the CPU: this build runs on the CPU only" if self.cpu_only_build
+                    else "on the CPU only"),
             "none": "not at all",
         }[self.mode]
 
@@ -208,20 +211,21 @@ def plan_run(entry: Entry, machine: Machine, *, n_layer: int | None = None,
     estimated = n_layer is None
     layers = n_layer or n_layer_estimate or FALLBACK_N_LAYER
     fits_now = _fits_now(entry, machine)
+    cpu_build = machine.runtime is not None and not machine.can_offload
     if not fits(entry, usable_bytes(machine, gpu_offload=gpu_offload)):
-        return RunPlan("none", 0, layers, estimated, fits_now)
+        return RunPlan("none", 0, layers, estimated, fits_now, cpu_build)
     budget = machine.gpu_budget if gpu_offload else 0
     if budget >= entry.max_ram_bytes:
-        return RunPlan("gpu", layers, layers, estimated, fits_now)
+        return RunPlan("gpu", layers, layers, estimated, fits_now, cpu_build)
     on_gpu = min(layers, budget * (layers + 1) // entry.max_ram_bytes)
     mode = "partial" if on_gpu > 0 else "cpu"
-    return RunPlan(mode, on_gpu, layers, estimated, fits_now)
+    return RunPlan(mode, on_gpu, layers, estimated, fits_now, cpu_build)
 
 
 def _fits_now(entry: Entry, machine: Machine) -> bool | None:
     if machine.ram_available is None:
         return None
-    vram_free = 0 if machine.unified_memory else machine.free_vram
+    vram_free = machine.offload_free_vram
     return entry.max_ram_bytes <= machine.ram_available + vram_free
 
 

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.appdata.llama_runtime import summary as runtime_summary
 from app.core.appdata.machine import Machine
 from app.core.convert.moe import extra_disk_bytes
 from app.core.gguf.header import (
@@ -111,8 +112,11 @@ def machine_summary(machine: Machine, usable: int) -> str:
         parts.append(f"{gpu.name}: {_gb(gpu.total_bytes)} VRAM{free}")
     if not machine.gpus:
         parts.append("no GPU found, models run on the CPU")
+    if machine.runtime is not None:  # seeing a card is not using it: say what llama.cpp can
+        parts.append(f"llama.cpp: {runtime_summary(machine.runtime)}")
+    plus = ", plus the GPUs' own memory" if machine.offload_vram else ""
     return ("This machine: " + " · ".join(parts) + f"\nParlor can give a model up to "
-            f"{_gb(usable)} (RAM less what the system keeps, plus the GPUs' own memory).")
+            f"{_gb(usable)} (RAM less what the system keeps{plus}).")
 
 
 def _item(text: str, tooltip: str = "") -> QTableWidgetItem:

@@ -1,0 +1,158 @@
+"""Ask the installed llama.cpp which backends and devices it has, through ggml's registry.
+
+llama-cpp-python binds `llama_supports_gpu_offload` but not ggml's device API, so the few
+functions used here are declared on the `libggml` it already loaded (`llama_cpp._ggml`).
+
+Builds made with `GGML_BACKEND_DL=ON` (the portable CPU variants, and GPU backends as
+plugins) register nothing until the backend libraries are loaded, and llama-cpp-python never
+loads them (upstream issue abetlen/llama-cpp-python#2069): a model load then fails with "no
+backends are loaded". `load_backends` does it from llama_cpp's own `lib` folder, which is
+where the bundle keeps them; ggml's default search (the executable's folder) is not.
+
+Importing llama_cpp loads the shared libraries, and loading a GPU backend initialises its
+driver; call this in a child process (`parlor devices`, the engine's child), not the GUI.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from app.core.appdata.llama_runtime import Backend, DeviceType, LlamaDevice, Runtime
+
+_FEATURES_FN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
+
+
+class _Feature(ctypes.Structure):  # struct ggml_backend_feature
+    _fields_ = [("name", ctypes.c_char_p), ("value", ctypes.c_char_p)]
+
+
+def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
+    """Signatures from ggml-backend.h for the functions used here."""
+    ptr, size, text = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p
+    for name, args, result in [
+        ("ggml_backend_reg_count", [], size),
+        ("ggml_backend_reg_get", [size], ptr),
+        ("ggml_backend_reg_name", [ptr], text),
+        ("ggml_backend_reg_dev_count", [ptr], size),
+        ("ggml_backend_reg_get_proc_address", [ptr, text], ptr),
+        ("ggml_backend_dev_count", [], size),
+        ("ggml_backend_dev_get", [size], ptr),
+        ("ggml_backend_dev_name", [ptr], text),
+        ("ggml_backend_dev_description", [ptr], text),
+        ("ggml_backend_dev_type", [ptr], ctypes.c_int),
+        ("ggml_backend_dev_memory", [ptr, ctypes.POINTER(size), ctypes.POINTER(size)], None),
+        ("ggml_backend_dev_backend_reg", [ptr], ptr),
+        ("ggml_backend_load_all_from_path", [text], None),
+    ]:
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = args, result
+    return lib
+
+
+def ggml_library() -> ctypes.CDLL:
+    """libggml as llama-cpp-python loaded it (honours LLAMA_CPP_LIB_PATH)."""
+    from llama_cpp import _ggml  # noqa: PLC0415 - loads llama.cpp: only when asked
+
+    return _declare(_ggml.libggml)
+
+
+def lib_dir() -> Path:
+    """The folder llama-cpp-python loads its libraries from."""
+    override = os.environ.get("LLAMA_CPP_LIB_PATH")
+    if override:
+        return Path(override)
+    import llama_cpp  # noqa: PLC0415
+
+    return Path(llama_cpp.__file__).parent / "lib"
+
+
+def load_backends(lib: ctypes.CDLL | None = None) -> None:
+    """Load a GGML_BACKEND_DL build's backends once; a build with them linked in has some."""
+    lib = lib or ggml_library()
+    if lib.ggml_backend_reg_count() == 0:
+        lib.ggml_backend_load_all_from_path(str(lib_dir()).encode())
+
+
+def _decode(value: bytes | None) -> str:
+    return (value or b"").decode("utf-8", "replace")
+
+
+def _features(lib: ctypes.CDLL, reg: int) -> tuple[str, ...]:
+    """The flags a backend reports as on ("AVX2 = 1"); [] when it reports none."""
+    address = lib.ggml_backend_reg_get_proc_address(reg, b"ggml_backend_get_features")
+    if not address:
+        return ()
+    array = _FEATURES_FN(address)(reg)
+    found, index = [], 0
+    features = ctypes.cast(array, ctypes.POINTER(_Feature))
+    while array and features[index].name:
+        name, value = _decode(features[index].name), _decode(features[index].value)
+        if value not in ("0", ""):
+            found.append(name if value == "1" else f"{name}={value}")
+        index += 1
+    return tuple(found)
+
+
+def cpu_variant(maps: Path = Path("/proc/self/maps")) -> str | None:
+    """Which `libggml-cpu-<variant>` ggml loaded (Linux: from this process's memory map)."""
+    try:
+        text = maps.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        name = line.rsplit("/", 1)[-1]
+        if name.startswith("libggml-cpu-") and ".so" in name:
+            return name[len("libggml-cpu-"):].split(".so")[0]
+    return None
+
+
+def _backends(lib: ctypes.CDLL) -> list[Backend]:
+    backends = []
+    for index in range(lib.ggml_backend_reg_count()):
+        reg = lib.ggml_backend_reg_get(index)
+        name = _decode(lib.ggml_backend_reg_name(reg))
+        backends.append(Backend(name, int(lib.ggml_backend_reg_dev_count(reg)),
+                                cpu_variant() if name == "CPU" else None,
+                                _features(lib, reg)))
+    return backends
+
+
+def _devices(lib: ctypes.CDLL) -> list[LlamaDevice]:
+    devices = []
+    for index in range(lib.ggml_backend_dev_count()):
+        dev = lib.ggml_backend_dev_get(index)
+        free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+        lib.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
+        reg = lib.ggml_backend_dev_backend_reg(dev)
+        devices.append(LlamaDevice(
+            backend=_decode(lib.ggml_backend_reg_name(reg)),
+            name=_decode(lib.ggml_backend_dev_name(dev)),
+            description=_decode(lib.ggml_backend_dev_description(dev)),
+            type=DeviceType.from_ggml(lib.ggml_backend_dev_type(dev)),
+            memory_free=int(free.value), memory_total=int(total.value)))
+    return devices
+
+
+def enumerate_runtime() -> Runtime:
+    """Backends and devices of the llama.cpp this process loads. Raises if it cannot load."""
+    import llama_cpp  # noqa: PLC0415
+
+    lib = ggml_library()
+    load_backends(lib)
+    return Runtime(
+        backends=tuple(_backends(lib)),
+        devices=tuple(_devices(lib)),
+        gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()),
+        library=f"llama-cpp-python {_version()}",
+    )
+
+
+def _version() -> str:
+    try:
+        return metadata.version("llama_cpp_python")
+    except metadata.PackageNotFoundError:  # a frozen bundle without the dist-info
+        return getattr(sys.modules.get("llama_cpp"), "__version__", "?")

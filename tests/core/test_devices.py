@@ -1,0 +1,217 @@
+"""What llama.cpp enumerates, and the fit rule counting VRAM only when llama.cpp can use it.
+
+The enumeration and `parlor devices --json` run for real on the installed llama.cpp (a CPU
+build here); GPU runtimes are fakes of the same typed values the JSON turns into.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from app.core.appdata import llama_runtime as lr
+from app.core.appdata import machine as m
+from app.core.appdata.llama_runtime import Backend, DeviceType, LlamaDevice, Runtime
+from app.core.appdata.machine import GB, Gpu, Machine
+from app.core.engine import devices
+from app.core.hub import catalog as cat
+
+CPU_DEVICE = LlamaDevice("CPU", "CPU", "AMD Ryzen 7 7700", DeviceType.CPU, 14 * GB, 16 * GB)
+CPU_ONLY = Runtime((Backend("CPU", 1, "haswell", ("AVX2",)),), (CPU_DEVICE,), False)
+RTX = LlamaDevice("Vulkan", "Vulkan0", "NVIDIA GeForce RTX 4060", DeviceType.GPU,
+                  7_600_000_000, 8 * GB)
+VULKAN = Runtime((Backend("CPU", 1, "haswell"), Backend("Vulkan", 1)), (CPU_DEVICE, RTX), True)
+NVML_8 = (Gpu("NVIDIA GeForce RTX 4060", 8 * GB, 7_600_000_000, "nvidia", "nvml"),)
+
+
+def machine(runtime: Runtime | None, ram_gb: float = 16) -> Machine:
+    return Machine(int(ram_gb * GB), None, NVML_8, runtime=runtime)
+
+
+# --- the real llama.cpp -------------------------------------------------------------------
+
+
+def test_the_installed_llama_cpp_enumerates_its_cpu():
+    runtime = devices.enumerate_runtime()
+    cpu = next(d for d in runtime.devices if d.type is DeviceType.CPU)
+    assert cpu.backend == "CPU" and cpu.memory_total > 0
+    assert "CPU" in [b.name for b in runtime.backends]
+    assert runtime.library.startswith("llama-cpp-python ")
+    if not runtime.gpu_offload:  # a CPU build (this machine): nothing counts as a GPU
+        assert runtime.gpu_devices == ()
+        assert lr.summary(runtime).startswith("this build runs on the CPU only")
+
+
+def _parlor(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ))
+
+
+def test_devices_json_has_the_issue_shape_and_round_trips():
+    done = _parlor("devices", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert {"backends", "devices", "gpu_offload"} <= set(data)
+    for device in data["devices"]:
+        assert {"backend", "name", "type", "memory_free", "memory_total"} <= set(device)
+        assert device["type"] in {t.value for t in DeviceType}
+    assert [d["name"] for d in data["devices"]] == [
+        d.name for d in devices.enumerate_runtime().devices]
+
+
+def test_devices_text_names_the_runtime():
+    done = _parlor("devices")
+    assert done.returncode == 0, done.stderr
+    assert "Backends:" in done.stdout and "Devices:" in done.stdout and "CPU" in done.stdout
+
+
+def test_read_machine_asks_llama_cpp_through_the_command(tmp_path):
+    found = lr.probe_runtime()
+    assert found.problem is None
+    assert [d.name for d in found.devices] == [d.name for d in devices.enumerate_runtime().devices]
+
+
+def test_cpu_variant_is_read_from_the_memory_map(tmp_path):
+    maps = tmp_path / "maps"
+    maps.write_text("7f00-7f10 r-xp 0 08:01 1 /opt/parlor/_internal/llama_cpp/lib/"
+                    "libggml-cpu-haswell.so\n7f20-7f30 r-xp 0 08:01 2 /usr/lib/libc.so.6\n")
+    assert devices.cpu_variant(maps) == "haswell"
+    maps.write_text("7f20-7f30 r-xp 0 08:01 2 /usr/lib/libc.so.6\n")
+    assert devices.cpu_variant(maps) is None
+    assert devices.cpu_variant(tmp_path / "absent") is None
+
+
+# --- the probe's failures -------------------------------------------------------------------
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+@pytest.mark.parametrize("code, expected", [
+    ("import sys; print('boom', file=sys.stderr); sys.exit(3)", "exit status 3: boom"),
+    ("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", "killed by signal 11"),
+    ("print('not json')", "unreadable answer"),
+    ("print('{\"devices\": []}')", "unreadable answer: KeyError"),
+])
+def test_a_failed_probe_is_a_problem_not_a_crash(code, expected):
+    found = lr.probe_runtime(_python(code))
+    assert expected in found.problem
+    assert found.gpu_devices == () and not found.gpu_offload
+
+
+def test_a_hanging_probe_times_out():
+    found = lr.probe_runtime(_python("import time; time.sleep(30)"), timeout=0.5)
+    assert found.problem == "no answer within 0.5 s"
+
+
+def test_a_missing_executable_is_a_problem():
+    assert "FileNotFoundError" in lr.probe_runtime([str(Path("/nonexistent/parlor"))]).problem
+
+
+def test_read_machine_keeps_the_runtime_and_its_problem(tmp_path):
+    options = dict(nvml=None, nvidia_smi=lambda: None, sysfs_root=tmp_path, dxgi=lambda: [],
+                   system="Linux", cpu="x86_64",
+                   virtual_memory=lambda: SimpleNamespace(total=16 * GB, available=9 * GB))
+    assert m.read_machine(**options, runtime=lambda: VULKAN).runtime == VULKAN
+
+    def broken():
+        raise RuntimeError("driver fell over")
+
+    failed = m.read_machine(**options, runtime=broken)
+    assert "llama.cpp: RuntimeError: driver fell over" in failed.problems
+    assert failed.runtime is not None and not failed.can_offload
+
+
+# --- the fit rule ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return cat.load_catalog()
+
+
+def test_a_cpu_build_counts_no_vram_whatever_the_card(catalog):
+    """The issue's machine: 16 GB RAM, an 8 GB NVIDIA card, llama.cpp built for the CPU."""
+    cpu_box = machine(CPU_ONLY)
+    assert cat.usable_bytes(cpu_box) == 14 * GB
+    rec, rows = cat.evaluate(catalog, cpu_box)
+    assert rec.entry.quant == "Q2_K"  # not Q4_K_M "partly on the GPU"
+    q2 = next(r.plan for r in rows if r.entry.quant == "Q2_K")
+    assert (q2.mode, q2.n_gpu_layers) == ("cpu", 0)
+    assert q2.describe() == "on the CPU: this build runs on the CPU only"
+
+
+def test_a_vulkan_device_is_counted(catalog):
+    vulkan_box = machine(VULKAN)
+    assert cat.usable_bytes(vulkan_box) == 22 * GB
+    rec, rows = cat.evaluate(catalog, vulkan_box)
+    assert rec.entry.quant == "Q4_K_M"
+    plan = next(r.plan for r in rows if r.entry.quant == "Q4_K_M")
+    assert (plan.mode, plan.gpu_layers) == ("partial", 17)
+    assert not plan.cpu_only_build
+
+
+def test_llama_cpp_memory_wins_over_the_probes(catalog):
+    """NVML may say 8 GB while llama.cpp's device (what it will fill) reports 6."""
+    small = LlamaDevice("CUDA", "CUDA0", "RTX", DeviceType.GPU, 5 * GB, 6 * GB)
+    box = machine(Runtime(VULKAN.backends, (CPU_DEVICE, small), True))
+    assert box.offload_vram == 6 * GB and box.offload_free_vram == 5 * GB
+    assert cat.usable_bytes(box) == 20 * GB
+
+
+def test_an_integrated_gpu_offloads_but_adds_no_memory():
+    igpu = LlamaDevice("Vulkan", "Vulkan0", "Intel UHD", DeviceType.IGPU, 4 * GB, 8 * GB)
+    box = Machine(16 * GB, None, (), runtime=Runtime((), (CPU_DEVICE, igpu), True))
+    assert box.can_offload and box.offload_vram == 0
+    assert cat.usable_bytes(box) == 14 * GB
+
+
+def test_a_gpu_device_in_a_build_that_cannot_offload_does_not_count():
+    odd = Runtime(VULKAN.backends, VULKAN.devices, gpu_offload=False)
+    assert machine(odd).offload_vram == 0 and not machine(odd).can_offload
+
+
+def test_apple_silicon_needs_metal_for_its_gpu_share():
+    metal = LlamaDevice("Metal", "MTL0", "Apple M2", DeviceType.GPU, 21 * GB, 21 * GB)
+    apple = Gpu("Apple M2", 24 * GB, None, "apple", "apple", dedicated=False)
+    with_metal = Machine(32 * GB, None, (apple,), unified_memory=True,
+                         runtime=Runtime((), (CPU_DEVICE, metal), True))
+    assert with_metal.gpu_budget == 24 * GB and with_metal.offload_vram == 0
+    without = Machine(32 * GB, None, (apple,), unified_memory=True, runtime=CPU_ONLY)
+    assert without.gpu_budget == 0
+
+
+@pytest.mark.parametrize("ram, vram, expected", [
+    (16, 0, "Q2_K"), (16, 8, "Q4_K_M"), (8, 0, None), (32, 0, "Q6_K")])
+def test_the_original_cases_hold_with_a_gpu_runtime(catalog, ram, vram, expected):
+    gpu = LlamaDevice("Vulkan", "Vulkan0", "GPU", DeviceType.GPU, int(vram * GB),
+                      int(vram * GB))
+    box = Machine(int(ram * GB), None, runtime=Runtime((), (CPU_DEVICE, gpu), True))
+    rec = cat.recommend(catalog.entries, box)
+    assert (rec.entry.quant if rec.entry else None) == expected
+
+
+def test_given_vram_replaces_what_llama_cpp_said():
+    assert machine(CPU_ONLY).with_overrides(vram_gb=8).offload_vram == 8 * GB
+
+
+# --- what people read -----------------------------------------------------------------------
+
+
+def test_the_machine_summary_names_the_runtime():
+    assert m.describe(machine(VULKAN)).endswith(
+        "llama.cpp: Vulkan: NVIDIA GeForce RTX 4060, 7.6 GB free")
+    assert m.describe(machine(CPU_ONLY)).endswith(
+        "llama.cpp: this build runs on the CPU only (haswell variant)")
+    assert "could not be asked" in m.describe(machine(lr.failed("exit status 1")))
+
+
+def test_json_round_trip_keeps_every_field():
+    assert Runtime.from_json(json.loads(json.dumps(VULKAN.to_json()))) == VULKAN
