@@ -12,7 +12,6 @@ conversation reshaped, and otherwise the closest preset renders it, with a visib
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,6 +25,12 @@ from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
+from app.core.prompt.format_checks import (
+    deep_size,
+    format_width,
+    percent_width,
+    wordwrap_cost,
+)
 from app.core.prompt.presets import (
     ChatTemplate,
     Message,
@@ -38,9 +43,9 @@ from app.core.prompt.presets import (
 # End-of-turn markers: when a template contains one, the model may write it, so it stops.
 END_MARKERS = ("<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "<|end|>",
                "<|endoftext|>", "<|end_of_turn|>", "<|END_OF_TURN_TOKEN|>", "</s>", "[INST]")
-_WIDE_FORMAT = re.compile(r"\{[^{}]*:[^{}]*\d{7,}[^{}]*\}")
-_WIDE_PERCENT = re.compile(r"%[-+ #0]*(\*|\d{7,}|\d*\.(\*|\d{7,}))")
 _MAX_INT_BITS = 1_000_000
+# textwrap's work on one string (see `wordwrap_cost`): about 0.2 s here.
+_MAX_WRAP_WORK = 2_000_000_000
 # Calls (macros, recursive loops) nest at most this deep: far below Python's own limit, so a
 # recursive template never gets near the C stack of a worker thread (512 KB on macOS).
 MAX_CALL_DEPTH = 64
@@ -133,7 +138,7 @@ class SafeEnvironment(ImmutableSandboxedEnvironment):
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (names as in the sandbox)
         __self.tick()
-        _precheck_call(__self, __obj, args)
+        _precheck_call(__self, __obj, args, kwargs)
         budget = getattr(__self._local, "budget", None)
         if budget is None:
             return __self.check_size(super().call(__context, __obj, *args, **kwargs))
@@ -197,12 +202,7 @@ def _env_call(helper: str, arg: nodes.Expr, lineno: int) -> nodes.Call:
     return nodes.Call(target, [arg], [], None, None, lineno=lineno)
 
 
-def _size(value: Any) -> int:
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, (list, tuple)):
-        return len(value) + sum(len(v) for v in value if isinstance(v, str))
-    return 0
+_size = deep_size  # nested lists count their items: [[x] * 1000] * 1000 is a million x
 
 
 def _precheck_binop(env: SafeEnvironment, op: str, left: Any, right: Any) -> None:
@@ -218,10 +218,11 @@ def _precheck_binop(env: SafeEnvironment, op: str, left: Any, right: Any) -> Non
     elif op == "+":
         env.refuse_if(_size(left) + _size(right) > env.max_chars(), "adding values")
     elif op == "%" and isinstance(left, str):
-        env.refuse_if(bool(_WIDE_PERCENT.search(left)), "formatting with a huge width")
+        env.refuse_if(percent_width(left) > env.max_chars(), "formatting with a huge width")
 
 
-def _precheck_call(env: SafeEnvironment, func: Any, args: tuple[Any, ...]) -> None:
+def _precheck_call(env: SafeEnvironment, func: Any, args: tuple[Any, ...],
+                   kwargs: dict[str, Any]) -> None:
     name = getattr(func, "__name__", "")
     owner = getattr(getattr(func, "__wrapped__", func), "__self__", None)
     if not isinstance(owner, str):
@@ -235,8 +236,15 @@ def _precheck_call(env: SafeEnvironment, func: Any, args: tuple[Any, ...]) -> No
         _check_replace(env, owner, args[0], args[1])
     elif name == "join" and args and isinstance(args[0], (list, tuple)):
         env.refuse_if(len(owner) * len(args[0]) + _size(args[0]) > env.max_chars(), "str.join")
-    elif name in ("format", "format_map"):
-        env.refuse_if(bool(_WIDE_FORMAT.search(owner)), "formatting with a huge width")
+    elif name == "format":
+        env.refuse_if(format_width(owner, args, kwargs) > env.max_chars(),
+                      "formatting with a huge width")
+    elif name == "format_map" and args and isinstance(args[0], dict):
+        env.refuse_if(format_width(owner, (), args[0]) > env.max_chars(),
+                      "formatting with a huge width")
+    elif name == "translate" and args and isinstance(args[0], dict):
+        longest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
+        env.refuse_if(len(owner) * longest > env.max_chars(), "str.translate")
 
 
 def _check_replace(env: SafeEnvironment, text: Any, old: Any, new: Any) -> None:
@@ -266,7 +274,19 @@ def _check_indent(env, args, kwargs) -> None:
 
 def _check_format(env, args, kwargs) -> None:
     if args and isinstance(args[0], str):
-        env.refuse_if(bool(_WIDE_PERCENT.search(args[0])), "formatting with a huge width")
+        env.refuse_if(percent_width(args[0]) > env.max_chars(), "formatting with a huge width")
+
+
+def _check_wordwrap(env, args, kwargs) -> None:
+    width = args[1] if len(args) > 1 else kwargs.get("width", 79)
+    if args and isinstance(width, int):
+        env.refuse_if(wordwrap_cost(len(str(args[0])), width) > _MAX_WRAP_WORK, "wordwrap")
+
+
+def _check_sum(env, args, kwargs) -> None:  # sum(lists, start=[]) concatenates them all
+    start = args[2] if len(args) > 2 else kwargs.get("start", 0)
+    if isinstance(start, (list, tuple)) and args and isinstance(args[0], (list, tuple)):
+        env.refuse_if(_size(args[0]) + _size(start) > env.max_chars(), "sum")
 
 
 def _check_join(env, args, kwargs) -> None:
@@ -288,7 +308,7 @@ def _check_count(env, args, kwargs) -> None:  # batch and slice pad up to their 
 _FILTER_CHECKS: dict[str, Callable[..., None]] = {
     "center": _check_center, "indent": _check_indent, "format": _check_format,
     "join": _check_join, "replace": _check_replace_filter, "batch": _check_count,
-    "slice": _check_count,
+    "slice": _check_count, "wordwrap": _check_wordwrap, "sum": _check_sum,
 }
 
 
