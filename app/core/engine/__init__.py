@@ -6,9 +6,10 @@ from app.core.engine.base import (
     EngineError,
     LoadParams,
     ModelInfo,
+    PromptLayout,
     SamplingParams,
     StreamStats,
 )
 
 __all__ = ["Engine", "EngineCrashed", "EngineError", "LoadParams", "ModelInfo",
-           "SamplingParams", "StreamStats"]
+           "PromptLayout", "SamplingParams", "StreamStats"]

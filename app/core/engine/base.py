@@ -71,12 +71,32 @@ class ModelInfo:
     warnings: list[str] = field(default_factory=list)  # allowed but worth telling the user
 
 
+@dataclass(frozen=True)
+class PromptLayout:
+    """What the engine may assume about a prompt's shape, for reusing its KV cache.
+
+    The first `permanent_chars` characters (system prompt, card: what only an edit changes)
+    must match the cache exactly before anything after them is moved in a context shift;
+    when they differ, the whole prompt is read again and the reply's stats say why.
+    """
+
+    permanent_chars: int = 0
+
+
 @dataclass
 class StreamStats:
     prompt_tokens: int = 0
     reused_tokens: int = 0  # tokens of the prompt found in the KV cache, not re-evaluated
     restored_tokens: int = 0  # of those, tokens that came from a saved session file
+    shifted_tokens: int = 0  # of those, tokens moved down in a context shift
+    removed_tokens: int = 0  # cached tokens the shift dropped (messages gone from the prompt)
+    full_read_reason: str = ""  # why a shift was not done although the cache held the history
     restore_s: float = 0.0  # time spent reading that file (part of ttft_s)
+    # llama.cpp's own counters for this reply (llama_perf_context), -1 when not known:
+    # prompt tokens it decoded, and its time for them
+    llama_prompt_eval: int = -1
+    llama_prompt_eval_ms: float = 0.0
+    llama_perf: str = ""  # llama.cpp's performance report, as llama_perf_context_print wrote it
     tokens: int = 0
     ttft_s: float = 0.0
     seconds: float = 0.0
@@ -86,7 +106,9 @@ class StreamStats:
 
     @property
     def evaluated_tokens(self) -> int:
-        """Prompt tokens llama.cpp had to compute for this reply."""
+        """Prompt tokens llama.cpp had to compute for this reply (its own count if known)."""
+        if self.llama_prompt_eval >= 0:
+            return self.llama_prompt_eval
         return self.prompt_tokens - self.reused_tokens
 
     @property
@@ -102,8 +124,8 @@ class Engine(Protocol):
     def load(self, params: LoadParams, cancel: threading.Event | None = None,
              progress: Callable[[float], None] | None = None) -> ModelInfo: ...
 
-    def stream(self, prompt: str, params: SamplingParams,
-               cancel: threading.Event) -> Iterator[str]: ...
+    def stream(self, prompt: str, params: SamplingParams, cancel: threading.Event,
+               layout: PromptLayout | None = None) -> Iterator[str]: ...
 
     def count_tokens(self, texts: list[str]) -> list[int]: ...
 

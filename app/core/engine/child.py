@@ -3,11 +3,14 @@
 Everything llama.cpp does happens here, so an abort or an out-of-memory kill takes down
 only this process; the window notices and stays up. The protocol is a duplex pipe of
 tuples: ("load", params) → ("progress", fraction)* then ("loaded", info); ("generate",
-prompt, sampling) → ("token", text)* then ("done", stats); ("tokenize", texts) →
-("counts", [n, …]); ("quit",). Any failure answers ("error", message).
+prompt, sampling, layout or None) → ("token", text)* then ("done", stats); ("tokenize",
+texts) → ("counts", [n, …]); ("quit",). Any failure answers ("error", message).
 
 Stop is one shared byte (`abort`), not a pipe message: the parent sets it and llama.cpp
 sees it between tokens and, through its abort callback, inside a long prompt evaluation.
+
+Each reply reuses what it can of the KV cache: the common prefix, and after a drop of old
+messages the history moved down in a context shift (kv_shift.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ import sys
 import time
 from dataclasses import asdict
 
-from app.core.engine.base import LoadParams, ModelInfo, SamplingParams, StreamStats
+from app.core.engine import kv_shift, perf
+from app.core.engine.base import (
+    LoadParams,
+    ModelInfo,
+    PromptLayout,
+    SamplingParams,
+    StreamStats,
+)
+from app.core.engine.devices import load_backends
 from app.core.engine.sessions import (
     MIN_GAIN_TOKENS,
     MIN_SAVE_TOKENS,
@@ -41,6 +52,7 @@ class Child:
         self.params: LoadParams | None = None
         self.sessions: SessionStore | None = None
         self._abort_cb = None
+        self.shift_off = ""  # why llama.cpp cannot shift this model's cache ("" if it can)
 
     # --- loading -------------------------------------------------------------------------
     def load(self, params: LoadParams) -> ModelInfo:
@@ -50,6 +62,7 @@ class Child:
             raise ValueError(f"Unknown KV cache type {params.kv_type!r}; use "
                              + ", ".join(KV_TYPES))
         self.llm = self.params = self.sessions = None
+        load_backends()  # a GGML_BACKEND_DL build registers no backend until asked
         with _progress_reporting(self.conn):
             try:
                 self.llm = llama_cpp.Llama(**llama_kwargs(params))
@@ -57,45 +70,77 @@ class Child:
                 raise ValueError(_explain_load_failure(str(exc), params)) from exc
         self.params = params
         self._abort_cb = _install_abort(self.llm, self.abort)
+        self.shift_off = kv_shift.shift_unavailable(self.llm)
         if params.session_dir:
             identity = model_identity(params.model_path, self.llm.n_ctx(), params.kv_type,
                                       params.flash_attn, llama_cpp.__version__)
             self.sessions = SessionStore(params.session_dir, identity,
                                          params.session_cap_mb * 1024 * 1024)
-        return _info(self.llm, params)
+        return _info(self.llm, params, self.shift_off)
 
     # --- generating ----------------------------------------------------------------------
-    def generate(self, prompt: str, sp: SamplingParams) -> StreamStats:
+    def generate(self, prompt: str, sp: SamplingParams,
+                 layout: PromptLayout | None = None) -> StreamStats:
         start = time.perf_counter()
-        tokens = self.llm.tokenize(prompt.encode("utf-8"), special=True)
-        if len(tokens) > 1 and tokens[0] == tokens[1] == self.llm.token_bos():
-            tokens = tokens[1:]  # the template wrote its own BOS text; llama.cpp added one too
+        tokens = self._tokenize(prompt)
         if len(tokens) > self.llm.n_ctx():
             raise ValueError(f"The prompt has {len(tokens)} tokens, more than the context "
                              f"size of {self.llm.n_ctx()}.")
         stats = StreamStats(prompt_tokens=len(tokens), seed=sp.seed)
-        stats.reused_tokens = self._cached_prefix(tokens)
-        self._maybe_restore(tokens, stats)
+        plan = self._plan(prompt, tokens, layout)
+        stats.reused_tokens, stats.full_read_reason = plan.reused, plan.full_read_reason
+        if not self._maybe_restore(tokens, stats):
+            self._shift(plan, stats)
+        perf.reset(self.llm)
+        probe = perf.FirstSample(self.llm)
         try:
-            self._stream(tokens, sp, stats, start)
+            self._stream(tokens, sp, stats, start, probe)
         except RuntimeError:
             if not self.abort[0]:
                 raise
             stats.stopped = True  # llama_decode returned 2: aborted; finished batches stay
         stats.seconds = time.perf_counter() - start
+        self._read_perf(stats, probe)
         return stats
 
-    def _cached_prefix(self, tokens: list[int]) -> int:
-        from llama_cpp import Llama
+    def _tokenize(self, text: str) -> list[int]:
+        tokens = self.llm.tokenize(text.encode("utf-8"), special=True)
+        if len(tokens) > 1 and tokens[0] == tokens[1] == self.llm.token_bos():
+            tokens = tokens[1:]  # the template wrote its own BOS text; llama.cpp added one too
+        return tokens
 
-        cached = self.llm._input_ids[: self.llm.n_tokens].tolist()
-        return Llama.longest_token_prefix(cached, tokens[:-1])
+    def _plan(self, prompt: str, tokens: list[int],
+              layout: PromptLayout | None) -> kv_shift.ReusePlan:
+        cached = self.llm.input_ids[: self.llm.n_tokens].tolist()
+        keep = 0
+        if layout is not None and layout.permanent_chars > 0:
+            # the permanent text's tokens, as far as the whole prompt has them too (the
+            # last one may merge with what follows)
+            own = self._tokenize(prompt[: layout.permanent_chars])
+            keep = kv_shift.common_prefix(own, tokens)
+        return kv_shift.plan_reuse(cached, tokens, keep, self.shift_off)
 
-    def _stream(self, tokens, sp: SamplingParams, stats: StreamStats, start: float) -> None:
+    def _shift(self, plan: kv_shift.ReusePlan, stats: StreamStats) -> None:
+        n_cached = self.llm.n_tokens
+        if plan.chunks:
+            stats.reused_tokens = kv_shift.apply_plan(self.llm, plan)
+            stats.shifted_tokens = plan.shifted
+            stats.removed_tokens = plan.removed(n_cached)
+
+    def _read_perf(self, stats: StreamStats, probe: perf.FirstSample) -> None:
+        if probe.result is not None:
+            stats.llama_prompt_eval = probe.result.tokens
+            stats.llama_prompt_eval_ms = probe.result.ms
+        stats.llama_perf = perf.report(self.llm)
+
+    def _stream(self, tokens, sp: SamplingParams, stats: StreamStats, start: float,
+                probe: perf.FirstSample) -> None:
         # the penalty range is read from the Llama object when each request builds its sampler
         self.llm.last_n_tokens_size = sp.repeat_last_n if sp.repeat_last_n >= 0 \
             else self.llm.n_ctx()
-        chunks = self.llm.create_completion(tokens, **completion_kwargs(sp))
+        chunks = self.llm.create_completion(
+            tokens, **completion_kwargs(sp),
+            stopping_criteria=_criteria(probe))
         if self.abort[0]:
             stats.stopped = True
             return
@@ -112,14 +157,18 @@ class Child:
                 break
 
     # --- saved sessions ------------------------------------------------------------------
-    def _maybe_restore(self, tokens: list[int], stats: StreamStats) -> None:
-        """Load a saved state when it covers clearly more of the prompt than memory does."""
+    def _maybe_restore(self, tokens: list[int], stats: StreamStats) -> bool:
+        """Load a saved state when it covers clearly more of the prompt than memory does.
+
+        True when the cache was replaced (or emptied by a file that failed half-way), so
+        a plan made from the old cache must not be applied."""
         if self.sessions is None or len(tokens) - stats.reused_tokens < MIN_GAIN_TOKENS:
-            return
+            return False
         t0 = time.perf_counter()
         match = self.sessions.best_match(tokens[:-1], stats.reused_tokens + MIN_GAIN_TOKENS)
         if match is None:
-            return
+            return False
+        stats.full_read_reason = ""
         try:
             saved, state = self.sessions.load(match[0])
             _set_state(self.llm, saved, state)
@@ -127,9 +176,10 @@ class Child:
             print(f"parlor: ignored saved session: {exc}", file=sys.stderr)
             self.llm.reset()  # a half-applied state must not be trusted either
             stats.reused_tokens = 0
-            return
+            return True
         stats.reused_tokens = stats.restored_tokens = match[1]
         stats.restore_s = time.perf_counter() - t0
+        return True
 
     def save_session(self) -> None:
         """After the reply was delivered: copy the state now, compress it on a thread."""
@@ -152,6 +202,12 @@ def completion_kwargs(sp: SamplingParams) -> dict:
                 mirostat_tau=sp.mirostat_tau, mirostat_eta=sp.mirostat_eta,
                 seed=None if sp.seed < 0 else sp.seed, stop=list(sp.stop) or None,
                 stream=True)
+
+
+def _criteria(probe: perf.FirstSample):
+    from llama_cpp import StoppingCriteriaList
+
+    return StoppingCriteriaList([probe])
 
 
 def llama_kwargs(params: LoadParams) -> dict:
@@ -242,7 +298,7 @@ def _explain_load_failure(message: str, params: LoadParams) -> str:
     return message
 
 
-def _info(llm, params: LoadParams) -> ModelInfo:
+def _info(llm, params: LoadParams, shift_off: str) -> ModelInfo:
     import llama_cpp
 
     meta = dict(llm.metadata)
@@ -269,8 +325,10 @@ def _info(llm, params: LoadParams) -> ModelInfo:
             "n_threads_batch": llama_cpp.llama_n_threads_batch(ctx),
             "kv_type": params.kv_type, "flash_attn": params.flash_attn,
             "n_gpu_layers": llm.model_params.n_gpu_layers,
-            "load_mode": LOAD_MODES.get(llm.model_params.load_mode, "?")},
-        warnings=warnings)
+            "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
+            "load_mode": LOAD_MODES.get(llm.model_params.load_mode, "?"),
+            "context_shift": shift_off or "on"},
+        warnings=warnings + ([shift_off] if shift_off else []))
 
 
 def _handle(child: Child, message: tuple) -> None:
@@ -279,7 +337,8 @@ def _handle(child: Child, message: tuple) -> None:
         info = child.load(LoadParams(**message[1]))
         child.conn.send(("loaded", asdict(info)))
     elif kind == "generate":
-        stats = child.generate(message[1], SamplingParams(**message[2]))
+        layout = PromptLayout(**message[3]) if len(message) > 3 and message[3] else None
+        stats = child.generate(message[1], SamplingParams(**message[2]), layout)
         child.conn.send(("done", asdict(stats)))
         child.save_session()
     elif kind == "tokenize":

@@ -7,6 +7,7 @@ the child, so the memory really returns to the system.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import threading
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from app.core.engine.base import (
     EngineError,
     LoadParams,
     ModelInfo,
+    PromptLayout,
     SamplingParams,
     StreamStats,
 )
@@ -24,6 +26,7 @@ from app.core.engine.child import serve
 
 UNLOAD_WAIT_S = 15  # the child finishes writing the last saved session before it exits
 POLL_S = 0.01  # how often a waiting parent looks at the cancel flag and the child's health
+log = logging.getLogger(__name__)
 CRASH_ADVICE = ("Try fewer GPU layers, a smaller context size or a smaller quant of the model; "
                 "the chat and the text written so far are kept.")
 
@@ -126,14 +129,17 @@ class LocalEngine:
     def count_tokens(self, texts: list[str]) -> list[int]:
         return self._request(("tokenize", list(texts)))[1]
 
-    def stream(self, prompt: str, params: SamplingParams,
-               cancel: threading.Event) -> Iterator[str]:
-        """Yield text pieces as llama.cpp makes them; stops within one piece of `cancel`."""
+    def stream(self, prompt: str, params: SamplingParams, cancel: threading.Event,
+               layout: PromptLayout | None = None) -> Iterator[str]:
+        """Yield text pieces as llama.cpp makes them; stops within one piece of `cancel`.
+
+        `layout` marks the prompt's permanent part, which a context shift keeps intact."""
         if self._proc is None:
             raise EngineError("No model is loaded.")
         self._abort[0] = 0
         self.last_stats = None
-        self._conn.send(("generate", prompt, asdict(params)))
+        self._conn.send(("generate", prompt, asdict(params),
+                         asdict(layout) if layout else None))
         finished = False
         try:
             while True:
@@ -147,6 +153,7 @@ class LocalEngine:
                 if reply[0] == "error":
                     raise EngineError(reply[1])
                 self.last_stats = StreamStats(**reply[1])
+                _log_reply(self.last_stats)
                 return
         finally:
             if not finished:
@@ -163,8 +170,20 @@ class LocalEngine:
                 if reply[0] == "done":
                     self.last_stats = StreamStats(**reply[1])
                     self.last_stats.stopped = True
+                    _log_reply(self.last_stats)
                     return
                 if reply[0] == "error":
                     return
         except EngineCrashed:
             return
+
+
+def _log_reply(stats: StreamStats) -> None:
+    """One line per reply in parlor.log: what the cache saved, then llama.cpp's own report,
+    so the benchmark's figures can be checked against llama.cpp's counters."""
+    shift = (f", {stats.shifted_tokens} shifted past {stats.removed_tokens} removed"
+             if stats.shifted_tokens else "")
+    log.info("reply: %d prompt tokens, %d reused%s, %d evaluated by llama.cpp%s; %s",
+             stats.prompt_tokens, stats.reused_tokens, shift, stats.evaluated_tokens,
+             f" ({stats.full_read_reason})" if stats.full_read_reason else "",
+             stats.llama_perf or "no llama.cpp report")

@@ -19,7 +19,14 @@ import time
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
-from app.core.engine.base import EngineError, LoadParams, ModelInfo, SamplingParams, StreamStats
+from app.core.engine.base import (
+    EngineError,
+    LoadParams,
+    ModelInfo,
+    PromptLayout,
+    SamplingParams,
+    StreamStats,
+)
 from app.core.engine.sse import EventReader, error_text
 
 CONNECT_S = 10.0  # a server that cannot even accept a connection in this time is down
@@ -262,9 +269,11 @@ class RemoteEngine:
         return value if isinstance(value, int) else None
 
     # --- streaming ----------------------------------------------------------------------
-    def stream(self, prompt: str, params: SamplingParams,
-               cancel: threading.Event) -> Iterator[str]:
-        """Text completion of our own prompt; in chat mode the prompt is one user message."""
+    def stream(self, prompt: str, params: SamplingParams, cancel: threading.Event,
+               layout: PromptLayout | None = None) -> Iterator[str]:
+        """Text completion of our own prompt; in chat mode the prompt is one user message.
+
+        `layout` is not used: the server manages its own cache (`cache_prompt`)."""
         if self.mode == "chat":
             return self.stream_chat([{"role": "user", "content": prompt}], params, cancel)
         return self._stream("/v1/completions", {"prompt": prompt}, params, cancel)
