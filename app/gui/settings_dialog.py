@@ -92,6 +92,8 @@ SECTIONS: dict[str, list[tuple]] = {
          None),
         ("stop_strings", "Extra stop strings", "One per line; the reply ends where one "
          "appears.", "lines", None),
+        ("pin_examples", "Pin examples", "Always send the card's example dialogue; "
+         "otherwise it is sent only when the chat leaves room.", "bool", None),
         ("lore_scan_depth", "Lore scan depth", "How many recent messages lore keys are "
          "looked for in.", "int", (1, 1000, 1)),
         ("lore_budget_tokens", "Lore budget", "The most tokens activated lore may take.",

@@ -67,6 +67,7 @@ class Settings:
     stop_strings: list = field(default_factory=list)  # more strings that end a reply
     lore_scan_depth: int = 4      # how many recent messages lore keys are looked for in
     lore_budget_tokens: int = 512  # the most tokens activated lore may take
+    pin_examples: bool = False    # always send the example dialogue (history gives way)
     enter_sends: bool = True      # Enter sends and Shift+Enter is a new line (else reversed)
     theme: str = "system"         # system | light | dark
     font_size: int = 0            # points for the chat text; 0: the system's size

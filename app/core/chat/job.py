@@ -15,6 +15,7 @@ from app.core.engine import ModelInfo, SamplingParams
 from app.core.engine.presets import apply_overrides
 from app.core.prompt import (
     BuiltPrompt,
+    ChatTemplate,
     MacroContext,
     PromptInput,
     PromptSettings,
@@ -28,18 +29,34 @@ from app.core.store import Message, Store
 
 
 class TokenCounter:
-    """Caches counts from the engine's tokenizer; the cache lives as long as the model."""
+    """Caches counts from the engine's tokenizer; the cache lives as long as the model.
+
+    `bind` gives the builder a counter with a `many` method, so the pieces it needs are
+    counted in one round trip to the engine instead of one per message.
+    """
 
     def __init__(self) -> None:
         self._cache: dict[str, int] = {}
 
-    def bind(self, count_many: Callable[[list[str]], list[int]]) -> Callable[[str], int]:
-        def count(text: str) -> int:
-            if text not in self._cache:
-                self._cache[text] = count_many([text])[0]
-            return self._cache[text]
+    def bind(self, count_many: Callable[[list[str]], list[int]]) -> _BoundCounter:
+        return _BoundCounter(self._cache, count_many)
 
-        return count
+
+class _BoundCounter:
+    def __init__(self, cache: dict[str, int],
+                 count_many: Callable[[list[str]], list[int]]) -> None:
+        self._cache, self._count_many = cache, count_many
+
+    def __call__(self, text: str) -> int:
+        if text not in self._cache:
+            self._cache[text] = int(self._count_many([text])[0])
+        return self._cache[text]
+
+    def many(self, texts: list[str]) -> list[int]:
+        todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if todo:
+            self._cache.update(zip(todo, map(int, self._count_many(todo)), strict=True))
+        return [self._cache[t] for t in texts]
 
 
 @dataclass
@@ -50,14 +67,34 @@ class PromptJob:
     counter: TokenCounter
 
     def __call__(self, count_many: Callable[[list[str]], list[int]]) -> BuiltPrompt:
-        s = self.settings
-        if s.template == "auto":
-            template = template_from_gguf(self.info.chat_template, self.info.bos, self.info.eos)
-        else:
-            template = preset(s.template)
-        return build_prompt(self.inp, template, self.counter.bind(count_many),
-                            n_ctx=self.info.n_ctx, max_new_tokens=s.max_tokens,
-                            settings=prompt_settings(s))
+        """Build, then count the whole prompt once: pieces counted apart can add up to fewer
+        tokens than the joined text (merges across their borders), and the engine refuses a
+        prompt over the context, so the budget shrinks by what was missing and it is rebuilt."""
+        template, notes = self.template()
+        count = self.counter.bind(count_many)
+        n_ctx = self.info.n_ctx - 1  # the BOS token the engine adds when it tokenizes
+        for _ in range(3):
+            built = build_prompt(self.inp, template, count, n_ctx=n_ctx,
+                                 max_new_tokens=self.settings.max_tokens,
+                                 settings=prompt_settings(self.settings))
+            missing = int(count_many([built.text])[0]) - built.tokens
+            if missing <= 0:
+                break
+            n_ctx -= missing
+        built.warnings[:0] = notes
+        return built
+
+    def template(self) -> tuple[ChatTemplate, list[str]]:
+        """The chosen format; "auto" is the model's own template, and a model without one is
+        said so rather than given a guessed format in silence."""
+        if self.settings.template != "auto":
+            return preset(self.settings.template), []
+        template = template_from_gguf(self.info.chat_template, self.info.bos, self.info.eos)
+        if (self.info.chat_template or "").strip():
+            return template, []
+        return template, [f"This model has no chat template of its own; the {template.name} "
+                          "format is used. Choose the model's format under Chat template in "
+                          "Settings → Prompt."]
 
 
 IMPERSONATE_INSTRUCTION = ("[Write {{user}}'s next message in the chat, in {{user}}'s voice "
@@ -96,6 +133,7 @@ def prompt_settings(settings: Settings) -> PromptSettings:
         order=list(settings.prompt_order) or base.order,
         system_prompt_default=settings.system_prompt or base.system_prompt_default,
         lore_scan_depth=settings.lore_scan_depth, lore_budget_tokens=settings.lore_budget_tokens,
+        pin_examples=settings.pin_examples,
         extra_stops=[s for s in settings.stop_strings if s])
 
 

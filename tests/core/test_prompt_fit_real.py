@@ -1,0 +1,91 @@
+"""A big community card at the default 4096 context, with llama.cpp's own tokenizer.
+
+Modelled on the chub card "Comely & Vigorous": a long description and about 2,300 tokens of
+example dialogue, which alone left no room for the chat at 4096 tokens.
+"""
+
+import pytest
+
+from app.core.appdata.settings import Settings
+from app.core.chat.job import PromptJob, TokenCounter
+from app.core.engine import ModelInfo
+from app.core.prompt import Message, PromptInput
+
+llama_cpp = pytest.importorskip("llama_cpp")
+
+N_CTX = 4096
+
+
+def _prose(seed: str, n: int) -> str:
+    """Card-like prose; the tiny model's vocabulary spells most of it letter by letter."""
+    words = [f"{seed}{i % 7}q" for i in range(n)]
+    return " ".join(words)
+
+
+CARD = {
+    "name": "Comely",
+    "description": "{{char}} and her brother Vigorous run the inn. " + _prose("desc", 180),
+    "personality": "bold, " + _prose("pers", 20),
+    "scenario": "{{user}} arrives at the inn at dusk. " + _prose("scen", 30),
+    "first_mes": "*Comely looks up from the counter.* Welcome, {{user}}!",
+    "mes_example": "".join(f"<START>\n{{{{user}}}}: Question {b}?\n{{{{char}}}}: "
+                           + _prose(f"ex{b}x", 60) + "\n" for b in range(5)),
+}
+
+
+@pytest.fixture(scope="module")
+def llm(tiny_llama_path):
+    return llama_cpp.Llama(model_path=str(tiny_llama_path), n_ctx=N_CTX, n_batch=512,
+                           verbose=False, seed=1)
+
+
+def _count_many(llm):
+    def count_many(texts):
+        return [len(llm.tokenize(t.encode(), add_bos=False, special=True)) for t in texts]
+
+    return count_many
+
+
+def _job(history, llm, counter):
+    info = ModelInfo(path="tiny.gguf", name="tiny", n_ctx=N_CTX, n_ctx_train=N_CTX,
+                     n_gpu_layers=0, n_layer=2, chat_template=None, bos="<s>", eos="</s>")
+    settings = Settings()
+    settings.template, settings.max_tokens = "chatml", 300
+    inp = PromptInput(card=CARD, user_name="Ann", history=history)
+    return PromptJob(inp, info, settings, counter)(_count_many(llm))
+
+
+def test_the_card_is_as_big_as_the_real_one(llm):
+    examples = len(llm.tokenize(CARD["mes_example"].encode(), add_bos=False))
+    assert 2000 < examples < 2600
+
+
+def test_first_reply_succeeds_with_the_examples_dropped_and_a_notice(llm):
+    history = [Message("assistant", CARD["first_mes"]), Message("user", "Hello there.")]
+    built = _job(history, llm, TokenCounter())
+    assert built.fits and built.dropped_messages == 0
+    assert any("example dialogue blocks were left out" in w for w in built.warnings)
+    assert len(llm.tokenize(built.text.encode(), special=True)) <= N_CTX - 300
+    out = llm.create_completion(built.text, max_tokens=4, temperature=0.0)
+    assert out["choices"][0]["text"] is not None
+
+
+def test_a_sixty_message_chat_keeps_its_newest_messages_every_turn(llm):
+    counter = TokenCounter()
+    history = [Message("assistant", CARD["first_mes"])]
+    dropped = []
+    for turn in range(30):
+        history.append(Message("user", f"Turn {turn} from Ann. " + _prose(f"u{turn}y", 25)))
+        built = _job(history, llm, counter)
+        assert built.fits and f"Turn {turn} from Ann." in built.text
+        assert len(llm.tokenize(built.text.encode(), special=True)) <= N_CTX - 300
+        start = built.dropped_messages
+        if start:  # no turn is sent with fewer messages than fit: one more would not
+            wider = _job(history[start - 1:], llm, counter)
+            assert wider.dropped_messages == 1
+        dropped.append(start)
+        history.append(Message("assistant", f"Reply {turn}. " + _prose(f"r{turn}z", 30)))
+    assert len(history) == 61 and dropped[-1] > 0
+    assert all(len(history) - d > 8 for d in dropped)
+    out = llm.create_completion(built.text, max_tokens=4, temperature=0.0)
+    assert out["choices"][0]["text"] is not None
