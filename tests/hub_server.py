@@ -44,6 +44,12 @@ class FakeHub:
     token: str | None = None  # when set, requests need `Authorization: Bearer <token>`
     chunk: int = 64 * 1024
     delay: float = 0.0  # seconds to sleep after each chunk of a file body
+    answers: list[int] = field(default_factory=list)  # statuses for the next file GETs, in
+    # turn (0: serve it); a 429 comes with `Retry-After: 0`
+    stall_at: int | None = None  # a file response goes silent at this offset of the file...
+    stall_s: float = 0.0  # ...for this long, then hangs up
+    stalls_left: int = 1
+    redirect_to: str | None = None  # resolve answers 302 to this base URL, as a CDN would
     seen: list[Seen] = field(default_factory=list)
 
     def add_file(self, repo_id: str, path: str, data: bytes) -> None:
@@ -164,6 +170,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, code: str | None, message: str) -> None:
         data = json.dumps({"error": message}).encode()
         self.send_response(status)
+        if status == 429:
+            self.send_header("Retry-After", "0")
         if code:
             self.send_header("X-Error-Code", code)
         self.send_header("X-Error-Message", message)
@@ -172,6 +180,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _tree(self, repo_id: str, folder: str, query: dict) -> None:
         recursive = query.get("recursive", ["false"])[0].lower() == "true"
@@ -199,6 +213,10 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         if path in fake.status:
             return self._error(fake.status[path], None, "Forced status")
+        if method == "GET" and fake.answers and (answer := fake.answers.pop(0)):
+            return self._error(answer, None, "Injected status")
+        if fake.redirect_to:
+            return self._redirect(f"{fake.redirect_to}{self.path}")
         data = fake.repos[repo_id].get(path)
         if data is None:
             return self._error(404, "EntryNotFound", f"{path} does not exist")
@@ -242,6 +260,13 @@ class _Handler(BaseHTTPRequestHandler):
             fake.drops_left -= 1
         if fake.dead_at is not None:
             limit = max(0, min(limit, fake.dead_at - start))
+        if fake.stall_at is not None and fake.stalls_left and start < fake.stall_at:
+            fake.stalls_left -= 1
+            self.wfile.write(body[:fake.stall_at - start])
+            self.wfile.flush()
+            time.sleep(fake.stall_s)  # the client gives up on us meanwhile
+            self.close_connection = True
+            return
         for offset in range(0, limit, fake.chunk):
             self.wfile.write(body[offset:min(offset + fake.chunk, limit)])
             if fake.delay:

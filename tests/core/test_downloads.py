@@ -5,26 +5,34 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import socket
 import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
+import httpx2
 import pytest
 from huggingface_hub import constants, hf_hub_download
 
 from app.cli import main as cli
 from app.core.appdata.machine import machine_from_sizes
 from app.core.hub import downloads as dl
+from app.core.hub import progress as progress_mod
 from app.core.hub.downloads import (
     ChecksumMismatch,
     DownloadCancelled,
     DownloadError,
     Hub,
     RemoteFile,
+    RetryPolicy,
 )
+from app.core.hub.progress import Meter
 from tests.hub_server import FakeHub, point_huggingface_hub_at
 
 REPO = "someone/some-model-GGUF"
+NO_WAIT = RetryPolicy(first_wait=0, max_wait=0)
 CATALOG_REPO = "Kquant03/MistralTrix-4x9B-ERP-GGUF"
 
 
@@ -70,6 +78,11 @@ def remote(path: str) -> RemoteFile:
 
 def leftovers(folder) -> list[str]:
     return sorted(os.listdir(folder)) if folder.exists() else []
+
+
+def installed(*names: str) -> list[str]:
+    """What a folder holds after these files were installed: each with its manifest."""
+    return sorted([*names, *(f"{n}.parlor.json" for n in names)])
 
 
 # -- names --------------------------------------------------------------------------------------
@@ -166,12 +179,12 @@ def test_the_fake_hub_serves_huggingface_hubs_own_download(fake, tmp_path):
 
 
 def test_download_reports_progress_and_installs_a_verified_file(fake, dest, monkeypatch):
-    monkeypatch.setattr(dl, "PROGRESS_INTERVAL_S", 0)
+    monkeypatch.setattr(progress_mod, "PROGRESS_INTERVAL_S", 0)
     seen = []
     paths = dl.download(REPO, [remote("model.Q4_K_M.gguf")], dest, progress=seen.append)
     assert paths == [dest / "model.Q4_K_M.gguf"]
     assert paths[0].read_bytes() == FILES["model.Q4_K_M.gguf"]
-    assert leftovers(dest) == ["model.Q4_K_M.gguf"]
+    assert leftovers(dest) == installed("model.Q4_K_M.gguf")
     assert {p.total for p in seen} == {300_000}
     done = [p.done for p in seen]
     assert done == sorted(done) and done[-1] == 300_000
@@ -183,7 +196,7 @@ def test_download_reports_progress_and_installs_a_verified_file(fake, dest, monk
 
 def test_speed_and_eta():
     seen = []
-    meter = dl._Meter(1000, seen.append)
+    meter = Meter(1000, seen.append)
     meter._samples.extend([(10.0, 0), (12.0, 400)])
     meter.done = 400
     meter.emit(now=12.0)
@@ -196,7 +209,7 @@ def test_split_model_downloads_all_parts(fake, dest):
     assert [p.name for p in paths] == ["model-Q8_0-00001-of-00002.gguf",
                                        "model-Q8_0-00002-of-00002.gguf"]
     assert paths[1].read_bytes() == FILES["big/model-Q8_0-00002-of-00002.gguf"]
-    assert leftovers(dest) == sorted(p.name for p in paths)
+    assert leftovers(dest) == installed(*(p.name for p in paths))
 
 
 def test_small_files_are_verified_by_git_blob_id(fake, dest):
@@ -213,7 +226,7 @@ def test_an_installed_file_is_not_fetched_again(fake, dest):
 
 
 def test_cancel_keeps_the_part_and_a_later_run_resumes(fake, dest, monkeypatch):
-    monkeypatch.setattr(dl, "PROGRESS_INTERVAL_S", 0)
+    monkeypatch.setattr(progress_mod, "PROGRESS_INTERVAL_S", 0)
     fake.delay = 0.01
     cancel = threading.Event()
 
@@ -234,7 +247,7 @@ def test_cancel_keeps_the_part_and_a_later_run_resumes(fake, dest, monkeypatch):
     dl.download(REPO, [file], dest, progress=seen.append)
     assert fake.ranges("model.Q4_K_M.gguf")[-1] == f"bytes={kept}-"
     assert (dest / "model.Q4_K_M.gguf").read_bytes() == FILES["model.Q4_K_M.gguf"]
-    assert leftovers(dest) == ["model.Q4_K_M.gguf"]
+    assert leftovers(dest) == installed("model.Q4_K_M.gguf")
     assert seen[0].phase == "checking"  # the kept bytes were hashed, not fetched again
 
 
@@ -249,15 +262,15 @@ def test_discard_partial(fake, dest):
 
 def test_a_dropped_connection_is_resumed_within_the_call(fake, dest):
     fake.drop_after, fake.drops_left = 100_000, 2
-    dl.download(REPO, [remote("model.Q4_K_M.gguf")], dest, retry_wait=0)
+    dl.download(REPO, [remote("model.Q4_K_M.gguf")], dest, policy=NO_WAIT)
     assert fake.ranges("model.Q4_K_M.gguf") == [None, "bytes=100000-", "bytes=200000-"]
     assert (dest / "model.Q4_K_M.gguf").read_bytes() == FILES["model.Q4_K_M.gguf"]
-    assert leftovers(dest) == ["model.Q4_K_M.gguf"]
+    assert leftovers(dest) == installed("model.Q4_K_M.gguf")
 
 
 def test_retries_go_on_while_each_attempt_brings_bytes(fake, dest):
     fake.drop_after = 100_000  # every response is cut, but each one brings 100 kB more
-    dl.download(REPO, [remote("model.Q4_K_M.gguf")], dest, retries=1, retry_wait=0)
+    dl.download(REPO, [remote("model.Q4_K_M.gguf")], dest, policy=replace(NO_WAIT, attempts=1))
     assert fake.ranges("model.Q4_K_M.gguf") == [None, "bytes=100000-", "bytes=200000-"]
 
 
@@ -265,7 +278,7 @@ def test_a_dropped_connection_is_resumed_by_the_next_run(fake, dest):
     fake.dead_at = 120_000  # the server dies at 120 kB and stays dead
     file = remote("model.Q4_K_M.gguf")
     with pytest.raises(DownloadError, match="Run the download again to resume"):
-        dl.download(REPO, [file], dest, retries=2, retry_wait=0)
+        dl.download(REPO, [file], dest, policy=replace(NO_WAIT, attempts=2))
     assert fake.ranges("model.Q4_K_M.gguf") == [None] + ["bytes=120000-"] * 3
     assert leftovers(dest) == ["model.Q4_K_M.gguf.part"]
     assert (dest / "model.Q4_K_M.gguf.part").stat().st_size == 120_000
@@ -274,7 +287,7 @@ def test_a_dropped_connection_is_resumed_by_the_next_run(fake, dest):
     dl.download(REPO, [file], dest)
     assert fake.ranges("model.Q4_K_M.gguf")[-1] == "bytes=120000-"
     assert (dest / "model.Q4_K_M.gguf").read_bytes() == FILES["model.Q4_K_M.gguf"]
-    assert leftovers(dest) == ["model.Q4_K_M.gguf"]
+    assert leftovers(dest) == installed("model.Q4_K_M.gguf")
 
 
 def test_a_server_that_ignores_range_restarts_the_file(fake, dest):
@@ -309,11 +322,22 @@ def test_no_checksum_no_download(fake, dest):
 
 def test_free_disk_is_checked_before_anything_is_fetched(fake, dest):
     before = len(fake.seen)
-    with pytest.raises(DownloadError, match="Not enough disk space .* 300 kB more and 1 kB"):
+    with pytest.raises(DownloadError) as caught:
         dl.download(REPO, [remote("model.Q4_K_M.gguf")], dest,
                     disk_usage=lambda path: SimpleNamespace(free=1_000))
+    assert str(caught.value) == (
+        f"Not enough disk space in {dest}: the download needs 300 kB more, and Parlor keeps "
+        "64.0 MB free beyond it, so 64.3 MB in all; 1 kB are free. Free some space or choose "
+        "another folder.")
     assert len(fake.seen) == before
     assert leftovers(dest) == []
+
+
+def test_the_disk_margin_is_part_of_the_message_not_hidden(fake, dest):
+    """Enough for the file itself but not for the margin: the message must say both."""
+    with pytest.raises(DownloadError, match="needs 300 kB more, and Parlor keeps 64.0 MB free"):
+        dl.download(REPO, [remote("model.Q4_K_M.gguf")], dest,
+                    disk_usage=lambda path: SimpleNamespace(free=1_000_000))
 
 
 def test_a_full_disk_mid_download_is_a_clear_message(fake, dest):
@@ -354,10 +378,54 @@ def test_a_404_on_the_file_itself(fake, dest):
     assert leftovers(dest) == []
 
 
-def test_a_500_is_reported(fake, dest):
+def test_a_500_that_does_not_go_away_gives_up_within_the_bound(fake, dest):
     fake.status["model.Q2_K.gguf"] = 500
-    with pytest.raises(DownloadError, match="hub had an error"):
-        dl.download(REPO, [remote("model.Q2_K.gguf")], dest)
+    seen = []
+    with pytest.raises(DownloadError) as caught:
+        dl.download(REPO, [remote("model.Q2_K.gguf")], dest, progress=seen.append,
+                    policy=RetryPolicy(attempts=2, first_wait=0.01, budget_s=5))
+    assert str(caught.value) == (
+        f"Downloading model.Q2_K.gguf from {fake.url} failed: the hub answered 500 (a server "
+        "error), and 2 retries over 0 s brought nothing more. Nothing was downloaded yet. "
+        "Try again later.")
+    assert fake.ranges("model.Q2_K.gguf") == [None] * 3
+    notes = [p.note for p in seen if p.phase == "retrying"]
+    assert notes[0] == ("The hub answered 500 (a server error); retrying in 0 s (retry 1 of 2 "
+                        "without progress; Parlor gives up after 2 retries or 5 s of waiting "
+                        "without progress)")
+    assert leftovers(dest) == []
+
+
+def test_the_total_wait_is_bounded_too(fake, dest):
+    fake.status["model.Q2_K.gguf"] = 503
+    with pytest.raises(DownloadError, match=r"503 \(service unavailable\), and 1 retry over "
+                                            "0 s brought nothing more"):
+        dl.download(REPO, [remote("model.Q2_K.gguf")], dest,
+                    policy=RetryPolicy(attempts=10, first_wait=0.2, budget_s=0.5))
+    assert len(fake.ranges("model.Q2_K.gguf")) == 2  # waits 0.2, then 0.4 would pass 0.5
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 429])
+def test_a_server_error_mid_file_is_retried_and_resumed(fake, dest, status):
+    fake.drop_after, fake.drops_left = 100_000, 1
+    fake.answers = [0, status, status]  # the first GET is served (and cut), two fail
+    seen = []
+    dl.download(REPO, [remote("model.Q4_K_M.gguf")], dest, policy=NO_WAIT,
+                progress=seen.append)
+    assert fake.ranges("model.Q4_K_M.gguf") == [None] + ["bytes=100000-"] * 3
+    assert (dest / "model.Q4_K_M.gguf").read_bytes() == FILES["model.Q4_K_M.gguf"]
+    assert f"The hub answered {status}" in next(p.note for p in seen
+                                                 if "answered" in p.note)
+
+
+def test_a_stalled_connection_is_retried_and_resumed(fake, dest):
+    fake.stall_at, fake.stall_s = 100_000, 3.0
+    seen = []
+    dl.download(REPO, [remote("model.Q4_K_M.gguf")], dest, progress=seen.append,
+                policy=replace(NO_WAIT, stall_s=0.5))
+    assert fake.ranges("model.Q4_K_M.gguf") == [None, "bytes=100000-"]
+    assert (dest / "model.Q4_K_M.gguf").read_bytes() == FILES["model.Q4_K_M.gguf"]
+    assert any(p.note.startswith("The connection stalled; retrying") for p in seen)
 
 
 def test_a_401_asks_for_a_token_and_a_token_works(fake, dest, monkeypatch):
@@ -382,18 +450,40 @@ def test_a_gated_repository_says_so(fake):
         Hub().list_gguf(REPO)
 
 
-def test_an_unreachable_hub_says_so(fake, monkeypatch):
-    import time
-
-    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # huggingface_hub's own backoff
-    with pytest.raises(DownloadError, match="Cannot reach http://127.0.0.1:9"):
+def test_an_unreachable_hub_fails_fast_and_points_to_the_setting(fake):
+    started = time.monotonic()
+    with pytest.raises(DownloadError) as caught:
         Hub(endpoint="http://127.0.0.1:9").list_gguf(REPO)
+    assert time.monotonic() - started < 3  # huggingface_hub's own retries took 24 s
+    message = str(caught.value)
+    assert message.startswith("Cannot reach http://127.0.0.1:9 (")
+    assert message.endswith("Check the connection, or set a mirror in Settings → Data → "
+                            "Model hub address.")
+    assert "HF_ENDPOINT" not in message and "--endpoint" not in message
+
+
+def test_a_hub_that_never_answers_fails_within_the_probe_timeout(fake, monkeypatch):
+    """A listening socket that never accepts: connect succeeds, the answer never comes."""
+    from app.core.hub import remote as remote_mod
+
+    monkeypatch.setattr(remote_mod, "PROBE_TIMEOUT", httpx2.Timeout(0.5))
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(0)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(DownloadError, match="Cannot reach .*Model hub address"):
+            Hub(endpoint=url).list_gguf(REPO)
+    assert time.monotonic() - started < 3
 
 
 def test_offline_mode_says_so(fake, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(DownloadError, match="Offline mode is on"):
+    with pytest.raises(DownloadError) as caught:
         Hub().list_gguf(REPO)
+    assert str(caught.value) == ("Offline mode is on (HF_HUB_OFFLINE is set), so the hub "
+                                 "cannot be reached; unset it, or set a local mirror in "
+                                 "Settings → Data → Model hub address.")
 
 
 # -- parlor download ----------------------------------------------------------------------------
@@ -409,13 +499,14 @@ def test_cli_downloads_a_quant_with_a_progress_bar(fake, dest, capsys):
 
 def test_cli_downloads_a_split_file_by_name(fake, dest):
     assert cli(["download", REPO, "--file", "big/model-Q8_0.gguf", "--dest", str(dest)]) == 0
-    assert leftovers(dest) == ["model-Q8_0-00001-of-00002.gguf", "model-Q8_0-00002-of-00002.gguf"]
+    assert leftovers(dest) == installed("model-Q8_0-00001-of-00002.gguf",
+                                      "model-Q8_0-00002-of-00002.gguf")
 
 
 def test_cli_takes_a_pasted_url(fake, dest):
     url = f"https://huggingface.co/{REPO}/blob/main/model.Q2_K.gguf"
     assert cli(["download", url, "--dest", str(dest)]) == 0
-    assert leftovers(dest) == ["model.Q2_K.gguf"]
+    assert leftovers(dest) == installed("model.Q2_K.gguf")
 
 
 def test_cli_recommends_for_any_repository(fake, dest, monkeypatch, capsys):
@@ -424,7 +515,8 @@ def test_cli_recommends_for_any_repository(fake, dest, monkeypatch, capsys):
     monkeypatch.setattr("app.commands.download.read_machine",
                         lambda: machine_from_sizes(4.000_25))
     assert cli(["download", REPO, "--dest", str(dest)]) == 0
-    assert leftovers(dest) == ["model-Q8_0-00001-of-00002.gguf", "model-Q8_0-00002-of-00002.gguf"]
+    assert leftovers(dest) == installed("model-Q8_0-00001-of-00002.gguf",
+                                      "model-Q8_0-00002-of-00002.gguf")
     assert "Recommended for this machine: needs 2 GB" in capsys.readouterr().out
 
 
@@ -434,7 +526,7 @@ def test_cli_default_model_and_recommended_quant(fake, dest, monkeypatch, capsys
         fake.add_file(CATALOG_REPO, name, blob(5_000, 10 + i))
     monkeypatch.setattr("app.commands.download.read_machine", lambda: machine_from_sizes(16))
     assert cli(["download", "--dest", str(dest)]) == 0
-    assert leftovers(dest) == ["ggml-model-q2_k.gguf"]
+    assert leftovers(dest) == installed("ggml-model-q2_k.gguf")
     assert "needs 12 GB, this machine can give 14 GB" in capsys.readouterr().out
     assert cli(["download", "--quant", "Q6_K", "--dest", str(dest)]) == 0
     assert "ggml-model-q6_k.gguf" in leftovers(dest)
