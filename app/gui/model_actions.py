@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
 
 from app.core.appdata.secrets import HUB_TOKEN, SecretsError
 from app.core.engine import LoadParams, ModelInfo
+from app.core.engine.devices import layers_text
 from app.core.gguf.header import GGUFError, estimate_memory, validate_gguf
 from app.gui.models.convert_dialog import open_gguf
 from app.gui.models.download_dialog import DownloadDialog
@@ -115,8 +116,8 @@ class ModelActions:
         if info is None:
             self.model_label.setText(self.tr("No model loaded"))
             return
-        self.model_label.setText(self.tr("{0} · context {1} · GPU layers {2}").format(
-            info.name, info.n_ctx, info.n_gpu_layers))
+        self.model_label.setText(self.tr("{0} · context {1} · {2}").format(
+            info.name, info.n_ctx, layers_text(info.n_gpu_layers, info.effective)))
 
     def show_download(self) -> DownloadDialog:
         try:

@@ -215,3 +215,34 @@ def test_the_machine_summary_names_the_runtime():
 
 def test_json_round_trip_keeps_every_field():
     assert Runtime.from_json(json.loads(json.dumps(VULKAN.to_json()))) == VULKAN
+
+
+# --- the status bar -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n, effective, text", [
+    (17, {"gpu_offload": False}, "CPU only (this build has no GPU backend)"),
+    (-1, {"gpu_offload": False}, "CPU only (this build has no GPU backend)"),
+    (0, {"gpu_offload": True}, "CPU only"),
+    (17, {"gpu_offload": True}, "GPU layers 17"),
+    (-1, {"gpu_offload": True}, "all layers on the GPU"),
+    (0, {}, "CPU only"),
+])
+def test_layers_text_never_claims_gpu_layers_without_a_gpu(n, effective, text):
+    assert devices.layers_text(n, effective) == text
+
+
+def test_the_engine_reports_whether_its_llama_cpp_can_offload(tiny_llama_path):
+    from app.core.engine.base import LoadParams
+    from app.core.engine.local import LocalEngine
+
+    engine = LocalEngine()
+    try:
+        info = engine.load(LoadParams(model_path=str(tiny_llama_path), n_ctx=256,
+                                      n_gpu_layers=17))
+    finally:
+        engine.unload()
+    expected = devices.enumerate_runtime().gpu_offload
+    assert info.effective["gpu_offload"] is expected
+    if not expected:
+        assert devices.layers_text(info.n_gpu_layers, info.effective).startswith("CPU only")

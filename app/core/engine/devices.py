@@ -156,3 +156,14 @@ def _version() -> str:
         return metadata.version("llama_cpp_python")
     except metadata.PackageNotFoundError:  # a frozen bundle without the dist-info
         return getattr(sys.modules.get("llama_cpp"), "__version__", "?")
+
+
+def layers_text(n_gpu_layers: int, effective: dict) -> str:
+    """Where a loaded model's layers run, for the status bar.
+
+    `effective["gpu_offload"]` is what the engine's llama.cpp said after loading; a build
+    without a GPU backend accepts any n_gpu_layers and runs them all on the CPU.
+    """
+    if effective.get("gpu_offload") is False or n_gpu_layers == 0:
+        return "CPU only" if n_gpu_layers == 0 else "CPU only (this build has no GPU backend)"
+    return "all layers on the GPU" if n_gpu_layers < 0 else f"GPU layers {n_gpu_layers}"
