@@ -82,6 +82,9 @@ class BuiltPrompt:
     warnings: list[str] = field(default_factory=list)
     reply_tokens: int = 0  # what was kept for the reply: pass it on as max_tokens
     fits: bool = True  # False only when even the shortened card and message are too big
+    # Characters at the start of `text` that only an edit changes (system prompt, card):
+    # the engine may shift its KV cache past dropped history only when these match.
+    permanent_chars: int = 0
 
 
 def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callable[[str], int],
@@ -125,7 +128,9 @@ def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callabl
     return BuiltPrompt(text=rendered.text, stop=list(dict.fromkeys(s for s in stops if s)),
                        parts=parts, dropped_messages=fitted.start, lore=lore.fired,
                        tokens=total, warnings=warnings + rendered.warnings,
-                       reply_tokens=reply, fits=total <= budget)
+                       reply_tokens=reply, fits=total <= budget,
+                       permanent_chars=len(rendered.segments[0])
+                       if fitted.kinds and fitted.kinds[0] == "story" else 0)
 
 
 def _reply_reserve(n_ctx: int, max_new_tokens: int, warnings: list[str]) -> int:
