@@ -6,6 +6,8 @@ import errno
 import hashlib
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -18,9 +20,11 @@ from huggingface_hub import constants, hf_hub_download
 
 from app.cli import main as cli
 from app.core.appdata.machine import machine_from_sizes
+from app.core.gguf.header import GGUFError
 from app.core.hub import downloads as dl
 from app.core.hub import progress as progress_mod
 from app.core.hub.downloads import (
+    AlreadyDownloading,
     ChecksumMismatch,
     DownloadCancelled,
     DownloadError,
@@ -28,6 +32,7 @@ from app.core.hub.downloads import (
     RemoteFile,
     RetryPolicy,
 )
+from app.core.hub.manifest import Conversion, Manifest, read_manifest, write_manifest
 from app.core.hub.progress import Meter
 from tests.hub_server import FakeHub, point_huggingface_hub_at
 
@@ -572,3 +577,186 @@ def test_text_progress_on_a_terminal():
     bar(dl.Progress(10**9, 10**9, 0, None, "m.gguf", "done"))
     assert "\r" in tty.text and tty.text.endswith("\n")
     assert "[#####-----]  50.0%  0.50/1.00 GB     2.5 MB/s  ETA 03:20" in tty.text
+
+
+# -- what is installed --------------------------------------------------------------------------
+
+
+def test_an_install_records_where_it_came_from(fake, dest):
+    dl.download(REPO, [remote("model.Q2_K.gguf")], dest)
+    manifest = read_manifest(dest / "model.Q2_K.gguf")
+    assert manifest == Manifest(REPO, "main", "model.Q2_K.gguf", 150_000,
+                                sha256=remote("model.Q2_K.gguf").sha256)
+
+
+def test_a_recorded_conversion_is_the_install_of_its_source(fake, dest):
+    """A converted file differs from the hub's bytes; its manifest says what it came from,
+    so nothing is fetched and the file is left byte-identical."""
+    dl.download(REPO, [remote("model.Q2_K.gguf")], dest)
+    final = dest / "model.Q2_K.gguf"
+    final.write_bytes(b"converted" * 1000)
+    manifest = read_manifest(final)
+    write_manifest(final, manifest.converted(Conversion("test", "0" * 64, 9000)))
+    before = len(fake.seen)
+    dl.download(REPO, [remote("model.Q2_K.gguf")], dest)
+    assert len(fake.seen) == before
+    assert final.read_bytes() == b"converted" * 1000
+
+
+def test_a_file_from_before_manifests_is_checked_once_by_its_bytes(fake, dest):
+    dest.mkdir()
+    (dest / "model.Q2_K.gguf").write_bytes(FILES["model.Q2_K.gguf"])
+    before = len(fake.seen)
+    dl.download(REPO, [remote("model.Q2_K.gguf")], dest)
+    assert len(fake.seen) == before
+    assert read_manifest(dest / "model.Q2_K.gguf").sha256 == remote("model.Q2_K.gguf").sha256
+
+
+def test_a_file_converted_in_place_before_manifests_is_recognised_by_its_original(fake, dest):
+    dest.mkdir()
+    (dest / "model.Q2_K.legacy.gguf").write_bytes(FILES["model.Q2_K.gguf"])
+    (dest / "model.Q2_K.gguf").write_bytes(b"converted")
+    before = len(fake.seen)
+    dl.download(REPO, [remote("model.Q2_K.gguf")], dest)
+    assert len(fake.seen) == before
+    assert (dest / "model.Q2_K.gguf").read_bytes() == b"converted"
+
+
+def test_an_unknown_file_under_the_name_is_never_overwritten(fake, dest):
+    dest.mkdir()
+    (dest / "model.Q2_K.gguf").write_bytes(b"my own model")
+    with pytest.raises(DownloadError) as caught:
+        dl.download(REPO, [remote("model.Q2_K.gguf")], dest)
+    assert str(caught.value) == (
+        f"{dest / 'model.Q2_K.gguf'} already exists and is not model.Q2_K.gguf from {REPO}; "
+        "Parlor does not overwrite it. Move or rename it, or download into another folder.")
+    assert (dest / "model.Q2_K.gguf").read_bytes() == b"my own model"
+
+
+def test_an_install_of_an_older_upload_is_replaced(fake, dest):
+    dest.mkdir()
+    final = dest / "model.Q2_K.gguf"
+    final.write_bytes(b"older upload")
+    write_manifest(final, Manifest(REPO, "main", "model.Q2_K.gguf", 12, sha256="ab" * 32))
+    dl.download(REPO, [remote("model.Q2_K.gguf")], dest)
+    assert final.read_bytes() == FILES["model.Q2_K.gguf"]
+
+
+# -- one writer per file ------------------------------------------------------------------------
+
+
+def _start_slow_download(fake, dest, file):
+    """A download in another thread, slowed down so the second one meets it mid-file."""
+    fake.delay = 0.02
+    fake.chunk = 8 * 1024
+    outcome = {}
+
+    def run():
+        try:
+            outcome["paths"] = dl.download(REPO, [file], dest)
+        except DownloadError as exc:  # pragma: no cover - shown by the assertion
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    part = dest / f"{file.name}.part"
+    deadline = time.monotonic() + 10
+    while not (part.is_file() and part.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return thread, outcome
+
+
+def test_a_second_download_of_the_same_file_says_so_and_the_first_completes(fake, dest):
+    file = remote("model.Q4_K_M.gguf")
+    thread, outcome = _start_slow_download(fake, dest, file)
+    with pytest.raises(AlreadyDownloading) as caught:
+        dl.download(REPO, [file], dest)
+    assert str(caught.value) == (
+        "model.Q4_K_M.gguf is already downloading in another window or command. Let it "
+        "finish there (or cancel it there), then try again.")
+    with pytest.raises(AlreadyDownloading):
+        dl.discard_partial(dest, [file])  # the other writer's part is not deleted under it
+    thread.join(30)
+    assert "error" not in outcome
+    assert (dest / file.name).read_bytes() == FILES["model.Q4_K_M.gguf"]
+    assert len(fake.ranges(file.name)) == 1  # one transfer in all
+    assert leftovers(dest) == installed(file.name)  # no .part, no .lock left
+
+
+def test_a_second_download_can_wait_for_the_first_and_fetches_nothing(fake, dest):
+    file = remote("model.Q4_K_M.gguf")
+    thread, outcome = _start_slow_download(fake, dest, file)
+    seen = []
+    paths = dl.download(REPO, [file], dest, wait_for_other=True, progress=seen.append)
+    thread.join(30)
+    assert paths == outcome["paths"] == [dest / file.name]
+    assert (dest / file.name).read_bytes() == FILES["model.Q4_K_M.gguf"]
+    assert len(fake.ranges(file.name)) == 1
+    waiting = [p for p in seen if p.phase == "waiting"]
+    assert waiting and waiting[0].note.endswith("then try again. Waiting for it…")
+    assert seen[-1].phase == "done" and seen[-1].fraction == 1.0
+    assert leftovers(dest) == installed(file.name)
+
+
+def test_two_processes_never_write_one_part(fake, dest, tmp_path):
+    """The lock holds across processes, as between the window and `parlor download`."""
+    file = remote("model.Q4_K_M.gguf")
+    thread, outcome = _start_slow_download(fake, dest, file)
+    code = (
+        "import sys\n"
+        "from app.core.hub import downloads as dl\n"
+        f"f = dl.RemoteFile({file.path!r}, {file.size}, sha256={file.sha256!r})\n"
+        "try:\n"
+        f"    dl.download({REPO!r}, [f], {str(dest)!r}, hub=dl.Hub(endpoint={fake.url!r}))\n"
+        "except dl.AlreadyDownloading as e:\n"
+        "    print(e); sys.exit(3)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "HF_HUB_DISABLE_XET": "1"})
+    thread.join(30)
+    assert done.returncode == 3, done.stderr
+    assert "is already downloading in another window or command" in done.stdout
+    assert (dest / file.name).read_bytes() == FILES["model.Q4_K_M.gguf"]
+
+
+# -- the token goes only to the hub -------------------------------------------------------------
+
+
+@pytest.fixture
+def cdn(fake):
+    """A second server on another loopback port that the hub redirects file requests to,
+    recording what it receives."""
+    with FakeHub() as other:
+        for path, data in FILES.items():
+            other.add_file(REPO, path, data)
+        fake.redirect_to = other.url
+        yield other
+
+
+def test_the_token_is_not_sent_to_a_redirect_target_on_download(fake, cdn, dest):
+    fake.token = "hf_secret"
+    dl.download(REPO, [remote("model.Q2_K.gguf")], dest, hub=Hub(token="hf_secret"))
+    assert (dest / "model.Q2_K.gguf").read_bytes() == FILES["model.Q2_K.gguf"]
+    to_hub = [s for s in fake.seen if "/resolve/" in s.path]
+    to_cdn = [s for s in cdn.seen if "/resolve/" in s.path]
+    assert to_hub and all(s.headers.get("authorization") == "Bearer hf_secret" for s in to_hub)
+    assert to_cdn and all("authorization" not in s.headers for s in to_cdn)
+
+
+def test_the_token_is_not_sent_to_a_redirect_target_on_the_header_read(fake, cdn,
+                                                                       tiny_llama_path):
+    cdn.add_file(REPO, "tiny.gguf", tiny_llama_path.read_bytes())
+    fake.add_file(REPO, "tiny.gguf", tiny_llama_path.read_bytes())
+    fake.token = "hf_secret"
+    header = Hub(token="hf_secret").read_header(REPO, "tiny.gguf")
+    assert header.file_size == tiny_llama_path.stat().st_size and header.tensors
+    to_cdn = [s for s in cdn.seen if "/resolve/" in s.path]
+    assert to_cdn and all("authorization" not in s.headers for s in to_cdn)
+    assert to_cdn[0].headers["range"].startswith("bytes=0-")
+    assert all(s.headers.get("authorization") == "Bearer hf_secret"
+               for s in fake.seen if "/resolve/" in s.path)
+
+
+def test_the_header_read_explains_a_refusal(fake):
+    fake.token = "hf_secret"
+    with pytest.raises(GGUFError, match=r"Not authorized to read .*model.Q2_K.gguf \(401\)"):
+        Hub().read_header(REPO, "model.Q2_K.gguf")
