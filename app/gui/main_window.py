@@ -335,6 +335,7 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActio
     def closeEvent(self, event) -> None:  # noqa: N802
         self._draft_timer.stop()
         self._save_draft()
+        self.controller.commit_delete()   # the Undo offer ends with the window
         self.controller.stop()
         self.worker.shutdown()
         super().closeEvent(event)
