@@ -34,6 +34,7 @@ from app.gui.chat.find_bar import FindBar
 from app.gui.chat.header import ChatHeader
 from app.gui.chat.inspector import PromptInspector
 from app.gui.chat.model import ChatModel
+from app.gui.chat.window_wiring import wire_chat
 from app.gui.chat_manager_actions import ChatManagerActions
 from app.gui.message_actions import MessageActions
 from app.gui.model_actions import ModelActions
@@ -61,6 +62,7 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActio
         apply_theme(QApplication.instance(), ctx.settings.theme, ctx.settings.font_size)
         self.chat_view.itemDelegate().book = ctx.settings.chat_layout == "book"
         self._connect()
+        self.message_ops = wire_chat(self)
         self._load_characters()
         self._show_model(None)
 

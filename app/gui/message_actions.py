@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import (
     QApplication,
-    QInputDialog,
     QMenu,
 )
 
@@ -25,7 +24,7 @@ class MessageActions:
             return
         menu = QMenu(self)
         menu.addAction(self.tr("Copy"), lambda: QApplication.clipboard().setText(msg.text))
-        menu.addAction(self.tr("Edit…"), lambda: self.edit_message(msg))
+        menu.addAction(self.tr("Edit"), lambda: self.message_ops.edit(msg.id))
         if msg.sibling_count > 1:
             menu.addAction(self.tr("Previous swipe"), lambda: self.controller.swipe(msg.id, -1))
             menu.addAction(self.tr("Next swipe"), lambda: self.controller.swipe(msg.id, +1))
@@ -34,7 +33,8 @@ class MessageActions:
         menu.addAction(self.tr("Branch here (a new chat up to this message)"),
                        lambda: self.branch_here(msg.id))
         menu.addSeparator()
-        menu.addAction(self.tr("Delete (and what follows)"), lambda: self.controller.delete(msg.id))
+        menu.addAction(self.tr("Delete (and what follows)"),
+                       lambda: self.message_ops.delete(msg.id))
         menu.popup(self.chat_view.viewport().mapToGlobal(pos))
         self._last_menu = menu
 
@@ -50,10 +50,8 @@ class MessageActions:
         self._open_chat(chat)
 
     def edit_message(self, msg) -> None:
-        text, ok = QInputDialog.getMultiLineText(self, self.tr("Edit message"),
-                                                 self.tr("Message:"), msg.text)
-        if ok and text != msg.text:
-            self.controller.edit(msg.id, text)
+        """Edit in place: the bubble becomes an editor (Enter saves, Esc cancels)."""
+        self.message_ops.edit(msg.id)
 
     def _edit_last_user_message(self) -> None:
         users = [m for m in self.chat_model.messages() if m.role == "user"]

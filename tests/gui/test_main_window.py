@@ -139,8 +139,7 @@ def test_clicking_the_swipe_arrows_on_the_greeting(qtbot, make_window):
     opt = QStyleOptionViewItem()
     view.initViewItemOption(opt)
     opt.rect = rect
-    doc = delegate._document(index.data(), delegate._text_width(opt), opt.font)
-    _left, right = delegate._arrow_rects(delegate._bubble(opt, index, doc))
+    right = delegate.header(opt, index).swipe_right
     qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
                      pos=right.center().toPoint())
     assert window.chat_model.messages()[0].sibling_index == 1

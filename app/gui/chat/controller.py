@@ -4,11 +4,14 @@ It owns the order of events in ARCHITECTURE "How data flows": the user's message
 committed before anything else; the reply exists in the store as soon as it starts and is
 saved every couple of seconds while it streams; a stopped or failed reply is kept and marked.
 Regenerate adds a sibling (a swipe), continue extends the last reply in place, impersonate
-writes the user's next line into the composer and stores nothing.
+writes the user's next line into the composer and stores nothing. Deleting hides the
+messages at once and removes them from the store only when the Undo bar goes away (or the
+next action needs the path), so Undo is exact: nothing is rewritten.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, replace
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -29,6 +32,7 @@ from app.gui.chat.model import ChatModel
 from app.gui.workers import WorkerThread
 
 SAVE_EVERY_MS = 2000
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,6 +49,9 @@ class ChatController(QObject):
     reply_finished = Signal(object)      # StreamStats
     impersonation = Signal(str)          # streamed text for the composer
     impersonation_finished = Signal(str)
+    chat_opened = Signal(int)            # another chat (or a branch) is shown: reset its state
+    notice = Signal(str)                 # something the user should know, for the status bar
+    deleted = Signal(int)                # messages hidden by a delete that Undo can bring back
     _generate = Signal(object, object)
 
     def __init__(self, ctx: AppContext, model: ChatModel, worker: WorkerThread) -> None:
@@ -55,6 +62,7 @@ class ChatController(QObject):
         self.info: ModelInfo | None = None
         self.counter = TokenCounter()
         self.last_prompt = None
+        self._pending_delete: int | None = None   # hidden, deleted for good on commit
         self._target: _Target | None = None
         self._save_timer = QTimer(self, interval=SAVE_EVERY_MS, timeout=self._save_partial)
         self._generate.connect(self.worker.generate)
@@ -83,16 +91,28 @@ class ChatController(QObject):
         return self.ctx.store.new_chat(character_id, greetings(card, user))
 
     def open_chat(self, chat_id: int) -> None:
+        self.commit_delete()
         self.chat_id = chat_id
         self.card = self.ctx.store.character_card(self.ctx.store.chat_character(chat_id))
+        self.last_prompt = None  # the last prompt, its budget and drops were another chat's
+        self.model.set_out_of_context(0)
         self.reload()
+        self.chat_opened.emit(chat_id)
 
     def reload(self) -> None:
         """Show the chat's active path again (after a swipe, edit, delete or new settings)."""
         self.model.names = {"user": self._user_name(),
                             "assistant": self.card.get("name", ""), "system": "System"}
         if self.chat_id is not None:
-            self.model.set_messages(self.ctx.store.active_path(self.chat_id))
+            self.model.set_messages(self._shown_path())
+
+    def _shown_path(self) -> list[Message]:
+        """The active path, without a delete that waits for its Undo to expire."""
+        path = self.ctx.store.active_path(self.chat_id)
+        ids = [m.id for m in path]
+        if self._pending_delete in ids:
+            return path[:ids.index(self._pending_delete)]
+        return path
 
     def _persona(self) -> tuple[str, str] | None:
         """The chat's persona, else the default one, else None (the settings' name)."""
@@ -114,6 +134,8 @@ class ChatController(QObject):
     def _ready(self) -> bool:
         if self.busy or self.chat_id is None:
             return False
+        if not self.commit_delete():
+            return False
         if self.info is None:
             self.error.emit(self.tr("Load a model first: File → Open a GGUF file…"))
             return False
@@ -134,7 +156,10 @@ class ChatController(QObject):
 
         def act():
             leaf = self.ctx.store.active_leaf(self.chat_id)
-            user_id = self.ctx.store.append_message(self.chat_id, leaf, "user", text)
+            # The name is kept with the message: a later persona change renames new
+            # messages, not what was already said (SillyTavern keeps `name` per message).
+            user_id = self.ctx.store.append_message(self.chat_id, leaf, "user", text,
+                                                    gen_info={"name": self._user_name()})
             self.model.append(self.ctx.store.message(user_id))
             self._new_reply(user_id, self._path())
         return self._guarded(act)
@@ -148,8 +173,8 @@ class ChatController(QObject):
             return False
         last = path[-1]
         if last.role == "assistant":
-            if last.parent_id is None:  # a greeting: swipe the greetings instead
-                return self.swipe(last.id, +1) is not None
+            if last.parent_id is None:  # a greeting: show the next one, never generate
+                return self._swipe_greeting(last, +1) is not None
             return self._guarded(lambda: self._new_reply(last.parent_id, path[:-1]))
         return self._guarded(lambda: self._new_reply(last.id, path))
 
@@ -179,11 +204,13 @@ class ChatController(QObject):
 
     def swipe(self, message_id: int, step: int) -> int | None:
         """Show a sibling of any message; past the last reply's last swipe, write a new one."""
-        if self.busy or self.chat_id is None:
+        if self.busy or self.chat_id is None or not self.commit_delete():
             return None
+        msg = self.ctx.store.message(message_id)
+        if msg.parent_id is None:
+            return self._swipe_greeting(msg, step)
         leaf = self.ctx.store.swipe(message_id, step)
         if leaf is None and step > 0:
-            msg = self.ctx.store.message(message_id)
             path = self._path()
             if msg.role == "assistant" and path and path[-1].id == message_id:
                 self.regenerate()
@@ -192,16 +219,59 @@ class ChatController(QObject):
         self.reload()
         return leaf
 
+    def _swipe_greeting(self, msg: Message, step: int) -> int | None:
+        """Greetings are the chat's roots: swiping them wraps around (SillyTavern's
+        `swipe_right` loops back to the first alternate greeting) and never generates.
+
+        Mid-chat, another greeting is another branch: the conversation after this one is
+        kept, and the notice says how to get it back."""
+        siblings = self.ctx.store.sibling_ids(msg.id)
+        if len(siblings) < 2:
+            self.notice.emit(self.tr("This character has only one greeting."))
+            return None
+        target = siblings[(siblings.index(msg.id) + step) % len(siblings)]
+        had_more = len(self._path()) > 1
+        leaf = self.ctx.store.show_branch(self.chat_id, target)
+        self.reload()
+        if had_more:
+            self.notice.emit(self.tr(
+                "Showing greeting {0} of {1}. The conversation after greeting {2} is kept: "
+                "swipe back to it to continue there.").format(
+                    siblings.index(target) + 1, len(siblings), siblings.index(msg.id) + 1))
+        return leaf
+
     def edit(self, message_id: int, text: str) -> bool:
         ok = self._guarded(lambda: self.ctx.store.update_message(message_id, text))
         self.reload()
         return ok
 
-    def delete(self, message_id: int) -> bool:
-        if self.busy:
-            return False
-        ok = self._guarded(lambda: self.ctx.store.delete_message(message_id))
+    def delete(self, message_id: int) -> int:
+        """Hide a message and what follows it; returns how many are hidden (0: refused).
+
+        The store keeps them until `commit_delete` (the Undo bar expired, or an action
+        needs the real path); `undo_delete` shows them again exactly as they were."""
+        if self.busy or not self.commit_delete():
+            return 0
+        before = len(self.model.messages())
+        self._pending_delete = message_id
         self.reload()
+        hidden = before - len(self.model.messages())
+        self.deleted.emit(hidden)
+        return hidden
+
+    def undo_delete(self) -> None:
+        if self._pending_delete is not None:
+            self._pending_delete = None
+            self.reload()
+
+    def commit_delete(self) -> bool:
+        """Delete for good what the last delete hid. False when the store refused."""
+        mid, self._pending_delete = self._pending_delete, None
+        if mid is None:
+            return True
+        ok = self._guarded(lambda: self.ctx.store.delete_message(mid))
+        if ok:
+            log.info("deleted message %s and what followed it", mid)
         return ok
 
     def stop(self) -> None:

@@ -1,10 +1,18 @@
-"""Paints each message as a bubble: avatar, name, time, formatted text, swipe arrows, status."""
+"""Paints each message as a bubble: avatar, header (name, time, status, actions, swipes)
+and the formatted text; edits a message in place, in an editor the bubble's width."""
 
 from __future__ import annotations
 
-import time
-
-from PySide6.QtCore import QEvent, QObject, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRectF,
+    QSize,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import (
     QAbstractTextDocumentLayout,
     QColor,
@@ -14,28 +22,55 @@ from PySide6.QtGui import (
     QPixmap,
     QTextDocument,
 )
-from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
+from PySide6.QtWidgets import (
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QToolTip,
+    QWidget,
+)
 
 from app.core.chat.display import to_html
+from app.gui.chat.bubble_layout import (
+    AVATAR,
+    HEADER,
+    MARGIN,
+    PAD,
+    HeaderLayout,
+    action_names,
+    header_layout,
+    header_width,
+    meta_text,
+)
+from app.gui.chat.find_marks import mark_matches
+from app.gui.chat.message_editor import MessageEditor
 from app.gui.chat.model import Roles
 
-MARGIN, PAD, HEADER, AVATAR, ARROW_W = 8, 10, 22, 36, 18
-STATUS_NOTES = {"stopped": "stopped", "interrupted": "interrupted — the app closed while "
-                "writing", "error": "failed", "streaming": "writing…"}
+GLYPHS = {"edit": "✎", "copy": "❐", "regenerate": "↻", "continue": "»", "branch": "⑂",
+          "delete": "✕"}
+TIPS = {"edit": "Edit", "copy": "Copy", "regenerate": "Regenerate", "continue": "Continue",
+        "branch": "Branch here", "delete": "Delete (and what follows)"}
 
 
 class MessageDelegate(QStyledItemDelegate):
-    swipe_clicked = Signal(int, int)   # row, step (-1 or +1)
+    swipe_clicked = Signal(int, int)       # row, step (-1 or +1)
+    action_clicked = Signal(int, str)      # row, one of GLYPHS' keys
+    edit_committed = Signal(int, str)      # message id, new text
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._docs: dict[tuple, QTextDocument] = {}
         self.avatars: dict[str, QPixmap] = {}
         self.book = False   # book-like layout: every message full width, on the left
+        self.max_width = 900   # the reading column: long lines tire the eye
+        self.hover_row = -1
+        self.editing_row = -1
+        self.editor: MessageEditor | None = None
+        self.find_mark: tuple[int, str] | None = None   # (message id, text) to highlight
 
     # --- layout ------------------------------------------------------------------------
-    def _document(self, text: str, width: int, font) -> QTextDocument:
-        key = (text, width, font.pointSizeF())
+    def _document(self, text: str, width: int, font, mark: str = "") -> QTextDocument:
+        key = (text, width, font.pointSizeF(), mark)
         doc = self._docs.get(key)
         if doc is None:
             if len(self._docs) > 2000:
@@ -44,54 +79,94 @@ class MessageDelegate(QStyledItemDelegate):
             doc.setDefaultFont(font)
             doc.setDocumentMargin(0)
             doc.setHtml(to_html(text))
+            if mark:
+                mark_matches(doc, mark)
             doc.setTextWidth(width)
             self._docs[key] = doc
         return doc
 
+    def document_for(self, option: QStyleOptionViewItem, index) -> QTextDocument:
+        msg = index.data(Roles.MESSAGE)
+        mark = self.find_mark[1] if self.find_mark and msg and msg.id == self.find_mark[0] \
+            else ""
+        return self._document(index.data() or "", self._text_width(option), option.font, mark)
+
+    def _column(self, option: QStyleOptionViewItem) -> tuple[float, float]:
+        """Left edge and width of the reading column, centred in the view."""
+        width = min(option.rect.width(), self.max_width)
+        return option.rect.left() + (option.rect.width() - width) / 2, width
+
     def sizeHint(self, option: QStyleOptionViewItem, index) -> QSize:  # noqa: N802
-        doc = self._document(index.data(), self._text_width(option), option.font)
+        doc = self.document_for(option, index)
+        height = doc.size().height()
+        if index.row() == self.editing_row and self.editor is not None:
+            height = max(height, self.editor.wanted_height())
         return QSize(option.rect.width(),
-                     max(int(doc.size().height()) + HEADER + 2 * PAD, AVATAR) + MARGIN)
+                     max(int(height) + HEADER + 2 * PAD, AVATAR) + MARGIN)
 
     def _text_width(self, option: QStyleOptionViewItem) -> int:
-        usable = option.rect.width() - AVATAR - 3 * MARGIN
-        return max(120, (usable if self.book else int(usable * 0.86)) - 2 * PAD)
+        usable = self._column(option)[1] - AVATAR - 3 * MARGIN
+        return max(120, int(usable if self.book else usable * 0.86) - 2 * PAD)
 
     def _is_right(self, index) -> bool:
         return not self.book and index.data(Roles.ROLE) == "user"
 
-    def _bubble(self, option: QStyleOptionViewItem, index, doc: QTextDocument) -> QRectF:
-        is_user = self._is_right(index)
-        width = option.rect.width() - AVATAR - 3 * MARGIN
-        if not self.book:
-            width = min(width, max(doc.idealWidth(), 220) + 2 * PAD)
-        if is_user:
-            x = option.rect.right() - 2 * MARGIN - AVATAR - width
+    def _actions(self, index, shown_only: bool = True) -> list[str]:
+        """The hover buttons; `shown_only=False` for the room they take, kept whether or
+        not they show, so moving the mouse never moves the swipe arrows."""
+        if shown_only and (index.row() != self.hover_row or index.row() == self.editing_row):
+            return []
+        last = index.row() == index.model().rowCount() - 1
+        return action_names(index.data(Roles.ROLE), last)
+
+    def _swipes_shown(self, index) -> bool:
+        _current, count = index.data(Roles.SWIPE)
+        return count > 1 or index.data(Roles.ROLE) == "assistant"
+
+    def bubble_rect(self, option: QStyleOptionViewItem, index) -> QRectF:
+        doc = self.document_for(option, index)
+        left, column = self._column(option)
+        width = column - AVATAR - 3 * MARGIN
+        if not self.book and index.row() != self.editing_row:
+            need = header_width(option.font, self._header_texts(index),
+                                self._actions(index, shown_only=False),
+                                self._swipes_shown(index))
+            width = min(width, max(doc.idealWidth() + 2 * PAD, need, 160))
+        if self._is_right(index):
+            x = left + column - 2 * MARGIN - AVATAR - width
         else:
-            x = option.rect.left() + 2 * MARGIN + AVATAR
+            x = left + 2 * MARGIN + AVATAR
         return QRectF(x, option.rect.top() + MARGIN / 2, width, option.rect.height() - MARGIN)
 
-    def _arrow_rects(self, bubble: QRectF) -> tuple[QRectF, QRectF]:
-        top = bubble.top() + PAD / 2
-        right = QRectF(bubble.right() - PAD - ARROW_W, top, ARROW_W, HEADER)
-        left = QRectF(right.left() - 52, top, ARROW_W, HEADER)
-        return left, right
+    def _header_texts(self, index) -> tuple[str, str]:
+        return index.data(Roles.NAME) or "", meta_text(
+            index.data(Roles.MESSAGE), index.data(Roles.STATUS),
+            bool(index.data(Roles.OUT_OF_CONTEXT)), index.data(Roles.SWIPE))
+
+    def header(self, option: QStyleOptionViewItem, index) -> HeaderLayout:
+        """Where the name, time/status, action buttons and swipe arrows go in the bubble."""
+        return header_layout(option.font, self.bubble_rect(option, index),
+                             self._header_texts(index), self._actions(index),
+                             self._swipes_shown(index))
 
     # --- painting ----------------------------------------------------------------------
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index) -> None:
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        doc = self._document(index.data(), self._text_width(option), option.font)
-        bubble = self._bubble(option, index, doc)
+        doc = self.document_for(option, index)
+        bubble = self.bubble_rect(option, index)
         is_user = index.data(Roles.ROLE) == "user"
         self._paint_avatar(painter, option, bubble, is_user, self._is_right(index),
                            index.data(Roles.NAME) or "?")
         self._paint_bubble(painter, option, bubble, is_user)
-        self._paint_header(painter, option, index, bubble)
-        painter.translate(bubble.left() + PAD, bubble.top() + PAD + HEADER)
-        ctx = QAbstractTextDocumentLayout.PaintContext()
-        ctx.palette.setColor(QPalette.ColorRole.Text, option.palette.color(QPalette.ColorRole.Text))
-        doc.documentLayout().draw(painter, ctx)
+        self._paint_header(painter, option, index, self.header(option, index))
+        if index.row() != self.editing_row:
+            painter.translate(bubble.left() + PAD, bubble.top() + PAD + HEADER)
+            painter.setClipRect(QRectF(0, 0, bubble.width() - 2 * PAD + 1, doc.size().height()))
+            ctx = QAbstractTextDocumentLayout.PaintContext()
+            ctx.palette.setColor(QPalette.ColorRole.Text,
+                                 option.palette.color(QPalette.ColorRole.Text))
+            doc.documentLayout().draw(painter, ctx)
         painter.restore()
 
     def _paint_avatar(self, painter, option, bubble: QRectF, is_user: bool, right: bool,
@@ -126,47 +201,101 @@ class MessageDelegate(QStyledItemDelegate):
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(rect, 10, 10)
 
-    def _paint_header(self, painter, option, index, bubble: QRectF) -> None:
-        msg = index.data(Roles.MESSAGE)
+    def _paint_header(self, painter, option, index, head: HeaderLayout) -> None:
+        align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
         font = painter.font()
         font.setBold(True)
         painter.setFont(font)
         painter.setPen(option.palette.color(QPalette.ColorRole.Text))
-        head = QRectF(bubble.left() + PAD, bubble.top() + PAD / 2, bubble.width() - 2 * PAD,
-                      HEADER)
-        align = Qt.AlignmentFlag.AlignVCenter
-        painter.drawText(head, Qt.AlignmentFlag.AlignLeft | align, index.data(Roles.NAME) or "")
-        name_w = painter.fontMetrics().horizontalAdvance(index.data(Roles.NAME) or "")
+        painter.drawText(head.name, align, head.name_text)
         font.setBold(False)
         painter.setFont(font)
         painter.setPen(option.palette.color(QPalette.ColorRole.PlaceholderText))
-        stamp = time.strftime("%H:%M", time.localtime(msg.created_at)) if msg else ""
-        note = STATUS_NOTES.get(index.data(Roles.STATUS), "")
-        if index.data(Roles.OUT_OF_CONTEXT):
-            note = "not in the model's context any more"
-        painter.drawText(head.adjusted(name_w + 10, 0, 0, 0), Qt.AlignmentFlag.AlignLeft | align,
-                         "  ·  ".join(t for t in (stamp, note) if t))
-        current, count = index.data(Roles.SWIPE)
-        if count > 1 or index.data(Roles.ROLE) == "assistant":
-            self._paint_swipes(painter, bubble, current, count)
-
-    def _paint_swipes(self, painter, bubble: QRectF, current: int, count: int) -> None:
-        left, right = self._arrow_rects(bubble)
+        painter.drawText(head.meta, align, head.meta_text)
         center = Qt.AlignmentFlag.AlignCenter
-        painter.drawText(left, center, "‹")
-        painter.drawText(QRectF(left.right(), left.top(), right.left() - left.right(),
-                                HEADER), center, f"{current}/{count}")
-        painter.drawText(right, center, "›")
+        for name, rect in head.actions.items():
+            painter.drawText(rect, center, GLYPHS[name])
+        if head.swipe_left is not None:
+            current, count = index.data(Roles.SWIPE)
+            painter.setPen(option.palette.color(QPalette.ColorRole.Text))
+            big = painter.font()
+            big.setPointSizeF(big.pointSizeF() * 1.5)
+            painter.setFont(big)
+            painter.drawText(head.swipe_left, center, "‹")
+            painter.drawText(head.swipe_right, center, "›")
+            painter.setFont(font)
+            painter.drawText(head.swipe_count, center, f"{current}/{count}")
 
-    # --- clicks on the swipe arrows ----------------------------------------------------
+    # --- clicks: swipe arrows and action buttons --------------------------------------
     def editorEvent(self, event, model, option, index) -> bool:  # noqa: N802
         if event.type() != QEvent.Type.MouseButtonRelease:
             return False
-        doc = self._document(index.data(), self._text_width(option), option.font)
-        left, right = self._arrow_rects(self._bubble(option, index, doc))
+        head = self.header(option, index)
         pos = event.position()
-        for rect, step in ((left, -1), (right, +1)):
+        for name, rect in head.actions.items():
+            if rect.contains(pos):
+                self.action_clicked.emit(index.row(), name)
+                return True
+        if head.swipe_left is None:
+            return False
+        for rect, step in ((head.swipe_left, -1), (head.swipe_right, +1)):
             if rect.adjusted(-4, -4, 4, 4).contains(pos):
                 self.swipe_clicked.emit(index.row(), step)
                 return True
         return False
+
+    def helpEvent(self, event, view, option, index) -> bool:  # noqa: N802
+        """Tooltips for the action buttons, which are glyphs, not widgets."""
+        if event.type() == QEvent.Type.ToolTip and index.isValid():
+            for name, rect in self.header(option, index).actions.items():
+                if rect.contains(event.pos()):
+                    QToolTip.showText(event.globalPos(), self.tr(TIPS[name]), view)
+                    return True
+        return super().helpEvent(event, view, option, index)
+
+    # --- editing in place -------------------------------------------------------------
+    def createEditor(self, parent: QWidget, option, index) -> QWidget:  # noqa: N802
+        self.editing_row = index.row()
+        editor = MessageEditor(parent, index.data(Roles.MESSAGE).id)
+        editor.setFont(option.font)
+        editor.save.connect(lambda e=editor: self._finish_edit(e, save=True))
+        editor.cancel.connect(lambda e=editor: self._finish_edit(e, save=False))
+        row = QPersistentModelIndex(index)
+        editor.grew.connect(lambda: self.sizeHintChanged.emit(QModelIndex(row)))
+        self.editor = editor
+        return editor
+
+    def setEditorData(self, editor: MessageEditor, index) -> None:  # noqa: N802
+        if not editor.started:
+            editor.start(index.data() or "")
+
+    def setModelData(self, editor: MessageEditor, model, index) -> None:  # noqa: N802
+        """Focus moving elsewhere saves too: what was typed is never lost."""
+        self._save(editor)
+
+    def updateEditorGeometry(self, editor: QWidget, option, index) -> None:  # noqa: N802
+        bubble = self.bubble_rect(option, index)
+        editor.setGeometry(bubble.adjusted(PAD - 4, PAD + HEADER - 4, 4 - PAD, 4 - PAD)
+                           .toRect())
+
+    def destroyEditor(self, editor: QWidget, index) -> None:  # noqa: N802
+        if editor is self.editor:
+            self.editor = None
+            self.editing_row = -1
+            self.sizeHintChanged.emit(index)
+        super().destroyEditor(editor, index)
+
+    def _save(self, editor: MessageEditor) -> None:
+        if editor.started and not editor.done and editor.changed():
+            editor.done = True
+            self.edit_committed.emit(editor.message_id, editor.toPlainText())
+        editor.done = True
+
+    def _finish_edit(self, editor: MessageEditor, save: bool) -> None:
+        if save:
+            self._save(editor)
+        else:
+            editor.done = True
+        hint = QStyledItemDelegate.EndEditHint.NoHint
+        self.closeEditor.emit(editor, hint)
+

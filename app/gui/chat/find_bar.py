@@ -42,6 +42,19 @@ class FindBar(QWidget):
     def _restart(self) -> None:
         self._current = None
         self.result.clear()
+        self._mark(None)
+
+    def hideEvent(self, event) -> None:  # noqa: N802
+        self._mark(None)
+        super().hideEvent(event)
+
+    def _mark(self, mark: tuple[int, str] | None) -> None:
+        """Tell the bubbles which message's matches to paint highlighted."""
+        delegate = self.view.itemDelegate()
+        if getattr(delegate, "find_mark", None) != mark:
+            delegate.find_mark = mark
+            self.view.doItemsLayout()   # the marked document is a different one
+            self.view.viewport().update()
 
     def find(self, direction: int) -> int | None:
         """Select the next match older (-1) or newer (+1) than the current one."""
@@ -56,6 +69,7 @@ class FindBar(QWidget):
             self.result.setText(self.tr("no more matches"))
             return None
         self._current = hit
+        self._mark((messages[hit].id, self.field.text()))
         self._show(hit, len(messages))
         return hit
 

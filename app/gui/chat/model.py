@@ -43,6 +43,11 @@ class ChatModel(QAbstractListModel):
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
         return 0 if parent.isValid() else len(self._messages)
 
+    def flags(self, index: QModelIndex) -> Qt.ItemFlag:
+        # Editable so the view can open the delegate's in-place editor; the delegate, not
+        # setData, saves the text (through the controller, into the store).
+        return super().flags(index) | Qt.ItemFlag.ItemIsEditable
+
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or not 0 <= index.row() < len(self._messages):
             return None
@@ -52,11 +57,20 @@ class ChatModel(QAbstractListModel):
         return {
             Roles.MESSAGE: msg,
             Roles.ROLE: msg.role,
-            Roles.NAME: self.names.get(msg.role, ""),
+            Roles.NAME: self.name_of(msg),
             Roles.STATUS: msg.status,
             Roles.SWIPE: (msg.sibling_index + 1, msg.sibling_count),
             Roles.OUT_OF_CONTEXT: len(self._earlier) + index.row() < self._dropped,
         }.get(role)
+
+    def name_of(self, msg: Message) -> str:
+        """The speaker's name as it was when the message was written (an imported chat's
+        `name`, or the persona a Parlor message was sent as); else today's name."""
+        for source in (msg.extra, msg.gen_info):
+            name = (source or {}).get("name")
+            if msg.role == "user" and isinstance(name, str) and name:
+                return name
+        return self.names.get(msg.role, "")
 
     def set_out_of_context(self, dropped: int) -> None:
         """Mark the `dropped` oldest messages as no longer in the model's context."""

@@ -1,0 +1,60 @@
+"""Connects the chat's own pieces to the main window: message actions and Undo, a clean
+slate when another chat opens, explanations in the status bar, and switching characters
+while a reply streams.
+
+Kept out of `main_window.py` so the window only calls `wire_chat(self)` once its widgets
+exist; everything it touches is named here.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject
+
+from app.gui.chat.message_ops import MessageOps
+
+NOTICE_MS = 12_000
+
+
+class CharacterSwitch(QObject):
+    """A character clicked while a reply streams: stop the reply (it is kept, marked
+    stopped) and open the character once the reply has ended."""
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self.pending: int | None = None
+        window.library.character_chosen.connect(self._on_chosen)
+        window.controller.busy_changed.connect(self._on_busy)
+
+    def _on_chosen(self, character_id: int) -> None:
+        if self.window.controller.busy:
+            self.pending = character_id
+            self.window.controller.stop()
+
+    def _on_busy(self, busy: bool) -> None:
+        if not busy and self.pending is not None:
+            character, self.pending = self.pending, None
+            if self.window.library.current_id() == character:
+                self.window._on_character(character)
+
+
+def reset_chat_status(window) -> None:
+    """The context and speed labels and the budget bar described the previous chat."""
+    window.context_label.clear()
+    window.context_label.setToolTip("")
+    window.speed_label.clear()
+    window.budget_bar.segments, window.budget_bar.n_ctx = [], 0
+    window.budget_bar.setToolTip("")
+    window.budget_bar.update()
+
+
+def wire_chat(window) -> MessageOps:
+    ops = MessageOps(window.chat_view, window.chat_model, window.controller,
+                     branch=window.branch_here,
+                     notify=lambda text: window.statusBar().showMessage(text, NOTICE_MS))
+    column = window.chat_view.parentWidget().layout()
+    column.insertWidget(column.indexOf(window.chat_view) + 1, ops.undo_bar)
+    window.controller.chat_opened.connect(lambda _chat: reset_chat_status(window))
+    window.controller.notice.connect(ops.notify)
+    window.character_switch = CharacterSwitch(window)
+    return ops
