@@ -1,0 +1,82 @@
+"""Message bubbles: the header's pieces never overlap, hostile text paints quickly."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from PySide6.QtCore import QRect
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtWidgets import QStyleOptionViewItem
+
+LONG_NAME = "Archibald Fitzwilliam Montgomery-Smythe the Third, Keeper of the Lantern"
+
+
+def _window_with(make_window, text: str, status: str = "interrupted"):
+    window = make_window()
+    store, chat = window.ctx.store, window.controller.chat_id
+    store.append_message(chat, store.active_leaf(chat), "user", text, status=status)
+    store.append_message(chat, store.active_leaf(chat), "assistant", text, status=status)
+    window.controller.reload()
+    window.chat_model.names["assistant"] = LONG_NAME
+    window.chat_model.set_out_of_context(2)
+    return window
+
+
+def _option(view, index) -> QStyleOptionViewItem:
+    opt = QStyleOptionViewItem()
+    view.initViewItemOption(opt)
+    opt.rect = view.visualRect(index)
+    opt.rect.setHeight(max(opt.rect.height(), 60))
+    return opt
+
+
+@pytest.mark.parametrize("text", ["", "Hi", "word " * 400])
+@pytest.mark.parametrize("width", [420, 1200])
+def test_header_pieces_do_not_overlap(qtbot, make_window, text, width):
+    window = _window_with(make_window, text)
+    view, delegate = window.chat_view, window.chat_view.itemDelegate()
+    view.resize(width, 600)
+    for row in range(window.chat_model.rowCount()):
+        index = window.chat_model.index(row)
+        for hover in (-1, row):
+            delegate.hover_row = hover
+            opt = _option(view, index)
+            bubble = delegate.bubble_rect(opt, index)
+            rects = delegate.header(opt, index).rects()
+            for i, a in enumerate(rects):
+                assert bubble.contains(a), (row, hover, a, bubble)
+                for b in rects[i + 1:]:
+                    assert not a.intersects(b), (row, hover, a, b)
+
+
+def test_hovering_does_not_move_the_swipe_arrows(qtbot, make_window):
+    window = _window_with(make_window, "Hi", status="complete")
+    view, delegate = window.chat_view, window.chat_view.itemDelegate()
+    index = window.chat_model.index(window.chat_model.rowCount() - 1)
+    before = delegate.header(_option(view, index), index).swipe_right
+    delegate.hover_row = index.row()
+    after = delegate.header(_option(view, index), index)
+    assert after.swipe_right == before and after.actions
+
+
+@pytest.mark.parametrize("text", [
+    "x" * 1_000_000,
+    "مرحبا بالعالم " * 2000,
+    "😀🐉🏰 " * 5000,
+    "你好世界，这是一个很长的句子。" * 3000,
+])
+def test_hostile_text_paints_one_bubble_quickly(qtbot, make_window, text):
+    window = _window_with(make_window, text, status="complete")
+    view, delegate = window.chat_view, window.chat_view.itemDelegate()
+    index = window.chat_model.index(window.chat_model.rowCount() - 1)
+    opt = _option(view, index)
+    size = delegate.sizeHint(opt, index)          # the layout, once, as the view does
+    opt.rect = QRect(0, 0, view.viewport().width(), min(size.height(), 2000))
+    image = QImage(opt.rect.size(), QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    start = time.perf_counter()
+    delegate.paint(painter, opt, index)
+    elapsed = time.perf_counter() - start
+    painter.end()
+    assert elapsed < 0.1, f"{elapsed * 1000:.0f} ms"
