@@ -26,12 +26,14 @@ from PySide6.QtWidgets import (
 
 from app.core.appdata.settings import Settings
 from app.core.prompt import PRESET_NAMES
+from app.gui.wheel_guard import guard_wheel
 
 # (key, label, explanation, kind, options)
 SECTIONS: dict[str, list[tuple]] = {
     "Model": [
-        ("n_ctx", "Context size", "How many tokens the model sees at once; more uses more memory.",
-         "int", (256, 1_048_576, 256)),
+        ("n_ctx", "Context size", "How many tokens the model sees at once; more uses more memory. "
+         "0: from the model (its trained context, as far as memory allows).",
+         "int", (0, 1_048_576, 256)),
         ("n_gpu_layers", "GPU layers", "Layers run on the GPU: 0 for CPU only, -1 for all.",
          "int", (-1, 1000, 1)),
         ("n_threads", "CPU threads", "Threads llama.cpp uses; 0 lets it choose.", "int",
@@ -142,6 +144,7 @@ class SettingsDialog(QDialog):
         lay = QVBoxLayout(self)
         lay.addWidget(tabs)
         lay.addWidget(buttons)
+        guard_wheel(self)
 
     def _section(self, rows) -> QWidget:
         page = QWidget()
@@ -163,10 +166,12 @@ class SettingsDialog(QDialog):
 
     def add_page(self, title: str, page: QWidget) -> None:
         self.tabs.addTab(page, title)
+        guard_wheel(self)
 
     def add_to_section(self, section: str, widget: QWidget) -> None:
         """Put `widget` above the settings of `section` (e.g. sampler presets)."""
         self.sections[section].layout().insertRow(0, widget)
+        guard_wheel(self)
 
     def set_values(self, values: dict) -> None:
         for key, value in values.items():

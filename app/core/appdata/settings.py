@@ -34,7 +34,7 @@ MIGRATIONS: dict[int, Migration] = {}
 class Settings:
     schema_version: int = SCHEMA_VERSION
     model_path: str = ""          # the GGUF loaded at start; empty: ask the user
-    n_ctx: int = 4096             # context size in tokens
+    n_ctx: int = 0                # context size in tokens; 0: from the model and the memory
     n_gpu_layers: int = 0         # layers offloaded to the GPU (0: CPU only, -1: all)
     n_threads: int = 0            # CPU threads for llama.cpp; 0: its own choice
     n_batch: int = 512            # prompt tokens evaluated per step

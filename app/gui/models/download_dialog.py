@@ -234,7 +234,7 @@ class DownloadDialog(QDialog):
         hub = Hub(endpoint=settings.hf_endpoint or settings.extra.get("hf_endpoint") or None,
                   token=token or None)
         return cls(read_machine(), cat.load_catalog(), hub, paths.models, parent,
-                   n_ctx=settings.n_ctx)
+                   n_ctx=settings.n_ctx or 8192)  # 0: from the model, at least 8192
 
     # --- layout --------------------------------------------------------------------------
     def _build(self) -> None:
