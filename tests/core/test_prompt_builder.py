@@ -95,13 +95,14 @@ def test_nickname_is_char():
 
 
 def test_custom_order_and_left_out_parts():
-    built = build([Message("user", "a dragon!")],
-                  order=["lore", "description", "history", "system"])
+    book = {"entries": [{**CARD["character_book"]["entries"][0], "position": "before_char"}]}
+    built = build([Message("user", "a dragon!")], card={**CARD, "character_book": book},
+                  order=["lore_before", "description", "history", "system"])
     assert built.text.startswith("<|im_start|>system\nDragons sleep under the hill.\n\nAlice is")
     assert "personality" not in built.text and "<START>" not in built.text
     assert built.text.endswith("<|im_start|>system\nWrite Alice's next reply in a fictional chat "
                                "between Alice and Bob.<|im_end|>\n<|im_start|>assistant\n")
-    assert [p.name for p in built.parts][:3] == ["lore", "description", "history"]
+    assert [p.name for p in built.parts][:3] == ["lore_before", "description", "history"]
 
 
 def test_unknown_parts_are_reported():
@@ -109,19 +110,23 @@ def test_unknown_parts_are_reported():
     assert any("bogus" in w for w in built.warnings)
 
 
-def test_lore_goes_after_the_history():
+def test_lore_without_a_position_goes_after_the_character_definition():
+    """SillyTavern's `convertCharacterBook`: an entry that is not `before_char` is position 1,
+    after the scenario in the story string (tests/core/test_prompt_lore_placement.py has
+    every position)."""
     built = build(chat(2) + [Message("user", "Tell me about the dragon.")])
     assert built.lore == ["dragons"]
     lore_at = built.text.index("Dragons sleep under the hill.")
-    assert lore_at > built.text.index("Tell me about the dragon.")
-    assert built.text.endswith("Dragons sleep under the hill.<|im_end|>\n<|im_start|>assistant\n")
+    assert built.text.index("Scenario: Bob meets") < lore_at < built.text.index("Bob is a trav")
+    assert [p.name for p in built.parts][:6] == ["system", "description", "personality",
+                                                 "scenario", "lore_after", "persona"]
 
 
 def test_continue_leaves_the_reply_open_after_the_tail():
     card = {**CARD, "post_history_instructions": "Be brief."}
     history = [Message("user", "dragon?"), Message("assistant", "Well, the dragon")]
     built = build(history, card=card, continue_last=True)
-    assert built.text.endswith("<|im_start|>system\nDragons sleep under the hill.\n\nBe brief."
+    assert built.text.endswith("<|im_start|>system\nBe brief."
                                "<|im_end|>\n<|im_start|>assistant\nWell, the dragon")
 
 

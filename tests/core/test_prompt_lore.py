@@ -1,6 +1,9 @@
+"""World-info activation basics (SillyTavern's `checkWorldInfo`, public/scripts/world-info.js);
+matching, placement and the activation rules in detail are in test_prompt_lore_*.py."""
+
 import pytest
 
-from app.core.prompt.lore import activate_lore, parse_decorators
+from app.core.prompt.worldinfo import WorldInfoSettings, activate_lore, parse_decorators
 
 
 def entry(keys, content, **kw):
@@ -8,9 +11,10 @@ def entry(keys, content, **kw):
             "extensions": {}, **kw}
 
 
-def fire(entries, history, *, depth=4, budget=1000, **book):
+def fire(entries, history, *, depth=4, budget=1000, settings=None, **book):
     return activate_lore({"entries": entries, **book}, history, scan_depth=depth,
-                         budget_tokens=budget, count_tokens=lambda s: len(s.split()))
+                         budget_tokens=budget, count_tokens=lambda s: len(s.split()),
+                         settings=settings)
 
 
 def test_key_in_the_last_messages_fires():
@@ -65,11 +69,15 @@ def test_case_sensitivity():
     assert fire([st_style], ["paris"]).fired == []
 
 
-def test_whole_words_when_the_entry_asks():
-    whole = entry(["cat"], "x", extensions={"match_whole_words": True})
-    assert fire([whole], ["a category"]).fired == []
-    assert fire([whole], ["the cat sat"]).fired == ["cat"]
-    assert fire([entry(["cat"], "x")], ["a category"]).fired == ["cat"]
+def test_whole_words_per_entry_else_the_global_default_on():
+    """`matchKeys`: `entry.matchWholeWords ?? world_info_match_whole_words`, and a new
+    SillyTavern install ships `world_info_match_whole_words: true`."""
+    assert fire([entry(["cat"], "x")], ["a category"]).fired == []
+    assert fire([entry(["cat"], "x")], ["the cat sat"]).fired == ["cat"]
+    parts = entry(["cat"], "x", extensions={"match_whole_words": False})
+    assert fire([parts], ["a category"]).fired == ["cat"]
+    off = WorldInfoSettings(whole_words=False)
+    assert fire([entry(["cat"], "x")], ["a category"], settings=off).fired == ["cat"]
 
 
 def test_insertion_order_decides_the_text_order():
@@ -79,15 +87,22 @@ def test_insertion_order_decides_the_text_order():
     assert fire(entries, []).text == "first\nsecond\nthird"
 
 
-def test_token_budget_keeps_the_highest_priority():
-    entries = [entry(["a"], "low priority words here", priority=1, name="low", insertion_order=1),
-               entry(["a"], "high priority words", priority=9, name="high", insertion_order=2),
-               entry(["a"], "mid words", priority=5, name="mid", insertion_order=3)]
-    result = fire(entries, ["a"], budget=5)
-    assert result.fired == ["high", "mid"]
-    assert result.tokens == 5
+def test_budget_takes_entries_by_order_and_stops_at_the_first_that_does_not_fit():
+    """`checkWorldInfo`: entries in `order`, highest first (`priority` is not read); each adds
+    its content and a newline, and the scan stops once the total reaches the budget
+    (`>= budget`), even if a later, smaller entry would fit. A V2 book's `token_budget` is not
+    read either (`convertCharacterBook` drops it)."""
+    entries = [entry(["a"], "low priority words here", priority=9, name="low", insertion_order=1),
+               entry(["a"], "high priority words", priority=1, name="high", insertion_order=3),
+               entry(["a"], "mid", priority=5, name="mid", insertion_order=2)]
+    result = fire(entries, ["a"], budget=5)  # "high priority words\n" is 3, "mid\n" 1 more
+    assert result.fired == ["mid", "high"]
+    assert result.tokens == 4
     assert "low" in result.warnings[0]
-    assert fire(entries, ["a"], budget=100, token_budget=3).fired == ["high"]
+    cut = fire(entries, ["a"], budget=3)  # 3 >= 3: the first entry already does not fit
+    assert cut.fired == []
+    assert [t.reason.startswith("cut by the budget") for t in cut.trace] == [True] * 3
+    assert fire(entries, ["a"], budget=100, token_budget=3).fired == ["low", "mid", "high"]
 
 
 def test_v3_decorators_are_stripped_and_honoured():
@@ -115,25 +130,31 @@ def test_parse_decorators_with_fallbacks():
 
 
 def test_recursive_scanning():
+    """Recursion is a global setting, on in a new SillyTavern install (`world_info_recursive`);
+    the book's `recursive_scanning` is not read. Of two entries with the same order, the one
+    that fired later is placed first (`checkWorldInfo` unshifts them in turn)."""
     entries = [entry(["dragon"], "Dragons hoard gold.", name="dragon"),
                entry(["gold"], "Gold is heavy.", name="gold")]
-    assert fire(entries, ["a dragon"]).fired == ["dragon"]
-    assert fire(entries, ["a dragon"], recursive_scanning=True).fired == ["dragon", "gold"]
+    assert fire(entries, ["a dragon"]).fired == ["gold", "dragon"]
+    off = WorldInfoSettings(recursive=False)
+    assert fire(entries, ["a dragon"], settings=off, recursive_scanning=True).fired == ["dragon"]
     no_recursion = [entries[0], {**entries[1], "extensions": {"exclude_recursion": True}}]
-    assert fire(no_recursion, ["a dragon"], recursive_scanning=True).fired == ["dragon"]
+    assert fire(no_recursion, ["a dragon"]).fired == ["dragon"]
 
 
-def test_regex_entries_are_reported_not_run():
-    evil = entry(["(a+)+$"], "x", use_regex=True, name="re")
-    result = fire([evil], ["a" * 40 + "!"])
-    assert result.fired == []
-    assert "regular-expression" in result.warnings[0]
+def test_use_regex_never_disables_an_entry():
+    """SillyTavern writes `use_regex: true` on every entry it exports and never reads it: a
+    key is a regex only when written /pattern/ (`parseRegexFromString`)."""
+    plain = entry(["(a+)+$"], "x", use_regex=True, name="re")
+    assert fire([plain], ["a" * 40 + "!"]).fired == []  # plain text, not found
+    assert fire([plain], ["it says (a+)+$ here"]).fired == ["re"]
+    assert fire([entry(["dragon"], "x", use_regex=True)], ["a dragon"]).fired == ["dragon"]
 
 
 def test_labels_fall_back_from_name_to_comment_to_key():
     entries = [entry(["k1"], "a", comment="A comment"), entry(["k2"], "b"),
                entry([], "c", constant=True)]
-    assert fire(entries, ["k1 k2"]).fired == ["A comment", "k2", "entry 3"]
+    assert fire(entries, ["k1 k2"]).fired == ["entry 3", "k2", "A comment"]  # same order
 
 
 def test_macros_expand_in_content_and_keys():

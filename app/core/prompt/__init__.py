@@ -7,9 +7,10 @@
 
 `built.text` never starts with the BOS token: tokenize it with the model's usual BOS (as
 llama.cpp's own chat code does). `built.parts` are the prompt's parts in order ("system",
-"description", "personality", "scenario", "persona", "examples", "history", "lore",
-"post_history", each when present) with their token counts, then "template": what the chat
-template adds around them. Warnings (a refused template, lore over budget, a prompt that
+"lore_before", "description", "personality", "scenario", "lore_after", "persona", "examples",
+"history", "post_history", each when present; lore at other positions sits in the examples or
+in the history) with their token counts, then "template": what the chat template adds around
+them. Warnings (a refused template, lore over budget, a prompt that
 cannot fit) are meant to be shown to the user.
 """
 
@@ -23,7 +24,6 @@ from app.core.prompt.builder import (
     build_prompt,
     estimate_tokens,
 )
-from app.core.prompt.lore import LoreResult, activate_lore
 from app.core.prompt.macros import MacroContext, expand_macros
 from app.core.prompt.presets import (
     PRESET_NAMES,
@@ -39,11 +39,13 @@ from app.core.prompt.templates import (
     TemplateLimitError,
     template_from_gguf,
 )
+from app.core.prompt.worldinfo import LoreResult, TraceItem, WorldInfoSettings, activate_lore
+from app.core.prompt.worldinfo.in_prompt import LoreInput
 
 __all__ = [
     "DEFAULT_ORDER", "DEFAULT_SYSTEM_PROMPT", "PRESET_NAMES", "BuiltPrompt", "ChatTemplate",
     "JinjaChatTemplate", "Limits", "LoreResult", "MacroContext", "Message", "Part",
     "PromptInput", "PromptSettings", "Rendered", "TemplateLimitError", "activate_lore",
     "build_prompt", "estimate_tokens", "expand_macros", "guess_preset", "preset",
-    "template_from_gguf",
+    "template_from_gguf", "LoreInput", "TraceItem", "WorldInfoSettings",
 ]

@@ -22,13 +22,19 @@ from random import Random
 from typing import Any
 
 from app.core.prompt.fit import Counter, Layout, fit, suggest_context
-from app.core.prompt.lore import activate_lore
 from app.core.prompt.macros import MacroContext, expand_macros, stable_rng
 from app.core.prompt.presets import ChatTemplate, Message
+from app.core.prompt.worldinfo import TraceItem, WorldInfoSettings
+from app.core.prompt.worldinfo.in_prompt import LoreInput, PromptLore, lore_for_prompt
+from app.core.prompt.worldinfo.notes import NotePosition
 
-DEFAULT_ORDER = ("system", "description", "personality", "scenario", "persona", "examples",
-                 "history", "lore", "post_history")
-PART_NAMES = frozenset(DEFAULT_ORDER)
+# "lore_before"/"lore_after" are world info before and after the character definition, as in
+# SillyTavern's story string; lore at other positions goes to the examples, the author's note
+# or into the chat at its depth. "lore" is the old name of the block after the history: it is
+# accepted in saved orders and stays empty.
+DEFAULT_ORDER = ("system", "lore_before", "description", "personality", "scenario",
+                 "lore_after", "persona", "examples", "history", "post_history")
+PART_NAMES = frozenset(DEFAULT_ORDER) | {"lore", "authors_note"}
 DEFAULT_SYSTEM_PROMPT = ("Write {{char}}'s next reply in a fictional chat between {{char}} "
                          "and {{user}}.")
 # How a card field is introduced (SillyTavern's default story string); {{text}} is the field.
@@ -47,8 +53,9 @@ class PromptSettings:
     order: list[str] = field(default_factory=lambda: list(DEFAULT_ORDER))
     system_prompt_default: str = DEFAULT_SYSTEM_PROMPT
     post_history_default: str = ""
-    lore_scan_depth: int = 4
-    lore_budget_tokens: int = 512
+    lore_scan_depth: int = 2  # SillyTavern's default
+    lore_budget_tokens: int = 512  # a cap on lore; its share of the context is in world_info
+    world_info: WorldInfoSettings | None = None  # None: the defaults, with the two above
     pin_examples: bool = False  # always send the example dialogue, dropping history instead
     extra_stops: list[str] = field(default_factory=list)
     example_separator: str = "<START>"
@@ -62,6 +69,7 @@ class PromptInput:
     persona: str = ""
     history: list[Message] = field(default_factory=list)  # oldest first, the active path
     continue_last: bool = False  # leave the last assistant message open
+    lore: LoreInput = field(default_factory=LoreInput)  # the chat's world info, notes, seed
 
 
 @dataclass
@@ -85,6 +93,8 @@ class BuiltPrompt:
     # Characters at the start of `text` that only an edit changes (system prompt, card):
     # the engine may shift its KV cache past dropped history only when these match.
     permanent_chars: int = 0
+    lore_trace: list[TraceItem] = field(default_factory=list)  # every entry: fired or why not
+    lore_state: dict = field(default_factory=dict)  # timed effects to keep for this branch
 
 
 def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callable[[str], int],
@@ -101,21 +111,23 @@ def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callabl
     if inp.continue_last and not continue_last:
         warnings.append("There is no reply to continue; a new one is written instead.")
 
-    lore = activate_lore(inp.card.get("character_book"), [m.text for m in history],
-                         scan_depth=settings.lore_scan_depth,
-                         budget_tokens=settings.lore_budget_tokens, count_tokens=count,
-                         expand=lambda text: expand_macros(text, ctx))
-    warnings += lore.warnings
-    texts = _part_texts(inp, settings, ctx, lore.text)
+    reply = _reply_reserve(n_ctx, max_new_tokens, warnings)
+    lore = lore_for_prompt(inp.card, inp.lore, history, settings=_world_info(settings),
+                           max_context=n_ctx - reply, count_tokens=count,
+                           expand=lambda text: expand_macros(text, ctx, "lore"),
+                           continue_last=continue_last, user=inp.user_name, char=char)
+    warnings += lore.result.warnings
+    history = lore.history
+    texts = {**_part_texts(inp, settings, ctx, ""), **lore.texts}
     raw_examples = inp.card.get("mes_example")
-    examples = _examples(raw_examples if isinstance(raw_examples, str) else "",
-                         settings.example_separator, ctx)
+    examples = _lore_examples(lore, raw_examples if isinstance(raw_examples, str) else "",
+                              settings.example_separator, ctx)
     head, tail = _split_order(settings.order, warnings)
+    head = _with_lore_parts(head, tail, lore.note_position)
     if "examples" not in head:
         examples = []
     layout = Layout(template, head, tail, texts, examples, history, continue_last, char)
 
-    reply = _reply_reserve(n_ctx, max_new_tokens, warnings)
     budget = n_ctx - reply
     fitted = fit(layout, count, budget, pin_examples=settings.pin_examples,
                  context_hint=lambda need: _raise_hint(need, reply, n_ctx))
@@ -126,11 +138,48 @@ def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callabl
     stops = [f"\n{inp.user_name}:", *template.stops,
              *(expand_macros(s, ctx) for s in settings.extra_stops)]
     return BuiltPrompt(text=rendered.text, stop=list(dict.fromkeys(s for s in stops if s)),
-                       parts=parts, dropped_messages=fitted.start, lore=lore.fired,
+                       parts=parts, dropped_messages=fitted.start, lore=lore.result.fired,
+                       lore_trace=lore.result.trace, lore_state=lore.result.timed_state,
                        tokens=total, warnings=warnings + rendered.warnings,
                        reply_tokens=reply, fits=total <= budget,
                        permanent_chars=len(rendered.segments[0])
                        if fitted.kinds and fitted.kinds[0] == "story" else 0)
+
+
+def _world_info(settings: PromptSettings) -> WorldInfoSettings:
+    if settings.world_info is not None:
+        return settings.world_info
+    return WorldInfoSettings(depth=settings.lore_scan_depth,
+                             budget_cap=max(0, settings.lore_budget_tokens))
+
+
+def _with_lore_parts(head: list[str], tail: list[str], note: NotePosition) -> list[str]:
+    """The head with the lore parts where SillyTavern's story string has them, unless the
+    order names them itself, and the author's note at the start or end when it is there."""
+    head = [n for n in head if n != "authors_note"]
+    if "lore_before" not in head + tail:
+        at = head.index("description") if "description" in head else int("system" in head)
+        head.insert(at, "lore_before")
+    if "lore_after" not in head + tail:
+        after = [i + 1 for i, n in enumerate(head)
+                 if n in ("lore_before", "description", "personality", "scenario")]
+        head.insert(max(after, default=len(head)), "lore_after")
+    if note == NotePosition.BEFORE_PROMPT:
+        head.insert(0, "authors_note")
+    elif note == NotePosition.IN_PROMPT:
+        head.append("authors_note")
+    return head
+
+
+def _lore_examples(lore: PromptLore, raw: str, separator: str,
+                   ctx: MacroContext) -> list[str]:
+    """The card's example blocks with lore's before and after them (SillyTavern adds each
+    lore entry as its own example text)."""
+    def blocks(texts: list[str]) -> list[str]:
+        return [b for text in texts for b in _examples(text, separator, ctx)]
+
+    return (blocks(lore.examples_before) + _examples(raw, separator, ctx)
+            + blocks(lore.examples_after))
 
 
 def _reply_reserve(n_ctx: int, max_new_tokens: int, warnings: list[str]) -> int:
@@ -206,7 +255,8 @@ def _part_texts(inp: PromptInput, settings: PromptSettings, ctx: MacroContext,
         "scenario": formatted("scenario", field_("scenario")),
         "persona": formatted("persona", inp.persona.strip()),
         "examples": "",  # example blocks are fitted one by one: see build_prompt
-        "lore": lore,
+        "lore": lore,  # no longer filled: lore has its positions (see DEFAULT_ORDER)
+        "lore_before": "", "lore_after": "", "authors_note": "",
         "post_history": overridable("post_history_instructions", settings.post_history_default),
     }
 
