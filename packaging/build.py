@@ -1,18 +1,23 @@
 """Build Parlor's installers for the current OS into dist/.
 
-    python packaging/build.py [--gpu cpu|vulkan|cuda|metal] [--skip-pyinstaller]
+    python packaging/build.py [--runtime vulkan|cpu|cuda|metal] [--skip-pyinstaller]
 
 Linux: dist/parlor_<version>_<arch>.deb and dist/parlor-<version>-linux-<machine>.tar.gz.
 Windows: dist/Parlor-<version>-windows-x64-setup.exe (Inno Setup's ISCC must be installed).
 macOS: dist/Parlor-<version>-macos-<machine>.dmg (hdiutil and iconutil, part of macOS).
 
-The version comes from pyproject.toml only. `--gpu` rebuilds llama-cpp-python for that
-backend (portable: GGML_NATIVE=off) before freezing; without it the installed build is used.
+The version comes from pyproject.toml only. llama-cpp-python is compiled for the runtime
+(default: Vulkan plus every CPU variant on Linux and Windows, Metal on macOS) into its own
+cached environment under build/runtimes/, and that environment is what gets frozen; the
+llama.cpp it holds is checked for portability first (see llama_check.py and
+llama_runtimes.py). `--use-installed-llama` freezes this Python's llama.cpp instead, after
+the same check.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -26,19 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGING = ROOT / "packaging"
 APP_NAME = "parlor"
+sys.path.insert(0, str(PACKAGING))  # the sibling modules, also when loaded by parlor.spec
 
-# CMake flags per backend, and what the user's machine needs at run time for it.
-GPU_BACKENDS = {
-    "cpu": ("", "nothing beyond the installer."),
-    "vulkan": ("-DGGML_VULKAN=on",
-               "a Vulkan driver (Linux: mesa-vulkan-drivers or the vendor's; Windows/macOS: "
-               "the GPU vendor's driver). Building needs the Vulkan SDK (glslc)."),
-    "cuda": ("-DGGML_CUDA=on",
-             "an NVIDIA driver new enough for the CUDA toolkit used to build, and the CUDA "
-             "runtime libraries (cudart, cublas) — installed with the driver/toolkit, not "
-             "bundled. Building needs the CUDA toolkit (nvcc)."),
-    "metal": ("-DGGML_METAL=on", "macOS 13 or newer on Apple Silicon; nothing to install."),
-}
+import llama_check  # noqa: E402
+import llama_runtimes  # noqa: E402
 
 
 class BuildError(Exception):
@@ -73,18 +69,70 @@ def run(cmd: list[str], **kwargs) -> None:
 
 
 # --- steps shared by all systems ---------------------------------------------------------
-def rebuild_llama_cpp(gpu: str) -> None:
-    """Reinstall llama-cpp-python for one backend; portable code, never -march=native."""
+def llama_version() -> str:
+    """The llama-cpp-python release the runtimes are compiled from: the one tested here."""
     from importlib import metadata
 
-    flag, needs = GPU_BACKENDS[gpu]
-    version = metadata.version("llama-cpp-python")
-    env = dict(os.environ, CMAKE_ARGS=f"-DGGML_NATIVE=off {flag}".strip(), FORCE_CMAKE="1")
-    print(f"Rebuilding llama-cpp-python {version} with CMAKE_ARGS={env['CMAKE_ARGS']!r}")
-    run([sys.executable, "-m", "pip", "install", "--force-reinstall", "--no-deps",
-         "--no-cache-dir", "--no-binary", "llama-cpp-python", f"llama-cpp-python=={version}"],
-        env=env)
-    print(f"Users of the {gpu} build need: {needs}")
+    return metadata.version("llama-cpp-python")
+
+
+def prepare_runtime(runtime: str, work: Path, dry_run: bool = False) -> Path:
+    """Make (or reuse) the runtime's build environment; its Python is what gets frozen."""
+    recipe = llama_runtimes.RECIPES[runtime]
+    env = llama_runtimes.build_env(work, runtime)
+    stamp = llama_runtimes.stamp_for(recipe, llama_version(), platform.python_version())
+    cached = llama_runtimes.is_cached(env, stamp)
+    print(f"{runtime} runtime: {env.root} ({'cached' if cached else 'to be built'}); "
+          f"CMAKE_ARGS={recipe.cmake_env!r}")
+    for step in llama_runtimes.steps(env, recipe, llama_version(), ROOT, sys.executable,
+                                     cached):
+        if dry_run:
+            print("  " + step.show())
+        else:
+            run(list(step.argv), env=dict(os.environ, **step.env))
+    if not dry_run:
+        places = _llama_places(env.python)
+        llama_runtimes.gather_backend_modules(places["site_packages"], env.python.parent)
+        env.stamp.write_text(json.dumps(stamp), encoding="utf-8")
+    print(f"Users of the {runtime} build need: {recipe.user_needs}")
+    return env.python
+
+
+def _llama_places(python: Path | str) -> dict[str, Path]:
+    """Where `python` keeps llama_cpp, found without importing it (that loads llama.cpp)."""
+    code = ("import importlib.util, json; s = importlib.util.find_spec('llama_cpp'); "
+            "print(json.dumps(list(s.submodule_search_locations) if s else []))")
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
+    found = json.loads(done.stdout or "[]") if done.returncode == 0 else []
+    if not found:
+        raise BuildError(f"{python} has no llama_cpp package: {done.stderr.strip()}")
+    package = Path(found[0])
+    lib = Path(os.environ.get("LLAMA_CPP_LIB_PATH") or package / "lib")
+    return {"site_packages": package.parent, "lib": lib}
+
+
+def check_llama(python: Path | str, runtime: str, allow_unportable: bool) -> None:
+    """Refuse a llama.cpp that would crash on other CPUs or lack the runtime's backend."""
+    places = _llama_places(python)
+    build = llama_check.read_build(places["site_packages"], places["lib"])
+    found = llama_check.problems(build, runtime, platform.machine())
+    if not found:
+        print(f"llama.cpp is portable: CPU variants {', '.join(sorted(build.cpu_variants))}")
+        return
+    message = llama_check.refusal(build, found, runtime, places["lib"])
+    if not allow_unportable:
+        raise BuildError(message)
+    print("WARNING (--allow-unportable): " + message, file=sys.stderr)
+
+
+def check_bundle_libraries(bundle: Path, runtime: str, allow_unportable: bool) -> None:
+    """The frozen folder must still hold the CPU variants (and the GPU backend)."""
+    libs = next(bundle.rglob("llama_cpp/lib"), None)
+    names = tuple(sorted(p.name for p in libs.iterdir())) if libs else ()
+    found = llama_check._library_problems(llama_check.LlamaBuild({}, names), runtime,
+                                          platform.machine())
+    if found and not allow_unportable:
+        raise BuildError(f"the bundle {bundle} lost llama.cpp libraries: " + "; ".join(found))
 
 
 def sync_metadata(version: str) -> None:
@@ -99,11 +147,11 @@ def sync_metadata(version: str) -> None:
         run([sys.executable, "-m", "pip", "install", "--no-deps", "-e", str(ROOT)])
 
 
-def freeze(dist: Path, work: Path, icon: Path | None) -> Path:
+def freeze(dist: Path, work: Path, icon: Path | None, python: Path | str = sys.executable) -> Path:
     env = dict(os.environ)
     if icon:
         env["PARLOR_ICON"] = str(icon)
-    run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
+    run([python, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
          "--distpath", dist, "--workpath", work / "pyinstaller", PACKAGING / "parlor.spec"],
         env=env, cwd=ROOT)
     return dist / APP_NAME
@@ -219,14 +267,21 @@ def build(args: argparse.Namespace) -> list[Path]:
     dist, work = args.dist.resolve(), args.work.resolve()
     dist.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    if args.gpu:
-        rebuild_llama_cpp(args.gpu)
+    runtime = args.runtime or llama_runtimes.default_runtime()
     bundle = dist / APP_NAME
     if not args.skip_pyinstaller:
-        sync_metadata(version)
-        bundle = freeze(dist, work, make_icon(work))
+        if args.use_installed_llama:
+            python: Path | str = sys.executable
+            sync_metadata(version)
+        else:
+            python = prepare_runtime(runtime, work, args.dry_run)
+        if args.dry_run:
+            return []
+        check_llama(python, runtime, args.allow_unportable)
+        bundle = freeze(dist, work, make_icon(work), python)
     if not bundle.is_dir():
         raise BuildError(f"{bundle} does not exist: run without --skip-pyinstaller first")
+    check_bundle_libraries(bundle, runtime, args.allow_unportable)
     print(f"one-folder build: {bundle} ({folder_size(bundle) / 1e6:.1f} MB)")
     if sys.platform.startswith("linux"):
         return [build_deb(bundle, dist, work, version), build_tarball(bundle, dist, version)]
@@ -239,8 +294,16 @@ def build(args: argparse.Namespace) -> list[Path]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--gpu", choices=sorted(GPU_BACKENDS),
-                        help="rebuild llama-cpp-python for this backend first")
+    parser.add_argument("--runtime", "--gpu", choices=sorted(llama_runtimes.RECIPES),
+                        help="llama.cpp runtime to compile and bundle (default: vulkan on "
+                             "Linux and Windows, metal on macOS; all carry the CPU variants)")
+    parser.add_argument("--use-installed-llama", action="store_true",
+                        help="freeze this Python's llama-cpp-python instead of building one")
+    parser.add_argument("--allow-unportable", action="store_true",
+                        help="package a llama.cpp that fails the portability check anyway "
+                             "(for testing the installer itself; never for a release)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the runtime build commands and stop")
     parser.add_argument("--skip-pyinstaller", action="store_true",
                         help="package the existing dist/parlor folder again")
     parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder")

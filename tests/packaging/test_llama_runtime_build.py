@@ -1,0 +1,208 @@
+"""build.py's llama.cpp runtimes: the portability check, and the build commands per runtime.
+
+The check runs for real on the llama.cpp installed here (compiled with GGML_NATIVE=ON, so it
+must be refused) and on build folders laid out like a portable one. The runtime builds are
+only planned, never run: compiling llama.cpp takes minutes to hours on 2 cores.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_build_module():
+    spec = importlib.util.spec_from_file_location("parlor_build", ROOT / "packaging/build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _load_build_module()
+check, runtimes = build.llama_check, build.llama_runtimes
+
+PORTABLE_CONFIG = """
+set(GGML_BACKEND_DL "ON")
+set(GGML_CPU_ALL_VARIANTS "ON")
+set(GGML_NATIVE "OFF")
+set(GGML_VULKAN "ON")
+"""
+X86_VARIANTS = ["x64", "sse42", "sandybridge", "haswell", "skylakex", "icelake", "alderlake"]
+
+
+def fake_site(tmp_path: Path, config: str | None, libs: list[str]) -> tuple[Path, Path]:
+    site = tmp_path / "site-packages"
+    lib = site / "llama_cpp" / "lib"
+    lib.mkdir(parents=True)
+    for name in libs:
+        (lib / name).write_bytes(b"\x7fELF")
+    if config is not None:
+        cmake = site / "lib" / "cmake" / "ggml"
+        cmake.mkdir(parents=True)
+        (cmake / "ggml-config.cmake").write_text(config)
+    return site, lib
+
+
+def portable_libs(*extra: str) -> list[str]:
+    return ["libggml.so", "libggml-base.so", "libllama.so",
+            *[f"libggml-cpu-{v}.so" for v in X86_VARIANTS], *extra]
+
+
+# --- the check --------------------------------------------------------------------------------
+
+
+def test_the_llama_cpp_installed_here_is_refused_with_how_to_build_one():
+    """This checkout's llama-cpp-python was built with pip's defaults: GGML_NATIVE=ON."""
+    places = build._llama_places(sys.executable)
+    found = check.problems(check.read_build(places["site_packages"], places["lib"]), "cpu",
+                           "x86_64")
+    assert any("GGML_NATIVE=ON" in p for p in found)
+    assert any("GGML_BACKEND_DL=ON" in p for p in found)
+    assert any("no ggml-cpu-<variant>" in p for p in found)
+    with pytest.raises(build.BuildError) as refused:
+        build.check_llama(sys.executable, "vulkan", allow_unportable=False)
+    message = str(refused.value)
+    assert "refusing to package" in message
+    assert "python packaging/build.py --runtime vulkan" in message
+    assert "-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON" in message
+
+
+def test_allow_unportable_warns_instead(capsys):
+    build.check_llama(sys.executable, "cpu", allow_unportable=True)
+    assert "WARNING (--allow-unportable)" in capsys.readouterr().err
+
+
+def test_a_portable_vulkan_build_passes(tmp_path):
+    site, lib = fake_site(tmp_path, PORTABLE_CONFIG, portable_libs("libggml-vulkan.so"))
+    built = check.read_build(site, lib)
+    assert "haswell" in built.cpu_variants and "ggml-vulkan" in built.modules
+    assert check.problems(built, "vulkan", "x86_64") == []
+    assert check.problems(built, "cpu", "x86_64") == []
+
+
+@pytest.mark.parametrize("config, libs, runtime, expected", [
+    (PORTABLE_CONFIG.replace('NATIVE "OFF"', 'NATIVE "ON"'), portable_libs(), "cpu",
+     "GGML_NATIVE=ON"),
+    (PORTABLE_CONFIG.replace('ALL_VARIANTS "ON"', 'ALL_VARIANTS "OFF"'), portable_libs(),
+     "cpu", "without GGML_CPU_ALL_VARIANTS=ON"),
+    (PORTABLE_CONFIG, ["libggml.so", "libggml-cpu.so"], "cpu", "no ggml-cpu-<variant>"),
+    (PORTABLE_CONFIG, ["libggml-cpu-haswell.so", "libggml-cpu-skylakex.so"], "cpu",
+     "none that runs on every x86-64 CPU"),
+    (PORTABLE_CONFIG, portable_libs(), "vulkan", "no ggml-vulkan library"),
+    (PORTABLE_CONFIG.replace('VULKAN "ON"', 'VULKAN "OFF"'), portable_libs(), "vulkan",
+     "without GGML_VULKAN=ON"),
+    (None, portable_libs(), "cpu", "ggml-config.cmake is missing"),
+])
+def test_each_unportable_build_is_named(tmp_path, config, libs, runtime, expected):
+    site, lib = fake_site(tmp_path, config, libs)
+    found = check.problems(check.read_build(site, lib), runtime, "x86_64")
+    assert any(expected in p for p in found), found
+
+
+def test_windows_and_versioned_library_names_are_recognised():
+    built = check.LlamaBuild({}, ("ggml-cpu-haswell.dll", "libggml-cpu-x64.so.0.25.3",
+                                  "ggml-vulkan.dll", "llama.dll"))
+    assert built.cpu_variants == {"haswell", "x64"}
+    assert "ggml-vulkan" in built.modules
+
+
+def test_the_frozen_bundle_is_checked_too(tmp_path):
+    bundle = tmp_path / "parlor"
+    lib = bundle / "_internal" / "llama_cpp" / "lib"
+    lib.mkdir(parents=True)
+    (lib / "libggml-cpu.so").write_bytes(b"")
+    with pytest.raises(build.BuildError, match="lost llama.cpp libraries"):
+        build.check_bundle_libraries(bundle, "cpu", allow_unportable=False)
+    for name in portable_libs():
+        (lib / name).write_bytes(b"")
+    build.check_bundle_libraries(bundle, "cpu", allow_unportable=False)
+
+
+# --- the runtimes' build commands ---------------------------------------------------------------
+
+
+def test_vulkan_build_commands(tmp_path):
+    env = runtimes.build_env(tmp_path, "vulkan", platform="linux", python_tag="py311")
+    steps = runtimes.steps(env, runtimes.RECIPES["vulkan"], "0.3.36", ROOT, "/usr/bin/python3",
+                           cached=False)
+    py = str(env.python)
+    assert env.root == tmp_path / "runtimes" / "vulkan-linux-py311"
+    assert [s.argv for s in steps] == [
+        ("/usr/bin/python3", "-m", "venv", "--clear", str(env.venv)),
+        (py, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "--no-binary",
+         "llama-cpp-python", "--wheel-dir", str(env.wheels), "llama-cpp-python==0.3.36"),
+        (py, "-m", "pip", "install", "--force-reinstall", "--no-deps", "--no-index",
+         "--find-links", str(env.wheels), "llama-cpp-python==0.3.36"),
+        (py, "-m", "pip", "install", "-e", str(ROOT), "pyinstaller>=6.10"),
+    ]
+    assert steps[1].env == {
+        "CMAKE_ARGS": "-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON "
+                      "-DGGML_VULKAN=ON",
+        "FORCE_CMAKE": "1"}
+
+
+def test_a_cached_runtime_only_refreshes_the_app(tmp_path):
+    env = runtimes.build_env(tmp_path, "cpu", platform="linux")
+    steps = runtimes.steps(env, runtimes.RECIPES["cpu"], "0.3.36", ROOT, "python3", cached=True)
+    assert [s.argv[3:] for s in steps] == [("install", "-e", str(ROOT), "pyinstaller>=6.10")]
+
+
+def test_cuda_gets_nvcc_and_libraries_from_pypi(tmp_path):
+    env = runtimes.build_env(tmp_path, "cuda", platform="win32", python_tag="py311")
+    steps = runtimes.steps(env, runtimes.RECIPES["cuda"], "0.3.36", ROOT, "py", cached=False)
+    assert env.python == env.venv / "Scripts/python.exe"
+    assert steps[1].argv[3:] == ("install", "nvidia-cuda-nvcc-cu12", "nvidia-cuda-runtime-cu12",
+                                 "nvidia-cublas-cu12")
+    compile_step = steps[2]
+    assert "-DGGML_CUDA=ON" in compile_step.env["CMAKE_ARGS"]
+    assert compile_step.env["CUDACXX"].endswith(str(Path("nvidia/cuda_nvcc/bin/nvcc.exe")))
+
+
+def test_metal_on_macos_and_vulkan_elsewhere():
+    assert runtimes.default_runtime("darwin") == "metal"
+    assert runtimes.default_runtime("linux") == runtimes.default_runtime("win32") == "vulkan"
+    assert "-DGGML_METAL=ON" in runtimes.RECIPES["metal"].cmake_args
+    assert all("-DGGML_NATIVE=OFF" in r.cmake_args for r in runtimes.RECIPES.values())
+
+
+def test_the_cache_is_used_only_for_the_same_stamp(tmp_path):
+    env = runtimes.build_env(tmp_path, "cpu")
+    stamp = runtimes.stamp_for(runtimes.RECIPES["cpu"], "0.3.36", "3.11.2")
+    assert not runtimes.is_cached(env, stamp)
+    env.python.parent.mkdir(parents=True)
+    env.python.write_text("")
+    env.wheels.mkdir()
+    (env.wheels / "llama_cpp_python-0.3.36-cp311-cp311-linux_x86_64.whl").write_text("")
+    env.stamp.write_text(json.dumps(stamp))
+    assert runtimes.is_cached(env, stamp)
+    other = runtimes.stamp_for(runtimes.RECIPES["vulkan"], "0.3.36", "3.11.2")
+    assert not runtimes.is_cached(env, other)
+    assert not runtimes.is_cached(env, runtimes.stamp_for(runtimes.RECIPES["cpu"], "0.3.37",
+                                                          "3.11.2"))
+
+
+def test_backend_modules_are_gathered_into_llama_cpp_lib(tmp_path):
+    site = tmp_path / "site-packages"
+    (site / "bin").mkdir(parents=True)
+    (site / "llama_cpp" / "lib").mkdir(parents=True)
+    for name in ("libggml-cpu-haswell.so", "libggml-vulkan.so", "unrelated.so"):
+        (site / "bin" / name).write_bytes(name.encode())
+    copied = runtimes.gather_backend_modules(site)
+    assert sorted(p.name for p in copied) == ["libggml-cpu-haswell.so", "libggml-vulkan.so"]
+    assert (site / "llama_cpp" / "lib" / "libggml-vulkan.so").read_bytes() == b"libggml-vulkan.so"
+
+
+def test_gpu_is_an_alias_of_runtime_and_dry_run_prints_the_plan(tmp_path, capsys):
+    assert build.parse_args(["--gpu", "cuda"]).runtime == "cuda"
+    assert build.main(["--runtime", "cpu", "--dry-run", "--work", str(tmp_path / "w"),
+                       "--dist", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert "CMAKE_ARGS='-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON'" in out
+    assert "pip wheel --no-deps --no-cache-dir" in out
+    assert not (tmp_path / "w" / "runtimes" / "cpu").exists()
