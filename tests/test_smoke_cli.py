@@ -1,11 +1,27 @@
-"""`python -m app --smoke-test` as installers and CI run it: a real process, one JSON line."""
+"""`python -m app --smoke-test` as installers and CI run it: a real process, one JSON line;
+and the chain a new user goes through from the command line: download → convert → smoke
+test, against a hub on 127.0.0.1 driven by the real huggingface_hub client."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+
+import pytest
+
+from app.cli import main as cli
+from app.core.appdata.machine import machine_from_sizes
+from app.core.chat.open_model import CONVERTER
+from app.core.gguf.header import moe_layout, read_header
+from app.core.hub.manifest import read_manifest
+from tests.hub_server import FakeHub, point_huggingface_hub_at
+from tests.tiny_models import write_tiny_llama
+
+CATALOG_REPO = "Kquant03/MistralTrix-4x9B-ERP-GGUF"
+RECOMMENDED_16GB = "ggml-model-q2_k.gguf"  # what the catalog recommends for 16 GB of RAM
 
 
 def _run(*args: str, home) -> subprocess.CompletedProcess:
@@ -14,13 +30,16 @@ def _run(*args: str, home) -> subprocess.CompletedProcess:
                           env=env, timeout=240)
 
 
-def test_smoke_test_chats_once_and_prints_one_json_line(tiny_llama_path, tmp_path):
-    done = _run("--smoke-test", "--model", str(tiny_llama_path), "--prompt", "Hi!",
-                "--max-tokens", "12", home=tmp_path)
+def _smoke_json(done: subprocess.CompletedProcess) -> dict:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1
-    result = json.loads(lines[0])
+    return json.loads(lines[0])
+
+
+def test_smoke_test_chats_once_and_prints_one_json_line(tiny_llama_path, tmp_path):
+    result = _smoke_json(_run("--smoke-test", "--model", str(tiny_llama_path), "--prompt",
+                              "Hi!", "--max-tokens", "12", home=tmp_path))
     assert result["model"] == "Parlor tiny test model"
     assert result["tokens"] == 12
     assert result["reply"].strip()
@@ -34,3 +53,80 @@ def test_smoke_test_with_a_broken_model_fails_clearly(tmp_path):
     assert done.returncode != 0
     assert "broken.gguf" in done.stderr
     assert done.stdout == ""
+
+
+def test_smoke_test_converts_an_old_layout_instead_of_failing(tmp_path):
+    legacy = write_tiny_llama(tmp_path / "old.gguf", n_expert=4, legacy_experts=True)
+    done = _run("--smoke-test", "--model", str(legacy), "--max-tokens", "4", home=tmp_path)
+    assert _smoke_json(done)["tokens"] == 4
+    assert "Converted old.gguf from the old mixture-of-experts layout to the current one " \
+           f"(the original is kept as {tmp_path / 'old.legacy.gguf'})." in done.stderr
+    assert moe_layout(read_header(legacy)) == "merged"
+
+
+@pytest.fixture
+def hub_with_old_default_model(monkeypatch, tmp_path):
+    """The default model's repository with its recommended file in the January-2024 layout."""
+    (tmp_path / "src").mkdir()
+    legacy = write_tiny_llama(tmp_path / "src" / RECOMMENDED_16GB, n_expert=4,
+                              legacy_experts=True)
+    with FakeHub() as hub:
+        hub.add_file(CATALOG_REPO, RECOMMENDED_16GB, legacy.read_bytes())
+        point_huggingface_hub_at(monkeypatch, hub.url, tmp_path)
+        monkeypatch.setattr("app.commands.download.read_machine", lambda: machine_from_sizes(16))
+        yield hub, legacy
+
+
+def test_download_convert_smoke_test_and_a_second_download_fetches_nothing(
+        hub_with_old_default_model, tmp_path, capsys):
+    hub, legacy = hub_with_old_default_model
+    dest = tmp_path / "models"
+    assert cli(["download", "--dest", str(dest)]) == 0
+    out = capsys.readouterr().out
+    final = dest / RECOMMENDED_16GB
+    assert f"Saved {final}" in out
+    assert (f"Converted {RECOMMENDED_16GB} from the old mixture-of-experts layout to the current "
+            "one (the original was removed).") in out
+    assert out.rstrip().endswith(f"Load it with: parlor --model {final}")
+    assert moe_layout(read_header(final)) == "merged"
+    manifest = read_manifest(final)
+    assert manifest.sha256 == hashlib.sha256(legacy.read_bytes()).hexdigest()
+    assert manifest.conversion.converter == CONVERTER
+    assert manifest.conversion.sha256 == hashlib.sha256(final.read_bytes()).hexdigest()
+
+    result = _smoke_json(_run("--smoke-test", "--model", str(final), "--max-tokens", "4",
+                              home=tmp_path / "home"))
+    assert result["tokens"] == 4
+
+    converted = final.read_bytes()
+    fetched = len(hub.ranges(RECOMMENDED_16GB))
+    assert cli(["download", "--dest", str(dest)]) == 0
+    out = capsys.readouterr().out
+    assert f"Already installed: {final}; nothing was fetched." in out
+    assert len(hub.ranges(RECOMMENDED_16GB)) == fetched
+    assert final.read_bytes() == converted
+    assert sorted(p.name for p in dest.iterdir()) == [RECOMMENDED_16GB,
+                                                     RECOMMENDED_16GB + ".parlor.json"]
+
+
+def test_download_can_keep_the_original_or_skip_the_conversion(hub_with_old_default_model,
+                                                              tmp_path, capsys):
+    dest = tmp_path / "models"
+    assert cli(["download", "--dest", str(dest), "--keep-original"]) == 0
+    out = capsys.readouterr().out
+    backup = dest / "ggml-model-q2_k.legacy.gguf"
+    assert f"(the original is kept as {backup})" in out
+    assert moe_layout(read_header(backup)) == "legacy"
+    assert read_manifest(backup).conversion is None  # the original is the plain download
+
+    other = tmp_path / "other"
+    assert cli(["download", "--dest", str(other), "--no-convert"]) == 0
+    out = capsys.readouterr().out
+    assert "Converted" not in out
+    assert moe_layout(read_header(other / RECOMMENDED_16GB)) == "legacy"
+    assert cli(["convert", str(other / RECOMMENDED_16GB), "--delete-original",
+                "--no-load-check"]) == 0
+    manifest = read_manifest(other / RECOMMENDED_16GB)
+    assert manifest.conversion is not None  # `parlor convert` records it too
+    assert cli(["download", "--dest", str(other)]) == 0
+    assert "nothing was fetched" in capsys.readouterr().out

@@ -91,39 +91,44 @@ def _load_check(path: Path) -> bool:
 
 
 def run(args) -> int:
-    from app.core.convert.moe import ConvertCancelled, ConvertError, convert_legacy_moe
+    """The same opening path as the window (`app.core.chat.open_model`): check, convert,
+    record the conversion in the manifest of a downloaded file, then say how to load it."""
+    from app.core.chat.open_model import (
+        OpenCancelled,
+        OpenError,
+        check_model,
+        convert_for_opening,
+    )
     from app.core.convert.plan import describe_group, plan_conversion
-    from app.core.gguf.header import GGUFError, moe_layout, validate_gguf
 
     try:
-        header = validate_gguf(args.input)
-        layout = moe_layout(header)
-        print(describe(header, layout))
-        if layout != "legacy":
-            print("Nothing to convert.")
-            return 0
-        plan = plan_conversion(header)
-        print(f"Merging {len(plan.groups)} expert groups into "
-              f"{args.output or args.input} ({human(plan.output_size())}).")
-        for group in plan.mixed_groups:
-            print("Mixed types: " + describe_group(group))
-    except GGUFError as e:
+        check = check_model(args.input)
+    except OpenError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    cancel = threading.Event()
+    print(describe(check.header, check.layout))
+    if not check.needs_conversion:
+        print("Nothing to convert.")
+        return 0
+    plan = plan_conversion(check.header)
+    print(f"Merging {len(plan.groups)} expert groups into "
+          f"{args.output or args.input} ({human(plan.output_size())}).")
+    for group in plan.mixed_groups:
+        print("Mixed types: " + describe_group(group))
     try:
-        result = convert_legacy_moe(
-            args.input, args.output, progress=ProgressBar(), cancel=cancel,
+        result = convert_for_opening(
+            check, dst=args.output, progress=ProgressBar(), cancel=threading.Event(),
             keep_original=not args.delete_original, overwrite=args.overwrite,
             verify=None if args.no_load_check else _load_check)
     except KeyboardInterrupt:
         print("\nCancelled; the original file is unchanged.", file=sys.stderr)
         return 130
-    except ConvertCancelled as e:
+    except OpenCancelled as e:
         print(f"\n{e}", file=sys.stderr)
         return 130
-    except (ConvertError, GGUFError, OSError) as e:
+    except OpenError as e:
         print(f"\nerror: {e}", file=sys.stderr)
         return 1
     print(result.summary())
+    print(f"Load it with: parlor --model {result.dst}")
     return 0

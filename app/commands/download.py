@@ -1,7 +1,9 @@
-"""`parlor download [REPO] (--quant METHOD | --file NAME) [--dest DIR]`.
+"""`parlor download [REPO] (--quant METHOD | --file NAME) [--dest DIR] [--no-convert]`.
 
 No REPO: the default model; neither --quant nor --file: the quant recommended for this
 machine. Same resume and verification as the dialog: run it again after any interruption.
+Then the file goes through the same opening path as everywhere (`app.core.chat.open_model`):
+a file in the old MoE layout is converted, so what it prints can be loaded as it says.
 """
 
 from __future__ import annotations
@@ -14,6 +16,14 @@ from typing import TextIO
 
 from app.core.appdata.machine import GB, read_machine
 from app.core.appdata.paths import default_paths
+from app.core.appdata.settings import Settings
+from app.core.chat.open_model import (
+    ModelCheck,
+    OpenCancelled,
+    OpenError,
+    ReadyModel,
+    prepare_model,
+)
 from app.core.hub import catalog as cat
 from app.core.hub.downloads import (
     DownloadError,
@@ -40,20 +50,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dest", type=Path, metavar="DIR",
                         help="folder to download into (default: Parlor's models folder)")
     parser.add_argument("--endpoint", metavar="URL",
-                        help="a hub mirror (default: HF_ENDPOINT, else huggingface.co)")
+                        help="a hub mirror (default: Settings → Data → Model hub address, "
+                             "else HF_ENDPOINT, else huggingface.co)")
+    parser.add_argument("--no-convert", action="store_true",
+                        help="keep a file in the old MoE layout as it is (it will not load "
+                             "until converted with `parlor convert`)")
+    parser.add_argument("--keep-original", action="store_true",
+                        help="after converting, keep the downloaded original as "
+                             "NAME.legacy.gguf (twice the disk)")
+    parser.add_argument("--yes", "-y", action="store_true",
+                        help="do not ask; convert and remove the original unless "
+                             "--keep-original")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     catalog = cat.load_catalog()
-    hub = Hub(endpoint=args.endpoint)
-    dest = args.dest or default_paths().models
+    paths_ = default_paths()
+    endpoint = args.endpoint or Settings.load(paths_.settings_file).hf_endpoint or None
+    hub = Hub(endpoint=endpoint)
+    dest = args.dest or paths_.models
+    bar = TextProgress()
     try:
         repo_id, url_file = parse_repo_ref(args.repo) if args.repo else (catalog.repo_id, None)
         model, why = choose(hub, repo_id, catalog, quant=args.quant, file=args.file or url_file)
         parts = f" in {len(model.files)} parts" if len(model.files) > 1 else ""
         print(f"{repo_id}: {model.name}, {human_size(model.size)}{parts}. {why}".rstrip())
-        paths = download(repo_id, model, dest, hub=hub, progress=TextProgress())
+        paths = download(repo_id, model, dest, hub=hub, progress=bar, wait_for_other=True)
     except DownloadError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
@@ -61,9 +84,56 @@ def run(args: argparse.Namespace) -> int:
         print("\nStopped. What was downloaded is kept; run the same command to resume.",
               file=sys.stderr)
         return 130
-    print(f"Saved {paths[0]}" + (f" and {len(paths) - 1} more parts" if len(paths) > 1 else ""))
-    print(f"Load it with: parlor --model {paths[0]}")
+    more = f" and {len(paths) - 1} more parts" if len(paths) > 1 else ""
+    print(f"Saved {paths[0]}{more}" if bar.fetched else
+          f"Already installed: {paths[0]}{more}; nothing was fetched.")
+    return _open(paths[0], args, split=len(paths) > 1)
+
+
+def _open(path: Path, args: argparse.Namespace, *, split: bool) -> int:
+    """The opening path up to the load: a legacy file is converted unless --no-convert."""
+    if args.no_convert or split:
+        print(f"Load it with: parlor --model {path}")
+        return 0
+    from app.commands.convert import ProgressBar, _load_check
+
+    try:
+        ready: ReadyModel = prepare_model(path, keep_original=lambda c: _keep_original(c, args),
+                                          progress=ProgressBar(), verify=_load_check)
+    except OpenCancelled as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        return 130
+    except OpenError as exc:
+        print(f"\nerror: {_after_download(path, exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nCancelled; the downloaded file is unchanged.", file=sys.stderr)
+        return 130
+    if ready.conversion is not None:
+        print(ready.summary())
+    print(f"Load it with: parlor --model {ready.path}")
     return 0
+
+
+def _after_download(path: Path, exc: OpenError) -> str:
+    reason = str(exc).removeprefix(f"Cannot open {path}: ")
+    if reason != str(exc):
+        return f"{path} was downloaded and verified, but Parlor cannot open it: {reason}"
+    return str(exc)
+
+
+def _keep_original(check: ModelCheck, args: argparse.Namespace,
+                   stdin: TextIO | None = None) -> bool:
+    """--keep-original or --yes decide; else ask on a terminal; else remove it (the manifest
+    remembers the source, so nothing is downloaded again)."""
+    stdin = stdin or sys.stdin
+    print(f"{check.path.name} uses the old mixture-of-experts layout (January 2024) that "
+          "llama.cpp no longer loads; converting it (the quantized data is copied unchanged).")
+    if args.keep_original or args.yes or not stdin.isatty():
+        return bool(args.keep_original)
+    answer = input(f"Keep the original as well ({human_size(check.path.stat().st_size)} more "
+                   "disk)? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
 
 
 def choose(hub: Hub, repo_id: str, catalog: cat.Catalog, *, quant: str | None = None,
@@ -147,8 +217,14 @@ class TextProgress:
         self._last_step = -1
         self._last_phase = ""
         self._last_time = 0.0
+        self.fetched = False  # whether any byte was downloaded (not all installed already)
+        self._last_note = ""
 
     def __call__(self, p: Progress) -> None:
+        self.fetched = self.fetched or p.phase == "downloading"
+        if p.note and p.note != self._last_note:
+            self.stream.write(("\n" if self.tty else "") + p.note + "\n")
+        self._last_note = p.note
         filled = int(self.width * p.fraction)
         bar = "#" * filled + "-" * (self.width - filled)
         line = (f"{p.phase:<11} [{bar}] {100 * p.fraction:5.1f}%  "

@@ -1,7 +1,9 @@
 """`--smoke-test`: the real window, offscreen, one message, one JSON line on stdout.
 
 Installers and CI use it to prove that a build loads llama.cpp and streams a reply through
-the same path a user's click takes.
+the same path a user's click takes. The model goes through the one opening path
+(`app.core.chat.open_model`) first, so a file in the old MoE layout is converted (keeping
+the original) instead of failing with llama.cpp's bare "Failed to load model".
 """
 
 from __future__ import annotations
@@ -44,11 +46,25 @@ def run_smoke_test(args) -> int:
     if args.remote:
         window.connect_engine()
         loop.exec()
-    elif window.load_model(args.model):
+    elif (path := _prepare(args.model, outcome)) and window.load_model(str(path)):
         loop.exec()
     else:
         outcome.setdefault("error", f"{args.model} is not a usable GGUF file")
     return _report(window, ctx, outcome, app)
+
+
+def _prepare(model: str, outcome: dict):
+    """The file to load, converted first when needed; None (the reason in `outcome`)."""
+    from app.core.chat.open_model import OpenError, prepare_model
+
+    try:
+        ready = prepare_model(model, keep_original=lambda _check: True)
+    except OpenError as exc:
+        outcome["error"] = str(exc)
+        return None
+    if ready.conversion is not None:
+        print(ready.summary(), file=sys.stderr)
+    return ready.path
 
 
 def _send(window, args) -> None:

@@ -495,11 +495,20 @@ def test_offline_mode_says_so(fake, monkeypatch):
 
 
 def test_cli_downloads_a_quant_with_a_progress_bar(fake, dest, capsys):
-    assert cli(["download", REPO, "--quant", "q4_k_m", "--dest", str(dest)]) == 0
+    assert cli(["download", REPO, "--quant", "q4_k_m", "--dest", str(dest), "--no-convert"]) == 0
     out, err = capsys.readouterr()
     assert (dest / "model.Q4_K_M.gguf").read_bytes() == FILES["model.Q4_K_M.gguf"]
     assert "Saved" in out and "model.Q4_K_M.gguf" in out
     assert "[############################] 100.0%  0.3/0.3 MB" in err
+
+
+def test_cli_says_when_a_verified_download_is_not_a_model_it_can_open(fake, dest, capsys):
+    assert cli(["download", REPO, "--quant", "Q2_K", "--dest", str(dest)]) == 1
+    err = capsys.readouterr().err
+    final = dest / "model.Q2_K.gguf"
+    assert f"error: {final} was downloaded and verified, but Parlor cannot open it: " \
+           "model.Q2_K.gguf is not a GGUF file" in err
+    assert final.read_bytes() == FILES["model.Q2_K.gguf"]  # kept: it is what the hub has
 
 
 def test_cli_downloads_a_split_file_by_name(fake, dest):
@@ -510,7 +519,7 @@ def test_cli_downloads_a_split_file_by_name(fake, dest):
 
 def test_cli_takes_a_pasted_url(fake, dest):
     url = f"https://huggingface.co/{REPO}/blob/main/model.Q2_K.gguf"
-    assert cli(["download", url, "--dest", str(dest)]) == 0
+    assert cli(["download", url, "--dest", str(dest), "--no-convert"]) == 0
     assert leftovers(dest) == installed("model.Q2_K.gguf")
 
 
@@ -530,10 +539,10 @@ def test_cli_default_model_and_recommended_quant(fake, dest, monkeypatch, capsys
                               "ggml-model-q6_k.gguf"]):
         fake.add_file(CATALOG_REPO, name, blob(5_000, 10 + i))
     monkeypatch.setattr("app.commands.download.read_machine", lambda: machine_from_sizes(16))
-    assert cli(["download", "--dest", str(dest)]) == 0
+    assert cli(["download", "--dest", str(dest), "--no-convert"]) == 0
     assert leftovers(dest) == installed("ggml-model-q2_k.gguf")
     assert "needs 12 GB, this machine can give 14 GB" in capsys.readouterr().out
-    assert cli(["download", "--quant", "Q6_K", "--dest", str(dest)]) == 0
+    assert cli(["download", "--quant", "Q6_K", "--dest", str(dest), "--no-convert"]) == 0
     assert "ggml-model-q6_k.gguf" in leftovers(dest)
 
 
