@@ -41,10 +41,27 @@ def apply_theme(app: QApplication, theme: str, font_size: int = 0) -> None:
     wants_dark = theme == "dark" or (
         theme == "system" and app.styleHints().colorScheme() == Qt.ColorScheme.Dark)
     app.setPalette(dark_palette() if wants_dark else app.style().standardPalette())
-    font = QFont(app.font())
+    apply_chat_font(app, font_size)
+
+
+CHAT_TEXT = "chat_text"   # the property that marks widgets showing chat text
+
+
+def apply_chat_font(app: QApplication, font_size: int) -> None:
+    """"Text size" is the chat's text (messages and the composer), not the whole UI; 0 gives
+    back the system's size, at once, without a restart."""
+    base = app.property("system_font")
+    if base is None:   # the first call sees the font the platform chose
+        base = QFont(app.font())
+        app.setProperty("system_font", base)
+    if app.font() != base:
+        app.setFont(base)   # undo a scaled UI font from an older Parlor
+    font = QFont(base)
     if font_size > 0:
         font.setPointSize(font_size)
-    app.setFont(font)
+    for widget in app.allWidgets():
+        if widget.property(CHAT_TEXT):
+            widget.setFont(font)
 
 
 def is_dark(app: QApplication) -> bool:

@@ -6,9 +6,52 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QWidget,
+)
 
 _EDIT = "edit-personas"
+
+
+class ElidedLabel(QLabel):
+    """A label that shortens its text with … instead of demanding the whole width: a
+    200-character card name must not push the character library off the window."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(80)
+
+    def setText(self, text: str) -> None:  # noqa: N802
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def text(self) -> str:
+        return self._full
+
+    def sizeHint(self):  # noqa: N802
+        hint = super().sizeHint()
+        hint.setWidth(min(self.fontMetrics().horizontalAdvance(self._full) + 8, 480))
+        return hint
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight,
+                                              max(0, self.width() - 4))
+        super().setText(shown)
 
 
 class ChatHeader(QWidget):
@@ -23,7 +66,7 @@ class ChatHeader(QWidget):
         super().__init__(parent)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        self.title = QLabel()
+        self.title = ElidedLabel()
         self.title.setTextFormat(Qt.TextFormat.PlainText)  # card names are untrusted text
         font = self.title.font()
         font.setPointSizeF(font.pointSizeF() * 1.25)
@@ -43,8 +86,7 @@ class ChatHeader(QWidget):
         self.new_button = QPushButton(self.tr("New chat"))
         self.inspect_button = QPushButton(self.tr("Prompt…"))
         self.inspect_button.setToolTip(self.tr("Show the exact prompt sent for the last reply"))
-        lay.addWidget(self.title)
-        lay.addStretch(1)
+        lay.addWidget(self.title, 1)
         for w in (self.persona, self.chats, self.manage_button, self.new_button,
                   self.inspect_button):
             lay.addWidget(w)

@@ -9,10 +9,13 @@ exist; everything it touches is named here.
 from __future__ import annotations
 
 from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QApplication
 
 from app.gui.chat.message_ops import MessageOps
+from app.gui.theme import CHAT_TEXT, apply_chat_font
 
 NOTICE_MS = 12_000
+LIBRARY_MIN_W = 180   # a long name in the chat header must not squeeze the library away
 
 
 class CharacterSwitch(QObject):
@@ -57,4 +60,9 @@ def wire_chat(window) -> MessageOps:
     window.controller.chat_opened.connect(lambda _chat: reset_chat_status(window))
     window.controller.notice.connect(ops.notify)
     window.character_switch = CharacterSwitch(window)
+    for widget in (window.chat_view, window.composer):
+        widget.setProperty(CHAT_TEXT, True)
+    apply_chat_font(QApplication.instance(), window.ctx.settings.font_size)
+    window.library.setMinimumWidth(LIBRARY_MIN_W)
+    window.centralWidget().setChildrenCollapsible(False)
     return ops
