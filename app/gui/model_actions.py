@@ -142,7 +142,7 @@ class ModelActions:
         def answered(button: int) -> None:
             if button == QMessageBox.StandardButton.Yes:
                 self.ctx.settings.n_gpu_layers = n_gpu_layers
-                self.load_model(path)
+                self.open_model_file(path)  # the one opening path, as for Open and start-up
 
         box.finished.connect(answered)
         box.open()
