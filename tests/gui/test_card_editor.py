@@ -155,3 +155,33 @@ def test_a_card_without_a_lorebook_stays_without_one(make_editor):
                                                         load_card(FIXTURES / "v2_full.json").data)
     editor = make_editor(new_card("Ada"))
     assert "character_book" not in editor.card().data
+
+
+def _press_escape(qtbot, editor) -> None:
+    from PySide6.QtCore import Qt
+
+    qtbot.keyClick(editor, Qt.Key.Key_Escape)
+
+
+def test_escape_asks_before_dropping_unsaved_edits(qtbot, make_editor):
+    from PySide6.QtWidgets import QMessageBox
+
+    editor = make_editor(load_card(FIXTURES / "v2_full.json"))
+    _press_escape(qtbot, editor)                 # nothing changed: it just closes
+    assert not editor.isVisible() and editor.discard_box is None
+    editor.show()
+    editor.fields["scenario"].setPlainText("A new scenario.")
+    _press_escape(qtbot, editor)
+    assert editor.isVisible() and editor.discard_box is not None
+    editor.discard_box.button(QMessageBox.StandardButton.Cancel).click()
+    assert editor.isVisible() and editor.fields["scenario"].toPlainText() == "A new scenario."
+    _press_escape(qtbot, editor)
+    with qtbot.waitSignal(editor.accepted):
+        editor.discard_box.button(QMessageBox.StandardButton.Save).click()
+    assert editor.card().scenario == "A new scenario."
+    editor.show()
+    editor.fields["scenario"].setPlainText("Changed again.")
+    _press_escape(qtbot, editor)
+    with qtbot.waitSignal(editor.rejected):
+        editor.discard_box.button(QMessageBox.StandardButton.Discard).click()
+    assert not editor.isVisible()

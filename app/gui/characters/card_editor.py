@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.cards import Card
+from app.core.cards import Card, to_v3_json
 from app.gui.characters.lorebook_editor import LorebookEditor, split_keys
 
 # The fields sent with every prompt: what the live token count measures.
@@ -175,6 +175,7 @@ class CardEditor(QDialog):
         self._card = card.copy()
         self._avatar = avatar
         self._avatar_changed = False
+        self.discard_box: QMessageBox | None = None   # the "unsaved changes" question
         self.count_tokens = count_tokens
         self.fields: dict[str, QLineEdit | QPlainTextEdit] = {}
         self._shown: dict[str, str] = {}
@@ -335,6 +336,34 @@ class CardEditor(QDialog):
         if book != self._card.character_book:
             card.character_book = book
         return card
+
+    def has_changes(self) -> bool:
+        return self._avatar_changed or to_v3_json(self.card()) != to_v3_json(self._card)
+
+    def reject(self) -> None:
+        """Esc, Cancel or the window's close button: unsaved edits are not dropped silently."""
+        if self.discard_box is not None or not self.has_changes():
+            super().reject()
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Unsaved changes"),
+                          self.tr("Save the changes to {0}?").format(
+                              self._card.name or self.tr("this character")),
+                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                          | QMessageBox.StandardButton.Cancel, self)
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        box.finished.connect(self._on_discard_answer)
+        self.discard_box = box
+        box.open()
+
+    def _on_discard_answer(self, answer: int) -> None:
+        box, self.discard_box = self.discard_box, None
+        button = box.standardButton(box.clickedButton()) if box else None
+        if button == QMessageBox.StandardButton.Save:
+            self.accept()
+        elif button == QMessageBox.StandardButton.Discard:
+            self.discard_box = box   # let reject() through this once
+            super().reject()
+            self.discard_box = None
 
     def avatar(self) -> bytes | None:
         return self._avatar
