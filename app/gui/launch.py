@@ -17,6 +17,7 @@ from app.core.chat.context import AppContext
 from app.core.engine.local import LocalEngine
 from app.core.store import StoreError
 from app.core.store.backup import BackupError, daily_snapshot
+from app.gui import plain_text
 from app.gui.main_window import MainWindow
 from app.gui.single_instance import FocusServer, claim_data_folder
 from app.gui.workers import GenerationWorker, WorkerThread
@@ -30,6 +31,8 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     app.setOrganizationName("Parlor")
     app.setDesktopFileName("parlor")
     app.setWindowIcon(QIcon(str(resources_dir() / "parlor.png")))
+    if not hasattr(app, "_plain_boxes"):  # message boxes quote untrusted text: plain only
+        app._plain_boxes = plain_text.install(app)
     return app
 
 

@@ -16,6 +16,7 @@ from app.core.engine.devices import layers_text
 from app.core.gguf.header import GGUFError, estimate_memory, validate_gguf
 from app.gui.models.convert_dialog import open_gguf
 from app.gui.models.download_dialog import DownloadDialog
+from app.gui.plain_text import plain_tip
 
 
 class ModelActions:
@@ -44,7 +45,7 @@ class ModelActions:
             return False
         s = self.ctx.settings
         self.model_summary = describe_header(header, s.n_ctx, s.kv_type)
-        self.model_label.setToolTip(self.model_summary)
+        self.model_label.setToolTip(plain_tip(self.model_summary))  # names from the GGUF
         self.statusBar().showMessage(self.model_summary, 10000)
         self.model_label.setText(self.tr("Loading {0}…").format(Path(path).name))
         self._set_loading(True)

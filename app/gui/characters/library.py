@@ -57,6 +57,7 @@ from PySide6.QtWidgets import (
 from app.core.cards import SPEC_V3, Card, CardError, card_from_json, load_card, save_card
 from app.core.store import StoreError
 from app.gui.characters.card_editor import AvatarError, CardEditor, decode_avatar, read_image
+from app.gui.plain_text import plain_tip
 
 AVATAR_SIZE = 44
 _PALETTE = ("#5e81ac", "#a3be8c", "#d08770", "#b48ead", "#88c0d0", "#bf616a", "#8fbcbb")
@@ -273,7 +274,7 @@ class CharacterLibrary(QWidget):
         pixmap = _thumbnail(avatar)
         if pixmap is not None:
             item.setData(pixmap, Qt.ItemDataRole.DecorationRole)
-        item.setToolTip(name)
+        item.setToolTip(plain_tip(name))  # a card name is untrusted: never markup
         return item
 
     def ids(self) -> list[int]:
@@ -357,6 +358,7 @@ class CharacterLibrary(QWidget):
         if errors:
             box = QMessageBox(QMessageBox.Icon.Warning, self.tr("Import characters"),
                               self.tr("These files could not be imported:"), parent=self)
+            box.setTextFormat(Qt.TextFormat.PlainText)  # errors quote names from the files
             box.setInformativeText("\n\n".join(errors))
             box.setModal(False)
             box.show()

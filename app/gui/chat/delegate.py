@@ -45,6 +45,7 @@ from app.gui.chat.bubble_layout import (
 from app.gui.chat.find_marks import mark_matches
 from app.gui.chat.message_editor import MessageEditor
 from app.gui.chat.model import Roles
+from app.gui.plain_text import SafeDocument
 
 GLYPHS = {"edit": "✎", "copy": "❐", "regenerate": "↻", "continue": "»", "branch": "⑂",
           "delete": "✕"}
@@ -75,7 +76,7 @@ class MessageDelegate(QStyledItemDelegate):
         if doc is None:
             if len(self._docs) > 2000:
                 self._docs.clear()
-            doc = QTextDocument()
+            doc = SafeDocument()  # loads no resource, whatever the HTML names
             doc.setDefaultFont(font)
             doc.setDocumentMargin(0)
             doc.setHtml(to_html(text))

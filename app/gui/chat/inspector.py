@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QDialog,
@@ -12,6 +13,13 @@ from PySide6.QtWidgets import (
     QTableWidgetItem,
     QVBoxLayout,
 )
+
+
+def _plain_label(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setWordWrap(True)
+    return label
 
 
 class PromptInspector(QDialog):
@@ -25,7 +33,7 @@ class PromptInspector(QDialog):
             summary += self.tr(" · {0} older messages left out").format(prompt.dropped_messages)
         if prompt.lore:
             summary += self.tr(" · lore: {0}").format(", ".join(prompt.lore))
-        lay.addWidget(QLabel(summary))
+        lay.addWidget(_plain_label(summary))  # lore entry names come from the card
         lay.addWidget(self._parts_table(prompt.parts))
         self.text = QPlainTextEdit(prompt.text)
         self.text.setReadOnly(True)
@@ -33,7 +41,7 @@ class PromptInspector(QDialog):
         self.text.setAccessibleName(self.tr("Prompt text"))
         lay.addWidget(self.text, 1)
         for warning in prompt.warnings:
-            lay.addWidget(QLabel("⚠ " + warning))
+            lay.addWidget(_plain_label("⚠ " + warning))  # may quote a template's error
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
