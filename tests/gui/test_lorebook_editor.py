@@ -54,7 +54,7 @@ def test_every_entry_field_is_editable(make_editor):
     form.flags["selective"].setChecked(True)
     form.flags["case_sensitive"].setChecked(True)
     form.order.setValue(42)
-    form.position.setCurrentIndex(form.position.findData("after_char"))
+    form.position.setCurrentIndex(form.position.findData(1))  # after the character
     entry = editor.book()["entries"][0]
     assert entry["comment"] == "Sequel news"
     assert entry["keys"] == ["sequel", "next book"]
@@ -63,6 +63,7 @@ def test_every_entry_field_is_editable(make_editor):
     assert (entry["enabled"], entry["constant"], entry["selective"],
             entry["case_sensitive"]) == (False, True, True, True)
     assert entry["insertion_order"] == 42 and entry["position"] == "after_char"
+    assert entry["extensions"]["position"] == 1
     assert entry["id"] == "shop-sequel" and entry["use_regex"] is False
     assert editor.book()["entries"][1] == book["entries"][1]
     assert editor.entries.item(0).text() == "Sequel news"

@@ -35,6 +35,14 @@ from app.core.cards import CardError, load_lorebook, save_lorebook
 
 _FLAGS = ("enabled", "constant", "selective", "case_sensitive")
 _NOT_SET = object()
+# SillyTavern's world-info positions (`world_info_position`), stored as `extensions.position`,
+# which wins over the V3 `position` text when the prompt is built.
+_POSITIONS = (("Before the character", 0), ("After the character", 1),
+              ("Top of the author's note", 2), ("Bottom of the author's note", 3),
+              ("In the chat at a depth", 4), ("Before the example messages", 5),
+              ("After the example messages", 6))
+_AT_DEPTH = 4
+_ROLES = (("System", 0), ("User", 1), ("Assistant", 2))
 
 
 def split_keys(text: str) -> list[str]:
@@ -68,6 +76,14 @@ class EntryForm(QWidget):
         self.order = QSpinBox()
         self.order.setRange(-1_000_000, 1_000_000)
         self.position = QComboBox()
+        self.position.setAccessibleName(self.tr("Position"))
+        self.depth = QSpinBox()
+        self.depth.setRange(0, 1000)
+        self.depth.setAccessibleName(self.tr("Depth"))
+        self.role = QComboBox()
+        self.role.setAccessibleName(self.tr("Role"))
+        for label, value in _ROLES:
+            self.role.addItem(self.tr(label), value)
         self.flags = {name: QCheckBox() for name in _FLAGS}
         self._shown: dict[str, Any] = {}
         self._build()
@@ -96,10 +112,20 @@ class EntryForm(QWidget):
         self.order.setMaximumWidth(140)
         form.addRow(tr("Insertion order"), self.order)
         form.addRow(tr("Position"), self.position)
+        depth_row = QHBoxLayout()
+        self.depth.setMaximumWidth(100)
+        self.depth.setToolTip(tr("How many messages from the end the entry is inserted"))
+        depth_row.addWidget(self.depth)
+        depth_row.addWidget(QLabel(tr("Role")))
+        depth_row.addWidget(self.role)
+        depth_row.addStretch(1)
+        form.addRow(tr("Depth"), depth_row)
         for signal in (self.comment.textEdited, self.keys.textEdited, self.secondary.textEdited,
                        self.content.textChanged, self.order.valueChanged,
-                       self.position.currentIndexChanged):
+                       self.position.currentIndexChanged, self.depth.valueChanged,
+                       self.role.currentIndexChanged):
             signal.connect(self.edited)
+        self.position.currentIndexChanged.connect(self._on_position)
 
     def load(self, entry: dict) -> None:
         self.blockSignals(True)
@@ -111,26 +137,40 @@ class EntryForm(QWidget):
             box.setChecked(bool(entry.get(name, name == "enabled")))
         order = entry.get("insertion_order")
         self.order.setValue(int(order) if isinstance(order, (int, float)) else 100)
-        self._fill_positions(entry.get("position", _NOT_SET))
+        ext = entry.get("extensions") if isinstance(entry.get("extensions"), dict) else {}
+        self._fill_positions(_position_of(entry, ext))
+        depth = ext.get("depth")
+        self.depth.setValue(int(depth) if isinstance(depth, (int, float)) else 4)
+        role = ext.get("role")
+        self.role.setCurrentIndex(role if role in (0, 1, 2) else 0)
+        self._on_position()
         self.blockSignals(False)
         self._shown = self.values()
 
     def _fill_positions(self, current: Any) -> None:
+        self.position.blockSignals(True)
         self.position.clear()
-        self.position.addItem(self.tr("Not set"), _NOT_SET)
-        self.position.addItem(self.tr("Before the character"), "before_char")
-        self.position.addItem(self.tr("After the character"), "after_char")
-        if current not in (_NOT_SET, "before_char", "after_char"):
+        self.position.addItem(self.tr("Not set (after the character)"), _NOT_SET)
+        for label, value in _POSITIONS:
+            self.position.addItem(self.tr(label), value)
+        if current is not _NOT_SET and current not in range(len(_POSITIONS)):
             self.position.addItem(self.tr("As written: {0}").format(current), current)
         for i in range(self.position.count()):
             if self.position.itemData(i) is current or self.position.itemData(i) == current:
                 self.position.setCurrentIndex(i)
+        self.position.blockSignals(False)
+
+    def _on_position(self) -> None:
+        at_depth = self.position.currentData() == _AT_DEPTH
+        self.depth.setEnabled(at_depth)
+        self.role.setEnabled(at_depth)
 
     def values(self) -> dict[str, Any]:
         values: dict[str, Any] = {
             "comment": self.comment.text(), "keys": self.keys.text(),
             "secondary_keys": self.secondary.text(), "content": self.content.toPlainText(),
-            "insertion_order": self.order.value(), "position": self.position.currentData()}
+            "insertion_order": self.order.value(), "position": self.position.currentData(),
+            "depth": self.depth.value(), "role": self.role.currentData()}
         values.update({name: box.isChecked() for name, box in self.flags.items()})
         return values
 
@@ -143,12 +183,41 @@ class EntryForm(QWidget):
             changed = True
             if key in ("keys", "secondary_keys"):
                 entry[key] = split_keys(value)
-            elif key == "position" and value is _NOT_SET:
-                entry.pop("position", None)
+            elif key == "position":
+                _store_position(entry, value)
+            elif key in ("depth", "role"):
+                _extensions(entry)[key] = value
             else:
                 entry[key] = value
         self._shown = self.values()
         return changed
+
+
+def _position_of(entry: dict, ext: dict) -> Any:
+    """The position the prompt builder will use: `extensions.position`, else the V3 text."""
+    position = ext.get("position", _NOT_SET)
+    if isinstance(position, (int, float)) and not isinstance(position, bool):
+        return int(position) if int(position) == position else position
+    if position is not _NOT_SET:
+        return position
+    text = entry.get("position", _NOT_SET)
+    return {"before_char": 0, "after_char": 1}.get(text, text) if isinstance(text, str) else text
+
+
+def _store_position(entry: dict, value: Any) -> None:
+    """Write both spellings, so SillyTavern and V3 readers agree with the prompt."""
+    if value is _NOT_SET:
+        entry.pop("position", None)
+        _extensions(entry).pop("position", None)
+        return
+    _extensions(entry)["position"] = value
+    entry["position"] = "before_char" if value == 0 else "after_char"
+
+
+def _extensions(entry: dict) -> dict:
+    if not isinstance(entry.get("extensions"), dict):
+        entry["extensions"] = {}
+    return entry["extensions"]
 
 
 class LorebookEditor(QWidget):
