@@ -17,6 +17,7 @@ from app.core.gguf.header import GGUFError, estimate_memory, validate_gguf
 from app.gui.models.convert_dialog import open_gguf
 from app.gui.models.download_dialog import DownloadDialog
 from app.gui.plain_text import plain_tip
+from app.gui.status_text import model_title
 
 
 class ModelActions:
@@ -118,7 +119,7 @@ class ModelActions:
             self.model_label.setText(self.tr("No model loaded"))
             return
         self.model_label.setText(self.tr("{0} · context {1} · {2}").format(
-            info.name, info.n_ctx, layers_text(info.n_gpu_layers, info.effective)))
+            model_title(info), info.n_ctx, layers_text(info.n_gpu_layers, info.effective)))
 
     def show_download(self) -> DownloadDialog:
         try:

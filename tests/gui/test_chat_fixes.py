@@ -230,3 +230,18 @@ def _fragments(block):
     while not it.atEnd():
         yield it.fragment()
         it += 1
+
+
+def test_status_bar_names_the_model_and_the_card_editor_counts_exactly(qtbot, make_window,
+                                                                        tiny_llama_path):
+    window = make_window()
+    load(qtbot, window, tiny_llama_path)
+    assert window.model_label.text().startswith("tiny-llama · context")
+    editor = window.library.edit_current()
+    assert "≈" not in editor.token_label.text() and "an estimate" not in editor.token_label.text()
+    text = editor.permanent_text()
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(tiny_llama_path), vocab_only=True, verbose=False)
+    assert editor.token_count == len(llm.tokenize(text.encode(), add_bos=False, special=True))
+    editor.reject()

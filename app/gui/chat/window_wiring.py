@@ -11,6 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QApplication
 
+from app.gui.characters.vocab_counter import counter_for
 from app.gui.chat.message_ops import MessageOps
 from app.gui.theme import CHAT_TEXT, apply_chat_font
 
@@ -65,4 +66,10 @@ def wire_chat(window) -> MessageOps:
     apply_chat_font(QApplication.instance(), window.ctx.settings.font_size)
     window.library.setMinimumWidth(LIBRARY_MIN_W)
     window.centralWidget().setChildrenCollapsible(False)
+    window.model_loaded.connect(lambda info: _count_with(window, info.path))
     return ops
+
+
+def _count_with(window, model_path: str) -> None:
+    """The card editor counts with the loaded model's tokenizer, not an estimate."""
+    window.library.count_tokens = counter_for(model_path)
