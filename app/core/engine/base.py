@@ -27,6 +27,9 @@ class LoadParams:
     kv_type: str = "f16"  # f16 | q8_0 | q4_0
     use_mmap: bool = True
     use_mlock: bool = False
+    # Mixture-of-experts: keep the expert tensors of layers 0..n_cpu_moe-1 in system RAM
+    # while the rest goes to the GPU (llama.cpp's --n-cpu-moe); see expert_offload.py.
+    n_cpu_moe: int = 0
     # Saved KV sessions (see sessions.py): the folder, or "" to keep none; the cap is for
     # the whole folder, oldest-used files go first.
     session_dir: str = ""

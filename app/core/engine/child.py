@@ -31,6 +31,7 @@ from app.core.engine.base import (
     StreamStats,
 )
 from app.core.engine.devices import load_backends
+from app.core.engine.expert_offload import expert_patterns, tensors_in_ram
 from app.core.engine.sessions import (
     MIN_GAIN_TOKENS,
     MIN_SAVE_TOKENS,
@@ -63,7 +64,7 @@ class Child:
                              + ", ".join(KV_TYPES))
         self.llm = self.params = self.sessions = None
         load_backends()  # a GGML_BACKEND_DL build registers no backend until asked
-        with _progress_reporting(self.conn):
+        with _progress_reporting(self.conn), tensors_in_ram(expert_patterns(params.n_cpu_moe)):
             try:
                 self.llm = llama_cpp.Llama(**llama_kwargs(params))
             except ValueError as exc:
@@ -326,6 +327,7 @@ def _info(llm, params: LoadParams, shift_off: str) -> ModelInfo:
             "kv_type": params.kv_type, "flash_attn": params.flash_attn,
             "n_gpu_layers": llm.model_params.n_gpu_layers,
             "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
+            "n_cpu_moe": params.n_cpu_moe,
             "load_mode": LOAD_MODES.get(llm.model_params.load_mode, "?"),
             "context_shift": shift_off or "on"},
         warnings=warnings + ([shift_off] if shift_off else []))
