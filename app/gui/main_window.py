@@ -38,6 +38,7 @@ from app.gui.chat.window_wiring import wire_chat
 from app.gui.chat_manager_actions import ChatManagerActions
 from app.gui.message_actions import MessageActions
 from app.gui.model_actions import ModelActions
+from app.gui.model_session import ModelSession
 from app.gui.settings_actions import SettingsActions
 from app.gui.settings_pages import DataPage
 from app.gui.theme import apply_theme
@@ -46,7 +47,6 @@ from app.gui.workers import WorkerThread
 
 class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActions,
                  QMainWindow):
-    _load = Signal(object)
     model_loaded = Signal(object)    # ModelInfo, on the GUI thread
     model_failed = Signal(str)
 
@@ -57,6 +57,8 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActio
         self.resize(1100, 760)
         self.chat_model = ChatModel(self)
         self.controller = ChatController(ctx, self.chat_model, worker)
+        self.session = ModelSession(worker, ctx.settings, ctx.paths.cache / "sessions", self)
+        self.model_summary = ""
         self._build_ui()
         self._build_menus()
         apply_theme(QApplication.instance(), ctx.settings.theme, ctx.settings.font_size)
@@ -180,7 +182,7 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActio
         self.send_button.clicked.connect(self.composer.submit)
         self.stop_button.clicked.connect(self.stop_or_cancel)
         self.stop_action.triggered.connect(self.stop_or_cancel)
-        self.worker.worker.load_progress.connect(self._on_load_progress)
+        self._connect_session()
         for trigger in (self.open_button.clicked, self.open_action.triggered):
             trigger.connect(self.choose_model)
         for trigger in (self.download_button.clicked, self.download_action.triggered):
@@ -215,9 +217,6 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActio
         self.chat_model.rowsInserted.connect(self._on_rows_inserted)
         self.chat_model.dataChanged.connect(self._follow_stream)
         self.chat_view.verticalScrollBar().valueChanged.connect(self._maybe_load_earlier)
-        self._load.connect(self.worker.worker.load)
-        self.worker.worker.loaded.connect(self._on_loaded)
-        self.worker.worker.load_failed.connect(self._on_load_failed)
 
     # --- characters and chats ----------------------------------------------------------
     def _load_characters(self) -> None:

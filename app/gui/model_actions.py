@@ -11,9 +11,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.appdata.secrets import HUB_TOKEN, SecretsError
-from app.core.engine import LoadParams, ModelInfo
+from app.core.engine import ModelInfo
 from app.core.engine.devices import layers_text
-from app.core.gguf.header import GGUFError, estimate_memory, validate_gguf
 from app.gui.models.convert_dialog import open_gguf
 from app.gui.models.download_dialog import DownloadDialog
 from app.gui.plain_text import plain_tip
@@ -39,57 +38,40 @@ class ModelActions:
 
     def load_model(self, path: str, n_gpu_layers: int | None = None) -> bool:
         """Check the file, then load it on the worker thread. False if the file is bad."""
-        try:
-            header = validate_gguf(path)
-        except (GGUFError, OSError) as exc:
-            self._show_error(self.tr("Cannot open the model:\n{0}").format(exc))
-            return False
-        s = self.ctx.settings
-        self.model_summary = describe_header(header, s.n_ctx, s.kv_type)
-        self.model_label.setToolTip(plain_tip(self.model_summary))  # names from the GGUF
-        self.statusBar().showMessage(self.model_summary, 10000)
-        self.model_label.setText(self.tr("Loading {0}…").format(Path(path).name))
-        self._set_loading(True)
-        self._loading = LoadParams(
-            model_path=str(path), n_ctx=s.n_ctx,
-            n_gpu_layers=s.n_gpu_layers if n_gpu_layers is None else n_gpu_layers,
-            n_threads=s.n_threads or None, n_batch=s.n_batch, flash_attn=s.flash_attn,
-            kv_type=s.kv_type, use_mmap=s.use_mmap, use_mlock=s.use_mlock,
-            session_dir=str(self.ctx.paths.cache / "sessions") if s.session_cap_mb else "",
-            session_cap_mb=s.session_cap_mb)
-        self.worker.worker.load_cancel.clear()
-        self._load.emit(self._loading)
-        return True
+        return self.session.load_file(path, n_gpu_layers)
 
     def connect_engine(self) -> None:
         """Connect an engine that needs no file (a remote server): the server's model."""
-        self.model_label.setText(self.tr("Connecting…"))
-        self._loading = None
-        self._set_loading(True)
-        self.worker.worker.load_cancel.clear()
-        self._load.emit(LoadParams(model_path="", n_ctx=self.ctx.settings.n_ctx))
+        self.session.connect_server()
+
+    def _connect_session(self) -> None:
+        session = self.session
+        session.status.connect(self.model_label.setText)
+        session.header_read.connect(self._on_header_read)
+        session.loading_changed.connect(self._set_loading)
+        session.loaded.connect(self._on_loaded)
+        session.failed.connect(self._on_load_failed)
+        session.rejected.connect(self._show_error)
+        session.warning.connect(self._show_error)
+
+    def _on_header_read(self, summary: str) -> None:
+        self.model_summary = summary
+        self.model_label.setToolTip(plain_tip(summary))  # names from the GGUF header
+        self.statusBar().showMessage(summary, 10000)
 
     def _set_loading(self, loading: bool) -> None:
         """While a model loads: no sending, and Stop cancels the load."""
-        self._is_loading = loading
         for w in (self.open_button, self.send_button, self.open_action):
             w.setEnabled(not loading)
         self.stop_button.setEnabled(loading or self.controller.busy)
 
     def stop_or_cancel(self) -> None:
-        if getattr(self, "_is_loading", False):
-            self._loading = None  # a cancelled load is not retried on the CPU
-            self.worker.worker.load_cancel.set()
+        if self.session.loading:
+            self.session.cancel()
         else:
             self.controller.stop()
 
-    def _on_load_progress(self, fraction: float) -> None:
-        if getattr(self, "_is_loading", False) and getattr(self, "_loading", None):
-            self.model_label.setText(self.tr("Loading {0}… {1}%").format(
-                Path(self._loading.model_path).name, int(fraction * 100)))
-
     def _on_loaded(self, info: ModelInfo) -> None:
-        self._set_loading(False)
         if not info.metadata.get("remote"):
             self.ctx.settings.model_path = info.path
             self.ctx.save_settings()
@@ -100,18 +82,9 @@ class ModelActions:
         self.model_loaded.emit(info)
 
     def _on_load_failed(self, message: str) -> None:
-        params = getattr(self, "_loading", None)
-        if params is not None and params.n_gpu_layers != 0 and params.model_path:
-            # A GPU build without its runtime (or a GPU too small) must not leave the user
-            # with nothing: run on the CPU and say why.
-            self._show_error(self.tr("The GPU could not be used ({0}). Parlor is loading the "
-                                     "model on the CPU instead.").format(message))
-            self.load_model(params.model_path, n_gpu_layers=0)
-            return
-        self._set_loading(False)
         self._show_model(None)
         self.model_failed.emit(message)
-        self._show_error(self.tr("The model could not be loaded:\n{0}").format(message))
+        self._show_error(message)
 
     def _show_model(self, info: ModelInfo | None) -> None:
         self.banner.setVisible(info is None)
@@ -150,19 +123,3 @@ class ModelActions:
         box.open()
         self._load_offer = box
         return box
-
-
-def describe_header(header, n_ctx: int, kv_type: str) -> str:
-    """What "Open GGUF…" tells before loading: architecture, layers, experts, training
-    context, quant type, and the memory a context of `n_ctx` would need."""
-    experts = f", {header.expert_used_count} of {header.expert_count} experts used" \
-        if header.expert_count else ""
-    try:
-        need = estimate_memory(header, n_ctx, kv_type=kv_type)["total_bytes"] / 1e9
-        size = f"{need:.1f} GB" if need >= 1 else f"{need * 1000:.0f} MB"
-        memory = f"; about {size} with a {n_ctx}-token context"
-    except (GGUFError, KeyError, ValueError, ZeroDivisionError):
-        memory = ""
-    return (f"{header.architecture or 'unknown architecture'}, {header.n_layer} layers"
-            f"{experts}, trained on {header.context_length} tokens, "
-            f"{header.file_type or 'unknown'} quantization{memory}")

@@ -46,21 +46,18 @@ class SettingsActions:
     def use_server(self, url: str, api_key: str, mode: str) -> None:
         from app.core.engine.remote import RemoteEngine
 
-        if self.controller.busy:
+        if self.controller.busy or self.session.loading:
             return
-        self.worker.worker.engine.unload()
-        self.worker.worker.engine = RemoteEngine(url, api_key=api_key or None, mode=mode)
-        self.connect_engine()
+        self.session.swap_engine(lambda: RemoteEngine(url, api_key=api_key or None, mode=mode),
+                                 self.connect_engine)
 
     def use_local(self) -> None:
-        if self.controller.busy:
+        if self.controller.busy or self.session.loading:
             return
-        self.worker.worker.engine.unload()
-        self.worker.worker.engine = LocalEngine()
         self.controller.set_model(None)
         self._show_model(None)
-        if self.ctx.settings.model_path:
-            self.load_model(self.ctx.settings.model_path)
+        path = self.ctx.settings.model_path
+        self.session.swap_engine(LocalEngine, (lambda: self.load_model(path)) if path else None)
 
     def apply_settings(self, changed: set) -> None:
         """Apply what changed now; only model parameters need the model reloaded."""

@@ -28,6 +28,7 @@ class GenerationWorker(QObject):
     stream_rate = Signal(int, float)   # tokens so far, tokens per second so far
     finished = Signal(object)          # StreamStats
     failed = Signal(str, bool)         # message, whether the engine process crashed
+    engine_swapped = Signal()          # `swap_engine` has run: the new engine is in place
 
     def __init__(self, engine: Engine) -> None:
         super().__init__()
@@ -79,6 +80,18 @@ class GenerationWorker(QObject):
     @Slot()
     def unload(self) -> None:
         self.engine.unload()
+
+    @Slot(object)
+    def swap_engine(self, make_engine: Callable[[], Engine]) -> None:
+        """Replace the engine on this thread, the only one that touches it (STYLE #20).
+
+        Queued like every request, so a load or a reply already asked for finishes first and
+        the old engine is never unloaded under it. `make_engine` runs here too: building a
+        remote engine may open a connection.
+        """
+        self.engine.unload()
+        self.engine = make_engine()
+        self.engine_swapped.emit()
 
 
 class WorkerThread:

@@ -59,8 +59,8 @@ def test_model_settings_reload_the_model_with_them(qtbot, make_window, tiny_llam
     with qtbot.waitSignal(window.model_loaded, timeout=60000) as loaded:
         dialog.apply()
     assert loaded.args[0].n_ctx == 2048
-    assert window._loading.n_batch == 256 and window._loading.flash_attn
-    assert window._loading.session_dir.endswith("sessions")
+    assert window.session.pending.n_batch == 256 and window.session.pending.flash_attn
+    assert window.session.pending.session_dir.endswith("sessions")
 
 
 def test_a_kv_cache_the_model_cannot_take_is_explained(qtbot, make_window, tiny_llama_path):
