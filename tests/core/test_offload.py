@@ -97,3 +97,28 @@ def test_everything_fits_is_all_on_the_gpu():
     plan = o.choose(moe(), 100 * GB)
     assert plan.describe() == "fully on the GPU" and plan.n_gpu_layers == -1
     assert plan.tensor_overrides() == []
+
+
+def _machine(vram: int, gpu_offload: bool = True):
+    from app.core.appdata.llama_runtime import DeviceType, LlamaDevice, Runtime
+    from app.core.appdata.machine import Machine
+
+    devices = (LlamaDevice("CPU", "CPU", "cpu", DeviceType.CPU, 8 * GB, 16 * GB),
+               LlamaDevice("Vulkan", "Vulkan0", "GPU", DeviceType.GPU, vram, vram))
+    return Machine(16 * GB, None, runtime=Runtime((), devices, gpu_offload))
+
+
+def test_the_picker_text_names_the_expert_split(tiny_moe_path, tmp_path):
+    """A 4-layer MoE whose attention (and compute buffer) fits in 2.5 MB of VRAM but not all
+    its experts: the experts of the first 2 layers stay in RAM."""
+    from app.core.hub import catalog as cat
+    from tests.tiny_models import write_tiny_llama
+
+    header = read_header(write_tiny_llama(tmp_path / "moe4.gguf", n_expert=4, n_layer=4))
+    plan = o.plan_for(header, _machine(2_500_000), n_ctx=256)
+    assert (plan.split, plan.n_cpu_moe) == (Split.EXPERTS, 2)
+    run = cat.RunPlan("partial", 2, 4, False, None, offload=plan)
+    assert run.describe() == ("partly on the GPU: attention on the GPU, experts of 2 of 4 "
+                              "layers in RAM")
+    assert o.plan_for(header, _machine(2_500_000, gpu_offload=False), n_ctx=256) is None
+    assert o.plan_for(read_header(tiny_moe_path), _machine(100 * GB), n_ctx=256) is None  # fits

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from app.core.appdata.machine import Machine
 from app.core.appdata.resources import resources_dir
+from app.core.hub.offload import OffloadPlan
 
 GB = 1_000_000_000
 DEFAULT_CATALOG = "mistraltrix-4x9b.json"
@@ -187,6 +188,7 @@ class RunPlan:
     layers_estimated: bool  # n_layer guessed, not read from the GGUF or the catalog
     fits_now: bool | None  # fits in the RAM + VRAM free right now; None when unknown
     cpu_only_build: bool = False  # the bundled llama.cpp has no usable GPU backend
+    offload: OffloadPlan | None = None  # a MoE's expert split, when it beats whole layers
 
     @property
     def n_gpu_layers(self) -> int:
@@ -195,6 +197,8 @@ class RunPlan:
 
     def describe(self) -> str:
         layers = f"{'~' if self.layers_estimated else ''}{self.n_layer}"
+        if self.mode == "partial" and self.offload is not None:
+            return f"partly on the GPU: {self.offload.describe()}"
         return {
             "gpu": "fully on the GPU",
             "partial": f"partly on the GPU ({self.gpu_layers} of {layers} layers)",

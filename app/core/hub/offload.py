@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from app.core.appdata.machine import Machine
 from app.core.gguf.header import GGUFHeader
 from app.core.gguf.memory import estimate_memory
 
@@ -180,3 +181,13 @@ def choose(mb: ModelBytes, gpu_budget: int, ram_budget: int | None = None, *,
         candidates.append(experts)
     fitting = [p for p in candidates if ram_budget is None or p.cpu_bytes <= ram_budget]
     return min(fitting or candidates, key=lambda p: p.seconds_per_token)
+
+
+def plan_for(header: GGUFHeader, machine: Machine, n_ctx: int = 4096) -> OffloadPlan | None:
+    """The expert split for a MoE model this machine's llama.cpp can offload; else None."""
+    if not machine.can_offload or not header.expert_count:
+        return None
+    mb = model_bytes(header, n_ctx)
+    ram = machine.ram_total - max(2 * 10**9, machine.ram_total // 10)  # the fit rule's reserve
+    plan = choose(mb, machine.gpu_budget, ram)
+    return plan if plan.split is Split.EXPERTS else None

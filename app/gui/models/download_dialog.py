@@ -57,6 +57,7 @@ from app.core.hub.downloads import (
     human_size,
     parse_repo_ref,
 )
+from app.core.hub.offload import plan_for
 from app.gui.models.convert_dialog import (
     ConversionMeter,
     Verify,
@@ -471,7 +472,11 @@ class DownloadDialog(QDialog):
             entry = replace(entry, max_ram_bytes=entry.size_bytes + est["kv_bytes"]
                             + est["compute_bytes"])
         _, rows = cat.evaluate([entry], self.machine, n_layer=header.n_layer or None)
-        return rows[0]
+        row = rows[0]
+        experts = plan_for(header, self.machine, self.n_ctx)  # MoE: experts in RAM instead
+        if experts is not None and row.plan.mode == "partial":
+            row = replace(row, plan=replace(row.plan, offload=experts))
+        return row
 
     # --- download, then convert ----------------------------------------------------------
     def start_download(self) -> None:
