@@ -17,6 +17,16 @@ def parlor_home(tmp_path, monkeypatch):
     return home
 
 
+@pytest.fixture
+def store(tmp_path):
+    """A real SQLite store in a fresh file, closed after the test."""
+    from app.core.store import Store
+
+    store = Store(tmp_path / "parlor.db")
+    yield store
+    store.close()
+
+
 @pytest.fixture(scope="session")
 def tiny_llama_path(tmp_path_factory):
     from tests.tiny_models import write_tiny_llama

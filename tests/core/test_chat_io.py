@@ -26,13 +26,6 @@ FIXTURES = Path(__file__).parent.parent / "fixtures" / "chats"
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "db.sqlite3")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def alice(store):
     return store.add_character({"name": "Alice"})
 

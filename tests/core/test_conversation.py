@@ -3,12 +3,9 @@ is the persona part; without one, the settings' name and text are used as before
 
 from __future__ import annotations
 
-import pytest
-
 from app.core.appdata.settings import Settings
 from app.core.chat.job import chat_persona_of, prompt_input
 from app.core.prompt import build_prompt, preset
-from app.core.store import Store
 
 CARD = {"name": "Ayla", "description": "{{char}} guards the gate for {{user}}.",
         "first_mes": "Halt!"}
@@ -16,13 +13,6 @@ CARD = {"name": "Ayla", "description": "{{char}} guards the gate for {{user}}.",
 
 def words(text: str) -> int:
     return len(text.split())
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "parlor.db")
-    yield store
-    store.close()
 
 
 def render(inp) -> str:

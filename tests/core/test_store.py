@@ -9,13 +9,6 @@ import pytest
 from app.core.store import Store, StoreError
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "db.sqlite3")
-    yield s
-    s.close()
-
-
 def _chat(store: Store, greetings=("Hello there.",)) -> int:
     char = store.add_character({"name": "Mira", "first_mes": greetings[0]})
     return store.new_chat(char, list(greetings))

@@ -12,13 +12,6 @@ from app.core.store.db import MIGRATIONS
 from app.core.store.nodes import NewNode
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "db.sqlite3")
-    yield s
-    s.close()
-
-
 def _chat(store: Store, name="Mira", greetings=("Hello there.",), title="") -> int:
     char = store.add_character({"name": name, "first_mes": greetings[0]})
     return store.new_chat(char, list(greetings), title)

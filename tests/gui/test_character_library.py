@@ -12,7 +12,6 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from app.core.cards import load_card, new_card, save_card
 from app.core.cards.png import card_payloads, read_chunks
-from app.core.store import Store
 from app.gui.characters import CharacterLibrary
 from app.gui.characters.card_editor import png_bytes
 from app.gui.characters.library import Roles
@@ -39,13 +38,6 @@ def write_card(folder: Path, name: str, tags: list[str], color: str | None = "#5
     path = folder / f"{name.lower().replace(' ', '_')}{suffix}"
     save_card(card, path, avatar_png=avatar_png(color) if color and suffix == ".png" else None)
     return path
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "parlor.db")
-    yield store
-    store.close()
 
 
 @pytest.fixture

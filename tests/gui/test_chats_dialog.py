@@ -29,13 +29,6 @@ def add_chat(store: Store, character: int, title: str, lines: list[str], used: f
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "parlor.db")
-    yield store
-    store.close()
-
-
-@pytest.fixture
 def world(store):
     alice = store.add_character({"name": "Alice", "first_mes": "Hello!"})
     bob = store.add_character({"name": "Bob", "first_mes": "Yo."})

@@ -5,16 +5,8 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from app.core.store import Store
 from app.gui.chat.header import ChatHeader
 from app.gui.personas_dialog import PersonasDialog
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "parlor.db")
-    yield store
-    store.close()
 
 
 @pytest.fixture
