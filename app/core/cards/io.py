@@ -16,6 +16,7 @@ from app.core.cards.errors import CardError, guarded
 from app.core.cards.jsonutil import dump_json, parse_json_bytes
 from app.core.cards.lorebook import lorebook_from_json, lorebook_to_json, lorebook_to_world_info
 from app.core.cards.model import Card, card_from_json, to_v2_json, to_v3_json
+from app.core.cards.surrogates import scrub_in_place
 
 MAX_FILE_BYTES = 300_000_000
 AVATAR_SIZE = 256
@@ -34,7 +35,12 @@ def load_card(path: str | os.PathLike) -> Card:
 
 def card_from_bytes(data: bytes, filename: str) -> Card:
     """A card from a file's bytes; `filename` names it in messages and hints at its format."""
-    return guarded(str(filename), lambda: _card_from_bytes(bytes(data), str(filename)))
+    card = guarded(str(filename), lambda: _card_from_bytes(bytes(data), str(filename)))
+    replaced = scrub_in_place(card.data) + scrub_in_place(card.extra)
+    if replaced:
+        card.warnings.append(f"{replaced} broken character(s) (lone UTF-16 surrogates) were "
+                             "replaced with \N{REPLACEMENT CHARACTER}")
+    return card
 
 
 def _read_file(path: str | os.PathLike) -> bytes:

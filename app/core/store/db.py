@@ -1,6 +1,7 @@
 """Opening the database and migrating its schema.
 
-One writer connection per process (ARCHITECTURE: one owner per single-threaded resource).
+One writer connection per process (docs/ARCHITECTURE.md, "Decisions": one owner per
+single-threaded resource).
 WAL lets readers run while a reply is being saved; foreign keys keep the tree whole.
 Each migration runs in one transaction and bumps PRAGMA user_version, so a crash mid-way
 leaves the previous version intact.
@@ -8,10 +9,11 @@ leaves the previous version intact.
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from pathlib import Path
 
-from app.core.store.backup import BackupError, snapshot_before_migration
+from app.core.store.backup import BackupError, snapshot
 
 MIGRATIONS: list[str] = [
     # 1: the first schema
@@ -104,16 +106,35 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 
 def open_database(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) and migrate the database at `path`."""
+    """Open (creating if needed) and migrate the database at `path`.
+
+    The first open is read-write: a hot rollback journal left by a kill mid-write can only
+    be rolled back by a connection that may write, and a read-only probe would fail on it
+    at every start. The snapshot before a migration is taken after that recovery."""
+    conn = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        snapshot_before_migration(path)  # a migration that goes wrong can be undone
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
         conn.row_factory = sqlite3.Row
+        version = conn.execute("PRAGMA user_version").fetchone()[0]  # rolls a hot journal back
+        if 0 < version < len(MIGRATIONS):
+            snapshot(path, "before-migration")  # a migration that goes wrong can be undone
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
         _migrate(conn)
     except (sqlite3.Error, OSError, BackupError) as exc:
-        raise StoreError(f"Cannot open the chat database {path}: {exc}") from exc
+        if conn is not None:
+            conn.close()
+        raise StoreError(f"Cannot open the chat database {path}: {_reason(exc)}") from exc
     return conn
+
+
+def _reason(exc: BaseException) -> str:
+    """What the user can act on, for the failures a data folder can have."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.Error) and "readonly" in text:
+        return f"{text} (the folder or the file may not be writable)"
+    if "disk is full" in text or getattr(exc, "errno", None) == errno.ENOSPC:
+        return f"{text} (the disk is full: free some space and start Parlor again)"
+    return text

@@ -11,6 +11,7 @@ parents, active leaves and remembered swipes still point where they did.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -26,6 +27,7 @@ from app.core.cards import card_from_json, card_to_png_bytes, placeholder_png
 from app.core.cards.charx import unsafe_name
 from app.core.store import Store
 from app.core.store.db import MIGRATIONS
+from app.core.store.import_rows import RowError, check_tables
 
 FORMAT = "parlor-export"
 FORMAT_VERSION = 1
@@ -33,6 +35,7 @@ LIBRARY = "parlor/library.json"
 TABLES = ("characters", "personas", "chats", "messages")  # parents before children
 MAX_LIBRARY_BYTES = 2 << 30
 MAX_TOTAL_BYTES = 16 << 30
+log = logging.getLogger(__name__)
 
 
 class ExportError(Exception):
@@ -193,10 +196,22 @@ def _read_library(zf: zipfile.ZipFile, source: Path) -> dict:
         raise ExportError(f"{source}: {LIBRARY} cannot be read ({exc})") from None
     if version > len(MIGRATIONS):
         raise ExportError(f"{source} was written by a newer Parlor (schema {version})")
-    for row in tables.get("characters", []):
-        if isinstance(row.get("avatar"), str):
-            row["avatar"] = zf.read(row["avatar"])
-    return tables
+    characters = tables.get("characters", []) if isinstance(tables, dict) else []
+    for row in characters if isinstance(characters, list) else []:
+        if isinstance(row, dict) and isinstance(row.get("avatar"), str):
+            try:
+                row["avatar"] = zf.read(row["avatar"])
+            except (KeyError, zipfile.BadZipFile, OSError) as exc:
+                raise ExportError(f"{source}: the avatar {row['avatar']!r} cannot be read "
+                                  f"({exc})") from None
+    try:  # every row checked before any is written
+        checked = check_tables(tables)
+    except RowError as exc:
+        raise ExportError(f"{source} could not be imported: {exc}") from None
+    if checked.replaced_surrogates:
+        log.warning("%s: %d broken characters (lone surrogates) were replaced with U+FFFD",
+                    source, checked.replaced_surrogates)
+    return checked.tables
 
 
 def _is_empty(conn: sqlite3.Connection) -> bool:
@@ -246,9 +261,12 @@ def import_everything(source: Path, paths: Paths) -> dict[str, int]:
         try:
             counts = _insert_all(conn, tables)
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise ExportError(f"{source} could not be imported: {exc}") from None
+        except BaseException as exc:  # any failure: nothing of the import stays
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise ExportError(f"{source} could not be imported: {exc}") from None
+            raise
     finally:
         conn.close()
     if isinstance(settings_raw, dict):

@@ -40,10 +40,17 @@ class Store(MessageTree, ChatLibrary, Personas):
                 self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
                 self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except BaseException as exc:
+                # Any failure (a value SQLite cannot bind, a bug, Ctrl+C) ends the
+                # transaction here; left open, it would make every later write fail too.
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
-                raise StoreError(f"Could not save to {self.path}: {exc}") from exc
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"Could not save to {self.path}: {exc}") from exc
+                if isinstance(exc, UnicodeEncodeError):
+                    raise StoreError(f"Could not save to {self.path}: the text holds a "
+                                     "character UTF-8 cannot store (a lone surrogate)") from exc
+                raise
 
     def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:

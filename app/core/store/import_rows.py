@@ -1,0 +1,171 @@
+"""Every row of an "export everything" library checked before any is written.
+
+The zip is a file from elsewhere. A row that SQLite would take but Parlor cannot read back
+(a `card_json` holding a list, a date of 1e999, a message pointing at another chat's node)
+would otherwise be stored, and the app would fail on every start after. So each column is
+checked for its type and range, JSON columns for holding an object, and the tree's own
+pointers for pointing inside their chat. Lone UTF-16 surrogates (which SQLite cannot
+store) are replaced with U+FFFD, and the caller is told how many.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# Seconds since 1970 for the years 1 to 9999: what Python's dates can show and export.
+MIN_TIME, MAX_TIME = -62_135_596_800, 253_402_300_799
+MAX_ID = 2**63 - 1
+
+
+class RowError(ValueError):
+    """A row that cannot be imported; the message names the table, row and column."""
+
+
+@dataclass
+class Checked:
+    tables: dict[str, list[dict]]
+    replaced_surrogates: int = 0
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_ID
+
+
+def _time(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) \
+        and MIN_TIME <= v <= MAX_TIME
+
+
+def _json_object(v: Any) -> bool:
+    if not isinstance(v, str):
+        return False
+    try:
+        return isinstance(json.loads(v, parse_constant=_refuse_constant), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def _refuse_constant(name: str) -> None:  # NaN, Infinity: not JSON, and not exportable
+    raise ValueError(name)
+
+
+def _one_of(*values: Any) -> Callable[[Any], bool]:
+    return lambda v: v in values
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or check(v)
+
+
+_TEXT = lambda v: isinstance(v, str)  # noqa: E731 - a table of small predicates reads best
+_BLOB = lambda v: isinstance(v, (bytes, bytearray))  # noqa: E731
+
+# table -> column -> (required, check, what the column must hold)
+COLUMNS: dict[str, dict[str, tuple[bool, Callable[[Any], bool], str]]] = {
+    "characters": {
+        "id": (True, _int, "a positive integer"), "name": (True, _TEXT, "text"),
+        "card_json": (True, _json_object, "a JSON object"),
+        "avatar": (False, _optional(_BLOB), "image bytes"),
+        "builtin_key": (False, _optional(_TEXT), "text"),
+        "created_at": (True, _time, "a date"), "updated_at": (True, _time, "a date"),
+        "deleted_at": (False, _optional(_time), "a date"),
+        "card_extra": (False, _optional(_json_object), "a JSON object"),
+    },
+    "personas": {
+        "id": (True, _int, "a positive integer"), "name": (True, _TEXT, "text"),
+        "description": (False, _TEXT, "text"), "is_default": (False, _one_of(0, 1), "0 or 1"),
+    },
+    "chats": {
+        "id": (True, _int, "a positive integer"),
+        "character_id": (True, _int, "a positive integer"), "title": (True, _TEXT, "text"),
+        "persona_id": (False, _optional(_int), "a positive integer"),
+        "active_leaf_id": (False, _optional(_int), "a positive integer"),
+        "draft": (False, _TEXT, "text"), "created_at": (True, _time, "a date"),
+        "last_used_at": (True, _time, "a date"), "deleted_at": (False, _optional(_time), "a date"),
+        "extra": (False, _optional(_json_object), "a JSON object"),
+    },
+    "messages": {
+        "id": (True, _int, "a positive integer"), "chat_id": (True, _int, "a positive integer"),
+        "parent_id": (False, _optional(_int), "a positive integer"),
+        "role": (True, _one_of("user", "assistant", "system"), "user, assistant or system"),
+        "text": (True, _TEXT, "text"),
+        "status": (False, _one_of("complete", "streaming", "stopped", "interrupted", "error"),
+                   "a message status"),
+        "active_child_id": (False, _optional(_int), "a positive integer"),
+        "gen_info": (False, _optional(_json_object), "a JSON object"),
+        "created_at": (True, _time, "a date"), "extra": (False, _optional(_json_object),
+                                                         "a JSON object"),
+    },
+}
+
+
+def check_tables(tables: Any) -> Checked:
+    """The library's tables, checked and with surrogates replaced; RowError on the first
+    row that cannot be imported. Columns Parlor does not know are dropped, as before."""
+    if not isinstance(tables, dict):
+        raise RowError("the library's tables are not an object")
+    out = Checked({})
+    for table, columns in COLUMNS.items():
+        rows = tables.get(table, [])
+        if not isinstance(rows, list):
+            raise RowError(f"the {table} table is not a list of rows")
+        out.tables[table] = [_row(table, i, row, columns, out) for i, row in enumerate(rows)]
+    _check_tree(out.tables["chats"], out.tables["messages"])
+    return out
+
+
+def _row(table: str, index: int, row: Any, columns: dict, out: Checked) -> dict:
+    if not isinstance(row, dict):
+        raise RowError(f"{table} row {index + 1} is not an object")
+    clean = {}
+    for column, (required, check, what) in columns.items():
+        if column not in row:
+            if required:
+                raise RowError(f"{table} row {index + 1} has no {column}")
+            continue
+        value = row[column]
+        if isinstance(value, str):
+            value, replaced = scrub_surrogates(value)
+            out.replaced_surrogates += replaced
+        if not check(value):
+            raise RowError(f"{table} row {index + 1} (id {row.get('id')!r}): {column} must be "
+                           f"{what}, not {_short(value)}")
+        clean[column] = value
+    return clean
+
+
+def _check_tree(chats: list[dict], messages: list[dict]) -> None:
+    """Pointers SQLite does not check: a chat's active leaf and a node's remembered child
+    must be messages of the same chat; a parent, too."""
+    chat_of = {m["id"]: m["chat_id"] for m in messages}
+    for m in messages:
+        for column in ("parent_id", "active_child_id"):
+            target = m.get(column)
+            if target is not None and chat_of.get(target) != m["chat_id"]:
+                raise RowError(f"message {m['id']}: {column} {target} is not a message of "
+                               f"chat {m['chat_id']}")
+    for chat in chats:
+        leaf = chat.get("active_leaf_id")
+        if leaf is not None and chat_of.get(leaf) != chat["id"]:
+            raise RowError(f"chat {chat['id']}: its active message {leaf} is not one of its "
+                           "messages")
+
+
+def scrub_surrogates(text: str) -> tuple[str, int]:
+    """`text` with lone UTF-16 surrogates replaced by U+FFFD, and how many there were."""
+    try:
+        text.encode("utf-8")
+        return text, 0
+    except UnicodeEncodeError:
+        pass
+    count = sum(1 for ch in text if "\ud800" <= ch <= "\udfff")
+    return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text), count
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

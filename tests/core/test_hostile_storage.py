@@ -1,0 +1,152 @@
+"""Issue 21, points 8 and 9: no file and no crash may lock a user out of their data.
+
+Each case ends by opening the data folder the way the app does at start."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from app.core.appdata.paths import Paths, default_paths
+from app.core.chat.context import AppContext
+from app.core.store import Store, StoreError
+from app.core.store.export_all import ExportError, export_everything, import_everything
+
+
+def _paths(root: Path) -> Paths:
+    return Paths(root / "data", root / "config", root / "cache", root / "logs")
+
+
+def _library_zip(tmp_path: Path) -> tuple[Path, dict]:
+    ctx = AppContext.create()
+    ada = ctx.store.add_character({"name": "Ada", "first_mes": "Hello"})
+    chat = ctx.store.new_chat(ada, ["Hello"])
+    ctx.store.append_message(chat, ctx.store.active_leaf(chat), "user", "Hi")
+    target = export_everything(ctx.paths, tmp_path / "export.zip")
+    ctx.close()
+    with zipfile.ZipFile(target) as zf:
+        return target, json.loads(zf.read("parlor/library.json"))
+
+
+def _rewrite(target: Path, out: Path, library_text: str) -> Path:
+    with zipfile.ZipFile(target) as src, zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, library_text if name == "parlor/library.json" else src.read(name))
+    return out
+
+
+def _set(library: dict, table: str, column: str, value) -> dict:
+    library["tables"][table][-1][column] = value
+    return library
+
+
+@pytest.mark.parametrize("table, column, value, says", [
+    ("characters", "card_json", "[1, 2]", "card_json must be a JSON object"),  # aborted starts
+    ("characters", "card_json", "{\"a\": NaN}", "card_json must be a JSON object"),
+    ("characters", "name", ["a list"], "name must be text"),
+    ("characters", "created_at", 10**30, "created_at must be a date"),
+    ("messages", "role", "root", "role must be user, assistant or system"),
+    ("messages", "parent_id", 999, "parent_id 999 is not a message"),
+    ("messages", "id", 2**70, "id must be a positive integer"),
+    ("chats", "active_leaf_id", 12345, "its active message 12345"),
+    ("chats", "title", None, "title must be text"),
+])
+def test_a_malformed_export_is_refused_and_the_folder_still_opens(tmp_path, table, column,
+                                                                   value, says):
+    target, library = _library_zip(tmp_path)
+    bad = _rewrite(target, tmp_path / "bad.zip", json.dumps(_set(library, table, column, value)))
+    paths = _paths(tmp_path / "fresh")
+    with pytest.raises(ExportError, match="could not be imported") as caught:
+        import_everything(bad, paths)
+    assert says in str(caught.value)
+    ctx = AppContext.create(paths)  # the next start works, on an empty library
+    assert [r["name"] for r in ctx.store.characters()] == []
+    ctx.close()
+
+
+def test_infinity_written_as_1e999_is_refused(tmp_path):
+    """json.loads reads 1e999 as infinity: Parlor's own export would then fail."""
+    target, library = _library_zip(tmp_path)
+    text = json.dumps(_set(library, "messages", "created_at", 1.5)).replace("1.5", "1e999")
+    bad = _rewrite(target, tmp_path / "inf.zip", text)
+    with pytest.raises(ExportError, match="created_at must be a date"):
+        import_everything(bad, _paths(tmp_path / "fresh"))
+
+
+def test_lone_surrogates_in_an_export_are_replaced(tmp_path, caplog):
+    target, library = _library_zip(tmp_path)
+    text = json.dumps(_set(library, "messages", "text", "A\ud800B"))
+    odd = _rewrite(target, tmp_path / "odd.zip", text)
+    paths = _paths(tmp_path / "fresh")
+    counts = import_everything(odd, paths)
+    assert counts["messages"] == 2 and "lone surrogates" in caplog.text
+    ctx = AppContext.create(paths)
+    chat = ctx.store.chats(ctx.store.characters()[0]["id"])[0]["id"]
+    assert ctx.store.active_path(chat)[-1].text == "A\ufffdB"
+    ctx.close()
+
+
+def test_a_failed_write_never_leaves_the_connection_in_a_transaction(tmp_path):
+    store = Store(tmp_path / "parlor.db")
+    with pytest.raises(StoreError, match="lone surrogate"):
+        store.add_character({"name": "\ud800"})
+    with pytest.raises(RuntimeError):
+        with store._tx() as c:
+            c.execute("INSERT INTO personas (name) VALUES ('half')")
+            raise RuntimeError("a bug in the middle of a write")
+    store.add_character({"name": "Next"})  # failed before the fix: "within a transaction"
+    assert [r["name"] for r in store.characters()] == ["Next"]
+    assert store._query("SELECT count(*) FROM personas")[0][0] == 0
+    store.close()
+
+
+_KILLED_WRITER = """
+import os, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA cache_size = 1")  # spill changed pages into the file mid-transaction
+conn.execute("BEGIN IMMEDIATE")
+for i in range(400):
+    conn.execute("INSERT INTO characters (name, card_json, created_at, updated_at)"
+                 " VALUES (?, '{}', 0, 0)", ("x" * 4000,))
+os._exit(9)  # killed, as by the OOM killer during a migration
+"""
+
+
+def test_a_hot_rollback_journal_is_rolled_back_at_start(tmp_path):
+    """The first open was a read-only probe, which cannot roll a hot journal back: every
+    start failed with "attempt to write a readonly database"."""
+    db = tmp_path / "parlor.db"
+    store = Store(db)
+    store.add_character({"name": "Keep"})
+    store.close()
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0] == "delete"
+    conn.close()
+    killed = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(db)], timeout=60)
+    assert killed.returncode == 9
+    journal = Path(f"{db}-journal")
+    assert journal.exists() and journal.stat().st_size > 0  # hot: the file is half-written
+    store = Store(db)
+    assert [r["name"] for r in store.characters()] == ["Keep"]
+    store.add_character({"name": "After"})
+    store.close()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write a read-only folder")
+def test_a_read_only_data_folder_is_a_clear_error(tmp_path):
+    paths = default_paths()
+    AppContext.create(paths).close()
+    os.chmod(paths.data, 0o500)
+    try:
+        with pytest.raises((StoreError, OSError)) as caught:
+            AppContext.create(paths).close()
+        assert str(paths.data) in str(caught.value) or "readonly" in str(caught.value)
+    finally:
+        os.chmod(paths.data, 0o700)
