@@ -4,7 +4,7 @@ It owns the conversation with the generation worker about models — load, cance
 on the CPU after a failed GPU load, and swapping engines (local file ↔ server) — and declares
 the state the rest of the window reads (`loading`, `info`, `pending`). The engine itself is
 only ever touched on the worker's thread: every request goes there as a queued signal
-(STYLE #20), so a swap asked for during a load waits for the load to end.
+(C3), so a swap asked for during a load waits for the load to end.
 """
 
 from __future__ import annotations

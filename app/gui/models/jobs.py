@@ -1,10 +1,10 @@
 """Blocking core calls (download, convert, a hub listing) run off the GUI thread.
 
-One helper for all of them (STYLE #9): `Job` runs `fn(report, cancel)` on Qt's thread pool,
+One helper for all of them (C9): `Job` runs `fn(report, cancel)` on Qt's thread pool,
 where `report(value, milestone=False)` sends progress and `cancel` is a threading.Event the
 call checks. Results come back as queued signals on the GUI thread, so only that thread ever
-touches widgets (STYLE #6). `JobSlot` holds the current job of one kind: starting a new one
-cancels the old one and drops its late signals (STYLE #10), so a header read for a row the
+touches widgets (C6). `JobSlot` holds the current job of one kind: starting a new one
+cancels the old one and drops its late signals (C10), so a header read for a row the
 user has already left can never overwrite the row now selected.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
-PROGRESS_INTERVAL_S = 0.05  # at most about 20 progress signals a second (STYLE #8)
+PROGRESS_INTERVAL_S = 0.05  # at most about 20 progress signals a second (C8)
 
 Report = Callable[..., None]  # report(value, milestone=False)
 Work = Callable[[Report, threading.Event], Any]
