@@ -206,3 +206,11 @@ def test_gpu_is_an_alias_of_runtime_and_dry_run_prints_the_plan(tmp_path, capsys
     assert "CMAKE_ARGS='-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON'" in out
     assert "pip wheel --no-deps --no-cache-dir" in out
     assert not (tmp_path / "w" / "runtimes" / "cpu").exists()
+
+
+def test_the_macos_minimum_is_one_every_bundled_wheel_exists_for():
+    """PySide6-Essentials 6.11 has no macOS 12 wheel (6.9.3 is the newest there)."""
+    import plistlib
+
+    plist = plistlib.loads((ROOT / "packaging/macos/Info.plist").read_bytes())
+    assert plist["LSMinimumSystemVersion"] == "13.0"

@@ -134,7 +134,8 @@ def probe_runtime(command: list[str] | None = None,
     """Ask a child process what llama.cpp enumerates; never raises."""
     try:
         done = subprocess.run(command or devices_command(), capture_output=True, text=True,
-                              timeout=timeout, check=False)
+                              timeout=timeout, check=False,
+                              creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
     except subprocess.TimeoutExpired:
         return failed(f"no answer within {timeout:g} s")
     except OSError as exc:
