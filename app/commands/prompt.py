@@ -20,6 +20,8 @@ from app.core.prompt import (
     template_from_gguf,
 )
 from app.core.prompt.st_chat import read_st_chat
+from app.core.prompt.worldinfo import AuthorsNote, Book, Source
+from app.core.prompt.worldinfo.in_prompt import LoreInput
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,8 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="context size in tokens (default: 4096)")
     parser.add_argument("--reply-tokens", type=int, default=512, metavar="N",
                         help="tokens kept free for the reply (default: 512)")
+    parser.add_argument("--world", action="append", default=[], metavar="FILE",
+                        help="a global world-info book (SillyTavern JSON or lorebook_v3), "
+                             "used with the card's own; may be repeated")
     parser.add_argument("--json", action="store_true",
-                        help="print JSON: prompt, tokens, parts, dropped_messages, lore")
+                        help="print JSON: prompt, tokens, parts, dropped_messages, lore "
+                             "(fired entries in prompt order), lore_trace (every entry, fired "
+                             "or not, and why)")
     parser.set_defaults(handler=run)
 
 
@@ -51,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         card = load_card_data(args.card)
         chat = read_st_chat(args.chat) if args.chat else None
+        books = [_world_book(path) for path in args.world]
         template, count, notes = _template_and_counter(args)
     except Exception as exc:  # noqa: BLE001 - files from anywhere: report, never a traceback
         print(f"error: {exc}", file=sys.stderr)
@@ -61,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         greeting = card.get("first_mes")
         history = [Message("assistant", greeting)] if isinstance(greeting, str) and greeting else []
-    built = build_prompt(PromptInput(card, str(user), args.persona, history), template, count,
-                         args.ctx, args.reply_tokens)
+    lore = _chat_lore(chat.metadata if chat else {}, books, args.chat or args.card)
+    built = build_prompt(PromptInput(card, str(user), args.persona, history, lore=lore),
+                         template, count, args.ctx, args.reply_tokens)
     for warning in [*notes, *built.warnings]:
         print(f"warning: {warning}", file=sys.stderr)
     if not args.json:
@@ -74,11 +83,30 @@ def run(args: argparse.Namespace) -> int:
         "parts": [{"name": p.name, "tokens": p.tokens, "text": p.text} for p in built.parts],
         "dropped_messages": built.dropped_messages,
         "lore": built.lore,
+        "lore_trace": [t.as_json() for t in built.lore_trace],
         "stop": built.stop,
         "warnings": built.warnings,
     }, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
     return 0
+
+
+def _world_book(path: str) -> Book:
+    from app.core.cards import load_lorebook
+
+    book = load_lorebook(path)
+    return Book(str(book.get("name") or Path(path).stem), book, Source.GLOBAL)
+
+
+def _chat_lore(header: dict[str, Any], books: list[Book], source: str) -> LoreInput:
+    """The chat's author's note and scenario from SillyTavern's `chat_metadata`; the seed
+    from its `integrity` id (else the file name), so a chat rolls the same every time."""
+    meta = header.get("chat_metadata") if isinstance(header.get("chat_metadata"), dict) else {}
+    scenario = meta.get("scenario")
+    return LoreInput(books=books, seed=str(meta.get("integrity") or Path(source).name),
+                     timed_state=meta.get("timedWorldInfo"),
+                     authors_note=AuthorsNote.from_chat_metadata(meta),
+                     scenario=scenario if isinstance(scenario, str) and scenario else None)
 
 
 def load_card_data(path: str) -> dict[str, Any]:

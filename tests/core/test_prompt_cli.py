@@ -60,7 +60,9 @@ def test_json_output(fake_card, capsys, tmp_path):
     assert {"prompt", "tokens", "parts", "dropped_messages", "lore"} <= set(data)
     assert data["lore"] == ["dragons"]
     assert data["dropped_messages"] == 0
-    assert data["prompt"].endswith("Tell me about the dragon.\n\nDragons sleep. [/INST]")
+    # an entry without a position goes after the character definition (SillyTavern)
+    assert "Alice's personality: sly\n\nDragons sleep. [/INST]" in data["prompt"]
+    assert data["lore_trace"][0]["fired"] and data["lore_trace"][0]["entry"] == "dragons"
     assert "hidden note" not in data["prompt"]
     assert data["tokens"] == sum(p["tokens"] for p in data["parts"])
     assert all(set(p) == {"name", "tokens", "text"} for p in data["parts"])

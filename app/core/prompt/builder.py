@@ -18,10 +18,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from random import Random
 from typing import Any
 
 from app.core.prompt.fit import Counter, Layout, fit, suggest_context
+from app.core.prompt.instruct import InstructTemplate
 from app.core.prompt.macros import MacroContext, expand_macros, stable_rng
 from app.core.prompt.presets import ChatTemplate, Message
 from app.core.prompt.worldinfo import TraceItem, WorldInfoSettings
@@ -124,9 +126,15 @@ def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callabl
                               settings.example_separator, ctx)
     head, tail = _split_order(settings.order, warnings)
     head = _with_lore_parts(head, tail, lore.note_position)
+    if isinstance(template, InstructTemplate):  # its story string writes the headings
+        template = replace(template, user_name=inp.user_name)
+        texts = {**_part_texts(inp, replace(settings, part_formats={}), ctx, ""), **lore.texts}
+        examples = _instruct_examples(template, lore, raw_examples, ctx, inp.user_name, char)
     if "examples" not in head:
         examples = []
     layout = Layout(template, head, tail, texts, examples, history, continue_last, char)
+    if isinstance(template, InstructTemplate):
+        layout.story_renderer = partial(template.story, user=inp.user_name, char=char)
 
     budget = n_ctx - reply
     fitted = fit(layout, count, budget, pin_examples=settings.pin_examples,
@@ -135,7 +143,9 @@ def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callabl
     rendered, total = fitted.rendered, fitted.total
     texts["examples"] = layout.part_text("examples", fitted.n_examples)
     parts = _parts(head, tail, texts, fitted.kinds, rendered.segments, fitted.costs, count, total)
-    stops = [f"\n{inp.user_name}:", *template.stops,
+    own_stops = template.stop_strings(inp.user_name, char) \
+        if isinstance(template, InstructTemplate) else template.stops
+    stops = [f"\n{inp.user_name}:", *own_stops,
              *(expand_macros(s, ctx) for s in settings.extra_stops)]
     return BuiltPrompt(text=rendered.text, stop=list(dict.fromkeys(s for s in stops if s)),
                        parts=parts, dropped_messages=fitted.start, lore=lore.result.fired,
@@ -180,6 +190,15 @@ def _lore_examples(lore: PromptLore, raw: str, separator: str,
 
     return (blocks(lore.examples_before) + _examples(raw, separator, ctx)
             + blocks(lore.examples_after))
+
+
+def _instruct_examples(template: InstructTemplate, lore: PromptLore, raw: Any,
+                       ctx: MacroContext, user: str, char: str) -> list[str]:
+    """Example dialogue as real turns of the instruct format (SillyTavern's way)."""
+    texts = [*lore.examples_before, raw if isinstance(raw, str) else "", *lore.examples_after]
+    return [block for text in texts if text.strip()
+            for block in template.example_blocks(expand_macros(text, ctx, "mes_example"),
+                                                 user, char)]
 
 
 def _reply_reserve(n_ctx: int, max_new_tokens: int, warnings: list[str]) -> int:

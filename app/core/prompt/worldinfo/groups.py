@@ -14,8 +14,13 @@ Roll = Callable[[str], float]  # a seeded number in [0, 1) for a named draw
 
 def filter_groups(new: list[WIEntry], activated: dict[WIEntry, str], buffer: ScanBuffer,
                   state: ScanState, timed: TimedEffects, score_all: bool, roll: Roll,
-                  has: Callable[[WIEntry, str, object], bool], why: dict[WIEntry, str]) -> None:
-    """Remove group losers from `new` in place, writing why each one lost into `why`."""
+                  has: Callable[[WIEntry, str, object], bool], why: dict[WIEntry, str],
+                  lost: dict[WIEntry, str]) -> None:
+    """Remove group losers from `new` in place, writing why each one lost into `why`.
+
+    A loser matches again in later passes and then loses to the group that already fired;
+    `lost` keeps the first reason (the draw, the score), which is what the user wants to see.
+    """
     grouped: dict[str, list[WIEntry]] = {}
     for entry in new:
         for name in entry.groups:
@@ -24,7 +29,7 @@ def filter_groups(new: list[WIEntry], activated: dict[WIEntry, str], buffer: Sca
     def remove(entry: WIEntry, reason: str) -> None:
         if entry in new:
             new.remove(entry)
-            why[entry] = reason
+            why[entry] = lost.setdefault(entry, reason)
 
     sticky_groups = _timed_filter(grouped, timed, remove)
     for name, group in grouped.items():
@@ -32,7 +37,10 @@ def filter_groups(new: list[WIEntry], activated: dict[WIEntry, str], buffer: Sca
             continue
         if score_all or any(e.use_group_scoring for e in group):
             _score(name, group, buffer, state, score_all, has, remove)
-        if any(a.group == name for a in activated):
+        # SillyTavern compares the whole `group` text (`x.group === key`), so an entry in
+        # "g1, g2" never closes g1 for later passes; Parlor checks membership, so one entry
+        # per group holds across recursion too.
+        if any(name in a.groups for a in activated):
             for entry in group:
                 remove(entry, f"group '{name}' already fired")
             continue

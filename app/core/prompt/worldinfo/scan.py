@@ -95,6 +95,7 @@ class _Scan:
         self.tokens: dict[WIEntry, int] = {}
         self.failed: set[WIEntry] = set()
         self.why: dict[WIEntry, str] = {}
+        self.lost: dict[WIEntry, str] = {}  # first reason an entry lost in its group
         self.overflowed = False
         self.used = 0
 
@@ -123,7 +124,7 @@ class _Scan:
                and self._matches(e, state)]
         now.sort(key=lambda e: (not self.timed.is_active("sticky", e), self.index[e]))
         filter_groups(now, self.activated, self.buffer, state, self.timed,
-                      self.s.use_group_scoring, self._roll, self._has, self.why)
+                      self.s.use_group_scoring, self._roll, self._has, self.why, self.lost)
         fired = []
         for entry in now:
             if not self._probability(entry):

@@ -1,0 +1,184 @@
+"""Recursion, probability, inclusion groups, min activations and the budget, matched to
+SillyTavern 1.12's `checkWorldInfo` and `filterByInclusionGroups` (public/scripts/world-info.js).
+"""
+
+from __future__ import annotations
+
+from app.core.prompt.worldinfo import Book, WorldInfoSettings, run_world_info
+from app.core.prompt.worldinfo.scan import budget_tokens
+
+
+def entry(name, keys, content="", order=100, **ext):
+    return {"name": name, "keys": keys, "content": content or name.upper(), "enabled": True,
+            "insertion_order": order, "extensions": ext}
+
+
+def run(entries, lines_newest_first, *, seed="s", max_context=10_000, length=None, **settings):
+    return run_world_info([Book("b", {"entries": entries})], lines_newest_first,
+                          max_context=max_context, count_tokens=lambda s: len(s.split()),
+                          settings=WorldInfoSettings(**settings), seed=seed,
+                          chat_length=length)
+
+
+def fired(result) -> set[str]:
+    return {t.entry for t in result.trace if t.fired}
+
+
+def reason(result, name) -> str:
+    return next(t.reason for t in result.trace if t.entry == name)
+
+
+# --- recursion -------------------------------------------------------------------------------
+
+def test_recursion_scans_the_lore_added_so_far():
+    """`checkWorldInfo`: fired content goes to the recursion buffer and the next pass sees
+    the chat plus that text; `world_info_recursive` is on in a new install."""
+    entries = [entry("dragon", ["dragon"], "Dragons hoard gold."),
+               entry("gold", ["gold"], "Gold is cursed."), entry("curse", ["cursed"])]
+    result = run(entries, ["I met a dragon"])
+    assert fired(result) == {"dragon", "gold", "curse"}
+    assert reason(result, "curse") == "key 'cursed' in lore added by recursion"
+    assert fired(run(entries, ["I met a dragon"], recursive=False)) == {"dragon"}
+    assert fired(run(entries, ["I met a dragon"], max_recursion_steps=2)) == {"dragon", "gold"}
+
+
+def test_prevent_and_exclude_recursion():
+    """`preventRecursion` keeps an entry's text out of the recursion buffer;
+    `excludeRecursion` keeps an entry from firing in a recursion pass (the chat still can)."""
+    prevent = [entry("dragon", ["dragon"], "Dragons hoard gold.", prevent_recursion=True),
+               entry("gold", ["gold"])]
+    assert fired(run(prevent, ["a dragon"])) == {"dragon"}
+    exclude = [entry("dragon", ["dragon"], "Dragons hoard gold."),
+               entry("gold", ["gold"], exclude_recursion=True)]
+    result = run(exclude, ["a dragon"])
+    assert fired(result) == {"dragon"}
+    assert reason(result, "gold") == "excluded from recursion"
+    assert fired(run(exclude, ["a dragon and gold"])) == {"dragon", "gold"}
+
+
+def test_delay_until_recursion_levels():
+    """`delayUntilRecursion`: such entries never fire in the first pass; the lowest level opens
+    with the first recursion, and each further level opens when a scan would stop."""
+    waits = [entry("gold", ["gold"], delay_until_recursion=True)]
+    result = run(waits, ["gold everywhere"])
+    assert fired(result) == set() and reason(result, "gold") == "waits for recursion"
+    entries = [entry("dragon", ["dragon"], "A dragon sleeps."),
+               entry("gold", ["gold"], "GOLD", delay_until_recursion=1),
+               entry("ruby", ["ruby"], "RUBY", delay_until_recursion=2)]
+    result = run(entries, ["dragon gold ruby"])
+    assert fired(result) == {"dragon", "gold", "ruby"}
+    # with nothing to recurse on, the next level still opens (level 2 admits level 1 too)
+    assert fired(run(entries, ["gold ruby"])) == {"gold", "ruby"}
+
+
+# --- probability -----------------------------------------------------------------------------
+
+def test_probability_rolls_with_the_chats_seed():
+    """`verifyProbability`: `Math.random() * 100 <= probability` unless `useProbability` is
+    off or the probability is 100. Parlor draws from the chat's seed and length, so the same
+    message regenerated rolls the same, and the roll is in the trace."""
+    maybe = [entry("maybe", ["rain"], probability=50, useProbability=True)]
+    outcomes = {seed: "maybe" in fired(run(maybe, ["rain"], seed=seed))
+                for seed in (f"seed{i}" for i in range(40))}
+    assert set(outcomes.values()) == {True, False}
+    again = {seed: "maybe" in fired(run(maybe, ["rain"], seed=seed)) for seed in outcomes}
+    assert again == outcomes
+    roll = reason(run(maybe, ["rain"], seed="seed0"), "maybe")
+    assert roll.startswith("key 'rain' in message 1 from the end; rolled ")
+    lengths = {"maybe" in fired(run(maybe, ["rain"], length=n)) for n in range(40)}
+    assert lengths == {True, False}  # a new message rolls again
+    never = [entry("never", ["rain"], probability=0, useProbability=True)]
+    assert fired(run(never, ["rain"])) == set()
+    ignored = [entry("always", ["rain"], probability=0, useProbability=False)]
+    assert fired(run(ignored, ["rain"])) == {"always"}
+
+
+# --- inclusion groups ------------------------------------------------------------------------
+
+def test_one_entry_per_group_weighted_and_seeded():
+    """`filterByInclusionGroups`: a weighted draw (`groupWeight`, default 100) picks one winner;
+    every other entry of the group is removed."""
+    group = [entry("light", ["storm"], group="weather", group_weight=10),
+             entry("heavy", ["storm"], group="weather", group_weight=90)]
+    wins = [fired(run(group, ["storm"], seed=f"s{i}")) for i in range(200)]
+    assert all(len(w) == 1 for w in wins)
+    heavy = sum(w == {"heavy"} for w in wins)
+    assert 160 < heavy < 195
+    first = run(group, ["storm"], seed="s1")
+    assert fired(run(group, ["storm"], seed="s1")) == fired(first)
+    loser = next(t for t in first.trace if not t.fired)
+    assert loser.reason.startswith("group 'weather': drew ")
+
+
+def test_group_override_and_multiple_groups():
+    """`groupOverride` entries win their group, the highest order first; `group` is split on
+    commas, so an entry can sit in several groups. (SillyTavern then lets the losers back in
+    on a recursion pass, because it compares a fired entry's whole `group` text with the
+    group's name; Parlor keeps one entry per group, which is the rule the user wrote.)"""
+    entries = [entry("a", ["x"], order=10, group="g", group_override=True),
+               entry("b", ["x"], order=20, group="g", group_override=True),
+               entry("c", ["x"], order=30, group="g")]
+    result = run(entries, ["x"])
+    assert fired(result) == {"b"}
+    assert reason(result, "c") == "group 'g': 'b' has priority"
+    multi = [entry("a", ["x"], group="g1, g2", group_override=True),
+             entry("b", ["x"], group="g1"), entry("c", ["x"], group="g2")]
+    assert fired(run(multi, ["x"])) == {"a"}
+
+
+def test_group_scoring_keeps_the_best_match():
+    """`filterGroupsByScoring`: with scoring on, entries matching fewer keys
+    (`getScore`) leave the group before the draw."""
+    entries = [entry("one", ["x"], group="g"), entry("two", ["x", "y"], group="g")]
+    scored = run(entries, ["x y"], use_group_scoring=True)
+    assert fired(scored) == {"two"}
+    assert reason(scored, "one") == "group 'g': scored 1 keys, the best scored 2"
+    own = [entry("one", ["x"], group="g", use_group_scoring=True),
+           entry("two", ["x", "y"], group="g", use_group_scoring=True)]
+    assert fired(run(own, ["x y"])) == {"two"}
+
+
+def test_a_group_that_already_fired_takes_no_more():
+    """A recursion pass removes entries of a group that already has a fired entry."""
+    entries = [entry("first", ["dragon"], "gold", group="g"), entry("second", ["gold"], group="g")]
+    result = run(entries, ["dragon"])
+    assert fired(result) == {"first"}
+    assert reason(result, "second") == "group 'g' already fired"
+
+
+# --- min activations -------------------------------------------------------------------------
+
+def test_min_activations_widen_the_scan():
+    """`world_info_min_activations`: while fewer entries fired, scan one message deeper, until
+    the depth passes `min_activations_depth_max` (checked before widening) or the chat."""
+    entries = [entry("far", ["lantern"])]
+    lines = ["a", "b", "c", "the lantern", "e"]
+    assert fired(run(entries, lines)) == set()
+    assert fired(run(entries, lines, min_activations=1)) == {"far"}
+    assert fired(run(entries, lines, min_activations=1, min_activations_depth_max=3)) == {"far"}
+    assert fired(run(entries, lines, min_activations=1, min_activations_depth_max=2)) == set()
+    assert fired(run(entries, ["a", "b"], min_activations=1)) == set()
+
+
+# --- budget ----------------------------------------------------------------------------------
+
+def test_budget_is_a_share_of_the_context_with_a_cap():
+    """`Math.round(world_info_budget * maxContext / 100) || 1`, then `world_info_budget_cap`."""
+    assert budget_tokens(WorldInfoSettings(), 3584) == 896
+    assert budget_tokens(WorldInfoSettings(budget_percent=10), 1005) == 101  # 100.5 rounds up
+    assert budget_tokens(WorldInfoSettings(budget_cap=300), 3584) == 300
+    assert budget_tokens(WorldInfoSettings(budget_percent=0), 3584) == 1
+
+
+def test_constants_count_and_the_scan_stops_at_the_first_entry_that_does_not_fit():
+    """Constants go through the same budget loop; once an entry does not fit, it and every
+    later entry are cut, and no further pass runs."""
+    entries = [{**entry("big", [], "one two three four five six", order=300), "constant": True},
+               {**entry("small", [], "tiny", order=200), "constant": True},
+               entry("keyed", ["x"], "also small", order=100)]
+    result = run(entries, ["x"], max_context=20)  # 25% of 20 = 5 tokens
+    assert fired(result) == set()
+    assert all(t.reason == "cut by the budget: 0 of 5 tokens were used" for t in result.trace)
+    assert any("budget (5)" in w for w in result.warnings)
+    roomy = run(entries, ["x"], max_context=60)  # 15 tokens
+    assert fired(roomy) == {"big", "small", "keyed"}
