@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.core.prompt.presets import ChatTemplate, Message, Rendered
+from app.core.prompt.presets import STORY, ChatTemplate, Message, Rendered
 
 # Card fields that may be shortened, tried longest first; the system prompt is kept.
 TRIMMABLE = ("description", "personality", "scenario", "persona", "post_history", "system")
@@ -63,6 +63,8 @@ class Layout:
     history: list[Message]
     continue_last: bool
     char: str
+    # (texts, kept example blocks) -> the story string, for templates that write their own
+    story_renderer: Callable[[dict[str, str], list[str]], str] | None = None
 
     def part_text(self, name: str, n_examples: int) -> str:
         return "\n".join(self.examples[:n_examples]) if name == "examples" else self.texts[name]
@@ -73,9 +75,13 @@ class Layout:
         tail = join(self.texts[n] for n in self.tail)
         if tail:  # after the history, or before the reply that is continued
             body.insert(len(body) - self.continue_last, ("tail", Message("system", tail)))
-        story = join(self.part_text(n, n_examples) for n in self.head)
+        if self.story_renderer is not None:
+            story = self.story_renderer(self.texts, self.examples[:n_examples])
+        else:
+            story = join(self.part_text(n, n_examples) for n in self.head)
         if story:
-            body.insert(0, ("story", Message("system", story)))
+            name = STORY if self.story_renderer is not None else None
+            body.insert(0, ("story", Message("system", story, name)))
         rendered = self.template.render([m for _, m in body], add_generation_prompt=True,
                                         continue_last=self.continue_last,
                                         assistant_name=self.char)

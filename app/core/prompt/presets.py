@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 ROLES = ("system", "user", "assistant")
+# The name of the system message that carries a rendered story string, written as it is.
+STORY = "\x00story"
 # What a strict template gets as the first user turn when the chat opens with the character.
 CHAT_START = "[Start a new chat]"
 
