@@ -1,8 +1,9 @@
-"""`parlor bench [--model PATH] [--json] [--quick]`: the engine benchmarks of bench/.
+"""`parlor bench [--model PATH] [--json] [--quick] [--only NAME,…]`: the benchmarks of bench/.
 
 The benchmark code lives in the repository's bench/ folder (it drives the GUI path and
 plain llama-cpp-python side by side), not in the installed package, so this command runs
-from a source checkout.
+from a source checkout. Every reply's llama.cpp performance report goes to parlor.log in
+the logs folder (PARLOR_HOME is honoured), so the figures can be checked there.
 """
 
 from __future__ import annotations
@@ -23,7 +24,33 @@ def register(subparsers) -> None:
     p.add_argument("--n-ctx", type=int, help="context size (default 4096; --quick 2048)")
     p.add_argument("--n-gpu-layers", type=int, default=0, help="layers on the GPU (-1: all)")
     p.add_argument("--threads", type=int, help="CPU threads (default: llama.cpp's choice)")
+    p.add_argument("--only", help="comma-separated benchmarks to run: " + ", ".join(BENCHMARKS)
+                   + " (default: all)")
     p.set_defaults(handler=run_bench)
+
+
+# name → the function of bench/ that runs it: (modules, args, model) -> figures to merge
+BENCHMARKS = {
+    "engine": lambda m, a, model: m.engine_bench.run(
+        model, quick=a.quick, n_ctx=a.n_ctx, n_gpu_layers=a.n_gpu_layers, n_threads=a.threads),
+    "open_long_chat": lambda m, a, _model: _open_long_chat(m.open_chat, a.quick),
+    "overflow": lambda m, a, model: {"overflow": m.overflow.run(
+        model, quick=a.quick, n_gpu_layers=a.n_gpu_layers, n_threads=a.threads)},
+}
+
+
+def _open_long_chat(open_chat, quick: bool) -> dict:
+    opened = open_chat.measure(1_000 if quick else 10_000, repeats=1 if quick else 3)
+    return {"open_long_chat": opened, "open_long_chat_ms": opened["open_long_chat_ms"]}
+
+
+def _selected(only: str | None) -> list[str]:
+    names = [n.strip() for n in (only or "").split(",") if n.strip()] or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise ValueError(f"unknown benchmark {', '.join(unknown)}; choose from "
+                         + ", ".join(BENCHMARKS))
+    return names
 
 
 def _import_bench():
@@ -31,25 +58,37 @@ def _import_bench():
         raise ImportError("parlor bench needs the source checkout (the bench/ folder)")
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    from bench import engine_bench, open_chat
+    import types
 
-    return engine_bench, open_chat
+    from bench import engine_bench, open_chat, overflow
+
+    return types.SimpleNamespace(engine_bench=engine_bench, open_chat=open_chat,
+                                 overflow=overflow)
+
+
+def _log_to_parlor_log() -> None:
+    from app.core.appdata.logs import setup_logging
+    from app.core.appdata.paths import default_paths
+
+    setup_logging(default_paths().logs)
 
 
 def run_bench(args) -> int:
     try:
-        engine_bench, open_chat = _import_bench()
-    except ImportError as exc:
+        modules = _import_bench()
+        names = _selected(args.only)
+    except (ImportError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.model and not Path(args.model).is_file():
         print(f"error: {args.model} is not a file", file=sys.stderr)
         return 2
-    result = engine_bench.run(args.model, quick=args.quick, n_ctx=args.n_ctx,
-                              n_gpu_layers=args.n_gpu_layers, n_threads=args.threads)
-    result["open_long_chat"] = open_chat.measure(1_000 if args.quick else 10_000,
-                                                 repeats=1 if args.quick else 3)
-    result["open_long_chat_ms"] = result["open_long_chat"]["open_long_chat_ms"]
+    _log_to_parlor_log()
+    result: dict = {}
+    for name in names:
+        result.update(BENCHMARKS[name](modules, args, args.model))
+    if "machine" not in result:
+        result["machine"] = modules.engine_bench.machine()
     if args.json:
         print(json.dumps(result))
     else:
@@ -58,8 +97,22 @@ def run_bench(args) -> int:
 
 
 def _table(r: dict) -> str:
+    rows = _engine_rows(r) if "stream_ratio" in r else []
+    if "open_long_chat" in r:
+        rows.append(("open_long_chat_ms", f"{r['open_long_chat_ms']:.1f}",
+                     f"{r['open_long_chat']['messages']} messages, request to first paint; "
+                     f"runs {r['open_long_chat']['runs_ms']}"))
+    for n_ctx, o in r.get("overflow", {}).items():
+        rows.append((f"overflow {n_ctx}", f"{o['evaluated_fraction']:.3f}",
+                     f"evaluated/prompt over {len(o['turns'])} turns past the limit; max "
+                     f"excess {o['max_excess']}, most in a turn {o['max_evaluated_tokens']}, "
+                     f"full reads {o['full_reads']}"))
+    return "\n".join(f"{name:<24} {value:>8}   {detail}" for name, value, detail in rows)
+
+
+def _engine_rows(r: dict) -> list[tuple[str, str, str]]:
     f, o = r["followup"], r["reopen"]
-    rows = [
+    return [
         ("stream_ratio", f"{r['stream_ratio']:.3f}",
          f"median of rounds; app {r['stream']['app']['tokens_per_s']:.1f} tok/s, "
          f"plain {r['stream']['plain']['tokens_per_s']:.1f} tok/s (medians)"),
@@ -71,11 +124,7 @@ def _table(r: dict) -> str:
         ("max_stall_ms", f"{r['max_stall_ms']:.1f}",
          f"stop in prompt {r['stream']['app']['stop_in_prompt_ms']:.0f} ms, "
          f"in stream {r['stream']['app']['stop_in_stream_ms']:.0f} ms"),
-        ("open_long_chat_ms", f"{r['open_long_chat_ms']:.1f}",
-         f"{r['open_long_chat']['messages']} messages, request to first paint; "
-         f"runs {r['open_long_chat']['runs_ms']}"),
     ]
-    return "\n".join(f"{name:<24} {value:>8}   {detail}" for name, value, detail in rows)
 
 
 def main(argv: list[str]) -> int:
