@@ -104,6 +104,8 @@ def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callabl
                  rng: Random | None = None,
                  clock: Callable[[], datetime] | None = None) -> BuiltPrompt:
     settings = settings or PromptSettings()
+    if inp.lore.scenario:  # the chat's own scenario (SillyTavern: `chat_metadata.scenario ||`)
+        inp = replace(inp, card={**inp.card, "scenario": inp.lore.scenario})
     count = Counter(count_tokens, getattr(count_tokens, "many", None))
     char = str(inp.card.get("nickname") or inp.card.get("name") or "Character")
     warnings: list[str] = []
