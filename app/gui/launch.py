@@ -6,10 +6,12 @@ import logging
 import os
 import sys
 
+from PySide6.QtCore import qVersion
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app.core.appdata.logs import setup_logging
+from app import __version__
+from app.core.appdata.logs import install_excepthooks, setup_logging
 from app.core.appdata.paths import default_paths
 from app.core.appdata.resources import resources_dir
 from app.core.appdata.single_instance import AlreadyRunning
@@ -54,6 +56,9 @@ def _start(paths):
     try:
         ctx = AppContext.create(paths)
         setup_logging(paths.logs, ctx.secrets.known_values)
+        install_excepthooks()
+        log.info("Parlor %s starting on Python %s, Qt %s", __version__,
+                 sys.version.split()[0], qVersion())
     except (StoreError, OSError) as exc:
         QMessageBox.critical(None, "Parlor", f"Parlor cannot start:\n{exc}")
         return None

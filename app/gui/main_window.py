@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
@@ -43,6 +45,8 @@ from app.gui.settings_actions import SettingsActions
 from app.gui.settings_pages import DataPage
 from app.gui.theme import apply_theme
 from app.gui.workers import WorkerThread
+
+log = logging.getLogger(__name__)
 
 
 class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActions,
@@ -306,6 +310,7 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActio
             stats.tokens, stats.tokens_per_s))
 
     def _show_error(self, message: str) -> None:
+        log.warning("shown to the user: %s", message)
         if self.controller.info is None:
             self._show_model(None)
         self.statusBar().showMessage(message.splitlines()[0], 10000)

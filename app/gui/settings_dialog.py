@@ -111,6 +111,11 @@ SECTIONS: dict[str, list[tuple]] = {
         ("enter_sends", "Enter sends", "Enter sends and Shift+Enter starts a new line; "
          "untick to swap them.", "bool", None),
     ],
+    "Diagnostics": [
+        ("log_text", "Log message text", "For a bug report only: the log (and Copy "
+         "diagnostics) then quotes prompts and replies. Off, it records only their length.",
+         "bool", None),
+    ],
 }
 
 

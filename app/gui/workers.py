@@ -7,6 +7,7 @@ thread's event loop is busy while it generates (STYLE #4).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -15,8 +16,10 @@ from dataclasses import replace
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.core.engine import Engine, EngineCrashed, EngineError, LoadParams, SamplingParams
+from app.gui.engine_log import log_load_failed, log_load_start, log_loaded
 
 BATCH_S = 0.05
+log = logging.getLogger(__name__)
 
 
 class GenerationWorker(QObject):
@@ -40,13 +43,20 @@ class GenerationWorker(QObject):
     def load(self, params: LoadParams) -> None:
         """The caller clears `load_cancel` before asking: a Stop pressed before this slot
         runs must still cancel."""
+        start = time.monotonic()
+        log_load_start(params)
         try:
-            self.loaded.emit(self.engine.load(params, self.load_cancel,
-                                              progress=self.load_progress.emit))
+            info = self.engine.load(params, self.load_cancel, progress=self.load_progress.emit)
         except EngineError as exc:
+            log_load_failed(params, exc)
             self.load_failed.emit(str(exc))
+            return
         except Exception as exc:  # noqa: BLE001 - a bug here must not leave the window waiting
+            log_load_failed(params, exc)
             self.load_failed.emit(f"{type(exc).__name__}: {exc}")
+            return
+        log_loaded(info, time.monotonic() - start)
+        self.loaded.emit(info)
 
     @Slot(object, object)
     def generate(self, build: Callable, sampling: SamplingParams) -> None:
@@ -59,6 +69,7 @@ class GenerationWorker(QObject):
         except EngineCrashed as exc:
             self.failed.emit(str(exc), True)
         except Exception as exc:  # noqa: BLE001 - any failure must reach the window as text
+            log.error("generation failed", exc_info=True)
             self.failed.emit(str(exc) or type(exc).__name__, False)
 
     def _stream(self, prompt: str, sampling: SamplingParams) -> None:

@@ -12,6 +12,7 @@ import logging.handlers
 import os
 import platform
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from importlib import metadata
@@ -65,6 +66,36 @@ def setup_logging(logs_dir: Path, secret_values: Callable[[], Iterable[str]] = t
     root.addHandler(handler)
     root.setLevel(min(root.level or level, level))
     return handler
+
+
+def install_excepthooks() -> None:
+    """Unhandled exceptions, on the main thread or any other, go to the log with their
+    traceback (then to the previous hook, which prints them as before)."""
+    previous_sys, previous_thread = sys.excepthook, threading.excepthook
+    crash_log = logging.getLogger("parlor.crash")
+
+    def sys_hook(kind, value, tb) -> None:
+        if not issubclass(kind, KeyboardInterrupt):
+            crash_log.critical("unhandled %s", kind.__name__, exc_info=(kind, value, tb))
+        previous_sys(kind, value, tb)
+
+    def thread_hook(args) -> None:
+        if args.exc_type is not SystemExit:
+            name = args.thread.name if args.thread else "?"
+            crash_log.critical("unhandled %s in thread %s", args.exc_type.__name__, name,
+                               exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+        previous_thread(args)
+
+    if getattr(sys.excepthook, "_parlor", False):
+        return   # installed already (a second window in the same process)
+    sys_hook._parlor = thread_hook._parlor = True
+    sys.excepthook, threading.excepthook = sys_hook, thread_hook
+
+
+def text_for_log(text: str, debug: bool) -> str:
+    """What the log may say about chat text: only its length, unless the user turned on
+    "Log message text" (Settings → Diagnostics) to help with a bug report."""
+    return repr(text) if debug else f"<{len(text)} characters>"
 
 
 def last_lines(logs_dir: Path, count: int = 40) -> list[str]:

@@ -74,6 +74,7 @@ class Settings:
     chat_layout: str = "bubbles"  # bubbles | book
     hf_endpoint: str = ""         # a Hugging Face mirror; empty: HF_ENDPOINT or the hub
     first_run_done: bool = False  # the first-run guide was finished or skipped
+    log_text: bool = False        # the log may quote chat text (for bug reports); else lengths
     extra: dict = field(default_factory=dict)  # keys this version does not know, kept as-is
 
     @classmethod

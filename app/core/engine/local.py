@@ -22,7 +22,7 @@ from app.core.engine.base import (
     SamplingParams,
     StreamStats,
 )
-from app.core.engine.child import serve
+from app.core.engine.child_stderr import default_stderr_path, last_lines, serve_with_stderr
 
 UNLOAD_WAIT_S = 15  # the child finishes writing the last saved session before it exits
 POLL_S = 0.01  # how often a waiting parent looks at the cancel flag and the child's health
@@ -34,8 +34,9 @@ CRASH_ADVICE = ("Try fewer GPU layers, a smaller context size or a smaller quant
 class LocalEngine:
     """One child process per loaded model. Not thread-safe: one owner thread calls it."""
 
-    def __init__(self) -> None:
+    def __init__(self, stderr_path: str | None = None) -> None:
         self._ctx = multiprocessing.get_context("spawn")
+        self.stderr_path = stderr_path or str(default_stderr_path())
         self._proc = None
         self._conn = None
         # [stop flag, 0]: one byte the child and llama.cpp's abort callback read directly
@@ -46,7 +47,8 @@ class LocalEngine:
     # --- process management -----------------------------------------------------------
     def _start(self) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
-        self._proc = self._ctx.Process(target=serve, args=(child, self._abort),
+        self._proc = self._ctx.Process(target=serve_with_stderr,
+                                       args=(self.stderr_path, child, self._abort),
                                        name="parlor-llama", daemon=True)
         self._proc.start()
         child.close()
@@ -84,6 +86,9 @@ class LocalEngine:
 
     def _crashed(self):
         code = self._proc.exitcode if self._proc else None
+        tail = last_lines(self.stderr_path)
+        log.error("the engine process stopped unexpectedly (exit code %s); llama.cpp's last "
+                  "lines:\n%s", code, "\n".join(tail) if tail else "(none)")
         self._proc = self._conn = self.info = None
         raise EngineCrashed(f"The model process stopped unexpectedly (exit code {code}). "
                             + CRASH_ADVICE)

@@ -1,7 +1,7 @@
 """The chat controller: turns user actions into store writes and generation requests.
 
-It owns the order of events in ARCHITECTURE "How data flows": the user's message is
-committed before anything else; the reply exists in the store as soon as it starts and is
+It owns the order of events in docs/ARCHITECTURE.md "How a reply is made": the user's
+message is committed before anything else; the reply exists in the store as soon as it starts and is
 saved every couple of seconds while it streams; a stopped or failed reply is kept and marked.
 Regenerate adds a sibling (a swipe), continue extends the last reply in place, impersonate
 writes the user's next line into the composer and stores nothing. Deleting hides the
@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from app.core.appdata.logs import text_for_log
 from app.core.chat.context import AppContext
 from app.core.chat.job import (
     IMPERSONATE_INSTRUCTION,
@@ -297,6 +298,10 @@ class ChatController(QObject):
 
     def _on_started(self, prompt) -> None:
         self.last_prompt = prompt
+        log.info("prompt built: %d of %d tokens, %d older messages left out, lore %d%s",
+                 prompt.tokens, self.info.n_ctx if self.info else 0, prompt.dropped_messages,
+                 len(prompt.lore), f", text {text_for_log(prompt.text, True)}"
+                 if self.ctx.settings.log_text else "")
 
     def _on_batch(self, text: str) -> None:
         if self._target is None:
@@ -334,6 +339,13 @@ class ChatController(QObject):
             return
         stats = stats or StreamStats()
         sampler = {k: v for k, v in asdict(self._sampling).items() if k != "stop"}
+        log.info("reply %s: %d tokens, %.1f tok/s, first token after %.2f s, prompt %d tokens "
+                 "(%d reused, %d shifted%s), seed %s, finish %s, text %s",
+                 "stopped" if stats.stopped else "complete", stats.tokens,
+                 stats.tokens_per_s, stats.ttft_s, stats.prompt_tokens, stats.reused_tokens,
+                 stats.shifted_tokens, f"; full read: {stats.full_read_reason}"
+                 if stats.full_read_reason else "", stats.seed, stats.finish_reason or "-",
+                 text_for_log(self._target.text, self.ctx.settings.log_text))
         self._finish("stopped" if stats.stopped else "complete", {
             "model": self.info.name if self.info else "", "seed": stats.seed,
             "sampler": sampler, "tokens": stats.tokens,
@@ -341,6 +353,8 @@ class ChatController(QObject):
         self.reply_finished.emit(stats)
 
     def _on_failed(self, message: str, crashed: bool) -> None:
+        log.error("reply %s: %s", "interrupted, the engine process crashed" if crashed
+                  else "failed", message)
         if self._target is not None:
             self._finish("interrupted" if crashed else "error", {"error": message})
         if crashed:
