@@ -14,6 +14,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from app.gui.chat.lore_trace_table import LoreTraceTable
+
 
 def _plain_label(text: str) -> QLabel:
     label = QLabel(text)
@@ -35,6 +37,13 @@ class PromptInspector(QDialog):
             summary += self.tr(" · lore: {0}").format(", ".join(prompt.lore))
         lay.addWidget(_plain_label(summary))  # lore entry names come from the card
         lay.addWidget(self._parts_table(prompt.parts))
+        trace = getattr(prompt, "lore_trace", None) or []
+        self.lore_table = LoreTraceTable(trace) if trace else None
+        if self.lore_table is not None:
+            fired = sum(1 for t in trace if t.fired)
+            lay.addWidget(_plain_label(self.tr("Lore: {0} of {1} entries fired").format(
+                fired, len(trace))))
+            lay.addWidget(self.lore_table)
         self.text = QPlainTextEdit(prompt.text)
         self.text.setReadOnly(True)
         self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
