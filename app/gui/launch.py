@@ -17,11 +17,11 @@ from app.core.appdata.resources import resources_dir
 from app.core.appdata.single_instance import AlreadyRunning
 from app.core.chat.context import AppContext
 from app.core.engine.local import LocalEngine
-from app.core.store import StoreError
 from app.core.store.backup import BackupError, daily_snapshot
 from app.gui import plain_text
 from app.gui.main_window import MainWindow
 from app.gui.single_instance import FocusServer, claim_data_folder
+from app.gui.startup_failure import offer_recovery
 from app.gui.workers import GenerationWorker, WorkerThread
 
 log = logging.getLogger(__name__)
@@ -51,16 +51,22 @@ def remote_engine(url: str, api_key: str | None):
                         mode="completion")
 
 
-def _start(paths):
-    """Logging, the daily backup and the context; None (after telling the user) on failure."""
+def _start(paths, retry: bool = True):
+    """Logging, the daily backup and the context; None (after telling the user) on failure.
+
+    Any failure gets the start-up dialog, which may restore a snapshot; then one retry."""
+    ctx = None
     try:
         ctx = AppContext.create(paths)
         setup_logging(paths.logs, ctx.secrets.known_values)
         install_excepthooks()
         log.info("Parlor %s starting on Python %s, Qt %s", __version__,
                  sys.version.split()[0], qVersion())
-    except (StoreError, OSError) as exc:
-        QMessageBox.critical(None, "Parlor", f"Parlor cannot start:\n{exc}")
+    except Exception as exc:  # noqa: BLE001 - every start-up failure gets the dialog
+        if ctx is not None:
+            ctx.close()
+        if offer_recovery(paths, exc) and retry:
+            return _start(paths, retry=False)
         return None
     try:
         daily_snapshot(paths.database)
@@ -76,6 +82,9 @@ def run_gui(args) -> int:
         lock = claim_data_folder(paths.data)
     except AlreadyRunning as exc:
         QMessageBox.critical(None, "Parlor", str(exc))
+        return 1
+    except OSError as exc:  # a read-only or full data folder: a dialog, not a traceback
+        offer_recovery(paths, exc)
         return 1
     if lock is None:  # another Parlor has this data folder: it was brought to the front
         return 0
