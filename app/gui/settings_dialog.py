@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.core.appdata.settings import Settings
 from app.core.prompt import PRESET_NAMES
+from app.core.prompt.instruct import shipped_instruct
 from app.gui.wheel_guard import guard_wheel
 
 # (key, label, explanation, kind, options)
@@ -85,8 +86,9 @@ SECTIONS: dict[str, list[tuple]] = {
         ("user_name", "Your name", "Replaces {{user}} in cards and messages.", "text", None),
         ("persona", "Your persona", "Who you are in the story; sent with every prompt.",
          "longtext", None),
-        ("template", "Chat template", "'auto' uses the model's own template; or pick a preset.",
-         "choice", ("auto", *PRESET_NAMES)),
+        ("template", "Chat template", "'auto' uses the model's own template; or pick a preset "
+         "(the capitalised ones are SillyTavern's instruct presets).",
+         "choice", ("auto", *PRESET_NAMES, *shipped_instruct())),
         ("system_prompt", "Default system prompt", "Used when a card has none; empty uses "
          "Parlor's. {{char}} and {{user}} work here.", "longtext", None),
         ("prompt_order", "Order of the parts", "Comma-separated: system, description, "

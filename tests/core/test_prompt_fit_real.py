@@ -89,3 +89,20 @@ def test_a_sixty_message_chat_keeps_its_newest_messages_every_turn(llm):
     assert all(len(history) - d > 8 for d in dropped)
     out = llm.create_completion(built.text, max_tokens=4, temperature=0.0)
     assert out["choices"][0]["text"] is not None
+
+
+def test_a_model_without_a_template_is_told_and_gets_its_catalogs_preset(llm):
+    """The default model's GGUF has no chat template: the catalog names ChatML for it."""
+    history = [Message("user", "Hello there.")]
+    info = ModelInfo(path="/models/ggml-model-q4_k_m.gguf", name="m", n_ctx=N_CTX,
+                     n_ctx_train=N_CTX, n_gpu_layers=0, n_layer=2, chat_template=None,
+                     bos="<s>", eos="</s>")
+    built = PromptJob(PromptInput(card=CARD, user_name="Ann", history=history), info,
+                      Settings(), TokenCounter())(_count_many(llm))
+    assert "catalog names the ChatML format" in built.warnings[0]
+    assert built.text.endswith("<|im_start|>user\nAnn: Hello there.<|im_end|>\n"
+                               "<|im_start|>assistant\nComely:")
+    other = PromptJob(PromptInput(card=CARD, user_name="Ann", history=history),
+                      ModelInfo(**{**info.__dict__, "path": "/models/other.gguf"}), Settings(),
+                      TokenCounter())(_count_many(llm))
+    assert "format is a guess" in other.warnings[0]

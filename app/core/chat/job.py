@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from app.core.appdata.settings import Settings
 from app.core.engine import ModelInfo, SamplingParams
 from app.core.engine.presets import apply_overrides
+from app.core.hub.catalog_preset import catalog_preset
 from app.core.prompt import (
     BuiltPrompt,
     ChatTemplate,
@@ -25,6 +26,7 @@ from app.core.prompt import (
     template_from_gguf,
 )
 from app.core.prompt import Message as PromptMessage
+from app.core.prompt.instruct import instruct_template, shipped_instruct
 from app.core.store import Message, Store
 
 
@@ -85,15 +87,25 @@ class PromptJob:
         return built
 
     def template(self) -> tuple[ChatTemplate, list[str]]:
-        """The chosen format; "auto" is the model's own template, and a model without one is
-        said so rather than given a guessed format in silence."""
-        if self.settings.template != "auto":
-            return preset(self.settings.template), []
-        template = template_from_gguf(self.info.chat_template, self.info.bos, self.info.eos)
+        """The chosen format: a built-in preset, one of SillyTavern's instruct presets, or
+        "auto": the model's own template. A model without one is said so, and gets the
+        preset its catalog names (else the closest guess) rather than a silent ChatML."""
+        name, user = self.settings.template, self.inp.user_name
+        if name != "auto":
+            if name in shipped_instruct():
+                return instruct_template(name, user_name=user), []
+            return preset(name), []
         if (self.info.chat_template or "").strip():
-            return template, []
+            return template_from_gguf(self.info.chat_template, self.info.bos, self.info.eos), []
+        named = catalog_preset(self.info.path)
+        if named in shipped_instruct():
+            return instruct_template(named, user_name=user), [
+                f"This model has no chat template of its own; its catalog names the {named} "
+                "format, which is used. Another can be chosen under Chat template in "
+                "Settings → Prompt."]
+        template = template_from_gguf(None, self.info.bos, self.info.eos)
         return template, [f"This model has no chat template of its own; the {template.name} "
-                          "format is used. Choose the model's format under Chat template in "
+                          "format is a guess. Choose the model's format under Chat template in "
                           "Settings → Prompt."]
 
 
