@@ -12,6 +12,7 @@ process are removed by the next conversion in that folder.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import time
@@ -23,6 +24,8 @@ from app.core.convert.plan import ExpertGroup, Plan, describe_group, plan_conver
 from app.core.gguf.ggml_types import type_name
 from app.core.gguf.header import GGUFError, GGUFHeader, TensorInfo, moe_layout, validate_gguf
 from app.core.gguf.writer import encode_header, layout_offsets
+
+log = logging.getLogger(__name__)
 
 CHUNK = 16 << 20  # bytes copied per read; the only large buffer
 REQUANT_CHUNK = 4 << 20  # float32 values dequantized at a time in a mixed group
@@ -371,6 +374,8 @@ def convert_legacy_moe(src: str | os.PathLike, dst: str | os.PathLike | None = N
     cleanup_stale_temps(final.parent)
     _check_disk(final.parent, plan.output_size() + DISK_MARGIN)
     tmp = final.parent / f".{final.name}.{os.getpid()}{TMP_SUFFIX}"
+    log.info("converting %s to the merged expert layout: %d expert groups, %d of mixed "
+             "types", src.name, len(plan.groups), len(plan.mixed_groups))
     try:
         job = _write(plan, src, tmp, progress, cancel)
         if progress:
@@ -379,11 +384,14 @@ def convert_legacy_moe(src: str | os.PathLike, dst: str | os.PathLike | None = N
         _run_user_verify(verify, tmp)
         job.check_cancel()
         original = _commit(tmp, src, final, keep_original)
-    except BaseException:
+    except BaseException as exc:
+        log.warning("converting %s stopped: %s: %s", src.name, type(exc).__name__, exc)
         tmp.unlink(missing_ok=True)
         raise
     if progress:
         progress("done", 1, 1)
+    log.info("converted %s in %.1f s (%d bytes written)", final.name,
+             time.monotonic() - started, job.sink.written)
     return ConvertResult(True, layout, src, final, original, len(plan.groups),
                          len(plan.groups) - len(plan.mixed_groups), list(job.mixed.values()),
                          job.sink.written, time.monotonic() - started)

@@ -15,8 +15,10 @@ importable from here.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -44,6 +46,8 @@ from app.core.hub.remote import (
 from app.core.hub.transfer import Job, Opener, RetryPolicy, cancelled, default_opener, transfer
 from app.core.hub.units import GB, human_size
 from app.core.hub.verify import Checksum, hash_file, install, verify
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DISK_MARGIN", "GB", "AlreadyDownloading", "ChecksumMismatch", "DiskNeed",
            "DownloadCancelled", "DownloadError", "GgufModel", "Hub", "Progress", "RemoteFile",
@@ -85,8 +89,19 @@ def download(
     check_disk(dest, [s.file for s in pending], disk_usage)
     meter.done = sum(s.file.size for s in sources if s not in pending)
     job = Job(hub, repo_id, dest, meter, cancel, opener, policy or RetryPolicy())
-    for source in pending:
-        _locked_download(job, source, wait_for_other)
+    started = time.monotonic()
+    log.info("download from %s: %s (%d already here)", repo_id,
+             ", ".join(f"{s.file.name} {human_size(s.file.size)}" for s in pending) or "-",
+             len(sources) - len(pending))
+    try:
+        for source in pending:
+            _locked_download(job, source, wait_for_other)
+    except DownloadError as exc:
+        log.warning("download from %s stopped: %s: %s", repo_id, type(exc).__name__, exc)
+        raise
+    if pending:
+        log.info("downloaded and verified %d file(s) from %s in %.0f s", len(pending),
+                 repo_id, time.monotonic() - started)
     meter.set(phase="done")
     return [dest / f.name for f in files]
 
