@@ -246,3 +246,64 @@ def test_the_engine_reports_whether_its_llama_cpp_can_offload(tiny_llama_path):
     assert info.effective["gpu_offload"] is expected
     if not expected:
         assert devices.layers_text(info.n_gpu_layers, info.effective).startswith("CPU only")
+
+
+# --- loading a GGML_BACKEND_DL build's backends ----------------------------------------------
+
+
+class FakeGgml:
+    """The three libggml calls load_backends makes, recorded; `registered` backends exist."""
+
+    def __init__(self, registered: int = 0):
+        self.registered, self.calls = registered, []
+        self.ggml_backend_load = self._load
+
+    def ggml_backend_reg_count(self):
+        return self.registered
+
+    def ggml_backend_load_all_from_path(self, path: bytes):
+        self.calls.append(("all", path.decode()))
+
+    def _load(self, path: bytes):
+        self.calls.append(("one", Path(path.decode()).name))
+
+
+def variants(tmp_path) -> Path:
+    for name in ("libggml-cpu-x64.so", "libggml-cpu-haswell.so", "libggml-cpu-skylakex.so",
+                 "libggml-vulkan.so", "libggml-cpu-notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    return tmp_path
+
+
+# What ggml_backend_score returns on an AVX2 CPU without AVX-512: 0 for what cannot run.
+AVX2_SCORES = {"libggml-cpu-x64.so": 1, "libggml-cpu-haswell.so": 17,
+               "libggml-cpu-skylakex.so": 0}
+
+
+def test_a_dl_build_loads_every_backend_from_the_lib_folder(tmp_path):
+    lib = FakeGgml()
+    devices.load_backends(lib, folder=tmp_path)
+    assert lib.calls == [("all", str(tmp_path))]
+
+
+def test_cpu_only_loads_the_best_variant_this_cpu_runs_and_no_gpu_backend(tmp_path):
+    lib = FakeGgml()
+    devices.load_backends(lib, cpu_only=True, folder=variants(tmp_path),
+                          score=lambda p: AVX2_SCORES[p.name])
+    assert lib.calls == [("one", "libggml-cpu-haswell.so")]
+
+
+def test_no_runnable_variant_is_a_clear_error(tmp_path):
+    with pytest.raises(RuntimeError, match="no CPU variant of llama.cpp .* runs on this CPU"):
+        devices.load_backends(FakeGgml(), cpu_only=True, folder=variants(tmp_path),
+                              score=lambda p: 0)
+
+
+def test_a_build_with_backends_linked_in_is_left_alone(tmp_path):
+    lib = FakeGgml(registered=1)
+    devices.load_backends(lib, cpu_only=True, folder=tmp_path)
+    assert lib.calls == []
+
+
+def test_a_library_without_a_score_scores_zero(tmp_path):
+    assert devices._variant_score(tmp_path / "absent.so") == 0

@@ -63,7 +63,9 @@ class Child:
             raise ValueError(f"Unknown KV cache type {params.kv_type!r}; use "
                              + ", ".join(KV_TYPES))
         self.llm = self.params = self.sessions = None
-        load_backends()  # a GGML_BACKEND_DL build registers no backend until asked
+        # A GGML_BACKEND_DL build registers no backend until asked; with no GPU layers wanted
+        # no GPU driver is woken (the GUI's fallback after a failed GPU load relies on it).
+        load_backends(cpu_only=params.n_gpu_layers == 0)
         with _progress_reporting(self.conn), tensors_in_ram(expert_patterns(params.n_cpu_moe)):
             try:
                 self.llm = llama_cpp.Llama(**llama_kwargs(params))

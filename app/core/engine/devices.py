@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         ("ggml_backend_dev_memory", [ptr, ctypes.POINTER(size), ctypes.POINTER(size)], None),
         ("ggml_backend_dev_backend_reg", [ptr], ptr),
         ("ggml_backend_load_all_from_path", [text], None),
+        ("ggml_backend_load", [text], ptr),
     ]:
         fn = getattr(lib, name)
         fn.argtypes, fn.restype = args, result
@@ -70,11 +72,47 @@ def lib_dir() -> Path:
     return Path(llama_cpp.__file__).parent / "lib"
 
 
-def load_backends(lib: ctypes.CDLL | None = None) -> None:
-    """Load a GGML_BACKEND_DL build's backends once; a build with them linked in has some."""
+def load_backends(lib: ctypes.CDLL | None = None, *, cpu_only: bool = False,
+                  folder: Path | None = None,
+                  score: Callable[[Path], int] | None = None) -> None:
+    """Load a GGML_BACKEND_DL build's backends once; a build with them linked in has some.
+
+    cpu_only loads just the best CPU variant, so no GPU driver is initialised at all: the
+    way to run on a machine whose Vulkan loader or driver fails (or crashes) at start.
+    """
     lib = lib or ggml_library()
-    if lib.ggml_backend_reg_count() == 0:
-        lib.ggml_backend_load_all_from_path(str(lib_dir()).encode())
+    if lib.ggml_backend_reg_count() != 0:
+        return
+    folder = folder or lib_dir()
+    if not cpu_only:
+        lib.ggml_backend_load_all_from_path(str(folder).encode())
+        return
+    best = best_cpu_variant(folder, score or _variant_score)
+    if best is None:
+        raise RuntimeError(f"no CPU variant of llama.cpp in {folder} runs on this CPU")
+    lib.ggml_backend_load(str(best).encode())
+
+
+def best_cpu_variant(folder: Path, score: Callable[[Path], int]) -> Path | None:
+    """The `ggml-cpu-<variant>` library scoring highest on this CPU (0: it cannot run here),
+    chosen as ggml's own loader does."""
+    candidates = [p for p in sorted(folder.iterdir())
+                  if p.name.startswith(("libggml-cpu-", "ggml-cpu-"))
+                  and p.suffix in (".so", ".dll", ".dylib")]
+    scored = [(score(p), p) for p in candidates]
+    scored = [(s, p) for s, p in scored if s > 0]
+    return max(scored, key=lambda item: item[0])[1] if scored else None
+
+
+def _variant_score(path: Path) -> int:
+    """Each variant exports ggml_backend_score(); opening the library runs none of its code
+    paths for other CPUs (ggml's loader opens every variant the same way)."""
+    try:
+        fn = ctypes.CDLL(str(path)).ggml_backend_score
+    except (OSError, AttributeError):
+        return 0
+    fn.restype = ctypes.c_int
+    return int(fn())
 
 
 def _decode(value: bytes | None) -> str:
