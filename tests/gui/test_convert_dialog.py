@@ -10,6 +10,8 @@ import pytest
 from PySide6.QtWidgets import QWidget
 
 from app.core.gguf.header import moe_layout, read_header
+from app.core.hub.downloads import RemoteFile
+from app.core.hub.manifest import Manifest, read_manifest, write_manifest
 from app.gui.models.convert_dialog import ConvertDialog, load_check, open_gguf
 from tests.tiny_models import write_tiny_llama
 
@@ -73,6 +75,23 @@ def test_keep_original_keeps_it_beside_the_converted_file(qtbot, parent, legacy)
     kept = legacy.with_name("old-moe.legacy.gguf")
     assert _digest(kept) == before
     assert moe_layout(read_header(legacy)) == "merged"
+
+
+def test_opening_a_downloaded_file_records_the_conversion_in_its_manifest(qtbot, parent,
+                                                                          legacy):
+    """The window's Open goes through the core's opening path, so the download code later
+    knows the converted file as the install of the hub's original."""
+    source = RemoteFile("old-moe.gguf", legacy.stat().st_size, sha256=_digest(legacy))
+    write_manifest(legacy, Manifest.for_download("someone/repo", "main", source))
+    opener = open_gguf(legacy, parent, verify=None)
+    with qtbot.waitSignal(opener.ready, timeout=30000):
+        opener.dialog.convert_button.click()
+    manifest = read_manifest(legacy)
+    assert manifest.is_install_of(source)
+    assert manifest.conversion.sha256 == _digest(legacy)
+    assert manifest.conversion.size == legacy.stat().st_size
+    kept = read_manifest(legacy.with_name("old-moe.legacy.gguf"))
+    assert kept.is_install_of(source) and kept.conversion is None
 
 
 def test_cancel_mid_way_leaves_the_original_untouched(qtbot, parent, legacy):

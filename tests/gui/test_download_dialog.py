@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ import pytest
 from app.core.appdata.machine import GB, Gpu, Machine
 from app.core.gguf.header import moe_layout, read_header, validate_gguf
 from app.core.hub.catalog import load_catalog
-from app.core.hub.downloads import Hub
+from app.core.hub.downloads import Hub, human_size
+from app.core.hub.lock import part_lock
+from app.core.hub.manifest import read_manifest
 from app.gui.models.download_dialog import DownloadDialog
 from tests.hub_server import FakeHub, point_huggingface_hub_at
 from tests.tiny_models import write_tiny_llama
@@ -154,8 +157,19 @@ def test_legacy_file_is_announced_converted_and_loads(qtbot, open_dialog, fake, 
     path = Path(ready.args[0])
     assert path == tmp_path / "models" / "ggml-model-q2_k.gguf"
     assert moe_layout(read_header(path)) == "merged"
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # original removed
+    # The original is removed; the manifest records the source and the conversion.
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name,
+                                                            path.name + ".parlor.json"]
+    manifest = read_manifest(path)
+    assert manifest.sha256 == hashlib.sha256(legacy_bytes).hexdigest()
+    assert manifest.conversion.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert "converted" in dialog.progress_label.text()
+
+    converted, gets = path.read_bytes(), len(fake.ranges("ggml-model-q2_k.gguf"))
+    with qtbot.waitSignal(dialog.model_ready, timeout=10000):
+        dialog.download_button.click()  # the converted file is the install of its source
+    assert len(fake.ranges("ggml-model-q2_k.gguf")) == gets
+    assert path.read_bytes() == converted
 
 
 def test_failed_download_says_why(qtbot, open_dialog, fake):
@@ -209,3 +223,108 @@ def test_pasted_file_url_preselects_that_file_and_bad_ref_is_explained(qtbot, op
     dialog.list_button.click()
     qtbot.waitUntil(lambda: "not found" in dialog.repo_status.text(), timeout=10000)
     assert dialog.repo_table.rowCount() == 0
+
+
+def test_a_cancelled_download_can_be_discarded(qtbot, open_dialog, fake, dense_bytes,
+                                               tmp_path):
+    fake.add_file(REPO, "ggml-model-q2_k.gguf", dense_bytes)
+    fake.chunk, fake.delay = 16 * 1024, 0.05
+    dialog = open_dialog(NO_GPU_16)
+    assert not dialog.discard_button.isVisibleTo(dialog)
+    dialog.download_button.click()
+    qtbot.waitUntil(lambda: dialog.bar.value() > 0, timeout=20000)
+    assert not dialog.discard_button.isVisibleTo(dialog)  # not while it downloads
+    dialog.cancel_button.click()
+    qtbot.waitUntil(lambda: dialog.state == "cancelled", timeout=20000)
+    part = tmp_path / "models" / "ggml-model-q2_k.gguf.part"
+    kept = part.stat().st_size
+    assert dialog.discard_button.isVisibleTo(dialog)
+    assert dialog.discard_button.text() == "Discard the partial download"
+    dialog.discard_button.click()
+    assert not part.exists()
+    assert sorted((tmp_path / "models").iterdir()) == []  # no lock file either
+    assert dialog.progress_label.text() == \
+        f"Discarded the partial download ({human_size(kept)})."
+    assert not dialog.discard_button.isVisibleTo(dialog)
+    assert dialog.download_button.text() == "Download"
+
+
+def test_a_download_running_elsewhere_is_said_and_nothing_is_written(qtbot, open_dialog, fake,
+                                                                      dense_bytes, tmp_path):
+    fake.add_file(REPO, "ggml-model-q2_k.gguf", dense_bytes)
+    models = tmp_path / "models"
+    models.mkdir()
+    dialog = open_dialog(NO_GPU_16)
+    qtbot.waitUntil(lambda: dialog.current_choice().layout == "dense", timeout=10000)
+    header_reads = len(fake.ranges("ggml-model-q2_k.gguf"))
+    with part_lock(models / "ggml-model-q2_k.gguf.part"):  # as `parlor download` holds it
+        dialog.download_button.click()
+        qtbot.waitUntil(lambda: dialog.state == "failed", timeout=20000)
+    assert dialog.progress_label.text() == (
+        "ggml-model-q2_k.gguf is already downloading in another window or command. Let it "
+        "finish there (or cancel it there), then try again.")
+    assert len(fake.ranges("ggml-model-q2_k.gguf")) == header_reads
+    assert sorted(models.iterdir()) == []
+
+
+def test_the_disk_message_states_the_margin(qtbot, fake, tmp_path, dense_bytes):
+    fake.add_file(OTHER, "model.Q2_K.gguf", dense_bytes)
+    size = len(dense_bytes)
+    dialog = DownloadDialog(NO_GPU_16, load_catalog(), Hub(endpoint=fake.url, token=False),
+                            tmp_path / "models",
+                            disk_usage=lambda _p: type("U", (), {"free": size + 1000})())
+    qtbot.addWidget(dialog)
+    dialog.show()  # closed at teardown, which stops its jobs
+    dialog.tabs.setCurrentIndex(1)
+    dialog.repo_edit.setText(OTHER)
+    dialog.list_button.click()
+    qtbot.waitUntil(lambda: dialog.repo_table.rowCount() == 1, timeout=10000)
+    free, need = human_size(size + 1000), human_size(size + 64_000_000)
+    assert dialog.disk_label.text() == (
+        f"The download is {human_size(size)}; {free} free on that disk.  Not enough free "
+        f"disk space: it needs {need} ({human_size(size)} still to download + 64.0 MB "
+        "Parlor keeps free).")
+
+
+def test_an_unreachable_hub_fails_fast_in_red_and_the_next_attempt_clears_it(qtbot, tmp_path):
+    dialog = DownloadDialog(NO_GPU_16, load_catalog(), Hub(endpoint="http://127.0.0.1:9"),
+                            tmp_path / "models")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.download_button.click()  # the catalog file: its metadata cannot be fetched
+    qtbot.waitUntil(lambda: dialog.state == "failed", timeout=10000)
+    assert dialog.progress_label.text().endswith(
+        "Check the connection, or set a mirror in Settings → Data → Model hub address.")
+    dialog.tabs.setCurrentIndex(1)
+    dialog.repo_edit.setText(OTHER)
+    started = time.monotonic()
+    dialog.list_button.click()
+    assert dialog.progress_label.text() == ""  # the old red error is gone at once
+    assert dialog.repo_status.text() == f"Listing {OTHER}…"
+    qtbot.waitUntil(lambda: dialog.list_button.isEnabled(), timeout=10000)
+    assert time.monotonic() - started < 5
+    assert dialog.repo_status.text().startswith("Cannot reach http://127.0.0.1:9 (")
+    assert "Settings → Data → Model hub address" in dialog.repo_status.text()
+    assert "HF_ENDPOINT" not in dialog.repo_status.text()
+    assert "#b71c1c" in dialog.repo_status.styleSheet()
+
+
+def test_a_server_error_mid_file_is_retried_and_the_wait_is_shown(qtbot, open_dialog, fake,
+                                                                   dense_bytes):
+    fake.add_file(REPO, "ggml-model-q2_k.gguf", dense_bytes)
+    dialog = open_dialog(NO_GPU_16)
+    qtbot.waitUntil(lambda: dialog.current_choice().layout == "dense", timeout=10000)
+    fake.drop_after, fake.drops_left = len(dense_bytes) // 2, 1
+    fake.answers = [0, 503]  # after the header read: the download is cut, then one 503
+    texts = []
+    set_text = dialog.progress_label.setText
+    dialog.progress_label.setText = lambda text: texts.append(text) or set_text(text)
+    with qtbot.waitSignal(dialog.model_ready, timeout=30000) as ready:
+        dialog.download_button.click()
+    assert Path(ready.args[0]).read_bytes() == dense_bytes
+    retries = [t for t in texts if t.startswith("Reconnecting: ggml-model-q2_k.gguf")]
+    assert retries[0].endswith("The connection was lost; retrying in 1 s (retry 1; Parlor "
+                               "gives up after 5 retries or 5 min of waiting without progress)")
+    assert retries[1].endswith("The hub answered 503 (service unavailable); retrying in 1 s "
+                               "(retry 1 of 5 without progress; Parlor gives up after 5 "
+                               "retries or 5 min of waiting without progress)")

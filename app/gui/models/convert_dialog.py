@@ -1,8 +1,10 @@
 """Converting an old split-expert MoE GGUF from the GUI, in the background.
 
-"Open GGUF…" calls `open_gguf(path, parent)`: a file in the current layout is ready at once;
-a legacy one opens `ConvertDialog`, which asks whether to keep the original, converts on a
-worker (the main window stays usable, the dialog is not modal), and says `converted(path)`.
+"Open GGUF…" calls `open_gguf(path, parent)`, the window's side of the one opening path
+(`app.core.chat.open_model`): the core checks the header; a file in the current layout is
+ready at once; a legacy one opens `ConvertDialog`, which asks whether to keep the original,
+converts on a worker through the core (which records the conversion in a downloaded file's
+manifest; the main window stays usable, the dialog is not modal), and says `converted(path)`.
 The download dialog reuses `conversion_work` and `conversion_text` for its own progress area.
 """
 
@@ -24,9 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.convert.moe import convert_legacy_moe, extra_disk_bytes
+from app.core.chat.open_model import ModelCheck, OpenError, check_model, convert_for_opening
+from app.core.convert.moe import extra_disk_bytes
 from app.core.convert.plan import describe_group, plan_conversion
-from app.core.gguf.header import GGUFError, GGUFHeader, moe_layout, validate_gguf
+from app.core.gguf.header import GGUFHeader
 from app.core.hub.downloads import human_size
 from app.gui.models.jobs import JobSlot, rate, time_left
 
@@ -44,13 +47,14 @@ def load_check(path: Path) -> bool:
 
 def conversion_work(path: Path, keep_original: bool, verify: Verify | None):
     """The blocking conversion as a Job's work: reports (stage, done, total), returns the
-    ConvertResult."""
+    ConvertResult. OpenError's message is what the user reads."""
     def work(report, cancel: threading.Event):
         def progress(stage: str, done: int, total: int) -> None:
-            report((stage, done, total), stage != "converting" or done >= total)
+            report((stage, done, total), stage not in ("converting", "recording")
+                   or done >= total)
 
-        return convert_legacy_moe(path, progress=progress, cancel=cancel,
-                                  keep_original=keep_original, verify=verify)
+        return convert_for_opening(check_model(path), progress=progress, cancel=cancel,
+                                   keep_original=keep_original, verify=verify)
     return work
 
 
@@ -63,6 +67,8 @@ class ConversionMeter:
     def text(self, stage: str, done: int, total: int) -> str:
         if stage == "verifying":
             return "Checking the converted file (llama.cpp loads it and writes a few words)…"
+        if stage == "recording":
+            return "Recording the converted file's checksum, so it is never downloaded again…"
         if stage != "converting":
             return "Converting…"
         now = time.monotonic()
@@ -216,15 +222,15 @@ def open_gguf(path: str | Path, parent: QWidget, verify: Verify | None = load_ch
     """
     opener = GgufOpener(parent)
     try:
-        header = validate_gguf(path)
-    except (GGUFError, OSError) as exc:
+        check: ModelCheck = check_model(path)
+    except OpenError as exc:
         message = str(exc)
         QTimer.singleShot(0, opener, lambda: opener.failed.emit(message))
         return opener
-    if moe_layout(header) != "legacy":
+    if not check.needs_conversion:
         QTimer.singleShot(0, opener, lambda: opener.ready.emit(str(path)))
         return opener
-    dialog = ConvertDialog(path, header, parent, verify)
+    dialog = ConvertDialog(path, check.header, parent, verify)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.converted.connect(opener.ready)
     dialog.rejected.connect(opener.cancelled)

@@ -44,18 +44,20 @@ from app.core.gguf.header import (
     estimate_memory,
     moe_layout,
     read_header,
-    read_remote_header,
-    validate_gguf,
 )
 from app.core.hub import catalog as cat
 from app.core.hub.downloads import (
+    DISK_MARGIN,
     DownloadError,
     GgufModel,
     Hub,
     Progress,
+    RemoteFile,
+    discard_partial,
     download,
     human_size,
     parse_repo_ref,
+    partial_bytes,
 )
 from app.core.hub.offload import plan_for
 from app.gui.models.convert_dialog import (
@@ -77,7 +79,9 @@ BADGES = {  # plan mode -> (text, text colour, background)
 }
 WARN = ("#7a5200", "#ffecb3")
 PHASES = {"checking": "Checking the part downloaded before", "retrying":
-          "Connection lost; reconnecting", "verifying": "Verifying the checksum"}
+          "Reconnecting", "verifying": "Verifying the checksum",
+          "waiting": "Waiting for the other download"}
+ERROR_STYLE = "color: #b71c1c;"
 
 
 @dataclass
@@ -91,6 +95,13 @@ class Choice:
     layout: str | None = None  # "legacy", "merged", "dense" once the header was read
     extra_disk: int = 0
     header_note: str = ""
+
+    @property
+    def files(self) -> list[RemoteFile]:
+        """The files this choice downloads; their names are all a `.part` needs."""
+        if self.model is not None:
+            return list(self.model.files)
+        return [RemoteFile(self.path, self.row.entry.size_bytes)]
 
 
 def _gb(num_bytes: int, approximate: bool = False) -> str:
@@ -315,10 +326,14 @@ class DownloadDialog(QDialog):
         self.cancel_button = QPushButton(self.tr("Cancel download"))
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
+        self.discard_button = QPushButton(self.tr("Discard the partial download"))
+        self.discard_button.setVisible(False)
+        self.discard_button.clicked.connect(self.discard)
         self.close_button = QPushButton(self.tr("Close"))
         self.close_button.clicked.connect(self.reject)
         row.addWidget(self.folder_label, 1)
-        for button in (self.download_button, self.cancel_button, self.close_button):
+        for button in (self.download_button, self.discard_button, self.cancel_button,
+                       self.close_button):
             row.addWidget(button)
         return row
 
@@ -343,6 +358,9 @@ class DownloadDialog(QDialog):
             self.repo_status.setText(str(exc))
             return
         self.repo_status.setText(self.tr("Listing {0}…").format(repo_id))
+        self.repo_status.setStyleSheet("")
+        self.repo_table.show_choices([], None)
+        self._clear_old_error()
         self.list_button.setEnabled(False)
         self._listing.start(lambda _r, _c: self.hub.list_gguf(repo_id),
                             on_success=lambda models: self._on_listed(repo_id, wanted, models),
@@ -351,7 +369,16 @@ class DownloadDialog(QDialog):
     def _on_list_failed(self, message: str) -> None:
         self.list_button.setEnabled(True)
         self.repo_status.setText(message)
+        self.repo_status.setStyleSheet(ERROR_STYLE)
         self.repo_table.show_choices([], None)
+
+    def _clear_old_error(self) -> None:
+        """A new attempt starts clean: no red message from the one before."""
+        if self.state == "failed":
+            self.state = "idle"
+            self.progress_label.setText("")
+            self.progress_label.setStyleSheet("")
+            self.download_button.setText(self.tr("Download"))
 
     def _on_listed(self, repo_id: str, wanted: str | None, models: list[GgufModel]) -> None:
         self.list_button.setEnabled(True)
@@ -400,6 +427,7 @@ class DownloadDialog(QDialog):
         self.layout_label.setText(self._layout_text(choice))
         self.keep_original.setVisible(choice.layout == "legacy")
         self.disk_label.setText(self._disk_text(choice))
+        self._show_discard(choice)
         self.download_button.setText(self.tr("Download") if choice.row.fits
                                      else self.tr("Download anyway"))
 
@@ -425,6 +453,7 @@ class DownloadDialog(QDialog):
         return choice.header_note or "Checking the file's layout…"
 
     def _disk_text(self, choice: Choice) -> str:
+        """The real arithmetic: what is still to fetch, the conversion's room, the margin."""
         size = choice.model.size if choice.model else choice.row.entry.size_bytes
         folder = next((p for p in (self.models_dir, *self.models_dir.parents) if p.exists()),
                       self.models_dir)
@@ -432,14 +461,23 @@ class DownloadDialog(QDialog):
             free = self.disk_usage(folder).free
         except OSError:
             return f"The download is {human_size(size)}."
-        needed = size + (choice.extra_disk if choice.layout == "legacy" else 0)
-        warn = "  Not enough free disk space." if free < needed else ""
-        return f"The download is {human_size(size)}; {human_size(free)} free on that disk.{warn}"
+        kept = partial_bytes(self.models_dir, choice.files) if self.models_dir.exists() else 0
+        extra = choice.extra_disk if choice.layout == "legacy" else 0
+        needed = max(size - kept, 0) + extra
+        text = f"The download is {human_size(size)}; {human_size(free)} free on that disk."
+        if free >= needed + DISK_MARGIN:
+            return text
+        parts = [f"{human_size(needed - extra)} still to download"]
+        if extra:
+            parts.append(f"{human_size(extra)} to convert it")
+        parts.append(f"{human_size(DISK_MARGIN)} Parlor keeps free")
+        return (f"{text}  Not enough free disk space: it needs {human_size(needed + DISK_MARGIN)}"
+                f" ({' + '.join(parts)}).")
 
     def _check_header(self, choice: Choice) -> None:
         """Read the header with a Range request: the layout, and the real layer count."""
-        url, headers = self.hub.url(choice.repo_id, choice.path), self.hub.headers()
-        self._headers.start(lambda _r, _c: read_remote_header(url, headers),
+        hub, repo, path = self.hub, choice.repo_id, choice.path
+        self._headers.start(lambda _r, _c: hub.read_header(repo, path),
                             on_success=lambda h: self._on_header(choice, h),
                             on_failure=lambda m: self._on_header_failed(choice, m),
                             name="header")
@@ -456,8 +494,7 @@ class DownloadDialog(QDialog):
             self._describe(choice)
 
     def _on_header_failed(self, choice: Choice, message: str) -> None:
-        url = self.hub.url(choice.repo_id, choice.path)
-        reason = message.removeprefix(f"{url}: ").removeprefix(f"{Path(choice.path).name}: ")
+        reason = message.removeprefix(f"{Path(choice.path).name}: ")
         choice.header_note = (f"Could not check the file's layout before downloading "
                               f"({reason}); it is checked after the download.")
         if choice is self.current_choice():
@@ -485,10 +522,7 @@ class DownloadDialog(QDialog):
             return
         self._active = choice
         self._headers.drop()
-        local = self.models_dir / Path(choice.path).name
-        if self._already_here(choice, local):
-            self._on_downloaded(local)
-            return
+        self._clear_old_error()
         self._set_busy("downloading")
         repo, model, hub, dest = choice.repo_id, choice.model, self.hub, self.models_dir
 
@@ -501,18 +535,6 @@ class DownloadDialog(QDialog):
                          on_progress=self._on_download_progress,
                          on_cancel=self._on_cancelled, name="download")
 
-    @staticmethod
-    def _already_here(choice: Choice, local: Path) -> bool:
-        """Only verified (or converted) files ever get their final name, so one that is there
-        and reads as a GGUF needs no second download, even when conversion changed its size."""
-        if choice.model is not None and choice.model.split_count > 1:
-            return False  # download() checks every part by size
-        try:
-            validate_gguf(local)
-        except (GGUFError, OSError):
-            return False
-        return True
-
     def _set_busy(self, state: str) -> None:
         self.state = state
         busy = state in ("downloading", "converting")
@@ -520,6 +542,8 @@ class DownloadDialog(QDialog):
         for w in (self.download_button, self.tabs, self.keep_original):
             w.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
+        if busy:
+            self.discard_button.setVisible(False)
         self.bar.setRange(0, 1000)
         self.progress_label.setStyleSheet("")
         self.cancel_button.setText(self.tr("Cancel conversion") if state == "converting"
@@ -530,6 +554,10 @@ class DownloadDialog(QDialog):
     def _on_download_progress(self, p: Progress) -> None:
         self.bar.setValue(int(1000 * p.fraction))
         amounts = f"{human_size(p.done)} of {human_size(p.total)}"
+        if p.note:  # retrying or waiting: why, the next attempt, the bound
+            self.progress_label.setText(f"{PHASES.get(p.phase, p.phase)}: {p.file} ({amounts})."
+                                        f" {p.note}")
+            return
         if p.phase in PHASES:
             self.progress_label.setText(f"{PHASES[p.phase]}: {p.file} ({amounts})…")
             return
@@ -576,8 +604,9 @@ class DownloadDialog(QDialog):
     def _on_failed(self, message: str) -> None:
         self._set_busy("failed")
         self.progress_label.setText(message)
-        self.progress_label.setStyleSheet(f"color: {BADGES['none'][1]};")
+        self.progress_label.setStyleSheet(ERROR_STYLE)
         self.download_button.setText(self.tr("Try again"))
+        self._show_discard(self._active)
 
     def _on_cancelled(self, message: str) -> None:
         was_download = self.state == "downloading"
@@ -585,6 +614,39 @@ class DownloadDialog(QDialog):
         self.progress_label.setText(message)
         self.download_button.setText(self.tr("Resume download") if was_download
                                      else self.tr("Convert again"))
+        self._show_discard(self._active)
+
+    def _show_discard(self, choice: Choice | None) -> None:
+        """Offered whenever a `.part` of this choice is on disk and nothing is running."""
+        idle = self.state not in ("downloading", "converting")
+        kept = (partial_bytes(self.models_dir, choice.files)
+                if choice is not None and self.models_dir.exists() else 0)
+        self.discard_button.setVisible(idle and kept > 0)
+        if kept:
+            self.discard_button.setToolTip(self.tr("Delete the {0} downloaded so far").format(
+                human_size(kept)))
+
+    def discard(self) -> None:
+        """Delete the partial download of the selected (or last) choice; a part another window
+        is writing is left alone, and that is said."""
+        choice = self._active if self.state in ("cancelled", "failed") else None
+        choice = choice or self.current_choice()
+        if choice is None:
+            return
+        try:
+            freed = discard_partial(self.models_dir, choice.files)
+        except DownloadError as exc:
+            self.progress_label.setText(str(exc))
+            self.progress_label.setStyleSheet(ERROR_STYLE)
+            return
+        self.state = "idle"
+        self.progress_label.setStyleSheet("")
+        self.progress_label.setText(self.tr("Discarded the partial download ({0}).").format(
+            human_size(freed)))
+        self.download_button.setText(self.tr("Download"))
+        self.bar.setVisible(False)
+        self._show_discard(choice)
+        self._describe(self.current_choice())
 
     def cancel(self) -> None:
         """Cancel the download (its .part is kept to resume) or the conversion."""
