@@ -331,3 +331,14 @@ def test_budget_invariants(shape, description, examples, n_ctx, pin, name):
     assert kept == sorted(kept)  # a kept message is never older than a dropped one
     newest = history[-1].text.strip()
     assert newest[-20:] in built.text
+
+
+def test_card_and_chat_text_are_normalised_before_prompting():
+    """SillyTavern sends text without \\r and without spaces at line ends (Generate's
+    `.replace(/\\r/gm, '')`); what is stored is not changed."""
+    card = {**CARD, "description": "{{char}} is a fox.  \r\nShe is clever.\t"}
+    history = [Message("user", "Hi there.   \r\nHow are you?  ")]
+    built = build(history, card=card)
+    assert "Alice is a fox.\nShe is clever.\n\n" in built.text
+    assert "Hi there.\nHow are you?<|im_end|>" in built.text
+    assert "\r" not in built.text and history[0].text.endswith("?  ")

@@ -22,6 +22,7 @@ from functools import partial
 from random import Random
 from typing import Any
 
+from app.core.prompt.cleanup import normalize_text
 from app.core.prompt.fit import Counter, Layout, fit, suggest_context
 from app.core.prompt.instruct import InstructTemplate
 from app.core.prompt.macros import MacroContext, expand_macros, stable_rng
@@ -248,7 +249,7 @@ def _expand_history(history: list[Message], ctx: MacroContext) -> list[Message]:
         if "{{" in text or "<" in text:  # dice in an old message roll the same every turn
             text = expand_macros(text, replace(ctx, rng=stable_rng(text)), "a chat message")
         name = m.name or {"user": ctx.user, "assistant": ctx.char}.get(m.role)
-        out.append(Message(m.role, text.strip(), name))
+        out.append(Message(m.role, normalize_text(text).strip(), name))  # as SillyTavern sends it
     return out
 
 
@@ -258,7 +259,7 @@ def _part_texts(inp: PromptInput, settings: PromptSettings, ctx: MacroContext,
 
     def field_(key: str) -> str:
         value = card.get(key)
-        return value.strip() if isinstance(value, str) else ""
+        return normalize_text(value).strip() if isinstance(value, str) else ""
 
     def formatted(name: str, text: str) -> str:
         wrapper = settings.part_formats.get(name, "{{text}}")
@@ -274,7 +275,7 @@ def _part_texts(inp: PromptInput, settings: PromptSettings, ctx: MacroContext,
         "description": formatted("description", field_("description")),
         "personality": formatted("personality", field_("personality")),
         "scenario": formatted("scenario", field_("scenario")),
-        "persona": formatted("persona", inp.persona.strip()),
+        "persona": formatted("persona", normalize_text(inp.persona).strip()),
         "examples": "",  # example blocks are fitted one by one: see build_prompt
         "lore": lore,  # no longer filled: lore has its positions (see DEFAULT_ORDER)
         "lore_before": "", "lore_after": "", "authors_note": "",
