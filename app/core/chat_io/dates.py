@@ -22,7 +22,10 @@ def parse_send_date(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return _from_number(float(value))
+        try:
+            return _from_number(float(value))
+        except OverflowError:  # an integer too large for a float: no date
+            return None
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()

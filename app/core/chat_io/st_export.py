@@ -10,6 +10,7 @@ under `extra.parlor`), and the branches that are not on the path go into
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -42,8 +43,20 @@ def st_chat_rows(store: Store, chat_id: int) -> list[dict[str, Any]]:
 
 
 def st_chat_text(store: Store, chat_id: int) -> str:
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n"
+    return "".join(json.dumps(_js_numbers(row), ensure_ascii=False, allow_nan=False) + "\n"
                    for row in st_chat_rows(store, chat_id))
+
+
+def _js_numbers(value: Any) -> Any:
+    """NaN and infinities as null, as SillyTavern's JSON.stringify writes them: its
+    JSON.parse would refuse the line otherwise (values kept from older imports)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _js_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_js_numbers(v) for v in value]
+    return value
 
 
 def speaker_names(store: Store, chat_id: int) -> dict[str, str]:

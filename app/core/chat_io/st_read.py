@@ -7,10 +7,12 @@ deciding whether to import the rest.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.core.cards.surrogates import scrub
 from app.core.chat_io.errors import ChatIOError, LineProblem
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -41,11 +43,12 @@ class StFile:
 def read_st_file(path: str | Path) -> StFile:
     """Read and check every line; raises ChatIOError only if the file cannot be read."""
     try:
+        size = Path(path).stat().st_size  # before reading: a 6 GB file must not be loaded
+        if size > MAX_FILE_BYTES:
+            raise ChatIOError(f"{path}: {size // 1_000_000} MB is too large for a chat")
         data = Path(path).read_bytes()
     except OSError as exc:
         raise ChatIOError(f"{path}: could not be read ({exc.strerror or exc})") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ChatIOError(f"{path}: {len(data) // 1_000_000} MB is too large for a chat")
     return parse_st_bytes(data, str(path))
 
 
@@ -70,18 +73,40 @@ def parse_st_bytes(data: bytes, source: str = "chat") -> StFile:
 
 
 def _decode(raw: bytes, number: int, out: StFile) -> dict | None:
+    # As SillyTavern's JSON.parse: NaN and Infinity are not JSON; a number too large for a
+    # double (1e999) is Infinity there, which its JSON.stringify saves as null: so None here.
     try:
-        row = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+        row = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"),
+                         parse_constant=_not_json, parse_float=_finite_or_none)
     except UnicodeDecodeError:
         out.problems.append(LineProblem(number, "not UTF-8 text"))
         return None
     except json.JSONDecodeError as exc:
         out.problems.append(LineProblem(number, f"not valid JSON ({exc.msg})"))
         return None
+    except RecursionError:
+        out.problems.append(LineProblem(number, "nested too deeply"))
+        return None
+    except ValueError as exc:  # NaN/Infinity, or an integer of thousands of digits
+        out.problems.append(LineProblem(number, f"not valid JSON ({exc})"))
+        return None
     if not isinstance(row, dict):
         out.problems.append(LineProblem(number, f"a JSON {type(row).__name__}, not an object"))
         return None
+    row, replaced = scrub(row)
+    if replaced:
+        out.warnings.append(f"{out.source}, line {number}: {replaced} broken character(s) "
+                            "(lone surrogates) replaced with \N{REPLACEMENT CHARACTER}")
     return row
+
+
+def _not_json(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_or_none(text: str) -> float | None:
+    number = float(text)
+    return number if math.isfinite(number) else None
 
 
 def _add_message(row: dict, number: int, out: StFile) -> None:

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from app.core.chat_io import ChatIOError, LineProblem, export_chat, import_st_chat
 from app.core.store import StoreError
 from app.gui.undo_bar import make_undo_bar
+from app.gui.window_state import remember_size
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 EXPORT_FILTERS = {"SillyTavern chat (*.jsonl)": "jsonl", "Markdown (*.md)": "md",
@@ -66,6 +67,7 @@ class ChatsDialog(QDialog):
         name = store.character_card(character_id).get("name") or ""
         self.setWindowTitle(self.tr("Chats with {0}").format(name))
         self.resize(640, 460)
+        remember_size(self, "chats")
         self._build()
         self.reload()
 
@@ -305,6 +307,9 @@ class ChatsDialog(QDialog):
         try:
             result = import_st_chat(self.store, path, self.character_id,
                                     accept=accept_problems)
+        except StoreError as exc:  # the file was fine, the database could not take it
+            self._say(str(exc))
+            return None
         except ChatIOError as exc:
             self._say(str(exc) if not exc.problems else
                       self.tr("{0}: not imported ({1} malformed line(s)).").format(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -199,7 +200,7 @@ def _position(ext_position: Any, position: Any) -> Position:
     if isinstance(ext_position, (int, float, str)) and not isinstance(ext_position, bool):
         try:
             return Position(int(ext_position))
-        except ValueError:
+        except (ValueError, OverflowError):
             pass
     return Position.BEFORE if position == "before_char" else Position.AFTER
 
@@ -210,7 +211,7 @@ def _role(value: Any) -> Role:
         return names.get(value.lower(), Role.SYSTEM)
     try:
         return Role(int(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return Role.SYSTEM
 
 
@@ -219,7 +220,7 @@ def _logic(value: Any) -> Logic:
         return _LOGIC_NAMES.get(value.lower(), Logic.AND_ANY)
     try:
         return Logic(int(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return Logic.AND_ANY
 
 
@@ -264,11 +265,16 @@ def _strings(value: Any) -> list[str]:
             if isinstance(v, (str, int, float)) and not isinstance(v, bool) and str(v).strip()]
 
 
+_LIMIT = 2**31 - 1  # depths, orders and counts beyond this mean nothing more
+
+
 def _number(value: Any, default: float) -> float:
     if isinstance(value, bool) or value is None:
         return default
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return default
-    return number if number == number else default  # NaN
+    if not math.isfinite(number):  # "@@scan_depth inf" or nan: int() of it would raise
+        return default
+    return max(-_LIMIT, min(_LIMIT, number))

@@ -18,6 +18,8 @@ from app.core.prompt.presets import Message
 from app.core.prompt.worldinfo.entry import DEFAULT_DEPTH, Role, _role
 from app.core.prompt.worldinfo.placement import Placement
 
+NOTE_KEYS = ("note_prompt", "note_interval", "note_position", "note_depth", "note_role")
+
 
 class NotePosition(IntEnum):
     """SillyTavern's `extension_prompt_types`."""
@@ -126,7 +128,7 @@ def inject(history: list[Message], prompts: list[InChat], continue_last: bool,
 def _note_position(value: Any) -> NotePosition:
     try:
         return NotePosition(int(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return NotePosition.IN_CHAT
 
 
@@ -135,5 +137,5 @@ def _int(value: Any, default: int) -> int:
         return default
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite number
         return default
