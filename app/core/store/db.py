@@ -83,6 +83,26 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE characters ADD COLUMN card_extra TEXT;
     """,
+    # 4: world info: sticky/cooldown state after a message (each branch its own timeline),
+    # and the library of world-info books, global or linked to characters (world_state.py).
+    """
+    CREATE TABLE world_info_timed (
+        message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        state TEXT NOT NULL
+    );
+    CREATE TABLE world_books (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        book_json TEXT NOT NULL,
+        is_global INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE world_book_characters (
+        book_id INTEGER NOT NULL REFERENCES world_books(id) ON DELETE CASCADE,
+        character_id INTEGER NOT NULL REFERENCES characters(id) ON DELETE CASCADE,
+        PRIMARY KEY (book_id, character_id)
+    );
+    """,
 ]
 
 
