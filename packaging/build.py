@@ -17,6 +17,7 @@ the same check.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ import struct
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,13 +211,39 @@ def _normalize_modes(root: Path) -> None:
         path.chmod(0o755 if executable else 0o644)
 
 
+# The portable folder's entry starts the launcher next to it. A .desktop file cannot name a
+# path relative to itself, but Exec gets the entry's own location as %k (a path or a file://
+# URI), and the shell takes its folder. Escaped twice, as the Desktop Entry spec asks: the
+# file's doubled backslashes are single ones in the string value, and those escape `"` and
+# `$` inside the quoted argument.
+TARBALL_EXEC = r'Exec=sh -c "exec \\"\\$(dirname \\"\\${0#file://}\\")/parlor\\"" %k'
+
+
+def tarball_desktop_entry() -> str:
+    """The .deb's desktop entry with Exec pointing at the portable folder's own launcher
+    (the .deb's `Exec=parlor` finds nothing on PATH after unpacking a tarball)."""
+    text = (PACKAGING / "linux" / "parlor.desktop").read_text(encoding="utf-8")
+    lines = [TARBALL_EXEC if ln.startswith("Exec=") else ln for ln in text.splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def _add_text(tar: tarfile.TarFile, arcname: str, text: str, mode: int) -> None:
+    data = text.encode("utf-8")
+    info = tarfile.TarInfo(arcname)
+    info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+    tar.addfile(info, io.BytesIO(data))
+
+
 def build_tarball(bundle: Path, dist: Path, version: str) -> Path:
-    """A portable folder: unpack anywhere and run ./parlor."""
+    """A portable folder: unpack anywhere and run ./parlor (or open parlor.desktop;
+    ./install-desktop-entry.sh adds it to the applications menu)."""
     name = f"{APP_NAME}-{version}-linux-{platform.machine()}"
     out = dist / f"{name}.tar.gz"
     with tarfile.open(out, "w:gz") as tar:
         tar.add(bundle, arcname=name)
-        tar.add(PACKAGING / "linux" / "parlor.desktop", arcname=f"{name}/parlor.desktop")
+        _add_text(tar, f"{name}/parlor.desktop", tarball_desktop_entry(), 0o755)
+        tar.add(PACKAGING / "linux" / "install-desktop-entry.sh",
+                arcname=f"{name}/install-desktop-entry.sh")
         tar.add(ROOT / "resources" / "parlor.png", arcname=f"{name}/parlor.png")
     return out
 
