@@ -68,8 +68,8 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActio
         apply_theme(QApplication.instance(), ctx.settings.theme, ctx.settings.font_size)
         self.chat_view.itemDelegate().book = ctx.settings.chat_layout == "book"
         self._connect()
-        self.message_ops = wire_chat(self)
         self._load_characters()
+        self.message_ops = wire_chat(self)   # after the first chat is open: it restores the last
         self._show_model(None)
 
     # --- layout ------------------------------------------------------------------------

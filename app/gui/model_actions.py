@@ -107,7 +107,7 @@ class ModelActions:
         self._download_dialog = dialog
         return dialog
 
-    def _offer_load(self, path: str, n_gpu_layers: int) -> QMessageBox:
+    def _offer_load(self, path: str, n_gpu_layers: int, n_cpu_moe: int = 0) -> QMessageBox:
         """After a download: offer to load it, with GPU layers from the memory estimate."""
         box = QMessageBox(QMessageBox.Icon.Question, self.tr("Model ready"),
                           self.tr("{0} is ready. Load it now ({1} GPU layers)?").format(
@@ -117,6 +117,7 @@ class ModelActions:
         def answered(button: int) -> None:
             if button == QMessageBox.StandardButton.Yes:
                 self.ctx.settings.n_gpu_layers = n_gpu_layers
+                self.ctx.settings.n_cpu_moe = n_cpu_moe  # the picker's expert split
                 self.open_model_file(path)  # the one opening path, as for Open and start-up
 
         box.finished.connect(answered)

@@ -97,6 +97,7 @@ class ModelSession(QObject):
             n_gpu_layers=s.n_gpu_layers if n_gpu_layers is None else n_gpu_layers,
             n_threads=s.n_threads or None, n_batch=s.n_batch, flash_attn=s.flash_attn,
             kv_type=s.kv_type, use_mmap=s.use_mmap, use_mlock=s.use_mlock,
+            n_cpu_moe=s.n_cpu_moe,
             session_dir=str(self._sessions_dir) if s.session_cap_mb else "",
             session_cap_mb=s.session_cap_mb)
 

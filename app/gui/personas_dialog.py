@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.undo_bar import make_undo_bar
+from app.gui.window_state import remember_size
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 
@@ -43,6 +44,7 @@ class PersonasDialog(QDialog):
         self._deleted: list[tuple[str, str, bool, list[int]]] = []
         self.setWindowTitle(self.tr("Personas"))
         self.resize(600, 380)
+        remember_size(self, "personas")
         self._build()
         self._save_timer = QTimer(self, singleShot=True, interval=600, timeout=self.save)
         self.name_edit.textEdited.connect(lambda _t: self._save_timer.start())

@@ -28,6 +28,7 @@ from app.core.appdata.settings import Settings
 from app.core.prompt import PRESET_NAMES
 from app.core.prompt.instruct import shipped_instruct
 from app.gui.wheel_guard import guard_wheel
+from app.gui.window_state import remember_size
 
 # (key, label, explanation, kind, options)
 SECTIONS: dict[str, list[tuple]] = {
@@ -152,6 +153,7 @@ class SettingsDialog(QDialog):
         lay.addWidget(tabs)
         lay.addWidget(buttons)
         guard_wheel(self)
+        remember_size(self, "settings")
 
     def _section(self, rows) -> QWidget:
         page = QWidget()

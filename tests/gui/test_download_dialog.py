@@ -106,7 +106,8 @@ def test_download_emits_model_ready_with_the_verified_file(qtbot, open_dialog, f
     assert dialog.layout_label.text() == ""  # current layout: nothing to announce
     with qtbot.waitSignal(dialog.model_ready, timeout=30000) as ready:
         dialog.download_button.click()
-    path, n_gpu_layers = ready.args
+    path, n_gpu_layers, n_cpu_moe = ready.args
+    assert n_cpu_moe == 0  # a dense model: no experts to keep in RAM
     assert Path(path) == tmp_path / "models" / "ggml-model-q4_k_m.gguf"
     assert hashlib.sha256(Path(path).read_bytes()).digest() == \
         hashlib.sha256(dense_bytes).digest()
@@ -116,7 +117,7 @@ def test_download_emits_model_ready_with_the_verified_file(qtbot, open_dialog, f
     gets = len(fake.ranges("ggml-model-q4_k_m.gguf"))
     with qtbot.waitSignal(dialog.model_ready, timeout=10000) as again:
         dialog.download_button.click()  # already in the models folder: nothing to fetch
-    assert again.args == [path, 1]
+    assert again.args == [path, 1, 0]
     assert len(fake.ranges("ggml-model-q4_k_m.gguf")) == gets
 
 

@@ -36,6 +36,7 @@ class Settings:
     model_path: str = ""          # the GGUF loaded at start; empty: ask the user
     n_ctx: int = 0                # context size in tokens; 0: from the model and the memory
     n_gpu_layers: int = 0         # layers offloaded to the GPU (0: CPU only, -1: all)
+    n_cpu_moe: int = 0            # MoE: experts of the first N layers stay in RAM
     n_threads: int = 0            # CPU threads for llama.cpp; 0: its own choice
     n_batch: int = 512            # prompt tokens evaluated per step
     flash_attn: bool = True       # smaller compute buffer; needed for a quantized V cache

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.core.cards import Card, to_v3_json
 from app.gui.characters.lorebook_editor import LorebookEditor, split_keys
+from app.gui.window_state import remember_size
 
 # The fields sent with every prompt: what the live token count measures.
 PERMANENT_FIELDS = ("description", "personality", "scenario", "mes_example", "system_prompt")
@@ -187,6 +188,7 @@ class CardEditor(QDialog):
         self._token_timer.timeout.connect(self.update_token_count)
         self.setWindowTitle(self.tr("Edit {0}").format(self._card.name or self.tr("character")))
         self.resize(900, 680)
+        remember_size(self, "card-editor")
         self._build()
         self._show_avatar()
         self.update_token_count()

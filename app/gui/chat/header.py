@@ -26,7 +26,7 @@ class ElidedLabel(QLabel):
         super().__init__(parent)
         self._full = ""
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.setMinimumWidth(80)
+        self.setMinimumWidth(60)
 
     def setText(self, text: str) -> None:  # noqa: N802
         self._full = text
@@ -74,14 +74,20 @@ class ChatHeader(QWidget):
         self.title.setFont(font)
         self.chats = QComboBox()
         self.chats.setAccessibleName(self.tr("Chats with this character"))
-        self.chats.setMinimumContentsLength(24)
+        # Room for ten characters, longer titles are elided: the window must fit
+        # 800 px beside the library.
+        self.chats.setMinimumContentsLength(10)
+        self.chats.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.manage_button = QPushButton(self.tr("Chats…"))
         self.manage_button.setToolTip(self.tr("Rename, duplicate, delete, export, import and "
                                               "search chats"))
         self.persona = QComboBox()
         self.persona.setAccessibleName(self.tr("Your persona in this chat"))
         self.persona.setToolTip(self.tr("Who you are in this chat"))
-        self.persona.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.persona.setMinimumContentsLength(8)
+        self.persona.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self._persona_index = 0
         self.new_button = QPushButton(self.tr("New chat"))
         self.inspect_button = QPushButton(self.tr("Prompt…"))

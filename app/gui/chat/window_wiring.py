@@ -8,12 +8,14 @@ exist; everything it touches is named here.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QApplication
 
+from app.core.store import StoreError
 from app.gui.characters.vocab_counter import counter_for
 from app.gui.chat.message_ops import MessageOps
 from app.gui.theme import CHAT_TEXT, apply_chat_font
+from app.gui.window_state import WindowState
 
 NOTICE_MS = 12_000
 LIBRARY_MIN_W = 180   # a long name in the chat header must not squeeze the library away
@@ -67,7 +69,40 @@ def wire_chat(window) -> MessageOps:
     window.library.setMinimumWidth(LIBRARY_MIN_W)
     window.centralWidget().setChildrenCollapsible(False)
     window.model_loaded.connect(lambda info: _count_with(window, info.path))
+    _remember_state(window)
     return ops
+
+
+def _remember_state(window) -> None:
+    """Geometry, splitter and the chat that was open come back; they are kept on close."""
+    state = WindowState(window.ctx.paths.config, window)
+    window.window_state = state
+    state.restore_window(window, window.centralWidget())
+    character, chat = state.last_chat()
+    if character is not None and window.library.select(character) and chat is not None:
+        try:
+            if window.ctx.store.chat_character(chat) == character \
+                    and window.ctx.store.chat_info(chat)["deleted_at"] is None:
+                window._open_chat(chat)
+        except (StoreError, TypeError, IndexError):
+            pass   # the chat is gone: its character's newest chat is open instead
+    window.controller.chat_opened.connect(lambda chat_id: state.set_last_chat(
+        window.ctx.store.chat_character(chat_id), chat_id))
+    if window.controller.chat_id is not None:
+        state.set_last_chat(window.ctx.store.chat_character(window.controller.chat_id),
+                            window.controller.chat_id)
+    window.installEventFilter(_SaveOnClose(state, window))
+
+
+class _SaveOnClose(QObject):
+    def __init__(self, state: WindowState, window) -> None:
+        super().__init__(window)
+        self.state = state
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.Close:
+            self.state.save_window(obj, obj.centralWidget())
+        return False
 
 
 def _count_with(window, model_path: str) -> None:

@@ -215,7 +215,7 @@ class DownloadDialog(QDialog):
     """Pick a quant (or any repository's GGUF), download it, convert it if it is old, and
     say `model_ready(path, n_gpu_layers)` so the main window can offer to load it."""
 
-    model_ready = Signal(str, int)
+    model_ready = Signal(str, int, int)  # path, n_gpu_layers, n_cpu_moe
 
     def __init__(self, machine: Machine, catalog: cat.Catalog, hub: Hub, models_dir: Path,
                  parent: QWidget | None = None, *, n_ctx: int = 4096,
@@ -588,18 +588,22 @@ class DownloadDialog(QDialog):
 
     def _finish(self, path: Path, header: GGUFHeader, converted: bool) -> None:
         entry = self._active.row.entry if self._active else None
-        n_gpu = 0
+        n_gpu = n_cpu_moe = 0
         if entry is not None:
             plan = cat.plan_run(entry, self.machine, n_layer=header.n_layer or None)
             n_gpu = plan.n_gpu_layers if plan.mode != "none" else 0
+            experts = plan_for(header, self.machine, self.n_ctx)  # what the picker showed
+            if plan.mode == "partial" and experts is not None:
+                n_gpu, n_cpu_moe = experts.n_gpu_layers, experts.n_cpu_moe
         self.result_path = Path(path)
         self._set_busy("ready")
         self.bar.setValue(1000)
         done = "downloaded, verified and converted" if converted else "downloaded and verified"
+        in_ram = f", experts of {n_cpu_moe} layers in RAM" if n_cpu_moe else ""
         self.progress_label.setText(f"{Path(path).name} is {done}. GPU layers to use: "
-                                    f"{'all' if n_gpu < 0 else n_gpu}.")
+                                    f"{'all' if n_gpu < 0 else n_gpu}{in_ram}.")
         self.download_button.setText(self.tr("Download"))
-        self.model_ready.emit(str(path), n_gpu)
+        self.model_ready.emit(str(path), n_gpu, n_cpu_moe)
 
     def _on_failed(self, message: str) -> None:
         self._set_busy("failed")
