@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 from app.core.gguf.ggml_types import FILE_TYPES, block_info, type_name
 from app.core.gguf.memory import estimate_memory
+from app.core.gguf.metadata_types import metadata_problem
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -28,6 +29,11 @@ MAX_TENSORS = 1 << 20
 MAX_KV = 1 << 20
 MAX_DIMS = 4
 MAX_ITEM_BYTES = 1 << 32  # no metadata string or array is anywhere near 4 GB
+# Budgets for what the header becomes in Python, whatever the file's size: the largest real
+# vocabularies (260 K tokens with scores, types and merges) are about a million items and
+# tens of MB. A sparse file claiming a 1.9e9-item array would need 30 GB of Python objects.
+MAX_METADATA_ITEMS = 8_000_000
+MAX_HEADER_BYTES = 512 << 20
 
 # GGUF metadata value types
 T_UINT8, T_INT8, T_UINT16, T_INT16, T_UINT32, T_INT32, T_FLOAT32, T_BOOL = range(8)
@@ -145,6 +151,7 @@ class _Reader:
         self.buf = bytearray()
         self.eof = False
         self.pos = 0
+        self.items = 0  # array items read so far, against MAX_METADATA_ITEMS
         self.set_byteorder("<")
 
     def set_byteorder(self, bo: str) -> None:
@@ -157,6 +164,9 @@ class _Reader:
             return
         if self.limit is not None and end > self.limit:
             raise HeaderIncomplete(self.name, end, self.limit)
+        if end > MAX_HEADER_BYTES:
+            raise GGUFError(f"{self.name}: the header is larger than {MAX_HEADER_BYTES >> 20} MB "
+                            "(no model's is): the file is damaged or hostile")
         while len(self.buf) < end:
             if self.eof:
                 raise HeaderIncomplete(self.name, end, len(self.buf))
@@ -192,6 +202,14 @@ class _Reader:
         self.pos += n
         return raw.decode("utf-8", errors="surrogateescape")
 
+    def take_items(self, count: int, what: str) -> None:
+        """Count array items against the budget before any is built."""
+        self.items += count
+        if self.items > MAX_METADATA_ITEMS:
+            raise GGUFError(f"{self.name}: a {what} at byte {self.pos} would bring the metadata "
+                            f"to {self.items:,} items, over the limit of {MAX_METADATA_ITEMS:,}"
+                            ": the file is damaged or hostile")
+
     def check_count(self, count: int, item_size: int, what: str) -> None:
         """A length that no header could need means damage; one past the end, truncation."""
         end = self.pos + count * item_size
@@ -215,6 +233,7 @@ def _read_value(r: _Reader, vtype: int) -> Any:
 
 def _read_array(r: _Reader) -> list:
     itype, count = r.u32(), r.u64()
+    r.take_items(count, "metadata array")
     if itype == T_STRING:
         r.check_count(count, 8, "string array")
         return [r.string() for _ in range(count)]
@@ -298,6 +317,9 @@ def _parse(fileobj: BinaryIO, name: str, size_limit: int | None) -> GGUFHeader:
     alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
         raise GGUFError(f"{name}: general.alignment is {alignment!r}, not a power of two")
+    problem = metadata_problem(metadata)
+    if problem:
+        raise GGUFError(f"{name}: {problem}")
     tensors = [TensorInfo(*_read_tensor_info(r)) for _ in range(n_tensors)]
     data_offset = -(-r.pos // alignment) * alignment
     return GGUFHeader(name=name, version=version, byteorder=r.bo, metadata=metadata,

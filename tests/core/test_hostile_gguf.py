@@ -1,0 +1,114 @@
+"""Issue 21, points 6 and 7: GGUF metadata of the wrong type is a clear error naming the key,
+and what the header becomes in Python is bounded whatever the file claims."""
+
+from __future__ import annotations
+
+import argparse
+import struct
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+
+from app.commands import convert as convert_command
+from app.core.gguf.header import (
+    MAX_HEADER_BYTES,
+    MAX_METADATA_ITEMS,
+    GGUFError,
+    read_header,
+    validate_gguf,
+)
+from tests.hostile import Bounded
+
+
+def _gguf(path: Path, **metadata) -> Path:
+    writer = gguf.GGUFWriter(str(path), "llama")
+    for key, value in metadata.items():
+        key = key.replace("__", ".")
+        if isinstance(value, str):
+            writer.add_string(key, value)
+        elif isinstance(value, list):
+            writer.add_array(key, value)
+        else:
+            writer.add_uint32(key, value)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+CASES = [
+    ({"llama__context_length": "abc"}, "llama.context_length must be a whole number"),
+    ({"llama__block_count": [1, 2, 3]}, "llama.block_count must be a whole number, but it is "
+                                        "a list of 3"),
+    ({"general__file_type": "Q4_K_M"}, "general.file_type must be a whole number"),
+    ({"tokenizer__chat_template": [1, 2]}, "tokenizer.chat_template must be text"),
+    ({"llama__attention__head_count": ["a"]}, "llama.attention.head_count must be a whole"),
+]
+
+
+@pytest.mark.parametrize("metadata, says", CASES)
+def test_wrong_typed_metadata_is_an_error_naming_the_key(tmp_path, metadata, says):
+    path = _gguf(tmp_path / "bad.gguf", **metadata)
+    with pytest.raises(GGUFError, match=says.replace(".", r"\.")):
+        validate_gguf(path)
+
+
+def test_per_layer_arrays_stay_allowed(tmp_path):
+    path = _gguf(tmp_path / "ok.gguf", llama__block_count=2,
+                 llama__attention__head_count=[4, 4], llama__feed_forward_length=[8, 8])
+    assert validate_gguf(path).n_layer == 2
+
+
+def test_parlor_convert_says_what_is_wrong_without_a_traceback(tmp_path, capsys):
+    path = _gguf(tmp_path / "bad.gguf", llama__context_length="abc")
+    parser = argparse.ArgumentParser(prog="parlor")
+    convert_command.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["convert", str(path)])
+    assert args.handler(args) == 1
+    err = capsys.readouterr().err
+    assert "llama.context_length must be a whole number" in err and "Traceback" not in err
+
+
+def _sparse_gguf(path: Path, key: str, item_type: int | None, count: int, size: int) -> Path:
+    """A GGUF whose one metadata value claims `count` items (or bytes, for a string),
+    padded with a hole to `size` bytes so the claim fits the file."""
+    body = b"GGUF" + struct.pack("<IQQ", 3, 0, 1)
+    body += struct.pack("<Q", len(key)) + key.encode()
+    if item_type is None:
+        body += struct.pack("<IQ", 8, count)  # a string of `count` bytes
+    else:
+        body += struct.pack("<IIQ", 9, item_type, count)  # an array
+    with open(path, "wb") as f:
+        f.write(body)
+        f.truncate(size)
+    return path
+
+
+def _read(path: str) -> str:
+    try:
+        read_header(path)
+    except GGUFError as exc:
+        return str(exc)
+    return "read"
+
+
+@pytest.mark.parametrize("key, item_type, count", [
+    ("tokenizer.ggml.token_type", 0, 1_900_000_000),   # uint8 items: 30 GB as Python ints
+    ("tokenizer.ggml.tokens", 8, 200_000_000),          # strings of zero bytes, 8 bytes each
+    ("general.name", None, MAX_HEADER_BYTES + 1),       # one string past the header cap
+])
+def test_a_sparse_file_claiming_huge_metadata_is_refused_before_allocating(tmp_path, key,
+                                                                           item_type, count):
+    """2 GB on paper, nothing on disk; read in a child with 300 MB to spare and 20 s."""
+    path = _sparse_gguf(tmp_path / "sparse.gguf", key, item_type, count, 2 << 30)
+    child = Bounded(extra_mb=300)
+    try:
+        message = child(_read, str(path), seconds=20)
+    finally:
+        child.close()
+    assert "damaged or hostile" in message, message
+    assert f"{MAX_METADATA_ITEMS:,}" in message or f"{MAX_HEADER_BYTES >> 20} MB" in message
