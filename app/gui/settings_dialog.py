@@ -99,6 +99,12 @@ SECTIONS: dict[str, list[tuple]] = {
          "appears.", "lines", None),
         ("pin_examples", "Pin examples", "Always send the card's example dialogue; "
          "otherwise it is sent only when the chat leaves room.", "bool", None),
+        ("trim_reply_names", "Remove names from replies", "Drop a 'Name:' the model writes "
+         "at the start of its lines (the raw reply is kept).", "bool", None),
+        ("trim_incomplete_sentences", "Trim incomplete sentences", "Cut a reply after its "
+         "last full sentence.", "bool", None),
+        ("single_line", "Single-line replies", "A reply ends at its first line break.",
+         "bool", None),
         ("lore_scan_depth", "Lore scan depth", "How many recent messages lore keys are "
          "looked for in.", "int", (1, 1000, 1)),
         ("lore_budget_tokens", "Lore budget", "The most tokens activated lore may take.",

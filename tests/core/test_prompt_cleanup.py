@@ -71,3 +71,9 @@ def test_incomplete_sentences_and_single_line_are_off_by_default():
     assert clean("  One. Two and  ").text == "One. Two and"
     assert clean("One. Two and", trim_incomplete_sentences=True).text == "One."
     assert clean("\nFirst line\nsecond", single_line=True).text == "First line"
+
+
+def test_whitespace_alone_does_not_count_as_a_change():
+    """A reply that only loses its leading space is stored as generated (KV cache reuse)."""
+    out = clean(" Hello there. ")
+    assert out.text == "Hello there." and not out.changed

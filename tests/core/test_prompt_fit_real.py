@@ -106,3 +106,20 @@ def test_a_model_without_a_template_is_told_and_gets_its_catalogs_preset(llm):
                       ModelInfo(**{**info.__dict__, "path": "/models/other.gguf"}), Settings(),
                       TokenCounter())(_count_many(llm))
     assert "format is a guess" in other.warnings[0]
+
+
+def test_the_job_cleans_the_finished_reply_with_its_own_stops(llm):
+    """cleanUpMessage on the reply: the character's name, the user's turn and a split stop
+    string of the format used (ChatML here) go; the raw text is kept."""
+    settings = Settings()
+    settings.template = "ChatML"
+    info = ModelInfo(path="m.gguf", name="m", n_ctx=N_CTX, n_ctx_train=N_CTX, n_gpu_layers=0,
+                     n_layer=2, chat_template=None, bos="<s>", eos="</s>")
+    job = PromptJob(PromptInput(card=CARD, user_name="Ann", history=[Message("user", "Hi")]),
+                    info, settings, TokenCounter())
+    job(_count_many(llm))
+    cleaned = job.clean("Comely: Welcome in!<|im_e")
+    assert cleaned.text == "Welcome in!" and cleaned.changed
+    assert job.clean("Sure.\nAnn: and I").text == "Sure."
+    settings.single_line = True
+    assert job.clean("One line.\nTwo lines.").text == "One line."

@@ -229,11 +229,12 @@ def test_hand_written_expectations(name):
 
 
 def test_stop_strings_follow_get_instruct_stopping_sequences():
-    """getInstructStoppingSequences: each sequence, on a new line when `wrap` is on."""
+    """getInstructStoppingSequences: each sequence, on a new line when `wrap` is on; the stop
+    sequence also as it is (Parlor's addition, for models without it as a token)."""
     inp = PromptInput(card=CARD, user_name="Bob", history=CHAT)
     chatml = build_prompt(inp, instruct_template("ChatML"), len, 8192, 100)
     assert chatml.stop == ["\nBob:", "\n<|im_end|>", "\n<|im_start|>user",
-                           "\n<|im_start|>assistant", "\n<|im_start|>system"]
+                           "\n<|im_start|>assistant", "\n<|im_start|>system", "<|im_end|>"]
     names = build_prompt(inp, instruct_template("ChatML-Names"), len, 8192, 100)
     assert "\n<|im_start|>[Bob]" in names.stop and "\n<|im_start|>[Alice]" in names.stop
 

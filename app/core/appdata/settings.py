@@ -69,6 +69,9 @@ class Settings:
     lore_scan_depth: int = 4      # how many recent messages lore keys are looked for in
     lore_budget_tokens: int = 512  # the most tokens activated lore may take
     pin_examples: bool = False    # always send the example dialogue (history gives way)
+    trim_reply_names: bool = True  # clean-up: drop "Name:" the model writes (SillyTavern: on)
+    trim_incomplete_sentences: bool = False  # clean-up: cut after the last sentence end
+    single_line: bool = False     # clean-up: replies end at their first line break
     enter_sends: bool = True      # Enter sends and Shift+Enter is a new line (else reversed)
     theme: str = "system"         # system | light | dark
     font_size: int = 0            # points for the chat text; 0: the system's size

@@ -26,7 +26,9 @@ from app.core.prompt import (
     template_from_gguf,
 )
 from app.core.prompt import Message as PromptMessage
-from app.core.prompt.instruct import instruct_template, shipped_instruct
+from app.core.prompt.cleanup import Cleaned, CleanupSettings, clean_reply
+from app.core.prompt.instruct import InstructTemplate, instruct_template, shipped_instruct
+from app.core.prompt.worldinfo.in_prompt import LoreInput
 from app.core.store import Message, Store
 
 
@@ -67,12 +69,15 @@ class PromptJob:
     info: ModelInfo
     settings: Settings
     counter: TokenCounter
+    used_template: ChatTemplate | None = None  # set when the job runs
+    built: BuiltPrompt | None = None
 
     def __call__(self, count_many: Callable[[list[str]], list[int]]) -> BuiltPrompt:
         """Build, then count the whole prompt once: pieces counted apart can add up to fewer
         tokens than the joined text (merges across their borders), and the engine refuses a
         prompt over the context, so the budget shrinks by what was missing and it is rebuilt."""
         template, notes = self.template()
+        self.used_template = template
         count = self.counter.bind(count_many)
         n_ctx = self.info.n_ctx - 1  # the BOS token the engine adds when it tokenizes
         for _ in range(3):
@@ -84,7 +89,21 @@ class PromptJob:
                 break
             n_ctx -= missing
         built.warnings[:0] = notes
+        self.built = built
         return built
+
+    def clean(self, raw: str) -> Cleaned:
+        """The finished reply after SillyTavern's clean-up, with the raw text kept."""
+        used = self.used_template
+        built = self.built
+        s = self.settings
+        return clean_reply(
+            raw, char=str(self.inp.card.get("nickname") or self.inp.card.get("name") or ""),
+            user=self.inp.user_name, stops=built.stop if built else (),
+            instruct=used.preset if isinstance(used, InstructTemplate) else None,
+            settings=CleanupSettings(trim_names=s.trim_reply_names,
+                                     trim_incomplete_sentences=s.trim_incomplete_sentences,
+                                     single_line=s.single_line))
 
     def template(self) -> tuple[ChatTemplate, list[str]]:
         """The chosen format: a built-in preset, one of SillyTavern's instruct presets, or
@@ -116,7 +135,8 @@ IMPERSONATE_INSTRUCTION = ("[Write {{user}}'s next message in the chat, in {{use
 
 def prompt_input(card: dict, settings: Settings, history: list[Message],
                  instruction: str | None = None,
-                 persona: tuple[str, str] | None = None) -> PromptInput:
+                 persona: tuple[str, str] | None = None,
+                 lore: LoreInput | None = None) -> PromptInput:
     """What the prompt builder needs; `instruction` is a last system line (impersonation).
 
     `persona` is the chat's (name, description), from `chat_persona_of`; without one the
@@ -128,7 +148,7 @@ def prompt_input(card: dict, settings: Settings, history: list[Message],
         messages.append(PromptMessage(role="system", text=instruction))
     name, description = persona or (settings.user_name, settings.persona)
     return PromptInput(card=card, user_name=name or settings.user_name, persona=description,
-                       history=messages)
+                       history=messages, lore=lore or LoreInput())
 
 
 def chat_persona_of(store: Store, chat_id: int) -> tuple[str, str] | None:

@@ -51,7 +51,10 @@ class Cleaned:
 
     @property
     def changed(self) -> bool:
-        return self.text != self.raw
+        """More than surrounding whitespace went. Whitespace alone is not worth storing a
+        changed text: the next prompt then holds the reply as it was generated, so its
+        tokens match the KV cache (a stripped leading space can force a full re-read)."""
+        return self.text != self.raw.strip()
 
 
 def clean_reply(raw: str, *, char: str, user: str, stops: Sequence[str] = (),

@@ -147,6 +147,11 @@ class InstructTemplate(ChatTemplate):
             if line.strip():
                 stop = ("\n" + line) if p.wrap else line
                 out.append(_substitute(stop, user, char) if p.macro else stop)
+        if p.wrap and p.stop_sequence.strip():
+            # Also unwrapped: SillyTavern leans on the backend's EOS here, but a model whose
+            # vocabulary lacks the sequence as a token (ChatML on a Mistral merge) writes it
+            # straight after the text.
+            out.append(p.stop_sequence)
         if self.context.use_stop_strings:
             out += [f"\n{_substitute(s, user, char)}" for s in
                     (self.context.chat_start, self.context.example_separator) if s]

@@ -288,6 +288,7 @@ class ChatController(QObject):
     def _run(self, target: _Target, inp, stop: list[str] | None = None) -> None:
         self._target = target
         job = PromptJob(inp, self.info, self.ctx.settings, self.counter)
+        self._job = job  # its clean-up runs on the finished reply
         self.worker.cancel.clear()
         if target.kind == "reply":
             self._save_timer.start()
@@ -346,11 +347,24 @@ class ChatController(QObject):
                  stats.shifted_tokens, f"; full read: {stats.full_read_reason}"
                  if stats.full_read_reason else "", stats.seed, stats.finish_reason or "-",
                  text_for_log(self._target.text, self.ctx.settings.log_text))
+        extra = self._clean_reply()
         self._finish("stopped" if stats.stopped else "complete", {
             "model": self.info.name if self.info else "", "seed": stats.seed,
             "sampler": sampler, "tokens": stats.tokens,
-            "tokens_per_s": round(stats.tokens_per_s, 2)})
+            "tokens_per_s": round(stats.tokens_per_s, 2), **extra})
         self.reply_finished.emit(stats)
+
+    def _clean_reply(self) -> dict:
+        """SillyTavern's clean-up on the finished reply; the raw text stays in its info."""
+        job = getattr(self, "_job", None)
+        if self._target.kind != "reply" or job is None:
+            return {}
+        cleaned = job.clean(self._target.text)
+        if not cleaned.changed:
+            return {}
+        self._target.text = cleaned.text
+        self.model.update_last(text=cleaned.text)
+        return {"raw_text": cleaned.raw}
 
     def _on_failed(self, message: str, crashed: bool) -> None:
         log.error("reply %s: %s", "interrupted, the engine process crashed" if crashed
