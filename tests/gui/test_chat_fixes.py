@@ -245,3 +245,20 @@ def test_status_bar_names_the_model_and_the_card_editor_counts_exactly(qtbot, ma
     llm = Llama(model_path=str(tiny_llama_path), vocab_only=True, verbose=False)
     assert editor.token_count == len(llm.tokenize(text.encode(), add_bos=False, special=True))
     editor.reject()
+
+
+def test_the_focused_message_takes_its_actions_from_the_keyboard(qtbot, make_window):
+    window = make_window()
+    view = window.chat_view
+    view.setFocus()
+    view.setCurrentIndex(window.chat_model.index(0))
+    qtbot.waitUntil(view.hasFocus)
+    assert view.itemDelegate().hover_row == 0      # its buttons show
+    qtbot.keyClick(view, Qt.Key.Key_F2)
+    assert view.itemDelegate().editor is not None
+    qtbot.keyClick(view.itemDelegate().editor, Qt.Key.Key_Escape)
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Delete)
+    assert window.chat_model.messages() == [] and window.message_ops.undo_bar.isVisible()
+    window.message_ops.undo_button.click()
+    assert len(window.chat_model.messages()) == 1

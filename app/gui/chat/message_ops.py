@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QListView
 from shiboken6 import isValid
 
@@ -45,7 +45,25 @@ class MessageOps(QObject):
             self._set_hover(-1)
         elif obj is self.view and kind in (QEvent.Type.FocusIn, QEvent.Type.FocusOut):
             self._follow_focus()
+        elif obj is self.view and kind == QEvent.Type.KeyPress:
+            return self._on_key(event)
         return False
+
+    def _on_key(self, event) -> bool:
+        """The focused message's buttons from the keyboard: F2 or E edits, Delete deletes,
+        Ctrl+C copies, B branches (the hover buttons show which message is focused)."""
+        index = self.view.currentIndex()
+        if not index.isValid() or self.delegate.editor is not None:
+            return False
+        key, mods = event.key(), event.modifiers()
+        ctrl = bool(mods & Qt.KeyboardModifier.ControlModifier)
+        name = {Qt.Key.Key_F2: "edit", Qt.Key.Key_E: "edit", Qt.Key.Key_Delete: "delete",
+                Qt.Key.Key_B: "branch"}.get(key) if not ctrl else (
+                    "copy" if key == Qt.Key.Key_C else None)
+        if name is None:
+            return False
+        self._on_action(index.row(), name)
+        return True
 
     def _follow_focus(self) -> None:
         """Keyboard users get the buttons on the focused message (Tab to the chat, arrows)."""
