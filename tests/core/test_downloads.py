@@ -32,6 +32,7 @@ from app.core.hub.downloads import (
     RemoteFile,
     RetryPolicy,
 )
+from app.core.hub.lock import part_lock
 from app.core.hub.manifest import Conversion, Manifest, read_manifest, write_manifest
 from app.core.hub.progress import Meter
 from tests.hub_server import FakeHub, point_huggingface_hub_at
@@ -511,6 +512,30 @@ def test_cli_says_when_a_verified_download_is_not_a_model_it_can_open(fake, dest
     assert final.read_bytes() == FILES["model.Q2_K.gguf"]  # kept: it is what the hub has
 
 
+def test_cli_waits_for_a_download_running_elsewhere_and_says_so(fake, dest, capsys):
+    file = remote("model.Q2_K.gguf")
+    dest.mkdir()
+    held, release = threading.Event(), threading.Event()
+
+    def other_window():
+        with part_lock(dest / "model.Q2_K.gguf.part"):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other_window)
+    thread.start()
+    held.wait(5)
+    threading.Timer(0.5, release.set).start()  # the other one gives up after a while
+    assert cli(["download", REPO, "--file", file.path, "--dest", str(dest),
+                "--no-convert"]) == 0
+    thread.join(10)
+    err = capsys.readouterr().err
+    assert ("model.Q2_K.gguf is already downloading in another window or command. Let it "
+            "finish there (or cancel it there), then try again. Waiting for it…") in err
+    assert (dest / "model.Q2_K.gguf").read_bytes() == FILES["model.Q2_K.gguf"]
+    assert len(fake.ranges("model.Q2_K.gguf")) == 1
+
+
 def test_cli_downloads_a_split_file_by_name(fake, dest):
     assert cli(["download", REPO, "--file", "big/model-Q8_0.gguf", "--dest", str(dest)]) == 0
     assert leftovers(dest) == installed("model-Q8_0-00001-of-00002.gguf",
@@ -615,9 +640,10 @@ def test_a_recorded_conversion_is_the_install_of_its_source(fake, dest):
 def test_a_file_from_before_manifests_is_checked_once_by_its_bytes(fake, dest):
     dest.mkdir()
     (dest / "model.Q2_K.gguf").write_bytes(FILES["model.Q2_K.gguf"])
-    before = len(fake.seen)
-    dl.download(REPO, [remote("model.Q2_K.gguf")], dest)
+    before, seen = len(fake.seen), []
+    dl.download(REPO, [remote("model.Q2_K.gguf")], dest, progress=seen.append)
     assert len(fake.seen) == before
+    assert [p.phase for p in seen] == ["identifying", "done"]
     assert read_manifest(dest / "model.Q2_K.gguf").sha256 == remote("model.Q2_K.gguf").sha256
 
 
@@ -656,7 +682,7 @@ def test_an_install_of_an_older_upload_is_replaced(fake, dest):
 
 def _start_slow_download(fake, dest, file):
     """A download in another thread, slowed down so the second one meets it mid-file."""
-    fake.delay = 0.02
+    fake.delay = 0.05  # about 2 s in all: ample time for the second one to meet it
     fake.chunk = 8 * 1024
     outcome = {}
 
@@ -707,10 +733,10 @@ def test_a_second_download_can_wait_for_the_first_and_fetches_nothing(fake, dest
     assert leftovers(dest) == installed(file.name)
 
 
-def test_two_processes_never_write_one_part(fake, dest, tmp_path):
+def test_two_processes_never_write_one_part(fake, dest):
     """The lock holds across processes, as between the window and `parlor download`."""
     file = remote("model.Q4_K_M.gguf")
-    thread, outcome = _start_slow_download(fake, dest, file)
+    dest.mkdir()
     code = (
         "import sys\n"
         "from app.core.hub import downloads as dl\n"
@@ -719,12 +745,13 @@ def test_two_processes_never_write_one_part(fake, dest, tmp_path):
         f"    dl.download({REPO!r}, [f], {str(dest)!r}, hub=dl.Hub(endpoint={fake.url!r}))\n"
         "except dl.AlreadyDownloading as e:\n"
         "    print(e); sys.exit(3)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "HF_HUB_DISABLE_XET": "1"})
-    thread.join(30)
+    with part_lock(dest / f"{file.name}.part"):  # held here as a window holds it
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "HF_HUB_DISABLE_XET": "1"})
     assert done.returncode == 3, done.stderr
     assert "is already downloading in another window or command" in done.stdout
-    assert (dest / file.name).read_bytes() == FILES["model.Q4_K_M.gguf"]
+    assert fake.ranges(file.name) == []
+    assert leftovers(dest) == []
 
 
 # -- the token goes only to the hub -------------------------------------------------------------

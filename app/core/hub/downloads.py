@@ -116,7 +116,7 @@ def _folder(dest: Path) -> Path:
 
 def _installed(dest: Path, source: Source, meter: Meter, cancel: threading.Event) -> bool:
     return installed(dest, source, cancel,
-                     on_hash=lambda: meter.set(file=source.file.name, phase="checking"))
+                     on_hash=lambda: meter.set(file=source.file.name, phase="identifying"))
 
 
 def _locked_download(job: Job, source: Source, wait: bool) -> None:

@@ -17,7 +17,8 @@ class Progress:
     speed: float  # bytes per second over the last few seconds
     eta: float | None  # seconds left, None while the speed is unknown
     file: str  # the file being worked on
-    phase: str  # "checking" (hashing a kept .part or an installed file), "waiting" (another
+    phase: str  # "identifying" (hashing a file found under the final name without a
+    # manifest), "checking" (hashing a kept .part), "waiting" (another
     # window or command is downloading this file), "downloading", "retrying" (waiting to
     # reconnect), "verifying", "done"
     note: str = ""  # while retrying or waiting: why, the next attempt, the bound

@@ -80,7 +80,8 @@ BADGES = {  # plan mode -> (text, text colour, background)
 WARN = ("#7a5200", "#ffecb3")
 PHASES = {"checking": "Checking the part downloaded before", "retrying":
           "Reconnecting", "verifying": "Verifying the checksum",
-          "waiting": "Waiting for the other download"}
+          "waiting": "Waiting for the other download",
+          "identifying": "Checking the file already in the models folder"}
 ERROR_STYLE = "color: #b71c1c;"
 
 
