@@ -15,6 +15,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CARD_KEYWORDS = ("chara", "ccv3")
 TEXT_TYPES = (b"tEXt", b"zTXt", b"iTXt")
 MAX_TEXT_CHUNK = 50_000_000  # bytes, stored or decompressed
+# All compressed card chunks of one file together: a 2 MB PNG of many zTXt chunks, each
+# inflating to the per-chunk limit, took 58 s and 2 GB before this budget.
+MAX_INFLATED_TOTAL = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -118,33 +121,50 @@ def chunk_keyword(chunk: Chunk) -> str | None:
 
 
 def card_payloads(chunks: list[Chunk]) -> list[TextPayload]:
-    """The `chara`/`ccv3` text chunks in file order, decompressed; failures carry a reason."""
+    """The `chara`/`ccv3` text chunks in file order, decompressed; failures carry a reason.
+
+    Decompression shares one budget across the file (MAX_INFLATED_TOTAL); chunks past it
+    are reported as not read."""
     found = []
+    budget = _Budget(MAX_INFLATED_TOTAL)
     for index, chunk in enumerate(chunks):
         keyword = chunk_keyword(chunk)
         if keyword in CARD_KEYWORDS:
             name = chunk.type.decode("ascii")
             try:
-                found.append(TextPayload(keyword, name, index, _text_of(chunk),
+                found.append(TextPayload(keyword, name, index, _text_of(chunk, budget),
                                          crc_ok=chunk.crc_ok()))
             except _ChunkError as exc:
                 found.append(TextPayload(keyword, name, index, None, str(exc)))
     return found
 
 
+class _Budget:
+    def __init__(self, total: int) -> None:
+        self.left = total
+
+    def limit(self) -> int:
+        """How much the next chunk may inflate to."""
+        if self.left <= 0:
+            raise _ChunkError(f"was not read: the card's compressed chunks together inflate "
+                              f"to more than {MAX_INFLATED_TOTAL // 1_000_000} MB")
+        return min(MAX_TEXT_CHUNK, self.left)
+
+
 class _ChunkError(Exception):
     pass
 
 
-def _text_of(chunk: Chunk) -> bytes:
+def _text_of(chunk: Chunk, budget: _Budget | None = None) -> bytes:
     """The text of a tEXt/zTXt/iTXt chunk as bytes (Latin-1 for tEXt/zTXt, UTF-8 for iTXt)."""
     body = bytes(chunk.data).partition(b"\0")[2]
+    budget = budget or _Budget(MAX_TEXT_CHUNK)
     if chunk.type == b"tEXt":
         return body
     if chunk.type == b"zTXt":
         if not body or body[0] != 0:
             raise _ChunkError("uses an unknown compression method")
-        return _inflate(body[1:])
+        return _inflate(body[1:], budget)
     if len(body) < 2:
         raise _ChunkError("is cut short")
     flag, method, rest = body[0], body[1], body[2:]
@@ -156,16 +176,22 @@ def _text_of(chunk: Chunk) -> bytes:
         return text
     if method != 0:
         raise _ChunkError("uses an unknown compression method")
-    return _inflate(text)
+    return _inflate(text, budget)
 
 
-def _inflate(data: bytes) -> bytes:
+def _inflate(data: bytes, budget: _Budget) -> bytes:
+    limit = budget.limit()
     inflater = zlib.decompressobj()
     try:
-        out = inflater.decompress(data, MAX_TEXT_CHUNK + 1)
-        if len(out) > MAX_TEXT_CHUNK or inflater.unconsumed_tail:
+        out = inflater.decompress(data, limit + 1)
+        if len(out) > limit or inflater.unconsumed_tail:
+            budget.left -= len(out)
+            if limit < MAX_TEXT_CHUNK:
+                raise _ChunkError(f"was not read: the card's compressed chunks together "
+                                  f"inflate to more than {MAX_INFLATED_TOTAL // 1_000_000} MB")
             raise _ChunkError(f"decompresses to more than {MAX_TEXT_CHUNK // 1_000_000} MB")
         out += inflater.flush()
+        budget.left -= len(out)
     except zlib.error as exc:
         raise _ChunkError(f"does not decompress ({exc})") from None
     if not inflater.eof:
