@@ -101,9 +101,10 @@ class _Pipe:
         pass
 
 
-def _child(model, flash_attn: bool) -> Child:
+def _child(model, flash_attn: bool, kv_type: str = "f16", n_ctx: int = N_CTX) -> Child:
     child = Child(_Pipe(), (ctypes.c_byte * 2)())
-    child.load(LoadParams(model_path=str(model), n_ctx=N_CTX, flash_attn=flash_attn))
+    child.load(LoadParams(model_path=str(model), n_ctx=n_ctx, flash_attn=flash_attn,
+                          kv_type=kv_type))
     return child
 
 
@@ -214,6 +215,48 @@ def test_a_chat_past_the_limit_gives_the_reply_of_a_full_read_evaluating_only_wh
             assert stats.removed_tokens > 0 and not stats.full_read_reason
     assert shifted_turns >= 30 and partings <= 3
     assert worst <= TOLERANCE
+
+
+@pytest.fixture(scope="module")
+def bench_model(tmp_path_factory):
+    """The benchmarks' model: its heads (32 wide) take a quantized cache, the test model's
+    (16) do not, and it attends to more of the context."""
+    from bench.bench_model import QUICK, write_bench_model
+
+    return write_bench_model(tmp_path_factory.mktemp("bench") / "quick.gguf", QUICK)
+
+
+def test_the_shift_holds_on_a_model_that_attends_more(bench_model):
+    """Measured on this model: logits within 2.1e-2 of a full read over 19 shifted turns
+    (the bound here is 5e-2: it attends more than the test model, less than a real one)."""
+    shifting, fresh = _child(bench_model, True, n_ctx=512), _child(bench_model, True, n_ctx=512)
+    chat = _Chat(shifting, CARD)
+    shifted_turns = 0
+    for i in range(16):
+        prompt, stats, a, b, got, want = _turn(shifting, fresh, chat, f"({i}) {USER}")
+        assert int(a.argmax()) == int(b.argmax()), f"turn {i}"
+        assert float(np.abs(a - b).max()) <= TOLERANCE * 5, f"turn {i}"
+        if got != want:
+            assert _parting_gap(fresh, prompt, got, want) < TIE, f"turn {i}"
+        shifted_turns += bool(stats.shifted_tokens)
+    assert shifted_turns >= 10
+
+
+def test_a_quantized_cache_does_not_shift_and_says_why(bench_model):
+    """llama.cpp crashes moving quantized keys (the next decode after seq_add segfaults),
+    so a q8_0 cache reads past the limit in full, correctly, and the reply says why."""
+    shifting = _child(bench_model, True, "q8_0", n_ctx=512)
+    fresh = _child(bench_model, True, "q8_0", n_ctx=512)
+    assert "q8_0" in shifting.shift_off and "f16" in shifting.shift_off
+    assert _info(shifting).effective["context_shift"] == shifting.shift_off
+    chat = _Chat(shifting, CARD)
+    reasons = []
+    for i in range(8):
+        prompt, stats, a, b, got, want = _turn(shifting, fresh, chat, f"({i}) {USER}")
+        assert stats.shifted_tokens == 0
+        assert int(a.argmax()) == int(b.argmax()) and float(np.abs(a - b).max()) < 1e-3
+        reasons.append(stats.full_read_reason)
+    assert reasons[0] == "" and shifting.shift_off in reasons  # said once a shift would help
 
 
 def test_after_a_card_edit_the_whole_prompt_is_read_again_and_the_reply_says_why(

@@ -107,9 +107,17 @@ def plan_reuse(cached: list[int], prompt: list[int], keep: int = 0, shift_off: s
     return plan
 
 
-def shift_unavailable(llm) -> str:
+def shift_unavailable(llm, kv_type: str = "f16") -> str:
     """Why llama.cpp cannot shift this model's cache, or "" when it can."""
     import llama_cpp
+
+    if kv_type != "f16":
+        # llama_memory_can_shift says yes, but the next decode after a seq_add on a q8_0 or
+        # q4_0 K cache segfaults in the bundled llama.cpp (llama-cpp-python 0.3.36, CPU);
+        # a quantized V cache alone is fine, but Parlor sets both
+        return (f"Context shift is off with a {kv_type} KV cache: the bundled llama.cpp "
+                "crashes when it moves quantized keys. Choose the f16 KV cache in Settings → "
+                "Model to keep long chats fast.")
 
     model, ctx = llm._model.model, llm._ctx.ctx
     if llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model):
