@@ -64,8 +64,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     user = args.user or (chat and chat.metadata.get("user_name")) or "User"
-    if chat is not None:  # the names come from --user and the card, as they would in Parlor
-        history = [Message(m.role, m.text) for m in chat.messages]
+    if chat is not None:  # names come from --user and the card; other group members keep theirs
+        char = card.get("nickname") or card.get("name")
+        history = [Message(m.role, m.text, m.name if m.role == "assistant" and m.name != char
+                           else None) for m in chat.messages]
     else:
         greeting = card.get("first_mes")
         history = [Message("assistant", greeting)] if isinstance(greeting, str) and greeting else []

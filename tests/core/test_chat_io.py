@@ -20,6 +20,7 @@ from app.core.chat_io import (
     plain_text,
     st_chat_rows,
 )
+from app.core.chat_io.dates import st_send_date
 from app.core.store import Store
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "chats"
@@ -234,3 +235,71 @@ def test_any_tree_survives_a_round_trip(store, alice, tmp_path, ops):
     assert _tree(store, again.chat_id) == _tree(store, chat)
     assert [m.text for m in store.active_path(again.chat_id)] == \
         [m.text for m in store.active_path(chat)]
+
+
+def _group_chat(tmp_path: Path) -> Path:
+    rows = [
+        {"user_name": "Bob", "character_name": "Alice", "create_date": "2024-9-28 @01h 00m 00s"},
+        {"name": "Alice", "is_user": False, "is_system": False, "mes": "Welcome in.",
+         "send_date": "September 28, 2024 1:00am"},
+        {"name": "Bob", "is_user": True, "is_system": False, "mes": "Hello, both of you."},
+        {"name": "Carol", "is_user": False, "is_system": False, "mes": "Carol waves.",
+         "original_avatar": "Carol.png"},
+        {"name": "System", "is_user": False, "is_system": False, "mes": "Rain begins to fall.",
+         "extra": {"type": "narrator"}},
+        {"name": "Alice", "is_user": False, "is_system": True, "mes": "(hidden note)"},
+        {"name": "Bob", "is_user": True, "is_system": False, "mes": "Shall we go in?"},
+    ]
+    path = tmp_path / "group.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_narrator_and_group_lines_keep_their_speakers_in_the_prompt(store, alice, tmp_path):
+    """SillyTavern formatMessageHistoryItem: a narrator line (extra.type "narrator") is sent
+    without a name, another member's line under that member's name; is_system lines are
+    hidden."""
+    from app.core.appdata.settings import Settings
+    from app.core.chat.job import prompt_input
+    from app.core.prompt import build_prompt, preset
+    from app.core.prompt.instruct import instruct_template
+
+    chat = import_st_chat(store, _group_chat(tmp_path), alice).chat_id
+    inp = prompt_input({"name": "Alice"}, Settings(), store.active_path(chat),
+                       persona=("Bob", ""))
+    assert [(m.role, m.name, m.text) for m in inp.history] == [
+        ("assistant", None, "Welcome in."), ("user", None, "Hello, both of you."),
+        ("assistant", "Carol", "Carol waves."), ("system", None, "Rain begins to fall."),
+        ("user", None, "Shall we go in?")]
+    chatml = build_prompt(inp, preset("chatml"), len, 8192, 100).text
+    assert "<|im_start|>assistant\nCarol: Carol waves.<|im_end|>" in chatml
+    assert "<|im_start|>system\nRain begins to fall.<|im_end|>" in chatml
+    assert "hidden note" not in chatml
+    instruct = build_prompt(inp, instruct_template("Alpaca"), len, 8192, 100).text
+    assert "### Response:\nCarol: Carol waves.\n\n" in instruct
+    assert "### Input:\nRain begins to fall.\n\n" in instruct and "Alice: Rain" not in instruct
+
+
+def test_export_writes_sillytaverns_own_send_date(store, alice, tmp_path):
+    """getMessageTimeStamp (RossAscends-mods.js): `June 19, 2023 2:20pm`, local time; it is
+    what parseTimestamp (utils.js) in SillyTavern 1.12 reads back, unlike ISO 8601."""
+    chat = import_st_chat(store, _group_chat(tmp_path), alice).chat_id
+    fresh = store.append_message(chat, store.active_path(chat)[-1].id, "assistant", "Yes.")
+    rows = st_chat_rows(store, chat)
+    assert rows[1]["send_date"] == "September 28, 2024 1:00am"  # as read, given back
+    assert rows[-1]["send_date"] == st_send_date(store.message(fresh).created_at)
+    assert "T" not in rows[-1]["send_date"] and rows[-1]["send_date"][-2:] in ("am", "pm")
+    stamp = _local(2023, 6, 19, 14, 20, 30)
+    assert st_send_date(stamp) == "June 19, 2023 2:20pm"
+    assert st_send_date(_local(2024, 1, 2, 0, 5)) == "January 2, 2024 12:05am"
+    assert parse_send_date(st_send_date(stamp)) == pytest.approx(_local(2023, 6, 19, 14, 20))
+
+
+def test_parlor_prompt_reader_keeps_narrator_and_group_speakers(tmp_path):
+    """`parlor prompt --chat`: the same speakers as an import (formatMessageHistoryItem)."""
+    from app.core.prompt.st_chat import read_st_chat
+
+    messages = read_st_chat(_group_chat(tmp_path)).messages
+    assert [(m.role, m.name) for m in messages] == [
+        ("assistant", "Alice"), ("user", "Bob"), ("assistant", "Carol"), ("system", None),
+        ("user", "Bob")]

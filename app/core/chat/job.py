@@ -142,13 +142,27 @@ def prompt_input(card: dict, settings: Settings, history: list[Message],
     `persona` is the chat's (name, description), from `chat_persona_of`; without one the
     settings' user name and persona text are used, as before personas existed."""
     # Stored system lines are SillyTavern's hidden (is_system) messages: never sent.
-    messages = [PromptMessage(role=m.role, text=m.text) for m in history
-                if m.text and m.role != "system"]
+    char = str(card.get("nickname") or card.get("name") or "")
+    messages = [prompt_message(m, char) for m in history if m.text and m.role != "system"]
     if instruction:
         messages.append(PromptMessage(role="system", text=instruction))
     name, description = persona or (settings.user_name, settings.persona)
     return PromptInput(card=card, user_name=name or settings.user_name, persona=description,
                        history=messages, lore=lore or LoreInput())
+
+
+def prompt_message(m: Message, char: str) -> PromptMessage:
+    """A stored message as the prompt sees it. Lines imported from SillyTavern keep their
+    speaker: a narrator line (`extra.type: "narrator"`) is a system turn without a name,
+    another group member's line is under that member's name, never the card character's."""
+    stored = m.extra or {}
+    st_extra = stored.get("extra") if isinstance(stored.get("extra"), dict) else {}
+    if m.role == "assistant" and st_extra.get("type") == "narrator":
+        return PromptMessage(role="system", text=m.text)
+    name = stored.get("name")
+    if isinstance(name, str) and name and m.role == "assistant" and name != char:
+        return PromptMessage(role="assistant", text=m.text, name=name)
+    return PromptMessage(role=m.role, text=m.text)
 
 
 def chat_persona_of(store: Store, chat_id: int) -> tuple[str, str] | None:

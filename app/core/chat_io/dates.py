@@ -80,3 +80,17 @@ def humanized_date(stamp: float) -> str:
     m = datetime.fromtimestamp(stamp)
     return (f"{m.year}-{m.month}-{m.day} @{m.hour:02d}h {m.minute:02d}m {m.second:02d}s"
             f" {m.microsecond // 1000:03d}ms")
+
+
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")
+
+
+def st_send_date(stamp: float) -> str:
+    """`June 19, 2023 2:20pm` in local time: what SillyTavern 1.12 writes
+    (`getMessageTimeStamp`) and the only text form besides its own humanized one that its
+    `parseTimestamp` reads back (ISO 8601 shows as an invalid date there)."""
+    t = datetime.fromtimestamp(stamp)
+    hour = t.hour % 12 or 12
+    return (f"{_MONTHS[t.month - 1]} {t.day}, {t.year} {hour}:{t.minute:02d}"
+            f"{'am' if t.hour < 12 else 'pm'}")

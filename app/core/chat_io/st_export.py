@@ -15,7 +15,7 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-from app.core.chat_io.dates import format_send_date, humanized_date
+from app.core.chat_io.dates import humanized_date, st_send_date
 from app.core.chat_io.parlor_block import KEY, encode_rest
 from app.core.store import Message, Store
 
@@ -96,12 +96,12 @@ def _line(node: Message, siblings: list[Message], names: dict[str, str]) -> dict
         "name": stored.get("name") or names[node.role],
         "is_user": node.role == "user" or (node.role == "system" and bool(stored.get("is_user"))),
         "is_system": node.role == "system",
-        "send_date": stored.get("send_date") or format_send_date(node.created_at),
+        "send_date": stored.get("send_date") or st_send_date(node.created_at),
         "mes": node.text,
         "extra": st_extra(node, stored.get("extra"), node.role),
     }
     if node.gen_info and "gen_started" not in stored:
-        row["gen_started"] = format_send_date(node.created_at)
+        row["gen_started"] = st_send_date(node.created_at)
     row.update({k: v for k, v in stored.items() if k not in row})
     row["swipe_id"] = siblings.index(node)
     row["swipes"] = [s.text for s in siblings]
@@ -112,7 +112,7 @@ def _line(node: Message, siblings: list[Message], names: dict[str, str]) -> dict
 def _swipe_info(msg: Message, line_role: str) -> dict[str, Any]:
     stored = (msg.extra or {}).get("swipe_info")
     entry = dict(stored) if isinstance(stored, dict) else {}
-    entry.setdefault("send_date", format_send_date(msg.created_at))
+    entry.setdefault("send_date", st_send_date(msg.created_at))
     entry["extra"] = st_extra(msg, entry.get("extra"), line_role)
     return entry
 

@@ -123,6 +123,7 @@ def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callabl
                            continue_last=continue_last, user=inp.user_name, char=char)
     warnings += lore.result.warnings
     history = lore.history
+    history = _name_other_speakers(history, char, template)
     texts = {**_part_texts(inp, settings, ctx, ""), **lore.texts}
     raw_examples = inp.card.get("mes_example")
     examples = _lore_examples(lore, raw_examples if isinstance(raw_examples, str) else "",
@@ -193,6 +194,18 @@ def _lore_examples(lore: PromptLore, raw: str, separator: str,
 
     return (blocks(lore.examples_before) + _examples(raw, separator, ctx)
             + blocks(lore.examples_after))
+
+
+def _name_other_speakers(history: list[Message], char: str,
+                         template: ChatTemplate) -> list[Message]:
+    """Another group member's line says who speaks. Instruct presets and the plain format
+    write names themselves; chat templates (ChatML, a GGUF's Jinja) only have roles, so the
+    name goes before the text, as SillyTavern writes `Name: text` for a group."""
+    if isinstance(template, InstructTemplate) or "{name}" in str(getattr(template, "assistant",
+                                                                          "")):
+        return history
+    return [Message(m.role, f"{m.name}: {m.text}", m.name)
+            if m.role == "assistant" and m.name and m.name != char else m for m in history]
 
 
 def _instruct_examples(template: InstructTemplate, lore: PromptLore, raw: Any,

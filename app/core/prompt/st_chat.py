@@ -2,8 +2,8 @@
 
 The first line is metadata (`user_name`, `character_name`, `chat_metadata`, ...), then one
 message per line with `name`, `is_user` and `mes`. Messages marked `is_system` are hidden from
-the prompt in SillyTavern, so they are skipped here too. Full import and export, with swipes
-and the message tree, is the chat store's business.
+the prompt in SillyTavern, so they are skipped here too; narrator lines become system turns.
+Full import and export, with swipes and the message tree, is the chat store's business.
 """
 
 from __future__ import annotations
@@ -41,7 +41,17 @@ def read_st_chat(path: str | Path) -> StChat:
                 continue
             if row.get("is_system"):
                 continue
-            role = "user" if row.get("is_user") else "assistant"
-            name = row.get("name") if isinstance(row.get("name"), str) else None
-            chat.messages.append(Message(role, str(row.get("mes") or ""), name))
+            chat.messages.append(_message(row))
     return chat
+
+
+def _message(row: dict[str, Any]) -> Message:
+    """A line with its speaker: a narrator line (`extra.type: "narrator"`) is a system turn
+    without a name, another group member's line keeps that member's name."""
+    text = str(row.get("mes") or "")
+    extra = row.get("extra") if isinstance(row.get("extra"), dict) else {}
+    if not row.get("is_user") and extra.get("type") == "narrator":
+        return Message("system", text)
+    role = "user" if row.get("is_user") else "assistant"
+    name = row.get("name") if isinstance(row.get("name"), str) else None
+    return Message(role, text, name)
