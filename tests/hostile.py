@@ -41,6 +41,6 @@ class Bounded:
             raise
 
     def close(self) -> None:
-        for process in list(getattr(self._pool, "_processes", {}).values()):
+        for process in list((getattr(self._pool, "_processes", None) or {}).values()):
             process.kill()
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -131,6 +131,9 @@ def _template_and_counter(args) -> tuple[ChatTemplate, Callable[[str], int], lis
     except ImportError:
         note = "llama-cpp-python is not installed, so token counts are estimates."
         return template_from_gguf(chat_template, bos, eos), estimate_tokens, [note]
+    from app.core.engine.template_guard import disable_gguf_template_compilation
+
+    disable_gguf_template_compilation()  # the model's template runs in Parlor's sandbox only
     llm = Llama(model_path=args.gguf, vocab_only=True, verbose=False)
 
     def count(text: str) -> int:

@@ -39,6 +39,7 @@ from app.core.engine.sessions import (
     SessionStore,
     model_identity,
 )
+from app.core.engine.template_guard import disable_gguf_template_compilation
 
 KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # = llama_cpp.GGML_TYPE_F16, _Q8_0, _Q4_0
 LOAD_MODES = {0: "none", 1: "mmap", 2: "mlock", 3: "mmap+mlock"}
@@ -66,6 +67,7 @@ class Child:
         # A GGML_BACKEND_DL build registers no backend until asked; with no GPU layers wanted
         # no GPU driver is woken (the GUI's fallback after a failed GPU load relies on it).
         load_backends(cpu_only=params.n_gpu_layers == 0)
+        disable_gguf_template_compilation()  # the file's templates: Parlor's sandbox only
         with _progress_reporting(self.conn), tensors_in_ram(expert_patterns(params.n_cpu_moe)):
             try:
                 self.llm = llama_cpp.Llama(**llama_kwargs(params))

@@ -27,6 +27,9 @@ def _child(path: str, n_tokens: int, log_path: str, conn) -> None:
     try:
         from llama_cpp import Llama
 
+        from app.core.engine.template_guard import disable_gguf_template_compilation
+
+        disable_gguf_template_compilation()  # a converted file's templates stay uncompiled
         llm = Llama(model_path=path, n_ctx=128, n_gpu_layers=0, verbose=True, seed=1)
         out = llm.create_completion("Hello", max_tokens=n_tokens, temperature=0.0)
         conn.send(("ok", out["choices"][0]["text"]))

@@ -30,6 +30,9 @@ class VocabCounter:
         try:
             from llama_cpp import Llama
 
+            from app.core.engine.template_guard import disable_gguf_template_compilation
+
+            disable_gguf_template_compilation()  # in the GUI process: never compile them
             return Llama(model_path=self.model_path, vocab_only=True, verbose=False)
         except Exception:
             self._failed = True
