@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -22,6 +23,10 @@ _SECTIONS = (("Description", "description"), ("Personality", "personality"),
              ("Example messages", "mes_example"), ("System prompt", "system_prompt"),
              ("Post-history instructions", "post_history_instructions"),
              ("Creator notes", "creator_notes"))
+# What a card must not send to a terminal: C0 controls but newline and tab (ESC starts OSC 52
+# clipboard writes and title changes), DEL, C1 controls (0x9b is a one-byte CSI), and the
+# bidirectional overrides that make text read differently than it is.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,7 +57,7 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         v3 = to_v3_json(card)
         shown = {key: v3[key] for key in ("spec", "spec_version", "data")}
-        _out(json.dumps(shown, ensure_ascii=False, indent=2))
+        _out(json.dumps(shown, ensure_ascii=False, indent=2))  # escaped again: C1 and bidi
     else:
         _out(describe(card))
     return 0
@@ -105,19 +110,25 @@ def _avatar(card: Card) -> str:
     return f"{kind}{dims}, {len(card.avatar) / 1024:.1f} KB"
 
 
-def _out(text: str) -> None:
+def escape_controls(text: str) -> str:
+    """`text` with terminal control characters written as `\\uXXXX` (valid in JSON too)."""
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _out(text: str, stream=None) -> None:
+    text = escape_controls(text)
     try:
-        print(text)
+        print(text, file=stream)
     except UnicodeEncodeError:  # a console that cannot show every character
-        encoding = sys.stdout.encoding or "ascii"
-        print(text.encode(encoding, "backslashreplace").decode(encoding))
+        encoding = (stream or sys.stdout).encoding or "ascii"
+        print(text.encode(encoding, "backslashreplace").decode(encoding), file=stream)
 
 
 def _warn(warnings: list[str]) -> None:
     for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        _out(f"warning: {warning}", sys.stderr)
 
 
 def _fail(error: object) -> int:
-    print(f"error: {error}", file=sys.stderr)
+    _out(f"error: {error}", sys.stderr)
     return 1
