@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import struct
+import time
 from pathlib import Path
 
 import gguf
@@ -15,6 +16,7 @@ from app.commands import convert as convert_command
 from app.core.gguf.header import (
     MAX_HEADER_BYTES,
     MAX_METADATA_ITEMS,
+    MAX_METADATA_STRINGS,
     GGUFError,
     read_header,
     validate_gguf,
@@ -111,4 +113,21 @@ def test_a_sparse_file_claiming_huge_metadata_is_refused_before_allocating(tmp_p
     finally:
         child.close()
     assert "damaged or hostile" in message, message
-    assert f"{MAX_METADATA_ITEMS:,}" in message or f"{MAX_HEADER_BYTES >> 20} MB" in message
+    assert any(limit in message for limit in (f"{MAX_METADATA_ITEMS:,}",
+                                                f"{MAX_METADATA_STRINGS:,}",
+                                                f"{MAX_HEADER_BYTES >> 20} MB"))
+
+
+def test_the_largest_header_allowed_reads_in_about_a_second(tmp_path):
+    """The header is read on the GUI thread when a model is opened: the budget is also a
+    bound on that wait (a real vocabulary is about 400 K strings)."""
+    count = MAX_METADATA_STRINGS
+    key = "tokenizer.ggml.tokens"
+    body = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", len(key)) + key.encode()
+    body += struct.pack("<IIQ", 9, 8, count)
+    body += (struct.pack("<Q", 1) + b"x") * count
+    path = tmp_path / "vocab.gguf"
+    path.write_bytes(body)
+    start = time.monotonic()
+    header = read_header(path)
+    assert len(header.metadata[key]) == count and time.monotonic() - start < 3

@@ -32,7 +32,9 @@ MAX_ITEM_BYTES = 1 << 32  # no metadata string or array is anywhere near 4 GB
 # Budgets for what the header becomes in Python, whatever the file's size: the largest real
 # vocabularies (260 K tokens with scores, types and merges) are about a million items and
 # tens of MB. A sparse file claiming a 1.9e9-item array would need 30 GB of Python objects.
-MAX_METADATA_ITEMS = 8_000_000
+MAX_METADATA_ITEMS = 4_000_000
+MAX_METADATA_STRINGS = 1_000_000  # 0.6 s to read here; the largest real vocabularies
+# (tokens and merges) are about 400 K strings
 MAX_HEADER_BYTES = 512 << 20
 
 # GGUF metadata value types
@@ -152,6 +154,7 @@ class _Reader:
         self.eof = False
         self.pos = 0
         self.items = 0  # array items read so far, against MAX_METADATA_ITEMS
+        self.strings = 0  # of which strings, against MAX_METADATA_STRINGS
         self.set_byteorder("<")
 
     def set_byteorder(self, bo: str) -> None:
@@ -202,9 +205,14 @@ class _Reader:
         self.pos += n
         return raw.decode("utf-8", errors="surrogateescape")
 
-    def take_items(self, count: int, what: str) -> None:
+    def take_items(self, count: int, what: str, strings: bool = False) -> None:
         """Count array items against the budget before any is built."""
         self.items += count
+        self.strings += count if strings else 0
+        if self.strings > MAX_METADATA_STRINGS:
+            raise GGUFError(f"{self.name}: a {what} at byte {self.pos} would bring the metadata "
+                            f"to {self.strings:,} strings, over the limit of "
+                            f"{MAX_METADATA_STRINGS:,}: the file is damaged or hostile")
         if self.items > MAX_METADATA_ITEMS:
             raise GGUFError(f"{self.name}: a {what} at byte {self.pos} would bring the metadata "
                             f"to {self.items:,} items, over the limit of {MAX_METADATA_ITEMS:,}"
@@ -233,10 +241,10 @@ def _read_value(r: _Reader, vtype: int) -> Any:
 
 def _read_array(r: _Reader) -> list:
     itype, count = r.u32(), r.u64()
-    r.take_items(count, "metadata array")
+    r.take_items(count, "metadata array", strings=itype == T_STRING)
     if itype == T_STRING:
         r.check_count(count, 8, "string array")
-        return [r.string() for _ in range(count)]
+        return _read_strings(r, count)
     if itype == T_ARRAY:
         r.check_count(count, 12, "nested array")
         return [_read_array(r) for _ in range(count)]
@@ -246,6 +254,27 @@ def _read_array(r: _Reader) -> list:
     size = struct.calcsize(fmt)
     r.check_count(count, size, "array")
     return list(r.unpack(f"{count}{fmt}")) if count else []
+
+
+def _read_strings(r: _Reader, count: int) -> list[str]:
+    """`r.string()` `count` times, with the bookkeeping hoisted out of the loop: a
+    vocabulary is hundreds of thousands of strings, read while the user waits."""
+    out = []
+    append, unpack, buf, pos = out.append, r._u64.unpack_from, r.buf, r.pos
+    for _ in range(count):
+        if pos + 8 > len(buf):
+            r.pos = pos
+            r.need(8)
+        n = unpack(buf, pos)[0]
+        pos += 8
+        if pos + n > len(buf):
+            r.pos = pos
+            r.check_count(n, 1, "string")
+            r.need(n)
+        append(buf[pos:pos + n].decode("utf-8", errors="surrogateescape"))
+        pos += n
+    r.pos = pos
+    return out
 
 
 def _array_item_type(r: _Reader, vtype: int, start: int) -> int | None:
