@@ -5,7 +5,8 @@ Everything that blocks (hub listing, the header read by Range request, the downl
 conversion) runs as a Job off the GUI thread; this module only shows what the Qt-free core
 decides (`catalog.evaluate` is the fit rule, `downloads.download` the transfer). Its
 dependencies come in through the constructor so tests can give it a fake machine and a hub
-on 127.0.0.1; `DownloadDialog.for_app` builds the real ones.
+on 127.0.0.1; `DownloadDialog.for_app` builds the real ones. The table itself (rows, badges,
+the machine summary) lives in `fit_table`.
 """
 
 from __future__ import annotations
@@ -13,29 +14,23 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from app.core.appdata.llama_runtime import summary as runtime_summary
 from app.core.appdata.machine import Machine
 from app.core.convert.moe import extra_disk_bytes
 from app.core.gguf.header import (
@@ -52,7 +47,6 @@ from app.core.hub.downloads import (
     GgufModel,
     Hub,
     Progress,
-    RemoteFile,
     discard_partial,
     download,
     human_size,
@@ -67,149 +61,16 @@ from app.gui.models.convert_dialog import (
     load_check,
     show_conversion_progress,
 )
+from app.gui.models.fit_table import BADGES, Choice, FitTable, gb, machine_summary
 from app.gui.models.jobs import JobSlot, rate, time_left
 
-COLUMNS = ("Quant", "Size", "Needs", "Fit", "How it would run", "Right now", "About")
-FIT_COLUMN, ABOUT_COLUMN = 3, 6
-BADGES = {  # plan mode -> (text, text colour, background)
-    "gpu": ("Fits", "#1b5e20", "#c8e6c9"),
-    "partial": ("Partly on GPU", "#0d47a1", "#bbdefb"),
-    "cpu": ("CPU only", "#33691e", "#e6efd8"),
-    "none": ("Doesn't fit", "#b71c1c", "#ffcdd2"),
-}
-WARN = ("#7a5200", "#ffecb3")
+__all__ = ["DownloadDialog", "machine_summary"]  # machine_summary: the first-run guide's
+
 PHASES = {"checking": "Checking the part downloaded before", "retrying":
           "Reconnecting", "verifying": "Verifying the checksum",
           "waiting": "Waiting for the other download",
           "identifying": "Checking the file already in the models folder"}
 ERROR_STYLE = "color: #b71c1c;"
-
-
-@dataclass
-class Choice:
-    """One row of either table: what to fetch, how it fits, what its header said."""
-
-    repo_id: str
-    path: str  # the file (the first part of a split model) whose header is checked
-    row: cat.Row
-    model: GgufModel | None = None  # None: a catalog entry, its metadata fetched at download
-    layout: str | None = None  # "legacy", "merged", "dense" once the header was read
-    extra_disk: int = 0
-    header_note: str = ""
-
-    @property
-    def files(self) -> list[RemoteFile]:
-        """The files this choice downloads; their names are all a `.part` needs."""
-        if self.model is not None:
-            return list(self.model.files)
-        return [RemoteFile(self.path, self.row.entry.size_bytes)]
-
-
-def _gb(num_bytes: int, approximate: bool = False) -> str:
-    """Card style ('~19 GB') for model sizes; small files (other repositories) in MB."""
-    if num_bytes < 100_000_000:
-        return human_size(num_bytes)
-    return f"{'~' if approximate else ''}{cat.format_gb(num_bytes)} GB"
-
-
-def machine_summary(machine: Machine, usable: int) -> str:
-    """'31.9 GB RAM (20.1 GB free now) · RTX 4060: 8.6 GB VRAM (7.9 GB free)' and the budget."""
-    parts = [f"{_gb(machine.ram_total)} RAM"
-             + (f" ({_gb(machine.ram_available)} free now)"
-                if machine.ram_available is not None else "")]
-    for gpu in machine.gpus:
-        if not gpu.dedicated:
-            parts.append(f"{gpu.name}: shares the RAM (up to {_gb(gpu.total_bytes)})")
-            continue
-        free = f" ({_gb(gpu.free_bytes)} free)" if gpu.free_bytes is not None else ""
-        parts.append(f"{gpu.name}: {_gb(gpu.total_bytes)} VRAM{free}")
-    if not machine.gpus:
-        parts.append("no GPU found, models run on the CPU")
-    if machine.runtime is not None:  # seeing a card is not using it: say what llama.cpp can
-        parts.append(f"llama.cpp: {runtime_summary(machine.runtime)}")
-    plus = ", plus the GPUs' own memory" if machine.offload_vram else ""
-    return ("This machine: " + " · ".join(parts) + f"\nParlor can give a model up to "
-            f"{_gb(usable)} (RAM less what the system keeps{plus}).")
-
-
-def _item(text: str, tooltip: str = "") -> QTableWidgetItem:
-    item = QTableWidgetItem(text)
-    item.setFlags(Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled)
-    item.setToolTip(tooltip or text)
-    return item
-
-
-def row_cells(choice: Choice, recommended: bool) -> list[QTableWidgetItem]:
-    row, entry = choice.row, choice.row.entry
-    quant = _item(entry.quant + ("  ★ recommended" if recommended else ""), entry.name)
-    if recommended:
-        font = QFont()
-        font.setBold(True)
-        quant.setFont(font)
-    text, fg, bg = BADGES[row.plan.mode]
-    badge = _item(text)
-    badge.setForeground(QColor(fg))
-    badge.setBackground(QColor(bg))
-    badge.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-    how = (row.plan.describe() if row.fits
-           else f"{_gb(row.missing_bytes)} missing")
-    now = _item("")
-    if row.fits and row.plan.fits_now is not None:
-        now = _item("enough free" if row.plan.fits_now else "⚠ close other apps",
-                    "Fits in the memory free right now" if row.plan.fits_now else
-                    "More than the memory free right now: close other programs first")
-        if not row.plan.fits_now:
-            now.setForeground(QColor(WARN[0]))
-            now.setBackground(QColor(WARN[1]))
-    about = entry.use_case or _file_label(choice)
-    return [quant, _item(_gb(entry.size_bytes, entry.approximate)),
-            _item(_gb(entry.max_ram_bytes, entry.approximate)), badge, _item(how), now,
-            _item(about, f"{about}\n{choice.path}")]
-
-
-def _file_label(choice: Choice) -> str:
-    model = choice.model
-    if model is None or model.split_count == 1:
-        return choice.path
-    missing = "" if model.complete else f", only {len(model.files)} found"
-    return f"{model.name} ({model.split_count} parts{missing})"
-
-
-class FitTable(QTableWidget):
-    """A table of choices, one row each, with the recommended one marked."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(0, len(COLUMNS), parent)
-        self.choices: list[Choice] = []
-        self.recommended: Choice | None = None
-        self.setHorizontalHeaderLabels(COLUMNS)
-        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.verticalHeader().setVisible(False)
-        self.setAlternatingRowColors(True)
-        header = self.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(ABOUT_COLUMN, QHeaderView.ResizeMode.Stretch)
-
-    def show_choices(self, choices: list[Choice], recommended: Choice | None) -> None:
-        self.choices, self.recommended = choices, recommended
-        self.setRowCount(len(choices))
-        for index in range(len(choices)):
-            self.refresh(index)
-
-    def refresh(self, index: int) -> None:
-        choice = self.choices[index]
-        for column, item in enumerate(row_cells(choice, choice is self.recommended)):
-            self.setItem(index, column, item)
-
-    def current(self) -> Choice | None:
-        rows = self.selectionModel().selectedRows()
-        return self.choices[rows[0].row()] if rows else None
-
-    def select(self, choice: Choice | None) -> None:
-        if choice is not None:
-            self.selectRow(self.choices.index(choice))
 
 
 class DownloadDialog(QDialog):
@@ -438,7 +299,7 @@ class DownloadDialog(QDialog):
         table = self.current_table()
         lead = "Recommended: " if choice is table.recommended else ""
         if not row.fits:
-            return f"{row.entry.quant} does not fit: it {why}, {_gb(row.missing_bytes)} missing."
+            return f"{row.entry.quant} does not fit: it {why}, {gb(row.missing_bytes)} missing."
         text = f"{lead}{row.entry.quant} {why}; it would run {row.plan.describe()}."
         if row.plan.fits_now is False:
             text += (" That is more than the memory free right now: close other programs "
