@@ -36,6 +36,7 @@ BENCHMARKS = {
     "open_long_chat": lambda m, a, _model: _open_long_chat(m.open_chat, a.quick),
     "overflow": lambda m, a, model: {"overflow": m.overflow.run(
         model, quick=a.quick, n_gpu_layers=a.n_gpu_layers, n_threads=a.threads)},
+    "prompt_build": lambda m, a, _model: m.prompt_bench.run(quick=a.quick),
 }
 
 
@@ -60,10 +61,10 @@ def _import_bench():
         sys.path.insert(0, str(REPO))
     import types
 
-    from bench import engine_bench, open_chat, overflow
+    from bench import engine_bench, open_chat, overflow, prompt_bench
 
     return types.SimpleNamespace(engine_bench=engine_bench, open_chat=open_chat,
-                                 overflow=overflow)
+                                 overflow=overflow, prompt_bench=prompt_bench)
 
 
 def _log_to_parlor_log() -> None:
@@ -107,6 +108,10 @@ def _table(r: dict) -> str:
                      f"evaluated/prompt over {len(o['turns'])} turns past the limit; max "
                      f"excess {o['max_excess']}, most in a turn {o['max_evaluated_tokens']}, "
                      f"full reads {o['full_reads']}"))
+    for p in r.get("prompt_build", []):
+        rows.append((f"prompt_build {p['messages']}", f"{p['warm_ms']:.1f}",
+                     f"ms warm (median), cold {p['cold_ms']:.1f} ms, slowest warm "
+                     f"{p['slowest_warm_ms']:.1f} ms; {p['kept_messages']} messages fit"))
     return "\n".join(f"{name:<24} {value:>8}   {detail}" for name, value, detail in rows)
 
 

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import partial
+from functools import lru_cache, partial
 from random import Random
 from typing import Any
 
@@ -28,6 +28,7 @@ from app.core.prompt.instruct import InstructTemplate
 from app.core.prompt.macros import MacroContext, expand_macros, stable_rng
 from app.core.prompt.presets import ChatTemplate, Message
 from app.core.prompt.worldinfo import TraceItem, WorldInfoSettings
+from app.core.prompt.worldinfo.entry import MAX_SCAN_DEPTH
 from app.core.prompt.worldinfo.in_prompt import LoreInput, PromptLore, lore_for_prompt
 from app.core.prompt.worldinfo.notes import NotePosition
 
@@ -111,7 +112,8 @@ def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callabl
     char = str(inp.card.get("nickname") or inp.card.get("name") or "Character")
     warnings: list[str] = []
     ctx = MacroContext(char=char, user=inp.user_name, rng=rng, clock=clock, warn=warnings.append)
-    history = _expand_history(inp.history, ctx)
+    reach = max(n_ctx, MAX_SCAN_DEPTH) + 1  # the newest messages the prompt or lore can see
+    history = _expand_history(inp.history, ctx, reach)
     continue_last = _can_continue(history) if inp.continue_last else False
     if inp.continue_last and not continue_last:
         warnings.append("There is no reply to continue; a new one is written instead.")
@@ -123,7 +125,7 @@ def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callabl
                            continue_last=continue_last, user=inp.user_name, char=char)
     warnings += lore.result.warnings
     history = lore.history
-    history = _name_other_speakers(history, char, template)
+    history = _name_other_speakers(history, char, template, reach)
     texts = {**_part_texts(inp, settings, ctx, ""), **lore.texts}
     raw_examples = inp.card.get("mes_example")
     examples = _lore_examples(lore, raw_examples if isinstance(raw_examples, str) else "",
@@ -196,16 +198,18 @@ def _lore_examples(lore: PromptLore, raw: str, separator: str,
             + blocks(lore.examples_after))
 
 
-def _name_other_speakers(history: list[Message], char: str,
-                         template: ChatTemplate) -> list[Message]:
+def _name_other_speakers(history: list[Message], char: str, template: ChatTemplate,
+                         reach: int) -> list[Message]:
     """Another group member's line says who speaks. Instruct presets and the plain format
     write names themselves; chat templates (ChatML, a GGUF's Jinja) only have roles, so the
     name goes before the text, as SillyTavern writes `Name: text` for a group."""
     if isinstance(template, InstructTemplate) or "{name}" in str(getattr(template, "assistant",
                                                                           "")):
         return history
-    return [Message(m.role, f"{m.name}: {m.text}", m.name)
-            if m.role == "assistant" and m.name and m.name != char else m for m in history]
+    cut = max(0, len(history) - reach)  # older messages cannot reach the prompt
+    return history[:cut] + [Message(m.role, f"{m.name}: {m.text}", m.name)
+                            if m.role == "assistant" and m.name and m.name != char else m
+                            for m in history[cut:]]
 
 
 def _instruct_examples(template: InstructTemplate, lore: PromptLore, raw: Any,
@@ -255,15 +259,29 @@ def _parts(head, tail, texts, kinds, segments, costs, count, total) -> list[Part
     return parts
 
 
-def _expand_history(history: list[Message], ctx: MacroContext) -> list[Message]:
-    out = []
-    for m in history:
+def _expand_history(history: list[Message], ctx: MacroContext, reach: int) -> list[Message]:
+    """Macros filled in and text normalised, for the newest `reach` messages.
+
+    Every message costs at least a token, so no more than n_ctx of the newest can fit, and
+    lore scans at most MAX_SCAN_DEPTH; older ones stay as stored (lore only counts them),
+    which keeps a 100,000-message chat as cheap as a short one."""
+    cut = max(0, len(history) - reach)
+    out = history[:cut]
+    names = {"user": ctx.user, "assistant": ctx.char}
+    for m in history[cut:]:
         text = m.text
         if "{{" in text or "<" in text:  # dice in an old message roll the same every turn
             text = expand_macros(text, replace(ctx, rng=stable_rng(text)), "a chat message")
-        name = m.name or {"user": ctx.user, "assistant": ctx.char}.get(m.role)
-        out.append(Message(m.role, normalize_text(text).strip(), name))  # as SillyTavern sends it
+            text = normalize_text(text).strip()
+        else:  # as SillyTavern sends it; the same text turn after turn, so remembered
+            text = _plain(text)
+        out.append(Message(m.role, text, m.name or names.get(m.role)))
     return out
+
+
+@lru_cache(maxsize=65536)
+def _plain(text: str) -> str:
+    return normalize_text(text).strip()
 
 
 def _part_texts(inp: PromptInput, settings: PromptSettings, ctx: MacroContext,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from app.core.prompt.presets import STORY, ChatTemplate, Message, Rendered
@@ -71,7 +72,7 @@ class Layout:
 
     def render(self, start: int, n_examples: int) -> tuple[Rendered, list[Any]]:
         """The prompt without history[:start]; kinds say what each segment is."""
-        body: list[tuple[Any, Message]] = list(enumerate(self.history))[start:]
+        body: list[tuple[Any, Message]] = list(enumerate(self.history[start:], start))
         tail = join(self.texts[n] for n in self.tail)
         if tail:  # after the history, or before the reply that is continued
             body.insert(len(body) - self.continue_last, ("tail", Message("system", tail)))
@@ -87,11 +88,14 @@ class Layout:
                                         assistant_name=self.char)
         return rendered, [kind for kind, _ in body] + ["trailer"]
 
-    @property
+    @cached_property
     def protected(self) -> int:
-        """Messages before this index may be dropped: never the last user message or later."""
-        users = [i for i, m in enumerate(self.history) if m.role == "user"]
-        return users[-1] if users else max(0, len(self.history) - 1)
+        """Messages before this index may be dropped: never the last user message or later.
+        Found from the end, so a long chat costs only its last turn."""
+        for i in range(len(self.history) - 1, -1, -1):
+            if self.history[i].role == "user":
+                return i
+        return max(0, len(self.history) - 1)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 
 from app.core.prompt.presets import Message
 from app.core.prompt.worldinfo.activate import LoreResult, run_world_info
-from app.core.prompt.worldinfo.entry import Role
+from app.core.prompt.worldinfo.entry import MAX_SCAN_DEPTH, Role
 from app.core.prompt.worldinfo.notes import (
     AuthorsNote,
     CharacterNote,
@@ -63,7 +63,8 @@ def lore_for_prompt(card: dict[str, Any], lore: LoreInput, history: list[Message
                     continue_last: bool, user: str, char: str) -> PromptLore:
     own = card_book(card)
     books = ([own] if own else []) + list(lore.books)
-    lines = [_line(m, settings.include_names) for m in reversed(history)]
+    # The scan never looks deeper than MAX_SCAN_DEPTH lines (ScanBuffer): only those are made.
+    lines = [_line(m, settings.include_names) for m in reversed(history[-MAX_SCAN_DEPTH:])]
     result = run_world_info(books, lines, max_context=max_context, count_tokens=count_tokens,
                             settings=settings, expand=expand, seed=lore.seed,
                             timed_state=lore.timed_state, chat_length=len(history))
