@@ -130,3 +130,34 @@ def test_download_can_keep_the_original_or_skip_the_conversion(hub_with_old_defa
     assert manifest.conversion is not None  # `parlor convert` records it too
     assert cli(["download", "--dest", str(other)]) == 0
     assert "nothing was fetched" in capsys.readouterr().out
+
+
+class _Terminal:
+    """stdin as a person at a terminal: isatty, with an answer ready."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("answer, flags, keep", [
+    ("y", [], True), ("", [], False), ("n", [], False),
+    (None, ["--yes"], False), (None, ["--keep-original"], True),
+    (None, ["--yes", "--keep-original"], True),
+])
+def test_download_asks_about_the_original_on_a_terminal_unless_told(
+        tmp_path, monkeypatch, capsys, answer, flags, keep):
+    from app.cli import build_parser
+    from app.commands.download import _keep_original
+    from app.core.chat.open_model import check_model
+
+    legacy = write_tiny_llama(tmp_path / "old.gguf", n_expert=4, legacy_experts=True)
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or answer)
+    args = build_parser().parse_args(["download", *flags])
+    assert _keep_original(check_model(legacy), args, _Terminal()) is keep
+    assert bool(asked) == (answer is not None)
+    if asked:
+        assert asked[0].startswith("Keep the original as well (") and asked[0].endswith(
+            " more disk)? [y/N] ")
+    assert "old.gguf uses the old mixture-of-experts layout (January 2024) that llama.cpp " \
+           "no longer loads; converting it" in capsys.readouterr().out

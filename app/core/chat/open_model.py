@@ -123,15 +123,13 @@ def record_conversion(result: ConvertResult, progress: Progress | None = None,
         return
     size = dst.stat().st_size
     if progress is not None:
-        progress("recording", 0, size)
+        progress("recording", 0, size)  # one line: hashing runs at disk speed
     digest = hash_file(dst, cancel=cancel)
     if result.original is not None and result.original != src:
         write_manifest(result.original, manifest)
     elif result.original is None and dst != src:
         manifest_path(src).unlink(missing_ok=True)  # the source is gone, and so its record
     write_manifest(dst, manifest.converted(Conversion(CONVERTER, digest, size)))
-    if progress is not None:
-        progress("recording", size, size)
 
 
 def prepare_model(path: str | Path, *, keep_original: Callable[[ModelCheck], bool],
