@@ -176,3 +176,84 @@ def test_the_size_cap_evicts_the_least_recently_used(tmp_path):
     _write(capped, [4, 0, 0])
     assert set(_files(tmp_path)) == {(1, 0, 0), (3, 0, 0), (4, 0, 0)}
     assert sum(p.stat().st_size for p in tmp_path.glob(f"*{SUFFIX}")) <= 3 * size + size // 2
+
+
+# --- when and what is written ------------------------------------------------------------------
+def test_a_reply_writes_nothing_the_idle_engine_saves_and_an_ordinary_reply_rewrites_nothing(
+        tmp_path):
+    from app.core.engine.child import IDLE_SAVE_S
+    from tests.tiny_models import write_tiny_llama
+
+    model = write_tiny_llama(tmp_path / "model.gguf")
+    folder = tmp_path / "sessions"
+    eng = _engine(model, folder)
+    try:
+        reply = _reply(eng, HISTORY)
+        assert not list(folder.glob(f"*{SUFFIX}"))  # the reply did not wait for a save
+        path = _wait_for_file(folder)
+        written, first = path.stat().st_mtime_ns, read_header(path)[0].tokens
+        # a short follow-up grows the cache by far less than REWRITE_FRACTION: kept as is
+        _reply(eng, HISTORY + reply + " And then?")
+        time.sleep(IDLE_SAVE_S + 1.0)
+        assert [p.name for p in folder.glob(f"*{SUFFIX}")] == [path.name]
+        assert path.stat().st_mtime_ns == written
+    finally:
+        eng.unload()
+    # at unload what the file lacks is worth more than MIN_GAIN_TOKENS (the reply came
+    # back re-tokenized, then another): one new file, which supersedes the old one
+    (last,) = folder.glob(f"*{SUFFIX}")
+    assert last.name != path.name and len(read_header(last)[0].tokens) > len(first)
+
+
+def test_a_session_over_the_cap_is_not_written_and_the_log_says_so(tmp_path, caplog):
+    import logging
+
+    from app.core.engine.child import IDLE_SAVE_S
+    from tests.tiny_models import write_tiny_llama
+
+    model = write_tiny_llama(tmp_path / "model.gguf")
+    folder = tmp_path / "sessions"
+    eng = LocalEngine()
+    eng.load(LoadParams(model_path=str(model), n_ctx=1024, session_dir=str(folder),
+                        session_cap_mb=0))
+    try:
+        with caplog.at_level(logging.WARNING, logger="app.core.engine.local"):
+            reply = _reply(eng, HISTORY)
+            time.sleep(IDLE_SAVE_S + 1.0)  # the idle save declines
+            _reply(eng, HISTORY + reply)  # its note comes back with the next reply
+    finally:
+        eng.unload()
+    assert not list(folder.glob("*"))  # nothing written, not even a temporary file
+    assert any("Not saved" in r.getMessage() and "cap" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_a_damaged_file_is_rejected_with_a_log_line(chat, sessions, caplog):
+    import logging
+
+    (path,) = sessions.glob(f"*{SUFFIX}")
+    _damage(path, "payload")
+    fresh = _engine(chat["model"], sessions)
+    try:
+        with caplog.at_level(logging.WARNING, logger="app.core.engine.local"):
+            _reply(fresh, chat["follow_up"])
+    finally:
+        fresh.unload()
+    assert any("checksum mismatch" in r.getMessage() for r in caplog.records)
+
+
+def test_the_store_refuses_a_state_over_the_cap_and_says_why(tmp_path):
+    store = _store(tmp_path, cap=1000)
+    _write(store, [1, 2, 3], size=4096)
+    assert not list(tmp_path.glob("*"))
+    (note,) = store.take_notes()
+    assert "Not saved" in note and "3 tokens" in note
+
+
+def test_a_file_from_before_old_messages_left_is_superseded_by_the_shifted_chat(tmp_path):
+    """Past the limit the newer file holds the older one's history moved down."""
+    store = _store(tmp_path, 10**9)
+    perm, history = list(range(50)), list(range(1000, 1400))
+    _write(store, perm + history[:300])
+    _write(store, perm + history[40:340])  # 40 dropped at the front, 40 new at the end
+    assert set(_files(tmp_path)) == {tuple(perm + history[40:340])}

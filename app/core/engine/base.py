@@ -100,6 +100,7 @@ class StreamStats:
     llama_prompt_eval: int = -1
     llama_prompt_eval_ms: float = 0.0
     llama_perf: str = ""  # llama.cpp's performance report, as llama_perf_context_print wrote it
+    notes: list[str] = field(default_factory=list)  # for the log: saved sessions used or not
     tokens: int = 0
     ttft_s: float = 0.0
     seconds: float = 0.0

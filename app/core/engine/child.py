@@ -34,7 +34,6 @@ from app.core.engine.devices import load_backends
 from app.core.engine.expert_offload import expert_patterns, tensors_in_ram
 from app.core.engine.sessions import (
     MIN_GAIN_TOKENS,
-    MIN_SAVE_TOKENS,
     SessionError,
     SessionStore,
     model_identity,
@@ -43,6 +42,7 @@ from app.core.engine.template_guard import disable_gguf_template_compilation
 
 KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # = llama_cpp.GGML_TYPE_F16, _Q8_0, _Q4_0
 LOAD_MODES = {0: "none", 1: "mmap", 2: "mlock", 3: "mmap+mlock"}
+IDLE_SAVE_S = 2.0  # this long without a request and the session is saved
 
 
 class Child:
@@ -92,9 +92,11 @@ class Child:
             raise ValueError(f"The prompt has {len(tokens)} tokens, more than the context "
                              f"size of {self.llm.n_ctx()}.")
         stats = StreamStats(prompt_tokens=len(tokens), seed=sp.seed)
-        plan = self._plan(prompt, tokens, layout)
+        keep = self._keep(prompt, tokens, layout)
+        plan = kv_shift.plan_reuse(self.llm.input_ids[: self.llm.n_tokens].tolist(), tokens,
+                                   keep, self.shift_off)
         stats.reused_tokens, stats.full_read_reason = plan.reused, plan.full_read_reason
-        if not self._maybe_restore(tokens, stats):
+        if not self._maybe_restore(tokens, keep, stats):
             self._shift(plan, stats)
         perf.reset(self.llm)
         probe = perf.FirstSample(self.llm)
@@ -114,16 +116,13 @@ class Child:
             tokens = tokens[1:]  # the template wrote its own BOS text; llama.cpp added one too
         return tokens
 
-    def _plan(self, prompt: str, tokens: list[int],
-              layout: PromptLayout | None) -> kv_shift.ReusePlan:
-        cached = self.llm.input_ids[: self.llm.n_tokens].tolist()
-        keep = 0
-        if layout is not None and layout.permanent_chars > 0:
-            # the permanent text's tokens, as far as the whole prompt has them too (the
-            # last one may merge with what follows)
-            own = self._tokenize(prompt[: layout.permanent_chars])
-            keep = kv_shift.common_prefix(own, tokens)
-        return kv_shift.plan_reuse(cached, tokens, keep, self.shift_off)
+    def _keep(self, prompt: str, tokens: list[int], layout: PromptLayout | None) -> int:
+        """The permanent part's length in tokens, as far as the whole prompt has them too
+        (its last token may merge with what follows)."""
+        if layout is None or layout.permanent_chars <= 0:
+            return 0
+        own = self._tokenize(prompt[: layout.permanent_chars])
+        return kv_shift.common_prefix(own, tokens)
 
     def _shift(self, plan: kv_shift.ReusePlan, stats: StreamStats) -> None:
         n_cached = self.llm.n_tokens
@@ -162,40 +161,51 @@ class Child:
                 break
 
     # --- saved sessions ------------------------------------------------------------------
-    def _maybe_restore(self, tokens: list[int], stats: StreamStats) -> bool:
-        """Load a saved state when it covers clearly more of the prompt than memory does.
+    def _maybe_restore(self, tokens: list[int], keep: int, stats: StreamStats) -> bool:
+        """Load a saved state when it covers clearly more of the prompt than memory does,
+        then shift it like a live cache (the file may be from before old messages left).
 
         True when the cache was replaced (or emptied by a file that failed half-way), so
         a plan made from the old cache must not be applied."""
         if self.sessions is None or len(tokens) - stats.reused_tokens < MIN_GAIN_TOKENS:
             return False
         t0 = time.perf_counter()
-        match = self.sessions.best_match(tokens[:-1], stats.reused_tokens + MIN_GAIN_TOKENS)
+        match = self.sessions.best_match(tokens[:-1], stats.reused_tokens + MIN_GAIN_TOKENS,
+                                         shift=not self.shift_off)
         if match is None:
             return False
-        stats.full_read_reason = ""
         try:
             saved, state = self.sessions.load(match[0])
             _set_state(self.llm, saved, state)
         except (SessionError, RuntimeError) as exc:
-            print(f"parlor: ignored saved session: {exc}", file=sys.stderr)
+            self.sessions.note(f"Ignored a saved session: {exc}")
             self.llm.reset()  # a half-applied state must not be trusted either
             stats.reused_tokens = 0
             return True
-        stats.reused_tokens = stats.restored_tokens = match[1]
+        plan = kv_shift.plan_reuse(saved, tokens, keep, self.shift_off)
+        stats.full_read_reason = ""
+        self._shift(plan, stats)
+        stats.reused_tokens = stats.restored_tokens = self.llm.n_tokens
         stats.restore_s = time.perf_counter() - t0
         return True
 
-    def save_session(self) -> None:
-        """After the reply was delivered: copy the state now, compress it on a thread."""
-        if self.sessions is None or self.llm.n_tokens < MIN_SAVE_TOKENS:
-            return
-        tokens = self.llm._input_ids[: self.llm.n_tokens].tolist()
-        self.sessions.save(tokens, _get_state(self.llm))
+    def save_session(self, final: bool = False) -> bool:
+        """Copy the state and write it on a thread, if the files on disk leave enough of
+        the cache uncovered; called when idle and at exit, never right after a reply."""
+        if self.sessions is None or self.llm is None:
+            return False
+        tokens = self.llm.input_ids[: self.llm.n_tokens].tolist()
+        if not self.sessions.needs_save(tokens, final, shift=not self.shift_off):
+            return False
+        return self.sessions.save(tokens, _get_state(self.llm))
+
+    def take_notes(self) -> list[str]:
+        return self.sessions.take_notes() if self.sessions is not None else []
 
     def close(self) -> None:
         if self.sessions is not None:
-            self.sessions.wait()  # the last reply's session must reach the disk
+            self.save_session(final=True)
+            self.sessions.wait()  # the last state must reach the disk before the exit
 
 
 def completion_kwargs(sp: SamplingParams) -> dict:
@@ -345,8 +355,8 @@ def _handle(child: Child, message: tuple) -> None:
     elif kind == "generate":
         layout = PromptLayout(**message[3]) if len(message) > 3 and message[3] else None
         stats = child.generate(message[1], SamplingParams(**message[2]), layout)
+        stats.notes = child.take_notes()
         child.conn.send(("done", asdict(stats)))
-        child.save_session()
     elif kind == "tokenize":
         child.conn.send(("counts", [
             len(child.llm.tokenize(t.encode("utf-8"), add_bos=False, special=True))
@@ -359,6 +369,9 @@ def serve(conn, abort) -> None:
     try:
         while True:
             try:
+                if not conn.poll(IDLE_SAVE_S):
+                    child.save_session()  # idle: nothing is waiting on llama.cpp
+                    continue
                 message = conn.recv()
             except (EOFError, OSError):
                 return

@@ -186,6 +186,8 @@ class LocalEngine:
 def _log_reply(stats: StreamStats) -> None:
     """One line per reply in parlor.log: what the cache saved, then llama.cpp's own report,
     so the benchmark's figures can be checked against llama.cpp's counters."""
+    for note in stats.notes:
+        log.warning("saved sessions: %s", note)
     shift = (f", {stats.shifted_tokens} shifted past {stats.removed_tokens} removed"
              if stats.shifted_tokens else "")
     log.info("reply: %d prompt tokens, %d reused%s, %d evaluated by llama.cpp%s; %s",

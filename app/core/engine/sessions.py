@@ -1,21 +1,31 @@
-"""Saved KV sessions: llama.cpp's state after a reply, kept on disk for the next start.
+"""Saved KV sessions: llama.cpp's state, kept on disk so a reopened chat is not read again.
 
-Reopening a long chat after a restart would otherwise re-read the whole history. After each
-reply the engine child writes the KV state with the token ids it holds; the first request on
-a freshly loaded model restores the file whose tokens share the longest prefix with the new
-prompt, and llama.cpp evaluates only the rest.
+Reopening a long chat after a restart would otherwise re-read the whole history. The engine
+child writes the KV state with the token ids it holds, at moments that cost the chat
+nothing: when it has been idle a while, and when the model is unloaded or the app quits;
+never after every reply. The first request on a freshly loaded model restores the file
+that covers most of the new prompt (its prefix, and after that what a context shift can
+move), and llama.cpp evaluates only the rest.
+
+A save is skipped when the files on disk already cover all but a small part of what the
+cache holds: a state is only rewritten once the chat has grown by a good part of it (so an
+ordinary reply writes nothing), and a file that would be larger than the folder's cap is
+not written at all. The state is stored as it is: zlib at its fastest saved 14% of the
+bytes of an f16 cache at 25 MB/s of one core, while the disk wrote 81 MB/s, so compressing
+cost more time than the write it saved (measured here, see docs/benchmarks.md).
 
 A file is only ever a hint. It is used when its header names the same model file (path,
 size, modification time), context size, KV type, flash attention and llama-cpp-python
-version, its header
-checksum and payload SHA-256 match, and its token list shares a long enough prefix with the
-prompt; anything else is ignored (and a damaged file deleted). Layout:
+version, its header checksum and payload SHA-256 match, and its tokens cover a long enough
+part of the prompt; anything else is rejected with a note for the log (and a damaged file
+deleted). Layout:
 
-    MAGIC | u32 header length | header JSON | u32 CRC-32 of the header | zlib(state bytes)
+    MAGIC | u32 header length | header JSON | u32 CRC-32 of the header | state bytes
 
-Files live in one folder under a size cap; the least recently used go first. A file that
-shares most of its tokens with a newer, longer one (the same chat a turn earlier) is deleted
-when the newer one is written, so a chat keeps about one file per branch.
+Files live in one folder under a size cap; the least recently used go first. A file whose
+tokens a newer one of the same chat mostly holds (the chat some turns earlier, also past a
+context shift) is deleted when the newer one is written, so a chat keeps about one file
+per branch.
 """
 
 from __future__ import annotations
@@ -29,11 +39,16 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-MAGIC = b"PARLORKV\x01"
+from app.core.engine.kv_shift import plan_reuse
+
+MAGIC = b"PARLORKV\x02"  # \x01 files were zlib-compressed; they are rejected as foreign
 SUFFIX = ".kvsession"
-LEVEL = 1  # zlib's fastest: the state is mostly f16 noise, higher levels gain little
 MIN_SAVE_TOKENS = 128  # shorter prompts re-evaluate faster than a file round trip
 MIN_GAIN_TOKENS = 64  # restore only when the file saves at least this many tokens
+# A new file is written only when the files on disk leave more than this part of the cache
+# uncovered (at unload and exit: more than MIN_GAIN_TOKENS), so a save rewrites the state
+# about once every REWRITE_FRACTION of growth, not once a reply.
+REWRITE_FRACTION = 0.25
 
 
 class SessionError(Exception):
@@ -61,25 +76,27 @@ def model_identity(model_path: str, n_ctx: int, kv_type: str, flash_attn: bool,
             "flash_attn": bool(flash_attn), "llama_cpp": version}
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):  # stops at the shorter one, as meant
-        if x != y:
-            break
-        n += 1
-    return n
+def covered(saved: list[int], tokens: list[int], shift: bool = True) -> int:
+    """Tokens of `tokens` a cache holding `saved` provides: the common prefix, and with
+    `shift` the runs a context shift can move down."""
+    return plan_reuse(saved, tokens + [-1], shift_off="" if shift else "off").reused
 
 
-def write_file(path: Path, identity: dict, tokens: list[int], state: bytes) -> None:
-    """Write atomically: a reader sees the old file, the new one, or nothing."""
-    payload = zlib.compress(state, LEVEL)
-    header = json.dumps({"identity": identity, "tokens": tokens, "payload_len": len(payload),
-                         "payload_sha256": hashlib.sha256(payload).hexdigest()}).encode()
+def _header_bytes(identity: dict, tokens: list[int], state: bytes) -> bytes:
+    return json.dumps({"identity": identity, "tokens": tokens, "payload_len": len(state),
+                       "payload_sha256": hashlib.sha256(state).hexdigest()}).encode()
+
+
+def write_file(path: Path, identity: dict, tokens: list[int], state: bytes) -> int:
+    """Write atomically (a reader sees the old file, the new one, or nothing); the size."""
+    header = _header_bytes(identity, tokens, state)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(MAGIC + struct.pack("<I", len(header)) + header)
-        f.write(struct.pack("<I", zlib.crc32(header)) + payload)
+        f.write(struct.pack("<I", zlib.crc32(header)))
+        f.write(state)
     os.replace(tmp, path)
+    return len(MAGIC) + 8 + len(header) + len(state)
 
 
 def read_header(path: Path) -> tuple[Header, int]:
@@ -88,7 +105,7 @@ def read_header(path: Path) -> tuple[Header, int]:
         with open(path, "rb") as f:
             head = f.read(len(MAGIC) + 4)
             if len(head) < len(MAGIC) + 4 or not head.startswith(MAGIC):
-                raise SessionError(f"{path.name}: not a Parlor session file")
+                raise SessionError(f"{path.name}: not a Parlor session file of this version")
             (size,) = struct.unpack("<I", head[len(MAGIC):])
             raw = f.read(size)
             crc = f.read(4)
@@ -103,24 +120,28 @@ def read_header(path: Path) -> tuple[Header, int]:
 
 
 def read_state(path: Path) -> tuple[Header, bytes]:
-    """The verified header and the decompressed state; SessionError on any mismatch."""
+    """The verified header and the state; SessionError on any mismatch."""
     header, offset = read_header(path)
     try:
         with open(path, "rb") as f:
             f.seek(offset)
             payload = f.read(header.payload_len + 1)
-        if len(payload) != header.payload_len:
-            raise SessionError(f"{path.name}: truncated ({len(payload)} of "
-                               f"{header.payload_len} bytes)")
-        if hashlib.sha256(payload).hexdigest() != header.payload_sha256:
-            raise SessionError(f"{path.name}: checksum mismatch")
-        return header, zlib.decompress(payload)
-    except (OSError, zlib.error) as exc:
+    except OSError as exc:
         raise SessionError(f"{path.name}: unreadable ({exc})") from exc
+    if len(payload) != header.payload_len:
+        raise SessionError(f"{path.name}: truncated ({len(payload)} of "
+                           f"{header.payload_len} bytes)")
+    if hashlib.sha256(payload).hexdigest() != header.payload_sha256:
+        raise SessionError(f"{path.name}: checksum mismatch")
+    return header, payload
 
 
 class SessionStore:
-    """The session folder for one loaded model. Writes run on a background thread."""
+    """The session folder for one loaded model. Writes run on a background thread.
+
+    `notes` collects what the log should say (files rejected, saves skipped or failed);
+    the engine child hands them to the parent with the next reply.
+    """
 
     def __init__(self, folder: str | Path, identity: dict, cap_bytes: int) -> None:
         self.folder = Path(folder)
@@ -129,28 +150,44 @@ class SessionStore:
         self.prefix = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()) \
             .hexdigest()[:16]
         self._writer: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.notes: list[str] = []
         self.last_error = ""
+        self.last_write_bytes = 0
+
+    def note(self, text: str) -> None:
+        with self._lock:
+            self.notes.append(text)
+
+    def take_notes(self) -> list[str]:
+        with self._lock:
+            notes, self.notes = self.notes, []
+        return notes
 
     def _mine(self) -> list[Path]:
         return sorted(self.folder.glob(f"{self.prefix}-*{SUFFIX}"))
 
     def _headers(self):
-        """Headers of this model's files; damaged files are deleted on the way."""
+        """Headers of this model's files; damaged files are deleted, with a note."""
         for path in self._mine():
             try:
                 header, _ = read_header(path)
-            except SessionError:
+            except SessionError as exc:
+                self.note(f"Removed a damaged saved session: {exc}")
                 path.unlink(missing_ok=True)
                 continue
             if header.identity == self.identity:
                 yield path, header
 
-    def best_match(self, tokens: list[int], at_least: int) -> tuple[Path, int] | None:
-        """The file sharing the longest prefix with `tokens`, if longer than `at_least`."""
-        self.wait()
+    def best_match(self, tokens: list[int], at_least: int,
+                   shift: bool = True) -> tuple[Path, int] | None:
+        """The file covering most of `tokens`, if more than `at_least` of them.
+
+        Never waits for a write in progress: the file being written is the cache's own
+        content, not needed to answer the request at hand."""
         best = None
         for path, header in self._headers():
-            n = common_prefix(header.tokens, tokens)
+            n = covered(header.tokens, tokens, shift)
             if n > at_least and (best is None or n > best[1]):
                 best = (path, n)
         return best
@@ -161,18 +198,33 @@ class SessionStore:
             header, state = read_state(path)
             if header.identity != self.identity:
                 raise SessionError(f"{path.name}: made for another model or setting")
-        except SessionError:
+        except SessionError as exc:
+            self.note(f"Rejected a saved session: {exc}")
             path.unlink(missing_ok=True)
             raise
         os.utime(path)  # least recently *used*: reading counts
         return header.tokens, state
 
-    def save(self, tokens: list[int], state: bytes) -> None:
-        """Compress and write on a thread; the next save or load waits for this one."""
-        self.wait()
+    def needs_save(self, tokens: list[int], final: bool = False, shift: bool = True) -> bool:
+        """Whether the files on disk leave enough of `tokens` uncovered to write again."""
+        if len(tokens) < MIN_SAVE_TOKENS or self.busy:
+            return False
+        best = max((covered(h.tokens, tokens, shift) for _, h in self._headers()), default=0)
+        missing = len(tokens) - best
+        return missing > (MIN_GAIN_TOKENS if final else REWRITE_FRACTION * len(tokens))
+
+    @property
+    def busy(self) -> bool:
+        return self._writer is not None and self._writer.is_alive()
+
+    def save(self, tokens: list[int], state: bytes) -> bool:
+        """Write on a thread; False (nothing started) while another write is running."""
+        if self.busy:
+            return False
         self._writer = threading.Thread(target=self._save, args=(list(tokens), state),
                                         name="parlor-session-writer", daemon=True)
         self._writer.start()
+        return True
 
     def wait(self) -> None:
         if self._writer is not None:
@@ -180,28 +232,35 @@ class SessionStore:
             self._writer = None
 
     def _save(self, tokens: list[int], state: bytes) -> None:
+        size = len(MAGIC) + 8 + len(_header_bytes(self.identity, tokens, b"")) + len(state)
+        if size > self.cap_bytes:
+            self.note(f"Not saved: the session of {len(tokens)} tokens would take "
+                      f"{size / 2**20:.0f} MB, more than the {self.cap_bytes / 2**20:.0f} MB "
+                      "cap for saved sessions (Settings → Model).")
+            return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             digest = hashlib.sha256(struct.pack(f"<{len(tokens)}i", *tokens)).hexdigest()[:16]
             path = self.folder / f"{self.prefix}-{digest}{SUFFIX}"
+            self.last_write_bytes = write_file(path, self.identity, tokens, state)
             for old, header in list(self._headers()):
                 if old != path and _superseded(header.tokens, tokens):
                     old.unlink(missing_ok=True)
-            write_file(path, self.identity, tokens, state)
             enforce_cap(self.folder, self.cap_bytes)
         except OSError as exc:  # a full disk must not break the chat; the file is a hint
             self.last_error = f"Could not save the session: {exc}"
+            self.note(self.last_error)
 
 
 def _superseded(old: list[int], new: list[int]) -> bool:
-    """The same chat a turn or more earlier: the new file holds all but the old one's tail.
+    """The same chat earlier: the new file holds all but a fifth of the old one's tokens.
 
     Not only an exact prefix: the app re-tokenizes a reply from its text (and templates
-    trim it), so the tokens a reply was generated as rarely come back identical, and every
-    turn would otherwise leave a file behind. What is lost is at most a fifth of the old
+    trim it), and past the context limit old messages leave the front, so the new file
+    holds the old one's tokens partly moved. What is lost is at most a fifth of the old
     file, re-read if the user goes back to that branch.
     """
-    return len(new) >= len(old) and common_prefix(old, new) >= 0.8 * len(old)
+    return covered(old, new) >= 0.8 * len(old)
 
 
 def enforce_cap(folder: Path, cap_bytes: int) -> None:
