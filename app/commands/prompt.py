@@ -19,6 +19,7 @@ from app.core.prompt import (
     preset,
     template_from_gguf,
 )
+from app.core.prompt.instruct import instruct_template, shipped_instruct
 from app.core.prompt.st_chat import read_st_chat
 from app.core.prompt.worldinfo import AuthorsNote, Book, Source
 from app.core.prompt.worldinfo.in_prompt import LoreInput
@@ -33,11 +34,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--card", required=True, help="character card (PNG, JSON or CharX)")
     parser.add_argument("--chat", metavar="FILE.jsonl",
                         help="SillyTavern chat; without it, the chat holds the card's greeting")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--model", dest="gguf", metavar="GGUF",
-                        help="use this model's chat template and tokenizer")
-    source.add_argument("--template", choices=PRESET_NAMES,
-                        help="use a built-in format (default: chatml)")
+    parser.add_argument("--model", dest="gguf", metavar="GGUF",
+                        help="use this model's tokenizer and, without --template, its chat "
+                             "template")
+    parser.add_argument("--template", choices=(*PRESET_NAMES, *shipped_instruct()),
+                        metavar="NAME",
+                        help="a built-in format or one of SillyTavern's instruct presets "
+                             f"({', '.join((*PRESET_NAMES, *shipped_instruct()))}); it "
+                             "overrides the model's template (default: the model's, else "
+                             "chatml)")
     parser.add_argument("--user", help="the user's name (default: the chat's, else User)")
     parser.add_argument("--persona", default="", help="the user's persona description")
     parser.add_argument("--ctx", type=int, default=4096, metavar="N",
@@ -120,9 +125,15 @@ def load_card_data(path: str) -> dict[str, Any]:
     return data
 
 
+def _chosen(name: str) -> ChatTemplate:
+    return instruct_template(name) if name in shipped_instruct() else preset(name)
+
+
 def _template_and_counter(args) -> tuple[ChatTemplate, Callable[[str], int], list[str]]:
+    """The template (--template over the model's own) and the counter (the model's
+    tokenizer when --model is given)."""
     if not args.gguf:
-        return preset(args.template or "chatml"), estimate_tokens, []
+        return _chosen(args.template or "chatml"), estimate_tokens, []
     if not Path(args.gguf).is_file():
         raise FileNotFoundError(f"{args.gguf}: no such model file")
     chat_template, bos, eos = _header_tokens(args.gguf)
@@ -130,7 +141,8 @@ def _template_and_counter(args) -> tuple[ChatTemplate, Callable[[str], int], lis
         from llama_cpp import Llama
     except ImportError:
         note = "llama-cpp-python is not installed, so token counts are estimates."
-        return template_from_gguf(chat_template, bos, eos), estimate_tokens, [note]
+        template, notes = _model_template(args, chat_template, bos, eos)
+        return template, estimate_tokens, [note, *notes]
     from app.core.engine.template_guard import disable_gguf_template_compilation
 
     disable_gguf_template_compilation()  # the model's template runs in Parlor's sandbox only
@@ -139,7 +151,19 @@ def _template_and_counter(args) -> tuple[ChatTemplate, Callable[[str], int], lis
     def count(text: str) -> int:
         return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-    return template_from_gguf(chat_template, bos, eos), count, []
+    template, notes = _model_template(args, chat_template, bos, eos)
+    return template, count, notes
+
+
+def _model_template(args, chat_template: str | None, bos: str,
+                    eos: str) -> tuple[ChatTemplate, list[str]]:
+    if args.template:
+        return _chosen(args.template), []
+    template = template_from_gguf(chat_template, bos, eos)
+    if chat_template and chat_template.strip():
+        return template, []
+    return template, [f"{args.gguf} has no chat template of its own; the {template.name} "
+                      "format is a guess (choose one with --template)."]
 
 
 def _header_tokens(path: str) -> tuple[str | None, str, str]:

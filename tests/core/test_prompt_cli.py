@@ -98,9 +98,22 @@ def test_unreadable_card_is_an_error(monkeypatch, capsys):
     assert code == 1 and "not a character card" in err
 
 
-def test_template_and_model_exclude_each_other(fake_card, capsys):
+def test_template_overrides_the_models_with_its_tokenizer(fake_card, capsys, tmp_path):
+    """--model gives the tokenizer, --template (here a SillyTavern instruct preset) the format."""
+    from tests.tiny_models import write_tiny_llama
+
+    model = write_tiny_llama(tmp_path / "tiny.gguf", chat_template=CHATML_JINJA)
+    code, out, err = run(capsys, "--model", str(model), "--template", "Mistral V2 & V3",
+                         "--user", "Bob", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["prompt"].startswith("[INST] ")
+    assert data["prompt"].endswith("[/INST] Alice:")
+    assert data["tokens"] > len(data["prompt"]) / 3.5  # the tiny model's tokenizer counted
+
+
+def test_unknown_template_is_refused(fake_card, capsys):
     with pytest.raises(SystemExit):
-        run(capsys, "--template", "chatml", "--model", "x.gguf")
+        run(capsys, "--template", "nonesuch")
 
 
 def test_st_chat_reader_keeps_names_and_skips_hidden(tmp_path):
@@ -157,5 +170,6 @@ def test_model_without_a_template_gets_a_preset(fake_card, capsys, tmp_path):
     from tests.tiny_models import write_tiny_llama
 
     model = write_tiny_llama(tmp_path / "bare.gguf")
-    code, out, _ = run(capsys, "--model", str(model))
+    code, out, err = run(capsys, "--model", str(model))
     assert code == 0 and out.startswith("<|im_start|>system\n")  # ChatML when nothing is known
+    assert "has no chat template of its own" in err and "--template" in err
