@@ -65,6 +65,7 @@ class PersonasDialog(QDialog):
             self.tr("Who you are in the story: looks, background, manner. The model reads "
                     "this with the character's card."))
         self.default_label = QLabel()
+        self.default_label.setTextFormat(Qt.TextFormat.PlainText)  # persona names: imported
         form = QFormLayout()
         form.addRow(self.tr("&Name:"), self.name_edit)
         form.addRow(self.tr("&Description:"), self.description_edit)

@@ -118,6 +118,7 @@ class ConvertDialog(QDialog):
     def _build(self, header: GGUFHeader) -> None:
         layout = QVBoxLayout(self)
         self.intro = QLabel(conversion_text(header))
+        self.intro.setTextFormat(Qt.TextFormat.PlainText)  # names from the GGUF header
         self.intro.setWordWrap(True)
         layout.addWidget(self.intro)
         backup = self.path.with_name(f"{self.path.stem}.legacy.gguf").name
@@ -132,6 +133,7 @@ class ConvertDialog(QDialog):
         layout.addWidget(self.bar)
         self.status = QLabel(self.tr("The original is not changed until the converted file "
                                      "has loaded."))
+        self.status.setTextFormat(Qt.TextFormat.PlainText)  # errors quote file names
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.status)
