@@ -89,3 +89,15 @@ def test_a_roll_with_thousands_of_digits_gives_nothing():
     """Python's int() refuses more than 4300 digits; the roll is refused before that."""
     assert expand_macros("[{{roll:d" + "9" * 5000 + "}}]", MacroContext()) == "[]"
     assert expand_macros("[{{roll:" + "9" * 5000 + "}}]", MacroContext()) == "[]"
+
+
+def test_the_prompt_builder_reports_an_over_budget_field():
+    from app.core.prompt import Message as PromptMessage
+    from app.core.prompt import PromptInput, build_prompt, preset
+
+    card = {"name": "N" * 5000, "description": "{{char}} " * 200, "first_mes": "Hi"}
+    inp = PromptInput(card=card, user_name="Bob", persona="",
+                      history=[PromptMessage("user", "Hello")])
+    built = build_prompt(inp, preset("chatml"), lambda s: len(s) // 4, 100_000, 256)
+    assert any("Macros in description were left as written" in w for w in built.warnings)
+    assert "{{char}} {{char}}" in built.text
