@@ -276,6 +276,8 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActio
         self.stop_button.setEnabled(busy)
         if busy:
             self.speed_label.setText(self.tr("writing…"))
+        elif self.speed_label.text().startswith(self.tr("writing…")):
+            self.speed_label.clear()  # a reply that failed leaves no "writing…" behind
 
     def _on_stream_rate(self, tokens: int, rate: float) -> None:
         self.speed_label.setText(self.tr("writing… {0} tokens · {1:.1f} tok/s").format(

@@ -369,8 +369,11 @@ class ChatController(QObject):
     def _on_failed(self, message: str, crashed: bool) -> None:
         log.error("reply %s: %s", "interrupted, the engine process crashed" if crashed
                   else "failed", message)
+        retry = not crashed and self._target is not None and self._target.kind == "reply"
         if self._target is not None:
             self._finish("interrupted" if crashed else "error", {"error": message})
         if crashed:
             self.set_model(None)
+        if retry:  # the failed reply stays, marked; regenerating writes a new one beside it
+            message += "\n\nRegenerate (Ctrl+Return) tries the reply again."
         self.error.emit(message)
