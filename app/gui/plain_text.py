@@ -23,18 +23,23 @@ def plain_tip(text: str) -> str:
     return f"<p style='white-space:pre-wrap'>{html.escape(text, quote=False)}</p>"
 
 
-class SafeDocument(QTextDocument):
-    """A document that refuses every resource its HTML names.
+def refused_resource(kind: int) -> object:
+    """What a `loadResource` override returns to load nothing.
 
-    Refusing by returning nothing is not enough: for an image Qt then loads the path
-    itself. A blank image stands in, so nothing is read."""
+    Returning None is not enough: for an image Qt then reads the path itself (so a
+    Markdown `![x](/dev/zero)` still read /dev/zero). A blank image stands in instead."""
+    if kind == QTextDocument.ResourceType.ImageResource:
+        blank = QImage(1, 1, QImage.Format.Format_ARGB32)
+        blank.fill(0)
+        return blank
+    return ""
+
+
+class SafeDocument(QTextDocument):
+    """A document that refuses every resource its HTML names."""
 
     def loadResource(self, kind: int, name) -> object:  # noqa: N802 (Qt override)
-        if kind == QTextDocument.ResourceType.ImageResource:
-            blank = QImage(1, 1, QImage.Format.Format_ARGB32)
-            blank.fill(0)
-            return blank
-        return ""
+        return refused_resource(kind)
 
 
 class PlainMessageBoxes(QObject):

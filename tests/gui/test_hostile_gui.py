@@ -143,3 +143,18 @@ def test_one_bubble_lays_out_quickly_even_for_a_huge_line(qtbot):
         doc = delegate._document(text, 600, QFont())
         doc.size()
         assert time.monotonic() - start < 1.5, text[:4]
+
+
+def test_creator_notes_markdown_images_are_not_read(qtbot, tmp_path, image_tag):
+    """Markdown without HTML still has `![x](path)`; returning None from loadResource made
+    Qt read the path itself (with /dev/zero: until the app aborted)."""
+    # The portrait panel is new work of another change; until it lands this case waits.
+    SafeNotes = pytest.importorskip("app.gui.characters.portrait_panel").SafeNotes  # noqa: N806
+
+    path = image_tag.split('"')[1]
+    notes = SafeNotes()
+    qtbot.addWidget(notes)
+    notes.set_markdown(f"![x]({path})\n\nafter")
+    notes.document().setTextWidth(500)
+    assert notes.document().size().height() < 100
+    assert notes.document().toPlainText().endswith("after")

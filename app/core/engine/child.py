@@ -184,8 +184,9 @@ class Child:
             return True
         plan = kv_shift.plan_reuse(saved, tokens, keep, self.shift_off)
         stats.full_read_reason = ""
-        self._shift(plan, stats)
-        stats.reused_tokens = stats.restored_tokens = self.llm.n_tokens
+        self._shift(plan, stats)  # without runs to move, generate keeps just the prefix
+        stats.reused_tokens = stats.restored_tokens = \
+            self.llm.n_tokens if plan.chunks else plan.prefix
         stats.restore_s = time.perf_counter() - t0
         return True
 
