@@ -13,6 +13,7 @@ from app.core.prompt import (
     preset,
     template_from_gguf,
 )
+from app.core.prompt.instruct import instruct_template
 
 CHATML_JINJA = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
                 "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
@@ -246,6 +247,10 @@ TEMPLATES = {
     "plain": lambda: preset("plain"),
     "jinja-chatml": lambda: template_from_gguf(CHATML_JINJA, "", "<|im_end|>"),
     "jinja-mistral": lambda: template_from_gguf(MISTRAL_JINJA, "<s>", "</s>"),
+    "st-chatml": lambda: instruct_template("ChatML"),
+    "st-mistral": lambda: instruct_template("Mistral V2 & V3"),
+    "st-alpaca": lambda: instruct_template("Alpaca"),
+    "st-metharme": lambda: instruct_template("Metharme"),
 }
 
 
