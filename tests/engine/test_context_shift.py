@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -306,3 +307,59 @@ def test_the_log_has_llama_cpps_report_for_each_reply_matching_the_stats(tiny_ll
     for stats, line in zip(seen, records, strict=True):
         assert f"prompt eval time = {stats.llama_prompt_eval_ms:.2f} ms" in line
         assert f"/ {stats.evaluated_tokens} tokens" in line
+
+
+# --- saved sessions and the shift -------------------------------------------------------------
+def _session_child(model, folder) -> Child:
+    child = Child(_Pipe(), (ctypes.c_byte * 2)())
+    child.load(LoadParams(model_path=str(model), n_ctx=N_CTX, session_dir=str(folder)))
+    return child
+
+
+def test_a_session_saved_before_old_messages_left_is_restored_and_shifted(tiny_llama_path,
+                                                                         tmp_path):
+    """After a restart the file is some turns old: restored, then shifted like a live cache,
+    it answers as a full read does, and only what came after it is evaluated."""
+    folder = tmp_path / "sessions"
+    live, fresh = _session_child(tiny_llama_path, folder), _child(tiny_llama_path, True)
+    chat = _Chat(live, CARD)
+    for i in range(6):
+        _turn(live, fresh, chat, f"({i}) {USER}")
+    assert live.save_session(final=True)
+    live.sessions.wait()
+    for i in range(6, 7):  # another turn: older messages dropped again
+        _turn(live, fresh, chat, f"({i}) {USER}")
+    prompt = chat.prompt(f"(7) {USER}")
+    restarted = _session_child(tiny_llama_path, folder)
+    stats = _reply(restarted, prompt, PROBE, [])
+    a = _logits(restarted)
+    fresh.llm.reset()
+    _reply(fresh, prompt, PROBE, [])
+    b = _logits(fresh)
+    assert stats.restored_tokens > 0.5 * stats.prompt_tokens and stats.shifted_tokens > 0
+    assert stats.evaluated_tokens == stats.prompt_tokens - stats.restored_tokens
+    assert int(a.argmax()) == int(b.argmax()) and float(np.abs(a - b).max()) <= TOLERANCE
+
+
+def test_a_save_in_progress_does_not_delay_a_count_or_a_reply(tiny_llama_path, tmp_path):
+    """The write runs on its own thread; requests never wait for it. A 512 MB state keeps
+    the writer busy (hashing and writing) for a good part of a second on this machine."""
+    child = _session_child(tiny_llama_path, tmp_path / "sessions")
+    chat = _Chat(child, CARD)
+    prompt = chat.prompt(USER)
+    _reply(child, prompt, PROBE, [])
+
+    def request() -> float:
+        t0 = time.perf_counter()
+        chat._count([USER, CARD["description"]])
+        _reply(child, prompt, PROBE, [])
+        return time.perf_counter() - t0
+
+    quiet = min(request() for _ in range(3))
+    big = bytes(512 * 2**20)
+    assert child.sessions.save(list(range(MIN_CHUNK * 10)), big)
+    during = request()
+    still_writing = child.sessions.busy
+    child.sessions.wait()
+    assert still_writing, "the save ended before the request: nothing was measured"
+    assert during < quiet + 0.05
