@@ -15,7 +15,14 @@ from dataclasses import replace
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from app.core.engine import Engine, EngineCrashed, EngineError, LoadParams, SamplingParams
+from app.core.engine import (
+    Engine,
+    EngineCrashed,
+    EngineError,
+    LoadParams,
+    PromptLayout,
+    SamplingParams,
+)
 from app.gui.engine_log import log_load_failed, log_load_start, log_loaded
 
 BATCH_S = 0.05
@@ -65,16 +72,19 @@ class GenerationWorker(QObject):
             prompt = build(self.engine.count_tokens)
             self.started.emit(prompt)
             stops = tuple(dict.fromkeys((*prompt.stop, *sampling.stop)))
-            self._stream(prompt.text, replace(sampling, stop=stops))
+            # the layout lets the engine shift its cache past dropped history (context shift)
+            self._stream(prompt.text, replace(sampling, stop=stops),
+                         PromptLayout(prompt.permanent_chars))
         except EngineCrashed as exc:
             self.failed.emit(str(exc), True)
         except Exception as exc:  # noqa: BLE001 - any failure must reach the window as text
             log.error("generation failed", exc_info=True)
             self.failed.emit(str(exc) or type(exc).__name__, False)
 
-    def _stream(self, prompt: str, sampling: SamplingParams) -> None:
+    def _stream(self, prompt: str, sampling: SamplingParams,
+                layout: PromptLayout | None = None) -> None:
         pending, last, count, first = [], time.monotonic(), 0, None
-        for piece in self.engine.stream(prompt, sampling, self.cancel):
+        for piece in self.engine.stream(prompt, sampling, self.cancel, layout):
             pending.append(piece)
             count += 1
             now = time.monotonic()

@@ -55,6 +55,9 @@ def test_format_checks_are_linear(bounded, source):
     "{{ ([['x' * 1000] * 1000] * 1000)|tojson }}",
     "{{ ('a' * 100000).translate({97: 'b' * 1000}) }}",
     "{{ [['x'] * 3000000, ['y'] * 3000000]|sum(start=[]) }}",
+    "{{ ('a. ' * 1300000)|sort|length }}",  # 6 s in C, holding the interpreter lock
+    "{{ ('a. ' * 1300000)|urlize }}",  # 8 s before the deadline could be checked
+    "{{ ('ab' * 1000000)|unique|list|length }}",
 ])
 def test_sizes_are_checked_before_allocation(bounded, source):
     """A size error, not a MemoryError: the child has 300 MB to spare and 10 s."""
