@@ -150,3 +150,14 @@ def test_a_read_only_data_folder_is_a_clear_error(tmp_path):
         assert str(paths.data) in str(caught.value) or "readonly" in str(caught.value)
     finally:
         os.chmod(paths.data, 0o700)
+
+
+def test_columns_of_later_schemas_survive_the_check(tmp_path):
+    """A column the checker does not list is kept (the insert keeps what the table has),
+    as long as SQLite can store it."""
+    from app.core.store.import_rows import RowError, check_tables
+
+    row = {"id": 1, "name": "P", "description": "", "is_default": 0, "future": 3}
+    assert check_tables({"personas": [row]}).tables["personas"][0]["future"] == 3
+    with pytest.raises(RowError, match="future must be a plain value"):
+        check_tables({"personas": [{**row, "future": [1, 2]}]})

@@ -105,7 +105,9 @@ COLUMNS: dict[str, dict[str, tuple[bool, Callable[[Any], bool], str]]] = {
 
 def check_tables(tables: Any) -> Checked:
     """The library's tables, checked and with surrogates replaced; RowError on the first
-    row that cannot be imported. Columns Parlor does not know are dropped, as before."""
+    row that cannot be imported. Columns not listed in COLUMNS (added by later migrations)
+    are kept if they hold a plain value SQLite can store; the insert keeps those the
+    table has."""
     if not isinstance(tables, dict):
         raise RowError("the library's tables are not an object")
     out = Checked({})
@@ -121,21 +123,29 @@ def check_tables(tables: Any) -> Checked:
 def _row(table: str, index: int, row: Any, columns: dict, out: Checked) -> dict:
     if not isinstance(row, dict):
         raise RowError(f"{table} row {index + 1} is not an object")
+    missing = [c for c, (required, _, _) in columns.items() if required and c not in row]
+    if missing:
+        raise RowError(f"{table} row {index + 1} has no {missing[0]}")
     clean = {}
-    for column, (required, check, what) in columns.items():
-        if column not in row:
-            if required:
-                raise RowError(f"{table} row {index + 1} has no {column}")
-            continue
-        value = row[column]
+    for column, value in row.items():
         if isinstance(value, str):
             value, replaced = scrub_surrogates(value)
             out.replaced_surrogates += replaced
+        _, check, what = columns.get(column, (False, _plain, "a plain value"))
         if not check(value):
             raise RowError(f"{table} row {index + 1} (id {row.get('id')!r}): {column} must be "
                            f"{what}, not {_short(value)}")
         clean[column] = value
     return clean
+
+
+def _plain(v: Any) -> bool:
+    """What SQLite can store and Parlor can export again."""
+    if isinstance(v, float):
+        return math.isfinite(v)
+    if isinstance(v, int) and not isinstance(v, bool):
+        return -MAX_ID - 1 <= v <= MAX_ID
+    return v is None or isinstance(v, (str, bytes, bytearray))
 
 
 def _check_tree(chats: list[dict], messages: list[dict]) -> None:
