@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache, partial
@@ -97,7 +97,8 @@ class BuiltPrompt:
     # Characters at the start of `text` that only an edit changes (system prompt, card):
     # the engine may shift its KV cache past dropped history only when these match.
     permanent_chars: int = 0
-    lore_trace: list[TraceItem] = field(default_factory=list)  # every entry: fired or why not
+    # every entry: fired or why not (a sequence made on first use)
+    lore_trace: Sequence[TraceItem] = field(default_factory=list)
     lore_state: dict = field(default_factory=dict)  # timed effects to keep for this branch
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from app.core.prompt.worldinfo.placement import Placement, place, position_label
 from app.core.prompt.worldinfo.scan import ScanInput, ScanResult, check_world_info, sort_entries
@@ -12,11 +12,39 @@ from app.core.prompt.worldinfo.settings import Book, Source, WorldInfoSettings
 from app.core.prompt.worldinfo.trace import TraceItem
 
 
+class LazyTrace(Sequence):
+    """The trace, made on first use: a sequence of `TraceItem`, one per entry."""
+
+    def __init__(self, make: Callable[[], list[TraceItem]]) -> None:
+        self._make, self._items = make, None
+
+    def _all(self) -> list[TraceItem]:
+        if self._items is None:
+            self._items = self._make()
+        return self._items
+
+    @overload
+    def __getitem__(self, index: int) -> TraceItem: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[TraceItem]: ...
+    def __getitem__(self, index):
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+
 @dataclass
 class LoreResult:
     placement: Placement = field(default_factory=Placement)
     fired: list[str] = field(default_factory=list)  # names, in prompt order
-    trace: list[TraceItem] = field(default_factory=list)  # every entry, in book order
+    trace: Sequence[TraceItem] = field(default_factory=list)  # every entry, in book order
     tokens: int = 0
     budget: int = 0
     timed_state: dict = field(default_factory=dict)
@@ -43,7 +71,8 @@ def run_world_info(books: list[Book], lines: list[str], *, max_context: int,
                                       expand, seed, timed_state, chat_length))
     placement = place(scan)
     result = LoreResult(placement=placement, fired=[e.label for e in placement.prompt_order],
-                        trace=_trace(entries, scan), tokens=sum(scan.tokens.values()),
+                        trace=LazyTrace(lambda: _trace(entries, scan)),
+                        tokens=sum(scan.tokens.values()),
                         budget=scan.budget, timed_state=scan.timed_state,
                         warnings=_warnings(scan),
                         texts=[scan.content[e].strip() for e in placement.prompt_order])
@@ -52,10 +81,11 @@ def run_world_info(books: list[Book], lines: list[str], *, max_context: int,
 
 def _trace(entries, scan: ScanResult) -> list[TraceItem]:
     placed = set(scan.activated)
+    reasons = scan.explain()
     items = []
     for e in entries:
         fired = e in placed and bool(scan.content[e].strip())
-        reason = scan.reasons.get(e, "") or "no key found"
+        reason = reasons.get(e, "") or "no key found"
         if e in placed and not fired:
             reason += "; its content is empty"
         items.append(TraceItem(e.label, fired, reason, position_label(e),
@@ -66,7 +96,7 @@ def _trace(entries, scan: ScanResult) -> list[TraceItem]:
 def _warnings(scan: ScanResult) -> list[str]:
     out = [f"Lore key {key} took too long to match and was skipped (a regular expression "
            "that backtracks without end)." for key in scan.timed_out_keys]
-    cut = [e.label for e, why in scan.reasons.items() if why.startswith("cut by the budget")]
+    cut = [e.label for e in scan.cut]
     if cut:
         out.append(f"Lore left out for its token budget ({scan.budget}): " + ", ".join(cut))
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from app.core.prompt.worldinfo.entry import MAX_SCAN_DEPTH, WIEntry
-from app.core.prompt.worldinfo.keys import Haystack
+from app.core.prompt.worldinfo.keys import Haystack, Joined
 
 MATCHER = "\x01"
 JOINER = "\n" + MATCHER
@@ -29,9 +29,11 @@ class ScanBuffer:
         self.lines = [line.strip() for line in lines[:MAX_SCAN_DEPTH]]
         self.base_depth = depth
         self.skew = 0
-        self.recurse: list[str] = []
+        self.recurse: list[Haystack] = []
         self.timed_out: set[str] = set()
-        self._cache: dict[tuple[int, int], Haystack] = {}
+        self._chat: dict[int, Haystack] = {}  # the chat part, by depth
+        self._cache: dict[tuple[int, int], Joined] = {}
+        self._line_hays: list[Haystack] | None = None
 
     @property
     def depth(self) -> int:
@@ -41,27 +43,36 @@ class ScanBuffer:
         depth = entry.scan_depth if entry.scan_depth is not None else self.depth
         return min(max(depth, 0), MAX_SCAN_DEPTH)
 
-    def get(self, entry: WIEntry, state: ScanState) -> Haystack:
+    def get(self, entry: WIEntry, state: ScanState) -> Joined:
         depth = self.entry_depth(entry)
         recursed = 0 if state == ScanState.MIN_ACTIVATIONS else len(self.recurse)
         cached = self._cache.get((depth, recursed))
         if cached is None:
-            if depth <= 0:
-                text = ""
-            else:
-                text = MATCHER + JOINER.join(self.lines[:depth])
-                if recursed:
-                    text += JOINER + JOINER.join(self.recurse[:recursed])
-            cached = self._cache[(depth, recursed)] = Haystack(text, self.timed_out)
+            parts = [] if depth <= 0 else [self._chat_part(depth), *self.recurse[:recursed]]
+            cached = self._cache[(depth, recursed)] = Joined(parts, JOINER, self.timed_out)
         return cached
 
+    def all_words(self, case_sensitive: bool, *, with_recursion: bool) -> frozenset[str]:
+        """Every ASCII word of the whole chat window (and of the lore added by recursion)."""
+        words = self._chat_part(len(self.lines)).words(case_sensitive)
+        if with_recursion and self.recurse:
+            return words.union(*(part.words(case_sensitive) for part in self.recurse))
+        return words
+
+    def _chat_part(self, depth: int) -> Haystack:
+        if depth not in self._chat:
+            self._chat[depth] = Haystack(MATCHER + JOINER.join(self.lines[:depth]),
+                                         self.timed_out)
+        return self._chat[depth]
+
     def add_recurse(self, text: str) -> None:
-        self.recurse.append(text)
+        self.recurse.append(Haystack(text, self.timed_out))
 
     def where(self, key: str, entry: WIEntry, case_sensitive: bool, whole_words: bool) -> str:
         """Which message (1 = the newest) holds `key`, for the trace."""
-        for i, line in enumerate(self.lines[:self.entry_depth(entry)]):
-            if Haystack(MATCHER + line, self.timed_out).has(
-                    key, case_sensitive=case_sensitive, whole_words=whole_words):
+        if self._line_hays is None:
+            self._line_hays = [Haystack(MATCHER + line, self.timed_out) for line in self.lines]
+        for i, hay in enumerate(self._line_hays[:self.entry_depth(entry)]):
+            if hay.has(key, case_sensitive=case_sensitive, whole_words=whole_words):
                 return f"message {i + 1} from the end"
         return "lore added by recursion"

@@ -104,6 +104,8 @@ class WIEntry:
     additional: tuple[str, ...] = ()  # @@additional_keys (V3 decorator)
     exclude: tuple[str, ...] = ()  # @@exclude_keys (V3 decorator)
     hash: str = ""
+    # per (case, whole words): the keys that are single ASCII words, and whether others exist
+    plans: dict = field(default_factory=dict, repr=False)
 
     @property
     def key(self) -> str:
@@ -150,19 +152,37 @@ def entry_from_book(raw: dict[str, Any], index: int, world: str) -> WIEntry:
         delay=_count(ext.get("delay")),
         additional=tuple(_strings(decorators.get("additional_keys"))),
         exclude=tuple(_strings(decorators.get("exclude_keys"))),
-        hash=_hash(raw),
+        # only timed entries need one (it finds them again in the stored effects)
+        hash=_hash(raw) if ext.get("sticky") or ext.get("cooldown") else "",
     )
 
 
 def book_entries(book: Any, world: str) -> list[WIEntry]:
     """The entries of one book in SillyTavern's own order before sorting: by uid the way
-    JavaScript iterates an object keyed by uid (integer-like uids ascending, then the rest)."""
+    JavaScript iterates an object keyed by uid (integer-like uids ascending, then the rest).
+
+    Reading 2,000 entries costs more than scanning them, so the result is kept for the same
+    book (the same dict holding the same entry dicts). Books are values: the editor and the
+    store hand out new dicts, and an entry edited in place would not be seen."""
     if not isinstance(book, dict) or not isinstance(book.get("entries"), list):
         return []
-    entries = [entry_from_book(raw, i, world) for i, raw in enumerate(book["entries"])
+    raws = book["entries"]
+    cached = _CACHE.get((id(book), world))
+    if cached is not None and cached[0] is book and len(cached[1]) == len(raws) and all(
+            a is b for a, b in zip(cached[1], raws, strict=True)):
+        return list(cached[2])
+    entries = [entry_from_book(raw, i, world) for i, raw in enumerate(raws)
                if isinstance(raw, dict)]
-    ranked = sorted(enumerate(entries), key=lambda pair: _js_rank(pair[1].uid, pair[0]))
-    return [e for _, e in ranked]
+    ranked = [e for _, e in sorted(enumerate(entries),
+                                   key=lambda pair: _js_rank(pair[1].uid, pair[0]))]
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[(id(book), world)] = (book, list(raws), ranked)  # holds `book`: its id stays its
+    return list(ranked)
+
+
+_CACHE: dict[tuple[int, str], tuple[dict, list, list[WIEntry]]] = {}
+_CACHE_SIZE = 16
 
 
 def _js_rank(uid: Any, index: int) -> tuple[int, int, int]:

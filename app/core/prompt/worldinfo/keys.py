@@ -25,6 +25,11 @@ from functools import lru_cache
 
 import regex
 
+try:  # Python 3.11+
+    import re._parser as _sre_parser
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_parse as _sre_parser
+
 REGEX_TIMEOUT_S = 0.05
 _DELIMITED = re.compile(r"^/([\s\S]+?)/([gimsuy]*)$")
 _UNESCAPED_SLASH = re.compile(r"(^|[^\\])/")
@@ -39,9 +44,17 @@ _INSIDE_CLASS = {"w": _WORD, "d": "0-9"}
 class RegexKey:
     pattern: regex.Pattern
     sticky: bool  # the `y` flag: match only at the start of the text
+    # text every match must contain (case-folded when `folded`): a cheap test first
+    required: str = ""
+    folded: bool = False
 
-    def search(self, text: str) -> bool:
+    def search(self, text: str, folded_text: str | None = None) -> bool:
         """True on a match; raises TimeoutError past the time limit."""
+        if self.required:
+            haystack = (folded_text if folded_text is not None else text.casefold()) \
+                if self.folded else text
+            if self.required not in haystack:
+                return False
         if self.sticky:
             return self.pattern.match(text, timeout=REGEX_TIMEOUT_S) is not None
         return self.pattern.search(text, timeout=REGEX_TIMEOUT_S) is not None
@@ -58,10 +71,36 @@ def parse_regex_key(key: str) -> RegexKey | None:
     py_flags |= regex.IGNORECASE if "i" in flags else 0
     py_flags |= regex.DOTALL if "s" in flags else 0
     py_flags |= regex.MULTILINE if "m" in flags else 0
+    python = js_to_python(source)
     try:
-        return RegexKey(regex.compile(js_to_python(source), py_flags), "y" in flags)
+        compiled = regex.compile(python, py_flags)
     except (regex.error, ValueError, OverflowError, RecursionError):
         return None  # SillyTavern then matches the key as plain text
+    required = required_literal(python)
+    folded = "i" in flags
+    return RegexKey(compiled, "y" in flags, required.casefold() if folded else required, folded)
+
+
+def required_literal(pattern: str) -> str:
+    """The longest run of plain characters that every match of `pattern` contains, or "".
+
+    Read from the top level of the parsed pattern (Python's own parser): characters in a
+    row, outside groups, alternatives and repeats. Most keys (`/\\bdragons?\\b/i`) have one,
+    and a substring test rules them out far faster than running the expression.
+    """
+    try:
+        parsed = _sre_parser.parse(pattern)
+    except Exception:  # noqa: BLE001 - syntax only the regex package knows: no shortcut
+        return ""
+    best, run = "", []
+    for op, arg in parsed:
+        if op is _sre_parser.LITERAL:
+            run.append(chr(arg))
+            continue
+        best = max(best, "".join(run), key=len)
+        run = []
+    best = max(best, "".join(run), key=len)
+    return best if len(best) >= 3 else ""
 
 
 def js_to_python(source: str) -> str:
@@ -87,12 +126,39 @@ def js_to_python(source: str) -> str:
 
 
 @lru_cache(maxsize=16384)
+def word_plan(keys: tuple[str, ...], case_sensitive: bool,
+              whole_words: bool) -> tuple[frozenset[str], bool]:
+    """The keys that are matched as one ASCII word (lower-cased unless case-sensitive), and
+    whether any key needs a full look (a regex, several words, other scripts, a macro)."""
+    words, others = set(), False
+    for key in keys:
+        mode, needle, _ = _matcher(key.strip(), case_sensitive, whole_words)
+        if mode == _BY_WORD and "{{" not in key and "<" not in key:
+            words.add(needle)
+        else:
+            others = True
+    return frozenset(words), others
+
+
 def _whole_word_pattern(key: str) -> re.Pattern:
     return re.compile(rf"(?:^|[^{_WORD}]){re.escape(key)}(?:\Z|[^{_WORD}])")
 
 
-def _is_ascii_word(key: str) -> bool:
-    return _ASCII_WORDS.fullmatch(key) is not None
+_BY_REGEX, _BY_WORD, _BY_SUBSTRING, _BY_BOUNDS = range(4)
+
+
+@lru_cache(maxsize=65536)
+def _matcher(key: str, case_sensitive: bool, whole_words: bool) -> tuple[int, str, object]:
+    """How `key` is looked for, worked out once per key and rules."""
+    compiled = parse_regex_key(key)
+    if compiled is not None:
+        return _BY_REGEX, key, compiled
+    needle = key if case_sensitive else key.lower()
+    if not whole_words or any(c.isspace() for c in needle):
+        return _BY_SUBSTRING, needle, None
+    if _ASCII_WORDS.fullmatch(needle):
+        return _BY_WORD, needle, None
+    return _BY_BOUNDS, needle, _whole_word_pattern(needle)
 
 
 class Haystack:
@@ -101,9 +167,17 @@ class Haystack:
     def __init__(self, text: str, timed_out: set[str] | None = None) -> None:
         self.text = text
         self._lower: str | None = None
+        self._folded: str | None = None
         self._words: dict[bool, frozenset[str]] = {}
+        self._seen: dict[tuple[str, bool, bool], bool] = {}
+        self._contains: dict[tuple[str, bool], bool] = {}
         # regex keys that hit the time limit: shared by a scan's haystacks, tried once
         self.timed_out = timed_out if timed_out is not None else set()
+
+    def folded(self) -> str:
+        if self._folded is None:
+            self._folded = self.text.casefold()
+        return self._folded
 
     def lower(self) -> str:
         if self._lower is None:
@@ -117,22 +191,86 @@ class Haystack:
         return self._words[case_sensitive]
 
     def has(self, key: str, *, case_sensitive: bool, whole_words: bool) -> bool:
-        compiled = parse_regex_key(key)
-        if compiled is not None:
+        memo = (key, case_sensitive, whole_words)
+        found = self._seen.get(memo)
+        if found is None:
+            found = self._seen[memo] = self._has(key, case_sensitive, whole_words)
+        return found
+
+    def _has(self, key: str, case_sensitive: bool, whole_words: bool) -> bool:
+        mode, needle, compiled = _matcher(key, case_sensitive, whole_words)
+        if mode == _BY_REGEX:
             return self._regex(key, compiled)
-        text = self.text if case_sensitive else self.lower()
-        needle = key if case_sensitive else key.lower()
-        if not whole_words or any(c.isspace() for c in needle):
-            return needle in text
-        if _is_ascii_word(needle):  # bounded by non-word characters: exactly a word of the text
+        if mode == _BY_WORD:  # bounded by non-word characters: exactly a word of the text
             return needle in self.words(case_sensitive)
-        return needle in text and _whole_word_pattern(needle).search(text) is not None
+        text = self.text if case_sensitive else self.lower()
+        if mode == _BY_SUBSTRING:
+            return needle in text
+        return needle in text and compiled.search(text) is not None
+
+    def contains(self, literal: str, folded: bool) -> bool:
+        memo = (literal, folded)
+        found = self._contains.get(memo)
+        if found is None:
+            found = self._contains[memo] = literal in (self.folded() if folded else self.text)
+        return found
+
+    def is_plain(self, key: str, case_sensitive: bool, whole_words: bool) -> bool:
+        """Whether `key` is matched without a regular expression of the user's."""
+        return _matcher(key, case_sensitive, whole_words)[0] != _BY_REGEX
 
     def _regex(self, key: str, compiled: RegexKey) -> bool:
         if key in self.timed_out:
             return False
         try:
-            return compiled.search(self.text)
+            return compiled.search(self.text, self.folded() if compiled.folded else None)
         except TimeoutError:
             self.timed_out.add(key)
             return False
+
+
+class Joined:
+    """A scan text made of parts joined by a separator that holds no word character.
+
+    A plain key cannot match across such a join (it holds no `\\x01`), so it is looked up
+    part by part, and each part remembers its answers: the chat part is searched once per
+    turn however many recursion passes follow. A `/regex/` key may span parts, so it is
+    matched on the whole text, as SillyTavern does.
+    """
+
+    def __init__(self, parts: list[Haystack], joiner: str, timed_out: set[str]) -> None:
+        self.parts, self.joiner, self.timed_out = parts, joiner, timed_out
+        self._whole: Haystack | None = None
+
+    @property
+    def text(self) -> str:
+        return self.whole().text
+
+    def whole(self) -> Haystack:
+        if self._whole is None:
+            self._whole = Haystack(self.joiner.join(p.text for p in self.parts), self.timed_out)
+        return self._whole
+
+    def _may_contain(self, key: str) -> bool:
+        """For a /regex/ key: whether the text its every match must hold is in some part (a
+        run of plain characters without a line break cannot straddle a join)."""
+        compiled = parse_regex_key(key)
+        if compiled is None or not compiled.required or "\n" in compiled.required:
+            return True
+        return any(p.contains(compiled.required, compiled.folded) for p in self.parts)
+
+    def may_have(self, words: frozenset[str], case_sensitive: bool) -> bool:
+        """Whether any of `words` (single ASCII words) is a word of this text: a set test
+        that spares a book's thousands of keys the one-by-one look."""
+        return any(not words.isdisjoint(p.words(case_sensitive)) for p in self.parts)
+
+    def has(self, key: str, *, case_sensitive: bool, whole_words: bool) -> bool:
+        if len(self.parts) == 1:
+            return self.parts[0].has(key, case_sensitive=case_sensitive, whole_words=whole_words)
+        plain = bool(self.parts) and self.parts[0].is_plain(key, case_sensitive, whole_words)
+        if not plain and not self._may_contain(key):
+            return False
+        if not plain or "\x01" in key:
+            return self.whole().has(key, case_sensitive=case_sensitive, whole_words=whole_words)
+        return any(p.has(key, case_sensitive=case_sensitive, whole_words=whole_words)
+                   for p in self.parts)

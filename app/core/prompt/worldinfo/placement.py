@@ -78,4 +78,7 @@ def _add_depth(groups: list[DepthInjection], entry: WIEntry, content: str) -> No
 def position_label(entry: WIEntry) -> str:
     if entry.position == Position.AT_DEPTH:
         return f"at_depth {entry.depth} {entry.role.message_role}"
-    return entry.position.label
+    return _POSITION_LABELS[entry.position]
+
+
+_POSITION_LABELS = {p: p.label for p in Position}

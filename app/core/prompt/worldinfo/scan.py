@@ -18,9 +18,12 @@ from typing import Any
 from app.core.prompt.worldinfo.buffer import ScanBuffer, ScanState
 from app.core.prompt.worldinfo.entry import Logic, WIEntry, book_entries
 from app.core.prompt.worldinfo.groups import filter_groups
-from app.core.prompt.worldinfo.keys import Haystack
+from app.core.prompt.worldinfo.keys import Haystack, Joined, parse_regex_key, word_plan
 from app.core.prompt.worldinfo.settings import Book, Source, Strategy, WorldInfoSettings
 from app.core.prompt.worldinfo.timed import TimedEffects
+
+_KEY_FOUND = "key found"  # a placeholder until `_explain` says where
+_INDEXES: dict[tuple, tuple[list[WIEntry], list[WIEntry], dict]] = {}
 
 
 @dataclass
@@ -41,7 +44,8 @@ class ScanResult:
     activated: list[WIEntry]  # in the order they fired
     content: dict[WIEntry, str]  # macros filled in
     tokens: dict[WIEntry, int]
-    reasons: dict[WIEntry, str]
+    explain: Callable[[], dict[WIEntry, str]]  # every entry's reason, worked out on demand
+    cut: list[WIEntry]  # left out by the budget
     budget: int
     overflowed: bool
     timed_state: dict
@@ -96,11 +100,17 @@ class _Scan:
         self.failed: set[WIEntry] = set()
         self.why: dict[WIEntry, str] = {}
         self.lost: dict[WIEntry, str] = {}  # first reason an entry lost in its group
+        self.matched: dict[WIEntry, str] = {}  # the key found; where is worked out at the end
+        self.rolls: dict[WIEntry, str] = {}
+        self.cut: list[WIEntry] = []
+        self._missing: dict[WIEntry, tuple[int, int]] = {}  # (depth, parts) of a failed look
+        self._explained = False
         self.overflowed = False
         self.used = 0
 
     def run(self) -> ScanResult:
         self.timed.check()
+        self._build_index()
         levels = sorted({e.delay_until_recursion for e in self.entries
                          if e.delay_until_recursion})
         self.level = levels.pop(0) if levels else 0
@@ -110,18 +120,26 @@ class _Scan:
                 break
             steps += 1
             state = self._next_state(state, self._pass(state), levels)
-        for entry in self.entries:
-            if entry not in self.activated and entry not in self.why:
-                self.why[entry] = "not scanned: the budget was full" if self.overflowed else ""
         self.timed.set_effects(list(self.activated))
-        return ScanResult(list(self.activated), dict(self.activated), self.tokens, self.why,
-                          self.budget, self.overflowed, self.timed.state,
-                          sorted(self.buffer.timed_out))
+        return ScanResult(list(self.activated), dict(self.activated), self.tokens,
+                          self._reasons, self.cut, self.budget, self.overflowed,
+                          self.timed.state, sorted(self.buffer.timed_out))
+
+    def _reasons(self) -> dict[WIEntry, str]:
+        """Every entry's reason in words. Only the inspector and `--json` ask, so a turn
+        does not pay for 2,000 sentences it never shows."""
+        if not self._explained:
+            for entry in self.entries:
+                if entry not in self.activated and entry not in self.why:  # never looked at
+                    self.why[entry] = self._blocked(entry, ScanState.INITIAL, False) or (
+                        f"no key found in the last {self.buffer.entry_depth(entry)} messages")
+                self._explain(entry)
+            self._explained = True
+        return self.why
 
     def _pass(self, state: ScanState) -> list[WIEntry]:
         """One look at every open entry; returns those that fired and may recurse."""
-        now = [e for e in self.entries if e not in self.failed and e not in self.activated
-               and self._matches(e, state)]
+        now = [e for e in self._candidates(state) if self._matches(e, state)]
         now.sort(key=lambda e: (not self.timed.is_active("sticky", e), self.index[e]))
         filter_groups(now, self.activated, self.buffer, state, self.timed,
                       self.s.use_group_scoring, self._roll, self._has, self.why, self.lost)
@@ -134,8 +152,65 @@ class _Scan:
                 for rest in now[now.index(entry):]:
                     self.why[rest] = (f"cut by the budget: {self.used} of {self.budget} "
                                       "tokens were used")
+                    self.cut.append(rest)
                 break
         return [e for e in fired if not e.prevent_recursion]
+
+    def _candidates(self, state: ScanState) -> list[WIEntry]:
+        """The open entries that could fire in this pass, in book order.
+
+        An entry whose keys are all single ASCII words can only match if one of them is a
+        word somewhere in the chat window or the lore added so far: an index from words to
+        entries finds those, so a pass costs what matches, not the size of the book. Every
+        other entry (regex or multi-word keys, constants, decorators, sticky) is looked at.
+        """
+        recursed = state != ScanState.MIN_ACTIVATIONS
+        picked = {e for e in self._always if not (recursed and self._still_missing(e))}
+        picked.update(e for e in self.timed.active["sticky"])
+        for case, index in self._indexes.items():
+            words = self.buffer.all_words(case, with_recursion=recursed)
+            for word in words & index.keys():
+                picked.update(index[word])
+        return sorted((e for e in picked if e not in self.failed and e not in self.activated),
+                      key=self.index.__getitem__)
+
+    def _still_missing(self, e: WIEntry) -> bool:
+        """True when `e` found no key before and the lore added since holds none either: its
+        plain keys cannot span a join, so only the new parts need a look."""
+        seen = self._missing.get(e)
+        if seen is None or seen[0] != self.buffer.entry_depth(e) or seen[0] <= 0:
+            return False
+        new = self.buffer.recurse[seen[1] - 1:]
+        if any(self._has(e, k, part) for part in new for k in e.keys):
+            return False
+        self._missing[e] = (seen[0], len(self.buffer.recurse) + 1)
+        return True
+
+    def _build_index(self) -> None:
+        """The word index of `_candidates`, kept for the same entries and settings (entries
+        are cached per book, so a chat's next turn finds its index ready)."""
+        key = (tuple(map(id, self.entries)), self.s.case_sensitive, self.s.whole_words)
+        cached = _INDEXES.get(key)
+        if cached is not None:
+            self._always, self._indexes = cached[1], cached[2]
+            return
+        self._always: list[WIEntry] = []
+        self._indexes: dict[bool, dict[str, list[WIEntry]]] = {}
+        for e in self.entries:
+            if e.disabled:
+                continue  # never fires; its reason is written at the end
+            case, whole = self._rules(e)
+            plan = e.plans.get((case, whole))
+            if plan is None:
+                plan = e.plans[(case, whole)] = word_plan(e.keys, case, whole)
+            words, others = plan
+            if others or e.constant or e.decorators:
+                self._always.append(e)
+            for word in words:
+                self._indexes.setdefault(case, {}).setdefault(word, []).append(e)
+        if len(_INDEXES) >= 8:
+            _INDEXES.pop(next(iter(_INDEXES)))
+        _INDEXES[key] = (self.entries, self._always, self._indexes)  # holds the entries
 
     def _next_state(self, state: ScanState, recurse: list[WIEntry], levels: list[int]):
         nxt = ScanState.NONE
@@ -206,9 +281,12 @@ class _Scan:
     def _keys_match(self, e: WIEntry, state: ScanState) -> bool:
         hay = self.buffer.get(e, state)
         depth = self.buffer.entry_depth(e)
-        primary = next((k for k in e.keys if self._has(e, k, hay)), None)
+        primary = next((k for k in e.keys if self._has(e, k, hay)), None) \
+            if self._may_match(e, hay) else None
         if primary is None:
             self.why[e] = f"no key found in the last {depth} messages"
+            if not any(parse_regex_key(self._key(k)) for k in e.keys):
+                self._missing[e] = (depth, len(hay.parts))
             return False
         if e.selective and e.secondary and not self._secondary(e, hay):
             self.why[e] = (f"key '{primary}' found, but the secondary keys fail "
@@ -221,9 +299,27 @@ class _Scan:
         if excluded is not None:
             self.why[e] = f"key '{primary}' found, but @@exclude_keys '{excluded}' too"
             return False
-        case, whole = self._rules(e)
-        self.why[e] = f"key '{primary}' in {self.buffer.where(self._key(primary), e, case, whole)}"
+        self.why[e] = _KEY_FOUND
+        self.matched[e] = primary
         return True
+
+    def _explain(self, e: WIEntry) -> None:
+        """The reason in words; where a key was found is looked up only now (it costs a scan
+        of each message, and most matches never need it)."""
+        if self.why.get(e) is _KEY_FOUND:
+            case, whole = self._rules(e)
+            key = self.matched[e]
+            self.why[e] = f"key '{key}' in {self.buffer.where(self._key(key), e, case, whole)}"
+        if e in self.rolls and not self.why[e].startswith(("cut by", "group")):
+            self.why[e] += f"; {self.rolls[e]}"
+
+    def _may_match(self, e: WIEntry, hay: Joined) -> bool:
+        case, whole = self._rules(e)
+        plan = e.plans.get((case, whole))
+        if plan is None:
+            plan = e.plans[(case, whole)] = word_plan(e.keys, case, whole)
+        words, others = plan
+        return others or hay.may_have(words, case)
 
     def _secondary(self, e: WIEntry, hay: Haystack) -> bool:
         hits = [self._has(e, k, hay) for k in e.secondary]
@@ -236,6 +332,8 @@ class _Scan:
         return case, whole
 
     def _key(self, key: str) -> str:
+        if "{{" not in key and "<" not in key:  # no macro: skip the call, 2,000 entries a turn
+            return key.strip()
         return self.inp.expand(key).strip()
 
     def _has(self, e: WIEntry, key: str, hay: Haystack) -> bool:
@@ -255,7 +353,7 @@ class _Scan:
             return True
         value = self._roll(f"entry:{e.key}") * 100
         verdict = "≤" if value <= e.probability else ">"
-        self.why[e] = f"{self.why.get(e, '')}; rolled {value:.1f} {verdict} {e.probability:g}%"
+        self.rolls[e] = f"rolled {value:.1f} {verdict} {e.probability:g}%"
         if value <= e.probability:
             return True
         self.failed.add(e)

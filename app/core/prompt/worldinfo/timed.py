@@ -32,8 +32,9 @@ class TimedEffects:
         self.state = clean_state(state)
         self.chat_length = chat_length
         self.entries = entries
-        self._by_hash = {e.hash: e for e in entries}
-        self.active: dict[str, set[str]] = {"sticky": set(), "cooldown": set(), "delay": set()}
+        self._by_hash = {e.hash: e for e in entries if e.hash}
+        self.active: dict[str, set[WIEntry]] = {"sticky": set(), "cooldown": set(),
+                                                "delay": set()}
 
     def check(self) -> None:
         """Which entries are sticky, cooling down or delayed now (`checkTimedEffects`)."""
@@ -41,7 +42,7 @@ class TimedEffects:
             self._check_kind(kind)
         for entry in self.entries:
             if entry.delay and self.chat_length < entry.delay:
-                self.active["delay"].add(entry.hash)
+                self.active["delay"].add(entry)
 
     def _check_kind(self, kind: str) -> None:
         effects = self.state[kind]
@@ -59,16 +60,16 @@ class TimedEffects:
                 del effects[key]
                 if kind == "sticky" and entry.cooldown:
                     self.state["cooldown"][entry.key] = self._effect("cooldown", entry, True)
-                    self.active["cooldown"].add(entry.hash)
+                    self.active["cooldown"].add(entry)
             else:
-                self.active[kind].add(entry.hash)
+                self.active[kind].add(entry)
 
     def _effect(self, kind: str, entry: WIEntry, protected: bool) -> dict:
         return {"hash": entry.hash, "start": self.chat_length,
                 "end": self.chat_length + int(getattr(entry, kind)), "protected": protected}
 
     def is_active(self, kind: str, entry: WIEntry) -> bool:
-        return entry.hash in self.active[kind]
+        return entry in self.active[kind]
 
     def effect(self, kind: str, entry: WIEntry) -> dict | None:
         return self.state.get(kind, {}).get(entry.key)
