@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app.core.cards.surrogates import scrub_text as scrub_surrogates
+
 # Seconds since 1970 for the years 1 to 9999: what Python's dates can show and export.
 MIN_TIME, MAX_TIME = -62_135_596_800, 253_402_300_799
 MAX_ID = 2**63 - 1
@@ -163,17 +165,6 @@ def _check_tree(chats: list[dict], messages: list[dict]) -> None:
         if leaf is not None and chat_of.get(leaf) != chat["id"]:
             raise RowError(f"chat {chat['id']}: its active message {leaf} is not one of its "
                            "messages")
-
-
-def scrub_surrogates(text: str) -> tuple[str, int]:
-    """`text` with lone UTF-16 surrogates replaced by U+FFFD, and how many there were."""
-    try:
-        text.encode("utf-8")
-        return text, 0
-    except UnicodeEncodeError:
-        pass
-    count = sum(1 for ch in text if "\ud800" <= ch <= "\udfff")
-    return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text), count
 
 
 def _short(value: Any) -> str:
