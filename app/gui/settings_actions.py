@@ -7,6 +7,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.engine.local import LocalEngine
+from app.gui.instruct_page import attach_instruct_page
 from app.gui.settings_dialog import SettingsDialog
 from app.gui.settings_pages import DataPage, SamplerPresetBar, ServerPage
 from app.gui.theme import apply_theme
@@ -27,6 +28,7 @@ class SettingsActions:
         dialog.add_to_section("Generation", self.preset_bar)
         dialog.add_page(self.tr("Server"), server)
         dialog.add_page(self.tr("Data"), data)
+        attach_instruct_page(dialog, self.ctx.settings, self.ctx.save_settings)
         dialog.applied.connect(lambda _changed: (data.save_token(), data._save_mirror(),
                                                  self.ctx.save_settings()))
         data.data_replaced.connect(self._on_data_replaced)

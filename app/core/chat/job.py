@@ -27,7 +27,12 @@ from app.core.prompt import (
 )
 from app.core.prompt import Message as PromptMessage
 from app.core.prompt.cleanup import Cleaned, CleanupSettings, clean_reply
-from app.core.prompt.instruct import InstructTemplate, instruct_template, shipped_instruct
+from app.core.prompt.instruct import (
+    InstructTemplate,
+    available_instruct,
+    instruct_template,
+    shipped_instruct,
+)
 from app.core.prompt.worldinfo.in_prompt import LoreInput
 from app.core.store import Message, Store
 
@@ -109,11 +114,22 @@ class PromptJob:
         """The chosen format: a built-in preset, one of SillyTavern's instruct presets, or
         "auto": the model's own template. A model without one is said so, and gets the
         preset its catalog names (else the closest guess) rather than a silent ChatML."""
-        name, user = self.settings.template, self.inp.user_name
+        s, user = self.settings, self.inp.user_name
+        name = s.template
         if name != "auto":
-            if name in shipped_instruct():
-                return instruct_template(name, user_name=user), []
-            return preset(name), []
+            if name in available_instruct(s.instruct_presets):
+                return instruct_template(name, s.context_template or None, user_name=user,
+                                         extra_instruct=s.instruct_presets,
+                                         extra_context=s.context_presets), []
+            try:
+                return preset(name), []
+            except KeyError:  # a saved preset since removed: the model's own, and say so
+                template, notes = self._model_template(user)
+                return template, [f"The chat template {name!r} no longer exists; the "
+                                  f"{template.name} format is used.", *notes]
+        return self._model_template(user)
+
+    def _model_template(self, user: str) -> tuple[ChatTemplate, list[str]]:
         if (self.info.chat_template or "").strip():
             return template_from_gguf(self.info.chat_template, self.info.bos, self.info.eos), []
         named = catalog_preset(self.info.path)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
@@ -363,15 +363,37 @@ def shipped_context() -> dict[str, ContextTemplate]:
     return _SHIPPED["context"]
 
 
-def instruct_template(name: str, context: str | None = None, *,
-                      user_name: str = "User") -> InstructTemplate:
-    """A shipped preset with its same-named context template (else "Default"), as
-    SillyTavern's "bind to context" picks one."""
-    presets = shipped_instruct()
+def available_instruct(extra: Iterable[Any] = ()) -> dict[str, InstructPreset]:
+    """The shipped presets and the user's own (SillyTavern JSON dicts; theirs win by name).
+    A user entry that no longer reads is left out rather than breaking the list."""
+    return {**shipped_instruct(), **_readable(extra, InstructPreset.from_st)}
+
+
+def available_context(extra: Iterable[Any] = ()) -> dict[str, ContextTemplate]:
+    return {**shipped_context(), **_readable(extra, ContextTemplate.from_st)}
+
+
+def _readable(rows: Iterable[Any], parse: Callable[[dict], Any]) -> dict[str, Any]:
+    out = {}
+    for row in rows:
+        try:
+            preset = parse(row)
+        except ValueError:
+            continue
+        out[preset.name] = preset
+    return out
+
+
+def instruct_template(name: str, context: str | None = None, *, user_name: str = "User",
+                      extra_instruct: Iterable[Any] = (),
+                      extra_context: Iterable[Any] = ()) -> InstructTemplate:
+    """A preset with the context template named (else the one of the same name, else
+    "Default"), as SillyTavern's "bind to context" picks one."""
+    presets = available_instruct(extra_instruct)
     if name not in presets:
         raise KeyError(f"unknown instruct preset {name!r}; known: {', '.join(presets)}")
-    contexts = shipped_context()
-    ctx = contexts.get(context or name) or contexts["Default"]
+    contexts = available_context(extra_context)
+    ctx = contexts.get(context or name) or contexts.get(name) or contexts["Default"]
     return InstructTemplate(presets[name], ctx, user_name=user_name)
 
 
