@@ -101,6 +101,11 @@ class StreamStats:
     llama_prompt_eval_ms: float = 0.0
     llama_perf: str = ""  # llama.cpp's performance report, as llama_perf_context_print wrote it
     notes: list[str] = field(default_factory=list)  # for the log: saved sessions used or not
+    # saved-session writes since the previous reply: bytes, seconds on the writer thread,
+    # and the longest time the engine was busy copying a state for them
+    saved_bytes: int = 0
+    save_s: float = 0.0
+    save_copy_ms: float = 0.0
     tokens: int = 0
     ttft_s: float = 0.0
     seconds: float = 0.0

@@ -55,6 +55,8 @@ class Child:
         self.sessions: SessionStore | None = None
         self._abort_cb = None
         self.shift_off = ""  # why llama.cpp cannot shift this model's cache ("" if it can)
+        self._replies = self._checked = 0  # replies made; at the last look for a save
+        self.copy_ms = 0.0  # longest state copy for a save since the last reply
 
     # --- loading -------------------------------------------------------------------------
     def load(self, params: LoadParams) -> ModelInfo:
@@ -195,13 +197,26 @@ class Child:
         the cache uncovered; called when idle and at exit, never right after a reply."""
         if self.sessions is None or self.llm is None:
             return False
+        if not final and self._checked == self._replies:
+            return False  # nothing new since the last look: no need to read the folder
         tokens = self.llm.input_ids[: self.llm.n_tokens].tolist()
         if not self.sessions.needs_save(tokens, final, shift=not self.shift_off):
+            self._checked = self._replies
             return False
-        return self.sessions.save(tokens, _get_state(self.llm))
+        t0 = time.perf_counter()
+        state = _get_state(self.llm)  # the only part a request arriving now waits for
+        self.copy_ms = max(self.copy_ms, (time.perf_counter() - t0) * 1000)
+        started = self.sessions.save(tokens, state)
+        self._checked = self._replies if started else self._checked
+        return started
 
-    def take_notes(self) -> list[str]:
-        return self.sessions.take_notes() if self.sessions is not None else []
+    def report_saves(self, stats: StreamStats) -> None:
+        """What the saves since the last reply did, for the log and the benchmarks."""
+        if self.sessions is None:
+            return
+        stats.notes = self.sessions.take_notes()
+        stats.saved_bytes, stats.save_s = self.sessions.take_writes()
+        stats.save_copy_ms, self.copy_ms = self.copy_ms, 0.0
 
     def close(self) -> None:
         if self.sessions is not None:
@@ -241,9 +256,10 @@ def _get_state(llm) -> bytes:
     import llama_cpp
 
     size = llama_cpp.llama_state_get_size(llm._ctx.ctx)
-    buf = (ctypes.c_uint8 * size)()
-    n = llama_cpp.llama_state_get_data(llm._ctx.ctx, buf, size)
-    return bytes(memoryview(buf)[:n])
+    buf = bytearray(size)  # one copy of the state, handed to the writer as it is
+    n = llama_cpp.llama_state_get_data(llm._ctx.ctx, (ctypes.c_uint8 * size).from_buffer(buf),
+                                       size)
+    return memoryview(buf)[:n]
 
 
 def _set_state(llm, tokens: list[int], state: bytes) -> None:
@@ -356,7 +372,8 @@ def _handle(child: Child, message: tuple) -> None:
     elif kind == "generate":
         layout = PromptLayout(**message[3]) if len(message) > 3 and message[3] else None
         stats = child.generate(message[1], SamplingParams(**message[2]), layout)
-        stats.notes = child.take_notes()
+        child._replies += 1
+        child.report_saves(stats)
         child.conn.send(("done", asdict(stats)))
     elif kind == "tokenize":
         child.conn.send(("counts", [

@@ -35,6 +35,7 @@ import json
 import os
 import struct
 import threading
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +153,7 @@ class SessionStore:
         self._writer: threading.Thread | None = None
         self._lock = threading.Lock()
         self.notes: list[str] = []
+        self._writes: list[tuple[int, float]] = []  # (bytes, seconds) since take_writes
         self.last_error = ""
         self.last_write_bytes = 0
 
@@ -163,6 +165,12 @@ class SessionStore:
         with self._lock:
             notes, self.notes = self.notes, []
         return notes
+
+    def take_writes(self) -> tuple[int, float]:
+        """Bytes written and seconds spent writing since the last call."""
+        with self._lock:
+            writes, self._writes = self._writes, []
+        return sum(b for b, _ in writes), sum(s for _, s in writes)
 
     def _mine(self) -> list[Path]:
         return sorted(self.folder.glob(f"{self.prefix}-*{SUFFIX}"))
@@ -217,7 +225,7 @@ class SessionStore:
     def busy(self) -> bool:
         return self._writer is not None and self._writer.is_alive()
 
-    def save(self, tokens: list[int], state: bytes) -> bool:
+    def save(self, tokens: list[int], state: bytes | memoryview) -> bool:
         """Write on a thread; False (nothing started) while another write is running."""
         if self.busy:
             return False
@@ -239,10 +247,13 @@ class SessionStore:
                       "cap for saved sessions (Settings → Model).")
             return
         try:
+            t0 = time.perf_counter()
             self.folder.mkdir(parents=True, exist_ok=True)
             digest = hashlib.sha256(struct.pack(f"<{len(tokens)}i", *tokens)).hexdigest()[:16]
             path = self.folder / f"{self.prefix}-{digest}{SUFFIX}"
             self.last_write_bytes = write_file(path, self.identity, tokens, state)
+            with self._lock:
+                self._writes.append((self.last_write_bytes, time.perf_counter() - t0))
             for old, header in list(self._headers()):
                 if old != path and _superseded(header.tokens, tokens):
                     old.unlink(missing_ok=True)
