@@ -103,6 +103,51 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (book_id, character_id)
     );
     """,
+    # 5: group chats (store/groups.py): groups and their ordered members; a chat may belong to
+    # a group (its character_id is then the group's "host", a member, kept valid by the
+    # triggers so deleting one member never takes the group's chats with it); a message
+    # records which character spoke it. Existing chats and messages are left as they are.
+    """
+    CREATE TABLE groups (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        avatar BLOB,
+        settings TEXT NOT NULL DEFAULT '{}',
+        extra TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        deleted_at REAL
+    );
+    CREATE TABLE group_members (
+        group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        character_id INTEGER NOT NULL REFERENCES characters(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        muted INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (group_id, character_id)
+    );
+    ALTER TABLE chats ADD COLUMN group_id INTEGER REFERENCES groups(id) ON DELETE CASCADE;
+    ALTER TABLE messages ADD COLUMN speaker_id INTEGER
+        REFERENCES characters(id) ON DELETE SET NULL;
+    CREATE INDEX chats_by_group ON chats(group_id, last_used_at);
+    CREATE TRIGGER group_chats_rehost_on_delete BEFORE DELETE ON characters BEGIN
+        UPDATE chats SET character_id = (
+            SELECT gm.character_id FROM group_members gm WHERE gm.group_id = chats.group_id
+            AND gm.character_id != old.id ORDER BY gm.position LIMIT 1)
+        WHERE character_id = old.id AND group_id IS NOT NULL AND EXISTS (
+            SELECT 1 FROM group_members gm WHERE gm.group_id = chats.group_id
+            AND gm.character_id != old.id);
+    END;
+    CREATE TRIGGER group_chats_rehost_on_trash AFTER UPDATE OF deleted_at ON characters
+    WHEN new.deleted_at IS NOT NULL BEGIN
+        UPDATE chats SET character_id = (
+            SELECT gm.character_id FROM group_members gm JOIN characters ch
+            ON ch.id = gm.character_id WHERE gm.group_id = chats.group_id
+            AND ch.deleted_at IS NULL ORDER BY gm.position LIMIT 1)
+        WHERE character_id = new.id AND group_id IS NOT NULL AND EXISTS (
+            SELECT 1 FROM group_members gm JOIN characters ch ON ch.id = gm.character_id
+            WHERE gm.group_id = chats.group_id AND ch.deleted_at IS NULL);
+    END;
+    """,
 ]
 
 

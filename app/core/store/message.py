@@ -23,11 +23,13 @@ class Message:
     sibling_index: int = 0
     sibling_count: int = 1
     extra: dict | None = None
+    speaker_id: int | None = None  # the character who spoke it (group chats), else None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row, index: int = 0, count: int = 1) -> Message:
         info = json.loads(row["gen_info"]) if row["gen_info"] else None
         raw = row["extra"] if "extra" in row.keys() else None
         extra = json.loads(raw) if raw else None
+        speaker = row["speaker_id"] if "speaker_id" in row.keys() else None
         return cls(row["id"], row["chat_id"], row["parent_id"], row["role"], row["text"],
-                   row["status"], row["created_at"], info, index, count, extra)
+                   row["status"], row["created_at"], info, index, count, extra, speaker)

@@ -31,6 +31,7 @@ class NewNode:
     extra: dict[str, Any] | None = None
     created_at: float | None = None
     shown: bool = False
+    speaker_id: int | None = None  # the character who spoke it (group chats)
     meta: dict[str, Any] = field(default_factory=dict)  # the caller's notes; not stored
 
 
@@ -48,9 +49,10 @@ def insert_nodes(c: sqlite3.Connection, chat_id: int, nodes: Iterable[NewNode]) 
         parent = ids.get(node.parent_key) if node.parent_key is not None else None
         mid = c.execute(
             "INSERT INTO messages (chat_id, parent_id, role, text, status, gen_info, extra,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, speaker_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (chat_id, parent, node.role, node.text, node.status, _json(node.gen_info),
-             _json(node.extra), node.created_at if node.created_at is not None else now),
+             _json(node.extra), node.created_at if node.created_at is not None else now,
+             node.speaker_id),
         ).lastrowid
         ids[node.key] = mid
         if node.shown and parent is not None:
@@ -65,4 +67,5 @@ def nodes_from_rows(rows: Iterable[sqlite3.Row]) -> list[NewNode]:
     return [NewNode(r["id"], r["parent_id"], r["role"], r["text"], r["status"],
                     json.loads(r["gen_info"]) if r["gen_info"] else None,
                     json.loads(r["extra"]) if r["extra"] else None,
-                    r["created_at"], r["id"] in shown) for r in rows]
+                    r["created_at"], r["id"] in shown,
+                    r["speaker_id"] if "speaker_id" in r.keys() else None) for r in rows]

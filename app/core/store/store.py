@@ -14,11 +14,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.core.store.chats import ChatLibrary
 from app.core.store.db import StoreError, open_database
 from app.core.store.personas import Personas
 from app.core.store.tree import MessageTree
+
+if TYPE_CHECKING:
+    from app.core.store.groups import GroupStore
 
 
 class Store(MessageTree, ChatLibrary, Personas):
@@ -32,6 +36,13 @@ class Store(MessageTree, ChatLibrary, Personas):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    @property
+    def groups(self) -> GroupStore:
+        """Group chats (groups.py): members, settings, chats and who spoke each message."""
+        from app.core.store.groups import GroupStore  # groups.py builds on this module
+
+        return GroupStore(self)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
