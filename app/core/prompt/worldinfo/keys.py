@@ -251,6 +251,15 @@ class Joined:
             self._whole = Haystack(self.joiner.join(p.text for p in self.parts), self.timed_out)
         return self._whole
 
+    def could_have(self, key: str, case_sensitive: bool, whole_words: bool) -> bool:
+        """False only when `key` surely is not in the text: a single-word key that is no
+        word of it, or a /regex/ key whose required text is nowhere. Cheap, and enough to
+        pass over most entries of a big book without the full look."""
+        mode, needle, _ = _matcher(key, case_sensitive, whole_words)
+        if mode == _BY_WORD and "{{" not in key and "<" not in key:
+            return self.may_have(frozenset((needle,)), case_sensitive)
+        return mode != _BY_REGEX or self._may_contain(key)
+
     def _may_contain(self, key: str) -> bool:
         """For a /regex/ key: whether the text its every match must hold is in some part (a
         run of plain characters without a line break cannot straddle a join)."""

@@ -238,10 +238,12 @@ class _Scan:
     def _matches(self, e: WIEntry, state: ScanState) -> bool:
         """Whether `e` is a candidate in this pass; writes the reason either way."""
         sticky = self.timed.is_active("sticky", e)
-        blocked = self._blocked(e, state, sticky)
-        if blocked:
-            self.why[e] = blocked
-            return False
+        if e.disabled or e.delay or e.cooldown or e.delay_until_recursion or \
+                e.exclude_recursion:  # the rest cannot be blocked: skip the checks
+            blocked = self._blocked(e, state, sticky)
+            if blocked:
+                self.why[e] = blocked
+                return False
         if "activate" in e.decorators:
             self.why[e] = "@@activate"
             return True
@@ -280,10 +282,10 @@ class _Scan:
 
     def _keys_match(self, e: WIEntry, state: ScanState) -> bool:
         hay = self.buffer.get(e, state)
-        depth = self.buffer.entry_depth(e)
         primary = next((k for k in e.keys if self._has(e, k, hay)), None) \
             if self._may_match(e, hay) else None
         if primary is None:
+            depth = self.buffer.entry_depth(e)
             self.why[e] = f"no key found in the last {depth} messages"
             if not any(parse_regex_key(self._key(k)) for k in e.keys):
                 self._missing[e] = (depth, len(hay.parts))
@@ -319,7 +321,9 @@ class _Scan:
         if plan is None:
             plan = e.plans[(case, whole)] = word_plan(e.keys, case, whole)
         words, others = plan
-        return others or hay.may_have(words, case)
+        if hay.may_have(words, case):
+            return True
+        return others and any(hay.could_have(k.strip(), case, whole) for k in e.keys)
 
     def _secondary(self, e: WIEntry, hay: Haystack) -> bool:
         hits = [self._has(e, k, hay) for k in e.secondary]
