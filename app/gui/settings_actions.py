@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import (
     QApplication,
+    QLabel,
 )
 
 from app.core.engine.local import LocalEngine
@@ -29,6 +30,11 @@ class SettingsActions:
         dialog.add_page(self.tr("Server"), server)
         dialog.add_page(self.tr("Data"), data)
         attach_instruct_page(dialog, self.ctx.settings, self.ctx.save_settings)
+        info = self.controller.info
+        if info is not None and info.n_ctx_train:  # beside Context size: what the model knows
+            dialog.add_to_section("Model", QLabel(self.tr(
+                "The loaded model was trained on {0} tokens and runs with a {1}-token "
+                "context.").format(info.n_ctx_train, info.n_ctx), wordWrap=True))
         dialog.applied.connect(lambda _changed: (data.save_token(), data._save_mirror(),
                                                  self.ctx.save_settings()))
         data.data_replaced.connect(self._on_data_replaced)

@@ -82,3 +82,16 @@ def test_the_settings_dialog_has_the_page_and_offers_saved_presets(qtbot, make_w
     assert box.currentText() == "Saved One"
     dialog.apply()
     assert window.ctx.settings.template == "Saved One"
+
+
+def test_settings_show_the_models_trained_context(qtbot, make_window, tiny_llama_path):
+    from PySide6.QtWidgets import QLabel
+
+    from tests.gui.conftest import load
+
+    window = make_window()
+    load(qtbot, window, tiny_llama_path)
+    dialog = window.show_settings()
+    qtbot.addWidget(dialog)
+    texts = [w.text() for w in dialog.sections["Model"].findChildren(QLabel)]
+    assert any("trained on 4096 tokens and runs with a 4096-token context" in t for t in texts)
