@@ -37,6 +37,7 @@ BENCHMARKS = {
     "overflow": lambda m, a, model: {"overflow": m.overflow.run(
         model, quick=a.quick, n_gpu_layers=a.n_gpu_layers, n_threads=a.threads)},
     "prompt_build": lambda m, a, _model: m.prompt_bench.run(quick=a.quick),
+    "worldinfo": lambda m, a, _model: m.worldinfo_bench.measure(turns=5 if a.quick else 30),
 }
 
 
@@ -61,10 +62,11 @@ def _import_bench():
         sys.path.insert(0, str(REPO))
     import types
 
-    from bench import engine_bench, open_chat, overflow, prompt_bench
+    from bench import engine_bench, open_chat, overflow, prompt_bench, worldinfo_bench
 
     return types.SimpleNamespace(engine_bench=engine_bench, open_chat=open_chat,
-                                 overflow=overflow, prompt_bench=prompt_bench)
+                                 overflow=overflow, prompt_bench=prompt_bench,
+                                 worldinfo_bench=worldinfo_bench)
 
 
 def _log_to_parlor_log() -> None:
@@ -99,6 +101,12 @@ def run_bench(args) -> int:
 
 def _table(r: dict) -> str:
     rows = _engine_rows(r) if "stream_ratio" in r else []
+    if "worldinfo" in r:
+        w = r["worldinfo"]
+        rows.append(("worldinfo_ms", f"{r['worldinfo_ms']:.1f}",
+                     f"{w['entries']} entries over {w['scan_window']} messages, median of "
+                     f"{w['turns']} turns (slowest {w['max_ms']:.0f}, reasons "
+                     f"{w['trace_median_ms']:.1f} more when shown)"))
     if "open_long_chat" in r:
         rows.append(("open_long_chat_ms", f"{r['open_long_chat_ms']:.1f}",
                      f"{r['open_long_chat']['messages']} messages, request to first paint; "
