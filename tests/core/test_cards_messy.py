@@ -276,12 +276,14 @@ def test_crlf_bom_unicode_escapes_korean_and_emoji():
     assert to_v3_json(again) == to_v3_json(card)
 
 
-def test_lone_surrogate_escape_survives_a_round_trip():
+def test_lone_surrogate_escape_is_replaced_and_survives_a_round_trip():
+    # Issue 21: SQLite cannot store a lone surrogate, so it becomes U+FFFD, with a warning.
     obj = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "\ud800 odd"}}
     raw = json.dumps(obj).encode()  # ASCII with a \\ud800 escape
     card = card_from_bytes(raw, "odd.json")
+    assert card.name == "\ufffd odd" and any("surrogate" in w for w in card.warnings)
     again = card_from_bytes(card_to_png_bytes(card, fx.plain_png()), "odd.png")
-    assert again.name == "\ud800 odd"
+    assert again.name == "\ufffd odd"
 
 
 def test_base64_payload_of_several_hundred_kilobytes():
