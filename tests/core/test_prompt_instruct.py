@@ -324,3 +324,16 @@ def test_story_string_text_cannot_reach_jinja():
                                                  "{{ ''.__class__ }}{{description}}")
     assert ctx.render({"description": "d"}) == \
         "{% for x in range(10**9) %}x{% endfor %}{{ ''.__class__ }}d\n"
+
+
+def test_the_first_output_sequence_marks_the_chats_first_message_only():
+    """Generate: `formatMessageHistoryItem(coreChat[0], …, force_output_sequence.FIRST)` is
+    the chat's oldest message; once it is dropped, no kept message gets the first sequence."""
+    long_chat = [Message("assistant", "Hello, Bob!")] + [
+        Message("user" if i % 2 else "assistant", f"line {i} " + "word " * 40)
+        for i in range(1, 60)] + [Message("user", "Last?")]
+    inp = PromptInput(card=CARD, user_name="Bob", history=long_chat)
+    whole = build_prompt(inp, instruct_template("Alpaca-Single-Turn"), len, 100_000, 100)
+    assert whole.text.count("<START OF CHAT>") == 1
+    cut = build_prompt(inp, instruct_template("Alpaca-Single-Turn"), len, 3000, 100)
+    assert cut.dropped_messages > 0 and "<START OF CHAT>" not in cut.text

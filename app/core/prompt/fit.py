@@ -83,9 +83,11 @@ class Layout:
         if story:
             name = STORY if self.story_renderer is not None else None
             body.insert(0, ("story", Message("system", story, name)))
+        # Instruct presets mark the chat's first message, so they learn where it starts.
+        more = {"chat_from_start": start == 0} if self.story_renderer is not None else {}
         rendered = self.template.render([m for _, m in body], add_generation_prompt=True,
                                         continue_last=self.continue_last,
-                                        assistant_name=self.char)
+                                        assistant_name=self.char, **more)
         return rendered, [kind for kind, _ in body] + ["trailer"]
 
     @cached_property

@@ -282,7 +282,10 @@ class InstructTemplate(ChatTemplate):
 
     # -- the whole chat ----------------------------------------------------------------------
     def render(self, messages: Sequence[Message], *, add_generation_prompt: bool = True,
-               continue_last: bool = False, assistant_name: str = "Assistant") -> Rendered:
+               continue_last: bool = False, assistant_name: str = "Assistant",
+               chat_from_start: bool = True) -> Rendered:
+        """`chat_from_start`: the first message given is the chat's first (SillyTavern gives
+        the first output sequence to the chat's oldest message, even once it is dropped)."""
         char = assistant_name
         segments, chat = [], list(enumerate(messages))
         if chat and chat[0][1].name == STORY:
@@ -291,7 +294,7 @@ class InstructTemplate(ChatTemplate):
         first_user = next((i for i, m in chat if m.role == "user"), None)
         last_user = max((i for i, m in chat if m.role == "user"), default=None)
         for pos, (i, m) in enumerate(chat):
-            force = Force.FIRST if pos == 0 else None
+            force = Force.FIRST if pos == 0 and chat_from_start else None
             if i == last_user:
                 force = Force.LAST
             open_reply = continue_last and pos == len(chat) - 1
