@@ -107,8 +107,22 @@ SECTIONS: dict[str, list[tuple]] = {
          "bool", None),
         ("lore_scan_depth", "Lore scan depth", "How many recent messages lore keys are "
          "looked for in.", "int", (1, 1000, 1)),
-        ("lore_budget_tokens", "Lore budget", "The most tokens activated lore may take.",
-         "int", (0, 100_000, 64)),
+        ("lore_budget_tokens", "Lore budget cap", "The most tokens activated lore may take; "
+         "0: only the share below.", "int", (0, 100_000, 64)),
+        ("lore_budget_percent", "Lore budget (%)", "Share of the context left after the "
+         "reply that lore may take (SillyTavern: 25).", "int", (1, 100, 5)),
+        ("lore_recursive", "Recursive lore", "Text of fired entries can fire other "
+         "entries.", "bool", None),
+        ("lore_whole_words", "Whole-word keys", "A one-word key must stand as a word (an "
+         "entry can say otherwise).", "bool", None),
+        ("lore_case_sensitive", "Case-sensitive keys", "Unless an entry says otherwise.",
+         "bool", None),
+        ("lore_include_names", "Scan speaker names", "Keys are looked for in 'Name: "
+         "message' lines.", "bool", None),
+        ("lore_min_activations", "Minimum lore entries", "Scan further back until this many "
+         "entries fire; 0: off.", "int", (0, 100, 1)),
+        ("lore_strategy", "Lore order", "How global books and the character's books are "
+         "merged.", "choice", ("character_first", "evenly", "global_first")),
     ],
     "Appearance": [
         ("theme", "Theme", "Follow the system, or always light or dark.", "choice",

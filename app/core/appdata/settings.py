@@ -66,8 +66,16 @@ class Settings:
         "system", "description", "personality", "scenario", "persona", "examples",
         "history", "lore", "post_history"])  # parts after "history" follow the chat
     stop_strings: list = field(default_factory=list)  # more strings that end a reply
-    lore_scan_depth: int = 4      # how many recent messages lore keys are looked for in
-    lore_budget_tokens: int = 512  # the most tokens activated lore may take
+    lore_scan_depth: int = 2      # how many recent messages lore keys are looked for in
+    lore_budget_tokens: int = 0   # a cap on activated lore, in tokens; 0: none
+    # World info as a new SillyTavern install has it (public/scripts/world-info.js)
+    lore_budget_percent: int = 25  # of the context left after the reply
+    lore_recursive: bool = True   # fired lore's text can fire more entries
+    lore_whole_words: bool = True  # a one-word key must stand as a word
+    lore_case_sensitive: bool = False
+    lore_include_names: bool = True  # scan "Name: message" lines
+    lore_min_activations: int = 0  # widen the scan until this many entries fire
+    lore_strategy: str = "character_first"  # or "evenly", "global_first"
     pin_examples: bool = False    # always send the example dialogue (history gives way)
     trim_reply_names: bool = True  # clean-up: drop "Name:" the model writes (SillyTavern: on)
     trim_incomplete_sentences: bool = False  # clean-up: cut after the last sentence end

@@ -33,6 +33,7 @@ from app.core.prompt.instruct import (
     instruct_template,
     shipped_instruct,
 )
+from app.core.prompt.worldinfo import Strategy, WorldInfoSettings
 from app.core.prompt.worldinfo.in_prompt import LoreInput
 from app.core.store import Message, Store
 
@@ -195,8 +196,23 @@ def prompt_settings(settings: Settings) -> PromptSettings:
         order=list(settings.prompt_order) or base.order,
         system_prompt_default=settings.system_prompt or base.system_prompt_default,
         lore_scan_depth=settings.lore_scan_depth, lore_budget_tokens=settings.lore_budget_tokens,
+        world_info=world_info_settings(settings),
         pin_examples=settings.pin_examples,
         extra_stops=[s for s in settings.stop_strings if s])
+
+
+def world_info_settings(settings: Settings) -> WorldInfoSettings:
+    """The user's world-info choices, SillyTavern's `world_info_*` settings: depth, budget
+    share and cap, recursion, whole words, case, names, min activations, and the merge order
+    of global and character books."""
+    strategy = {"evenly": Strategy.EVENLY, "global_first": Strategy.GLOBAL_FIRST}.get(
+        settings.lore_strategy, Strategy.CHARACTER_FIRST)
+    return WorldInfoSettings(
+        depth=settings.lore_scan_depth, budget_percent=settings.lore_budget_percent,
+        budget_cap=max(0, settings.lore_budget_tokens), recursive=settings.lore_recursive,
+        whole_words=settings.lore_whole_words, case_sensitive=settings.lore_case_sensitive,
+        include_names=settings.lore_include_names,
+        min_activations=max(0, settings.lore_min_activations), strategy=strategy)
 
 
 def greetings(card: dict, user_name: str) -> list[str]:

@@ -27,8 +27,10 @@ from app.core.chat.job import (
     prompt_input,
     sampling_from,
 )
+from app.core.chat.world_info import lore_input, remember_lore_state
 from app.core.engine import ModelInfo, StreamStats
 from app.core.store import Message, StoreError
+from app.core.store.world_state import WorldInfoStore
 from app.gui.chat.model import ChatModel
 from app.gui.workers import WorkerThread
 
@@ -125,8 +127,12 @@ class ChatController(QObject):
         return persona[0] if persona and persona[0] else self.ctx.settings.user_name
 
     def _input(self, history: list[Message], instruction: str | None = None):
+        wi = WorldInfoStore(self.ctx.store)
+        self._lore_ids = [m.id for m in history]  # the prompt's timed effects are kept here
+        lore = lore_input(wi, self.chat_id, self.ctx.store.chat_character(self.chat_id),
+                          self._lore_ids)
         return prompt_input(self.card, self.ctx.settings, history, instruction=instruction,
-                            persona=self._persona())
+                            persona=self._persona(), lore=lore)
 
     def _path(self) -> list[Message]:
         return self.ctx.store.active_path(self.chat_id)
@@ -299,6 +305,9 @@ class ChatController(QObject):
 
     def _on_started(self, prompt) -> None:
         self.last_prompt = prompt
+        if self.chat_id is not None:  # world info's sticky/cooldown state for this branch
+            self._guarded(lambda: remember_lore_state(WorldInfoStore(self.ctx.store),
+                                                      getattr(self, "_lore_ids", []), prompt))
         log.info("prompt built: %d of %d tokens, %d older messages left out, lore %d%s",
                  prompt.tokens, self.info.n_ctx if self.info else 0, prompt.dropped_messages,
                  len(prompt.lore), f", text {text_for_log(prompt.text, True)}"
