@@ -158,3 +158,28 @@ def test_creator_notes_markdown_images_are_not_read(qtbot, tmp_path, image_tag):
     notes.document().setTextWidth(500)
     assert notes.document().size().height() < 100
     assert notes.document().toPlainText().endswith("after")
+
+
+def test_every_message_box_shows_plain_text(qtbot, image_tag):
+    """Static boxes (QMessageBox.warning(self, title, str(exc))) quote errors that quote
+    files; the application's filter makes them plain before they are first laid out."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.gui.launch import make_application
+
+    make_application()
+    seen: list[tuple] = []
+
+    def inspect() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, inspect)
+            return
+        label = box.findChild(QLabel, "qt_msgbox_label")
+        seen.append((label.textFormat(), label.sizeHint().height()))
+        box.close()
+
+    QTimer.singleShot(0, inspect)
+    QMessageBox.warning(None, "Parlor", f"Could not import {image_tag}")
+    assert seen and seen[0][0] == Qt.TextFormat.PlainText and seen[0][1] < 100
