@@ -174,16 +174,18 @@ def reference_prompt(name: str) -> str:
 
 # -- the tests -----------------------------------------------------------------------------------
 def test_the_shipped_set_is_sillytaverns():
-    """default/content/presets/instruct/*.json of SillyTavern 1.12.6, every one."""
-    assert len(ALL) == 29
+    """default/content/presets/instruct/*.json of SillyTavern 1.12.6, every one, and the
+    issue's Mistral V7 and Alpaca-Roleplay from other versions."""
+    assert len(ALL) == 31
     for name in ("Alpaca", "ChatML", "ChatML-Names", "Llama 2 Chat", "Llama 3 Instruct",
                  "Llama-3-Instruct-Names", "Mistral V1", "Mistral V2 & V3", "Mistral V3-Tekken",
                  "Metharme", "Pygmalion", "Vicuna 1.0", "Vicuna 1.1", "Gemma 2", "Command R",
                  "Phi", "OpenOrca-OpenChat", "WizardLM", "Synthia", "Koala", "Lightning 1.1",
-                 "DreamGen Role-Play V1 ChatML"):
+                 "DreamGen Role-Play V1 ChatML", "Mistral V7", "Alpaca-Roleplay"):
         assert name in ALL
     assert shipped_instruct()["ChatML"].names_behavior is Names.ALWAYS
     assert shipped_instruct()["Alpaca-Single-Turn"].first_output_sequence == "<START OF CHAT>"
+    assert shipped_instruct()["Alpaca-Roleplay"].names_behavior is Names.ALWAYS
 
 
 @pytest.mark.parametrize("name", ALL)
