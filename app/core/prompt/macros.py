@@ -130,8 +130,8 @@ class _Seal:
     """Hides `{` and `}` (and `<`, `>`) of inserted values behind characters the input lacks."""
 
     def __init__(self, text: str, ctx: MacroContext) -> None:
-        present = set(text) | set(ctx.char) | set(ctx.user) | set(ctx.original)
-        free = [c for c in _STAND_INS if c not in present]
+        sources = (text, ctx.char, ctx.user, ctx.original)
+        free = [c for c in _STAND_INS if not any(c in source for source in sources)]
         self.usable = len(free) >= 4
         if self.usable:
             self._close = str.maketrans({"{": free[0], "}": free[1], "<": free[2], ">": free[3]})
