@@ -101,3 +101,12 @@ def test_the_prompt_builder_reports_an_over_budget_field():
     built = build_prompt(inp, preset("chatml"), lambda s: len(s) // 4, 100_000, 256)
     assert any("Macros in description were left as written" in w for w in built.warnings)
     assert "{{char}} {{char}}" in built.text
+
+
+def test_a_text_holding_every_stand_in_is_still_bounded():
+    """With no free stand-in character names cannot be sealed; the budget still holds."""
+    from app.core.prompt.macros import _STAND_INS
+
+    text = "".join(_STAND_INS) + "{{char}} " * 50
+    out = expand_macros(text, MacroContext(char=NAME))
+    assert len(out) <= output_budget(len(text))
