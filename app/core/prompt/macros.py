@@ -52,7 +52,7 @@ _PASSES = 4
 # few names per line is normal, a greeting of millions of characters is an attack.
 GROWTH, SLACK, HARD_CAP = 8, 64 * 1024, 2_000_000
 # Inserted values hide their braces behind these stand-ins until the end, so no pass reads a
-# name, a date or the original text as a macro. Private-use characters; see `_Seal`.
+# name or a date as a macro. Private-use characters; see `_Seal`.
 _STAND_INS = ("\ue000", "\ue001", "\ue002", "\ue003", "\ue004", "\ue005")
 log = logging.getLogger(__name__)
 
