@@ -123,3 +123,18 @@ def test_the_job_cleans_the_finished_reply_with_its_own_stops(llm):
     assert job.clean("Sure.\nAnn: and I").text == "Sure."
     settings.single_line = True
     assert job.clean("One line.\nTwo lines.").text == "One line."
+
+
+def test_a_context_too_small_for_anything_is_a_clear_error(llm):
+    """Not llama.cpp's "more than the context size": what to raise, in words."""
+    from app.core.chat.job import PromptDoesNotFit
+
+    info = ModelInfo(path="m.gguf", name="m", n_ctx=40, n_ctx_train=N_CTX, n_gpu_layers=0,
+                     n_layer=2, chat_template=None, bos="<s>", eos="</s>")
+    settings = Settings()
+    settings.template, settings.max_tokens = "chatml", 10
+    job = PromptJob(PromptInput(card=CARD, user_name="Ann", history=[Message("user", "Hi")]),
+                    info, settings, TokenCounter())
+    with pytest.raises(PromptDoesNotFit, match=r"only \d+ fit.*raise Context size to 4096 in "
+                                               "Settings → Model"):
+        job(_count_many(llm))

@@ -38,6 +38,10 @@ from app.core.prompt.worldinfo.in_prompt import LoreInput
 from app.core.store import Message, Store
 
 
+class PromptDoesNotFit(ValueError):
+    """Even the shortened card and newest message do not fit; the message says what to raise."""
+
+
 class TokenCounter:
     """Caches counts from the engine's tokenizer; the cache lives as long as the model.
 
@@ -96,6 +100,9 @@ class PromptJob:
             n_ctx -= missing
         built.warnings[:0] = notes
         self.built = built
+        if not built.fits:  # said in words, never llama.cpp's "more than the context"
+            raise PromptDoesNotFit(next((w for w in reversed(built.warnings)
+                                         if "Context size" in w), built.warnings[-1]))
         return built
 
     def clean(self, raw: str) -> Cleaned:
