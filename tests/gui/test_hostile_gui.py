@@ -19,9 +19,6 @@ from PySide6.QtGui import QColor, QHelpEvent, QImage, QTextDocument
 from PySide6.QtWidgets import QApplication, QLabel, QToolTip
 
 from app.core.cards import new_card, save_card
-from app.core.prompt import BuiltPrompt, Part
-from app.core.store import Store
-from app.gui.characters import CharacterLibrary
 from app.gui.chat.delegate import MessageDelegate
 from app.gui.chat.inspector import PromptInspector
 from app.gui.plain_text import SafeDocument
@@ -58,49 +55,55 @@ def shown_as(tip: QLabel) -> str:
     return doc.toPlainText()
 
 
-def test_a_card_name_in_the_library_tooltip_is_plain_text(qtbot, tmp_path, image_tag):
-    store = Store(tmp_path / "parlor.db")
-    library = CharacterLibrary(store)
-    qtbot.addWidget(library)
-    library.resize(280, 420)
-    library.show()
+def test_a_card_name_in_the_library_tooltip_is_plain_text(qtbot, make_window, tmp_path,
+                                                          image_tag):
+    library = make_window().library
     path = tmp_path / "card.json"
     save_card(new_card(f"{image_tag} Mallory"), path)
     ids, errors = library.import_and_report([str(path)])
     assert ids and not errors
     view = library.view
-    rect = view.visualRect(library.proxy.index(0, 0))
+    row = next(r for r in range(library.proxy.rowCount())
+               if "Mallory" in library.proxy.index(r, 0).data())
+    rect = view.visualRect(library.proxy.index(row, 0))
     tip = shown_tooltip(qtbot, view.viewport(), rect.center())
     assert tip.sizeHint().height() < 100 and shown_as(tip) == f"{image_tag} Mallory"
-    store.close()
 
 
-def test_entry_names_in_the_import_error_box_are_plain_text(qtbot, tmp_path, image_tag):
-    store = Store(tmp_path / "parlor.db")
-    library = CharacterLibrary(store)
-    qtbot.addWidget(library)
+def test_entry_names_in_the_import_error_box_are_plain_text(qtbot, make_window, tmp_path,
+                                                            image_tag):
+    window = make_window()
+    before = len(window.ctx.store.characters())
     bad = tmp_path / "hostile.charx"
     with zipfile.ZipFile(bad, "w") as z:
         z.writestr("card.json", "{}")
         z.writestr(f"../{image_tag}", b"x")  # an unsafe path, quoted in the error
-    ids, errors = library.import_and_report([str(bad)])
+    ids, errors = window.library.import_and_report([str(bad)])
     assert not ids and image_tag in errors[0]
-    box = library.last_report
+    box = window.library.last_report
     labels = [w for w in box.findChildren(QLabel) if image_tag in w.text()]
     assert labels and all(w.textFormat() == Qt.TextFormat.PlainText for w in labels)
     assert all(w.sizeHint().height() < 200 for w in labels)
-    assert store.characters() == []
-    store.close()
+    assert len(window.ctx.store.characters()) == before
 
 
-def test_lore_names_and_warnings_in_the_inspector_are_plain_text(qtbot, image_tag):
-    prompt = BuiltPrompt(text="hello", stop=[], parts=[Part("history", 1, "hello")],
-                         dropped_messages=0, lore=[image_tag], tokens=1,
-                         warnings=[f"The model's chat template could not be used ({image_tag})"])
+def test_lore_names_and_template_errors_in_the_inspector_are_plain_text(qtbot, image_tag):
+    """A real prompt: a lore entry named with markup fires, and the model's template fails
+    with an error quoting markup."""
+    from app.core.prompt import Message, PromptInput, build_prompt, template_from_gguf
+
+    book = {"entries": [{"keys": ["dragon"], "content": "Dragons.", "comment": image_tag}]}
+    card = {"name": "Ada", "character_book": book}
+    template = template_from_gguf("{{ raise_exception('" + image_tag.replace("'", "") + "') }}",
+                                  "", "</s>")
+    prompt = build_prompt(PromptInput(card=card, user_name="Bob", persona="",
+                                      history=[Message("user", "a dragon!")]),
+                          template, lambda s: len(s) // 4, 4096, 256)
+    assert prompt.lore == [image_tag]
     inspector = PromptInspector(prompt, 4096)
     qtbot.addWidget(inspector)
-    labels = [w for w in inspector.findChildren(QLabel) if image_tag in w.text()]
-    assert len(labels) == 2
+    labels = [w for w in inspector.findChildren(QLabel) if "big.png" in w.text()]
+    assert len(labels) == 2  # the summary with the lore names, and the template's warning
     assert all(w.textFormat() == Qt.TextFormat.PlainText and w.sizeHint().height() < 100
                for w in labels)
 
