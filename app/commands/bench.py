@@ -37,6 +37,8 @@ BENCHMARKS = {
     "overflow": lambda m, a, model: {"overflow": m.overflow.run(
         model, quick=a.quick, n_gpu_layers=a.n_gpu_layers, n_threads=a.threads)},
     "prompt_build": lambda m, a, _model: m.prompt_bench.run(quick=a.quick),
+    "sessions": lambda m, a, model: {"sessions": m.sessions.run(
+        model, quick=a.quick, n_gpu_layers=a.n_gpu_layers, n_threads=a.threads)},
     "worldinfo": lambda m, a, _model: m.worldinfo_bench.measure(turns=5 if a.quick else 30),
 }
 
@@ -62,11 +64,11 @@ def _import_bench():
         sys.path.insert(0, str(REPO))
     import types
 
-    from bench import engine_bench, open_chat, overflow, prompt_bench, worldinfo_bench
+    from bench import engine_bench, open_chat, overflow, prompt_bench, sessions, worldinfo_bench
 
     return types.SimpleNamespace(engine_bench=engine_bench, open_chat=open_chat,
                                  overflow=overflow, prompt_bench=prompt_bench,
-                                 worldinfo_bench=worldinfo_bench)
+                                 sessions=sessions, worldinfo_bench=worldinfo_bench)
 
 
 def _log_to_parlor_log() -> None:
@@ -111,6 +113,11 @@ def _table(r: dict) -> str:
         rows.append(("open_long_chat_ms", f"{r['open_long_chat_ms']:.1f}",
                      f"{r['open_long_chat']['messages']} messages, request to first paint; "
                      f"runs {r['open_long_chat']['runs_ms']}"))
+    for n_ctx, s in r.get("sessions", {}).items():
+        rows.append((f"sessions {n_ctx}", f"{s['reply_fraction']:.3f}",
+                     f"of the {s['state_bytes'] / 2**20:.1f} MB state written per reply; "
+                     f"blocked {s['blocked_ms']:.1f} ms, copy {s['copy_ms']:.1f} ms, "
+                     f"+{s['peak_extra_mb']:.0f} MB"))
     for n_ctx, o in r.get("overflow", {}).items():
         rows.append((f"overflow {n_ctx}", f"{o['evaluated_fraction']:.3f}",
                      f"evaluated/prompt over {len(o['turns'])} turns past the limit; max "

@@ -1,4 +1,5 @@
-"""`parlor bench --only overflow --json`: a chat past the limit, figures from llama.cpp.
+"""`parlor bench --only overflow,sessions --json`: a chat past the limit, figures from
+llama.cpp; what saved sessions cost.
 
 Shapes and consistency only: the targets belong to docs/benchmarks.md, measured on a
 quiet machine, not to a test on a shared one.
@@ -22,10 +23,11 @@ def _bench(home, *args: str) -> subprocess.CompletedProcess:
 
 def test_overflow_reports_every_turn_past_the_limit_and_the_log_has_llama_cpps_counts(
         tmp_path):
-    out = _bench(tmp_path, "--quick", "--only", "overflow", "--json")
+    out = _bench(tmp_path, "--quick", "--only", "overflow,sessions", "--json")
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)
-    assert set(result) == {"overflow", "machine"}  # only what was asked for
+    assert set(result) == {"overflow", "sessions", "machine"}  # only what was asked for
+    _check_sessions(result["sessions"])
     assert set(result["overflow"]) == {"1024", "2048"}
     log = (tmp_path / "logs" / "parlor.log").read_text()
     reports = re.findall(r"prompt eval time = [\d.]+ ms / (\d+) tokens", log)
@@ -48,10 +50,21 @@ def test_overflow_reports_every_turn_past_the_limit_and_the_log_has_llama_cpps_c
         # the figures are llama.cpp's: its report for each of these turns says the same
         assert [t["evaluated_tokens"] for t in turns] == \
             [int(n) for n in reports[replies - len(turns):replies]]
-    assert len(reports) == replies
+    # the overflow run came first; the sessions run's replies follow in the log
+    assert len(reports) >= replies
 
 
 def test_an_unknown_benchmark_name_is_refused_with_the_names(tmp_path):
     out = _bench(tmp_path, "--only", "overflow,nonsense")
     assert out.returncode == 2
     assert "unknown benchmark nonsense" in out.stderr and "overflow" in out.stderr
+
+
+def _check_sessions(sessions: dict) -> None:
+    assert set(sessions) == {"1024", "2048"}
+    for size in sessions.values():
+        assert size["state_bytes"] > 0  # the first idle save wrote the whole state
+        # ordinary replies grow the cache by far less than a quarter: nothing rewritten
+        assert size["bytes_per_reply"] == [0, 0] and size["reply_fraction"] == 0
+        assert size["restored_tokens"] > 0  # back in the first chat: its file was used
+        assert size["copy_ms"] >= 0 and size["blocked_ms"] >= 0
