@@ -1,0 +1,139 @@
+"""A group chat's turns: who answers, the member's reply stored with its speaker, auto mode.
+
+The GUI runs the same steps through its generation worker; `reply` runs them on the calling
+thread with any `Engine`, for the command line and tests. A turn follows SillyTavern's
+`generateGroupWrapper`: the activation strategy gives the speakers, each writes in turn with
+the others' replies already in the history. Regenerate and continue keep the message's own
+speaker (`activateSwipe`).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from app.core.appdata.settings import Settings
+from app.core.chat.groups.prompt import GroupPrompt, group_job, group_prompt_input
+from app.core.chat.groups.speakers import Candidate, LastMessage, plan_turn, talkativeness, turn_rng
+from app.core.chat.job import TokenCounter, sampling_from
+from app.core.engine import Engine
+from app.core.store import Message, Store
+from app.core.store.groups import Group
+from app.core.store.world_state import WorldInfoStore
+
+
+class GroupChat:
+    """One group chat over the store; every call reads the group afresh (members and cards
+    may change between turns)."""
+
+    def __init__(self, store: Store, chat_id: int, settings: Settings) -> None:
+        if store.groups.group_of_chat(chat_id) is None:
+            raise ValueError(f"chat {chat_id} is not a group chat")
+        self.store, self.chat_id, self.settings = store, chat_id, settings
+        self.counter = TokenCounter()
+
+    @property
+    def group(self) -> Group:
+        return self.store.groups.get(self.store.groups.group_of_chat(self.chat_id))
+
+    def candidates(self) -> list[Candidate]:
+        return [Candidate(m.character_id, m.name,
+                          talkativeness(self.store.character_card(m.character_id)), m.muted)
+                for m in self.group.members]
+
+    def _last(self, path: list[Message]) -> LastMessage | None:
+        if not path:
+            return None
+        m = path[-1]
+        names = self.store.groups.speaker_names({m.speaker_id} if m.speaker_id else set())
+        return LastMessage(m.text, m.role == "user", names.get(m.speaker_id),
+                           hidden=m.role == "system")
+
+    def plan(self, user_input: str | None = None, *, auto: bool = False) -> list[int]:
+        """The members who answer the chat as it stands, in order. When the user has just
+        sent `user_input`, it is the activating text (SillyTavern's `isUserInput`)."""
+        path = self.store.active_path(self.chat_id)
+        group = self.group
+        rng = turn_rng(WorldInfoStore(self.store).seed(self.chat_id),
+                       path[-1].id if path else None)
+        return plan_turn(group.settings.strategy, self.candidates(), self._last(path), rng,
+                         allow_self_responses=group.settings.allow_self_responses,
+                         user_input=user_input, auto=auto)
+
+    def speaker_of(self, message_id: int) -> int | None:
+        """Who regenerates or continues this message: its own speaker while a member
+        (`activateSwipe`); None when that member has left the group."""
+        msg = self.store.message(message_id)
+        members = {m.character_id for m in self.group.members}
+        return msg.speaker_id if msg.speaker_id in members else None
+
+    def prompt(self, speaker_id: int, history: list[Message] | None = None,
+               continue_last: bool = False) -> GroupPrompt:
+        history = self.store.active_path(self.chat_id) if history is None else history
+        return group_prompt_input(self.store, self.settings, self.chat_id, speaker_id, history,
+                                  continue_last=continue_last)
+
+    def send(self, text: str, user_name: str | None = None) -> int:
+        leaf = self.store.active_leaf(self.chat_id)
+        return self.store.append_message(self.chat_id, leaf, "user", text,
+                                         gen_info={"name": user_name or self.settings.user_name})
+
+    def reply(self, engine: Engine, speaker_id: int, cancel: threading.Event | None = None,
+              *, regenerate_of: int | None = None) -> int:
+        """Write `speaker_id`'s reply to the active path (or a new swipe of `regenerate_of`)
+        and store it with its speaker; returns the message id."""
+        cancel = cancel or threading.Event()
+        path = self.store.active_path(self.chat_id)
+        if regenerate_of is not None:
+            ids = [m.id for m in path]
+            path = path[:ids.index(regenerate_of)]
+        parent = path[-1].id if path else None
+        prompt = self.prompt(speaker_id, path)
+        job = group_job(prompt, (engine.info, self.settings, self.counter))
+        built = job(engine.count_tokens)
+        mid = self.store.groups.append_reply(self.chat_id, parent, speaker_id)
+        sampling = sampling_from(self.settings, built.stop)
+        text = "".join(engine.stream(built.text, sampling, cancel))
+        stats = engine.last_stats
+        cleaned = job.clean(text)
+        info = {"speaker": prompt.speaker.name, "model": engine.info.name,
+                **({"raw_text": cleaned.raw} if cleaned.changed else {})}
+        self.store.update_message(mid, cleaned.text, "stopped" if stats and stats.stopped
+                                  else "complete", info)
+        return mid
+
+
+@dataclass
+class AutoMode:
+    """Members answer one another for up to `turns` replies, until stopped or the user
+    types (SillyTavern's auto-mode worker, counted instead of timed)."""
+
+    turns: int
+    done: int = 0
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def running(self) -> bool:
+        return self.done < self.turns and not self.stop_event.is_set()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def count(self) -> None:
+        self.done += 1
+
+
+def run_auto(chat: GroupChat, engine: Engine, auto: AutoMode) -> list[int]:
+    """Replies until `auto` ends; each turn's speakers from the strategy (auto: the last
+    message activates). Manual mode has nobody to draw, so it ends at once."""
+    written: list[int] = []
+    while auto.running:
+        speakers = chat.plan(auto=True)
+        if not speakers:
+            break
+        for speaker in speakers:
+            if not auto.running:
+                break
+            written.append(chat.reply(engine, speaker, auto.stop_event))
+            auto.count()
+    return written

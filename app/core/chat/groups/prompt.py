@@ -1,0 +1,134 @@
+"""The prompt for a group's speaking member, from the chat's stored state.
+
+The speaker's card (swap) or the members' joined fields (join) go to the ordinary prompt
+builder; every past line carries its speaker's name, and the instruct format runs in group
+mode (SillyTavern's "force for groups" names behaviour names everyone but the user). Every
+member's lorebook is active: their cards' own books and the library books linked to them,
+after the chat's and the global books, each book once (SillyTavern's `getCharacterLore` skips
+a character's book that is already active as global or chat lore). Each other member's
+`\\nName:` is a stop string (`getStoppingStrings`), so a reply ends where someone else would
+begin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from app.core.appdata.settings import Settings
+from app.core.chat.groups.cards import MemberCard, speaker_card
+from app.core.chat.job import PromptJob, chat_persona_of, prompt_input, prompt_message
+from app.core.chat.world_info import lore_input
+from app.core.prompt import BuiltPrompt, ChatTemplate
+from app.core.prompt import Message as PromptMessage
+from app.core.prompt.instruct import InstructTemplate, shipped_instruct
+from app.core.prompt.worldinfo import Book, Source
+from app.core.prompt.worldinfo.in_prompt import LoreInput, card_book
+from app.core.store import Message, Store
+from app.core.store.groups import Group
+from app.core.store.world_state import WorldInfoStore
+
+
+def member_cards(store: Store, group: Group) -> list[MemberCard]:
+    """The members with their current cards (an edit applies at once)."""
+    return [MemberCard(m.character_id, m.name, store.character_card(m.character_id), m.muted)
+            for m in group.members]
+
+
+def member_stops(members: list[MemberCard], speaker_id: int) -> list[str]:
+    return [f"\n{m.name}:" for m in members if m.character_id != speaker_id and m.name]
+
+
+def group_history(history: list[Message], names: dict[int, str],
+                  speaker_name: str) -> list[PromptMessage]:
+    """Each stored line as the prompt sees it, under its speaker's current name; a line
+    whose speaker is unknown (imported, or a deleted character) keeps the name it came with."""
+    out = []
+    for m in history:
+        if not m.text or m.role == "system":
+            continue
+        if m.role == "assistant" and m.speaker_id in names:
+            out.append(PromptMessage("assistant", m.text, names[m.speaker_id]))
+        else:
+            out.append(prompt_message(m, speaker_name))
+    return out
+
+
+def member_books(store: Store, members: list[MemberCard], lore: LoreInput,
+                 speaker_id: int) -> list[Book]:
+    """The other members' books, added after those the speaker's lore already has."""
+    have = {b.name for b in lore.books}
+    member_ids = {m.character_id for m in members}
+    books: list[Book] = []
+    for m in members:
+        own = card_book(m.card) if m.character_id != speaker_id else None
+        if own is not None and own.name not in have:
+            books.append(own)
+            have.add(own.name)
+    for stored in WorldInfoStore(store).books():
+        if stored.name not in have and member_ids & set(stored.characters):
+            books.append(Book(stored.name, stored.book, Source.CHARACTER))
+            have.add(stored.name)
+    return books
+
+
+def _wraps(settings: Settings) -> bool:
+    """Whether joined fields go on their own lines (SillyTavern: the instruct `wrap`)."""
+    chosen = shipped_instruct().get(settings.template)
+    return chosen.wrap if chosen is not None else True
+
+
+@dataclass
+class GroupPrompt:
+    """A group turn's prompt input, and what the job adds to it."""
+
+    inp: object  # PromptInput
+    stops: list[str]
+    speaker: MemberCard
+    path_ids: list[int] = field(default_factory=list)
+
+
+def group_prompt_input(store: Store, settings: Settings, chat_id: int, speaker_id: int,
+                       history: list[Message], *, instruction: str | None = None,
+                       continue_last: bool = False) -> GroupPrompt:
+    """What the builder needs for `speaker_id`'s next line in group chat `chat_id`."""
+    group = store.groups.get(store.groups.group_of_chat(chat_id))
+    members = member_cards(store, group)
+    speaker = next((m for m in members if m.character_id == speaker_id), None)
+    if speaker is None:
+        raise ValueError(f"character {speaker_id} is not a member of {group.name}")
+    persona = chat_persona_of(store, chat_id)
+    user = persona[0] if persona and persona[0] else settings.user_name
+    card = speaker_card(members, speaker_id, group.settings, user, _wraps(settings))
+    path_ids = [m.id for m in history]
+    lore = lore_input(WorldInfoStore(store), chat_id, speaker_id, path_ids)
+    lore = replace(lore, books=lore.books + member_books(store, members, lore, speaker_id))
+    inp = prompt_input(card, settings, [], instruction=instruction, persona=persona, lore=lore)
+    names = store.groups.speaker_names({m.speaker_id for m in history if m.speaker_id})
+    names.update({m.character_id: m.name for m in members})
+    turns = group_history(history, names, speaker.name)
+    inp = replace(inp, history=turns + inp.history, continue_last=continue_last)
+    return GroupPrompt(inp, member_stops(members, speaker_id), speaker, path_ids)
+
+
+@dataclass
+class GroupPromptJob(PromptJob):
+    """A prompt job in group mode: names forced in the instruct format, member stops."""
+
+    member_stops: list[str] = field(default_factory=list)
+
+    def template(self) -> tuple[ChatTemplate, list[str]]:
+        template, notes = super().template()
+        if isinstance(template, InstructTemplate):
+            template = replace(template, in_group=True)
+        return template, notes
+
+    def __call__(self, count_many) -> BuiltPrompt:
+        built = super().__call__(count_many)
+        built.stop = list(dict.fromkeys([*built.stop, *self.member_stops]))
+        return built
+
+
+def group_job(prompt: GroupPrompt, job_args: tuple) -> GroupPromptJob:
+    """`job_args`: (ModelInfo, Settings, TokenCounter), as for a one-character job."""
+    info, settings, counter = job_args
+    return GroupPromptJob(prompt.inp, info, settings, counter, member_stops=prompt.stops)
