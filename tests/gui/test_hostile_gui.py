@@ -186,3 +186,29 @@ def test_every_message_box_shows_plain_text(qtbot, image_tag):
     QTimer.singleShot(0, inspect)
     QMessageBox.warning(None, "Parlor", f"Could not import {image_tag}")
     assert seen and seen[0][0] == Qt.TextFormat.PlainText and seen[0][1] < 100
+
+
+def test_the_chat_header_tooltip_shows_a_card_name_as_text(qtbot, make_window, tmp_path,
+                                                           image_tag):
+    """The title is elided, and its tooltip carries the whole name."""
+    window = make_window()
+    path = tmp_path / "card.json"
+    save_card(new_card(f"{image_tag} Mallory"), path)
+    ids, _ = window.library.import_and_report([str(path)])
+    window.library.select(ids[0])
+    window.library.character_chosen.emit(ids[0])
+    qtbot.waitUntil(lambda: "Mallory" in window.header.title.full_text(), timeout=3000)
+    title = window.header.title
+    tip = shown_tooltip(qtbot, title, title.rect().center())
+    assert tip.sizeHint().height() < 100 and shown_as(tip) == f"{image_tag} Mallory"
+
+
+def test_lore_trace_tooltips_show_entry_names_as_text(qtbot, image_tag):
+    from app.gui.chat.lore_trace_table import LoreTraceTable
+
+    class Traced:  # what the table reads from a trace item
+        entry, fired, position, tokens, reason = image_tag, True, "before", 3, image_tag
+
+    table = LoreTraceTable([Traced()])
+    qtbot.addWidget(table)
+    assert "<img" not in table.item(0, 0).toolTip() and "&lt;img" in table.item(0, 0).toolTip()

@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui.plain_text import plain_tip
+
 _EDIT = "edit-personas"
 
 
@@ -30,7 +32,7 @@ class ElidedLabel(QLabel):
 
     def setText(self, text: str) -> None:  # noqa: N802
         self._full = text
-        self.setToolTip(text)
+        self.setToolTip(plain_tip(text))  # card names are untrusted: never markup
         self._elide()
 
     def full_text(self) -> str:

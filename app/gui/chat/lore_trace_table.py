@@ -8,6 +8,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
+from app.gui.plain_text import plain_tip
+
 COLUMNS = ("Entry", "Fired", "Position", "Tokens", "Why")
 
 
@@ -25,7 +27,7 @@ class LoreTraceTable(QTableWidget):
                      item.position, str(item.tokens) if item.fired else "", item.reason)
             for column, text in enumerate(cells):
                 cell = QTableWidgetItem(text)
-                cell.setToolTip(text)
+                cell.setToolTip(plain_tip(text))  # entry names come from the card
                 if column == 3:
                     cell.setTextAlignment(Qt.AlignmentFlag.AlignRight
                                           | Qt.AlignmentFlag.AlignVCenter)

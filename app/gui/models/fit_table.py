@@ -21,6 +21,7 @@ from app.core.appdata.llama_runtime import summary as runtime_summary
 from app.core.appdata.machine import Machine
 from app.core.hub import catalog as cat
 from app.core.hub.downloads import GgufModel, RemoteFile, human_size
+from app.gui.plain_text import plain_tip
 
 COLUMNS = ("Quant", "Size", "Needs", "Fit", "How it would run", "Right now", "About")
 FIT_COLUMN, ABOUT_COLUMN = 3, 6
@@ -83,7 +84,7 @@ def machine_summary(machine: Machine, usable: int) -> str:
 def _item(text: str, tooltip: str = "") -> QTableWidgetItem:
     item = QTableWidgetItem(text)
     item.setFlags(Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled)
-    item.setToolTip(tooltip or text)
+    item.setToolTip(plain_tip(tooltip or text))  # file names come from the hub
     return item
 
 
