@@ -2,7 +2,8 @@
 
 Pick a shipped or saved preset, change any field, and save it under a name; the chat then
 uses it (Chat template in Settings → Prompt). SillyTavern's instruct and context JSON files
-import and export as they are. Saved presets live in the settings, as SillyTavern JSON.
+import and export as they are. Saved presets live in the settings, each as its SillyTavern
+JSON text.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from app.core.prompt.instruct import (
     Names,
     available_context,
     available_instruct,
+    preset_name,
+    preset_text,
     read_preset_file,
     write_preset_file,
 )
@@ -164,9 +167,8 @@ class InstructPage(QWidget):
         for rows, item in ((self.settings.instruct_presets, preset),
                            (self.settings.context_presets, ctx)):
             if item is not None:
-                rows[:] = [r for r in rows if not (isinstance(r, dict)
-                                                   and r.get("name") == item.name)]
-                rows.append(item.to_st())
+                rows[:] = [r for r in rows if preset_name(r) != item.name]
+                rows.append(preset_text(item))
 
     def import_file(self, path: str) -> bool:
         try:

@@ -21,7 +21,7 @@ def _build(settings: Settings) -> str:
     return job(lambda texts: [len(t) // 4 + 1 for t in texts]).text
 
 
-def test_a_changed_preset_is_saved_under_a_name_and_used(qtbot):
+def test_a_changed_preset_is_saved_under_a_name_and_used(qtbot, tmp_path):
     settings = Settings()
     page = InstructPage(settings)
     qtbot.addWidget(page)
@@ -34,11 +34,15 @@ def test_a_changed_preset_is_saved_under_a_name_and_used(qtbot):
                                                   "<|im_end|>")
     assert page.save_as("Mine")
     assert settings.template == "Mine" and settings.context_template == "Mine"
-    assert [p["name"] for p in settings.instruct_presets] == ["Mine"]
-    assert settings.instruct_presets[0]["output_suffix"] == "<|im_end|>\n"
+    saved = [json.loads(p) for p in settings.instruct_presets]
+    assert [p["name"] for p in saved] == ["Mine"] and saved[0]["output_suffix"] == "<|im_end|>\n"
     text = _build(settings)
     assert text.startswith("<|im_start|>system\nA fox.<|im_end|>\n<|im_start|>human\nHi.")
     assert page.save_as("Mine") and len(settings.instruct_presets) == 1  # replaced, not doubled
+    path = tmp_path / "settings.json"
+    settings.save(path)
+    again = Settings.load(path)  # saved presets survive a restart
+    assert again.instruct_presets == settings.instruct_presets and _build(again) == text
 
 
 def test_a_broken_story_string_is_not_saved_and_says_why(qtbot):

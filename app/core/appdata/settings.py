@@ -80,8 +80,8 @@ class Settings:
     trim_reply_names: bool = True  # clean-up: drop "Name:" the model writes (SillyTavern: on)
     trim_incomplete_sentences: bool = False  # clean-up: cut after the last sentence end
     single_line: bool = False     # clean-up: replies end at their first line break
-    instruct_presets: list = field(default_factory=list)  # the user's, as SillyTavern JSON
-    context_presets: list = field(default_factory=list)   # the user's context templates
+    instruct_presets: list = field(default_factory=list)  # the user's: SillyTavern JSON texts
+    context_presets: list = field(default_factory=list)   # the user's context templates, so too
     context_template: str = ""    # for instruct presets; empty: the preset's own name, else Default
     enter_sends: bool = True      # Enter sends and Shift+Enter is a new line (else reversed)
     theme: str = "system"         # system | light | dark

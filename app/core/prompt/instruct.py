@@ -377,14 +377,28 @@ def available_context(extra: Iterable[Any] = ()) -> dict[str, ContextTemplate]:
 
 
 def _readable(rows: Iterable[Any], parse: Callable[[dict], Any]) -> dict[str, Any]:
+    """Presets from the settings: each a JSON text (settings lists hold texts) or a dict."""
     out = {}
     for row in rows:
         try:
-            preset = parse(row)
-        except ValueError:
+            preset = parse(json.loads(row) if isinstance(row, str) else row)
+        except ValueError:  # json.JSONDecodeError is one too
             continue
         out[preset.name] = preset
     return out
+
+
+def preset_text(preset: InstructPreset | ContextTemplate) -> str:
+    """How a saved preset is kept in the settings: its SillyTavern JSON, as one text."""
+    return json.dumps(preset.to_st(), ensure_ascii=False)
+
+
+def preset_name(row: Any) -> str | None:
+    try:
+        raw = json.loads(row) if isinstance(row, str) else row
+    except ValueError:
+        return None
+    return raw.get("name") if isinstance(raw, dict) else None
 
 
 def instruct_template(name: str, context: str | None = None, *, user_name: str = "User",
