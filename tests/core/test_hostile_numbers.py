@@ -118,3 +118,14 @@ def test_an_absurd_scan_depth_decorator_does_not_break_replies(depth):
                            count_tokens=lambda s: len(s.split()))
     assert "Dragons." in result.text
 
+
+
+def test_a_huge_time_in_parlors_own_tree_block_is_no_time(store, tmp_path):
+    block = {"version": 1, "nodes": [{"id": 7, "role": "assistant", "text": "other branch",
+                                      "created_at": 10**400}]}
+    header = json.dumps({"user_name": "You", "character_name": "Ada",
+                         "chat_metadata": {"parlor": block}})
+    path = tmp_path / "tree.jsonl"
+    path.write_text(header + "\n" + _line("hello") + "\n", encoding="utf-8")
+    result = import_st_chat(store, path, store.add_character({"name": "Ada"}))
+    assert result.messages == 2

@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Hashable
 from typing import Any
 
+from app.core.chat_io.dates import parse_send_date  # bounded: a 400-digit time is no time
 from app.core.store import Message
 from app.core.store.nodes import ROLES, STATUSES, NewNode
 
@@ -87,7 +88,7 @@ def _node(item: Any, kept: set, line_texts: dict[tuple[int, int], str]) -> NewNo
     return NewNode(("p", item["id"]), parent, item["role"], item["text"], status,
                    gen_info if isinstance(gen_info, dict) else None,
                    extra if isinstance(extra, dict) else None,
-                   float(stamp) if isinstance(stamp, int | float) else None,
+                   parse_send_date(stamp) if isinstance(stamp, int | float) else None,
                    bool(item.get("shown")))
 
 
