@@ -47,8 +47,12 @@ from app.gui.chat.message_editor import MessageEditor
 from app.gui.chat.model import Roles
 from app.gui.plain_text import SafeDocument
 
-GLYPHS = {"edit": "✎", "copy": "❐", "regenerate": "↻", "continue": "»", "branch": "⑂",
+GLYPHS = {"edit": "✎", "copy": "❐", "regenerate": "↻", "continue": "»", "branch": "⋔",
           "delete": "✕"}
+# Qt's default lists and quotes sit in wide empty margins; a chat wants them close.
+BLOCK_STYLE = ("ul, ol { margin-top: 2px; margin-bottom: 2px; margin-left: -16px; }"
+               " blockquote { margin: 4px 0px 4px 12px; }"
+               " pre { margin-top: 4px; margin-bottom: 4px; }")
 TIPS = {"edit": "Edit", "copy": "Copy", "regenerate": "Regenerate", "continue": "Continue",
         "branch": "Branch here", "delete": "Delete (and what follows)"}
 
@@ -79,6 +83,7 @@ class MessageDelegate(QStyledItemDelegate):
             doc = SafeDocument()  # loads no resource, whatever the HTML names
             doc.setDefaultFont(font)
             doc.setDocumentMargin(0)
+            doc.setDefaultStyleSheet(BLOCK_STYLE)
             doc.setHtml(to_html(text))
             if mark:
                 mark_matches(doc, mark)

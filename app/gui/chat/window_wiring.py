@@ -8,10 +8,12 @@ exist; everything it touches is named here.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject
+from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication
+from shiboken6 import isValid
 
 from app.core.store import StoreError
+from app.gui.characters.portrait_panel import PortraitPanel
 from app.gui.characters.vocab_counter import counter_for
 from app.gui.chat.message_ops import MessageOps
 from app.gui.theme import CHAT_TEXT, apply_chat_font
@@ -19,6 +21,7 @@ from app.gui.window_state import WindowState
 
 NOTICE_MS = 12_000
 LIBRARY_MIN_W = 180   # a long name in the chat header must not squeeze the library away
+WIDE_WINDOW, PANEL_W = 1150, 280   # the portrait pane shows from this width of the panes
 
 
 class CharacterSwitch(QObject):
@@ -69,6 +72,7 @@ def wire_chat(window) -> MessageOps:
     window.library.setMinimumWidth(LIBRARY_MIN_W)
     window.centralWidget().setChildrenCollapsible(False)
     window.model_loaded.connect(lambda info: _count_with(window, info.path))
+    window.portrait_panel = _portrait_panel(window)
     _remember_state(window)
     return ops
 
@@ -94,6 +98,33 @@ def _remember_state(window) -> None:
     window.installEventFilter(_SaveOnClose(state, window))
 
 
+class _PanelFolder(QObject):
+    """Folds the portrait pane away when the window gets narrow (the chat needs the room)
+    and brings it back when the window is wide again, unless the user folded it."""
+
+    def __init__(self, splitter, panel, window) -> None:
+        super().__init__(window)
+        self.splitter, self.panel, self.folded_by_us = splitter, panel, False
+        splitter.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.Resize:
+            # after the splitter has shared out the new width itself
+            QTimer.singleShot(0, self.fit)
+        return False
+
+    def fit(self) -> None:
+        if not isValid(self.splitter):
+            return
+        sizes, wide = self.splitter.sizes(), self.splitter.width() >= WIDE_WINDOW
+        if not wide and sizes[2] > 0:
+            self.splitter.setSizes([sizes[0], sizes[1] + sizes[2], 0])
+            self.folded_by_us = True
+        elif wide and sizes[2] == 0 and self.folded_by_us:
+            self.splitter.setSizes([sizes[0], max(0, sizes[1] - PANEL_W), PANEL_W])
+            self.folded_by_us = False
+
+
 class _SaveOnClose(QObject):
     def __init__(self, state: WindowState, window) -> None:
         super().__init__(window)
@@ -103,6 +134,30 @@ class _SaveOnClose(QObject):
         if event.type() == QEvent.Type.Close:
             self.state.save_window(obj, obj.centralWidget())
         return False
+
+
+def _portrait_panel(window) -> PortraitPanel:
+    """The character's portrait and notes as a third pane, folded away on small windows."""
+    panel = PortraitPanel()
+    splitter = window.centralWidget()
+    splitter.addWidget(panel)
+    splitter.setCollapsible(splitter.indexOf(panel), True)
+    for index, stretch in enumerate((0, 1, 0)):   # a bigger window widens the chat
+        splitter.setStretchFactor(index, stretch)
+    left, middle = splitter.sizes()[:2]
+    splitter.setSizes([left, middle - PANEL_W, PANEL_W])
+    window.panel_folder = _PanelFolder(splitter, panel, window)
+
+    def show(*_args) -> None:
+        chat = window.controller.chat_id
+        if chat is not None:
+            card = window.library.card(window.ctx.store.chat_character(chat))
+            panel.show_card(card, card.avatar)
+
+    window.controller.chat_opened.connect(show)
+    window.library.characters_changed.connect(show)
+    show()
+    return panel
 
 
 def _count_with(window, model_path: str) -> None:
