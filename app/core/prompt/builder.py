@@ -273,16 +273,16 @@ def _expand_history(history: list[Message], ctx: MacroContext, reach: int) -> li
         text = m.text
         if "{{" in text or "<" in text:  # dice in an old message roll the same every turn
             text = expand_macros(text, replace(ctx, rng=stable_rng(text)), "a chat message")
-            text = normalize_text(text).strip()
-        else:  # as SillyTavern sends it; the same text turn after turn, so remembered
-            text = _plain(text)
-        out.append(Message(m.role, text, m.name or names.get(m.role)))
+            out.append(Message(m.role, normalize_text(text).strip(), m.name or names.get(m.role)))
+        else:  # the same messages turn after turn: remembered, as they are sent
+            out.append(_plain(m, names.get(m.role)))
     return out
 
 
 @lru_cache(maxsize=65536)
-def _plain(text: str) -> str:
-    return normalize_text(text).strip()
+def _plain(m: Message, default_name: str | None) -> Message:
+    """A message without macros as SillyTavern sends it (normalised, trimmed, named)."""
+    return Message(m.role, normalize_text(m.text).strip(), m.name or default_name)
 
 
 def _part_texts(inp: PromptInput, settings: PromptSettings, ctx: MacroContext,
