@@ -45,6 +45,7 @@ from app.gui.settings_actions import SettingsActions
 from app.gui.settings_pages import DataPage
 from app.gui.theme import apply_theme
 from app.gui.workers import WorkerThread
+from app.gui.worldinfo.manager import show_world_info
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,10 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActio
         chats_action.triggered.connect(self.show_chats)
         personas_action = QAction(self.tr("&Personas…"), self)
         personas_action.triggered.connect(self.show_personas)
-        chat_menu.addActions([chats_action, personas_action])
+        world_action = QAction(self.tr("&World info…"), self)
+        world_action.triggered.connect(
+            lambda: show_world_info(self, self.ctx.store, self.controller.chat_id))
+        chat_menu.addActions([chats_action, personas_action, world_action])
         chat_menu.addActions([self.new_chat_action, self.find_action, self.regenerate_action,
                               self.continue_action, self.impersonate_action,
                               self.swipe_left_action, self.swipe_right_action,

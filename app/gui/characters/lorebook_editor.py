@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.cards import CardError, load_lorebook, save_lorebook
+from app.gui.characters.entry_advanced import AdvancedFields, toggle_regex
 
 _FLAGS = ("enabled", "constant", "selective", "case_sensitive")
 _NOT_SET = object()
@@ -85,6 +86,10 @@ class EntryForm(QWidget):
         for label, value in _ROLES:
             self.role.addItem(self.tr(label), value)
         self.flags = {name: QCheckBox() for name in _FLAGS}
+        self.regex = QCheckBox(self.tr("Regular expressions"))
+        self.regex.setToolTip(self.tr("Write the keys as /pattern/ (SillyTavern treats only "
+                                      "such keys as regular expressions)"))
+        self.advanced = AdvancedFields()
         self._shown: dict[str, Any] = {}
         self._build()
 
@@ -102,7 +107,10 @@ class EntryForm(QWidget):
             box.toggled.connect(self.edited)
         form = QFormLayout(self)
         form.addRow(tr("Title"), self.comment)
-        form.addRow(tr("Keys"), self.keys)
+        keys_row = QHBoxLayout()
+        keys_row.addWidget(self.keys, 1)
+        keys_row.addWidget(self.regex)
+        form.addRow(tr("Keys"), keys_row)
         form.addRow(tr("Secondary keys"), self.secondary)
         form.addRow(tr("Content"), self.content)
         flags = QGridLayout()
@@ -120,6 +128,9 @@ class EntryForm(QWidget):
         depth_row.addWidget(self.role)
         depth_row.addStretch(1)
         form.addRow(tr("Depth"), depth_row)
+        form.addRow(self.advanced)
+        self.advanced.edited.connect(self.edited)
+        self.regex.clicked.connect(self._on_regex)
         for signal in (self.comment.textEdited, self.keys.textEdited, self.secondary.textEdited,
                        self.content.textChanged, self.order.valueChanged,
                        self.position.currentIndexChanged, self.depth.valueChanged,
@@ -144,8 +155,15 @@ class EntryForm(QWidget):
         role = ext.get("role")
         self.role.setCurrentIndex(role if role in (0, 1, 2) else 0)
         self._on_position()
+        self.advanced.load(ext)
+        keys = [str(k) for k in entry.get("keys") or []]
+        self.regex.setChecked(bool(keys) and toggle_regex(keys, True) == keys)
         self.blockSignals(False)
         self._shown = self.values()
+
+    def _on_regex(self, on: bool) -> None:
+        self.keys.setText(", ".join(toggle_regex(split_keys(self.keys.text()), on)))
+        self.keys.textEdited.emit(self.keys.text())
 
     def _fill_positions(self, current: Any) -> None:
         self.position.blockSignals(True)
@@ -176,7 +194,7 @@ class EntryForm(QWidget):
 
     def store(self, entry: dict) -> bool:
         """Write the changed fields into `entry`; True if anything changed."""
-        changed = False
+        changed = self.advanced.store(_extensions(entry))
         for key, value in self.values().items():
             if value == self._shown.get(key):
                 continue
@@ -333,9 +351,18 @@ class LorebookEditor(QWidget):
             self.entries.addItem(item)
         self.entries.blockSignals(False)
         self.count_label.setText(self.tr("{0} entries").format(self.entries.count()))
+        self.set_filter(getattr(self, "_needle", ""))
         self._row = -1
         self.entries.setCurrentRow(select)
         self._on_row(self.entries.currentRow())
+
+    def set_filter(self, needle: str) -> None:
+        """Show only the entries whose title, keys or content hold `needle` (case-folded)."""
+        self._needle = needle
+        for row, entry in enumerate(self._book["entries"]):
+            text = " ".join(str(v) for v in (entry.get("comment"), entry.get("name"),
+                                             entry.get("content"), *(entry.get("keys") or [])))
+            self.entries.setRowHidden(row, bool(needle) and needle not in text.casefold())
 
     def _on_row(self, row: int) -> None:
         self._commit()
