@@ -13,6 +13,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.core.appdata.paths import Paths, default_paths
 from app.core.chat.context import AppContext
@@ -161,3 +163,47 @@ def test_columns_of_later_schemas_survive_the_check(tmp_path):
     assert check_tables({"personas": [row]}).tables["personas"][0]["future"] == 3
     with pytest.raises(RowError, match="future must be a plain value"):
         check_tables({"personas": [{**row, "future": [1, 2]}]})
+
+
+_ANY = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
+                 st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=6),
+                 st.lists(st.integers(), max_size=2), st.just("[1]"), st.just("{}"))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_single_damaged_value_is_refused_or_imported_and_the_folder_opens(
+        tmp_path_factory, fuzz_base, data):
+    """One column of one exported row set to a value of any type: the import is refused
+    with a message or succeeds, and the folder opens and reads afterwards."""
+    folder = tmp_path_factory.mktemp("fuzz")
+    target, library = fuzz_base
+    table = data.draw(st.sampled_from(["characters", "personas", "chats", "messages"]))
+    rows = library["tables"][table]
+    if not rows:
+        return
+    row = dict(data.draw(st.sampled_from(rows)))
+    row[data.draw(st.sampled_from(sorted(row)))] = data.draw(_ANY)
+    damaged = json.loads(json.dumps(library))
+    damaged["tables"][table] = [row if r["id"] == row["id"] else r for r in rows]
+    bad = _rewrite(target, folder / "bad.zip", json.dumps(damaged))
+    paths = _paths(folder / "home")
+    try:
+        import_everything(bad, paths)
+    except ExportError:
+        pass
+    ctx = AppContext.create(paths)  # whatever happened, the next start works
+    for character in ctx.store.characters():
+        assert isinstance(ctx.store.character_card(character["id"]), dict)
+        for chat in ctx.store.chats(character["id"]):
+            ctx.store.active_path(chat["id"])
+    ctx.close()
+
+
+@pytest.fixture(scope="module")
+def fuzz_base(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("fuzz-base")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PARLOR_HOME", str(root / "home"))
+        return _library_zip(root)
