@@ -169,7 +169,10 @@ class Child:
 
         True when the cache was replaced (or emptied by a file that failed half-way), so
         a plan made from the old cache must not be applied."""
-        if self.sessions is None or len(tokens) - stats.reused_tokens < MIN_GAIN_TOKENS:
+        missing = len(tokens) - stats.reused_tokens
+        # an ordinary turn (the live cache holds all but the new part) does not look at the
+        # folder: a file would rarely hold more, and reading the headers costs the request
+        if self.sessions is None or missing < max(MIN_GAIN_TOKENS, len(tokens) // 4):
             return False
         t0 = time.perf_counter()
         match = self.sessions.best_match(tokens[:-1], stats.reused_tokens + MIN_GAIN_TOKENS,
