@@ -1,0 +1,249 @@
+"""SillyTavern group chats in and out: `groups/<id>.json` and `group chats/<chat>.jsonl`.
+
+A SillyTavern group file names its members by avatar file (`members`, `disabled_members` for
+the muted ones), its settings (`activation_strategy` 0 natural / 1 list / 2 manual,
+`generation_mode` 0 swap / 1 join / 2 join with muted, `generation_mode_join_prefix` and
+`_suffix`, `allow_self_responses`), its chats by name (`chats`, `chat_id` the current one) and
+their metadata (`chat_metadata` for the current chat, `past_metadata[name]` for the others),
+as `createGroup` and `createNewGroupChat` in `public/scripts/group-chats.js` write them.
+A group chat file has no metadata line (`saveGroupChat` writes the messages only); each
+reply line names its speaker (`name`, and `original_avatar`, the member's avatar file).
+
+Members are found in the library by the names the chat lines give their avatars, else by the
+avatar file's name; a member not in the library is added as a card holding only its name (and
+said so), so no line loses its speaker. Fields Parlor has no place for are kept and written
+back. RisuAI keeps a group chat inside its character (`chaId` and `chats` of a character of
+`type: "group"` in its database); that format is not read here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.core.chat_io.errors import ChatIOError
+from app.core.chat_io.parlor_block import KEY, decode_rest
+from app.core.chat_io.st_export import st_chat_rows
+from app.core.chat_io.st_import import line_nodes
+from app.core.chat_io.st_read import parse_st_bytes, read_st_file
+from app.core.store import Store
+from app.core.store.groups import CardMode, Group, GroupSettings, Strategy
+
+_STRATEGIES = {0: Strategy.NATURAL, 1: Strategy.LIST, 2: Strategy.MANUAL}
+_MODES = {0: CardMode.SWAP, 1: CardMode.JOIN, 2: CardMode.JOIN_MUTED}
+_MAPPED = {"name", "members", "disabled_members", "activation_strategy", "generation_mode",
+           "generation_mode_join_prefix", "generation_mode_join_suffix",
+           "allow_self_responses", "chats", "chat_id", "chat_metadata", "past_metadata"}
+
+
+@dataclass
+class GroupImport:
+    group_id: int
+    chat_ids: list[int]
+    added_characters: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_group_file(path: str | Path) -> dict[str, Any]:
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        raise ChatIOError(f"{path}: could not be read ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ChatIOError(f"{path}: not a SillyTavern group file ({exc})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("members"), list):
+        raise ChatIOError(f"{path}: not a SillyTavern group file (no `members` list)")
+    if not all(isinstance(m, str) for m in raw["members"]):
+        raise ChatIOError(f"{path}: `members` must be avatar file names")
+    return raw
+
+
+def group_settings(raw: dict[str, Any], warnings: list[str]) -> GroupSettings:
+    strategy = _STRATEGIES.get(raw.get("activation_strategy", 0))
+    if strategy is None:
+        warnings.append(f"activation strategy {raw.get('activation_strategy')!r} is not one "
+                        "Parlor has; natural order is used")
+    mode = _MODES.get(raw.get("generation_mode", 0), CardMode.SWAP)
+
+    def text(key: str) -> str:
+        return raw[key] if isinstance(raw.get(key), str) else ""
+
+    return GroupSettings(strategy=strategy or Strategy.NATURAL, card_mode=mode,
+                         join_prefix=text("generation_mode_join_prefix"),
+                         join_suffix=text("generation_mode_join_suffix"),
+                         allow_self_responses=raw.get("allow_self_responses") is True)
+
+
+def _chat_lines(path: Path) -> list[dict]:
+    parsed = read_st_file(path)
+    return [m.row for m in parsed.messages]
+
+
+def _avatar_names(chat_files: list[Path]) -> dict[str, str]:
+    """The name each avatar file speaks under in the chats (the newest line wins)."""
+    names: dict[str, str] = {}
+    for path in chat_files:
+        for row in _chat_lines(path):
+            avatar, name = row.get("original_avatar"), row.get("name")
+            if isinstance(avatar, str) and isinstance(name, str) and name:
+                names[avatar] = name
+    return names
+
+
+def _resolve_members(store: Store, avatars: list[str], names: dict[str, str],
+                     result: GroupImport) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    for avatar in avatars:
+        name = names.get(avatar) or Path(avatar).stem or avatar
+        found = store.find_characters(name)
+        if found:
+            ids[avatar] = found[0]["id"]
+        else:
+            ids[avatar] = store.add_character({"name": name}, extra=None)
+            result.added_characters.append(name)
+    if result.added_characters:
+        result.warnings.append("Not in the library, added with only their names: "
+                               + ", ".join(result.added_characters))
+    return ids
+
+
+def import_st_group(store: Store, group_path: str | Path,
+                    chat_files: list[str | Path] | None = None) -> GroupImport:
+    """Import a group and its chats (by default `../group chats/<name>.jsonl` next to the
+    `groups` folder); each chat in one transaction, each line with its speaker."""
+    group_path = Path(group_path)
+    raw = read_group_file(group_path)
+    files = [Path(p) for p in chat_files] if chat_files is not None else \
+        _default_chat_files(group_path, raw)
+    result = GroupImport(0, [])
+    ids = _resolve_members(store, raw["members"], _avatar_names(files), result)
+    settings = group_settings(raw, result.warnings)
+    extra = {k: v for k, v in raw.items() if k not in _MAPPED}
+    extra["avatars"] = {str(cid): avatar for avatar, cid in ids.items()}
+    name = raw.get("name") if isinstance(raw.get("name"), str) and raw["name"].strip() \
+        else "Group"
+    gid = store.groups.create(name, list(dict.fromkeys(ids.values())), settings, extra=extra)
+    muted = raw.get("disabled_members") if isinstance(raw.get("disabled_members"), list) else []
+    for avatar in muted:
+        if avatar in ids:
+            store.groups.set_muted(gid, ids[avatar], True)
+    result.group_id = gid
+    for path in files:
+        result.chat_ids.append(_import_chat(store, gid, path, raw, ids, result.warnings))
+    return result
+
+
+def _default_chat_files(group_path: Path, raw: dict) -> list[Path]:
+    folder = group_path.parent.parent / "group chats"
+    names = raw.get("chats") if isinstance(raw.get("chats"), list) else []
+    files = [folder / f"{n}.jsonl" for n in names if isinstance(n, str)]
+    return [f for f in files if f.is_file()]
+
+
+def _chat_metadata(raw: dict, chat_name: str) -> dict:
+    if chat_name == raw.get("chat_id") and isinstance(raw.get("chat_metadata"), dict):
+        return dict(raw["chat_metadata"])
+    past = raw.get("past_metadata") if isinstance(raw.get("past_metadata"), dict) else {}
+    return dict(past[chat_name]) if isinstance(past.get(chat_name), dict) else {}
+
+
+def _import_chat(store: Store, gid: int, path: Path, raw: dict, ids: dict[str, int],
+                 warnings: list[str]) -> int:
+    parsed = parse_st_bytes(path.read_bytes(), str(path))
+    parsed.warnings = [w for w in parsed.warnings if "no metadata line" not in w]
+    if parsed.problems:
+        listed = "; ".join(str(p) for p in parsed.problems[:10])
+        raise ChatIOError(f"{path}: {len(parsed.problems)} malformed line(s): {listed}",
+                          parsed.problems)
+    nodes, leaf, texts = line_nodes(parsed)
+    meta = _chat_metadata(raw, path.stem)
+    if KEY in meta:
+        nodes += decode_rest(meta.pop(KEY), texts, parsed.warnings)
+    by_name = {store.character_card(cid).get("name"): cid for cid in ids.values()}
+    for node in nodes:
+        row = parsed.messages[node.key[0]].row if isinstance(node.key, tuple) else \
+            (node.extra or {})
+        if node.role == "assistant":
+            node.speaker_id = ids.get(row.get("original_avatar")) or by_name.get(row.get("name"))
+    warnings += parsed.warnings
+    return store.groups.create_chat_from_nodes(gid, path.stem, nodes, leaf,
+                                               {"chat_metadata": meta} if meta else None)
+
+
+# --- export ---------------------------------------------------------------------------
+def avatar_of(group: Group, character_id: int, names: dict[int, str]) -> str:
+    """The member's avatar file name: the one it was imported with, else `Name.png`."""
+    kept = group.extra.get("avatars") if isinstance(group.extra.get("avatars"), dict) else {}
+    return kept.get(str(character_id)) or f"{names.get(character_id, 'character')}.png"
+
+
+def group_chat_rows(store: Store, chat_id: int, group: Group) -> tuple[dict, list[dict]]:
+    """The chat's metadata and its lines, each reply under its speaker's name and avatar."""
+    rows = st_chat_rows(store, chat_id)
+    path = store.active_path(chat_id)
+    speakers = {m.speaker_id for m in path if m.speaker_id}
+    names = store.groups.speaker_names(speakers)
+    for row, msg in zip(rows[1:], path, strict=True):
+        if msg.role == "assistant" and msg.speaker_id in names:
+            row["name"] = names[msg.speaker_id]
+            row["original_avatar"] = avatar_of(group, msg.speaker_id, names)
+    return rows[0].get("chat_metadata", {}), rows[1:]
+
+
+def export_st_group(store: Store, group_id: int, folder: str | Path) -> list[Path]:
+    """Write `groups/<id>.json` and `group chats/<chat>.jsonl` under `folder` (the layout
+    of SillyTavern's data folder); returns the files written."""
+    group = store.groups.get(group_id)
+    folder = Path(folder)
+    (folder / "groups").mkdir(parents=True, exist_ok=True)
+    (folder / "group chats").mkdir(parents=True, exist_ok=True)
+    names = {m.character_id: m.name for m in group.members}
+    chats = list(reversed(store.groups.chats(group_id)))  # oldest first, the newest current
+    written, past, titles = [], {}, []
+    for chat in chats:
+        meta, lines = group_chat_rows(store, chat["id"], group)
+        title = _unique(_safe(chat["title"]), titles)
+        titles.append(title)
+        past[title] = meta
+        target = folder / "group chats" / f"{title}.jsonl"
+        target.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines),
+                          encoding="utf-8")
+        written.append(target)
+    raw = _group_json(group, names, titles, past)
+    target = folder / "groups" / f"{raw['id']}.json"
+    target.write_text(json.dumps(raw, ensure_ascii=False, indent=4), encoding="utf-8")
+    return [target, *written]
+
+
+def _group_json(group: Group, names: dict[int, str], titles: list[str],
+                past: dict[str, dict]) -> dict:
+    s = group.settings
+    strategy = {v: k for k, v in _STRATEGIES.items()}[s.strategy]
+    mode = {v: k for k, v in _MODES.items()}[s.card_mode]
+    current = titles[-1] if titles else ""
+    extra = {k: v for k, v in group.extra.items() if k != "avatars"}
+    return {"id": str(extra.pop("id", group.id)), **extra, "name": group.name,
+            "members": [avatar_of(group, m.character_id, names) for m in group.members],
+            "disabled_members": [avatar_of(group, m.character_id, names)
+                                 for m in group.members if m.muted],
+            "activation_strategy": strategy, "generation_mode": mode,
+            "generation_mode_join_prefix": s.join_prefix,
+            "generation_mode_join_suffix": s.join_suffix,
+            "allow_self_responses": s.allow_self_responses,
+            "chat_id": current, "chats": titles,
+            "chat_metadata": past.get(current, {}),
+            "past_metadata": {t: m for t, m in past.items() if t != current}}
+
+
+def _safe(title: str) -> str:
+    cleaned = "".join("_" if c in '<>:"/\\|?*' or ord(c) < 32 else c for c in title).strip()
+    return cleaned or "chat"
+
+
+def _unique(title: str, taken: list[str]) -> str:
+    out, n = title, 2
+    while out in taken:
+        out, n = f"{title} ({n})", n + 1
+    return out

@@ -1,0 +1,117 @@
+"""SillyTavern group files (`groups/*.json`, `group chats/*.jsonl`) in and out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.core.chat_io.errors import ChatIOError
+from app.core.chat_io.st_group import export_st_group, import_st_group
+from app.core.store import Store
+from app.core.store.groups import CardMode, GroupSettings, Strategy
+
+
+def _write_st_folder(root):
+    """A data folder as SillyTavern 1.12 writes it: `createGroup`'s fields, and a chat of
+    message lines only (`saveGroupChat`), each reply with `name` and `original_avatar`."""
+    (root / "groups").mkdir(parents=True)
+    (root / "group chats").mkdir()
+    group = {"id": "1727000000000", "name": "Inn", "members": ["Ann.png", "bob_2.png"],
+             "avatar_url": "img/five.png", "allow_self_responses": True,
+             "hideMutedSprites": True, "activation_strategy": 1, "generation_mode": 1,
+             "disabled_members": ["bob_2.png"], "chat_metadata": {"note_prompt": "Rain."},
+             "fav": False, "chat_id": "2024-9-20 @10h 00m", "chats": ["2024-9-20 @10h 00m"],
+             "auto_mode_delay": 5, "generation_mode_join_prefix": "<FIELDNAME>:",
+             "generation_mode_join_suffix": "", "date_last_chat": 1727000000000}
+    (root / "groups" / "1727000000000.json").write_text(json.dumps(group))
+    lines = [
+        {"name": "Ann", "is_user": False, "is_system": False, "send_date": "2024-9-20 @10h",
+         "mes": "Welcome.", "original_avatar": "Ann.png", "extra": {}},
+        {"name": "Uma", "is_user": True, "is_system": False, "mes": "Hi both.", "extra": {}},
+        {"name": "Bob", "is_user": False, "is_system": False, "mes": "Hey!",
+         "original_avatar": "bob_2.png", "swipe_id": 1, "swipes": ["Hello.", "Hey!"],
+         "swipe_info": [{"send_date": "x", "extra": {}}, {"send_date": "y", "extra": {}}],
+         "extra": {"model": "m"}},
+        {"name": "Ann", "is_user": False, "is_system": False, "mes": "Old-style line.",
+         "extra": {}},  # written before `original_avatar` existed: matched by name
+    ]
+    (root / "group chats" / "2024-9-20 @10h 00m.jsonl").write_text(
+        "".join(json.dumps(line) + "\n" for line in lines))
+    return root / "groups" / "1727000000000.json"
+
+
+def test_a_sillytavern_group_chat_keeps_each_lines_speaker(store, tmp_path):
+    ann = store.add_character({"name": "Ann"})
+    result = import_st_group(store, _write_st_folder(tmp_path / "st"))
+    group = store.groups.get(result.group_id)
+    bob = group.members[1].character_id
+    assert [m.name for m in group.members] == ["Ann", "Bob"] and group.members[1].muted
+    assert group.members[0].character_id == ann  # found in the library by name
+    assert result.added_characters == ["Bob"]  # not there: added, and said so
+    assert "added with only their names: Bob" in result.warnings[0]
+    assert group.settings == GroupSettings(strategy=Strategy.LIST, card_mode=CardMode.JOIN,
+                                           join_prefix="<FIELDNAME>:",
+                                           allow_self_responses=True)
+    path = store.active_path(result.chat_ids[0])
+    assert [(m.text, m.speaker_id) for m in path] == [
+        ("Welcome.", ann), ("Hi both.", None), ("Hey!", bob), ("Old-style line.", ann)]
+    assert [store.message(i).text for i in store.sibling_ids(path[2].id)] == ["Hello.", "Hey!"]
+    assert all(store.message(i).speaker_id == bob for i in store.sibling_ids(path[2].id))
+
+
+def _snapshot(store: Store, group_id: int):
+    group = store.groups.get(group_id)
+    chats = []
+    for chat in store.groups.chats(group_id):
+        path = store.active_path(chat["id"])
+        names = store.groups.speaker_names({m.speaker_id for m in path if m.speaker_id})
+        chats.append((chat["title"], [
+            (m.role, m.text, names.get(m.speaker_id), m.sibling_index,
+             [store.message(i).text for i in store.sibling_ids(m.id)]) for m in path]))
+    return (group.name, [(m.name, m.muted) for m in group.members], group.settings, chats)
+
+
+def test_export_then_import_is_lossless_with_swipes(tmp_path):
+    """Written as SillyTavern's `saveGroupChat` and `_save` would, read back the same."""
+    src = Store(tmp_path / "a.db")
+    ids = [src.add_character({"name": n}) for n in ("Ann", "Bob", "Cid")]
+    gid = src.groups.create("Inn", ids, GroupSettings(strategy=Strategy.MANUAL,
+                                                      card_mode=CardMode.JOIN_MUTED,
+                                                      join_suffix="(end)"))
+    src.groups.set_muted(gid, ids[2], True)
+    chat = src.groups.new_chat(gid, [(ids[0], "Welcome."), (ids[1], "Evening.")], "First")
+    user = src.append_message(chat, src.active_leaf(chat), "user", "Stories?")
+    first = src.groups.append_reply(chat, user, ids[2], "Once...", "complete")
+    src.groups.append_reply(chat, user, ids[2], "Long ago...", "complete")
+    src.swipe(src.active_leaf(chat), -1)  # the first swipe shown
+    src.groups.append_reply(chat, first, ids[0], "Go on.", "complete")
+    src.groups.new_chat(gid, [(ids[1], "Another night.")], "Second")
+    files = export_st_group(src, gid, tmp_path / "out")
+    assert sorted(f.name for f in files) == [f"{gid}.json", "First.jsonl", "Second.jsonl"]
+    raw = json.loads(files[0].read_text())
+    assert raw["members"] == ["Ann.png", "Bob.png", "Cid.png"]
+    assert raw["disabled_members"] == ["Cid.png"] and raw["activation_strategy"] == 2
+    line = json.loads((tmp_path / "out/group chats/First.jsonl").read_text().splitlines()[3])
+    assert (line["name"], line["original_avatar"], line["swipes"], line["swipe_id"]) == \
+        ("Cid", "Cid.png", ["Once...", "Long ago..."], 0)
+
+    dst = Store(tmp_path / "b.db")
+    for n in ("Ann", "Bob", "Cid"):
+        dst.add_character({"name": n})
+    back = import_st_group(dst, files[0])
+    assert back.added_characters == []
+    assert _snapshot(dst, back.group_id) == _snapshot(src, gid)
+    src.close()
+    dst.close()
+
+
+def test_a_bad_group_file_is_refused_with_its_reason(store, tmp_path):
+    bad = tmp_path / "g.json"
+    bad.write_text('{"name": "x", "members": "Ann.png"}')
+    with pytest.raises(ChatIOError, match="no `members` list"):
+        import_st_group(store, bad, [])
+    bad.write_text("{not json")
+    with pytest.raises(ChatIOError, match="not a SillyTavern group file"):
+        import_st_group(store, bad, [])
+    assert store.groups.all() == []
