@@ -130,7 +130,7 @@ class Child:
         n_cached = self.llm.n_tokens
         if plan.chunks:
             stats.reused_tokens = kv_shift.apply_plan(self.llm, plan)
-            stats.shifted_tokens = plan.shifted
+            stats.shifted_tokens = stats.reused_tokens - plan.prefix  # all, unless refused
             stats.removed_tokens = plan.removed(n_cached)
 
     def _read_perf(self, stats: StreamStats, probe: perf.FirstSample) -> None:
