@@ -207,3 +207,32 @@ def fuzz_base(tmp_path_factory) -> tuple[Path, dict]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PARLOR_HOME", str(root / "home"))
         return _library_zip(root)
+
+
+@pytest.mark.parametrize("settings_text", ["{not json", '{"temperature": NaN}', "[1, 2]",
+                                           '{"temperature": 1e999}'])
+def test_unreadable_settings_in_an_export_leave_the_library_imported(tmp_path, settings_text):
+    target, _ = _library_zip(tmp_path)
+    out = tmp_path / "odd-settings.zip"
+    with zipfile.ZipFile(target) as src, zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, settings_text if name == "settings.json" else src.read(name))
+    paths = _paths(tmp_path / "fresh")
+    assert import_everything(out, paths)["characters"] == 1
+    ctx = AppContext.create(paths)
+    temperature = ctx.settings.temperature
+    assert temperature == temperature and temperature < 10  # a number, and not NaN
+    ctx.close()
+
+
+def test_a_corrupt_compressed_library_is_an_export_error(tmp_path):
+    target, _ = _library_zip(tmp_path)
+    raw = bytearray(target.read_bytes())
+    with zipfile.ZipFile(target) as zf:
+        info = zf.getinfo("parlor/library.json")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    raw[start + 5:start + 40] = b"\xff" * 35  # inside the deflate stream
+    bad = tmp_path / "corrupt.zip"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(ExportError):
+        import_everything(bad, _paths(tmp_path / "fresh"))

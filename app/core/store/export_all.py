@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import sqlite3
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 from app import __version__
@@ -192,7 +194,8 @@ def _read_library(zf: zipfile.ZipFile, source: Path) -> dict:
     try:
         library = json.loads(zf.read(LIBRARY))
         version, tables = int(library["schema_version"]), library["tables"]
-    except (ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError, zipfile.BadZipFile, zlib.error,
+            OSError) as exc:
         raise ExportError(f"{source}: {LIBRARY} cannot be read ({exc})") from None
     if version > len(MIGRATIONS):
         raise ExportError(f"{source} was written by a newer Parlor (schema {version})")
@@ -201,7 +204,7 @@ def _read_library(zf: zipfile.ZipFile, source: Path) -> dict:
         if isinstance(row, dict) and isinstance(row.get("avatar"), str):
             try:
                 row["avatar"] = zf.read(row["avatar"])
-            except (KeyError, zipfile.BadZipFile, OSError) as exc:
+            except (KeyError, zipfile.BadZipFile, zlib.error, OSError) as exc:
                 raise ExportError(f"{source}: the avatar {row['avatar']!r} cannot be read "
                                   f"({exc})") from None
     try:  # every row checked before any is written
@@ -246,8 +249,7 @@ def import_everything(source: Path, paths: Paths) -> dict[str, int]:
     """
     with _open_checked(source) as zf:
         tables = _read_library(zf, source)
-        settings_raw = json.loads(zf.read("settings.json")) \
-            if "settings.json" in zf.namelist() else None
+        settings_raw = _read_settings(zf, source)
     paths.ensure()
     Store(paths.database).close()  # creates and migrates the schema
     conn = sqlite3.connect(paths.database, isolation_level=None, timeout=5)
@@ -272,6 +274,30 @@ def import_everything(source: Path, paths: Paths) -> dict[str, int]:
     if isinstance(settings_raw, dict):
         _import_settings(settings_raw, paths)
     return counts
+
+
+def _read_settings(zf: zipfile.ZipFile, source: Path) -> dict | None:
+    """The export's settings, or None (with a logged warning) when they cannot be read:
+    the library matters, settings can be set again."""
+    if "settings.json" not in zf.namelist():
+        return None
+    try:  # NaN and 1e999 are no settings: refused, and read as null (then the default)
+        raw = json.loads(zf.read("settings.json"), parse_constant=_no_constant,
+                         parse_float=_finite_or_none)
+    except (ValueError, RecursionError, zipfile.BadZipFile, zlib.error, OSError) as exc:
+        log.warning("%s: settings.json cannot be read (%s); settings were not imported",
+                    source, exc)
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_or_none(text: str) -> float | None:
+    number = float(text)
+    return number if math.isfinite(number) else None
 
 
 def _import_settings(raw: dict, paths: Paths) -> None:
