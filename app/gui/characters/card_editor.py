@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.cards import Card, to_v3_json
+from app.gui.characters.depth_prompt_editor import DepthPromptEditor
 from app.gui.characters.lorebook_editor import LorebookEditor, split_keys
 from app.gui.window_state import remember_size
 
@@ -184,6 +185,7 @@ class CardEditor(QDialog):
         self.avatar_label = QLabel()
         self.greetings = GreetingsEditor(self._card.alternate_greetings)
         self.lorebook = LorebookEditor(self._card.character_book)
+        self.depth_prompt = DepthPromptEditor(self._card.data)
         self._token_timer = QTimer(self, singleShot=True, interval=250)
         self._token_timer.timeout.connect(self.update_token_count)
         self.setWindowTitle(self.tr("Edit {0}").format(self._card.name or self.tr("character")))
@@ -208,6 +210,7 @@ class CardEditor(QDialog):
             ("tags", self.tr("Tags"), False),
             ("creator_notes", self.tr("Creator notes"), True)]), self.tr("About"))
         tabs.addTab(self.lorebook, self.tr("Lorebook"))
+        tabs.addTab(self.depth_prompt, self.tr("Character's note"))
         self.tabs = tabs
         self.fields["tags"].setPlaceholderText(self.tr("Separated by commas"))
         self.fields["system_prompt"].setPlaceholderText(
@@ -337,6 +340,7 @@ class CardEditor(QDialog):
         book = self.lorebook.book()
         if book != self._card.character_book:
             card.character_book = book
+        self.depth_prompt.apply(card.data)
         return card
 
     def has_changes(self) -> bool:
