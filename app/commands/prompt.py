@@ -31,7 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Print the exact text the model would receive for the next reply: the "
                     "card, persona, lore and chat, in the model's chat template, within the "
                     "context. Warnings go to stderr.")
-    parser.add_argument("--card", required=True, help="character card (PNG, JSON or CharX)")
+    parser.add_argument("--card", required=True, action="append",
+                        help="character card (PNG, JSON or CharX); repeat it for a group, whose "
+                             "next speaker gets the prompt")
+    parser.add_argument("--speaker", metavar="NAME",
+                        help="with several cards: who speaks next (default: the one "
+                             "SillyTavern's natural order picks, from the chat's seed)")
+    parser.add_argument("--group-mode", choices=("swap", "join"), default="swap",
+                        help="with several cards: only the speaker's card (swap, the default) "
+                             "or every member's fields (join)")
     parser.add_argument("--chat", metavar="FILE.jsonl",
                         help="SillyTavern chat; without it, the chat holds the card's greeting")
     parser.add_argument("--model", dest="gguf", metavar="GGUF",
@@ -61,7 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        card = load_card_data(args.card)
+        cards = [load_card_data(path) for path in args.card]
+        card = cards[0]
         chat = read_st_chat(args.chat) if args.chat else None
         books = [_world_book(path) for path in args.world]
         template, count, notes = _template_and_counter(args)
@@ -76,9 +85,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         greeting = card.get("first_mes")
         history = [Message("assistant", greeting)] if isinstance(greeting, str) and greeting else []
-    lore = _chat_lore(chat.metadata if chat else {}, books, args.chat or args.card)
-    built = build_prompt(PromptInput(card, str(user), args.persona, history, lore=lore),
-                         template, count, args.ctx, args.reply_tokens)
+    lore = _chat_lore(chat.metadata if chat else {}, books, args.chat or args.card[0])
+    if len(cards) > 1:  # a group: the next speaker's prompt (group_prompt.py)
+        from app.core.chat.groups.from_cards import GroupRequest, group_prompt
+
+        request = GroupRequest(args.speaker, args.group_mode, args.persona, args.ctx,
+                               args.reply_tokens)
+        try:
+            built, speaker = group_prompt(request, cards, chat, lore, template, count, str(user))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"speaker: {speaker}", file=sys.stderr)
+    else:
+        built = build_prompt(PromptInput(card, str(user), args.persona, history, lore=lore),
+                             template, count, args.ctx, args.reply_tokens)
     for warning in [*notes, *built.warnings]:
         print(f"warning: {warning}", file=sys.stderr)
     if not args.json:

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 
 from app.core.appdata.settings import Settings
 from app.core.chat.groups.prompt import GroupPrompt, group_job, group_prompt_input
-from app.core.chat.groups.speakers import Candidate, LastMessage, plan_turn, talkativeness, turn_rng
+from app.core.chat.groups.speakers import (
+    Candidate,
+    LastMessage,
+    plan_turn,
+    talkativeness,
+    turn_rng,
+)
 from app.core.chat.job import TokenCounter, sampling_from
 from app.core.engine import Engine
 from app.core.store import Message, Store
