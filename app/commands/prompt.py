@@ -86,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         greeting = card.get("first_mes")
         history = [Message("assistant", greeting)] if isinstance(greeting, str) and greeting else []
     lore = _chat_lore(chat.metadata if chat else {}, books, args.chat or args.card[0])
-    if len(cards) > 1:  # a group: the next speaker's prompt (group_prompt.py)
+    speaker = None
+    if len(cards) > 1:  # a group: the next speaker's prompt (core/chat/groups/from_cards.py)
         from app.core.chat.groups.from_cards import GroupRequest, group_prompt
 
         request = GroupRequest(args.speaker, args.group_mode, args.persona, args.ctx,
@@ -114,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         "lore_trace": [t.as_json() for t in built.lore_trace],
         "stop": built.stop,
         "warnings": built.warnings,
+        **({"speaker": speaker} if speaker else {}),
     }, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -29,6 +29,7 @@ def test_the_named_speaker_gets_a_swap_prompt(tmp_path, capsys):
                           "--template", "Alpaca", "--json")
     assert code == 0 and "speaker: Bob" in err
     built = json.loads(out)
+    assert built["speaker"] == "Bob"
     assert "Bob sings." in built["prompt"] and "Ann forges." not in built["prompt"]
     assert "Ann: I am Ann." in built["prompt"] and built["prompt"].rstrip().endswith("Bob:")
     assert "\nAnn:" in built["stop"]
