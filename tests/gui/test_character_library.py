@@ -60,11 +60,12 @@ def test_import_several_cards_shows_names_tags_and_avatars(library, store, tmp_p
     ids, errors = library.import_files([str(p) for p in files])
     assert errors == []
     assert len(ids) == 4 and sorted(library.ids()) == sorted(ids)
-    assert names(library) == ["Alice", "Bob", "Hana Kim", load_card(files[3]).name]
-    alice = library.proxy.index(0, 0)
+    # v2_full is a SillyTavern favourite (extensions.fav): favourites come first
+    assert names(library) == [load_card(files[3]).name, "Alice", "Bob", "Hana Kim"]
+    alice = library.proxy.index(1, 0)
     assert alice.data(Roles.TAGS) == ["fantasy", "mage"]
     assert alice.data(Qt.ItemDataRole.DecorationRole) is not None
-    assert library.proxy.index(2, 0).data(Roles.TAGS) == ["modern", "slice of life", "korean"]
+    assert library.proxy.index(3, 0).data(Roles.TAGS) == ["modern", "slice of life", "korean"]
     stored = store.character_card(ids[2])
     assert stored["extensions"]["risuai"]["viewScreen"] == "none"  # nothing lost on import
     assert library.current_id() == ids[-1]  # the last one imported is shown

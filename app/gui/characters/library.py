@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
-from enum import IntEnum
 from pathlib import Path
 
 from PySide6.QtCore import (
     QEvent,
     QObject,
-    QRect,
-    QRectF,
     QSize,
     QSortFilterProxyModel,
     Qt,
@@ -26,19 +23,12 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import (
     QAction,
-    QColor,
-    QFont,
-    QFontMetrics,
     QKeySequence,
-    QPainter,
-    QPainterPath,
-    QPalette,
     QPixmap,
     QStandardItem,
     QStandardItemModel,
 )
 from PySide6.QtWidgets import (
-    QApplication,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -48,8 +38,6 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPushButton,
-    QStyle,
-    QStyledItemDelegate,
     QVBoxLayout,
     QWidget,
 )
@@ -57,90 +45,16 @@ from PySide6.QtWidgets import (
 from app.core.cards import SPEC_V3, Card, CardError, card_from_json, load_card, save_card
 from app.core.store import StoreError
 from app.gui.characters.card_editor import AvatarError, CardEditor, decode_avatar, read_image
+from app.gui.characters.library_items import AVATAR_SIZE, CharacterDelegate, Roles
+from app.gui.characters.library_view import (
+    GridDelegate,
+    LibraryControls,
+    SortKey,
+    apply_mode,
+    is_favourite,
+    with_favourite,
+)
 from app.gui.plain_text import plain_tip
-
-AVATAR_SIZE = 44
-_PALETTE = ("#5e81ac", "#a3be8c", "#d08770", "#b48ead", "#88c0d0", "#bf616a", "#8fbcbb")
-
-
-class Roles(IntEnum):
-    ID = Qt.ItemDataRole.UserRole + 1
-    TAGS = Qt.ItemDataRole.UserRole + 2
-    AVATAR = Qt.ItemDataRole.UserRole + 3
-
-
-class CharacterDelegate(QStyledItemDelegate):
-    """A row: the round avatar (or an initial on a colour from the name), the name in bold,
-    the tags below it in a quieter colour."""
-
-    def sizeHint(self, option, index) -> QSize:  # noqa: N802 - Qt override
-        return QSize(200, AVATAR_SIZE + 12)
-
-    def paint(self, painter: QPainter, option, index) -> None:
-        self.initStyleOption(option, index)
-        style = option.widget.style() if option.widget else QApplication.style()
-        style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter,
-                            option.widget)
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        rect = option.rect.adjusted(6, 6, -6, -6)
-        self._paint_avatar(painter, QRect(rect.left(), rect.top(), AVATAR_SIZE, AVATAR_SIZE),
-                           index)
-        text_rect = rect.adjusted(AVATAR_SIZE + 10, 0, 0, 0)
-        selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        palette = option.palette
-        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
-        bold = QFont(option.font)
-        bold.setBold(True)
-        painter.setFont(bold)
-        painter.setPen(palette.color(role))
-        metrics = QFontMetrics(bold)
-        name_rect = QRect(text_rect.left(), text_rect.top() + 3, text_rect.width(),
-                          metrics.height())
-        painter.drawText(name_rect, Qt.AlignmentFlag.AlignLeft, metrics.elidedText(
-            str(index.data(Qt.ItemDataRole.DisplayRole) or ""), Qt.TextElideMode.ElideRight,
-            name_rect.width()))
-        self._paint_tags(painter, option, index, text_rect, name_rect.bottom() + 2, selected)
-        painter.restore()
-
-    def _paint_avatar(self, painter: QPainter, rect: QRect, index) -> None:
-        path = QPainterPath()
-        path.addEllipse(QRectF(rect))
-        pixmap = index.data(Qt.ItemDataRole.DecorationRole)
-        name = str(index.data(Qt.ItemDataRole.DisplayRole) or "?")
-        if isinstance(pixmap, QPixmap) and not pixmap.isNull():
-            painter.setClipPath(path)
-            scaled = pixmap.scaled(rect.size() * 2, Qt.AspectRatioMode.KeepAspectRatioByExpanding,
-                                   Qt.TransformationMode.SmoothTransformation)
-            source = QRect(0, 0, scaled.width(), scaled.height())
-            side = min(source.width(), source.height())
-            source = QRect((source.width() - side) // 2, 0, side, side)  # keep the face (top)
-            painter.drawPixmap(rect, scaled, source)
-            painter.setClipping(False)
-            return
-        painter.fillPath(path, QColor(_PALETTE[sum(map(ord, name)) % len(_PALETTE)]))
-        painter.setPen(Qt.GlobalColor.white)
-        font = painter.font()
-        font.setBold(True)
-        font.setPixelSize(AVATAR_SIZE // 2)
-        painter.setFont(font)
-        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, (name.strip() or "?")[0].upper())
-
-    def _paint_tags(self, painter: QPainter, option, index, rect: QRect, top: int,
-                    selected: bool) -> None:
-        tags = index.data(Roles.TAGS) or []
-        if not tags:
-            return
-        font = QFont(option.font)
-        font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
-        painter.setFont(font)
-        metrics = QFontMetrics(font)
-        color = option.palette.color(QPalette.ColorRole.HighlightedText if selected
-                                     else QPalette.ColorRole.PlaceholderText)
-        painter.setPen(color)
-        line = QRect(rect.left(), top, rect.width(), metrics.height())
-        painter.drawText(line, Qt.AlignmentFlag.AlignLeft, metrics.elidedText(
-            " · ".join(tags), Qt.TextElideMode.ElideRight, line.width()))
 
 
 def card_paths(urls: Iterable) -> list[str]:
@@ -155,6 +69,25 @@ class SearchFilter(QSortFilterProxyModel):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._words: list[str] = []
+        self.sort_key = SortKey.NAME
+        self.favourites_only = False
+
+    def set_order(self, key: SortKey, favourites_only: bool) -> None:
+        self.beginFilterChange()
+        self.sort_key, self.favourites_only = key, favourites_only
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        self.invalidate()
+        self.sort(0)
+
+    def lessThan(self, left, right) -> bool:  # noqa: N802 - Qt override
+        """Favourites first; then by name, newest chat or newest added."""
+        if bool(left.data(Roles.FAV)) != bool(right.data(Roles.FAV)):
+            return bool(left.data(Roles.FAV))
+        if self.sort_key == SortKey.RECENT:
+            return (left.data(Roles.RECENT) or 0) > (right.data(Roles.RECENT) or 0)
+        if self.sort_key == SortKey.ADDED:
+            return (left.data(Roles.ADDED) or 0) > (right.data(Roles.ADDED) or 0)
+        return str(left.data() or "").casefold() < str(right.data() or "").casefold()
 
     def set_query(self, text: str) -> None:
         self.beginFilterChange()  # Qt 6.10+: invalidateFilter() is deprecated
@@ -163,6 +96,8 @@ class SearchFilter(QSortFilterProxyModel):
 
     def filterAcceptsRow(self, row: int, parent) -> bool:  # noqa: N802 - Qt override
         index = self.sourceModel().index(row, 0, parent)
+        if self.favourites_only and not index.data(Roles.FAV):
+            return False
         name = str(index.data(Qt.ItemDataRole.DisplayRole) or "").casefold()
         tags = [t.casefold() for t in index.data(Roles.TAGS) or []]
         for word in self._words:
@@ -213,7 +148,12 @@ class CharacterLibrary(QWidget):
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self.proxy.set_query)
         self.view.setModel(self.proxy)
-        self.view.setItemDelegate(CharacterDelegate(self.view))
+        self.list_delegate = CharacterDelegate(self.view)
+        self.grid_delegate = GridDelegate(Roles, self.view)
+        self.view.setItemDelegate(self.list_delegate)
+        self.controls = LibraryControls()
+        self.controls.changed.connect(self.apply_view)
+        self.proxy.sort(0)
         self.view.setIconSize(QSize(AVATAR_SIZE, AVATAR_SIZE))
         self.view.setUniformItemSizes(True)
         self.view.setAccessibleName(self.tr("Characters"))
@@ -233,6 +173,7 @@ class CharacterLibrary(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.search)
+        layout.addWidget(self.controls)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.undo_bar)
 
@@ -266,9 +207,15 @@ class CharacterLibrary(QWidget):
         item.setEditable(False)
         item.setData(character_id, Roles.ID)
         try:
-            tags = self.store.character_card(character_id).get("tags") or []
+            data = self.store.character_card(character_id)
+            tags = data.get("tags") or []
+            recent = max((c["last_used_at"] or 0 for c in self.store.chats(character_id)),
+                         default=0)
         except (StoreError, ValueError):
-            tags = []
+            data, tags, recent = {}, [], 0
+        item.setData(is_favourite(data), Roles.FAV)
+        item.setData(recent, Roles.RECENT)
+        item.setData(character_id, Roles.ADDED)
         item.setData([str(t) for t in tags if str(t).strip()], Roles.TAGS)
         item.setData(bytes(avatar) if avatar else None, Roles.AVATAR)
         pixmap = _thumbnail(avatar)
@@ -302,6 +249,29 @@ class CharacterLibrary(QWidget):
         if chosen is not None and chosen != self._chosen:
             self._chosen = chosen
             self.character_chosen.emit(chosen)
+
+    def apply_view(self) -> None:
+        """List or grid, sort order and the favourites filter, from the controls."""
+        keep = self.current_id()
+        apply_mode(self.view, self.controls.mode(), self.list_delegate, self.grid_delegate)
+        self.proxy.set_order(self.controls.sort_key(), self.controls.favourites.isChecked())
+        if keep is not None:
+            self._reloading = True
+            try:
+                self.select(keep)
+            finally:
+                self._reloading = False
+
+    def set_favourite(self, character_id: int, favourite: bool) -> None:
+        """Stored in the card itself (`extensions.fav`), as SillyTavern does."""
+        try:
+            self.store.update_character(character_id, with_favourite(
+                self.store.character_card(character_id), favourite),
+                self._avatar(character_id))
+        except StoreError as exc:
+            self.status_message.emit(str(exc))
+            return
+        self.reload()
 
     def avatar_pixmap(self, character_id: int) -> QPixmap | None:
         """The list's copy of the avatar (88 px), e.g. for the chat's message bubbles."""
@@ -485,6 +455,10 @@ class CharacterLibrary(QWidget):
             cid = index.data(Roles.ID)
             menu.addAction(self.tr("Edit…"), lambda: self.edit(cid))
             menu.addAction(self.tr("Duplicate"), lambda: self.duplicate(cid))
+            fav = bool(index.data(Roles.FAV))
+            menu.addAction(self.tr("Remove from favourites") if fav
+                           else self.tr("Add to favourites"),
+                           lambda: self.set_favourite(cid, not fav))
             export = menu.addMenu(self.tr("Export"))
             export.addAction(self.tr("PNG card…"), lambda: self._choose_export(cid, "png"))
             export.addAction(self.tr("JSON (V3)…"), lambda: self._choose_export(cid, "v3"))
