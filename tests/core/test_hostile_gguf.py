@@ -12,6 +12,8 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.commands import convert as convert_command
 from app.core.gguf.header import (
@@ -134,3 +136,38 @@ def test_the_largest_header_allowed_reads_in_about_a_second(tmp_path):
     start = time.monotonic()
     header = read_header(path)
     assert len(header.metadata[key]) == count and time.monotonic() - start < 3
+
+
+_VALUE = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**63, max_value=2**64),
+                   st.floats(), st.text(max_size=5),
+                   st.lists(st.integers(min_value=-5, max_value=2**32), max_size=4),
+                   st.lists(st.text(max_size=3), max_size=3))
+_KEYS = ["llama.context_length", "llama.block_count", "llama.embedding_length",
+         "llama.feed_forward_length", "llama.expert_count", "llama.expert_used_count",
+         "llama.attention.head_count", "llama.attention.head_count_kv",
+         "llama.attention.key_length", "llama.attention.value_length", "general.file_type",
+         "llama.rope.dimension_count", "tokenizer.ggml.tokens", "llama.vocab_size"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(_KEYS), _VALUE, max_size=6))
+def test_metadata_that_passes_the_check_never_breaks_what_open_shows(values):
+    """Whatever a file's metadata holds: refused by the check with a message, or the
+    summary Open shows (layers, context, experts, quant, memory) is computed, and
+    failing that with only the errors the window catches."""
+    from app.core.gguf.header import GGUFHeader, TensorInfo
+    from app.core.gguf.memory import estimate_memory
+    from app.core.gguf.metadata_types import metadata_problem
+
+    metadata = {"general.architecture": "llama", **values}
+    if metadata_problem(metadata) is not None:
+        return
+    tensors = [TensorInfo("blk.0.attn_q.weight", (16, 16), 0, 0, 1024)]
+    header = GGUFHeader("x.gguf", 3, "<", metadata, {}, tensors, 32, 64, (0, 0), 2048)
+    shown = (header.n_layer, header.context_length, header.expert_count,
+             header.expert_used_count, header.file_type, header.vocab_size)
+    assert all(v is None or isinstance(v, (int, str)) for v in shown)
+    try:
+        estimate_memory(header, 4096, kv_type="f16")
+    except (GGUFError, KeyError, ValueError, ZeroDivisionError):
+        pass
