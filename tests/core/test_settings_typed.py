@@ -53,6 +53,11 @@ def test_a_bad_value_falls_back_to_its_default_with_a_warning_naming_it(
         assert loaded.user_name == "Ann"  # the good values of the same file are kept
 
 
+def test_a_list_that_is_not_of_texts_by_design_keeps_its_items():
+    presets = [{"name": "Mine", "input_sequence": "<|user|>"}]
+    assert Settings.from_dict({"instruct_presets": presets}).instruct_presets == presets
+
+
 def test_good_values_and_unknown_keys_survive_a_round_trip(tmp_path):
     path = tmp_path / "settings.json"
     Settings(n_ctx=2048, kv_type="q8_0", stop_strings=["\nAnn:"],

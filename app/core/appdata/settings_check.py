@@ -22,10 +22,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "chat_layout": ("bubbles", "book"),
 }
 
+# List fields whose items must be texts; other lists are only checked to be lists.
+TEXT_LISTS = frozenset({"prompt_order", "stop_strings"})
+
 
 def checked_value(name: str, value: Any, default: Any, choices: tuple[str, ...] | None) -> Any:
     """`value` as the type of `default`, or `default` (with a warning) when it cannot be."""
-    ok, converted = _convert(value, default)
+    ok, converted = _convert(name, value, default)
     if ok and choices is not None and converted not in choices:
         ok = False
     if not ok:
@@ -37,7 +40,7 @@ def checked_value(name: str, value: Any, default: Any, choices: tuple[str, ...] 
     return converted
 
 
-def _convert(value: Any, default: Any) -> tuple[bool, Any]:
+def _convert(name: str, value: Any, default: Any) -> tuple[bool, Any]:
     if isinstance(default, bool):
         return isinstance(value, bool), value
     if isinstance(default, int):
@@ -47,7 +50,8 @@ def _convert(value: Any, default: Any) -> tuple[bool, Any]:
     if isinstance(default, str):
         return isinstance(value, str), value
     if isinstance(default, list):
-        return _as_str_list(value)
+        return (_as_str_list(value) if name in TEXT_LISTS
+                else (isinstance(value, list), value))
     if isinstance(default, dict):
         return isinstance(value, dict), value
     return True, value

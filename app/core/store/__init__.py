@@ -1,7 +1,7 @@
 """SQLite history: characters, personas, chats and the message tree."""
 
 from app.core.store.db import StoreError, open_database
-from app.core.store.message import Message
+from app.core.store.message import Message, Role, Status
 from app.core.store.store import Store
 
 __all__ = ["Message", "Store", "StoreError", "open_database"]

@@ -5,6 +5,36 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from enum import Enum
+
+
+class _Word(str, Enum):
+    """A str enum that prints as its value (enum.StrEnum needs Python 3.11), so members
+    compare, format, bind to SQLite and go to JSON as the plain words they replace."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class Role(_Word):
+    """Who wrote a message (the `role` column)."""
+
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+
+
+class Status(_Word):
+    """Where a message stands (the `status` column and its CHECK constraint)."""
+
+    COMPLETE = "complete"
+    STREAMING = "streaming"     # being written; saved every couple of seconds
+    STOPPED = "stopped"         # the user stopped it; what was written is kept
+    INTERRUPTED = "interrupted"  # the app ended while it streamed (found at the next start)
+    ERROR = "error"             # generation failed; the text so far is kept
 
 
 @dataclass(frozen=True)
@@ -15,9 +45,9 @@ class Message:
     id: int
     chat_id: int
     parent_id: int | None
-    role: str
+    role: Role
     text: str
-    status: str
+    status: Status
     created_at: float
     gen_info: dict | None = None
     sibling_index: int = 0
@@ -31,5 +61,5 @@ class Message:
         raw = row["extra"] if "extra" in row.keys() else None
         extra = json.loads(raw) if raw else None
         speaker = row["speaker_id"] if "speaker_id" in row.keys() else None
-        return cls(row["id"], row["chat_id"], row["parent_id"], row["role"], row["text"],
-                   row["status"], row["created_at"], info, index, count, extra, speaker)
+        return cls(row["id"], row["chat_id"], row["parent_id"], Role(row["role"]), row["text"],
+                   Status(row["status"]), row["created_at"], info, index, count, extra, speaker)
