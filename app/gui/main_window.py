@@ -45,6 +45,7 @@ from app.gui.settings_actions import SettingsActions
 from app.gui.settings_pages import DataPage
 from app.gui.theme import apply_theme
 from app.gui.workers import WorkerThread
+from app.gui.worldinfo.authors_note import show_authors_note
 from app.gui.worldinfo.manager import show_world_info
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,9 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActio
         world_action = QAction(self.tr("&World info…"), self)
         world_action.triggered.connect(
             lambda: show_world_info(self, self.ctx.store, self.controller.chat_id))
-        chat_menu.addActions([chats_action, personas_action, world_action])
+        note_action = QAction(self.tr("&Author's note…"), self)
+        note_action.triggered.connect(lambda: show_authors_note(self))
+        chat_menu.addActions([chats_action, personas_action, world_action, note_action])
         chat_menu.addActions([self.new_chat_action, self.find_action, self.regenerate_action,
                               self.continue_action, self.impersonate_action,
                               self.swipe_left_action, self.swipe_right_action,

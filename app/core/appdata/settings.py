@@ -76,6 +76,12 @@ class Settings:
     lore_include_names: bool = True  # scan "Name: message" lines
     lore_min_activations: int = 0  # widen the scan until this many entries fire
     lore_strategy: str = "character_first"  # or "evenly", "global_first"
+    # The author's note of a chat that has none of its own (SillyTavern's note defaults)
+    note_default_text: str = ""
+    note_default_position: int = 1  # 0: after the system block, 1: in the chat, 2: before it
+    note_default_depth: int = 4
+    note_default_role: int = 0    # 0 system, 1 user, 2 assistant
+    note_default_interval: int = 1  # every N user messages; 0: off
     pin_examples: bool = False    # always send the example dialogue (history gives way)
     trim_reply_names: bool = True  # clean-up: drop "Name:" the model writes (SillyTavern: on)
     trim_incomplete_sentences: bool = False  # clean-up: cut after the last sentence end

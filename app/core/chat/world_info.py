@@ -7,8 +7,9 @@ prompt ended with, so the next turn, a swipe or a branch continues from the righ
 
 from __future__ import annotations
 
+from app.core.appdata.settings import Settings
 from app.core.prompt import BuiltPrompt
-from app.core.prompt.worldinfo import AuthorsNote, Book, Source
+from app.core.prompt.worldinfo import AuthorsNote, Book, NotePosition, Role, Source
 from app.core.prompt.worldinfo.in_prompt import LoreInput
 from app.core.prompt.worldinfo.notes import NOTE_KEYS
 from app.core.store.world_state import WorldInfoStore
@@ -36,6 +37,23 @@ def lore_input(wi: WorldInfoStore, chat_id: int, character_id: int, path_ids: li
                      authors_note=AuthorsNote.from_chat_metadata(meta) if has_note
                      else default_note,
                      scenario=scenario if isinstance(scenario, str) and scenario else None)
+
+
+def default_note(settings: Settings) -> AuthorsNote:
+    """The settings' author's note, for chats without their own (SillyTavern's defaults:
+    in the chat at depth 4, as system, every message)."""
+    return AuthorsNote(settings.note_default_text, settings.note_default_interval,
+                       _member(NotePosition, settings.note_default_position,
+                               NotePosition.IN_CHAT),
+                       settings.note_default_depth,
+                       _member(Role, settings.note_default_role, Role.SYSTEM))
+
+
+def _member(enum, value, default):
+    try:
+        return enum(value)
+    except ValueError:
+        return default
 
 
 def remember_lore_state(wi: WorldInfoStore, path_ids: list[int], built: BuiltPrompt) -> None:

@@ -27,7 +27,7 @@ from app.core.chat.job import (
     prompt_input,
     sampling_from,
 )
-from app.core.chat.world_info import lore_input, remember_lore_state
+from app.core.chat.world_info import default_note, lore_input, remember_lore_state
 from app.core.engine import ModelInfo, StreamStats
 from app.core.store import Message, StoreError
 from app.core.store.world_state import WorldInfoStore
@@ -130,7 +130,7 @@ class ChatController(QObject):
         wi = WorldInfoStore(self.ctx.store)
         self._lore_ids = [m.id for m in history]  # the prompt's timed effects are kept here
         lore = lore_input(wi, self.chat_id, self.ctx.store.chat_character(self.chat_id),
-                          self._lore_ids)
+                          self._lore_ids, default_note(self.ctx.settings))
         return prompt_input(self.card, self.ctx.settings, history, instruction=instruction,
                             persona=self._persona(), lore=lore)
 
