@@ -92,3 +92,14 @@ def test_load_applies_the_registered_migrations(tmp_path, monkeypatch):
 
 def test_every_migration_step_up_to_the_current_version_exists():
     assert all(v in settings_mod.MIGRATIONS for v in range(1, settings_mod.SCHEMA_VERSION))
+
+
+def test_a_version_1_file_gets_the_new_defaults_where_it_held_the_old_ones(tmp_path):
+    """Version 1 wrote every default out; the context size now comes from the model."""
+    old = {"schema_version": 1, "n_ctx": 4096, "lore_scan_depth": 4,
+           "lore_budget_tokens": 512, "user_name": "Ann"}
+    loaded = Settings.load(write(tmp_path, old))
+    assert (loaded.n_ctx, loaded.lore_scan_depth, loaded.lore_budget_tokens) == (0, 2, 0)
+    assert loaded.user_name == "Ann" and loaded.schema_version == 2
+    chosen = Settings.load(write(tmp_path, {**old, "n_ctx": 8192, "lore_scan_depth": 6}))
+    assert (chosen.n_ctx, chosen.lore_scan_depth) == (8192, 6)

@@ -22,12 +22,29 @@ from app.core.appdata.settings_check import CHOICES, checked_value
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # schema_version N -> a function taking a version-N dict and returning a version N+1 dict.
 # Add one whenever a field is renamed or its meaning changes; bump SCHEMA_VERSION with it.
 Migration = Callable[[dict], dict]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _v1_to_v2(raw: dict) -> dict:
+    """Version 1 saved every field, so its defaults were written out as if chosen. Where a
+    default changed meaning, a value equal to the old default is taken as untouched and
+    gets the new one: the context size from the model (0) instead of a fixed 4096, and
+    SillyTavern's world-info scan depth (2) and percentage budget instead of 4 messages and
+    a fixed 512 tokens (now an optional cap)."""
+    old_defaults = {"n_ctx": (4096, 0), "lore_scan_depth": (4, 2),
+                    "lore_budget_tokens": (512, 0)}
+    for name, (old, new) in old_defaults.items():
+        if raw.get(name) == old:
+            raw[name] = new
+            log.info("settings: %s was the old default %r; now %r", name, old, new)
+    return raw
+
+
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
 
 
 @dataclass
@@ -93,6 +110,8 @@ class Settings:
     theme: str = "system"         # system | light | dark
     font_size: int = 0            # points for the chat text; 0: the system's size
     chat_layout: str = "bubbles"  # bubbles | book
+    speech_color: str = ""        # "quoted speech" in messages, #rrggbb; empty: the theme's
+    action_color: str = ""        # *actions* in messages, #rrggbb; empty: the theme's
     hf_endpoint: str = ""         # a Hugging Face mirror; empty: HF_ENDPOINT or the hub
     first_run_done: bool = False  # the first-run guide was finished or skipped
     log_text: bool = False        # the log may quote chat text (for bug reports); else lengths

@@ -20,6 +20,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "kv_type": ("f16", "q8_0", "q4_0"),
     "theme": ("system", "light", "dark"),
     "chat_layout": ("bubbles", "book"),
+    "lore_strategy": ("character_first", "evenly", "global_first"),
 }
 
 # List fields whose items must be texts; other lists are only checked to be lists.
