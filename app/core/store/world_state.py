@@ -157,5 +157,20 @@ class WorldInfoStore:
     def _stored(self, row) -> StoredBook:
         links = self.store._query("SELECT character_id FROM world_book_characters WHERE "
                                   "book_id = ? ORDER BY character_id", (row["id"],))
-        return StoredBook(row["id"], row["name"], json.loads(row["book_json"]),
-                          bool(row["is_global"]), tuple(r["character_id"] for r in links))
+        return StoredBook(row["id"], row["name"], self._parsed(row), bool(row["is_global"]),
+                          tuple(r["character_id"] for r in links))
+
+    def _parsed(self, row) -> dict:
+        """The book's dict, the same object while the book is unchanged: the prompt
+        builder reads a book's entries once per book object, so a big global book is not
+        read again every turn. Callers treat books as values (the editor copies them)."""
+        key = (str(self.store.path), row["id"], row["updated_at"], row["name"])
+        book = _PARSED.get(key)
+        if book is None:
+            if len(_PARSED) >= 64:
+                _PARSED.pop(next(iter(_PARSED)))
+            book = _PARSED[key] = json.loads(row["book_json"])
+        return book
+
+
+_PARSED: dict[tuple, dict] = {}

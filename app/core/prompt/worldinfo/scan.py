@@ -132,6 +132,7 @@ class _Scan:
             for entry in self.entries:
                 if entry not in self.activated and entry not in self.why:  # never looked at
                     self.why[entry] = self._blocked(entry, ScanState.INITIAL, False) or (
+                        "no keys" if not entry.keys else
                         f"no key found in the last {self.buffer.entry_depth(entry)} messages")
                 self._explain(entry)
             self._explained = True
