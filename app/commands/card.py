@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -17,16 +16,13 @@ from app.core.cards import (
     to_v3_json,
 )
 from app.core.cards.png import image_size
+from app.terminal import safe_print
 
 _SECTIONS = (("Description", "description"), ("Personality", "personality"),
              ("Scenario", "scenario"), ("First message", "first_mes"),
              ("Example messages", "mes_example"), ("System prompt", "system_prompt"),
              ("Post-history instructions", "post_history_instructions"),
              ("Creator notes", "creator_notes"))
-# What a card must not send to a terminal: C0 controls but newline and tab (ESC starts OSC 52
-# clipboard writes and title changes), DEL, C1 controls (0x9b is a one-byte CSI), and the
-# bidirectional overrides that make text read differently than it is.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -110,18 +106,8 @@ def _avatar(card: Card) -> str:
     return f"{kind}{dims}, {len(card.avatar) / 1024:.1f} KB"
 
 
-def escape_controls(text: str) -> str:
-    """`text` with terminal control characters written as `\\uXXXX` (valid in JSON too)."""
-    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
 def _out(text: str, stream=None) -> None:
-    text = escape_controls(text)
-    try:
-        print(text, file=stream)
-    except UnicodeEncodeError:  # a console that cannot show every character
-        encoding = (stream or sys.stdout).encoding or "ascii"
-        print(text.encode(encoding, "backslashreplace").decode(encoding), file=stream)
+    safe_print(text, stream)  # a card's escape sequences never reach the terminal
 
 
 def _warn(warnings: list[str]) -> None:

@@ -13,6 +13,7 @@ from app.core.appdata.paths import default_paths
 from app.core.cards import CardError, load_card
 from app.core.chat_io import FORMATS, ChatIOError, LineProblem, export_chat, import_st_chat
 from app.core.store import Store, StoreError
+from app.terminal import safe_print
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -142,11 +143,12 @@ def run_list(args: argparse.Namespace) -> int:
         return _fail(exc)
     keys = ("id", "title", "character_id", "character_name", "message_count", "last_used_at")
     if args.json:
-        print(json.dumps([{k: r[k] for k in keys} for r in rows], ensure_ascii=False, indent=2))
+        safe_print(json.dumps([{k: r[k] for k in keys} for r in rows], ensure_ascii=False,
+                              indent=2))
         return 0
-    for r in rows:
-        print(f"{r['id']:>5}  {_when(r['last_used_at'])}  {r['character_name']}: {r['title']}"
-              f"  ({r['message_count']} messages)")
+    for r in rows:  # names and titles come from files: escaped for the terminal
+        safe_print(f"{r['id']:>5}  {_when(r['last_used_at'])}  {r['character_name']}: "
+                   f"{r['title']}  ({r['message_count']} messages)")
     if not rows:
         print("No chats in the trash." if args.trash else "No chats yet.", file=sys.stderr)
     return 0
@@ -160,8 +162,8 @@ def run_search(args: argparse.Namespace) -> int:
     except StoreError as exc:
         return _fail(exc)
     if args.json:
-        print(json.dumps([hit.__dict__ for hit in hits], ensure_ascii=False, indent=2))
+        safe_print(json.dumps([hit.__dict__ for hit in hits], ensure_ascii=False, indent=2))
         return 0
     for hit in hits:
-        print(f"{hit.chat_id:>5}  {hit.character_name}: {hit.chat_title}  {hit.snippet}")
+        safe_print(f"{hit.chat_id:>5}  {hit.character_name}: {hit.chat_title}  {hit.snippet}")
     return 0

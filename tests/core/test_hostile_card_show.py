@@ -58,3 +58,29 @@ def test_errors_escape_a_hostile_file_name(tmp_path, capsys):
     assert run("show", str(bad)) == 1
     err = capsys.readouterr().err
     assert _no_controls(err) and "\\u001b]0;pwned" in err
+
+
+def test_chat_list_and_search_escape_names_titles_and_snippets(store_with_hostile_chat,
+                                                               capsys):
+    from app.commands import chat as chat_command
+
+    parser = argparse.ArgumentParser(prog="parlor")
+    chat_command.register(parser.add_subparsers(dest="command"))
+    for argv in (["chat", "list"], ["chat", "list", "--json"], ["chat", "search", "hello"]):
+        args = parser.parse_args(argv)
+        assert args.handler(args) == 0
+        out = capsys.readouterr().out
+        assert "Eve" in out and _no_controls(out), argv
+
+
+@pytest.fixture
+def store_with_hostile_chat():
+    from app.core.appdata.paths import default_paths
+    from app.core.store import Store
+
+    paths = default_paths().ensure()
+    store = Store(paths.database)
+    character = store.add_character({"name": HOSTILE})
+    chat = store.new_chat(character, [f"hello {OSC52}"], title=f"title {TITLE}")
+    store.close()
+    return chat
