@@ -23,6 +23,7 @@ from app.core.prompt.instruct import instruct_template, shipped_instruct
 from app.core.prompt.st_chat import read_st_chat
 from app.core.prompt.worldinfo import AuthorsNote, Book, Source
 from app.core.prompt.worldinfo.in_prompt import LoreInput
+from app.terminal import escape_controls, safe_print
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -102,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
         built = build_prompt(PromptInput(card, str(user), args.persona, history, lore=lore),
                              template, count, args.ctx, args.reply_tokens)
     for warning in [*notes, *built.warnings]:
-        print(f"warning: {warning}", file=sys.stderr)
+        safe_print(f"warning: {warning}", sys.stderr)
     if not args.json:
-        sys.stdout.write(built.text)
+        # Exact when piped; on a terminal, a card's escape sequences are shown, not obeyed.
+        sys.stdout.write(escape_controls(built.text) if sys.stdout.isatty() else built.text)
         return 0
     json.dump({
         "prompt": built.text,

@@ -84,3 +84,19 @@ def store_with_hostile_chat():
     chat = store.new_chat(character, [f"hello {OSC52}"], title=f"title {TITLE}")
     store.close()
     return chat
+
+
+def test_parlor_prompt_shows_escapes_on_a_terminal_and_stays_exact_in_a_pipe(hostile_card,
+                                                                             capsys,
+                                                                             monkeypatch):
+    import sys
+
+    from app.cli import main
+
+    assert main(["prompt", "--card", str(hostile_card)]) == 0
+    piped = capsys.readouterr().out
+    assert OSC52 in piped  # exactly what the model receives
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["prompt", "--card", str(hostile_card)]) == 0
+    shown = capsys.readouterr().out
+    assert _no_controls(shown) and "\\u001b]52;c;" in shown
