@@ -79,3 +79,14 @@ def test_the_authors_note_positions_reach_the_note(editor):
     text = prompt_with(editor.book())
     assert "<|im_start|>system\nThe lamp burns whale oil.<|im_end|>\n<|im_start|>assistant\n" \
            "Welcome." in text
+
+
+def test_keys_split_on_commas_but_not_inside_a_regex():
+    """SillyTavern's `splitKeywordsAndRegexes`: a comma inside `/…/` belongs to the regex; a
+    `/` that never closes a valid regex is plain text split as usual."""
+    from app.gui.characters.lorebook_editor import split_keys
+
+    assert split_keys("a, b ,/x{1,3}/i, c") == ["a", "b", "/x{1,3}/i", "c"]
+    assert split_keys("/a,b") == ["/a", "b"]
+    assert split_keys(r"/a\/b,c/, d") == [r"/a\/b,c/", "d"]
+    assert split_keys(" , a,") == ["a"]

@@ -8,6 +8,7 @@ fields, ids, numbers written as floats) leaves the editor exactly as it came in.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -47,8 +48,23 @@ _ROLES = (("System", 0), ("User", 1), ("Assistant", 2))
 
 
 def split_keys(text: str) -> list[str]:
-    """Comma-separated keys as the user typed them, blanks dropped."""
-    return [part.strip() for part in text.split(",") if part.strip()]
+    """Comma-separated keys as the user typed them, blanks dropped; a `/regex/` key may hold
+    commas (SillyTavern's `splitKeywordsAndRegexes`)."""
+    parts, keys, i = text.split(","), [], 0
+    while i < len(parts):
+        key, j = parts[i], i
+        if key.strip().startswith("/") and not _REGEX_KEY.fullmatch(key.strip()):
+            for k in range(i + 1, len(parts)):
+                joined = ",".join(parts[i:k + 1])
+                if _REGEX_KEY.fullmatch(joined.strip()):
+                    key, j = joined, k
+                    break
+        keys.append(key.strip())
+        i = j + 1
+    return [k for k in keys if k]
+
+
+_REGEX_KEY = re.compile(r"/(?:[^/\\]|\\.)+/[gimsuy]*")
 
 
 def entry_title(entry: dict, index: int) -> str:
