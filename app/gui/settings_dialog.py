@@ -131,6 +131,10 @@ SECTIONS: dict[str, list[tuple]] = {
          (0, 48, 1)),
         ("chat_layout", "Layout", "Bubbles, or a book-like page with the text full width.",
          "choice", ("bubbles", "book")),
+        ("speech_color", "Speech colour", "For \"quoted speech\" in messages, as #rrggbb; "
+         "empty uses the theme's.", "text", None),
+        ("action_color", "Action colour", "For *actions* in messages, as #rrggbb; empty uses "
+         "the theme's.", "text", None),
         ("enter_sends", "Enter sends", "Enter sends and Shift+Enter starts a new line; "
          "untick to swap them.", "bool", None),
     ],

@@ -41,7 +41,21 @@ def apply_theme(app: QApplication, theme: str, font_size: int = 0) -> None:
     wants_dark = theme == "dark" or (
         theme == "system" and app.styleHints().colorScheme() == Qt.ColorScheme.Dark)
     app.setPalette(dark_palette() if wants_dark else app.style().standardPalette())
+    app.setStyleSheet(DARK_QSS if wants_dark else "")
     apply_chat_font(app, font_size)
+
+
+# Fusion draws text fields' frames and check boxes from the window colour, which in a dark
+# palette leaves them without a visible edge. Only these get a style sheet: combo and spin
+# boxes keep Fusion's own drawing (a style sheet there would drop their arrows).
+DARK_QSS = """
+QLineEdit, QPlainTextEdit, QTextEdit { border: 1px solid #4a4f58; border-radius: 3px; }
+QLineEdit:focus, QPlainTextEdit:focus, QTextEdit:focus { border-color: #4f8edc; }
+QCheckBox::indicator { width: 13px; height: 13px; border: 1px solid #9aa0aa;
+                       border-radius: 3px; background: #17191d; }
+QCheckBox::indicator:checked { background: #4f8edc; border-color: #7fb0ee; }
+QCheckBox::indicator:disabled { border-color: #4a4f58; }
+"""
 
 
 CHAT_TEXT = "chat_text"   # the property that marks widgets showing chat text

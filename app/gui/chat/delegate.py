@@ -49,6 +49,16 @@ from app.gui.plain_text import SafeDocument
 
 GLYPHS = {"edit": "✎", "copy": "❐", "regenerate": "↻", "continue": "»", "branch": "⋔",
           "delete": "✕"}
+DEFAULT_COLORS = {"action": "#8a8f98", "speech": "#c77d2e"}   # readable on light and dark
+
+
+def chat_colors(speech: str, action: str) -> dict[str, str]:
+    """The user's colours where they are valid #rrggbb values, else the defaults."""
+    chosen = {"speech": speech, "action": action}
+    return {k: v if QColor.isValidColorName(v or "") and (v or "").startswith("#")
+            else DEFAULT_COLORS[k] for k, v in chosen.items()}
+
+
 # Qt's default lists and quotes sit in wide empty margins; a chat wants them close.
 BLOCK_STYLE = ("ul, ol { margin-top: 2px; margin-bottom: 2px; margin-left: -16px; }"
                " blockquote { margin: 4px 0px 4px 12px; }"
@@ -72,10 +82,12 @@ class MessageDelegate(QStyledItemDelegate):
         self.editing_row = -1
         self.editor: MessageEditor | None = None
         self.find_mark: tuple[int, str] | None = None   # (message id, text) to highlight
+        self.colors = lambda: dict(DEFAULT_COLORS)   # the user's choice, read at each layout
 
     # --- layout ------------------------------------------------------------------------
     def _document(self, text: str, width: int, font, mark: str = "") -> QTextDocument:
-        key = (text, width, font.pointSizeF(), mark)
+        colors = self.colors()
+        key = (text, width, font.pointSizeF(), mark, tuple(colors.items()))
         doc = self._docs.get(key)
         if doc is None:
             if len(self._docs) > 2000:
@@ -84,7 +96,7 @@ class MessageDelegate(QStyledItemDelegate):
             doc.setDefaultFont(font)
             doc.setDocumentMargin(0)
             doc.setDefaultStyleSheet(BLOCK_STYLE)
-            doc.setHtml(to_html(text))
+            doc.setHtml(to_html(text, colors))
             if mark:
                 mark_matches(doc, mark)
             doc.setTextWidth(width)

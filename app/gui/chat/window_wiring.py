@@ -15,6 +15,7 @@ from shiboken6 import isValid
 from app.core.store import StoreError
 from app.gui.characters.portrait_panel import PortraitPanel
 from app.gui.characters.vocab_counter import counter_for
+from app.gui.chat.delegate import chat_colors
 from app.gui.chat.message_ops import MessageOps
 from app.gui.theme import CHAT_TEXT, apply_chat_font
 from app.gui.window_state import WindowState
@@ -66,6 +67,8 @@ def wire_chat(window) -> MessageOps:
     window.controller.chat_opened.connect(lambda _chat: reset_chat_status(window))
     window.controller.notice.connect(ops.notify)
     window.character_switch = CharacterSwitch(window)
+    window.chat_view.itemDelegate().colors = lambda: chat_colors(
+        window.ctx.settings.speech_color, window.ctx.settings.action_color)
     for widget in (window.chat_view, window.composer):
         widget.setProperty(CHAT_TEXT, True)
     apply_chat_font(QApplication.instance(), window.ctx.settings.font_size)
