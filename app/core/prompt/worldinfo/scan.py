@@ -5,6 +5,11 @@ entry not yet decided; the ones that match are ordered (sticky first, then book 
 by inclusion groups, rolled for probability with the chat's seed, and admitted while the budget
 holds: the scan stops at the first entry that does not fit, as SillyTavern's does. Recursion
 scans again with the fired lore added; min activations widens the window one message at a time.
+
+Two departures, both on purpose: the budget counts every fired entry's text (SillyTavern counts
+this pass's text plus only the recursion-eligible text of earlier passes), each piece counted
+on its own so the app's per-text token cache works; and a group that already fired stays
+closed to an entry listed in several groups (see `groups.py`).
 """
 
 from __future__ import annotations
