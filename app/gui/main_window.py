@@ -41,8 +41,8 @@ from app.gui.chat_manager_actions import ChatManagerActions
 from app.gui.message_actions import MessageActions
 from app.gui.model_actions import ModelActions
 from app.gui.model_session import ModelSession
-from app.gui.settings_actions import SettingsActions
 from app.gui.settings_pages import DataPage
+from app.gui.settings_ui import SettingsUi
 from app.gui.theme import apply_theme
 from app.gui.workers import WorkerThread
 from app.gui.worldinfo.authors_note import show_authors_note
@@ -51,8 +51,7 @@ from app.gui.worldinfo.manager import show_world_info
 log = logging.getLogger(__name__)
 
 
-class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActions,
-                 QMainWindow):
+class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
     model_loaded = Signal(object)    # ModelInfo, on the GUI thread
     model_failed = Signal(str)
 
@@ -64,6 +63,7 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActio
         self.chat_model = ChatModel(self)
         self.controller = ChatController(ctx, self.chat_model, worker)
         self.session = ModelSession(worker, ctx.settings, ctx.paths.cache / "sessions", self)
+        self.settings_ui = SettingsUi(ctx, self.controller, self.session, self)
         self.model_summary = ""
         self._build_ui()
         self._build_menus()
@@ -194,6 +194,10 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActio
         self.stop_button.clicked.connect(self.stop_or_cancel)
         self.stop_action.triggered.connect(self.stop_or_cancel)
         self._connect_session()
+        self.settings_ui.applied.connect(self._on_settings_applied)
+        self.settings_ui.data_replaced.connect(self._on_data_replaced)
+        self.settings_ui.model_cleared.connect(lambda: self._show_model(None))
+        self.settings_ui.error.connect(self._show_error)
         for trigger in (self.open_button.clicked, self.open_action.triggered):
             trigger.connect(self.choose_model)
         for trigger in (self.download_button.clicked, self.download_action.triggered):
@@ -228,6 +232,23 @@ class MainWindow(MessageActions, ModelActions, SettingsActions, ChatManagerActio
         self.chat_model.rowsInserted.connect(self._on_rows_inserted)
         self.chat_model.dataChanged.connect(self._follow_stream)
         self.chat_view.verticalScrollBar().valueChanged.connect(self._maybe_load_earlier)
+
+    # --- settings ----------------------------------------------------------------------
+    def show_settings(self):
+        return self.settings_ui.show()
+
+    def _on_settings_applied(self, _changed: set) -> None:
+        s = self.ctx.settings
+        apply_theme(QApplication.instance(), s.theme, s.font_size)
+        self.composer.enter_sends = s.enter_sends
+        self.chat_view.itemDelegate().book = s.chat_layout == "book"
+
+    def _on_data_replaced(self) -> None:
+        """A backup was restored or an export imported: show what is there now."""
+        self.controller.chat_id = None
+        self.library.store = self.ctx.store
+        self.library.reload()
+        self._load_characters()
 
     # --- characters and chats ----------------------------------------------------------
     def _load_characters(self) -> None:

@@ -94,7 +94,7 @@ def test_sampler_presets_and_samplers_for_one_chat(qtbot, make_window, tiny_llam
     window = make_window(max_tokens=4)
     load(qtbot, window, tiny_llama_path)
     dialog = window.show_settings()
-    bar = window.preset_bar
+    bar = window.settings_ui.preset_bar
     assert {"Default", "Creative", "Precise", "Mirostat"} <= set(bar.presets.names())
     bar.use("Mirostat")
     assert dialog.values()["mirostat_mode"] in (1, 2)

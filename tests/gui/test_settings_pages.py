@@ -12,7 +12,7 @@ def _texts(window):
 
 def test_restore_a_backup_brings_back_the_chat_as_it_was(qtbot, make_window):
     window = make_window()
-    page = window.show_settings() and window.data_page
+    page = window.show_settings() and window.settings_ui.data_page
     page.back_up_now()
     assert page.snapshots.count() >= 1
     chat = window.controller.chat_id
@@ -33,14 +33,14 @@ def test_export_everything_then_import_on_another_machine(qtbot, make_window, tm
                                     "a line worth keeping")
     window.show_settings()
     target = tmp_path / "export.zip"
-    window.data_page.export_to(target)
+    window.settings_ui.data_page.export_to(target)
     assert target.exists()
     window.close()
     monkeypatch.setenv("PARLOR_HOME", str(tmp_path / "other-machine"))
     other = make_window()
     other.show_settings()
-    counts = other.data_page.import_from(target)
-    assert counts, other.data_page.last_error
+    counts = other.settings_ui.data_page.import_from(target)
+    assert counts, other.settings_ui.data_page.last_error
     assert counts.get("messages", 0) >= 2
     found = [m.text for m in other.ctx.store.search("worth keeping")]
     assert found == ["a line worth keeping"]
@@ -50,7 +50,7 @@ def test_copy_diagnostics_puts_a_report_without_secrets_on_the_clipboard(qtbot, 
     window = make_window()
     window.show_settings()
     window.ctx.secrets.set("hub_token", "hf_supersecretvalue123")
-    text = window.data_page.copy_diagnostics()
+    text = window.settings_ui.data_page.copy_diagnostics()
     assert "Parlor" in text and QApplication.clipboard().text() == text
     assert "hf_supersecretvalue123" not in text
 
@@ -59,7 +59,7 @@ def test_copy_diagnostics_puts_a_report_without_secrets_on_the_clipboard(qtbot, 
 def test_server_page_switches_to_a_server_and_back(qtbot, make_window, monkeypatch):
     window = make_window()
     window.show_settings()
-    page = window.server_page
+    page = window.settings_ui.server_page
     page.url.setText("http://127.0.0.1:9")   # nothing listens there
     with qtbot.waitSignal(window.model_failed, timeout=30000) as failed:
         page._connect()
