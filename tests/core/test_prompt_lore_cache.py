@@ -68,3 +68,52 @@ def test_many_random_books_agree_with_a_plain_reading():
         expected = sorted(e["name"] for e in entries
                           if set(e["keys"]) & set(" ".join(lines[:depth]).split()))
         assert fired({"entries": entries}, lines, depth=depth, recursive=False) == expected
+
+
+def _reference(entries, lines, depth):
+    """SillyTavern's loop (`checkWorldInfo`, `WorldInfoBuffer.get`/`matchKeys`) for plain and
+    /regex/ keys with recursion, written straight from its code: every open entry is tested
+    against the whole text in every pass."""
+    import re
+
+    def matches(text, key):
+        if key.startswith("/") and key.endswith("/") and len(key) > 2:
+            return re.search(key[1:-1], text) is not None
+        text, key = text.lower(), key.lower()
+        if len(key.split()) > 1:
+            return key in text
+        return re.search(rf"(?:^|[^A-Za-z0-9_]){re.escape(key)}(?:$|[^A-Za-z0-9_])",
+                         text) is not None
+
+    fired, recurse = [], []
+    while True:
+        text = "\x01" + "\n\x01".join(lines[:depth])
+        if recurse:
+            text += "\n\x01" + "\n\x01".join(recurse)
+        new = [e for e in entries if e["name"] not in fired
+               and any(matches(text, k) for k in e["keys"])]
+        if not new:
+            return sorted(fired)
+        fired += [e["name"] for e in new]
+        recurse.append("\n".join(e["content"] for e in new))
+
+
+def test_mixed_keys_with_recursion_agree_with_sillytaverns_loop():
+    rng = random.Random(5)
+    words = [f"w{i}" for i in range(40)]
+
+    def key():
+        kind = rng.random()
+        if kind < 0.15:
+            return f"/{rng.choice(words)}[0-9]?/"
+        if kind < 0.3:
+            return f"{rng.choice(words)} {rng.choice(words)}"
+        return rng.choice(words)
+
+    for _ in range(40):
+        entries = [entry(f"e{i}", [key(), key()], " ".join(rng.sample(words, 3)))
+                   for i in range(30)]
+        lines = [" ".join(rng.choice(words) for _ in range(4)) for _ in range(5)]
+        depth = rng.randint(1, 5)
+        assert fired({"entries": entries}, lines, depth=depth) == \
+            _reference(entries, lines, depth)
