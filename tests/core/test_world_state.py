@@ -160,3 +160,20 @@ def test_books_global_per_character_and_chat_lore(store):
     wi.delete_book("Harbor")
     assert wi.book("Harbor") is None
     assert json.loads(json.dumps(wi.book("Mira").book))["name"] == "Mira"
+
+
+def test_the_exported_chat_carries_the_paths_timed_effects(store):
+    """SillyTavern keeps sticky/cooldown in `chat_metadata.timedWorldInfo`; the export writes
+    the state of the exported path, and an imported chat starts from the file's state."""
+    character, chat = start_chat(store)
+    say(store, chat, "user", "A dragon!")
+    turn(store, chat, character)
+    meta = st_chat_rows(store, chat)[0]["chat_metadata"]
+    assert set(meta["timedWorldInfo"]["sticky"]) == {"Mira.0"}
+    assert meta["timedWorldInfo"]["cooldown"]["Mira.1"]["end"] == 5
+    fresh = store.new_chat(character, ["Hello."])
+    WorldInfoStore(store).update_chat_metadata(fresh, {"timedWorldInfo": meta["timedWorldInfo"]})
+    store.append_message(fresh, store.active_leaf(fresh), "user", "Hm?")
+    store.append_message(fresh, store.active_leaf(fresh), "assistant", "Yes.")
+    store.append_message(fresh, store.active_leaf(fresh), "user", "A dragon?")
+    assert turn(store, fresh, character)["roar"].reason == "on cooldown until message 5"

@@ -18,6 +18,7 @@ from typing import Any
 from app.core.chat_io.dates import humanized_date, st_send_date
 from app.core.chat_io.parlor_block import KEY, encode_rest
 from app.core.store import Message, Store
+from app.core.store.world_state import WorldInfoStore
 
 _DERIVED_INFO = {"model", "api"}  # what SillyTavern itself keeps in `extra`
 
@@ -82,6 +83,10 @@ def _header(store: Store, chat_id: int, names: dict[str, str], block: dict | Non
     meta.pop(KEY, None)
     if block:
         meta[KEY] = block
+    # world info's sticky/cooldown state on the exported path (SillyTavern's timedWorldInfo)
+    timed = WorldInfoStore(store).timed_state([m.id for m in store.active_path(chat_id)])
+    if timed is not None:
+        meta["timedWorldInfo"] = timed
     head = {"user_name": names["user"], "character_name": names["assistant"],
             "create_date": stored.get("create_date") or humanized_date(info["created_at"]),
             "chat_metadata": meta}
