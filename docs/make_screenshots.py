@@ -1,0 +1,69 @@
+"""Screenshots for the README: a chat in progress (light and dark) and the library grid.
+
+Run from the repository root: `.venv/bin/python docs/make_screenshots.py docs`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["PARLOR_HOME"] = tempfile.mkdtemp()
+
+from app.core.chat.context import AppContext  # noqa: E402
+from app.gui.characters.library_view import ViewMode  # noqa: E402
+from app.gui.launch import make_application, open_main_window  # noqa: E402
+from app.gui.theme import apply_theme  # noqa: E402
+
+CARDS = Path("tests/fixtures/cards")
+LINES = [
+    ("user", "*shakes the rain off my coat* Any room left for the night?"),
+    ("assistant", '*Wren glances at the key board, then back at you.* "One, under the eaves. '
+     'It leaks a little when the wind is from the east."\n\n*She slides a brass key across '
+     'the bar.* "Supper is fish stew, or fish stew. What brings you out in this?"'),
+    ("user", "I'm looking for a ship called the **Gull's Wake**. Have you heard of it?"),
+    ("assistant", '*Her hand stops over the ledger.* "Heard of it? I wrote it down." '
+     '*She turns the book toward you.*\n\n> Gull\'s Wake — out on the spring tide, '
+     'not returned.\n\n"Three sailors asked after her this month. You make four."'),
+]
+
+
+def settle(app, rounds: int = 10) -> None:
+    for _ in range(rounds):
+        app.processEvents()
+
+
+def main(out: Path) -> None:
+    app = make_application()
+    ctx = AppContext.create()
+    window = open_main_window(ctx)
+    window.library.import_files([str(CARDS / n) for n in
+                                 ("v2_full.json", "v3_full.json", "v1_tavern.json")])
+    window.library.select(window.library.ids()[-1])   # Wren
+    store, chat = ctx.store, window.controller.chat_id
+    for role, text in LINES:
+        store.append_message(chat, store.active_leaf(chat), role, text)
+    window.controller.reload()
+    for theme, name in (("light", "screenshot.png"), ("dark", "screenshot-dark.png")):
+        ctx.settings.theme = theme
+        apply_theme(app, theme, 0)
+        window.resize(1400, 860)
+        window.show()
+        settle(app)
+        window.chat_view.scrollToBottom()
+        window.message_ops._set_hover(window.chat_model.rowCount() - 1)
+        settle(app, 5)
+        window.grab().save(str(out / name))
+    apply_theme(app, "light", 0)
+    window.library.controls.set_mode(ViewMode.GRID)
+    window.centralWidget().setSizes([430, 690, 280])
+    settle(app)
+    window.grab().save(str(out / "character-library.png"))
+    window.close()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs"))
