@@ -56,3 +56,12 @@ def test_a_card_after_the_budget_is_spent_is_not_read(bounded):
 
 def test_a_card_within_the_budget_still_reads(bounded):
     assert bounded(_read, _many_ztxt(3, last_is_card=True), seconds=30) == "card Late"
+
+
+def test_a_png_of_millions_of_empty_chunks_is_refused_quickly(bounded):
+    """12-byte chunks fill 30 MB with 2.5 M of them; walking them all cost 8 bytes of file
+    for each 100-byte Python object."""
+    filler = fx.chunk(b"tEXt", b"")
+    data = fx.png_with([], [filler * 2_500_000])
+    message = bounded(_read, data, seconds=30)
+    assert "more than 100,000 chunks" in message

@@ -18,6 +18,9 @@ MAX_TEXT_CHUNK = 50_000_000  # bytes, stored or decompressed
 # All compressed card chunks of one file together: a 2 MB PNG of many zTXt chunks, each
 # inflating to the per-chunk limit, took 58 s and 2 GB before this budget.
 MAX_INFLATED_TOTAL = 100_000_000
+# A 300 MB image split into the usual 8 KB IDAT chunks has about 37,000; a file of millions
+# of empty chunks would cost gigabytes of Chunk objects and many seconds to walk.
+MAX_CHUNKS = 100_000
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,9 @@ def read_chunks(data: bytes, source: str) -> list[Chunk]:
             raise CardError(source, f"the PNG is truncated: its {name} chunk at byte {pos} needs "
                                     f"{length} bytes, only {max(len(data) - pos - 12, 0)} remain")
         chunks.append(Chunk(ctype, pos, end, data))
+        if len(chunks) > MAX_CHUNKS:
+            raise CardError(source, f"the PNG holds more than {MAX_CHUNKS:,} chunks; no image "
+                                    "needs that many")
         pos = end
         if ctype == b"IEND":
             break
