@@ -126,3 +126,20 @@ def test_authors_note_chat_metadata_round_trip():
     assert (note.text, note.interval, note.depth, note.role) == ("Rain.", 2, 3, Role.ASSISTANT)
     assert note.to_chat_metadata() == meta
     assert AuthorsNote.from_chat_metadata({}) == AuthorsNote()
+
+
+def test_authors_note_in_the_system_block_with_an_instruct_preset():
+    """Text completion in SillyTavern: `beforeScenarioAnchor + storyString +
+    afterScenarioAnchor + mesExmString + …` (`Generate`, public/script.js)."""
+    from app.core.prompt.instruct import instruct_template
+
+    template = instruct_template("Alpaca", user_name="Ann")
+
+    def text(position):
+        inp = PromptInput({"name": "M", "description": "DESC"}, "Ann",
+                          history=[Message("user", "hi")],
+                          lore=LoreInput(authors_note=AuthorsNote("NOTE", position=position)))
+        return build_prompt(inp, template, len, 4096, 256).text
+
+    assert "DESC\n\nNOTE\n### Instruction:\nhi" in text(NotePosition.IN_PROMPT)
+    assert text(NotePosition.BEFORE_PROMPT).startswith("NOTE\nWrite M's next reply")

@@ -38,7 +38,7 @@ from app.core.prompt.worldinfo.notes import NotePosition
 # accepted in saved orders and stays empty.
 DEFAULT_ORDER = ("system", "lore_before", "description", "personality", "scenario",
                  "lore_after", "persona", "examples", "history", "post_history")
-PART_NAMES = frozenset(DEFAULT_ORDER) | {"lore", "authors_note"}
+PART_NAMES = frozenset(DEFAULT_ORDER) | {"lore", "authors_note", "authors_note_before"}
 DEFAULT_SYSTEM_PROMPT = ("Write {{char}}'s next reply in a fictional chat between {{char}} "
                          "and {{user}}.")
 # How a card field is introduced (SillyTavern's default story string); {{text}} is the field.
@@ -173,7 +173,7 @@ def _world_info(settings: PromptSettings) -> WorldInfoSettings:
 def _with_lore_parts(head: list[str], tail: list[str], note: NotePosition) -> list[str]:
     """The head with the lore parts where SillyTavern's story string has them, unless the
     order names them itself, and the author's note at the start or end when it is there."""
-    head = [n for n in head if n != "authors_note"]
+    head = [n for n in head if n not in ("authors_note", "authors_note_before")]
     if "lore_before" not in head + tail:
         at = head.index("description") if "description" in head else int("system" in head)
         head.insert(at, "lore_before")
@@ -182,7 +182,7 @@ def _with_lore_parts(head: list[str], tail: list[str], note: NotePosition) -> li
                  if n in ("lore_before", "description", "personality", "scenario")]
         head.insert(max(after, default=len(head)), "lore_after")
     if note == NotePosition.BEFORE_PROMPT:
-        head.insert(0, "authors_note")
+        head.insert(0, "authors_note_before")
     elif note == NotePosition.IN_PROMPT:
         head.append("authors_note")
     return head
@@ -310,7 +310,7 @@ def _part_texts(inp: PromptInput, settings: PromptSettings, ctx: MacroContext,
         "persona": formatted("persona", normalize_text(inp.persona).strip()),
         "examples": "",  # example blocks are fitted one by one: see build_prompt
         "lore": lore,  # no longer filled: lore has its positions (see DEFAULT_ORDER)
-        "lore_before": "", "lore_after": "", "authors_note": "",
+        "lore_before": "", "lore_after": "", "authors_note": "", "authors_note_before": "",
         "post_history": overridable("post_history_instructions", settings.post_history_default),
     }
 

@@ -235,6 +235,11 @@ class InstructTemplate(ChatTemplate):
         story = self.context.render(params, wrap=self.preset.wrap)
         own = re.search(r"\{\{\s*mesExamples(Raw)?\s*\}\}", self.context.story_string)
         start = self.context.chat_start
+        # the author's note in the system block: SillyTavern's before/afterScenarioAnchor
+        before, after = texts.get("authors_note_before", ""), texts.get("authors_note", "")
+        if after:  # the story string ends with one line break, the anchor is wrapped in two
+            story = story.rstrip("\n") + f"\n\n{after}\n"
+        story = (f"{before}\n" if before else "") + story
         return (story + ("" if own else "".join(examples))
                 + (_substitute(start + "\n", user, char) if start else ""))
 

@@ -10,7 +10,8 @@ from PySide6.QtWidgets import QWidget
 GROUPS = (("card", ("system", "description", "personality", "scenario", "post_history"),
            "#5e81ac"),
           ("persona", ("persona",), "#b48ead"),
-          ("lore", ("lore", "lore_before", "lore_after", "authors_note"), "#a3be8c"),
+          ("lore", ("lore", "lore_before", "lore_after", "authors_note",
+                    "authors_note_before"), "#a3be8c"),
           ("examples", ("examples",), "#ebcb8b"),
           ("history", ("history",), "#88c0d0"),
           ("reply", ("reply",), "#d08770"))

@@ -41,7 +41,7 @@ class LoreInput:
 @dataclass
 class PromptLore:
     result: LoreResult
-    texts: dict[str, str]  # "lore_before", "lore_after", "authors_note"
+    texts: dict[str, str]  # "lore_before", "lore_after", "authors_note(_before)"
     note_position: NotePosition
     examples_before: list[str]  # raw example text from lore, before the card's examples
     examples_after: list[str]
@@ -79,7 +79,9 @@ def lore_for_prompt(card: dict[str, Any], lore: LoreInput, history: list[Message
     return PromptLore(
         result=result,
         texts={"lore_before": "\n".join(placed.before), "lore_after": "\n".join(placed.after),
-               "authors_note": note_text if note.position != NotePosition.IN_CHAT else ""},
+               "authors_note": note_text if note.position == NotePosition.IN_PROMPT else "",
+               "authors_note_before": note_text
+               if note.position == NotePosition.BEFORE_PROMPT else ""},
         note_position=note.position,
         examples_before=list(placed.em_top), examples_after=list(placed.em_bottom),
         history=inject(history, prompts, continue_last, names))
