@@ -171,3 +171,13 @@ def test_metadata_that_passes_the_check_never_breaks_what_open_shows(values):
         estimate_memory(header, 4096, kv_type="f16")
     except (GGUFError, KeyError, ValueError, ZeroDivisionError):
         pass
+
+
+def test_a_header_claiming_a_million_tensors_is_refused_at_once(tmp_path):
+    """Reading a million tensor records took 10 s (on the GUI thread when opening)."""
+    path = tmp_path / "many.gguf"
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 1_000_000, 0) + b"\0" * 64)
+    start = time.monotonic()
+    with pytest.raises(GGUFError, match="implausible header"):
+        read_header(path)
+    assert time.monotonic() - start < 1
