@@ -13,11 +13,12 @@ def entry(name, keys, content="", order=100, **ext):
             "insertion_order": order, "extensions": ext}
 
 
-def run(entries, lines_newest_first, *, seed="s", max_context=10_000, length=None, **settings):
+def run(entries, lines_newest_first, *, seed="s", max_context=10_000, length=None,
+        timed_state=None, **settings):
     return run_world_info([Book("b", {"entries": entries})], lines_newest_first,
                           max_context=max_context, count_tokens=lambda s: len(s.split()),
                           settings=WorldInfoSettings(**settings), seed=seed,
-                          chat_length=length)
+                          chat_length=length, timed_state=timed_state)
 
 
 def fired(result) -> set[str]:
@@ -182,3 +183,35 @@ def test_constants_count_and_the_scan_stops_at_the_first_entry_that_does_not_fit
     assert any("budget (5)" in w for w in result.warnings)
     roomy = run(entries, ["x"], max_context=60)  # 15 tokens
     assert fired(roomy) == {"big", "small", "keyed"}
+
+
+# --- timed effects ---------------------------------------------------------------------------
+
+def test_a_cooldown_follows_a_sticky_that_ended():
+    """`WorldInfoTimedEffects`: sticky and cooldown both start when the entry fires; while
+    sticky it stays in despite the cooldown; when sticky ends, a protected cooldown starts
+    then (`#onEnded.sticky`) and survives a regenerate at that length."""
+    book = [entry("ward", ["dragon"], sticky=2, cooldown=2)]
+    state = None
+    seen = {}
+    for length in range(2, 8):
+        result = run(book, ["a dragon"], length=length, timed_state=state)
+        seen[length] = reason(result, "ward")
+        state = result.timed_state
+    assert seen[2].startswith("key 'dragon'")
+    assert seen[3] == "sticky until message 4"
+    assert seen[4] == seen[5] == "on cooldown until message 6"
+    assert seen[6].startswith("key 'dragon'")
+    again = run(book, ["a dragon"], length=4, timed_state=run(
+        book, ["a dragon"], length=4, timed_state=run(
+            book, ["a dragon"], length=3, timed_state=run(
+                book, ["a dragon"], length=2).timed_state).timed_state).timed_state)
+    assert reason(again, "ward") == "on cooldown until message 6"
+
+
+def test_delay_keeps_an_entry_out_of_a_short_chat():
+    """`#checkDelayEffect`: `chat.length < entry.delay`."""
+    book = [entry("late", ["dragon"], delay=5)]
+    assert reason(run(book, ["a dragon"], length=4), "late") == \
+        "delayed until the chat has 5 messages"
+    assert fired(run(book, ["a dragon"], length=5)) == {"late"}
