@@ -103,6 +103,8 @@ def test_a_hostile_regex_key_does_not_hang_the_prompt():
     assert time.perf_counter() - start < 2
     assert built.lore == ["ok"]
     assert any("took too long" in w for w in built.warnings)
+    again = build(card, history)  # not run again, still reported
+    assert again.lore == ["ok"] and any("took too long" in w for w in again.warnings)
 
 
 def test_whole_words_across_scripts():

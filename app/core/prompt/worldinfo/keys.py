@@ -220,13 +220,20 @@ class Haystack:
         return _matcher(key, case_sensitive, whole_words)[0] != _BY_REGEX
 
     def _regex(self, key: str, compiled: RegexKey) -> bool:
-        if key in self.timed_out:
+        if key in self.timed_out or key in _HOSTILE:
+            self.timed_out.add(key)  # still reported, never run again
             return False
         try:
             return compiled.search(self.text, self.folded() if compiled.folded else None)
         except TimeoutError:
             self.timed_out.add(key)
+            _HOSTILE.add(key)
             return False
+
+
+# Keys that ran past the time limit once: skipped from then on, so a book full of them costs
+# one time limit each per run of the app, not per turn.
+_HOSTILE: set[str] = set()
 
 
 class Joined:
