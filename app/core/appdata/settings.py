@@ -92,6 +92,9 @@ class Settings:
     lore_case_sensitive: bool = False
     lore_include_names: bool = True  # scan "Name: message" lines
     lore_min_activations: int = 0  # widen the scan until this many entries fire
+    lore_min_activations_depth_max: int = 0  # ...but not past this depth; 0: the whole chat
+    lore_max_recursion_steps: int = 0  # 0: unlimited
+    lore_group_scoring: bool = False  # inclusion groups keep the entries matching most keys
     lore_strategy: str = "character_first"  # or "evenly", "global_first"
     # The author's note of a chat that has none of its own (SillyTavern's note defaults)
     note_default_text: str = ""

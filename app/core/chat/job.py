@@ -219,7 +219,10 @@ def world_info_settings(settings: Settings) -> WorldInfoSettings:
         budget_cap=max(0, settings.lore_budget_tokens), recursive=settings.lore_recursive,
         whole_words=settings.lore_whole_words, case_sensitive=settings.lore_case_sensitive,
         include_names=settings.lore_include_names,
-        min_activations=max(0, settings.lore_min_activations), strategy=strategy)
+        min_activations=max(0, settings.lore_min_activations),
+        min_activations_depth_max=max(0, settings.lore_min_activations_depth_max),
+        max_recursion_steps=max(0, settings.lore_max_recursion_steps),
+        use_group_scoring=settings.lore_group_scoring, strategy=strategy)
 
 
 def greetings(card: dict, user_name: str) -> list[str]:
