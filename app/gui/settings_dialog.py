@@ -198,7 +198,11 @@ class SettingsDialog(QDialog):
         return page
 
     def add_page(self, title: str, page: QWidget) -> None:
-        self.tabs.addTab(page, title)
+        """A tall page scrolls, like the sections: the dialog must fit an 800×600 screen."""
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(page)
+        self.tabs.addTab(scroll, title)
         guard_wheel(self)
 
     def add_to_section(self, section: str, widget: QWidget) -> None:

@@ -131,6 +131,9 @@ class LibraryControls(QWidget):
         self.modes.buttons()[0].setChecked(True)
         self.sort = QComboBox()
         self.sort.setAccessibleName(self.tr("Sort characters by"))
+        self.sort.setMinimumContentsLength(5)   # the library may be narrow
+        self.sort.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         for key in SortKey:
             self.sort.addItem(self.tr(key.value.capitalize()), key.value)
         self.favourites = QCheckBox(STAR)

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication
 from shiboken6 import isValid
 
 from app.core.store import StoreError
+from app.gui.characters.library_view import SortKey, ViewMode
 from app.gui.characters.portrait_panel import PortraitPanel
 from app.gui.characters.vocab_counter import counter_for
 from app.gui.chat.delegate import chat_colors
@@ -99,6 +100,23 @@ def _remember_state(window) -> None:
         state.set_last_chat(window.ctx.store.chat_character(window.controller.chat_id),
                             window.controller.chat_id)
     window.installEventFilter(_SaveOnClose(state, window))
+    _remember_library_view(state, window.library)
+
+
+def _remember_library_view(state: WindowState, library) -> None:
+    """List or grid and the sort order are kept like the window's size."""
+    controls = library.controls
+    mode, key = state.qs.value("library/mode"), state.qs.value("library/sort")
+    if mode in {m.value for m in ViewMode}:
+        controls.set_mode(ViewMode(mode))
+    if key in {k.value for k in SortKey}:
+        controls.set_sort_key(SortKey(key))
+
+    def save() -> None:
+        state.qs.setValue("library/mode", controls.mode().value)
+        state.qs.setValue("library/sort", controls.sort_key().value)
+
+    controls.changed.connect(save)
 
 
 class _PanelFolder(QObject):
