@@ -261,11 +261,14 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
             return
         avatar = self.library.avatar_pixmap(character_id)
         self.chat_view.itemDelegate().avatars = {"assistant": avatar} if avatar else {}
-        chats = self.ctx.store.chats(character_id)
-        if chats:
-            self._open_chat(chats[0]["id"])
-        else:
-            self._open_chat(self.controller.new_chat(character_id))
+        try:
+            chats = self.ctx.store.chats(character_id)
+            if chats:
+                self._open_chat(chats[0]["id"])
+            else:
+                self._open_chat(self.controller.new_chat(character_id))
+        except StoreError as exc:  # a damaged row says so; it must not close the window
+            self._show_error(str(exc))
 
     def _on_characters_changed(self) -> None:
         """A card was edited: show its new name and avatar in the open chat."""

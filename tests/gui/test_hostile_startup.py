@@ -61,3 +61,22 @@ def test_a_data_folder_that_cannot_be_written_is_a_dialog_not_a_traceback(qtbot)
     assert launch._start(paths) is None
     text, informative, _ = seen[0]
     assert str(paths.data) in informative
+
+
+def test_a_damaged_character_row_does_not_stop_the_window(qtbot, make_window):
+    """An older, unchecked import could store a card that is a JSON list: listing it
+    aborted every start. Now the window opens and says which character is damaged."""
+    ctx = AppContext.create()
+    bad = ctx.store.add_character({"name": "Broken"})
+    with ctx.store._tx() as c:
+        c.execute("UPDATE characters SET card_json = '[1, 2]' WHERE id = ?", (bad,))
+    ctx.close()
+    window = make_window()
+    window.library.select(bad)
+    window.library.character_chosen.emit(bad)
+    box = window._last_error_box
+    assert "is damaged" in box.text() and "JSON list" in box.text()
+    good = window.ctx.store.add_character({"name": "Fine", "first_mes": "Hello"})
+    window.library.reload()
+    window.library.character_chosen.emit(good)
+    assert [m.text for m in window.ctx.store.active_path(window.controller.chat_id)] == ["Hello"]

@@ -86,7 +86,11 @@ class Store(MessageTree, ChatLibrary, Personas):
 
     def character_extra(self, character_id: int) -> dict:
         rows = self._query("SELECT card_extra FROM characters WHERE id = ?", (character_id,))
-        return json.loads(rows[0]["card_extra"]) if rows and rows[0]["card_extra"] else {}
+        try:
+            extra = json.loads(rows[0]["card_extra"]) if rows and rows[0]["card_extra"] else {}
+        except (TypeError, ValueError, RecursionError):
+            extra = None
+        return extra if isinstance(extra, dict) else {}  # optional keys: damaged means none
 
     def character_by_builtin(self, key: str) -> int | None:
         rows = self._query("SELECT id FROM characters WHERE builtin_key = ?", (key,))
@@ -109,7 +113,17 @@ class Store(MessageTree, ChatLibrary, Personas):
         rows = self._query("SELECT card_json FROM characters WHERE id = ?", (character_id,))
         if not rows:
             raise StoreError(f"No character with id {character_id}")
-        return json.loads(rows[0]["card_json"])
+        # A row written by an older, unchecked import may hold anything: say so, never crash
+        # the library that lists it (it aborted every start).
+        try:
+            data = json.loads(rows[0]["card_json"])
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise StoreError(f"Character {character_id} in {self.path} is damaged: its card "
+                             f"is not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise StoreError(f"Character {character_id} in {self.path} is damaged: its card "
+                             f"is a JSON {type(data).__name__}, not an object")
+        return data
 
     def find_characters(self, name: str) -> list[sqlite3.Row]:
         """Characters (not in the trash) with this name, ignoring case, newest first."""
