@@ -17,6 +17,7 @@ by `app.core.cards` (so export gives the world-info file back).
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -165,12 +166,14 @@ class WorldInfoStore:
         builder reads a book's entries once per book object, so a big global book is not
         read again every turn. Callers treat books as values (the editor copies them)."""
         key = (str(self.store.path), row["id"], row["updated_at"], row["name"])
-        book = _PARSED.get(key)
-        if book is None:
-            if len(_PARSED) >= 64:
-                _PARSED.pop(next(iter(_PARSED)))
-            book = _PARSED[key] = json.loads(row["book_json"])
+        with _PARSED_LOCK:
+            book = _PARSED.get(key)
+            if book is None:
+                if len(_PARSED) >= 64:
+                    _PARSED.pop(next(iter(_PARSED)))
+                book = _PARSED[key] = json.loads(row["book_json"])
         return book
 
 
 _PARSED: dict[tuple, dict] = {}
+_PARSED_LOCK = threading.Lock()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -167,7 +168,8 @@ def book_entries(book: Any, world: str) -> list[WIEntry]:
     if not isinstance(book, dict) or not isinstance(book.get("entries"), list):
         return []
     raws = book["entries"]
-    cached = _CACHE.get((id(book), world))
+    with _CACHE_LOCK:
+        cached = _CACHE.get((id(book), world))
     if cached is not None and cached[0] is book and len(cached[1]) == len(raws) and all(
             a is b for a, b in zip(cached[1], raws, strict=True)):
         return list(cached[2])
@@ -175,14 +177,16 @@ def book_entries(book: Any, world: str) -> list[WIEntry]:
                if isinstance(raw, dict)]
     ranked = [e for _, e in sorted(enumerate(entries),
                                    key=lambda pair: _js_rank(pair[1].uid, pair[0]))]
-    if len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[(id(book), world)] = (book, list(raws), ranked)  # holds `book`: its id stays its
+    with _CACHE_LOCK:  # the GUI and the generation worker both build prompts
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[(id(book), world)] = (book, list(raws), ranked)  # holds `book`: its id stays
     return list(ranked)
 
 
 _CACHE: dict[tuple[int, str], tuple[dict, list, list[WIEntry]]] = {}
 _CACHE_SIZE = 16
+_CACHE_LOCK = threading.Lock()
 
 
 def _js_rank(uid: Any, index: int) -> tuple[int, int, int]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from app.core.prompt.worldinfo.timed import TimedEffects
 
 _KEY_FOUND = "key found"  # a placeholder until `_explain` says where
 _INDEXES: dict[tuple, tuple[list[WIEntry], list[WIEntry], dict]] = {}
+_INDEX_LOCK = threading.Lock()
 
 
 @dataclass
@@ -196,7 +198,8 @@ class _Scan:
         """The word index of `_candidates`, kept for the same entries and settings (entries
         are cached per book, so a chat's next turn finds its index ready)."""
         key = (tuple(map(id, self.entries)), self.s.case_sensitive, self.s.whole_words)
-        cached = _INDEXES.get(key)
+        with _INDEX_LOCK:
+            cached = _INDEXES.get(key)
         if cached is not None:
             self._always, self._indexes = cached[1], cached[2]
             return
@@ -214,9 +217,10 @@ class _Scan:
                 self._always.append(e)
             for word in words:
                 self._indexes.setdefault(case, {}).setdefault(word, []).append(e)
-        if len(_INDEXES) >= 8:
-            _INDEXES.pop(next(iter(_INDEXES)))
-        _INDEXES[key] = (self.entries, self._always, self._indexes)  # holds the entries
+        with _INDEX_LOCK:  # the GUI and the generation worker both build prompts
+            if len(_INDEXES) >= 8:
+                _INDEXES.pop(next(iter(_INDEXES)))
+            _INDEXES[key] = (self.entries, self._always, self._indexes)  # holds the entries
 
     def _next_state(self, state: ScanState, recurse: list[WIEntry], levels: list[int]):
         nxt = ScanState.NONE
