@@ -26,6 +26,7 @@ MAX_SHOWN = 100_000
 _LONG_RUN = re.compile(rf"\S{{{WORD_RUN}}}(?=\S)")
 _CODE_SLOT = "\x00"  # stands for a code span while the other spans are found
 _QUOTE = "&quot;"
+_RULE = re.compile(r"-{3,}|\*{3,}|_{3,}")  # a horizontal rule on a line of its own
 
 
 def to_html(text: str, colors: dict[str, str] | None = None) -> str:
@@ -33,9 +34,22 @@ def to_html(text: str, colors: dict[str, str] | None = None) -> str:
     colors = colors or {"action": "#8a8f98", "speech": "#c77d2e"}
     shown, note = _bounded(text)
     out: list[str] = []
-    in_list = False
+    in_list = in_code = False
     for raw in html.escape(shown, quote=True).splitlines():
         stripped = raw.lstrip()
+        if stripped.startswith("```"):  # a fenced code block: shown as written
+            if in_list:
+                out.append("</ul>")
+                in_list = False
+            out.append("</pre>" if in_code else "<pre>")
+            in_code = not in_code
+            continue
+        if in_code:
+            out.append(raw + "\n")
+            continue
+        if _RULE.fullmatch(stripped):
+            out.append("<hr>")
+            continue
         is_item = stripped.startswith(("- ", "* ")) and not stripped.startswith("* *")
         if is_item != in_list:
             out.append("<ul>" if is_item else "</ul>")
@@ -48,6 +62,8 @@ def to_html(text: str, colors: dict[str, str] | None = None) -> str:
             out.append(_inline(raw, colors) + "<br>")
     if in_list:
         out.append("</ul>")
+    if in_code:
+        out.append("</pre>")
     if note:
         out.append(f"<br><i>{html.escape(note)}</i>")
     html_text = "".join(out)
