@@ -98,3 +98,24 @@ def test_the_regex_toggle_writes_sillytavern_keys(setup):
     assert form.keys.text() == "/lighthouse/"
     assert manager.editor.book()["entries"][1]["keys"] == ["/lighthouse/"]
     assert toggle_regex(["/a\\/b/"], False) == ["a/b"]
+
+
+def test_sorted_entries_still_edit_the_right_entry(qtbot):
+    from app.gui.characters.lorebook_editor import LorebookEditor
+
+    book = {"entries": [{"keys": ["a"], "content": "A", "comment": "low", "insertion_order": 1},
+                        {"keys": ["b"], "content": "B", "comment": "high",
+                         "insertion_order": 50},
+                        {"keys": ["c"], "content": "C", "comment": "mid",
+                         "insertion_order": 10}]}
+    editor = LorebookEditor(book)
+    qtbot.addWidget(editor)
+    editor.sort.setCurrentIndex(editor.sort.findData("order"))
+    assert [editor.entries.item(r).text() for r in range(3)] == ["high", "mid", "low"]
+    editor.entries.setCurrentRow(0)
+    editor.form.content.setPlainText("B edited")
+    editor.sort.setCurrentIndex(editor.sort.findData("title"))
+    assert [editor.entries.item(r).text() for r in range(3)] == ["high", "low", "mid"]
+    editor.entries.setCurrentRow(2)
+    editor.remove_entry()
+    assert [e["content"] for e in editor.book()["entries"]] == ["A", "B edited"]

@@ -254,6 +254,22 @@ def _extensions(entry: dict) -> dict:
     return entry["extensions"]
 
 
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else 0.0
+
+
+# How the entry list can be sorted (SillyTavern's world-info editor has the same choices).
+SORTS = (("Book order", "book"), ("Order, highest first", "order"), ("Title A–Z", "title"),
+         ("Id", "id"))
+_SORT_KEYS = {
+    "book": lambda entries: lambda i: i,
+    "order": lambda entries: lambda i: (-_number(entries[i].get("insertion_order")), i),
+    "title": lambda entries: lambda i: (entry_title(entries[i], i).casefold(), i),
+    "id": lambda entries: lambda i: (str(entries[i].get("id", "")).zfill(12), i),
+}
+
+
 class LorebookEditor(QWidget):
     """Edits a V3 `character_book` dict; `book()` gives it back with the changes."""
 
@@ -268,6 +284,10 @@ class LorebookEditor(QWidget):
         self.entries.setAccessibleName(self.tr("Lorebook entries"))
         self.form = EntryForm()
         self.count_label = QLabel()
+        self.sort = QComboBox()
+        self.sort.setAccessibleName(self.tr("Sort entries"))
+        for label, key in SORTS:
+            self.sort.addItem(self.tr(label), key)
         self._book: dict | None = None
         self._had_book = False
         self._row = -1
@@ -286,7 +306,9 @@ class LorebookEditor(QWidget):
                        self.export_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
+        buttons.addWidget(self.sort)
         buttons.addWidget(self.count_label)
+        self.sort.currentIndexChanged.connect(lambda: self._refresh_list(self._row))
         self.entries.setMinimumWidth(180)
         self.entries.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.entries.setTextElideMode(Qt.TextElideMode.ElideRight)
@@ -348,20 +370,25 @@ class LorebookEditor(QWidget):
         self.changed.emit()
 
     def remove_entry(self) -> None:
-        row = self.entries.currentRow()
-        if row < 0:
+        index = self._row  # the shown entry's place in the book
+        if index < 0:
             return
-        del self._book["entries"][row]
+        del self._book["entries"][index]
         self._row = -1
-        self._refresh_list(min(row, len(self._book["entries"]) - 1))
+        self._refresh_list(min(index, len(self._book["entries"]) - 1))
         self.changed.emit()
 
     def _refresh_list(self, select: int) -> None:
+        """List the entries in the chosen sort; `select` is an entry's place in the book
+        (each item keeps it, so a sorted list still edits the right entry)."""
+        self._commit()
         self.entries.blockSignals(True)
         self.entries.clear()
-        for i, entry in enumerate(self._book["entries"]):
-            item = QListWidgetItem(entry_title(entry, i))
-            if not entry.get("enabled", True):
+        entries = self._book["entries"]
+        for i in sorted(range(len(entries)), key=_SORT_KEYS[self.sort.currentData()](entries)):
+            item = QListWidgetItem(entry_title(entries[i], i))
+            item.setData(Qt.ItemDataRole.UserRole, i)
+            if not entries[i].get("enabled", True):
                 item.setForeground(Qt.GlobalColor.gray)
                 item.setToolTip(self.tr("Disabled"))
             self.entries.addItem(item)
@@ -369,24 +396,32 @@ class LorebookEditor(QWidget):
         self.count_label.setText(self.tr("{0} entries").format(self.entries.count()))
         self.set_filter(getattr(self, "_needle", ""))
         self._row = -1
-        self.entries.setCurrentRow(select)
+        self.entries.setCurrentRow(self._row_of(select))
         self._on_row(self.entries.currentRow())
+
+    def _row_of(self, index: int) -> int:
+        for row in range(self.entries.count()):
+            if self.entries.item(row).data(Qt.ItemDataRole.UserRole) == index:
+                return row
+        return -1
 
     def set_filter(self, needle: str) -> None:
         """Show only the entries whose title, keys or content hold `needle` (case-folded)."""
         self._needle = needle
-        for row, entry in enumerate(self._book["entries"]):
+        for row in range(self.entries.count()):
+            entry = self._book["entries"][self.entries.item(row).data(Qt.ItemDataRole.UserRole)]
             text = " ".join(str(v) for v in (entry.get("comment"), entry.get("name"),
                                              entry.get("content"), *(entry.get("keys") or [])))
             self.entries.setRowHidden(row, bool(needle) and needle not in text.casefold())
 
     def _on_row(self, row: int) -> None:
         self._commit()
-        self._row = row
-        self.form.setEnabled(row >= 0)
-        self.remove_button.setEnabled(row >= 0)
-        if row >= 0:
-            self.form.load(self._book["entries"][row])
+        item = self.entries.item(row) if row >= 0 else None
+        self._row = item.data(Qt.ItemDataRole.UserRole) if item is not None else -1
+        self.form.setEnabled(self._row >= 0)
+        self.remove_button.setEnabled(self._row >= 0)
+        if self._row >= 0:
+            self.form.load(self._book["entries"][self._row])
 
     def _commit(self) -> None:
         if 0 <= self._row < len(self._book["entries"]):
@@ -395,8 +430,9 @@ class LorebookEditor(QWidget):
     def _on_form_edited(self) -> None:
         if 0 <= self._row < len(self._book["entries"]):
             self.form.store(self._book["entries"][self._row])
-            item = self.entries.item(self._row)
-            item.setText(entry_title(self._book["entries"][self._row], self._row))
+            item = self.entries.item(self._row_of(self._row))
+            if item is not None:
+                item.setText(entry_title(self._book["entries"][self._row], self._row))
         self.changed.emit()
 
     # --- files ------------------------------------------------------------------------
@@ -411,6 +447,7 @@ class LorebookEditor(QWidget):
             self.name.setText(str(imported.get("name") or ""))
         else:
             self._book["entries"].extend(imported["entries"])
+        self._row = -1
         self._refresh_list(max(0, len(self._book["entries"]) - len(imported["entries"])))
         self.changed.emit()
         return len(imported["entries"])
