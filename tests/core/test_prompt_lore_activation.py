@@ -215,3 +215,26 @@ def test_delay_keeps_an_entry_out_of_a_short_chat():
     assert reason(run(book, ["a dragon"], length=4), "late") == \
         "delayed until the chat has 5 messages"
     assert fired(run(book, ["a dragon"], length=5)) == {"late"}
+
+
+def test_entries_filtered_by_character():
+    """`checkWorldInfo`: `characterFilter.names` keeps an entry to those characters, or with
+    `isExclude` away from them. (SillyTavern matches the card's file name; Parlor the name.)"""
+    world = {"entries": {
+        "0": {"uid": 0, "key": ["rain"], "content": "only Mira", "comment": "only",
+              "characterFilter": {"isExclude": False, "names": ["Mira"], "tags": []}},
+        "1": {"uid": 1, "key": ["rain"], "content": "not Mira", "comment": "not",
+              "characterFilter": {"isExclude": True, "names": ["Mira"], "tags": []}},
+        "2": {"uid": 2, "key": ["rain"], "content": "anyone", "comment": "any",
+              "characterFilter": {"isExclude": False, "names": [], "tags": []}}}}
+    from app.core.cards import lorebook_from_json
+
+    book = lorebook_from_json(world)
+
+    def names(character):
+        result = run_world_info([Book("w", book)], ["rain"], max_context=1000,
+                                count_tokens=len, character=character)
+        return fired(result), reason(result, "not" if character == "Mira" else "only")
+
+    assert names("Mira") == ({"only", "any"}, "not for Mira")
+    assert names("Bob") == ({"not", "any"}, "not for Bob")

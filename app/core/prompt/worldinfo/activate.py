@@ -61,14 +61,15 @@ def run_world_info(books: list[Book], lines: list[str], *, max_context: int,
                    count_tokens: Callable[[str], int],
                    settings: WorldInfoSettings | None = None,
                    expand: Callable[[str], str] = lambda s: s, seed: str = "",
-                   timed_state: Any = None, chat_length: int | None = None) -> LoreResult:
+                   timed_state: Any = None, chat_length: int | None = None,
+                   character: str = "") -> LoreResult:
     """Fire the books' entries on `lines` (the chat, newest first)."""
     settings = settings or WorldInfoSettings()
     entries = sort_entries(books, settings.strategy)
     if not entries:
         return LoreResult(timed_state=timed_state if isinstance(timed_state, dict) else {})
     scan = check_world_info(ScanInput(entries, lines, max_context, count_tokens, settings,
-                                      expand, seed, timed_state, chat_length))
+                                      expand, seed, timed_state, chat_length, character))
     placement = place(scan)
     result = LoreResult(placement=placement, fired=[e.label for e in placement.prompt_order],
                         trace=LazyTrace(lambda: _trace(entries, scan)),

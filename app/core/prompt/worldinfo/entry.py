@@ -105,6 +105,8 @@ class WIEntry:
     additional: tuple[str, ...] = ()  # @@additional_keys (V3 decorator)
     exclude: tuple[str, ...] = ()  # @@exclude_keys (V3 decorator)
     hash: str = ""
+    # SillyTavern's characterFilter by name: (names, is_exclude); empty names: no filter
+    only_for: tuple[tuple[str, ...], bool] = ((), False)
     # per (case, whole words): the keys that are single ASCII words, and whether others exist
     plans: dict = field(default_factory=dict, repr=False)
 
@@ -155,6 +157,7 @@ def entry_from_book(raw: dict[str, Any], index: int, world: str) -> WIEntry:
         exclude=tuple(_strings(decorators.get("exclude_keys"))),
         # only timed entries need one (it finds them again in the stored effects)
         hash=_hash(raw) if ext.get("sticky") or ext.get("cooldown") else "",
+        only_for=_character_filter(ext),
     )
 
 
@@ -217,6 +220,18 @@ def parse_decorators(content: str) -> tuple[dict[str, str], str]:
         if known and name not in found:
             found[name] = value.strip()
     return found, "\n".join(lines[i:]).strip()
+
+
+def _character_filter(ext: dict) -> tuple[tuple[str, ...], bool]:
+    """`characterFilter` as SillyTavern world info writes it (kept by app.core.cards under
+    `extensions.parlor_world_info`). Only names count: its tags are SillyTavern's own ids."""
+    extra = ext.get("parlor_world_info") if isinstance(ext.get("parlor_world_info"), dict) \
+        else {}
+    raw = ext.get("character_filter", extra.get("characterFilter"))
+    if not isinstance(raw, dict):
+        return (), False
+    names = tuple(str(n) for n in raw.get("names") or [] if isinstance(n, str) and n)
+    return names, raw.get("isExclude") is True
 
 
 def _position(ext_position: Any, position: Any) -> Position:

@@ -67,7 +67,8 @@ def lore_for_prompt(card: dict[str, Any], lore: LoreInput, history: list[Message
     lines = [_line(m, settings.include_names) for m in reversed(history[-MAX_SCAN_DEPTH:])]
     result = run_world_info(books, lines, max_context=max_context, count_tokens=count_tokens,
                             settings=settings, expand=expand, seed=lore.seed,
-                            timed_state=lore.timed_state, chat_length=len(history))
+                            timed_state=lore.timed_state, chat_length=len(history),
+                            character=str(card.get("name") or ""))
     placed = result.placement
     users = sum(1 for m in history if m.role == "user")
     note = lore.authors_note or AuthorsNote()

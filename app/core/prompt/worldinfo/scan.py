@@ -44,6 +44,7 @@ class ScanInput:
     seed: str = ""  # the chat's seed: draws repeat for the same chat and length
     timed_state: Any = None
     chat_length: int | None = None  # messages in the chat (default: len(lines))
+    character: str = ""  # the character's name, for entries filtered by character
 
 
 @dataclass
@@ -249,7 +250,7 @@ class _Scan:
         """Whether `e` is a candidate in this pass; writes the reason either way."""
         sticky = self.timed.is_active("sticky", e)
         if e.disabled or e.delay or e.cooldown or e.delay_until_recursion or \
-                e.exclude_recursion:  # the rest cannot be blocked: skip the checks
+                e.exclude_recursion or e.only_for[0]:  # others cannot be blocked: no checks
             blocked = self._blocked(e, state, sticky)
             if blocked:
                 self.why[e] = blocked
@@ -275,6 +276,9 @@ class _Scan:
     def _blocked(self, e: WIEntry, state: ScanState, sticky: bool) -> str:
         if e.disabled:
             return "disabled"
+        names, exclude = e.only_for
+        if names and (self.inp.character in names) == exclude:
+            return f"not for {self.inp.character or 'this character'}"
         if self.timed.is_active("delay", e):
             return f"delayed until the chat has {e.delay} messages"
         if self.timed.is_active("cooldown", e) and not sticky:
