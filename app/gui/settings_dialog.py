@@ -92,9 +92,10 @@ SECTIONS: dict[str, list[tuple]] = {
          "choice", ("auto", *PRESET_NAMES, *shipped_instruct())),
         ("system_prompt", "Default system prompt", "Used when a card has none; empty uses "
          "Parlor's. {{char}} and {{user}} work here.", "longtext", None),
-        ("prompt_order", "Order of the parts", "Comma-separated: system, description, "
-         "personality, scenario, persona, examples, history, lore, post_history.", "list",
-         None),
+        ("prompt_order", "Order of the parts", "Comma-separated: system, lore_before, "
+         "description, personality, scenario, lore_after, persona, examples, history, "
+         "post_history. World info goes before/after the character unless placed here.",
+         "list", None),
         ("stop_strings", "Extra stop strings", "One per line; the reply ends where one "
          "appears.", "lines", None),
         ("pin_examples", "Pin examples", "Always send the card's example dialogue; "
@@ -121,6 +122,12 @@ SECTIONS: dict[str, list[tuple]] = {
          "message' lines.", "bool", None),
         ("lore_min_activations", "Minimum lore entries", "Scan further back until this many "
          "entries fire; 0: off.", "int", (0, 100, 1)),
+        ("lore_min_activations_depth_max", "Minimum entries: deepest scan", "How far back "
+         "the scan may go for them; 0: the whole chat.", "int", (0, 10_000, 10)),
+        ("lore_max_recursion_steps", "Lore recursion steps", "The most passes over the "
+         "lore; 0: until nothing new fires.", "int", (0, 100, 1)),
+        ("lore_group_scoring", "Group scoring", "In an inclusion group, keep the entries "
+         "that match the most keys.", "bool", None),
         ("lore_strategy", "Lore order", "How global books and the character's books are "
          "merged.", "choice", ("character_first", "evenly", "global_first")),
     ],
