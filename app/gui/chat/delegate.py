@@ -157,6 +157,9 @@ class MessageDelegate(QStyledItemDelegate):
         return QRectF(x, option.rect.top() + MARGIN / 2, width, option.rect.height() - MARGIN)
 
     def _header_texts(self, index) -> tuple[str, str]:
+        if index.row() == self.editing_row:
+            return index.data(Roles.NAME) or "", self.tr(
+                "editing · Enter saves · Esc cancels · Shift+Enter: new line")
         return index.data(Roles.NAME) or "", meta_text(
             index.data(Roles.MESSAGE), index.data(Roles.STATUS),
             bool(index.data(Roles.OUT_OF_CONTEXT)), index.data(Roles.SWIPE))

@@ -123,12 +123,20 @@ def _remember_library_view(state: WindowState, library) -> None:
 
 class _PanelFolder(QObject):
     """Folds the portrait pane away when the window gets narrow (the chat needs the room)
-    and brings it back when the window is wide again, unless the user folded it."""
+    and brings it back when the window is wide again, unless the user folded it (by
+    dragging the splitter)."""
 
     def __init__(self, splitter, panel, window) -> None:
         super().__init__(window)
-        self.splitter, self.panel, self.folded_by_us = splitter, panel, False
+        self.splitter, self.panel, self.user_folded = splitter, panel, False
         splitter.installEventFilter(self)
+        splitter.splitterMoved.connect(self._on_moved)
+
+    def _on_moved(self, *_args) -> None:
+        self.user_folded = self._pane_size() == 0
+
+    def _pane_size(self) -> int:
+        return self.splitter.sizes()[self.splitter.indexOf(self.panel)]
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
         if event.type() == QEvent.Type.Resize:
@@ -139,13 +147,16 @@ class _PanelFolder(QObject):
     def fit(self) -> None:
         if not isValid(self.splitter):
             return
-        sizes, wide = self.splitter.sizes(), self.splitter.width() >= WIDE_WINDOW
-        if not wide and sizes[2] > 0:
-            self.splitter.setSizes([sizes[0], sizes[1] + sizes[2], 0])
-            self.folded_by_us = True
-        elif wide and sizes[2] == 0 and self.folded_by_us:
-            self.splitter.setSizes([sizes[0], max(0, sizes[1] - PANEL_W), PANEL_W])
-            self.folded_by_us = False
+        sizes, at = self.splitter.sizes(), self.splitter.indexOf(self.panel)
+        wide = self.splitter.width() >= WIDE_WINDOW
+        middle = at - 1   # the chat column, left of the pane
+        if not wide and sizes[at] > 0:
+            sizes[middle], sizes[at] = sizes[middle] + sizes[at], 0
+        elif wide and sizes[at] == 0 and not self.user_folded:
+            sizes[middle], sizes[at] = max(0, sizes[middle] - PANEL_W), PANEL_W
+        else:
+            return
+        self.splitter.setSizes(sizes)
 
 
 class _SaveOnClose(QObject):
