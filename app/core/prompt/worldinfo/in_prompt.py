@@ -53,7 +53,9 @@ def card_book(card: dict[str, Any]) -> Book | None:
     if not isinstance(book, dict):
         return None
     ext = card.get("extensions") if isinstance(card.get("extensions"), dict) else {}
-    name = book.get("name") or ext.get("world") or card.get("name") or "character"
+    # SillyTavern knows a card's book by the world it was imported as (`extensions.world`);
+    # the name also keys its sticky/cooldown state (`world.uid` in timedWorldInfo)
+    name = ext.get("world") or book.get("name") or card.get("name") or "character"
     return Book(str(name), book, Source.CHARACTER)
 
 
