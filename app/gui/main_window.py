@@ -30,14 +30,14 @@ from app.core.store import StoreError
 from app.gui.characters import CharacterLibrary
 from app.gui.chat.budget_bar import BudgetBar
 from app.gui.chat.composer import Composer
-from app.gui.chat.controller import ChatController
-from app.gui.chat.delegate import MessageDelegate
 from app.gui.chat.find_bar import FindBar
 from app.gui.chat.header import ChatHeader
 from app.gui.chat.inspector import PromptInspector
-from app.gui.chat.model import ChatModel
 from app.gui.chat.window_wiring import wire_chat
 from app.gui.chat_manager_actions import ChatManagerActions
+from app.gui.groups.controller import GroupChatController
+from app.gui.groups.view import GroupChatModel, GroupMessageDelegate
+from app.gui.groups.wiring import GroupWiring
 from app.gui.message_actions import MessageActions
 from app.gui.model_actions import ModelActions
 from app.gui.model_session import ModelSession
@@ -60,8 +60,8 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
         self.ctx, self.worker = ctx, worker
         self.setWindowTitle("Parlor")
         self.resize(1100, 760)
-        self.chat_model = ChatModel(self)
-        self.controller = ChatController(ctx, self.chat_model, worker)
+        self.chat_model = GroupChatModel(self)  # a one-character chat is the plain case
+        self.controller = GroupChatController(ctx, self.chat_model, worker)
         self.session = ModelSession(worker, ctx.settings, ctx.paths.cache / "sessions", self)
         self.settings_ui = SettingsUi(ctx, self.controller, self.session, self)
         self.model_summary = ""
@@ -70,8 +70,10 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
         apply_theme(QApplication.instance(), ctx.settings.theme, ctx.settings.font_size)
         self.chat_view.itemDelegate().book = ctx.settings.chat_layout == "book"
         self._connect()
+        self.groups = GroupWiring(self)
         self._load_characters()
         self.message_ops = wire_chat(self)   # after the first chat is open: it restores the last
+        self.groups.place()
         self._show_model(None)
 
     # --- layout ------------------------------------------------------------------------
@@ -80,7 +82,7 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
         self.library = CharacterLibrary(self.ctx.store)
         self.chat_view = QListView()
         self.chat_view.setModel(self.chat_model)
-        self.chat_view.setItemDelegate(MessageDelegate(self.chat_view))
+        self.chat_view.setItemDelegate(GroupMessageDelegate(self.chat_view))
         self.chat_view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.chat_view.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.chat_view.setWordWrap(True)
@@ -272,6 +274,8 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
 
     def _on_characters_changed(self) -> None:
         """A card was edited: show its new name and avatar in the open chat."""
+        if self.groups.refresh_open_chat():
+            return
         if self.controller.chat_id is not None and not self.controller.busy:
             self._on_character(self.ctx.store.chat_character(self.controller.chat_id))
 
@@ -281,14 +285,14 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
         self._save_draft()
         self.controller.open_chat(chat_id)
         self.composer.setPlainText(self.ctx.store.draft(chat_id))
-        character = self.ctx.store.chat_character(chat_id)
-        self.header.show_chats(self.controller.card.get("name", ""),
-                               self.ctx.store.chats(character), chat_id)
+        self.header.show_chats(*self.groups.header_chats(chat_id), chat_id)
         self._show_header_personas()
         self.chat_view.scrollToBottom()
         self.composer.setFocus()
 
     def _new_chat(self) -> None:
+        if self.groups.new_chat():  # a group chat is open: a new chat of the group
+            return
         character_id = self.library.current_id()
         if character_id is not None and not self.controller.busy:
             self._open_chat(self.controller.new_chat(character_id))

@@ -1,0 +1,229 @@
+"""The chat controller for group chats as well: who speaks, a queue of speakers, auto mode.
+
+For a one-character chat it is the plain `ChatController`. In a group chat each reply is
+written by one member: the activation strategy (app.core.chat.groups) gives the members who
+answer the user's message, in order, and each writes in turn; regenerate and continue ask the
+message's own speaker; "let speak" makes one member answer now. Auto mode keeps the members
+answering one another for N replies, until Stop or until the user types.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QTimer, Signal
+
+from app.core.chat.groups.conversation import GroupChat
+from app.core.chat.groups.prompt import GroupPromptJob
+from app.core.chat.job import sampling_from
+from app.core.store import Message
+from app.gui.chat.controller import ChatController, _Target
+
+
+class GroupChatController(ChatController):
+    group_changed = Signal()      # the open chat's group, its members or the next speaker
+    auto_changed = Signal(bool)   # auto mode on or off
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.group_chat: GroupChat | None = None
+        self._speaker: int | None = None
+        self._queue: list[int] = []
+        self._auto_left = 0
+        self.reply_finished.connect(lambda _stats: QTimer.singleShot(0, self._continue_turn))
+        self.error.connect(lambda _msg: self._end_turn())
+
+    # --- which chat -------------------------------------------------------------------
+    def open_chat(self, chat_id: int) -> None:
+        self._end_turn()
+        group_id = self.ctx.store.groups.group_of_chat(chat_id)
+        self.group_chat = GroupChat(self.ctx.store, chat_id, self.ctx.settings) \
+            if group_id is not None else None
+        super().open_chat(chat_id)
+        self.group_changed.emit()
+
+    def new_group_chat(self, group_id: int) -> int:
+        """A new chat of the group, opening with each member's group greeting in turn."""
+        from app.core.chat.groups.cards import group_greetings
+        from app.core.chat.job import greetings
+
+        user = self._user_name()
+        openers = []
+        for m in self.ctx.store.groups.get(group_id).members:
+            card = self.ctx.store.character_card(m.character_id)
+            texts = group_greetings(card)
+            if texts:  # macros filled in as for one character's greeting
+                openers.append((m.character_id, greetings({**card, "first_mes": texts[0],
+                                                           "alternate_greetings": []}, user)[0]))
+        return self.ctx.store.groups.new_chat(group_id, openers)
+
+    def reload(self) -> None:
+        super().reload()
+        names = {}
+        if self.group_chat is not None:
+            names = {m.character_id: m.name for m in self.group_chat.group.members}
+            path = self.model.messages()
+            names = {**self.ctx.store.groups.speaker_names(
+                {m.speaker_id for m in path if m.speaker_id}), **names}
+        self.model.speakers = names
+
+    @property
+    def is_group(self) -> bool:
+        return self.group_chat is not None
+
+    def next_speaker(self) -> int | None:
+        """Who the strategy would have answer the chat as it stands (None: nobody)."""
+        if self.group_chat is None:
+            return None
+        order = self.group_chat.plan(auto=True)
+        return order[0] if order else None
+
+    # --- actions ----------------------------------------------------------------------
+    def send(self, text: str) -> bool:
+        if self.group_chat is None:
+            return super().send(text)
+        self.stop_auto()  # the user typed: auto mode ends
+        if not self._ready():
+            return False
+
+        def act():
+            leaf = self.ctx.store.active_leaf(self.chat_id)
+            user_id = self.ctx.store.append_message(self.chat_id, leaf, "user", text,
+                                                    gen_info={"name": self._user_name()})
+            self.model.append(self.ctx.store.message(user_id))
+            self._queue = self.group_chat.plan(user_input=text)
+            self._start_next(user_id)
+        return self._guarded(act)
+
+    def let_speak(self, character_id: int) -> bool:
+        """This member writes the next reply now (manual mode's way to speak)."""
+        if self.group_chat is None or not self._ready():
+            return False
+        self._queue = [character_id]
+        return self._guarded(lambda: self._start_next(self.ctx.store.active_leaf(self.chat_id)))
+
+    def regenerate(self) -> bool:
+        if self.group_chat is not None and not self._choose_for_last():
+            return False
+        return super().regenerate()
+
+    def continue_reply(self) -> bool:
+        if self.group_chat is not None and not self._choose_for_last():
+            return False
+        return super().continue_reply()
+
+    def _choose_for_last(self) -> bool:
+        """The last reply's own speaker (SillyTavern's `activateSwipe`); after a user
+        message, the strategy's first pick."""
+        path = self._path()
+        if path and path[-1].role == "assistant" and path[-1].parent_id is not None:
+            speaker = self.group_chat.speaker_of(path[-1].id)
+            if speaker is None:
+                self.error.emit(self.tr("The member who wrote this reply has left the group; "
+                                        "add them back to get another reply from them."))
+                return False
+            self._speaker = speaker
+            return True
+        order = self.group_chat.plan()
+        self._speaker = order[0] if order else self._speaker
+        return self._speaker is not None
+
+    # --- auto mode --------------------------------------------------------------------
+    def start_auto(self, turns: int) -> bool:
+        if self.group_chat is None or turns <= 0 or self.busy:
+            return False
+        self._auto_left = turns
+        self.auto_changed.emit(True)
+        self._continue_turn()
+        return True
+
+    def stop_auto(self) -> None:
+        """Auto mode ends; the members still queued in its turn do not speak either (the
+        reply being written finishes)."""
+        if self._auto_left:
+            self._auto_left = 0
+            self._queue = []
+            self.auto_changed.emit(False)
+
+    @property
+    def turn_pending(self) -> bool:
+        """Members are still to answer in this turn (or auto mode goes on)."""
+        return bool(self._queue) or self.auto_running
+
+    @property
+    def auto_running(self) -> bool:
+        return self._auto_left > 0
+
+    def stop(self) -> None:
+        """Stop ends the reply, the rest of the turn and auto mode at once."""
+        self._queue = []
+        self.stop_auto()
+        super().stop()
+
+    def _end_turn(self) -> None:
+        self._queue = []
+        self.stop_auto()
+
+    def _continue_turn(self) -> None:
+        """After a reply: the next member of the turn, else the next auto-mode turn."""
+        if self.group_chat is None or self.busy:
+            return
+        if not self._queue and self.auto_running:
+            self._queue = self.group_chat.plan(auto=True)
+            if not self._queue:
+                self.stop_auto()
+        if not self._queue:
+            self.group_changed.emit()
+            return
+        if self.auto_running:
+            self._auto_left -= 1
+            if not self._auto_left:  # the last auto reply: the rest of its turn is dropped
+                self._queue = self._queue[:1]
+                self.auto_changed.emit(False)
+        if self._ready():
+            self._guarded(lambda: self._start_next(self.ctx.store.active_leaf(self.chat_id)))
+
+    def _start_next(self, parent_id: int) -> None:
+        self._speaker = self._queue.pop(0) if self._queue else None
+        self.group_changed.emit()
+        if self._speaker is not None:
+            self._new_reply(parent_id, self._path())
+
+    # --- generation -------------------------------------------------------------------
+    def _input(self, history: list[Message], instruction: str | None = None):
+        if self.group_chat is None:
+            return super()._input(history, instruction)
+        self._lore_ids = [m.id for m in history]
+        prompt = self.group_chat.prompt(self._speaker, history)
+        self._member_stops = prompt.stops
+        self.card = prompt.speaker.card
+        if instruction:
+            from app.core.prompt import Message as PromptMessage
+
+            prompt.inp.history.append(PromptMessage(role="system", text=instruction))
+        return prompt.inp
+
+    def impersonate(self) -> bool:
+        if self.group_chat is not None and self._speaker is None:
+            self._speaker = self.next_speaker() or self.group_chat.group.members[0].character_id
+        return super().impersonate()
+
+    def _new_reply(self, parent_id: int, history: list[Message]) -> None:
+        if self.group_chat is None:
+            return super()._new_reply(parent_id, history)
+        reply_id = self.ctx.store.groups.append_reply(self.chat_id, parent_id, self._speaker)
+        self.reload()
+        self._run(_Target("reply", reply_id), self._input(history))
+
+    def _run(self, target: _Target, inp, stop: list[str] | None = None) -> None:
+        if self.group_chat is None:
+            return super()._run(target, inp, stop)
+        self._target = target
+        job = GroupPromptJob(inp, self.info, self.ctx.settings, self.counter,
+                             member_stops=list(getattr(self, "_member_stops", [])))
+        self._job = job
+        self.worker.cancel.clear()
+        if target.kind == "reply":
+            self._save_timer.start()
+        self.busy_changed.emit(True)
+        overrides = self.ctx.store.chat_extra(self.chat_id).get("sampler")
+        self._sampling = sampling_from(self.ctx.settings, stop or [], overrides)
+        self._generate.emit(job, self._sampling)

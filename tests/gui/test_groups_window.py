@@ -1,0 +1,155 @@
+"""Group chats in the real window, with the real engine on the tiny model."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from app.core.store.groups import GroupSettings, Strategy
+from app.gui.chat.model import Roles
+from app.gui.groups.editor import GroupEditor
+from tests.gui.conftest import load
+
+
+def _group(window, strategy=Strategy.LIST):
+    store = window.ctx.store
+    ids = [store.add_character({"name": n, "first_mes": f"{n} waves."})
+           for n in ("Ann", "Bob", "Cid")]
+    gid = store.groups.create("Inn", ids, GroupSettings(strategy=strategy,
+                                                        auto_mode_turns=3))
+    window.groups.panel.refresh()
+    window.groups.open_group(gid)
+    return gid, ids
+
+
+def _shown(window):
+    model = window.chat_model
+    return [(model.data(model.index(r), Roles.NAME), model.data(model.index(r), Roles.ROLE))
+            for r in range(model.rowCount())]
+
+
+def _wait_idle(qtbot, window, replies: int):
+    """Until `replies` assistant messages follow the last user message and all is quiet."""
+    def done():
+        msgs = window.chat_model.messages()
+        users = [i for i, m in enumerate(msgs) if m.role == "user"]
+        after = msgs[users[-1] + 1:] if users else msgs
+        return not window.controller.busy and not window.controller.turn_pending and \
+            len(after) >= replies and \
+            all(m.status == "complete" for m in after)
+    qtbot.waitUntil(done, timeout=60000)
+
+
+def test_a_group_chat_opens_with_every_greeting_under_its_speaker(qtbot, make_window):
+    window = make_window()
+    gid, ids = _group(window)
+    assert _shown(window) == [("Ann", "assistant"), ("Bob", "assistant"), ("Cid", "assistant")]
+    assert window.groups.bar.isVisible() and len(window.groups.bar.rows) == 3
+    assert window.header.title.text() == "Inn"
+    assert [window.groups.panel.model.item(r).text()
+            for r in range(window.groups.panel.model.rowCount())] == ["Inn"]
+    # list order after Cid's greeting: Ann speaks next, and the bar says so
+    assert window.groups.bar.rows[0].name.text() == "▶ Ann"
+
+
+def test_list_mode_replies_in_order_and_regenerate_keeps_the_speaker(qtbot, make_window,
+                                                                     tiny_llama_path):
+    window = make_window()
+    load(qtbot, window, tiny_llama_path)
+    gid, ids = _group(window)
+    qtbot.keyClicks(window.composer, "Hello all")
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    _wait_idle(qtbot, window, 3)
+    assert [n for n, _ in _shown(window)[-3:]] == ["Ann", "Bob", "Cid"]
+    assert [m.speaker_id for m in window.chat_model.messages()[-3:]] == ids
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=60000):
+        window.regenerate_action.trigger()
+    last = window.chat_model.messages()[-1]
+    assert last.speaker_id == ids[2] and last.sibling_count == 2
+
+
+def test_mute_reorder_and_let_speak_from_the_member_bar(qtbot, make_window, tiny_llama_path):
+    window = make_window()
+    load(qtbot, window, tiny_llama_path)
+    gid, ids = _group(window, Strategy.MANUAL)
+    bar = window.groups.bar
+    bar.rows[1].muted.setChecked(True)
+    assert window.ctx.store.groups.get(gid).members[1].muted
+    bar.rows[2].up.click()
+    assert [m.name for m in window.ctx.store.groups.get(gid).members] == ["Ann", "Cid", "Bob"]
+    qtbot.keyClicks(window.composer, "Anyone?")
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    qtbot.wait(200)
+    assert _shown(window)[-1][1] == "user" and not window.controller.busy  # nobody picked
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=60000):
+        bar.rows[1].speak.click()  # Cid, now second
+    assert window.chat_model.messages()[-1].speaker_id == ids[2]
+
+
+def test_auto_mode_runs_its_replies_and_stop_ends_it(qtbot, make_window, tiny_llama_path):
+    window = make_window()
+    load(qtbot, window, tiny_llama_path)
+    gid, ids = _group(window, Strategy.NATURAL)
+    bar = window.groups.bar
+    before = len(window.chat_model.messages())
+    bar.auto_button.click()
+    qtbot.waitUntil(lambda: not window.controller.auto_running and not window.controller.busy
+                    and len(window.chat_model.messages()) == before + 3, timeout=60000)
+    assert not bar.auto_button.isChecked()
+    bar.turns.setValue(50)
+    bar.auto_button.click()
+    qtbot.waitUntil(lambda: window.controller.busy, timeout=10000)
+    bar.stop_button.click()
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=30000)
+    qtbot.wait(100)
+    assert not window.controller.auto_running and not window.controller.busy
+    assert len(window.chat_model.messages()) == before + 3 + 1  # only the one being written
+
+
+def test_typing_ends_auto_mode(qtbot, make_window, tiny_llama_path):
+    window = make_window()
+    load(qtbot, window, tiny_llama_path)
+    _group(window, Strategy.LIST)
+    window.groups.bar.turns.setValue(50)
+    window.groups.bar.auto_button.click()
+    assert window.controller.auto_running
+    qtbot.keyClicks(window.composer, "w")
+    assert not window.controller.auto_running and not window.controller.turn_pending
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=60000)
+    qtbot.wait(100)
+    assert not window.controller.busy  # nobody else started
+
+
+def test_the_editor_creates_and_edits_a_group(qtbot, make_window):
+    window = make_window()
+    store = window.ctx.store
+    a = store.add_character({"name": "Ann"})
+    b = store.add_character({"name": "Bob"})
+    editor = GroupEditor(store)
+    qtbot.addWidget(editor)
+    editor.save()
+    assert "at least one member" in editor.problem.text() and store.groups.all() == []
+    for i in range(editor.members.count()):
+        item = editor.members.item(i)
+        if item.data(Qt.ItemDataRole.UserRole) in (a, b):
+            item.setCheckState(Qt.CheckState.Checked)
+    editor.name.setText("Pair")
+    editor.strategy.setCurrentIndex(1)
+    editor.save()
+    group = store.groups.get(editor.group_id)
+    assert (group.name, [m.name for m in group.members], group.settings.strategy) == \
+        ("Pair", ["Ann", "Bob"], Strategy.LIST)
+    again = GroupEditor(store, group.id)
+    qtbot.addWidget(again)
+    for i in range(again.members.count()):
+        if again.members.item(i).data(Qt.ItemDataRole.UserRole) == a:
+            again.members.item(i).setCheckState(Qt.CheckState.Unchecked)
+    again.save()
+    assert [m.name for m in store.groups.get(group.id).members] == ["Bob"]
+
+
+def test_a_card_rename_shows_in_the_open_group_chat(qtbot, make_window):
+    window = make_window()
+    gid, ids = _group(window)
+    window.ctx.store.update_character(ids[1], {"name": "Robert"})
+    window.library.characters_changed.emit()
+    assert [n for n, _ in _shown(window)] == ["Ann", "Robert", "Cid"]
