@@ -74,3 +74,11 @@ def test_screenshots_with_nothing_squeezed(qtbot, make_window, theme, size, tmp_
         assert _squeezed(dialog) == [], name
         dialog.close()
     apply_theme(QApplication.instance(), "light")
+
+
+def test_every_dialog_fits_an_800_by_600_screen(qtbot, make_window):
+    window = make_window()
+    for name, dialog in _dialogs(window):
+        hint = dialog.minimumSizeHint()
+        assert hint.width() <= 800 and hint.height() <= 600, (name, hint)
+        dialog.close()

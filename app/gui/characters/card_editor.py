@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -211,6 +212,15 @@ class CardEditor(QDialog):
             ("creator_notes", self.tr("Creator notes"), True)]), self.tr("About"))
         tabs.addTab(self.lorebook, self.tr("Lorebook"))
         tabs.addTab(self.depth_prompt, self.tr("Character's note"))
+        for index in range(tabs.count()):   # tall tabs scroll: the editor fits 800×600
+            page, title = tabs.widget(index), tabs.tabText(index)
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+            tabs.removeTab(index)
+            scroll.setWidget(page)
+            tabs.insertTab(index, scroll, title)
+        tabs.setCurrentIndex(0)
         self.tabs = tabs
         self.fields["tags"].setPlaceholderText(self.tr("Separated by commas"))
         self.fields["system_prompt"].setPlaceholderText(
