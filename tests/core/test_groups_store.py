@@ -139,3 +139,16 @@ def test_the_migration_keeps_a_10000_message_store_intact(tmp_path):
         assert version == len(MIGRATIONS)
     finally:
         store.close()
+
+
+def test_a_branch_or_copy_of_a_group_chat_stays_in_the_group_with_its_speakers(store):
+    a, b = _chars(store, "Ann", "Bob")
+    gid = store.groups.create("Pair", [a, b])
+    chat = store.groups.new_chat(gid, [(a, "Hi from Ann"), (b, "Hi from Bob")])
+    bob_line = store.active_path(chat)[-1].id
+    for copy in (store.branch_from(bob_line), store.duplicate_chat(chat)):
+        assert store.groups.group_of_chat(copy) == gid
+        assert [m.speaker_id for m in store.active_path(copy)] == [a, b]
+    assert len(store.groups.chats(gid)) == 3
+    single = store.new_chat(a, ["Hello"])
+    assert store.groups.group_of_chat(store.duplicate_chat(single)) is None

@@ -96,9 +96,9 @@ class ChatLibrary:
         """A copy of the whole tree (every branch and swipe), showing the same path."""
         info = self.chat_info(chat_id)
         rows = self._query("SELECT * FROM messages WHERE chat_id = ? ORDER BY id", (chat_id,))
-        return self.create_chat_from_nodes(
+        return self._same_group(chat_id, self.create_chat_from_nodes(
             info["character_id"], title or f"{info['title']} (copy)", nodes_from_rows(rows),
-            self.active_leaf(chat_id), self.chat_extra(chat_id), info["persona_id"])
+            self.active_leaf(chat_id), self.chat_extra(chat_id), info["persona_id"]))
 
     def branch_from(self, message_id: int, title: str | None = None) -> int:
         """"Branch here": a new chat holding the path from the root to `message_id`, each
@@ -119,9 +119,16 @@ class ChatLibrary:
         extra.setdefault("chat_metadata", {})
         if isinstance(extra["chat_metadata"], dict):
             extra["chat_metadata"]["main_chat"] = info["title"]
-        return self.create_chat_from_nodes(
+        return self._same_group(msg.chat_id, self.create_chat_from_nodes(
             info["character_id"], title or f"{info['title']} (branch)", nodes, message_id,
-            extra, info["persona_id"])
+            extra, info["persona_id"]))
+
+    def _same_group(self, source: int, copy: int) -> int:
+        """A copy or branch of a group chat is one of the group's chats (groups.py)."""
+        with self._tx() as c:
+            c.execute("UPDATE chats SET group_id = (SELECT group_id FROM chats WHERE id = ?)"
+                      " WHERE id = ?", (source, copy))
+        return copy
 
     def _ancestors(self, message_id: int) -> list[int]:
         rows = self._query(
