@@ -53,6 +53,15 @@ def action_names(role: str, is_last: bool) -> list[str]:
     return names + ["branch", "delete"]
 
 
+META_SCALE = 0.88   # the type scale: time and status a step below the text, names bold
+
+
+def meta_font(font: QFont) -> QFont:
+    small = QFont(font)
+    small.setPointSizeF(max(6.0, font.pointSizeF() * META_SCALE))
+    return small
+
+
 def _bold(font: QFont) -> QFont:
     bold = QFont(font)
     bold.setBold(True)
@@ -75,7 +84,7 @@ def header_width(font: QFont, texts: tuple[str, str], actions: list[str],
     """The bubble width the header needs to show everything unelided."""
     name, meta = texts
     name_w = QFontMetricsF(_bold(font)).horizontalAdvance(name)
-    meta_w = QFontMetricsF(font).horizontalAdvance(meta)
+    meta_w = QFontMetricsF(meta_font(font)).horizontalAdvance(meta)
     return 2 * PAD + name_w + (GAP + meta_w if meta else 0) + _right_width(font, actions,
                                                                           swipes) + 2
 
@@ -103,7 +112,7 @@ def header_layout(font: QFont, bubble: QRectF, texts: tuple[str, str], actions: 
 def _place_texts(out: HeaderLayout, font: QFont, texts: tuple[str, str], room: QRectF) -> None:
     """The name gets up to two thirds of the room when both must be cut; the status the rest."""
     name, meta = texts
-    bold, plain = QFontMetricsF(_bold(font)), QFontMetricsF(font)
+    bold, plain = QFontMetricsF(_bold(font)), QFontMetricsF(meta_font(font))
     name_w, meta_w = bold.horizontalAdvance(name), plain.horizontalAdvance(meta) if meta else 0
     avail = room.width()
     if name_w + (GAP + meta_w if meta else 0) > avail:

@@ -40,6 +40,7 @@ from app.gui.chat.bubble_layout import (
     action_names,
     header_layout,
     header_width,
+    meta_font,
     meta_text,
 )
 from app.gui.chat.find_marks import mark_matches
@@ -230,9 +231,10 @@ class MessageDelegate(QStyledItemDelegate):
         painter.setPen(option.palette.color(QPalette.ColorRole.Text))
         painter.drawText(head.name, align, head.name_text)
         font.setBold(False)
-        painter.setFont(font)
+        painter.setFont(meta_font(font))
         painter.setPen(option.palette.color(QPalette.ColorRole.PlaceholderText))
         painter.drawText(head.meta, align, head.meta_text)
+        painter.setFont(font)
         center = Qt.AlignmentFlag.AlignCenter
         for name, rect in head.actions.items():
             painter.drawText(rect, center, GLYPHS[name])
