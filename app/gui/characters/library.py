@@ -151,6 +151,7 @@ class CharacterLibrary(QWidget):
         self.list_delegate = CharacterDelegate(self.view)
         self.grid_delegate = GridDelegate(Roles, self.view)
         self.view.setItemDelegate(self.list_delegate)
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # rows elide
         self.controls = LibraryControls()
         self.controls.changed.connect(self.apply_view)
         self.proxy.sort(0)
