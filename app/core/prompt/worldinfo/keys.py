@@ -140,6 +140,24 @@ def word_plan(keys: tuple[str, ...], case_sensitive: bool,
     return frozenset(words), others
 
 
+def literal_plan(keys: tuple[str, ...], case_sensitive: bool,
+                 whole_words: bool) -> tuple[tuple[tuple[str, bool], ...], bool]:
+    """For the keys that are not single words: the text each /regex/ key's matches must hold
+    (case-folded or not), and whether some key has no such shortcut (several words, other
+    scripts, a macro, a regex without a literal) and always needs the full look."""
+    literals, plain = [], False
+    for key in keys:
+        key = key.strip()
+        mode, _, compiled = _matcher(key, case_sensitive, whole_words)
+        if mode == _BY_WORD and "{{" not in key and "<" not in key:
+            continue
+        if mode == _BY_REGEX and compiled.required and "\n" not in compiled.required:
+            literals.append((compiled.required, compiled.folded))
+        else:
+            plain = True
+    return tuple(literals), plain
+
+
 def _whole_word_pattern(key: str) -> re.Pattern:
     return re.compile(rf"(?:^|[^{_WORD}]){re.escape(key)}(?:\Z|[^{_WORD}])")
 
@@ -257,6 +275,10 @@ class Joined:
         if self._whole is None:
             self._whole = Haystack(self.joiner.join(p.text for p in self.parts), self.timed_out)
         return self._whole
+
+    def holds(self, literal: str, folded: bool) -> bool:
+        """Whether some part holds `literal` (a regex key's required text)."""
+        return any(p.contains(literal, folded) for p in self.parts)
 
     def could_have(self, key: str, case_sensitive: bool, whole_words: bool) -> bool:
         """False only when `key` surely is not in the text: a single-word key that is no

@@ -24,7 +24,13 @@ from typing import Any
 from app.core.prompt.worldinfo.buffer import ScanBuffer, ScanState
 from app.core.prompt.worldinfo.entry import Logic, WIEntry, book_entries
 from app.core.prompt.worldinfo.groups import filter_groups
-from app.core.prompt.worldinfo.keys import Haystack, Joined, parse_regex_key, word_plan
+from app.core.prompt.worldinfo.keys import (
+    Haystack,
+    Joined,
+    literal_plan,
+    parse_regex_key,
+    word_plan,
+)
 from app.core.prompt.worldinfo.settings import Book, Source, Strategy, WorldInfoSettings
 from app.core.prompt.worldinfo.timed import TimedEffects
 
@@ -337,7 +343,13 @@ class _Scan:
         words, others = plan
         if hay.may_have(words, case):
             return True
-        return others and any(hay.could_have(k.strip(), case, whole) for k in e.keys)
+        if not others:
+            return False
+        shortcut = e.plans.get(("literals", case, whole))
+        if shortcut is None:
+            shortcut = e.plans[("literals", case, whole)] = literal_plan(e.keys, case, whole)
+        literals, plain = shortcut
+        return plain or any(hay.holds(text, folded) for text, folded in literals)
 
     def _secondary(self, e: WIEntry, hay: Haystack) -> bool:
         hits = [self._has(e, k, hay) for k in e.secondary]
