@@ -20,6 +20,7 @@ TICK_MS = 2
 class _Prompt:
     text: str
     stop: list[str]
+    permanent_chars: int = 0  # a plain prompt: nothing marked permanent (see BuiltPrompt)
 
 
 def _message(role: str, text: str, status: str = "complete"):
