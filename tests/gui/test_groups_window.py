@@ -153,3 +153,33 @@ def test_a_card_rename_shows_in_the_open_group_chat(qtbot, make_window):
     window.ctx.store.update_character(ids[1], {"name": "Robert"})
     window.library.characters_changed.emit()
     assert [n for n, _ in _shown(window)] == ["Ann", "Robert", "Cid"]
+
+
+def test_export_and_import_from_the_group_list(qtbot, make_window, tmp_path):
+    window = make_window()
+    gid, ids = _group(window)
+    panel = window.groups.panel
+    panel.select(gid)
+    files = panel.export_to(str(tmp_path / "st"))
+    assert {f.parent.name for f in files} == {"groups", "group chats"}
+    messages = []
+    panel.status_message.connect(messages.append)
+    new_gid = panel.import_file(str(files[0]))
+    assert new_gid != gid and "Imported Inn with 1 chat(s)." in messages[-1]
+    assert window.controller.group_chat.group.id == new_gid  # opened at once
+    assert [n for n, _ in _shown(window)] == ["Ann", "Bob", "Cid"]
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    assert panel.import_file(str(bad)) is None and "not a SillyTavern group" in messages[-1]
+
+
+def test_deleting_a_group_closes_its_chat_and_undo_restores_it(qtbot, make_window):
+    window = make_window()
+    gid, ids = _group(window)
+    panel = window.groups.panel
+    panel.select(gid)
+    panel.delete_current()
+    assert panel.model.rowCount() == 0 and window.controller.group_chat is None
+    assert not panel.undo_button.isHidden()
+    panel.undo_delete()
+    assert panel.model.rowCount() == 1 and panel.undo_button.isHidden()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QListView,
@@ -18,7 +19,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.store import Store
+from app.core.chat_io.errors import ChatIOError
+from app.core.chat_io.st_group import export_st_group, import_st_group
+from app.core.store import Store, StoreError
 from app.gui.groups.avatar import group_avatar
 from app.gui.groups.editor import GroupEditor
 
@@ -45,22 +48,32 @@ class GroupPanel(QWidget):
         self.delete_button = QPushButton(self.tr("Delete"))
         self.undo_button = QPushButton(self.tr("Undo delete"))
         self.undo_button.hide()
+        self.import_button = QPushButton(self.tr("Import…"))
+        self.import_button.setToolTip(self.tr("A SillyTavern group (groups/*.json) with its "
+                                              "chats from the group chats folder"))
+        self.export_button = QPushButton(self.tr("Export…"))
+        self.export_button.setToolTip(self.tr("The group and its chats, in SillyTavern's "
+                                              "groups/ and group chats/ folders"))
         self._last_deleted: int | None = None
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(QLabel(self.tr("Groups")))
         lay.addWidget(self.view, 1)
-        lay.addWidget(self.new_button)
-        buttons = QHBoxLayout()  # two rows: the library column stays narrow
-        for b in (self.edit_button, self.delete_button, self.undo_button):
-            buttons.addWidget(b)
-        lay.addLayout(buttons)
+        for pair in ((self.new_button, self.edit_button),  # short rows: the library
+                     (self.import_button, self.export_button),  # column stays narrow
+                     (self.delete_button, self.undo_button)):
+            row = QHBoxLayout()
+            for button in pair:
+                row.addWidget(button)
+            lay.addLayout(row)
         self.view.activated.connect(self._on_activated)
         self.view.clicked.connect(self._on_activated)
         self.new_button.clicked.connect(lambda: self.edit(None))
         self.edit_button.clicked.connect(lambda: self.edit(self.current_id()))
         self.delete_button.clicked.connect(self.delete_current)
         self.undo_button.clicked.connect(self.undo_delete)
+        self.import_button.clicked.connect(self._choose_import)
+        self.export_button.clicked.connect(self._choose_export)
         self.refresh()
 
     def refresh(self) -> None:
@@ -74,8 +87,8 @@ class GroupPanel(QWidget):
             if group.id == current:
                 self.view.setCurrentIndex(item.index())
         has = self.model.rowCount() > 0
-        self.edit_button.setEnabled(has)
-        self.delete_button.setEnabled(has)
+        for button in (self.edit_button, self.delete_button, self.export_button):
+            button.setEnabled(has)
 
     def current_id(self) -> int | None:
         index = self.view.currentIndex()
@@ -121,3 +134,45 @@ class GroupPanel(QWidget):
             self.undo_button.hide()
             self.refresh()
             self.groups_changed.emit()
+
+    # --- SillyTavern files ------------------------------------------------------------
+    def _choose_import(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("Import a SillyTavern group"), "",
+                                              self.tr("SillyTavern group (*.json)"))
+        if path:
+            self.import_file(path)
+
+    def import_file(self, path: str) -> int | None:
+        """Import the group and its chats; what went wrong or needs saying goes to the
+        status line. Returns the new group's id."""
+        try:
+            result = import_st_group(self.store, path)
+        except (ChatIOError, StoreError, ValueError) as exc:
+            self.status_message.emit(str(exc))
+            return None
+        self.refresh()
+        self.select(result.group_id)
+        self.groups_changed.emit()
+        chats = self.tr("{0} chat(s)").format(len(result.chat_ids))
+        self.status_message.emit(" ".join([self.tr("Imported {0} with {1}.").format(
+            self.store.groups.get(result.group_id).name, chats), *result.warnings]))
+        self.group_chosen.emit(result.group_id)
+        return result.group_id
+
+    def _choose_export(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, self.tr("Export to a folder"))
+        if folder:
+            self.export_to(folder)
+
+    def export_to(self, folder: str) -> list:
+        gid = self.current_id()
+        if gid is None:
+            return []
+        try:
+            files = export_st_group(self.store, gid, folder)
+        except (OSError, StoreError) as exc:
+            self.status_message.emit(self.tr("Could not export: {0}").format(exc))
+            return []
+        self.status_message.emit(self.tr("Exported {0} file(s) to {1}.").format(
+            len(files), folder))
+        return files
