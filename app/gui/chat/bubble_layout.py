@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QFont, QFontMetricsF
 
-MARGIN, PAD, HEADER, AVATAR, ARROW_W = 8, 10, 22, 36, 22
+MARGIN, PAD, HEADER, AVATAR, ARROW_W = 8, 10, 22, 36, 28
 BUTTON_W, GAP = 22, 8
 STATUS_NOTES = {"stopped": "stopped", "interrupted": "interrupted — the app closed while "
                 "writing", "error": "failed", "streaming": "writing…"}

@@ -241,11 +241,13 @@ class MessageDelegate(QStyledItemDelegate):
         if head.swipe_left is not None:
             current, count = index.data(Roles.SWIPE)
             painter.setPen(option.palette.color(QPalette.ColorRole.Text))
+            # SillyTavern-size chevrons on the last reply, where swiping writes a new one
+            last = index.row() == index.model().rowCount() - 1
             big = painter.font()
-            big.setPointSizeF(big.pointSizeF() * 1.5)
+            big.setPointSizeF(big.pointSizeF() * (2.0 if last else 1.5))
             painter.setFont(big)
-            painter.drawText(head.swipe_left, center, "‹")
-            painter.drawText(head.swipe_right, center, "›")
+            for rect, glyph in ((head.swipe_left, "‹"), (head.swipe_right, "›")):
+                painter.drawText(rect.adjusted(0, -6, 0, 4), center, glyph)
             painter.setFont(font)
             painter.drawText(head.swipe_count, center, f"{current}/{count}")
 
