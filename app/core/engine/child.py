@@ -195,9 +195,12 @@ class Child:
         stats.restore_s = time.perf_counter() - t0
         return True
 
-    def save_session(self, final: bool = False) -> bool:
+    def save_session(self, final: bool = False, waiting=lambda: False) -> bool:
         """Copy the state and write it on a thread, if the files on disk leave enough of
-        the cache uncovered; called when idle and at exit, never right after a reply."""
+        the cache uncovered; called when idle and at exit, never right after a reply.
+
+        `waiting()` says whether a request has come in meanwhile: then the copy, the one
+        step a request would have to wait for, is left for the next idle moment."""
         if self.sessions is None or self.llm is None:
             return False
         if not final and self._checked == self._replies:
@@ -205,6 +208,8 @@ class Child:
         tokens = self.llm.input_ids[: self.llm.n_tokens].tolist()
         if not self.sessions.needs_save(tokens, final, shift=not self.shift_off):
             self._checked = self._replies
+            return False
+        if waiting():
             return False
         t0 = time.perf_counter()
         state = _get_state(self.llm)  # the only part a request arriving now waits for
@@ -391,7 +396,7 @@ def serve(conn, abort) -> None:
         while True:
             try:
                 if not conn.poll(IDLE_SAVE_S):
-                    child.save_session()  # idle: nothing is waiting on llama.cpp
+                    child.save_session(waiting=lambda: conn.poll(0))  # idle
                     continue
                 message = conn.recv()
             except (EOFError, OSError):
