@@ -60,7 +60,8 @@ def test_export_then_import_on_another_machine_is_lossless(tmp_path, monkeypatch
 
     monkeypatch.setenv("PARLOR_HOME", str(tmp_path / "other-machine"))
     counts = import_everything(target, default_paths())
-    assert counts == {"characters": 2, "personas": 1, "chats": 1, "messages": 5}
+    assert counts == {"characters": 2, "personas": 1, "groups": 0, "group_members": 0,
+                      "chats": 1, "messages": 5}
     assert _dump(default_paths().database) == before
     other = AppContext.create()
     texts = [m.text for m in other.store.active_path(ids["chat"])]

@@ -152,3 +152,29 @@ def test_a_branch_or_copy_of_a_group_chat_stays_in_the_group_with_its_speakers(s
     assert len(store.groups.chats(gid)) == 3
     single = store.new_chat(a, ["Hello"])
     assert store.groups.group_of_chat(store.duplicate_chat(single)) is None
+
+
+def test_export_everything_keeps_groups_their_picture_and_speakers(tmp_path, monkeypatch):
+    from app.core.appdata.paths import default_paths
+    from app.core.chat.context import AppContext
+    from app.core.store.export_all import export_everything, import_everything
+
+    ctx = AppContext.create()
+    a, b = _chars(ctx.store, "Ann", "Bob")
+    gid = ctx.store.groups.create("Pair", [a, b], GroupSettings(strategy=Strategy.LIST),
+                                  avatar=b"\x89PNG picture")
+    ctx.store.groups.set_muted(gid, b, True)
+    chat = ctx.store.groups.new_chat(gid, [(a, "Hi from Ann"), (b, "Hi from Bob")])
+    target = export_everything(ctx.paths, tmp_path / "export.zip")
+    ctx.close()
+    monkeypatch.setenv("PARLOR_HOME", str(tmp_path / "other"))
+    counts = import_everything(target, default_paths())
+    assert (counts["groups"], counts["group_members"]) == (1, 2)
+    other = AppContext.create()
+    group = other.store.groups.get(gid)
+    assert [(m.name, m.muted) for m in group.members] == [("Ann", False), ("Bob", True)]
+    assert group.settings.strategy is Strategy.LIST
+    assert other.store.groups.avatar(gid) == b"\x89PNG picture"
+    assert [m.speaker_id for m in other.store.active_path(chat)] == [a, b]
+    assert other.store.groups.group_of_chat(chat) == gid
+    other.close()

@@ -34,7 +34,9 @@ from app.core.store.import_rows import RowError, check_tables
 FORMAT = "parlor-export"
 FORMAT_VERSION = 1
 LIBRARY = "parlor/library.json"
-TABLES = ("characters", "personas", "chats", "messages")  # parents before children
+# parents before children
+TABLES = ("characters", "personas", "groups", "group_members", "chats", "messages")
+AVATAR_FOLDERS = {"characters": "avatars", "groups": "group-avatars"}
 MAX_LIBRARY_BYTES = 2 << 30
 MAX_TOTAL_BYTES = 16 << 30
 log = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ def read_tables(db_path: Path) -> tuple[int, dict[str, list[dict]]]:
     try:
         conn.execute("BEGIN")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {t: [dict(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY id")]
+        tables = {t: [dict(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY rowid")]
                   for t in TABLES}
         conn.execute("COMMIT")
     finally:
@@ -159,11 +161,12 @@ def export_everything(paths: Paths, target: Path, secret_values=()) -> Path:
 
 def _write_library(zf: zipfile.ZipFile, version: int, tables: dict) -> None:
     rows = {name: [dict(r) for r in rows] for name, rows in tables.items()}
-    for row in rows["characters"]:
-        if row["avatar"] is not None:
-            name = f"parlor/avatars/{row['id']}.bin"
-            zf.writestr(name, bytes(row["avatar"]))
-            row["avatar"] = name
+    for table, folder in AVATAR_FOLDERS.items():
+        for row in rows.get(table, []):
+            if row["avatar"] is not None:
+                name = f"parlor/{folder}/{row['id']}.bin"
+                zf.writestr(name, bytes(row["avatar"]))
+                row["avatar"] = name
     zf.writestr("manifest.json", json.dumps({
         "format": FORMAT, "format_version": FORMAT_VERSION, "app_version": __version__,
         "created_at": time.time(), "schema_version": version}, indent=2))
@@ -199,8 +202,8 @@ def _read_library(zf: zipfile.ZipFile, source: Path) -> dict:
         raise ExportError(f"{source}: {LIBRARY} cannot be read ({exc})") from None
     if version > len(MIGRATIONS):
         raise ExportError(f"{source} was written by a newer Parlor (schema {version})")
-    characters = tables.get("characters", []) if isinstance(tables, dict) else []
-    for row in characters if isinstance(characters, list) else []:
+    with_avatars = [tables.get(t, []) for t in AVATAR_FOLDERS] if isinstance(tables, dict) else []
+    for row in (r for rows in with_avatars if isinstance(rows, list) for r in rows):
         if isinstance(row, dict) and isinstance(row.get("avatar"), str):
             try:
                 row["avatar"] = zf.read(row["avatar"])

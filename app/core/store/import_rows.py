@@ -81,6 +81,20 @@ COLUMNS: dict[str, dict[str, tuple[bool, Callable[[Any], bool], str]]] = {
         "id": (True, _int, "a positive integer"), "name": (True, _TEXT, "text"),
         "description": (False, _TEXT, "text"), "is_default": (False, _one_of(0, 1), "0 or 1"),
     },
+    "groups": {
+        "id": (True, _int, "a positive integer"), "name": (True, _TEXT, "text"),
+        "avatar": (False, _optional(_BLOB), "image bytes"),
+        "settings": (True, _json_object, "a JSON object"),
+        "extra": (False, _optional(_json_object), "a JSON object"),
+        "created_at": (True, _time, "a date"), "updated_at": (True, _time, "a date"),
+        "deleted_at": (False, _optional(_time), "a date"),
+    },
+    "group_members": {
+        "group_id": (True, _int, "a positive integer"),
+        "character_id": (True, _int, "a positive integer"),
+        "position": (True, lambda v: isinstance(v, int) and not isinstance(v, bool), "a number"),
+        "muted": (False, _one_of(0, 1), "0 or 1"),
+    },
     "chats": {
         "id": (True, _int, "a positive integer"),
         "character_id": (True, _int, "a positive integer"), "title": (True, _TEXT, "text"),
