@@ -85,6 +85,8 @@ class LocalEngine:
             self._crashed()
 
     def _crashed(self):
+        if self._proc is not None:
+            self._proc.join(timeout=1)   # the pipe can break before the exit is reaped
         code = self._proc.exitcode if self._proc else None
         tail = last_lines(self.stderr_path)
         log.error("the engine process stopped unexpectedly (exit code %s); llama.cpp's last "
