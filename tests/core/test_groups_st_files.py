@@ -115,3 +115,17 @@ def test_a_bad_group_file_is_refused_with_its_reason(store, tmp_path):
     with pytest.raises(ChatIOError, match="not a SillyTavern group file"):
         import_st_group(store, bad, [])
     assert store.groups.all() == []
+
+
+def test_a_group_chat_exported_alone_names_each_speaker(store, tmp_path):
+    """One chat to `.jsonl`, Markdown or text: each reply under its member's name."""
+    from app.core.chat_io import export_chat, plain_text, st_chat_rows
+
+    ids = [store.add_character({"name": n}) for n in ("Ann", "Bob")]
+    gid = store.groups.create("Inn", ids)
+    chat = store.groups.new_chat(gid, [(ids[0], "Welcome."), (ids[1], "Evening.")])
+    assert [r["name"] for r in st_chat_rows(store, chat)[1:]] == ["Ann", "Bob"]
+    assert "Ann: Welcome." in plain_text(store, chat)
+    assert "Bob: Evening." in plain_text(store, chat)
+    export_chat(store, chat, tmp_path / "inn.md")
+    assert "**Bob**" in (tmp_path / "inn.md").read_text()

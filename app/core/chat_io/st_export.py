@@ -71,7 +71,12 @@ def speaker_names(store: Store, chat_id: int) -> dict[str, str]:
         user = stored
     else:
         user = default["name"] if default else "User"
-    return {"user": user, "assistant": info["character_name"], "system": "System"}
+    names = {"user": user, "assistant": info["character_name"], "system": "System"}
+    # a group chat's replies: each under its speaker's name ("speaker:<character id>")
+    spoken = {m.speaker_id for m in store.chat_messages(chat_id) if m.speaker_id}
+    names.update({f"speaker:{cid}": name
+                  for cid, name in store.groups.speaker_names(spoken).items()})
+    return names
 
 
 def _header(store: Store, chat_id: int, names: dict[str, str], block: dict | None) -> dict:
@@ -98,7 +103,8 @@ def _line(node: Message, siblings: list[Message], names: dict[str, str]) -> dict
     stored = dict(node.extra or {})
     stored.pop("swipe_info", None)
     row: dict[str, Any] = {
-        "name": stored.get("name") or names[node.role],
+        "name": names.get(f"speaker:{node.speaker_id}") or stored.get("name")
+        or names[node.role],
         "is_user": node.role == "user" or (node.role == "system" and bool(stored.get("is_user"))),
         "is_system": node.role == "system",
         "send_date": stored.get("send_date") or st_send_date(node.created_at),

@@ -14,6 +14,8 @@ FORMATS = ("jsonl", "md", "txt")
 
 def _name(msg: Message, speakers: dict[str, str]) -> str:
     stored = (msg.extra or {}).get("name")
+    if f"speaker:{msg.speaker_id}" in speakers:  # a group member's reply
+        return speakers[f"speaker:{msg.speaker_id}"]
     return stored if isinstance(stored, str) and stored else speakers[msg.role]
 
 
