@@ -12,8 +12,13 @@ reply line names its speaker (`name`, and `original_avatar`, the member's avatar
 Members are found in the library by the names the chat lines give their avatars, else by the
 avatar file's name; a member not in the library is added as a card holding only its name (and
 said so), so no line loses its speaker. Fields Parlor has no place for are kept and written
-back. RisuAI keeps a group chat inside its character (`chaId` and `chats` of a character of
-`type: "group"` in its database); that format is not read here.
+back.
+
+RisuAI (its source, `src/ts/storage/database.svelte.ts`, December 2025) keeps a group as one
+entry of its character list, `groupChat` with `type: 'group'`: `characters` (member ids),
+`characterTalks` (talkativeness per member), `characterActive` (unmuted), `chats`, and each
+message names its speaker in `saying` (a member's id). It lives inside RisuAI's database
+rather than in a file of its own, so it is not read here.
 """
 
 from __future__ import annotations
