@@ -178,3 +178,13 @@ def test_export_everything_keeps_groups_their_picture_and_speakers(tmp_path, mon
     assert [m.speaker_id for m in other.store.active_path(chat)] == [a, b]
     assert other.store.groups.group_of_chat(chat) == gid
     other.close()
+
+
+def test_the_chat_library_lists_a_group_chat_under_the_groups_name(store):
+    a, b = _chars(store, "Ann", "Bob")
+    gid = store.groups.create("Tavern", [a, b])
+    chat = store.groups.new_chat(gid, [(a, "Hi")])
+    own = store.new_chat(a, ["Hello"])
+    names = {r["id"]: r["character_name"] for r in store.all_chats()}
+    assert names[chat] == "Tavern" and names[own] == "Ann"
+    assert store.chat_info(chat)["character_name"] == "Tavern"

@@ -15,7 +15,10 @@ from datetime import timedelta
 from app.core.store.db import StoreError
 from app.core.store.nodes import NewNode, insert_nodes, nodes_from_rows
 
-_CHAT_COLUMNS = ("c.id, c.title, c.character_id, ch.name AS character_name, c.persona_id,"
+# a group chat is listed under its group's name (groups.py), not its host member's
+_CHAT_COLUMNS = ("c.id, c.title, c.character_id,"
+                 " COALESCE((SELECT g.name FROM groups g WHERE g.id = c.group_id), ch.name)"
+                 " AS character_name, c.persona_id,"
                  " c.created_at, c.last_used_at, c.deleted_at,"
                  " (SELECT count(*) FROM messages m WHERE m.chat_id = c.id) AS message_count")
 
