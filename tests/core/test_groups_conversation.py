@@ -119,3 +119,18 @@ def test_auto_mode_runs_n_replies_and_stops_at_once(store, engine):
     stopped = AutoMode(turns=5)
     stopped.stop()
     assert run_auto(chat, engine, stopped) == []
+
+
+def test_a_members_sticky_lore_is_kept_on_the_branch(store, engine):
+    """world-info.js timed effects: a sticky entry fired in a group turn is remembered on the
+    message the prompt ended with, as for one character."""
+    chat = _group_chat(store, Strategy.LIST)
+    bob = chat.group.members[1].character_id
+    card = store.character_card(bob)
+    card["character_book"] = {"entries": [{"keys": ["dragon"], "content": "Dragons nap.",
+                                           "enabled": True, "extensions": {"sticky": 3}}]}
+    store.update_character(bob, card)
+    user = chat.send("A dragon!")
+    chat.reply(engine, chat.group.members[0].character_id)
+    state = WorldInfoStore(store).timed_state([user])
+    assert state and "sticky" in str(state)

@@ -22,6 +22,7 @@ from app.core.chat.groups.speakers import (
     turn_rng,
 )
 from app.core.chat.job import TokenCounter, sampling_from
+from app.core.chat.world_info import remember_lore_state
 from app.core.engine import Engine
 from app.core.store import Message, Store
 from app.core.store.groups import Group
@@ -97,6 +98,8 @@ class GroupChat:
         prompt = self.prompt(speaker_id, path)
         job = group_job(prompt, (engine.info, self.settings, self.counter))
         built = job(engine.count_tokens)
+        # world info's sticky/cooldown state goes on with this branch, as in the window
+        remember_lore_state(WorldInfoStore(self.store), prompt.path_ids, built)
         mid = self.store.groups.append_reply(self.chat_id, parent, speaker_id)
         sampling = sampling_from(self.settings, built.stop)
         text = "".join(engine.stream(built.text, sampling, cancel))
