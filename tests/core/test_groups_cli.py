@@ -54,3 +54,25 @@ def test_an_unknown_speaker_is_named_in_the_error(tmp_path, capsys):
     b = _card(tmp_path, "Bob", "Bob sings.")
     code, out, err = _run(capsys, "--card", a, "--card", b, "--speaker", "Zed")
     assert code == 1 and "--speaker 'Zed' is none of the cards: Ann, Bob" in err and not out
+
+
+def test_parlor_group_import_list_and_export(tmp_path, capsys):
+    from tests.core.test_groups_st_files import _write_st_folder
+
+    group_file = _write_st_folder(tmp_path / "st")
+    code, out, err = _run_cli(capsys, "group", "import", str(group_file))
+    assert code == 0 and out.startswith("group 1: 1 chat(s)")
+    assert "added with only their names: Ann, Bob" in err
+    code, out, _ = _run_cli(capsys, "group", "list", "--json")
+    assert json.loads(out) == [{"id": 1, "name": "Inn", "members": ["Ann", "Bob"],
+                                "muted": ["Bob"], "chats": [1]}]
+    code, out, _ = _run_cli(capsys, "group", "export", "1", str(tmp_path / "out"))
+    assert code == 0 and out.splitlines()[0].endswith("1727000000000.json")
+    code, _, err = _run_cli(capsys, "group", "import", str(tmp_path / "none.json"))
+    assert code == 1 and "no such file" in err
+
+
+def _run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
