@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.core.appdata.settings import Settings
-from app.core.chat.groups.conversation import AutoMode, GroupChat, run_auto
+from app.core.chat.groups.conversation import AutoMode, GroupChat, run_auto, start_group_chat
 from app.core.engine import LoadParams
 from app.core.engine.local import LocalEngine
 from app.core.store import Store
@@ -134,3 +134,17 @@ def test_a_members_sticky_lore_is_kept_on_the_branch(store, engine):
     chat.reply(engine, chat.group.members[0].character_id)
     state = WorldInfoStore(store).timed_state([user])
     assert state and "sticky" in str(state)
+
+
+def test_a_new_group_chat_opens_with_each_members_group_greeting(store):
+    """group-chats.js `getGroupChat`: a fresh group chat gets every member's first message
+    (`getFirstCharacterMessage`, macros filled in for that member); V3
+    `group_only_greetings` take the place of the usual ones in a group."""
+    ann = store.add_character({"name": "Ann", "first_mes": "Hi {{user}}, I'm {{char}}.",
+                               "group_only_greetings": ["Hello, everyone!"]})
+    bob = store.add_character({"name": "Bob", "first_mes": "{{char}} nods at {{user}}."})
+    quiet = store.add_character({"name": "Cid"})
+    gid = store.groups.create("Inn", [ann, bob, quiet])
+    chat = start_group_chat(store, gid, "Uma")
+    assert [(m.text, m.speaker_id) for m in store.active_path(chat)] == [
+        ("Hello, everyone!", ann), ("Bob nods at Uma.", bob)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QTimer, Signal
 
-from app.core.chat.groups.conversation import GroupChat
+from app.core.chat.groups.conversation import GroupChat, start_group_chat
 from app.core.chat.groups.prompt import GroupPromptJob
 from app.core.chat.job import sampling_from
 from app.core.store import Message
@@ -42,18 +42,9 @@ class GroupChatController(ChatController):
 
     def new_group_chat(self, group_id: int) -> int:
         """A new chat of the group, opening with each member's group greeting in turn."""
-        from app.core.chat.groups.cards import group_greetings
-        from app.core.chat.job import greetings
-
-        user = self._user_name()
-        openers = []
-        for m in self.ctx.store.groups.get(group_id).members:
-            card = self.ctx.store.character_card(m.character_id)
-            texts = group_greetings(card)
-            if texts:  # macros filled in as for one character's greeting
-                openers.append((m.character_id, greetings({**card, "first_mes": texts[0],
-                                                           "alternate_greetings": []}, user)[0]))
-        return self.ctx.store.groups.new_chat(group_id, openers)
+        default = self.ctx.store.default_persona()
+        user = default["name"] if default else self.ctx.settings.user_name
+        return start_group_chat(self.ctx.store, group_id, user)
 
     def reload(self) -> None:
         super().reload()

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass, field
 
 from app.core.appdata.settings import Settings
+from app.core.chat.groups.cards import group_greetings
 from app.core.chat.groups.prompt import GroupPrompt, group_job, group_prompt_input
 from app.core.chat.groups.speakers import (
     Candidate,
@@ -21,7 +22,7 @@ from app.core.chat.groups.speakers import (
     talkativeness,
     turn_rng,
 )
-from app.core.chat.job import TokenCounter, sampling_from
+from app.core.chat.job import TokenCounter, greetings, sampling_from
 from app.core.chat.world_info import remember_lore_state
 from app.core.engine import Engine
 from app.core.store import Message, Store
@@ -110,6 +111,21 @@ class GroupChat:
         self.store.update_message(mid, cleaned.text, "stopped" if stats and stats.stopped
                                   else "complete", info)
         return mid
+
+
+def start_group_chat(store: Store, group_id: int, user_name: str, title: str = "") -> int:
+    """A new chat of the group opening with each member's greeting in turn (its group-only
+    greeting when it has one), macros filled in, as SillyTavern's `getGroupChat` starts one;
+    a member without a greeting says nothing."""
+    openers = []
+    for m in store.groups.get(group_id).members:
+        card = store.character_card(m.character_id)
+        texts = group_greetings(card)
+        if texts:
+            opener = greetings({**card, "first_mes": texts[0], "alternate_greetings": []},
+                               user_name)[0]
+            openers.append((m.character_id, opener))
+    return store.groups.new_chat(group_id, openers, title)
 
 
 @dataclass
