@@ -183,3 +183,18 @@ def test_deleting_a_group_closes_its_chat_and_undo_restores_it(qtbot, make_windo
     assert not panel.undo_button.isHidden()
     panel.undo_delete()
     assert panel.model.rowCount() == 1 and panel.undo_button.isHidden()
+
+
+def test_each_reply_shows_its_speakers_own_portrait_or_initial(qtbot, make_window):
+    window = make_window()
+    wren = window.ctx.store.character_by_builtin("parlor:wren")
+    store = window.ctx.store
+    ann = store.add_character({"name": "Ann", "first_mes": "Hi."})  # no portrait
+    gid = store.groups.create("Pair", [ann, wren])
+    window.groups.panel.refresh()
+    window.groups.open_group(gid)
+    delegate = window.chat_view.itemDelegate()
+    assert set(delegate.speaker_avatars) == {"Wren"}  # Ann gets her initial, not Wren's face
+    assert not window.portrait_panel.isVisible()
+    window._on_character(wren)  # back to a one-character chat
+    assert delegate.speaker_avatars is None and window.portrait_panel.isVisible()

@@ -27,13 +27,15 @@ class GroupChatModel(ChatModel):
 class GroupMessageDelegate(MessageDelegate):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.speaker_avatars: dict[str, QPixmap] = {}  # by name, for the open group chat
+        # by name, while a group chat is open (None otherwise); a member without a
+        # portrait gets its initial, never another member's face
+        self.speaker_avatars: dict[str, QPixmap] | None = None
 
     def _paint_avatar(self, painter, option, bubble, is_user: bool, right: bool,
                       name: str) -> None:
-        own = None if is_user else self.speaker_avatars.get(name)
-        if own is None:
+        if is_user or self.speaker_avatars is None:
             return super()._paint_avatar(painter, option, bubble, is_user, right, name)
+        own = self.speaker_avatars.get(name)
         shared = self.avatars
         self.avatars = {**shared, "assistant": own}
         try:

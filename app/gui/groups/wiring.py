@@ -54,6 +54,12 @@ class GroupWiring(QObject):
         beside.setCollapsible(1, True)  # a narrow window may fold the member list away
         self.bar.refresh()
         self._show_speakers()
+        # the portrait pane shows one card: in a group chat the member list stands for it
+        self.controller.group_changed.connect(self._show_portrait)
+        self._show_portrait()
+
+    def _show_portrait(self) -> None:
+        self.window.portrait_panel.setVisible(self.controller.group_chat is None)
 
     # --- what the window asks -----------------------------------------------------------
     def header_chats(self, chat_id: int) -> tuple[str, list]:
@@ -110,7 +116,7 @@ class GroupWiring(QObject):
         delegate = self.window.chat_view.itemDelegate()
         chat = self.controller.group_chat
         if chat is None:
-            delegate.speaker_avatars = {}
+            delegate.speaker_avatars = None
         else:
             faces = member_portraits(self.window.ctx.store, chat.group.id)
             delegate.speaker_avatars = {m.name: faces[m.character_id]
