@@ -198,3 +198,29 @@ def test_each_reply_shows_its_speakers_own_portrait_or_initial(qtbot, make_windo
     assert not window.portrait_panel.isVisible()
     window._on_character(wren)  # back to a one-character chat
     assert delegate.speaker_avatars is None and window.portrait_panel.isVisible()
+
+
+def test_the_editor_sets_a_group_picture_and_goes_back_to_the_collage(qtbot, make_window,
+                                                                      tmp_path):
+    from PySide6.QtGui import QColor, QImage
+
+    window = make_window()
+    store = window.ctx.store
+    gid = store.groups.create("Solo", [store.add_character({"name": "Ann"})])
+    picture = tmp_path / "inn.png"
+    image = QImage(64, 64, QImage.Format.Format_RGB32)
+    image.fill(QColor("red"))
+    image.save(str(picture))
+    editor = GroupEditor(store, gid)
+    qtbot.addWidget(editor)
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    assert not editor.set_picture_file(str(tmp_path / "junk.png"))
+    assert editor.problem.text()  # said why, nothing changed
+    assert editor.set_picture_file(str(picture))
+    editor.save()
+    assert store.groups.avatar(gid)[:8] == b"\x89PNG\r\n\x1a\n"
+    again = GroupEditor(store, gid)
+    qtbot.addWidget(again)
+    again.collage_button.click()
+    again.save()
+    assert store.groups.avatar(gid) is None

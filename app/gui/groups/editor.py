@@ -13,12 +13,15 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
+    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -26,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from app.core.store import Store, StoreError
 from app.core.store.groups import CardMode, GroupSettings, Strategy
+from app.gui.characters.card_editor import AvatarError, decode_avatar
 
 STRATEGY_LABELS = {Strategy.NATURAL: "Natural (mentions, then talkativeness)",
                    Strategy.LIST: "List (everyone in order)",
@@ -66,6 +70,12 @@ class GroupEditor(QDialog):
         self.scenario.setPlaceholderText(self.tr("Empty: each member's own scenario"))
         self.problem = QLabel()
         self.problem.setTextFormat(Qt.TextFormat.PlainText)
+        # None: unchanged; b"": back to the members' collage; else the new picture (PNG)
+        self.picture: bytes | None = None
+        self.picture_button = QPushButton(self.tr("Picture…"))
+        self.collage_button = QPushButton(self.tr("Members' collage"))
+        self.picture_button.clicked.connect(self._choose_picture)
+        self.collage_button.clicked.connect(lambda: self._set_picture(b""))
         self._layout()
 
     def _combo(self, labels: dict, chosen) -> QComboBox:
@@ -78,6 +88,10 @@ class GroupEditor(QDialog):
     def _layout(self) -> None:
         form = QFormLayout()
         form.addRow(self.tr("Name"), self.name)
+        pictures = QHBoxLayout()
+        pictures.addWidget(self.picture_button)
+        pictures.addWidget(self.collage_button)
+        form.addRow(self.tr("Group picture"), pictures)
         form.addRow(self.tr("Members"), self.members)
         form.addRow(self.tr("Who speaks next"), self.strategy)
         form.addRow(self.tr("Cards in the prompt"), self.mode)
@@ -94,6 +108,25 @@ class GroupEditor(QDialog):
         lay.addLayout(form)
         lay.addWidget(self.problem)
         lay.addWidget(buttons)
+
+    def _choose_picture(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("Group picture"), "",
+                                              self.tr("Images (*.png *.jpg *.jpeg *.webp)"))
+        if path:
+            self.set_picture_file(path)
+
+    def set_picture_file(self, path: str) -> bool:
+        try:
+            self._set_picture(decode_avatar(path))
+        except AvatarError as exc:
+            self.problem.setText(str(exc))
+            return False
+        return True
+
+    def _set_picture(self, data: bytes) -> None:
+        self.picture = data
+        self.problem.setText(self.tr("The members' collage will be shown.") if not data
+                             else self.tr("The new picture is used when you save."))
 
     def chosen_members(self) -> list[int]:
         return [self.members.item(i).data(Qt.ItemDataRole.UserRole)
@@ -124,8 +157,11 @@ class GroupEditor(QDialog):
             raise ValueError(self.tr("Tick at least one member."))
         groups = self.store.groups
         if self.group_id is None:
-            self.group_id = groups.create(self.name.text(), chosen, self.settings())
+            self.group_id = groups.create(self.name.text(), chosen, self.settings(),
+                                          avatar=self.picture or None)
             return
+        if self.picture is not None:
+            groups.set_avatar(self.group_id, self.picture or None)
         groups.rename(self.group_id, self.name.text())
         groups.set_settings(self.group_id, self.settings())
         old = [m.character_id for m in groups.get(self.group_id).members]
