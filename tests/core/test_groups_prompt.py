@@ -49,7 +49,7 @@ def _built(store, chat, speaker, template="chatml"):
     leaf = store.active_leaf(chat)
     store.append_message(chat, leaf, "user", "Tell me of the dragon, Cid.")
     prompt = group_prompt_input(store, settings, chat, speaker, store.active_path(chat))
-    return prompt, group_job(prompt, (INFO, settings, TokenCounter()))(count_many)
+    return prompt, group_job(prompt, INFO, settings, TokenCounter())(count_many)
 
 
 def test_swap_mode_sends_only_the_speakers_card(store, trio):

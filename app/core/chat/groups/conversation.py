@@ -97,7 +97,7 @@ class GroupChat:
             path = path[:ids.index(regenerate_of)]
         parent = path[-1].id if path else None
         prompt = self.prompt(speaker_id, path)
-        job = group_job(prompt, (engine.info, self.settings, self.counter))
+        job = group_job(prompt, engine.info, self.settings, self.counter)
         built = job(engine.count_tokens)
         # world info's sticky/cooldown state goes on with this branch, as in the window
         remember_lore_state(WorldInfoStore(self.store), prompt.path_ids, built)

@@ -16,9 +16,16 @@ from dataclasses import dataclass, field, replace
 
 from app.core.appdata.settings import Settings
 from app.core.chat.groups.cards import MemberCard, speaker_card
-from app.core.chat.job import PromptJob, chat_persona_of, prompt_input, prompt_message
+from app.core.chat.job import (
+    PromptJob,
+    TokenCounter,
+    chat_persona_of,
+    prompt_input,
+    prompt_message,
+)
 from app.core.chat.world_info import lore_input
-from app.core.prompt import BuiltPrompt, ChatTemplate
+from app.core.engine import ModelInfo
+from app.core.prompt import BuiltPrompt, ChatTemplate, PromptInput
 from app.core.prompt import Message as PromptMessage
 from app.core.prompt.instruct import InstructTemplate, shipped_instruct
 from app.core.prompt.worldinfo import Book, Source
@@ -81,7 +88,7 @@ def _wraps(settings: Settings) -> bool:
 class GroupPrompt:
     """A group turn's prompt input, and what the job adds to it."""
 
-    inp: object  # PromptInput
+    inp: PromptInput
     stops: list[str]
     speaker: MemberCard
     path_ids: list[int] = field(default_factory=list)
@@ -128,7 +135,7 @@ class GroupPromptJob(PromptJob):
         return built
 
 
-def group_job(prompt: GroupPrompt, job_args: tuple) -> GroupPromptJob:
-    """`job_args`: (ModelInfo, Settings, TokenCounter), as for a one-character job."""
-    info, settings, counter = job_args
+def group_job(prompt: GroupPrompt, info: ModelInfo, settings: Settings,
+              counter: TokenCounter) -> GroupPromptJob:
+    """The job for the worker (or `GroupChat.reply`), as for a one-character chat."""
     return GroupPromptJob(prompt.inp, info, settings, counter, member_stops=prompt.stops)
