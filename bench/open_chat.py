@@ -23,7 +23,7 @@ def _write_chat(ctx, n: int) -> int:
     char = ensure_default_character(ctx.store)
     nodes = [NewNode(i, i - 1 if i else None, "assistant" if i % 2 == 0 else "user",
                      f"{LINES[i % 2]} ({i})") for i in range(n)]
-    return ctx.store.create_chat_from_nodes(char, "A very long evening", nodes, leaf_key=n - 1)
+    return ctx.store.chats.from_nodes(char, "A very long evening", nodes, leaf_key=n - 1)
 
 
 def measure(n_messages: int = 10_000, repeats: int = 3) -> dict:

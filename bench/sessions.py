@@ -71,7 +71,9 @@ def _idle(engine, probe: list[str], quiet_ms: float) -> tuple[float, float]:
     rss = _Rss(engine._proc.pid)
     time.sleep(IDLE_SAVE_S + 0.002)
     blocked = _count_ms(engine, probe) - quiet_ms
-    time.sleep(READ_S - IDLE_SAVE_S)
+    # On a busy machine the count can land just before the save starts and so restart the
+    # idle clock: wait a whole idle period again, so the save happens either way.
+    time.sleep(READ_S)
     return max(blocked, 0.0), rss.extra_mb()
 
 

@@ -45,7 +45,7 @@ def main(out: Path) -> None:
     window.library.select(window.library.ids()[-1])   # Wren
     store, chat = ctx.store, window.controller.chat_id
     for role, text in LINES:
-        store.append_message(chat, store.active_leaf(chat), role, text)
+        store.messages.append(chat, store.messages.active_leaf(chat), role, text)
     window.controller.reload()
     for theme, name in (("light", "screenshot.png"), ("dark", "screenshot-dark.png")):
         ctx.settings.theme = theme

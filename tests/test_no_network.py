@@ -116,10 +116,10 @@ def test_hostile_card_text_in_the_chat_view_makes_no_request(qtbot, make_window,
     port, hits = recorder
     payload = HOSTILE.format(port=port)
     ctx = AppContext.create()
-    cid = ctx.store.add_character({"name": f"Aaron <img src=http://127.0.0.1:{port}/name>",
+    cid = ctx.store.characters.add({"name": f"Aaron <img src=http://127.0.0.1:{port}/name>",
                                    "first_mes": payload, "description": payload})
-    chat = ctx.store.new_chat(cid, [payload])
-    ctx.store.append_message(chat, ctx.store.active_leaf(chat), "user", payload)
+    chat = ctx.store.chats.new(cid, [payload])
+    ctx.store.messages.append(chat, ctx.store.messages.active_leaf(chat), "user", payload)
     ctx.close()
     window = make_window()
     qtbot.waitUntil(lambda: window.chat_model.rowCount() == 2, timeout=5000)

@@ -98,16 +98,16 @@ def run_import(args: argparse.Namespace) -> int:
 def _character_for(store: Store, args: argparse.Namespace) -> int | None:
     """The library's character for this import; None (after saying why) if there is none."""
     if args.character is not None:
-        store.character_card(args.character)  # raises StoreError naming the id
+        store.characters.card(args.character)  # raises StoreError naming the id
         return args.character
     card = load_card(args.card)
     name = card.data.get("name") or "Unnamed"
-    matches = store.find_characters(name)
+    matches = store.characters.find(name)
     same = [r["id"] for r in matches if json.loads(r["card_json"]) == card.data]
     if same or matches:
         return (same or [matches[0]["id"]])[0]
     if args.create_missing or _confirm(f"{name} is not in the library. Add the card?"):
-        character = store.add_character(card.data, card.avatar)
+        character = store.characters.add(card.data, card.avatar)
         print(f"Added {name} to the library (character {character})", file=sys.stderr)
         return character
     _fail(f"{name} (from {args.card}) is not in the library; --create-missing adds the card")
@@ -120,7 +120,7 @@ def run_export(args: argparse.Namespace) -> int:
     except StoreError as exc:
         return _fail(exc)
     try:
-        store.chat_info(args.chat_id)
+        store.chats.info(args.chat_id)
         fmt = export_chat(store, args.chat_id, args.output, args.format)
     except (ChatIOError, StoreError) as exc:
         return _fail(exc)
@@ -137,7 +137,7 @@ def _when(stamp: float) -> str:
 def run_list(args: argparse.Namespace) -> int:
     try:
         store = _open()
-        rows = store.chat_trash() if args.trash else store.all_chats()
+        rows = store.chats.trash() if args.trash else store.chats.all()
         store.close()
     except StoreError as exc:
         return _fail(exc)
@@ -157,7 +157,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_search(args: argparse.Namespace) -> int:
     try:
         store = _open()
-        hits = store.search_chats(args.text)
+        hits = store.chats.search(args.text)
         store.close()
     except StoreError as exc:
         return _fail(exc)

@@ -16,14 +16,14 @@ class ChatManagerActions:
 
     def _show_header_personas(self) -> None:
         chat = self.controller.chat_id
-        own = self.ctx.store.chat_info(chat)["persona_id"] if chat is not None else None
-        self.header.show_personas(self.ctx.store.personas(), own)
+        own = self.ctx.store.chats.info(chat)["persona_id"] if chat is not None else None
+        self.header.show_personas(self.ctx.store.personas.list(), own)
 
     def show_chats(self) -> ChatsDialog | None:
         chat = self.controller.chat_id
         if chat is None:
             return None
-        dialog = ChatsDialog(self.ctx.store, self.ctx.store.chat_character(chat), chat, self)
+        dialog = ChatsDialog(self.ctx.store, self.ctx.store.chats.character_of(chat), chat, self)
         dialog.chat_chosen.connect(self._open_chat_anywhere)
         dialog.chats_changed.connect(lambda: self._on_chats_changed(dialog))
         dialog.finished.connect(dialog.deleteLater)
@@ -33,7 +33,7 @@ class ChatManagerActions:
 
     def _open_chat_anywhere(self, chat_id: int) -> None:
         """A search hit may be another character's chat: choose that character first."""
-        character = self.ctx.store.chat_character(chat_id)
+        character = self.ctx.store.chats.character_of(chat_id)
         if character != self.library.current_id():
             self.library.select(character)
         self._open_chat(chat_id)
@@ -42,19 +42,19 @@ class ChatManagerActions:
         chat = self.controller.chat_id
         if chat is None or self.controller.busy:
             return
-        character = self.ctx.store.chat_character(chat)
-        if self.ctx.store.chat_info(chat)["deleted_at"] is not None:  # the open chat was trashed
+        character = self.ctx.store.chats.character_of(chat)
+        if self.ctx.store.chats.info(chat)["deleted_at"] is not None:  # the open chat was trashed
             self._on_character(character)
             dialog.current_chat = self.controller.chat_id
             dialog.reload()
             return
         self.header.show_chats(self.controller.card.get("name", ""),
-                               self.ctx.store.chats(character), chat)
+                               self.ctx.store.chats.of_character(character), chat)
 
     def _choose_persona(self, persona_id: int | None) -> None:
         if self.controller.chat_id is None:
             return
-        self.ctx.store.set_chat_persona(self.controller.chat_id, persona_id)
+        self.ctx.store.personas.set_for_chat(self.controller.chat_id, persona_id)
         if not self.controller.busy:
             self.controller.reload()
 

@@ -264,7 +264,7 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
         avatar = self.library.avatar_pixmap(character_id)
         self.chat_view.itemDelegate().avatars = {"assistant": avatar} if avatar else {}
         try:
-            chats = self.ctx.store.chats(character_id)
+            chats = self.ctx.store.chats.of_character(character_id)
             if chats:
                 self._open_chat(chats[0]["id"])
             else:
@@ -277,14 +277,14 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
         if self.groups.refresh_open_chat():
             return
         if self.controller.chat_id is not None and not self.controller.busy:
-            self._on_character(self.ctx.store.chat_character(self.controller.chat_id))
+            self._on_character(self.ctx.store.chats.character_of(self.controller.chat_id))
 
     def _open_chat(self, chat_id: int) -> None:
         if self.controller.busy:
             return
         self._save_draft()
         self.controller.open_chat(chat_id)
-        self.composer.setPlainText(self.ctx.store.draft(chat_id))
+        self.composer.setPlainText(self.ctx.store.chats.draft(chat_id))
         self.header.show_chats(*self.groups.header_chats(chat_id), chat_id)
         self._show_header_personas()
         self.chat_view.scrollToBottom()
@@ -338,7 +338,7 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
     def _save_draft(self) -> None:
         if self.controller.chat_id is not None:
             try:
-                self.ctx.store.set_draft(self.controller.chat_id, self.composer.toPlainText())
+                self.ctx.store.chats.set_draft(self.controller.chat_id, self.composer.toPlainText())
             except StoreError as exc:
                 self.statusBar().showMessage(str(exc), 5000)
 

@@ -43,7 +43,7 @@ class MessageActions:
         if self.controller.busy:
             return
         try:
-            chat = self.ctx.store.branch_from(message_id)
+            chat = self.ctx.store.chats.branch_from(message_id)
         except StoreError as exc:
             self._show_error(str(exc))
             return

@@ -148,7 +148,7 @@ def describe_header(header: GGUFHeader, n_ctx: int, kv_type: str) -> str:
     experts = f", {header.expert_used_count} of {header.expert_count} experts used" \
         if header.expert_count else ""
     try:
-        need = estimate_memory(header, n_ctx, kv_type=kv_type)["total_bytes"] / 1e9
+        need = estimate_memory(header, n_ctx, kv_type=kv_type).total_bytes / 1e9
         size = f"{need:.1f} GB" if need >= 1 else f"{need * 1000:.0f} MB"
         memory = f"; about {size} with a {n_ctx}-token context"
     except (GGUFError, KeyError, ValueError, ZeroDivisionError):

@@ -109,7 +109,7 @@ class PersonasDialog(QDialog):
         keep = select if select is not None else self._editing
         self.list.blockSignals(True)
         self.list.clear()
-        for row in self.store.personas():
+        for row in self.store.personas.list():
             label = row["name"] or self.tr("(no name)")
             if row["is_default"]:
                 label = self.tr("{0}  (default)").format(label)
@@ -136,7 +136,7 @@ class PersonasDialog(QDialog):
     def _show(self, persona_id: int | None) -> None:
         """Fill the editor with `persona_id` (or empty and disabled when there is none)."""
         self._editing = None  # filling the fields is not an edit
-        row = self.store.persona(persona_id) if persona_id is not None else None
+        row = self.store.personas.get(persona_id) if persona_id is not None else None
         self.name_edit.setText(row["name"] if row else "")
         self.description_edit.setPlainText(row["description"] if row else "")
         self.default_label.setText(self.tr("This is the default persona.")
@@ -160,12 +160,12 @@ class PersonasDialog(QDialog):
         self._save_timer.stop()
         if self._editing is None:
             return False
-        row = self.store.persona(self._editing)
+        row = self.store.personas.get(self._editing)
         name = self.name_edit.text().strip() or row["name"]  # a persona keeps a name
         description = self.description_edit.toPlainText()
         if (name, description) == (row["name"], row["description"]):
             return False
-        self.store.update_persona(self._editing, name=name, description=description)
+        self.store.personas.update(self._editing, name=name, description=description)
         if name != row["name"]:
             self._relabel(self._editing, name, bool(row["is_default"]))
         self.personas_changed.emit()
@@ -179,7 +179,7 @@ class PersonasDialog(QDialog):
 
     def add(self, name: str, description: str = "") -> int:
         self.save()
-        persona_id = self.store.add_persona(name, description)
+        persona_id = self.store.personas.add(name, description)
         self.reload(select=persona_id)
         self.personas_changed.emit()
         return persona_id
@@ -191,7 +191,7 @@ class PersonasDialog(QDialog):
 
     def make_default(self, persona_id: int) -> None:
         self.save()
-        self.store.set_default_persona(persona_id)
+        self.store.personas.set_default(persona_id)
         self.reload(select=persona_id)
         self.personas_changed.emit()
 
@@ -203,9 +203,9 @@ class PersonasDialog(QDialog):
         """Delete (chats that chose it fall back to the default); Undo brings back its
         name, description, default flag and the chats that had chosen it."""
         self.save()
-        row = self.store.persona(persona_id)
-        chats = [c["id"] for c in self.store.all_chats() if c["persona_id"] == persona_id]
-        self.store.delete_persona(persona_id)
+        row = self.store.personas.get(persona_id)
+        chats = [c["id"] for c in self.store.chats.all() if c["persona_id"] == persona_id]
+        self.store.personas.delete(persona_id)
         self._deleted.append((row["name"], row["description"], bool(row["is_default"]), chats))
         self._editing = None
         self.reload()
@@ -223,7 +223,7 @@ class PersonasDialog(QDialog):
         name, description, was_default, chats = self._deleted.pop()
         persona_id = self.add(name, description)
         for chat_id in chats:
-            self.store.set_chat_persona(chat_id, persona_id)
+            self.store.personas.set_for_chat(chat_id, persona_id)
         if was_default:
             self.make_default(persona_id)
         if not self._deleted:

@@ -280,7 +280,7 @@ class SamplerPresetBar(QWidget):
 
     def save_for_chat(self) -> None:
         general = sampling_from(self.ctx.settings, [])
-        extra = self.ctx.store.chat_extra(self.chat_id)
+        extra = self.ctx.store.chats.extra(self.chat_id)
         extra["sampler"] = overrides_between(general, self._current())
-        self.ctx.store.set_chat_extra(self.chat_id, extra)
+        self.ctx.store.chats.set_extra(self.chat_id, extra)
         self.status.setText(self.tr("This chat keeps its own samplers."))

@@ -1,8 +1,8 @@
-"""The generation worker: one QObject on its own QThread owns the engine (STYLE #3).
+"""The generation worker: one QObject on its own QThread owns the engine (C3).
 
-Requests come in as queued signals; text goes out in batches about every 50 ms (STYLE #8),
+Requests come in as queued signals; text goes out in batches about every 50 ms (C8),
 never one signal per token. Stop is a threading.Event the GUI sets directly, because this
-thread's event loop is busy while it generates (STYLE #4).
+thread's event loop is busy while it generates (C4).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class GenerationWorker(QObject):
 
     @Slot(object)
     def swap_engine(self, make_engine: Callable[[], Engine]) -> None:
-        """Replace the engine on this thread, the only one that touches it (STYLE #20).
+        """Replace the engine on this thread, the only one that touches it (C3).
 
         Queued like every request, so a load or a reply already asked for finishes first and
         the old engine is never unloaded under it. `make_engine` runs here too: building a
@@ -116,7 +116,7 @@ class GenerationWorker(QObject):
 
 
 class WorkerThread:
-    """Owns the QThread and shuts it down in a fixed order (STYLE #5)."""
+    """Owns the QThread and shuts it down in a fixed order (C5)."""
 
     def __init__(self, worker: GenerationWorker) -> None:
         self.worker = worker

@@ -14,9 +14,9 @@ from app.core.store.db import MIGRATIONS
 
 def _store_with_chat(db_path, text="hello"):
     store = Store(db_path)
-    cid = store.add_character({"name": "Ada"})
-    chat = store.new_chat(cid, ["Hi!"])
-    mid = store.append_message(chat, store.active_leaf(chat), "user", text)
+    cid = store.characters.add({"name": "Ada"})
+    chat = store.chats.new(cid, ["Hi!"])
+    mid = store.messages.append(chat, store.messages.active_leaf(chat), "user", text)
     return store, chat, mid
 
 
@@ -76,13 +76,13 @@ def test_restore_brings_back_the_snapshot_and_keeps_an_undo(tmp_path):
     db = tmp_path / "parlor.sqlite3"
     store, chat, _ = _store_with_chat(db, "before")
     snap = backup.snapshot(db)
-    store.append_message(chat, store.active_leaf(chat), "assistant", "after the snapshot")
+    store.messages.append(chat, store.messages.active_leaf(chat), "assistant", "after the snapshot")
     store.close()
     undo = backup.restore_snapshot(snap, db)
     assert _texts(db) == ["Hi!", "before"]
     assert "after the snapshot" in _texts(undo)
     reopened = Store(db)
-    assert [m.text for m in reopened.active_path(chat)] == ["Hi!", "before"]
+    assert [m.text for m in reopened.messages.active_path(chat)] == ["Hi!", "before"]
     assert reopened._query("PRAGMA integrity_check")[0][0] == "ok"
     reopened.close()
 

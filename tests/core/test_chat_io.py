@@ -28,7 +28,7 @@ FIXTURES = Path(__file__).parent.parent / "fixtures" / "chats"
 
 @pytest.fixture
 def alice(store):
-    return store.add_character({"name": "Alice"})
+    return store.characters.add({"name": "Alice"})
 
 
 def _lines(path: Path) -> list[dict]:
@@ -36,7 +36,7 @@ def _lines(path: Path) -> list[dict]:
 
 
 def _tree(store: Store, chat: int) -> list:
-    messages = store.chat_messages(chat)
+    messages = store.messages.of_chat(chat)
 
     def below(parent):
         return [(m.role, m.text, m.status, m.gen_info, below(m.id))
@@ -71,27 +71,27 @@ def test_send_date_in_every_format(value, expected):
 def test_old_style_file_imports_swipes_roles_dates_and_unknown_fields(store, alice):
     result = import_st_chat(store, FIXTURES / "old_style.jsonl", alice)
     assert (result.messages, result.problems, result.warnings) == (6, [], [])
-    path = store.active_path(result.chat_id)
+    path = store.messages.active_path(result.chat_id)
     assert [m.role for m in path] == ["assistant", "user", "assistant", "system"]
     assert [(m.sibling_index, m.sibling_count) for m in path] == [(0, 2), (0, 1), (1, 2),
                                                                    (0, 1)]
     assert path[2].text == "A book about lighthouses."
-    assert store.message(store.sibling_ids(path[2].id)[0]).text == "A story about dragons."
+    assert store.messages.get(store.messages.sibling_ids(path[2].id)[0]).text == "A story about dragons."
     assert path[1].created_at == pytest.approx(_local(2023, 6, 2, 21, 10, 5, 12000))
     assert path[2].gen_info == {"model": "pygmalion-6b", "api": "kobold"}
     assert path[2].extra["force_avatar"] == "characters/Alice.png"
-    assert store.chat_extra(result.chat_id)["chat_metadata"]["note_depth"] == 4
-    assert store.chat_info(result.chat_id)["title"] == "old_style"
+    assert store.chats.extra(result.chat_id)["chat_metadata"]["note_depth"] == 4
+    assert store.chats.info(result.chat_id)["title"] == "old_style"
 
 
 def test_new_style_file_keeps_integrity_and_shows_the_chosen_swipe(store, alice):
     result = import_st_chat(store, FIXTURES / "new_style.jsonl", alice)
-    path = store.active_path(result.chat_id)
+    path = store.messages.active_path(result.chat_id)
     assert path[-1].text == "Tea, then. I'll put the kettle on."
     assert (path[-1].sibling_index, path[-1].sibling_count) == (2, 3)
     assert path[-1].created_at == 1727485400.0
     assert path[0].created_at == pytest.approx(_local(2024, 9, 28, 1, 0))
-    meta = store.chat_extra(result.chat_id)["chat_metadata"]
+    meta = store.chats.extra(result.chat_id)["chat_metadata"]
     assert meta["integrity"] == "5b3c1a9e-7d2f-4c4b-9a51-0e8d2f6c1b77"
     assert path[-1].extra["custom_field"] == {"keep": "me"}
 
@@ -118,42 +118,42 @@ def test_reexport_gives_back_what_was_read(store, alice, tmp_path, name):
 
 
 def test_round_trip_through_parlor_keeps_the_whole_tree(store, alice, tmp_path):
-    chat = store.new_chat(alice, ["Hi!", "Evening."])
-    g = store.active_path(chat)[0].id
-    q1 = store.append_message(chat, g, "user", "Tell me about the lighthouse.")
-    a1 = store.append_message(chat, q1, "assistant", "It is old.",
+    chat = store.chats.new(alice, ["Hi!", "Evening."])
+    g = store.messages.active_path(chat)[0].id
+    q1 = store.messages.append(chat, g, "user", "Tell me about the lighthouse.")
+    a1 = store.messages.append(chat, q1, "assistant", "It is old.",
                               gen_info={"model": "tiny", "seed": 3, "sampler": {"top_p": 0.9}})
-    q2 = store.append_message(chat, a1, "user", "How old?")
-    store.append_message(chat, q2, "assistant", "Very.", status="stopped")
-    store.append_message(chat, q2, "assistant", "Two hundred years.", status="interrupted")
-    store.regenerate(a1, "It is red and white.", "complete")
-    store.swipe(store.active_path(chat)[0].id, +1)  # show the second greeting
-    store.append_message(chat, store.active_leaf(chat), "user", "Evening to you.")
-    store.swipe(store.active_path(chat)[0].id, -1)
+    q2 = store.messages.append(chat, a1, "user", "How old?")
+    store.messages.append(chat, q2, "assistant", "Very.", status="stopped")
+    store.messages.append(chat, q2, "assistant", "Two hundred years.", status="interrupted")
+    store.messages.regenerate(a1, "It is red and white.", "complete")
+    store.messages.swipe(store.messages.active_path(chat)[0].id, +1)  # show the second greeting
+    store.messages.append(chat, store.messages.active_leaf(chat), "user", "Evening to you.")
+    store.messages.swipe(store.messages.active_path(chat)[0].id, -1)
     export_chat(store, chat, tmp_path / "tree.jsonl")
     again = import_st_chat(store, tmp_path / "tree.jsonl", alice)
     assert again.warnings == []
     assert _tree(store, again.chat_id) == _tree(store, chat)
-    assert [m.text for m in store.active_path(again.chat_id)] == \
-        [m.text for m in store.active_path(chat)]
-    a1_copy = store.active_path(again.chat_id)[2]
-    leaf = store.swipe(a1_copy.id, -1)  # the remembered path below a1 came back too
-    assert store.message(leaf).text == "Two hundred years."
+    assert [m.text for m in store.messages.active_path(again.chat_id)] == \
+        [m.text for m in store.messages.active_path(chat)]
+    a1_copy = store.messages.active_path(again.chat_id)[2]
+    leaf = store.messages.swipe(a1_copy.id, -1)  # the remembered path below a1 came back too
+    assert store.messages.get(leaf).text == "Two hundred years."
 
 
 def test_branches_under_a_swipe_changed_elsewhere_are_dropped_with_a_warning(
         store, alice, tmp_path):
-    chat = store.new_chat(alice, ["Hi!"])
-    q = store.append_message(chat, store.active_leaf(chat), "user", "Question?")
-    a = store.append_message(chat, q, "assistant", "First answer.")
-    store.append_message(chat, a, "user", "A follow-up that is only in the tree.")
-    store.regenerate(a, "Second answer.", "complete")
+    chat = store.chats.new(alice, ["Hi!"])
+    q = store.messages.append(chat, store.messages.active_leaf(chat), "user", "Question?")
+    a = store.messages.append(chat, q, "assistant", "First answer.")
+    store.messages.append(chat, a, "user", "A follow-up that is only in the tree.")
+    store.messages.regenerate(a, "Second answer.", "complete")
     rows = st_chat_rows(store, chat)
     rows[3]["swipes"][0] = "Edited in SillyTavern."
     (tmp_path / "edited.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     result = import_st_chat(store, tmp_path / "edited.jsonl", alice)
     assert any("could not be restored" in w for w in result.warnings)
-    texts = [m.text for m in store.chat_messages(result.chat_id)]
+    texts = [m.text for m in store.messages.of_chat(result.chat_id)]
     assert "Edited in SillyTavern." in texts
     assert "A follow-up that is only in the tree." not in texts
 
@@ -163,13 +163,13 @@ def test_malformed_lines_are_reported_and_imported_only_when_agreed(store, alice
     with pytest.raises(ChatIOError, match="line 3.*line 5") as caught:
         import_st_chat(store, source, alice)
     assert [p.line for p in caught.value.problems] == [3, 5]
-    assert store.all_chats() == []  # nothing half-imported
+    assert store.chats.all() == []  # nothing half-imported
     seen = []
     with pytest.raises(ChatIOError):
         import_st_chat(store, source, alice, accept=lambda p: seen.extend(p) or False)
     assert [p.line for p in seen] == [3, 5]
     result = import_st_chat(store, source, alice, accept=lambda p: True)
-    assert [m.text for m in store.active_path(result.chat_id)] == \
+    assert [m.text for m in store.messages.active_path(result.chat_id)] == \
         ["Hello!", "Are you there?", "Still here."]
     assert import_st_chat(store, source, alice, strict=False).messages == 3
 
@@ -193,12 +193,12 @@ def test_an_unreadable_file_is_a_clear_error(store, alice, tmp_path):
     with pytest.raises(ChatIOError, match="nothere.jsonl"):
         import_st_chat(store, tmp_path / "nothere.jsonl", alice)
     with pytest.raises(ChatIOError, match="unknown export format"):
-        export_chat(store, store.new_chat(alice, ["Hi"]), tmp_path / "chat.docx")
+        export_chat(store, store.chats.new(alice, ["Hi"]), tmp_path / "chat.docx")
 
 
 def test_markdown_and_plain_text_show_the_active_path(store, alice, tmp_path):
     chat = import_st_chat(store, FIXTURES / "old_style.jsonl", alice).chat_id
-    store.add_persona("Sam")
+    store.personas.add("Sam")
     md = markdown_text(store, chat)
     assert md.startswith("# old_style\n")
     assert "**Alice** · 2023-06-02 21:10 · swipe 2 of 2\n\nA book about lighthouses." in md
@@ -221,20 +221,20 @@ def _tree_ops(draw):
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=_tree_ops())
 def test_any_tree_survives_a_round_trip(store, alice, tmp_path, ops):
-    chat = store.new_chat(alice, ["Hi!"])
+    chat = store.chats.new(alice, ["Hi!"])
     for op, pick, role, text in ops:
-        ids = [m.id for m in store.chat_messages(chat)]
+        ids = [m.id for m in store.messages.of_chat(chat)]
         target = ids[pick % len(ids)]
         if op == "append":
-            store.append_message(chat, target, role, text)
+            store.messages.append(chat, target, role, text)
         else:
-            store.swipe(target, +1 if pick % 2 else -1)
+            store.messages.swipe(target, +1 if pick % 2 else -1)
     export_chat(store, chat, tmp_path / "random.jsonl")
     again = import_st_chat(store, tmp_path / "random.jsonl", alice)
     assert again.warnings == []
     assert _tree(store, again.chat_id) == _tree(store, chat)
-    assert [m.text for m in store.active_path(again.chat_id)] == \
-        [m.text for m in store.active_path(chat)]
+    assert [m.text for m in store.messages.active_path(again.chat_id)] == \
+        [m.text for m in store.messages.active_path(chat)]
 
 
 def _group_chat(tmp_path: Path) -> Path:
@@ -265,7 +265,7 @@ def test_narrator_and_group_lines_keep_their_speakers_in_the_prompt(store, alice
     from app.core.prompt.instruct import instruct_template
 
     chat = import_st_chat(store, _group_chat(tmp_path), alice).chat_id
-    inp = prompt_input({"name": "Alice"}, Settings(), store.active_path(chat),
+    inp = prompt_input({"name": "Alice"}, Settings(), store.messages.active_path(chat),
                        persona=("Bob", ""))
     assert [(m.role, m.name, m.text) for m in inp.history] == [
         ("assistant", None, "Welcome in."), ("user", None, "Hello, both of you."),
@@ -284,10 +284,10 @@ def test_export_writes_sillytaverns_own_send_date(store, alice, tmp_path):
     """getMessageTimeStamp (RossAscends-mods.js): `June 19, 2023 2:20pm`, local time; it is
     what parseTimestamp (utils.js) in SillyTavern 1.12 reads back, unlike ISO 8601."""
     chat = import_st_chat(store, _group_chat(tmp_path), alice).chat_id
-    fresh = store.append_message(chat, store.active_path(chat)[-1].id, "assistant", "Yes.")
+    fresh = store.messages.append(chat, store.messages.active_path(chat)[-1].id, "assistant", "Yes.")
     rows = st_chat_rows(store, chat)
     assert rows[1]["send_date"] == "September 28, 2024 1:00am"  # as read, given back
-    assert rows[-1]["send_date"] == st_send_date(store.message(fresh).created_at)
+    assert rows[-1]["send_date"] == st_send_date(store.messages.get(fresh).created_at)
     assert "T" not in rows[-1]["send_date"] and rows[-1]["send_date"][-2:] in ("am", "pm")
     stamp = _local(2023, 6, 19, 14, 20, 30)
     assert st_send_date(stamp) == "June 19, 2023 2:20pm"

@@ -31,13 +31,13 @@ def test_a_short_trained_context_is_not_stretched(headers):
 
 def test_memory_caps_the_default(headers):
     header = headers[32768]
-    weights = estimate_memory(header, 256)["total_bytes"]
+    weights = estimate_memory(header, 256).total_bytes
     small = machine_from_sizes((2 * 1024**3 + weights + 3_000_000) / 1024**3)
     choice = choose_context(0, header, small)
     assert 256 <= choice.n_ctx < 32768 and choice.n_ctx % 256 == 0
     usable = usable_bytes(small, gpu_offload=False)
-    assert estimate_memory(header, choice.n_ctx)["total_bytes"] <= usable
-    assert estimate_memory(header, choice.n_ctx + 256)["total_bytes"] > usable
+    assert estimate_memory(header, choice.n_ctx).total_bytes <= usable
+    assert estimate_memory(header, choice.n_ctx + 256).total_bytes > usable
     assert choice.memory_limit == choice.n_ctx
 
 

@@ -20,15 +20,15 @@ def render(inp) -> str:
 
 
 def test_chat_persona_replaces_settings_name_and_description(store):
-    character = store.add_character(CARD)
-    chat = store.new_chat(character, ["Halt!"])
-    store.add_persona("Rowan", "Rowan is a travelling cartographer.")
-    mira = store.add_persona("Mira", "Mira is a retired knight with a limp.")
-    store.set_chat_persona(chat, mira)
+    character = store.characters.add(CARD)
+    chat = store.chats.new(character, ["Halt!"])
+    store.personas.add("Rowan", "Rowan is a travelling cartographer.")
+    mira = store.personas.add("Mira", "Mira is a retired knight with a limp.")
+    store.personas.set_for_chat(chat, mira)
     settings = Settings(user_name="Settings-Name", persona="Settings persona text.")
     persona = chat_persona_of(store, chat)
     assert persona == ("Mira", "Mira is a retired knight with a limp.")
-    text = render(prompt_input(CARD, settings, store.active_path(chat), persona=persona))
+    text = render(prompt_input(CARD, settings, store.messages.active_path(chat), persona=persona))
     assert "Ayla guards the gate for Mira." in text
     assert "Mira is a retired knight with a limp." in text
     assert "Settings-Name" not in text and "Settings persona text." not in text
@@ -36,21 +36,21 @@ def test_chat_persona_replaces_settings_name_and_description(store):
 
 
 def test_chat_without_choice_uses_the_default_persona(store):
-    character = store.add_character(CARD)
-    chat = store.new_chat(character, ["Halt!"])
-    store.add_persona("Rowan", "Rowan maps rivers.")
-    store.set_default_persona(store.add_persona("Sel", "Sel sings."))
-    inp = prompt_input(CARD, Settings(), store.active_path(chat),
+    character = store.characters.add(CARD)
+    chat = store.chats.new(character, ["Halt!"])
+    store.personas.add("Rowan", "Rowan maps rivers.")
+    store.personas.set_default(store.personas.add("Sel", "Sel sings."))
+    inp = prompt_input(CARD, Settings(), store.messages.active_path(chat),
                        persona=chat_persona_of(store, chat))
     assert (inp.user_name, inp.persona) == ("Sel", "Sel sings.")
 
 
 def test_without_personas_the_settings_are_used(store):
-    character = store.add_character(CARD)
-    chat = store.new_chat(character, ["Halt!"])
+    character = store.characters.add(CARD)
+    chat = store.chats.new(character, ["Halt!"])
     assert chat_persona_of(store, chat) is None
     settings = Settings(user_name="Kit", persona="Kit is new in town.")
-    inp = prompt_input(CARD, settings, store.active_path(chat),
+    inp = prompt_input(CARD, settings, store.messages.active_path(chat),
                        persona=chat_persona_of(store, chat))
     assert (inp.user_name, inp.persona) == ("Kit", "Kit is new in town.")
     assert "Ayla guards the gate for Kit." in render(inp)

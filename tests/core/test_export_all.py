@@ -22,15 +22,15 @@ def _fill(ctx: AppContext) -> dict:
     """A library with a tree: swipes, a branch, a draft, a persona, a stopped reply."""
     store = ctx.store
     ensure_default_character(store)
-    ada = store.add_character({"name": "Ada/..\\Lovelace", "description": "<b>math</b>",
+    ada = store.characters.add({"name": "Ada/..\\Lovelace", "description": "<b>math</b>",
                                "first_mes": "Hello", "tags": ["x"]})
-    chat = store.new_chat(ada, ["Hello", "Hi there"])
-    root = store.active_leaf(chat)
-    u1 = store.append_message(chat, root, "user", "Tell me about engines")
-    store.append_message(chat, u1, "assistant", "First swipe")
-    r2 = store.append_message(chat, u1, "assistant", "Second swipe", status="stopped",
+    chat = store.chats.new(ada, ["Hello", "Hi there"])
+    root = store.messages.active_leaf(chat)
+    u1 = store.messages.append(chat, root, "user", "Tell me about engines")
+    store.messages.append(chat, u1, "assistant", "First swipe")
+    r2 = store.messages.append(chat, u1, "assistant", "Second swipe", status="stopped",
                               gen_info={"seed": 7})
-    store.set_draft(chat, "half-written")
+    store.chats.set_draft(chat, "half-written")
     with store._tx() as c:
         c.execute("INSERT INTO personas (name, description, is_default) VALUES ('Sam', 'me', 1)")
     ctx.settings.user_name = "Sam"
@@ -64,12 +64,12 @@ def test_export_then_import_on_another_machine_is_lossless(tmp_path, monkeypatch
                       "chats": 1, "messages": 5}
     assert _dump(default_paths().database) == before
     other = AppContext.create()
-    texts = [m.text for m in other.store.active_path(ids["chat"])]
+    texts = [m.text for m in other.store.messages.active_path(ids["chat"])]
     assert texts == ["Hello", "Tell me about engines", "Second swipe"]
-    assert other.store.draft(ids["chat"]) == "half-written"
+    assert other.store.chats.draft(ids["chat"]) == "half-written"
     assert other.settings.user_name == "Sam" and other.settings.extra["future"] == 3
     assert "hub_token" not in other.settings.extra
-    assert other.store.search("engines")[0].text == "Tell me about engines"  # FTS rebuilt
+    assert other.store.messages.search("engines")[0].text == "Tell me about engines"  # FTS rebuilt
     other.close()
 
 

@@ -163,23 +163,23 @@ def test_damaged_string_length_fails_fast(legacy_path, tmp_path):
 def test_estimate_memory(tiny_llama_path):
     h = gm.read_header(tiny_llama_path)  # 2 layers, 64 wide, 4 heads, 2 KV heads
     est = gm.estimate_memory(h, 1000)
-    assert est["n_ctx"] == 1024
-    assert est["kv_bytes"] == 2 * 1024 * 2 * (16 + 16) * 2
-    assert est["weights_cpu_bytes"] == h.tensor_bytes and est["weights_gpu_bytes"] == 0
+    assert est.n_ctx == 1024
+    assert est.kv_bytes == 2 * 1024 * 2 * (16 + 16) * 2
+    assert est.weights_cpu_bytes == h.tensor_bytes and est.weights_gpu_bytes == 0
     q8 = gm.estimate_memory(h, 1024, kv_type="q8_0")
-    assert q8["kv_bytes"] == est["kv_bytes"] * 34 // 64
+    assert q8.kv_bytes == est.kv_bytes * 34 // 64
     one = gm.estimate_memory(h, 1024, n_gpu_layers=1)
     blk1 = sum(t.nbytes for t in h.tensors if t.name.startswith("blk.1."))
-    assert one["weights_gpu_bytes"] == blk1 and one["kv_gpu_bytes"] == est["kv_bytes"] // 2
+    assert one.weights_gpu_bytes == blk1 and one.kv_gpu_bytes == est.kv_bytes // 2
     every = gm.estimate_memory(h, 1024, n_gpu_layers=-1)
     outputs = sum(t.nbytes for t in h.tensors if t.name.startswith("output"))
     embd = h.tensor("token_embd.weight").nbytes
-    assert every["weights_gpu_bytes"] == h.tensor_bytes - embd
-    assert every["weights_gpu_bytes"] - gm.estimate_memory(h, 1024, n_gpu_layers=2)[
-        "weights_gpu_bytes"] == outputs
+    assert every.weights_gpu_bytes == h.tensor_bytes - embd
+    two = gm.estimate_memory(h, 1024, n_gpu_layers=2)
+    assert every.weights_gpu_bytes - two.weights_gpu_bytes == outputs
     no_fa = gm.estimate_memory(h, 1024, flash_attn=False)
-    assert no_fa["compute_bytes"] - est["compute_bytes"] == 4 * 512 * 1024 * 4
-    assert est["total_bytes"] == est["cpu_bytes"] + est["gpu_bytes"]
+    assert no_fa.compute_bytes - est.compute_bytes == 4 * 512 * 1024 * 4
+    assert est.total_bytes == est.cpu_bytes + est.gpu_bytes
 
 
 class _RangeHandler(http.server.BaseHTTPRequestHandler):

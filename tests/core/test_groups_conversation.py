@@ -30,7 +30,7 @@ def _settings() -> Settings:
 
 
 def _group_chat(store: Store, strategy: Strategy, seed: str = "fixed-seed") -> GroupChat:
-    ids = [store.add_character({"name": n, "description": f"{n} is here.",
+    ids = [store.characters.add({"name": n, "description": f"{n} is here.",
                                 "extensions": {"talkativeness": t}})
            for n, t in (("Ann", "0.6"), ("Bob", "0.3"), ("Cid", "0.1"))]
     gid = store.groups.create("Inn", ids, GroupSettings(strategy=strategy))
@@ -52,7 +52,7 @@ def _drive(chat: GroupChat, engine, turns: int = TURNS) -> list[int]:
 
 
 def _speakers_in_path(chat: GroupChat) -> list[int]:
-    return [m.speaker_id for m in chat.store.active_path(chat.chat_id)[1:]
+    return [m.speaker_id for m in chat.store.messages.active_path(chat.chat_id)[1:]
             if m.role == "assistant"]
 
 
@@ -63,7 +63,7 @@ def test_natural_order_is_reproducible_from_the_chats_seed(tmp_path, engine):
         chat = _group_chat(store, Strategy.NATURAL)
         runs.append(_drive(chat, engine))
         assert _speakers_in_path(chat) == runs[-1]  # every reply stored with its speaker
-        assert all(m.text for m in store.active_path(chat.chat_id))
+        assert all(m.text for m in store.messages.active_path(chat.chat_id))
         store.close()
     assert runs[0] == runs[1]
     assert len(set(runs[0])) >= 2  # talkativeness spreads the turns
@@ -104,16 +104,16 @@ def test_regenerate_asks_the_same_speaker_and_keeps_the_swipe(store, engine):
     first = chat.reply(engine, chat.plan(user_input="hello")[1])
     speaker = chat.speaker_of(first)
     again = chat.reply(engine, speaker, regenerate_of=first)
-    msg = store.message(again)
-    assert msg.speaker_id == speaker and msg.parent_id == store.message(first).parent_id
-    assert store.sibling_ids(again) == [first, again]
+    msg = store.messages.get(again)
+    assert msg.speaker_id == speaker and msg.parent_id == store.messages.get(first).parent_id
+    assert store.messages.sibling_ids(again) == [first, again]
 
 
 def test_auto_mode_runs_n_replies_and_stops_at_once(store, engine):
     chat = _group_chat(store, Strategy.NATURAL)
     written = run_auto(chat, engine, AutoMode(turns=5))
     assert len(written) == 5
-    speakers = [store.message(m).speaker_id for m in written]
+    speakers = [store.messages.get(m).speaker_id for m in written]
     # without self-responses, nobody answers their own line
     assert all(a != b for a, b in zip(speakers, speakers[1:], strict=False))
     stopped = AutoMode(turns=5)
@@ -126,10 +126,10 @@ def test_a_members_sticky_lore_is_kept_on_the_branch(store, engine):
     message the prompt ended with, as for one character."""
     chat = _group_chat(store, Strategy.LIST)
     bob = chat.group.members[1].character_id
-    card = store.character_card(bob)
+    card = store.characters.card(bob)
     card["character_book"] = {"entries": [{"keys": ["dragon"], "content": "Dragons nap.",
                                            "enabled": True, "extensions": {"sticky": 3}}]}
-    store.update_character(bob, card)
+    store.characters.update(bob, card)
     user = chat.send("A dragon!")
     chat.reply(engine, chat.group.members[0].character_id)
     state = WorldInfoStore(store).timed_state([user])
@@ -140,11 +140,11 @@ def test_a_new_group_chat_opens_with_each_members_group_greeting(store):
     """group-chats.js `getGroupChat`: a fresh group chat gets every member's first message
     (`getFirstCharacterMessage`, macros filled in for that member); V3
     `group_only_greetings` take the place of the usual ones in a group."""
-    ann = store.add_character({"name": "Ann", "first_mes": "Hi {{user}}, I'm {{char}}.",
+    ann = store.characters.add({"name": "Ann", "first_mes": "Hi {{user}}, I'm {{char}}.",
                                "group_only_greetings": ["Hello, everyone!"]})
-    bob = store.add_character({"name": "Bob", "first_mes": "{{char}} nods at {{user}}."})
-    quiet = store.add_character({"name": "Cid"})
+    bob = store.characters.add({"name": "Bob", "first_mes": "{{char}} nods at {{user}}."})
+    quiet = store.characters.add({"name": "Cid"})
     gid = store.groups.create("Inn", [ann, bob, quiet])
     chat = start_group_chat(store, gid, "Uma")
-    assert [(m.text, m.speaker_id) for m in store.active_path(chat)] == [
+    assert [(m.text, m.speaker_id) for m in store.messages.active_path(chat)] == [
         ("Hello, everyone!", ann), ("Bob nods at Uma.", bob)]

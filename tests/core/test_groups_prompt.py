@@ -29,11 +29,11 @@ def _card(name, desc, **more):
 
 @pytest.fixture
 def trio(store):
-    ann = store.add_character(_card("Ann", "{{char}} is a tall smith.", p="blunt"))
-    bob = store.add_character(_card("Bob", "Bob is a bard.", p="merry", character_book={
+    ann = store.characters.add(_card("Ann", "{{char}} is a tall smith.", p="blunt"))
+    bob = store.characters.add(_card("Bob", "Bob is a bard.", p="merry", character_book={
         "entries": [{"keys": ["dragon"], "content": "Dragons sleep under the hill.",
                      "enabled": True, "insertion_order": 1}]}))
-    cid = store.add_character(_card("Cid", "Cid is a cat.", p="lazy"))
+    cid = store.characters.add(_card("Cid", "Cid is a cat.", p="lazy"))
     return ann, bob, cid
 
 
@@ -46,9 +46,9 @@ def _chat(store, ids, settings=None):
 def _built(store, chat, speaker, template="chatml"):
     settings = Settings()
     settings.template, settings.user_name = template, "Uma"
-    leaf = store.active_leaf(chat)
-    store.append_message(chat, leaf, "user", "Tell me of the dragon, Cid.")
-    prompt = group_prompt_input(store, settings, chat, speaker, store.active_path(chat))
+    leaf = store.messages.active_leaf(chat)
+    store.messages.append(chat, leaf, "user", "Tell me of the dragon, Cid.")
+    prompt = group_prompt_input(store, settings, chat, speaker, store.messages.active_path(chat))
     return prompt, group_job(prompt, INFO, settings, TokenCounter())(count_many)
 
 
@@ -92,9 +92,9 @@ def test_join_mode_wraps_every_members_fields(store, trio):
     ann, bob, cid = trio
     settings = GroupSettings(card_mode=CardMode.JOIN, join_prefix="[<FIELDNAME> of {{char}}]",
                              join_suffix="[/{{char}}]")
-    members = [MemberCard(ann, "Ann", store.character_card(ann)),
-               MemberCard(bob, "Bob", store.character_card(bob), muted=True),
-               MemberCard(cid, "Cid", store.character_card(cid))]
+    members = [MemberCard(ann, "Ann", store.characters.card(ann)),
+               MemberCard(bob, "Bob", store.characters.card(bob), muted=True),
+               MemberCard(cid, "Cid", store.characters.card(cid))]
     fields = joined_fields(members, cid, settings, "Uma")
     assert fields["description"] == ("[Description of Ann]\nAnn is a tall smith.\n[/Ann]\n"
                                      "[Description of Cid]\nCid is a cat.\n[/Cid]")
@@ -121,8 +121,8 @@ def test_join_mode_prompt_holds_all_members(store, trio):
 def test_the_group_scenario_overrides_every_members(store, trio):
     """`getGroupCharacterCards`: `scenarioOverride?.trim() || scenarios.join('\\n')`."""
     ann, bob, cid = trio
-    members = [MemberCard(ann, "Ann", store.character_card(ann)),
-               MemberCard(cid, "Cid", store.character_card(cid))]
+    members = [MemberCard(ann, "Ann", store.characters.card(ann)),
+               MemberCard(cid, "Cid", store.characters.card(cid))]
     for mode in CardMode:
         card = speaker_card(members, cid, GroupSettings(card_mode=mode, scenario="A storm."),
                             "Uma")
@@ -154,7 +154,7 @@ def test_a_non_member_cannot_speak(store, trio):
     ann, bob, cid = trio
     gid, chat = _chat(store, trio[:2])
     with pytest.raises(ValueError, match="not a member of Inn"):
-        group_prompt_input(store, Settings(), chat, cid, store.active_path(chat))
+        group_prompt_input(store, Settings(), chat, cid, store.messages.active_path(chat))
 
 
 def test_group_only_greetings_are_used_in_groups():

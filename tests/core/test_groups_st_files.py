@@ -42,7 +42,7 @@ def _write_st_folder(root):
 
 
 def test_a_sillytavern_group_chat_keeps_each_lines_speaker(store, tmp_path):
-    ann = store.add_character({"name": "Ann"})
+    ann = store.characters.add({"name": "Ann"})
     result = import_st_group(store, _write_st_folder(tmp_path / "st"))
     group = store.groups.get(result.group_id)
     bob = group.members[1].character_id
@@ -53,38 +53,38 @@ def test_a_sillytavern_group_chat_keeps_each_lines_speaker(store, tmp_path):
     assert group.settings == GroupSettings(strategy=Strategy.LIST, card_mode=CardMode.JOIN,
                                            join_prefix="<FIELDNAME>:",
                                            allow_self_responses=True)
-    path = store.active_path(result.chat_ids[0])
+    path = store.messages.active_path(result.chat_ids[0])
     assert [(m.text, m.speaker_id) for m in path] == [
         ("Welcome.", ann), ("Hi both.", None), ("Hey!", bob), ("Old-style line.", ann)]
-    assert [store.message(i).text for i in store.sibling_ids(path[2].id)] == ["Hello.", "Hey!"]
-    assert all(store.message(i).speaker_id == bob for i in store.sibling_ids(path[2].id))
+    assert [store.messages.get(i).text for i in store.messages.sibling_ids(path[2].id)] == ["Hello.", "Hey!"]
+    assert all(store.messages.get(i).speaker_id == bob for i in store.messages.sibling_ids(path[2].id))
 
 
 def _snapshot(store: Store, group_id: int):
     group = store.groups.get(group_id)
     chats = []
     for chat in store.groups.chats(group_id):
-        path = store.active_path(chat["id"])
+        path = store.messages.active_path(chat["id"])
         names = store.groups.speaker_names({m.speaker_id for m in path if m.speaker_id})
         chats.append((chat["title"], [
             (m.role, m.text, names.get(m.speaker_id), m.sibling_index,
-             [store.message(i).text for i in store.sibling_ids(m.id)]) for m in path]))
+             [store.messages.get(i).text for i in store.messages.sibling_ids(m.id)]) for m in path]))
     return (group.name, [(m.name, m.muted) for m in group.members], group.settings, chats)
 
 
 def test_export_then_import_is_lossless_with_swipes(tmp_path):
     """Written as SillyTavern's `saveGroupChat` and `_save` would, read back the same."""
     src = Store(tmp_path / "a.db")
-    ids = [src.add_character({"name": n}) for n in ("Ann", "Bob", "Cid")]
+    ids = [src.characters.add({"name": n}) for n in ("Ann", "Bob", "Cid")]
     gid = src.groups.create("Inn", ids, GroupSettings(strategy=Strategy.MANUAL,
                                                       card_mode=CardMode.JOIN_MUTED,
                                                       join_suffix="(end)"))
     src.groups.set_muted(gid, ids[2], True)
     chat = src.groups.new_chat(gid, [(ids[0], "Welcome."), (ids[1], "Evening.")], "First")
-    user = src.append_message(chat, src.active_leaf(chat), "user", "Stories?")
+    user = src.messages.append(chat, src.messages.active_leaf(chat), "user", "Stories?")
     first = src.groups.append_reply(chat, user, ids[2], "Once...", "complete")
     src.groups.append_reply(chat, user, ids[2], "Long ago...", "complete")
-    src.swipe(src.active_leaf(chat), -1)  # the first swipe shown
+    src.messages.swipe(src.messages.active_leaf(chat), -1)  # the first swipe shown
     src.groups.append_reply(chat, first, ids[0], "Go on.", "complete")
     src.groups.new_chat(gid, [(ids[1], "Another night.")], "Second")
     files = export_st_group(src, gid, tmp_path / "out")
@@ -98,7 +98,7 @@ def test_export_then_import_is_lossless_with_swipes(tmp_path):
 
     dst = Store(tmp_path / "b.db")
     for n in ("Ann", "Bob", "Cid"):
-        dst.add_character({"name": n})
+        dst.characters.add({"name": n})
     back = import_st_group(dst, files[0])
     assert back.added_characters == []
     assert _snapshot(dst, back.group_id) == _snapshot(src, gid)
@@ -121,7 +121,7 @@ def test_a_group_chat_exported_alone_names_each_speaker(store, tmp_path):
     """One chat to `.jsonl`, Markdown or text: each reply under its member's name."""
     from app.core.chat_io import export_chat, plain_text, st_chat_rows
 
-    ids = [store.add_character({"name": n}) for n in ("Ann", "Bob")]
+    ids = [store.characters.add({"name": n}) for n in ("Ann", "Bob")]
     gid = store.groups.create("Inn", ids)
     chat = store.groups.new_chat(gid, [(ids[0], "Welcome."), (ids[1], "Evening.")])
     assert [r["name"] for r in st_chat_rows(store, chat)[1:]] == ["Ann", "Bob"]

@@ -13,7 +13,7 @@ from app.core.store.groups import CardMode, GroupSettings, Strategy
 
 
 def _chars(store, *names):
-    return [store.add_character({"name": n, "first_mes": f"Hi, I am {n}."}) for n in names]
+    return [store.characters.add({"name": n, "first_mes": f"Hi, I am {n}."}) for n in names]
 
 
 def test_members_keep_their_order_through_add_move_and_mute(store):
@@ -32,7 +32,7 @@ def test_members_keep_their_order_through_add_move_and_mute(store):
 def test_a_card_edit_applies_to_the_group_at_once(store):
     a, b = _chars(store, "Ann", "Bob")
     gid = store.groups.create("Pair", [a, b])
-    store.update_character(b, {"name": "Robert"})
+    store.characters.update(b, {"name": "Robert"})
     assert [m.name for m in store.groups.get(gid).members] == ["Ann", "Robert"]
 
 
@@ -54,15 +54,15 @@ def test_a_group_chat_records_each_speaker_and_survives_a_member_leaving(store):
     a, b = _chars(store, "Ann", "Bob")
     gid = store.groups.create("Pair", [a, b])
     chat = store.groups.new_chat(gid, [(a, "Hi from Ann"), (b, "Hi from Bob")])
-    path = store.active_path(chat)
+    path = store.messages.active_path(chat)
     assert [(m.text, m.speaker_id) for m in path] == [("Hi from Ann", a), ("Hi from Bob", b)]
-    user = store.append_message(chat, path[-1].id, "user", "Hello both")
+    user = store.messages.append(chat, path[-1].id, "user", "Hello both")
     reply = store.groups.append_reply(chat, user, a, "Ann again", status="complete")
     # Ann hosted the chat; she leaves, and the chat and her lines stay.
     store.groups.remove_member(gid, a)
-    assert store.chat_info(chat)["character_id"] == b
-    assert store.message(reply).speaker_id == a
-    assert [m.text for m in store.active_path(chat)][-1] == "Ann again"
+    assert store.chats.info(chat)["character_id"] == b
+    assert store.messages.get(reply).speaker_id == a
+    assert [m.text for m in store.messages.active_path(chat)][-1] == "Ann again"
     assert [r["id"] for r in store.groups.chats(gid)] == [chat]
     assert store.groups.group_of_chat(chat) == gid
 
@@ -71,11 +71,11 @@ def test_purging_the_host_character_keeps_the_group_chat(store):
     a, b = _chars(store, "Ann", "Bob")
     gid = store.groups.create("Pair", [a, b])
     chat = store.groups.new_chat(gid, [(a, "Hi from Ann")])
-    store.delete_character(a)  # the trash trigger moves the chat to Bob
-    assert store.chat_info(chat)["character_id"] == b
-    store.purge_trash()
-    assert store.message(store.active_path(chat)[0].id).speaker_id is None  # Ann is gone
-    assert store.active_path(chat)[0].text == "Hi from Ann"
+    store.characters.delete(a)  # the trash trigger moves the chat to Bob
+    assert store.chats.info(chat)["character_id"] == b
+    store.chats.purge_trash()
+    assert store.messages.get(store.messages.active_path(chat)[0].id).speaker_id is None  # Ann is gone
+    assert store.messages.active_path(chat)[0].text == "Hi from Ann"
     assert [m.name for m in store.groups.get(gid).members] == ["Bob"]
 
 
@@ -84,9 +84,9 @@ def test_deleting_a_group_trashes_its_chats_and_undo_brings_them_back(store):
     gid = store.groups.create("Solo", [a])
     chat = store.groups.new_chat(gid, [(a, "Hi")])
     store.groups.delete(gid)
-    assert store.groups.all() == [] and store.chat_info(chat)["deleted_at"] is not None
+    assert store.groups.all() == [] and store.chats.info(chat)["deleted_at"] is not None
     store.groups.restore(gid)
-    assert store.chat_info(chat)["deleted_at"] is None
+    assert store.chats.info(chat)["deleted_at"] is None
     assert [g.name for g in store.groups.all()] == ["Solo"]
 
 
@@ -126,12 +126,12 @@ def test_the_migration_keeps_a_10000_message_store_intact(tmp_path):
     _schema_4_store(path, 10_000)
     store = Store(path)
     try:
-        path_msgs = store.active_path(1)
+        path_msgs = store.messages.active_path(1)
         assert len(path_msgs) == 10_000
         assert [m.text for m in path_msgs[:2]] == ["line 1", "line 2"]
         assert path_msgs[-1].text == "line 10000" and path_msgs[-1].speaker_id is None
-        assert store.chat_info(1)["title"] == "Long chat"
-        assert store.search_chats("line 9999")[0].message_id == 9999
+        assert store.chats.info(1)["title"] == "Long chat"
+        assert store.chats.search("line 9999")[0].message_id == 9999
         assert store.groups.group_of_chat(1) is None
         assert [s.path.name for s in list_snapshots(path)][0].startswith(
             "parlor-before-migration")
@@ -145,13 +145,13 @@ def test_a_branch_or_copy_of_a_group_chat_stays_in_the_group_with_its_speakers(s
     a, b = _chars(store, "Ann", "Bob")
     gid = store.groups.create("Pair", [a, b])
     chat = store.groups.new_chat(gid, [(a, "Hi from Ann"), (b, "Hi from Bob")])
-    bob_line = store.active_path(chat)[-1].id
-    for copy in (store.branch_from(bob_line), store.duplicate_chat(chat)):
+    bob_line = store.messages.active_path(chat)[-1].id
+    for copy in (store.chats.branch_from(bob_line), store.chats.duplicate(chat)):
         assert store.groups.group_of_chat(copy) == gid
-        assert [m.speaker_id for m in store.active_path(copy)] == [a, b]
+        assert [m.speaker_id for m in store.messages.active_path(copy)] == [a, b]
     assert len(store.groups.chats(gid)) == 3
-    single = store.new_chat(a, ["Hello"])
-    assert store.groups.group_of_chat(store.duplicate_chat(single)) is None
+    single = store.chats.new(a, ["Hello"])
+    assert store.groups.group_of_chat(store.chats.duplicate(single)) is None
 
 
 def test_export_everything_keeps_groups_their_picture_and_speakers(tmp_path, monkeypatch):
@@ -175,7 +175,7 @@ def test_export_everything_keeps_groups_their_picture_and_speakers(tmp_path, mon
     assert [(m.name, m.muted) for m in group.members] == [("Ann", False), ("Bob", True)]
     assert group.settings.strategy is Strategy.LIST
     assert other.store.groups.avatar(gid) == b"\x89PNG picture"
-    assert [m.speaker_id for m in other.store.active_path(chat)] == [a, b]
+    assert [m.speaker_id for m in other.store.messages.active_path(chat)] == [a, b]
     assert other.store.groups.group_of_chat(chat) == gid
     other.close()
 
@@ -184,7 +184,7 @@ def test_the_chat_library_lists_a_group_chat_under_the_groups_name(store):
     a, b = _chars(store, "Ann", "Bob")
     gid = store.groups.create("Tavern", [a, b])
     chat = store.groups.new_chat(gid, [(a, "Hi")])
-    own = store.new_chat(a, ["Hello"])
-    names = {r["id"]: r["character_name"] for r in store.all_chats()}
+    own = store.chats.new(a, ["Hello"])
+    names = {r["id"]: r["character_name"] for r in store.chats.all()}
     assert names[chat] == "Tavern" and names[own] == "Ann"
-    assert store.chat_info(chat)["character_name"] == "Tavern"
+    assert store.chats.info(chat)["character_name"] == "Tavern"

@@ -80,8 +80,8 @@ def store_with_hostile_chat():
 
     paths = default_paths().ensure()
     store = Store(paths.database)
-    character = store.add_character({"name": HOSTILE})
-    chat = store.new_chat(character, [f"hello {OSC52}"], title=f"title {TITLE}")
+    character = store.characters.add({"name": HOSTILE})
+    chat = store.chats.new(character, [f"hello {OSC52}"], title=f"title {TITLE}")
     store.close()
     return chat
 

@@ -40,9 +40,9 @@ def test_any_chat_imports_or_is_refused_with_a_message(tmp_path_factory, meta, l
         path = folder / "chat.jsonl"
         path.write_text("\n".join(json.dumps(x) for x in [meta, *lines]), encoding="utf-8")
         try:
-            import_st_chat(store, path, store.add_character({"name": "Ada"}), strict=False)
+            import_st_chat(store, path, store.characters.add({"name": "Ada"}), strict=False)
         except ChatIOError:
             pass
-        store.add_character({"name": "After"})  # the store still takes writes
+        store.characters.add({"name": "After"})  # the store still takes writes
     finally:
         store.close()

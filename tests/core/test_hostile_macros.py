@@ -27,9 +27,9 @@ def _greet_and_store(folder: str, name: str, first_mes: str) -> tuple[int, int, 
 
     store = Store(Path(folder) / "parlor.db")
     card = {"name": name, "first_mes": first_mes}
-    character = store.add_character(card)
-    chat = store.new_chat(character, greetings(card, "Bob"))
-    stored = store.active_path(chat)[0].text
+    character = store.characters.add(card)
+    chat = store.chats.new(character, greetings(card, "Bob"))
+    stored = store.messages.active_path(chat)[0].text
     store.close()
     return len(first_mes), len(stored), stored[:40]
 

@@ -40,25 +40,25 @@ def test_a_lone_surrogate_in_a_card_is_replaced_and_the_store_keeps_working(stor
     card = card_from_bytes(raw, "odd.json")
     assert card.name == "A\ufffdda" and card.first_mes == "Hi \ufffd"
     assert any("lone UTF-16 surrogates" in w for w in card.warnings)
-    first = store.add_character(card.data)
-    store.add_character({"name": "Next"})  # the connection is not left inside a transaction
-    assert store.character_card(first)["name"] == "A\ufffdda"
+    first = store.characters.add(card.data)
+    store.characters.add({"name": "Next"})  # the connection is not left inside a transaction
+    assert store.characters.card(first)["name"] == "A\ufffdda"
 
 
 def test_a_huge_integer_send_date_is_no_date(store, tmp_path):
     assert parse_send_date(10**400) is None
     path = _chat(tmp_path, '{"name": "Ada", "is_user": false, "mes": "hello", "send_date": '
                  + "9" * 400 + "}")
-    result = import_st_chat(store, path, store.add_character({"name": "Ada"}))
+    result = import_st_chat(store, path, store.characters.add({"name": "Ada"}))
     assert result.messages == 1 and "no known format" in " ".join(result.warnings)
 
 
 def test_a_line_nested_100000_deep_is_a_malformed_line(store, tmp_path):
     path = _chat(tmp_path, _line("kept"), "[" * 100_000 + "]" * 100_000)
     with pytest.raises(ChatIOError) as caught:
-        import_st_chat(store, path, store.add_character({"name": "Ada"}))
+        import_st_chat(store, path, store.characters.add({"name": "Ada"}))
     assert "nested too deeply" in str(caught.value.problems[0])
-    result = import_st_chat(store, path, store.add_character({"name": "Ada"}), strict=False)
+    result = import_st_chat(store, path, store.characters.add({"name": "Ada"}), strict=False)
     assert result.messages == 1
 
 
@@ -71,7 +71,7 @@ def _import_huge(folder: str) -> str:
     with open(huge, "wb") as f:
         f.truncate(6 * 1024**3)  # sparse: 6 GB on paper, nothing on disk
     try:
-        import_st_chat(store, huge, store.add_character({"name": "Ada"}))
+        import_st_chat(store, huge, store.characters.add({"name": "Ada"}))
     except ChatIOError as exc:
         return str(exc)
     finally:
@@ -95,7 +95,7 @@ def test_infinity_and_nan_never_reach_an_export(store, tmp_path):
     it writes as null); the same here, so its JSON.parse accepts every exported line."""
     path = _chat(tmp_path, _line("big", extra={"score": 1e999}).replace("Infinity", "1e999"),
                  '{"name": "Ada", "is_user": false, "mes": "nan", "extra": {"x": NaN}}')
-    result = import_st_chat(store, path, store.add_character({"name": "Ada"}), strict=False)
+    result = import_st_chat(store, path, store.characters.add({"name": "Ada"}), strict=False)
     assert result.messages == 1 and "NaN is not a JSON value" in str(result.problems[0])
     out = tmp_path / "out.jsonl"
     export_chat(store, result.chat_id, out)
@@ -127,5 +127,5 @@ def test_a_huge_time_in_parlors_own_tree_block_is_no_time(store, tmp_path):
                          "chat_metadata": {"parlor": block}})
     path = tmp_path / "tree.jsonl"
     path.write_text(header + "\n" + _line("hello") + "\n", encoding="utf-8")
-    result = import_st_chat(store, path, store.add_character({"name": "Ada"}))
+    result = import_st_chat(store, path, store.characters.add({"name": "Ada"}))
     assert result.messages == 2

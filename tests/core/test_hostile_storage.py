@@ -28,9 +28,9 @@ def _paths(root: Path) -> Paths:
 
 def _library_zip(tmp_path: Path) -> tuple[Path, dict]:
     ctx = AppContext.create()
-    ada = ctx.store.add_character({"name": "Ada", "first_mes": "Hello"})
-    chat = ctx.store.new_chat(ada, ["Hello"])
-    ctx.store.append_message(chat, ctx.store.active_leaf(chat), "user", "Hi")
+    ada = ctx.store.characters.add({"name": "Ada", "first_mes": "Hello"})
+    chat = ctx.store.chats.new(ada, ["Hello"])
+    ctx.store.messages.append(chat, ctx.store.messages.active_leaf(chat), "user", "Hi")
     target = export_everything(ctx.paths, tmp_path / "export.zip")
     ctx.close()
     with zipfile.ZipFile(target) as zf:
@@ -69,7 +69,7 @@ def test_a_malformed_export_is_refused_and_the_folder_still_opens(tmp_path, tabl
         import_everything(bad, paths)
     assert says in str(caught.value)
     ctx = AppContext.create(paths)  # the next start works, on an empty library
-    assert [r["name"] for r in ctx.store.characters()] == []
+    assert [r["name"] for r in ctx.store.characters.list()] == []
     ctx.close()
 
 
@@ -90,21 +90,21 @@ def test_lone_surrogates_in_an_export_are_replaced(tmp_path, caplog):
     counts = import_everything(odd, paths)
     assert counts["messages"] == 2 and "lone surrogates" in caplog.text
     ctx = AppContext.create(paths)
-    chat = ctx.store.chats(ctx.store.characters()[0]["id"])[0]["id"]
-    assert ctx.store.active_path(chat)[-1].text == "A\ufffdB"
+    chat = ctx.store.chats.of_character(ctx.store.characters.list()[0]["id"])[0]["id"]
+    assert ctx.store.messages.active_path(chat)[-1].text == "A\ufffdB"
     ctx.close()
 
 
 def test_a_failed_write_never_leaves_the_connection_in_a_transaction(tmp_path):
     store = Store(tmp_path / "parlor.db")
     with pytest.raises(StoreError, match="lone surrogate"):
-        store.add_character({"name": "\ud800"})
+        store.characters.add({"name": "\ud800"})
     with pytest.raises(RuntimeError):
         with store._tx() as c:
             c.execute("INSERT INTO personas (name) VALUES ('half')")
             raise RuntimeError("a bug in the middle of a write")
-    store.add_character({"name": "Next"})  # failed before the fix: "within a transaction"
-    assert [r["name"] for r in store.characters()] == ["Next"]
+    store.characters.add({"name": "Next"})  # failed before the fix: "within a transaction"
+    assert [r["name"] for r in store.characters.list()] == ["Next"]
     assert store._query("SELECT count(*) FROM personas")[0][0] == 0
     store.close()
 
@@ -126,7 +126,7 @@ def test_a_hot_rollback_journal_is_rolled_back_at_start(tmp_path):
     start failed with "attempt to write a readonly database"."""
     db = tmp_path / "parlor.db"
     store = Store(db)
-    store.add_character({"name": "Keep"})
+    store.characters.add({"name": "Keep"})
     store.close()
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0] == "delete"
@@ -136,8 +136,8 @@ def test_a_hot_rollback_journal_is_rolled_back_at_start(tmp_path):
     journal = Path(f"{db}-journal")
     assert journal.exists() and journal.stat().st_size > 0  # hot: the file is half-written
     store = Store(db)
-    assert [r["name"] for r in store.characters()] == ["Keep"]
-    store.add_character({"name": "After"})
+    assert [r["name"] for r in store.characters.list()] == ["Keep"]
+    store.characters.add({"name": "After"})
     store.close()
 
 
@@ -194,10 +194,10 @@ def test_any_single_damaged_value_is_refused_or_imported_and_the_folder_opens(
     except ExportError:
         pass
     ctx = AppContext.create(paths)  # whatever happened, the next start works
-    for character in ctx.store.characters():
-        assert isinstance(ctx.store.character_card(character["id"]), dict)
-        for chat in ctx.store.chats(character["id"]):
-            ctx.store.active_path(chat["id"])
+    for character in ctx.store.characters.list():
+        assert isinstance(ctx.store.characters.card(character["id"]), dict)
+        for chat in ctx.store.chats.of_character(character["id"]):
+            ctx.store.messages.active_path(chat["id"])
     ctx.close()
 
 

@@ -37,8 +37,8 @@ def store(tmp_path):
 
 
 def start_chat(store):
-    character = store.add_character(CARD)
-    chat = store.new_chat(character, ["Hello."])
+    character = store.characters.add(CARD)
+    chat = store.chats.new(character, ["Hello."])
     return character, chat
 
 
@@ -46,7 +46,7 @@ def turn(store, chat, character, *, regenerate=False):
     """Build the prompt for the chat's active path (without its last reply when
     regenerating, as the app does), keep its state; the lore that fired."""
     wi = WorldInfoStore(store)
-    path = store.active_path(chat)[:-1] if regenerate else store.active_path(chat)
+    path = store.messages.active_path(chat)[:-1] if regenerate else store.messages.active_path(chat)
     ids = [m.id for m in path]
     inp = PromptInput(CARD, "Ann", history=[Message(m.role, m.text) for m in path],
                       lore=lore_input(wi, chat, character, ids))
@@ -56,7 +56,7 @@ def turn(store, chat, character, *, regenerate=False):
 
 
 def say(store, chat, role, text):
-    return store.append_message(chat, store.active_leaf(chat), role, text)
+    return store.messages.append(chat, store.messages.active_leaf(chat), role, text)
 
 
 def test_sticky_and_cooldown_follow_the_chat(store):
@@ -85,28 +85,28 @@ def test_a_swipe_rolls_again_and_a_cooldown_does_not_block_its_own_regenerate(st
     say(store, chat, "user", "A dragon!")
     assert turn(store, chat, character)["roar"].fired
     reply = say(store, chat, "assistant", "first try")
-    store.regenerate(reply, "second try", status="complete")  # a swipe: same history
+    store.messages.regenerate(reply, "second try", status="complete")  # a swipe: same history
     assert turn(store, chat, character, regenerate=True)["roar"].fired
 
 
 def test_a_branch_has_its_own_timeline_and_state_survives_a_restart(store, tmp_path):
     character, chat = start_chat(store)
-    greeting = store.active_leaf(chat)
+    greeting = store.messages.active_leaf(chat)
     say(store, chat, "user", "A dragon!")
     turn(store, chat, character)
     say(store, chat, "assistant", "Indeed.")
     say(store, chat, "user", "And then?")
     assert turn(store, chat, character)["ward"].reason == "sticky until message 5"
     # another branch from the greeting: nothing was set there
-    store.append_message(chat, greeting, "user", "Nice weather.")
-    store.append_message(chat, store.active_leaf(chat), "assistant", "Yes.")
-    store.append_message(chat, store.active_leaf(chat), "user", "And then?")
+    store.messages.append(chat, greeting, "user", "Nice weather.")
+    store.messages.append(chat, store.messages.active_leaf(chat), "assistant", "Yes.")
+    store.messages.append(chat, store.messages.active_leaf(chat), "user", "And then?")
     assert not turn(store, chat, character)["ward"].fired
     store.close()
     reopened = Store(tmp_path / "parlor.db")
     try:
-        old_leaf = [m for m in reopened.chat_messages(chat) if m.text == "And then?"][0].id
-        reopened.show_branch(chat, old_leaf)
+        old_leaf = [m for m in reopened.messages.of_chat(chat) if m.text == "And then?"][0].id
+        reopened.messages.show_branch(chat, old_leaf)
         trace = turn(reopened, chat, character)
         assert trace["ward"].reason == "sticky until message 5"
         assert not trace["roar"].fired and trace["roar"].reason == "on cooldown until message 5"
@@ -127,7 +127,7 @@ def test_authors_note_and_scenario_are_sillytavern_chat_metadata(store):
                                  "note_depth", "note_role", "scenario")} == {
         "note_prompt": "Keep it short.", "note_interval": 2, "note_position": 1,
         "note_depth": 1, "note_role": 0, "scenario": "A night at sea."}
-    ids = [m.id for m in store.active_path(chat)]
+    ids = [m.id for m in store.messages.active_path(chat)]
     inp = lore_input(wi, chat, character, ids)
     assert inp.authors_note == AuthorsNote("Keep it short.", interval=2, depth=1)
     assert inp.scenario == "A night at sea." and inp.seed == seed == meta["integrity"]
@@ -140,7 +140,7 @@ def test_books_global_per_character_and_chat_lore(store):
     """`getSortedEntries` draws on global books, the character's extra books and the chat's
     lore (`chat_metadata.world_info`)."""
     character, chat = start_chat(store)
-    other = store.add_character({"name": "Other"})
+    other = store.characters.add({"name": "Other"})
     wi = WorldInfoStore(store)
     world = {"entries": {"0": {"uid": 0, "key": ["harbor"], "content": "Cold.", "order": 5}}}
     wi.save_book("Harbor", world, is_global=True)
@@ -171,9 +171,9 @@ def test_the_exported_chat_carries_the_paths_timed_effects(store):
     meta = st_chat_rows(store, chat)[0]["chat_metadata"]
     assert set(meta["timedWorldInfo"]["sticky"]) == {"Mira.0"}
     assert meta["timedWorldInfo"]["cooldown"]["Mira.1"]["end"] == 5
-    fresh = store.new_chat(character, ["Hello."])
+    fresh = store.chats.new(character, ["Hello."])
     WorldInfoStore(store).update_chat_metadata(fresh, {"timedWorldInfo": meta["timedWorldInfo"]})
-    store.append_message(fresh, store.active_leaf(fresh), "user", "Hm?")
-    store.append_message(fresh, store.active_leaf(fresh), "assistant", "Yes.")
-    store.append_message(fresh, store.active_leaf(fresh), "user", "A dragon?")
+    store.messages.append(fresh, store.messages.active_leaf(fresh), "user", "Hm?")
+    store.messages.append(fresh, store.messages.active_leaf(fresh), "assistant", "Yes.")
+    store.messages.append(fresh, store.messages.active_leaf(fresh), "user", "A dragon?")
     assert turn(store, fresh, character)["roar"].reason == "on cooldown until message 5"

@@ -37,22 +37,22 @@ class Acks:
 def chat_workload(ctx: AppContext, ack: Acks, cycle: int) -> None:
     """A user message, then a reply streamed token by token and saved every few tokens."""
     store = ctx.store
-    cid = store.add_character({"name": f"C{cycle}"})
-    chat = store.new_chat(cid, ["greeting"])
+    cid = store.characters.add({"name": f"C{cycle}"})
+    chat = store.chats.new(cid, ["greeting"])
     ack("chat", chat=chat)
     for turn in range(10_000):
         text = f"user {cycle}.{turn}"
-        uid = store.append_message(chat, store.active_leaf(chat), "user", text)
+        uid = store.messages.append(chat, store.messages.active_leaf(chat), "user", text)
         ack("message", id=uid, text=text)
-        rid = store.append_message(chat, uid, "assistant", "", status="streaming")
+        rid = store.messages.append(chat, uid, "assistant", "", status="streaming")
         ack("reply", id=rid)
         reply = ""
         for token in range(30):
             reply += f"t{token} "
             if token % 5 == 4:
-                store.update_message(rid, reply)
+                store.messages.update(rid, reply)
                 ack("partial", id=rid, text=reply)
-        store.update_message(rid, reply, "complete", {"tokens": 30})
+        store.messages.update(rid, reply, "complete", {"tokens": 30})
         ack("complete", id=rid, text=reply)
 
 
@@ -63,22 +63,22 @@ def card_workload(ctx: AppContext, ack: Acks, cycle: int) -> None:
         card.description = "x" * 2000
         png = card_to_png_bytes(card, placeholder_png(card))
         loaded = card_from_bytes(png, f"card-{n}.png")
-        cid = ctx.store.add_character(loaded.data, loaded.avatar)
+        cid = ctx.store.characters.add(loaded.data, loaded.avatar)
         ack("card", id=cid, name=loaded.name)
 
 
 def delete_workload(ctx: AppContext, ack: Acks, cycle: int) -> None:
     """Build a chat tree, then delete it from its root (one cascading delete)."""
     store = ctx.store
-    cid = store.add_character({"name": f"D{cycle}"})
+    cid = store.characters.add({"name": f"D{cycle}"})
     for _ in range(10_000):
-        chat = store.new_chat(cid, ["root"])
-        ids = [store.active_leaf(chat)]
+        chat = store.chats.new(cid, ["root"])
+        ids = [store.messages.active_leaf(chat)]
         for i in range(CHAIN - 1):
-            ids.append(store.append_message(chat, ids[-1], "user" if i % 2 else "assistant",
+            ids.append(store.messages.append(chat, ids[-1], "user" if i % 2 else "assistant",
                                             f"node {i}"))
         ack("tree", chat=chat, ids=ids)
-        store.delete_message(ids[0])
+        store.messages.delete(ids[0])
         ack("deleted", chat=chat, ids=ids)
 
 

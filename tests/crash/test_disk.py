@@ -36,12 +36,12 @@ def _paths(home: Path) -> Paths:
 def _saved_home(home: Path) -> tuple[int, list[str]]:
     """A data folder with a chat and settings, closed cleanly as the app leaves it."""
     ctx = AppContext.create(_paths(home))
-    cid = ctx.store.add_character({"name": "Ada"})
-    chat = ctx.store.new_chat(cid, ["Hi!"])
-    ctx.store.append_message(chat, ctx.store.active_leaf(chat), "user", "keep me")
+    cid = ctx.store.characters.add({"name": "Ada"})
+    chat = ctx.store.chats.new(cid, ["Hi!"])
+    ctx.store.messages.append(chat, ctx.store.messages.active_leaf(chat), "user", "keep me")
     ctx.settings.user_name = "Before"
     ctx.save_settings()
-    texts = [m.text for m in ctx.store.active_path(chat)]
+    texts = [m.text for m in ctx.store.messages.active_path(chat)]
     ctx.close()
     return chat, texts
 
@@ -123,8 +123,8 @@ def test_a_read_only_database_file_fails_each_write_clearly(tmp_path):
         # query_only: SQLite refuses writes as for a read-only file (the folder test is above).
         store._conn.execute("PRAGMA query_only = ON")
         with pytest.raises(StoreError, match=r"Could not save to .*parlor\.sqlite3.*readonly"):
-            store.append_message(chat, store.active_leaf(chat), "user", "lost?")
-        assert [m.text for m in store.active_path(chat)] == texts  # reads still work
+            store.messages.append(chat, store.messages.active_leaf(chat), "user", "lost?")
+        assert [m.text for m in store.messages.active_path(chat)] == texts  # reads still work
     finally:
         store.close()
     _check_intact(tmp_path, chat, texts)
@@ -137,11 +137,11 @@ def test_a_full_database_fails_with_a_clear_message_and_recovers(tmp_path):
         pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
         store._conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is now full
         with pytest.raises(StoreError, match=r"parlor\.sqlite3.*(full|disk)"):
-            store.append_message(chat, store.active_leaf(chat), "user", "x" * 200_000)
-        assert [m.text for m in store.active_path(chat)] == texts
+            store.messages.append(chat, store.messages.active_leaf(chat), "user", "x" * 200_000)
+        assert [m.text for m in store.messages.active_path(chat)] == texts
         store._conn.execute(f"PRAGMA max_page_count = {pages * 100}")  # space freed
-        store.append_message(chat, store.active_leaf(chat), "user", "after")
-        texts = [m.text for m in store.active_path(chat)]
+        store.messages.append(chat, store.messages.active_leaf(chat), "user", "after")
+        texts = [m.text for m in store.messages.active_path(chat)]
     finally:
         store.close()
     assert texts[-1] == "after"

@@ -138,7 +138,7 @@ class Checker:
     def _check_cards(self, acks: list[dict], ctx: AppContext) -> None:
         for ack in (a for a in acks if a["kind"] == "card"):
             try:
-                if ctx.store.character_card(ack["id"])["name"] != ack["name"]:
+                if ctx.store.characters.card(ack["id"])["name"] != ack["name"]:
                     self._lose(f"card {ack['id']} changed")
             except Exception as exc:  # noqa: BLE001 - any failure to read it back is a loss
                 self._lose(f"card {ack['id']}: {exc}")

@@ -18,18 +18,18 @@ from app.gui.worldinfo.authors_note import AuthorsNoteDialog
 @pytest.fixture
 def chat(tmp_path):
     store = Store(tmp_path / "p.db")
-    character = store.add_character({"name": "Mira", "scenario": "A calm sea."})
-    chat_id = store.new_chat(character, ["Hello."])
+    character = store.characters.add({"name": "Mira", "scenario": "A calm sea."})
+    chat_id = store.chats.new(character, ["Hello."])
     yield store, character, chat_id
     store.close()
 
 
 def build(store, character, chat_id, settings):
-    path = store.active_path(chat_id)
+    path = store.messages.active_path(chat_id)
     lore = lore_input(WorldInfoStore(store), chat_id, character, [m.id for m in path],
                       default_note(settings))
     history = [Message(m.role, m.text) for m in path] + [Message("user", "And now?")]
-    return build_prompt(PromptInput(store.character_card(character), "Ann", history=history,
+    return build_prompt(PromptInput(store.characters.card(character), "Ann", history=history,
                                     lore=lore), preset("chatml"), len, 4096, 256).text
 
 
@@ -62,5 +62,5 @@ def test_a_default_note_for_chats_without_one(qtbot, chat):
     dialog.as_default.setChecked(True)
     dialog.accept()
     assert saved and default_note(settings) == AuthorsNote("Write in past tense.")
-    other = store.new_chat(character, ["Hi."])
+    other = store.chats.new(character, ["Hi."])
     assert "Write in past tense." in build(store, character, other, settings)

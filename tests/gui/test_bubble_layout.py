@@ -15,8 +15,8 @@ LONG_NAME = "Archibald Fitzwilliam Montgomery-Smythe the Third, Keeper of the La
 def _window_with(make_window, text: str, status: str = "interrupted"):
     window = make_window()
     store, chat = window.ctx.store, window.controller.chat_id
-    store.append_message(chat, store.active_leaf(chat), "user", text, status=status)
-    store.append_message(chat, store.active_leaf(chat), "assistant", text, status=status)
+    store.messages.append(chat, store.messages.active_leaf(chat), "user", text, status=status)
+    store.messages.append(chat, store.messages.active_leaf(chat), "assistant", text, status=status)
     window.controller.reload()
     window.chat_model.names["assistant"] = LONG_NAME
     window.chat_model.set_out_of_context(2)

@@ -66,7 +66,7 @@ def test_import_several_cards_shows_names_tags_and_avatars(library, store, tmp_p
     assert alice.data(Roles.TAGS) == ["fantasy", "mage"]
     assert alice.data(Qt.ItemDataRole.DecorationRole) is not None
     assert library.proxy.index(3, 0).data(Roles.TAGS) == ["modern", "slice of life", "korean"]
-    stored = store.character_card(ids[2])
+    stored = store.characters.card(ids[2])
     assert stored["extensions"]["risuai"]["viewScreen"] == "none"  # nothing lost on import
     assert library.current_id() == ids[-1]  # the last one imported is shown
 
@@ -88,7 +88,7 @@ def test_broken_cards_name_the_file_and_import_nothing(library, store, tmp_path)
         assert str(path) in error
     assert "lorebook" in errors[3]
     assert library.last_report is not None and "plain.png" in library.last_report.informativeText()
-    assert [row["name"] for row in store.characters()] == ["Good"]
+    assert [row["name"] for row in store.characters.list()] == ["Good"]
 
 
 def test_search_by_name_and_tag(library, tmp_path):
@@ -160,10 +160,10 @@ def test_duplicate_keeps_the_card_and_avatar(library, store, tmp_path):
     [alice], _ = library.import_files([str(write_card(tmp_path, "Alice", ["mage"]))])
     copy_id = library.duplicate(alice)
     assert names(library) == ["Alice", "Alice (copy)"]
-    original, duplicate = store.character_card(alice), store.character_card(copy_id)
+    original, duplicate = store.characters.card(alice), store.characters.card(copy_id)
     assert duplicate["extensions"] == original["extensions"]
     assert {**duplicate, "name": "Alice"} == original
-    avatars = {row["id"]: row["avatar"] for row in store.characters()}
+    avatars = {row["id"]: row["avatar"] for row in store.characters.list()}
     assert avatars[copy_id] == avatars[alice] and avatars[alice]
 
 
@@ -172,7 +172,7 @@ def test_delete_goes_to_trash_and_undo_brings_it_back(library, store, tmp_path):
                                    str(write_card(tmp_path, "Bob", []))])
     library.delete(ids[0])
     assert names(library) == ["Bob"]
-    assert [row["name"] for row in store.characters()] == ["Bob"]
+    assert [row["name"] for row in store.characters.list()] == ["Bob"]
     assert library.undo_bar.isVisible() and "Alice" in library.undo_label.text()
     library.undo_button.click()
     assert names(library) == ["Alice", "Bob"]
@@ -200,12 +200,12 @@ def test_export_png_json_v3_and_v2(library, tmp_path):
 
 def test_editor_saves_back_without_losing_fields(qtbot, library, store):
     [hana], _ = library.import_files([str(FIXTURES / "v3_full.json")])
-    before = store.character_card(hana)
+    before = store.characters.card(hana)
     editor = library.edit(hana)
     editor.fields["personality"].setPlainText("bookish, teasing, kind")
     editor.fields["tags"].setText("modern, cosy")
     editor.accept()
-    after = store.character_card(hana)
+    after = store.characters.card(hana)
     assert after["personality"] == "bookish, teasing, kind" and after["tags"] == ["modern", "cosy"]
     assert {**after, "personality": before["personality"], "tags": before["tags"]} == before
     assert library.proxy.index(0, 0).data(Roles.TAGS) == ["modern", "cosy"]

@@ -33,7 +33,7 @@ def test_a_chat_keeps_its_own_background(qtbot, make_window, tmp_path):
     window.header.chat_selected.emit(chat)
     assert _has_texture(window)
     window.chat_background.clear(chat)
-    assert not _has_texture(window) and "background" not in window.ctx.store.chat_extra(chat)
+    assert not _has_texture(window) and "background" not in window.ctx.store.chats.extra(chat)
 
 
 def test_a_file_that_is_not_an_image_is_refused_by_name(qtbot, make_window, tmp_path):

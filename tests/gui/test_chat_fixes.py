@@ -13,7 +13,7 @@ def _texts(window) -> list[str]:
 
 
 def _add_character(window, name: str, **fields) -> int:
-    character = window.ctx.store.add_character({"name": name, "first_mes": f"{name} here.",
+    character = window.ctx.store.characters.add({"name": name, "first_mes": f"{name} here.",
                                                 **fields})
     window.library.reload()
     return character
@@ -42,7 +42,7 @@ def test_regenerate_on_a_greeting_only_chat_wraps_the_greetings(qtbot, make_wind
     window.swipe_right_action.trigger()
     assert window.chat_model.messages()[0].sibling_index == 0
     assert not window.controller.busy and len(window.chat_model.messages()) == 1
-    assert len(window.ctx.store.chat_messages(window.controller.chat_id)) == count
+    assert len(window.ctx.store.messages.of_chat(window.controller.chat_id)) == count
 
 
 def test_a_single_greeting_cannot_be_swiped_and_says_so(qtbot, make_window, tiny_llama_path):
@@ -86,7 +86,7 @@ def test_delete_goes_through_undo(qtbot, make_window, tiny_llama_path):
     assert not window.message_ops.undo_bar.isVisible()
     window.message_ops.delete(user.id)
     window.message_ops.expire()   # the Undo offer ran out
-    ids = [m.id for m in window.ctx.store.chat_messages(window.controller.chat_id)]
+    ids = [m.id for m in window.ctx.store.messages.of_chat(window.controller.chat_id)]
     assert user.id not in ids and before[-1] not in ids
 
 
@@ -116,13 +116,13 @@ def test_edit_in_place_enter_saves_esc_cancels(qtbot, make_window):
     qtbot.keyClicks(editor, "Line two.")
     qtbot.keyClick(editor, Qt.Key.Key_Return)
     expected = greeting.text + " More.\nLine two."
-    assert window.ctx.store.message(greeting.id).text == expected
+    assert window.ctx.store.messages.get(greeting.id).text == expected
     assert _texts(window)[0] == expected
     assert window.message_ops.edit(greeting.id)
     editor = window.chat_view.itemDelegate().editor
     qtbot.keyClicks(editor, "junk")
     qtbot.keyClick(editor, Qt.Key.Key_Escape)
-    assert window.ctx.store.message(greeting.id).text == expected
+    assert window.ctx.store.messages.get(greeting.id).text == expected
     assert window.chat_view.itemDelegate().editor is None
 
 
@@ -182,14 +182,14 @@ def test_choosing_another_character_while_a_reply_streams_switches(qtbot, make_w
     assert finished.args[0].stopped
     qtbot.waitUntil(lambda: window.controller.chat_id != first_chat)
     assert window.header.title.text() == "Other"
-    assert window.ctx.store.active_path(first_chat)[-1].status == "stopped"
+    assert window.ctx.store.messages.active_path(first_chat)[-1].status == "stopped"
 
 
 def test_a_persona_change_keeps_past_speakers_names(qtbot, make_window, tiny_llama_path):
     window = make_window(max_tokens=4)
     load(qtbot, window, tiny_llama_path)
     _reply(qtbot, window, "Said as the default")
-    persona = window.ctx.store.add_persona("Captain Vale", "A retired sea captain.")
+    persona = window.ctx.store.personas.add("Captain Vale", "A retired sea captain.")
     window.header.persona_chosen.emit(persona)
     _reply(qtbot, window, "Said as Vale")
     names = [window.chat_model.index(r).data(Roles.NAME)

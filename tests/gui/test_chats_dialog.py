@@ -18,10 +18,10 @@ CHATS = Path(__file__).parents[1] / "fixtures" / "chats"
 
 
 def add_chat(store: Store, character: int, title: str, lines: list[str], used: float) -> int:
-    chat = store.new_chat(character, [lines[0]], title=title)
-    parent = store.active_leaf(chat)
+    chat = store.chats.new(character, [lines[0]], title=title)
+    parent = store.messages.active_leaf(chat)
     for i, text in enumerate(lines[1:]):
-        parent = store.append_message(chat, parent, "user" if i % 2 == 0 else "assistant",
+        parent = store.messages.append(chat, parent, "user" if i % 2 == 0 else "assistant",
                                       text)
     with store._tx() as c:  # a known order of last use, independent of the clock
         c.execute("UPDATE chats SET last_used_at = ? WHERE id = ?", (used, chat))
@@ -30,8 +30,8 @@ def add_chat(store: Store, character: int, title: str, lines: list[str], used: f
 
 @pytest.fixture
 def world(store):
-    alice = store.add_character({"name": "Alice", "first_mes": "Hello!"})
-    bob = store.add_character({"name": "Bob", "first_mes": "Yo."})
+    alice = store.characters.add({"name": "Alice", "first_mes": "Hello!"})
+    bob = store.characters.add({"name": "Bob", "first_mes": "Yo."})
     chats = {
         "old": add_chat(store, alice, "Tea party", ["Hello!", "Some tea?", "Yes please."], 100),
         "new": add_chat(store, alice, "Library visit",
@@ -70,9 +70,9 @@ def test_rename_in_place_and_an_empty_name_is_refused(qtbot, dialog, store, worl
     item = dialog.list.topLevelItem(2)
     with qtbot.waitSignal(dialog.chats_changed):
         item.setText(0, "Tea with the Queen")  # what the item editor does on Enter
-    assert store.chat_info(chats["old"])["title"] == "Tea with the Queen"
+    assert store.chats.info(chats["old"])["title"] == "Tea with the Queen"
     dialog.list.topLevelItem(2).setText(0, "   ")
-    assert store.chat_info(chats["old"])["title"] == "Tea with the Queen"
+    assert store.chats.info(chats["old"])["title"] == "Tea with the Queen"
     assert "kept the old one" in dialog.status.text()
     assert titles(dialog)[2] == "Tea with the Queen"
 
@@ -84,9 +84,9 @@ def test_duplicate_copies_every_message(qtbot, dialog, store, world):
         qtbot.mouseClick(dialog.duplicate_button, Qt.MouseButton.LeftButton)
     copy = dialog.selected_id()
     assert copy not in chats.values() and copy in dialog.chat_ids()
-    assert store.chat_info(copy)["title"] == "Library visit (copy)"
-    assert [m.text for m in store.active_path(copy)] == [
-        m.text for m in store.active_path(chats["new"])]
+    assert store.chats.info(copy)["title"] == "Library visit (copy)"
+    assert [m.text for m in store.messages.active_path(copy)] == [
+        m.text for m in store.messages.active_path(chats["new"])]
 
 
 def test_delete_moves_to_trash_and_undo_brings_it_back(qtbot, dialog, store, world):
@@ -94,10 +94,10 @@ def test_delete_moves_to_trash_and_undo_brings_it_back(qtbot, dialog, store, wor
     dialog.select(chats["old"])
     qtbot.mouseClick(dialog.delete_button, Qt.MouseButton.LeftButton)
     assert chats["old"] not in dialog.chat_ids()
-    assert [r["id"] for r in store.chat_trash()] == [chats["old"]]
+    assert [r["id"] for r in store.chats.trash()] == [chats["old"]]
     assert dialog.undo_bar.isVisible() and "Tea party" in dialog.undo_label.text()
     qtbot.mouseClick(dialog.undo_button, Qt.MouseButton.LeftButton)
-    assert store.chat_trash() == []
+    assert store.chats.trash() == []
     assert titles(dialog) == ["Library visit", "Rainy day", "Tea party"]
     assert dialog.selected_id() == chats["old"] and not dialog.undo_bar.isVisible()
 
@@ -122,7 +122,7 @@ def test_import_keeps_swipes_and_selects_the_new_chat(qtbot, dialog, store):
         chat = dialog.import_file(str(CHATS / "old_style.jsonl"), lambda _p: False)
     assert chat is not None and dialog.selected_id() == chat
     assert "old_style" in titles(dialog)
-    first = store.active_path(chat)[0]
+    first = store.messages.active_path(chat)[0]
     assert first.sibling_count == 2
     assert "Imported old_style.jsonl" in dialog.status.text()
 
@@ -136,7 +136,7 @@ def test_malformed_lines_are_named_and_imported_only_if_accepted(dialog, store):
     assert [p.line for p in asked[0]] == [3, 5]
     assert "not imported (2 malformed line(s))" in dialog.status.text()
     chat = dialog.import_file(str(CHATS / "malformed.jsonl"), lambda problems: True)
-    assert [m.text for m in store.active_path(chat)] == ["Hello!", "Are you there?",
+    assert [m.text for m in store.messages.active_path(chat)] == ["Hello!", "Are you there?",
                                                          "Still here."]
     assert "line 3" in dialog.status.text() and "line 5" in dialog.status.text()
 

@@ -12,7 +12,7 @@ from tests.gui.conftest import load
 
 def _group(window, strategy=Strategy.LIST):
     store = window.ctx.store
-    ids = [store.add_character({"name": n, "first_mes": f"{n} waves."})
+    ids = [store.characters.add({"name": n, "first_mes": f"{n} waves."})
            for n in ("Ann", "Bob", "Cid")]
     gid = store.groups.create("Inn", ids, GroupSettings(strategy=strategy,
                                                         auto_mode_turns=3))
@@ -122,8 +122,8 @@ def test_typing_ends_auto_mode(qtbot, make_window, tiny_llama_path):
 def test_the_editor_creates_and_edits_a_group(qtbot, make_window):
     window = make_window()
     store = window.ctx.store
-    a = store.add_character({"name": "Ann"})
-    b = store.add_character({"name": "Bob"})
+    a = store.characters.add({"name": "Ann"})
+    b = store.characters.add({"name": "Bob"})
     editor = GroupEditor(store)
     qtbot.addWidget(editor)
     editor.save()
@@ -150,7 +150,7 @@ def test_the_editor_creates_and_edits_a_group(qtbot, make_window):
 def test_a_card_rename_shows_in_the_open_group_chat(qtbot, make_window):
     window = make_window()
     gid, ids = _group(window)
-    window.ctx.store.update_character(ids[1], {"name": "Robert"})
+    window.ctx.store.characters.update(ids[1], {"name": "Robert"})
     window.library.characters_changed.emit()
     assert [n for n, _ in _shown(window)] == ["Ann", "Robert", "Cid"]
 
@@ -187,9 +187,9 @@ def test_deleting_a_group_closes_its_chat_and_undo_restores_it(qtbot, make_windo
 
 def test_each_reply_shows_its_speakers_own_portrait_or_initial(qtbot, make_window):
     window = make_window()
-    wren = window.ctx.store.character_by_builtin("parlor:wren")
+    wren = window.ctx.store.characters.by_builtin("parlor:wren")
     store = window.ctx.store
-    ann = store.add_character({"name": "Ann", "first_mes": "Hi."})  # no portrait
+    ann = store.characters.add({"name": "Ann", "first_mes": "Hi."})  # no portrait
     gid = store.groups.create("Pair", [ann, wren])
     window.groups.panel.refresh()
     window.groups.open_group(gid)
@@ -206,7 +206,7 @@ def test_the_editor_sets_a_group_picture_and_goes_back_to_the_collage(qtbot, mak
 
     window = make_window()
     store = window.ctx.store
-    gid = store.groups.create("Solo", [store.add_character({"name": "Ann"})])
+    gid = store.groups.create("Solo", [store.characters.add({"name": "Ann"})])
     picture = tmp_path / "inn.png"
     image = QImage(64, 64, QImage.Format.Format_RGB32)
     image.fill(QColor("red"))

@@ -73,7 +73,7 @@ def test_a_card_name_in_the_library_tooltip_is_plain_text(qtbot, make_window, tm
 def test_entry_names_in_the_import_error_box_are_plain_text(qtbot, make_window, tmp_path,
                                                             image_tag):
     window = make_window()
-    before = len(window.ctx.store.characters())
+    before = len(window.ctx.store.characters.list())
     bad = tmp_path / "hostile.charx"
     with zipfile.ZipFile(bad, "w") as z:
         z.writestr("card.json", "{}")
@@ -84,7 +84,7 @@ def test_entry_names_in_the_import_error_box_are_plain_text(qtbot, make_window, 
     labels = [w for w in box.findChildren(QLabel) if image_tag in w.text()]
     assert labels and all(w.textFormat() == Qt.TextFormat.PlainText for w in labels)
     assert all(w.sizeHint().height() < 200 for w in labels)
-    assert len(window.ctx.store.characters()) == before
+    assert len(window.ctx.store.characters.list()) == before
 
 
 def test_lore_names_and_template_errors_in_the_inspector_are_plain_text(qtbot, image_tag):

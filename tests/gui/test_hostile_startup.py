@@ -32,7 +32,7 @@ def test_a_damaged_database_offers_the_newest_snapshot(qtbot):
     launch.make_application()
     paths = default_paths()
     ctx = AppContext.create(paths)
-    ctx.store.add_character({"name": "Saved"})
+    ctx.store.characters.add({"name": "Saved"})
     ctx.close()
     snapshot(paths.database, "daily")
     paths.database.write_bytes(b"this is not a database, it was damaged" * 100)
@@ -40,7 +40,7 @@ def test_a_damaged_database_offers_the_newest_snapshot(qtbot):
     _answer(qtbot, seen, "restore")
     ctx = launch._start(paths)
     assert ctx is not None, "the restored snapshot opens"
-    assert [r["name"] for r in ctx.store.characters()] == ["Saved"]
+    assert [r["name"] for r in ctx.store.characters.list()] == ["Saved"]
     ctx.close()
     text, informative, details = seen[0]
     assert text == "Parlor cannot start." and str(paths.data) in informative
@@ -67,7 +67,7 @@ def test_a_damaged_character_row_does_not_stop_the_window(qtbot, make_window):
     """An older, unchecked import could store a card that is a JSON list: listing it
     aborted every start. Now the window opens and says which character is damaged."""
     ctx = AppContext.create()
-    bad = ctx.store.add_character({"name": "Broken"})
+    bad = ctx.store.characters.add({"name": "Broken"})
     with ctx.store._tx() as c:
         c.execute("UPDATE characters SET card_json = '[1, 2]' WHERE id = ?", (bad,))
     ctx.close()
@@ -76,7 +76,7 @@ def test_a_damaged_character_row_does_not_stop_the_window(qtbot, make_window):
     window.library.character_chosen.emit(bad)
     box = window._last_error_box
     assert "is damaged" in box.text() and "JSON list" in box.text()
-    good = window.ctx.store.add_character({"name": "Fine", "first_mes": "Hello"})
+    good = window.ctx.store.characters.add({"name": "Fine", "first_mes": "Hello"})
     window.library.reload()
     window.library.character_chosen.emit(good)
-    assert [m.text for m in window.ctx.store.active_path(window.controller.chat_id)] == ["Hello"]
+    assert [m.text for m in window.ctx.store.messages.active_path(window.controller.chat_id)] == ["Hello"]

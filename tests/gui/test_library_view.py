@@ -18,7 +18,7 @@ def _library_with_three(make_window):
     store = window.ctx.store
     ids = {}
     for name in ("Bram", "Anna", "Cleo"):
-        ids[name] = store.add_character({"name": name, "first_mes": "Hi."})
+        ids[name] = store.characters.add({"name": name, "first_mes": "Hi."})
     window.library.reload()
     return window, ids
 
@@ -42,7 +42,7 @@ def test_favourites_come_first_are_filtered_and_stored_in_the_card(qtbot, make_w
     library = window.library
     library.set_favourite(ids["Cleo"], True)
     assert _names(library)[0] == "Cleo"
-    assert window.ctx.store.character_card(ids["Cleo"])["extensions"]["fav"] is True
+    assert window.ctx.store.characters.card(ids["Cleo"])["extensions"]["fav"] is True
     exported = to_v3_json(library.card(ids["Cleo"]))
     assert exported["data"]["extensions"]["fav"] is True
     library.controls.favourites.setChecked(True)

@@ -10,11 +10,11 @@ from app.gui.chat.model import PAGE
 def _long_chat(n: int) -> None:
     ctx = AppContext.create()
     char = ensure_default_character(ctx.store)
-    chat = ctx.store.new_chat(char, ["Welcome."])
-    parent = ctx.store.active_leaf(chat)
+    chat = ctx.store.chats.new(char, ["Welcome."])
+    parent = ctx.store.messages.active_leaf(chat)
     for i in range(n):
         role = "user" if i % 2 == 0 else "assistant"
-        parent = ctx.store.append_message(chat, parent, role, f"message number {i}")
+        parent = ctx.store.messages.append(chat, parent, role, f"message number {i}")
     ctx.close()
 
 

@@ -61,7 +61,7 @@ def test_stop_ends_the_reply_and_keeps_what_was_written(qtbot, make_window, tiny
     assert blocker.args[0].stopped
     reply = window.chat_model.messages()[-1]
     assert reply.status == "stopped" and reply.text
-    stored = window.ctx.store.message(reply.id)
+    stored = window.ctx.store.messages.get(reply.id)
     assert (stored.text, stored.status) == (reply.text, "stopped")
     assert window.send_button.isEnabled() and not window.stop_button.isEnabled()
 
@@ -156,7 +156,7 @@ def test_continue_extends_the_last_reply_in_place(qtbot, make_window, tiny_llama
     after = window.chat_model.messages()[-1]
     assert after.id == before.id and after.text.startswith(before.text)
     assert len(after.text) > len(before.text)
-    assert window.ctx.store.message(after.id).text == after.text
+    assert window.ctx.store.messages.get(after.id).text == after.text
 
 
 def test_impersonate_writes_into_the_composer_not_the_chat(qtbot, make_window,
@@ -177,7 +177,7 @@ def test_edit_and_delete_messages(qtbot, make_window, tiny_llama_path):
     user = window.chat_model.messages()[-2]
     window.controller.edit(user.id, "No typo here")
     assert window.chat_model.messages()[-2].text == "No typo here"
-    assert window.ctx.store.message(user.id).text == "No typo here"
+    assert window.ctx.store.messages.get(user.id).text == "No typo here"
     window.controller.delete(user.id)
     assert [m.role for m in window.chat_model.messages()] == ["assistant"]
 
@@ -304,7 +304,7 @@ def test_the_chats_persona_reaches_the_prompt_and_the_bubbles(qtbot, make_window
                                                               tiny_llama_path):
     window = make_window(max_tokens=4)
     load(qtbot, window, tiny_llama_path)
-    persona = window.ctx.store.add_persona("Captain Vale", "A retired sea captain.")
+    persona = window.ctx.store.personas.add("Captain Vale", "A retired sea captain.")
     window._open_chat(window.controller.chat_id)   # refreshes the header's persona list
     window.header.persona_chosen.emit(persona)
     _reply_once(qtbot, window, "Evening.")

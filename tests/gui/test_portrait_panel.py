@@ -35,7 +35,7 @@ def test_the_panel_folds_away_on_a_small_window(qtbot, make_window):
 
 def test_creator_notes_are_safe_markdown(qtbot, make_window):
     window = make_window()
-    character = window.ctx.store.add_character({"name": "Noted", "first_mes": "Hi.",
+    character = window.ctx.store.characters.add({"name": "Noted", "first_mes": "Hi.",
                                                 "creator_notes": NOTES, "creator": "Ann",
                                                 "character_version": "2", "tags": ["a"]})
     window.library.reload()

@@ -107,6 +107,6 @@ def test_sampler_presets_and_samplers_for_one_chat(qtbot, make_window, tiny_llam
     with qtbot.waitSignal(window.controller.reply_finished, timeout=60000):
         window.send("Hello")
     used = window.chat_model.messages()[-1]
-    info = window.ctx.store.message(used.id).gen_info
+    info = window.ctx.store.messages.get(used.id).gen_info
     assert info["sampler"]["temperature"] == 0.3 and info["sampler"]["seed"] == 1234
     assert window.ctx.settings.temperature != 0.3   # the general settings are untouched

@@ -58,7 +58,7 @@ def test_a_long_character_name_does_not_squeeze_the_library(qtbot, make_window):
     window = make_window()
     window.resize(800, 600)
     name = "Lady Evangeline Wintersmith-Ravenscroft of the Northern Marches " * 3
-    character = window.ctx.store.add_character({"name": name, "first_mes": "Hello."})
+    character = window.ctx.store.characters.add({"name": name, "first_mes": "Hello."})
     window.library.reload()
     window.library.select(character)
     qtbot.waitUntil(lambda: window.header.title.text() == name)

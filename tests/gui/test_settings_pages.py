@@ -16,20 +16,20 @@ def test_restore_a_backup_brings_back_the_chat_as_it_was(qtbot, make_window):
     page.back_up_now()
     assert page.snapshots.count() >= 1
     chat = window.controller.chat_id
-    leaf = window.ctx.store.active_leaf(chat)
-    window.ctx.store.append_message(chat, leaf, "user", "written after the backup")
+    leaf = window.ctx.store.messages.active_leaf(chat)
+    window.ctx.store.messages.append(chat, leaf, "user", "written after the backup")
     page.snapshots.setCurrentRow(0)
     assert "manual" in page.snapshots.currentItem().text().lower()
     page._restore_selected()
     assert "written after the backup" not in _texts(window)
-    assert window.ctx.store.active_path(chat)  # the store works after the swap
+    assert window.ctx.store.messages.active_path(chat)  # the store works after the swap
 
 
 def test_export_everything_then_import_on_another_machine(qtbot, make_window, tmp_path,
                                                           monkeypatch):
     window = make_window()
     chat = window.controller.chat_id
-    window.ctx.store.append_message(chat, window.ctx.store.active_leaf(chat), "user",
+    window.ctx.store.messages.append(chat, window.ctx.store.messages.active_leaf(chat), "user",
                                     "a line worth keeping")
     window.show_settings()
     target = tmp_path / "export.zip"
@@ -42,7 +42,7 @@ def test_export_everything_then_import_on_another_machine(qtbot, make_window, tm
     counts = other.settings_ui.data_page.import_from(target)
     assert counts, other.settings_ui.data_page.last_error
     assert counts.get("messages", 0) >= 2
-    found = [m.text for m in other.ctx.store.search("worth keeping")]
+    found = [m.text for m in other.ctx.store.messages.search("worth keeping")]
     assert found == ["a line worth keeping"]
 
 
@@ -65,5 +65,7 @@ def test_server_page_switches_to_a_server_and_back(qtbot, make_window, monkeypat
         page._connect()
     assert "127.0.0.1:9" in failed.args[0]
     assert window.banner.isVisible()
-    page.local_requested.emit()
+    # The swap runs on the worker's thread, the engine's only owner: wait for it there.
+    with qtbot.waitSignal(window.worker.worker.engine_swapped, timeout=10000):
+        page.local_requested.emit()
     assert type(window.worker.worker.engine).__name__ == "LocalEngine"

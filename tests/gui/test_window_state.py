@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QApplication
 
 def test_geometry_splitter_and_the_open_chat_come_back(qtbot, make_window):
     window = make_window()
-    other = window.ctx.store.add_character({"name": "Other", "first_mes": "Hi."})
+    other = window.ctx.store.characters.add({"name": "Other", "first_mes": "Hi."})
     window.library.reload()
     window.library.select(other)
     first_chat = window.controller.chat_id
@@ -36,7 +36,7 @@ def test_a_deleted_last_chat_falls_back_to_the_newest(qtbot, make_window):
     newest = window.controller.chat_id
     window.header.chat_selected.emit(chat)
     window.close()
-    window.ctx.store.delete_chat(chat)
+    window.ctx.store.chats.delete(chat)
     again = make_window()
     assert again.controller.chat_id == newest
 

@@ -21,8 +21,8 @@ WORLD = Path(__file__).resolve().parents[1] / "fixtures" / "worldinfo" / "harbor
 @pytest.fixture
 def setup(qtbot, tmp_path):
     store = Store(tmp_path / "parlor.db")
-    character = store.add_character({"name": "Mira", "description": "Mira."})
-    chat = store.new_chat(character, ["Hello."])
+    character = store.characters.add({"name": "Mira", "description": "Mira."})
+    chat = store.chats.new(character, ["Hello."])
     manager = WorldInfoManager(store, character, chat)
     qtbot.addWidget(manager)
     yield store, character, chat, manager
@@ -30,7 +30,7 @@ def setup(qtbot, tmp_path):
 
 
 def prompt(store, character, chat, text):
-    path = store.active_path(chat)
+    path = store.messages.active_path(chat)
     inp = PromptInput({"name": "Mira"}, "Ann", history=[Message(m.role, m.text) for m in path]
                       + [Message("user", text)],
                       lore=lore_input(WorldInfoStore(store), chat, character,

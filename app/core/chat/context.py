@@ -22,7 +22,7 @@ class AppContext:
         """Open folders, settings and the database; raises StoreError/OSError with a reason."""
         paths = (paths or default_paths()).ensure()
         store = Store(paths.database)
-        store.recover_interrupted()
+        store.messages.recover_interrupted()
         return cls(paths, Settings.load(paths.settings_file), store, SecretStore(paths.config))
 
     def save_settings(self) -> None:

@@ -12,10 +12,10 @@ BUILTIN_KEY = "parlor:wren"
 
 def ensure_default_character(store: Store) -> int:
     """Add Wren once (first run) and return her id; a user who deleted her is respected."""
-    existing = store.character_by_builtin(BUILTIN_KEY)
+    existing = store.characters.by_builtin(BUILTIN_KEY)
     if existing is not None:
         return existing
     folder = resources_dir() / "characters"
     card = json.loads((folder / "wren.json").read_text(encoding="utf-8"))
     avatar = (folder / "wren.png").read_bytes()
-    return store.add_character(card["data"], avatar, builtin_key=BUILTIN_KEY)
+    return store.characters.add(card["data"], avatar, builtin_key=BUILTIN_KEY)

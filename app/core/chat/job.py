@@ -192,7 +192,7 @@ def prompt_message(m: Message, char: str) -> PromptMessage:
 def chat_persona_of(store: Store, chat_id: int) -> tuple[str, str] | None:
     """The chat's persona (its own choice, else the default) as (name, description), or
     None when the user has made no persona yet."""
-    row = store.chat_persona(chat_id)
+    row = store.personas.of_chat(chat_id)
     return (row["name"], row["description"] or "") if row is not None else None
 
 

@@ -25,8 +25,8 @@ _DERIVED_INFO = {"model", "api"}  # what SillyTavern itself keeps in `extra`
 
 def st_chat_rows(store: Store, chat_id: int) -> list[dict[str, Any]]:
     """The metadata line, then one dict per message on the active path."""
-    messages = store.chat_messages(chat_id)
-    path = store.active_path(chat_id)
+    messages = store.messages.of_chat(chat_id)
+    path = store.messages.active_path(chat_id)
     by_parent: dict[int | None, list[Message]] = defaultdict(list)
     for msg in messages:
         by_parent[msg.parent_id].append(msg)
@@ -39,7 +39,7 @@ def st_chat_rows(store: Store, chat_id: int) -> list[dict[str, Any]]:
         lines.append(_line(node, siblings, names))
     texts = {m.id: m.text for m in messages}
     rest = [m for m in messages if m.id not in coords]
-    block = encode_rest(rest, coords, texts, store.shown_child_ids(chat_id))
+    block = encode_rest(rest, coords, texts, store.messages.shown_child_ids(chat_id))
     return [_header(store, chat_id, names, block), *lines]
 
 
@@ -62,26 +62,26 @@ def _js_numbers(value: Any) -> Any:
 
 def speaker_names(store: Store, chat_id: int) -> dict[str, str]:
     """Speaker names by role: the chat's persona, else the file's user, else the default."""
-    info = store.chat_info(chat_id)
-    stored = store.chat_extra(chat_id).get("user_name")
-    default = store.default_persona()
+    info = store.chats.info(chat_id)
+    stored = store.chats.extra(chat_id).get("user_name")
+    default = store.personas.default()
     if info["persona_id"] is not None:
-        user = store.persona(info["persona_id"])["name"]
+        user = store.personas.get(info["persona_id"])["name"]
     elif isinstance(stored, str) and stored and stored != "unused":
         user = stored
     else:
         user = default["name"] if default else "User"
     names = {"user": user, "assistant": info["character_name"], "system": "System"}
     # a group chat's replies: each under its speaker's name ("speaker:<character id>")
-    spoken = {m.speaker_id for m in store.chat_messages(chat_id) if m.speaker_id}
+    spoken = {m.speaker_id for m in store.messages.of_chat(chat_id) if m.speaker_id}
     names.update({f"speaker:{cid}": name
                   for cid, name in store.groups.speaker_names(spoken).items()})
     return names
 
 
 def _header(store: Store, chat_id: int, names: dict[str, str], block: dict | None) -> dict:
-    info = store.chat_info(chat_id)
-    stored = store.chat_extra(chat_id)
+    info = store.chats.info(chat_id)
+    stored = store.chats.extra(chat_id)
     meta = stored.get("chat_metadata")
     meta = dict(meta) if isinstance(meta, dict) else {}
     meta.setdefault("integrity", str(uuid.uuid4()))
@@ -89,7 +89,7 @@ def _header(store: Store, chat_id: int, names: dict[str, str], block: dict | Non
     if block:
         meta[KEY] = block
     # world info's sticky/cooldown state on the exported path (SillyTavern's timedWorldInfo)
-    timed = WorldInfoStore(store).timed_state([m.id for m in store.active_path(chat_id)])
+    timed = WorldInfoStore(store).timed_state([m.id for m in store.messages.active_path(chat_id)])
     if timed is not None:
         meta["timedWorldInfo"] = timed
     head = {"user_name": names["user"], "character_name": names["assistant"],

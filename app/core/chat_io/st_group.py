@@ -102,11 +102,11 @@ def _resolve_members(store: Store, avatars: list[str], names: dict[str, str],
     ids: dict[str, int] = {}
     for avatar in avatars:
         name = names.get(avatar) or Path(avatar).stem or avatar
-        found = store.find_characters(name)
+        found = store.characters.find(name)
         if found:
             ids[avatar] = found[0]["id"]
         else:
-            ids[avatar] = store.add_character({"name": name}, extra=None)
+            ids[avatar] = store.characters.add({"name": name}, extra=None)
             result.added_characters.append(name)
     if result.added_characters:
         result.warnings.append("Not in the library, added with only their names: "
@@ -166,7 +166,7 @@ def _import_chat(store: Store, gid: int, path: Path, raw: dict, ids: dict[str, i
     meta = _chat_metadata(raw, path.stem)
     if KEY in meta:
         nodes += decode_rest(meta.pop(KEY), texts, parsed.warnings)
-    by_name = {store.character_card(cid).get("name"): cid for cid in ids.values()}
+    by_name = {store.characters.card(cid).get("name"): cid for cid in ids.values()}
     for node in nodes:
         row = parsed.messages[node.key[0]].row if isinstance(node.key, tuple) else \
             (node.extra or {})
@@ -187,7 +187,7 @@ def avatar_of(group: Group, character_id: int, names: dict[int, str]) -> str:
 def group_chat_rows(store: Store, chat_id: int, group: Group) -> tuple[dict, list[dict]]:
     """The chat's metadata and its lines, each reply under its speaker's name and avatar."""
     rows = st_chat_rows(store, chat_id)
-    path = store.active_path(chat_id)
+    path = store.messages.active_path(chat_id)
     speakers = {m.speaker_id for m in path if m.speaker_id}
     names = store.groups.speaker_names(speakers)
     for row, msg in zip(rows[1:], path, strict=True):

@@ -54,7 +54,7 @@ def import_st_chat(store: Store, path: str | Path, character_id: int, *,
         meta = dict(meta)
         nodes += decode_rest(meta.pop(KEY), texts, parsed.warnings)
         extra["chat_metadata"] = meta
-    chat_id = store.create_chat_from_nodes(character_id, title or Path(path).stem, nodes,
+    chat_id = store.chats.from_nodes(character_id, title or Path(path).stem, nodes,
                                            leaf, extra, _persona_for(store, extra))
     return ImportResult(chat_id, len(nodes), parsed.problems, parsed.warnings)
 
@@ -62,7 +62,7 @@ def import_st_chat(store: Store, path: str | Path, character_id: int, *,
 def _persona_for(store: Store, meta: dict) -> int | None:
     """The persona named like the file's user, if the user has one (else the default)."""
     name = meta.get("user_name")
-    for persona in store.personas() if isinstance(name, str) else []:
+    for persona in store.personas.list() if isinstance(name, str) else []:
         if persona["name"].casefold() == name.casefold():
             return persona["id"]
     return None

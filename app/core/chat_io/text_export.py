@@ -20,12 +20,12 @@ def _name(msg: Message, speakers: dict[str, str]) -> str:
 
 
 def markdown_text(store: Store, chat_id: int) -> str:
-    info = store.chat_info(chat_id)
+    info = store.chats.info(chat_id)
     speakers = speaker_names(store, chat_id)
     head = (f"# {info['title']}\n\n*{speakers['assistant']} and {speakers['user']},"
             f" exported from Parlor on {datetime.now():%Y-%m-%d %H:%M}*")
     blocks = []
-    for msg in store.active_path(chat_id):
+    for msg in store.messages.active_path(chat_id):
         when = datetime.fromtimestamp(msg.created_at).strftime("%Y-%m-%d %H:%M")
         swipe = (f" · swipe {msg.sibling_index + 1} of {msg.sibling_count}"
                  if msg.sibling_count > 1 else "")
@@ -36,7 +36,7 @@ def markdown_text(store: Store, chat_id: int) -> str:
 
 def plain_text(store: Store, chat_id: int) -> str:
     speakers = speaker_names(store, chat_id)
-    blocks = [f"{_name(m, speakers)}: {m.text}" for m in store.active_path(chat_id)]
+    blocks = [f"{_name(m, speakers)}: {m.text}" for m in store.messages.active_path(chat_id)]
     return "\n\n".join(blocks) + "\n"
 
 

@@ -11,6 +11,7 @@ checked on a real 7B+ model or a GPU.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -89,9 +90,43 @@ def _compute(header: GGUFHeader, n_ctx: int, flash_attn: bool, n_ubatch: int) ->
     return size
 
 
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """What a model needs, in bytes, on each side, for one context size and GPU offload."""
+
+    n_ctx: int                 # the context size as llama.cpp pads it
+    n_gpu_layers: int          # layers actually on the GPU (the output layer counts as one)
+    weights_cpu_bytes: int
+    weights_gpu_bytes: int
+    kv_cpu_bytes: int
+    kv_gpu_bytes: int
+    compute_cpu_bytes: int
+    compute_gpu_bytes: int
+
+    @property
+    def kv_bytes(self) -> int:
+        return self.kv_cpu_bytes + self.kv_gpu_bytes
+
+    @property
+    def compute_bytes(self) -> int:
+        return self.compute_cpu_bytes + self.compute_gpu_bytes
+
+    @property
+    def cpu_bytes(self) -> int:
+        return self.weights_cpu_bytes + self.kv_cpu_bytes + self.compute_cpu_bytes
+
+    @property
+    def gpu_bytes(self) -> int:
+        return self.weights_gpu_bytes + self.kv_gpu_bytes + self.compute_gpu_bytes
+
+    @property
+    def total_bytes(self) -> int:
+        return self.cpu_bytes + self.gpu_bytes
+
+
 def estimate_memory(header: GGUFHeader, n_ctx: int, n_gpu_layers: int = 0,
                     kv_type: str = "f16", flash_attn: bool = True,
-                    n_ubatch: int = 512) -> dict[str, int]:
+                    n_ubatch: int = 512) -> MemoryEstimate:
     """Bytes needed on the CPU side and the GPU side for this context and offload.
 
     n_ctx <= 0 means the model's training context; n_gpu_layers < 0 means all of them.
@@ -108,11 +143,4 @@ def estimate_memory(header: GGUFHeader, n_ctx: int, n_gpu_layers: int = 0,
     c_gpu = compute if offloaded else 0
     c_cpu = compute if not offloaded else 4 * min(n_ubatch, n_ctx) * (
         header.vocab_size + int(header.arch_value("embedding_length", 0) or 0))
-    cpu, gpu = w_cpu + kv_cpu + c_cpu, w_gpu + kv_gpu + c_gpu
-    return {
-        "n_ctx": n_ctx, "n_gpu_layers": offloaded,
-        "weights_cpu_bytes": w_cpu, "weights_gpu_bytes": w_gpu,
-        "kv_cpu_bytes": kv_cpu, "kv_gpu_bytes": kv_gpu, "kv_bytes": kv_cpu + kv_gpu,
-        "compute_cpu_bytes": c_cpu, "compute_gpu_bytes": c_gpu, "compute_bytes": c_cpu + c_gpu,
-        "cpu_bytes": cpu, "gpu_bytes": gpu, "total_bytes": cpu + gpu,
-    }
+    return MemoryEstimate(n_ctx, offloaded, w_cpu, w_gpu, kv_cpu, kv_gpu, c_cpu, c_gpu)

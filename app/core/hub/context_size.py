@@ -63,7 +63,7 @@ def largest_context(header: GGUFHeader, usable: int, *, n_gpu_layers: int = 0,
     def fits(n_ctx: int) -> bool:
         need = estimate_memory(header, n_ctx, n_gpu_layers, kv_type=kv_type,
                                flash_attn=flash_attn)
-        return need["total_bytes"] <= usable
+        return need.total_bytes <= usable
 
     low, high = 0, LARGEST // CTX_PAD  # in steps of CTX_PAD; `low` always fits (or is 0)
     while low < high:

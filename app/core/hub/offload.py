@@ -79,10 +79,10 @@ def model_bytes(header: GGUFHeader, n_ctx: int = 4096, kv_type: str = "f16",
         else:
             embeddings += t.nbytes
     all_gpu = estimate_memory(header, n_ctx, -1, kv_type, flash_attn)
-    kv = all_gpu["kv_bytes"] // max(n_layer, 1)
+    kv = all_gpu.kv_bytes // max(n_layer, 1)
     share = (header.expert_used_count / header.expert_count) if header.expert_count else 1.0
     return ModelBytes(tuple(LayerBytes(d, e, kv) for d, e in zip(dense, experts, strict=True)),
-                      embeddings, output, all_gpu["compute_gpu_bytes"], min(share, 1.0))
+                      embeddings, output, all_gpu.compute_gpu_bytes, min(share, 1.0))
 
 
 @dataclass(frozen=True)

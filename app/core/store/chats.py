@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from app.core.store.db import StoreError
 from app.core.store.nodes import NewNode, insert_nodes, nodes_from_rows
+from app.core.store.part import StorePart
 
 # a group chat is listed under its group's name (groups.py), not its host member's
 _CHAT_COLUMNS = ("c.id, c.title, c.character_id,"
@@ -42,10 +43,49 @@ def fts_query(text: str) -> str:
     return " ".join('"' + w.replace('"', '""') + '"' for w in words) or '""'
 
 
-class ChatLibrary:
-    """Mixed into Store: needs `_tx`, `_query` and the tree's `message`/`active_leaf`."""
+class Chats(StorePart):
+    """`store.chats`: start, list, rename, duplicate, branch, trash and search chats."""
 
-    def chat_info(self, chat_id: int) -> sqlite3.Row:
+    def new(self, character_id: int, greetings: list[str], title: str = "") -> int:
+        """Start a chat; each greeting becomes a root-level swipe, the first one shown."""
+        now = time.time()
+        with self._tx() as c:
+            chat_id = c.execute(
+                "INSERT INTO chats (character_id, title, created_at, last_used_at)"
+                " VALUES (?, ?, ?, ?)",
+                (character_id, title or time.strftime("Chat %Y-%m-%d %H:%M"), now, now),
+            ).lastrowid
+            first = None
+            for text in greetings:
+                mid = c.execute(
+                    "INSERT INTO messages (chat_id, parent_id, role, text, created_at)"
+                    " VALUES (?, NULL, 'assistant', ?, ?)", (chat_id, text, now)).lastrowid
+                first = first or mid
+            c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?", (first, chat_id))
+        return chat_id
+
+    def of_character(self, character_id: int) -> list[sqlite3.Row]:
+        return self._query(
+            "SELECT id, title, last_used_at FROM chats WHERE character_id = ?"
+            " AND deleted_at IS NULL ORDER BY last_used_at DESC", (character_id,))
+
+    def touch(self, chat_id: int) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE chats SET last_used_at = ? WHERE id = ?", (time.time(), chat_id))
+
+    def character_of(self, chat_id: int) -> int:
+        return self._query("SELECT character_id FROM chats WHERE id = ?", (chat_id,))[0][0]
+
+    def set_draft(self, chat_id: int, text: str) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE chats SET draft = ? WHERE id = ?", (text, chat_id))
+
+    def draft(self, chat_id: int) -> str:
+        rows = self._query("SELECT draft FROM chats WHERE id = ?", (chat_id,))
+        return rows[0]["draft"] if rows else ""
+
+
+    def info(self, chat_id: int) -> sqlite3.Row:
         rows = self._query(f"SELECT {_CHAT_COLUMNS}, c.extra FROM chats c"
                            " JOIN characters ch ON ch.id = c.character_id WHERE c.id = ?",
                            (chat_id,))
@@ -53,29 +93,29 @@ class ChatLibrary:
             raise StoreError(f"No chat with id {chat_id}")
         return rows[0]
 
-    def all_chats(self) -> list[sqlite3.Row]:
+    def all(self) -> list[sqlite3.Row]:
         """Every chat not in the trash (nor its character), most recently used first."""
         return self._query(
             f"SELECT {_CHAT_COLUMNS} FROM chats c JOIN characters ch ON ch.id = c.character_id"
             " WHERE c.deleted_at IS NULL AND ch.deleted_at IS NULL"
             " ORDER BY c.last_used_at DESC, c.id DESC")
 
-    def rename_chat(self, chat_id: int, title: str) -> None:
-        self.chat_info(chat_id)
+    def rename(self, chat_id: int, title: str) -> None:
+        self.info(chat_id)
         with self._tx() as c:
             c.execute("UPDATE chats SET title = ? WHERE id = ?", (title, chat_id))
 
-    def chat_extra(self, chat_id: int) -> dict:
+    def extra(self, chat_id: int) -> dict:
         """Fields an imported chat file carried (SillyTavern metadata), kept for export."""
-        raw = self.chat_info(chat_id)["extra"]
+        raw = self.info(chat_id)["extra"]
         return json.loads(raw) if raw else {}
 
-    def set_chat_extra(self, chat_id: int, extra: dict) -> None:
+    def set_extra(self, chat_id: int, extra: dict) -> None:
         with self._tx() as c:
             c.execute("UPDATE chats SET extra = ? WHERE id = ?",
                       (json.dumps(extra, ensure_ascii=False) if extra else None, chat_id))
 
-    def create_chat_from_nodes(self, character_id: int, title: str, nodes: list[NewNode],
+    def from_nodes(self, character_id: int, title: str, nodes: list[NewNode],
                                leaf_key=None, extra: dict | None = None,
                                persona_id: int | None = None) -> int:
         """A new chat holding `nodes`, all in one transaction; `leaf_key` is its active leaf
@@ -92,37 +132,37 @@ class ChatLibrary:
             c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?", (leaf, chat_id))
         if leaf is None and ids:
             roots = [ids[n.key] for n in nodes if n.parent_key is None]
-            self.show_branch(chat_id, roots[0])
+            self._store.messages.show_branch(chat_id, roots[0])
         return chat_id
 
-    def duplicate_chat(self, chat_id: int, title: str | None = None) -> int:
+    def duplicate(self, chat_id: int, title: str | None = None) -> int:
         """A copy of the whole tree (every branch and swipe), showing the same path."""
-        info = self.chat_info(chat_id)
+        info = self.info(chat_id)
         rows = self._query("SELECT * FROM messages WHERE chat_id = ? ORDER BY id", (chat_id,))
-        return self._same_group(chat_id, self.create_chat_from_nodes(
+        return self._same_group(chat_id, self.from_nodes(
             info["character_id"], title or f"{info['title']} (copy)", nodes_from_rows(rows),
-            self.active_leaf(chat_id), self.chat_extra(chat_id), info["persona_id"]))
+            self._store.messages.active_leaf(chat_id), self.extra(chat_id), info["persona_id"]))
 
     def branch_from(self, message_id: int, title: str | None = None) -> int:
         """"Branch here": a new chat holding the path from the root to `message_id`, each
         message with its swipes (as SillyTavern's branch copies the messages with theirs)."""
-        msg = self.message(message_id)
+        msg = self._store.messages.get(message_id)
         path = self._ancestors(message_id)
         wanted = set(path)
         for node in path:
-            wanted.update(self.sibling_ids(node))
+            wanted.update(self._store.messages.sibling_ids(node))
         rows = [r for r in self._query("SELECT * FROM messages WHERE chat_id = ? ORDER BY id",
                                        (msg.chat_id,)) if r["id"] in wanted]
         nodes = nodes_from_rows(rows)
         on_path = set(path)
         for node in nodes:  # show the path we branched along, not whatever was shown below
             node.shown = node.key in on_path
-        info = self.chat_info(msg.chat_id)
-        extra = self.chat_extra(msg.chat_id)
+        info = self.info(msg.chat_id)
+        extra = self.extra(msg.chat_id)
         extra.setdefault("chat_metadata", {})
         if isinstance(extra["chat_metadata"], dict):
             extra["chat_metadata"]["main_chat"] = info["title"]
-        return self._same_group(msg.chat_id, self.create_chat_from_nodes(
+        return self._same_group(msg.chat_id, self.from_nodes(
             info["character_id"], title or f"{info['title']} (branch)", nodes, message_id,
             extra, info["persona_id"]))
 
@@ -142,18 +182,18 @@ class ChatLibrary:
         return [r["id"] for r in rows]
 
     # --- trash ------------------------------------------------------------------------
-    def delete_chat(self, chat_id: int) -> None:
+    def delete(self, chat_id: int) -> None:
         """Move to the trash; `restore_chat` undoes it until `purge_trash`."""
-        self.chat_info(chat_id)
+        self.info(chat_id)
         with self._tx() as c:
             c.execute("UPDATE chats SET deleted_at = ? WHERE id = ?", (time.time(), chat_id))
 
-    def restore_chat(self, chat_id: int) -> None:
-        self.chat_info(chat_id)
+    def restore(self, chat_id: int) -> None:
+        self.info(chat_id)
         with self._tx() as c:
             c.execute("UPDATE chats SET deleted_at = NULL WHERE id = ?", (chat_id,))
 
-    def chat_trash(self) -> list[sqlite3.Row]:
+    def trash(self) -> list[sqlite3.Row]:
         return self._query(f"SELECT {_CHAT_COLUMNS} FROM chats c JOIN characters ch"
                            " ON ch.id = c.character_id WHERE c.deleted_at IS NOT NULL"
                            " ORDER BY c.deleted_at DESC")
@@ -171,7 +211,7 @@ class ChatLibrary:
         return chats + chars
 
     # --- search -----------------------------------------------------------------------
-    def search_chats(self, text: str, limit: int = 50) -> list[ChatHit]:
+    def search(self, text: str, limit: int = 50) -> list[ChatHit]:
         """Messages containing every word of `text`, across all chats not in the trash,
         best matches first."""
         if not text.strip():

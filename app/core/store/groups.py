@@ -130,7 +130,7 @@ class GroupStore:
         if len(set(character_ids)) != len(character_ids):
             raise ValueError("a character can be in a group only once")
         for cid in character_ids:
-            self.store.character_card(cid)  # raises StoreError naming a missing character
+            self.store.characters.card(cid)  # raises StoreError naming a missing character
         now = time.time()
         with self.store._tx() as c:
             gid = c.execute(
@@ -216,7 +216,7 @@ class GroupStore:
     def add_member(self, group_id: int, character_id: int) -> None:
         """At the end of the list; adding a member twice is refused."""
         group = self.get(group_id)
-        self.store.character_card(character_id)
+        self.store.characters.card(character_id)
         if group.member(character_id) is not None:
             raise ValueError(f"{group.member(character_id).name} is already in {group.name}")
         with self.store._tx() as c:
@@ -284,7 +284,7 @@ class GroupStore:
             c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?",
                       (ids.get(leaf_key) if leaf_key is not None else None, chat_id))
         if leaf_key is None and ids:
-            self.store.show_branch(chat_id, ids[nodes[0].key])
+            self.store.messages.show_branch(chat_id, ids[nodes[0].key])
         return chat_id
 
     def attach_chat(self, chat_id: int, group_id: int) -> None:
@@ -315,7 +315,7 @@ class GroupStore:
                 " created_at, speaker_id) VALUES (?, ?, 'assistant', ?, ?, ?, ?, ?)",
                 (chat_id, parent_id, text, status, json.dumps(gen_info) if gen_info else None,
                  time.time(), speaker_id)).lastrowid
-            self.store._activate(c, chat_id, mid, parent_id)
+            self.store.messages._activate(c, chat_id, mid, parent_id)
         return mid
 
     def set_speaker(self, message_id: int, speaker_id: int | None) -> None:

@@ -7,13 +7,14 @@ import time
 from collections import defaultdict
 
 from app.core.store.message import Message
+from app.core.store.part import StorePart
 
 
-class MessageTree:
-    """Mixed into Store: needs `_tx` and `_query`.
+class Messages(StorePart):
+    """`store.messages`: a chat's message tree.
 
     Regenerate is not a method of its own kind: a new reply is a sibling of the old one, so
-    the controller calls `regenerate(old_id)` (or `append_message` with the old reply's
+    the controller calls `regenerate(old_id)` (or `append` with the old reply's
     parent), which adds it as the last swipe and shows it; the old reply stays one swipe left.
     """
 
@@ -46,11 +47,11 @@ class MessageTree:
             path.append(Message.from_row(row, siblings.index(row["id"]), len(siblings)))
         return path
 
-    def message(self, message_id: int) -> Message:
+    def get(self, message_id: int) -> Message:
         return Message.from_row(self._query("SELECT * FROM messages WHERE id = ?",
                                             (message_id,))[0])
 
-    def append_message(self, chat_id: int, parent_id: int | None, role: str, text: str,
+    def append(self, chat_id: int, parent_id: int | None, role: str, text: str,
                        status: str = "complete", gen_info: dict | None = None) -> int:
         """Add a node under `parent_id` and make it the chat's active leaf, in one commit."""
         now = time.time()
@@ -70,7 +71,7 @@ class MessageTree:
         c.execute("UPDATE chats SET active_leaf_id = ?, last_used_at = ? WHERE id = ?",
                   (leaf, time.time(), chat_id))
 
-    def update_message(self, message_id: int, text: str, status: str | None = None,
+    def update(self, message_id: int, text: str, status: str | None = None,
                        gen_info: dict | None = None) -> None:
         """Save new text (a streaming reply is saved this way every couple of seconds)."""
         with self._tx() as c:
@@ -109,7 +110,7 @@ class MessageTree:
 
     def swipe(self, message_id: int, step: int) -> int | None:
         """Show the sibling `step` places away; returns the new active leaf or None at an end."""
-        msg = self.message(message_id)
+        msg = self.get(message_id)
         siblings = self._children_by_parent(msg.chat_id)[msg.parent_id]
         index = siblings.index(message_id) + step
         if not 0 <= index < len(siblings):
@@ -120,16 +121,16 @@ class MessageTree:
         """Make the path through `node` (down its remembered children) the active one."""
         leaf = self._descend(node)
         with self._tx() as c:
-            parent = self.message(node).parent_id
+            parent = self.get(node).parent_id
             if parent is not None:
                 c.execute("UPDATE messages SET active_child_id = ? WHERE id = ?", (node, parent))
             c.execute("UPDATE chats SET active_leaf_id = ?, last_used_at = ? WHERE id = ?",
                       (leaf, time.time(), chat_id))
         return leaf
 
-    def delete_message(self, message_id: int) -> int | None:
+    def delete(self, message_id: int) -> int | None:
         """Delete a message and everything below it; the path moves to its parent."""
-        msg = self.message(message_id)
+        msg = self.get(message_id)
         # One transaction: a crash can never leave the chat pointing at a deleted message.
         # The reads below run on the same connection, so they see the delete.
         with self._tx() as c:
@@ -157,12 +158,12 @@ class MessageTree:
 
     def sibling_ids(self, message_id: int) -> list[int]:
         """The message and its swipes (same parent), in swipe order."""
-        msg = self.message(message_id)
+        msg = self.get(message_id)
         rows = self._query("SELECT id FROM messages WHERE chat_id = ? AND parent_id IS ?"
                            " ORDER BY id", (msg.chat_id, msg.parent_id))
         return [r["id"] for r in rows]
 
-    def edit_message(self, message_id: int, text: str) -> None:
+    def edit(self, message_id: int, text: str) -> None:
         """Replace a message's text; its status, gen_info and place in the tree stay."""
         with self._tx() as c:
             c.execute("UPDATE messages SET text = ? WHERE id = ?", (text, message_id))
@@ -173,10 +174,10 @@ class MessageTree:
 
         Starts as `streaming` with empty text: the caller streams into it with
         `update_message` and finishes with the final status, as for any reply."""
-        msg = self.message(message_id)
-        return self.append_message(msg.chat_id, msg.parent_id, msg.role, text, status, gen_info)
+        msg = self.get(message_id)
+        return self.append(msg.chat_id, msg.parent_id, msg.role, text, status, gen_info)
 
-    def chat_messages(self, chat_id: int) -> list[Message]:
+    def of_chat(self, chat_id: int) -> list[Message]:
         """Every message of the chat, every branch, parents before children."""
         rows = self._query("SELECT * FROM messages WHERE chat_id = ? ORDER BY id", (chat_id,))
         children = self._children_by_parent(chat_id)

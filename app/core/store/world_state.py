@@ -46,12 +46,12 @@ class WorldInfoStore:
     # --- the chat's SillyTavern metadata --------------------------------------------------
 
     def chat_metadata(self, chat_id: int) -> dict[str, Any]:
-        meta = self.store.chat_extra(chat_id).get("chat_metadata")
+        meta = self.store.chats.extra(chat_id).get("chat_metadata")
         return dict(meta) if isinstance(meta, dict) else {}
 
     def update_chat_metadata(self, chat_id: int, values: dict[str, Any]) -> None:
         """Set keys of the chat's metadata; a value of None removes its key."""
-        extra = self.store.chat_extra(chat_id)
+        extra = self.store.chats.extra(chat_id)
         meta = extra.get("chat_metadata")
         meta = dict(meta) if isinstance(meta, dict) else {}
         for key, value in values.items():
@@ -59,7 +59,7 @@ class WorldInfoStore:
                 meta.pop(key, None)
             else:
                 meta[key] = value
-        self.store.set_chat_extra(chat_id, {**extra, "chat_metadata": meta})
+        self.store.chats.set_extra(chat_id, {**extra, "chat_metadata": meta})
 
     def seed(self, chat_id: int) -> str:
         """The chat's seed: its SillyTavern `integrity` id, made once and kept."""

@@ -195,7 +195,7 @@ class CharacterLibrary(QWidget):
         self._reloading = True  # Qt versions differ in which rows they make current here
         try:
             self.model.clear()
-            for row in self.store.characters():
+            for row in self.store.characters.list():
                 self.model.appendRow(self._item(row["id"], row["name"], row["avatar"]))
             if not (keep is not None and self.select(keep)) and self.proxy.rowCount():
                 self.view.setCurrentIndex(self.proxy.index(0, 0))
@@ -208,9 +208,9 @@ class CharacterLibrary(QWidget):
         item.setEditable(False)
         item.setData(character_id, Roles.ID)
         try:
-            data = self.store.character_card(character_id)
+            data = self.store.characters.card(character_id)
             tags = data.get("tags") or []
-            recent = max((c["last_used_at"] or 0 for c in self.store.chats(character_id)),
+            recent = max((c["last_used_at"] or 0 for c in self.store.chats.of_character(character_id)),
                          default=0)
         except (StoreError, ValueError):
             data, tags, recent = {}, [], 0
@@ -266,8 +266,8 @@ class CharacterLibrary(QWidget):
     def set_favourite(self, character_id: int, favourite: bool) -> None:
         """Stored in the card itself (`extensions.fav`), as SillyTavern does."""
         try:
-            self.store.update_character(character_id, with_favourite(
-                self.store.character_card(character_id), favourite),
+            self.store.characters.update(character_id, with_favourite(
+                self.store.characters.card(character_id), favourite),
                 self._avatar(character_id))
         except StoreError as exc:
             self.status_message.emit(str(exc))
@@ -292,8 +292,8 @@ class CharacterLibrary(QWidget):
 
     def card(self, character_id: int) -> Card:
         """The stored character as a Card (its data as saved, its avatar image)."""
-        data = self.store.character_card(character_id)
-        card = card_from_json({**self.store.character_extra(character_id), "spec": SPEC_V3,
+        data = self.store.characters.card(character_id)
+        card = card_from_json({**self.store.characters.extra(character_id), "spec": SPEC_V3,
                                "spec_version": "3.0", "data": data},
                               f"character {character_id}")
         card.avatar = self._avatar(character_id)
@@ -307,7 +307,7 @@ class CharacterLibrary(QWidget):
         for path in paths:
             try:
                 card = load_card(path)
-                ids.append(self.store.add_character(card.data, card.avatar,
+                ids.append(self.store.characters.add(card.data, card.avatar,
                                                     extra=card.extra))
             except CardError as exc:
                 errors.append(str(exc))
@@ -345,9 +345,9 @@ class CharacterLibrary(QWidget):
 
     # --- duplicate, delete, undo ------------------------------------------------------
     def duplicate(self, character_id: int) -> int:
-        data = copy.deepcopy(self.store.character_card(character_id))
+        data = copy.deepcopy(self.store.characters.card(character_id))
         data["name"] = self.tr("{0} (copy)").format(data.get("name") or "")
-        new_id = self.store.add_character(data, self._avatar(character_id))
+        new_id = self.store.characters.add(data, self._avatar(character_id))
         self.reload()
         self.select(new_id)
         self.characters_changed.emit()
@@ -356,8 +356,8 @@ class CharacterLibrary(QWidget):
 
     def delete(self, character_id: int) -> None:
         """Move to the trash (chats are kept with it) and offer to undo."""
-        name = self.store.character_card(character_id).get("name") or ""
-        self.store.delete_character(character_id)
+        name = self.store.characters.card(character_id).get("name") or ""
+        self.store.characters.delete(character_id)
         self._trash.append((character_id, name))
         self.reload()
         self.characters_changed.emit()
@@ -372,7 +372,7 @@ class CharacterLibrary(QWidget):
         if not self._trash:
             return None
         character_id, name = self._trash.pop()
-        self.store.restore_character(character_id)
+        self.store.characters.restore(character_id)
         self.reload()
         self.select(character_id)
         self.characters_changed.emit()
@@ -398,7 +398,7 @@ class CharacterLibrary(QWidget):
                          else None, v2=v2)
 
     def _choose_export(self, character_id: int, kind: str) -> None:
-        name = self.store.character_card(character_id).get("name") or "character"
+        name = self.store.characters.card(character_id).get("name") or "character"
         suffix, title = {"png": (".png", self.tr("PNG card (*.png)")),
                          "v3": (".json", self.tr("V3 JSON (*.json)")),
                          "v2": (".json", self.tr("V2 JSON (*.json)"))}[kind]
@@ -430,7 +430,7 @@ class CharacterLibrary(QWidget):
     def save_edit(self, character_id: int, editor: CardEditor) -> None:
         card = editor.card()
         try:
-            self.store.update_character(character_id, card.data, editor.avatar())
+            self.store.characters.update(character_id, card.data, editor.avatar())
         except StoreError as exc:
             QMessageBox.warning(self, self.tr("Save character"), str(exc))
             return
@@ -442,7 +442,7 @@ class CharacterLibrary(QWidget):
     def new_character(self) -> CardEditor:
         from app.core.cards import new_card
 
-        new_id = self.store.add_character(new_card(self.tr("New character")).data, None)
+        new_id = self.store.characters.add(new_card(self.tr("New character")).data, None)
         self.reload()
         self.select(new_id)
         self.characters_changed.emit()

@@ -55,20 +55,20 @@ class ChatBackground(QObject):
         if not copy.exists():
             copy.write_bytes(data)
         store = self.ctx.store
-        store.set_chat_extra(chat_id, {**store.chat_extra(chat_id), KEY: copy.name})
+        store.chats.set_extra(chat_id, {**store.chats.extra(chat_id), KEY: copy.name})
         log.info("chat %s has a background image (%d bytes)", chat_id, len(data))
         self.show_for(chat_id)
         return copy
 
     def clear(self, chat_id: int) -> None:
-        extra = dict(self.ctx.store.chat_extra(chat_id))
+        extra = dict(self.ctx.store.chats.extra(chat_id))
         if extra.pop(KEY, None) is not None:
-            self.ctx.store.set_chat_extra(chat_id, extra)
+            self.ctx.store.chats.set_extra(chat_id, extra)
         self.show_for(chat_id)
 
     # --- showing ----------------------------------------------------------------------
     def show_for(self, chat_id: int | None) -> None:
-        name = self.ctx.store.chat_extra(chat_id).get(KEY) if chat_id is not None else None
+        name = self.ctx.store.chats.extra(chat_id).get(KEY) if chat_id is not None else None
         path = self.folder / Path(str(name)).name if name else None   # never leave the folder
         self.image = QImage(str(path)) if path is not None and path.is_file() else QImage()
         self._paint()

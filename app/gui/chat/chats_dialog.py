@@ -64,7 +64,7 @@ class ChatsDialog(QDialog):
         self.store, self.character_id, self.current_chat = store, character_id, current_chat
         self._trash: list[tuple[int, str]] = []
         self.last_box: QMessageBox | None = None
-        name = store.character_card(character_id).get("name") or ""
+        name = store.characters.card(character_id).get("name") or ""
         self.setWindowTitle(self.tr("Chats with {0}").format(name))
         self.resize(640, 460)
         remember_size(self, "chats")
@@ -144,7 +144,7 @@ class ChatsDialog(QDialog):
         keep = select if select is not None else self.selected_id()
         self.list.blockSignals(True)  # filling the list is not a rename
         self.list.clear()
-        rows = [r for r in self.store.all_chats() if r["character_id"] == self.character_id]
+        rows = [r for r in self.store.chats.all() if r["character_id"] == self.character_id]
         for row in rows:
             item = QTreeWidgetItem([row["title"], str(row["message_count"]),
                                     _when(row["last_used_at"])])
@@ -226,14 +226,14 @@ class ChatsDialog(QDialog):
             self.reload()
             self._say(self.tr("A chat needs a name; kept the old one."))
             return False
-        self.store.rename_chat(chat_id, title)
+        self.store.chats.rename(chat_id, title)
         self.reload(select=chat_id)
         self.chats_changed.emit()
         return True
 
     def duplicate(self, chat_id: int) -> int:
-        title = self.tr("{0} (copy)").format(self.store.chat_info(chat_id)["title"])
-        new_id = self.store.duplicate_chat(chat_id, title)
+        title = self.tr("{0} (copy)").format(self.store.chats.info(chat_id)["title"])
+        new_id = self.store.chats.duplicate(chat_id, title)
         self.reload(select=new_id)
         self.chats_changed.emit()
         self._say(self.tr("Made a copy: {0}").format(title))
@@ -247,8 +247,8 @@ class ChatsDialog(QDialog):
     def delete(self, chat_id: int) -> None:
         """Move to the trash and offer to undo (the store keeps it until the trash is
         emptied)."""
-        title = self.store.chat_info(chat_id)["title"]
-        self.store.delete_chat(chat_id)
+        title = self.store.chats.info(chat_id)["title"]
+        self.store.chats.delete(chat_id)
         self._trash.append((chat_id, title))
         self.reload()
         self.chats_changed.emit()
@@ -264,7 +264,7 @@ class ChatsDialog(QDialog):
         if not self._trash:
             return None
         chat_id, title = self._trash.pop()
-        self.store.restore_chat(chat_id)
+        self.store.chats.restore(chat_id)
         self.reload(select=chat_id)
         self.chats_changed.emit()
         self._say(self.tr("“{0}” is back.").format(title))
@@ -290,7 +290,7 @@ class ChatsDialog(QDialog):
         chat_id = self.selected_id()
         if chat_id is None:
             return
-        title = self.store.chat_info(chat_id)["title"]
+        title = self.store.chats.info(chat_id)["title"]
         path, chosen = QFileDialog.getSaveFileName(
             self, self.tr("Export {0}").format(title), _safe_name(title) + ".jsonl",
             ";;".join(EXPORT_FILTERS))
@@ -365,7 +365,7 @@ class ChatsDialog(QDialog):
             self._update_buttons()
             return 0
         self.hits.clear()
-        for hit in self.store.search_chats(text):
+        for hit in self.store.chats.search(text):
             item = QListWidgetItem(f"{hit.character_name} · {hit.chat_title}\n"
                                    f"    “{' '.join(hit.snippet.split())}”")
             item.setData(ID_ROLE, hit.chat_id)

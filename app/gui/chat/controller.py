@@ -84,19 +84,19 @@ class ChatController(QObject):
 
     # --- chats -------------------------------------------------------------------------
     def open_character(self, character_id: int) -> None:
-        chats = self.ctx.store.chats(character_id)
+        chats = self.ctx.store.chats.of_character(character_id)
         self.open_chat(chats[0]["id"] if chats else self.new_chat(character_id))
 
     def new_chat(self, character_id: int) -> int:
-        card = self.ctx.store.character_card(character_id)
-        default = self.ctx.store.default_persona()
+        card = self.ctx.store.characters.card(character_id)
+        default = self.ctx.store.personas.default()
         user = default["name"] if default else self.ctx.settings.user_name
-        return self.ctx.store.new_chat(character_id, greetings(card, user))
+        return self.ctx.store.chats.new(character_id, greetings(card, user))
 
     def open_chat(self, chat_id: int) -> None:
         self.commit_delete()
         self.chat_id = chat_id
-        self.card = self.ctx.store.character_card(self.ctx.store.chat_character(chat_id))
+        self.card = self.ctx.store.characters.card(self.ctx.store.chats.character_of(chat_id))
         self.last_prompt = None  # the last prompt, its budget and drops were another chat's
         self.model.set_out_of_context(0)
         self.reload()
@@ -111,7 +111,7 @@ class ChatController(QObject):
 
     def _shown_path(self) -> list[Message]:
         """The active path, without a delete that waits for its Undo to expire."""
-        path = self.ctx.store.active_path(self.chat_id)
+        path = self.ctx.store.messages.active_path(self.chat_id)
         ids = [m.id for m in path]
         if self._pending_delete in ids:
             return path[:ids.index(self._pending_delete)]
@@ -129,13 +129,13 @@ class ChatController(QObject):
     def _input(self, history: list[Message], instruction: str | None = None):
         wi = WorldInfoStore(self.ctx.store)
         self._lore_ids = [m.id for m in history]  # the prompt's timed effects are kept here
-        lore = lore_input(wi, self.chat_id, self.ctx.store.chat_character(self.chat_id),
+        lore = lore_input(wi, self.chat_id, self.ctx.store.chats.character_of(self.chat_id),
                           self._lore_ids, default_note(self.ctx.settings))
         return prompt_input(self.card, self.ctx.settings, history, instruction=instruction,
                             persona=self._persona(), lore=lore)
 
     def _path(self) -> list[Message]:
-        return self.ctx.store.active_path(self.chat_id)
+        return self.ctx.store.messages.active_path(self.chat_id)
 
     # --- actions -----------------------------------------------------------------------
     def _ready(self) -> bool:
@@ -162,12 +162,12 @@ class ChatController(QObject):
             return False
 
         def act():
-            leaf = self.ctx.store.active_leaf(self.chat_id)
+            leaf = self.ctx.store.messages.active_leaf(self.chat_id)
             # The name is kept with the message: a later persona change renames new
             # messages, not what was already said (SillyTavern keeps `name` per message).
-            user_id = self.ctx.store.append_message(self.chat_id, leaf, "user", text,
+            user_id = self.ctx.store.messages.append(self.chat_id, leaf, "user", text,
                                                     gen_info={"name": self._user_name()})
-            self.model.append(self.ctx.store.message(user_id))
+            self.model.append(self.ctx.store.messages.get(user_id))
             self._new_reply(user_id, self._path())
         return self._guarded(act)
 
@@ -195,7 +195,7 @@ class ChatController(QObject):
         last = path[-1]
 
         def act():
-            self.ctx.store.update_message(last.id, last.text, "streaming")
+            self.ctx.store.messages.update(last.id, last.text, "streaming")
             self.model.update_last(status="streaming")
             inp = replace(self._input(path), continue_last=True)
             self._run(_Target("reply", last.id, last.text), inp)
@@ -213,15 +213,15 @@ class ChatController(QObject):
         """Show a sibling of any message; past the last reply's last swipe, write a new one."""
         if self.busy or self.chat_id is None or not self.commit_delete():
             return None
-        msg = self.ctx.store.message(message_id)
+        msg = self.ctx.store.messages.get(message_id)
         if msg.parent_id is None:
             return self._swipe_greeting(msg, step)
-        leaf = self.ctx.store.swipe(message_id, step)
+        leaf = self.ctx.store.messages.swipe(message_id, step)
         if leaf is None and step > 0:
             path = self._path()
             if msg.role == "assistant" and path and path[-1].id == message_id:
                 self.regenerate()
-                return self.ctx.store.active_leaf(self.chat_id)
+                return self.ctx.store.messages.active_leaf(self.chat_id)
             return None
         self.reload()
         return leaf
@@ -232,13 +232,13 @@ class ChatController(QObject):
 
         Mid-chat, another greeting is another branch: the conversation after this one is
         kept, and the notice says how to get it back."""
-        siblings = self.ctx.store.sibling_ids(msg.id)
+        siblings = self.ctx.store.messages.sibling_ids(msg.id)
         if len(siblings) < 2:
             self.notice.emit(self.tr("This character has only one greeting."))
             return None
         target = siblings[(siblings.index(msg.id) + step) % len(siblings)]
         had_more = len(self._path()) > 1
-        leaf = self.ctx.store.show_branch(self.chat_id, target)
+        leaf = self.ctx.store.messages.show_branch(self.chat_id, target)
         self.reload()
         if had_more:
             self.notice.emit(self.tr(
@@ -248,7 +248,7 @@ class ChatController(QObject):
         return leaf
 
     def edit(self, message_id: int, text: str) -> bool:
-        ok = self._guarded(lambda: self.ctx.store.update_message(message_id, text))
+        ok = self._guarded(lambda: self.ctx.store.messages.update(message_id, text))
         self.reload()
         return ok
 
@@ -276,7 +276,7 @@ class ChatController(QObject):
         mid, self._pending_delete = self._pending_delete, None
         if mid is None:
             return True
-        ok = self._guarded(lambda: self.ctx.store.delete_message(mid))
+        ok = self._guarded(lambda: self.ctx.store.messages.delete(mid))
         if ok:
             log.info("deleted message %s and what followed it", mid)
         return ok
@@ -286,7 +286,7 @@ class ChatController(QObject):
 
     # --- running a generation ----------------------------------------------------------
     def _new_reply(self, parent_id: int, history: list[Message]) -> None:
-        reply_id = self.ctx.store.append_message(self.chat_id, parent_id, "assistant", "",
+        reply_id = self.ctx.store.messages.append(self.chat_id, parent_id, "assistant", "",
                                                  status="streaming")
         self.reload()
         self._run(_Target("reply", reply_id), self._input(history))
@@ -299,7 +299,7 @@ class ChatController(QObject):
         if target.kind == "reply":
             self._save_timer.start()
         self.busy_changed.emit(True)
-        overrides = self.ctx.store.chat_extra(self.chat_id).get("sampler")
+        overrides = self.ctx.store.chats.extra(self.chat_id).get("sampler")
         self._sampling = sampling_from(self.ctx.settings, stop or [], overrides)
         self._generate.emit(job, self._sampling)
 
@@ -328,7 +328,7 @@ class ChatController(QObject):
 
     def _write_reply(self, status: str | None, info: dict | None = None) -> None:
         try:
-            self.ctx.store.update_message(self._target.message_id, self._target.text, status,
+            self.ctx.store.messages.update(self._target.message_id, self._target.text, status,
                                           info)
         except StoreError as exc:
             self.error.emit(str(exc))

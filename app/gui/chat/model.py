@@ -1,6 +1,6 @@
 """The messages on a chat's active path, as a Qt list model.
 
-Only the GUI thread touches this model (STYLE #6): the generation worker emits text,
+Only the GUI thread touches this model (C6): the generation worker emits text,
 the controller appends it here.
 """
 

@@ -91,15 +91,15 @@ def _remember_state(window) -> None:
     character, chat = state.last_chat()
     if character is not None and window.library.select(character) and chat is not None:
         try:
-            if window.ctx.store.chat_character(chat) == character \
-                    and window.ctx.store.chat_info(chat)["deleted_at"] is None:
+            if window.ctx.store.chats.character_of(chat) == character \
+                    and window.ctx.store.chats.info(chat)["deleted_at"] is None:
                 window._open_chat(chat)
         except (StoreError, TypeError, IndexError):
             pass   # the chat is gone: its character's newest chat is open instead
     window.controller.chat_opened.connect(lambda chat_id: state.set_last_chat(
-        window.ctx.store.chat_character(chat_id), chat_id))
+        window.ctx.store.chats.character_of(chat_id), chat_id))
     if window.controller.chat_id is not None:
-        state.set_last_chat(window.ctx.store.chat_character(window.controller.chat_id),
+        state.set_last_chat(window.ctx.store.chats.character_of(window.controller.chat_id),
                             window.controller.chat_id)
     window.installEventFilter(_SaveOnClose(state, window))
     _remember_library_view(state, window.library)
@@ -185,7 +185,7 @@ def _portrait_panel(window) -> PortraitPanel:
     def show(*_args) -> None:
         chat = window.controller.chat_id
         if chat is not None:
-            card = window.library.card(window.ctx.store.chat_character(chat))
+            card = window.library.card(window.ctx.store.chats.character_of(chat))
             panel.show_card(card, card.avatar)
 
     window.controller.chat_opened.connect(show)

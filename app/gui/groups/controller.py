@@ -42,7 +42,7 @@ class GroupChatController(ChatController):
 
     def new_group_chat(self, group_id: int) -> int:
         """A new chat of the group, opening with each member's group greeting in turn."""
-        default = self.ctx.store.default_persona()
+        default = self.ctx.store.personas.default()
         user = default["name"] if default else self.ctx.settings.user_name
         return start_group_chat(self.ctx.store, group_id, user)
 
@@ -76,10 +76,10 @@ class GroupChatController(ChatController):
             return False
 
         def act():
-            leaf = self.ctx.store.active_leaf(self.chat_id)
-            user_id = self.ctx.store.append_message(self.chat_id, leaf, "user", text,
+            leaf = self.ctx.store.messages.active_leaf(self.chat_id)
+            user_id = self.ctx.store.messages.append(self.chat_id, leaf, "user", text,
                                                     gen_info={"name": self._user_name()})
-            self.model.append(self.ctx.store.message(user_id))
+            self.model.append(self.ctx.store.messages.get(user_id))
             self._queue = self.group_chat.plan(user_input=text)
             self._start_next(user_id)
         return self._guarded(act)
@@ -89,7 +89,7 @@ class GroupChatController(ChatController):
         if self.group_chat is None or not self._ready():
             return False
         self._queue = [character_id]
-        return self._guarded(lambda: self._start_next(self.ctx.store.active_leaf(self.chat_id)))
+        return self._guarded(lambda: self._start_next(self.ctx.store.messages.active_leaf(self.chat_id)))
 
     def regenerate(self) -> bool:
         if self.group_chat is not None and not self._choose_for_last():
@@ -170,7 +170,7 @@ class GroupChatController(ChatController):
                 self._queue = self._queue[:1]
                 self.auto_changed.emit(False)
         if self._ready():
-            self._guarded(lambda: self._start_next(self.ctx.store.active_leaf(self.chat_id)))
+            self._guarded(lambda: self._start_next(self.ctx.store.messages.active_leaf(self.chat_id)))
 
     def _start_next(self, parent_id: int) -> None:
         self._speaker = self._queue.pop(0) if self._queue else None
@@ -215,6 +215,6 @@ class GroupChatController(ChatController):
         if target.kind == "reply":
             self._save_timer.start()
         self.busy_changed.emit(True)
-        overrides = self.ctx.store.chat_extra(self.chat_id).get("sampler")
+        overrides = self.ctx.store.chats.extra(self.chat_id).get("sampler")
         self._sampling = sampling_from(self.ctx.settings, stop or [], overrides)
         self._generate.emit(job, self._sampling)

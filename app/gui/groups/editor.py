@@ -51,7 +51,7 @@ class GroupEditor(QDialog):
         self.members = QListWidget()
         self.members.setAccessibleName(self.tr("Members"))
         current = [m.character_id for m in group.members] if group else []
-        for row in store.characters():
+        for row in store.characters.list():
             item = QListWidgetItem(row["name"])
             item.setData(Qt.ItemDataRole.UserRole, row["id"])
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)

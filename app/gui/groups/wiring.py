@@ -68,7 +68,7 @@ class GroupWiring(QObject):
         group_id = store.groups.group_of_chat(chat_id)
         if group_id is None:
             return (self.controller.card.get("name", ""),
-                    store.chats(store.chat_character(chat_id)))
+                    store.chats.of_character(store.chats.character_of(chat_id)))
         return store.groups.get(group_id).name, store.groups.chats(group_id)
 
     def new_chat(self) -> bool:

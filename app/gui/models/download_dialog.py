@@ -368,8 +368,8 @@ class DownloadDialog(QDialog):
         entry = choice.row.entry
         if choice.model is not None:
             est = estimate_memory(header, self.n_ctx)
-            entry = replace(entry, max_ram_bytes=entry.size_bytes + est["kv_bytes"]
-                            + est["compute_bytes"])
+            entry = replace(entry, max_ram_bytes=entry.size_bytes + est.kv_bytes
+                            + est.compute_bytes)
         _, rows = cat.evaluate([entry], self.machine, n_layer=header.n_layer or None)
         row = rows[0]
         experts = plan_for(header, self.machine, self.n_ctx)  # MoE: experts in RAM instead

@@ -266,7 +266,7 @@ def _holder(layout) -> QWidget:
 
 def show_world_info(parent: QWidget, store: Store, chat_id: int | None) -> WorldInfoManager:
     """Open the manager for the chat on screen (its character and its chat lore)."""
-    character = store.chat_character(chat_id) if chat_id is not None else None
+    character = store.chats.character_of(chat_id) if chat_id is not None else None
     dialog = WorldInfoManager(store, character, chat_id, parent)
     dialog.finished.connect(dialog.deleteLater)
     dialog.show()

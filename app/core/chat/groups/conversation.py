@@ -46,7 +46,7 @@ class GroupChat:
 
     def candidates(self) -> list[Candidate]:
         return [Candidate(m.character_id, m.name,
-                          talkativeness(self.store.character_card(m.character_id)), m.muted)
+                          talkativeness(self.store.characters.card(m.character_id)), m.muted)
                 for m in self.group.members]
 
     def _last(self, path: list[Message]) -> LastMessage | None:
@@ -60,7 +60,7 @@ class GroupChat:
     def plan(self, user_input: str | None = None, *, auto: bool = False) -> list[int]:
         """The members who answer the chat as it stands, in order. When the user has just
         sent `user_input`, it is the activating text (SillyTavern's `isUserInput`)."""
-        path = self.store.active_path(self.chat_id)
+        path = self.store.messages.active_path(self.chat_id)
         group = self.group
         rng = turn_rng(WorldInfoStore(self.store).seed(self.chat_id),
                        path[-1].id if path else None)
@@ -71,19 +71,19 @@ class GroupChat:
     def speaker_of(self, message_id: int) -> int | None:
         """Who regenerates or continues this message: its own speaker while a member
         (`activateSwipe`); None when that member has left the group."""
-        msg = self.store.message(message_id)
+        msg = self.store.messages.get(message_id)
         members = {m.character_id for m in self.group.members}
         return msg.speaker_id if msg.speaker_id in members else None
 
     def prompt(self, speaker_id: int, history: list[Message] | None = None,
                continue_last: bool = False) -> GroupPrompt:
-        history = self.store.active_path(self.chat_id) if history is None else history
+        history = self.store.messages.active_path(self.chat_id) if history is None else history
         return group_prompt_input(self.store, self.settings, self.chat_id, speaker_id, history,
                                   continue_last=continue_last)
 
     def send(self, text: str, user_name: str | None = None) -> int:
-        leaf = self.store.active_leaf(self.chat_id)
-        return self.store.append_message(self.chat_id, leaf, "user", text,
+        leaf = self.store.messages.active_leaf(self.chat_id)
+        return self.store.messages.append(self.chat_id, leaf, "user", text,
                                          gen_info={"name": user_name or self.settings.user_name})
 
     def reply(self, engine: Engine, speaker_id: int, cancel: threading.Event | None = None,
@@ -91,7 +91,7 @@ class GroupChat:
         """Write `speaker_id`'s reply to the active path (or a new swipe of `regenerate_of`)
         and store it with its speaker; returns the message id."""
         cancel = cancel or threading.Event()
-        path = self.store.active_path(self.chat_id)
+        path = self.store.messages.active_path(self.chat_id)
         if regenerate_of is not None:
             ids = [m.id for m in path]
             path = path[:ids.index(regenerate_of)]
@@ -108,7 +108,7 @@ class GroupChat:
         cleaned = job.clean(text)
         info = {"speaker": prompt.speaker.name, "model": engine.info.name,
                 **({"raw_text": cleaned.raw} if cleaned.changed else {})}
-        self.store.update_message(mid, cleaned.text, "stopped" if stats and stats.stopped
+        self.store.messages.update(mid, cleaned.text, "stopped" if stats and stats.stopped
                                   else "complete", info)
         return mid
 
@@ -119,7 +119,7 @@ def start_group_chat(store: Store, group_id: int, user_name: str, title: str = "
     a member without a greeting says nothing."""
     openers = []
     for m in store.groups.get(group_id).members:
-        card = store.character_card(m.character_id)
+        card = store.characters.card(m.character_id)
         texts = group_greetings(card)
         if texts:
             opener = greetings({**card, "first_mes": texts[0], "alternate_greetings": []},

@@ -37,7 +37,7 @@ from app.core.store.world_state import WorldInfoStore
 
 def member_cards(store: Store, group: Group) -> list[MemberCard]:
     """The members with their current cards (an edit applies at once)."""
-    return [MemberCard(m.character_id, m.name, store.character_card(m.character_id), m.muted)
+    return [MemberCard(m.character_id, m.name, store.characters.card(m.character_id), m.muted)
             for m in group.members]
 
 
