@@ -32,7 +32,8 @@ WORDS = (
 CHAT_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
     "message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
 SPECIAL = ["<|im_start|>", "<|im_end|>"]
 ROLES = ["system", "user", "assistant"]
 
@@ -111,12 +112,17 @@ def _block(rng, s: Shape) -> dict[str, np.ndarray]:
         return (rng.standard_normal(shape) * 0.02).astype(np.float16)
 
     kv = s.n_head_kv * (s.n_embd // s.n_head)
-    return {"attn_norm": np.ones(s.n_embd, dtype=np.float32),
-            "attn_q": small(s.n_embd, s.n_embd), "attn_k": small(kv, s.n_embd),
-            "attn_v": small(kv, s.n_embd), "attn_output": small(s.n_embd, s.n_embd),
-            "ffn_norm": np.ones(s.n_embd, dtype=np.float32),
-            "ffn_gate": small(s.n_ff, s.n_embd), "ffn_up": small(s.n_ff, s.n_embd),
-            "ffn_down": small(s.n_embd, s.n_ff)}
+    return {
+        "attn_norm": np.ones(s.n_embd, dtype=np.float32),
+        "attn_q": small(s.n_embd, s.n_embd),
+        "attn_k": small(kv, s.n_embd),
+        "attn_v": small(kv, s.n_embd),
+        "attn_output": small(s.n_embd, s.n_embd),
+        "ffn_norm": np.ones(s.n_embd, dtype=np.float32),
+        "ffn_gate": small(s.n_ff, s.n_embd),
+        "ffn_up": small(s.n_ff, s.n_embd),
+        "ffn_down": small(s.n_embd, s.n_ff),
+    }
 
 
 def write_bench_model(path: str | Path, shape: Shape = DEFAULT, seed: int = 0) -> Path:
@@ -154,8 +160,14 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=DEFAULT.n_layer)
     parser.add_argument("--ctx", type=int, default=DEFAULT.n_ctx_train)
     a = parser.parse_args()
-    shape = Shape(n_embd=a.embd, n_head=a.embd // 64, n_head_kv=max(1, a.embd // 128),
-                  n_ff=a.embd * 11 // 4, n_layer=a.layers, n_ctx_train=a.ctx)
+    shape = Shape(
+        n_embd=a.embd,
+        n_head=a.embd // 64,
+        n_head_kv=max(1, a.embd // 128),
+        n_ff=a.embd * 11 // 4,
+        n_layer=a.layers,
+        n_ctx_train=a.ctx,
+    )
     print(write_bench_model(a.out, shape))
 
 

@@ -67,21 +67,25 @@ def write_model(path: Path, size_mb: int, mixed: bool) -> dict:
     }
     norm = np.ones(N_EMBD, dtype=np.float32)
     router = (rng.standard_normal((N_EXPERT, N_EMBD))).astype(np.float32)
-    order: list[tuple[str, np.ndarray, object]] = [("token_embd.weight", blocks["embd", T.Q4_0],
-                                                    T.Q4_0)]
+    order: list[tuple[str, np.ndarray, object]] = [
+        ("token_embd.weight", blocks["embd", T.Q4_0], T.Q4_0)
+    ]
     for i in range(n_layer):
         order.append((f"blk.{i}.attn_norm.weight", norm, None))
         for k in ("q", "k", "v", "output"):
             order.append((f"blk.{i}.attn_{k}.weight", blocks["attn", T.Q4_0], T.Q4_0))
-        order += [(f"blk.{i}.ffn_norm.weight", norm, None),
-                  (f"blk.{i}.ffn_gate_inp.weight", router, None)]
+        order += [
+            (f"blk.{i}.ffn_norm.weight", norm, None),
+            (f"blk.{i}.ffn_gate_inp.weight", router, None),
+        ]
         for e in range(N_EXPERT):
             down = T.Q6_K if mixed and e % 2 else T.Q4_0
-            order += [(f"blk.{i}.ffn_gate.{e}.weight", blocks["gate", T.Q4_0], T.Q4_0),
-                      (f"blk.{i}.ffn_down.{e}.weight", blocks["down", down], down),
-                      (f"blk.{i}.ffn_up.{e}.weight", blocks["up", T.Q4_0], T.Q4_0)]
-    order += [("output_norm.weight", norm, None), ("output.weight", blocks["embd", T.Q4_0],
-                                                   T.Q4_0)]
+            order += [
+                (f"blk.{i}.ffn_gate.{e}.weight", blocks["gate", T.Q4_0], T.Q4_0),
+                (f"blk.{i}.ffn_down.{e}.weight", blocks["down", down], down),
+                (f"blk.{i}.ffn_up.{e}.weight", blocks["up", T.Q4_0], T.Q4_0),
+            ]
+    order += [("output_norm.weight", norm, None), ("output.weight", blocks["embd", T.Q4_0], T.Q4_0)]
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_block_count(n_layer)
     w.add_context_length(4096)
@@ -110,16 +114,20 @@ def child(src: str, dst: str) -> None:
     start = time.perf_counter()
     result = convert_legacy_moe(src, dst)
     seconds = time.perf_counter() - start
-    print(json.dumps({
-        "seconds": round(seconds, 3),
-        "mb_per_s": round(result.bytes_written / 2**20 / seconds, 1),
-        "output_mb": round(result.bytes_written / 2**20, 1),
-        "peak_rss_mb": round(_rss_mb(), 1),
-        "rss_after_imports_mb": round(baseline, 1),
-        "groups": result.groups,
-        "mixed_groups": len(result.mixed),
-        "max_rel_rmse": max((g.max_rel_rmse for g in result.mixed), default=0.0),
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": round(seconds, 3),
+                "mb_per_s": round(result.bytes_written / 2**20 / seconds, 1),
+                "output_mb": round(result.bytes_written / 2**20, 1),
+                "peak_rss_mb": round(_rss_mb(), 1),
+                "rss_after_imports_mb": round(baseline, 1),
+                "groups": result.groups,
+                "mixed_groups": len(result.mixed),
+                "max_rel_rmse": max((g.max_rel_rmse for g in result.mixed), default=0.0),
+            }
+        )
+    )
 
 
 def main() -> int:
@@ -138,9 +146,13 @@ def main() -> int:
         info = write_model(src, args.size_mb, args.mixed)
         info["write_seconds"] = round(time.perf_counter() - t0, 2)
         info["model_mb"] = round(src.stat().st_size / 2**20, 1)
-        out = subprocess.run([sys.executable, __file__, "--child", str(src), str(dst)],
-                             capture_output=True, text=True, check=True,
-                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(src), str(dst)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        )
         info.update(json.loads(out.stdout.strip().splitlines()[-1]))
         info["mixed"] = args.mixed
     print(json.dumps(info))

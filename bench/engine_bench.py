@@ -42,8 +42,11 @@ STORY = "Tell me the story of the lighthouse keeper and the storm, slowly and in
 def _plain_run(llm, prompt: str, sampling: SamplingParams) -> dict:
     tokens = llm.tokenize(prompt.encode("utf-8"), special=True)
     start = time.perf_counter()
-    n = sum(1 for c in llm.create_completion(tokens, **completion_kwargs(sampling))
-            if c["choices"][0]["text"])
+    n = sum(
+        1
+        for c in llm.create_completion(tokens, **completion_kwargs(sampling))
+        if c["choices"][0]["text"]
+    )
     elapsed = time.perf_counter() - start
     return {"tokens": n, "seconds": elapsed, "tokens_per_s": n / elapsed}
 
@@ -72,10 +75,14 @@ def stream_benchmark(params: LoadParams, prompts: list[str], sampling: SamplingP
     finally:
         engine.unload()
     ratios = [a["tokens_per_s"] / p["tokens_per_s"] for p, a in zip(plain, app, strict=True)]
-    return {"ratio": statistics.median(ratios), "ratios": ratios,
-            "app": {**statistics_of(app), **stops}, "plain": statistics_of(plain),
-            "max_stall_ms": max(r["max_stall_ms"] for r in app),
-            "stall_ms_per_round": [r["max_stall_ms"] for r in app]}
+    return {
+        "ratio": statistics.median(ratios),
+        "ratios": ratios,
+        "app": {**statistics_of(app), **stops},
+        "plain": statistics_of(plain),
+        "max_stall_ms": max(r["max_stall_ms"] for r in app),
+        "stall_ms_per_round": [r["max_stall_ms"] for r in app],
+    }
 
 
 def statistics_of(runs: list[dict]) -> dict:
@@ -103,8 +110,10 @@ def stop_latency(engine, sampling: SamplingParams) -> dict:
     n_ctx = engine.info.n_ctx
     long_prompt = "the quiet harbour " * max(1, int(n_ctx * 0.8 / 18))
     endless = replace(sampling, max_tokens=n_ctx // 2)
-    return {"stop_in_prompt_ms": _stop_after(engine, "x " + long_prompt, endless, 0.1),
-            "stop_in_stream_ms": _stop_after(engine, "Hi.", endless, 0.3)}
+    return {
+        "stop_in_prompt_ms": _stop_after(engine, "x " + long_prompt, endless, 0.1),
+        "stop_in_stream_ms": _stop_after(engine, "Hi.", endless, 0.3),
+    }
 
 
 def _wait_for_session(folder: Path, after: float, timeout_s: float = 120) -> None:
@@ -123,16 +132,18 @@ def _reopen(engine, params, chat: LongChat, text: str, sampling) -> Turn:
     return chat.send(text, sampling, keep=False)
 
 
-def chat_benchmarks(params: LoadParams, sampling: SamplingParams, folder: Path,
-                    turns: int = 40) -> dict:
+def chat_benchmarks(
+    params: LoadParams, sampling: SamplingParams, folder: Path, turns: int = 40
+) -> dict:
     """Benchmarks 2 and 3 on one long chat (turn numbers as with 40 turns)."""
     with_sessions = replace(params, session_dir=str(folder))
     engine = LocalEngine()
     try:
         info = engine.load(with_sessions)
         # 40 turns at 80%: each turn adds about 2%, so turn 42 still fits without dropping
-        chat = LongChat(engine, info, turns, fill=0.8 if turns >= 40 else 0.6,
-                        max_tokens=sampling.max_tokens)
+        chat = LongChat(
+            engine, info, turns, fill=0.8 if turns >= 40 else 0.6, max_tokens=sampling.max_tokens
+        )
         written = time.time() - 1
         t40 = chat.send("And what happened to the ship? (turn 40)", sampling)
         _wait_for_session(folder, written)
@@ -146,19 +157,25 @@ def chat_benchmarks(params: LoadParams, sampling: SamplingParams, folder: Path,
         engine.unload()
     return {
         "followup_eval_fraction": t41.evaluated_tokens / t41.prompt_tokens,
-        "followup": {"prompt_tokens": t41.prompt_tokens, "evaluated": t41.evaluated_tokens,
-                     "ttft_s": t41.ttft_s, "full_read_ttft_s": t40.ttft_s,
-                     "full_read_tokens": t40.prompt_tokens,
-                     "dropped_messages": [t40.dropped_messages, t41.dropped_messages]},
+        "followup": {
+            "prompt_tokens": t41.prompt_tokens,
+            "evaluated": t41.evaluated_tokens,
+            "ttft_s": t41.ttft_s,
+            "full_read_ttft_s": t40.ttft_s,
+            "full_read_tokens": t40.prompt_tokens,
+            "dropped_messages": [t40.dropped_messages, t41.dropped_messages],
+        },
         "reopen_ttft_ratio": restored.ttft_s / reread.ttft_s,
-        "reopen": {"prompt_tokens": restored.prompt_tokens,
-                   "restored_tokens": restored.restored_tokens,
-                   "evaluated": restored.evaluated_tokens, "ttft_s": restored.ttft_s,
-                   "restore_s": restored.restore_s,
-                   "dropped_messages": restored.dropped_messages,
-                   "without_session_ttft_s": reread.ttft_s,
-                   "session_file_bytes": sum(p.stat().st_size
-                                             for p in folder.glob(f"*{SUFFIX}"))},
+        "reopen": {
+            "prompt_tokens": restored.prompt_tokens,
+            "restored_tokens": restored.restored_tokens,
+            "evaluated": restored.evaluated_tokens,
+            "ttft_s": restored.ttft_s,
+            "restore_s": restored.restore_s,
+            "dropped_messages": restored.dropped_messages,
+            "without_session_ttft_s": reread.ttft_s,
+            "session_file_bytes": sum(p.stat().st_size for p in folder.glob(f"*{SUFFIX}")),
+        },
     }
 
 
@@ -166,38 +183,69 @@ def machine() -> dict:
     import llama_cpp
     import psutil
 
-    return {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "load_avg": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-            "llama_cpp_python": llama_cpp.__version__,
-            "llama_cpp_system": llama_cpp.llama_print_system_info().decode().strip()}
+    return {
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "load_avg": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "llama_cpp_python": llama_cpp.__version__,
+        "llama_cpp_system": llama_cpp.llama_print_system_info().decode().strip(),
+    }
 
 
-def run(model: str | None = None, *, quick: bool = False, n_ctx: int | None = None,
-        n_gpu_layers: int = 0, n_threads: int | None = None, workdir: str | None = None) -> dict:
+def run(
+    model: str | None = None,
+    *,
+    quick: bool = False,
+    n_ctx: int | None = None,
+    n_gpu_layers: int = 0,
+    n_threads: int | None = None,
+    workdir: str | None = None,
+) -> dict:
     """All four benchmarks; a generated model unless `model` names a GGUF file."""
     with tempfile.TemporaryDirectory(prefix="parlor-bench-") as tmp:
         root = Path(workdir or tmp)
         if model is None:
-            model = str(write_bench_model(root / ("quick.gguf" if quick else "bench.gguf"),
-                                          QUICK if quick else DEFAULT))
-        params = LoadParams(model_path=model, n_ctx=n_ctx or (2048 if quick else 4096),
-                            n_gpu_layers=n_gpu_layers, n_threads=n_threads)
+            model = str(
+                write_bench_model(
+                    root / ("quick.gguf" if quick else "bench.gguf"), QUICK if quick else DEFAULT
+                )
+            )
+        params = LoadParams(
+            model_path=model,
+            n_ctx=n_ctx or (2048 if quick else 4096),
+            n_gpu_layers=n_gpu_layers,
+            n_threads=n_threads,
+        )
         sampling = SamplingParams(max_tokens=48 if quick else 256, seed=1234)
         rounds = 2 if quick else 7
         prompts = [f"{i}. {STORY}" for i in range(rounds)]
         stream = stream_benchmark(params, prompts, sampling)
-        chat = chat_benchmarks(params, replace(sampling, max_tokens=32 if quick else 64),
-                               root / "sessions", turns=12 if quick else 40)
-    return {"stream_ratio": stream["ratio"],
-            "followup_eval_fraction": chat.pop("followup_eval_fraction"),
-            "reopen_ttft_ratio": chat.pop("reopen_ttft_ratio"),
-            "max_stall_ms": stream["max_stall_ms"],
-            "stream": stream, **chat,
-            "settings": {"model": os.path.basename(model), "n_ctx": params.n_ctx,
-                         "n_gpu_layers": n_gpu_layers, "n_threads": n_threads,
-                         "quick": quick, "rounds": rounds, "turns": 12 if quick else 40},
-            "machine": machine()}
+        chat = chat_benchmarks(
+            params,
+            replace(sampling, max_tokens=32 if quick else 64),
+            root / "sessions",
+            turns=12 if quick else 40,
+        )
+    return {
+        "stream_ratio": stream["ratio"],
+        "followup_eval_fraction": chat.pop("followup_eval_fraction"),
+        "reopen_ttft_ratio": chat.pop("reopen_ttft_ratio"),
+        "max_stall_ms": stream["max_stall_ms"],
+        "stream": stream,
+        **chat,
+        "settings": {
+            "model": os.path.basename(model),
+            "n_ctx": params.n_ctx,
+            "n_gpu_layers": n_gpu_layers,
+            "n_threads": n_threads,
+            "quick": quick,
+            "rounds": rounds,
+            "turns": 12 if quick else 40,
+        },
+        "machine": machine(),
+    }
 
 
 if __name__ == "__main__":

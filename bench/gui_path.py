@@ -26,8 +26,9 @@ class _Prompt:
 def _message(role: str, text: str, status: str = "complete"):
     from app.core.store import Message
 
-    return Message(id=0, chat_id=0, parent_id=None, role=role, text=text, status=status,
-                   created_at=time.time())
+    return Message(
+        id=0, chat_id=0, parent_id=None, role=role, text=text, status=status, created_at=time.time()
+    )
 
 
 class _StallMeter:
@@ -116,6 +117,12 @@ def stream_through_app(engine, prompt: str, sampling) -> dict:
     if "error" in out:
         raise RuntimeError(out["error"])
     stats = out["stats"]
-    return {"tokens": stats.tokens, "seconds": elapsed, "tokens_per_s": stats.tokens / elapsed,
-            "child_tokens_per_s": stats.tokens_per_s, "batches": out["batches"],
-            "max_stall_ms": meter.worst_ms, "ticks": meter.ticks}
+    return {
+        "tokens": stats.tokens,
+        "seconds": elapsed,
+        "tokens_per_s": stats.tokens / elapsed,
+        "child_tokens_per_s": stats.tokens_per_s,
+        "batches": out["batches"],
+        "max_stall_ms": meter.worst_ms,
+        "ticks": meter.ticks,
+    }

@@ -16,10 +16,13 @@ from app.core.chat.job import PromptJob, TokenCounter
 from app.core.engine import SamplingParams
 from app.core.prompt import Message, PromptInput
 
-CARD = {"name": "Mira", "description": "Mira keeps the harbour tavern and knows every sailor "
-        "by name.", "personality": "warm, curious, a little sly",
-        "scenario": "A stormy night; the tavern is full.",
-        "first_mes": "Welcome in, stranger. Rain's coming down hard tonight."}
+CARD = {
+    "name": "Mira",
+    "description": "Mira keeps the harbour tavern and knows every sailor by name.",
+    "personality": "warm, curious, a little sly",
+    "scenario": "A stormy night; the tavern is full.",
+    "first_mes": "Welcome in, stranger. Rain's coming down hard tonight.",
+}
 USER_LINE = "I shake the rain from my coat and ask about the ship in the harbour. "
 CHAR_LINE = "She smiles and slides a mug of ale across the counter, then leans closer. "
 
@@ -52,8 +55,10 @@ class LongChat:
     def _fill(self, turns: int, chars: int) -> None:
         self.history = [Message(role="assistant", text=CARD["first_mes"])]
         for i in range(turns - 1):
-            self.history += [Message(role="user", text=f"({i}) {_text(USER_LINE, chars)}"),
-                             Message(role="assistant", text=f"({i}) {_text(CHAR_LINE, chars)}")]
+            self.history += [
+                Message(role="user", text=f"({i}) {_text(USER_LINE, chars)}"),
+                Message(role="assistant", text=f"({i}) {_text(CHAR_LINE, chars)}"),
+            ]
 
     def _size(self, turns: int, target: int) -> None:
         """The longest messages whose prompt fits `target` tokens with nothing dropped
@@ -70,16 +75,18 @@ class LongChat:
         self._fill(turns, low)
 
     def build(self, user_text: str):
-        inp = PromptInput(card=CARD, user_name="Ann",
-                          history=[*self.history, Message(role="user", text=user_text)])
+        inp = PromptInput(
+            card=CARD,
+            user_name="Ann",
+            history=[*self.history, Message(role="user", text=user_text)],
+        )
         job = PromptJob(inp, self.info, self.settings, self.counter)
         return job(self.engine.count_tokens)
 
     def send(self, user_text: str, sampling: SamplingParams, keep: bool = True) -> Turn:
         """One turn as the controller runs it: build, stream, append the reply."""
         prompt = self.build(user_text)
-        sampling = replace(sampling, max_tokens=self.settings.max_tokens,
-                           stop=tuple(prompt.stop))
+        sampling = replace(sampling, max_tokens=self.settings.max_tokens, stop=tuple(prompt.stop))
         start = time.perf_counter()
         first = None
         pieces = []
@@ -88,8 +95,16 @@ class LongChat:
             pieces.append(piece)
         stats = self.engine.last_stats
         if keep:
-            self.history += [Message(role="user", text=user_text),
-                             Message(role="assistant", text="".join(pieces))]
-        return Turn(stats.prompt_tokens, stats.evaluated_tokens, stats.restored_tokens,
-                    (first or time.perf_counter()) - start, stats.restore_s, "".join(pieces),
-                    prompt.dropped_messages)
+            self.history += [
+                Message(role="user", text=user_text),
+                Message(role="assistant", text="".join(pieces)),
+            ]
+        return Turn(
+            stats.prompt_tokens,
+            stats.evaluated_tokens,
+            stats.restored_tokens,
+            (first or time.perf_counter()) - start,
+            stats.restore_s,
+            "".join(pieces),
+            prompt.dropped_messages,
+        )

@@ -33,18 +33,28 @@ PROMPT = "The tavern door swung open and the stranger said"
 def measure(path: Path, plan: offload.OffloadPlan, ctx: int, tokens: int) -> dict:
     engine = LocalEngine()
     try:
-        engine.load(LoadParams(model_path=str(path), n_ctx=ctx, n_gpu_layers=plan.n_gpu_layers,
-                               n_cpu_moe=plan.n_cpu_moe))
+        engine.load(
+            LoadParams(
+                model_path=str(path),
+                n_ctx=ctx,
+                n_gpu_layers=plan.n_gpu_layers,
+                n_cpu_moe=plan.n_cpu_moe,
+            )
+        )
         sp = SamplingParams(max_tokens=tokens, temperature=0.0, seed=1)
         text = "".join(engine.stream(PROMPT, sp, threading.Event()))
         stats = engine.last_stats
         gen_s = max(stats.seconds - stats.ttft_s, 1e-9)
-        return {"plan": plan.describe(), "n_gpu_layers": plan.n_gpu_layers,
-                "n_cpu_moe": plan.n_cpu_moe, "gpu_gb": round(plan.gpu_bytes / GB, 2),
-                "cpu_gb": round(plan.cpu_bytes / GB, 2),
-                "predicted_tokens_per_s": round(plan.tokens_per_s, 2),
-                "tokens_per_s": round(max(stats.tokens - 1, 1) / gen_s, 2),
-                "text": text[:80]}
+        return {
+            "plan": plan.describe(),
+            "n_gpu_layers": plan.n_gpu_layers,
+            "n_cpu_moe": plan.n_cpu_moe,
+            "gpu_gb": round(plan.gpu_bytes / GB, 2),
+            "cpu_gb": round(plan.cpu_bytes / GB, 2),
+            "predicted_tokens_per_s": round(plan.tokens_per_s, 2),
+            "tokens_per_s": round(max(stats.tokens - 1, 1) / gen_s, 2),
+            "text": text[:80],
+        }
     finally:
         engine.unload()
 
@@ -61,11 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     mb = offload.model_bytes(read_header(args.model), args.ctx)
     layers = offload.best_layer_split(mb, budget)
     experts = offload.best_expert_split(mb, budget)
-    result = {"model": args.model.name, "vram_budget_gb": round(budget / GB, 2),
-              "runtime": [f"{d.backend}: {d.description}" for d in runtime.gpu_devices],
-              "layer_split": measure(args.model, layers, args.ctx, args.tokens),
-              "expert_split": (measure(args.model, experts, args.ctx, args.tokens)
-                               if experts is not None else None)}
+    result = {
+        "model": args.model.name,
+        "vram_budget_gb": round(budget / GB, 2),
+        "runtime": [f"{d.backend}: {d.description}" for d in runtime.gpu_devices],
+        "layer_split": measure(args.model, layers, args.ctx, args.tokens),
+        "expert_split": (
+            measure(args.model, experts, args.ctx, args.tokens) if experts is not None else None
+        ),
+    }
     print(json.dumps(result, indent=2))
     return 0
 

@@ -12,8 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
-LINES = ("*She laughs and refills the mug.* \"You should hear what the fisherman said.\"",
-         "Go on, then. I have all night, and the storm isn't going anywhere.")
+LINES = (
+    '*She laughs and refills the mug.* "You should hear what the fisherman said."',
+    "Go on, then. I have all night, and the storm isn't going anywhere.",
+)
 
 
 def _write_chat(ctx, n: int) -> int:
@@ -21,8 +23,12 @@ def _write_chat(ctx, n: int) -> int:
     from app.core.store.nodes import NewNode
 
     char = ensure_default_character(ctx.store)
-    nodes = [NewNode(i, i - 1 if i else None, "assistant" if i % 2 == 0 else "user",
-                     f"{LINES[i % 2]} ({i})") for i in range(n)]
+    nodes = [
+        NewNode(
+            i, i - 1 if i else None, "assistant" if i % 2 == 0 else "user", f"{LINES[i % 2]} ({i})"
+        )
+        for i in range(n)
+    ]
     return ctx.store.chats.from_nodes(char, "A very long evening", nodes, leaf_key=n - 1)
 
 
@@ -68,8 +74,11 @@ def measure(n_messages: int = 10_000, repeats: int = 3) -> dict:
             loop.exec()
         window.close()
         ctx.close()
-    return {"open_long_chat_ms": round(min(times), 1), "runs_ms": [round(t, 1) for t in times],
-            "messages": n_messages}
+    return {
+        "open_long_chat_ms": round(min(times), 1),
+        "runs_ms": [round(t, 1) for t in times],
+        "messages": n_messages,
+    }
 
 
 if __name__ == "__main__":

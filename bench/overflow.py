@@ -39,25 +39,33 @@ def _send(chat: LongChat, user_text: str, sampling: SamplingParams) -> tuple[dic
     prompt = chat.build(user_text)
     sampling = replace(sampling, stop=tuple(prompt.stop))
     start = time.perf_counter()
-    reply = "".join(chat.engine.stream(prompt.text, sampling, threading.Event(),
-                                       PromptLayout(prompt.permanent_chars)))
+    reply = "".join(
+        chat.engine.stream(
+            prompt.text, sampling, threading.Event(), PromptLayout(prompt.permanent_chars)
+        )
+    )
     seconds = time.perf_counter() - start
     stats = chat.engine.last_stats
     previous = chat.history[-1].text if chat.history else ""
     new = sum(chat.engine.count_tokens([user_text, previous]))
-    chat.history += [Message(role="user", text=user_text),
-                     Message(role="assistant", text=reply)]
-    turn = {"prompt_tokens": stats.prompt_tokens, "evaluated_tokens": stats.evaluated_tokens,
-            "new_tokens": new, "shifted_tokens": stats.shifted_tokens,
-            "removed_tokens": stats.removed_tokens, "dropped_messages": prompt.dropped_messages,
-            "seconds": round(seconds, 3)}
+    chat.history += [Message(role="user", text=user_text), Message(role="assistant", text=reply)]
+    turn = {
+        "prompt_tokens": stats.prompt_tokens,
+        "evaluated_tokens": stats.evaluated_tokens,
+        "new_tokens": new,
+        "shifted_tokens": stats.shifted_tokens,
+        "removed_tokens": stats.removed_tokens,
+        "dropped_messages": prompt.dropped_messages,
+        "seconds": round(seconds, 3),
+    }
     if stats.full_read_reason:
         turn["full_read_reason"] = stats.full_read_reason
     return turn, prompt
 
 
-def overflow_run(params: LoadParams, sampling: SamplingParams, past: int = 48,
-                 turns: int = 24) -> dict:
+def overflow_run(
+    params: LoadParams, sampling: SamplingParams, past: int = 48, turns: int = 24
+) -> dict:
     """Fill a chat of `turns` exchanges to 90% of the context, then `past` turns beyond."""
     engine = LocalEngine()
     try:
@@ -82,17 +90,26 @@ def summary(turns: list[dict], before: int, n_ctx: int) -> dict:
     prompt = sum(t["prompt_tokens"] for t in turns)
     evaluated = sum(t["evaluated_tokens"] for t in turns)
     excess = [t["evaluated_tokens"] - t["new_tokens"] for t in turns]
-    return {"n_ctx": n_ctx, "turns_before_limit": before, "turns": turns,
-            "evaluated_fraction": evaluated / prompt if prompt else 0.0,
-            "max_excess": max(excess, default=0),
-            "max_evaluated_tokens": max((t["evaluated_tokens"] for t in turns), default=0),
-            "full_reads": sum(1 for t in turns if "full_read_reason" in t),
-            "meets_targets": evaluated < FRACTION_TARGET * prompt
-            and max(excess, default=0) <= EXCESS_TARGET}
+    return {
+        "n_ctx": n_ctx,
+        "turns_before_limit": before,
+        "turns": turns,
+        "evaluated_fraction": evaluated / prompt if prompt else 0.0,
+        "max_excess": max(excess, default=0),
+        "max_evaluated_tokens": max((t["evaluated_tokens"] for t in turns), default=0),
+        "full_reads": sum(1 for t in turns if "full_read_reason" in t),
+        "meets_targets": evaluated < FRACTION_TARGET * prompt
+        and max(excess, default=0) <= EXCESS_TARGET,
+    }
 
 
-def run(model: str | None = None, *, quick: bool = False, n_gpu_layers: int = 0,
-        n_threads: int | None = None) -> dict:
+def run(
+    model: str | None = None,
+    *,
+    quick: bool = False,
+    n_gpu_layers: int = 0,
+    n_threads: int | None = None,
+) -> dict:
     """`{"4096": {...}, "8192": {...}}` (--quick: 1024 and 2048, 8 turns past the limit),
     on `model` or a generated one."""
     sizes, past = ((1024, 2048), 8) if quick else ((4096, 8192), 48)
@@ -102,7 +119,8 @@ def run(model: str | None = None, *, quick: bool = False, n_gpu_layers: int = 0,
             model = str(write_bench_model(Path(tmp) / "bench.gguf", QUICK if quick else DEFAULT))
         out = {}
         for n_ctx in sizes:
-            params = LoadParams(model_path=model, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers,
-                                n_threads=n_threads)
+            params = LoadParams(
+                model_path=model, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads
+            )
             out[str(n_ctx)] = overflow_run(params, sampling, past=past)
     return out

@@ -22,15 +22,18 @@ CARD = {
     "first_mes": "*She looks up.* Welcome, {{user}}!",
     "mes_example": "<START>\n{{user}}: Any rooms?\n{{char}}: One, by the fire. " * 8,
 }
-LINES = ("*She laughs and refills the mug.* \"You should hear what the fisherman said.\"",
-         "Go on, then. I have all night, and the storm isn't going anywhere.")
+LINES = (
+    '*She laughs and refills the mug.* "You should hear what the fisherman said."',
+    "Go on, then. I have all night, and the storm isn't going anywhere.",
+)
 
 
 def _history(n: int):
     from app.core.prompt import Message
 
-    return [Message("assistant" if i % 2 == 0 else "user", f"{LINES[i % 2]} ({i})")
-            for i in range(n)]
+    return [
+        Message("assistant" if i % 2 == 0 else "user", f"{LINES[i % 2]} ({i})") for i in range(n)
+    ]
 
 
 def _counter():
@@ -50,21 +53,24 @@ def measure_one(n: int, turns: int = 7) -> dict:
     for turn in range(turns + 1):
         history.append(Message("user", f"And then? ({turn})"))
         start = time.perf_counter()
-        built = build_prompt(PromptInput(card=CARD, user_name="Ann", history=history),
-                             template, count, 8192, 400)
+        built = build_prompt(
+            PromptInput(card=CARD, user_name="Ann", history=history), template, count, 8192, 400
+        )
         runs.append((time.perf_counter() - start) * 1000)
         history.append(Message("assistant", f"{LINES[0]} (reply {turn})"))
-    return {"messages": n, "cold_ms": round(runs[0], 2),
-            "warm_ms": round(statistics.median(runs[1:]), 2),
-            "slowest_warm_ms": round(max(runs[1:]), 2),
-            "kept_messages": n + 2 * turns + 1 - built.dropped_messages}
+    return {
+        "messages": n,
+        "cold_ms": round(runs[0], 2),
+        "warm_ms": round(statistics.median(runs[1:]), 2),
+        "slowest_warm_ms": round(max(runs[1:]), 2),
+        "kept_messages": n + 2 * turns + 1 - built.dropped_messages,
+    }
 
 
 def run(quick: bool = False) -> dict:
     sizes = (100, 10_000) if quick else (100, 10_000, 100_000)
     rows = [measure_one(n, turns=3 if quick else 7) for n in sizes]
-    return {"prompt_build": rows,
-            "prompt_build_ms": max(r["warm_ms"] for r in rows)}
+    return {"prompt_build": rows, "prompt_build_ms": max(r["warm_ms"] for r in rows)}
 
 
 if __name__ == "__main__":

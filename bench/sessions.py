@@ -82,8 +82,9 @@ def _turn(chat: LongChat, text: str, sampling: SamplingParams):
     return chat.engine.last_stats
 
 
-def sessions_run(params: LoadParams, sampling: SamplingParams, folder: Path,
-                 replies: int = 6) -> dict:
+def sessions_run(
+    params: LoadParams, sampling: SamplingParams, folder: Path, replies: int = 6
+) -> dict:
     engine = LocalEngine()
     try:
         info = engine.load(replace(params, session_dir=str(folder), session_cap_mb=10**6))
@@ -109,19 +110,27 @@ def _summary(stats, switched, back, idles) -> dict:
     first_save, *per_reply = [s.saved_bytes for s in stats[1:]]
     saves = [s for s in (*stats, switched, back) if s.saved_bytes]
     mean = statistics.mean(per_reply) if per_reply else 0.0
-    return {"prompt_tokens": stats[-1].prompt_tokens, "state_bytes": first_save,
-            "bytes_per_reply": per_reply,
-            "reply_fraction": mean / first_save if first_save else 0.0,
-            "switch_bytes": switched.saved_bytes + back.saved_bytes,
-            "restored_tokens": back.restored_tokens,
-            "save_s": [round(s.save_s, 3) for s in saves],
-            "copy_ms": max(s.save_copy_ms for s in (*stats, switched, back)),
-            "blocked_ms": round(max(b for b, _ in idles), 1),
-            "peak_extra_mb": round(max(m for _, m in idles), 1)}
+    return {
+        "prompt_tokens": stats[-1].prompt_tokens,
+        "state_bytes": first_save,
+        "bytes_per_reply": per_reply,
+        "reply_fraction": mean / first_save if first_save else 0.0,
+        "switch_bytes": switched.saved_bytes + back.saved_bytes,
+        "restored_tokens": back.restored_tokens,
+        "save_s": [round(s.save_s, 3) for s in saves],
+        "copy_ms": max(s.save_copy_ms for s in (*stats, switched, back)),
+        "blocked_ms": round(max(b for b, _ in idles), 1),
+        "peak_extra_mb": round(max(m for _, m in idles), 1),
+    }
 
 
-def run(model: str | None = None, *, quick: bool = False, n_gpu_layers: int = 0,
-        n_threads: int | None = None) -> dict:
+def run(
+    model: str | None = None,
+    *,
+    quick: bool = False,
+    n_gpu_layers: int = 0,
+    n_threads: int | None = None,
+) -> dict:
     """`{"1024": {...}, "4096": {...}, "16384": {...}}` (--quick: 1024 and 2048)."""
     sizes = (1024, 2048) if quick else (1024, 4096, 16384)
     sampling = SamplingParams(max_tokens=24 if quick else 64, seed=1234)
@@ -130,8 +139,10 @@ def run(model: str | None = None, *, quick: bool = False, n_gpu_layers: int = 0,
         if model is None:
             model = str(write_bench_model(Path(tmp) / "bench.gguf", QUICK if quick else DEFAULT))
         for n_ctx in sizes:
-            params = LoadParams(model_path=model, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers,
-                                n_threads=n_threads)
-            out[str(n_ctx)] = sessions_run(params, sampling, Path(tmp) / f"s{n_ctx}",
-                                           replies=3 if quick else 6)
+            params = LoadParams(
+                model_path=model, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads
+            )
+            out[str(n_ctx)] = sessions_run(
+                params, sampling, Path(tmp) / f"s{n_ctx}", replies=3 if quick else 6
+            )
     return out

@@ -17,8 +17,28 @@ import random
 import statistics
 import time
 
-SYLLABLES = ("ka", "lo", "mi", "ra", "ve", "dor", "an", "th", "el", "is", "ur", "qu", "yn",
-             "bar", "sel", "mor", "tia", "gon", "wen", "fa")
+SYLLABLES = (
+    "ka",
+    "lo",
+    "mi",
+    "ra",
+    "ve",
+    "dor",
+    "an",
+    "th",
+    "el",
+    "is",
+    "ur",
+    "qu",
+    "yn",
+    "bar",
+    "sel",
+    "mor",
+    "tia",
+    "gon",
+    "wen",
+    "fa",
+)
 # Everyday words: each holds p, z, x or j, which no key syllable has, so they never collide
 # with a key and only the mentions decide what fires.
 FILLER = ("pa", "zo", "xi", "ju", "pe", "zy", "op", "az")
@@ -43,10 +63,16 @@ def make_book(n_entries: int = 2000, seed: int = 7) -> tuple[dict, list[str]]:
         elif i % 10 == 0:
             keys[0] = f"{keys[0]} {keys[1]}"
         mentions = " ".join(rng.sample(vocabulary, 2))
-        entry = {"id": i, "keys": keys, "name": f"entry {i}", "enabled": True,
-                 "insertion_order": rng.randint(1, 200), "use_regex": True,
-                 "content": f"Lore {i}: {_filler(rng, 30)} {mentions}.",
-                 "extensions": {"position": rng.choice((0, 1, 4)), "depth": 4}}
+        entry = {
+            "id": i,
+            "keys": keys,
+            "name": f"entry {i}",
+            "enabled": True,
+            "insertion_order": rng.randint(1, 200),
+            "use_regex": True,
+            "content": f"Lore {i}: {_filler(rng, 30)} {mentions}.",
+            "extensions": {"position": rng.choice((0, 1, 4)), "depth": 4},
+        }
         if i % 17 == 0:
             entry["selective"] = True
             entry["secondary_keys"] = rng.sample(vocabulary, 2)
@@ -78,23 +104,37 @@ def measure(n_entries: int = 2000, window: int = 60, turns: int = 30) -> dict:
     settings = WorldInfoSettings(depth=window)
     times, cpu, fired, explain = [], [], [], []
     for turn in range(turns):
-        lines = list(reversed(chat[:window + turn]))
+        lines = list(reversed(chat[: window + turn]))
         start, start_cpu = time.perf_counter(), time.process_time()
-        result = run_world_info([Book("Big book", book)], lines, max_context=32_768,
-                                count_tokens=estimate_tokens, settings=settings,
-                                seed="bench", chat_length=len(lines))
+        result = run_world_info(
+            [Book("Big book", book)],
+            lines,
+            max_context=32_768,
+            count_tokens=estimate_tokens,
+            settings=settings,
+            seed="bench",
+            chat_length=len(lines),
+        )
         times.append((time.perf_counter() - start) * 1000)
         cpu.append((time.process_time() - start_cpu) * 1000)
         fired.append(len(result.fired))
         start = time.perf_counter()
         assert len(result.trace) == n_entries  # what the inspector shows, made on demand
         explain.append((time.perf_counter() - start) * 1000)
-    return {"worldinfo_ms": statistics.median(times), "worldinfo": {
-        "entries": n_entries, "scan_window": window, "turns": turns,
-        "median_ms": statistics.median(times), "max_ms": max(times),
-        "cpu_median_ms": statistics.median(cpu), "first_turn_ms": times[0],
-        "trace_median_ms": statistics.median(explain),
-        "fired_median": statistics.median(fired)}}
+    return {
+        "worldinfo_ms": statistics.median(times),
+        "worldinfo": {
+            "entries": n_entries,
+            "scan_window": window,
+            "turns": turns,
+            "median_ms": statistics.median(times),
+            "max_ms": max(times),
+            "cpu_median_ms": statistics.median(cpu),
+            "first_turn_ms": times[0],
+            "trace_median_ms": statistics.median(explain),
+            "fired_median": statistics.median(fired),
+        },
+    }
 
 
 if __name__ == "__main__":

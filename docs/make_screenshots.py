@@ -21,13 +21,19 @@ from app.gui.theme import apply_theme  # noqa: E402
 CARDS = Path("tests/fixtures/cards")
 LINES = [
     ("user", "*shakes the rain off my coat* Any room left for the night?"),
-    ("assistant", '*Wren glances at the key board, then back at you.* "One, under the eaves. '
-     'It leaks a little when the wind is from the east."\n\n*She slides a brass key across '
-     'the bar.* "Supper is fish stew, or fish stew. What brings you out in this?"'),
+    (
+        "assistant",
+        '*Wren glances at the key board, then back at you.* "One, under the eaves. '
+        'It leaks a little when the wind is from the east."\n\n*She slides a brass key across '
+        'the bar.* "Supper is fish stew, or fish stew. What brings you out in this?"',
+    ),
     ("user", "I'm looking for a ship called the **Gull's Wake**. Have you heard of it?"),
-    ("assistant", '*Her hand stops over the ledger.* "Heard of it? I wrote it down." '
-     '*She turns the book toward you.*\n\n> Gull\'s Wake — out on the spring tide, '
-     'not returned.\n\n"Three sailors asked after her this month. You make four."'),
+    (
+        "assistant",
+        '*Her hand stops over the ledger.* "Heard of it? I wrote it down." '
+        "*She turns the book toward you.*\n\n> Gull's Wake — out on the spring tide, "
+        'not returned.\n\n"Three sailors asked after her this month. You make four."',
+    ),
 ]
 
 
@@ -40,9 +46,10 @@ def main(out: Path) -> None:
     app = make_application()
     ctx = AppContext.create()
     window = open_main_window(ctx)
-    window.library.import_files([str(CARDS / n) for n in
-                                 ("v2_full.json", "v3_full.json", "v1_tavern.json")])
-    window.library.select(window.library.ids()[-1])   # Wren
+    window.library.import_files(
+        [str(CARDS / n) for n in ("v2_full.json", "v3_full.json", "v1_tavern.json")]
+    )
+    window.library.select(window.library.ids()[-1])  # Wren
     store, chat = ctx.store, window.controller.chat_id
     for role, text in LINES:
         store.messages.append(chat, store.messages.active_leaf(chat), role, text)

@@ -84,10 +84,11 @@ def prepare_runtime(runtime: str, work: Path, dry_run: bool = False) -> Path:
     env = llama_runtimes.build_env(work, runtime)
     stamp = llama_runtimes.stamp_for(recipe, llama_version(), platform.python_version())
     cached = llama_runtimes.is_cached(env, stamp)
-    print(f"{runtime} runtime: {env.root} ({'cached' if cached else 'to be built'}); "
-          f"CMAKE_ARGS={recipe.cmake_env!r}")
-    for step in llama_runtimes.steps(env, recipe, llama_version(), ROOT, sys.executable,
-                                     cached):
+    print(
+        f"{runtime} runtime: {env.root} ({'cached' if cached else 'to be built'}); "
+        f"CMAKE_ARGS={recipe.cmake_env!r}"
+    )
+    for step in llama_runtimes.steps(env, recipe, llama_version(), ROOT, sys.executable, cached):
         if dry_run:
             print("  " + step.show())
         else:
@@ -102,8 +103,10 @@ def prepare_runtime(runtime: str, work: Path, dry_run: bool = False) -> Path:
 
 def _llama_places(python: Path | str) -> dict[str, Path]:
     """Where `python` keeps llama_cpp, found without importing it (that loads llama.cpp)."""
-    code = ("import importlib.util, json; s = importlib.util.find_spec('llama_cpp'); "
-            "print(json.dumps(list(s.submodule_search_locations) if s else []))")
+    code = (
+        "import importlib.util, json; s = importlib.util.find_spec('llama_cpp'); "
+        "print(json.dumps(list(s.submodule_search_locations) if s else []))"
+    )
     done = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
     found = json.loads(done.stdout or "[]") if done.returncode == 0 else []
     if not found:
@@ -131,8 +134,9 @@ def check_bundle_libraries(bundle: Path, runtime: str, allow_unportable: bool) -
     """The frozen folder must still hold the CPU variants (and the GPU backend)."""
     libs = next(bundle.rglob("llama_cpp/lib"), None)
     names = tuple(sorted(p.name for p in libs.iterdir())) if libs else ()
-    found = llama_check._library_problems(llama_check.LlamaBuild({}, names), runtime,
-                                          platform.machine())
+    found = llama_check._library_problems(
+        llama_check.LlamaBuild({}, names), runtime, platform.machine()
+    )
     if found and not allow_unportable:
         raise BuildError(f"the bundle {bundle} lost llama.cpp libraries: " + "; ".join(found))
 
@@ -153,9 +157,24 @@ def freeze(dist: Path, work: Path, icon: Path | None, python: Path | str = sys.e
     env = dict(os.environ)
     if icon:
         env["PARLOR_ICON"] = str(icon)
-    run([python, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
-         "--distpath", dist, "--workpath", work / "pyinstaller", PACKAGING / "parlor.spec"],
-        env=env, cwd=ROOT)
+    run(
+        [
+            python,
+            "-m",
+            "PyInstaller",
+            "--noconfirm",
+            "--clean",
+            "--log-level",
+            "WARN",
+            "--distpath",
+            dist,
+            "--workpath",
+            work / "pyinstaller",
+            PACKAGING / "parlor.spec",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
     return dist / APP_NAME
 
 
@@ -166,8 +185,9 @@ def folder_size(path: Path) -> int:
 # --- Linux ----------------------------------------------------------------------------
 def build_deb(bundle: Path, dist: Path, work: Path, version: str) -> Path:
     """A .deb: /opt/parlor, /usr/bin/parlor, the menu entry and the hicolor icon."""
-    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    arch = subprocess.run(
+        ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     root = work / "deb-root"
     shutil.rmtree(root, ignore_errors=True)
     shutil.copytree(bundle, root / "opt" / APP_NAME, symlinks=True)
@@ -185,9 +205,12 @@ def build_deb(bundle: Path, dist: Path, work: Path, version: str) -> Path:
     # The bundle's Python and wheels were linked against the build machine's glibc: that
     # version is the floor (build on the oldest distribution you support).
     glibc = platform.libc_ver()[1] or "2.31"
-    control = (control.replace("@VERSION@", debian_version(version)).replace("@ARCH@", arch)
-               .replace("@GLIBC@", glibc)
-               .replace("@INSTALLED_SIZE@", str(folder_size(root) // 1024 + 1)))
+    control = (
+        control.replace("@VERSION@", debian_version(version))
+        .replace("@ARCH@", arch)
+        .replace("@GLIBC@", glibc)
+        .replace("@INSTALLED_SIZE@", str(folder_size(root) // 1024 + 1))
+    )
     (debian / "control").write_text(control, encoding="utf-8")
     _install(PACKAGING / "linux" / "postrm", debian, 0o755)
     _normalize_modes(root)
@@ -242,8 +265,10 @@ def build_tarball(bundle: Path, dist: Path, version: str) -> Path:
     with tarfile.open(out, "w:gz") as tar:
         tar.add(bundle, arcname=name)
         _add_text(tar, f"{name}/parlor.desktop", tarball_desktop_entry(), 0o755)
-        tar.add(PACKAGING / "linux" / "install-desktop-entry.sh",
-                arcname=f"{name}/install-desktop-entry.sh")
+        tar.add(
+            PACKAGING / "linux" / "install-desktop-entry.sh",
+            arcname=f"{name}/install-desktop-entry.sh",
+        )
         tar.add(ROOT / "resources" / "parlor.png", arcname=f"{name}/parlor.png")
     return out
 
@@ -264,11 +289,20 @@ def build_windows_installer(bundle: Path, dist: Path, work: Path, version: str) 
     default = Path(os.environ.get("ProgramFiles(x86)", r"C:\Program Files (x86)"))
     iscc = iscc or str(default / "Inno Setup 6" / "ISCC.exe")
     if not Path(iscc).exists() and not shutil.which(iscc):
-        raise BuildError("Inno Setup's ISCC.exe not found: install Inno Setup 6 "
-                         "(choco install innosetup) or set ISCC to its path")
-    run([iscc, f"/DAppVersion={version}", f"/DSourceDir={bundle}", f"/DOutputDir={dist}",
-         f"/DIconFile={png_to_ico(ROOT / 'resources' / 'parlor.png', work / 'parlor.ico')}",
-         PACKAGING / "windows" / "parlor.iss"])
+        raise BuildError(
+            "Inno Setup's ISCC.exe not found: install Inno Setup 6 "
+            "(choco install innosetup) or set ISCC to its path"
+        )
+    run(
+        [
+            iscc,
+            f"/DAppVersion={version}",
+            f"/DSourceDir={bundle}",
+            f"/DOutputDir={dist}",
+            f"/DIconFile={png_to_ico(ROOT / 'resources' / 'parlor.png', work / 'parlor.ico')}",
+            PACKAGING / "windows" / "parlor.iss",
+        ]
+    )
     return dist / f"Parlor-{version}-windows-x64-setup.exe"
 
 
@@ -322,22 +356,39 @@ def build(args: argparse.Namespace) -> list[Path]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runtime", "--gpu", choices=sorted(llama_runtimes.RECIPES),
-                        help="llama.cpp runtime to compile and bundle (default: vulkan on "
-                             "Linux and Windows, metal on macOS; all carry the CPU variants)")
-    parser.add_argument("--use-installed-llama", action="store_true",
-                        help="freeze this Python's llama-cpp-python instead of building one")
-    parser.add_argument("--allow-unportable", action="store_true",
-                        help="package a llama.cpp that fails the portability check anyway "
-                             "(for testing the installer itself; never for a release)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the runtime build commands and stop")
-    parser.add_argument("--skip-pyinstaller", action="store_true",
-                        help="package the existing dist/parlor folder again")
+    parser.add_argument(
+        "--runtime",
+        "--gpu",
+        choices=sorted(llama_runtimes.RECIPES),
+        help="llama.cpp runtime to compile and bundle (default: vulkan on "
+        "Linux and Windows, metal on macOS; all carry the CPU variants)",
+    )
+    parser.add_argument(
+        "--use-installed-llama",
+        action="store_true",
+        help="freeze this Python's llama-cpp-python instead of building one",
+    )
+    parser.add_argument(
+        "--allow-unportable",
+        action="store_true",
+        help="package a llama.cpp that fails the portability check anyway "
+        "(for testing the installer itself; never for a release)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the runtime build commands and stop"
+    )
+    parser.add_argument(
+        "--skip-pyinstaller",
+        action="store_true",
+        help="package the existing dist/parlor folder again",
+    )
     parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder")
     parser.add_argument("--work", type=Path, default=ROOT / "build", help="scratch folder")
-    parser.add_argument("--print-version", action="store_true",
-                        help="print the version from pyproject.toml and exit")
+    parser.add_argument(
+        "--print-version",
+        action="store_true",
+        help="print the version from pyproject.toml and exit",
+    )
     return parser.parse_args(argv)
 
 

@@ -48,13 +48,14 @@ class LlamaBuild:
 
     @property
     def cpu_variants(self) -> set[str]:
-        return {m[len("ggml-cpu-"):] for m in self.modules if m.startswith("ggml-cpu-")}
+        return {m[len("ggml-cpu-") :] for m in self.modules if m.startswith("ggml-cpu-")}
 
 
 def read_build(site_packages: Path, lib_dir: Path) -> LlamaBuild:
     config_path = site_packages / "lib" / "cmake" / "ggml" / "ggml-config.cmake"
-    config = (parse_cmake_config(config_path.read_text(encoding="utf-8"))
-              if config_path.is_file() else {})
+    config = (
+        parse_cmake_config(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    )
     libraries = tuple(sorted(p.name for p in lib_dir.iterdir())) if lib_dir.is_dir() else ()
     return LlamaBuild(config, libraries, config_path if config else None)
 
@@ -81,11 +82,15 @@ def _library_problems(build: LlamaBuild, runtime: str, machine: str) -> list[str
     found = []
     variants = build.cpu_variants
     if not variants:
-        found.append("its library folder has no ggml-cpu-<variant> libraries "
-                     f"(it holds: {', '.join(build.libraries) or 'nothing'})")
+        found.append(
+            "its library folder has no ggml-cpu-<variant> libraries "
+            f"(it holds: {', '.join(build.libraries) or 'nothing'})"
+        )
     elif machine in ("x86_64", "amd64", "AMD64") and not set(X86_BASELINE) & variants:
-        found.append(f"its CPU variants ({', '.join(sorted(variants))}) include none that "
-                     f"runs on every x86-64 CPU ({' or '.join(X86_BASELINE)})")
+        found.append(
+            f"its CPU variants ({', '.join(sorted(variants))}) include none that "
+            f"runs on every x86-64 CPU ({' or '.join(X86_BASELINE)})"
+        )
     library = GPU_LIBRARY.get(runtime)
     if library and library not in build.modules:
         found.append(f"its library folder has no {library} library for the {runtime} runtime")

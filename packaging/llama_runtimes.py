@@ -41,20 +41,26 @@ class Recipe:
 RECIPES = {
     "cpu": Recipe("cpu", PORTABLE, "nothing beyond the installer.", "a C++ compiler, CMake."),
     "vulkan": Recipe(
-        "vulkan", (*PORTABLE, "-DGGML_VULKAN=ON"),
+        "vulkan",
+        (*PORTABLE, "-DGGML_VULKAN=ON"),
         "a GPU driver with its Vulkan loader (libvulkan.so.1 / vulkan-1.dll); without one "
         "Parlor runs on the CPU variants.",
         "Vulkan headers and the glslc shader compiler (Debian: libvulkan-dev glslc; "
-        "Windows: the LunarG Vulkan SDK)."),
+        "Windows: the LunarG Vulkan SDK).",
+    ),
     "cuda": Recipe(
-        "cuda", (*PORTABLE, "-DGGML_CUDA=ON"),
+        "cuda",
+        (*PORTABLE, "-DGGML_CUDA=ON"),
         "an NVIDIA driver recent enough for CUDA 12.",
         "nothing more: nvcc, the CUDA runtime and cuBLAS come from PyPI wheels.",
-        extra_wheels=CUDA_WHEELS),
+        extra_wheels=CUDA_WHEELS,
+    ),
     "metal": Recipe(
-        "metal", (*PORTABLE, "-DGGML_METAL=ON", "-DGGML_METAL_EMBED_LIBRARY=ON"),
+        "metal",
+        (*PORTABLE, "-DGGML_METAL=ON", "-DGGML_METAL_EMBED_LIBRARY=ON"),
         "macOS on Apple Silicon; nothing to install.",
-        "Xcode command line tools."),
+        "Xcode command line tools.",
+    ),
 }
 
 
@@ -95,15 +101,23 @@ class Step:
         return (env + " " if env else "") + " ".join(self.argv)
 
 
-def build_env(work: Path, runtime: str, platform: str = sys.platform,
-              python_tag: str = f"py{sys.version_info[0]}{sys.version_info[1]}") -> BuildEnv:
-    return BuildEnv(work / "runtimes" / f"{runtime}-{platform}-{python_tag}",
-                    windows=platform == "win32")
+def build_env(
+    work: Path,
+    runtime: str,
+    platform: str = sys.platform,
+    python_tag: str = f"py{sys.version_info[0]}{sys.version_info[1]}",
+) -> BuildEnv:
+    return BuildEnv(
+        work / "runtimes" / f"{runtime}-{platform}-{python_tag}", windows=platform == "win32"
+    )
 
 
 def stamp_for(recipe: Recipe, llama_version: str, python_version: str) -> dict:
-    return {"llama_cpp_python": llama_version, "cmake_args": list(recipe.cmake_args),
-            "python": python_version}
+    return {
+        "llama_cpp_python": llama_version,
+        "cmake_args": list(recipe.cmake_args),
+        "python": python_version,
+    }
 
 
 def is_cached(env: BuildEnv, stamp: dict) -> bool:
@@ -127,8 +141,9 @@ def _cuda_env(env: BuildEnv) -> dict[str, str]:
     return {"CUDACXX": str(nvcc), "CUDAToolkit_ROOT": str(nvcc_root)}
 
 
-def steps(env: BuildEnv, recipe: Recipe, llama_version: str, project: Path,
-          host_python: str, cached: bool) -> list[Step]:
+def steps(
+    env: BuildEnv, recipe: Recipe, llama_version: str, project: Path, host_python: str, cached: bool
+) -> list[Step]:
     """The commands that make (or refresh) this runtime's build environment."""
     py = str(env.python)
     pip = (py, "-m", "pip")
@@ -143,17 +158,48 @@ def steps(env: BuildEnv, recipe: Recipe, llama_version: str, project: Path,
     if recipe.extra_wheels:
         make.append(Step((*pip, "install", *recipe.extra_wheels)))
     make += [
-        Step((*pip, "wheel", "--no-deps", "--no-cache-dir", "--no-binary", "llama-cpp-python",
-              "--wheel-dir", str(env.wheels), requirement), compile_env),
-        Step((*pip, "install", "--force-reinstall", "--no-deps", "--no-index",
-              "--find-links", str(env.wheels), requirement)),
+        Step(
+            (
+                *pip,
+                "wheel",
+                "--no-deps",
+                "--no-cache-dir",
+                "--no-binary",
+                "llama-cpp-python",
+                "--wheel-dir",
+                str(env.wheels),
+                requirement,
+            ),
+            compile_env,
+        ),
+        Step(
+            (
+                *pip,
+                "install",
+                "--force-reinstall",
+                "--no-deps",
+                "--no-index",
+                "--find-links",
+                str(env.wheels),
+                requirement,
+            )
+        ),
     ]
     return make + refresh
 
 
-BACKEND_MODULE_PREFIXES = ("libggml-cpu-", "ggml-cpu-", "libggml-vulkan", "ggml-vulkan",
-                           "libggml-cuda", "ggml-cuda", "libggml-metal", "ggml-metal",
-                           "libggml-blas", "ggml-blas")
+BACKEND_MODULE_PREFIXES = (
+    "libggml-cpu-",
+    "ggml-cpu-",
+    "libggml-vulkan",
+    "ggml-vulkan",
+    "libggml-cuda",
+    "ggml-cuda",
+    "libggml-metal",
+    "ggml-metal",
+    "libggml-blas",
+    "ggml-blas",
+)
 
 
 def gather_backend_modules(site_packages: Path, scripts: Path | None = None) -> list[Path]:
@@ -169,8 +215,11 @@ def gather_backend_modules(site_packages: Path, scripts: Path | None = None) -> 
         if folder is None or not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
-            if (path.is_file() and path.name.startswith(BACKEND_MODULE_PREFIXES)
-                    and not (dest / path.name).exists()):
+            if (
+                path.is_file()
+                and path.name.startswith(BACKEND_MODULE_PREFIXES)
+                and not (dest / path.name).exists()
+            ):
                 dest.mkdir(parents=True, exist_ok=True)
                 (dest / path.name).write_bytes(path.read_bytes())
                 copied.append(dest / path.name)

@@ -28,8 +28,9 @@ class Bounded:
     """One spawned child per test module, reused for its cases (spawning costs a second)."""
 
     def __init__(self, extra_mb: int = 400) -> None:
-        self._pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"),
-                                         initializer=_limit_memory, initargs=(extra_mb,))
+        self._pool = ProcessPoolExecutor(
+            1, mp_context=get_context("spawn"), initializer=_limit_memory, initargs=(extra_mb,)
+        )
 
     def __call__(self, func: Callable[..., T], *args: Any, seconds: float = 10.0) -> T:
         """`func(*args)` in the child; TimeoutError if it runs past `seconds`."""

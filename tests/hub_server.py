@@ -57,8 +57,11 @@ class FakeHub:
 
     def ranges(self, path: str) -> list[str | None]:
         """The Range header of each GET of a resolve URL ending in `path`."""
-        return [s.headers.get("range") for s in self.seen
-                if s.method == "GET" and "/resolve/" in s.path and s.path.endswith(path)]
+        return [
+            s.headers.get("range")
+            for s in self.seen
+            if s.method == "GET" and "/resolve/" in s.path and s.path.endswith(path)
+        ]
 
     # -- server life ------------------------------------------------------------------------
 
@@ -69,8 +72,9 @@ class FakeHub:
             fake = hub
 
         self._server = _Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
         return self
 
@@ -92,8 +96,11 @@ def git_sha1(data: bytes) -> str:
 def file_entry(path: str, data: bytes) -> dict:
     entry = {"type": "file", "oid": git_sha1(data), "size": len(data), "path": path}
     if len(data) >= LFS_THRESHOLD:
-        entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data),
-                        "pointerSize": 134}
+        entry["lfs"] = {
+            "oid": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+            "pointerSize": 134,
+        }
     return entry
 
 
@@ -195,14 +202,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, "EntryNotFound", f"{folder} does not exist")
         entries, folders = [], set()
         for path, data in sorted(files.items()):
-            rest = path[len(prefix):].split("/")
+            rest = path[len(prefix) :].split("/")
             for depth in range(1, len(rest)):
                 if recursive or depth == 1:
                     folders.add(prefix + "/".join(rest[:depth]))
             if recursive or len(rest) == 1:
                 entries.append(file_entry(path, data))
-        dirs = [{"type": "directory", "oid": git_sha1(d.encode()), "size": 0, "path": d}
-                for d in sorted(folders)]
+        dirs = [
+            {"type": "directory", "oid": git_sha1(d.encode()), "size": 0, "path": d}
+            for d in sorted(folders)
+        ]
         self._json(dirs + entries)
 
     def _paths_info(self, repo_id: str, form: dict) -> None:
@@ -224,7 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
         etag = entry["lfs"]["oid"] if "lfs" in entry else entry["oid"]
         if path in fake.corrupt:
             middle = len(data) // 2
-            data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+            data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
         start, end, status = 0, len(data) - 1, 200
         wanted = re.match(r"bytes=(\d+)-(\d*)$", self.headers.get("Range") or "")
         if wanted and not fake.ignore_range:
@@ -250,7 +259,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
         self.end_headers()
         if method == "GET":
-            self._send_body(data[start:end + 1], start)
+            self._send_body(data[start : end + 1], start)
 
     def _send_body(self, body: bytes, start: int) -> None:
         fake = self.fake
@@ -262,13 +271,13 @@ class _Handler(BaseHTTPRequestHandler):
             limit = max(0, min(limit, fake.dead_at - start))
         if fake.stall_at is not None and fake.stalls_left and start < fake.stall_at:
             fake.stalls_left -= 1
-            self.wfile.write(body[:fake.stall_at - start])
+            self.wfile.write(body[: fake.stall_at - start])
             self.wfile.flush()
             time.sleep(fake.stall_s)  # the client gives up on us meanwhile
             self.close_connection = True
             return
         for offset in range(0, limit, fake.chunk):
-            self.wfile.write(body[offset:min(offset + fake.chunk, limit)])
+            self.wfile.write(body[offset : min(offset + fake.chunk, limit)])
             if fake.delay:
                 self.wfile.flush()
                 time.sleep(fake.delay)
@@ -285,8 +294,9 @@ def point_huggingface_hub_at(monkeypatch, url: str, tmp_path) -> None:
 
     monkeypatch.setenv("HF_ENDPOINT", url)
     monkeypatch.setattr(constants, "ENDPOINT", url)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
-                        url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(
+        constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}"
+    )
     monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)

@@ -21,9 +21,14 @@ T = gguf.GGMLQuantizationType
 N_EMBD, N_HEAD, N_HEAD_KV, N_FF = 256, 4, 2, 256
 KINDS = ("gate", "up", "down")
 TypeFor = Callable[[int, str, int], str]  # (layer, kind, expert) -> type name
-FILE_TYPES = {"F32": gguf.LlamaFileType.ALL_F32, "F16": gguf.LlamaFileType.MOSTLY_F16,
-              "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "Q4_0": gguf.LlamaFileType.MOSTLY_Q4_0,
-              "Q5_0": gguf.LlamaFileType.MOSTLY_Q5_0, "Q6_K": gguf.LlamaFileType.MOSTLY_Q6_K}
+FILE_TYPES = {
+    "F32": gguf.LlamaFileType.ALL_F32,
+    "F16": gguf.LlamaFileType.MOSTLY_F16,
+    "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+    "Q4_0": gguf.LlamaFileType.MOSTLY_Q4_0,
+    "Q5_0": gguf.LlamaFileType.MOSTLY_Q5_0,
+    "Q6_K": gguf.LlamaFileType.MOSTLY_Q6_K,
+}
 
 
 def quantize(arr: np.ndarray, type_name: str) -> tuple[np.ndarray, T | None]:
@@ -92,9 +97,17 @@ def _metadata(w: gguf.GGUFWriter, n_layer: int, n_expert: int, file_type: str) -
     w.add_chat_template("{% for m in messages %}{{ m['content'] }}{% endfor %}")
 
 
-def write_moe(path: str | Path, *, legacy: bool, expert_type: str | TypeFor = "F16",
-              other_type: str = "F16", n_expert: int = 4, n_layer: int = 2, seed: int = 0,
-              weights: dict[str, np.ndarray] | None = None) -> Path:
+def write_moe(
+    path: str | Path,
+    *,
+    legacy: bool,
+    expert_type: str | TypeFor = "F16",
+    other_type: str = "F16",
+    n_expert: int = 4,
+    n_layer: int = 2,
+    seed: int = 0,
+    weights: dict[str, np.ndarray] | None = None,
+) -> Path:
     """Write one layout. Merged files need one type per group: expert_type must be a str."""
     path = Path(path)
     weights = weights if weights is not None else make_weights(n_expert, n_layer, seed)
@@ -104,7 +117,7 @@ def write_moe(path: str | Path, *, legacy: bool, expert_type: str | TypeFor = "F
     for name, arr in weights.items():
         kind = name.rsplit(".", 1)[-1]
         if kind.endswith("_exps"):
-            layer, k = int(name.split(".")[1]), kind[len("ffn_"):-len("_exps")]
+            layer, k = int(name.split(".")[1]), kind[len("ffn_") : -len("_exps")]
             if legacy:
                 for e in range(arr.shape[0]):
                     data, raw = quantize(arr[e], type_for(layer, k, e))
@@ -122,17 +135,30 @@ def write_moe(path: str | Path, *, legacy: bool, expert_type: str | TypeFor = "F
     return path
 
 
-def write_pair(folder: Path, expert_type: str = "F16", other_type: str = "F16",
-               **kw) -> tuple[Path, Path]:
+def write_pair(
+    folder: Path, expert_type: str = "F16", other_type: str = "F16", **kw
+) -> tuple[Path, Path]:
     """The same weights as a legacy file and as a merged file; returns (legacy, merged)."""
     weights = make_weights(kw.pop("n_expert", 4), kw.pop("n_layer", 2), kw.pop("seed", 0))
     n_expert = weights["blk.0.ffn_gate_inp"].shape[0]
     n_layer = sum(1 for k in weights if k.endswith(".attn_norm"))
     tag = expert_type.lower()
-    legacy = write_moe(folder / f"legacy-{tag}.gguf", legacy=True, expert_type=expert_type,
-                       other_type=other_type, n_expert=n_expert, n_layer=n_layer,
-                       weights=weights)
-    merged = write_moe(folder / f"merged-{tag}.gguf", legacy=False, expert_type=expert_type,
-                       other_type=other_type, n_expert=n_expert, n_layer=n_layer,
-                       weights=weights)
+    legacy = write_moe(
+        folder / f"legacy-{tag}.gguf",
+        legacy=True,
+        expert_type=expert_type,
+        other_type=other_type,
+        n_expert=n_expert,
+        n_layer=n_layer,
+        weights=weights,
+    )
+    merged = write_moe(
+        folder / f"merged-{tag}.gguf",
+        legacy=False,
+        expert_type=expert_type,
+        other_type=other_type,
+        n_expert=n_expert,
+        n_layer=n_layer,
+        weights=weights,
+    )
     return legacy, merged

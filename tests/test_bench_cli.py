@@ -21,11 +21,21 @@ def test_bench_quick_json_has_the_four_figures_and_their_raw_data(tmp_path):
     env_home = tmp_path / "home"
     out = subprocess.run(
         # the other benchmarks (overflow, sessions, prompt_build, …) have tests of their own
-        [sys.executable, "-m", "app", "bench", "--quick", "--json", "--only",
-         "engine,open_long_chat"],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PARLOR_HOME": str(env_home),
-             "QT_QPA_PLATFORM": "offscreen"})
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "bench",
+            "--quick",
+            "--json",
+            "--only",
+            "engine,open_long_chat",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PARLOR_HOME": str(env_home), "QT_QPA_PLATFORM": "offscreen"},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)
     for key in KEYS:

@@ -25,7 +25,7 @@ from tests.gui.conftest import make_window  # noqa: F401 - the real-window fixtu
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SITECUSTOMIZE = '''
+SITECUSTOMIZE = """
 import os, socket, sys
 
 _LOG = os.environ["PARLOR_NET_LOG"]
@@ -44,7 +44,7 @@ def _hook(event, args):
 
 
 sys.addaudithook(_hook)
-'''
+"""
 
 
 class Recorder(http.server.BaseHTTPRequestHandler):
@@ -78,8 +78,9 @@ def _hooked_env(tmp_path) -> tuple[dict, Path]:
     log = tmp_path / "connections.log"
     log.write_text("")
     path = os.pathsep.join(p for p in (str(hook_dir), os.environ.get("PYTHONPATH")) if p)
-    return dict(os.environ, PYTHONPATH=path, PARLOR_NET_LOG=str(log),
-                QT_QPA_PLATFORM="offscreen"), log
+    return dict(
+        os.environ, PYTHONPATH=path, PARLOR_NET_LOG=str(log), QT_QPA_PLATFORM="offscreen"
+    ), log
 
 
 def test_the_hook_sees_connections(tmp_path, recorder):
@@ -94,9 +95,23 @@ def test_the_hook_sees_connections(tmp_path, recorder):
 @pytest.mark.slow
 def test_a_normal_session_connects_nowhere(tmp_path, tiny_llama_path):
     env, log = _hooked_env(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "app", "--smoke-test", "--model",
-                           str(tiny_llama_path), "--max-tokens", "8"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "--smoke-test",
+            "--model",
+            str(tiny_llama_path),
+            "--max-tokens",
+            "8",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.splitlines()[-1])["tokens"] > 0
     assert log.read_text() == "", f"unrequested connections:\n{log.read_text()}"
@@ -116,8 +131,13 @@ def test_hostile_card_text_in_the_chat_view_makes_no_request(qtbot, make_window,
     port, hits = recorder
     payload = HOSTILE.format(port=port)
     ctx = AppContext.create()
-    cid = ctx.store.characters.add({"name": f"Aaron <img src=http://127.0.0.1:{port}/name>",
-                                   "first_mes": payload, "description": payload})
+    cid = ctx.store.characters.add(
+        {
+            "name": f"Aaron <img src=http://127.0.0.1:{port}/name>",
+            "first_mes": payload,
+            "description": payload,
+        }
+    )
     chat = ctx.store.chats.new(cid, [payload])
     ctx.store.messages.append(chat, ctx.store.messages.active_leaf(chat), "user", payload)
     ctx.close()

@@ -26,8 +26,9 @@ RECOMMENDED_16GB = "ggml-model-q2_k.gguf"  # what the catalog recommends for 16 
 
 def _run(*args: str, home) -> subprocess.CompletedProcess:
     env = dict(os.environ, PARLOR_HOME=str(home), QT_QPA_PLATFORM="offscreen")
-    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True,
-                          env=env, timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args], capture_output=True, text=True, env=env, timeout=240
+    )
 
 
 def _smoke_json(done: subprocess.CompletedProcess) -> dict:
@@ -38,8 +39,18 @@ def _smoke_json(done: subprocess.CompletedProcess) -> dict:
 
 
 def test_smoke_test_chats_once_and_prints_one_json_line(tiny_llama_path, tmp_path):
-    result = _smoke_json(_run("--smoke-test", "--model", str(tiny_llama_path), "--prompt",
-                              "Hi!", "--max-tokens", "12", home=tmp_path))
+    result = _smoke_json(
+        _run(
+            "--smoke-test",
+            "--model",
+            str(tiny_llama_path),
+            "--prompt",
+            "Hi!",
+            "--max-tokens",
+            "12",
+            home=tmp_path,
+        )
+    )
     assert result["model"] == "Parlor tiny test model"
     assert result["tokens"] == 12
     assert result["reply"].strip()
@@ -59,8 +70,10 @@ def test_smoke_test_converts_an_old_layout_instead_of_failing(tmp_path):
     legacy = write_tiny_llama(tmp_path / "old.gguf", n_expert=4, legacy_experts=True)
     done = _run("--smoke-test", "--model", str(legacy), "--max-tokens", "4", home=tmp_path)
     assert _smoke_json(done)["tokens"] == 4
-    assert "Converted old.gguf from the old mixture-of-experts layout to the current one " \
-           f"(the original is kept as {tmp_path / 'old.legacy.gguf'})." in done.stderr
+    assert (
+        "Converted old.gguf from the old mixture-of-experts layout to the current one "
+        f"(the original is kept as {tmp_path / 'old.legacy.gguf'})." in done.stderr
+    )
     assert moe_layout(read_header(legacy)) == "merged"
 
 
@@ -68,8 +81,7 @@ def test_smoke_test_converts_an_old_layout_instead_of_failing(tmp_path):
 def hub_with_old_default_model(monkeypatch, tmp_path):
     """The default model's repository with its recommended file in the January-2024 layout."""
     (tmp_path / "src").mkdir()
-    legacy = write_tiny_llama(tmp_path / "src" / RECOMMENDED_16GB, n_expert=4,
-                              legacy_experts=True)
+    legacy = write_tiny_llama(tmp_path / "src" / RECOMMENDED_16GB, n_expert=4, legacy_experts=True)
     with FakeHub() as hub:
         hub.add_file(CATALOG_REPO, RECOMMENDED_16GB, legacy.read_bytes())
         point_huggingface_hub_at(monkeypatch, hub.url, tmp_path)
@@ -78,15 +90,18 @@ def hub_with_old_default_model(monkeypatch, tmp_path):
 
 
 def test_download_convert_smoke_test_and_a_second_download_fetches_nothing(
-        hub_with_old_default_model, tmp_path, capsys):
+    hub_with_old_default_model, tmp_path, capsys
+):
     hub, legacy = hub_with_old_default_model
     dest = tmp_path / "models"
     assert cli(["download", "--dest", str(dest)]) == 0
     out = capsys.readouterr().out
     final = dest / RECOMMENDED_16GB
     assert f"Saved {final}" in out
-    assert (f"Converted {RECOMMENDED_16GB} from the old mixture-of-experts layout to the current "
-            "one (the original was removed).") in out
+    assert (
+        f"Converted {RECOMMENDED_16GB} from the old mixture-of-experts layout to the current "
+        "one (the original was removed)."
+    ) in out
     assert out.rstrip().endswith(f"Load it with: parlor --model {final}")
     assert moe_layout(read_header(final)) == "merged"
     manifest = read_manifest(final)
@@ -94,8 +109,9 @@ def test_download_convert_smoke_test_and_a_second_download_fetches_nothing(
     assert manifest.conversion.converter == CONVERTER
     assert manifest.conversion.sha256 == hashlib.sha256(final.read_bytes()).hexdigest()
 
-    result = _smoke_json(_run("--smoke-test", "--model", str(final), "--max-tokens", "4",
-                              home=tmp_path / "home"))
+    result = _smoke_json(
+        _run("--smoke-test", "--model", str(final), "--max-tokens", "4", home=tmp_path / "home")
+    )
     assert result["tokens"] == 4
 
     converted = final.read_bytes()
@@ -105,12 +121,15 @@ def test_download_convert_smoke_test_and_a_second_download_fetches_nothing(
     assert f"Already installed: {final}; nothing was fetched." in out
     assert len(hub.ranges(RECOMMENDED_16GB)) == fetched
     assert final.read_bytes() == converted
-    assert sorted(p.name for p in dest.iterdir()) == [RECOMMENDED_16GB,
-                                                     RECOMMENDED_16GB + ".parlor.json"]
+    assert sorted(p.name for p in dest.iterdir()) == [
+        RECOMMENDED_16GB,
+        RECOMMENDED_16GB + ".parlor.json",
+    ]
 
 
-def test_download_can_keep_the_original_or_skip_the_conversion(hub_with_old_default_model,
-                                                              tmp_path, capsys):
+def test_download_can_keep_the_original_or_skip_the_conversion(
+    hub_with_old_default_model, tmp_path, capsys
+):
     dest = tmp_path / "models"
     assert cli(["download", "--dest", str(dest), "--keep-original"]) == 0
     out = capsys.readouterr().out
@@ -124,8 +143,9 @@ def test_download_can_keep_the_original_or_skip_the_conversion(hub_with_old_defa
     out = capsys.readouterr().out
     assert "Converted" not in out
     assert moe_layout(read_header(other / RECOMMENDED_16GB)) == "legacy"
-    assert cli(["convert", str(other / RECOMMENDED_16GB), "--delete-original",
-                "--no-load-check"]) == 0
+    assert (
+        cli(["convert", str(other / RECOMMENDED_16GB), "--delete-original", "--no-load-check"]) == 0
+    )
     manifest = read_manifest(other / RECOMMENDED_16GB)
     assert manifest.conversion is not None  # `parlor convert` records it too
     assert cli(["download", "--dest", str(other)]) == 0
@@ -139,13 +159,20 @@ class _Terminal:
         return True
 
 
-@pytest.mark.parametrize("answer, flags, keep", [
-    ("y", [], True), ("", [], False), ("n", [], False),
-    (None, ["--yes"], False), (None, ["--keep-original"], True),
-    (None, ["--yes", "--keep-original"], True),
-])
+@pytest.mark.parametrize(
+    "answer, flags, keep",
+    [
+        ("y", [], True),
+        ("", [], False),
+        ("n", [], False),
+        (None, ["--yes"], False),
+        (None, ["--keep-original"], True),
+        (None, ["--yes", "--keep-original"], True),
+    ],
+)
 def test_download_asks_about_the_original_on_a_terminal_unless_told(
-        tmp_path, monkeypatch, capsys, answer, flags, keep):
+    tmp_path, monkeypatch, capsys, answer, flags, keep
+):
     from app.cli import build_parser
     from app.commands.download import _keep_original
     from app.core.chat.open_model import check_model
@@ -158,6 +185,9 @@ def test_download_asks_about_the_original_on_a_terminal_unless_told(
     assert bool(asked) == (answer is not None)
     if asked:
         assert asked[0].startswith("Keep the original as well (") and asked[0].endswith(
-            " more disk)? [y/N] ")
-    assert "old.gguf uses the old mixture-of-experts layout (January 2024) that llama.cpp " \
-           "no longer loads; converting it" in capsys.readouterr().out
+            " more disk)? [y/N] "
+        )
+    assert (
+        "old.gguf uses the old mixture-of-experts layout (January 2024) that llama.cpp "
+        "no longer loads; converting it" in capsys.readouterr().out
+    )

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or not shutil.which("sh"),
-                                reason="Linux desktop entries")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not shutil.which("sh"), reason="Linux desktop entries"
+)
 
 
 def _build_module():
@@ -77,14 +78,20 @@ def test_the_entry_starts_the_launcher_next_to_it(unpacked, tmp_path, prefix):
 def test_the_rest_of_the_entry_is_the_debs(unpacked):
     deb = (ROOT / "packaging/linux/parlor.desktop").read_text().splitlines()
     ours = (unpacked / "parlor.desktop").read_text().splitlines()
-    assert [ln for ln in ours if not ln.startswith("Exec=")] == \
-        [ln for ln in deb if not ln.startswith("Exec=")]
+    assert [ln for ln in ours if not ln.startswith("Exec=")] == [
+        ln for ln in deb if not ln.startswith("Exec=")
+    ]
 
 
 def test_install_script_adds_a_menu_entry_with_absolute_paths(unpacked, tmp_path):
     data = tmp_path / "data"
-    subprocess.run(["sh", str(unpacked / "install-desktop-entry.sh")], check=True, timeout=10,
-                   env={**os.environ, "XDG_DATA_HOME": str(data)}, capture_output=True)
+    subprocess.run(
+        ["sh", str(unpacked / "install-desktop-entry.sh")],
+        check=True,
+        timeout=10,
+        env={**os.environ, "XDG_DATA_HOME": str(data)},
+        capture_output=True,
+    )
     entry = data / "applications" / "parlor.desktop"
     lines = entry.read_text().splitlines()
     assert f"Icon={unpacked}/parlor.png" in lines

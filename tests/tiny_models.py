@@ -26,8 +26,11 @@ QUANT_TYPES = {
     "f16": gguf.GGMLQuantizationType.F16,
     "q8_0": gguf.GGMLQuantizationType.Q8_0,
 }
-FILE_TYPES = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
-              "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}
+FILE_TYPES = {
+    "f32": gguf.LlamaFileType.ALL_F32,
+    "f16": gguf.LlamaFileType.MOSTLY_F16,
+    "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+}
 
 
 def vocabulary() -> tuple[list[str], list[float], list[int]]:
@@ -65,11 +68,17 @@ def _tensor(writer: gguf.GGUFWriter, name: str, arr: np.ndarray, ftype: str) -> 
 
 def _ffn_tensors(rng, n_expert: int, legacy: bool, small) -> dict[str, np.ndarray]:
     if n_expert == 0:
-        return {"ffn_gate": small(N_FF, N_EMBD), "ffn_up": small(N_FF, N_EMBD),
-                "ffn_down": small(N_EMBD, N_FF)}
+        return {
+            "ffn_gate": small(N_FF, N_EMBD),
+            "ffn_up": small(N_FF, N_EMBD),
+            "ffn_down": small(N_EMBD, N_FF),
+        }
     out = {"ffn_gate_inp": rng.standard_normal((n_expert, N_EMBD)).astype(np.float32)}
-    gate, up, down = small(n_expert, N_FF, N_EMBD), small(n_expert, N_FF, N_EMBD), \
-        small(n_expert, N_EMBD, N_FF)
+    gate, up, down = (
+        small(n_expert, N_FF, N_EMBD),
+        small(n_expert, N_FF, N_EMBD),
+        small(n_expert, N_EMBD, N_FF),
+    )
     if not legacy:
         out.update(ffn_gate_exps=gate, ffn_up_exps=up, ffn_down_exps=down)
         return out
@@ -94,8 +103,14 @@ def layer_tensors(rng, n_expert: int = 0, legacy: bool = False) -> dict[str, np.
     }
 
 
-def _metadata(w: gguf.GGUFWriter, n_layer: int, n_ctx: int, n_expert: int, ftype: str,
-              chat_template: str | None) -> None:
+def _metadata(
+    w: gguf.GGUFWriter,
+    n_layer: int,
+    n_ctx: int,
+    n_expert: int,
+    ftype: str,
+    chat_template: str | None,
+) -> None:
     w.add_name("Parlor tiny test model")
     w.add_context_length(n_ctx)
     w.add_embedding_length(N_EMBD)
@@ -122,9 +137,17 @@ def _metadata(w: gguf.GGUFWriter, n_layer: int, n_ctx: int, n_expert: int, ftype
         w.add_chat_template(chat_template)
 
 
-def write_tiny_llama(path: str | Path, *, n_expert: int = 0, legacy_experts: bool = False,
-                     ftype: str = "f32", n_layer: int = 2, n_ctx: int = 4096, seed: int = 0,
-                     chat_template: str | None = None) -> Path:
+def write_tiny_llama(
+    path: str | Path,
+    *,
+    n_expert: int = 0,
+    legacy_experts: bool = False,
+    ftype: str = "f32",
+    n_layer: int = 2,
+    n_ctx: int = 4096,
+    seed: int = 0,
+    chat_template: str | None = None,
+) -> Path:
     """Write a tiny llama (or Mixtral-style MoE when n_expert > 0) GGUF and return its path.
 
     `legacy_experts` stores each expert as its own tensor, the pre-April-2024 layout.

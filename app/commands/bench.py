@@ -16,29 +16,41 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("bench", help="measure the engine: streaming overhead, "
-                              "follow-up and reopen time to first token, GUI stalls")
+    p = subparsers.add_parser(
+        "bench",
+        help="measure the engine: streaming overhead, "
+        "follow-up and reopen time to first token, GUI stalls",
+    )
     p.add_argument("--model", help="GGUF file (default: a generated model)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quick", action="store_true", help="small sizes, for tests")
     p.add_argument("--n-ctx", type=int, help="context size (default 4096; --quick 2048)")
     p.add_argument("--n-gpu-layers", type=int, default=0, help="layers on the GPU (-1: all)")
     p.add_argument("--threads", type=int, help="CPU threads (default: llama.cpp's choice)")
-    p.add_argument("--only", help="comma-separated benchmarks to run: " + ", ".join(BENCHMARKS)
-                   + " (default: all)")
+    p.add_argument(
+        "--only",
+        help="comma-separated benchmarks to run: " + ", ".join(BENCHMARKS) + " (default: all)",
+    )
     p.set_defaults(handler=run_bench)
 
 
 # name → the function of bench/ that runs it: (modules, args, model) -> figures to merge
 BENCHMARKS = {
     "engine": lambda m, a, model: m.engine_bench.run(
-        model, quick=a.quick, n_ctx=a.n_ctx, n_gpu_layers=a.n_gpu_layers, n_threads=a.threads),
+        model, quick=a.quick, n_ctx=a.n_ctx, n_gpu_layers=a.n_gpu_layers, n_threads=a.threads
+    ),
     "open_long_chat": lambda m, a, _model: _open_long_chat(m.open_chat, a.quick),
-    "overflow": lambda m, a, model: {"overflow": m.overflow.run(
-        model, quick=a.quick, n_gpu_layers=a.n_gpu_layers, n_threads=a.threads)},
+    "overflow": lambda m, a, model: {
+        "overflow": m.overflow.run(
+            model, quick=a.quick, n_gpu_layers=a.n_gpu_layers, n_threads=a.threads
+        )
+    },
     "prompt_build": lambda m, a, _model: m.prompt_bench.run(quick=a.quick),
-    "sessions": lambda m, a, model: {"sessions": m.sessions.run(
-        model, quick=a.quick, n_gpu_layers=a.n_gpu_layers, n_threads=a.threads)},
+    "sessions": lambda m, a, model: {
+        "sessions": m.sessions.run(
+            model, quick=a.quick, n_gpu_layers=a.n_gpu_layers, n_threads=a.threads
+        )
+    },
     "worldinfo": lambda m, a, _model: m.worldinfo_bench.measure(turns=5 if a.quick else 30),
 }
 
@@ -52,8 +64,9 @@ def _selected(only: str | None) -> list[str]:
     names = [n.strip() for n in (only or "").split(",") if n.strip()] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
-        raise ValueError(f"unknown benchmark {', '.join(unknown)}; choose from "
-                         + ", ".join(BENCHMARKS))
+        raise ValueError(
+            f"unknown benchmark {', '.join(unknown)}; choose from " + ", ".join(BENCHMARKS)
+        )
     return names
 
 
@@ -66,9 +79,14 @@ def _import_bench():
 
     from bench import engine_bench, open_chat, overflow, prompt_bench, sessions, worldinfo_bench
 
-    return types.SimpleNamespace(engine_bench=engine_bench, open_chat=open_chat,
-                                 overflow=overflow, prompt_bench=prompt_bench,
-                                 sessions=sessions, worldinfo_bench=worldinfo_bench)
+    return types.SimpleNamespace(
+        engine_bench=engine_bench,
+        open_chat=open_chat,
+        overflow=overflow,
+        prompt_bench=prompt_bench,
+        sessions=sessions,
+        worldinfo_bench=worldinfo_bench,
+    )
 
 
 def _log_to_parlor_log() -> None:
@@ -105,45 +123,82 @@ def _table(r: dict) -> str:
     rows = _engine_rows(r) if "stream_ratio" in r else []
     if "worldinfo" in r:
         w = r["worldinfo"]
-        rows.append(("worldinfo_ms", f"{r['worldinfo_ms']:.1f}",
-                     f"{w['entries']} entries over {w['scan_window']} messages, median of "
-                     f"{w['turns']} turns (slowest {w['max_ms']:.0f}, reasons "
-                     f"{w['trace_median_ms']:.1f} more when shown)"))
+        rows.append(
+            (
+                "worldinfo_ms",
+                f"{r['worldinfo_ms']:.1f}",
+                f"{w['entries']} entries over {w['scan_window']} messages, median of "
+                f"{w['turns']} turns (slowest {w['max_ms']:.0f}, reasons "
+                f"{w['trace_median_ms']:.1f} more when shown)",
+            )
+        )
     if "open_long_chat" in r:
-        rows.append(("open_long_chat_ms", f"{r['open_long_chat_ms']:.1f}",
-                     f"{r['open_long_chat']['messages']} messages, request to first paint; "
-                     f"runs {r['open_long_chat']['runs_ms']}"))
+        rows.append(
+            (
+                "open_long_chat_ms",
+                f"{r['open_long_chat_ms']:.1f}",
+                f"{r['open_long_chat']['messages']} messages, request to first paint; "
+                f"runs {r['open_long_chat']['runs_ms']}",
+            )
+        )
     for n_ctx, s in r.get("sessions", {}).items():
-        rows.append((f"sessions {n_ctx}", f"{s['reply_fraction']:.3f}",
-                     f"of the {s['state_bytes'] / 2**20:.1f} MB state written per reply; "
-                     f"blocked {s['blocked_ms']:.1f} ms, copy {s['copy_ms']:.1f} ms, "
-                     f"+{s['peak_extra_mb']:.0f} MB"))
+        rows.append(
+            (
+                f"sessions {n_ctx}",
+                f"{s['reply_fraction']:.3f}",
+                f"of the {s['state_bytes'] / 2**20:.1f} MB state written per reply; "
+                f"blocked {s['blocked_ms']:.1f} ms, copy {s['copy_ms']:.1f} ms, "
+                f"+{s['peak_extra_mb']:.0f} MB",
+            )
+        )
     for n_ctx, o in r.get("overflow", {}).items():
-        rows.append((f"overflow {n_ctx}", f"{o['evaluated_fraction']:.3f}",
-                     f"evaluated/prompt over {len(o['turns'])} turns past the limit; max "
-                     f"excess {o['max_excess']}, most in a turn {o['max_evaluated_tokens']}, "
-                     f"full reads {o['full_reads']}"))
+        rows.append(
+            (
+                f"overflow {n_ctx}",
+                f"{o['evaluated_fraction']:.3f}",
+                f"evaluated/prompt over {len(o['turns'])} turns past the limit; max "
+                f"excess {o['max_excess']}, most in a turn {o['max_evaluated_tokens']}, "
+                f"full reads {o['full_reads']}",
+            )
+        )
     for p in r.get("prompt_build", []):
-        rows.append((f"prompt_build {p['messages']}", f"{p['warm_ms']:.1f}",
-                     f"ms warm (median), cold {p['cold_ms']:.1f} ms, slowest warm "
-                     f"{p['slowest_warm_ms']:.1f} ms; {p['kept_messages']} messages fit"))
+        rows.append(
+            (
+                f"prompt_build {p['messages']}",
+                f"{p['warm_ms']:.1f}",
+                f"ms warm (median), cold {p['cold_ms']:.1f} ms, slowest warm "
+                f"{p['slowest_warm_ms']:.1f} ms; {p['kept_messages']} messages fit",
+            )
+        )
     return "\n".join(f"{name:<24} {value:>8}   {detail}" for name, value, detail in rows)
 
 
 def _engine_rows(r: dict) -> list[tuple[str, str, str]]:
     f, o = r["followup"], r["reopen"]
     return [
-        ("stream_ratio", f"{r['stream_ratio']:.3f}",
-         f"median of rounds; app {r['stream']['app']['tokens_per_s']:.1f} tok/s, "
-         f"plain {r['stream']['plain']['tokens_per_s']:.1f} tok/s (medians)"),
-        ("followup_eval_fraction", f"{r['followup_eval_fraction']:.3f}",
-         f"{f['evaluated']} of {f['prompt_tokens']} tokens; TTFT {f['ttft_s']:.3f} s vs "
-         f"{f['full_read_ttft_s']:.3f} s full read"),
-        ("reopen_ttft_ratio", f"{r['reopen_ttft_ratio']:.3f}",
-         f"TTFT {o['ttft_s']:.3f} s restored vs {o['without_session_ttft_s']:.3f} s"),
-        ("max_stall_ms", f"{r['max_stall_ms']:.1f}",
-         f"stop in prompt {r['stream']['app']['stop_in_prompt_ms']:.0f} ms, "
-         f"in stream {r['stream']['app']['stop_in_stream_ms']:.0f} ms"),
+        (
+            "stream_ratio",
+            f"{r['stream_ratio']:.3f}",
+            f"median of rounds; app {r['stream']['app']['tokens_per_s']:.1f} tok/s, "
+            f"plain {r['stream']['plain']['tokens_per_s']:.1f} tok/s (medians)",
+        ),
+        (
+            "followup_eval_fraction",
+            f"{r['followup_eval_fraction']:.3f}",
+            f"{f['evaluated']} of {f['prompt_tokens']} tokens; TTFT {f['ttft_s']:.3f} s vs "
+            f"{f['full_read_ttft_s']:.3f} s full read",
+        ),
+        (
+            "reopen_ttft_ratio",
+            f"{r['reopen_ttft_ratio']:.3f}",
+            f"TTFT {o['ttft_s']:.3f} s restored vs {o['without_session_ttft_s']:.3f} s",
+        ),
+        (
+            "max_stall_ms",
+            f"{r['max_stall_ms']:.1f}",
+            f"stop in prompt {r['stream']['app']['stop_in_prompt_ms']:.0f} ms, "
+            f"in stream {r['stream']['app']['stop_in_stream_ms']:.0f} ms",
+        ),
     ]
 
 

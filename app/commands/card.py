@@ -18,25 +18,34 @@ from app.core.cards import (
 from app.core.cards.png import image_size
 from app.terminal import safe_print
 
-_SECTIONS = (("Description", "description"), ("Personality", "personality"),
-             ("Scenario", "scenario"), ("First message", "first_mes"),
-             ("Example messages", "mes_example"), ("System prompt", "system_prompt"),
-             ("Post-history instructions", "post_history_instructions"),
-             ("Creator notes", "creator_notes"))
+_SECTIONS = (
+    ("Description", "description"),
+    ("Personality", "personality"),
+    ("Scenario", "scenario"),
+    ("First message", "first_mes"),
+    ("Example messages", "mes_example"),
+    ("System prompt", "system_prompt"),
+    ("Post-history instructions", "post_history_instructions"),
+    ("Creator notes", "creator_notes"),
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("card", help="show and convert character cards",
-                                   description="Read, show and convert character cards "
-                                               "(PNG, JSON, CharX; V1, V2, V3).")
+    parser = subparsers.add_parser(
+        "card",
+        help="show and convert character cards",
+        description="Read, show and convert character cards (PNG, JSON, CharX; V1, V2, V3).",
+    )
     actions = parser.add_subparsers(dest="card_command", metavar="ACTION", required=True)
     show = actions.add_parser("show", help="print a card, normalized to V3")
     show.add_argument("file", help="a PNG, JSON or CharX card")
-    show.add_argument("--json", action="store_true",
-                      help="print the V3 JSON (spec, spec_version, data)")
+    show.add_argument(
+        "--json", action="store_true", help="print the V3 JSON (spec, spec_version, data)"
+    )
     show.set_defaults(handler=run_show)
-    convert = actions.add_parser("convert", help="convert a card; the format follows OUT's "
-                                                 "extension (.png, .json, .charx)")
+    convert = actions.add_parser(
+        "convert", help="convert a card; the format follows OUT's extension (.png, .json, .charx)"
+    )
     convert.add_argument("input", metavar="IN")
     convert.add_argument("output", metavar="OUT")
     convert.add_argument("--v2", action="store_true", help="write V2 JSON instead of V3")
@@ -78,12 +87,17 @@ def describe(card: Card) -> str:
     name = card.name + (f" (nickname: {card.nickname})" if card.nickname else "")
     spec = card.spec + (f" {card.spec_version}" if card.spec_version else "")
     book = card.character_book
-    lines = [f"Name:       {name}", f"Read from:  {spec}",
-             f"Creator:    {card.creator}", f"Version:    {card.character_version}",
-             f"Tags:       {', '.join(card.tags)}", f"Avatar:     {_avatar(card)}",
-             f"Greetings:  first message, {len(card.alternate_greetings)} alternate, "
-             f"{len(card.group_only_greetings)} group-only",
-             f"Lorebook:   {_count(len(book['entries']), 'entry', 'entries') if book else 'none'}"]
+    lines = [
+        f"Name:       {name}",
+        f"Read from:  {spec}",
+        f"Creator:    {card.creator}",
+        f"Version:    {card.character_version}",
+        f"Tags:       {', '.join(card.tags)}",
+        f"Avatar:     {_avatar(card)}",
+        f"Greetings:  first message, {len(card.alternate_greetings)} alternate, "
+        f"{len(card.group_only_greetings)} group-only",
+        f"Lorebook:   {_count(len(book['entries']), 'entry', 'entries') if book else 'none'}",
+    ]
     for title, key in _SECTIONS:
         value = data.get(key)
         if value:

@@ -17,18 +17,27 @@ from app.terminal import safe_print
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("chat", help="import, export, list and search chats",
-                                   description="Move chats in and out of Parlor's history.")
+    parser = subparsers.add_parser(
+        "chat",
+        help="import, export, list and search chats",
+        description="Move chats in and out of Parlor's history.",
+    )
     actions = parser.add_subparsers(dest="chat_command", metavar="ACTION", required=True)
     imp = actions.add_parser("import", help="import a SillyTavern .jsonl chat")
     imp.add_argument("file", metavar="FILE.jsonl")
     who = imp.add_mutually_exclusive_group(required=True)
     who.add_argument("--card", help="the character's card (PNG, JSON or CharX)")
     who.add_argument("--character", type=int, metavar="ID", help="a character already here")
-    imp.add_argument("--create-missing", action="store_true",
-                     help="add the card's character to the library if it is not there yet")
-    imp.add_argument("--skip-bad-lines", action="store_true",
-                     help="import the rest of the file when some lines are malformed")
+    imp.add_argument(
+        "--create-missing",
+        action="store_true",
+        help="add the card's character to the library if it is not there yet",
+    )
+    imp.add_argument(
+        "--skip-bad-lines",
+        action="store_true",
+        help="import the rest of the file when some lines are malformed",
+    )
     imp.add_argument("--title", help="the chat's title (default: the file name)")
     imp.set_defaults(handler=run_import)
     exp = actions.add_parser("export", help="export a chat; the format follows OUT's extension")
@@ -143,12 +152,15 @@ def run_list(args: argparse.Namespace) -> int:
         return _fail(exc)
     keys = ("id", "title", "character_id", "character_name", "message_count", "last_used_at")
     if args.json:
-        safe_print(json.dumps([{k: r[k] for k in keys} for r in rows], ensure_ascii=False,
-                              indent=2))
+        safe_print(
+            json.dumps([{k: r[k] for k in keys} for r in rows], ensure_ascii=False, indent=2)
+        )
         return 0
     for r in rows:  # names and titles come from files: escaped for the terminal
-        safe_print(f"{r['id']:>5}  {_when(r['last_used_at'])}  {r['character_name']}: "
-                   f"{r['title']}  ({r['message_count']} messages)")
+        safe_print(
+            f"{r['id']:>5}  {_when(r['last_used_at'])}  {r['character_name']}: "
+            f"{r['title']}  ({r['message_count']} messages)"
+        )
     if not rows:
         print("No chats in the trash." if args.trash else "No chats yet.", file=sys.stderr)
     return 0

@@ -14,29 +14,45 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "convert", help="convert an old split-expert MoE GGUF so llama.cpp can load it",
+        "convert",
+        help="convert an old split-expert MoE GGUF so llama.cpp can load it",
         description="Merge the per-expert tensors of a GGUF written before April 2024 into the "
-                    "layout current llama.cpp loads. Quantized data is copied unchanged.")
+        "layout current llama.cpp loads. Quantized data is copied unchanged.",
+    )
     p.add_argument("input", type=Path, help="the GGUF file to convert")
-    p.add_argument("output", type=Path, nargs="?",
-                   help="where to write the result (default: convert in place)")
-    p.add_argument("--delete-original", action="store_true",
-                   help="remove the original once the converted file is verified")
+    p.add_argument(
+        "output", type=Path, nargs="?", help="where to write the result (default: convert in place)"
+    )
+    p.add_argument(
+        "--delete-original",
+        action="store_true",
+        help="remove the original once the converted file is verified",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
-    p.add_argument("--no-load-check", action="store_true",
-                   help="skip loading the result with llama.cpp before keeping it")
+    p.add_argument(
+        "--no-load-check",
+        action="store_true",
+        help="skip loading the result with llama.cpp before keeping it",
+    )
     p.set_defaults(handler=run)
 
 
 def describe(header, layout: str) -> str:
-    experts = (f", {header.expert_count} experts ({header.expert_used_count} used per token)"
-               if header.expert_count else "")
-    what = {"legacy": "split experts (old layout, needs converting)",
-            "merged": "merged experts (current layout)",
-            "dense": "not a mixture-of-experts model"}[layout]
-    return (f"{header.name}: {header.architecture or 'unknown architecture'}, "
-            f"{header.n_layer} layers{experts}, {header.file_type or 'unknown type'}, "
-            f"{len(header.tensors)} tensors; {what}")
+    experts = (
+        f", {header.expert_count} experts ({header.expert_used_count} used per token)"
+        if header.expert_count
+        else ""
+    )
+    what = {
+        "legacy": "split experts (old layout, needs converting)",
+        "merged": "merged experts (current layout)",
+        "dense": "not a mixture-of-experts model",
+    }[layout]
+    return (
+        f"{header.name}: {header.architecture or 'unknown architecture'}, "
+        f"{header.n_layer} layers{experts}, {header.file_type or 'unknown type'}, "
+        f"{len(header.tensors)} tensors; {what}"
+    )
 
 
 class ProgressBar:
@@ -67,9 +83,11 @@ class ProgressBar:
         speed = done / max(now - self.start, 1e-6)
         eta = (total - done) / speed if speed else 0
         fill = self.width * done // max(total, 1)
-        line = (f"[{'#' * fill}{'-' * (self.width - fill)}] {pct:3d}% "
-                f"{human(done)}/{human(total)} {human(speed)}/s "
-                f"ETA {eta:.0f}s")
+        line = (
+            f"[{'#' * fill}{'-' * (self.width - fill)}] {pct:3d}% "
+            f"{human(done)}/{human(total)} {human(speed)}/s "
+            f"ETA {eta:.0f}s"
+        )
         self.stream.write(("\r" + line) if self.tty else line + "\n")
         self.stream.flush()
 
@@ -111,15 +129,22 @@ def run(args) -> int:
         print("Nothing to convert.")
         return 0
     plan = plan_conversion(check.header)
-    print(f"Merging {len(plan.groups)} expert groups into "
-          f"{args.output or args.input} ({human(plan.output_size())}).")
+    print(
+        f"Merging {len(plan.groups)} expert groups into "
+        f"{args.output or args.input} ({human(plan.output_size())})."
+    )
     for group in plan.mixed_groups:
         print("Mixed types: " + describe_group(group))
     try:
         result = convert_for_opening(
-            check, dst=args.output, progress=ProgressBar(), cancel=threading.Event(),
-            keep_original=not args.delete_original, overwrite=args.overwrite,
-            verify=None if args.no_load_check else _load_check)
+            check,
+            dst=args.output,
+            progress=ProgressBar(),
+            cancel=threading.Event(),
+            keep_original=not args.delete_original,
+            overwrite=args.overwrite,
+            verify=None if args.no_load_check else _load_check,
+        )
     except KeyboardInterrupt:
         print("\nCancelled; the original file is unchanged.", file=sys.stderr)
         return 130

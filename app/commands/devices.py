@@ -16,9 +16,11 @@ from app.core.appdata.llama_runtime import GB, Runtime, summary
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "devices", help="show what the bundled llama.cpp can run on",
+        "devices",
+        help="show what the bundled llama.cpp can run on",
         description="Print each backend llama.cpp loaded (the CPU variant it chose, Vulkan, "
-                    "CUDA, Metal) and each device with its type and free/total memory.")
+        "CUDA, Metal) and each device with its type and free/total memory.",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(handler=run)
 
@@ -31,8 +33,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, AttributeError, RuntimeError) as exc:
         # OSError: a library missing or for another CPU; AttributeError: a libggml without
         # the device API (llama.cpp before late 2024).
-        print(f"error: llama.cpp could not be loaded: {type(exc).__name__}: {exc}",
-              file=sys.stderr)
+        print(f"error: llama.cpp could not be loaded: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(runtime.to_json(), indent=2) if args.json else render(runtime))
     return 0
@@ -47,8 +48,10 @@ def render(runtime: Runtime) -> str:
             lines.append(f"    {' '.join(backend.features)}")
     lines += ["", "Devices:"]
     for d in runtime.devices:
-        lines.append(f"  {d.name} [{d.type}, {d.backend}] {d.description}: "
-                     f"{d.memory_free / GB:.1f} of {d.memory_total / GB:.1f} GB free")
+        lines.append(
+            f"  {d.name} [{d.type}, {d.backend}] {d.description}: "
+            f"{d.memory_free / GB:.1f} of {d.memory_total / GB:.1f} GB free"
+        )
     if not runtime.gpu_offload:
         lines += ["", "llama_supports_gpu_offload() is false: every layer runs on the CPU."]
     return "\n".join(lines)

@@ -38,29 +38,47 @@ from app.core.hub.downloads import (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "download", help="download a GGUF model, resumable and verified",
+        "download",
+        help="download a GGUF model, resumable and verified",
         description="Download a GGUF model from the Hugging Face hub. An interrupted download "
-                    "resumes when the same command is run again; the file appears under its "
-                    "name only once its sha256 matches the hub's.")
-    parser.add_argument("repo", nargs="?", metavar="REPO",
-                        help="repository id or URL (default: the default model)")
+        "resumes when the same command is run again; the file appears under its "
+        "name only once its sha256 matches the hub's.",
+    )
+    parser.add_argument(
+        "repo", nargs="?", metavar="REPO", help="repository id or URL (default: the default model)"
+    )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--quant", metavar="METHOD", help="quant method, e.g. Q4_K_M")
     which.add_argument("--file", metavar="NAME", help="file name in the repository")
-    parser.add_argument("--dest", type=Path, metavar="DIR",
-                        help="folder to download into (default: Parlor's models folder)")
-    parser.add_argument("--endpoint", metavar="URL",
-                        help="a hub mirror (default: Settings → Data → Model hub address, "
-                             "else HF_ENDPOINT, else huggingface.co)")
-    parser.add_argument("--no-convert", action="store_true",
-                        help="keep a file in the old MoE layout as it is (it will not load "
-                             "until converted with `parlor convert`)")
-    parser.add_argument("--keep-original", action="store_true",
-                        help="after converting, keep the downloaded original as "
-                             "NAME.legacy.gguf (twice the disk)")
-    parser.add_argument("--yes", "-y", action="store_true",
-                        help="do not ask; convert and remove the original unless "
-                             "--keep-original")
+    parser.add_argument(
+        "--dest",
+        type=Path,
+        metavar="DIR",
+        help="folder to download into (default: Parlor's models folder)",
+    )
+    parser.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="a hub mirror (default: Settings → Data → Model hub address, "
+        "else HF_ENDPOINT, else huggingface.co)",
+    )
+    parser.add_argument(
+        "--no-convert",
+        action="store_true",
+        help="keep a file in the old MoE layout as it is (it will not load "
+        "until converted with `parlor convert`)",
+    )
+    parser.add_argument(
+        "--keep-original",
+        action="store_true",
+        help="after converting, keep the downloaded original as NAME.legacy.gguf (twice the disk)",
+    )
+    parser.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        help="do not ask; convert and remove the original unless --keep-original",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -81,12 +99,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nStopped. What was downloaded is kept; run the same command to resume.",
-              file=sys.stderr)
+        print(
+            "\nStopped. What was downloaded is kept; run the same command to resume.",
+            file=sys.stderr,
+        )
         return 130
     more = f" and {len(paths) - 1} more parts" if len(paths) > 1 else ""
-    print(f"Saved {paths[0]}{more}" if bar.fetched else
-          f"Already installed: {paths[0]}{more}; nothing was fetched.")
+    print(
+        f"Saved {paths[0]}{more}"
+        if bar.fetched
+        else f"Already installed: {paths[0]}{more}; nothing was fetched."
+    )
     return _open(paths[0], args, split=len(paths) > 1)
 
 
@@ -98,8 +121,12 @@ def _open(path: Path, args: argparse.Namespace, *, split: bool) -> int:
     from app.commands.convert import ProgressBar, _load_check
 
     try:
-        ready: ReadyModel = prepare_model(path, keep_original=lambda c: _keep_original(c, args),
-                                          progress=ProgressBar(), verify=_load_check)
+        ready: ReadyModel = prepare_model(
+            path,
+            keep_original=lambda c: _keep_original(c, args),
+            progress=ProgressBar(),
+            verify=_load_check,
+        )
     except OpenCancelled as exc:
         print(f"\n{exc}", file=sys.stderr)
         return 130
@@ -122,22 +149,32 @@ def _after_download(path: Path, exc: OpenError) -> str:
     return str(exc)
 
 
-def _keep_original(check: ModelCheck, args: argparse.Namespace,
-                   stdin: TextIO | None = None) -> bool:
+def _keep_original(
+    check: ModelCheck, args: argparse.Namespace, stdin: TextIO | None = None
+) -> bool:
     """--keep-original or --yes decide; else ask on a terminal; else remove it (the manifest
     remembers the source, so nothing is downloaded again)."""
     stdin = stdin or sys.stdin
-    print(f"{check.path.name} uses the old mixture-of-experts layout (January 2024) that "
-          "llama.cpp no longer loads; converting it (the quantized data is copied unchanged).")
+    print(
+        f"{check.path.name} uses the old mixture-of-experts layout (January 2024) that "
+        "llama.cpp no longer loads; converting it (the quantized data is copied unchanged)."
+    )
     if args.keep_original or args.yes or not stdin.isatty():
         return bool(args.keep_original)
-    answer = input(f"Keep the original as well ({human_size(check.path.stat().st_size)} more "
-                   "disk)? [y/N] ")
+    answer = input(
+        f"Keep the original as well ({human_size(check.path.stat().st_size)} more disk)? [y/N] "
+    )
     return answer.strip().lower() in ("y", "yes")
 
 
-def choose(hub: Hub, repo_id: str, catalog: cat.Catalog, *, quant: str | None = None,
-           file: str | None = None) -> tuple[GgufModel, str]:
+def choose(
+    hub: Hub,
+    repo_id: str,
+    catalog: cat.Catalog,
+    *,
+    quant: str | None = None,
+    file: str | None = None,
+) -> tuple[GgufModel, str]:
     """The model to fetch, and a line saying why it was chosen."""
     models = hub.list_gguf(repo_id)
     if not models:
@@ -159,8 +196,9 @@ def _by_file(models: list[GgufModel], repo_id: str, file: str) -> GgufModel:
         names.update(n for f in model.files for n in (f.path, f.name))
         if file in names:
             return model
-    raise DownloadError(f"{repo_id} has no GGUF file {file!r}. It has: "
-                        + ", ".join(m.name for m in models))
+    raise DownloadError(
+        f"{repo_id} has no GGUF file {file!r}. It has: " + ", ".join(m.name for m in models)
+    )
 
 
 def _by_quant(models: list[GgufModel], repo_id: str, quant: str) -> GgufModel:
@@ -169,14 +207,20 @@ def _by_quant(models: list[GgufModel], repo_id: str, quant: str) -> GgufModel:
         return found[0]
     if not found:
         have = sorted({m.quant for m in models if m.quant})
-        raise DownloadError(f"{repo_id} has no {quant.upper()} file. Quants found: "
-                            + (", ".join(have) or "none (use --file)"))
-    raise DownloadError(f"{repo_id} has several {quant.upper()} files: "
-                        + ", ".join(m.name for m in found) + ". Pick one with --file.")
+        raise DownloadError(
+            f"{repo_id} has no {quant.upper()} file. Quants found: "
+            + (", ".join(have) or "none (use --file)")
+        )
+    raise DownloadError(
+        f"{repo_id} has several {quant.upper()} files: "
+        + ", ".join(m.name for m in found)
+        + ". Pick one with --file."
+    )
 
 
-def _recommended(models: list[GgufModel], repo_id: str,
-                 catalog: cat.Catalog | None) -> tuple[GgufModel, str]:
+def _recommended(
+    models: list[GgufModel], repo_id: str, catalog: cat.Catalog | None
+) -> tuple[GgufModel, str]:
     machine = read_machine()
     if catalog is not None:
         rec, rows = cat.evaluate(catalog, machine)
@@ -187,8 +231,7 @@ def _recommended(models: list[GgufModel], repo_id: str,
         raise DownloadError(f"{rec.message} Pass --quant or --file to download one anyway.")
     model = _by_file(models, repo_id, rec.entry.file)
     plan = next(r.plan for r in rows if r.entry == rec.entry)
-    return model, (f"Recommended for this machine: {rec.why}; it would run "
-                   f"{plan.describe()}.")
+    return model, (f"Recommended for this machine: {rec.why}; it would run {plan.describe()}.")
 
 
 def _human_time(seconds: float | None) -> str:
@@ -227,9 +270,11 @@ class TextProgress:
         self._last_note = p.note
         filled = int(self.width * p.fraction)
         bar = "#" * filled + "-" * (self.width - filled)
-        line = (f"{p.phase:<11} [{bar}] {100 * p.fraction:5.1f}%  "
-                f"{_amounts(p.done, p.total)}  {p.speed / 1e6:6.1f} MB/s  "
-                f"ETA {_human_time(p.eta)}")
+        line = (
+            f"{p.phase:<11} [{bar}] {100 * p.fraction:5.1f}%  "
+            f"{_amounts(p.done, p.total)}  {p.speed / 1e6:6.1f} MB/s  "
+            f"ETA {_human_time(p.eta)}"
+        )
         if self.tty:
             self.stream.write("\r" + line.ljust(len(self._last_line)))
             if p.phase == "done":

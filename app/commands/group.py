@@ -15,15 +15,23 @@ from app.terminal import safe_print
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("group", help="import, export and list group chats",
-                                   description="SillyTavern groups and their chats in and out "
-                                               "of Parlor.")
+    parser = subparsers.add_parser(
+        "group",
+        help="import, export and list group chats",
+        description="SillyTavern groups and their chats in and out of Parlor.",
+    )
     actions = parser.add_subparsers(dest="group_command", metavar="ACTION", required=True)
-    imp = actions.add_parser("import", help="import a SillyTavern group (groups/ID.json) and "
-                                            "its chats (from ../group chats/)")
+    imp = actions.add_parser(
+        "import",
+        help="import a SillyTavern group (groups/ID.json) and its chats (from ../group chats/)",
+    )
     imp.add_argument("file", metavar="GROUP.json")
-    imp.add_argument("--chat", action="append", metavar="FILE.jsonl",
-                     help="the group's chat files, if not in ../group chats/ (repeatable)")
+    imp.add_argument(
+        "--chat",
+        action="append",
+        metavar="FILE.jsonl",
+        help="the group's chat files, if not in ../group chats/ (repeatable)",
+    )
     imp.set_defaults(handler=run_import)
     exp = actions.add_parser("export", help="write groups/ID.json and group chats/*.jsonl")
     exp.add_argument("group_id", type=int, metavar="GROUP_ID")
@@ -54,8 +62,10 @@ def run_import(args: argparse.Namespace) -> int:
         store.close()
     for warning in result.warnings:
         safe_print(f"warning: {warning}", sys.stderr)  # names come from the files
-    safe_print(f"group {result.group_id}: {len(result.chat_ids)} chat(s) "
-               f"{', '.join(map(str, result.chat_ids))}".rstrip())
+    safe_print(
+        f"group {result.group_id}: {len(result.chat_ids)} chat(s) "
+        f"{', '.join(map(str, result.chat_ids))}".rstrip()
+    )
     return 0
 
 
@@ -81,10 +91,16 @@ def run_list(args: argparse.Namespace) -> int:
     except StoreError as exc:
         return _fail(exc)
     try:
-        rows = [{"id": g.id, "name": g.name, "members": [m.name for m in g.members],
-                 "muted": [m.name for m in g.members if m.muted],
-                 "chats": [c["id"] for c in store.groups.chats(g.id)]}
-                for g in store.groups.all()]
+        rows = [
+            {
+                "id": g.id,
+                "name": g.name,
+                "members": [m.name for m in g.members],
+                "muted": [m.name for m in g.members if m.muted],
+                "chats": [c["id"] for c in store.groups.chats(g.id)],
+            }
+            for g in store.groups.all()
+        ]
     finally:
         store.close()
     if args.json:

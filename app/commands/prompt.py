@@ -28,43 +28,79 @@ from app.terminal import escape_controls, safe_print
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "prompt", help="print the prompt the model would receive for the next reply",
+        "prompt",
+        help="print the prompt the model would receive for the next reply",
         description="Print the exact text the model would receive for the next reply: the "
-                    "card, persona, lore and chat, in the model's chat template, within the "
-                    "context. Warnings go to stderr.")
-    parser.add_argument("--card", required=True, action="append",
-                        help="character card (PNG, JSON or CharX); repeat it for a group, whose "
-                             "next speaker gets the prompt")
-    parser.add_argument("--speaker", metavar="NAME",
-                        help="with several cards: who speaks next (default: the one "
-                             "SillyTavern's natural order picks, from the chat's seed)")
-    parser.add_argument("--group-mode", choices=("swap", "join"), default="swap",
-                        help="with several cards: only the speaker's card (swap, the default) "
-                             "or every member's fields (join)")
-    parser.add_argument("--chat", metavar="FILE.jsonl",
-                        help="SillyTavern chat; without it, the chat holds the card's greeting")
-    parser.add_argument("--model", dest="gguf", metavar="GGUF",
-                        help="use this model's tokenizer and, without --template, its chat "
-                             "template")
-    parser.add_argument("--template", choices=(*PRESET_NAMES, *shipped_instruct()),
-                        metavar="NAME",
-                        help="a built-in format or one of SillyTavern's instruct presets "
-                             f"({', '.join((*PRESET_NAMES, *shipped_instruct()))}); it "
-                             "overrides the model's template (default: the model's, else "
-                             "chatml)")
+        "card, persona, lore and chat, in the model's chat template, within the "
+        "context. Warnings go to stderr.",
+    )
+    parser.add_argument(
+        "--card",
+        required=True,
+        action="append",
+        help="character card (PNG, JSON or CharX); repeat it for a group, whose "
+        "next speaker gets the prompt",
+    )
+    parser.add_argument(
+        "--speaker",
+        metavar="NAME",
+        help="with several cards: who speaks next (default: the one "
+        "SillyTavern's natural order picks, from the chat's seed)",
+    )
+    parser.add_argument(
+        "--group-mode",
+        choices=("swap", "join"),
+        default="swap",
+        help="with several cards: only the speaker's card (swap, the default) "
+        "or every member's fields (join)",
+    )
+    parser.add_argument(
+        "--chat",
+        metavar="FILE.jsonl",
+        help="SillyTavern chat; without it, the chat holds the card's greeting",
+    )
+    parser.add_argument(
+        "--model",
+        dest="gguf",
+        metavar="GGUF",
+        help="use this model's tokenizer and, without --template, its chat template",
+    )
+    parser.add_argument(
+        "--template",
+        choices=(*PRESET_NAMES, *shipped_instruct()),
+        metavar="NAME",
+        help="a built-in format or one of SillyTavern's instruct presets "
+        f"({', '.join((*PRESET_NAMES, *shipped_instruct()))}); it "
+        "overrides the model's template (default: the model's, else "
+        "chatml)",
+    )
     parser.add_argument("--user", help="the user's name (default: the chat's, else User)")
     parser.add_argument("--persona", default="", help="the user's persona description")
-    parser.add_argument("--ctx", type=int, default=4096, metavar="N",
-                        help="context size in tokens (default: 4096)")
-    parser.add_argument("--reply-tokens", type=int, default=512, metavar="N",
-                        help="tokens kept free for the reply (default: 512)")
-    parser.add_argument("--world", action="append", default=[], metavar="FILE",
-                        help="a global world-info book (SillyTavern JSON or lorebook_v3), "
-                             "used with the card's own; may be repeated")
-    parser.add_argument("--json", action="store_true",
-                        help="print JSON: prompt, tokens, parts, dropped_messages, lore "
-                             "(fired entries in prompt order), lore_trace (every entry, fired "
-                             "or not, and why)")
+    parser.add_argument(
+        "--ctx", type=int, default=4096, metavar="N", help="context size in tokens (default: 4096)"
+    )
+    parser.add_argument(
+        "--reply-tokens",
+        type=int,
+        default=512,
+        metavar="N",
+        help="tokens kept free for the reply (default: 512)",
+    )
+    parser.add_argument(
+        "--world",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a global world-info book (SillyTavern JSON or lorebook_v3), "
+        "used with the card's own; may be repeated",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON: prompt, tokens, parts, dropped_messages, lore "
+        "(fired entries in prompt order), lore_trace (every entry, fired "
+        "or not, and why)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -81,8 +117,10 @@ def run(args: argparse.Namespace) -> int:
     user = args.user or (chat and chat.metadata.get("user_name")) or "User"
     if chat is not None:  # names come from --user and the card; other group members keep theirs
         char = card.get("nickname") or card.get("name")
-        history = [Message(m.role, m.text, m.name if m.role == "assistant" and m.name != char
-                           else None) for m in chat.messages]
+        history = [
+            Message(m.role, m.text, m.name if m.role == "assistant" and m.name != char else None)
+            for m in chat.messages
+        ]
     else:
         greeting = card.get("first_mes")
         history = [Message("assistant", greeting)] if isinstance(greeting, str) and greeting else []
@@ -91,8 +129,9 @@ def run(args: argparse.Namespace) -> int:
     if len(cards) > 1:  # a group: the next speaker's prompt (core/chat/groups/from_cards.py)
         from app.core.chat.groups.from_cards import GroupRequest, group_prompt
 
-        request = GroupRequest(args.speaker, args.group_mode, args.persona, args.ctx,
-                               args.reply_tokens)
+        request = GroupRequest(
+            args.speaker, args.group_mode, args.persona, args.ctx, args.reply_tokens
+        )
         try:
             built, speaker = group_prompt(request, cards, chat, lore, template, count, str(user))
         except ValueError as exc:
@@ -100,25 +139,35 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(f"speaker: {speaker}", file=sys.stderr)
     else:
-        built = build_prompt(PromptInput(card, str(user), args.persona, history, lore=lore),
-                             template, count, args.ctx, args.reply_tokens)
+        built = build_prompt(
+            PromptInput(card, str(user), args.persona, history, lore=lore),
+            template,
+            count,
+            args.ctx,
+            args.reply_tokens,
+        )
     for warning in [*notes, *built.warnings]:
         safe_print(f"warning: {warning}", sys.stderr)
     if not args.json:
         # Exact when piped; on a terminal, a card's escape sequences are shown, not obeyed.
         sys.stdout.write(escape_controls(built.text) if sys.stdout.isatty() else built.text)
         return 0
-    json.dump({
-        "prompt": built.text,
-        "tokens": built.tokens,
-        "parts": [{"name": p.name, "tokens": p.tokens, "text": p.text} for p in built.parts],
-        "dropped_messages": built.dropped_messages,
-        "lore": built.lore,
-        "lore_trace": [t.as_json() for t in built.lore_trace],
-        "stop": built.stop,
-        "warnings": built.warnings,
-        **({"speaker": speaker} if speaker else {}),
-    }, sys.stdout, ensure_ascii=False, indent=2)
+    json.dump(
+        {
+            "prompt": built.text,
+            "tokens": built.tokens,
+            "parts": [{"name": p.name, "tokens": p.tokens, "text": p.text} for p in built.parts],
+            "dropped_messages": built.dropped_messages,
+            "lore": built.lore,
+            "lore_trace": [t.as_json() for t in built.lore_trace],
+            "stop": built.stop,
+            "warnings": built.warnings,
+            **({"speaker": speaker} if speaker else {}),
+        },
+        sys.stdout,
+        ensure_ascii=False,
+        indent=2,
+    )
     sys.stdout.write("\n")
     return 0
 
@@ -135,10 +184,13 @@ def _chat_lore(header: dict[str, Any], books: list[Book], source: str) -> LoreIn
     from its `integrity` id (else the file name), so a chat rolls the same every time."""
     meta = header.get("chat_metadata") if isinstance(header.get("chat_metadata"), dict) else {}
     scenario = meta.get("scenario")
-    return LoreInput(books=books, seed=str(meta.get("integrity") or Path(source).name),
-                     timed_state=meta.get("timedWorldInfo"),
-                     authors_note=AuthorsNote.from_chat_metadata(meta),
-                     scenario=scenario if isinstance(scenario, str) and scenario else None)
+    return LoreInput(
+        books=books,
+        seed=str(meta.get("integrity") or Path(source).name),
+        timed_state=meta.get("timedWorldInfo"),
+        authors_note=AuthorsNote.from_chat_metadata(meta),
+        scenario=scenario if isinstance(scenario, str) and scenario else None,
+    )
 
 
 def load_card_data(path: str) -> dict[str, Any]:
@@ -180,15 +232,18 @@ def _template_and_counter(args) -> tuple[ChatTemplate, Callable[[str], int], lis
     return template, count, notes
 
 
-def _model_template(args, chat_template: str | None, bos: str,
-                    eos: str) -> tuple[ChatTemplate, list[str]]:
+def _model_template(
+    args, chat_template: str | None, bos: str, eos: str
+) -> tuple[ChatTemplate, list[str]]:
     if args.template:
         return _chosen(args.template), []
     template = template_from_gguf(chat_template, bos, eos)
     if chat_template and chat_template.strip():
         return template, []
-    return template, [f"{args.gguf} has no chat template of its own; the {template.name} "
-                      "format is a guess (choose one with --template)."]
+    return template, [
+        f"{args.gguf} has no chat template of its own; the {template.name} "
+        "format is a guess (choose one with --template)."
+    ]
 
 
 def _header_tokens(path: str) -> tuple[str | None, str, str]:
@@ -204,5 +259,8 @@ def _header_tokens(path: str) -> tuple[str | None, str, str]:
         return tokens[index] if ok and isinstance(tokens[index], str) else ""
 
     template = meta.get("tokenizer.chat_template")
-    return (template if isinstance(template, str) else None,
-            token("tokenizer.ggml.bos_token_id"), token("tokenizer.ggml.eos_token_id"))
+    return (
+        template if isinstance(template, str) else None,
+        token("tokenizer.ggml.bos_token_id"),
+        token("tokenizer.ggml.eos_token_id"),
+    )

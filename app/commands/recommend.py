@@ -12,13 +12,20 @@ from app.core.hub import catalog as cat
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "recommend", help="show which quant of the default model fits this machine",
+        "recommend",
+        help="show which quant of the default model fits this machine",
         description="Print the default model's quants with whether and how each would run, "
-                    "and the recommended one. GB = 10^9 bytes.")
-    parser.add_argument("--ram", type=_gb, metavar="GB",
-                        help="total RAM to assume instead of reading it")
-    parser.add_argument("--vram", type=_gb, metavar="GB",
-                        help="dedicated GPU memory to assume instead of probing (0: no GPU)")
+        "and the recommended one. GB = 10^9 bytes.",
+    )
+    parser.add_argument(
+        "--ram", type=_gb, metavar="GB", help="total RAM to assume instead of reading it"
+    )
+    parser.add_argument(
+        "--vram",
+        type=_gb,
+        metavar="GB",
+        help="dedicated GPU memory to assume instead of probing (0: no GPU)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(handler=run)
 
@@ -90,8 +97,9 @@ def _size(entry: cat.Entry, num_bytes: int) -> str:
     return f"{'~' if entry.approximate else ''}{cat.format_gb(num_bytes)} GB"
 
 
-def render_table(catalog: cat.Catalog, machine: Machine, rec: cat.Recommendation,
-                 rows: list[cat.Row]) -> str:
+def render_table(
+    catalog: cat.Catalog, machine: Machine, rec: cat.Recommendation, rows: list[cat.Row]
+) -> str:
     vram = machine.offload_vram  # what llama.cpp can use, not every card seen
     reserved = cat.reserved_bytes(machine.ram_total)
     lines = [
@@ -111,15 +119,26 @@ def render_table(catalog: cat.Catalog, machine: Machine, rec: cat.Recommendation
             runs += " !"
             tight = True
         fit = "yes" if row.fits else f"no, {cat.format_gb(row.missing_bytes)} GB short"
-        table.append((mark, row.entry.quant, _size(row.entry, row.entry.size_bytes),
-                      _size(row.entry, row.entry.max_ram_bytes), fit, runs, row.entry.use_case))
+        table.append(
+            (
+                mark,
+                row.entry.quant,
+                _size(row.entry, row.entry.size_bytes),
+                _size(row.entry, row.entry.max_ram_bytes),
+                fit,
+                runs,
+                row.entry.use_case,
+            )
+        )
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]) - 1)]
     for r in table:
         lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
     lines.append("")
     if tight:
         free = (machine.ram_available or 0) + machine.offload_free_vram
-        lines.append(f"! fits this machine, but not the {cat.format_gb(free)} GB free right "
-                     "now: close other programs before loading it.")
+        lines.append(
+            f"! fits this machine, but not the {cat.format_gb(free)} GB free right "
+            "now: close other programs before loading it."
+        )
     lines.append(rec.message)
     return "\n".join(lines)

@@ -48,8 +48,9 @@ class ChatManagerActions:
             dialog.current_chat = self.controller.chat_id
             dialog.reload()
             return
-        self.header.show_chats(self.controller.card.get("name", ""),
-                               self.ctx.store.chats.of_character(character), chat)
+        self.header.show_chats(
+            self.controller.card.get("name", ""), self.ctx.store.chats.of_character(character), chat
+        )
 
     def _choose_persona(self, persona_id: int | None) -> None:
         if self.controller.chat_id is None:

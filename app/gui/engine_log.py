@@ -26,13 +26,26 @@ def log_load_start(params: LoadParams) -> None:
 
 def log_loaded(info: ModelInfo, seconds: float) -> None:
     effective = ", ".join(f"{k}={v}" for k, v in info.effective.items()) or "not reported"
-    log.info("loaded %s in %.1f s: %s, context %d (trained %d), %d layers, GPU layers %d; "
-             "effective: %s%s", Path(info.path).name, seconds, info.name, info.n_ctx,
-             info.n_ctx_train, info.n_layer, info.n_gpu_layers, effective,
-             "; warnings: " + " | ".join(info.warnings) if info.warnings else "")
+    log.info(
+        "loaded %s in %.1f s: %s, context %d (trained %d), %d layers, GPU layers %d; "
+        "effective: %s%s",
+        Path(info.path).name,
+        seconds,
+        info.name,
+        info.n_ctx,
+        info.n_ctx_train,
+        info.n_layer,
+        info.n_gpu_layers,
+        effective,
+        "; warnings: " + " | ".join(info.warnings) if info.warnings else "",
+    )
 
 
 def log_load_failed(params: LoadParams, exc: BaseException) -> None:
     # A bug (not an EngineError) keeps its traceback; a refused file needs only the cause.
-    log.error("loading %s failed: %s", Path(params.model_path).name or "?",
-              f"{type(exc).__name__}: {exc}", exc_info=not isinstance(exc, EngineError))
+    log.error(
+        "loading %s failed: %s",
+        Path(params.model_path).name or "?",
+        f"{type(exc).__name__}: {exc}",
+        exc_info=not isinstance(exc, EngineError),
+    )

@@ -16,7 +16,7 @@ DOWNLOAD, OPEN, SKIP = "download", "open", "skip"
 
 
 class FirstRunDialog(QDialog):
-    chosen = Signal(str)   # DOWNLOAD | OPEN | SKIP
+    chosen = Signal(str)  # DOWNLOAD | OPEN | SKIP
 
     def __init__(self, machine: Machine, parent=None) -> None:
         super().__init__(parent)
@@ -25,9 +25,12 @@ class FirstRunDialog(QDialog):
         catalog = load_catalog()
         rec, _rows = evaluate(catalog, machine, n_layer=catalog.n_layer)
         lay = QVBoxLayout(self)
-        intro = QLabel(self.tr(
-            "<h2>Welcome to Parlor</h2>Three steps: get a model, meet a character, chat. "
-            "Everything runs on this computer."))
+        intro = QLabel(
+            self.tr(
+                "<h2>Welcome to Parlor</h2>Three steps: get a model, meet a character, chat. "
+                "Everything runs on this computer."
+            )
+        )
         intro.setWordWrap(True)
         lay.addWidget(intro)
         summary = QLabel(machine_summary(machine, rec.usable_bytes))
@@ -39,9 +42,11 @@ class FirstRunDialog(QDialog):
         lay.addWidget(QLabel(self.tr("Then say hello to Wren, who is waiting in the inn.")))
         row = QHBoxLayout()
         self.buttons = {}
-        for key, text in ((DOWNLOAD, self.tr("Download the recommended model…")),
-                          (OPEN, self.tr("Open a GGUF file I have…")),
-                          (SKIP, self.tr("Skip for now"))):
+        for key, text in (
+            (DOWNLOAD, self.tr("Download the recommended model…")),
+            (OPEN, self.tr("Open a GGUF file I have…")),
+            (SKIP, self.tr("Skip for now")),
+        ):
             button = QPushButton(text)
             button.clicked.connect(lambda _=False, k=key: self._choose(k))
             row.addWidget(button)
@@ -52,13 +57,16 @@ class FirstRunDialog(QDialog):
 
     def _advice(self, model_name: str, rec) -> str:
         if rec.entry is None:
-            return self.tr("{0} is too large for this computer ({1}). Open a smaller GGUF "
-                           "model instead, or connect to a server.").format(model_name,
-                                                                           rec.message)
-        label = rec.entry.name if rec.entry.name == rec.entry.quant else \
-            f"{rec.entry.name} ({rec.entry.quant})"
-        return self.tr("Recommended: <b>{0}</b> of {1} — {2}.").format(label, model_name,
-                                                                       rec.why)
+            return self.tr(
+                "{0} is too large for this computer ({1}). Open a smaller GGUF "
+                "model instead, or connect to a server."
+            ).format(model_name, rec.message)
+        label = (
+            rec.entry.name
+            if rec.entry.name == rec.entry.quant
+            else f"{rec.entry.name} ({rec.entry.quant})"
+        )
+        return self.tr("Recommended: <b>{0}</b> of {1} — {2}.").format(label, model_name, rec.why)
 
     def _choose(self, key: str) -> None:
         self.chosen.emit(key)

@@ -60,8 +60,9 @@ class InstructPage(QWidget):
             form.addRow(f.name.replace("_", " ").capitalize(), self._editor(f.name, f.default))
         form.addRow(self.tr("Context template"), self.contexts)
         for f in _CONTEXT_FIELDS:
-            form.addRow(f.name.replace("_", " ").capitalize(),
-                        self._editor("ctx:" + f.name, f.default))
+            form.addRow(
+                f.name.replace("_", " ").capitalize(), self._editor("ctx:" + f.name, f.default)
+            )
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addLayout(self._buttons())
@@ -92,10 +93,12 @@ class InstructPage(QWidget):
 
     def _buttons(self) -> QHBoxLayout:
         row = QHBoxLayout()
-        for text, slot in ((self.tr("Save as…"), self._ask_save),
-                           (self.tr("Import SillyTavern JSON…"), self._ask_import),
-                           (self.tr("Export instruct…"), lambda: self._ask_export(False)),
-                           (self.tr("Export context…"), lambda: self._ask_export(True))):
+        for text, slot in (
+            (self.tr("Save as…"), self._ask_save),
+            (self.tr("Import SillyTavern JSON…"), self._ask_import),
+            (self.tr("Export instruct…"), lambda: self._ask_export(False)),
+            (self.tr("Export context…"), lambda: self._ask_export(True)),
+        ):
             button = QPushButton(text)
             button.clicked.connect(slot)
             row.addWidget(button)
@@ -126,8 +129,9 @@ class InstructPage(QWidget):
             _set(self.editors[f.name], getattr(preset, f.name))
         contexts = self._context()
         chosen = self.settings.context_template if name == self.settings.template else ""
-        self.contexts.setCurrentText(chosen if chosen in contexts else
-                                     name if name in contexts else "Default")
+        self.contexts.setCurrentText(
+            chosen if chosen in contexts else name if name in contexts else "Default"
+        )
         self.show_context(self.contexts.currentText())
 
     def show_context(self, name: str) -> None:
@@ -164,8 +168,10 @@ class InstructPage(QWidget):
         return True
 
     def _keep(self, preset: InstructPreset | None, ctx: ContextTemplate | None) -> None:
-        for rows, item in ((self.settings.instruct_presets, preset),
-                           (self.settings.context_presets, ctx)):
+        for rows, item in (
+            (self.settings.instruct_presets, preset),
+            (self.settings.context_presets, ctx),
+        ):
             if item is not None:
                 rows[:] = [r for r in rows if preset_name(r) != item.name]
                 rows.append(preset_text(item))
@@ -191,8 +197,9 @@ class InstructPage(QWidget):
         self.message.setText(self.tr("Exported “{0}” to {1}.").format(name, path))
 
     def _ask_save(self) -> None:
-        name, ok = QInputDialog.getText(self, self.tr("Save preset"), self.tr("Name:"),
-                                        text=self.presets.currentText())
+        name, ok = QInputDialog.getText(
+            self, self.tr("Save preset"), self.tr("Name:"), text=self.presets.currentText()
+        )
         if ok and name.strip():
             self.save_as(name)
 
@@ -262,6 +269,7 @@ def attach_instruct_page(dialog, settings: Settings, save) -> InstructPage:
 
     offer(available_instruct(settings.instruct_presets))
     page.saved.connect(on_saved)
-    page.imported.connect(lambda _name: (offer(available_instruct(settings.instruct_presets)),
-                                         save()))
+    page.imported.connect(
+        lambda _name: (offer(available_instruct(settings.instruct_presets)), save())
+    )
     return page

@@ -47,8 +47,7 @@ def open_main_window(ctx: AppContext, engine=None) -> MainWindow:
 def remote_engine(url: str, api_key: str | None):
     from app.core.engine.remote import RemoteEngine
 
-    return RemoteEngine(url, api_key=api_key or os.environ.get("PARLOR_API_KEY"),
-                        mode="completion")
+    return RemoteEngine(url, api_key=api_key or os.environ.get("PARLOR_API_KEY"), mode="completion")
 
 
 def _start(paths, retry: bool = True):
@@ -60,8 +59,12 @@ def _start(paths, retry: bool = True):
         ctx = AppContext.create(paths)
         setup_logging(paths.logs, ctx.secrets.known_values)
         install_excepthooks()
-        log.info("Parlor %s starting on Python %s, Qt %s", __version__,
-                 sys.version.split()[0], qVersion())
+        log.info(
+            "Parlor %s starting on Python %s, Qt %s",
+            __version__,
+            sys.version.split()[0],
+            qVersion(),
+        )
     except Exception as exc:  # noqa: BLE001 - every start-up failure gets the dialog
         if ctx is not None:
             ctx.close()

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 
 class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
-    model_loaded = Signal(object)    # ModelInfo, on the GUI thread
+    model_loaded = Signal(object)  # ModelInfo, on the GUI thread
     model_failed = Signal(str)
 
     def __init__(self, ctx: AppContext, worker: WorkerThread) -> None:
@@ -72,7 +72,7 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
         self._connect()
         self.groups = GroupWiring(self)
         self._load_characters()
-        self.message_ops = wire_chat(self)   # after the first chat is open: it restores the last
+        self.message_ops = wire_chat(self)  # after the first chat is open: it restores the last
         self.groups.place()
         self._show_model(None)
 
@@ -116,19 +116,21 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
         self.speed_label = QLabel()
         self.statusBar().addPermanentWidget(self.model_label, 1)
         self.budget_bar = BudgetBar()
-        for label in (self.composer_label, self.budget_bar, self.context_label,
-                      self.speed_label):
+        for label in (self.composer_label, self.budget_bar, self.context_label, self.speed_label):
             self.statusBar().addPermanentWidget(label)
-        for label in (self.model_label, self.composer_label, self.context_label,
-                      self.speed_label):
+        for label in (self.model_label, self.composer_label, self.context_label, self.speed_label):
             label.setTextFormat(Qt.TextFormat.PlainText)  # model names come from GGUF files
 
     def _no_model_banner(self) -> QFrame:
         frame = QFrame()
         frame.setFrameShape(QFrame.Shape.StyledPanel)
         lay = QHBoxLayout(frame)
-        self.banner_text = QLabel(self.tr("No model is loaded. Open a GGUF file you have, "
-                                          "or download one that fits this computer."))
+        self.banner_text = QLabel(
+            self.tr(
+                "No model is loaded. Open a GGUF file you have, "
+                "or download one that fits this computer."
+            )
+        )
         self.banner_text.setWordWrap(True)
         self.open_button = QPushButton(self.tr("Open a GGUF file…"))
         self.download_button = QPushButton(self.tr("Download a model…"))
@@ -139,13 +141,15 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu(self.tr("&File"))
-        self.open_action = QAction(self.tr("&Open a GGUF file…"), self,
-                                   shortcut=QKeySequence.StandardKey.Open)
+        self.open_action = QAction(
+            self.tr("&Open a GGUF file…"), self, shortcut=QKeySequence.StandardKey.Open
+        )
         self.download_action = QAction(self.tr("&Download a model…"), self)
         quit_action = QAction(self.tr("&Quit"), self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
-        file_menu.addActions([self.library.import_action, self.library.new_action,
-                              self.library.edit_action])
+        file_menu.addActions(
+            [self.library.import_action, self.library.new_action, self.library.edit_action]
+        )
         file_menu.addSeparator()
         file_menu.addActions([self.open_action, self.download_action])
         file_menu.addSeparator()
@@ -154,13 +158,15 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
         self.new_chat_action = QAction(self.tr("&New chat"), self, shortcut="Ctrl+N")
         self.stop_action = QAction(self.tr("&Stop"), self, shortcut="Esc")
         self.regenerate_action = QAction(self.tr("&Regenerate"), self, shortcut="Ctrl+Return")
-        self.continue_action = QAction(self.tr("&Continue the reply"), self,
-                                       shortcut="Ctrl+Shift+Return")
+        self.continue_action = QAction(
+            self.tr("&Continue the reply"), self, shortcut="Ctrl+Shift+Return"
+        )
         self.impersonate_action = QAction(self.tr("&Impersonate"), self, shortcut="Ctrl+Shift+I")
         self.swipe_left_action = QAction(self.tr("Previous swipe"), self, shortcut="Alt+Left")
         self.swipe_right_action = QAction(self.tr("Next swipe"), self, shortcut="Alt+Right")
-        self.find_action = QAction(self.tr("&Find in chat…"), self,
-                                   shortcut=QKeySequence.StandardKey.Find)
+        self.find_action = QAction(
+            self.tr("&Find in chat…"), self, shortcut=QKeySequence.StandardKey.Find
+        )
         self.find_action.triggered.connect(lambda: self.find_bar.open())
         chats_action = QAction(self.tr("Manage &chats…"), self, shortcut="Ctrl+Shift+O")
         chats_action.triggered.connect(self.show_chats)
@@ -168,16 +174,26 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
         personas_action.triggered.connect(self.show_personas)
         world_action = QAction(self.tr("&World info…"), self)
         world_action.triggered.connect(
-            lambda: show_world_info(self, self.ctx.store, self.controller.chat_id))
+            lambda: show_world_info(self, self.ctx.store, self.controller.chat_id)
+        )
         note_action = QAction(self.tr("&Author's note…"), self)
         note_action.triggered.connect(lambda: show_authors_note(self))
         chat_menu.addActions([chats_action, personas_action, world_action, note_action])
-        chat_menu.addActions([self.new_chat_action, self.find_action, self.regenerate_action,
-                              self.continue_action, self.impersonate_action,
-                              self.swipe_left_action, self.swipe_right_action,
-                              self.stop_action])
-        settings_action = QAction(self.tr("&Settings…"), self,
-                                  shortcut=QKeySequence.StandardKey.Preferences)
+        chat_menu.addActions(
+            [
+                self.new_chat_action,
+                self.find_action,
+                self.regenerate_action,
+                self.continue_action,
+                self.impersonate_action,
+                self.swipe_left_action,
+                self.swipe_right_action,
+                self.stop_action,
+            ]
+        )
+        settings_action = QAction(
+            self.tr("&Settings…"), self, shortcut=QKeySequence.StandardKey.Preferences
+        )
         settings_action.triggered.connect(self.show_settings)
         file_menu.insertAction(quit_action, settings_action)
         help_menu = self.menuBar().addMenu(self.tr("&Help"))
@@ -229,8 +245,7 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
         self.worker.worker.stream_rate.connect(self._on_stream_rate)
         self.worker.worker.started.connect(self._on_prompt_built)
         self.composer.textChanged.connect(self._on_composer_changed)
-        self._draft_timer = QTimer(self, singleShot=True, interval=800,
-                                   timeout=self._save_draft)
+        self._draft_timer = QTimer(self, singleShot=True, interval=800, timeout=self._save_draft)
         self.chat_model.rowsInserted.connect(self._on_rows_inserted)
         self.chat_model.dataChanged.connect(self._follow_stream)
         self.chat_view.verticalScrollBar().valueChanged.connect(self._maybe_load_earlier)
@@ -315,14 +330,14 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
             self.speed_label.clear()  # a reply that failed leaves no "writing…" behind
 
     def _on_stream_rate(self, tokens: int, rate: float) -> None:
-        self.speed_label.setText(self.tr("writing… {0} tokens · {1:.1f} tok/s").format(
-            tokens, rate))
+        self.speed_label.setText(
+            self.tr("writing… {0} tokens · {1:.1f} tok/s").format(tokens, rate)
+        )
 
     def _on_prompt_built(self, prompt) -> None:
         info = self.controller.info
         if info is not None:
-            self.context_label.setText(self.tr("context {0}/{1}").format(prompt.tokens,
-                                                                        info.n_ctx))
+            self.context_label.setText(self.tr("context {0}/{1}").format(prompt.tokens, info.n_ctx))
             self.budget_bar.show_prompt(prompt, info.n_ctx, self.ctx.settings.max_tokens)
             self.context_label.setToolTip(self.budget_bar.toolTip())
             self.chat_model.set_out_of_context(prompt.dropped_messages)
@@ -331,8 +346,9 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
 
     def _on_composer_changed(self) -> None:
         text = self.composer.toPlainText()
-        self.composer_label.setText(self.tr("≈{0} tokens").format(estimate_tokens(text))
-                                    if text else "")
+        self.composer_label.setText(
+            self.tr("≈{0} tokens").format(estimate_tokens(text)) if text else ""
+        )
         self._draft_timer.start()
 
     def _save_draft(self) -> None:
@@ -343,8 +359,9 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
                 self.statusBar().showMessage(str(exc), 5000)
 
     def _on_reply_finished(self, stats: StreamStats) -> None:
-        self.speed_label.setText(self.tr("{0} tokens · {1:.1f} tok/s").format(
-            stats.tokens, stats.tokens_per_s))
+        self.speed_label.setText(
+            self.tr("{0} tokens · {1:.1f} tok/s").format(stats.tokens, stats.tokens_per_s)
+        )
 
     def _show_error(self, message: str) -> None:
         log.warning("shown to the user: %s", message)
@@ -358,13 +375,19 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
 
     def shortcut_list(self) -> list[tuple[str, str]]:
         """Every action with a shortcut, as (keys, what it does), from the menus themselves."""
-        rows = [("Enter", self.tr("Send (Shift+Enter: new line)")),
-                ("Up", self.tr("Edit your last message (in an empty composer)"))]
+        rows = [
+            ("Enter", self.tr("Send (Shift+Enter: new line)")),
+            ("Up", self.tr("Edit your last message (in an empty composer)")),
+        ]
         for menu_action in self.menuBar().actions():
             for action in menu_action.menu().actions():
                 if not action.shortcut().isEmpty():
-                    rows.append((action.shortcut().toString(
-                        QKeySequence.SequenceFormat.NativeText), action.text().replace("&", "")))
+                    rows.append(
+                        (
+                            action.shortcut().toString(QKeySequence.SequenceFormat.NativeText),
+                            action.text().replace("&", ""),
+                        )
+                    )
         return rows
 
     def show_shortcuts(self) -> None:
@@ -372,13 +395,18 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
         QMessageBox.information(self, self.tr("Keyboard shortcuts"), text)
 
     def _about(self) -> None:
-        QMessageBox.about(self, self.tr("About Parlor"), self.tr(
-            "Parlor {0}\nCharacter roleplay with local language models.").format(__version__))
+        QMessageBox.about(
+            self,
+            self.tr("About Parlor"),
+            self.tr("Parlor {0}\nCharacter roleplay with local language models.").format(
+                __version__
+            ),
+        )
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self._draft_timer.stop()
         self._save_draft()
-        self.controller.commit_delete()   # the Undo offer ends with the window
+        self.controller.commit_delete()  # the Undo offer ends with the window
         self.controller.stop()
         self.worker.shutdown()
         super().closeEvent(event)

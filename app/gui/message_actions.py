@@ -30,11 +30,13 @@ class MessageActions:
             menu.addAction(self.tr("Next swipe"), lambda: self.controller.swipe(msg.id, +1))
         menu.addAction(self.regenerate_action)
         menu.addAction(self.continue_action)
-        menu.addAction(self.tr("Branch here (a new chat up to this message)"),
-                       lambda: self.branch_here(msg.id))
+        menu.addAction(
+            self.tr("Branch here (a new chat up to this message)"), lambda: self.branch_here(msg.id)
+        )
         menu.addSeparator()
-        menu.addAction(self.tr("Delete (and what follows)"),
-                       lambda: self.message_ops.delete(msg.id))
+        menu.addAction(
+            self.tr("Delete (and what follows)"), lambda: self.message_ops.delete(msg.id)
+        )
         menu.popup(self.chat_view.viewport().mapToGlobal(pos))
         self._last_menu = menu
 
@@ -94,4 +96,3 @@ class MessageActions:
         bar = self.chat_view.verticalScrollBar()
         if bar.maximum() - bar.value() < 80:  # only follow a reader who is at the bottom
             self.chat_view.scrollToBottom()
-

@@ -23,9 +23,12 @@ class ModelActions:
     """Mixed into MainWindow; uses its widgets, controller, worker and context."""
 
     def choose_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, self.tr("Open a GGUF model"),
-                                              str(self.ctx.paths.models),
-                                              self.tr("GGUF models (*.gguf);;All files (*)"))
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            self.tr("Open a GGUF model"),
+            str(self.ctx.paths.models),
+            self.tr("GGUF models (*.gguf);;All files (*)"),
+        )
         if path:
             self.open_model_file(path)
 
@@ -91,8 +94,11 @@ class ModelActions:
         if info is None:
             self.model_label.setText(self.tr("No model loaded"))
             return
-        self.model_label.setText(self.tr("{0} · context {1} · {2}").format(
-            model_title(info), info.n_ctx, layers_text(info.n_gpu_layers, info.effective)))
+        self.model_label.setText(
+            self.tr("{0} · context {1} · {2}").format(
+                model_title(info), info.n_ctx, layers_text(info.n_gpu_layers, info.effective)
+            )
+        )
 
     def show_download(self) -> DownloadDialog:
         try:
@@ -109,10 +115,15 @@ class ModelActions:
 
     def _offer_load(self, path: str, n_gpu_layers: int, n_cpu_moe: int = 0) -> QMessageBox:
         """After a download: offer to load it, with GPU layers from the memory estimate."""
-        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Model ready"),
-                          self.tr("{0} is ready. Load it now ({1} GPU layers)?").format(
-                              Path(path).name, n_gpu_layers),
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            self.tr("Model ready"),
+            self.tr("{0} is ready. Load it now ({1} GPU layers)?").format(
+                Path(path).name, n_gpu_layers
+            ),
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            self,
+        )
 
         def answered(button: int) -> None:
             if button == QMessageBox.StandardButton.Yes:

@@ -22,24 +22,29 @@ from app.gui.workers import WorkerThread
 
 
 class ModelSession(QObject):
-    loading_changed = Signal(bool)   # a load (or a server connection) started or ended
-    status = Signal(str)             # the model label's text: "Loading x… 40%", "Connecting…"
-    header_read = Signal(str)        # a summary of the file's header, before it loads
-    loaded = Signal(object)          # ModelInfo, on the GUI thread
-    failed = Signal(str)             # the load failed for good (after any CPU retry)
-    warning = Signal(str)            # something the user should know; the load goes on
-    rejected = Signal(str)           # the file is not a model that can be loaded; nothing ran
+    loading_changed = Signal(bool)  # a load (or a server connection) started or ended
+    status = Signal(str)  # the model label's text: "Loading x… 40%", "Connecting…"
+    header_read = Signal(str)  # a summary of the file's header, before it loads
+    loaded = Signal(object)  # ModelInfo, on the GUI thread
+    failed = Signal(str)  # the load failed for good (after any CPU retry)
+    warning = Signal(str)  # something the user should know; the load goes on
+    rejected = Signal(str)  # the file is not a model that can be loaded; nothing ran
 
-    _load = Signal(object)           # -> worker.load, queued
-    _swap = Signal(object)           # -> worker.swap_engine, queued
+    _load = Signal(object)  # -> worker.load, queued
+    _swap = Signal(object)  # -> worker.swap_engine, queued
 
-    def __init__(self, worker: WorkerThread, settings: Settings, sessions_dir: Path,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        worker: WorkerThread,
+        settings: Settings,
+        sessions_dir: Path,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self._worker, self._settings, self._sessions_dir = worker.worker, settings, sessions_dir
         self.loading = False
         self.info: ModelInfo | None = None
-        self.pending: LoadParams | None = None   # the load in flight; None for a server
+        self.pending: LoadParams | None = None  # the load in flight; None for a server
         self.context: ContextChoice | None = None  # the context size of the file loading
         self._after_swap: Callable[[], None] | None = None
         self._load.connect(self._worker.load)
@@ -59,10 +64,16 @@ class ModelSession(QObject):
             return False
         s = self._settings
         self.context = choose_context(  # the setting, or 0: from the model and the memory
-            s.n_ctx, header, this_machine(), kv_type=s.kv_type, flash_attn=s.flash_attn,
-            n_gpu_layers=s.n_gpu_layers if n_gpu_layers is None else n_gpu_layers)
-        self.header_read.emit(f"{describe_header(header, self.context.n_ctx, s.kv_type)}. "
-                              f"{self.context.note}")
+            s.n_ctx,
+            header,
+            this_machine(),
+            kv_type=s.kv_type,
+            flash_attn=s.flash_attn,
+            n_gpu_layers=s.n_gpu_layers if n_gpu_layers is None else n_gpu_layers,
+        )
+        self.header_read.emit(
+            f"{describe_header(header, self.context.n_ctx, s.kv_type)}. {self.context.note}"
+        )
         self.pending = self._params(path, n_gpu_layers)
         self._start(self.tr("Loading {0}…").format(Path(path).name), self.pending)
         return True
@@ -70,16 +81,19 @@ class ModelSession(QObject):
     def connect_server(self) -> None:
         """Connect an engine that needs no file (a remote server): the server's model."""
         self.pending = None
-        self._start(self.tr("Connecting…"), LoadParams(model_path="", n_ctx=self._settings.n_ctx
-                                                           or UNKNOWN_TRAINED))
+        self._start(
+            self.tr("Connecting…"),
+            LoadParams(model_path="", n_ctx=self._settings.n_ctx or UNKNOWN_TRAINED),
+        )
 
     def cancel(self) -> None:
         if self.loading:
             self.pending = None  # a cancelled load is not retried on the CPU
             self._worker.load_cancel.set()
 
-    def swap_engine(self, make_engine: Callable[[], Engine],
-                    then: Callable[[], None] | None = None) -> bool:
+    def swap_engine(
+        self, make_engine: Callable[[], Engine], then: Callable[[], None] | None = None
+    ) -> bool:
         """Replace the engine on the worker's thread; `then` runs here once it is in place.
         Refused (False) while a load runs: the caller says so or tries again later."""
         if self.loading:
@@ -93,13 +107,19 @@ class ModelSession(QObject):
     def _params(self, path: str, n_gpu_layers: int | None) -> LoadParams:
         s = self._settings
         return LoadParams(
-            model_path=str(path), n_ctx=self.context.n_ctx if self.context else s.n_ctx,
+            model_path=str(path),
+            n_ctx=self.context.n_ctx if self.context else s.n_ctx,
             n_gpu_layers=s.n_gpu_layers if n_gpu_layers is None else n_gpu_layers,
-            n_threads=s.n_threads or None, n_batch=s.n_batch, flash_attn=s.flash_attn,
-            kv_type=s.kv_type, use_mmap=s.use_mmap, use_mlock=s.use_mlock,
+            n_threads=s.n_threads or None,
+            n_batch=s.n_batch,
+            flash_attn=s.flash_attn,
+            kv_type=s.kv_type,
+            use_mmap=s.use_mmap,
+            use_mlock=s.use_mlock,
             n_cpu_moe=s.n_cpu_moe,
             session_dir=str(self._sessions_dir) if s.session_cap_mb else "",
-            session_cap_mb=s.session_cap_mb)
+            session_cap_mb=s.session_cap_mb,
+        )
 
     def _start(self, text: str, params: LoadParams) -> None:
         self.status.emit(text)
@@ -113,8 +133,11 @@ class ModelSession(QObject):
 
     def _on_progress(self, fraction: float) -> None:
         if self.loading and self.pending is not None:
-            self.status.emit(self.tr("Loading {0}… {1}%").format(
-                Path(self.pending.model_path).name, int(fraction * 100)))
+            self.status.emit(
+                self.tr("Loading {0}… {1}%").format(
+                    Path(self.pending.model_path).name, int(fraction * 100)
+                )
+            )
 
     def _on_loaded(self, info: ModelInfo) -> None:
         self.info = info
@@ -126,11 +149,14 @@ class ModelSession(QObject):
         if params is not None and params.n_gpu_layers != 0 and params.model_path:
             # A GPU build without its runtime (or a GPU too small) must not leave the user
             # with nothing: run on the CPU and say why.
-            self.warning.emit(self.tr("The GPU could not be used ({0}). Parlor is loading the "
-                                      "model on the CPU instead.").format(message))
+            self.warning.emit(
+                self.tr(
+                    "The GPU could not be used ({0}). Parlor is loading the "
+                    "model on the CPU instead."
+                ).format(message)
+            )
             self.pending = self._params(params.model_path, 0)
-            self._start(self.tr("Loading {0}…").format(Path(params.model_path).name),
-                        self.pending)
+            self._start(self.tr("Loading {0}…").format(Path(params.model_path).name), self.pending)
             return
         self.info = None
         self._set_loading(False)
@@ -145,14 +171,19 @@ class ModelSession(QObject):
 def describe_header(header: GGUFHeader, n_ctx: int, kv_type: str) -> str:
     """What "Open GGUF…" tells before loading: architecture, layers, experts, training
     context, quant type, and the memory a context of `n_ctx` would need."""
-    experts = f", {header.expert_used_count} of {header.expert_count} experts used" \
-        if header.expert_count else ""
+    experts = (
+        f", {header.expert_used_count} of {header.expert_count} experts used"
+        if header.expert_count
+        else ""
+    )
     try:
         need = estimate_memory(header, n_ctx, kv_type=kv_type).total_bytes / 1e9
         size = f"{need:.1f} GB" if need >= 1 else f"{need * 1000:.0f} MB"
         memory = f"; about {size} with a {n_ctx}-token context"
     except (GGUFError, KeyError, ValueError, ZeroDivisionError):
         memory = ""
-    return (f"{header.architecture or 'unknown architecture'}, {header.n_layer} layers"
-            f"{experts}, trained on {header.context_length} tokens, "
-            f"{header.file_type or 'unknown'} quantization{memory}")
+    return (
+        f"{header.architecture or 'unknown architecture'}, {header.n_layer} layers"
+        f"{experts}, trained on {header.context_length} tokens, "
+        f"{header.file_type or 'unknown'} quantization{memory}"
+    )

@@ -62,8 +62,11 @@ class PersonasDialog(QDialog):
         self.description_edit = QPlainTextEdit()
         self.description_edit.setAccessibleName(self.tr("Persona description"))
         self.description_edit.setPlaceholderText(
-            self.tr("Who you are in the story: looks, background, manner. The model reads "
-                    "this with the character's card."))
+            self.tr(
+                "Who you are in the story: looks, background, manner. The model reads "
+                "this with the character's card."
+            )
+        )
         self.default_label = QLabel()
         self.default_label.setTextFormat(Qt.TextFormat.PlainText)  # persona names: imported
         form = QFormLayout()
@@ -91,11 +94,14 @@ class PersonasDialog(QDialog):
         self.add_button = QPushButton(self.tr("Add"))
         self.delete_button = QPushButton(self.tr("Delete"))
         self.default_button = QPushButton(self.tr("Make default"))
-        self.default_button.setToolTip(self.tr("Chats that have not chosen a persona use "
-                                               "the default one"))
-        for button, slot in ((self.add_button, self._add_clicked),
-                             (self.delete_button, self._delete_clicked),
-                             (self.default_button, self._default_clicked)):
+        self.default_button.setToolTip(
+            self.tr("Chats that have not chosen a persona use the default one")
+        )
+        for button, slot in (
+            (self.add_button, self._add_clicked),
+            (self.delete_button, self._delete_clicked),
+            (self.default_button, self._default_clicked),
+        ):
             button.setAutoDefault(False)
             button.clicked.connect(slot)
             row.addWidget(button)
@@ -139,8 +145,9 @@ class PersonasDialog(QDialog):
         row = self.store.personas.get(persona_id) if persona_id is not None else None
         self.name_edit.setText(row["name"] if row else "")
         self.description_edit.setPlainText(row["description"] if row else "")
-        self.default_label.setText(self.tr("This is the default persona.")
-                                   if row and row["is_default"] else "")
+        self.default_label.setText(
+            self.tr("This is the default persona.") if row and row["is_default"] else ""
+        )
         self.editor.setEnabled(row is not None)
         self.delete_button.setEnabled(row is not None)
         self.default_button.setEnabled(row is not None and not row["is_default"])
@@ -174,8 +181,9 @@ class PersonasDialog(QDialog):
     def _relabel(self, persona_id: int, name: str, is_default: bool) -> None:
         for i in range(self.list.count()):
             if self.list.item(i).data(ID_ROLE) == persona_id:
-                self.list.item(i).setText(self.tr("{0}  (default)").format(name)
-                                          if is_default else name)
+                self.list.item(i).setText(
+                    self.tr("{0}  (default)").format(name) if is_default else name
+                )
 
     def add(self, name: str, description: str = "") -> int:
         self.save()

@@ -43,7 +43,7 @@ def _warn(widget: QWidget, text: str) -> QMessageBox:
 
 
 class DataPage(QWidget):
-    data_replaced = Signal()   # the database was restored or imported: reload everything
+    data_replaced = Signal()  # the database was restored or imported: reload everything
     last_error = ""
 
     def __init__(self, ctx: AppContext, parent=None) -> None:
@@ -53,17 +53,25 @@ class DataPage(QWidget):
         folder = QLabel(self.tr("Data folder: {0}").format(ctx.paths.data))
         folder.setWordWrap(True)
         lay.addWidget(folder)
-        lay.addWidget(QLabel(self.tr("Backups (a snapshot is taken every day and before "
-                                     "every upgrade of the database):")))
+        lay.addWidget(
+            QLabel(
+                self.tr(
+                    "Backups (a snapshot is taken every day and before "
+                    "every upgrade of the database):"
+                )
+            )
+        )
         self.snapshots = QListWidget()
         self.snapshots.setAccessibleName(self.tr("Backups"))
         lay.addWidget(self.snapshots, 1)
         row = QHBoxLayout()
-        for text, slot in ((self.tr("Back up now"), self.back_up_now),
-                           (self.tr("Restore the selected backup"), self._restore_selected),
-                           (self.tr("Export everything…"), self._export),
-                           (self.tr("Import…"), self._import),
-                           (self.tr("Copy diagnostics"), self.copy_diagnostics)):
+        for text, slot in (
+            (self.tr("Back up now"), self.back_up_now),
+            (self.tr("Restore the selected backup"), self._restore_selected),
+            (self.tr("Export everything…"), self._export),
+            (self.tr("Import…"), self._import),
+            (self.tr("Copy diagnostics"), self.copy_diagnostics),
+        ):
             button = QPushButton(text)
             button.clicked.connect(slot)
             row.addWidget(button)
@@ -155,14 +163,14 @@ class DataPage(QWidget):
             self._reopen()
 
     def _export(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, self.tr("Export everything"),
-                                              "parlor-export.zip", "Zip (*.zip)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, self.tr("Export everything"), "parlor-export.zip", "Zip (*.zip)"
+        )
         if path:
             self.export_to(Path(path))
 
     def _import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, self.tr("Import an export"), "",
-                                              "Zip (*.zip)")
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("Import an export"), "", "Zip (*.zip)")
         if path:
             self.import_from(Path(path))
 
@@ -174,7 +182,8 @@ class DataPage(QWidget):
 
 class ServerPage(QWidget):
     """Use a served model (llama-server, KoboldCpp, vLLM, Ollama…) instead of a local file."""
-    connect_requested = Signal(str, str, str)   # url, api key, mode
+
+    connect_requested = Signal(str, str, str)  # url, api key, mode
     local_requested = Signal()
 
     def __init__(self, ctx: AppContext, parent=None) -> None:
@@ -240,8 +249,9 @@ class SamplerPresetBar(QWidget):
             if text == self.tr("Use"):
                 row.addWidget(self.name)
         chat_only = QPushButton(self.tr("For this chat only"))
-        chat_only.setToolTip(self.tr("Keep these samplers for the open chat; the others "
-                                     "keep the general ones"))
+        chat_only.setToolTip(
+            self.tr("Keep these samplers for the open chat; the others keep the general ones")
+        )
         chat_only.clicked.connect(self.save_for_chat)
         chat_only.setEnabled(chat_id is not None)
         row.addWidget(chat_only)

@@ -21,18 +21,29 @@ from app.gui.settings_dialog import SettingsDialog
 from app.gui.settings_pages import DataPage, SamplerPresetBar, ServerPage
 
 # Settings that only take effect when the model is loaded again.
-LOAD_KEYS = {"n_ctx", "n_gpu_layers", "n_threads", "n_batch", "flash_attn", "kv_type",
-             "use_mmap", "use_mlock", "session_cap_mb", "n_cpu_moe"}
+LOAD_KEYS = {
+    "n_ctx",
+    "n_gpu_layers",
+    "n_threads",
+    "n_batch",
+    "flash_attn",
+    "kv_type",
+    "use_mmap",
+    "use_mlock",
+    "session_cap_mb",
+    "n_cpu_moe",
+}
 
 
 class SettingsUi(QObject):
-    applied = Signal(set)        # the names of the settings that changed, already saved
-    data_replaced = Signal()     # a backup was restored or an export imported
-    model_cleared = Signal()     # the engine was switched; no model until one loads
+    applied = Signal(set)  # the names of the settings that changed, already saved
+    data_replaced = Signal()  # a backup was restored or an export imported
+    model_cleared = Signal()  # the engine was switched; no model until one loads
     error = Signal(str)
 
-    def __init__(self, ctx: AppContext, controller: ChatController, session: ModelSession,
-                 window: QWidget) -> None:
+    def __init__(
+        self, ctx: AppContext, controller: ChatController, session: ModelSession, window: QWidget
+    ) -> None:
         super().__init__(window)
         self.ctx, self.controller, self.session, self.window = ctx, controller, session, window
         self.dialog: SettingsDialog | None = None
@@ -50,8 +61,9 @@ class SettingsUi(QObject):
         dialog.add_page(self.tr("Data"), data)
         attach_instruct_page(dialog, self.ctx.settings, self.ctx.save_settings)
         self._show_trained_context(dialog)
-        dialog.applied.connect(lambda _changed: (data.save_token(), data._save_mirror(),
-                                                 self.ctx.save_settings()))
+        dialog.applied.connect(
+            lambda _changed: (data.save_token(), data._save_mirror(), self.ctx.save_settings())
+        )
         data.data_replaced.connect(self.data_replaced)
         server.connect_requested.connect(self.use_server)
         server.local_requested.connect(self.use_local)
@@ -62,9 +74,16 @@ class SettingsUi(QObject):
     def _show_trained_context(self, dialog: SettingsDialog) -> None:
         info = self.controller.info
         if info is not None and info.n_ctx_train:  # beside Context size: what the model knows
-            dialog.add_to_section("Model", QLabel(self.tr(
-                "The loaded model was trained on {0} tokens and runs with a {1}-token "
-                "context.").format(info.n_ctx_train, info.n_ctx), wordWrap=True))
+            dialog.add_to_section(
+                "Model",
+                QLabel(
+                    self.tr(
+                        "The loaded model was trained on {0} tokens and runs with a {1}-token "
+                        "context."
+                    ).format(info.n_ctx_train, info.n_ctx),
+                    wordWrap=True,
+                ),
+            )
 
     def use_server(self, url: str, api_key: str, mode: str) -> None:
         from app.core.engine.remote import RemoteEngine
@@ -73,8 +92,10 @@ class SettingsUi(QObject):
             return
         self.controller.set_model(None)
         self.model_cleared.emit()
-        self.session.swap_engine(lambda: RemoteEngine(url, api_key=api_key or None, mode=mode),
-                                 self.session.connect_server)
+        self.session.swap_engine(
+            lambda: RemoteEngine(url, api_key=api_key or None, mode=mode),
+            self.session.connect_server,
+        )
 
     def use_local(self) -> None:
         if self.controller.busy or self.session.loading:
@@ -83,7 +104,8 @@ class SettingsUi(QObject):
         self.model_cleared.emit()
         path = self.ctx.settings.model_path
         self.session.swap_engine(
-            LocalEngine, (lambda: self.session.load_file(path)) if path else None)
+            LocalEngine, (lambda: self.session.load_file(path)) if path else None
+        )
 
     def apply(self, changed: set) -> None:
         """Apply what changed now; only model parameters need the model reloaded."""
@@ -94,6 +116,10 @@ class SettingsUi(QObject):
             self.error.emit(self.tr("The settings could not be saved:\n{0}").format(exc))
         self.controller.reload()
         self.applied.emit(changed)
-        if changed & LOAD_KEYS and self.controller.info is not None \
-                and not self.controller.busy and s.model_path:
+        if (
+            changed & LOAD_KEYS
+            and self.controller.info is not None
+            and not self.controller.busy
+            and s.model_path
+        ):
             self.session.load_file(s.model_path)

@@ -41,8 +41,9 @@ def run_smoke_test(args) -> int:
     window.model_failed.connect(lambda msg: outcome.update(error=msg) or loop.quit())
     window.controller.reply_finished.connect(lambda st: outcome.update(stats=st) or loop.quit())
     window.controller.error.connect(lambda msg: outcome.update(error=msg) or loop.quit())
-    QTimer.singleShot(SMOKE_TIMEOUT_S * 1000, lambda: outcome.update(error="timed out")
-                      or loop.quit())
+    QTimer.singleShot(
+        SMOKE_TIMEOUT_S * 1000, lambda: outcome.update(error="timed out") or loop.quit()
+    )
     if args.remote:
         window.connect_engine()
         loop.exec()
@@ -80,7 +81,15 @@ def _report(window, ctx, outcome: dict, app) -> int:
     if "error" in outcome:
         return _fail(outcome["error"])
     stats, info = outcome["stats"], outcome["info"]
-    print(json.dumps({"model": info.name, "tokens": stats.tokens,
-                      "ttft_s": round(stats.ttft_s, 4),
-                      "tokens_per_s": round(stats.tokens_per_s, 2), "reply": reply}))
+    print(
+        json.dumps(
+            {
+                "model": info.name,
+                "tokens": stats.tokens,
+                "ttft_s": round(stats.ttft_s, 4),
+                "tokens_per_s": round(stats.tokens_per_s, 2),
+                "reply": reply,
+            }
+        )
+    )
     return 0 if stats.tokens > 0 else _fail("the model wrote nothing")

@@ -41,14 +41,17 @@ def failure_box(paths: Paths, exc: BaseException, details: str) -> QMessageBox:
     """The dialog, not yet shown (tests click its buttons)."""
     box = QMessageBox(QMessageBox.Icon.Critical, "Parlor", "Parlor cannot start.")
     box.setTextFormat(Qt.TextFormat.PlainText)  # the reason may quote file contents
-    box.setInformativeText(f"{_reason(exc)}\n\nThe data folder is {paths.data}.\n"
-                           f"The details are in the log, in {paths.logs}.")
+    box.setInformativeText(
+        f"{_reason(exc)}\n\nThe data folder is {paths.data}.\n"
+        f"The details are in the log, in {paths.logs}."
+    )
     box.setDetailedText(details)
     box.snapshot = _newest(paths)
     box.restore_button = None
     if box.snapshot is not None:
         box.restore_button = box.addButton(
-            f"Restore the snapshot of {box.snapshot.label}", QMessageBox.ButtonRole.AcceptRole)
+            f"Restore the snapshot of {box.snapshot.label}", QMessageBox.ButtonRole.AcceptRole
+        )
     box.setDefaultButton(box.addButton("Quit", QMessageBox.ButtonRole.RejectRole))
     return box
 
@@ -84,13 +87,15 @@ def _restore(paths: Paths, snapshot: Snapshot) -> bool:
         restore_snapshot(snapshot.path, paths.database)
     except (BackupError, OSError) as exc:
         log.error("restoring %s failed: %s", snapshot.path, exc)
-        box = QMessageBox(QMessageBox.Icon.Critical, "Parlor",
-                          f"The snapshot could not be restored:\n{exc}")
+        box = QMessageBox(
+            QMessageBox.Icon.Critical, "Parlor", f"The snapshot could not be restored:\n{exc}"
+        )
         box.setTextFormat(Qt.TextFormat.PlainText)
         box.exec()
         return False
-    log.info("restored %s after a failed start; the old database is kept as %s",
-             snapshot.path, kept)
+    log.info(
+        "restored %s after a failed start; the old database is kept as %s", snapshot.path, kept
+    )
     return True
 
 

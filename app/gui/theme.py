@@ -6,16 +6,26 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
-SCHEMES = {"system": Qt.ColorScheme.Unknown, "light": Qt.ColorScheme.Light,
-           "dark": Qt.ColorScheme.Dark}
+SCHEMES = {
+    "system": Qt.ColorScheme.Unknown,
+    "light": Qt.ColorScheme.Light,
+    "dark": Qt.ColorScheme.Dark,
+}
 DARK = {
-    QPalette.ColorRole.Window: "#1f2126", QPalette.ColorRole.WindowText: "#e6e6e6",
-    QPalette.ColorRole.Base: "#17191d", QPalette.ColorRole.AlternateBase: "#2a2d33",
-    QPalette.ColorRole.Text: "#e6e6e6", QPalette.ColorRole.Button: "#2a2d33",
-    QPalette.ColorRole.ButtonText: "#e6e6e6", QPalette.ColorRole.Highlight: "#4f8edc",
-    QPalette.ColorRole.HighlightedText: "#ffffff", QPalette.ColorRole.PlaceholderText: "#8d9199",
-    QPalette.ColorRole.ToolTipBase: "#2a2d33", QPalette.ColorRole.ToolTipText: "#e6e6e6",
-    QPalette.ColorRole.Mid: "#5a5f69", QPalette.ColorRole.Link: "#7fb0ee",
+    QPalette.ColorRole.Window: "#1f2126",
+    QPalette.ColorRole.WindowText: "#e6e6e6",
+    QPalette.ColorRole.Base: "#17191d",
+    QPalette.ColorRole.AlternateBase: "#2a2d33",
+    QPalette.ColorRole.Text: "#e6e6e6",
+    QPalette.ColorRole.Button: "#2a2d33",
+    QPalette.ColorRole.ButtonText: "#e6e6e6",
+    QPalette.ColorRole.Highlight: "#4f8edc",
+    QPalette.ColorRole.HighlightedText: "#ffffff",
+    QPalette.ColorRole.PlaceholderText: "#8d9199",
+    QPalette.ColorRole.ToolTipBase: "#2a2d33",
+    QPalette.ColorRole.ToolTipText: "#e6e6e6",
+    QPalette.ColorRole.Mid: "#5a5f69",
+    QPalette.ColorRole.Link: "#7fb0ee",
 }
 
 
@@ -23,8 +33,11 @@ def dark_palette() -> QPalette:
     palette = QPalette()
     for role, color in DARK.items():
         palette.setColor(role, QColor(color))
-    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText,
-                 QPalette.ColorRole.ButtonText):
+    for role in (
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.WindowText,
+        QPalette.ColorRole.ButtonText,
+    ):
         palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6b7079"))
     palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Button, QColor("#24272c"))
     return palette
@@ -39,7 +52,8 @@ def apply_theme(app: QApplication, theme: str, font_size: int = 0) -> None:
     app.setStyle("Fusion")
     app.styleHints().setColorScheme(SCHEMES.get(theme, Qt.ColorScheme.Unknown))
     wants_dark = theme == "dark" or (
-        theme == "system" and app.styleHints().colorScheme() == Qt.ColorScheme.Dark)
+        theme == "system" and app.styleHints().colorScheme() == Qt.ColorScheme.Dark
+    )
     app.setPalette(dark_palette() if wants_dark else app.style().standardPalette())
     app.setStyleSheet(DARK_QSS if wants_dark else "")
     apply_chat_font(app, font_size)
@@ -58,18 +72,18 @@ QCheckBox::indicator:disabled { border-color: #4a4f58; }
 """
 
 
-CHAT_TEXT = "chat_text"   # the property that marks widgets showing chat text
+CHAT_TEXT = "chat_text"  # the property that marks widgets showing chat text
 
 
 def apply_chat_font(app: QApplication, font_size: int) -> None:
-    """"Text size" is the chat's text (messages and the composer), not the whole UI; 0 gives
+    """ "Text size" is the chat's text (messages and the composer), not the whole UI; 0 gives
     back the system's size, at once, without a restart."""
     base = app.property("system_font")
-    if base is None:   # the first call sees the font the platform chose
+    if base is None:  # the first call sees the font the platform chose
         base = QFont(app.font())
         app.setProperty("system_font", base)
     if app.font() != base:
-        app.setFont(base)   # undo a scaled UI font from an older Parlor
+        app.setFont(base)  # undo a scaled UI font from an older Parlor
     font = QFont(base)
     if font_size > 0:
         font.setPointSize(font_size)

@@ -13,13 +13,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-GUARDED = (QAbstractSpinBox, QComboBox, QSlider)   # not scroll bars: they scroll
+GUARDED = (QAbstractSpinBox, QComboBox, QSlider)  # not scroll bars: they scroll
 
 
 class WheelGuard(QObject):
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
-        if event.type() == QEvent.Type.Wheel and isinstance(obj, GUARDED) \
-                and not obj.hasFocus():
+        if event.type() == QEvent.Type.Wheel and isinstance(obj, GUARDED) and not obj.hasFocus():
             # Hand the wheel to the page's scroll bar ourselves: Qt propagates only real
             # (spontaneous) wheel events to parents, not synthesized ones.
             area = _scroll_area_of(obj)

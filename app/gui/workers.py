@@ -30,15 +30,15 @@ log = logging.getLogger(__name__)
 
 
 class GenerationWorker(QObject):
-    loaded = Signal(object)            # ModelInfo
+    loaded = Signal(object)  # ModelInfo
     load_failed = Signal(str)
-    load_progress = Signal(float)      # 0..1 as llama.cpp reads the file
-    started = Signal(object)           # the prompt object the job built
+    load_progress = Signal(float)  # 0..1 as llama.cpp reads the file
+    started = Signal(object)  # the prompt object the job built
     token_batch = Signal(str)
-    stream_rate = Signal(int, float)   # tokens so far, tokens per second so far
-    finished = Signal(object)          # StreamStats
-    failed = Signal(str, bool)         # message, whether the engine process crashed
-    engine_swapped = Signal()          # `swap_engine` has run: the new engine is in place
+    stream_rate = Signal(int, float)  # tokens so far, tokens per second so far
+    finished = Signal(object)  # StreamStats
+    failed = Signal(str, bool)  # message, whether the engine process crashed
+    engine_swapped = Signal()  # `swap_engine` has run: the new engine is in place
 
     def __init__(self, engine: Engine) -> None:
         super().__init__()
@@ -73,16 +73,18 @@ class GenerationWorker(QObject):
             self.started.emit(prompt)
             stops = tuple(dict.fromkeys((*prompt.stop, *sampling.stop)))
             # the layout lets the engine shift its cache past dropped history (context shift)
-            self._stream(prompt.text, replace(sampling, stop=stops),
-                         PromptLayout(prompt.permanent_chars))
+            self._stream(
+                prompt.text, replace(sampling, stop=stops), PromptLayout(prompt.permanent_chars)
+            )
         except EngineCrashed as exc:
             self.failed.emit(str(exc), True)
         except Exception as exc:  # noqa: BLE001 - any failure must reach the window as text
             log.error("generation failed", exc_info=True)
             self.failed.emit(str(exc) or type(exc).__name__, False)
 
-    def _stream(self, prompt: str, sampling: SamplingParams,
-                layout: PromptLayout | None = None) -> None:
+    def _stream(
+        self, prompt: str, sampling: SamplingParams, layout: PromptLayout | None = None
+    ) -> None:
         pending, last, count, first = [], time.monotonic(), 0, None
         for piece in self.engine.stream(prompt, sampling, self.cancel, layout):
             pending.append(piece)

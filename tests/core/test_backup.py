@@ -43,8 +43,9 @@ def test_daily_snapshot_once_a_day_and_old_ones_pruned(tmp_path):
     db = tmp_path / "parlor.sqlite3"
     _store_with_chat(db)[0].close()
     start = dt.datetime(2025, 3, 1, 9, 0, 0)
-    made = [backup.daily_snapshot(db, keep_days=3, now=start + dt.timedelta(days=d))
-            for d in range(5)]
+    made = [
+        backup.daily_snapshot(db, keep_days=3, now=start + dt.timedelta(days=d)) for d in range(5)
+    ]
     again = backup.daily_snapshot(db, keep_days=3, now=start + dt.timedelta(days=4, hours=5))
     assert all(made) and again is None
     kept = sorted(s.taken.date().day for s in backup.list_snapshots(db))
@@ -58,12 +59,13 @@ def test_no_daily_snapshot_without_a_database(tmp_path):
 
 def test_snapshot_before_migration_only_when_a_migration_is_due(tmp_path, monkeypatch):
     db = tmp_path / "parlor.sqlite3"
-    assert backup.snapshot_before_migration(db) is None          # no database yet
+    assert backup.snapshot_before_migration(db) is None  # no database yet
     _store_with_chat(db, "from the old schema")[0].close()
-    assert backup.snapshot_before_migration(db) is None          # already current
+    assert backup.snapshot_before_migration(db) is None  # already current
     # A newer Parlor with one more migration opens this database.
-    monkeypatch.setattr("app.core.store.db.MIGRATIONS",
-                        [*MIGRATIONS, "CREATE TABLE later_feature (x);"])
+    monkeypatch.setattr(
+        "app.core.store.db.MIGRATIONS", [*MIGRATIONS, "CREATE TABLE later_feature (x);"]
+    )
     snap = backup.snapshot_before_migration(db)
     assert snap is not None and backup.list_snapshots(db)[0].kind == "before-migration"
     conn = sqlite3.connect(snap)

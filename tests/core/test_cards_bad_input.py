@@ -113,27 +113,51 @@ def test_a_v3_lorebook_without_its_spec_is_not_a_card():
     assert "this is a lorebook" in error_for(json.dumps(obj).encode(), "book.json")
 
 
-@pytest.mark.parametrize("data,field", [
-    ({"spec": "chara_card_v2", "data": ["not", "an", "object"]}, "'data' must be an object"),
-    ({"spec": "chara_card_v2", "data": {"name": {"first": "A"}}}, "'name' must be text"),
-    ({"spec": "chara_card_v2", "data": {"name": "A", "alternate_greetings": [{"x": 1}]}},
-     "'alternate_greetings'"),
-    ({"spec": "chara_card_v2", "data": {"name": "A", "extensions": "none"}},
-     "'extensions' must be an object"),
-    ({"spec": "chara_card_v2", "data": {"name": "A", "character_book": ["x"]}},
-     "'character_book' must be an object"),
-    ({"spec": "chara_card_v2", "data": {"name": "A", "character_book": {"entries": 5}}},
-     "'character_book.entries' must be a list"),
-    ({"spec": "chara_card_v2", "data": {"name": "A", "character_book": {"entries": ["x"]}}},
-     "'character_book.entries[0]' must be an object"),
-    ({"spec": "chara_card_v2",
-      "data": {"name": "A", "character_book": {"entries": [{"keys": [], "enabled": "maybe"}]}}},
-     "'character_book.entries[0].enabled' must be true or false"),
-    ({"spec": "chara_card_v3", "data": {"name": "A", "creation_date": True}},
-     "'creation_date' must be a Unix time"),
-    ({"spec": "chara_card_v3", "data": {"name": "A", "assets": {"icon": "x"}}},
-     "'assets' must be a list"),
-])
+@pytest.mark.parametrize(
+    "data,field",
+    [
+        ({"spec": "chara_card_v2", "data": ["not", "an", "object"]}, "'data' must be an object"),
+        ({"spec": "chara_card_v2", "data": {"name": {"first": "A"}}}, "'name' must be text"),
+        (
+            {"spec": "chara_card_v2", "data": {"name": "A", "alternate_greetings": [{"x": 1}]}},
+            "'alternate_greetings'",
+        ),
+        (
+            {"spec": "chara_card_v2", "data": {"name": "A", "extensions": "none"}},
+            "'extensions' must be an object",
+        ),
+        (
+            {"spec": "chara_card_v2", "data": {"name": "A", "character_book": ["x"]}},
+            "'character_book' must be an object",
+        ),
+        (
+            {"spec": "chara_card_v2", "data": {"name": "A", "character_book": {"entries": 5}}},
+            "'character_book.entries' must be a list",
+        ),
+        (
+            {"spec": "chara_card_v2", "data": {"name": "A", "character_book": {"entries": ["x"]}}},
+            "'character_book.entries[0]' must be an object",
+        ),
+        (
+            {
+                "spec": "chara_card_v2",
+                "data": {
+                    "name": "A",
+                    "character_book": {"entries": [{"keys": [], "enabled": "maybe"}]},
+                },
+            },
+            "'character_book.entries[0].enabled' must be true or false",
+        ),
+        (
+            {"spec": "chara_card_v3", "data": {"name": "A", "creation_date": True}},
+            "'creation_date' must be a Unix time",
+        ),
+        (
+            {"spec": "chara_card_v3", "data": {"name": "A", "assets": {"icon": "x"}}},
+            "'assets' must be a list",
+        ),
+    ],
+)
 def test_wrong_field_types(data, field):
     assert field in error_for(json.dumps(data).encode(), "types.json")
 
@@ -177,8 +201,10 @@ def test_charx_entry_holding_more_than_it_declares():
     assert "'assets/other/other/x.bin'" in message
 
 
-@pytest.mark.parametrize("name", ["../evil.txt", "assets/../../evil.txt", "/etc/passwd",
-                                  "C:/Windows/evil.dll", "..\\evil.txt"])
+@pytest.mark.parametrize(
+    "name",
+    ["../evil.txt", "assets/../../evil.txt", "/etc/passwd", "C:/Windows/evil.dll", "..\\evil.txt"],
+)
 def test_charx_entry_with_an_unsafe_path(name):
     assert "unsafe path" in error_for(fx.charx_with_name(name), "evil.charx")
 
@@ -211,8 +237,9 @@ def test_charx_avatar_that_is_a_broken_png():
     card = fx.load_json("v3_full.json")
     card["data"]["assets"][0]["uri"] = "embeded://assets/icon/images/main.png"
     data = fx.charx(card, {"assets/icon/images/main.png": fx.plain_png()[:20]})
-    assert "its main icon 'assets/icon/images/main.png' is a broken PNG" in \
-        error_for(data, "bad_icon.charx")
+    assert "its main icon 'assets/icon/images/main.png' is a broken PNG" in error_for(
+        data, "bad_icon.charx"
+    )
 
 
 def test_exporting_with_an_avatar_that_is_not_a_png(tmp_path):

@@ -89,12 +89,15 @@ def test_convert_charx_to_png_warns_about_assets(tmp_path, capsys):
     assert "embedded CharX file" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv,message", [
-    (("convert", "missing.json", "out.png"), "missing.json: no such file"),
-    (("convert", "{v2}", "out.txt"), "unknown card format '.txt'"),
-    (("convert", "{v2}", "out.png", "--image", "nope.png"), "nope.png: could not be read"),
-    (("convert", "{v2}", "out.png", "--image", "{v2}"), "not a PNG image"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (("convert", "missing.json", "out.png"), "missing.json: no such file"),
+        (("convert", "{v2}", "out.txt"), "unknown card format '.txt'"),
+        (("convert", "{v2}", "out.png", "--image", "nope.png"), "nope.png: could not be read"),
+        (("convert", "{v2}", "out.png", "--image", "{v2}"), "not a PNG image"),
+    ],
+)
 def test_convert_errors(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
     argv = tuple(a.replace("{v2}", str(FIXTURES / "v2_full.json")) for a in argv)

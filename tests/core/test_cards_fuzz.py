@@ -29,12 +29,21 @@ from app.core.cards import (
 from app.core.cards.model import CARD_FIELDS, ROOT_MIRRORS
 from tests.card_fixtures import FIXTURES, fx
 
-FUZZ = settings(max_examples=1000, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 NAMES = st.sampled_from(["card.png", "card.json", "card.charx", "card", "card.txt"])
-SEEDS = [fx.v2_png(), fx.v3_png(), fx.v3_charx(), fx.messy_text_json(),
-         (FIXTURES / "drifted_types.json").read_bytes(), (FIXTURES / "v1_tavern.json").read_bytes(),
-         fx.card_png(fx.load_json("v1_tavern.json"), before_idat=True)]
+SEEDS = [
+    fx.v2_png(),
+    fx.v3_png(),
+    fx.v3_charx(),
+    fx.messy_text_json(),
+    (FIXTURES / "drifted_types.json").read_bytes(),
+    (FIXTURES / "v1_tavern.json").read_bytes(),
+    fx.card_png(fx.load_json("v1_tavern.json"), before_idat=True),
+]
 
 
 def import_or_card_error(data: bytes, filename: str):
@@ -83,33 +92,73 @@ def test_mutated_real_files(seed, data):
         elif action == "insert":
             raw[pos:pos] = data.draw(st.binary(min_size=1, max_size=8))
         elif raw:
-            del raw[pos:pos + data.draw(st.integers(1, 16))]
+            del raw[pos : pos + data.draw(st.integers(1, 16))]
     import_or_card_error(bytes(raw), data.draw(NAMES))
 
 
 _texts = st.text(max_size=10)  # surrogates included: \\u escapes can carry them
-_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False,
-                     allow_infinity=False) | _texts,
-                     lambda inner: st.lists(inner, max_size=3)
-                     | st.dictionaries(_texts, inner, max_size=3), max_leaves=10)
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_texts, inner, max_size=3),
+    max_leaves=10,
+)
 _fields = st.sampled_from(sorted(set(CARD_FIELDS) | set(ROOT_MIRRORS)))
-_entry_fields = st.sampled_from(["keys", "content", "extensions", "enabled", "insertion_order",
-                                 "use_regex", "constant", "selective", "case_sensitive", "id",
-                                 "secondary_keys", "priority", "name", "comment", "position",
-                                 "key", "uid", "disable", "keysecondary", "order"])
+_entry_fields = st.sampled_from(
+    [
+        "keys",
+        "content",
+        "extensions",
+        "enabled",
+        "insertion_order",
+        "use_regex",
+        "constant",
+        "selective",
+        "case_sensitive",
+        "id",
+        "secondary_keys",
+        "priority",
+        "name",
+        "comment",
+        "position",
+        "key",
+        "uid",
+        "disable",
+        "keysecondary",
+        "order",
+    ]
+)
 _entry = st.dictionaries(_entry_fields, _json, max_size=6) | _json
-_book = st.fixed_dictionaries({}, optional={
-    "entries": st.lists(_entry, max_size=3) | st.dictionaries(_texts, _entry, max_size=3) | _json,
-    "extensions": _json, "name": _json, "scan_depth": _json, "recursive_scanning": _json})
+_book = st.fixed_dictionaries(
+    {},
+    optional={
+        "entries": st.lists(_entry, max_size=3)
+        | st.dictionaries(_texts, _entry, max_size=3)
+        | _json,
+        "extensions": _json,
+        "name": _json,
+        "scan_depth": _json,
+        "recursive_scanning": _json,
+    },
+)
 _data = st.dictionaries(_fields, _json, max_size=8).flatmap(
     lambda d: st.fixed_dictionaries({}, optional={"character_book": _book | _json}).map(
-        lambda extra: {**d, **extra}))
+        lambda extra: {**d, **extra}
+    )
+)
 
 
 @settings(FUZZ, max_examples=600)
-@given(st.sampled_from(["chara_card_v2", "chara_card_v3", None, "lorebook_v3", "v9", 3]),
-       st.one_of(st.none(), st.sampled_from(["2.0", "3.0", "3.5", "x"]), _json),
-       _data, st.booleans(), st.dictionaries(_fields, _json, max_size=3))
+@given(
+    st.sampled_from(["chara_card_v2", "chara_card_v3", None, "lorebook_v3", "v9", 3]),
+    st.one_of(st.none(), st.sampled_from(["2.0", "3.0", "3.5", "x"]), _json),
+    _data,
+    st.booleans(),
+    st.dictionaries(_fields, _json, max_size=3),
+)
 def test_any_types_in_any_field(spec, version, data, nested, root):
     obj = dict(root)
     if spec is not None:
@@ -124,8 +173,9 @@ def test_any_types_in_any_field(spec, version, data, nested, root):
     card = import_or_card_error(raw, "typed.json")
     import_or_card_error(fx.card_png(obj), "typed.png")
     if card is not None:
-        import_or_card_error(fx.charx(obj, {"assets/icon/images/main.png": fx.plain_png()}),
-                             "typed.charx")
+        import_or_card_error(
+            fx.charx(obj, {"assets/icon/images/main.png": fx.plain_png()}), "typed.charx"
+        )
 
 
 _chunk_types = st.sampled_from([b"tEXt", b"iTXt", b"zTXt", b"IDAT", b"IHDR", b"IEND", b"abcd"])
@@ -158,19 +208,36 @@ def test_random_chunk_sequences(chunks, with_header):
     import_or_card_error(head + b"".join(chunks) + idat + iend, "chunks.png")
 
 
-_zip_names = st.sampled_from(["card.json", "assets/icon/images/main.png", "../card.json",
-                              "/abs.png", "assets/icon/x.webp", "a/../../b", "x_meta/1.json",
-                              "C:/evil", "dir/"])
-_zip_bodies = st.sampled_from([json.dumps(fx.load_json("v3_full.json")).encode(), b"{}",
-                               b"not json", fx.plain_png(), b"RIFF\0\0\0\0WEBPVP8 ", b""])
+_zip_names = st.sampled_from(
+    [
+        "card.json",
+        "assets/icon/images/main.png",
+        "../card.json",
+        "/abs.png",
+        "assets/icon/x.webp",
+        "a/../../b",
+        "x_meta/1.json",
+        "C:/evil",
+        "dir/",
+    ]
+)
+_zip_bodies = st.sampled_from(
+    [
+        json.dumps(fx.load_json("v3_full.json")).encode(),
+        b"{}",
+        b"not json",
+        fx.plain_png(),
+        b"RIFF\0\0\0\0WEBPVP8 ",
+        b"",
+    ]
+)
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.lists(st.tuples(_zip_names, _zip_bodies | st.binary(max_size=30)), max_size=5))
 def test_random_zips(entries):
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive, \
-            warnings.catch_warnings():
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # duplicate names are part of the test
         for name, body in entries:
             archive.writestr(zipfile.ZipInfo(name), body)
@@ -178,9 +245,13 @@ def test_random_zips(entries):
 
 
 @FUZZ
-@given(_json | st.fixed_dictionaries({"entries": st.dictionaries(_texts, _entry, max_size=3)
-                                      | st.lists(_entry, max_size=3)})
-       | st.fixed_dictionaries({"spec": st.just("lorebook_v3"), "data": _book | _json}))
+@given(
+    _json
+    | st.fixed_dictionaries(
+        {"entries": st.dictionaries(_texts, _entry, max_size=3) | st.lists(_entry, max_size=3)}
+    )
+    | st.fixed_dictionaries({"spec": st.just("lorebook_v3"), "data": _book | _json})
+)
 def test_any_lorebook_json(obj):
     try:
         book = lorebook_from_json(obj, source="book.json")

@@ -44,7 +44,8 @@ def test_world_info_fields_map_like_sillytavern():
     capital = book["entries"][0]
     assert capital["position"] == "before_char"
     assert capital["extensions"]["parlor_world_info"] == {
-        "characterFilter": {"isExclude": False, "names": [], "tags": []}}
+        "characterFilter": {"isExclude": False, "names": [], "tags": []}
+    }
 
 
 def test_world_info_round_trip_is_exact():
@@ -78,10 +79,14 @@ def test_book_to_world_info_and_back_keeps_the_book():
 
 
 def test_card_book_with_string_and_missing_ids_gets_unique_uids():
-    book = {"entries": [{"keys": ["a"], "content": "A", "id": "5"},
-                        {"keys": ["b"], "content": "B"},
-                        {"keys": ["c"], "content": "C", "id": "slug"},
-                        {"keys": ["d"], "content": "D", "id": 5}]}
+    book = {
+        "entries": [
+            {"keys": ["a"], "content": "A", "id": "5"},
+            {"keys": ["b"], "content": "B"},
+            {"keys": ["c"], "content": "C", "id": "slug"},
+            {"keys": ["d"], "content": "D", "id": 5},
+        ]
+    }
     wi = lorebook_to_world_info(book)
     uids = [e["uid"] for e in wi["entries"].values()]
     assert len(set(uids)) == 4 and uids[0] == 5
@@ -109,20 +114,24 @@ def test_lorebook_files(tmp_path):
     book = load_lorebook(FIXTURES / "st_world_info.json")
     assert book["name"] == "st_world_info"
     save_lorebook(book, tmp_path / "out.json")
-    assert json.loads((tmp_path / "out.json").read_text("utf-8")) == \
-        fx.load_json("st_world_info.json")
+    assert json.loads((tmp_path / "out.json").read_text("utf-8")) == fx.load_json(
+        "st_world_info.json"
+    )
     save_lorebook(book, tmp_path / "v3.json", world_info=False)
     assert load_lorebook(tmp_path / "v3.json") == book
 
 
-@pytest.mark.parametrize("obj,message", [
-    ([1, 2], "must be a JSON object"),
-    ({"name": "x"}, "no 'entries'"),
-    ({"entries": "nope"}, "must be a list"),
-    ({"entries": {"0": "text"}}, "must be an object"),
-    ({"spec": "lorebook_v3", "data": []}, "'data' must be an object"),
-    ({"spec": "chara_card_v2", "data": {"name": "x"}}, "has no lorebook"),
-])
+@pytest.mark.parametrize(
+    "obj,message",
+    [
+        ([1, 2], "must be a JSON object"),
+        ({"name": "x"}, "no 'entries'"),
+        ({"entries": "nope"}, "must be a list"),
+        ({"entries": {"0": "text"}}, "must be an object"),
+        ({"spec": "lorebook_v3", "data": []}, "'data' must be an object"),
+        ({"spec": "chara_card_v2", "data": {"name": "x"}}, "has no lorebook"),
+    ],
+)
 def test_bad_lorebooks(obj, message):
     with pytest.raises(CardError, match=message):
         lorebook_from_json(obj, source="book.json")
@@ -130,12 +139,15 @@ def test_bad_lorebooks(obj, message):
 
 # --- decorators ------------------------------------------------------------------------------
 
+
 def test_split_decorators_with_fallbacks_and_values():
     content = "@@risu_only 4\n@@@activate_only_after 4\n@@dont_activate\n\nThe text\n@@not one"
     decorators, text = split_decorators(content)
     assert [(d.name, d.value, d.fallback) for d in decorators] == [
-        ("risu_only", "4", False), ("activate_only_after", "4", True),
-        ("dont_activate", None, False)]
+        ("risu_only", "4", False),
+        ("activate_only_after", "4", True),
+        ("dont_activate", None, False),
+    ]
     assert text == "The text\n@@not one"
 
 
@@ -160,25 +172,46 @@ def test_decorators_are_kept_through_world_info():
 
 _texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 _scalars = st.none() | st.booleans() | st.integers(-1000, 1000) | _texts
-_wi_known = {"uid", "key", "keysecondary", "comment", "content", "constant", "selective",
-             "order", "disable", "position", "addMemo", "extensions", *WI_TO_EXT}
+_wi_known = {
+    "uid",
+    "key",
+    "keysecondary",
+    "comment",
+    "content",
+    "constant",
+    "selective",
+    "order",
+    "disable",
+    "position",
+    "addMemo",
+    "extensions",
+    *WI_TO_EXT,
+}
 
 
 @st.composite
 def world_info(draw):
     entries = {}
     for uid in draw(st.lists(st.integers(0, 500), unique=True, max_size=4)):
-        entry = {"uid": uid, "key": draw(st.lists(_texts, max_size=3)),
-                 "keysecondary": draw(st.lists(_texts, max_size=2)),
-                 "comment": draw(_texts), "content": draw(_texts),
-                 "constant": draw(st.booleans()), "selective": draw(st.booleans()),
-                 "order": draw(st.integers(0, 1000)), "disable": draw(st.booleans()),
-                 "position": draw(st.integers(0, 7)), "addMemo": draw(st.booleans())}
+        entry = {
+            "uid": uid,
+            "key": draw(st.lists(_texts, max_size=3)),
+            "keysecondary": draw(st.lists(_texts, max_size=2)),
+            "comment": draw(_texts),
+            "content": draw(_texts),
+            "constant": draw(st.booleans()),
+            "selective": draw(st.booleans()),
+            "order": draw(st.integers(0, 1000)),
+            "disable": draw(st.booleans()),
+            "position": draw(st.integers(0, 7)),
+            "addMemo": draw(st.booleans()),
+        }
         for key in WI_TO_EXT:
             entry[key] = copy.deepcopy(WI_DEFAULTS.get(key, 0))
             entry[key] = draw(st.just(entry[key]) | _scalars)
-        entry.update(draw(st.dictionaries(_texts.filter(lambda k: k not in _wi_known),
-                                          _scalars, max_size=2)))
+        entry.update(
+            draw(st.dictionaries(_texts.filter(lambda k: k not in _wi_known), _scalars, max_size=2))
+        )
         if draw(st.booleans()):
             entry["extensions"] = draw(st.dictionaries(_texts, _scalars, max_size=2))
         entries[str(uid)] = entry

@@ -23,6 +23,7 @@ from tests.card_fixtures import FIXTURES, fx
 
 # --- where the card chunk sits, and which one wins ------------------------------------------
 
+
 @pytest.mark.parametrize("before_idat", [True, False])
 def test_card_chunk_before_or_after_the_image_data(before_idat):
     data = fx.card_png(fx.load_json("v2_full.json"), before_idat=before_idat)
@@ -46,16 +47,23 @@ def test_two_chara_chunks_with_different_content_take_the_first():
     first = fx.load_json("v2_full.json")
     second = copy.deepcopy(first)
     second["data"]["name"] = "Impostor"
-    data = fx.png_with([fx.text_chunk("chara", fx.b64(first))],
-                       [fx.text_chunk("chara", fx.b64(second))])
+    data = fx.png_with(
+        [fx.text_chunk("chara", fx.b64(first))], [fx.text_chunk("chara", fx.b64(second))]
+    )
     card = card_from_bytes(data, "dup.png")
     assert card.name == "Seraphina"
     assert any("2 'chara' chunks" in w for w in card.warnings)
 
 
-@pytest.mark.parametrize("broken", [b"!!!not base64!!!", base64.b64encode(b"{not json"),
-                                    base64.b64encode(b"\xff\xfe\xfa"),
-                                    fx.b64({"spec": "chara_card_v3", "data": []})])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        b"!!!not base64!!!",
+        base64.b64encode(b"{not json"),
+        base64.b64encode(b"\xff\xfe\xfa"),
+        fx.b64({"spec": "chara_card_v3", "data": []}),
+    ],
+)
 def test_a_ccv3_that_fails_to_decode_falls_back_to_chara(broken):
     v2 = fx.load_json("v2_full.json")
     data = fx.png_with([], [fx.text_chunk("chara", fx.b64(v2)), fx.text_chunk("ccv3", broken)])
@@ -70,11 +78,14 @@ def test_keywords_match_case_insensitively():
     assert card_from_bytes(data, "x.png").name == "Seraphina"
 
 
-@pytest.mark.parametrize("make", [
-    lambda obj: fx.itxt_chunk("chara", fx.b64(obj).decode()),
-    lambda obj: fx.itxt_chunk("chara", fx.b64(obj).decode(), compressed=True),
-    lambda obj: fx.ztxt_chunk("chara", fx.b64(obj)),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda obj: fx.itxt_chunk("chara", fx.b64(obj).decode()),
+        lambda obj: fx.itxt_chunk("chara", fx.b64(obj).decode(), compressed=True),
+        lambda obj: fx.ztxt_chunk("chara", fx.b64(obj)),
+    ],
+)
 def test_card_in_itxt_and_ztxt_chunks(make):
     data = fx.png_with([], [make(fx.load_json("v2_full.json"))])
     assert card_from_bytes(data, "x.png").name == "Seraphina"
@@ -84,14 +95,15 @@ def test_text_chunk_is_preferred_to_itxt_for_the_same_keyword():
     v2 = fx.load_json("v2_full.json")
     other = copy.deepcopy(v2)
     other["data"]["name"] = "From iTXt"
-    data = fx.png_with([fx.itxt_chunk("chara", fx.b64(other).decode())],
-                       [fx.text_chunk("chara", fx.b64(v2))])
+    data = fx.png_with(
+        [fx.itxt_chunk("chara", fx.b64(other).decode())], [fx.text_chunk("chara", fx.b64(v2))]
+    )
     assert card_from_bytes(data, "x.png").name == "Seraphina"
 
 
 def test_base64_with_line_breaks_and_missing_padding():
     payload = fx.b64(fx.load_json("v1_tavern.json")).rstrip(b"=")
-    wrapped = b"\n".join(payload[i:i + 76] for i in range(0, len(payload), 76))
+    wrapped = b"\n".join(payload[i : i + 76] for i in range(0, len(payload), 76))
     card = card_from_bytes(fx.png_with([], [fx.text_chunk("chara", wrapped)]), "x.png")
     assert card.name == "Mirabel"
 
@@ -103,6 +115,7 @@ def test_avatar_is_the_png_without_its_card_chunks():
 
 
 # --- hybrid and flat files ----------------------------------------------------------------
+
 
 def test_hybrid_prefers_data_over_the_root_copies():
     card = load_card(FIXTURES / "hybrid_st_export.json")
@@ -159,8 +172,13 @@ def test_v1_export_keeps_every_original_key_at_the_root():
 
 
 def test_pygmalion_style_flat_file():
-    obj = {"char_name": "Pyg", "char_persona": "Old format.", "char_greeting": "Hello.",
-           "world_scenario": "", "example_dialogue": ""}
+    obj = {
+        "char_name": "Pyg",
+        "char_persona": "Old format.",
+        "char_greeting": "Hello.",
+        "world_scenario": "",
+        "example_dialogue": "",
+    }
     card = card_from_bytes(json.dumps(obj).encode(), "pyg.json")
     assert (card.name, card.description, card.first_mes) == ("Pyg", "Old format.", "Hello.")
 
@@ -181,6 +199,7 @@ def test_spec_version_newer_than_3_is_read_with_a_warning_and_kept():
 
 # --- types that drift ------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def drifted():
     return load_card(FIXTURES / "drifted_types.json")
@@ -199,16 +218,22 @@ def test_creation_date_as_a_date_string(drifted):
     assert drifted.data["modification_date"] == 1709294400
 
 
-@pytest.mark.parametrize("text,seconds", [
-    ("2023-6-2 @21h 09m 51s 363ms", 1685740191),
-    ("September 28, 2024 1:00am", 1727485200),
-    ("2024-03-01", 1709251200),
-    ("1700000000", 1700000000),
-    ("1700000000000", 1700000000),
-])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        ("2023-6-2 @21h 09m 51s 363ms", 1685740191),
+        ("September 28, 2024 1:00am", 1727485200),
+        ("2024-03-01", 1709251200),
+        ("1700000000", 1700000000),
+        ("1700000000000", 1700000000),
+    ],
+)
 def test_date_strings_seen_in_cards(text, seconds):
-    obj = {"spec": "chara_card_v3", "spec_version": "3.0",
-           "data": {"name": "D", "creation_date": text}}
+    obj = {
+        "spec": "chara_card_v3",
+        "spec_version": "3.0",
+        "data": {"name": "D", "creation_date": text},
+    }
     assert card_from_bytes(json.dumps(obj).encode(), "d.json").data["creation_date"] == seconds
 
 
@@ -258,12 +283,16 @@ def test_world_info_entries_inside_a_card_are_converted():
     wi = fx.load_json("st_world_info.json")
     obj = {"spec": "chara_card_v2", "data": {"name": "W", "character_book": wi}}
     book = card_from_bytes(json.dumps(obj).encode(), "w.json").character_book
-    assert [e["keys"] for e in book["entries"]] == [["Valdris", "the capital"], ["/harbou?r/i"],
-                                                     ["dragon"]]
+    assert [e["keys"] for e in book["entries"]] == [
+        ["Valdris", "the capital"],
+        ["/harbou?r/i"],
+        ["dragon"],
+    ]
     assert book["entries"][2]["enabled"] is False
 
 
 # --- text ------------------------------------------------------------------------------------
+
 
 def test_crlf_bom_unicode_escapes_korean_and_emoji():
     card = card_from_bytes(fx.messy_text_json(), "jia.json")
@@ -302,6 +331,7 @@ def test_plain_json_in_a_chara_chunk_is_tolerated():
 
 
 # --- macros, decorators, V3 fields ---------------------------------------------------------
+
 
 def test_macros_are_read_as_written():
     card = load_card(FIXTURES / "v3_full.json")

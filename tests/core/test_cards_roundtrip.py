@@ -27,22 +27,59 @@ from app.core.cards.model import CARD_FIELDS, ROOT_MIRRORS, TEXT_FIELDS
 from app.core.cards.png import chunk_keyword, image_size, read_chunks
 from tests.card_fixtures import FIXTURES, fx
 
-ENTRY_FIELDS = {"keys", "content", "extensions", "enabled", "insertion_order", "use_regex",
-                "case_sensitive", "constant", "name", "priority", "id", "comment", "selective",
-                "secondary_keys", "position"}
-BOOK_FIELDS = {"name", "description", "scan_depth", "token_budget", "recursive_scanning",
-               "extensions", "entries"}
+ENTRY_FIELDS = {
+    "keys",
+    "content",
+    "extensions",
+    "enabled",
+    "insertion_order",
+    "use_regex",
+    "case_sensitive",
+    "constant",
+    "name",
+    "priority",
+    "id",
+    "comment",
+    "selective",
+    "secondary_keys",
+    "position",
+}
+BOOK_FIELDS = {
+    "name",
+    "description",
+    "scan_depth",
+    "token_budget",
+    "recursive_scanning",
+    "extensions",
+    "entries",
+}
 
 # --- strategies ----------------------------------------------------------------------------
 
 texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=24) | st.sampled_from(
-    ["{{char}} and {{user}}", "<BOT> greets <USER>", "안녕하세요 🌸", "line\r\nline",
-     "@@depth 0\n@@@instruct_depth 0\nlore", "{{original}}", ""])
+    [
+        "{{char}} and {{user}}",
+        "<BOT> greets <USER>",
+        "안녕하세요 🌸",
+        "line\r\nline",
+        "@@depth 0\n@@@instruct_depth 0\nlore",
+        "{{original}}",
+        "",
+    ]
+)
 keys = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=10)
-scalars = (st.none() | st.booleans() | st.integers(-(2 ** 53), 2 ** 53)
-           | st.floats(allow_nan=False, allow_infinity=False) | texts)
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                      | st.dictionaries(keys, inner, max_size=3), max_leaves=8)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | texts
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
+    max_leaves=8,
+)
 extensions = st.dictionaries(keys, values, max_size=4)
 
 
@@ -53,49 +90,82 @@ def with_unknown(base: st.SearchStrategy, known: set) -> st.SearchStrategy:
 
 
 def entries(v3: bool) -> st.SearchStrategy:
-    required = {"keys": st.lists(texts, max_size=3), "content": texts, "extensions": extensions,
-                "enabled": st.booleans(), "insertion_order": st.integers(-1000, 1000)}
+    required = {
+        "keys": st.lists(texts, max_size=3),
+        "content": texts,
+        "extensions": extensions,
+        "enabled": st.booleans(),
+        "insertion_order": st.integers(-1000, 1000),
+    }
     if v3:
         required["use_regex"] = st.booleans()
-    optional = {"case_sensitive": st.booleans(), "constant": st.booleans(), "name": texts,
-                "priority": st.integers(0, 100), "id": st.integers(0, 10 ** 6) | texts,
-                "comment": texts, "selective": st.booleans(),
-                "secondary_keys": st.lists(texts, max_size=3),
-                "position": st.sampled_from(["before_char", "after_char"])}
+    optional = {
+        "case_sensitive": st.booleans(),
+        "constant": st.booleans(),
+        "name": texts,
+        "priority": st.integers(0, 100),
+        "id": st.integers(0, 10**6) | texts,
+        "comment": texts,
+        "selective": st.booleans(),
+        "secondary_keys": st.lists(texts, max_size=3),
+        "position": st.sampled_from(["before_char", "after_char"]),
+    }
     return with_unknown(st.fixed_dictionaries(required, optional=optional), ENTRY_FIELDS)
 
 
 def books(v3: bool) -> st.SearchStrategy:
     base = st.fixed_dictionaries(
         {"entries": st.lists(entries(v3), max_size=3), "extensions": extensions},
-        optional={"name": texts, "description": texts, "scan_depth": st.integers(0, 50),
-                  "token_budget": st.integers(0, 5000), "recursive_scanning": st.booleans()})
+        optional={
+            "name": texts,
+            "description": texts,
+            "scan_depth": st.integers(0, 50),
+            "token_budget": st.integers(0, 5000),
+            "recursive_scanning": st.booleans(),
+        },
+    )
     return with_unknown(base, BOOK_FIELDS)
 
 
 def card_data(v3: bool) -> st.SearchStrategy:
     required = {key: texts for key in TEXT_FIELDS}
-    required.update(alternate_greetings=st.lists(texts, max_size=3),
-                    tags=st.lists(texts, max_size=3), extensions=extensions)
+    required.update(
+        alternate_greetings=st.lists(texts, max_size=3),
+        tags=st.lists(texts, max_size=3),
+        extensions=extensions,
+    )
     optional = {"character_book": books(v3)}
     if v3:
         required["group_only_greetings"] = st.lists(texts, max_size=2)
-        asset = st.fixed_dictionaries({"type": st.sampled_from(["icon", "background", "x_a"]),
-                                       "uri": texts, "name": texts, "ext": texts})
-        optional.update(nickname=texts, source=st.lists(texts, max_size=2),
-                        creator_notes_multilingual=st.dictionaries(
-                            st.sampled_from(["en", "ko", "ja"]), texts, max_size=2),
-                        creation_date=st.integers(0, 10 ** 10),
-                        modification_date=st.integers(0, 10 ** 10),
-                        assets=st.lists(asset, max_size=3))
+        asset = st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(["icon", "background", "x_a"]),
+                "uri": texts,
+                "name": texts,
+                "ext": texts,
+            }
+        )
+        optional.update(
+            nickname=texts,
+            source=st.lists(texts, max_size=2),
+            creator_notes_multilingual=st.dictionaries(
+                st.sampled_from(["en", "ko", "ja"]), texts, max_size=2
+            ),
+            creation_date=st.integers(0, 10**10),
+            modification_date=st.integers(0, 10**10),
+            assets=st.lists(asset, max_size=3),
+        )
     return with_unknown(st.fixed_dictionaries(required, optional=optional), set(CARD_FIELDS))
 
 
 def cards(v3: bool) -> st.SearchStrategy:
-    base = st.fixed_dictionaries({
-        "spec": st.just("chara_card_v3" if v3 else "chara_card_v2"),
-        "spec_version": st.just("3.0" if v3 else "2.0"),
-        "data": card_data(v3)})
+    base = st.fixed_dictionaries(
+        {
+            "spec": st.just("chara_card_v3" if v3 else "chara_card_v2"),
+            "spec_version": st.just("3.0" if v3 else "2.0"),
+            "data": card_data(v3),
+        }
+    )
     return with_unknown(base, {"spec", "spec_version", "data", *ROOT_MIRRORS})
 
 
@@ -113,11 +183,15 @@ def read(obj: dict, name: str = "card.json"):
     return card_from_bytes(json.dumps(obj, ensure_ascii=False).encode("utf-8"), name)
 
 
-PROPERTY = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 # --- properties ------------------------------------------------------------------------------
+
 
 @PROPERTY
 @given(cards(v3=True))
@@ -153,20 +227,32 @@ def test_charx_round_trip(obj):
     again = card_from_bytes(card_to_charx_bytes(card), "card.charx")
     expected, got = to_v3_json(card), to_v3_json(again)
     assets = got["data"].pop("assets")
-    assert any(a.get("type") == "icon" and a["uri"] == "embeded://assets/icon/images/main.png"
-               for a in assets)
+    assert any(
+        a.get("type") == "icon" and a["uri"] == "embeded://assets/icon/images/main.png"
+        for a in assets
+    )
     expected["data"].pop("assets", None)
     assert got == expected
     assert again.avatar == card.avatar
 
 
 @PROPERTY
-@given(with_unknown(st.fixed_dictionaries(
-    {"name": texts, "description": texts, "first_mes": texts},
-    optional={"personality": texts, "scenario": texts, "mes_example": texts,
-              "creatorcomment": texts, "talkativeness": st.sampled_from(["0.5", 0.5, 1]),
-              "alternate_greetings": st.lists(texts, max_size=2)}),
-    {"spec", "spec_version", "data", *ROOT_MIRRORS}))
+@given(
+    with_unknown(
+        st.fixed_dictionaries(
+            {"name": texts, "description": texts, "first_mes": texts},
+            optional={
+                "personality": texts,
+                "scenario": texts,
+                "mes_example": texts,
+                "creatorcomment": texts,
+                "talkativeness": st.sampled_from(["0.5", 0.5, 1]),
+                "alternate_greetings": st.lists(texts, max_size=2),
+            },
+        ),
+        {"spec", "spec_version", "data", *ROOT_MIRRORS},
+    )
+)
 def test_v1_round_trip_keeps_every_key_at_the_root(obj):
     out = to_v3_json(read(obj))
     assert {key: out[key] for key in obj} == obj
@@ -174,6 +260,7 @@ def test_v1_round_trip_keeps_every_key_at_the_root(obj):
 
 
 # --- fixtures and exports --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["v2_full.json", "hybrid_st_export.json"])
 def test_v2_fixtures_round_trip(name):
@@ -198,13 +285,21 @@ def test_every_field_of_the_full_v2_fixture_survives_png_and_charx(tmp_path):
 
 def test_png_export_writes_chara_then_ccv3_before_iend_and_drops_old_ones():
     old = fx.load_json("v1_tavern.json")
-    image = fx.png_with([fx.text_chunk("ccv3", b"old"), fx.text_chunk("Software", b"Krita")],
-                        [fx.itxt_chunk("chara", "old"), fx.ztxt_chunk("CCV3", b"old")])
+    image = fx.png_with(
+        [fx.text_chunk("ccv3", b"old"), fx.text_chunk("Software", b"Krita")],
+        [fx.itxt_chunk("chara", "old"), fx.ztxt_chunk("CCV3", b"old")],
+    )
     card = read(fx.load_json("v3_full.json"))
     out = read_chunks(card_to_png_bytes(card, image), "out.png")
     names = [(c.type, chunk_keyword(c)) for c in out]
-    assert names == [(b"IHDR", None), (b"tEXt", "software"), (b"IDAT", None),
-                     (b"tEXt", "chara"), (b"tEXt", "ccv3"), (b"IEND", None)]
+    assert names == [
+        (b"IHDR", None),
+        (b"tEXt", "software"),
+        (b"IDAT", None),
+        (b"tEXt", "chara"),
+        (b"tEXt", "ccv3"),
+        (b"IEND", None),
+    ]
     assert old  # the old payloads are gone, other text chunks stay
 
 
@@ -235,8 +330,11 @@ def test_charx_round_trip_keeps_assets_and_the_icon(tmp_path):
     card = card_from_bytes(fx.v3_charx(), "hana.charx")
     assert card.avatar == fx.plain_png()
     assert card.avatar_path == "assets/icon/images/main.png"
-    assert set(card.embedded) == {"assets/background/images/shop.webp",
-                                  "assets/other/images/sticker.png", "x_meta/1.json"}
+    assert set(card.embedded) == {
+        "assets/background/images/shop.webp",
+        "assets/other/images/sticker.png",
+        "x_meta/1.json",
+    }
     save_card(card, tmp_path / "copy.charx")
     again = load_card(tmp_path / "copy.charx")
     assert to_v3_json(again) == to_v3_json(card)
@@ -250,8 +348,12 @@ def test_charx_to_png_makes_the_main_icon_the_png_and_warns_about_assets(tmp_pat
     warnings = save_card(card, tmp_path / "hana.png")
     assert any("embedded CharX file" in w for w in warnings)
     again = load_card(tmp_path / "hana.png")
-    assert again.data["assets"][0] == {"type": "icon", "uri": "ccdefault:", "name": "main",
-                                       "ext": "png"}
+    assert again.data["assets"][0] == {
+        "type": "icon",
+        "uri": "ccdefault:",
+        "name": "main",
+        "ext": "png",
+    }
     assert again.avatar == card.avatar
 
 

@@ -20,7 +20,15 @@ def catalog():
 def test_catalog_is_the_cards_table(catalog):
     assert catalog.repo_id == "Kquant03/MistralTrix-4x9B-ERP-GGUF"
     assert [e.quant for e in catalog.entries] == [
-        "Q2_K", "Q3_K_M", "Q4_0", "Q4_K_M", "Q5_0", "Q5_K_M", "Q6_K", "Q8_0"]
+        "Q2_K",
+        "Q3_K_M",
+        "Q4_0",
+        "Q4_K_M",
+        "Q5_0",
+        "Q5_K_M",
+        "Q6_K",
+        "Q8_0",
+    ]
     for entry in catalog.entries:
         assert entry.file == f"ggml-model-{entry.quant.lower()}.gguf"
         assert entry.max_ram_bytes == entry.size_bytes + 2 * GB
@@ -30,14 +38,17 @@ def test_catalog_is_the_cards_table(catalog):
     assert catalog.by_quant("Q9_X") is None
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("10 GB", (10 * GB, False)),
-    ("~19 GB", (19 * GB, True)),
-    ("15.1 GB", (15_100_000_000, False)),
-    ("~ 22.7GB", (22_700_000_000, True)),
-    (12, (12 * GB, False)),
-    (0.5, (500_000_000, False)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("10 GB", (10 * GB, False)),
+        ("~19 GB", (19 * GB, True)),
+        ("15.1 GB", (15_100_000_000, False)),
+        ("~ 22.7GB", (22_700_000_000, True)),
+        (12, (12 * GB, False)),
+        (0.5, (500_000_000, False)),
+    ],
+)
 def test_parse_gb(text, expected):
     assert cat.parse_gb(text) == expected
 
@@ -50,25 +61,36 @@ def test_parse_gb_rejects_what_it_cannot_read(bad):
 
 def test_recommended_means_recommended_not_not_recommended(catalog):
     says = {e.quant: e.card_recommends for e in catalog.entries}
-    assert says == {"Q2_K": False, "Q3_K_M": False, "Q4_0": False, "Q4_K_M": True,
-                    "Q5_0": False, "Q5_K_M": True, "Q6_K": False, "Q8_0": False}
+    assert says == {
+        "Q2_K": False,
+        "Q3_K_M": False,
+        "Q4_0": False,
+        "Q4_K_M": True,
+        "Q5_0": False,
+        "Q5_K_M": True,
+        "Q6_K": False,
+        "Q8_0": False,
+    }
 
 
-@pytest.mark.parametrize("ram, vram, expected", [
-    (16, 0, "Q2_K"),  # from the issue
-    (32, 0, "Q6_K"),
-    (16, 8, "Q4_K_M"),
-    (8, 0, None),
-    (20, 0, "Q3_K_M"),  # 18 usable
-    (24, 0, "Q4_K_M"),  # 21.6 usable: Q4_K_M over Q4_0 at equal size
-    (26, 0, "Q5_K_M"),  # 23.4 usable: Q5_K_M over Q5_0
-    (64, 0, "Q8_0"),  # the largest that fits, whatever its use case says
-    (16, 5, "Q4_K_M"),  # exactly 19 usable: "<=" fits
-    (16, 4.999, "Q3_K_M"),
-    (12, 12, "Q4_K_M"),  # 10 + 12
-    (14, 0, "Q2_K"),  # 14 - max(2, 1.4) = 12, exactly Q2_K's Max RAM
-    (13.9, 0, None),
-])
+@pytest.mark.parametrize(
+    "ram, vram, expected",
+    [
+        (16, 0, "Q2_K"),  # from the issue
+        (32, 0, "Q6_K"),
+        (16, 8, "Q4_K_M"),
+        (8, 0, None),
+        (20, 0, "Q3_K_M"),  # 18 usable
+        (24, 0, "Q4_K_M"),  # 21.6 usable: Q4_K_M over Q4_0 at equal size
+        (26, 0, "Q5_K_M"),  # 23.4 usable: Q5_K_M over Q5_0
+        (64, 0, "Q8_0"),  # the largest that fits, whatever its use case says
+        (16, 5, "Q4_K_M"),  # exactly 19 usable: "<=" fits
+        (16, 4.999, "Q3_K_M"),
+        (12, 12, "Q4_K_M"),  # 10 + 12
+        (14, 0, "Q2_K"),  # 14 - max(2, 1.4) = 12, exactly Q2_K's Max RAM
+        (13.9, 0, None),
+    ],
+)
 def test_the_rule(catalog, ram, vram, expected):
     rec = cat.recommend(catalog.entries, machine_from_sizes(ram, vram))
     assert (rec.entry.quant if rec.entry else None) == expected
@@ -97,9 +119,11 @@ def test_nothing_fits_names_the_smallest_and_what_is_missing(catalog):
     assert rec.entry is None
     assert rec.smallest.quant == "Q2_K"
     assert rec.missing_bytes == 6 * GB
-    assert rec.message == ("Nothing fits this machine. The smallest, Q2_K "
-                           "(ggml-model-q2_k.gguf), needs 12 GB, this machine can give 6 GB: "
-                           "6 GB missing.")
+    assert rec.message == (
+        "Nothing fits this machine. The smallest, Q2_K "
+        "(ggml-model-q2_k.gguf), needs 12 GB, this machine can give 6 GB: "
+        "6 GB missing."
+    )
 
 
 def test_empty_catalog():
@@ -111,8 +135,9 @@ def test_empty_catalog():
 def test_why(catalog):
     rec = cat.recommend(catalog.entries, machine_from_sizes(16, 8))
     assert rec.why == "needs 19 GB, this machine can give 22 GB"
-    assert rec.message == ("Recommended: Q4_K_M (ggml-model-q4_k_m.gguf): needs 19 GB, "
-                           "this machine can give 22 GB.")
+    assert rec.message == (
+        "Recommended: Q4_K_M (ggml-model-q4_k_m.gguf): needs 19 GB, this machine can give 22 GB."
+    )
     close = cat.recommend(catalog.entries, Machine(25_270_000_000, None))
     assert close.why == "needs 22.7 GB, this machine can give 22.74 GB"
 
@@ -123,8 +148,11 @@ def make(quant, size, use_case=""):
 
 @pytest.mark.parametrize("order", [1, -1])
 def test_ties_go_to_the_recommended_entry_in_any_order(order):
-    entries = [make("A", 10, "fine - not recommended"), make("B", 10, "good - recommended"),
-               make("C", 10, "plain")][::order]
+    entries = [
+        make("A", 10, "fine - not recommended"),
+        make("B", 10, "good - recommended"),
+        make("C", 10, "plain"),
+    ][::order]
     assert cat.recommend(entries, machine_from_sizes(64)).entry.quant == "B"
 
 
@@ -210,8 +238,10 @@ def run_json(capsys, *args):
     return json.loads(capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("ram, vram, expected", [
-    ("16", "0", "Q2_K"), ("32", "0", "Q6_K"), ("16", "8", "Q4_K_M"), ("8", "0", None)])
+@pytest.mark.parametrize(
+    "ram, vram, expected",
+    [("16", "0", "Q2_K"), ("32", "0", "Q6_K"), ("16", "8", "Q4_K_M"), ("8", "0", None)],
+)
 def test_recommend_json(capsys, ram, vram, expected):
     data = run_json(capsys, "--ram", ram, "--vram", vram)
     assert set(data) == {"ram_gb", "vram_gb", "usable_gb", "recommended", "entries"}
@@ -226,10 +256,21 @@ def test_recommend_json_entries(capsys):
     assert data["usable_gb"] == 22.0
     q4 = next(e for e in data["entries"] if e["quant"] == "Q4_K_M")
     assert q4 == {
-        "name": "Q4_K_M", "quant": "Q4_K_M", "bits": 4, "file": "ggml-model-q4_k_m.gguf",
-        "size_gb": 17.0, "max_ram_gb": 19.0, "use_case": "medium, balanced quality - recommended",
-        "fits": True, "missing_gb": 0.0, "recommended": True, "run": "partial", "gpu_layers": 17,
-        "n_layer": 40, "layers_estimated": True, "fits_now": None,
+        "name": "Q4_K_M",
+        "quant": "Q4_K_M",
+        "bits": 4,
+        "file": "ggml-model-q4_k_m.gguf",
+        "size_gb": 17.0,
+        "max_ram_gb": 19.0,
+        "use_case": "medium, balanced quality - recommended",
+        "fits": True,
+        "missing_gb": 0.0,
+        "recommended": True,
+        "run": "partial",
+        "gpu_layers": 17,
+        "n_layer": 40,
+        "layers_estimated": True,
+        "fits_now": None,
     }
     q8 = next(e for e in data["entries"] if e["quant"] == "Q8_0")
     assert (q8["fits"], q8["missing_gb"], q8["run"]) == (False, 12.0, "none")
@@ -239,8 +280,10 @@ def test_recommend_table(capsys):
     assert cli(["recommend", "--ram", "32", "--vram", "0"]) == 0
     out = capsys.readouterr().out
     assert "Usable for a model: 28.8 GB = 32 GB RAM - 3.2 GB kept for the system + 0 GB VRAM" in out
-    assert "Recommended: Q6_K (ggml-model-q6_k.gguf): needs 26.7 GB, this machine can give " \
-           "28.8 GB." in out
+    assert (
+        "Recommended: Q6_K (ggml-model-q6_k.gguf): needs 26.7 GB, this machine can give "
+        "28.8 GB." in out
+    )
     assert "no, 5.2 GB short" in out  # Q8_0
     q4 = next(line for line in out.splitlines() if "Q4_K_M" in line and "~17 GB" in line)
     assert "yes" in q4 and "on the CPU only" in q4

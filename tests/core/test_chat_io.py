@@ -39,8 +39,11 @@ def _tree(store: Store, chat: int) -> list:
     messages = store.messages.of_chat(chat)
 
     def below(parent):
-        return [(m.role, m.text, m.status, m.gen_info, below(m.id))
-                for m in messages if m.parent_id == parent]
+        return [
+            (m.role, m.text, m.status, m.gen_info, below(m.id))
+            for m in messages
+            if m.parent_id == parent
+        ]
 
     return below(None)
 
@@ -49,23 +52,31 @@ def _local(*args) -> float:
     return datetime(*args).timestamp()
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("2023-6-2 @21h 09m 51s 363ms", _local(2023, 6, 2, 21, 9, 51, 363000)),
-    ("2024-9-28@01h00m00s", _local(2024, 9, 28, 1, 0, 0)),
-    ("September 28, 2024 1:00am", _local(2024, 9, 28, 1, 0)),
-    ("September 28, 2024 1:03 PM", _local(2024, 9, 28, 13, 3)),
-    ("2024-09-28T01:02:03.456Z",
-     datetime(2024, 9, 28, 1, 2, 3, 456000, tzinfo=timezone.utc).timestamp()),
-    (1727485400000, 1727485400.0),
-    ("1727485400000", 1727485400.0),
-    (1727485400, 1727485400.0),
-    ("next Tuesday", None),
-    (None, None),
-    (True, None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2023-6-2 @21h 09m 51s 363ms", _local(2023, 6, 2, 21, 9, 51, 363000)),
+        ("2024-9-28@01h00m00s", _local(2024, 9, 28, 1, 0, 0)),
+        ("September 28, 2024 1:00am", _local(2024, 9, 28, 1, 0)),
+        ("September 28, 2024 1:03 PM", _local(2024, 9, 28, 13, 3)),
+        (
+            "2024-09-28T01:02:03.456Z",
+            datetime(2024, 9, 28, 1, 2, 3, 456000, tzinfo=timezone.utc).timestamp(),
+        ),
+        (1727485400000, 1727485400.0),
+        ("1727485400000", 1727485400.0),
+        (1727485400, 1727485400.0),
+        ("next Tuesday", None),
+        (None, None),
+        (True, None),
+    ],
+)
 def test_send_date_in_every_format(value, expected):
-    assert parse_send_date(value) == pytest.approx(expected) if expected else \
-        parse_send_date(value) is None
+    assert (
+        parse_send_date(value) == pytest.approx(expected)
+        if expected
+        else parse_send_date(value) is None
+    )
 
 
 def test_old_style_file_imports_swipes_roles_dates_and_unknown_fields(store, alice):
@@ -73,10 +84,12 @@ def test_old_style_file_imports_swipes_roles_dates_and_unknown_fields(store, ali
     assert (result.messages, result.problems, result.warnings) == (6, [], [])
     path = store.messages.active_path(result.chat_id)
     assert [m.role for m in path] == ["assistant", "user", "assistant", "system"]
-    assert [(m.sibling_index, m.sibling_count) for m in path] == [(0, 2), (0, 1), (1, 2),
-                                                                   (0, 1)]
+    assert [(m.sibling_index, m.sibling_count) for m in path] == [(0, 2), (0, 1), (1, 2), (0, 1)]
     assert path[2].text == "A book about lighthouses."
-    assert store.messages.get(store.messages.sibling_ids(path[2].id)[0]).text == "A story about dragons."
+    assert (
+        store.messages.get(store.messages.sibling_ids(path[2].id)[0]).text
+        == "A story about dragons."
+    )
     assert path[1].created_at == pytest.approx(_local(2023, 6, 2, 21, 10, 5, 12000))
     assert path[2].gen_info == {"model": "pygmalion-6b", "api": "kobold"}
     assert path[2].extra["force_avatar"] == "characters/Alice.png"
@@ -102,8 +115,9 @@ def test_reexport_gives_back_what_was_read(store, alice, tmp_path, name):
     chat = import_st_chat(store, FIXTURES / name, alice).chat_id
     export_chat(store, chat, tmp_path / "out.jsonl")
     exported = _lines(tmp_path / "out.jsonl")
-    assert exported[0]["chat_metadata"] | original[0]["chat_metadata"] == \
-        exported[0]["chat_metadata"]  # every metadata field came back (integrity may be added)
+    assert (
+        exported[0]["chat_metadata"] | original[0]["chat_metadata"] == exported[0]["chat_metadata"]
+    )  # every metadata field came back (integrity may be added)
     assert exported[0]["create_date"] == original[0]["create_date"]
     assert len(exported) == len(original)
     for before, after in zip(original[1:], exported[1:], strict=True):
@@ -112,17 +126,22 @@ def test_reexport_gives_back_what_was_read(store, alice, tmp_path, name):
                 continue  # rebuilt (same content plus Parlor's additions)
             assert after[key] == value, key
         assert after["swipes"][after["swipe_id"]] == after["mes"] == before["mes"]
-        assert {k: v for k, v in after["extra"].items() if k != "parlor"} == \
-            before.get("extra", {}) | {k: v for k, v in after["extra"].items()
-                                       if k == "model"}
+        assert {k: v for k, v in after["extra"].items() if k != "parlor"} == before.get(
+            "extra", {}
+        ) | {k: v for k, v in after["extra"].items() if k == "model"}
 
 
 def test_round_trip_through_parlor_keeps_the_whole_tree(store, alice, tmp_path):
     chat = store.chats.new(alice, ["Hi!", "Evening."])
     g = store.messages.active_path(chat)[0].id
     q1 = store.messages.append(chat, g, "user", "Tell me about the lighthouse.")
-    a1 = store.messages.append(chat, q1, "assistant", "It is old.",
-                              gen_info={"model": "tiny", "seed": 3, "sampler": {"top_p": 0.9}})
+    a1 = store.messages.append(
+        chat,
+        q1,
+        "assistant",
+        "It is old.",
+        gen_info={"model": "tiny", "seed": 3, "sampler": {"top_p": 0.9}},
+    )
     q2 = store.messages.append(chat, a1, "user", "How old?")
     store.messages.append(chat, q2, "assistant", "Very.", status="stopped")
     store.messages.append(chat, q2, "assistant", "Two hundred years.", status="interrupted")
@@ -134,15 +153,17 @@ def test_round_trip_through_parlor_keeps_the_whole_tree(store, alice, tmp_path):
     again = import_st_chat(store, tmp_path / "tree.jsonl", alice)
     assert again.warnings == []
     assert _tree(store, again.chat_id) == _tree(store, chat)
-    assert [m.text for m in store.messages.active_path(again.chat_id)] == \
-        [m.text for m in store.messages.active_path(chat)]
+    assert [m.text for m in store.messages.active_path(again.chat_id)] == [
+        m.text for m in store.messages.active_path(chat)
+    ]
     a1_copy = store.messages.active_path(again.chat_id)[2]
     leaf = store.messages.swipe(a1_copy.id, -1)  # the remembered path below a1 came back too
     assert store.messages.get(leaf).text == "Two hundred years."
 
 
 def test_branches_under_a_swipe_changed_elsewhere_are_dropped_with_a_warning(
-        store, alice, tmp_path):
+    store, alice, tmp_path
+):
     chat = store.chats.new(alice, ["Hi!"])
     q = store.messages.append(chat, store.messages.active_leaf(chat), "user", "Question?")
     a = store.messages.append(chat, q, "assistant", "First answer.")
@@ -169,19 +190,28 @@ def test_malformed_lines_are_reported_and_imported_only_when_agreed(store, alice
         import_st_chat(store, source, alice, accept=lambda p: seen.extend(p) or False)
     assert [p.line for p in seen] == [3, 5]
     result = import_st_chat(store, source, alice, accept=lambda p: True)
-    assert [m.text for m in store.messages.active_path(result.chat_id)] == \
-        ["Hello!", "Are you there?", "Still here."]
+    assert [m.text for m in store.messages.active_path(result.chat_id)] == [
+        "Hello!",
+        "Are you there?",
+        "Still here.",
+    ]
     assert import_st_chat(store, source, alice, strict=False).messages == 3
 
 
 def test_odd_lines_are_problems_or_repaired_with_warnings():
-    data = "\n".join([
-        "\ufeff" + json.dumps({"user_name": "U", "character_name": "C", "chat_metadata": {}}),
-        json.dumps({"name": "C", "mes": "kept", "swipes": ["a", "b"], "swipe_id": 7}),
-        json.dumps({"name": "C", "swipes": []}),
-        json.dumps({"name": "C", "mes": 42}),
-        json.dumps({"name": "C", "mes": "x", "swipes": "nope"}),
-    ]).encode("utf-8") + b"\n\xff\xfe not text\n"
+    data = (
+        "\n".join(
+            [
+                "\ufeff"
+                + json.dumps({"user_name": "U", "character_name": "C", "chat_metadata": {}}),
+                json.dumps({"name": "C", "mes": "kept", "swipes": ["a", "b"], "swipe_id": 7}),
+                json.dumps({"name": "C", "swipes": []}),
+                json.dumps({"name": "C", "mes": 42}),
+                json.dumps({"name": "C", "mes": "x", "swipes": "nope"}),
+            ]
+        ).encode("utf-8")
+        + b"\n\xff\xfe not text\n"
+    )
     parsed = parse_st_bytes(data, "odd.jsonl")
     assert parsed.metadata["user_name"] == "U"
     assert [p.line for p in parsed.problems] == [3, 4, 5, 6]
@@ -212,13 +242,23 @@ def test_markdown_and_plain_text_show_the_active_path(store, alice, tmp_path):
 @st.composite
 def _tree_ops(draw):
     """Random chats: each step appends under a random node or swipes a random node."""
-    return draw(st.lists(st.tuples(st.sampled_from(["append", "swipe"]),
-                                   st.integers(0, 50), st.sampled_from(["user", "assistant"]),
-                                   st.text(max_size=8)), min_size=1, max_size=25))
+    return draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["append", "swipe"]),
+                st.integers(0, 50),
+                st.sampled_from(["user", "assistant"]),
+                st.text(max_size=8),
+            ),
+            min_size=1,
+            max_size=25,
+        )
+    )
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops=_tree_ops())
 def test_any_tree_survives_a_round_trip(store, alice, tmp_path, ops):
     chat = store.chats.new(alice, ["Hi!"])
@@ -233,20 +273,36 @@ def test_any_tree_survives_a_round_trip(store, alice, tmp_path, ops):
     again = import_st_chat(store, tmp_path / "random.jsonl", alice)
     assert again.warnings == []
     assert _tree(store, again.chat_id) == _tree(store, chat)
-    assert [m.text for m in store.messages.active_path(again.chat_id)] == \
-        [m.text for m in store.messages.active_path(chat)]
+    assert [m.text for m in store.messages.active_path(again.chat_id)] == [
+        m.text for m in store.messages.active_path(chat)
+    ]
 
 
 def _group_chat(tmp_path: Path) -> Path:
     rows = [
         {"user_name": "Bob", "character_name": "Alice", "create_date": "2024-9-28 @01h 00m 00s"},
-        {"name": "Alice", "is_user": False, "is_system": False, "mes": "Welcome in.",
-         "send_date": "September 28, 2024 1:00am"},
+        {
+            "name": "Alice",
+            "is_user": False,
+            "is_system": False,
+            "mes": "Welcome in.",
+            "send_date": "September 28, 2024 1:00am",
+        },
         {"name": "Bob", "is_user": True, "is_system": False, "mes": "Hello, both of you."},
-        {"name": "Carol", "is_user": False, "is_system": False, "mes": "Carol waves.",
-         "original_avatar": "Carol.png"},
-        {"name": "System", "is_user": False, "is_system": False, "mes": "Rain begins to fall.",
-         "extra": {"type": "narrator"}},
+        {
+            "name": "Carol",
+            "is_user": False,
+            "is_system": False,
+            "mes": "Carol waves.",
+            "original_avatar": "Carol.png",
+        },
+        {
+            "name": "System",
+            "is_user": False,
+            "is_system": False,
+            "mes": "Rain begins to fall.",
+            "extra": {"type": "narrator"},
+        },
         {"name": "Alice", "is_user": False, "is_system": True, "mes": "(hidden note)"},
         {"name": "Bob", "is_user": True, "is_system": False, "mes": "Shall we go in?"},
     ]
@@ -265,12 +321,16 @@ def test_narrator_and_group_lines_keep_their_speakers_in_the_prompt(store, alice
     from app.core.prompt.instruct import instruct_template
 
     chat = import_st_chat(store, _group_chat(tmp_path), alice).chat_id
-    inp = prompt_input({"name": "Alice"}, Settings(), store.messages.active_path(chat),
-                       persona=("Bob", ""))
+    inp = prompt_input(
+        {"name": "Alice"}, Settings(), store.messages.active_path(chat), persona=("Bob", "")
+    )
     assert [(m.role, m.name, m.text) for m in inp.history] == [
-        ("assistant", None, "Welcome in."), ("user", None, "Hello, both of you."),
-        ("assistant", "Carol", "Carol waves."), ("system", None, "Rain begins to fall."),
-        ("user", None, "Shall we go in?")]
+        ("assistant", None, "Welcome in."),
+        ("user", None, "Hello, both of you."),
+        ("assistant", "Carol", "Carol waves."),
+        ("system", None, "Rain begins to fall."),
+        ("user", None, "Shall we go in?"),
+    ]
     chatml = build_prompt(inp, preset("chatml"), len, 8192, 100).text
     assert "<|im_start|>assistant\nCarol: Carol waves.<|im_end|>" in chatml
     assert "<|im_start|>system\nRain begins to fall.<|im_end|>" in chatml
@@ -284,7 +344,9 @@ def test_export_writes_sillytaverns_own_send_date(store, alice, tmp_path):
     """getMessageTimeStamp (RossAscends-mods.js): `June 19, 2023 2:20pm`, local time; it is
     what parseTimestamp (utils.js) in SillyTavern 1.12 reads back, unlike ISO 8601."""
     chat = import_st_chat(store, _group_chat(tmp_path), alice).chat_id
-    fresh = store.messages.append(chat, store.messages.active_path(chat)[-1].id, "assistant", "Yes.")
+    fresh = store.messages.append(
+        chat, store.messages.active_path(chat)[-1].id, "assistant", "Yes."
+    )
     rows = st_chat_rows(store, chat)
     assert rows[1]["send_date"] == "September 28, 2024 1:00am"  # as read, given back
     assert rows[-1]["send_date"] == st_send_date(store.messages.get(fresh).created_at)
@@ -301,5 +363,9 @@ def test_parlor_prompt_reader_keeps_narrator_and_group_speakers(tmp_path):
 
     messages = read_st_chat(_group_chat(tmp_path)).messages
     assert [(m.role, m.name) for m in messages] == [
-        ("assistant", "Alice"), ("user", "Bob"), ("assistant", "Carol"), ("system", None),
-        ("user", "Bob")]
+        ("assistant", "Alice"),
+        ("user", "Bob"),
+        ("assistant", "Carol"),
+        ("system", None),
+        ("user", "Bob"),
+    ]

@@ -15,8 +15,7 @@ BIG = machine_from_sizes(64)
 @pytest.fixture(scope="module")
 def headers(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ctx")
-    return {n: read_header(write_tiny_llama(folder / f"m{n}.gguf", n_ctx=n))
-            for n in (2048, 32768)}
+    return {n: read_header(write_tiny_llama(folder / f"m{n}.gguf", n_ctx=n)) for n in (2048, 32768)}
 
 
 def test_the_trained_context_when_memory_allows(headers):

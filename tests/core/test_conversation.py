@@ -7,8 +7,11 @@ from app.core.appdata.settings import Settings
 from app.core.chat.job import chat_persona_of, prompt_input
 from app.core.prompt import build_prompt, preset
 
-CARD = {"name": "Ayla", "description": "{{char}} guards the gate for {{user}}.",
-        "first_mes": "Halt!"}
+CARD = {
+    "name": "Ayla",
+    "description": "{{char}} guards the gate for {{user}}.",
+    "first_mes": "Halt!",
+}
 
 
 def words(text: str) -> int:
@@ -40,8 +43,9 @@ def test_chat_without_choice_uses_the_default_persona(store):
     chat = store.chats.new(character, ["Halt!"])
     store.personas.add("Rowan", "Rowan maps rivers.")
     store.personas.set_default(store.personas.add("Sel", "Sel sings."))
-    inp = prompt_input(CARD, Settings(), store.messages.active_path(chat),
-                       persona=chat_persona_of(store, chat))
+    inp = prompt_input(
+        CARD, Settings(), store.messages.active_path(chat), persona=chat_persona_of(store, chat)
+    )
     assert (inp.user_name, inp.persona) == ("Sel", "Sel sings.")
 
 
@@ -50,8 +54,9 @@ def test_without_personas_the_settings_are_used(store):
     chat = store.chats.new(character, ["Halt!"])
     assert chat_persona_of(store, chat) is None
     settings = Settings(user_name="Kit", persona="Kit is new in town.")
-    inp = prompt_input(CARD, settings, store.messages.active_path(chat),
-                       persona=chat_persona_of(store, chat))
+    inp = prompt_input(
+        CARD, settings, store.messages.active_path(chat), persona=chat_persona_of(store, chat)
+    )
     assert (inp.user_name, inp.persona) == ("Kit", "Kit is new in town.")
     assert "Ayla guards the gate for Kit." in render(inp)
     assert prompt_input(CARD, settings, []) == prompt_input(CARD, settings, [], persona=None)
@@ -65,8 +70,11 @@ def test_hidden_system_lines_from_sillytavern_never_reach_the_prompt():
     def msg(i, role, text):
         return Message(i, 1, i - 1 or None, role, text, "complete", 0.0)
 
-    history = [msg(1, "assistant", "Hello."), msg(2, "system", "a hidden note"),
-               msg(3, "user", "Hi!")]
+    history = [
+        msg(1, "assistant", "Hello."),
+        msg(2, "system", "a hidden note"),
+        msg(3, "user", "Hi!"),
+    ]
     inp = prompt_input({"name": "Wren"}, Settings(), history)
     assert [m.text for m in inp.history] == ["Hello.", "Hi!"]
 
@@ -76,15 +84,29 @@ def test_the_users_prompt_choices_reach_the_builder():
     from app.core.chat.job import prompt_settings
     from app.core.prompt import Message, PromptInput, build_prompt, preset
 
-    settings = Settings(prompt_order=["system", "description", "history"],
-                        stop_strings=["THE END"], system_prompt="Narrate {{char}} well.",
-                        lore_scan_depth=2)
+    settings = Settings(
+        prompt_order=["system", "description", "history"],
+        stop_strings=["THE END"],
+        system_prompt="Narrate {{char}} well.",
+        lore_scan_depth=2,
+    )
     built = build_prompt(
-        PromptInput({"name": "Wren", "description": "Keeps the lamps.",
-                     "scenario": "A storm.", "mes_example": "<START>\n{{char}}: Hm."},
-                    "Ash", history=[Message("user", "Hi")]),
-        preset("chatml"), lambda t: len(t) // 4 + 1, n_ctx=2048, max_new_tokens=64,
-        settings=prompt_settings(settings))
+        PromptInput(
+            {
+                "name": "Wren",
+                "description": "Keeps the lamps.",
+                "scenario": "A storm.",
+                "mes_example": "<START>\n{{char}}: Hm.",
+            },
+            "Ash",
+            history=[Message("user", "Hi")],
+        ),
+        preset("chatml"),
+        lambda t: len(t) // 4 + 1,
+        n_ctx=2048,
+        max_new_tokens=64,
+        settings=prompt_settings(settings),
+    )
     assert "Narrate Wren well." in built.text and "Keeps the lamps." in built.text
     assert "A storm." not in built.text and "Hm." not in built.text  # left out of the order
     assert "THE END" in built.stop

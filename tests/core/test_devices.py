@@ -24,8 +24,9 @@ from app.core.hub import catalog as cat
 
 CPU_DEVICE = LlamaDevice("CPU", "CPU", "AMD Ryzen 7 7700", DeviceType.CPU, 14 * GB, 16 * GB)
 CPU_ONLY = Runtime((Backend("CPU", 1, "haswell", ("AVX2",)),), (CPU_DEVICE,), False)
-RTX = LlamaDevice("Vulkan", "Vulkan0", "NVIDIA GeForce RTX 4060", DeviceType.GPU,
-                  7_600_000_000, 8 * GB)
+RTX = LlamaDevice(
+    "Vulkan", "Vulkan0", "NVIDIA GeForce RTX 4060", DeviceType.GPU, 7_600_000_000, 8 * GB
+)
 VULKAN = Runtime((Backend("CPU", 1, "haswell"), Backend("Vulkan", 1)), (CPU_DEVICE, RTX), True)
 NVML_8 = (Gpu("NVIDIA GeForce RTX 4060", 8 * GB, 7_600_000_000, "nvidia", "nvml"),)
 
@@ -49,8 +50,13 @@ def test_the_installed_llama_cpp_enumerates_its_cpu():
 
 
 def _parlor(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True,
-                          timeout=120, env=dict(os.environ))
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
 
 
 def test_devices_json_has_the_issue_shape_and_round_trips():
@@ -62,7 +68,8 @@ def test_devices_json_has_the_issue_shape_and_round_trips():
         assert {"backend", "name", "type", "memory_free", "memory_total"} <= set(device)
         assert device["type"] in {t.value for t in DeviceType}
     assert [d["name"] for d in data["devices"]] == [
-        d.name for d in devices.enumerate_runtime().devices]
+        d.name for d in devices.enumerate_runtime().devices
+    ]
 
 
 def test_devices_text_names_the_runtime():
@@ -79,8 +86,10 @@ def test_read_machine_asks_llama_cpp_through_the_command(tmp_path):
 
 def test_cpu_variant_is_read_from_the_memory_map(tmp_path):
     maps = tmp_path / "maps"
-    maps.write_text("7f00-7f10 r-xp 0 08:01 1 /opt/parlor/_internal/llama_cpp/lib/"
-                    "libggml-cpu-haswell.so\n7f20-7f30 r-xp 0 08:01 2 /usr/lib/libc.so.6\n")
+    maps.write_text(
+        "7f00-7f10 r-xp 0 08:01 1 /opt/parlor/_internal/llama_cpp/lib/"
+        "libggml-cpu-haswell.so\n7f20-7f30 r-xp 0 08:01 2 /usr/lib/libc.so.6\n"
+    )
     assert devices.cpu_variant(maps) == "haswell"
     maps.write_text("7f20-7f30 r-xp 0 08:01 2 /usr/lib/libc.so.6\n")
     assert devices.cpu_variant(maps) is None
@@ -94,12 +103,15 @@ def _python(code: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-@pytest.mark.parametrize("code, expected", [
-    ("import sys; print('boom', file=sys.stderr); sys.exit(3)", "exit status 3: boom"),
-    ("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", "killed by signal 11"),
-    ("print('not json')", "unreadable answer"),
-    ("print('{\"devices\": []}')", "unreadable answer: KeyError"),
-])
+@pytest.mark.parametrize(
+    "code, expected",
+    [
+        ("import sys; print('boom', file=sys.stderr); sys.exit(3)", "exit status 3: boom"),
+        ("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", "killed by signal 11"),
+        ("print('not json')", "unreadable answer"),
+        ("print('{\"devices\": []}')", "unreadable answer: KeyError"),
+    ],
+)
 def test_a_failed_probe_is_a_problem_not_a_crash(code, expected):
     found = lr.probe_runtime(_python(code))
     assert expected in found.problem
@@ -116,9 +128,15 @@ def test_a_missing_executable_is_a_problem():
 
 
 def test_read_machine_keeps_the_runtime_and_its_problem(tmp_path):
-    options = dict(nvml=None, nvidia_smi=lambda: None, sysfs_root=tmp_path, dxgi=lambda: [],
-                   system="Linux", cpu="x86_64",
-                   virtual_memory=lambda: SimpleNamespace(total=16 * GB, available=9 * GB))
+    options = dict(
+        nvml=None,
+        nvidia_smi=lambda: None,
+        sysfs_root=tmp_path,
+        dxgi=lambda: [],
+        system="Linux",
+        cpu="x86_64",
+        virtual_memory=lambda: SimpleNamespace(total=16 * GB, available=9 * GB),
+    )
     assert m.read_machine(**options, runtime=lambda: VULKAN).runtime == VULKAN
 
     def broken():
@@ -181,18 +199,19 @@ def test_a_gpu_device_in_a_build_that_cannot_offload_does_not_count():
 def test_apple_silicon_needs_metal_for_its_gpu_share():
     metal = LlamaDevice("Metal", "MTL0", "Apple M2", DeviceType.GPU, 21 * GB, 21 * GB)
     apple = Gpu("Apple M2", 24 * GB, None, "apple", "apple", dedicated=False)
-    with_metal = Machine(32 * GB, None, (apple,), unified_memory=True,
-                         runtime=Runtime((), (CPU_DEVICE, metal), True))
+    with_metal = Machine(
+        32 * GB, None, (apple,), unified_memory=True, runtime=Runtime((), (CPU_DEVICE, metal), True)
+    )
     assert with_metal.gpu_budget == 24 * GB and with_metal.offload_vram == 0
     without = Machine(32 * GB, None, (apple,), unified_memory=True, runtime=CPU_ONLY)
     assert without.gpu_budget == 0
 
 
-@pytest.mark.parametrize("ram, vram, expected", [
-    (16, 0, "Q2_K"), (16, 8, "Q4_K_M"), (8, 0, None), (32, 0, "Q6_K")])
+@pytest.mark.parametrize(
+    "ram, vram, expected", [(16, 0, "Q2_K"), (16, 8, "Q4_K_M"), (8, 0, None), (32, 0, "Q6_K")]
+)
 def test_the_original_cases_hold_with_a_gpu_runtime(catalog, ram, vram, expected):
-    gpu = LlamaDevice("Vulkan", "Vulkan0", "GPU", DeviceType.GPU, int(vram * GB),
-                      int(vram * GB))
+    gpu = LlamaDevice("Vulkan", "Vulkan0", "GPU", DeviceType.GPU, int(vram * GB), int(vram * GB))
     box = Machine(int(ram * GB), None, runtime=Runtime((), (CPU_DEVICE, gpu), True))
     rec = cat.recommend(catalog.entries, box)
     assert (rec.entry.quant if rec.entry else None) == expected
@@ -207,9 +226,11 @@ def test_given_vram_replaces_what_llama_cpp_said():
 
 def test_the_machine_summary_names_the_runtime():
     assert m.describe(machine(VULKAN)).endswith(
-        "llama.cpp: Vulkan: NVIDIA GeForce RTX 4060, 7.6 GB free")
+        "llama.cpp: Vulkan: NVIDIA GeForce RTX 4060, 7.6 GB free"
+    )
     assert m.describe(machine(CPU_ONLY)).endswith(
-        "llama.cpp: this build runs on the CPU only (haswell variant)")
+        "llama.cpp: this build runs on the CPU only (haswell variant)"
+    )
     assert "could not be asked" in m.describe(machine(lr.failed("exit status 1")))
 
 
@@ -220,14 +241,17 @@ def test_json_round_trip_keeps_every_field():
 # --- the status bar -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("n, effective, text", [
-    (17, {"gpu_offload": False}, "CPU only (this build has no GPU backend)"),
-    (-1, {"gpu_offload": False}, "CPU only (this build has no GPU backend)"),
-    (0, {"gpu_offload": True}, "CPU only"),
-    (17, {"gpu_offload": True}, "GPU layers 17"),
-    (-1, {"gpu_offload": True}, "all layers on the GPU"),
-    (0, {}, "CPU only"),
-])
+@pytest.mark.parametrize(
+    "n, effective, text",
+    [
+        (17, {"gpu_offload": False}, "CPU only (this build has no GPU backend)"),
+        (-1, {"gpu_offload": False}, "CPU only (this build has no GPU backend)"),
+        (0, {"gpu_offload": True}, "CPU only"),
+        (17, {"gpu_offload": True}, "GPU layers 17"),
+        (-1, {"gpu_offload": True}, "all layers on the GPU"),
+        (0, {}, "CPU only"),
+    ],
+)
 def test_layers_text_never_claims_gpu_layers_without_a_gpu(n, effective, text):
     assert devices.layers_text(n, effective) == text
 
@@ -238,8 +262,7 @@ def test_the_engine_reports_whether_its_llama_cpp_can_offload(tiny_llama_path):
 
     engine = LocalEngine()
     try:
-        info = engine.load(LoadParams(model_path=str(tiny_llama_path), n_ctx=256,
-                                      n_gpu_layers=17))
+        info = engine.load(LoadParams(model_path=str(tiny_llama_path), n_ctx=256, n_gpu_layers=17))
     finally:
         engine.unload()
     expected = devices.enumerate_runtime().gpu_offload
@@ -269,15 +292,19 @@ class FakeGgml:
 
 
 def variants(tmp_path) -> Path:
-    for name in ("libggml-cpu-x64.so", "libggml-cpu-haswell.so", "libggml-cpu-skylakex.so",
-                 "libggml-vulkan.so", "libggml-cpu-notes.txt"):
+    for name in (
+        "libggml-cpu-x64.so",
+        "libggml-cpu-haswell.so",
+        "libggml-cpu-skylakex.so",
+        "libggml-vulkan.so",
+        "libggml-cpu-notes.txt",
+    ):
         (tmp_path / name).write_bytes(b"")
     return tmp_path
 
 
 # What ggml_backend_score returns on an AVX2 CPU without AVX-512: 0 for what cannot run.
-AVX2_SCORES = {"libggml-cpu-x64.so": 1, "libggml-cpu-haswell.so": 17,
-               "libggml-cpu-skylakex.so": 0}
+AVX2_SCORES = {"libggml-cpu-x64.so": 1, "libggml-cpu-haswell.so": 17, "libggml-cpu-skylakex.so": 0}
 
 
 def test_a_dl_build_loads_every_backend_from_the_lib_folder(tmp_path):
@@ -288,15 +315,17 @@ def test_a_dl_build_loads_every_backend_from_the_lib_folder(tmp_path):
 
 def test_cpu_only_loads_the_best_variant_this_cpu_runs_and_no_gpu_backend(tmp_path):
     lib = FakeGgml()
-    devices.load_backends(lib, cpu_only=True, folder=variants(tmp_path),
-                          score=lambda p: AVX2_SCORES[p.name])
+    devices.load_backends(
+        lib, cpu_only=True, folder=variants(tmp_path), score=lambda p: AVX2_SCORES[p.name]
+    )
     assert lib.calls == [("one", "libggml-cpu-haswell.so")]
 
 
 def test_no_runnable_variant_is_a_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match="no CPU variant of llama.cpp .* runs on this CPU"):
-        devices.load_backends(FakeGgml(), cpu_only=True, folder=variants(tmp_path),
-                              score=lambda p: 0)
+        devices.load_backends(
+            FakeGgml(), cpu_only=True, folder=variants(tmp_path), score=lambda p: 0
+        )
 
 
 def test_a_build_with_backends_linked_in_is_left_alone(tmp_path):

@@ -94,21 +94,24 @@ def installed(*names: str) -> list[str]:
 # -- names --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, quant", [
-    ("ggml-model-q4_k_m.gguf", "Q4_K_M"),
-    ("mistral-7b-instruct-v0.2.Q5_K_S.gguf", "Q5_K_S"),
-    ("Llama-3-8B-Instruct-IQ2_XXS.gguf", "IQ2_XXS"),
-    ("model-UD-Q4_K_XL-00001-of-00003.gguf", "Q4_K_XL"),
-    ("gemma-2b-it-f16.gguf", "F16"),
-    ("phi-3-mini-bf16.gguf", "BF16"),
-    ("tiny_q8_0.gguf", "Q8_0"),
-    ("Qwen-q4_0_4_4.gguf", "Q4_0_4_4"),
-    ("gpt-oss-20b-MXFP4.gguf", "MXFP4"),
-    ("llama-fp16.gguf", "F16"),
-    ("ggml-model-Q3_K_L.gguf", "Q3_K_L"),
-    ("model.gguf", None),
-    ("IQ4_NL-but-not-q4.gguf", "IQ4_NL"),
-])
+@pytest.mark.parametrize(
+    "name, quant",
+    [
+        ("ggml-model-q4_k_m.gguf", "Q4_K_M"),
+        ("mistral-7b-instruct-v0.2.Q5_K_S.gguf", "Q5_K_S"),
+        ("Llama-3-8B-Instruct-IQ2_XXS.gguf", "IQ2_XXS"),
+        ("model-UD-Q4_K_XL-00001-of-00003.gguf", "Q4_K_XL"),
+        ("gemma-2b-it-f16.gguf", "F16"),
+        ("phi-3-mini-bf16.gguf", "BF16"),
+        ("tiny_q8_0.gguf", "Q8_0"),
+        ("Qwen-q4_0_4_4.gguf", "Q4_0_4_4"),
+        ("gpt-oss-20b-MXFP4.gguf", "MXFP4"),
+        ("llama-fp16.gguf", "F16"),
+        ("ggml-model-Q3_K_L.gguf", "Q3_K_L"),
+        ("model.gguf", None),
+        ("IQ4_NL-but-not-q4.gguf", "IQ4_NL"),
+    ],
+)
 def test_quant_from_filename(name, quant):
     assert dl.quant_from_filename(name) == quant
 
@@ -118,17 +121,24 @@ def test_split_info():
     assert dl.split_info("m-Q4_K_M.gguf") is None
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("owner/name", ("owner/name", None)),
-    (" owner/name-GGUF ", ("owner/name-GGUF", None)),
-    ("https://huggingface.co/owner/name", ("owner/name", None)),
-    ("https://huggingface.co/owner/name/tree/main", ("owner/name", None)),
-    ("huggingface.co/owner/name/", ("owner/name", None)),
-    ("https://hf-mirror.example/owner/name/blob/main/m.Q4_K_M.gguf",
-     ("owner/name", "m.Q4_K_M.gguf")),
-    ("https://huggingface.co/owner/name/resolve/main/sub/m.gguf?download=true",
-     ("owner/name", "sub/m.gguf")),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("owner/name", ("owner/name", None)),
+        (" owner/name-GGUF ", ("owner/name-GGUF", None)),
+        ("https://huggingface.co/owner/name", ("owner/name", None)),
+        ("https://huggingface.co/owner/name/tree/main", ("owner/name", None)),
+        ("huggingface.co/owner/name/", ("owner/name", None)),
+        (
+            "https://hf-mirror.example/owner/name/blob/main/m.Q4_K_M.gguf",
+            ("owner/name", "m.Q4_K_M.gguf"),
+        ),
+        (
+            "https://huggingface.co/owner/name/resolve/main/sub/m.gguf?download=true",
+            ("owner/name", "sub/m.gguf"),
+        ),
+    ],
+)
 def test_parse_repo_ref(text, expected):
     assert dl.parse_repo_ref(text) == expected
 
@@ -150,8 +160,10 @@ def test_listing_groups_gguf_files_with_sizes_and_checksums(fake):
         ("model.Q4_K_M.gguf", "Q4_K_M", 300_000, 1, True),
     ]
     split = models[1]
-    assert [f.path for f in split.files] == ["big/model-Q8_0-00001-of-00002.gguf",
-                                             "big/model-Q8_0-00002-of-00002.gguf"]
+    assert [f.path for f in split.files] == [
+        "big/model-Q8_0-00001-of-00002.gguf",
+        "big/model-Q8_0-00002-of-00002.gguf",
+    ]
     assert split.first_file == "model-Q8_0-00001-of-00002.gguf"
     assert models[0].files[0].sha256 == hashlib.sha256(FILES["model.Q2_K.gguf"]).hexdigest()
 
@@ -163,7 +175,7 @@ def test_listing_keeps_incomplete_splits_visible(fake):
 
 
 def test_file_info(fake):
-    readme, = Hub().file_info(REPO, ["README.md"])
+    (readme,) = Hub().file_info(REPO, ["README.md"])
     assert readme.sha256 is None and readme.git_sha1 and readme.size == 10
     with pytest.raises(DownloadError, match="has no file 'nope.gguf'"):
         Hub().file_info(REPO, ["nope.gguf"])
@@ -212,14 +224,16 @@ def test_speed_and_eta():
 def test_split_model_downloads_all_parts(fake, dest):
     model = next(m for m in Hub().list_gguf(REPO) if m.split_count == 2)
     paths = dl.download(REPO, model, dest)
-    assert [p.name for p in paths] == ["model-Q8_0-00001-of-00002.gguf",
-                                       "model-Q8_0-00002-of-00002.gguf"]
+    assert [p.name for p in paths] == [
+        "model-Q8_0-00001-of-00002.gguf",
+        "model-Q8_0-00002-of-00002.gguf",
+    ]
     assert paths[1].read_bytes() == FILES["big/model-Q8_0-00002-of-00002.gguf"]
     assert leftovers(dest) == installed(*(p.name for p in paths))
 
 
 def test_small_files_are_verified_by_git_blob_id(fake, dest):
-    readme, = Hub().file_info(REPO, ["README.md"])
+    (readme,) = Hub().file_info(REPO, ["README.md"])
     dl.download(REPO, [readme], dest)
     assert (dest / "README.md").read_bytes() == FILES["README.md"]
 
@@ -329,12 +343,17 @@ def test_no_checksum_no_download(fake, dest):
 def test_free_disk_is_checked_before_anything_is_fetched(fake, dest):
     before = len(fake.seen)
     with pytest.raises(DownloadError) as caught:
-        dl.download(REPO, [remote("model.Q4_K_M.gguf")], dest,
-                    disk_usage=lambda path: SimpleNamespace(free=1_000))
+        dl.download(
+            REPO,
+            [remote("model.Q4_K_M.gguf")],
+            dest,
+            disk_usage=lambda path: SimpleNamespace(free=1_000),
+        )
     assert str(caught.value) == (
         f"Not enough disk space in {dest}: the download needs 300 kB more, and Parlor keeps "
         "64.0 MB free beyond it, so 64.3 MB in all; 1 kB are free. Free some space or choose "
-        "another folder.")
+        "another folder."
+    )
     assert len(fake.seen) == before
     assert leftovers(dest) == []
 
@@ -342,8 +361,12 @@ def test_free_disk_is_checked_before_anything_is_fetched(fake, dest):
 def test_the_disk_margin_is_part_of_the_message_not_hidden(fake, dest):
     """Enough for the file itself but not for the margin: the message must say both."""
     with pytest.raises(DownloadError, match="needs 300 kB more, and Parlor keeps 64.0 MB free"):
-        dl.download(REPO, [remote("model.Q4_K_M.gguf")], dest,
-                    disk_usage=lambda path: SimpleNamespace(free=1_000_000))
+        dl.download(
+            REPO,
+            [remote("model.Q4_K_M.gguf")],
+            dest,
+            disk_usage=lambda path: SimpleNamespace(free=1_000_000),
+        )
 
 
 def test_a_full_disk_mid_download_is_a_clear_message(fake, dest):
@@ -388,26 +411,41 @@ def test_a_500_that_does_not_go_away_gives_up_within_the_bound(fake, dest):
     fake.status["model.Q2_K.gguf"] = 500
     seen = []
     with pytest.raises(DownloadError) as caught:
-        dl.download(REPO, [remote("model.Q2_K.gguf")], dest, progress=seen.append,
-                    policy=RetryPolicy(attempts=2, first_wait=0.01, budget_s=5))
+        dl.download(
+            REPO,
+            [remote("model.Q2_K.gguf")],
+            dest,
+            progress=seen.append,
+            policy=RetryPolicy(attempts=2, first_wait=0.01, budget_s=5),
+        )
     assert str(caught.value) == (
         f"Downloading model.Q2_K.gguf from {fake.url} failed: the hub answered 500 (a server "
         "error), and 2 retries over 0 s brought nothing more. Nothing was downloaded yet. "
-        "Try again later.")
+        "Try again later."
+    )
     assert fake.ranges("model.Q2_K.gguf") == [None] * 3
     notes = [p.note for p in seen if p.phase == "retrying"]
-    assert notes[0] == ("The hub answered 500 (a server error); retrying in 0 s (retry 1 of 2 "
-                        "without progress; Parlor gives up after 2 retries or 5 s of waiting "
-                        "without progress)")
+    assert notes[0] == (
+        "The hub answered 500 (a server error); retrying in 0 s (retry 1 of 2 "
+        "without progress; Parlor gives up after 2 retries or 5 s of waiting "
+        "without progress)"
+    )
     assert leftovers(dest) == []
 
 
 def test_the_total_wait_is_bounded_too(fake, dest):
     fake.status["model.Q2_K.gguf"] = 503
-    with pytest.raises(DownloadError, match=r"503 \(service unavailable\), and 1 retry over "
-                                            "0 s brought nothing more"):
-        dl.download(REPO, [remote("model.Q2_K.gguf")], dest,
-                    policy=RetryPolicy(attempts=10, first_wait=0.2, budget_s=0.5))
+    with pytest.raises(
+        DownloadError,
+        match=r"503 \(service unavailable\), and 1 retry over "
+        "0 s brought nothing more",
+    ):
+        dl.download(
+            REPO,
+            [remote("model.Q2_K.gguf")],
+            dest,
+            policy=RetryPolicy(attempts=10, first_wait=0.2, budget_s=0.5),
+        )
     assert len(fake.ranges("model.Q2_K.gguf")) == 2  # waits 0.2, then 0.4 would pass 0.5
 
 
@@ -416,19 +454,22 @@ def test_a_server_error_mid_file_is_retried_and_resumed(fake, dest, status):
     fake.drop_after, fake.drops_left = 100_000, 1
     fake.answers = [0, status, status]  # the first GET is served (and cut), two fail
     seen = []
-    dl.download(REPO, [remote("model.Q4_K_M.gguf")], dest, policy=NO_WAIT,
-                progress=seen.append)
+    dl.download(REPO, [remote("model.Q4_K_M.gguf")], dest, policy=NO_WAIT, progress=seen.append)
     assert fake.ranges("model.Q4_K_M.gguf") == [None] + ["bytes=100000-"] * 3
     assert (dest / "model.Q4_K_M.gguf").read_bytes() == FILES["model.Q4_K_M.gguf"]
-    assert f"The hub answered {status}" in next(p.note for p in seen
-                                                 if "answered" in p.note)
+    assert f"The hub answered {status}" in next(p.note for p in seen if "answered" in p.note)
 
 
 def test_a_stalled_connection_is_retried_and_resumed(fake, dest):
     fake.stall_at, fake.stall_s = 100_000, 3.0
     seen = []
-    dl.download(REPO, [remote("model.Q4_K_M.gguf")], dest, progress=seen.append,
-                policy=replace(NO_WAIT, stall_s=0.5))
+    dl.download(
+        REPO,
+        [remote("model.Q4_K_M.gguf")],
+        dest,
+        progress=seen.append,
+        policy=replace(NO_WAIT, stall_s=0.5),
+    )
     assert fake.ranges("model.Q4_K_M.gguf") == [None, "bytes=100000-"]
     assert (dest / "model.Q4_K_M.gguf").read_bytes() == FILES["model.Q4_K_M.gguf"]
     assert any(p.note.startswith("The connection stalled; retrying") for p in seen)
@@ -463,8 +504,9 @@ def test_an_unreachable_hub_fails_fast_and_points_to_the_setting(fake):
     assert time.monotonic() - started < 3  # huggingface_hub's own retries took 24 s
     message = str(caught.value)
     assert message.startswith("Cannot reach http://127.0.0.1:9 (")
-    assert message.endswith("Check the connection, or set a mirror in Settings → Data → "
-                            "Model hub address.")
+    assert message.endswith(
+        "Check the connection, or set a mirror in Settings → Data → Model hub address."
+    )
     assert "HF_ENDPOINT" not in message and "--endpoint" not in message
 
 
@@ -487,9 +529,11 @@ def test_offline_mode_says_so(fake, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(DownloadError) as caught:
         Hub().list_gguf(REPO)
-    assert str(caught.value) == ("Offline mode is on (HF_HUB_OFFLINE is set), so the hub "
-                                 "cannot be reached; unset it, or set a local mirror in "
-                                 "Settings → Data → Model hub address.")
+    assert str(caught.value) == (
+        "Offline mode is on (HF_HUB_OFFLINE is set), so the hub "
+        "cannot be reached; unset it, or set a local mirror in "
+        "Settings → Data → Model hub address."
+    )
 
 
 # -- parlor download ----------------------------------------------------------------------------
@@ -507,8 +551,10 @@ def test_cli_says_when_a_verified_download_is_not_a_model_it_can_open(fake, dest
     assert cli(["download", REPO, "--quant", "Q2_K", "--dest", str(dest)]) == 1
     err = capsys.readouterr().err
     final = dest / "model.Q2_K.gguf"
-    assert f"error: {final} was downloaded and verified, but Parlor cannot open it: " \
-           "model.Q2_K.gguf is not a GGUF file" in err
+    assert (
+        f"error: {final} was downloaded and verified, but Parlor cannot open it: "
+        "model.Q2_K.gguf is not a GGUF file" in err
+    )
     assert final.read_bytes() == FILES["model.Q2_K.gguf"]  # kept: it is what the hub has
 
 
@@ -526,20 +572,22 @@ def test_cli_waits_for_a_download_running_elsewhere_and_says_so(fake, dest, caps
     thread.start()
     held.wait(5)
     threading.Timer(0.5, release.set).start()  # the other one gives up after a while
-    assert cli(["download", REPO, "--file", file.path, "--dest", str(dest),
-                "--no-convert"]) == 0
+    assert cli(["download", REPO, "--file", file.path, "--dest", str(dest), "--no-convert"]) == 0
     thread.join(10)
     err = capsys.readouterr().err
-    assert ("model.Q2_K.gguf is already downloading in another window or command. Let it "
-            "finish there (or cancel it there), then try again. Waiting for it…") in err
+    assert (
+        "model.Q2_K.gguf is already downloading in another window or command. Let it "
+        "finish there (or cancel it there), then try again. Waiting for it…"
+    ) in err
     assert (dest / "model.Q2_K.gguf").read_bytes() == FILES["model.Q2_K.gguf"]
     assert len(fake.ranges("model.Q2_K.gguf")) == 1
 
 
 def test_cli_downloads_a_split_file_by_name(fake, dest):
     assert cli(["download", REPO, "--file", "big/model-Q8_0.gguf", "--dest", str(dest)]) == 0
-    assert leftovers(dest) == installed("model-Q8_0-00001-of-00002.gguf",
-                                      "model-Q8_0-00002-of-00002.gguf")
+    assert leftovers(dest) == installed(
+        "model-Q8_0-00001-of-00002.gguf", "model-Q8_0-00002-of-00002.gguf"
+    )
 
 
 def test_cli_takes_a_pasted_url(fake, dest):
@@ -551,17 +599,18 @@ def test_cli_takes_a_pasted_url(fake, dest):
 def test_cli_recommends_for_any_repository(fake, dest, monkeypatch, capsys):
     # Max RAM of another repo's file = size + 2 GB. With 4.00025 GB of RAM, 2.00025 GB are
     # usable: Q2_K (150 kB) and the split Q8_0 (200 kB) fit, Q4_K_M (300 kB) does not.
-    monkeypatch.setattr("app.commands.download.read_machine",
-                        lambda: machine_from_sizes(4.000_25))
+    monkeypatch.setattr("app.commands.download.read_machine", lambda: machine_from_sizes(4.000_25))
     assert cli(["download", REPO, "--dest", str(dest)]) == 0
-    assert leftovers(dest) == installed("model-Q8_0-00001-of-00002.gguf",
-                                      "model-Q8_0-00002-of-00002.gguf")
+    assert leftovers(dest) == installed(
+        "model-Q8_0-00001-of-00002.gguf", "model-Q8_0-00002-of-00002.gguf"
+    )
     assert "Recommended for this machine: needs 2 GB" in capsys.readouterr().out
 
 
 def test_cli_default_model_and_recommended_quant(fake, dest, monkeypatch, capsys):
-    for i, name in enumerate(["ggml-model-q2_k.gguf", "ggml-model-q4_k_m.gguf",
-                              "ggml-model-q6_k.gguf"]):
+    for i, name in enumerate(
+        ["ggml-model-q2_k.gguf", "ggml-model-q4_k_m.gguf", "ggml-model-q6_k.gguf"]
+    ):
         fake.add_file(CATALOG_REPO, name, blob(5_000, 10 + i))
     monkeypatch.setattr("app.commands.download.read_machine", lambda: machine_from_sizes(16))
     assert cli(["download", "--dest", str(dest), "--no-convert"]) == 0
@@ -580,11 +629,14 @@ def test_cli_when_nothing_fits(fake, dest, monkeypatch, capsys):
     assert leftovers(dest) == []
 
 
-@pytest.mark.parametrize("args, message", [
-    (["someone/missing"], "was not found"),
-    ([REPO, "--quant", "Q6_K"], "has no Q6_K file. Quants found: Q2_K, Q4_K_M, Q8_0"),
-    ([REPO, "--file", "nope.gguf"], "has no GGUF file 'nope.gguf'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["someone/missing"], "was not found"),
+        ([REPO, "--quant", "Q6_K"], "has no Q6_K file. Quants found: Q2_K, Q4_K_M, Q8_0"),
+        ([REPO, "--file", "nope.gguf"], "has no GGUF file 'nope.gguf'"),
+    ],
+)
 def test_cli_errors(fake, dest, capsys, args, message):
     assert cli(["download", *args, "--dest", str(dest)]) == 1
     assert message in capsys.readouterr().err
@@ -619,8 +671,9 @@ def test_text_progress_on_a_terminal():
 def test_an_install_records_where_it_came_from(fake, dest):
     dl.download(REPO, [remote("model.Q2_K.gguf")], dest)
     manifest = read_manifest(dest / "model.Q2_K.gguf")
-    assert manifest == Manifest(REPO, "main", "model.Q2_K.gguf", 150_000,
-                                sha256=remote("model.Q2_K.gguf").sha256)
+    assert manifest == Manifest(
+        REPO, "main", "model.Q2_K.gguf", 150_000, sha256=remote("model.Q2_K.gguf").sha256
+    )
 
 
 def test_a_recorded_conversion_is_the_install_of_its_source(fake, dest):
@@ -664,7 +717,8 @@ def test_an_unknown_file_under_the_name_is_never_overwritten(fake, dest):
         dl.download(REPO, [remote("model.Q2_K.gguf")], dest)
     assert str(caught.value) == (
         f"{dest / 'model.Q2_K.gguf'} already exists and is not model.Q2_K.gguf from {REPO}; "
-        "Parlor does not overwrite it. Move or rename it, or download into another folder.")
+        "Parlor does not overwrite it. Move or rename it, or download into another folder."
+    )
     assert (dest / "model.Q2_K.gguf").read_bytes() == b"my own model"
 
 
@@ -708,7 +762,8 @@ def test_a_second_download_of_the_same_file_says_so_and_the_first_completes(fake
         dl.download(REPO, [file], dest)
     assert str(caught.value) == (
         "model.Q4_K_M.gguf is already downloading in another window or command. Let it "
-        "finish there (or cancel it there), then try again.")
+        "finish there (or cancel it there), then try again."
+    )
     with pytest.raises(AlreadyDownloading):
         dl.discard_partial(dest, [file])  # the other writer's part is not deleted under it
     thread.join(30)
@@ -744,10 +799,16 @@ def test_two_processes_never_write_one_part(fake, dest):
         "try:\n"
         f"    dl.download({REPO!r}, [f], {str(dest)!r}, hub=dl.Hub(endpoint={fake.url!r}))\n"
         "except dl.AlreadyDownloading as e:\n"
-        "    print(e); sys.exit(3)\n")
+        "    print(e); sys.exit(3)\n"
+    )
     with part_lock(dest / f"{file.name}.part"):  # held here as a window holds it
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              timeout=60, env={**os.environ, "HF_HUB_DISABLE_XET": "1"})
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "HF_HUB_DISABLE_XET": "1"},
+        )
     assert done.returncode == 3, done.stderr
     assert "is already downloading in another window or command" in done.stdout
     assert fake.ranges(file.name) == []
@@ -778,8 +839,7 @@ def test_the_token_is_not_sent_to_a_redirect_target_on_download(fake, cdn, dest)
     assert to_cdn and all("authorization" not in s.headers for s in to_cdn)
 
 
-def test_the_token_is_not_sent_to_a_redirect_target_on_the_header_read(fake, cdn,
-                                                                       tiny_llama_path):
+def test_the_token_is_not_sent_to_a_redirect_target_on_the_header_read(fake, cdn, tiny_llama_path):
     cdn.add_file(REPO, "tiny.gguf", tiny_llama_path.read_bytes())
     fake.add_file(REPO, "tiny.gguf", tiny_llama_path.read_bytes())
     fake.token = "hf_secret"
@@ -788,8 +848,11 @@ def test_the_token_is_not_sent_to_a_redirect_target_on_the_header_read(fake, cdn
     to_cdn = [s for s in cdn.seen if "/resolve/" in s.path]
     assert to_cdn and all("authorization" not in s.headers for s in to_cdn)
     assert to_cdn[0].headers["range"].startswith("bytes=0-")
-    assert all(s.headers.get("authorization") == "Bearer hf_secret"
-               for s in fake.seen if "/resolve/" in s.path)
+    assert all(
+        s.headers.get("authorization") == "Bearer hf_secret"
+        for s in fake.seen
+        if "/resolve/" in s.path
+    )
 
 
 def test_the_header_read_explains_a_refusal(fake):

@@ -1,4 +1,4 @@
-""""Export everything" and its import into an empty data folder on "another machine"."""
+""" "Export everything" and its import into an empty data folder on "another machine"."""
 
 from __future__ import annotations
 
@@ -22,14 +22,21 @@ def _fill(ctx: AppContext) -> dict:
     """A library with a tree: swipes, a branch, a draft, a persona, a stopped reply."""
     store = ctx.store
     ensure_default_character(store)
-    ada = store.characters.add({"name": "Ada/..\\Lovelace", "description": "<b>math</b>",
-                               "first_mes": "Hello", "tags": ["x"]})
+    ada = store.characters.add(
+        {
+            "name": "Ada/..\\Lovelace",
+            "description": "<b>math</b>",
+            "first_mes": "Hello",
+            "tags": ["x"],
+        }
+    )
     chat = store.chats.new(ada, ["Hello", "Hi there"])
     root = store.messages.active_leaf(chat)
     u1 = store.messages.append(chat, root, "user", "Tell me about engines")
     store.messages.append(chat, u1, "assistant", "First swipe")
-    r2 = store.messages.append(chat, u1, "assistant", "Second swipe", status="stopped",
-                              gen_info={"seed": 7})
+    r2 = store.messages.append(
+        chat, u1, "assistant", "Second swipe", status="stopped", gen_info={"seed": 7}
+    )
     store.chats.set_draft(chat, "half-written")
     with store._tx() as c:
         c.execute("INSERT INTO personas (name, description, is_default) VALUES ('Sam', 'me', 1)")
@@ -42,8 +49,10 @@ def _fill(ctx: AppContext) -> dict:
 def _dump(db_path) -> dict:
     conn = sqlite3.connect(db_path)
     try:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY id").fetchall()
-                for t in ("characters", "personas", "chats", "messages")}
+        return {
+            t: conn.execute(f"SELECT * FROM {t} ORDER BY id").fetchall()
+            for t in ("characters", "personas", "chats", "messages")
+        }
     finally:
         conn.close()
 
@@ -53,15 +62,20 @@ def test_export_then_import_on_another_machine_is_lossless(tmp_path, monkeypatch
     ids = _fill(ctx)
     secrets = SecretStore(ctx.paths.config, use_keyring=False)
     secrets.set("hub_token", TOKEN)
-    target = export_everything(ctx.paths, tmp_path / "parlor-export.zip",
-                               secrets.known_values())
+    target = export_everything(ctx.paths, tmp_path / "parlor-export.zip", secrets.known_values())
     before = _dump(ctx.paths.database)
     ctx.close()
 
     monkeypatch.setenv("PARLOR_HOME", str(tmp_path / "other-machine"))
     counts = import_everything(target, default_paths())
-    assert counts == {"characters": 2, "personas": 1, "groups": 0, "group_members": 0,
-                      "chats": 1, "messages": 5}
+    assert counts == {
+        "characters": 2,
+        "personas": 1,
+        "groups": 0,
+        "group_members": 0,
+        "chats": 1,
+        "messages": 5,
+    }
     assert _dump(default_paths().database) == before
     other = AppContext.create()
     texts = [m.text for m in other.store.messages.active_path(ids["chat"])]

@@ -19,14 +19,12 @@ from tests.legacy_models import write_moe
 
 @pytest.fixture(scope="module")
 def legacy_path(tmp_path_factory) -> Path:
-    return write_moe(tmp_path_factory.mktemp("m") / "legacy.gguf", legacy=True,
-                     expert_type="Q8_0")
+    return write_moe(tmp_path_factory.mktemp("m") / "legacy.gguf", legacy=True, expert_type="Q8_0")
 
 
 @pytest.fixture(scope="module")
 def merged_path(tmp_path_factory) -> Path:
-    return write_moe(tmp_path_factory.mktemp("m") / "merged.gguf", legacy=False,
-                     expert_type="Q8_0")
+    return write_moe(tmp_path_factory.mktemp("m") / "merged.gguf", legacy=False, expert_type="Q8_0")
 
 
 def _write_vocab_model(path: Path, n_vocab: int, endian=gguf.GGUFEndian.LITTLE) -> Path:
@@ -62,16 +60,28 @@ def test_header_matches_gguf_reader(fixture, request):
     reader = gguf.GGUFReader(path)
     assert header.data_offset == reader.data_offset
     assert header.alignment == reader.alignment
-    assert [(t.name, t.shape, t.ggml_type, t.nbytes, header.data_offset + t.offset)
-            for t in header.tensors] == [
-        (t.name, tuple(int(d) for d in t.shape), int(t.tensor_type), int(t.n_bytes),
-         int(t.data_offset)) for t in reader.tensors]
+    assert [
+        (t.name, t.shape, t.ggml_type, t.nbytes, header.data_offset + t.offset)
+        for t in header.tensors
+    ] == [
+        (
+            t.name,
+            tuple(int(d) for d in t.shape),
+            int(t.tensor_type),
+            int(t.n_bytes),
+            int(t.data_offset),
+        )
+        for t in reader.tensors
+    ]
     for key, field in reader.fields.items():
         if key.startswith("GGUF."):
             continue
         value = field.contents()
-        assert header.metadata[key] == pytest.approx(value) if isinstance(value, float) \
-            else header.metadata[key] == value, key
+        assert (
+            header.metadata[key] == pytest.approx(value)
+            if isinstance(value, float)
+            else header.metadata[key] == value
+        ), key
 
 
 def test_properties(legacy_path, tiny_llama_path):
@@ -133,7 +143,7 @@ def test_validate_catches_truncation_and_damage(legacy_path, tmp_path):
     header = gm.validate_gguf(legacy_path)
     cases = {
         "truncated-data": (data[:-100], "truncated: tensor 'output.weight'"),
-        "truncated-header": (data[:header.data_offset // 2], "truncated: it ends inside"),
+        "truncated-header": (data[: header.data_offset // 2], "truncated: it ends inside"),
         "not-gguf": (b"PK\x03\x04" + data[4:], "is not a GGUF file"),
         "version1": (data[:4] + struct.pack("<I", 1) + data[8:], "version 1"),
         "version9": (data[:4] + struct.pack("<I", 9) + data[8:], "version 9"),
@@ -196,7 +206,7 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
         if rng and self.honour_range:
             start, end = (int(x) for x in rng.removeprefix("bytes=").split("-"))
             end = min(end, len(self.data) - 1)
-            body = self.data[start:end + 1]
+            body = self.data[start : end + 1]
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{end}/{len(self.data)}")
         else:

@@ -9,8 +9,15 @@ from app.cli import main
 
 def _card(tmp_path, name, desc, **data):
     path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps({"spec": "chara_card_v2", "spec_version": "2.0", "data": {
-        "name": name, "description": desc, "first_mes": f"I am {name}.", **data}}))
+    path.write_text(
+        json.dumps(
+            {
+                "spec": "chara_card_v2",
+                "spec_version": "2.0",
+                "data": {"name": name, "description": desc, "first_mes": f"I am {name}.", **data},
+            }
+        )
+    )
     return str(path)
 
 
@@ -25,8 +32,9 @@ def test_the_named_speaker_gets_a_swap_prompt(tmp_path, capsys):
     (`getGroupChat`); in swap mode only the speaker's card is sent."""
     a = _card(tmp_path, "Ann", "Ann forges.")
     b = _card(tmp_path, "Bob", "Bob sings.")
-    code, out, err = _run(capsys, "--card", a, "--card", b, "--speaker", "bob",
-                          "--template", "Alpaca", "--json")
+    code, out, err = _run(
+        capsys, "--card", a, "--card", b, "--speaker", "bob", "--template", "Alpaca", "--json"
+    )
     assert code == 0 and "speaker: Bob" in err
     built = json.loads(out)
     assert built["speaker"] == "Bob"
@@ -40,11 +48,18 @@ def test_join_mode_and_the_natural_pick_from_a_chat(tmp_path, capsys):
     a = _card(tmp_path, "Ann", "Ann forges.")
     b = _card(tmp_path, "Bob", "Bob sings.")
     chat = tmp_path / "group.jsonl"
-    chat.write_text("".join(json.dumps(r) + "\n" for r in [
-        {"name": "Ann", "is_user": False, "mes": "Hello."},
-        {"name": "Uma", "is_user": True, "mes": "Sing for us, Bob!"}]))
-    code, out, err = _run(capsys, "--card", a, "--card", b, "--chat", str(chat),
-                          "--group-mode", "join")
+    chat.write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in [
+                {"name": "Ann", "is_user": False, "mes": "Hello."},
+                {"name": "Uma", "is_user": True, "mes": "Sing for us, Bob!"},
+            ]
+        )
+    )
+    code, out, err = _run(
+        capsys, "--card", a, "--card", b, "--chat", str(chat), "--group-mode", "join"
+    )
     assert code == 0 and "speaker: Bob" in err
     assert "Ann forges.\nBob sings." in out
 
@@ -64,8 +79,9 @@ def test_parlor_group_import_list_and_export(tmp_path, capsys):
     assert code == 0 and out.startswith("group 1: 1 chat(s)")
     assert "added with only their names: Ann, Bob" in err
     code, out, _ = _run_cli(capsys, "group", "list", "--json")
-    assert json.loads(out) == [{"id": 1, "name": "Inn", "members": ["Ann", "Bob"],
-                                "muted": ["Bob"], "chats": [1]}]
+    assert json.loads(out) == [
+        {"id": 1, "name": "Inn", "members": ["Ann", "Bob"], "muted": ["Bob"], "chats": [1]}
+    ]
     code, out, _ = _run_cli(capsys, "group", "export", "1", str(tmp_path / "out"))
     assert code == 0 and out.splitlines()[0].endswith("1727000000000.json")
     code, _, err = _run_cli(capsys, "group", "import", str(tmp_path / "none.json"))

@@ -30,9 +30,12 @@ def _settings() -> Settings:
 
 
 def _group_chat(store: Store, strategy: Strategy, seed: str = "fixed-seed") -> GroupChat:
-    ids = [store.characters.add({"name": n, "description": f"{n} is here.",
-                                "extensions": {"talkativeness": t}})
-           for n, t in (("Ann", "0.6"), ("Bob", "0.3"), ("Cid", "0.1"))]
+    ids = [
+        store.characters.add(
+            {"name": n, "description": f"{n} is here.", "extensions": {"talkativeness": t}}
+        )
+        for n, t in (("Ann", "0.6"), ("Bob", "0.3"), ("Cid", "0.1"))
+    ]
     gid = store.groups.create("Inn", ids, GroupSettings(strategy=strategy))
     chat_id = store.groups.new_chat(gid, [(ids[0], "Welcome, all.")])
     WorldInfoStore(store).update_chat_metadata(chat_id, {"integrity": seed})
@@ -52,8 +55,11 @@ def _drive(chat: GroupChat, engine, turns: int = TURNS) -> list[int]:
 
 
 def _speakers_in_path(chat: GroupChat) -> list[int]:
-    return [m.speaker_id for m in chat.store.messages.active_path(chat.chat_id)[1:]
-            if m.role == "assistant"]
+    return [
+        m.speaker_id
+        for m in chat.store.messages.active_path(chat.chat_id)[1:]
+        if m.role == "assistant"
+    ]
 
 
 def test_natural_order_is_reproducible_from_the_chats_seed(tmp_path, engine):
@@ -127,8 +133,16 @@ def test_a_members_sticky_lore_is_kept_on_the_branch(store, engine):
     chat = _group_chat(store, Strategy.LIST)
     bob = chat.group.members[1].character_id
     card = store.characters.card(bob)
-    card["character_book"] = {"entries": [{"keys": ["dragon"], "content": "Dragons nap.",
-                                           "enabled": True, "extensions": {"sticky": 3}}]}
+    card["character_book"] = {
+        "entries": [
+            {
+                "keys": ["dragon"],
+                "content": "Dragons nap.",
+                "enabled": True,
+                "extensions": {"sticky": 3},
+            }
+        ]
+    }
     store.characters.update(bob, card)
     user = chat.send("A dragon!")
     chat.reply(engine, chat.group.members[0].character_id)
@@ -140,11 +154,18 @@ def test_a_new_group_chat_opens_with_each_members_group_greeting(store):
     """group-chats.js `getGroupChat`: a fresh group chat gets every member's first message
     (`getFirstCharacterMessage`, macros filled in for that member); V3
     `group_only_greetings` take the place of the usual ones in a group."""
-    ann = store.characters.add({"name": "Ann", "first_mes": "Hi {{user}}, I'm {{char}}.",
-                               "group_only_greetings": ["Hello, everyone!"]})
+    ann = store.characters.add(
+        {
+            "name": "Ann",
+            "first_mes": "Hi {{user}}, I'm {{char}}.",
+            "group_only_greetings": ["Hello, everyone!"],
+        }
+    )
     bob = store.characters.add({"name": "Bob", "first_mes": "{{char}} nods at {{user}}."})
     quiet = store.characters.add({"name": "Cid"})
     gid = store.groups.create("Inn", [ann, bob, quiet])
     chat = start_group_chat(store, gid, "Uma")
     assert [(m.text, m.speaker_id) for m in store.messages.active_path(chat)] == [
-        ("Hello, everyone!", ann), ("Bob nods at Uma.", bob)]
+        ("Hello, everyone!", ann),
+        ("Bob nods at Uma.", bob),
+    ]

@@ -13,8 +13,17 @@ from app.core.engine import ModelInfo
 from app.core.store.groups import CardMode, GroupSettings
 from app.core.store.world_state import WorldInfoStore
 
-INFO = ModelInfo(path="tiny.gguf", name="tiny", n_ctx=4096, n_ctx_train=4096, n_gpu_layers=0,
-                 n_layer=2, chat_template=None, bos="<s>", eos="</s>")
+INFO = ModelInfo(
+    path="tiny.gguf",
+    name="tiny",
+    n_ctx=4096,
+    n_ctx_train=4096,
+    n_gpu_layers=0,
+    n_layer=2,
+    chat_template=None,
+    bos="<s>",
+    eos="</s>",
+)
 
 
 def count_many(texts):  # a tokenizer stand-in: about four characters a token
@@ -22,17 +31,36 @@ def count_many(texts):  # a tokenizer stand-in: about four characters a token
 
 
 def _card(name, desc, **more):
-    return {"name": name, "description": desc, "personality": f"{name} is {more.pop('p', '')}",
-            "scenario": f"{{{{char}}}} waits at {name}'s table.", "first_mes": f"Hi, I'm {name}.",
-            **more}
+    return {
+        "name": name,
+        "description": desc,
+        "personality": f"{name} is {more.pop('p', '')}",
+        "scenario": f"{{{{char}}}} waits at {name}'s table.",
+        "first_mes": f"Hi, I'm {name}.",
+        **more,
+    }
 
 
 @pytest.fixture
 def trio(store):
     ann = store.characters.add(_card("Ann", "{{char}} is a tall smith.", p="blunt"))
-    bob = store.characters.add(_card("Bob", "Bob is a bard.", p="merry", character_book={
-        "entries": [{"keys": ["dragon"], "content": "Dragons sleep under the hill.",
-                     "enabled": True, "insertion_order": 1}]}))
+    bob = store.characters.add(
+        _card(
+            "Bob",
+            "Bob is a bard.",
+            p="merry",
+            character_book={
+                "entries": [
+                    {
+                        "keys": ["dragon"],
+                        "content": "Dragons sleep under the hill.",
+                        "enabled": True,
+                        "insertion_order": 1,
+                    }
+                ]
+            },
+        )
+    )
     cid = store.characters.add(_card("Cid", "Cid is a cat.", p="lazy"))
     return ann, bob, cid
 
@@ -90,22 +118,31 @@ def test_join_mode_wraps_every_members_fields(store, trio):
     member's field trimmed, `<FIELDNAME>` and that member's `{{char}}` filled in the prefix
     and suffix, joined by a newline (instruct `wrap` on), fields joined by newlines."""
     ann, bob, cid = trio
-    settings = GroupSettings(card_mode=CardMode.JOIN, join_prefix="[<FIELDNAME> of {{char}}]",
-                             join_suffix="[/{{char}}]")
-    members = [MemberCard(ann, "Ann", store.characters.card(ann)),
-               MemberCard(bob, "Bob", store.characters.card(bob), muted=True),
-               MemberCard(cid, "Cid", store.characters.card(cid))]
+    settings = GroupSettings(
+        card_mode=CardMode.JOIN, join_prefix="[<FIELDNAME> of {{char}}]", join_suffix="[/{{char}}]"
+    )
+    members = [
+        MemberCard(ann, "Ann", store.characters.card(ann)),
+        MemberCard(bob, "Bob", store.characters.card(bob), muted=True),
+        MemberCard(cid, "Cid", store.characters.card(cid)),
+    ]
     fields = joined_fields(members, cid, settings, "Uma")
-    assert fields["description"] == ("[Description of Ann]\nAnn is a tall smith.\n[/Ann]\n"
-                                     "[Description of Cid]\nCid is a cat.\n[/Cid]")
+    assert fields["description"] == (
+        "[Description of Ann]\nAnn is a tall smith.\n[/Ann]\n"
+        "[Description of Cid]\nCid is a cat.\n[/Cid]"
+    )
     assert fields["scenario"].splitlines()[1] == "Ann waits at Ann's table."
     # a muted member joins when it speaks, or always in "join, muted too" mode
     assert "Bob is a bard." in joined_fields(members, bob, settings, "Uma")["description"]
     muted_too = GroupSettings(card_mode=CardMode.JOIN_MUTED)
-    assert joined_fields(members, ann, muted_too, "Uma")["description"] == \
-        "Ann is a tall smith.\nBob is a bard.\nCid is a cat."
-    assert joined_fields(members, ann, muted_too, "Uma", wrap=False)["personality"] == \
-        "Ann is blunt\nBob is merry\nCid is lazy"
+    assert (
+        joined_fields(members, ann, muted_too, "Uma")["description"]
+        == "Ann is a tall smith.\nBob is a bard.\nCid is a cat."
+    )
+    assert (
+        joined_fields(members, ann, muted_too, "Uma", wrap=False)["personality"]
+        == "Ann is blunt\nBob is merry\nCid is lazy"
+    )
 
 
 def test_join_mode_prompt_holds_all_members(store, trio):
@@ -121,11 +158,12 @@ def test_join_mode_prompt_holds_all_members(store, trio):
 def test_the_group_scenario_overrides_every_members(store, trio):
     """`getGroupCharacterCards`: `scenarioOverride?.trim() || scenarios.join('\\n')`."""
     ann, bob, cid = trio
-    members = [MemberCard(ann, "Ann", store.characters.card(ann)),
-               MemberCard(cid, "Cid", store.characters.card(cid))]
+    members = [
+        MemberCard(ann, "Ann", store.characters.card(ann)),
+        MemberCard(cid, "Cid", store.characters.card(cid)),
+    ]
     for mode in CardMode:
-        card = speaker_card(members, cid, GroupSettings(card_mode=mode, scenario="A storm."),
-                            "Uma")
+        card = speaker_card(members, cid, GroupSettings(card_mode=mode, scenario="A storm."), "Uma")
         assert card["scenario"] == "A storm."
 
 
@@ -142,8 +180,10 @@ def test_every_members_lorebook_is_active(store, trio):
 def test_a_library_book_linked_to_a_member_is_active(store, trio):
     ann, bob, cid = trio
     wi = WorldInfoStore(store)
-    wi.save_book("Ann's forge", {"entries": [{"keys": ["dragon"], "enabled": True,
-                                              "content": "The forge burns blue."}]})
+    wi.save_book(
+        "Ann's forge",
+        {"entries": [{"keys": ["dragon"], "enabled": True, "content": "The forge burns blue."}]},
+    )
     wi.link_character("Ann's forge", ann, True)
     _, chat = _chat(store, trio)
     _, built = _built(store, chat, cid)
@@ -159,8 +199,13 @@ def test_a_non_member_cannot_speak(store, trio):
 
 def test_group_only_greetings_are_used_in_groups():
     """V3 spec: `group_only_greetings` are greetings for group chats only."""
-    card = {"first_mes": "Hello.", "alternate_greetings": ["Hey."],
-            "group_only_greetings": ["Hello, everyone."]}
+    card = {
+        "first_mes": "Hello.",
+        "alternate_greetings": ["Hey."],
+        "group_only_greetings": ["Hello, everyone."],
+    }
     assert group_greetings(card) == ["Hello, everyone."]
-    assert group_greetings({"first_mes": "Hello.", "alternate_greetings": ["Hey."]}) == \
-        ["Hello.", "Hey."]
+    assert group_greetings({"first_mes": "Hello.", "alternate_greetings": ["Hey."]}) == [
+        "Hello.",
+        "Hey.",
+    ]

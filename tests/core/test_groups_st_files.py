@@ -17,27 +17,59 @@ def _write_st_folder(root):
     message lines only (`saveGroupChat`), each reply with `name` and `original_avatar`."""
     (root / "groups").mkdir(parents=True)
     (root / "group chats").mkdir()
-    group = {"id": "1727000000000", "name": "Inn", "members": ["Ann.png", "bob_2.png"],
-             "avatar_url": "img/five.png", "allow_self_responses": True,
-             "hideMutedSprites": True, "activation_strategy": 1, "generation_mode": 1,
-             "disabled_members": ["bob_2.png"], "chat_metadata": {"note_prompt": "Rain."},
-             "fav": False, "chat_id": "2024-9-20 @10h 00m", "chats": ["2024-9-20 @10h 00m"],
-             "auto_mode_delay": 5, "generation_mode_join_prefix": "<FIELDNAME>:",
-             "generation_mode_join_suffix": "", "date_last_chat": 1727000000000}
+    group = {
+        "id": "1727000000000",
+        "name": "Inn",
+        "members": ["Ann.png", "bob_2.png"],
+        "avatar_url": "img/five.png",
+        "allow_self_responses": True,
+        "hideMutedSprites": True,
+        "activation_strategy": 1,
+        "generation_mode": 1,
+        "disabled_members": ["bob_2.png"],
+        "chat_metadata": {"note_prompt": "Rain."},
+        "fav": False,
+        "chat_id": "2024-9-20 @10h 00m",
+        "chats": ["2024-9-20 @10h 00m"],
+        "auto_mode_delay": 5,
+        "generation_mode_join_prefix": "<FIELDNAME>:",
+        "generation_mode_join_suffix": "",
+        "date_last_chat": 1727000000000,
+    }
     (root / "groups" / "1727000000000.json").write_text(json.dumps(group))
     lines = [
-        {"name": "Ann", "is_user": False, "is_system": False, "send_date": "2024-9-20 @10h",
-         "mes": "Welcome.", "original_avatar": "Ann.png", "extra": {}},
+        {
+            "name": "Ann",
+            "is_user": False,
+            "is_system": False,
+            "send_date": "2024-9-20 @10h",
+            "mes": "Welcome.",
+            "original_avatar": "Ann.png",
+            "extra": {},
+        },
         {"name": "Uma", "is_user": True, "is_system": False, "mes": "Hi both.", "extra": {}},
-        {"name": "Bob", "is_user": False, "is_system": False, "mes": "Hey!",
-         "original_avatar": "bob_2.png", "swipe_id": 1, "swipes": ["Hello.", "Hey!"],
-         "swipe_info": [{"send_date": "x", "extra": {}}, {"send_date": "y", "extra": {}}],
-         "extra": {"model": "m"}},
-        {"name": "Ann", "is_user": False, "is_system": False, "mes": "Old-style line.",
-         "extra": {}},  # written before `original_avatar` existed: matched by name
+        {
+            "name": "Bob",
+            "is_user": False,
+            "is_system": False,
+            "mes": "Hey!",
+            "original_avatar": "bob_2.png",
+            "swipe_id": 1,
+            "swipes": ["Hello.", "Hey!"],
+            "swipe_info": [{"send_date": "x", "extra": {}}, {"send_date": "y", "extra": {}}],
+            "extra": {"model": "m"},
+        },
+        {
+            "name": "Ann",
+            "is_user": False,
+            "is_system": False,
+            "mes": "Old-style line.",
+            "extra": {},
+        },  # written before `original_avatar` existed: matched by name
     ]
     (root / "group chats" / "2024-9-20 @10h 00m.jsonl").write_text(
-        "".join(json.dumps(line) + "\n" for line in lines))
+        "".join(json.dumps(line) + "\n" for line in lines)
+    )
     return root / "groups" / "1727000000000.json"
 
 
@@ -50,14 +82,26 @@ def test_a_sillytavern_group_chat_keeps_each_lines_speaker(store, tmp_path):
     assert group.members[0].character_id == ann  # found in the library by name
     assert result.added_characters == ["Bob"]  # not there: added, and said so
     assert "added with only their names: Bob" in result.warnings[0]
-    assert group.settings == GroupSettings(strategy=Strategy.LIST, card_mode=CardMode.JOIN,
-                                           join_prefix="<FIELDNAME>:",
-                                           allow_self_responses=True)
+    assert group.settings == GroupSettings(
+        strategy=Strategy.LIST,
+        card_mode=CardMode.JOIN,
+        join_prefix="<FIELDNAME>:",
+        allow_self_responses=True,
+    )
     path = store.messages.active_path(result.chat_ids[0])
     assert [(m.text, m.speaker_id) for m in path] == [
-        ("Welcome.", ann), ("Hi both.", None), ("Hey!", bob), ("Old-style line.", ann)]
-    assert [store.messages.get(i).text for i in store.messages.sibling_ids(path[2].id)] == ["Hello.", "Hey!"]
-    assert all(store.messages.get(i).speaker_id == bob for i in store.messages.sibling_ids(path[2].id))
+        ("Welcome.", ann),
+        ("Hi both.", None),
+        ("Hey!", bob),
+        ("Old-style line.", ann),
+    ]
+    assert [store.messages.get(i).text for i in store.messages.sibling_ids(path[2].id)] == [
+        "Hello.",
+        "Hey!",
+    ]
+    assert all(
+        store.messages.get(i).speaker_id == bob for i in store.messages.sibling_ids(path[2].id)
+    )
 
 
 def _snapshot(store: Store, group_id: int):
@@ -66,9 +110,21 @@ def _snapshot(store: Store, group_id: int):
     for chat in store.groups.chats(group_id):
         path = store.messages.active_path(chat["id"])
         names = store.groups.speaker_names({m.speaker_id for m in path if m.speaker_id})
-        chats.append((chat["title"], [
-            (m.role, m.text, names.get(m.speaker_id), m.sibling_index,
-             [store.messages.get(i).text for i in store.messages.sibling_ids(m.id)]) for m in path]))
+        chats.append(
+            (
+                chat["title"],
+                [
+                    (
+                        m.role,
+                        m.text,
+                        names.get(m.speaker_id),
+                        m.sibling_index,
+                        [store.messages.get(i).text for i in store.messages.sibling_ids(m.id)],
+                    )
+                    for m in path
+                ],
+            )
+        )
     return (group.name, [(m.name, m.muted) for m in group.members], group.settings, chats)
 
 
@@ -76,9 +132,11 @@ def test_export_then_import_is_lossless_with_swipes(tmp_path):
     """Written as SillyTavern's `saveGroupChat` and `_save` would, read back the same."""
     src = Store(tmp_path / "a.db")
     ids = [src.characters.add({"name": n}) for n in ("Ann", "Bob", "Cid")]
-    gid = src.groups.create("Inn", ids, GroupSettings(strategy=Strategy.MANUAL,
-                                                      card_mode=CardMode.JOIN_MUTED,
-                                                      join_suffix="(end)"))
+    gid = src.groups.create(
+        "Inn",
+        ids,
+        GroupSettings(strategy=Strategy.MANUAL, card_mode=CardMode.JOIN_MUTED, join_suffix="(end)"),
+    )
     src.groups.set_muted(gid, ids[2], True)
     chat = src.groups.new_chat(gid, [(ids[0], "Welcome."), (ids[1], "Evening.")], "First")
     user = src.messages.append(chat, src.messages.active_leaf(chat), "user", "Stories?")
@@ -93,8 +151,12 @@ def test_export_then_import_is_lossless_with_swipes(tmp_path):
     assert raw["members"] == ["Ann.png", "Bob.png", "Cid.png"]
     assert raw["disabled_members"] == ["Cid.png"] and raw["activation_strategy"] == 2
     line = json.loads((tmp_path / "out/group chats/First.jsonl").read_text().splitlines()[3])
-    assert (line["name"], line["original_avatar"], line["swipes"], line["swipe_id"]) == \
-        ("Cid", "Cid.png", ["Once...", "Long ago..."], 0)
+    assert (line["name"], line["original_avatar"], line["swipes"], line["swipe_id"]) == (
+        "Cid",
+        "Cid.png",
+        ["Once...", "Long ago..."],
+        0,
+    )
 
     dst = Store(tmp_path / "b.db")
     for n in ("Ann", "Bob", "Cid"):

@@ -37,9 +37,13 @@ def test_a_card_edit_applies_to_the_group_at_once(store):
 
 
 def test_settings_round_trip_and_bad_values_are_named(store):
-    a, = _chars(store, "Ann")
-    settings = GroupSettings(strategy=Strategy.LIST, card_mode=CardMode.JOIN,
-                             join_prefix="[<FIELDNAME> of {{char}}]", auto_mode_turns=3)
+    (a,) = _chars(store, "Ann")
+    settings = GroupSettings(
+        strategy=Strategy.LIST,
+        card_mode=CardMode.JOIN,
+        join_prefix="[<FIELDNAME> of {{char}}]",
+        auto_mode_turns=3,
+    )
     gid = store.groups.create("Solo", [a], settings)
     assert store.groups.get(gid).settings == settings
     with pytest.raises(ValueError, match="strategy must be one of natural, list, manual"):
@@ -74,13 +78,15 @@ def test_purging_the_host_character_keeps_the_group_chat(store):
     store.characters.delete(a)  # the trash trigger moves the chat to Bob
     assert store.chats.info(chat)["character_id"] == b
     store.chats.purge_trash()
-    assert store.messages.get(store.messages.active_path(chat)[0].id).speaker_id is None  # Ann is gone
+    assert (
+        store.messages.get(store.messages.active_path(chat)[0].id).speaker_id is None
+    )  # Ann is gone
     assert store.messages.active_path(chat)[0].text == "Hi from Ann"
     assert [m.name for m in store.groups.get(gid).members] == ["Bob"]
 
 
 def test_deleting_a_group_trashes_its_chats_and_undo_brings_them_back(store):
-    a, = _chars(store, "Ann")
+    (a,) = _chars(store, "Ann")
     gid = store.groups.create("Solo", [a])
     chat = store.groups.new_chat(gid, [(a, "Hi")])
     store.groups.delete(gid)
@@ -91,7 +97,7 @@ def test_deleting_a_group_trashes_its_chats_and_undo_brings_them_back(store):
 
 
 def test_bad_input_is_refused_without_writing(store):
-    a, = _chars(store, "Ann")
+    (a,) = _chars(store, "Ann")
     with pytest.raises(ValueError, match="needs a name"):
         store.groups.create("  ", [a])
     with pytest.raises(StoreError, match="No character with id 999"):
@@ -107,15 +113,21 @@ def _schema_4_store(path, messages: int) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     for number, script in enumerate(MIGRATIONS[:4], 1):
         conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
-    conn.execute("INSERT INTO characters (id, name, card_json, created_at, updated_at)"
-                 " VALUES (1, 'Wren', '{\"name\": \"Wren\"}', 0, 0)")
-    conn.execute("INSERT INTO chats (id, character_id, title, created_at, last_used_at)"
-                 " VALUES (1, 1, 'Long chat', 0, 0)")
+    conn.execute(
+        "INSERT INTO characters (id, name, card_json, created_at, updated_at)"
+        " VALUES (1, 'Wren', '{\"name\": \"Wren\"}', 0, 0)"
+    )
+    conn.execute(
+        "INSERT INTO chats (id, character_id, title, created_at, last_used_at)"
+        " VALUES (1, 1, 'Long chat', 0, 0)"
+    )
     conn.execute("BEGIN")
     for i in range(1, messages + 1):
-        conn.execute("INSERT INTO messages (id, chat_id, parent_id, role, text, created_at)"
-                     " VALUES (?, 1, ?, ?, ?, ?)",
-                     (i, i - 1 or None, "user" if i % 2 else "assistant", f"line {i}", i))
+        conn.execute(
+            "INSERT INTO messages (id, chat_id, parent_id, role, text, created_at)"
+            " VALUES (?, 1, ?, ?, ?, ?)",
+            (i, i - 1 or None, "user" if i % 2 else "assistant", f"line {i}", i),
+        )
     conn.execute("UPDATE chats SET active_leaf_id = ? WHERE id = 1", (messages,))
     conn.execute("COMMIT")
     conn.close()
@@ -133,8 +145,7 @@ def test_the_migration_keeps_a_10000_message_store_intact(tmp_path):
         assert store.chats.info(1)["title"] == "Long chat"
         assert store.chats.search("line 9999")[0].message_id == 9999
         assert store.groups.group_of_chat(1) is None
-        assert [s.path.name for s in list_snapshots(path)][0].startswith(
-            "parlor-before-migration")
+        assert [s.path.name for s in list_snapshots(path)][0].startswith("parlor-before-migration")
         version = store._query("PRAGMA user_version")[0][0]
         assert version == len(MIGRATIONS)
     finally:
@@ -161,8 +172,9 @@ def test_export_everything_keeps_groups_their_picture_and_speakers(tmp_path, mon
 
     ctx = AppContext.create()
     a, b = _chars(ctx.store, "Ann", "Bob")
-    gid = ctx.store.groups.create("Pair", [a, b], GroupSettings(strategy=Strategy.LIST),
-                                  avatar=b"\x89PNG picture")
+    gid = ctx.store.groups.create(
+        "Pair", [a, b], GroupSettings(strategy=Strategy.LIST), avatar=b"\x89PNG picture"
+    )
     ctx.store.groups.set_muted(gid, b, True)
     chat = ctx.store.groups.new_chat(gid, [(a, "Hi from Ann"), (b, "Hi from Bob")])
     target = export_everything(ctx.paths, tmp_path / "export.zip")

@@ -24,8 +24,9 @@ def run(*argv: str) -> int:
 
 
 def _no_controls(text: str) -> bool:
-    return not any((ord(c) < 32 and c not in "\n\t") or 0x7f <= ord(c) <= 0x9f
-                   or c == "\u202e" for c in text)
+    return not any(
+        (ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F or c == "\u202e" for c in text
+    )
 
 
 @pytest.fixture
@@ -60,8 +61,7 @@ def test_errors_escape_a_hostile_file_name(tmp_path, capsys):
     assert _no_controls(err) and "\\u001b]0;pwned" in err
 
 
-def test_chat_list_and_search_escape_names_titles_and_snippets(store_with_hostile_chat,
-                                                               capsys):
+def test_chat_list_and_search_escape_names_titles_and_snippets(store_with_hostile_chat, capsys):
     from app.commands import chat as chat_command
 
     parser = argparse.ArgumentParser(prog="parlor")
@@ -86,9 +86,9 @@ def store_with_hostile_chat():
     return chat
 
 
-def test_parlor_prompt_shows_escapes_on_a_terminal_and_stays_exact_in_a_pipe(hostile_card,
-                                                                             capsys,
-                                                                             monkeypatch):
+def test_parlor_prompt_shows_escapes_on_a_terminal_and_stays_exact_in_a_pipe(
+    hostile_card, capsys, monkeypatch
+):
     import sys
 
     from app.cli import main

@@ -29,8 +29,11 @@ def _many_ztxt(count: int, last_is_card: bool) -> bytes:
     chunks = [fx.chunk(b"zTXt", b"chara\0\0" + bomb) for _ in range(count)]
     if last_is_card:
         card = {"spec": "chara_card_v2", "data": {"name": "Late"}}
-        chunks.append(fx.chunk(b"zTXt", b"chara\0\0" + zlib.compress(
-            base64.b64encode(json.dumps(card).encode()))))
+        chunks.append(
+            fx.chunk(
+                b"zTXt", b"chara\0\0" + zlib.compress(base64.b64encode(json.dumps(card).encode()))
+            )
+        )
     return fx.png_with([], chunks)
 
 

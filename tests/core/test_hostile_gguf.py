@@ -47,10 +47,15 @@ def _gguf(path: Path, **metadata) -> Path:
 
 CASES = [
     ({"llama__context_length": "abc"}, "llama.context_length must be a whole number"),
-    ({"llama__block_count": [1, 2, 3]}, "llama.block_count must be a whole number from 0 to "
-                                        "65,536, but it is a list of 3"),
-    ({"llama__block_count": 2**32 - 1}, "llama.block_count must be a whole number from 0 to "
-                                        "65,536, but it is a whole number (4294967295)"),
+    (
+        {"llama__block_count": [1, 2, 3]},
+        "llama.block_count must be a whole number from 0 to 65,536, but it is a list of 3",
+    ),
+    (
+        {"llama__block_count": 2**32 - 1},
+        "llama.block_count must be a whole number from 0 to "
+        "65,536, but it is a whole number (4294967295)",
+    ),
     ({"general__file_type": "Q4_K_M"}, "general.file_type must be a whole number"),
     ({"tokenizer__chat_template": [1, 2]}, "tokenizer.chat_template must be text"),
     ({"llama__attention__head_count": ["a"]}, "llama.attention.head_count must be a whole"),
@@ -65,8 +70,12 @@ def test_wrong_typed_metadata_is_an_error_naming_the_key(tmp_path, metadata, say
 
 
 def test_per_layer_arrays_stay_allowed(tmp_path):
-    path = _gguf(tmp_path / "ok.gguf", llama__block_count=2,
-                 llama__attention__head_count=[4, 4], llama__feed_forward_length=[8, 8])
+    path = _gguf(
+        tmp_path / "ok.gguf",
+        llama__block_count=2,
+        llama__attention__head_count=[4, 4],
+        llama__feed_forward_length=[8, 8],
+    )
     assert validate_gguf(path).n_layer == 2
 
 
@@ -103,13 +112,17 @@ def _read(path: str) -> str:
     return "read"
 
 
-@pytest.mark.parametrize("key, item_type, count", [
-    ("tokenizer.ggml.token_type", 0, 1_900_000_000),   # uint8 items: 30 GB as Python ints
-    ("tokenizer.ggml.tokens", 8, 200_000_000),          # strings of zero bytes, 8 bytes each
-    ("general.name", None, MAX_HEADER_BYTES + 1),       # one string past the header cap
-])
-def test_a_sparse_file_claiming_huge_metadata_is_refused_before_allocating(tmp_path, key,
-                                                                           item_type, count):
+@pytest.mark.parametrize(
+    "key, item_type, count",
+    [
+        ("tokenizer.ggml.token_type", 0, 1_900_000_000),  # uint8 items: 30 GB as Python ints
+        ("tokenizer.ggml.tokens", 8, 200_000_000),  # strings of zero bytes, 8 bytes each
+        ("general.name", None, MAX_HEADER_BYTES + 1),  # one string past the header cap
+    ],
+)
+def test_a_sparse_file_claiming_huge_metadata_is_refused_before_allocating(
+    tmp_path, key, item_type, count
+):
     """2 GB on paper, nothing on disk; read in a child with 300 MB to spare and 20 s."""
     path = _sparse_gguf(tmp_path / "sparse.gguf", key, item_type, count, 2 << 30)
     child = Bounded(extra_mb=300)
@@ -118,9 +131,14 @@ def test_a_sparse_file_claiming_huge_metadata_is_refused_before_allocating(tmp_p
     finally:
         child.close()
     assert "damaged or hostile" in message, message
-    assert any(limit in message for limit in (f"{MAX_METADATA_ITEMS:,}",
-                                                f"{MAX_METADATA_STRINGS:,}",
-                                                f"{MAX_HEADER_BYTES >> 20} MB"))
+    assert any(
+        limit in message
+        for limit in (
+            f"{MAX_METADATA_ITEMS:,}",
+            f"{MAX_METADATA_STRINGS:,}",
+            f"{MAX_HEADER_BYTES >> 20} MB",
+        )
+    )
 
 
 def test_the_largest_header_allowed_reads_in_about_a_second(tmp_path):
@@ -138,15 +156,31 @@ def test_the_largest_header_allowed_reads_in_about_a_second(tmp_path):
     assert len(header.metadata[key]) == count and time.monotonic() - start < 3
 
 
-_VALUE = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**63, max_value=2**64),
-                   st.floats(), st.text(max_size=5),
-                   st.lists(st.integers(min_value=-5, max_value=2**32), max_size=4),
-                   st.lists(st.text(max_size=3), max_size=3))
-_KEYS = ["llama.context_length", "llama.block_count", "llama.embedding_length",
-         "llama.feed_forward_length", "llama.expert_count", "llama.expert_used_count",
-         "llama.attention.head_count", "llama.attention.head_count_kv",
-         "llama.attention.key_length", "llama.attention.value_length", "general.file_type",
-         "llama.rope.dimension_count", "tokenizer.ggml.tokens", "llama.vocab_size"]
+_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64),
+    st.floats(),
+    st.text(max_size=5),
+    st.lists(st.integers(min_value=-5, max_value=2**32), max_size=4),
+    st.lists(st.text(max_size=3), max_size=3),
+)
+_KEYS = [
+    "llama.context_length",
+    "llama.block_count",
+    "llama.embedding_length",
+    "llama.feed_forward_length",
+    "llama.expert_count",
+    "llama.expert_used_count",
+    "llama.attention.head_count",
+    "llama.attention.head_count_kv",
+    "llama.attention.key_length",
+    "llama.attention.value_length",
+    "general.file_type",
+    "llama.rope.dimension_count",
+    "tokenizer.ggml.tokens",
+    "llama.vocab_size",
+]
 
 
 @settings(max_examples=300, deadline=None)
@@ -164,8 +198,14 @@ def test_metadata_that_passes_the_check_never_breaks_what_open_shows(values):
         return
     tensors = [TensorInfo("blk.0.attn_q.weight", (16, 16), 0, 0, 1024)]
     header = GGUFHeader("x.gguf", 3, "<", metadata, {}, tensors, 32, 64, (0, 0), 2048)
-    shown = (header.n_layer, header.context_length, header.expert_count,
-             header.expert_used_count, header.file_type, header.vocab_size)
+    shown = (
+        header.n_layer,
+        header.context_length,
+        header.expert_count,
+        header.expert_used_count,
+        header.file_type,
+        header.vocab_size,
+    )
     assert all(v is None or isinstance(v, (int, str)) for v in shown)
     try:
         estimate_memory(header, 4096, kv_type="f16")

@@ -75,8 +75,9 @@ def test_names_with_macros_expand_once_and_ordinary_names_are_unchanged():
     # What the name's own expansion leaves is inserted literally, not read again.
     assert expand_macros("{{char}}", MacroContext(char="{{unknown}}")) == "{{unknown}}"
     assert expand_macros("{{char}}", MacroContext(char="{{random:a,b}}")) in {"a", "b"}
-    assert expand_macros("{{random:{{char}},x}}", MacroContext(char="{a}", rng=random.Random(3))
-                         ) in {"{a}", "x"}
+    assert expand_macros(
+        "{{random:{{char}},x}}", MacroContext(char="{a}", rng=random.Random(3))
+    ) in {"{a}", "x"}
     assert expand_macros("<user>", MacroContext(user="<b>Bo</b>")) == "<b>Bo</b>"
 
 
@@ -96,8 +97,9 @@ def test_the_prompt_builder_reports_an_over_budget_field():
     from app.core.prompt import PromptInput, build_prompt, preset
 
     card = {"name": "N" * 5000, "description": "{{char}} " * 200, "first_mes": "Hi"}
-    inp = PromptInput(card=card, user_name="Bob", persona="",
-                      history=[PromptMessage("user", "Hello")])
+    inp = PromptInput(
+        card=card, user_name="Bob", persona="", history=[PromptMessage("user", "Hello")]
+    )
     built = build_prompt(inp, preset("chatml"), lambda s: len(s) // 4, 100_000, 256)
     assert any("Macros in description were left as written" in w for w in built.warnings)
     assert "{{char}} {{char}}" in built.text

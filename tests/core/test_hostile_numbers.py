@@ -47,8 +47,10 @@ def test_a_lone_surrogate_in_a_card_is_replaced_and_the_store_keeps_working(stor
 
 def test_a_huge_integer_send_date_is_no_date(store, tmp_path):
     assert parse_send_date(10**400) is None
-    path = _chat(tmp_path, '{"name": "Ada", "is_user": false, "mes": "hello", "send_date": '
-                 + "9" * 400 + "}")
+    path = _chat(
+        tmp_path,
+        '{"name": "Ada", "is_user": false, "mes": "hello", "send_date": ' + "9" * 400 + "}",
+    )
     result = import_st_chat(store, path, store.characters.add({"name": "Ada"}))
     assert result.messages == 1 and "no known format" in " ".join(result.warnings)
 
@@ -93,8 +95,11 @@ def test_infinity_and_nan_never_reach_an_export(store, tmp_path):
     """SillyTavern reads lines with JSON.parse (`/api/chats/get`: NaN is no JSON, the line is
     dropped) and writes them with JSON.stringify (`/api/chats/save`: 1e999 is Infinity, which
     it writes as null); the same here, so its JSON.parse accepts every exported line."""
-    path = _chat(tmp_path, _line("big", extra={"score": 1e999}).replace("Infinity", "1e999"),
-                 '{"name": "Ada", "is_user": false, "mes": "nan", "extra": {"x": NaN}}')
+    path = _chat(
+        tmp_path,
+        _line("big", extra={"score": 1e999}).replace("Infinity", "1e999"),
+        '{"name": "Ada", "is_user": false, "mes": "nan", "extra": {"x": NaN}}',
+    )
     result = import_st_chat(store, path, store.characters.add({"name": "Ada"}), strict=False)
     assert result.messages == 1 and "NaN is not a JSON value" in str(result.problems[0])
     out = tmp_path / "out.jsonl"
@@ -111,20 +116,37 @@ def test_infinity_and_nan_never_reach_an_export(store, tmp_path):
 
 @pytest.mark.parametrize("depth", ["inf", "nan", "-inf", "1e400", "99999999999999999999"])
 def test_an_absurd_scan_depth_decorator_does_not_break_replies(depth):
-    book = {"entries": [{"keys": ["dragon"], "content": f"@@scan_depth {depth}\nDragons.",
-                         "extensions": {"depth": float("inf"), "position": float("inf"),
-                                        "role": float("nan")}}]}
-    result = activate_lore(book, ["a dragon appears"], scan_depth=2, budget_tokens=500,
-                           count_tokens=lambda s: len(s.split()))
+    book = {
+        "entries": [
+            {
+                "keys": ["dragon"],
+                "content": f"@@scan_depth {depth}\nDragons.",
+                "extensions": {
+                    "depth": float("inf"),
+                    "position": float("inf"),
+                    "role": float("nan"),
+                },
+            }
+        ]
+    }
+    result = activate_lore(
+        book,
+        ["a dragon appears"],
+        scan_depth=2,
+        budget_tokens=500,
+        count_tokens=lambda s: len(s.split()),
+    )
     assert "Dragons." in result.text
 
 
-
 def test_a_huge_time_in_parlors_own_tree_block_is_no_time(store, tmp_path):
-    block = {"version": 1, "nodes": [{"id": 7, "role": "assistant", "text": "other branch",
-                                      "created_at": 10**400}]}
-    header = json.dumps({"user_name": "You", "character_name": "Ada",
-                         "chat_metadata": {"parlor": block}})
+    block = {
+        "version": 1,
+        "nodes": [{"id": 7, "role": "assistant", "text": "other branch", "created_at": 10**400}],
+    }
+    header = json.dumps(
+        {"user_name": "You", "character_name": "Ada", "chat_metadata": {"parlor": block}}
+    )
     path = tmp_path / "tree.jsonl"
     path.write_text(header + "\n" + _line("hello") + "\n", encoding="utf-8")
     result = import_st_chat(store, path, store.characters.add({"name": "Ada"}))

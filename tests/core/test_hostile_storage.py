@@ -49,19 +49,23 @@ def _set(library: dict, table: str, column: str, value) -> dict:
     return library
 
 
-@pytest.mark.parametrize("table, column, value, says", [
-    ("characters", "card_json", "[1, 2]", "card_json must be a JSON object"),  # aborted starts
-    ("characters", "card_json", "{\"a\": NaN}", "card_json must be a JSON object"),
-    ("characters", "name", ["a list"], "name must be text"),
-    ("characters", "created_at", 10**30, "created_at must be a date"),
-    ("messages", "role", "root", "role must be user, assistant or system"),
-    ("messages", "parent_id", 999, "parent_id 999 is not a message"),
-    ("messages", "id", 2**70, "id must be a positive integer"),
-    ("chats", "active_leaf_id", 12345, "its active message 12345"),
-    ("chats", "title", None, "title must be text"),
-])
-def test_a_malformed_export_is_refused_and_the_folder_still_opens(tmp_path, table, column,
-                                                                   value, says):
+@pytest.mark.parametrize(
+    "table, column, value, says",
+    [
+        ("characters", "card_json", "[1, 2]", "card_json must be a JSON object"),  # aborted starts
+        ("characters", "card_json", '{"a": NaN}', "card_json must be a JSON object"),
+        ("characters", "name", ["a list"], "name must be text"),
+        ("characters", "created_at", 10**30, "created_at must be a date"),
+        ("messages", "role", "root", "role must be user, assistant or system"),
+        ("messages", "parent_id", 999, "parent_id 999 is not a message"),
+        ("messages", "id", 2**70, "id must be a positive integer"),
+        ("chats", "active_leaf_id", 12345, "its active message 12345"),
+        ("chats", "title", None, "title must be text"),
+    ],
+)
+def test_a_malformed_export_is_refused_and_the_folder_still_opens(
+    tmp_path, table, column, value, says
+):
     target, library = _library_zip(tmp_path)
     bad = _rewrite(target, tmp_path / "bad.zip", json.dumps(_set(library, table, column, value)))
     paths = _paths(tmp_path / "fresh")
@@ -165,16 +169,27 @@ def test_columns_of_later_schemas_survive_the_check(tmp_path):
         check_tables({"personas": [{**row, "future": [1, 2]}]})
 
 
-_ANY = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
-                 st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=6),
-                 st.lists(st.integers(), max_size=2), st.just("[1]"), st.just("{}"))
+_ANY = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=6),
+    st.lists(st.integers(), max_size=2),
+    st.just("[1]"),
+    st.just("{}"),
+)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[
-    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_any_single_damaged_value_is_refused_or_imported_and_the_folder_opens(
-        tmp_path_factory, fuzz_base, data):
+    tmp_path_factory, fuzz_base, data
+):
     """One column of one exported row set to a value of any type: the import is refused
     with a message or succeeds, and the folder opens and reads afterwards."""
     folder = tmp_path_factory.mktemp("fuzz")
@@ -209,8 +224,9 @@ def fuzz_base(tmp_path_factory) -> tuple[Path, dict]:
         return _library_zip(root)
 
 
-@pytest.mark.parametrize("settings_text", ["{not json", '{"temperature": NaN}', "[1, 2]",
-                                           '{"temperature": 1e999}'])
+@pytest.mark.parametrize(
+    "settings_text", ["{not json", '{"temperature": NaN}', "[1, 2]", '{"temperature": 1e999}']
+)
 def test_unreadable_settings_in_an_export_leave_the_library_imported(tmp_path, settings_text):
     target, _ = _library_zip(tmp_path)
     out = tmp_path / "odd-settings.zip"
@@ -231,7 +247,7 @@ def test_a_corrupt_compressed_library_is_an_export_error(tmp_path):
     with zipfile.ZipFile(target) as zf:
         info = zf.getinfo("parlor/library.json")
     start = info.header_offset + 30 + len(info.filename) + len(info.extra)
-    raw[start + 5:start + 40] = b"\xff" * 35  # inside the deflate stream
+    raw[start + 5 : start + 40] = b"\xff" * 35  # inside the deflate stream
     bad = tmp_path / "corrupt.zip"
     bad.write_bytes(bytes(raw))
     with pytest.raises(ExportError):

@@ -31,34 +31,40 @@ def _render(source: str) -> tuple[float, str, str]:
     return time.monotonic() - start, "fallback" if fallback else "model", " ".join(out.warnings)
 
 
-@pytest.mark.parametrize("source", [
-    "{{ ('{' + ':' * 200000).format() }}",  # held the interpreter for over 60 s
-    "{{ ('{' + ':' * 100000 + '9' * 100000).format() }}",
-    "{{ ('%' + '0' * 200000 + '.') % 1 }}",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ('{' + ':' * 200000).format() }}",  # held the interpreter for over 60 s
+        "{{ ('{' + ':' * 100000 + '9' * 100000).format() }}",
+        "{{ ('%' + '0' * 200000 + '.') % 1 }}",
+    ],
+)
 def test_format_checks_are_linear(bounded, source):
     seconds, used, _ = bounded(_render, source, seconds=20)
     assert seconds < 2 and used == "fallback"
 
 
-@pytest.mark.parametrize("source", [
-    "{{ ('a' * 2000000)|wordwrap(1) }}",  # never returned
-    "{{ '{0:{1}}'.format('a', 10**10) }}",  # allocated N characters, then checked
-    "{{ '{:{}}'.format('a', 10**10) }}",
-    "{{ '{x:>{w}}'.format(x='a', w=10**10) }}",
-    "{{ '{a:{b}}'.format_map({'a': 'x', 'b': 10**10}) }}",
-    "{{ '{:.{}f}'.format(1.5, '9999999999') }}",
-    "{{ '%(a)9999999999s' % {'a': 'x'} }}",
-    "{{ '%*s' % (10**10, 'a') }}",
-    "{{ ('%3999999s' * 4) % ('a', 'b', 'c', 'd') }}",  # each fits, together they do not
-    "{{ '%(a)9999999999s'|format(a='x') }}",
-    "{{ ([['x' * 1000] * 1000] * 1000)|tojson }}",
-    "{{ ('a' * 100000).translate({97: 'b' * 1000}) }}",
-    "{{ [['x'] * 3000000, ['y'] * 3000000]|sum(start=[]) }}",
-    "{{ ('a. ' * 1300000)|sort|length }}",  # 6 s in C, holding the interpreter lock
-    "{{ ('a. ' * 1300000)|urlize }}",  # 8 s before the deadline could be checked
-    "{{ ('ab' * 1000000)|unique|list|length }}",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ('a' * 2000000)|wordwrap(1) }}",  # never returned
+        "{{ '{0:{1}}'.format('a', 10**10) }}",  # allocated N characters, then checked
+        "{{ '{:{}}'.format('a', 10**10) }}",
+        "{{ '{x:>{w}}'.format(x='a', w=10**10) }}",
+        "{{ '{a:{b}}'.format_map({'a': 'x', 'b': 10**10}) }}",
+        "{{ '{:.{}f}'.format(1.5, '9999999999') }}",
+        "{{ '%(a)9999999999s' % {'a': 'x'} }}",
+        "{{ '%*s' % (10**10, 'a') }}",
+        "{{ ('%3999999s' * 4) % ('a', 'b', 'c', 'd') }}",  # each fits, together they do not
+        "{{ '%(a)9999999999s'|format(a='x') }}",
+        "{{ ([['x' * 1000] * 1000] * 1000)|tojson }}",
+        "{{ ('a' * 100000).translate({97: 'b' * 1000}) }}",
+        "{{ [['x'] * 3000000, ['y'] * 3000000]|sum(start=[]) }}",
+        "{{ ('a. ' * 1300000)|sort|length }}",  # 6 s in C, holding the interpreter lock
+        "{{ ('a. ' * 1300000)|urlize }}",  # 8 s before the deadline could be checked
+        "{{ ('ab' * 1000000)|unique|list|length }}",
+    ],
+)
 def test_sizes_are_checked_before_allocation(bounded, source):
     """A size error, not a MemoryError: the child has 300 MB to spare and 10 s."""
     seconds, used, warning = bounded(_render, source)
@@ -67,8 +73,10 @@ def test_sizes_are_checked_before_allocation(bounded, source):
 
 
 def test_ordinary_formatting_still_renders():
-    source = ("{{ '%-5s|%05.1f' % ('ab', 2.5) }}{{ '{:>6}|{:.2f}|{x}'.format('r', 1.234, x='k') }}"
-              "{{ 'some words'|wordwrap(5) }}")
+    source = (
+        "{{ '%-5s|%05.1f' % ('ab', 2.5) }}{{ '{:>6}|{:.2f}|{x}'.format('r', 1.234, x='k') }}"
+        "{{ 'some words'|wordwrap(5) }}"
+    )
     out = template_from_gguf(source + CHATML_TAIL, "", "<|im_end|>").render(CONVERSATION)
     assert out.warnings == []
     assert out.text.startswith("ab   |002.5     r|1.23|ksome\nwords")
@@ -105,8 +113,13 @@ def test_format_width_never_underestimates(fmt):
 def test_measures_read_each_character_once():
     """2 M characters of the worst shapes for a backtracking check, measured in well under a
     second each (a quadratic check needs hours)."""
-    shapes = ["{" + ":" * 2_000_000, "%" + "0" * 2_000_000, "%(" * 1_000_000,
-              "{:" + "{" * 2_000_000, "%." * 1_000_000]
+    shapes = [
+        "{" + ":" * 2_000_000,
+        "%" + "0" * 2_000_000,
+        "%(" * 1_000_000,
+        "{:" + "{" * 2_000_000,
+        "%." * 1_000_000,
+    ]
     for fmt in shapes:
         start = time.monotonic()
         percent_width(fmt), format_width(fmt, (), {})

@@ -73,13 +73,23 @@ def test_diagnostics_lists_the_machine_and_the_log_end_without_secrets(log_setup
     logging.getLogger("app.test").error("leaked %s", TOKEN)
     handler.flush()
     machine = machine_from_sizes(16, 0)
-    machine = type(machine)(ram_total=machine.ram_total, ram_available=None,
-                            gpus=(Gpu("Test GPU 9000", 8 << 30, 4 << 30, "nvidia", "nvml"),),
-                            unified_memory=False, problems=())
+    machine = type(machine)(
+        ram_total=machine.ram_total,
+        ram_available=None,
+        gpus=(Gpu("Test GPU 9000", 8 << 30, 4 << 30, "nvidia", "nvml"),),
+        unified_memory=False,
+        problems=(),
+    )
     text = logs.diagnostics(folder, secrets.known_values(), machine=machine)
     assert text.startswith("Parlor ")
-    for part in ("OS: ", "CPU: ", "16.0 GB RAM", "Test GPU 9000", "llama-cpp-python",
-                 "the-last-thing"):
+    for part in (
+        "OS: ",
+        "CPU: ",
+        "16.0 GB RAM",
+        "Test GPU 9000",
+        "llama-cpp-python",
+        "the-last-thing",
+    ):
         assert part in text
     assert TOKEN not in text
 
@@ -89,9 +99,10 @@ def test_diagnostics_without_a_log_file(tmp_path):
     assert "Last 40 log lines:" in text and text.rstrip().endswith("Last 40 log lines:")
 
 
-@pytest.mark.parametrize("code,words", [(errno.ENOSPC, "disk is full"),
-                                        (errno.EROFS, "read-only"),
-                                        (errno.EACCES, "may not write")])
+@pytest.mark.parametrize(
+    "code,words",
+    [(errno.ENOSPC, "disk is full"), (errno.EROFS, "read-only"), (errno.EACCES, "may not write")],
+)
 def test_write_error_message_names_the_cause_and_file(code, words):
     exc = OSError(code, "raw", "/some/settings.json")
     text = logs.write_error_message(exc, "the settings")

@@ -48,8 +48,14 @@ class FakeNvml:
 NO_NVML = FakeNvml([])
 
 
-def amd_card(root: Path, name: str, total: int | None, used: int | None = None,
-             product: str | None = None, device_id: str = "0x744c") -> None:
+def amd_card(
+    root: Path,
+    name: str,
+    total: int | None,
+    used: int | None = None,
+    product: str | None = None,
+    device_id: str = "0x744c",
+) -> None:
     device = root / name / "device"
     device.mkdir(parents=True)
     (device / "device").write_text(device_id + "\n")
@@ -62,9 +68,17 @@ def amd_card(root: Path, name: str, total: int | None, used: int | None = None,
 
 
 def read(tmp_path, **overrides) -> Machine:
-    options = dict(nvml=NO_NVML, nvidia_smi=lambda: None, sysfs_root=tmp_path / "no-drm",
-                   dxgi=lambda: [], system="Linux", cpu="x86_64",
-                   virtual_memory=lambda: RAM, runtime=lambda: None, timeout=2.0)
+    options = dict(
+        nvml=NO_NVML,
+        nvidia_smi=lambda: None,
+        sysfs_root=tmp_path / "no-drm",
+        dxgi=lambda: [],
+        system="Linux",
+        cpu="x86_64",
+        virtual_memory=lambda: RAM,
+        runtime=lambda: None,
+        timeout=2.0,
+    )
     options.update(overrides)
     return m.read_machine(**options)
 
@@ -83,8 +97,9 @@ def test_real_machine_is_read_without_error():
 
 
 def test_nvml_reports_every_gpu_and_shuts_down(tmp_path):
-    nvml = FakeNvml([(b"NVIDIA GeForce RTX 3060", 12 * GB, 11 * GB),
-                     ("NVIDIA RTX A4000", 16 * GB, 15 * GB)])
+    nvml = FakeNvml(
+        [(b"NVIDIA GeForce RTX 3060", 12 * GB, 11 * GB), ("NVIDIA RTX A4000", 16 * GB, 15 * GB)]
+    )
     machine = read(tmp_path, nvml=nvml)
     assert [g.name for g in machine.gpus] == ["NVIDIA GeForce RTX 3060", "NVIDIA RTX A4000"]
     assert machine.dedicated_vram == 28 * GB
@@ -141,7 +156,7 @@ def test_nvidia_smi_failing_is_not_fatal(tmp_path):
 def test_parse_nvidia_smi_tolerates_noise():
     assert m.parse_nvidia_smi("") == []
     assert m.parse_nvidia_smi("No devices were found\n") == []
-    gpu, = m.parse_nvidia_smi("Weird, Name, With Commas, 8192, 100\n")
+    (gpu,) = m.parse_nvidia_smi("Weird, Name, With Commas, 8192, 100\n")
     assert gpu.name == "Weird, Name, With Commas" and gpu.total_bytes == 8192 * MIB
 
 
@@ -177,12 +192,15 @@ def test_amd_sysfs_garbage_is_a_problem_not_a_crash(tmp_path):
 
 
 def test_dxgi_adds_other_vendors_and_leaves_nvidia_to_nvml(tmp_path):
-    dxgi = [Gpu("NVIDIA GeForce RTX 3080", 10 * GB, None, "nvidia", "dxgi"),
-            Gpu("AMD Radeon RX 6600", 8 * GB, None, "amd", "dxgi")]
+    dxgi = [
+        Gpu("NVIDIA GeForce RTX 3080", 10 * GB, None, "nvidia", "dxgi"),
+        Gpu("AMD Radeon RX 6600", 8 * GB, None, "amd", "dxgi"),
+    ]
     alone = read(tmp_path, dxgi=lambda: dxgi)
     assert alone.dedicated_vram == 18 * GB
-    with_nvml = read(tmp_path, dxgi=lambda: dxgi,
-                     nvml=FakeNvml([("NVIDIA GeForce RTX 3080", 10 * GB, 9 * GB)]))
+    with_nvml = read(
+        tmp_path, dxgi=lambda: dxgi, nvml=FakeNvml([("NVIDIA GeForce RTX 3080", 10 * GB, 9 * GB)])
+    )
     assert [g.source for g in with_nvml.gpus] == ["nvml", "dxgi"]
     assert with_nvml.dedicated_vram == 18 * GB
 
@@ -197,7 +215,7 @@ def test_dxgi_probe_is_windows_only():
 def test_apple_silicon_has_unified_memory(tmp_path):
     machine = read(tmp_path, system="Darwin", cpu="arm64")
     assert machine.unified_memory
-    gpu, = machine.gpus
+    (gpu,) = machine.gpus
     assert not gpu.dedicated and gpu.vendor == "apple"
     assert machine.dedicated_vram == 0
     assert machine.gpu_budget == 24 * GB  # three quarters of 32 GB
@@ -220,17 +238,22 @@ def test_overrides_replace_the_probes():
     assert ram_only.dedicated_vram == 12 * GB
     assert probed.with_overrides(vram_gb=0).gpus == ()
     assert probed.with_overrides(vram_gb=8).dedicated_vram == 8 * GB
-    assert m.machine_from_sizes(16, 8) == Machine(16 * GB, None, probed.with_overrides(
-        vram_gb=8).gpus)
+    assert m.machine_from_sizes(16, 8) == Machine(
+        16 * GB, None, probed.with_overrides(vram_gb=8).gpus
+    )
     apple = Machine(32 * GB, None, (), unified_memory=True)
     assert not apple.with_overrides(vram_gb=8).unified_memory
 
 
 def test_describe_names_everything():
-    machine = Machine(32 * GB, 20 * GB, (
-        Gpu("NVIDIA RTX", 12 * GB, 10 * GB, "nvidia", "nvml"),
-        Gpu("Apple GPU", 24 * GB, None, "apple", "apple", dedicated=False),
-    ))
+    machine = Machine(
+        32 * GB,
+        20 * GB,
+        (
+            Gpu("NVIDIA RTX", 12 * GB, 10 * GB, "nvidia", "nvml"),
+            Gpu("Apple GPU", 24 * GB, None, "apple", "apple", dedicated=False),
+        ),
+    )
     text = m.describe(machine)
     assert "32.0 GB RAM (20.0 GB free now)" in text
     assert "NVIDIA RTX 12.0 GB (10.0 GB free)" in text

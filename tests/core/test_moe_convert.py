@@ -39,8 +39,7 @@ def _tensor_bytes(path: Path) -> dict[str, tuple]:
 
 
 def _logits(path: Path) -> np.ndarray:
-    llm = llama_cpp.Llama(str(path), n_ctx=64, logits_all=True, verbose=False, seed=7,
-                          n_threads=2)
+    llm = llama_cpp.Llama(str(path), n_ctx=64, logits_all=True, verbose=False, seed=7, n_threads=2)
     tokens = llm.tokenize(b"Hello traveler, the tavern is quiet tonight")
     llm.eval(tokens)
     scores = np.array(llm.scores[: len(tokens)])
@@ -55,8 +54,12 @@ def _mixed_type(layer: int, kind: str, expert: int) -> str:
 
 @pytest.fixture(scope="module")
 def mixed_path(tmp_path_factory) -> Path:
-    return write_moe(tmp_path_factory.mktemp("mixed") / "mixed.gguf", legacy=True,
-                     expert_type=_mixed_type, other_type="Q8_0")
+    return write_moe(
+        tmp_path_factory.mktemp("mixed") / "mixed.gguf",
+        legacy=True,
+        expert_type=_mixed_type,
+        other_type="Q8_0",
+    )
 
 
 def _no_debris(folder: Path, *keep: Path) -> None:
@@ -64,6 +67,7 @@ def _no_debris(folder: Path, *keep: Path) -> None:
 
 
 # --- the layout as it is and as converted ---------------------------------------------------
+
 
 def test_legacy_file_fails_to_load_as_is(tmp_path):
     """Current llama.cpp looks for the merged tensors and stops at the first one missing:
@@ -104,6 +108,7 @@ def test_converted_file_loads_and_generates(tmp_path):
 
 # --- mixed types ------------------------------------------------------------------------------
 
+
 def test_choose_target():
     def can(t):
         return t in {ID[n] for n in ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q6_K")}
@@ -120,8 +125,10 @@ def test_choose_target():
 
 def test_mixed_group_is_converted_to_the_best_type_and_reported(tmp_path, mixed_path):
     plan = plan_conversion(gm.read_header(mixed_path))
-    assert [g.name for g in plan.mixed_groups] == ["blk.0.ffn_down_exps.weight",
-                                                   "blk.1.ffn_down_exps.weight"]
+    assert [g.name for g in plan.mixed_groups] == [
+        "blk.0.ffn_down_exps.weight",
+        "blk.1.ffn_down_exps.weight",
+    ]
     out = tmp_path / "converted.gguf"
     result = mc.convert_legacy_moe(mixed_path, out)
     assert result.copied_groups == 4 and len(result.mixed) == 2
@@ -136,11 +143,12 @@ def test_mixed_group_is_converted_to_the_best_type_and_reported(tmp_path, mixed_
     assert merged[1] == ID["Q6_K"] and merged[0] == (256, 256, 4)
     per_expert = len(merged[2]) // 4
     # the Q6_K experts are copied byte for byte; the Q4_0 ones are near their old values
-    assert merged[2][per_expert:2 * per_expert] == src["blk.0.ffn_down.1.weight"][2]
+    assert merged[2][per_expert : 2 * per_expert] == src["blk.0.ffn_down.1.weight"][2]
     old = dequantize(src["blk.0.ffn_down.0.weight"][2], ID["Q4_0"], 256)
     new = dequantize(merged[2][:per_expert], ID["Q6_K"], 256)
-    assert np.sqrt(np.mean((new - old) ** 2) / np.mean(old ** 2)) == pytest.approx(
-        report.rel_rmse[0], rel=1e-3)
+    assert np.sqrt(np.mean((new - old) ** 2) / np.mean(old**2)) == pytest.approx(
+        report.rel_rmse[0], rel=1e-3
+    )
     assert load_and_generate(out).strip()
 
 
@@ -157,6 +165,7 @@ def test_q6_k_matches_ggml_reference():
 
 
 # --- failures leave the original untouched and no debris ---------------------------------------
+
 
 def test_truncated_input(tmp_path, mixed_path):
     src = tmp_path / "cut.gguf"
@@ -280,6 +289,7 @@ def test_stale_temporary_files_are_removed(tmp_path, mixed_path):
 
 # --- where the result and the original go -----------------------------------------------------
 
+
 def test_in_place_without_keeping_the_original(tmp_path, mixed_path):
     src = tmp_path / "model.gguf"
     src.write_bytes(mixed_path.read_bytes())
@@ -288,8 +298,7 @@ def test_in_place_without_keeping_the_original(tmp_path, mixed_path):
     _no_debris(tmp_path, src)
 
 
-def test_in_place_keeps_the_original_even_without_hard_links(tmp_path, mixed_path,
-                                                              monkeypatch):
+def test_in_place_keeps_the_original_even_without_hard_links(tmp_path, mixed_path, monkeypatch):
     src = tmp_path / "model.gguf"
     src.write_bytes(mixed_path.read_bytes())
     before = _digest(src)
@@ -331,6 +340,7 @@ def test_extra_disk_is_known_before_download(mixed_path):
 
 
 # --- the command line -------------------------------------------------------------------------
+
 
 def test_cli_converts_with_a_progress_bar(tmp_path, mixed_path, capsys):
     src = tmp_path / "model.gguf"

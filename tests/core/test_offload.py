@@ -18,8 +18,13 @@ GB = 1_000_000_000
 
 def moe(n_layer=32, dense=0.2, experts=1.2, kv=0.016, share=0.25) -> ModelBytes:
     layer = LayerBytes(int(dense * GB), int(experts * GB), int(kv * GB))
-    return ModelBytes((layer,) * n_layer, embeddings=int(0.5 * GB), output=int(0.5 * GB),
-                      compute=int(0.3 * GB), expert_share=share)
+    return ModelBytes(
+        (layer,) * n_layer,
+        embeddings=int(0.5 * GB),
+        output=int(0.5 * GB),
+        compute=int(0.3 * GB),
+        expert_share=share,
+    )
 
 
 def test_the_header_splits_experts_from_the_rest(tiny_moe_path):
@@ -28,14 +33,19 @@ def test_the_header_splits_experts_from_the_rest(tiny_moe_path):
     assert mb.is_moe and len(mb.layers) == header.n_layer
     assert mb.expert_share == 0.5  # the tiny model routes to 2 of 4 experts
     for il, layer in enumerate(mb.layers):
-        exps = sum(t.nbytes for t in header.tensors
-                   if t.name.startswith(f"blk.{il}.ffn_") and "_exps" in t.name)
+        exps = sum(
+            t.nbytes
+            for t in header.tensors
+            if t.name.startswith(f"blk.{il}.ffn_") and "_exps" in t.name
+        )
         rest = sum(t.nbytes for t in header.tensors if t.name.startswith(f"blk.{il}.")) - exps
         assert (layer.experts, layer.dense) == (exps, rest)
         assert layer.kv > 0
     assert mb.embeddings == header.tensor("token_embd.weight").nbytes
-    assert mb.embeddings + mb.output + sum(lb.dense + lb.experts for lb in mb.layers) == \
-        header.tensor_bytes
+    assert (
+        mb.embeddings + mb.output + sum(lb.dense + lb.experts for lb in mb.layers)
+        == header.tensor_bytes
+    )
 
 
 def test_a_dense_model_has_only_the_layer_split(tiny_llama_path):
@@ -103,8 +113,10 @@ def _machine(vram: int, gpu_offload: bool = True):
     from app.core.appdata.llama_runtime import DeviceType, LlamaDevice, Runtime
     from app.core.appdata.machine import Machine
 
-    devices = (LlamaDevice("CPU", "CPU", "cpu", DeviceType.CPU, 8 * GB, 16 * GB),
-               LlamaDevice("Vulkan", "Vulkan0", "GPU", DeviceType.GPU, vram, vram))
+    devices = (
+        LlamaDevice("CPU", "CPU", "cpu", DeviceType.CPU, 8 * GB, 16 * GB),
+        LlamaDevice("Vulkan", "Vulkan0", "GPU", DeviceType.GPU, vram, vram),
+    )
     return Machine(16 * GB, None, runtime=Runtime((), devices, gpu_offload))
 
 
@@ -118,7 +130,8 @@ def test_the_picker_text_names_the_expert_split(tiny_moe_path, tmp_path):
     plan = o.plan_for(header, _machine(2_500_000), n_ctx=256)
     assert (plan.split, plan.n_cpu_moe) == (Split.EXPERTS, 2)
     run = cat.RunPlan("partial", 2, 4, False, None, offload=plan)
-    assert run.describe() == ("partly on the GPU: attention on the GPU, experts of 2 of 4 "
-                              "layers in RAM")
+    assert run.describe() == (
+        "partly on the GPU: attention on the GPU, experts of 2 of 4 layers in RAM"
+    )
     assert o.plan_for(header, _machine(2_500_000, gpu_offload=False), n_ctx=256) is None
     assert o.plan_for(read_header(tiny_moe_path), _machine(100 * GB), n_ctx=256) is None  # fits

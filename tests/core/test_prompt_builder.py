@@ -15,15 +15,19 @@ from app.core.prompt import (
 )
 from app.core.prompt.instruct import instruct_template
 
-CHATML_JINJA = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
-                "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
-                "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
-MISTRAL_JINJA = ("{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') "
-                 "!= (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must "
-                 "alternate') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + "
-                 "message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
-                 "{{ message['content'] + eos_token}}{% else %}{{ raise_exception('Only user and "
-                 "assistant roles are supported!') }}{% endif %}{% endfor %}")
+CHATML_JINJA = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+MISTRAL_JINJA = (
+    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') "
+    "!= (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must "
+    "alternate') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + "
+    "message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
+    "{{ message['content'] + eos_token}}{% else %}{{ raise_exception('Only user and "
+    "assistant roles are supported!') }}{% endif %}{% endfor %}"
+)
 
 CARD = {
     "name": "Alice",
@@ -34,10 +38,18 @@ CARD = {
     "mes_example": "<START>\n{{user}}: Who are you?\n{{char}}: A fox.\n<START>\n{{char}}: *grins*",
     "system_prompt": "",
     "post_history_instructions": "",
-    "character_book": {"entries": [
-        {"keys": ["dragon"], "content": "Dragons sleep under the hill.", "enabled": True,
-         "insertion_order": 10, "name": "dragons", "extensions": {}},
-    ]},
+    "character_book": {
+        "entries": [
+            {
+                "keys": ["dragon"],
+                "content": "Dragons sleep under the hill.",
+                "enabled": True,
+                "insertion_order": 10,
+                "name": "dragons",
+                "extensions": {},
+            },
+        ]
+    },
 }
 
 
@@ -46,11 +58,23 @@ def count(text: str) -> int:
 
 
 def build(history, *, card=CARD, template=None, n_ctx=4096, reply=256, **settings):
-    inp = PromptInput(card=card, user_name="Bob", persona="{{user}} is a traveller.",
-                      history=history, continue_last=settings.pop("continue_last", False))
-    return build_prompt(inp, template or preset("chatml"), count, n_ctx, reply,
-                        PromptSettings(**settings), rng=random.Random(1),
-                        clock=lambda: datetime(2024, 5, 1, 10, 0))
+    inp = PromptInput(
+        card=card,
+        user_name="Bob",
+        persona="{{user}} is a traveller.",
+        history=history,
+        continue_last=settings.pop("continue_last", False),
+    )
+    return build_prompt(
+        inp,
+        template or preset("chatml"),
+        count,
+        n_ctx,
+        reply,
+        PromptSettings(**settings),
+        rng=random.Random(1),
+        clock=lambda: datetime(2024, 5, 1, 10, 0),
+    )
 
 
 def chat(turns: int) -> list[Message]:
@@ -73,21 +97,37 @@ def test_default_story_string():
         "<START>\nBob: Who are you?\nAlice: A fox.\n<START>\nAlice: *grins*<|im_end|>\n"
         "<|im_start|>assistant\nHello, Bob!<|im_end|>\n"
         "<|im_start|>user\nHi.<|im_end|>\n"
-        "<|im_start|>assistant\n")
-    assert [p.name for p in built.parts] == ["system", "description", "personality", "scenario",
-                                             "persona", "examples", "history", "template"]
+        "<|im_start|>assistant\n"
+    )
+    assert [p.name for p in built.parts] == [
+        "system",
+        "description",
+        "personality",
+        "scenario",
+        "persona",
+        "examples",
+        "history",
+        "template",
+    ]
     assert built.tokens == sum(p.tokens for p in built.parts)
     assert built.dropped_messages == 0 and built.lore == [] and built.warnings == []
 
 
 def test_card_system_prompt_with_original_and_post_history():
-    card = {**CARD, "system_prompt": "{{original}} Stay in character.",
-            "post_history_instructions": "Reply in one paragraph, {{user}}."}
+    card = {
+        **CARD,
+        "system_prompt": "{{original}} Stay in character.",
+        "post_history_instructions": "Reply in one paragraph, {{user}}.",
+    }
     built = build([Message("user", "Hi.")], card=card)
-    assert built.text.startswith("<|im_start|>system\nWrite Alice's next reply in a fictional "
-                                 "chat between Alice and Bob. Stay in character.\n\n")
-    assert built.text.endswith("<|im_start|>user\nHi.<|im_end|>\n<|im_start|>system\n"
-                               "Reply in one paragraph, Bob.<|im_end|>\n<|im_start|>assistant\n")
+    assert built.text.startswith(
+        "<|im_start|>system\nWrite Alice's next reply in a fictional "
+        "chat between Alice and Bob. Stay in character.\n\n"
+    )
+    assert built.text.endswith(
+        "<|im_start|>user\nHi.<|im_end|>\n<|im_start|>system\n"
+        "Reply in one paragraph, Bob.<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
 def test_nickname_is_char():
@@ -97,12 +137,17 @@ def test_nickname_is_char():
 
 def test_custom_order_and_left_out_parts():
     book = {"entries": [{**CARD["character_book"]["entries"][0], "position": "before_char"}]}
-    built = build([Message("user", "a dragon!")], card={**CARD, "character_book": book},
-                  order=["lore_before", "description", "history", "system"])
+    built = build(
+        [Message("user", "a dragon!")],
+        card={**CARD, "character_book": book},
+        order=["lore_before", "description", "history", "system"],
+    )
     assert built.text.startswith("<|im_start|>system\nDragons sleep under the hill.\n\nAlice is")
     assert "personality" not in built.text and "<START>" not in built.text
-    assert built.text.endswith("<|im_start|>system\nWrite Alice's next reply in a fictional chat "
-                               "between Alice and Bob.<|im_end|>\n<|im_start|>assistant\n")
+    assert built.text.endswith(
+        "<|im_start|>system\nWrite Alice's next reply in a fictional chat "
+        "between Alice and Bob.<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert [p.name for p in built.parts][:3] == ["lore_before", "description", "history"]
 
 
@@ -119,16 +164,23 @@ def test_lore_without_a_position_goes_after_the_character_definition():
     assert built.lore == ["dragons"]
     lore_at = built.text.index("Dragons sleep under the hill.")
     assert built.text.index("Scenario: Bob meets") < lore_at < built.text.index("Bob is a trav")
-    assert [p.name for p in built.parts][:6] == ["system", "description", "personality",
-                                                 "scenario", "lore_after", "persona"]
+    assert [p.name for p in built.parts][:6] == [
+        "system",
+        "description",
+        "personality",
+        "scenario",
+        "lore_after",
+        "persona",
+    ]
 
 
 def test_continue_leaves_the_reply_open_after_the_tail():
     card = {**CARD, "post_history_instructions": "Be brief."}
     history = [Message("user", "dragon?"), Message("assistant", "Well, the dragon")]
     built = build(history, card=card, continue_last=True)
-    assert built.text.endswith("<|im_start|>system\nBe brief."
-                               "<|im_end|>\n<|im_start|>assistant\nWell, the dragon")
+    assert built.text.endswith(
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>assistant\nWell, the dragon"
+    )
 
 
 def test_continue_without_a_reply_warns():
@@ -138,10 +190,16 @@ def test_continue_without_a_reply_warns():
 
 
 def test_stop_strings():
-    built = build([Message("user", "x")], extra_stops=["\n{{char}} thinks", ""],
-                  template=preset("llama3"))
-    assert built.stop == ["\nBob:", "<|eot_id|>", "<|end_of_text|>", "<|start_header_id|>",
-                          "\nAlice thinks"]
+    built = build(
+        [Message("user", "x")], extra_stops=["\n{{char}} thinks", ""], template=preset("llama3")
+    )
+    assert built.stop == [
+        "\nBob:",
+        "<|eot_id|>",
+        "<|end_of_text|>",
+        "<|start_header_id|>",
+        "\nAlice thinks",
+    ]
 
 
 def test_history_macros_are_stable_between_builds():
@@ -161,11 +219,22 @@ def _fits_one_more(built, history, template=None, n_ctx=1200, reply=200, **kw):
     """Would keeping one more older message still fit? (It must not, if the fit is maximal.)"""
     if built.dropped_messages == 0:
         return False
-    inp = PromptInput(card=CARD, user_name="Bob", persona="{{user}} is a traveller.",
-                      history=history[built.dropped_messages - 1:])
-    more = build_prompt(inp, template or preset("chatml"), count, 10**6, 0,
-                        PromptSettings(**kw), rng=random.Random(1),
-                        clock=lambda: datetime(2024, 5, 1, 10, 0))
+    inp = PromptInput(
+        card=CARD,
+        user_name="Bob",
+        persona="{{user}} is a traveller.",
+        history=history[built.dropped_messages - 1 :],
+    )
+    more = build_prompt(
+        inp,
+        template or preset("chatml"),
+        count,
+        10**6,
+        0,
+        PromptSettings(**kw),
+        rng=random.Random(1),
+        clock=lambda: datetime(2024, 5, 1, 10, 0),
+    )
     return more.tokens <= n_ctx - reply
 
 
@@ -200,8 +269,13 @@ def test_pinned_examples_stay_and_the_history_gives_way():
 def test_examples_are_added_block_by_block_when_there_is_room():
     """SillyTavern `Generate`: after the history, example blocks are added one at a time while
     they fit (`count_exm_add`)."""
-    card = {**CARD, "mes_example": "<START>\n{{char}}: one " + "a " * 40
-            + "\n<START>\n{{char}}: two " + "b " * 400}
+    card = {
+        **CARD,
+        "mes_example": "<START>\n{{char}}: one "
+        + "a " * 40
+        + "\n<START>\n{{char}}: two "
+        + "b " * 400,
+    }
     built = build([Message("user", "Hi.")], card=card, n_ctx=400, reply=100)
     assert "Alice: one" in built.text and "Alice: two" not in built.text
     assert any("1 of 2 example dialogue blocks" in w for w in built.warnings)
@@ -242,8 +316,10 @@ def test_continue_keeps_the_open_reply_and_its_question():
 
 
 TEMPLATES = {
-    "chatml": lambda: preset("chatml"), "mistral": lambda: preset("mistral"),
-    "gemma": lambda: preset("gemma"), "llama3": lambda: preset("llama3"),
+    "chatml": lambda: preset("chatml"),
+    "mistral": lambda: preset("mistral"),
+    "gemma": lambda: preset("gemma"),
+    "llama3": lambda: preset("llama3"),
     "plain": lambda: preset("plain"),
     "jinja-chatml": lambda: template_from_gguf(CHATML_JINJA, "", "<|im_end|>"),
     "jinja-mistral": lambda: template_from_gguf(MISTRAL_JINJA, "<s>", "</s>"),
@@ -317,19 +393,31 @@ def test_a_failing_template_warns_in_the_built_prompt():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["user", "assistant", "system"]),
-                          st.integers(0, 60)), min_size=1, max_size=40),
-       st.integers(0, 3000), st.integers(0, 1500), st.integers(300, 3000),
-       st.booleans(), st.sampled_from(sorted(TEMPLATES)))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["user", "assistant", "system"]), st.integers(0, 60)),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(0, 3000),
+    st.integers(0, 1500),
+    st.integers(300, 3000),
+    st.booleans(),
+    st.sampled_from(sorted(TEMPLATES)),
+)
 def test_budget_invariants(shape, description, examples, n_ctx, pin, name):
     """For random cards, chats and context sizes: the prompt never exceeds the context, always
     ends with the newest message, and never drops a newer message while keeping an older one
     (SillyTavern `Generate` and `checkPromptSize`)."""
     history = [Message(role, f"m{i}z " + "w " * size) for i, (role, size) in enumerate(shape)]
-    card = {**CARD, "description": "d " * description,
-            "mes_example": "<START>\n{{char}}: " + "e " * examples}
-    built = build(history, card=card, template=TEMPLATES[name](), n_ctx=n_ctx, reply=50,
-                  pin_examples=pin)
+    card = {
+        **CARD,
+        "description": "d " * description,
+        "mes_example": "<START>\n{{char}}: " + "e " * examples,
+    }
+    built = build(
+        history, card=card, template=TEMPLATES[name](), n_ctx=n_ctx, reply=50, pin_examples=pin
+    )
     assert built.fits and built.tokens <= n_ctx - 50
     kept = [f"m{i}z" in built.text for i in range(len(history))]
     assert kept[-1] or not history[-1].text.strip()

@@ -12,8 +12,9 @@ from app.core.prompt.instruct import shipped_instruct
 
 
 def clean(raw, **kw):
-    settings = CleanupSettings(**{k: kw.pop(k) for k in list(kw) if k in
-                                  CleanupSettings.__dataclass_fields__})
+    settings = CleanupSettings(
+        **{k: kw.pop(k) for k in list(kw) if k in CleanupSettings.__dataclass_fields__}
+    )
     return clean_reply(raw, char="Alice", user="Bob", settings=settings, **kw)
 
 
@@ -40,8 +41,9 @@ def test_a_stop_string_split_across_tokens_is_cut():
     """cleanUpMessage: the longest end of the text that starts a stop string is dropped."""
     assert clean("Fine.<|im_e", stops=["<|im_end|>"]).text == "Fine."
     assert clean("Fine.<|im_end|>more", stops=["<|im_end|>"]).text == "Fine."
-    assert clean("Fine.<|im_e", stops=["<|im_end|>"], drop_partial_stops=False).text == \
-        "Fine.<|im_e"
+    assert (
+        clean("Fine.<|im_e", stops=["<|im_end|>"], drop_partial_stops=False).text == "Fine.<|im_e"
+    )
 
 
 def test_instruct_sequences_the_model_wrote_are_removed():
@@ -49,18 +51,22 @@ def test_instruct_sequences_the_model_wrote_are_removed():
     chatml = shipped_instruct()["ChatML"]
     assert clean("Hello<|im_end|>\n<|im_start|>user\nhi", instruct=chatml).text == "Hello"
     alpaca = shipped_instruct()["Alpaca"]
-    assert clean("### Response:\nHi there\n### Instruction:\nmore", instruct=alpaca).text == \
-        "Hi there"
+    assert (
+        clean("### Response:\nHi there\n### Instruction:\nmore", instruct=alpaca).text == "Hi there"
+    )
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("She smiled. Then she", "She smiled."),
-    ("Wait! What *", "Wait! What"),
-    ("no end at all  ", "no end at all"),
-    ("He said \"yes\" and", "He said \"yes\""),
-    ("ok 🙂 and", "ok"),  # an end mark after a space goes with the space, as in ST
-    ("ok🙂 and", "ok🙂"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("She smiled. Then she", "She smiled."),
+        ("Wait! What *", "Wait! What"),
+        ("no end at all  ", "no end at all"),
+        ('He said "yes" and', 'He said "yes"'),
+        ("ok 🙂 and", "ok"),  # an end mark after a space goes with the space, as in ST
+        ("ok🙂 and", "ok🙂"),
+    ],
+)
 def test_trim_incomplete_sentences(raw, expected):
     """trimToEndSentence (public/scripts/utils.js)."""
     assert trim_to_end_sentence(raw) == expected

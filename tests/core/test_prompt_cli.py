@@ -13,8 +13,17 @@ CARD = {
     "scenario": "",
     "first_mes": "Hello, {{user}}!",
     "mes_example": "",
-    "character_book": {"entries": [{"keys": ["dragon"], "content": "Dragons sleep.",
-                                    "enabled": True, "insertion_order": 1, "name": "dragons"}]},
+    "character_book": {
+        "entries": [
+            {
+                "keys": ["dragon"],
+                "content": "Dragons sleep.",
+                "enabled": True,
+                "insertion_order": 1,
+                "name": "dragons",
+            }
+        ]
+    },
 }
 
 
@@ -39,21 +48,29 @@ def write_chat(path, rows):
 def test_prints_the_exact_prompt(fake_card, capsys):
     code, out, _ = run(capsys, "--user", "Bob")
     greeting = [Message("assistant", "Hello, {{user}}!")]
-    expected = build_prompt(PromptInput(CARD, "Bob", history=greeting), preset("chatml"),
-                            estimate_tokens, 4096, 512).text
+    expected = build_prompt(
+        PromptInput(CARD, "Bob", history=greeting), preset("chatml"), estimate_tokens, 4096, 512
+    ).text
     assert code == 0
     assert out == expected
     assert out.endswith("Hello, Bob!<|im_end|>\n<|im_start|>assistant\n")
 
 
 def test_json_output(fake_card, capsys, tmp_path):
-    chat = write_chat(tmp_path / "chat.jsonl", [
-        {"user_name": "Bob", "character_name": "Alice",
-         "create_date": "2024-1-1 @10h 00m 00s 000ms", "chat_metadata": {}},
-        {"name": "Alice", "is_user": False, "mes": "Hello, Bob!", "swipes": ["Hello, Bob!"]},
-        {"name": "Bob", "is_user": True, "mes": "Tell me about the dragon."},
-        {"name": "Narrator", "is_user": False, "is_system": True, "mes": "hidden note"},
-    ])
+    chat = write_chat(
+        tmp_path / "chat.jsonl",
+        [
+            {
+                "user_name": "Bob",
+                "character_name": "Alice",
+                "create_date": "2024-1-1 @10h 00m 00s 000ms",
+                "chat_metadata": {},
+            },
+            {"name": "Alice", "is_user": False, "mes": "Hello, Bob!", "swipes": ["Hello, Bob!"]},
+            {"name": "Bob", "is_user": True, "mes": "Tell me about the dragon."},
+            {"name": "Narrator", "is_user": False, "is_system": True, "mes": "hidden note"},
+        ],
+    )
     code, out, _ = run(capsys, "--chat", str(chat), "--template", "mistral", "--json")
     data = json.loads(out)
     assert code == 0
@@ -73,8 +90,16 @@ def test_small_context_drops_messages(fake_card, capsys, tmp_path):
     rows = [{"user_name": "Bob"}]
     for i in range(60):
         rows.append({"name": "x", "is_user": i % 2 == 1, "mes": f"message {i} " + "word " * 20})
-    code, out, err = run(capsys, "--chat", str(write_chat(tmp_path / "c.jsonl", rows)),
-                         "--ctx", "1024", "--reply-tokens", "256", "--json")
+    code, out, err = run(
+        capsys,
+        "--chat",
+        str(write_chat(tmp_path / "c.jsonl", rows)),
+        "--ctx",
+        "1024",
+        "--reply-tokens",
+        "256",
+        "--json",
+    )
     data = json.loads(out)
     assert code == 0 and data["dropped_messages"] > 0 and data["tokens"] <= 768
     assert "message 59" in data["prompt"] and "message 0 " not in data["prompt"]
@@ -103,8 +128,9 @@ def test_template_overrides_the_models_with_its_tokenizer(fake_card, capsys, tmp
     from tests.tiny_models import write_tiny_llama
 
     model = write_tiny_llama(tmp_path / "tiny.gguf", chat_template=CHATML_JINJA)
-    code, out, err = run(capsys, "--model", str(model), "--template", "Mistral V2 & V3",
-                         "--user", "Bob", "--json")
+    code, out, err = run(
+        capsys, "--model", str(model), "--template", "Mistral V2 & V3", "--user", "Bob", "--json"
+    )
     data = json.loads(out)
     assert code == 0 and data["prompt"].startswith("[INST] ")
     assert data["prompt"].endswith("[/INST] Alice:")
@@ -117,12 +143,17 @@ def test_unknown_template_is_refused(fake_card, capsys):
 
 
 def test_st_chat_reader_keeps_names_and_skips_hidden(tmp_path):
-    chat = read_st_chat(write_chat(tmp_path / "c.jsonl", [
-        {"user_name": "You", "character_name": "Alice"},
-        {"name": "Alice", "is_user": False, "mes": "Hi"},
-        {"name": "You", "is_user": True, "mes": "Yo"},
-        {"name": "Alice", "is_user": False, "is_system": True, "mes": "hidden"},
-    ]))
+    chat = read_st_chat(
+        write_chat(
+            tmp_path / "c.jsonl",
+            [
+                {"user_name": "You", "character_name": "Alice"},
+                {"name": "Alice", "is_user": False, "mes": "Hi"},
+                {"name": "You", "is_user": True, "mes": "Yo"},
+                {"name": "Alice", "is_user": False, "is_system": True, "mes": "hidden"},
+            ],
+        )
+    )
     assert chat.metadata["character_name"] == "Alice"
     assert chat.messages == [Message("assistant", "Hi", "Alice"), Message("user", "Yo", "You")]
 
@@ -130,19 +161,38 @@ def test_st_chat_reader_keeps_names_and_skips_hidden(tmp_path):
 def test_real_card_file(tmp_path, capsys):
     pytest.importorskip("app.core.cards")
     card = tmp_path / "alice.json"
-    card.write_text(json.dumps({"spec": "chara_card_v3", "spec_version": "3.0", "data": {
-        **CARD, "tags": [], "creator": "", "character_version": "", "creator_notes": "",
-        "system_prompt": "", "post_history_instructions": "", "alternate_greetings": [],
-        "group_only_greetings": [], "extensions": {}}}), encoding="utf-8")
+    card.write_text(
+        json.dumps(
+            {
+                "spec": "chara_card_v3",
+                "spec_version": "3.0",
+                "data": {
+                    **CARD,
+                    "tags": [],
+                    "creator": "",
+                    "character_version": "",
+                    "creator_notes": "",
+                    "system_prompt": "",
+                    "post_history_instructions": "",
+                    "alternate_greetings": [],
+                    "group_only_greetings": [],
+                    "extensions": {},
+                },
+            }
+        ),
+        encoding="utf-8",
+    )
     from app.cli import main
 
     assert main(["prompt", "--card", str(card), "--user", "Bob"]) == 0
     assert "Alice is a fox." in capsys.readouterr().out
 
 
-CHATML_JINJA = ("{{ bos_token }}{% for message in messages %}{{'<|im_start|>' + message['role'] + "
-                "'\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
-                "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+CHATML_JINJA = (
+    "{{ bos_token }}{% for message in messages %}{{'<|im_start|>' + message['role'] + "
+    "'\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
 
 
 def test_model_template_and_tokenizer(fake_card, capsys, tmp_path):

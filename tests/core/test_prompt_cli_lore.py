@@ -26,12 +26,24 @@ def write_chat(path, metadata, *messages):
 def test_lore_trace_for_card_and_world_books(capsys, tmp_path):
     """A SillyTavern world-info file (`entries` keyed by uid, `disable`, `position` 4 with
     `depth` and `role`) used as a global book next to the card's own."""
-    chat = write_chat(tmp_path / "c.jsonl", {"integrity": "abc"},
-                      ("Seraphina", "Welcome."), ("Ann", "Can we rest at the Docks?"),
-                      ("Seraphina", "Past the lighthouse."), ("Ann", "Is the glade a refuge?"))
-    code, out, err = run(capsys, "--card", str(CARDS / "worldinfo" / "seraphina_like.json"),
-                         "--chat", str(chat), "--world",
-                         str(CARDS / "worldinfo" / "harbor_world.json"), "--json")
+    chat = write_chat(
+        tmp_path / "c.jsonl",
+        {"integrity": "abc"},
+        ("Seraphina", "Welcome."),
+        ("Ann", "Can we rest at the Docks?"),
+        ("Seraphina", "Past the lighthouse."),
+        ("Ann", "Is the glade a refuge?"),
+    )
+    code, out, err = run(
+        capsys,
+        "--card",
+        str(CARDS / "worldinfo" / "seraphina_like.json"),
+        "--chat",
+        str(chat),
+        "--world",
+        str(CARDS / "worldinfo" / "harbor_world.json"),
+        "--json",
+    )
     assert code == 0, err
     data = json.loads(out)
     trace = {t["entry"]: t for t in data["lore_trace"]}
@@ -40,11 +52,20 @@ def test_lore_trace_for_card_and_world_books(capsys, tmp_path):
     assert trace["glade"]["position"] == "before_char"
     assert trace["Harbor"]["fired"]
     assert trace["Harbor"]["reason"] == "key '/\\bdocks?\\b/i' in message 3 from the end"
-    assert trace["Lighthouse"] == {"entry": "Lighthouse", "fired": True,
-                                   "reason": "key 'lighthouse' in message 2 from the end",
-                                   "position": "at_depth 1 user", "tokens": 9}
-    assert trace["Ghost"] == {"entry": "Ghost", "fired": False, "reason": "disabled",
-                              "position": "after_char", "tokens": 0}
+    assert trace["Lighthouse"] == {
+        "entry": "Lighthouse",
+        "fired": True,
+        "reason": "key 'lighthouse' in message 2 from the end",
+        "position": "at_depth 1 user",
+        "tokens": 9,
+    }
+    assert trace["Ghost"] == {
+        "entry": "Ghost",
+        "fired": False,
+        "reason": "disabled",
+        "position": "after_char",
+        "tokens": 0,
+    }
     assert not trace["shadowfang"]["fired"]
     assert trace["shadowfang"]["reason"] == "no key found in the last 2 messages"
     assert data["lore"][-1] == "Lighthouse"  # in the chat, after the story string's lore
@@ -57,21 +78,35 @@ def test_lore_trace_for_card_and_world_books(capsys, tmp_path):
 def test_authors_note_and_scenario_from_chat_metadata(capsys, tmp_path):
     """SillyTavern's `note_prompt`/`note_depth`/`note_position`/`note_role` and
     `chat_metadata.scenario` (which wins over the card's scenario when set)."""
-    meta = {"note_prompt": "Keep it short.", "note_interval": 1, "note_position": 1,
-            "note_depth": 0, "note_role": 0, "scenario": "A rainy night at the glade."}
+    meta = {
+        "note_prompt": "Keep it short.",
+        "note_interval": 1,
+        "note_position": 1,
+        "note_depth": 0,
+        "note_role": 0,
+        "scenario": "A rainy night at the glade.",
+    }
     chat = write_chat(tmp_path / "c.jsonl", meta, ("Seraphina", "Hello."), ("Ann", "Hi."))
-    code, out, err = run(capsys, "--card", str(CARDS / "worldinfo" / "seraphina_like.json"),
-                         "--chat", str(chat), "--json")
+    code, out, err = run(
+        capsys,
+        "--card",
+        str(CARDS / "worldinfo" / "seraphina_like.json"),
+        "--chat",
+        str(chat),
+        "--json",
+    )
     assert code == 0, err
     prompt = json.loads(out)["prompt"]
     assert "Scenario: A rainy night at the glade." in prompt
-    assert prompt.endswith("Hi.<|im_end|>\n<|im_start|>system\nKeep it short.<|im_end|>\n"
-                           "<|im_start|>assistant\n")
+    assert prompt.endswith(
+        "Hi.<|im_end|>\n<|im_start|>system\nKeep it short.<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
 def test_a_bad_world_file_is_an_error(capsys, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]", encoding="utf-8")
-    code, _, err = run(capsys, "--card", str(CARDS / "worldinfo" / "seraphina_like.json"),
-                       "--world", str(bad))
+    code, _, err = run(
+        capsys, "--card", str(CARDS / "worldinfo" / "seraphina_like.json"), "--world", str(bad)
+    )
     assert code == 1 and "bad.json" in err

@@ -28,15 +28,18 @@ CARD = {
     "personality": "bold, " + _prose("pers", 20),
     "scenario": "{{user}} arrives at the inn at dusk. " + _prose("scen", 30),
     "first_mes": "*Comely looks up from the counter.* Welcome, {{user}}!",
-    "mes_example": "".join(f"<START>\n{{{{user}}}}: Question {b}?\n{{{{char}}}}: "
-                           + _prose(f"ex{b}x", 60) + "\n" for b in range(5)),
+    "mes_example": "".join(
+        f"<START>\n{{{{user}}}}: Question {b}?\n{{{{char}}}}: " + _prose(f"ex{b}x", 60) + "\n"
+        for b in range(5)
+    ),
 }
 
 
 @pytest.fixture(scope="module")
 def llm(tiny_llama_path):
-    return llama_cpp.Llama(model_path=str(tiny_llama_path), n_ctx=N_CTX, n_batch=512,
-                           verbose=False, seed=1)
+    return llama_cpp.Llama(
+        model_path=str(tiny_llama_path), n_ctx=N_CTX, n_batch=512, verbose=False, seed=1
+    )
 
 
 def _count_many(llm):
@@ -47,8 +50,17 @@ def _count_many(llm):
 
 
 def _job(history, llm, counter):
-    info = ModelInfo(path="tiny.gguf", name="tiny", n_ctx=N_CTX, n_ctx_train=N_CTX,
-                     n_gpu_layers=0, n_layer=2, chat_template=None, bos="<s>", eos="</s>")
+    info = ModelInfo(
+        path="tiny.gguf",
+        name="tiny",
+        n_ctx=N_CTX,
+        n_ctx_train=N_CTX,
+        n_gpu_layers=0,
+        n_layer=2,
+        chat_template=None,
+        bos="<s>",
+        eos="</s>",
+    )
     settings = Settings()
     settings.template, settings.max_tokens = "chatml", 300
     inp = PromptInput(card=CARD, user_name="Ann", history=history)
@@ -81,7 +93,7 @@ def test_a_sixty_message_chat_keeps_its_newest_messages_every_turn(llm):
         assert len(llm.tokenize(built.text.encode(), special=True)) <= N_CTX - 300
         start = built.dropped_messages
         if start:  # no turn is sent with fewer messages than fit: one more would not
-            wider = _job(history[start - 1:], llm, counter)
+            wider = _job(history[start - 1 :], llm, counter)
             assert wider.dropped_messages == 1
         dropped.append(start)
         history.append(Message("assistant", f"Reply {turn}. " + _prose(f"r{turn}z", 30)))
@@ -94,17 +106,30 @@ def test_a_sixty_message_chat_keeps_its_newest_messages_every_turn(llm):
 def test_a_model_without_a_template_is_told_and_gets_its_catalogs_preset(llm):
     """The default model's GGUF has no chat template: the catalog names ChatML for it."""
     history = [Message("user", "Hello there.")]
-    info = ModelInfo(path="/models/ggml-model-q4_k_m.gguf", name="m", n_ctx=N_CTX,
-                     n_ctx_train=N_CTX, n_gpu_layers=0, n_layer=2, chat_template=None,
-                     bos="<s>", eos="</s>")
-    built = PromptJob(PromptInput(card=CARD, user_name="Ann", history=history), info,
-                      Settings(), TokenCounter())(_count_many(llm))
+    info = ModelInfo(
+        path="/models/ggml-model-q4_k_m.gguf",
+        name="m",
+        n_ctx=N_CTX,
+        n_ctx_train=N_CTX,
+        n_gpu_layers=0,
+        n_layer=2,
+        chat_template=None,
+        bos="<s>",
+        eos="</s>",
+    )
+    built = PromptJob(
+        PromptInput(card=CARD, user_name="Ann", history=history), info, Settings(), TokenCounter()
+    )(_count_many(llm))
     assert "catalog names the ChatML format" in built.warnings[0]
-    assert built.text.endswith("<|im_start|>user\nAnn: Hello there.<|im_end|>\n"
-                               "<|im_start|>assistant\nComely:")
-    other = PromptJob(PromptInput(card=CARD, user_name="Ann", history=history),
-                      ModelInfo(**{**info.__dict__, "path": "/models/other.gguf"}), Settings(),
-                      TokenCounter())(_count_many(llm))
+    assert built.text.endswith(
+        "<|im_start|>user\nAnn: Hello there.<|im_end|>\n<|im_start|>assistant\nComely:"
+    )
+    other = PromptJob(
+        PromptInput(card=CARD, user_name="Ann", history=history),
+        ModelInfo(**{**info.__dict__, "path": "/models/other.gguf"}),
+        Settings(),
+        TokenCounter(),
+    )(_count_many(llm))
     assert "format is a guess" in other.warnings[0]
 
 
@@ -113,10 +138,23 @@ def test_the_job_cleans_the_finished_reply_with_its_own_stops(llm):
     string of the format used (ChatML here) go; the raw text is kept."""
     settings = Settings()
     settings.template = "ChatML"
-    info = ModelInfo(path="m.gguf", name="m", n_ctx=N_CTX, n_ctx_train=N_CTX, n_gpu_layers=0,
-                     n_layer=2, chat_template=None, bos="<s>", eos="</s>")
-    job = PromptJob(PromptInput(card=CARD, user_name="Ann", history=[Message("user", "Hi")]),
-                    info, settings, TokenCounter())
+    info = ModelInfo(
+        path="m.gguf",
+        name="m",
+        n_ctx=N_CTX,
+        n_ctx_train=N_CTX,
+        n_gpu_layers=0,
+        n_layer=2,
+        chat_template=None,
+        bos="<s>",
+        eos="</s>",
+    )
+    job = PromptJob(
+        PromptInput(card=CARD, user_name="Ann", history=[Message("user", "Hi")]),
+        info,
+        settings,
+        TokenCounter(),
+    )
     job(_count_many(llm))
     cleaned = job.clean("Comely: Welcome in!<|im_e")
     assert cleaned.text == "Welcome in!" and cleaned.changed
@@ -129,12 +167,28 @@ def test_a_context_too_small_for_anything_is_a_clear_error(llm):
     """Not llama.cpp's "more than the context size": what to raise, in words."""
     from app.core.chat.job import PromptDoesNotFit
 
-    info = ModelInfo(path="m.gguf", name="m", n_ctx=40, n_ctx_train=N_CTX, n_gpu_layers=0,
-                     n_layer=2, chat_template=None, bos="<s>", eos="</s>")
+    info = ModelInfo(
+        path="m.gguf",
+        name="m",
+        n_ctx=40,
+        n_ctx_train=N_CTX,
+        n_gpu_layers=0,
+        n_layer=2,
+        chat_template=None,
+        bos="<s>",
+        eos="</s>",
+    )
     settings = Settings()
     settings.template, settings.max_tokens = "chatml", 10
-    job = PromptJob(PromptInput(card=CARD, user_name="Ann", history=[Message("user", "Hi")]),
-                    info, settings, TokenCounter())
-    with pytest.raises(PromptDoesNotFit, match=r"only \d+ fit.*raise Context size to 4096 in "
-                                               "Settings → Model"):
+    job = PromptJob(
+        PromptInput(card=CARD, user_name="Ann", history=[Message("user", "Hi")]),
+        info,
+        settings,
+        TokenCounter(),
+    )
+    with pytest.raises(
+        PromptDoesNotFit,
+        match=r"only \d+ fit.*raise Context size to 4096 in "
+        "Settings → Model",
+    ):
         job(_count_many(llm))

@@ -26,9 +26,14 @@ from app.core.prompt.instruct import (
 )
 from app.core.prompt.story_string import ContextTemplate, StoryStringError
 
-CARD = {"name": "Alice", "description": "{{char}} is a fox.", "personality": "sly",
-        "scenario": "A river.", "first_mes": "Hello, {{user}}!",
-        "mes_example": "<START>\n{{user}}: Who are you?\n{{char}}: A fox."}
+CARD = {
+    "name": "Alice",
+    "description": "{{char}} is a fox.",
+    "personality": "sly",
+    "scenario": "A river.",
+    "first_mes": "Hello, {{user}}!",
+    "mes_example": "<START>\n{{user}}: Who are you?\n{{char}}: A fox.",
+}
 SYSTEM = "Write Alice's next reply in a fictional chat between Alice and Bob."
 CHAT = [Message("assistant", "Hello, Bob!"), Message("user", "Hi.")]
 ALL = sorted(shipped_instruct())
@@ -52,12 +57,22 @@ def st_chat(p, name, mes, is_user, force=None):
     """formatInstructModeChat (no narrator, no group)."""
     include = p["names_behavior"] == "always"
     if is_user:
-        prefix = (p["first_input_sequence"] if force == "first" else
-                  p["last_input_sequence"] if force == "last" else "") or p["input_sequence"]
+        prefix = (
+            p["first_input_sequence"]
+            if force == "first"
+            else p["last_input_sequence"]
+            if force == "last"
+            else ""
+        ) or p["input_sequence"]
         suffix = p["input_suffix"]
     else:
-        prefix = (p["first_output_sequence"] if force == "first" else
-                  p["last_output_sequence"] if force == "last" else "") or p["output_sequence"]
+        prefix = (
+            p["first_output_sequence"]
+            if force == "first"
+            else p["last_output_sequence"]
+            if force == "last"
+            else ""
+        ) or p["output_sequence"]
         suffix = p["output_suffix"]
     prefix, suffix = _sub(prefix, p, name), _sub(suffix, p, name)
     if not suffix and p["wrap"]:
@@ -72,9 +87,14 @@ def st_last_line(p, name):
     include = p["names_behavior"] == "always"
     seq = p["last_output_sequence"] or p["output_sequence"]
     filler = ""
-    if (include and p["last_output_sequence"] and p["output_sequence"]
-            and seq == p["last_output_sequence"] and re.search(r"\s$", p["output_sequence"])
-            and not re.search(r"\s$", p["last_output_sequence"])):
+    if (
+        include
+        and p["last_output_sequence"]
+        and p["output_sequence"]
+        and seq == p["last_output_sequence"]
+        and re.search(r"\s$", p["output_sequence"])
+        and not re.search(r"\s$", p["last_output_sequence"])
+    ):
         filler = p["output_sequence"][-1]
     seq = _sub(seq, p, name)
     sep = "\n" if p["wrap"] else ""
@@ -111,10 +131,12 @@ def st_examples(p, c):
         sep = "\n" if p["wrap"] else ""
         for who, content in turns:
             u = who == "user"
-            prefix = _sub(p["input_sequence"] if u else p["output_sequence"], p,
-                          "Bob" if u else "Alice")
-            suffix = _sub(p["input_suffix"] if u else p["output_suffix"], p,
-                          "Bob" if u else "Alice")
+            prefix = _sub(
+                p["input_sequence"] if u else p["output_sequence"], p, "Bob" if u else "Alice"
+            )
+            suffix = _sub(
+                p["input_suffix"] if u else p["output_suffix"], p, "Bob" if u else "Alice"
+            )
             if p["macro"] and not suffix and p["wrap"]:
                 suffix = "\n"
             named = p["names_behavior"] == "always" or (p["names_behavior"] == "force" and u)
@@ -131,10 +153,21 @@ def st_story(p, c):
         system = p["system_sequence_prefix"].replace("{{name}}", "System") + sep + system
     if p["system_sequence_suffix"]:
         system = system + sep + p["system_sequence_suffix"]
-    values = {"system": system, "description": "Alice is a fox.", "personality": "sly",
-              "scenario": "A river.", "persona": "Bob is a traveller.", "char": "Alice",
-              "user": "Bob", "wiBefore": "", "wiAfter": "", "loreBefore": "", "loreAfter": "",
-              "mesExamples": st_examples(p, c), "mesExamplesRaw": ""}
+    values = {
+        "system": system,
+        "description": "Alice is a fox.",
+        "personality": "sly",
+        "scenario": "A river.",
+        "persona": "Bob is a traveller.",
+        "char": "Alice",
+        "user": "Bob",
+        "wiBefore": "",
+        "wiAfter": "",
+        "loreBefore": "",
+        "loreAfter": "",
+        "mesExamples": st_examples(p, c),
+        "mesExamplesRaw": "",
+    }
     out = _handlebars(c["story_string"], values)
     out = re.sub(r"(?:\r?\n)*\{\{trim\}\}(?:\r?\n)*", "", out, flags=re.I).lstrip("\n")
     if out and not out.endswith("\n") and p["wrap"]:
@@ -152,7 +185,7 @@ def _handlebars(src, values):
         if not m:
             break
         yes, _, no = m.group(2).partition("{{else}}")
-        src = src[:m.start()] + (yes if values.get(m.group(1)) else no) + src[m.end():]
+        src = src[: m.start()] + (yes if values.get(m.group(1)) else no) + src[m.end() :]
     return re.sub(r"\{\{(\w+)\}\}", lambda m: values.get(m.group(1), m.group(0)), src)
 
 
@@ -177,11 +210,32 @@ def test_the_shipped_set_is_sillytaverns():
     """default/content/presets/instruct/*.json of SillyTavern 1.12.6, every one, and the
     issue's Mistral V7 and Alpaca-Roleplay from other versions."""
     assert len(ALL) == 31
-    for name in ("Alpaca", "ChatML", "ChatML-Names", "Llama 2 Chat", "Llama 3 Instruct",
-                 "Llama-3-Instruct-Names", "Mistral V1", "Mistral V2 & V3", "Mistral V3-Tekken",
-                 "Metharme", "Pygmalion", "Vicuna 1.0", "Vicuna 1.1", "Gemma 2", "Command R",
-                 "Phi", "OpenOrca-OpenChat", "WizardLM", "Synthia", "Koala", "Lightning 1.1",
-                 "DreamGen Role-Play V1 ChatML", "Mistral V7", "Alpaca-Roleplay"):
+    for name in (
+        "Alpaca",
+        "ChatML",
+        "ChatML-Names",
+        "Llama 2 Chat",
+        "Llama 3 Instruct",
+        "Llama-3-Instruct-Names",
+        "Mistral V1",
+        "Mistral V2 & V3",
+        "Mistral V3-Tekken",
+        "Metharme",
+        "Pygmalion",
+        "Vicuna 1.0",
+        "Vicuna 1.1",
+        "Gemma 2",
+        "Command R",
+        "Phi",
+        "OpenOrca-OpenChat",
+        "WizardLM",
+        "Synthia",
+        "Koala",
+        "Lightning 1.1",
+        "DreamGen Role-Play V1 ChatML",
+        "Mistral V7",
+        "Alpaca-Roleplay",
+    ):
         assert name in ALL
     assert shipped_instruct()["ChatML"].names_behavior is Names.ALWAYS
     assert shipped_instruct()["Alpaca-Single-Turn"].first_output_sequence == "<START OF CHAT>"
@@ -202,25 +256,30 @@ HAND_WRITTEN = {
         "<|im_start|>user\nBob: Who are you?<|im_end|>\n"
         "<|im_start|>assistant\nAlice: A fox.<|im_end|>\n"
         "<|im_start|>assistant\nAlice: Hello, Bob!<|im_end|>\n"
-        "<|im_start|>user\nBob: Hi.<|im_end|>\n<|im_start|>assistant\nAlice:"),
+        "<|im_start|>user\nBob: Hi.<|im_end|>\n<|im_start|>assistant\nAlice:"
+    ),
     "Mistral V2 & V3": (
         "[INST] " + SYSTEM + "\nAlice is a fox.\nsly\nA river.\nBob is a traveller."
         "[/INST] Understood.</s>[INST] Bob: Who are you?[/INST] Alice: A fox.</s>"
         "[INST] Bob: Let's get started. Please respond based on the information and "
-        "instructions provided above.[/INST] Alice: Hello, Bob!</s>[INST] Bob: Hi.[/INST] Alice:"),
+        "instructions provided above.[/INST] Alice: Hello, Bob!</s>[INST] Bob: Hi.[/INST] Alice:"
+    ),
     "Alpaca": (
         SYSTEM + "\nAlice is a fox.\nAlice's personality: sly\nScenario: A river.\n"
         "Bob is a traveller.\n\n### Instruction:\nBob: Who are you?\n\n### Response:\nA fox.\n\n"
-        "### Response:\nHello, Bob!\n\n### Instruction:\nHi.\n\n### Response:\n"),
+        "### Response:\nHello, Bob!\n\n### Instruction:\nHi.\n\n### Response:\n"
+    ),
     "Metharme": (
         "<|system|>" + SYSTEM + "\nAlice is a fox.\nAlice's personality: sly\n"
         "Scenario: A river.\nBob is a traveller.\n***\n<|user|>Bob: Who are you?<|model|>"
-        "A fox.***\n<|model|>Hello, Bob!<|user|>Hi.<|model|>"),
+        "A fox.***\n<|model|>Hello, Bob!<|user|>Hi.<|model|>"
+    ),
     "ChatML-Names": (
         "<|im_start|>system\n" + SYSTEM + "\nAlice is a fox.\nAlice's personality: sly\n"
         "Scenario: A river.\nBob is a traveller.<|im_end|>\n<|im_start|>[Bob]\nWho are you?"
         "<|im_end|>\n<|im_start|>[Alice]\nA fox.<|im_end|>\n<|im_start|>[Alice]\nHello, Bob!"
-        "<|im_end|>\n<|im_start|>[Bob]\nHi.<|im_end|>\n<|im_start|>[Alice]\n"),
+        "<|im_end|>\n<|im_start|>[Bob]\nHi.<|im_end|>\n<|im_start|>[Alice]\n"
+    ),
 }
 
 
@@ -235,8 +294,14 @@ def test_stop_strings_follow_get_instruct_stopping_sequences():
     sequence also as it is (Parlor's addition, for models without it as a token)."""
     inp = PromptInput(card=CARD, user_name="Bob", history=CHAT)
     chatml = build_prompt(inp, instruct_template("ChatML"), len, 8192, 100)
-    assert chatml.stop == ["\nBob:", "\n<|im_end|>", "\n<|im_start|>user",
-                           "\n<|im_start|>assistant", "\n<|im_start|>system", "<|im_end|>"]
+    assert chatml.stop == [
+        "\nBob:",
+        "\n<|im_end|>",
+        "\n<|im_start|>user",
+        "\n<|im_start|>assistant",
+        "\n<|im_start|>system",
+        "<|im_end|>",
+    ]
     names = build_prompt(inp, instruct_template("ChatML-Names"), len, 8192, 100)
     assert "\n<|im_start|>[Bob]" in names.stop and "\n<|im_start|>[Alice]" in names.stop
 
@@ -253,8 +318,11 @@ def test_a_narrator_line_is_a_system_turn_without_a_name():
 
 def test_another_group_member_is_named_under_force():
     """names_behavior "force": names are written for speakers other than the user."""
-    history = [Message("assistant", "Hello, Bob!"), Message("assistant", "And me.", "Carol"),
-               Message("user", "Hi.")]
+    history = [
+        Message("assistant", "Hello, Bob!"),
+        Message("assistant", "And me.", "Carol"),
+        Message("user", "Hi."),
+    ]
     text = built("Alpaca", history)
     assert "### Response:\nCarol: And me.\n\n" in text
     assert "### Response:\nHello, Bob!\n\n" in text
@@ -270,8 +338,15 @@ def test_continue_leaves_the_reply_open_with_the_last_output_sequence():
 
 
 def test_st_files_import_and_export(tmp_path):
-    old = {"name": "Old", "input_sequence": "### User:", "output_sequence": "### Bot:",
-           "separator_sequence": "\n", "names": True, "wrap": True, "macro": True}
+    old = {
+        "name": "Old",
+        "input_sequence": "### User:",
+        "output_sequence": "### Bot:",
+        "separator_sequence": "\n",
+        "names": True,
+        "wrap": True,
+        "macro": True,
+    }
     path = tmp_path / "old.json"
     path.write_text(json.dumps(old))
     preset = read_preset_file(path)
@@ -286,12 +361,15 @@ def test_st_files_import_and_export(tmp_path):
     assert read_preset_file(ctx) == shipped_context()["ChatML"]
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"name": "x", "wrap": "yes"}, "wrap must be true or false"),
-    ({"name": "x", "names_behavior": "sometimes"}, "names_behavior must be"),
-    ({"input_sequence": "a"}, "no name"),
-    ([1, 2], "JSON object"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"name": "x", "wrap": "yes"}, "wrap must be true or false"),
+        ({"name": "x", "names_behavior": "sometimes"}, "names_behavior must be"),
+        ({"input_sequence": "a"}, "no name"),
+        ([1, 2], "JSON object"),
+    ],
+)
 def test_bad_preset_files_say_what_is_wrong(tmp_path, raw, message):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(raw))
@@ -302,19 +380,28 @@ def test_bad_preset_files_say_what_is_wrong(tmp_path, raw, message):
 def test_story_string_blocks_else_unless_and_trim():
     """renderStoryString: Handlebars blocks, {{trim}}, leading newlines removed, a newline
     added at the end."""
-    ctx = ContextTemplate(name="t", story_string=(
-        "\n\n{{#if description}}D={{description}}{{else}}none{{/if}}\n"
-        "{{#unless scenario}}no scenario{{/unless}}\n{{trim}}\n\n{{char}} {{random:a}}"))
-    assert ctx.render({"description": "fox", "char": "Alice"}) == \
-        "D=fox\nno scenarioAlice {{random:a}}\n"
+    ctx = ContextTemplate(
+        name="t",
+        story_string=(
+            "\n\n{{#if description}}D={{description}}{{else}}none{{/if}}\n"
+            "{{#unless scenario}}no scenario{{/unless}}\n{{trim}}\n\n{{char}} {{random:a}}"
+        ),
+    )
+    assert (
+        ctx.render({"description": "fox", "char": "Alice"})
+        == "D=fox\nno scenarioAlice {{random:a}}\n"
+    )
     assert ctx.render({}, wrap=False) == "none\nno scenario {{random:a}}"
 
 
-@pytest.mark.parametrize("source, message", [
-    ("{{#if description}}open", "never closed"),
-    ("{{/if}}", "without its opening"),
-    ("{{#if __class__}}x{{/if}}", "can be tested"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("{{#if description}}open", "never closed"),
+        ("{{/if}}", "without its opening"),
+        ("{{#if __class__}}x{{/if}}", "can be tested"),
+    ],
+)
 def test_broken_story_strings_are_refused_with_a_reason(source, message):
     with pytest.raises(StoryStringError, match=message):
         ContextTemplate.from_st({"name": "bad", "story_string": source})
@@ -322,18 +409,27 @@ def test_broken_story_strings_are_refused_with_a_reason(source, message):
 
 def test_story_string_text_cannot_reach_jinja():
     """A story string is Handlebars: Jinja syntax in it is plain text, not code."""
-    ctx = ContextTemplate(name="t", story_string="{% for x in range(10**9) %}x{% endfor %}"
-                                                 "{{ ''.__class__ }}{{description}}")
-    assert ctx.render({"description": "d"}) == \
-        "{% for x in range(10**9) %}x{% endfor %}{{ ''.__class__ }}d\n"
+    ctx = ContextTemplate(
+        name="t",
+        story_string="{% for x in range(10**9) %}x{% endfor %}{{ ''.__class__ }}{{description}}",
+    )
+    assert (
+        ctx.render({"description": "d"})
+        == "{% for x in range(10**9) %}x{% endfor %}{{ ''.__class__ }}d\n"
+    )
 
 
 def test_the_first_output_sequence_marks_the_chats_first_message_only():
     """Generate: `formatMessageHistoryItem(coreChat[0], …, force_output_sequence.FIRST)` is
     the chat's oldest message; once it is dropped, no kept message gets the first sequence."""
-    long_chat = [Message("assistant", "Hello, Bob!")] + [
-        Message("user" if i % 2 else "assistant", f"line {i} " + "word " * 40)
-        for i in range(1, 60)] + [Message("user", "Last?")]
+    long_chat = (
+        [Message("assistant", "Hello, Bob!")]
+        + [
+            Message("user" if i % 2 else "assistant", f"line {i} " + "word " * 40)
+            for i in range(1, 60)
+        ]
+        + [Message("user", "Last?")]
+    )
     inp = PromptInput(card=CARD, user_name="Bob", history=long_chat)
     whole = build_prompt(inp, instruct_template("Alpaca-Single-Turn"), len, 100_000, 100)
     assert whole.text.count("<START OF CHAT>") == 1

@@ -7,19 +7,31 @@ from app.core.prompt.worldinfo import WorldInfoSettings, activate_lore, parse_de
 
 
 def entry(keys, content, **kw):
-    return {"keys": keys, "content": content, "enabled": True, "insertion_order": 100,
-            "extensions": {}, **kw}
+    return {
+        "keys": keys,
+        "content": content,
+        "enabled": True,
+        "insertion_order": 100,
+        "extensions": {},
+        **kw,
+    }
 
 
 def fire(entries, history, *, depth=4, budget=1000, settings=None, **book):
-    return activate_lore({"entries": entries, **book}, history, scan_depth=depth,
-                         budget_tokens=budget, count_tokens=lambda s: len(s.split()),
-                         settings=settings)
+    return activate_lore(
+        {"entries": entries, **book},
+        history,
+        scan_depth=depth,
+        budget_tokens=budget,
+        count_tokens=lambda s: len(s.split()),
+        settings=settings,
+    )
 
 
 def test_key_in_the_last_messages_fires():
-    result = fire([entry(["dragon"], "Dragons breathe fire.", name="dragons")],
-                  ["hello", "I saw a Dragon!"])
+    result = fire(
+        [entry(["dragon"], "Dragons breathe fire.", name="dragons")], ["hello", "I saw a Dragon!"]
+    )
     assert result.fired == ["dragons"]
     assert result.text == "Dragons breathe fire."
     assert result.tokens == 3
@@ -32,25 +44,38 @@ def test_key_older_than_the_scan_depth_does_not_fire():
 
 
 def test_constant_fires_without_keys_and_disabled_never_fires():
-    entries = [entry([], "Always.", constant=True, name="always"),
-               entry(["dragon"], "Never.", enabled=False, name="off"),
-               entry([], "Off even if constant.", constant=True, enabled=False, name="off2")]
+    entries = [
+        entry([], "Always.", constant=True, name="always"),
+        entry(["dragon"], "Never.", enabled=False, name="off"),
+        entry([], "Off even if constant.", constant=True, enabled=False, name="off2"),
+    ]
     assert fire(entries, ["a dragon"]).fired == ["always"]
 
 
-@pytest.mark.parametrize("logic, fires_on", [
-    (0, {"dragon red", "dragon red blue"}),  # AND ANY
-    (1, {"dragon", "dragon red"}),  # NOT ALL
-    (2, {"dragon"}),  # NOT ANY
-    (3, {"dragon red blue"}),  # AND ALL
-    ("and_all", {"dragon red blue"}),
-])
+@pytest.mark.parametrize(
+    "logic, fires_on",
+    [
+        (0, {"dragon red", "dragon red blue"}),  # AND ANY
+        (1, {"dragon", "dragon red"}),  # NOT ALL
+        (2, {"dragon"}),  # NOT ANY
+        (3, {"dragon red blue"}),  # AND ALL
+        ("and_all", {"dragon red blue"}),
+    ],
+)
 def test_secondary_keys_with_selective_logic(logic, fires_on):
-    e = entry(["dragon"], "x", selective=True, secondary_keys=["red", "blue"],
-              extensions={"selectiveLogic": logic} if isinstance(logic, int) else {},
-              **({} if isinstance(logic, int) else {"selective_logic": logic}))
-    fired = {text for text in ("dragon", "dragon red", "dragon red blue", "red blue")
-             if fire([e], [text]).fired}
+    e = entry(
+        ["dragon"],
+        "x",
+        selective=True,
+        secondary_keys=["red", "blue"],
+        extensions={"selectiveLogic": logic} if isinstance(logic, int) else {},
+        **({} if isinstance(logic, int) else {"selective_logic": logic}),
+    )
+    fired = {
+        text
+        for text in ("dragon", "dragon red", "dragon red blue", "red blue")
+        if fire([e], [text]).fired
+    }
     assert fired == fires_on
 
 
@@ -81,9 +106,11 @@ def test_whole_words_per_entry_else_the_global_default_on():
 
 
 def test_insertion_order_decides_the_text_order():
-    entries = [entry([], "third", constant=True, insertion_order=30),
-               entry([], "first", constant=True, insertion_order=10),
-               entry([], "second", constant=True, insertion_order=20)]
+    entries = [
+        entry([], "third", constant=True, insertion_order=30),
+        entry([], "first", constant=True, insertion_order=10),
+        entry([], "second", constant=True, insertion_order=20),
+    ]
     assert fire(entries, []).text == "first\nsecond\nthird"
 
 
@@ -92,9 +119,11 @@ def test_budget_takes_entries_by_order_and_stops_at_the_first_that_does_not_fit(
     its content and a newline, and the scan stops once the total reaches the budget
     (`>= budget`), even if a later, smaller entry would fit. A V2 book's `token_budget` is not
     read either (`convertCharacterBook` drops it)."""
-    entries = [entry(["a"], "low priority words here", priority=9, name="low", insertion_order=1),
-               entry(["a"], "high priority words", priority=1, name="high", insertion_order=3),
-               entry(["a"], "mid", priority=5, name="mid", insertion_order=2)]
+    entries = [
+        entry(["a"], "low priority words here", priority=9, name="low", insertion_order=1),
+        entry(["a"], "high priority words", priority=1, name="high", insertion_order=3),
+        entry(["a"], "mid", priority=5, name="mid", insertion_order=2),
+    ]
     result = fire(entries, ["a"], budget=5)  # "high priority words\n" is 3, "mid\n" 1 more
     assert result.fired == ["mid", "high"]
     assert result.tokens == 4
@@ -124,7 +153,8 @@ def test_v3_decorators_are_stripped_and_honoured():
 
 def test_parse_decorators_with_fallbacks():
     found, content = parse_decorators(
-        "@@risu_only 4\n@@@scan_depth 2\n@@activate\n@@@dont_activate\n\nBody\n@@not a decorator")
+        "@@risu_only 4\n@@@scan_depth 2\n@@activate\n@@@dont_activate\n\nBody\n@@not a decorator"
+    )
     assert found == {"scan_depth": "2", "activate": ""}
     assert content == "Body\n@@not a decorator"
 
@@ -133,8 +163,10 @@ def test_recursive_scanning():
     """Recursion is a global setting, on in a new SillyTavern install (`world_info_recursive`);
     the book's `recursive_scanning` is not read. Of two entries with the same order, the one
     that fired later is placed first (`checkWorldInfo` unshifts them in turn)."""
-    entries = [entry(["dragon"], "Dragons hoard gold.", name="dragon"),
-               entry(["gold"], "Gold is heavy.", name="gold")]
+    entries = [
+        entry(["dragon"], "Dragons hoard gold.", name="dragon"),
+        entry(["gold"], "Gold is heavy.", name="gold"),
+    ]
     assert fire(entries, ["a dragon"]).fired == ["gold", "dragon"]
     off = WorldInfoSettings(recursive=False)
     assert fire(entries, ["a dragon"], settings=off, recursive_scanning=True).fired == ["dragon"]
@@ -152,21 +184,37 @@ def test_use_regex_never_disables_an_entry():
 
 
 def test_labels_fall_back_from_name_to_comment_to_key():
-    entries = [entry(["k1"], "a", comment="A comment"), entry(["k2"], "b"),
-               entry([], "c", constant=True)]
+    entries = [
+        entry(["k1"], "a", comment="A comment"),
+        entry(["k2"], "b"),
+        entry([], "c", constant=True),
+    ]
     assert fire(entries, ["k1 k2"]).fired == ["entry 3", "k2", "A comment"]  # same order
 
 
 def test_macros_expand_in_content_and_keys():
-    result = activate_lore({"entries": [entry(["{{char}}"], "{{char}} is a fox.")]}, ["Alice?"],
-                           scan_depth=4, budget_tokens=100, count_tokens=len,
-                           expand=lambda s: s.replace("{{char}}", "Alice"))
+    result = activate_lore(
+        {"entries": [entry(["{{char}}"], "{{char}} is a fox.")]},
+        ["Alice?"],
+        scan_depth=4,
+        budget_tokens=100,
+        count_tokens=len,
+        expand=lambda s: s.replace("{{char}}", "Alice"),
+    )
     assert result.text == "Alice is a fox."
 
 
-@pytest.mark.parametrize("book", [None, {}, {"entries": None}, {"entries": ["junk", 3]},
-                                  {"entries": [{"keys": "a, b", "content": None}]},
-                                  {"entries": [{"keys": [None, 5], "insertion_order": "x"}]}])
+@pytest.mark.parametrize(
+    "book",
+    [
+        None,
+        {},
+        {"entries": None},
+        {"entries": ["junk", 3]},
+        {"entries": [{"keys": "a, b", "content": None}]},
+        {"entries": [{"keys": [None, 5], "insertion_order": "x"}]},
+    ],
+)
 def test_malformed_books_do_not_crash(book):
     result = activate_lore(book, ["a b 5"], scan_depth=4, budget_tokens=100, count_tokens=len)
     assert result.text == ""

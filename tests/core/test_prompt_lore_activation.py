@@ -9,16 +9,36 @@ from app.core.prompt.worldinfo.scan import budget_tokens
 
 
 def entry(name, keys, content="", order=100, **ext):
-    return {"name": name, "keys": keys, "content": content or name.upper(), "enabled": True,
-            "insertion_order": order, "extensions": ext}
+    return {
+        "name": name,
+        "keys": keys,
+        "content": content or name.upper(),
+        "enabled": True,
+        "insertion_order": order,
+        "extensions": ext,
+    }
 
 
-def run(entries, lines_newest_first, *, seed="s", max_context=10_000, length=None,
-        timed_state=None, **settings):
-    return run_world_info([Book("b", {"entries": entries})], lines_newest_first,
-                          max_context=max_context, count_tokens=lambda s: len(s.split()),
-                          settings=WorldInfoSettings(**settings), seed=seed,
-                          chat_length=length, timed_state=timed_state)
+def run(
+    entries,
+    lines_newest_first,
+    *,
+    seed="s",
+    max_context=10_000,
+    length=None,
+    timed_state=None,
+    **settings,
+):
+    return run_world_info(
+        [Book("b", {"entries": entries})],
+        lines_newest_first,
+        max_context=max_context,
+        count_tokens=lambda s: len(s.split()),
+        settings=WorldInfoSettings(**settings),
+        seed=seed,
+        chat_length=length,
+        timed_state=timed_state,
+    )
 
 
 def fired(result) -> set[str]:
@@ -31,11 +51,15 @@ def reason(result, name) -> str:
 
 # --- recursion -------------------------------------------------------------------------------
 
+
 def test_recursion_scans_the_lore_added_so_far():
     """`checkWorldInfo`: fired content goes to the recursion buffer and the next pass sees
     the chat plus that text; `world_info_recursive` is on in a new install."""
-    entries = [entry("dragon", ["dragon"], "Dragons hoard gold."),
-               entry("gold", ["gold"], "Gold is cursed."), entry("curse", ["cursed"])]
+    entries = [
+        entry("dragon", ["dragon"], "Dragons hoard gold."),
+        entry("gold", ["gold"], "Gold is cursed."),
+        entry("curse", ["cursed"]),
+    ]
     result = run(entries, ["I met a dragon"])
     assert fired(result) == {"dragon", "gold", "curse"}
     assert reason(result, "curse") == "key 'cursed' in lore added by recursion"
@@ -46,11 +70,15 @@ def test_recursion_scans_the_lore_added_so_far():
 def test_prevent_and_exclude_recursion():
     """`preventRecursion` keeps an entry's text out of the recursion buffer;
     `excludeRecursion` keeps an entry from firing in a recursion pass (the chat still can)."""
-    prevent = [entry("dragon", ["dragon"], "Dragons hoard gold.", prevent_recursion=True),
-               entry("gold", ["gold"])]
+    prevent = [
+        entry("dragon", ["dragon"], "Dragons hoard gold.", prevent_recursion=True),
+        entry("gold", ["gold"]),
+    ]
     assert fired(run(prevent, ["a dragon"])) == {"dragon"}
-    exclude = [entry("dragon", ["dragon"], "Dragons hoard gold."),
-               entry("gold", ["gold"], exclude_recursion=True)]
+    exclude = [
+        entry("dragon", ["dragon"], "Dragons hoard gold."),
+        entry("gold", ["gold"], exclude_recursion=True),
+    ]
     result = run(exclude, ["a dragon"])
     assert fired(result) == {"dragon"}
     assert reason(result, "gold") == "excluded from recursion"
@@ -63,9 +91,11 @@ def test_delay_until_recursion_levels():
     waits = [entry("gold", ["gold"], delay_until_recursion=True)]
     result = run(waits, ["gold everywhere"])
     assert fired(result) == set() and reason(result, "gold") == "waits for recursion"
-    entries = [entry("dragon", ["dragon"], "A dragon sleeps."),
-               entry("gold", ["gold"], "GOLD", delay_until_recursion=1),
-               entry("ruby", ["ruby"], "RUBY", delay_until_recursion=2)]
+    entries = [
+        entry("dragon", ["dragon"], "A dragon sleeps."),
+        entry("gold", ["gold"], "GOLD", delay_until_recursion=1),
+        entry("ruby", ["ruby"], "RUBY", delay_until_recursion=2),
+    ]
     result = run(entries, ["dragon gold ruby"])
     assert fired(result) == {"dragon", "gold", "ruby"}
     # with nothing to recurse on, the next level still opens (level 2 admits level 1 too)
@@ -74,13 +104,16 @@ def test_delay_until_recursion_levels():
 
 # --- probability -----------------------------------------------------------------------------
 
+
 def test_probability_rolls_with_the_chats_seed():
     """`verifyProbability`: `Math.random() * 100 <= probability` unless `useProbability` is
     off or the probability is 100. Parlor draws from the chat's seed and length, so the same
     message regenerated rolls the same, and the roll is in the trace."""
     maybe = [entry("maybe", ["rain"], probability=50, useProbability=True)]
-    outcomes = {seed: "maybe" in fired(run(maybe, ["rain"], seed=seed))
-                for seed in (f"seed{i}" for i in range(40))}
+    outcomes = {
+        seed: "maybe" in fired(run(maybe, ["rain"], seed=seed))
+        for seed in (f"seed{i}" for i in range(40))
+    }
     assert set(outcomes.values()) == {True, False}
     again = {seed: "maybe" in fired(run(maybe, ["rain"], seed=seed)) for seed in outcomes}
     assert again == outcomes
@@ -96,11 +129,14 @@ def test_probability_rolls_with_the_chats_seed():
 
 # --- inclusion groups ------------------------------------------------------------------------
 
+
 def test_one_entry_per_group_weighted_and_seeded():
     """`filterByInclusionGroups`: a weighted draw (`groupWeight`, default 100) picks one winner;
     every other entry of the group is removed."""
-    group = [entry("light", ["storm"], group="weather", group_weight=10),
-             entry("heavy", ["storm"], group="weather", group_weight=90)]
+    group = [
+        entry("light", ["storm"], group="weather", group_weight=10),
+        entry("heavy", ["storm"], group="weather", group_weight=90),
+    ]
     wins = [fired(run(group, ["storm"], seed=f"s{i}")) for i in range(200)]
     assert all(len(w) == 1 for w in wins)
     heavy = sum(w == {"heavy"} for w in wins)
@@ -116,14 +152,19 @@ def test_group_override_and_multiple_groups():
     commas, so an entry can sit in several groups. (SillyTavern then lets the losers back in
     on a recursion pass, because it compares a fired entry's whole `group` text with the
     group's name; Parlor keeps one entry per group, which is the rule the user wrote.)"""
-    entries = [entry("a", ["x"], order=10, group="g", group_override=True),
-               entry("b", ["x"], order=20, group="g", group_override=True),
-               entry("c", ["x"], order=30, group="g")]
+    entries = [
+        entry("a", ["x"], order=10, group="g", group_override=True),
+        entry("b", ["x"], order=20, group="g", group_override=True),
+        entry("c", ["x"], order=30, group="g"),
+    ]
     result = run(entries, ["x"])
     assert fired(result) == {"b"}
     assert reason(result, "c") == "group 'g': 'b' has priority"
-    multi = [entry("a", ["x"], group="g1, g2", group_override=True),
-             entry("b", ["x"], group="g1"), entry("c", ["x"], group="g2")]
+    multi = [
+        entry("a", ["x"], group="g1, g2", group_override=True),
+        entry("b", ["x"], group="g1"),
+        entry("c", ["x"], group="g2"),
+    ]
     assert fired(run(multi, ["x"])) == {"a"}
 
 
@@ -134,8 +175,10 @@ def test_group_scoring_keeps_the_best_match():
     scored = run(entries, ["x y"], use_group_scoring=True)
     assert fired(scored) == {"two"}
     assert reason(scored, "one") == "group 'g': scored 1 keys, the best scored 2"
-    own = [entry("one", ["x"], group="g", use_group_scoring=True),
-           entry("two", ["x", "y"], group="g", use_group_scoring=True)]
+    own = [
+        entry("one", ["x"], group="g", use_group_scoring=True),
+        entry("two", ["x", "y"], group="g", use_group_scoring=True),
+    ]
     assert fired(run(own, ["x y"])) == {"two"}
 
 
@@ -148,6 +191,7 @@ def test_a_group_that_already_fired_takes_no_more():
 
 
 # --- min activations -------------------------------------------------------------------------
+
 
 def test_min_activations_widen_the_scan():
     """`world_info_min_activations`: while fewer entries fired, scan one message deeper, until
@@ -163,6 +207,7 @@ def test_min_activations_widen_the_scan():
 
 # --- budget ----------------------------------------------------------------------------------
 
+
 def test_budget_is_a_share_of_the_context_with_a_cap():
     """`Math.round(world_info_budget * maxContext / 100) || 1`, then `world_info_budget_cap`."""
     assert budget_tokens(WorldInfoSettings(), 3584) == 896
@@ -174,9 +219,11 @@ def test_budget_is_a_share_of_the_context_with_a_cap():
 def test_constants_count_and_the_scan_stops_at_the_first_entry_that_does_not_fit():
     """Constants go through the same budget loop; once an entry does not fit, it and every
     later entry are cut, and no further pass runs."""
-    entries = [{**entry("big", [], "one two three four five six", order=300), "constant": True},
-               {**entry("small", [], "tiny", order=200), "constant": True},
-               entry("keyed", ["x"], "also small", order=100)]
+    entries = [
+        {**entry("big", [], "one two three four five six", order=300), "constant": True},
+        {**entry("small", [], "tiny", order=200), "constant": True},
+        entry("keyed", ["x"], "also small", order=100),
+    ]
     result = run(entries, ["x"], max_context=20)  # 25% of 20 = 5 tokens
     assert fired(result) == set()
     assert all(t.reason == "cut by the budget: 0 of 5 tokens were used" for t in result.trace)
@@ -186,6 +233,7 @@ def test_constants_count_and_the_scan_stops_at_the_first_entry_that_does_not_fit
 
 
 # --- timed effects ---------------------------------------------------------------------------
+
 
 def test_a_cooldown_follows_a_sticky_that_ended():
     """`WorldInfoTimedEffects`: sticky and cooldown both start when the entry fires; while
@@ -202,38 +250,70 @@ def test_a_cooldown_follows_a_sticky_that_ended():
     assert seen[3] == "sticky until message 4"
     assert seen[4] == seen[5] == "on cooldown until message 6"
     assert seen[6].startswith("key 'dragon'")
-    again = run(book, ["a dragon"], length=4, timed_state=run(
-        book, ["a dragon"], length=4, timed_state=run(
-            book, ["a dragon"], length=3, timed_state=run(
-                book, ["a dragon"], length=2).timed_state).timed_state).timed_state)
+    again = run(
+        book,
+        ["a dragon"],
+        length=4,
+        timed_state=run(
+            book,
+            ["a dragon"],
+            length=4,
+            timed_state=run(
+                book,
+                ["a dragon"],
+                length=3,
+                timed_state=run(book, ["a dragon"], length=2).timed_state,
+            ).timed_state,
+        ).timed_state,
+    )
     assert reason(again, "ward") == "on cooldown until message 6"
 
 
 def test_delay_keeps_an_entry_out_of_a_short_chat():
     """`#checkDelayEffect`: `chat.length < entry.delay`."""
     book = [entry("late", ["dragon"], delay=5)]
-    assert reason(run(book, ["a dragon"], length=4), "late") == \
-        "delayed until the chat has 5 messages"
+    assert (
+        reason(run(book, ["a dragon"], length=4), "late") == "delayed until the chat has 5 messages"
+    )
     assert fired(run(book, ["a dragon"], length=5)) == {"late"}
 
 
 def test_entries_filtered_by_character():
     """`checkWorldInfo`: `characterFilter.names` keeps an entry to those characters, or with
     `isExclude` away from them. (SillyTavern matches the card's file name; Parlor the name.)"""
-    world = {"entries": {
-        "0": {"uid": 0, "key": ["rain"], "content": "only Mira", "comment": "only",
-              "characterFilter": {"isExclude": False, "names": ["Mira"], "tags": []}},
-        "1": {"uid": 1, "key": ["rain"], "content": "not Mira", "comment": "not",
-              "characterFilter": {"isExclude": True, "names": ["Mira"], "tags": []}},
-        "2": {"uid": 2, "key": ["rain"], "content": "anyone", "comment": "any",
-              "characterFilter": {"isExclude": False, "names": [], "tags": []}}}}
+    world = {
+        "entries": {
+            "0": {
+                "uid": 0,
+                "key": ["rain"],
+                "content": "only Mira",
+                "comment": "only",
+                "characterFilter": {"isExclude": False, "names": ["Mira"], "tags": []},
+            },
+            "1": {
+                "uid": 1,
+                "key": ["rain"],
+                "content": "not Mira",
+                "comment": "not",
+                "characterFilter": {"isExclude": True, "names": ["Mira"], "tags": []},
+            },
+            "2": {
+                "uid": 2,
+                "key": ["rain"],
+                "content": "anyone",
+                "comment": "any",
+                "characterFilter": {"isExclude": False, "names": [], "tags": []},
+            },
+        }
+    }
     from app.core.cards import lorebook_from_json
 
     book = lorebook_from_json(world)
 
     def names(character):
-        result = run_world_info([Book("w", book)], ["rain"], max_context=1000,
-                                count_tokens=len, character=character)
+        result = run_world_info(
+            [Book("w", book)], ["rain"], max_context=1000, count_tokens=len, character=character
+        )
         return fired(result), reason(result, "not" if character == "Mira" else "only")
 
     assert names("Mira") == ({"only", "any"}, "not for Mira")

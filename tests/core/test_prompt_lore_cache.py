@@ -10,14 +10,25 @@ from app.core.prompt.worldinfo import Book, WorldInfoSettings, run_world_info
 
 
 def entry(name, keys, content="", **kw):
-    return {"name": name, "keys": keys, "content": content or name, "enabled": True,
-            "insertion_order": 100, "extensions": {}, **kw}
+    return {
+        "name": name,
+        "keys": keys,
+        "content": content or name,
+        "enabled": True,
+        "insertion_order": 100,
+        "extensions": {},
+        **kw,
+    }
 
 
 def fired(book, lines, **settings):
-    result = run_world_info([Book("b", book)], lines, max_context=100_000,
-                            count_tokens=lambda s: len(s.split()),
-                            settings=WorldInfoSettings(**settings))
+    result = run_world_info(
+        [Book("b", book)],
+        lines,
+        max_context=100_000,
+        count_tokens=lambda s: len(s.split()),
+        settings=WorldInfoSettings(**settings),
+    )
     return sorted(t.entry for t in result.trace if t.fired)
 
 
@@ -33,12 +44,14 @@ def test_a_changed_book_is_read_again():
 
 
 def test_index_respects_case_depth_and_rules_per_entry():
-    book = {"entries": [
-        entry("case", ["Rome"], extensions={"case_sensitive": True}),
-        entry("deep", ["moon"], extensions={"scan_depth": 3}),
-        entry("parts", ["cat"], extensions={"match_whole_words": False}),
-        entry("plain", ["sun"]),
-    ]}
+    book = {
+        "entries": [
+            entry("case", ["Rome"], extensions={"case_sensitive": True}),
+            entry("deep", ["moon"], extensions={"scan_depth": 3}),
+            entry("parts", ["cat"], extensions={"match_whole_words": False}),
+            entry("plain", ["sun"]),
+        ]
+    }
     lines = ["the rome road", "a category", "old moon", "sun"]  # newest first
     assert fired(book, lines) == ["deep", "parts"]
     assert fired(book, ["Rome"]) == ["case"]
@@ -47,11 +60,14 @@ def test_index_respects_case_depth_and_rules_per_entry():
 
 
 def test_recursion_finds_keys_only_in_added_lore():
-    book = {"entries": [
-        entry("start", ["gate"], "The two words: red dragon, and /ember/."),
-        entry("multi", ["red dragon"]), entry("regex", ["/emb(er|ers)/"]),
-        entry("later", ["nothing here"]),
-    ]}
+    book = {
+        "entries": [
+            entry("start", ["gate"], "The two words: red dragon, and /ember/."),
+            entry("multi", ["red dragon"]),
+            entry("regex", ["/emb(er|ers)/"]),
+            entry("later", ["nothing here"]),
+        ]
+    }
     assert fired(book, ["the gate"]) == ["multi", "regex", "start"]
     assert fired(book, ["the gate"], recursive=False) == ["start"]
 
@@ -65,8 +81,9 @@ def test_many_random_books_agree_with_a_plain_reading():
         entries = [entry(f"e{i}", rng.sample(words, 2)) for i in range(40)]
         lines = [" ".join(rng.sample(words, 3)) for _ in range(6)]
         depth = rng.randint(1, 6)
-        expected = sorted(e["name"] for e in entries
-                          if set(e["keys"]) & set(" ".join(lines[:depth]).split()))
+        expected = sorted(
+            e["name"] for e in entries if set(e["keys"]) & set(" ".join(lines[:depth]).split())
+        )
         assert fired({"entries": entries}, lines, depth=depth, recursive=False) == expected
 
 
@@ -82,16 +99,20 @@ def _reference(entries, lines, depth):
         text, key = text.lower(), key.lower()
         if len(key.split()) > 1:
             return key in text
-        return re.search(rf"(?:^|[^A-Za-z0-9_]){re.escape(key)}(?:$|[^A-Za-z0-9_])",
-                         text) is not None
+        return (
+            re.search(rf"(?:^|[^A-Za-z0-9_]){re.escape(key)}(?:$|[^A-Za-z0-9_])", text) is not None
+        )
 
     fired, recurse = [], []
     while True:
         text = "\x01" + "\n\x01".join(lines[:depth])
         if recurse:
             text += "\n\x01" + "\n\x01".join(recurse)
-        new = [e for e in entries if e["name"] not in fired
-               and any(matches(text, k) for k in e["keys"])]
+        new = [
+            e
+            for e in entries
+            if e["name"] not in fired and any(matches(text, k) for k in e["keys"])
+        ]
         if not new:
             return sorted(fired)
         fired += [e["name"] for e in new]
@@ -111,9 +132,9 @@ def test_mixed_keys_with_recursion_agree_with_sillytaverns_loop():
         return rng.choice(words)
 
     for _ in range(40):
-        entries = [entry(f"e{i}", [key(), key()], " ".join(rng.sample(words, 3)))
-                   for i in range(30)]
+        entries = [
+            entry(f"e{i}", [key(), key()], " ".join(rng.sample(words, 3))) for i in range(30)
+        ]
         lines = [" ".join(rng.choice(words) for _ in range(4)) for _ in range(5)]
         depth = rng.randint(1, 5)
-        assert fired({"entries": entries}, lines, depth=depth) == \
-            _reference(entries, lines, depth)
+        assert fired({"entries": entries}, lines, depth=depth) == _reference(entries, lines, depth)

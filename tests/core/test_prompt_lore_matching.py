@@ -18,22 +18,39 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "worldinfo"
 
 
 def entry(keys, content="x", **kw):
-    return {"keys": keys, "content": content, "enabled": True, "insertion_order": 100,
-            "extensions": {}, **kw}
+    return {
+        "keys": keys,
+        "content": content,
+        "enabled": True,
+        "insertion_order": 100,
+        "extensions": {},
+        **kw,
+    }
 
 
 def fired(entries, lines_oldest_first, **settings):
-    result = activate_lore({"entries": entries}, lines_oldest_first,
-                           scan_depth=settings.pop("depth", 2), budget_tokens=1000,
-                           count_tokens=lambda s: len(s.split()),
-                           settings=WorldInfoSettings(**settings))
+    result = activate_lore(
+        {"entries": entries},
+        lines_oldest_first,
+        scan_depth=settings.pop("depth", 2),
+        budget_tokens=1000,
+        count_tokens=lambda s: len(s.split()),
+        settings=WorldInfoSettings(**settings),
+    )
     return result.fired
 
 
 def build(card, history, **kw):
-    return build_prompt(PromptInput(card=card, user_name="Ann", history=history),
-                        preset("chatml"), lambda s: (len(s) + 3) // 4, 4096, 256,
-                        rng=random.Random(1), clock=lambda: datetime(2024, 5, 1), **kw)
+    return build_prompt(
+        PromptInput(card=card, user_name="Ann", history=history),
+        preset("chatml"),
+        lambda s: (len(s) + 3) // 4,
+        4096,
+        256,
+        rng=random.Random(1),
+        clock=lambda: datetime(2024, 5, 1),
+        **kw,
+    )
 
 
 def test_seraphinas_glade_entry_fires_on_refuge_before_the_description():
@@ -42,8 +59,13 @@ def test_seraphinas_glade_entry_fires_on_refuge_before_the_description():
     `convertCharacterBook`) puts it in `worldInfoBefore`, ahead of the description in the
     default story string."""
     card = load_card(FIXTURES / "seraphina_like.json").data
-    built = build(card, [Message("assistant", card["first_mes"]),
-                         Message("user", "Is this place some kind of refuge?")])
+    built = build(
+        card,
+        [
+            Message("assistant", card["first_mes"]),
+            Message("user", "Is this place some kind of refuge?"),
+        ],
+    )
     assert "glade" in built.lore
     glade = next(t for t in built.lore_trace if t.entry == "glade")
     assert glade.fired and glade.position == "before_char"
@@ -83,8 +105,10 @@ def test_javascript_regex_classes_stay_ascii():
     assert fired([entry([r"/^\d+$/m"])], ["٣"]) == []  # an Arabic-Indic digit is not \d in JS
 
 
-@pytest.mark.parametrize("flags, text, hit", [("s", "a\nb", True), ("", "a\nb", False),
-                                              ("m", "x\nab", True), ("y", "ab", False)])
+@pytest.mark.parametrize(
+    "flags, text, hit",
+    [("s", "a\nb", True), ("", "a\nb", False), ("m", "x\nab", True), ("y", "ab", False)],
+)
 def test_javascript_flags(flags, text, hit):
     """`new RegExp(pattern, flags)`: s lets `.` match a newline, m anchors `^` at each line, y
     (sticky) matches only at the start, which is the scan text's leading `\\x01`."""
@@ -95,8 +119,12 @@ def test_javascript_flags(flags, text, hit):
 def test_a_hostile_regex_key_does_not_hang_the_prompt():
     """Catastrophic backtracking (`/(a|a)*$/` on a long run of a's) is stopped by the time
     limit; the key counts as not found and the user is told."""
-    card = {"name": "C", "character_book": {"entries": [
-        entry(["/(a|a)*$/"], "never", name="evil"), entry(["a"], "fine", name="ok")]}}
+    card = {
+        "name": "C",
+        "character_book": {
+            "entries": [entry(["/(a|a)*$/"], "never", name="evil"), entry(["a"], "fine", name="ok")]
+        },
+    }
     history = [Message("user", "a " + "a" * 5000 + "!")]
     start = time.perf_counter()
     built = build(card, history)
@@ -132,20 +160,30 @@ def test_case_sensitivity_per_entry_else_global():
 def test_scan_text_is_name_colon_message_newest_first_depth_two():
     """`chatForWI` is `${name}: ${mes}` lines, reversed; `WorldInfoBuffer.get` takes the newest
     `entry.scanDepth ?? world_info_depth` (2 in a new install) of them."""
-    book = {"entries": [entry(["Ann"], "names are scanned", name="by name"),
-                        entry(["lantern"], "three back", name="lantern"),
-                        entry(["lantern"], "deep", name="deep",
-                              extensions={"scan_depth": 3})]}
+    book = {
+        "entries": [
+            entry(["Ann"], "names are scanned", name="by name"),
+            entry(["lantern"], "three back", name="lantern"),
+            entry(["lantern"], "deep", name="deep", extensions={"scan_depth": 3}),
+        ]
+    }
     lines = ["Bob: I lit the lantern.", "Ann: Good.", "Bob: Let's go."]
-    result = run_world_info([Book("b", book)], list(reversed(lines)), max_context=1000,
-                            count_tokens=len)
-    assert {t.entry: t.fired for t in result.trace} == {"by name": True, "lantern": False,
-                                                        "deep": True}
+    result = run_world_info(
+        [Book("b", book)], list(reversed(lines)), max_context=1000, count_tokens=len
+    )
+    assert {t.entry: t.fired for t in result.trace} == {
+        "by name": True,
+        "lantern": False,
+        "deep": True,
+    }
     lantern = next(t for t in result.trace if t.entry == "lantern")
     assert lantern.reason == "no key found in the last 2 messages"
     card = {"name": "Bob", "character_book": book}
-    history = [Message("assistant", "I lit the lantern."), Message("user", "Good."),
-               Message("assistant", "Let's go.")]
+    history = [
+        Message("assistant", "I lit the lantern."),
+        Message("user", "Good."),
+        Message("assistant", "Let's go."),
+    ]
     assert "by name" in build(card, history).lore
 
 

@@ -7,8 +7,12 @@ import pytest
 from app.core.prompt import Limits, Message, preset, template_from_gguf
 from app.core.prompt.templates import SafeEnvironment, TemplateLimitError
 
-CONVERSATION = [Message("system", "S"), Message("user", "Hi"), Message("assistant", "Hello"),
-                Message("user", "Bye")]
+CONVERSATION = [
+    Message("system", "S"),
+    Message("user", "Hi"),
+    Message("assistant", "Hello"),
+    Message("user", "Bye"),
+]
 # Each wrapped in ChatML so the stand-in preset is known.
 CHATML_TAIL = "{% for m in messages %}<|im_start|>{{ m.content }}{% endfor %}"
 
@@ -55,50 +59,57 @@ def test_a_refused_template_stays_refused():
     assert template.render(CONVERSATION).warnings  # still visible on every use
 
 
-@pytest.mark.parametrize("source", [
-    "{% for i in range(10**9) %}{% endfor %}",
-    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
-    "{% for a in messages %}{% for b in range(100000) %}{% for c in range(100000) %}"
-    "{% endfor %}{% endfor %}{% endfor %}",
-    "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% for i in range(10**9) %}{% endfor %}",
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "{% for a in messages %}{% for b in range(100000) %}{% for c in range(100000) %}"
+        "{% endfor %}{% endfor %}{% endfor %}",
+        "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
+    ],
+)
 def test_endless_loops_are_stopped_in_time(source):
     start = time.monotonic()
-    out = template_from_gguf(source + CHATML_TAIL, "", "<|im_end|>",
-                             limits=Limits(seconds=0.3)).render(CONVERSATION)
+    out = template_from_gguf(
+        source + CHATML_TAIL, "", "<|im_end|>", limits=Limits(seconds=0.3)
+    ).render(CONVERSATION)
     assert time.monotonic() - start < 3
     assert out.text == preset("chatml").render(CONVERSATION).text
     assert "stopped" in out.warnings[0]
 
 
-@pytest.mark.parametrize("source", [
-    "{{ 'a' * 10**9 }}",
-    "{{ 10**9 * 'a' }}",
-    "{{ ['a' * 1000] * 10**7 }}",
-    "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}"
-    "{% endfor %}{{ ns.s }}",
-    "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}"
-    "{% endfor %}{{ ns.s }}",
-    "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = [ns.s, ns.s]|join %}"
-    "{% endfor %}{{ ns.s }}",
-    "{% set ns = namespace(s='ab') %}{% for i in range(64) %}"
-    "{% set ns.s = '{}{}'.format(ns.s, ns.s) %}{% endfor %}{{ ns.s }}",
-    "{% set ns = namespace(x=3) %}{% for i in range(64) %}{% set ns.x = ns.x * ns.x %}"
-    "{% endfor %}{{ ns.x }}",
-    "{{ 'x'|center(10**9) }}",
-    "{{ 'x'.ljust(10**9) }}",
-    "{{ '{:>999999999}'.format(1) }}",
-    "{{ '%999999999s' % 1 }}",
-    "{{ '%999999999s'|format(1) }}",
-    "{{ 'x'|indent(10**9, true) }}",
-    "{{ range(100000)|join('x' * 1000) }}",
-    "{{ ('ab' * 1000)|replace('a', 'a' * 100000) }}",
-    "{{ ('ab' * 1000).replace('a', 'a' * 100000) }}",
-    "{{ ('\t' * 1000).expandtabs(10**6) }}",
-    "{{ range(10)|batch(10**9, 'x')|list }}",
-    "{{ 2 ** 100000000 }}",
-    "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ 'a' * 10**9 }}",
+        "{{ 10**9 * 'a' }}",
+        "{{ ['a' * 1000] * 10**7 }}",
+        "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}"
+        "{% endfor %}{{ ns.s }}",
+        "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}"
+        "{% endfor %}{{ ns.s }}",
+        "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = [ns.s, ns.s]|join %}"
+        "{% endfor %}{{ ns.s }}",
+        "{% set ns = namespace(s='ab') %}{% for i in range(64) %}"
+        "{% set ns.s = '{}{}'.format(ns.s, ns.s) %}{% endfor %}{{ ns.s }}",
+        "{% set ns = namespace(x=3) %}{% for i in range(64) %}{% set ns.x = ns.x * ns.x %}"
+        "{% endfor %}{{ ns.x }}",
+        "{{ 'x'|center(10**9) }}",
+        "{{ 'x'.ljust(10**9) }}",
+        "{{ '{:>999999999}'.format(1) }}",
+        "{{ '%999999999s' % 1 }}",
+        "{{ '%999999999s'|format(1) }}",
+        "{{ 'x'|indent(10**9, true) }}",
+        "{{ range(100000)|join('x' * 1000) }}",
+        "{{ ('ab' * 1000)|replace('a', 'a' * 100000) }}",
+        "{{ ('ab' * 1000).replace('a', 'a' * 100000) }}",
+        "{{ ('\t' * 1000).expandtabs(10**6) }}",
+        "{{ range(10)|batch(10**9, 'x')|list }}",
+        "{{ 2 ** 100000000 }}",
+        "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}",
+    ],
+)
 def test_huge_values_are_refused_before_they_are_built(source):
     start = time.monotonic()
     out = template_from_gguf(source + CHATML_TAIL, "", "<|im_end|>").render(CONVERSATION)
@@ -116,23 +127,30 @@ def test_the_output_limit_grows_with_a_long_chat():
 
 def test_ordinary_jinja_still_works():
     env = SafeEnvironment()
-    source = ("{% set ns = namespace(n=0) %}{% for m in messages if m.role != 'system' %}"
-              "{% set ns.n = ns.n + 1 %}{{ loop.index }}/{{ loop.length }}:{{ m.content|upper }}"
-              "{% if loop.last %}.{% else %},{% endif %}{% endfor %} {{ ns.n }}"
-              "{% for x in [1, 2, 3] %}{% if x == 2 %}{% break %}{% endif %}{{ x }}{% endfor %}"
-              " {{ {'a': 'é'}|tojson }} {{ 'a' ~ 1 }} {{ ['x', 'y']|join('-') }}"
-              "{% for x in [] %}no{% else %} empty{% endfor %}")
+    source = (
+        "{% set ns = namespace(n=0) %}{% for m in messages if m.role != 'system' %}"
+        "{% set ns.n = ns.n + 1 %}{{ loop.index }}/{{ loop.length }}:{{ m.content|upper }}"
+        "{% if loop.last %}.{% else %},{% endif %}{% endfor %} {{ ns.n }}"
+        "{% for x in [1, 2, 3] %}{% if x == 2 %}{% break %}{% endif %}{{ x }}{% endfor %}"
+        " {{ {'a': 'é'}|tojson }} {{ 'a' ~ 1 }} {{ ['x', 'y']|join('-') }}"
+        "{% for x in [] %}no{% else %} empty{% endfor %}"
+    )
     template = env.compile_template(source)
-    context = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "a"},
-                            {"role": "assistant", "content": "b"}]}
-    assert env.render_limited(template, context, 0) == \
-        '1/2:A,2/2:B. 21 {"a": "é"} a1 x-y empty'
+    context = {
+        "messages": [
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "b"},
+        ]
+    }
+    assert env.render_limited(template, context, 0) == '1/2:A,2/2:B. 21 {"a": "é"} a1 x-y empty'
 
 
 def test_limits_apply_to_a_direct_render():
     env = SafeEnvironment(Limits(seconds=0.2))
-    template = env.compile_template("{% for i in range(100000) %}{% for j in range(100000) %}"
-                                    "{% endfor %}{% endfor %}")
+    template = env.compile_template(
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    )
     with pytest.raises(TemplateLimitError, match="longer than"):
         env.render_limited(template, {}, 0)
 
@@ -144,8 +162,10 @@ def test_oversized_template_source_is_refused():
 
 def test_recursion_works_until_it_nests_too_deep():
     env = SafeEnvironment()
-    template = env.compile_template("{% for n in tree recursive %}{{ n.name }}{% if n.kids %}"
-                                    "({{ loop(n.kids) }}){% endif %}{% endfor %}")
+    template = env.compile_template(
+        "{% for n in tree recursive %}{{ n.name }}{% if n.kids %}"
+        "({{ loop(n.kids) }}){% endif %}{% endfor %}"
+    )
 
     def tree(depth):
         node = {"name": "leaf", "kids": []}

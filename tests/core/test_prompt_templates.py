@@ -7,28 +7,36 @@ from hypothesis import strategies as st
 from app.core.prompt import Message, preset, template_from_gguf
 from app.core.prompt.templates import JinjaChatTemplate
 
-CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
-          "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
-          "{{ '<|im_start|>assistant\\n' }}{% endif %}")
-LLAMA3 = ("{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
-          "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] "
-          "| trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content "
-          "%}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ "
-          "'<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
-MISTRAL = ("{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != "
-           "(loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate "
-           "user/assistant/user/assistant/...') }}{% endif %}{% if message['role'] == 'user' %}"
-           "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == "
-           "'assistant' %}{{ message['content'] + eos_token}}{% else %}{{ raise_exception('Only "
-           "user and assistant roles are supported!') }}{% endif %}{% endfor %}")
-GEMMA = ("{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role "
-         "not supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == "
-         "'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must "
-         "alternate user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == "
-         "'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
-         "{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + "
-         "'<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}"
-         "{{'<start_of_turn>model\n'}}{% endif %}")
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+LLAMA3 = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+    "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] "
+    "| trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content "
+    "%}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ "
+    "'<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
+MISTRAL = (
+    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != "
+    "(loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate "
+    "user/assistant/user/assistant/...') }}{% endif %}{% if message['role'] == 'user' %}"
+    "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == "
+    "'assistant' %}{{ message['content'] + eos_token}}{% else %}{{ raise_exception('Only "
+    "user and assistant roles are supported!') }}{% endif %}{% endfor %}"
+)
+GEMMA = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role "
+    "not supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == "
+    "'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must "
+    "alternate user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == "
+    "'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
+    "{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + "
+    "'<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}"
+    "{{'<start_of_turn>model\n'}}{% endif %}"
+)
 # Mistral v0.3 style: the system message is moved into the LAST user turn.
 MISTRAL_V3 = """{%- if messages[0]["role"] == "system" %}
     {%- set system_message = messages[0]["content"] %}
@@ -55,10 +63,12 @@ MISTRAL_V3 = """{%- if messages[0]["role"] == "system" %}
 {%- endfor %}
 """
 # Phi-3 mini: silently drops system messages.
-PHI3 = ("{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') %}"
-        "{{'<|user|>' + '\n' + message['content'] + '<|end|>' + '\n' + '<|assistant|>' + "
-        "'\n'}}{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|end|>' + "
-        "'\n'}}{% endif %}{% endfor %}")
+PHI3 = (
+    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') %}"
+    "{{'<|user|>' + '\n' + message['content'] + '<|end|>' + '\n' + '<|assistant|>' + "
+    "'\n'}}{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|end|>' + "
+    "'\n'}}{% endif %}{% endfor %}"
+)
 
 CONVERSATION = [
     Message("system", "You are Alice."),
@@ -68,16 +78,24 @@ CONVERSATION = [
     Message("assistant", "Fine, thanks."),
     Message("user", "Tell me a story."),
 ]
-GREETING_FIRST = [Message("system", "You are Alice."), Message("assistant", "Hello, Bob."),
-                  Message("user", "Hi!"), Message("system", "Lore: apples are red.")]
+GREETING_FIRST = [
+    Message("system", "You are Alice."),
+    Message("assistant", "Hello, Bob."),
+    Message("user", "Hi!"),
+    Message("system", "Lore: apples are red."),
+]
 
 
-@pytest.mark.parametrize("source, bos, eos, same_as", [
-    (CHATML, "", "<|im_end|>", "chatml"),
-    (LLAMA3, "<|begin_of_text|>", "<|eot_id|>", "llama3"),
-    (MISTRAL, "<s>", "</s>", "mistral"),
-    (GEMMA, "<bos>", "<eos>", "gemma"),
-], ids=["chatml", "llama3", "mistral-v0.2", "gemma"])
+@pytest.mark.parametrize(
+    "source, bos, eos, same_as",
+    [
+        (CHATML, "", "<|im_end|>", "chatml"),
+        (LLAMA3, "<|begin_of_text|>", "<|eot_id|>", "llama3"),
+        (MISTRAL, "<s>", "</s>", "mistral"),
+        (GEMMA, "<bos>", "<eos>", "gemma"),
+    ],
+    ids=["chatml", "llama3", "mistral-v0.2", "gemma"],
+)
 def test_real_templates_render_like_their_presets(source, bos, eos, same_as):
     template = template_from_gguf(source, bos, eos)
     for messages in (CONVERSATION, GREETING_FIRST):
@@ -92,15 +110,19 @@ def test_real_templates_render_like_their_presets(source, bos, eos, same_as):
 
 def test_mistral_template_output_exactly():
     out = template_from_gguf(MISTRAL, "<s>", "</s>").render(CONVERSATION)
-    assert out.text == ("[INST] You are Alice.\n\nHi! [/INST]Hello, Bob.</s>[INST] How are you? "
-                        "[/INST]Fine, thanks.</s>[INST] Tell me a story. [/INST]")
+    assert out.text == (
+        "[INST] You are Alice.\n\nHi! [/INST]Hello, Bob.</s>[INST] How are you? "
+        "[/INST]Fine, thanks.</s>[INST] Tell me a story. [/INST]"
+    )
 
 
 def test_template_that_moves_the_system_prompt_gets_it_folded_in_order():
     out = template_from_gguf(MISTRAL_V3, "<s>", "</s>").render(CONVERSATION)
     assert out.warnings == []
-    assert out.text == ("[INST] You are Alice.\n\nHi![/INST] Hello, Bob.</s>[INST] How are you?"
-                        "[/INST] Fine, thanks.</s>[INST] Tell me a story.[/INST]")
+    assert out.text == (
+        "[INST] You are Alice.\n\nHi![/INST] Hello, Bob.</s>[INST] How are you?"
+        "[/INST] Fine, thanks.</s>[INST] Tell me a story.[/INST]"
+    )
 
 
 def test_template_that_drops_system_messages_gets_them_folded():
@@ -151,16 +173,23 @@ def test_a_working_shape_is_remembered():
     assert template.render(CONVERSATION[1:]).warnings == []
 
 
-MESSAGES = st.lists(st.builds(Message, st.sampled_from(["system", "user", "assistant"]),
-                              st.text(alphabet="xyz \n", max_size=6)), min_size=1, max_size=7)
+MESSAGES = st.lists(
+    st.builds(
+        Message,
+        st.sampled_from(["system", "user", "assistant"]),
+        st.text(alphabet="xyz \n", max_size=6),
+    ),
+    min_size=1,
+    max_size=7,
+)
 
 
 @settings(max_examples=150, deadline=None)
-@given(MESSAGES, st.sampled_from([CHATML, LLAMA3, MISTRAL, GEMMA, MISTRAL_V3, PHI3]),
-       st.booleans())
+@given(MESSAGES, st.sampled_from([CHATML, LLAMA3, MISTRAL, GEMMA, MISTRAL_V3, PHI3]), st.booleans())
 def test_any_conversation_renders_whole_in_any_template(messages, source, generation):
     out = template_from_gguf(source, "<s>", "</s>").render(
-        messages, add_generation_prompt=generation)
+        messages, add_generation_prompt=generation
+    )
     assert out.warnings == []
     assert "".join(out.segments) == out.text
     assert len(out.segments) == len(messages) + 1

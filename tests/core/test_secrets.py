@@ -105,11 +105,18 @@ def test_a_failing_keyring_means_the_file():
 
 
 def test_redact_masks_known_values_and_secret_shapes():
-    text = (f"token {TOKEN} Authorization: Bearer abcdefghijkl12345 "
-            "api_key=sk-proj-ABCDEFGHIJKLMNOPQRST password: hunter2hunter2 mine=plainsecret1")
+    text = (
+        f"token {TOKEN} Authorization: Bearer abcdefghijkl12345 "
+        "api_key=sk-proj-ABCDEFGHIJKLMNOPQRST password: hunter2hunter2 mine=plainsecret1"
+    )
     out = redact(text, ["plainsecret1"])
-    for secret in (TOKEN, "abcdefghijkl12345", "sk-proj-ABCDEFGHIJKLMNOPQRST", "hunter2hunter2",
-                   "plainsecret1"):
+    for secret in (
+        TOKEN,
+        "abcdefghijkl12345",
+        "sk-proj-ABCDEFGHIJKLMNOPQRST",
+        "hunter2hunter2",
+        "plainsecret1",
+    ):
         assert secret not in out
     assert out.count(MASK) >= 5 and "Authorization" in out
     assert redact("an ordinary sentence about tokens", []) == "an ordinary sentence about tokens"
@@ -121,8 +128,16 @@ def test_secret_store_remembers_values_for_redaction(tmp_path):
     assert store.redact("echo plain-looking-value") == f"echo {MASK}"
 
 
-@pytest.mark.parametrize("name,secret", [("hub_token", True), ("openai_api_key", True),
-                                         ("apiKey", True), ("model_path", False),
-                                         ("max_tokens", False), ("temperature", False)])
+@pytest.mark.parametrize(
+    "name,secret",
+    [
+        ("hub_token", True),
+        ("openai_api_key", True),
+        ("apiKey", True),
+        ("model_path", False),
+        ("max_tokens", False),
+        ("temperature", False),
+    ],
+)
 def test_secret_key_names(name, secret):
     assert looks_secret_key(name) is secret

@@ -34,15 +34,29 @@ def test_a_number_written_as_a_string_is_read_as_the_number(tmp_path, caplog):
     assert "n_ctx" in caplog.text
 
 
-@pytest.mark.parametrize("name, bad", [
-    ("n_ctx", "lots"), ("n_ctx", [8192]), ("n_ctx", True), ("n_ctx", 8192.5),
-    ("flash_attn", "yes"), ("flash_attn", 1), ("temperature", "hot"),
-    ("temperature", float("inf")), ("user_name", 7), ("kv_type", "q5_1"),
-    ("theme", "blue"), ("prompt_order", "system"), ("prompt_order", [1, 2]),
-    ("stop_strings", {"a": 1}), ("extra", []),
-])
+@pytest.mark.parametrize(
+    "name, bad",
+    [
+        ("n_ctx", "lots"),
+        ("n_ctx", [8192]),
+        ("n_ctx", True),
+        ("n_ctx", 8192.5),
+        ("flash_attn", "yes"),
+        ("flash_attn", 1),
+        ("temperature", "hot"),
+        ("temperature", float("inf")),
+        ("user_name", 7),
+        ("kv_type", "q5_1"),
+        ("theme", "blue"),
+        ("prompt_order", "system"),
+        ("prompt_order", [1, 2]),
+        ("stop_strings", {"a": 1}),
+        ("extra", []),
+    ],
+)
 def test_a_bad_value_falls_back_to_its_default_with_a_warning_naming_it(
-        tmp_path, caplog, name, bad):
+    tmp_path, caplog, name, bad
+):
     raw = {name: bad, "user_name": "Ann"} if name != "user_name" else {name: bad}
     with caplog.at_level(logging.WARNING):
         loaded = Settings.from_dict(raw)
@@ -60,8 +74,9 @@ def test_a_list_that_is_not_of_texts_by_design_keeps_its_items():
 
 def test_good_values_and_unknown_keys_survive_a_round_trip(tmp_path):
     path = tmp_path / "settings.json"
-    Settings(n_ctx=2048, kv_type="q8_0", stop_strings=["\nAnn:"],
-             extra={"from_the_future": {"x": 1}}).save(path)
+    Settings(
+        n_ctx=2048, kv_type="q8_0", stop_strings=["\nAnn:"], extra={"from_the_future": {"x": 1}}
+    ).save(path)
     loaded = Settings.load(path)
     assert (loaded.n_ctx, loaded.kv_type, loaded.stop_strings) == (2048, "q8_0", ["\nAnn:"])
     assert loaded.extra == {"from_the_future": {"x": 1}}
@@ -74,18 +89,19 @@ def test_migrations_run_in_order_from_the_files_version():
 
     steps = {1: rename_a_to_b, 2: lambda d: {**d, "c": d["b"] * 2}}
     assert migrate({"schema_version": 1, "a": 3}, steps, target=3) == {
-        "schema_version": 3, "b": 3, "c": 6}
+        "schema_version": 3,
+        "b": 3,
+        "c": 6,
+    }
     assert migrate({"schema_version": 2, "b": 5}, steps, target=3)["c"] == 10
     # a file without a version is version 1; one from a newer Parlor is left as it is
     assert migrate({"a": 1}, steps, target=2)["b"] == 1
-    assert migrate({"schema_version": 9, "z": 1}, steps, target=3) == {"schema_version": 9,
-                                                                       "z": 1}
+    assert migrate({"schema_version": 9, "z": 1}, steps, target=3) == {"schema_version": 9, "z": 1}
 
 
 def test_load_applies_the_registered_migrations(tmp_path, monkeypatch):
     monkeypatch.setattr(settings_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(settings_mod, "MIGRATIONS",
-                        {1: lambda d: {"user_name": d["name"]}})
+    monkeypatch.setattr(settings_mod, "MIGRATIONS", {1: lambda d: {"user_name": d["name"]}})
     loaded = settings_mod.migrate({"schema_version": 1, "name": "Ann"}, target=2)
     assert Settings.from_dict(loaded).user_name == "Ann"
 
@@ -96,8 +112,13 @@ def test_every_migration_step_up_to_the_current_version_exists():
 
 def test_a_version_1_file_gets_the_new_defaults_where_it_held_the_old_ones(tmp_path):
     """Version 1 wrote every default out; the context size now comes from the model."""
-    old = {"schema_version": 1, "n_ctx": 4096, "lore_scan_depth": 4,
-           "lore_budget_tokens": 512, "user_name": "Ann"}
+    old = {
+        "schema_version": 1,
+        "n_ctx": 4096,
+        "lore_scan_depth": 4,
+        "lore_budget_tokens": 512,
+        "user_name": "Ann",
+    }
     loaded = Settings.load(write(tmp_path, old))
     assert (loaded.n_ctx, loaded.lore_scan_depth, loaded.lore_budget_tokens) == (0, 2, 0)
     assert loaded.user_name == "Ann" and loaded.schema_version == 2

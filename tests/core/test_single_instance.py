@@ -23,8 +23,9 @@ HOLDER = textwrap.dedent("""
 
 
 def _start_holder(folder) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "held"
     return proc
 
@@ -87,11 +88,14 @@ def test_focus_request_reaches_the_first_instance(qtbot, tmp_path):
 
 
 def _ask_from_subprocess(folder, qtbot) -> bool:
-    code = ("import sys; from pathlib import Path; from PySide6.QtCore import QCoreApplication;"
-            "from app.gui.single_instance import ask_running_instance_to_focus as ask;"
-            "app = QCoreApplication([]); print(ask(Path(sys.argv[1])))")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE,
-                            text=True)
+    code = (
+        "import sys; from pathlib import Path; from PySide6.QtCore import QCoreApplication;"
+        "from app.gui.single_instance import ask_running_instance_to_focus as ask;"
+        "app = QCoreApplication([]); print(ask(Path(sys.argv[1])))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True
+    )
     qtbot.waitUntil(lambda: proc.poll() is not None, timeout=10000)  # serve while it asks
     return proc.stdout.read().strip() == "True"
 

@@ -98,12 +98,14 @@ def test_a_reused_message_id_is_never_taken_for_a_remembered_child(store):
     chat = _chat(store)
     root = store.messages.active_path(chat)[0].id
     a = store.messages.append(chat, root, "user", "branch a")
-    store.messages.append(chat, a, "assistant", "reply a")   # the newest id in the table
+    store.messages.append(chat, a, "assistant", "reply a")  # the newest id in the table
     b = store.messages.append(chat, root, "user", "branch b")
-    store.messages.show_branch(chat, a)                               # root remembers a
-    store.messages.delete(a)                                  # frees a's and its reply's ids
+    store.messages.show_branch(chat, a)  # root remembers a
+    store.messages.delete(a)  # frees a's and its reply's ids
     other = _chat(store, ("Another chat.",))
-    reused = store.messages.append(other, store.messages.active_path(other)[0].id, "user", "elsewhere")
+    reused = store.messages.append(
+        other, store.messages.active_path(other)[0].id, "user", "elsewhere"
+    )
     path = store.messages.active_path(chat)
     assert [m.text for m in path][-1] == "branch b" and reused not in [m.id for m in path]
     assert store.messages.active_leaf(chat) == b

@@ -26,8 +26,11 @@ def _tree(store: Store, chat: int) -> list:
     messages = store.messages.of_chat(chat)
 
     def below(parent):
-        return [(m.role, m.text, m.status, m.gen_info, below(m.id))
-                for m in messages if m.parent_id == parent]
+        return [
+            (m.role, m.text, m.status, m.gen_info, below(m.id))
+            for m in messages
+            if m.parent_id == parent
+        ]
 
     return below(None)
 
@@ -37,8 +40,9 @@ def _branched(store: Store) -> tuple[int, dict[str, int]]:
     chat = _chat(store, greetings=("Hi!", "Evening."))
     ids = {"g": store.messages.active_path(chat)[0].id}
     ids["q1"] = store.messages.append(chat, ids["g"], "user", "Tell me about the lighthouse.")
-    ids["a1"] = store.messages.append(chat, ids["q1"], "assistant", "It is old.",
-                                     gen_info={"model": "tiny", "seed": 3})
+    ids["a1"] = store.messages.append(
+        chat, ids["q1"], "assistant", "It is old.", gen_info={"model": "tiny", "seed": 3}
+    )
     ids["q2"] = store.messages.append(chat, ids["a1"], "user", "How old?")
     ids["a2"] = store.messages.append(chat, ids["q2"], "assistant", "Very.", status="stopped")
     ids["a1b"] = store.messages.regenerate(ids["a1"], "It is red and white.", status="complete")
@@ -51,8 +55,7 @@ def test_rename_and_list_all_chats_by_last_use(store):
     store.chats.rename(first, "the lighthouse")
     store.chats.touch(first)
     rows = store.chats.all()
-    assert [(r["id"], r["title"]) for r in rows] == [(first, "the lighthouse"),
-                                                     (second, "second")]
+    assert [(r["id"], r["title"]) for r in rows] == [(first, "the lighthouse"), (second, "second")]
     assert rows[1]["character_name"] == "Bo" and rows[0]["message_count"] == 1
     with pytest.raises(StoreError, match="No chat with id 999"):
         store.chats.rename(999, "x")
@@ -75,14 +78,22 @@ def test_branch_here_copies_the_path_with_its_swipes_only(store):
     chat, ids = _branched(store)
     store.messages.swipe(ids["a1b"], -1)
     branch = store.chats.branch_from(ids["q2"])
-    assert _texts(store, branch) == ["Hi!", "Tell me about the lighthouse.", "It is old.",
-                                     "How old?"]
+    assert _texts(store, branch) == [
+        "Hi!",
+        "Tell me about the lighthouse.",
+        "It is old.",
+        "How old?",
+    ]
     path = store.messages.active_path(branch)
     assert (path[0].sibling_count, path[2].sibling_count) == (2, 2)  # swipes came along
     assert path[2].sibling_index == 0
-    assert store.messages.get(store.messages.sibling_ids(path[2].id)[1]).text == "It is red and white."
+    assert (
+        store.messages.get(store.messages.sibling_ids(path[2].id)[1]).text == "It is red and white."
+    )
     assert len(store.messages.of_chat(branch)) == 6  # a2 (below the branch point) stayed behind
-    assert store.chats.extra(branch)["chat_metadata"]["main_chat"] == store.chats.info(chat)["title"]
+    assert (
+        store.chats.extra(branch)["chat_metadata"]["main_chat"] == store.chats.info(chat)["title"]
+    )
     assert _texts(store, chat)[-1] == "Very."  # the original is untouched
 
 
@@ -104,7 +115,10 @@ def test_regenerate_adds_a_shown_sibling_and_keeps_the_old_reply(store):
     assert store.messages.active_leaf(chat) == new
     assert store.messages.sibling_ids(new) == [ids["a1"], ids["a1b"], new]
     greeting = store.messages.regenerate(ids["g"], "Good morning.", "complete")
-    assert store.messages.active_path(chat)[0].sibling_count == 3 and store.messages.active_leaf(chat) == greeting
+    assert (
+        store.messages.active_path(chat)[0].sibling_count == 3
+        and store.messages.active_leaf(chat) == greeting
+    )
 
 
 def test_deleted_chat_goes_to_the_trash_and_comes_back(store):
@@ -182,12 +196,18 @@ def test_a_version_1_database_is_migrated_keeping_its_data(tmp_path):
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path)
     conn.executescript(MIGRATIONS[0] + "\nPRAGMA user_version = 1;")
-    conn.execute("INSERT INTO characters (name, card_json, created_at, updated_at)"
-                 " VALUES ('Mira', '{}', 0, 0)")
-    conn.execute("INSERT INTO chats (character_id, title, created_at, last_used_at,"
-                 " active_leaf_id) VALUES (1, 'old chat', 0, 0, 1)")
-    conn.execute("INSERT INTO messages (chat_id, role, text, created_at)"
-                 " VALUES (1, 'assistant', 'from before', 0)")
+    conn.execute(
+        "INSERT INTO characters (name, card_json, created_at, updated_at)"
+        " VALUES ('Mira', '{}', 0, 0)"
+    )
+    conn.execute(
+        "INSERT INTO chats (character_id, title, created_at, last_used_at,"
+        " active_leaf_id) VALUES (1, 'old chat', 0, 0, 1)"
+    )
+    conn.execute(
+        "INSERT INTO messages (chat_id, role, text, created_at)"
+        " VALUES (1, 'assistant', 'from before', 0)"
+    )
     conn.execute("INSERT INTO personas (name, is_default) VALUES ('A', 1)")
     conn.commit()
     conn.close()
@@ -202,14 +222,18 @@ def test_a_version_1_database_is_migrated_keeping_its_data(tmp_path):
 
 def test_a_long_chat_keeps_its_path_and_swipes(store):
     character = store.characters.add({"name": "Mira"})
-    nodes = [NewNode(i, i - 1 if i else None, "user" if i % 2 else "assistant", f"m{i}")
-             for i in range(2000)]
+    nodes = [
+        NewNode(i, i - 1 if i else None, "user" if i % 2 else "assistant", f"m{i}")
+        for i in range(2000)
+    ]
     chat = store.chats.from_nodes(character, "long", nodes)  # one transaction
     leaf = store.messages.active_leaf(chat)
     early = store.messages.active_path(chat)[10]
     store.messages.regenerate(early.id, "another take", "complete")
     assert len(store.messages.active_path(chat)) == 11
-    assert store.messages.swipe(store.messages.active_leaf(chat), -1) == leaf  # back down the old 2,000
+    assert (
+        store.messages.swipe(store.messages.active_leaf(chat), -1) == leaf
+    )  # back down the old 2,000
     path = store.messages.active_path(chat)
     assert len(path) == 2000 and path[-1].text == "m1999"
     assert (path[10].sibling_index, path[10].sibling_count) == (0, 2)

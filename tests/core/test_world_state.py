@@ -20,12 +20,26 @@ from app.core.prompt.worldinfo import AuthorsNote
 from app.core.store import Store, StoreError
 from app.core.store.world_state import WorldInfoStore
 
-BOOK = {"entries": [
-    {"name": "ward", "keys": ["dragon"], "content": "A ward hums.", "enabled": True,
-     "insertion_order": 100, "extensions": {"sticky": 3}},
-    {"name": "roar", "keys": ["dragon"], "content": "A roar echoes.", "enabled": True,
-     "insertion_order": 90, "extensions": {"cooldown": 3}},
-]}
+BOOK = {
+    "entries": [
+        {
+            "name": "ward",
+            "keys": ["dragon"],
+            "content": "A ward hums.",
+            "enabled": True,
+            "insertion_order": 100,
+            "extensions": {"sticky": 3},
+        },
+        {
+            "name": "roar",
+            "keys": ["dragon"],
+            "content": "A roar echoes.",
+            "enabled": True,
+            "insertion_order": 90,
+            "extensions": {"cooldown": 3},
+        },
+    ]
+}
 CARD = {"name": "Mira", "description": "Mira.", "first_mes": "Hello.", "character_book": BOOK}
 
 
@@ -48,8 +62,12 @@ def turn(store, chat, character, *, regenerate=False):
     wi = WorldInfoStore(store)
     path = store.messages.active_path(chat)[:-1] if regenerate else store.messages.active_path(chat)
     ids = [m.id for m in path]
-    inp = PromptInput(CARD, "Ann", history=[Message(m.role, m.text) for m in path],
-                      lore=lore_input(wi, chat, character, ids))
+    inp = PromptInput(
+        CARD,
+        "Ann",
+        history=[Message(m.role, m.text) for m in path],
+        lore=lore_input(wi, chat, character, ids),
+    )
     built = build_prompt(inp, preset("chatml"), len, 4096, 256)
     remember_lore_state(wi, ids, built)
     return {t.entry: t for t in built.lore_trace}
@@ -123,10 +141,24 @@ def test_authors_note_and_scenario_are_sillytavern_chat_metadata(store):
     save_scenario(wi, chat, "A night at sea.")
     seed = wi.seed(chat)
     meta = st_chat_rows(store, chat)[0]["chat_metadata"]
-    assert {k: meta[k] for k in ("note_prompt", "note_interval", "note_position",
-                                 "note_depth", "note_role", "scenario")} == {
-        "note_prompt": "Keep it short.", "note_interval": 2, "note_position": 1,
-        "note_depth": 1, "note_role": 0, "scenario": "A night at sea."}
+    assert {
+        k: meta[k]
+        for k in (
+            "note_prompt",
+            "note_interval",
+            "note_position",
+            "note_depth",
+            "note_role",
+            "scenario",
+        )
+    } == {
+        "note_prompt": "Keep it short.",
+        "note_interval": 2,
+        "note_position": 1,
+        "note_depth": 1,
+        "note_role": 0,
+        "scenario": "A night at sea.",
+    }
     ids = [m.id for m in store.messages.active_path(chat)]
     inp = lore_input(wi, chat, character, ids)
     assert inp.authors_note == AuthorsNote("Keep it short.", interval=2, depth=1)
@@ -154,7 +186,10 @@ def test_books_global_per_character_and_chat_lore(store):
     wi.set_global("Harbor", False)
     wi.rename_book("Mira's", "Mira")
     assert [(b.name, b.is_global, b.characters) for b in wi.books()] == [
-        ("Harbor", False, ()), ("Mira", False, (character,)), ("Tonight", False, ())]
+        ("Harbor", False, ()),
+        ("Mira", False, (character,)),
+        ("Tonight", False, ()),
+    ]
     with pytest.raises(StoreError, match="already exists"):
         wi.rename_book("Mira", "Harbor")
     wi.delete_book("Harbor")

@@ -75,8 +75,9 @@ def delete_workload(ctx: AppContext, ack: Acks, cycle: int) -> None:
         chat = store.chats.new(cid, ["root"])
         ids = [store.messages.active_leaf(chat)]
         for i in range(CHAIN - 1):
-            ids.append(store.messages.append(chat, ids[-1], "user" if i % 2 else "assistant",
-                                            f"node {i}"))
+            ids.append(
+                store.messages.append(chat, ids[-1], "user" if i % 2 else "assistant", f"node {i}")
+            )
         ack("tree", chat=chat, ids=ids)
         store.messages.delete(ids[0])
         ack("deleted", chat=chat, ids=ids)
@@ -91,8 +92,12 @@ def settings_workload(ctx: AppContext, ack: Acks, cycle: int) -> None:
         ack("settings", counter=n, cycle=cycle)
 
 
-WORKLOADS = {"chat": chat_workload, "card": card_workload, "delete": delete_workload,
-             "settings": settings_workload}
+WORKLOADS = {
+    "chat": chat_workload,
+    "card": card_workload,
+    "delete": delete_workload,
+    "settings": settings_workload,
+}
 
 
 def worker(home: Path, mode: str, cycle: int) -> None:

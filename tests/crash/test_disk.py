@@ -69,9 +69,14 @@ def _without_root_powers() -> list[str]:
 
 
 def _run_child(code: str, home: Path, prefix: list[str] = ()) -> dict:
-    proc = subprocess.run([*prefix, sys.executable, "-c", textwrap.dedent(code), str(home)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-c", textwrap.dedent(code), str(home)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.splitlines()[-1])
 

@@ -39,9 +39,13 @@ class Driver:
 
     def __init__(self, home: Path):
         self.home = home
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.crash.driver", str(home)],
-                                     cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.crash.driver", str(home)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
 
     def _ask(self, line: str) -> str:
         self.proc.stdin.write(line + "\n")
@@ -162,15 +166,20 @@ class Checker:
         assert q("PRAGMA foreign_key_check") == []
         q("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)")
         assert q("SELECT count(*) FROM messages WHERE status = 'streaming'")[0][0] == 0
-        dangling = q("SELECT count(*) FROM chats c WHERE active_leaf_id IS NOT NULL AND NOT"
-                     " EXISTS (SELECT 1 FROM messages m WHERE m.id = c.active_leaf_id)")[0][0]
+        dangling = q(
+            "SELECT count(*) FROM chats c WHERE active_leaf_id IS NOT NULL AND NOT"
+            " EXISTS (SELECT 1 FROM messages m WHERE m.id = c.active_leaf_id)"
+        )[0][0]
         key = "chats pointing at a deleted leaf (max)"
         self.stats[key] = max(self.stats[key], dangling)
 
     def _check_settings(self, acks: list[dict], ctx: AppContext, cycle: int) -> None:
         saved = [a["counter"] for a in acks if a["kind"] == "settings"]
-        allowed = {(cycle, saved[-1]), (cycle, saved[-1] + 1)} if saved else \
-            self.settings_ok | {(cycle, 1)}
+        allowed = (
+            {(cycle, saved[-1]), (cycle, saved[-1] + 1)}
+            if saved
+            else self.settings_ok | {(cycle, 1)}
+        )
         got = (ctx.settings.extra.get("cycle", -1), ctx.settings.extra.get("counter", 0))
         broken = ctx.paths.settings_file.with_name("settings.json.bad")
         if got not in allowed or broken.exists():
@@ -189,8 +198,9 @@ def test_200_kill_and_restart_cycles_lose_nothing(tmp_path):
         while cycles < CYCLES and time.monotonic() - started < BUDGET_S:
             mode = MODES[cycles % len(MODES)]
             status = driver.kill_one(mode, cycles, rng.uniform(0.0, 0.06))
-            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, \
+            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (
                 f"cycle {cycles} ({mode}): the worker ended by itself (status {status})"
+            )
             checker.check_cycle(mode, read_acks(home, cycles), cycles)
             cycles += 1
     finally:
@@ -207,12 +217,16 @@ def test_200_kill_and_restart_cycles_lose_nothing(tmp_path):
 
 # --- the real app, streaming from the real llama.cpp ---------------------------------------
 
+
 def _streaming_row(db: Path) -> bool:
     try:
         conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=0.2)
         try:
-            return bool(conn.execute("SELECT 1 FROM messages WHERE status = 'streaming'"
-                                     " AND text != ''").fetchall())
+            return bool(
+                conn.execute(
+                    "SELECT 1 FROM messages WHERE status = 'streaming' AND text != ''"
+                ).fetchall()
+            )
         finally:
             conn.close()
     except sqlite3.Error:
@@ -221,10 +235,23 @@ def _streaming_row(db: Path) -> bool:
 
 def _kill_app_while_streaming(home: Path, model: Path, extra_s: float) -> bool:
     env = dict(os.environ, PARLOR_HOME=str(home), QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.Popen([sys.executable, "-m", "app", "--smoke-test", "--model", str(model),
-                             "--max-tokens", "3000"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # its engine child dies with it
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "--smoke-test",
+            "--model",
+            str(model),
+            "--max-tokens",
+            "3000",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # its engine child dies with it
     deadline, seen = time.monotonic() + 120, False
     while proc.poll() is None and time.monotonic() < deadline and not seen:
         seen = _streaming_row(home_paths(home).database)
@@ -238,15 +265,18 @@ def _kill_app_while_streaming(home: Path, model: Path, extra_s: float) -> bool:
 
 @pytest.mark.slow
 def test_killing_the_real_app_mid_reply_keeps_the_message_and_marks_the_reply(
-        tmp_path, tiny_llama_path):
+    tmp_path, tiny_llama_path
+):
     home = tmp_path / "home"
     interrupted = 0
     for cycle, extra in enumerate((0.0, 0.3)):
         seen = _kill_app_while_streaming(home, tiny_llama_path, extra)
         ctx = AppContext.create(home_paths(home))
         try:
-            rows = ctx.store._query("SELECT role, text, status FROM messages WHERE role != "
-                                    "'assistant' OR parent_id IS NOT NULL ORDER BY id")
+            rows = ctx.store._query(
+                "SELECT role, text, status FROM messages WHERE role != "
+                "'assistant' OR parent_id IS NOT NULL ORDER BY id"
+            )
             assert ctx.store._query("PRAGMA integrity_check")[0][0] == "ok"
         finally:
             ctx.close()

@@ -15,14 +15,16 @@ import sys
 
 
 def _bench(home, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app", "bench", *args],
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PARLOR_HOME": str(home),
-                               "QT_QPA_PLATFORM": "offscreen"})
+    return subprocess.run(
+        [sys.executable, "-m", "app", "bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PARLOR_HOME": str(home), "QT_QPA_PLATFORM": "offscreen"},
+    )
 
 
-def test_overflow_reports_every_turn_past_the_limit_and_the_log_has_llama_cpps_counts(
-        tmp_path):
+def test_overflow_reports_every_turn_past_the_limit_and_the_log_has_llama_cpps_counts(tmp_path):
     out = _bench(tmp_path, "--quick", "--only", "overflow,sessions", "--json")
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)
@@ -40,16 +42,17 @@ def test_overflow_reports_every_turn_past_the_limit_and_the_log_has_llama_cpps_c
             assert 0 < t["evaluated_tokens"] < t["prompt_tokens"]
             assert t["dropped_messages"] > 0  # past the limit indeed
         fraction = sum(t["evaluated_tokens"] for t in turns) / sum(
-            t["prompt_tokens"] for t in turns)
+            t["prompt_tokens"] for t in turns
+        )
         assert abs(size["evaluated_fraction"] - fraction) < 1e-12
-        assert size["max_excess"] == max(t["evaluated_tokens"] - t["new_tokens"]
-                                         for t in turns)
+        assert size["max_excess"] == max(t["evaluated_tokens"] - t["new_tokens"] for t in turns)
         # the shift keeps each turn to the new text plus the template's markup
         assert size["max_excess"] <= 64 and size["full_reads"] == 0
         replies += size["turns_before_limit"] + len(turns)
         # the figures are llama.cpp's: its report for each of these turns says the same
-        assert [t["evaluated_tokens"] for t in turns] == \
-            [int(n) for n in reports[replies - len(turns):replies]]
+        assert [t["evaluated_tokens"] for t in turns] == [
+            int(n) for n in reports[replies - len(turns) : replies]
+        ]
     # the overflow run came first; the sessions run's replies follow in the log
     assert len(reports) >= replies
 

@@ -32,8 +32,7 @@ def test_messages_dropped_after_the_prefix_are_skipped_and_the_rest_moved():
     [P B C E]: A is removed, B and C move down by len(A), only E is new."""
     plan = plan_reuse(P + A + B + C, P + B + C + E, keep=len(P))
     assert plan.prefix == len(P)
-    assert [(c.src, c.dst, c.length) for c in plan.chunks] == [
-        (len(P + A), len(P), len(B + C))]
+    assert [(c.src, c.dst, c.length) for c in plan.chunks] == [(len(P + A), len(P), len(B + C))]
     assert plan.reused == len(P + B + C) and plan.removed(len(P + A + B + C)) == len(A)
     assert not plan.full_read_reason
 
@@ -42,7 +41,9 @@ def test_each_run_that_is_still_in_the_prompt_is_reused():
     """Runs after a second gap (the moving tail of the last prompt) are found as well."""
     plan = plan_reuse(P + A + B + C + D, P + B + D + E, keep=len(P))
     assert [(c.src, c.length) for c in plan.chunks] == [
-        (len(P + A), len(B)), (len(P + A + B + C), len(D))]
+        (len(P + A), len(B)),
+        (len(P + A + B + C), len(D)),
+    ]
     assert plan.reused == len(P + B + D)
 
 
@@ -71,17 +72,19 @@ def test_short_runs_are_not_moved_and_the_last_token_is_always_evaluated():
 
 
 # --- real llama.cpp ---------------------------------------------------------------------------
-CARD = {"name": "Mira", "description": "Mira keeps the tavern by the river road and knows "
-        "every traveler.", "personality": "warm, quiet, curious",
-        "scenario": "A storm at night; the tavern is full.",
-        "first_mes": "Welcome, stranger. The rain is coming down hard tonight."}
+CARD = {
+    "name": "Mira",
+    "description": "Mira keeps the tavern by the river road and knows every traveler.",
+    "personality": "warm, quiet, curious",
+    "scenario": "A storm at night; the tavern is full.",
+    "first_mes": "Welcome, stranger. The rain is coming down hard tonight.",
+}
 USER = "hello friend the traveler is here again with the rain and the storm over the river road"
 N_CTX = 1024
 PROBE = SamplingParams(max_tokens=1, temperature=0.0, seed=1)
 REPLY_TOKENS = 12
 # one token more: the last one sampled is never decoded, so the cache holds REPLY_TOKENS
-GREEDY = SamplingParams(max_tokens=REPLY_TOKENS + 1, temperature=0.0, seed=1,
-                        repeat_penalty=1.0)
+GREEDY = SamplingParams(max_tokens=REPLY_TOKENS + 1, temperature=0.0, seed=1, repeat_penalty=1.0)
 # Measured on the tiny model (f16 cache, flash attention on and off, 40 turns, 37 of them
 # shifted): the largest difference between the logits after a shift and after a full
 # re-read was 5.5e-5, in logits whose top two differ by 0.012-0.019. What differs is that the
@@ -104,8 +107,9 @@ class _Pipe:
 
 def _child(model, flash_attn: bool, kv_type: str = "f16", n_ctx: int = N_CTX) -> Child:
     child = Child(_Pipe(), (ctypes.c_byte * 2)())
-    child.load(LoadParams(model_path=str(model), n_ctx=n_ctx, flash_attn=flash_attn,
-                          kv_type=kv_type))
+    child.load(
+        LoadParams(model_path=str(model), n_ctx=n_ctx, flash_attn=flash_attn, kv_type=kv_type)
+    )
     return child
 
 
@@ -143,14 +147,16 @@ class _Chat:
         self.history = [Message(role="assistant", text=card["first_mes"])]
 
     def prompt(self, user_text: str):
-        inp = PromptInput(card=self.card, user_name="Ann",
-                          history=[*self.history, Message(role="user", text=user_text)])
+        inp = PromptInput(
+            card=self.card,
+            user_name="Ann",
+            history=[*self.history, Message(role="user", text=user_text)],
+        )
         return PromptJob(inp, self.info, self.settings, self.counter)(self._count)
 
     def _count(self, texts: list[str]) -> list[int]:
         llm = self.child.llm
-        return [len(llm.tokenize(t.encode("utf-8"), add_bos=False, special=True))
-                for t in texts]
+        return [len(llm.tokenize(t.encode("utf-8"), add_bos=False, special=True)) for t in texts]
 
 
 def _info(child: Child):
@@ -160,7 +166,7 @@ def _info(child: Child):
 
 
 def _generated(child: Child, prompt_tokens: int) -> list[int]:
-    return child.llm.input_ids[prompt_tokens: child.llm.n_tokens].tolist()
+    return child.llm.input_ids[prompt_tokens : child.llm.n_tokens].tolist()
 
 
 def _turn(shifting: Child, fresh: Child, chat: _Chat, user_text: str):
@@ -177,8 +183,10 @@ def _turn(shifting: Child, fresh: Child, chat: _Chat, user_text: str):
     _reply(fresh, prompt, GREEDY, [])
     n = shifted.prompt_tokens
     got, want = _generated(shifting, n), _generated(fresh, n)
-    chat.history += [Message(role="user", text=user_text),
-                     Message(role="assistant", text="".join(text))]
+    chat.history += [
+        Message(role="user", text=user_text),
+        Message(role="assistant", text="".join(text)),
+    ]
     return prompt, shifted, a, b, got, want
 
 
@@ -193,7 +201,8 @@ def _parting_gap(fresh: Child, prompt, got: list[int], want: list[int]) -> float
 
 @pytest.mark.parametrize("flash_attn", [True, False])
 def test_a_chat_past_the_limit_gives_the_reply_of_a_full_read_evaluating_only_what_is_new(
-        tiny_llama_path, flash_attn):
+    tiny_llama_path, flash_attn
+):
     """Past the limit the builder drops the oldest messages every turn; the shifted cache
     must answer as a full re-read does: the same top token, logits within TOLERANCE, the same
     greedy reply (or a parting at a float-noise tie), and only the new part evaluated."""
@@ -260,8 +269,7 @@ def test_a_quantized_cache_does_not_shift_and_says_why(bench_model):
     assert reasons[0] == "" and shifting.shift_off in reasons  # said once a shift would help
 
 
-def test_after_a_card_edit_the_whole_prompt_is_read_again_and_the_reply_says_why(
-        tiny_llama_path):
+def test_after_a_card_edit_the_whole_prompt_is_read_again_and_the_reply_says_why(tiny_llama_path):
     """A shift is only for history: keys computed after the old card text are not kept."""
     shifting, fresh = _child(tiny_llama_path, True), _child(tiny_llama_path, True)
     chat = _Chat(shifting, CARD)
@@ -279,8 +287,7 @@ def test_after_a_card_edit_the_whole_prompt_is_read_again_and_the_reply_says_why
     assert got == want
 
 
-def test_the_log_has_llama_cpps_report_for_each_reply_matching_the_stats(tiny_llama_path,
-                                                                           caplog):
+def test_the_log_has_llama_cpps_report_for_each_reply_matching_the_stats(tiny_llama_path, caplog):
     """The figures come from llama.cpp's counters and its own report says the same."""
     eng = LocalEngine()
     eng.load(LoadParams(model_path=str(tiny_llama_path), n_ctx=N_CTX))
@@ -291,7 +298,7 @@ def test_the_log_has_llama_cpps_report_for_each_reply_matching_the_stats(tiny_ll
     try:
         with caplog.at_level(logging.INFO, logger="app.core.engine.local"):
             for drop in (0, 4, 8):
-                prompt = story + "".join(lines[drop:drop + 8])
+                prompt = story + "".join(lines[drop : drop + 8])
                 list(eng.stream(prompt, PROBE, threading.Event(), PromptLayout(len(story))))
                 seen.append(eng.last_stats)
     finally:
@@ -316,8 +323,9 @@ def _session_child(model, folder) -> Child:
     return child
 
 
-def test_a_session_saved_before_old_messages_left_is_restored_and_shifted(tiny_llama_path,
-                                                                         tmp_path):
+def test_a_session_saved_before_old_messages_left_is_restored_and_shifted(
+    tiny_llama_path, tmp_path
+):
     """After a restart the file is some turns old: restored, then shifted like a live cache,
     it answers as a full read does, and only what came after it is evaluated."""
     folder = tmp_path / "sessions"

@@ -30,7 +30,7 @@ def test_a_crash_logs_llama_cpps_last_lines(tiny_llama_path, tmp_path, caplog):
     path = tmp_path / "llama.log"
     eng = LocalEngine(stderr_path=str(path))
     eng.load(LoadParams(model_path=str(tiny_llama_path), n_ctx=512))
-    with open(path, "a", encoding="utf-8") as f:   # as llama.cpp would, just before dying
+    with open(path, "a", encoding="utf-8") as f:  # as llama.cpp would, just before dying
         f.write("ggml.c:1234: GGML_ASSERT(buf != NULL) failed\n")
     caplog.set_level(logging.ERROR)
     with pytest.raises(EngineCrashed):

@@ -31,15 +31,30 @@ def engine():
 
 
 def test_context_batch_threads_and_load_mode_are_what_llama_cpp_runs_with(engine, quick_model):
-    info = engine.load(LoadParams(model_path=quick_model, n_ctx=768, n_batch=64, n_threads=1,
-                                  use_mmap=False, n_gpu_layers=0))
+    info = engine.load(
+        LoadParams(
+            model_path=quick_model,
+            n_ctx=768,
+            n_batch=64,
+            n_threads=1,
+            use_mmap=False,
+            n_gpu_layers=0,
+        )
+    )
     eff = info.effective
-    assert (eff["n_ctx"], eff["n_batch"], eff["n_threads"], eff["n_threads_batch"]) == \
-        (768, 64, 1, 1)
+    assert (eff["n_ctx"], eff["n_batch"], eff["n_threads"], eff["n_threads_batch"]) == (
+        768,
+        64,
+        1,
+        1,
+    )
     assert eff["load_mode"] == "none" and info.n_ctx == 768
     info = engine.load(LoadParams(model_path=quick_model, n_ctx=512, n_batch=128, n_threads=2))
-    assert (info.effective["n_ctx"], info.effective["n_batch"], info.effective["n_threads"]) \
-        == (512, 128, 2)
+    assert (info.effective["n_ctx"], info.effective["n_batch"], info.effective["n_threads"]) == (
+        512,
+        128,
+        2,
+    )
     assert info.effective["load_mode"] == "mmap" and info.warnings == []
 
 
@@ -56,8 +71,9 @@ def test_a_context_beyond_training_is_allowed_with_a_warning(engine, quick_model
 
 def _state_size(engine, model: str, kv_type: str, folder) -> int:
     """Bytes of llama.cpp's state after one prompt: dominated by the KV cache."""
-    engine.load(LoadParams(model_path=model, n_ctx=1024, kv_type=kv_type,
-                           session_dir=str(folder / kv_type)))
+    engine.load(
+        LoadParams(model_path=model, n_ctx=1024, kv_type=kv_type, session_dir=str(folder / kv_type))
+    )
     list(engine.stream("the quiet tavern " * 60, SHORT, threading.Event()))
     engine.unload()  # waits for the session file
     (path,) = (folder / kv_type).glob(f"*{SUFFIX}")
@@ -65,8 +81,7 @@ def _state_size(engine, model: str, kv_type: str, folder) -> int:
 
 
 def test_kv_cache_types_change_the_cache_size(engine, quick_model, tmp_path):
-    f16, q8, q4 = (_state_size(engine, quick_model, kv, tmp_path)
-                   for kv in ("f16", "q8_0", "q4_0"))
+    f16, q8, q4 = (_state_size(engine, quick_model, kv, tmp_path) for kv in ("f16", "q8_0", "q4_0"))
     # per element: 2 bytes, 34/32 and 18/32 bytes (ggml block sizes)
     assert f16 > q8 > q4
     assert 1.6 < f16 / q8 < 2.0 and 1.6 < q8 / q4 < 2.0
@@ -93,8 +108,9 @@ def test_loading_reports_progress_up_to_one(engine, quick_model):
 def test_cancelling_a_load_ends_the_child_and_the_engine_loads_again(engine, quick_model):
     cancel = threading.Event()
     with pytest.raises(EngineError, match="cancelled"):
-        engine.load(LoadParams(model_path=quick_model), cancel,
-                    progress=lambda fraction: cancel.set())
+        engine.load(
+            LoadParams(model_path=quick_model), cancel, progress=lambda fraction: cancel.set()
+        )
     assert engine._proc is None and engine.info is None
     assert engine.load(LoadParams(model_path=quick_model, n_ctx=256)).n_ctx == 256
 
@@ -116,18 +132,27 @@ def test_stop_interrupts_a_long_prompt_evaluation(engine, tmp_path):
 
 def test_every_sampler_setting_reaches_llama_cpp(engine, quick_model):
     engine.load(LoadParams(model_path=quick_model, n_ctx=512))
-    base = SamplingParams(max_tokens=24, seed=5, temperature=1.0, top_p=1.0, top_k=0,
-                          min_p=0.0, repeat_penalty=1.0)
+    base = SamplingParams(
+        max_tokens=24, seed=5, temperature=1.0, top_p=1.0, top_k=0, min_p=0.0, repeat_penalty=1.0
+    )
 
     def reply(**change) -> str:
         return "".join(engine.stream("Tell me.", replace(base, **change), threading.Event()))
 
     reference = reply()
     assert reply() == reference  # same seed, same settings: same words
-    for change in ({"temperature": 0.2}, {"top_k": 2}, {"top_p": 0.2}, {"min_p": 0.5},
-                   {"typical_p": 0.2}, {"repeat_penalty": 3.0}, {"presence_penalty": 2.0},
-                   {"frequency_penalty": 2.0}, {"mirostat_mode": 2, "mirostat_tau": 1.0},
-                   {"seed": 6}):
+    for change in (
+        {"temperature": 0.2},
+        {"top_k": 2},
+        {"top_p": 0.2},
+        {"min_p": 0.5},
+        {"typical_p": 0.2},
+        {"repeat_penalty": 3.0},
+        {"presence_penalty": 2.0},
+        {"frequency_penalty": 2.0},
+        {"mirostat_mode": 2, "mirostat_tau": 1.0},
+        {"seed": 6},
+    ):
         assert reply(**change) != reference, change
     # the penalty range: 0 tokens means no penalty at all
     assert reply(repeat_penalty=3.0, repeat_last_n=0) == reference

@@ -25,8 +25,10 @@ def test_the_installed_llama_cpp_python_has_the_field():
 
 
 def test_patterns_match_what_n_cpu_moe_keeps_in_ram():
-    assert expert_patterns(2) == [r"blk\.0\.ffn_(up|down|gate)_(ch|)exps",
-                                  r"blk\.1\.ffn_(up|down|gate)_(ch|)exps"]
+    assert expert_patterns(2) == [
+        r"blk\.0\.ffn_(up|down|gate)_(ch|)exps",
+        r"blk\.1\.ffn_(up|down|gate)_(ch|)exps",
+    ]
     assert expert_patterns(0) == []
 
 
@@ -40,23 +42,28 @@ def test_llama_cpp_moves_exactly_the_named_expert_tensors(tiny_moe_path):
     llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
     try:
         with tensors_in_ram(expert_patterns(1)):
-            llm = llama_cpp.Llama(model_path=str(tiny_moe_path), n_ctx=256, n_gpu_layers=-1,
-                                  verbose=True)
+            llm = llama_cpp.Llama(
+                model_path=str(tiny_moe_path), n_ctx=256, n_gpu_layers=-1, verbose=True
+            )
         del llm
     finally:
         from llama_cpp._logger import llama_log_callback as theirs  # what was there before
 
         llama_cpp.llama_log_set(theirs, ctypes.c_void_p(0))
     moved = sorted(line.split()[1] for line in logged if "buffer type overridden" in line)
-    assert moved == ["blk.0.ffn_down_exps.weight", "blk.0.ffn_gate_exps.weight",
-                     "blk.0.ffn_up_exps.weight"]
+    assert moved == [
+        "blk.0.ffn_down_exps.weight",
+        "blk.0.ffn_gate_exps.weight",
+        "blk.0.ffn_up_exps.weight",
+    ]
 
 
 def _reply(path, n_cpu_moe: int) -> tuple[str, dict]:
     engine = LocalEngine()
     try:
-        engine.load(LoadParams(model_path=str(path), n_ctx=256, n_gpu_layers=-1,
-                               n_cpu_moe=n_cpu_moe))
+        engine.load(
+            LoadParams(model_path=str(path), n_ctx=256, n_gpu_layers=-1, n_cpu_moe=n_cpu_moe)
+        )
         text = "".join(engine.stream("The harbour at dawn", GREEDY, threading.Event()))
         return text, engine.info.effective
     finally:

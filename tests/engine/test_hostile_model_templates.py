@@ -32,13 +32,15 @@ def write_hostile_model(path: Path) -> Path:
     _metadata(w, 1, 512, 0, "f32", BOMB)
     w.add_string("tokenizer.chat_template.tool_use", NEVER_ENDS)
     tokens = vocabulary()[0]
-    _tensor(w, "token_embd.weight", rng.standard_normal((len(tokens), N_EMBD)).astype(
-        np.float32), "f32")
+    _tensor(
+        w, "token_embd.weight", rng.standard_normal((len(tokens), N_EMBD)).astype(np.float32), "f32"
+    )
     for name, arr in layer_tensors(rng).items():
         _tensor(w, f"blk.0.{name}.weight", arr, "f32")
     _tensor(w, "output_norm.weight", np.ones(N_EMBD, dtype=np.float32), "f32")
-    _tensor(w, "output.weight", rng.standard_normal((len(tokens), N_EMBD)).astype(
-        np.float32), "f32")
+    _tensor(
+        w, "output.weight", rng.standard_normal((len(tokens), N_EMBD)).astype(np.float32), "f32"
+    )
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -80,10 +82,12 @@ def test_the_engine_loads_it_and_parlor_renders_a_preset_instead(hostile_model):
         assert time.monotonic() - start < 30
         assert info.chat_template == BOMB
         rendered = template_from_gguf(info.chat_template, info.bos, info.eos).render(
-            [Message("user", "Hello")])
+            [Message("user", "Hello")]
+        )
         assert "stopped" in rendered.warnings[0] or "too large" in rendered.warnings[0]
-        pieces = list(engine.stream(rendered.text, SamplingParams(max_tokens=4, seed=1),
-                                    threading.Event()))
+        pieces = list(
+            engine.stream(rendered.text, SamplingParams(max_tokens=4, seed=1), threading.Event())
+        )
         assert pieces
     finally:
         engine.unload()

@@ -22,8 +22,9 @@ def presets(tmp_path):
 
 
 def test_a_saved_preset_comes_back_equal(presets):
-    params = SamplingParams(temperature=1.3, top_k=0, mirostat_mode=2, seed=7,
-                            repeat_last_n=-1, stop=("\nAnn:",))
+    params = SamplingParams(
+        temperature=1.3, top_k=0, mirostat_mode=2, seed=7, repeat_last_n=-1, stop=("\nAnn:",)
+    )
     presets.save("My night owl", params)
     assert presets.get("My night owl") == params
     assert presets.names() == [*BUILT_IN, "My night owl"]
@@ -54,9 +55,18 @@ def test_overrides_merge_over_the_preset_and_ignore_unknown_keys():
     assert overrides_between(base, merged) == {"temperature": 1.2, "top_k": 10}
 
 
-@pytest.mark.parametrize("bad", [{"top_p": 1.5}, {"temperature": -1}, {"top_k": 2.5},
-                                 {"mirostat_mode": 3}, {"seed": "x"}, {"stop": "abc"},
-                                 {"min_p": True}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"top_p": 1.5},
+        {"temperature": -1},
+        {"top_k": 2.5},
+        {"mirostat_mode": 3},
+        {"seed": "x"},
+        {"stop": "abc"},
+        {"min_p": True},
+    ],
+)
 def test_out_of_range_overrides_are_refused(bad):
     with pytest.raises(PresetError):
         apply_overrides(SamplingParams(), bad)

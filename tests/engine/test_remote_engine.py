@@ -57,9 +57,24 @@ def _serve(folder, n_ctx: int):
     port, log_path = _free_port(), folder / "server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host",
-             "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--api_key", KEY],
-            stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                str(n_ctx),
+                "--api_key",
+                KEY,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_serving(proc, url, log_path)
@@ -110,8 +125,10 @@ def test_completion_stream_yields_text_and_stats(engine):
 
 
 def test_chat_stream_yields_text(engine):
-    messages = [{"role": "system", "content": "You are a bard."},
-                {"role": "user", "content": "Sing of the tavern."}]
+    messages = [
+        {"role": "system", "content": "You are a bard."},
+        {"role": "user", "content": "Sing of the tavern."},
+    ]
     reply = "".join(engine.stream_chat(messages, FIXED, threading.Event()))
     assert reply.strip()
     assert engine.last_stats.tokens == FIXED.max_tokens
@@ -218,8 +235,7 @@ class _Stub(BaseHTTPRequestHandler):
         if behaviour == "error":
             return self._json(500, {"error": {"message": "the model exploded", "code": 500}})
         if behaviour == "whole":
-            return self._json(200, {"choices": [{"text": "all at once",
-                                                 "finish_reason": "stop"}]})
+            return self._json(200, {"choices": [{"text": "all at once", "finish_reason": "stop"}]})
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
@@ -322,8 +338,15 @@ def test_llama_server_context_size_and_token_estimate(stub):
 
 # --- pure parts ------------------------------------------------------------------------
 def test_sse_parser_follows_the_event_stream_rules():
-    lines = [b": ping\r\n", b"data: one\r\n", b"data:two\n", b"\n", b"event: x\n", b"\n",
-             b"data: last"]
+    lines = [
+        b": ping\r\n",
+        b"data: one\r\n",
+        b"data:two\n",
+        b"\n",
+        b"event: x\n",
+        b"\n",
+        b"data: last",
+    ]
     assert list(iter_events(lines)) == ["one\ntwo", "last"]
 
 
@@ -334,8 +357,9 @@ def test_chat_chunks_and_error_events_are_read():
 
 
 def test_samplers_go_out_under_every_known_name():
-    fields = sampler_fields(SamplingParams(repeat_penalty=1.2, mirostat_mode=2, seed=5,
-                                           stop=("\nUser:",)))
+    fields = sampler_fields(
+        SamplingParams(repeat_penalty=1.2, mirostat_mode=2, seed=5, stop=("\nUser:",))
+    )
     assert fields["repeat_penalty"] == fields["repetition_penalty"] == fields["rep_pen"] == 1.2
     assert fields["mirostat"] == fields["mirostat_mode"] == 2
     assert fields["seed"] == 5 and fields["stop"] == ["\nUser:"]
@@ -362,8 +386,24 @@ def test_app_smoke_test_runs_the_window_against_the_server(tmp_path):
 
 
 def _app_smoke(server_url: str, tmp_path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PARLOR_HOME=str(tmp_path), QT_QPA_PLATFORM="offscreen",
-               PARLOR_API_KEY=KEY)
-    return subprocess.run([sys.executable, "-m", "app", "--smoke-test", "--remote", server_url,
-                           "--max-tokens", "8", "--prompt", "Hello"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    env = dict(
+        os.environ, PARLOR_HOME=str(tmp_path), QT_QPA_PLATFORM="offscreen", PARLOR_API_KEY=KEY
+    )
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "--smoke-test",
+            "--remote",
+            server_url,
+            "--max-tokens",
+            "8",
+            "--prompt",
+            "Hello",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )

@@ -29,8 +29,9 @@ def _wait_for_file(folder: Path) -> Path:
 
 def _engine(model, folder: Path | None) -> LocalEngine:
     eng = LocalEngine()
-    eng.load(LoadParams(model_path=str(model), n_ctx=1024,
-                        session_dir=str(folder) if folder else ""))
+    eng.load(
+        LoadParams(model_path=str(model), n_ctx=1024, session_dir=str(folder) if folder else "")
+    )
     return eng
 
 
@@ -54,8 +55,13 @@ def chat(tmp_path_factory):
         expected = _reply(live, follow_up)
     finally:
         live.unload()
-    return {"model": model, "follow_up": follow_up, "kept": Path(kept), "expected": expected,
-            "prompt_tokens": live.last_stats.prompt_tokens}
+    return {
+        "model": model,
+        "follow_up": follow_up,
+        "kept": Path(kept),
+        "expected": expected,
+        "prompt_tokens": live.last_stats.prompt_tokens,
+    }
 
 
 @pytest.fixture
@@ -134,8 +140,15 @@ def test_a_session_for_another_chat_is_not_used(chat, sessions):
 
 
 # --- the store itself ------------------------------------------------------------------------
-IDENTITY = {"model": "m.gguf", "size": 1, "mtime_ns": 1, "n_ctx": 512, "kv_type": "f16",
-            "flash_attn": True, "llama_cpp": "x"}
+IDENTITY = {
+    "model": "m.gguf",
+    "size": 1,
+    "mtime_ns": 1,
+    "n_ctx": 512,
+    "kv_type": "f16",
+    "flash_attn": True,
+    "llama_cpp": "x",
+}
 
 
 def _store(folder: Path, cap: int) -> SessionStore:
@@ -158,8 +171,11 @@ def test_the_next_turn_of_a_chat_replaces_the_previous_file_other_branches_stay(
     _write(store, [1, 2, 3, 4, 5, 6, 0, 0, 0, 0])  # another branch from turn 3: kept
     # the next turn: the last reply came back re-tokenized ([9, 10] as [9, 11])
     _write(store, [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13])
-    assert set(_files(tmp_path)) == {(9, 9), (1, 2, 3, 4, 5, 6, 0, 0, 0, 0),
-                                      (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13)}
+    assert set(_files(tmp_path)) == {
+        (9, 9),
+        (1, 2, 3, 4, 5, 6, 0, 0, 0, 0),
+        (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13),
+    }
     assert store.best_match([1, 2, 3, 4, 5, 6, 7, 8, 5], at_least=2)[1] == 8
     assert store.best_match([1, 2, 3, 4, 5, 6, 7, 8, 5], at_least=8) is None
 
@@ -180,7 +196,8 @@ def test_the_size_cap_evicts_the_least_recently_used(tmp_path):
 
 # --- when and what is written ------------------------------------------------------------------
 def test_a_reply_writes_nothing_the_idle_engine_saves_and_an_ordinary_reply_rewrites_nothing(
-        tmp_path):
+    tmp_path,
+):
     from app.core.engine.child import IDLE_SAVE_S
     from tests.tiny_models import write_tiny_llama
 
@@ -214,8 +231,9 @@ def test_a_session_over_the_cap_is_not_written_and_the_log_says_so(tmp_path, cap
     model = write_tiny_llama(tmp_path / "model.gguf")
     folder = tmp_path / "sessions"
     eng = LocalEngine()
-    eng.load(LoadParams(model_path=str(model), n_ctx=1024, session_dir=str(folder),
-                        session_cap_mb=0))
+    eng.load(
+        LoadParams(model_path=str(model), n_ctx=1024, session_dir=str(folder), session_cap_mb=0)
+    )
     try:
         with caplog.at_level(logging.WARNING, logger="app.core.engine.local"):
             reply = _reply(eng, HISTORY)
@@ -224,8 +242,7 @@ def test_a_session_over_the_cap_is_not_written_and_the_log_says_so(tmp_path, cap
     finally:
         eng.unload()
     assert not list(folder.glob("*"))  # nothing written, not even a temporary file
-    assert any("Not saved" in r.getMessage() and "cap" in r.getMessage()
-               for r in caplog.records)
+    assert any("Not saved" in r.getMessage() and "cap" in r.getMessage() for r in caplog.records)
 
 
 def test_a_damaged_file_is_rejected_with_a_log_line(chat, sessions, caplog):

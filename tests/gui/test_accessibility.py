@@ -19,9 +19,14 @@ CONTROLS = (QAbstractButton, QComboBox, QLineEdit, QPlainTextEdit, QAbstractItem
 
 def _controls(root: QWidget) -> list[QWidget]:
     # a view's header is reached through its view, not on its own
-    return [w for w in root.findChildren(QWidget) if isinstance(w, CONTROLS)
-            and not isinstance(w, QHeaderView)
-            and w.isVisibleTo(root) and w.window() is root.window()]
+    return [
+        w
+        for w in root.findChildren(QWidget)
+        if isinstance(w, CONTROLS)
+        and not isinstance(w, QHeaderView)
+        and w.isVisibleTo(root)
+        and w.window() is root.window()
+    ]
 
 
 def _named(widget: QWidget) -> bool:
@@ -29,8 +34,9 @@ def _named(widget: QWidget) -> bool:
     text = widget.text() if isinstance(widget, QAbstractButton) else ""
     owner = widget.parentWidget()
     inner = isinstance(owner, (QAbstractSpinBox, QComboBox)) and _named_owner(owner)
-    return bool(text.replace("&", "").strip() or widget.accessibleName()
-                or widget.toolTip() or inner)
+    return bool(
+        text.replace("&", "").strip() or widget.accessibleName() or widget.toolTip() or inner
+    )
 
 
 def _named_owner(owner: QWidget) -> bool:
@@ -43,8 +49,7 @@ def _check(root: QWidget) -> list[str]:
         label = f"{type(w).__name__}({w.objectName() or w.accessibleName() or '?'})"
         if w.focusPolicy() == Qt.FocusPolicy.NoFocus and not w.focusProxy():
             problems.append(f"{label} cannot take keyboard focus")
-        if isinstance(w, (QAbstractButton, QComboBox, QLineEdit, QPlainTextEdit)) \
-                and not _named(w):
+        if isinstance(w, (QAbstractButton, QComboBox, QLineEdit, QPlainTextEdit)) and not _named(w):
             problems.append(f"{label} has no accessible name")
     return problems
 
@@ -66,8 +71,12 @@ def test_the_other_dialogs_are_focusable_and_named(qtbot, make_window, monkeypat
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: no traffic
     window = make_window()
     window.ctx.settings.hf_endpoint = "http://127.0.0.1:9"
-    dialogs = [window.show_chats(), window.show_personas(), window.show_download(),
-               window.library.edit(window.library.current_id())]
+    dialogs = [
+        window.show_chats(),
+        window.show_personas(),
+        window.show_download(),
+        window.library.edit(window.library.current_id()),
+    ]
     for dialog in dialogs:
         qtbot.addWidget(dialog)
         assert _check(dialog) == [], type(dialog).__name__

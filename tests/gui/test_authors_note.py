@@ -26,11 +26,17 @@ def chat(tmp_path):
 
 def build(store, character, chat_id, settings):
     path = store.messages.active_path(chat_id)
-    lore = lore_input(WorldInfoStore(store), chat_id, character, [m.id for m in path],
-                      default_note(settings))
+    lore = lore_input(
+        WorldInfoStore(store), chat_id, character, [m.id for m in path], default_note(settings)
+    )
     history = [Message(m.role, m.text) for m in path] + [Message("user", "And now?")]
-    return build_prompt(PromptInput(store.characters.card(character), "Ann", history=history,
-                                    lore=lore), preset("chatml"), len, 4096, 256).text
+    return build_prompt(
+        PromptInput(store.characters.card(character), "Ann", history=history, lore=lore),
+        preset("chatml"),
+        len,
+        4096,
+        256,
+    ).text
 
 
 def test_the_note_and_scenario_reach_the_prompt(qtbot, chat):
@@ -45,11 +51,15 @@ def test_the_note_and_scenario_reach_the_prompt(qtbot, chat):
     dialog.accept()
     meta = WorldInfoStore(store).chat_metadata(chat_id)
     assert (meta["note_prompt"], meta["note_depth"], meta["scenario"]) == (
-        "Storm coming.", 0, "A storm at sea.")
+        "Storm coming.",
+        0,
+        "A storm at sea.",
+    )
     text = build(store, character, chat_id, settings)
     assert "Scenario: A storm at sea." in text and "A calm sea." not in text
-    assert text.endswith("And now?<|im_end|>\n<|im_start|>system\nStorm coming.<|im_end|>\n"
-                         "<|im_start|>assistant\n")
+    assert text.endswith(
+        "And now?<|im_end|>\n<|im_start|>system\nStorm coming.<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
 def test_a_default_note_for_chats_without_one(qtbot, chat):

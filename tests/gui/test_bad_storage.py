@@ -20,8 +20,7 @@ def test_an_unusable_data_folder_is_a_clear_error(tmp_path, monkeypatch):
     assert "not-a-folder" in str(err.value)
 
 
-def test_a_locked_database_refuses_the_message_and_keeps_it(qtbot, make_window,
-                                                           tiny_llama_path):
+def test_a_locked_database_refuses_the_message_and_keeps_it(qtbot, make_window, tiny_llama_path):
     from tests.gui.conftest import load
 
     window = make_window()
@@ -36,7 +35,7 @@ def test_a_locked_database_refuses_the_message_and_keeps_it(qtbot, make_window,
     finally:
         other.rollback()
         other.close()
-    assert window.composer.toPlainText() == "Are you there?"   # nothing lost
+    assert window.composer.toPlainText() == "Are you there?"  # nothing lost
     assert "locked" in window._last_error_box.text()
     assert [m.text for m in window.chat_model.messages()] == before
     assert not window.controller.busy

@@ -46,7 +46,7 @@ def test_header_pieces_do_not_overlap(qtbot, make_window, text, width):
             rects = delegate.header(opt, index).rects()
             for i, a in enumerate(rects):
                 assert bubble.contains(a), (row, hover, a, bubble)
-                for b in rects[i + 1:]:
+                for b in rects[i + 1 :]:
                     assert not a.intersects(b), (row, hover, a, b)
 
 
@@ -60,18 +60,21 @@ def test_hovering_does_not_move_the_swipe_arrows(qtbot, make_window):
     assert after.swipe_right == before and after.actions
 
 
-@pytest.mark.parametrize("text", [
-    "x" * 1_000_000,
-    "مرحبا بالعالم " * 2000,
-    "😀🐉🏰 " * 5000,
-    "你好世界，这是一个很长的句子。" * 3000,
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 1_000_000,
+        "مرحبا بالعالم " * 2000,
+        "😀🐉🏰 " * 5000,
+        "你好世界，这是一个很长的句子。" * 3000,
+    ],
+)
 def test_hostile_text_paints_one_bubble_quickly(qtbot, make_window, text):
     window = _window_with(make_window, text, status="complete")
     view, delegate = window.chat_view, window.chat_view.itemDelegate()
     index = window.chat_model.index(window.chat_model.rowCount() - 1)
     opt = _option(view, index)
-    size = delegate.sizeHint(opt, index)          # the layout, once, as the view does
+    size = delegate.sizeHint(opt, index)  # the layout, once, as the view does
     opt.rect = QRect(0, 0, view.viewport().width(), min(size.height(), 2000))
     image = QImage(opt.rect.size(), QImage.Format.Format_ARGB32)
     painter = QPainter(image)

@@ -33,7 +33,7 @@ def make_editor(qtbot):
 def test_an_untouched_editor_gives_the_card_back_unchanged(make_editor):
     card = load_card(FIXTURES / "v3_full.json")
     card.description = "Line one\r\nLine two\r\n"  # Qt's text boxes would turn this into \n
-    card.tags = ["a, b", "c"]                        # a tag holding a comma
+    card.tags = ["a, b", "c"]  # a tag holding a comma
     before = to_v3_json(card)
     editor = make_editor(card)
     assert to_v3_json(editor.card()) == before
@@ -41,11 +41,19 @@ def test_an_untouched_editor_gives_the_card_back_unchanged(make_editor):
 
 def test_every_field_is_editable(make_editor):
     editor = make_editor(load_card(FIXTURES / "v3_full.json"))
-    values = {"name": "Hana Park", "description": "A bookseller.", "personality": "warm",
-              "scenario": "Closing time.", "first_mes": "We're closed! …fine, come in.",
-              "mes_example": "<START>\n{{char}}: Hi.", "system_prompt": "Be brief.",
-              "post_history_instructions": "Stay in character.", "creator_notes": "v2 notes",
-              "creator": "someone", "character_version": "4"}
+    values = {
+        "name": "Hana Park",
+        "description": "A bookseller.",
+        "personality": "warm",
+        "scenario": "Closing time.",
+        "first_mes": "We're closed! …fine, come in.",
+        "mes_example": "<START>\n{{char}}: Hi.",
+        "system_prompt": "Be brief.",
+        "post_history_instructions": "Stay in character.",
+        "creator_notes": "v2 notes",
+        "creator": "someone",
+        "character_version": "4",
+    }
     for key, value in values.items():
         widget = editor.fields[key]
         widget.setPlainText(value) if hasattr(widget, "setPlainText") else widget.setText(value)
@@ -56,8 +64,10 @@ def test_every_field_is_editable(make_editor):
     for key, value in values.items():
         assert getattr(card, key) == value, key
     assert card.tags == ["books", "rain", "cosy"]
-    assert card.alternate_greetings == ["*The bell rings.* Oh, {{user}}! Back for the sequel?",
-                                        "*Looks up.* Oh, hello."]
+    assert card.alternate_greetings == [
+        "*The bell rings.* Oh, {{user}}! Back for the sequel?",
+        "*Looks up.* Oh, hello.",
+    ]
 
 
 def test_edits_keep_unknown_fields_and_extensions(make_editor):
@@ -151,8 +161,9 @@ def test_lorebook_edits_reach_the_card(make_editor):
 
 def test_a_card_without_a_lorebook_stays_without_one(make_editor):
     editor = make_editor(load_card(FIXTURES / "v2_full.json"))
-    assert ("character_book" in editor.card().data) == ("character_book" in
-                                                        load_card(FIXTURES / "v2_full.json").data)
+    assert ("character_book" in editor.card().data) == (
+        "character_book" in load_card(FIXTURES / "v2_full.json").data
+    )
     editor = make_editor(new_card("Ada"))
     assert "character_book" not in editor.card().data
 
@@ -167,7 +178,7 @@ def test_escape_asks_before_dropping_unsaved_edits(qtbot, make_editor):
     from PySide6.QtWidgets import QMessageBox
 
     editor = make_editor(load_card(FIXTURES / "v2_full.json"))
-    _press_escape(qtbot, editor)                 # nothing changed: it just closes
+    _press_escape(qtbot, editor)  # nothing changed: it just closes
     assert not editor.isVisible() and editor.discard_box is None
     editor.show()
     editor.fields["scenario"].setPlainText("A new scenario.")

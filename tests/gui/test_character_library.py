@@ -29,8 +29,9 @@ def avatar_png(color: str, size: int = 128) -> bytes:
     return png_bytes(image)
 
 
-def write_card(folder: Path, name: str, tags: list[str], color: str | None = "#5e81ac",
-               suffix: str = ".png") -> Path:
+def write_card(
+    folder: Path, name: str, tags: list[str], color: str | None = "#5e81ac", suffix: str = ".png"
+) -> Path:
     card = new_card(name)
     card.tags = tags
     card.description = f"{{{{char}}}} is {name}."
@@ -54,9 +55,12 @@ def names(library: CharacterLibrary) -> list[str]:
 
 
 def test_import_several_cards_shows_names_tags_and_avatars(library, store, tmp_path):
-    files = [write_card(tmp_path, "Alice", ["fantasy", "mage"]),
-             write_card(tmp_path, "Bob", ["sci-fi"], color="#bf616a"),
-             FIXTURES / "v3_full.json", FIXTURES / "v2_full.json"]
+    files = [
+        write_card(tmp_path, "Alice", ["fantasy", "mage"]),
+        write_card(tmp_path, "Bob", ["sci-fi"], color="#bf616a"),
+        FIXTURES / "v3_full.json",
+        FIXTURES / "v2_full.json",
+    ]
     ids, errors = library.import_files([str(p) for p in files])
     assert errors == []
     assert len(ids) == 4 and sorted(library.ids()) == sorted(ids)
@@ -80,8 +84,9 @@ def test_broken_cards_name_the_file_and_import_nothing(library, store, tmp_path)
     bad_json = tmp_path / "bad.json"
     bad_json.write_text('{"spec": "chara_card_v2", "data": {"name": ', encoding="utf-8")
     book = FIXTURES / "st_world_info.json"
-    ids, errors = library.import_and_report([str(p) for p in
-                                             (truncated, good, no_card, bad_json, book)])
+    ids, errors = library.import_and_report(
+        [str(p) for p in (truncated, good, no_card, bad_json, book)]
+    )
     assert len(ids) == 1 and names(library) == ["Good"]
     assert len(errors) == 4
     for path, error in zip((truncated, no_card, bad_json, book), errors, strict=True):
@@ -92,9 +97,13 @@ def test_broken_cards_name_the_file_and_import_nothing(library, store, tmp_path)
 
 
 def test_search_by_name_and_tag(library, tmp_path):
-    library.import_files([str(write_card(tmp_path, "Alice", ["fantasy", "mage"])),
-                          str(write_card(tmp_path, "Bob", ["sci-fi", "pilot"])),
-                          str(write_card(tmp_path, "Mage Hunter", ["horror"]))])
+    library.import_files(
+        [
+            str(write_card(tmp_path, "Alice", ["fantasy", "mage"])),
+            str(write_card(tmp_path, "Bob", ["sci-fi", "pilot"])),
+            str(write_card(tmp_path, "Mage Hunter", ["horror"])),
+        ]
+    )
     library.search.setText("mage")
     assert names(library) == ["Alice", "Mage Hunter"]
     library.search.setText("#mage")
@@ -108,8 +117,9 @@ def test_search_by_name_and_tag(library, tmp_path):
 
 
 def test_choosing_a_character_emits_its_id(qtbot, library, tmp_path):
-    ids, _ = library.import_files([str(write_card(tmp_path, "Alice", [])),
-                                   str(write_card(tmp_path, "Bob", []))])
+    ids, _ = library.import_files(
+        [str(write_card(tmp_path, "Alice", [])), str(write_card(tmp_path, "Bob", []))]
+    )
     with qtbot.waitSignal(library.character_chosen) as blocker:
         library.view.setCurrentIndex(library.proxy.index(0, 0))
     assert blocker.args == [ids[0]]
@@ -121,12 +131,22 @@ def test_choosing_a_character_emits_its_id(qtbot, library, tmp_path):
 def _drop(widget: QWidget, paths: list[Path]) -> QDropEvent:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime,
-                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        QPoint(5, 5),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(widget, enter)
     assert enter.isAccepted()
-    drop = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime,
-                      Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    drop = QDropEvent(
+        QPointF(5, 5),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(widget, drop)
     return drop
 
@@ -135,8 +155,11 @@ def test_dropping_several_files_on_a_window_imports_them(qtbot, library, tmp_pat
     window = QWidget()
     qtbot.addWidget(window)
     library.drop_filter.install(window)
-    files = [write_card(tmp_path, "Alice", []), write_card(tmp_path, "Bob", []),
-             FIXTURES / "v1_tavern.json"]
+    files = [
+        write_card(tmp_path, "Alice", []),
+        write_card(tmp_path, "Bob", []),
+        FIXTURES / "v1_tavern.json",
+    ]
     drop = _drop(window, files)
     assert drop.isAccepted()
     qtbot.waitUntil(lambda: len(library.ids()) == 3)
@@ -149,8 +172,13 @@ def test_dropping_other_things_is_ignored(qtbot, library, tmp_path):
     library.drop_filter.install(window)
     mime = QMimeData()
     mime.setText("just text")
-    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime,
-                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        QPoint(5, 5),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     enter.ignore()
     QApplication.sendEvent(window, enter)
     assert not enter.isAccepted()
@@ -168,8 +196,9 @@ def test_duplicate_keeps_the_card_and_avatar(library, store, tmp_path):
 
 
 def test_delete_goes_to_trash_and_undo_brings_it_back(library, store, tmp_path):
-    ids, _ = library.import_files([str(write_card(tmp_path, "Alice", [])),
-                                   str(write_card(tmp_path, "Bob", []))])
+    ids, _ = library.import_files(
+        [str(write_card(tmp_path, "Alice", [])), str(write_card(tmp_path, "Bob", []))]
+    )
     library.delete(ids[0])
     assert names(library) == ["Bob"]
     assert [row["name"] for row in store.characters.list()] == ["Bob"]
@@ -186,8 +215,9 @@ def test_export_png_json_v3_and_v2(library, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     library.export(hana, str(out / "hana.png"))
-    keywords = [p.keyword for p in card_payloads(read_chunks((out / "hana.png").read_bytes(),
-                                                             "hana.png"))]
+    keywords = [
+        p.keyword for p in card_payloads(read_chunks((out / "hana.png").read_bytes(), "hana.png"))
+    ]
     assert sorted(keywords) == ["ccv3", "chara"]
     exported = load_card(out / "hana.png")
     assert exported.data == load_card(FIXTURES / "v3_full.json").data
@@ -226,7 +256,8 @@ def test_charx_with_a_jpeg_icon_imports_and_exports_as_png(library, tmp_path):
     exported = load_card(tmp_path / "jay.png")
     assert exported.name == "Jay" and exported.avatar.startswith(b"\x89PNG")
     assert QImage.fromData(exported.avatar).pixel(10, 10) != QImage.fromData(
-        save_png_placeholder()).pixel(10, 10)
+        save_png_placeholder()
+    ).pixel(10, 10)
 
 
 def save_png_placeholder() -> bytes:
@@ -239,11 +270,25 @@ def test_unknown_top_level_keys_survive_import_and_export(library, tmp_path):
     import json as _json
 
     source = tmp_path / "odd.json"
-    source.write_text(_json.dumps({
-        "spec": "chara_card_v3", "spec_version": "3.0", "made_with": "SomeEditor 2.1",
-        "fork_of": {"url": "https://example.invalid/c/42"},
-        "data": {"name": "Odd", "description": "d", "personality": "", "scenario": "",
-                 "first_mes": "hi", "mes_example": "", "extensions": {"x": {"y": 1}}}}))
+    source.write_text(
+        _json.dumps(
+            {
+                "spec": "chara_card_v3",
+                "spec_version": "3.0",
+                "made_with": "SomeEditor 2.1",
+                "fork_of": {"url": "https://example.invalid/c/42"},
+                "data": {
+                    "name": "Odd",
+                    "description": "d",
+                    "personality": "",
+                    "scenario": "",
+                    "first_mes": "hi",
+                    "mes_example": "",
+                    "extensions": {"x": {"y": 1}},
+                },
+            }
+        )
+    )
     ids, errors = library.import_files([str(source)])
     assert ids and not errors
     out = tmp_path / "out.json"

@@ -32,10 +32,15 @@ def test_the_note_is_written_and_injected(qtbot):
     editor.depth_prompt.depth.setValue(1)
     editor.depth_prompt.role.setCurrentIndex(2)  # assistant
     data = editor.card().data
-    assert data["extensions"] == {"talkativeness": "0.5", "depth_prompt": {
-        "prompt": "{{char}} never lies.", "depth": 1, "role": "assistant"}}
+    assert data["extensions"] == {
+        "talkativeness": "0.5",
+        "depth_prompt": {"prompt": "{{char}} never lies.", "depth": 1, "role": "assistant"},
+    }
     history = [Message("assistant", "Hello."), Message("user", "Is it true?")]
-    text = build_prompt(PromptInput(data, "Ann", history=history), preset("chatml"), len,
-                        4096, 256).text
-    assert ("<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>assistant\nMira never "
-            "lies.<|im_end|>\n<|im_start|>user\nIs it true?") in text
+    text = build_prompt(
+        PromptInput(data, "Ann", history=history), preset("chatml"), len, 4096, 256
+    ).text
+    assert (
+        "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>assistant\nMira never "
+        "lies.<|im_end|>\n<|im_start|>user\nIs it true?"
+    ) in text

@@ -25,7 +25,7 @@ def test_a_chat_keeps_its_own_background(qtbot, make_window, tmp_path):
     chat = window.controller.chat_id
     source = _picture(tmp_path / "harbour.png")
     copy = window.chat_background.set_image(chat, str(source))
-    source.unlink()                                   # the copy is what is shown
+    source.unlink()  # the copy is what is shown
     assert copy.parent == window.ctx.paths.data / "backgrounds" and copy.is_file()
     assert _has_texture(window)
     window.new_chat_action.trigger()
@@ -46,6 +46,5 @@ def test_a_file_that_is_not_an_image_is_refused_by_name(qtbot, make_window, tmp_
 
 def test_the_chat_menu_offers_it(qtbot, make_window):
     window = make_window()
-    texts = [a.text() for m in window.menuBar().actions() if m.menu()
-             for a in m.menu().actions()]
+    texts = [a.text() for m in window.menuBar().actions() if m.menu() for a in m.menu().actions()]
     assert "Background image…" in texts and "No background image" in texts

@@ -21,8 +21,7 @@ def add_chat(store: Store, character: int, title: str, lines: list[str], used: f
     chat = store.chats.new(character, [lines[0]], title=title)
     parent = store.messages.active_leaf(chat)
     for i, text in enumerate(lines[1:]):
-        parent = store.messages.append(chat, parent, "user" if i % 2 == 0 else "assistant",
-                                      text)
+        parent = store.messages.append(chat, parent, "user" if i % 2 == 0 else "assistant", text)
     with store._tx() as c:  # a known order of last use, independent of the clock
         c.execute("UPDATE chats SET last_used_at = ? WHERE id = ?", (used, chat))
     return chat
@@ -34,9 +33,13 @@ def world(store):
     bob = store.characters.add({"name": "Bob", "first_mes": "Yo."})
     chats = {
         "old": add_chat(store, alice, "Tea party", ["Hello!", "Some tea?", "Yes please."], 100),
-        "new": add_chat(store, alice, "Library visit",
-                        ["Hello!", "Where is the atlas?", "Second shelf.", "Thanks", "Sure"],
-                        300),
+        "new": add_chat(
+            store,
+            alice,
+            "Library visit",
+            ["Hello!", "Where is the atlas?", "Second shelf.", "Thanks", "Sure"],
+            300,
+        ),
         "mid": add_chat(store, alice, "Rainy day", ["Hello!"], 200),
         "bob": add_chat(store, bob, "Spaceport", ["Yo.", "Is the atlas of Mars here?"], 400),
     }
@@ -86,7 +89,8 @@ def test_duplicate_copies_every_message(qtbot, dialog, store, world):
     assert copy not in chats.values() and copy in dialog.chat_ids()
     assert store.chats.info(copy)["title"] == "Library visit (copy)"
     assert [m.text for m in store.messages.active_path(copy)] == [
-        m.text for m in store.messages.active_path(chats["new"])]
+        m.text for m in store.messages.active_path(chats["new"])
+    ]
 
 
 def test_delete_moves_to_trash_and_undo_brings_it_back(qtbot, dialog, store, world):
@@ -107,8 +111,7 @@ def test_export_in_three_formats(dialog, world, tmp_path):
     assert dialog.export_file(chat, str(tmp_path / "tea.jsonl"))
     lines = (tmp_path / "tea.jsonl").read_text(encoding="utf-8").splitlines()
     assert json.loads(lines[0])["character_name"] == "Alice"
-    assert [json.loads(line)["mes"] for line in lines[1:]] == ["Hello!", "Some tea?",
-                                                               "Yes please."]
+    assert [json.loads(line)["mes"] for line in lines[1:]] == ["Hello!", "Some tea?", "Yes please."]
     assert dialog.export_file(chat, str(tmp_path / "tea.md"))
     assert (tmp_path / "tea.md").read_text(encoding="utf-8").startswith("# Tea party")
     assert dialog.export_file(chat, str(tmp_path / "tea-notes"), fmt="txt")
@@ -130,19 +133,25 @@ def test_import_keeps_swipes_and_selects_the_new_chat(qtbot, dialog, store):
 def test_malformed_lines_are_named_and_imported_only_if_accepted(dialog, store):
     asked = []
     before = dialog.chat_ids()
-    refused = dialog.import_file(str(CHATS / "malformed.jsonl"),
-                                 lambda problems: asked.append(problems) or False)
+    refused = dialog.import_file(
+        str(CHATS / "malformed.jsonl"), lambda problems: asked.append(problems) or False
+    )
     assert refused is None and dialog.chat_ids() == before
     assert [p.line for p in asked[0]] == [3, 5]
     assert "not imported (2 malformed line(s))" in dialog.status.text()
     chat = dialog.import_file(str(CHATS / "malformed.jsonl"), lambda problems: True)
-    assert [m.text for m in store.messages.active_path(chat)] == ["Hello!", "Are you there?",
-                                                         "Still here."]
+    assert [m.text for m in store.messages.active_path(chat)] == [
+        "Hello!",
+        "Are you there?",
+        "Still here.",
+    ]
     assert "line 3" in dialog.status.text() and "line 5" in dialog.status.text()
 
 
-@pytest.mark.parametrize("answer, imported", [(QMessageBox.StandardButton.Yes, True),
-                                              (QMessageBox.StandardButton.No, False)])
+@pytest.mark.parametrize(
+    "answer, imported",
+    [(QMessageBox.StandardButton.Yes, True), (QMessageBox.StandardButton.No, False)],
+)
 def test_the_import_question_is_a_non_modal_box(qtbot, dialog, answer, imported):
     before = len(dialog.chat_ids())
     assert dialog.import_asking(str(CHATS / "malformed.jsonl")) is None

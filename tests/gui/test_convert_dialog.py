@@ -1,4 +1,4 @@
-""""Open GGUF…" of an old split-expert MoE file: converted in the background, then ready."""
+""" "Open GGUF…" of an old split-expert MoE file: converted in the background, then ready."""
 
 from __future__ import annotations
 
@@ -77,8 +77,7 @@ def test_keep_original_keeps_it_beside_the_converted_file(qtbot, parent, legacy)
     assert moe_layout(read_header(legacy)) == "merged"
 
 
-def test_opening_a_downloaded_file_records_the_conversion_in_its_manifest(qtbot, parent,
-                                                                          legacy):
+def test_opening_a_downloaded_file_records_the_conversion_in_its_manifest(qtbot, parent, legacy):
     """The window's Open goes through the core's opening path, so the download code later
     knows the converted file as the install of the hub's original."""
     source = RemoteFile("old-moe.gguf", legacy.stat().st_size, sha256=_digest(legacy))

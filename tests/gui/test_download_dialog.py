@@ -47,11 +47,11 @@ def legacy_bytes(tmp_path_factory) -> bytes:
 def open_dialog(qtbot, fake, tmp_path):
     def make(machine: Machine, verify=None) -> DownloadDialog:
         hub = Hub(endpoint=fake.url, token=False)
-        dialog = DownloadDialog(machine, load_catalog(), hub, tmp_path / "models",
-                                verify=verify)
+        dialog = DownloadDialog(machine, load_catalog(), hub, tmp_path / "models", verify=verify)
         qtbot.addWidget(dialog)
         dialog.show()
         return dialog
+
     return make
 
 
@@ -62,8 +62,9 @@ def selected_quant(dialog: DownloadDialog) -> str:
 def test_16_gb_machine_preselects_q2_k(open_dialog):
     dialog = open_dialog(NO_GPU_16)
     assert selected_quant(dialog) == "Q2_K"
-    assert dialog.why_label.text().startswith("Recommended: Q2_K needs 12 GB, this machine "
-                                              "can give 14 GB")
+    assert dialog.why_label.text().startswith(
+        "Recommended: Q2_K needs 12 GB, this machine can give 14 GB"
+    )
     assert "16 GB RAM" in dialog.machine_label.text()
     assert "no GPU found" in dialog.machine_label.text()
     table = dialog.catalog_table
@@ -98,8 +99,9 @@ def test_softer_warning_when_free_memory_is_short(open_dialog):
     assert "more than the memory free right now" in dialog.why_label.text()
 
 
-def test_download_emits_model_ready_with_the_verified_file(qtbot, open_dialog, fake,
-                                                           dense_bytes, tmp_path):
+def test_download_emits_model_ready_with_the_verified_file(
+    qtbot, open_dialog, fake, dense_bytes, tmp_path
+):
     fake.add_file(REPO, "ggml-model-q4_k_m.gguf", dense_bytes)
     dialog = open_dialog(GPU_16_8)
     qtbot.waitUntil(lambda: dialog.current_choice().layout == "dense", timeout=10000)
@@ -109,8 +111,7 @@ def test_download_emits_model_ready_with_the_verified_file(qtbot, open_dialog, f
     path, n_gpu_layers, n_cpu_moe = ready.args
     assert n_cpu_moe == 0  # a dense model: no experts to keep in RAM
     assert Path(path) == tmp_path / "models" / "ggml-model-q4_k_m.gguf"
-    assert hashlib.sha256(Path(path).read_bytes()).digest() == \
-        hashlib.sha256(dense_bytes).digest()
+    assert hashlib.sha256(Path(path).read_bytes()).digest() == hashlib.sha256(dense_bytes).digest()
     validate_gguf(path)
     assert n_gpu_layers == 1  # 8 of 19 GB on the GPU: 1 of the tiny model's 2 layers
     assert dialog.state == "ready"
@@ -121,8 +122,9 @@ def test_download_emits_model_ready_with_the_verified_file(qtbot, open_dialog, f
     assert len(fake.ranges("ggml-model-q4_k_m.gguf")) == gets
 
 
-def test_cancel_keeps_the_part_and_no_final_file_then_resumes(qtbot, open_dialog, fake,
-                                                              dense_bytes, tmp_path):
+def test_cancel_keeps_the_part_and_no_final_file_then_resumes(
+    qtbot, open_dialog, fake, dense_bytes, tmp_path
+):
     fake.add_file(REPO, "ggml-model-q2_k.gguf", dense_bytes)
     fake.chunk, fake.delay = 16 * 1024, 0.05
     dialog = open_dialog(NO_GPU_16)
@@ -138,20 +140,25 @@ def test_cancel_keeps_the_part_and_no_final_file_then_resumes(qtbot, open_dialog
     with qtbot.waitSignal(dialog.model_ready, timeout=30000) as ready:
         dialog.download_button.click()
     assert Path(ready.args[0]).read_bytes() == dense_bytes
-    assert any(r and r.startswith("bytes=") and r != "bytes=0-"
-               for r in fake.ranges("ggml-model-q2_k.gguf"))
+    assert any(
+        r and r.startswith("bytes=") and r != "bytes=0-"
+        for r in fake.ranges("ggml-model-q2_k.gguf")
+    )
 
 
 @pytest.mark.slow
-def test_legacy_file_is_announced_converted_and_loads(qtbot, open_dialog, fake, legacy_bytes,
-                                                      tmp_path):
+def test_legacy_file_is_announced_converted_and_loads(
+    qtbot, open_dialog, fake, legacy_bytes, tmp_path
+):
     from app.gui.models.convert_dialog import load_check
 
     fake.add_file(REPO, "ggml-model-q2_k.gguf", legacy_bytes)
     dialog = open_dialog(NO_GPU_16, verify=load_check)
     qtbot.waitUntil(lambda: dialog.current_choice().layout == "legacy", timeout=10000)
-    assert "uses an older layout; Parlor converts it after download and needs" in \
-        dialog.layout_label.text()
+    assert (
+        "uses an older layout; Parlor converts it after download and needs"
+        in dialog.layout_label.text()
+    )
     assert dialog.keep_original.isVisibleTo(dialog)
     with qtbot.waitSignal(dialog.model_ready, timeout=60000) as ready:
         dialog.download_button.click()
@@ -159,8 +166,7 @@ def test_legacy_file_is_announced_converted_and_loads(qtbot, open_dialog, fake, 
     assert path == tmp_path / "models" / "ggml-model-q2_k.gguf"
     assert moe_layout(read_header(path)) == "merged"
     # The original is removed; the manifest records the source and the conversion.
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.name,
-                                                            path.name + ".parlor.json"]
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, path.name + ".parlor.json"]
     manifest = read_manifest(path)
     assert manifest.sha256 == hashlib.sha256(legacy_bytes).hexdigest()
     assert manifest.conversion.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -182,8 +188,7 @@ def test_failed_download_says_why(qtbot, open_dialog, fake):
     assert dialog.download_button.isEnabled()
 
 
-def test_other_repository_lists_gguf_files_grouped_with_fit(qtbot, open_dialog, fake,
-                                                            dense_bytes):
+def test_other_repository_lists_gguf_files_grouped_with_fit(qtbot, open_dialog, fake, dense_bytes):
     fake.add_file(OTHER, "model.Q4_K_M.gguf", dense_bytes)
     fake.add_file(OTHER, "model.Q2_K.gguf", dense_bytes[: len(dense_bytes) // 2])
     fake.add_file(OTHER, "big/model-Q8_0-00001-of-00002.gguf", b"a" * 5000)
@@ -207,8 +212,9 @@ def test_other_repository_lists_gguf_files_grouped_with_fit(qtbot, open_dialog, 
     assert Path(ready.args[0]).name == "model.Q4_K_M.gguf"
 
 
-def test_pasted_file_url_preselects_that_file_and_bad_ref_is_explained(qtbot, open_dialog,
-                                                                       fake, dense_bytes):
+def test_pasted_file_url_preselects_that_file_and_bad_ref_is_explained(
+    qtbot, open_dialog, fake, dense_bytes
+):
     fake.add_file(OTHER, "model.Q4_K_M.gguf", dense_bytes)
     fake.add_file(OTHER, "model.Q2_K.gguf", dense_bytes)
     dialog = open_dialog(NO_GPU_16)
@@ -226,8 +232,7 @@ def test_pasted_file_url_preselects_that_file_and_bad_ref_is_explained(qtbot, op
     assert dialog.repo_table.rowCount() == 0
 
 
-def test_a_cancelled_download_can_be_discarded(qtbot, open_dialog, fake, dense_bytes,
-                                               tmp_path):
+def test_a_cancelled_download_can_be_discarded(qtbot, open_dialog, fake, dense_bytes, tmp_path):
     fake.add_file(REPO, "ggml-model-q2_k.gguf", dense_bytes)
     fake.chunk, fake.delay = 16 * 1024, 0.05
     dialog = open_dialog(NO_GPU_16)
@@ -244,14 +249,14 @@ def test_a_cancelled_download_can_be_discarded(qtbot, open_dialog, fake, dense_b
     dialog.discard_button.click()
     assert not part.exists()
     assert sorted((tmp_path / "models").iterdir()) == []  # no lock file either
-    assert dialog.progress_label.text() == \
-        f"Discarded the partial download ({human_size(kept)})."
+    assert dialog.progress_label.text() == f"Discarded the partial download ({human_size(kept)})."
     assert not dialog.discard_button.isVisibleTo(dialog)
     assert dialog.download_button.text() == "Download"
 
 
-def test_a_download_running_elsewhere_is_said_and_nothing_is_written(qtbot, open_dialog, fake,
-                                                                      dense_bytes, tmp_path):
+def test_a_download_running_elsewhere_is_said_and_nothing_is_written(
+    qtbot, open_dialog, fake, dense_bytes, tmp_path
+):
     fake.add_file(REPO, "ggml-model-q2_k.gguf", dense_bytes)
     models = tmp_path / "models"
     models.mkdir()
@@ -263,7 +268,8 @@ def test_a_download_running_elsewhere_is_said_and_nothing_is_written(qtbot, open
         qtbot.waitUntil(lambda: dialog.state == "failed", timeout=20000)
     assert dialog.progress_label.text() == (
         "ggml-model-q2_k.gguf is already downloading in another window or command. Let it "
-        "finish there (or cancel it there), then try again.")
+        "finish there (or cancel it there), then try again."
+    )
     assert len(fake.ranges("ggml-model-q2_k.gguf")) == header_reads
     assert sorted(models.iterdir()) == []
 
@@ -271,9 +277,13 @@ def test_a_download_running_elsewhere_is_said_and_nothing_is_written(qtbot, open
 def test_the_disk_message_states_the_margin(qtbot, fake, tmp_path, dense_bytes):
     fake.add_file(OTHER, "model.Q2_K.gguf", dense_bytes)
     size = len(dense_bytes)
-    dialog = DownloadDialog(NO_GPU_16, load_catalog(), Hub(endpoint=fake.url, token=False),
-                            tmp_path / "models",
-                            disk_usage=lambda _p: type("U", (), {"free": size + 1000})())
+    dialog = DownloadDialog(
+        NO_GPU_16,
+        load_catalog(),
+        Hub(endpoint=fake.url, token=False),
+        tmp_path / "models",
+        disk_usage=lambda _p: type("U", (), {"free": size + 1000})(),
+    )
     qtbot.addWidget(dialog)
     dialog.show()  # closed at teardown, which stops its jobs
     dialog.tabs.setCurrentIndex(1)
@@ -284,18 +294,21 @@ def test_the_disk_message_states_the_margin(qtbot, fake, tmp_path, dense_bytes):
     assert dialog.disk_label.text() == (
         f"The download is {human_size(size)}; {free} free on that disk.  Not enough free "
         f"disk space: it needs {need} ({human_size(size)} still to download + 64.0 MB "
-        "Parlor keeps free).")
+        "Parlor keeps free)."
+    )
 
 
 def test_an_unreachable_hub_fails_fast_in_red_and_the_next_attempt_clears_it(qtbot, tmp_path):
-    dialog = DownloadDialog(NO_GPU_16, load_catalog(), Hub(endpoint="http://127.0.0.1:9"),
-                            tmp_path / "models")
+    dialog = DownloadDialog(
+        NO_GPU_16, load_catalog(), Hub(endpoint="http://127.0.0.1:9"), tmp_path / "models"
+    )
     qtbot.addWidget(dialog)
     dialog.show()
     dialog.download_button.click()  # the catalog file: its metadata cannot be fetched
     qtbot.waitUntil(lambda: dialog.state == "failed", timeout=10000)
     assert dialog.progress_label.text().endswith(
-        "Check the connection, or set a mirror in Settings → Data → Model hub address.")
+        "Check the connection, or set a mirror in Settings → Data → Model hub address."
+    )
     dialog.tabs.setCurrentIndex(1)
     dialog.repo_edit.setText(OTHER)
     started = time.monotonic()
@@ -310,8 +323,9 @@ def test_an_unreachable_hub_fails_fast_in_red_and_the_next_attempt_clears_it(qtb
     assert "#b71c1c" in dialog.repo_status.styleSheet()
 
 
-def test_a_server_error_mid_file_is_retried_and_the_wait_is_shown(qtbot, open_dialog, fake,
-                                                                   dense_bytes):
+def test_a_server_error_mid_file_is_retried_and_the_wait_is_shown(
+    qtbot, open_dialog, fake, dense_bytes
+):
     fake.add_file(REPO, "ggml-model-q2_k.gguf", dense_bytes)
     dialog = open_dialog(NO_GPU_16)
     qtbot.waitUntil(lambda: dialog.current_choice().layout == "dense", timeout=10000)
@@ -324,8 +338,12 @@ def test_a_server_error_mid_file_is_retried_and_the_wait_is_shown(qtbot, open_di
         dialog.download_button.click()
     assert Path(ready.args[0]).read_bytes() == dense_bytes
     retries = [t for t in texts if t.startswith("Reconnecting: ggml-model-q2_k.gguf")]
-    assert retries[0].endswith("The connection was lost; retrying in 1 s (retry 1; Parlor "
-                               "gives up after 5 retries or 5 min of waiting without progress)")
-    assert retries[1].endswith("The hub answered 503 (service unavailable); retrying in 1 s "
-                               "(retry 1 of 5 without progress; Parlor gives up after 5 "
-                               "retries or 5 min of waiting without progress)")
+    assert retries[0].endswith(
+        "The connection was lost; retrying in 1 s (retry 1; Parlor "
+        "gives up after 5 retries or 5 min of waiting without progress)"
+    )
+    assert retries[1].endswith(
+        "The hub answered 503 (service unavailable); retrying in 1 s "
+        "(retry 1 of 5 without progress; Parlor gives up after 5 "
+        "retries or 5 min of waiting without progress)"
+    )

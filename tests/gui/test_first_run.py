@@ -7,8 +7,9 @@ from app.gui.first_run import DOWNLOAD, SKIP, FirstRunDialog, maybe_first_run
 
 
 def test_recommends_the_quant_that_fits_this_machine(qtbot):
-    dialog = FirstRunDialog(Machine(16 * GB, 10 * GB,
-                                    (Gpu("RTX 4060", 8 * GB, 7 * GB, "nvidia", "nvml"),)))
+    dialog = FirstRunDialog(
+        Machine(16 * GB, 10 * GB, (Gpu("RTX 4060", 8 * GB, 7 * GB, "nvidia", "nvml"),))
+    )
     qtbot.addWidget(dialog)
     assert "Q4_K_M" in dialog.recommendation.text()
     assert dialog.buttons[DOWNLOAD].isEnabled()

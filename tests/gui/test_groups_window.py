@@ -12,10 +12,10 @@ from tests.gui.conftest import load
 
 def _group(window, strategy=Strategy.LIST):
     store = window.ctx.store
-    ids = [store.characters.add({"name": n, "first_mes": f"{n} waves."})
-           for n in ("Ann", "Bob", "Cid")]
-    gid = store.groups.create("Inn", ids, GroupSettings(strategy=strategy,
-                                                        auto_mode_turns=3))
+    ids = [
+        store.characters.add({"name": n, "first_mes": f"{n} waves."}) for n in ("Ann", "Bob", "Cid")
+    ]
+    gid = store.groups.create("Inn", ids, GroupSettings(strategy=strategy, auto_mode_turns=3))
     window.groups.panel.refresh()
     window.groups.open_group(gid)
     return gid, ids
@@ -23,19 +23,26 @@ def _group(window, strategy=Strategy.LIST):
 
 def _shown(window):
     model = window.chat_model
-    return [(model.data(model.index(r), Roles.NAME), model.data(model.index(r), Roles.ROLE))
-            for r in range(model.rowCount())]
+    return [
+        (model.data(model.index(r), Roles.NAME), model.data(model.index(r), Roles.ROLE))
+        for r in range(model.rowCount())
+    ]
 
 
 def _wait_idle(qtbot, window, replies: int):
     """Until `replies` assistant messages follow the last user message and all is quiet."""
+
     def done():
         msgs = window.chat_model.messages()
         users = [i for i, m in enumerate(msgs) if m.role == "user"]
-        after = msgs[users[-1] + 1:] if users else msgs
-        return not window.controller.busy and not window.controller.turn_pending and \
-            len(after) >= replies and \
-            all(m.status == "complete" for m in after)
+        after = msgs[users[-1] + 1 :] if users else msgs
+        return (
+            not window.controller.busy
+            and not window.controller.turn_pending
+            and len(after) >= replies
+            and all(m.status == "complete" for m in after)
+        )
+
     qtbot.waitUntil(done, timeout=60000)
 
 
@@ -45,14 +52,17 @@ def test_a_group_chat_opens_with_every_greeting_under_its_speaker(qtbot, make_wi
     assert _shown(window) == [("Ann", "assistant"), ("Bob", "assistant"), ("Cid", "assistant")]
     assert window.groups.bar.isVisible() and len(window.groups.bar.rows) == 3
     assert window.header.title.text() == "Inn"
-    assert [window.groups.panel.model.item(r).text()
-            for r in range(window.groups.panel.model.rowCount())] == ["Inn"]
+    assert [
+        window.groups.panel.model.item(r).text()
+        for r in range(window.groups.panel.model.rowCount())
+    ] == ["Inn"]
     # list order after Cid's greeting: Ann speaks next, and the bar says so
     assert window.groups.bar.rows[0].name.text() == "▶ Ann"
 
 
-def test_list_mode_replies_in_order_and_regenerate_keeps_the_speaker(qtbot, make_window,
-                                                                     tiny_llama_path):
+def test_list_mode_replies_in_order_and_regenerate_keeps_the_speaker(
+    qtbot, make_window, tiny_llama_path
+):
     window = make_window()
     load(qtbot, window, tiny_llama_path)
     gid, ids = _group(window)
@@ -92,8 +102,14 @@ def test_auto_mode_runs_its_replies_and_stop_ends_it(qtbot, make_window, tiny_ll
     bar = window.groups.bar
     before = len(window.chat_model.messages())
     bar.auto_button.click()
-    qtbot.waitUntil(lambda: not window.controller.auto_running and not window.controller.busy
-                    and len(window.chat_model.messages()) == before + 3, timeout=60000)
+    qtbot.waitUntil(
+        lambda: (
+            not window.controller.auto_running
+            and not window.controller.busy
+            and len(window.chat_model.messages()) == before + 3
+        ),
+        timeout=60000,
+    )
     assert not bar.auto_button.isChecked()
     bar.turns.setValue(50)
     bar.auto_button.click()
@@ -136,8 +152,11 @@ def test_the_editor_creates_and_edits_a_group(qtbot, make_window):
     editor.strategy.setCurrentIndex(1)
     editor.save()
     group = store.groups.get(editor.group_id)
-    assert (group.name, [m.name for m in group.members], group.settings.strategy) == \
-        ("Pair", ["Ann", "Bob"], Strategy.LIST)
+    assert (group.name, [m.name for m in group.members], group.settings.strategy) == (
+        "Pair",
+        ["Ann", "Bob"],
+        Strategy.LIST,
+    )
     again = GroupEditor(store, group.id)
     qtbot.addWidget(again)
     for i in range(again.members.count()):
@@ -200,8 +219,7 @@ def test_each_reply_shows_its_speakers_own_portrait_or_initial(qtbot, make_windo
     assert delegate.speaker_avatars is None and window.portrait_panel.isVisible()
 
 
-def test_the_editor_sets_a_group_picture_and_goes_back_to_the_collage(qtbot, make_window,
-                                                                      tmp_path):
+def test_the_editor_sets_a_group_picture_and_goes_back_to_the_collage(qtbot, make_window, tmp_path):
     from PySide6.QtGui import QColor, QImage
 
     window = make_window()

@@ -40,8 +40,9 @@ def shown_tooltip(qtbot, widget, pos: QPoint) -> QLabel:
     tips: list[QLabel] = []
 
     def visible_tip() -> None:
-        tips[:] = [w for w in QApplication.topLevelWidgets()
-                   if w.inherits("QTipLabel") and w.isVisible()]
+        tips[:] = [
+            w for w in QApplication.topLevelWidgets() if w.inherits("QTipLabel") and w.isVisible()
+        ]
         assert tips
 
     qtbot.waitUntil(visible_tip, timeout=3000)
@@ -55,23 +56,24 @@ def shown_as(tip: QLabel) -> str:
     return doc.toPlainText()
 
 
-def test_a_card_name_in_the_library_tooltip_is_plain_text(qtbot, make_window, tmp_path,
-                                                          image_tag):
+def test_a_card_name_in_the_library_tooltip_is_plain_text(qtbot, make_window, tmp_path, image_tag):
     library = make_window().library
     path = tmp_path / "card.json"
     save_card(new_card(f"{image_tag} Mallory"), path)
     ids, errors = library.import_and_report([str(path)])
     assert ids and not errors
     view = library.view
-    row = next(r for r in range(library.proxy.rowCount())
-               if "Mallory" in library.proxy.index(r, 0).data())
+    row = next(
+        r for r in range(library.proxy.rowCount()) if "Mallory" in library.proxy.index(r, 0).data()
+    )
     rect = view.visualRect(library.proxy.index(row, 0))
     tip = shown_tooltip(qtbot, view.viewport(), rect.center())
     assert tip.sizeHint().height() < 100 and shown_as(tip) == f"{image_tag} Mallory"
 
 
-def test_entry_names_in_the_import_error_box_are_plain_text(qtbot, make_window, tmp_path,
-                                                            image_tag):
+def test_entry_names_in_the_import_error_box_are_plain_text(
+    qtbot, make_window, tmp_path, image_tag
+):
     window = make_window()
     before = len(window.ctx.store.characters.list())
     bad = tmp_path / "hostile.charx"
@@ -94,18 +96,24 @@ def test_lore_names_and_template_errors_in_the_inspector_are_plain_text(qtbot, i
 
     book = {"entries": [{"keys": ["dragon"], "content": "Dragons.", "comment": image_tag}]}
     card = {"name": "Ada", "character_book": book}
-    template = template_from_gguf("{{ raise_exception('" + image_tag.replace("'", "") + "') }}",
-                                  "", "</s>")
-    prompt = build_prompt(PromptInput(card=card, user_name="Bob", persona="",
-                                      history=[Message("user", "a dragon!")]),
-                          template, lambda s: len(s) // 4, 4096, 256)
+    template = template_from_gguf(
+        "{{ raise_exception('" + image_tag.replace("'", "") + "') }}", "", "</s>"
+    )
+    prompt = build_prompt(
+        PromptInput(card=card, user_name="Bob", persona="", history=[Message("user", "a dragon!")]),
+        template,
+        lambda s: len(s) // 4,
+        4096,
+        256,
+    )
     assert prompt.lore == [image_tag]
     inspector = PromptInspector(prompt, 4096)
     qtbot.addWidget(inspector)
     labels = [w for w in inspector.findChildren(QLabel) if "big.png" in w.text()]
     assert len(labels) == 2  # the summary with the lore names, and the template's warning
-    assert all(w.textFormat() == Qt.TextFormat.PlainText and w.sizeHint().height() < 100
-               for w in labels)
+    assert all(
+        w.textFormat() == Qt.TextFormat.PlainText and w.sizeHint().height() < 100 for w in labels
+    )
 
 
 def _gguf_with_architecture(path: Path, architecture: str) -> Path:
@@ -120,8 +128,9 @@ def _gguf_with_architecture(path: Path, architecture: str) -> Path:
     return path
 
 
-def test_the_model_label_tooltip_shows_a_hostile_architecture_as_text(qtbot, make_window,
-                                                                       tmp_path, image_tag):
+def test_the_model_label_tooltip_shows_a_hostile_architecture_as_text(
+    qtbot, make_window, tmp_path, image_tag
+):
     path = _gguf_with_architecture(tmp_path / "hostile.gguf", image_tag)
     window = make_window()
     assert window.load_model(str(path))  # the header is read and summed up before loading
@@ -188,8 +197,7 @@ def test_every_message_box_shows_plain_text(qtbot, image_tag):
     assert seen and seen[0][0] == Qt.TextFormat.PlainText and seen[0][1] < 100
 
 
-def test_the_chat_header_tooltip_shows_a_card_name_as_text(qtbot, make_window, tmp_path,
-                                                           image_tag):
+def test_the_chat_header_tooltip_shows_a_card_name_as_text(qtbot, make_window, tmp_path, image_tag):
     """The title is elided, and its tooltip carries the whole name."""
     window = make_window()
     path = tmp_path / "card.json"

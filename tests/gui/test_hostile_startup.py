@@ -46,8 +46,11 @@ def test_a_damaged_database_offers_the_newest_snapshot(qtbot):
     assert text == "Parlor cannot start." and str(paths.data) in informative
     assert "Traceback" in details
     assert "Parlor could not start" in (paths.logs / LOG_FILE).read_text(encoding="utf-8")
-    kept = [p for p in paths.data.glob("parlor.sqlite3.failed-start-*")
-            if not p.name.endswith(("-wal", "-shm"))]
+    kept = [
+        p
+        for p in paths.data.glob("parlor.sqlite3.failed-start-*")
+        if not p.name.endswith(("-wal", "-shm"))
+    ]
     assert len(kept) == 1 and b"damaged" in kept[0].read_bytes()  # the damaged file is kept
 
 
@@ -79,4 +82,6 @@ def test_a_damaged_character_row_does_not_stop_the_window(qtbot, make_window):
     good = window.ctx.store.characters.add({"name": "Fine", "first_mes": "Hello"})
     window.library.reload()
     window.library.character_chosen.emit(good)
-    assert [m.text for m in window.ctx.store.messages.active_path(window.controller.chat_id)] == ["Hello"]
+    assert [m.text for m in window.ctx.store.messages.active_path(window.controller.chat_id)] == [
+        "Hello"
+    ]

@@ -10,13 +10,25 @@ from app.core.engine import ModelInfo
 from app.core.prompt import Message, PromptInput
 from app.gui.instruct_page import InstructPage
 
-INFO = ModelInfo(path="m.gguf", name="m", n_ctx=4096, n_ctx_train=4096, n_gpu_layers=0,
-                 n_layer=2, chat_template=None, bos="<s>", eos="</s>")
+INFO = ModelInfo(
+    path="m.gguf",
+    name="m",
+    n_ctx=4096,
+    n_ctx_train=4096,
+    n_gpu_layers=0,
+    n_layer=2,
+    chat_template=None,
+    bos="<s>",
+    eos="</s>",
+)
 
 
 def _build(settings: Settings) -> str:
-    inp = PromptInput(card={"name": "Alice", "description": "A fox."}, user_name="Bob",
-                      history=[Message("user", "Hi.")])
+    inp = PromptInput(
+        card={"name": "Alice", "description": "A fox."},
+        user_name="Bob",
+        history=[Message("user", "Hi.")],
+    )
     job = PromptJob(inp, INFO, settings, TokenCounter())
     return job(lambda texts: [len(t) // 4 + 1 for t in texts]).text
 
@@ -30,8 +42,7 @@ def test_a_changed_preset_is_saved_under_a_name_and_used(qtbot, tmp_path):
     assert page.editors["output_suffix"].text() == "<|im_end|>\\n"  # line breaks as \n
     page.editors["input_sequence"].setText("<|im_start|>human")
     page.editors["names_behavior"].setCurrentText("none")
-    page.editors["ctx:story_string"].setPlainText("<|im_start|>system\n{{description}}"
-                                                  "<|im_end|>")
+    page.editors["ctx:story_string"].setPlainText("<|im_start|>system\n{{description}}<|im_end|>")
     assert page.save_as("Mine")
     assert settings.template == "Mine" and settings.context_template == "Mine"
     saved = [json.loads(p) for p in settings.instruct_presets]

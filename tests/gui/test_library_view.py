@@ -29,7 +29,7 @@ def test_sorting_by_name_added_and_recent_chat(qtbot, make_window):
     assert _names(library) == ["Anna", "Bram", "Cleo", "Wren"]
     library.controls.set_sort_key(SortKey.ADDED)
     assert _names(library) == ["Cleo", "Anna", "Bram", "Wren"]
-    library.select(ids["Bram"])        # opens a chat with Bram: the most recent
+    library.select(ids["Bram"])  # opens a chat with Bram: the most recent
     library.controls.set_sort_key(SortKey.RECENT)
     library.reload()
     assert _names(library)[0] == "Bram"
@@ -59,6 +59,6 @@ def test_grid_mode_shows_portrait_tiles(qtbot, make_window):
     library.controls.set_mode(ViewMode.GRID)
     assert library.view.viewMode() == QListView.ViewMode.IconMode
     assert library.view.itemDelegate() is library.grid_delegate
-    assert library.current_id() == current        # switching views keeps the choice
+    assert library.current_id() == current  # switching views keeps the choice
     library.controls.set_mode(ViewMode.LIST)
     assert library.view.viewMode() == QListView.ViewMode.ListMode

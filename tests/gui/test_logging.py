@@ -12,8 +12,9 @@ def _messages(caplog) -> str:
     return "\n".join(r.getMessage() for r in caplog.records)
 
 
-def test_loads_and_replies_are_logged_without_their_text(qtbot, make_window, tiny_llama_path,
-                                                          caplog):
+def test_loads_and_replies_are_logged_without_their_text(
+    qtbot, make_window, tiny_llama_path, caplog
+):
     caplog.set_level(logging.INFO)
     window = make_window(max_tokens=6)
     load(qtbot, window, tiny_llama_path)
@@ -28,8 +29,7 @@ def test_loads_and_replies_are_logged_without_their_text(qtbot, make_window, tin
     assert f"text <{len(reply)} characters>" in text
 
 
-def test_log_message_text_setting_quotes_the_reply(qtbot, make_window, tiny_llama_path,
-                                                   caplog):
+def test_log_message_text_setting_quotes_the_reply(qtbot, make_window, tiny_llama_path, caplog):
     caplog.set_level(logging.INFO)
     window = make_window(max_tokens=6)
     window.ctx.settings.log_text = True
@@ -40,7 +40,8 @@ def test_log_message_text_setting_quotes_the_reply(qtbot, make_window, tiny_llam
 
 
 def test_a_refused_file_and_a_cancelled_load_are_logged_with_their_cause(
-        qtbot, make_window, tiny_llama_path, tmp_path, caplog):
+    qtbot, make_window, tiny_llama_path, tmp_path, caplog
+):
     caplog.set_level(logging.INFO)
     bad = tmp_path / "holiday-photo.gguf"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
@@ -51,5 +52,4 @@ def test_a_refused_file_and_a_cancelled_load_are_logged_with_their_cause(
         window.stop_button.click()
     failures = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert any("holiday-photo.gguf" in m for m in failures)
-    assert any("loading tiny-llama.gguf failed" in m and "cancel" in m.lower()
-               for m in failures)
+    assert any("loading tiny-llama.gguf failed" in m and "cancel" in m.lower() for m in failures)

@@ -39,8 +39,11 @@ def test_scrolling_to_the_top_loads_the_previous_page_in_place(qtbot, make_windo
     bar.setValue(0)
     assert window.chat_model.rowCount() == 2 * PAGE
     # the message that was at the top is still near the top of the viewport, not jumped away
-    row = next(r for r in range(window.chat_model.rowCount())
-               if window.chat_model.index(r).data() == first_shown)
+    row = next(
+        r
+        for r in range(window.chat_model.rowCount())
+        if window.chat_model.index(r).data() == first_shown
+    )
     assert row == PAGE
     rect = window.chat_view.visualRect(window.chat_model.index(row))
     assert -rect.height() <= rect.top() <= window.chat_view.viewport().height()

@@ -27,8 +27,8 @@ def test_speech_and_action_colours_are_the_users(qtbot, make_window):
     window.ctx.settings.action_color = "not a colour"
     window.controller.reload()
     html = _doc_html(window).lower()
-    assert "#123456" in html           # Wren's greeting has "speech"
-    assert "#8a8f98" in html           # a bad value keeps the default for *actions*
+    assert "#123456" in html  # Wren's greeting has "speech"
+    assert "#8a8f98" in html  # a bad value keeps the default for *actions*
 
 
 def test_dark_controls_get_visible_edges(qtbot, make_window):
@@ -43,9 +43,11 @@ def test_dark_controls_get_visible_edges(qtbot, make_window):
 
 def _squeezed(root) -> list[str]:
     """Buttons narrower than their text needs (clipped labels)."""
-    return [f"{type(w).__name__} {w.text()!r} {w.width()}<{w.minimumSizeHint().width()}"
-            for w in root.findChildren(QAbstractButton)
-            if w.isVisible() and w.text() and w.width() < w.minimumSizeHint().width() - 1]
+    return [
+        f"{type(w).__name__} {w.text()!r} {w.width()}<{w.minimumSizeHint().width()}"
+        for w in root.findChildren(QAbstractButton)
+        if w.isVisible() and w.text() and w.width() < w.minimumSizeHint().width() - 1
+    ]
 
 
 def _dialogs(window):

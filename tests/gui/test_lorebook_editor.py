@@ -60,8 +60,12 @@ def test_every_entry_field_is_editable(make_editor):
     assert entry["keys"] == ["sequel", "next book"]
     assert entry["secondary_keys"] == ["signed", "copy"]
     assert entry["content"] == "@@depth 0\nThe sequel is out Friday."
-    assert (entry["enabled"], entry["constant"], entry["selective"],
-            entry["case_sensitive"]) == (False, True, True, True)
+    assert (entry["enabled"], entry["constant"], entry["selective"], entry["case_sensitive"]) == (
+        False,
+        True,
+        True,
+        True,
+    )
     assert entry["insertion_order"] == 42 and entry["position"] == "after_char"
     assert entry["extensions"]["position"] == 1
     assert entry["id"] == "shop-sequel" and entry["use_regex"] is False

@@ -8,17 +8,35 @@ import pytest
 from app.core.prompt import Message, PromptInput, build_prompt, preset
 from app.gui.characters.lorebook_editor import LorebookEditor
 
-CARD = {"name": "Mira", "description": "Mira keeps the lighthouse.", "scenario": "A storm.",
-        "mes_example": "<START>\n{{char}}: Mind the stairs."}
-HISTORY = [Message("assistant", "Welcome."), Message("user", "Where is the lamp?"),
-           Message("assistant", "Upstairs."), Message("user", "Show me the lamp.")]
+CARD = {
+    "name": "Mira",
+    "description": "Mira keeps the lighthouse.",
+    "scenario": "A storm.",
+    "mes_example": "<START>\n{{char}}: Mind the stairs.",
+}
+HISTORY = [
+    Message("assistant", "Welcome."),
+    Message("user", "Where is the lamp?"),
+    Message("assistant", "Upstairs."),
+    Message("user", "Show me the lamp."),
+]
 
 
 def book():
-    return {"entries": [{"keys": ["lamp"], "content": "The lamp burns whale oil.",
-                         "enabled": True, "insertion_order": 100, "name": "lamp",
-                         "position": "before_char", "use_regex": True,
-                         "extensions": {"position": 0}}]}
+    return {
+        "entries": [
+            {
+                "keys": ["lamp"],
+                "content": "The lamp burns whale oil.",
+                "enabled": True,
+                "insertion_order": 100,
+                "name": "lamp",
+                "position": "before_char",
+                "use_regex": True,
+                "extensions": {"position": 0},
+            }
+        ]
+    }
 
 
 @pytest.fixture
@@ -30,8 +48,13 @@ def editor(qtbot):
 
 
 def prompt_with(edited: dict) -> str:
-    built = build_prompt(PromptInput({**CARD, "character_book": edited}, "Ann", history=HISTORY),
-                         preset("chatml"), lambda s: (len(s) + 3) // 4, 4096, 256)
+    built = build_prompt(
+        PromptInput({**CARD, "character_book": edited}, "Ann", history=HISTORY),
+        preset("chatml"),
+        lambda s: (len(s) + 3) // 4,
+        4096,
+        256,
+    )
     assert built.lore == ["lamp"]
     return built.text
 
@@ -77,8 +100,10 @@ def test_the_authors_note_positions_reach_the_note(editor):
     the chat at depth 4 as system)."""
     choose(editor, 2)
     text = prompt_with(editor.book())
-    assert "<|im_start|>system\nThe lamp burns whale oil.<|im_end|>\n<|im_start|>assistant\n" \
-           "Welcome." in text
+    assert (
+        "<|im_start|>system\nThe lamp burns whale oil.<|im_end|>\n<|im_start|>assistant\n"
+        "Welcome." in text
+    )
 
 
 def test_keys_split_on_commas_but_not_inside_a_regex():

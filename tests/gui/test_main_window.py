@@ -88,7 +88,8 @@ def test_a_file_that_is_not_gguf_is_refused_with_its_name(qtbot, make_window, tm
 
 
 def test_a_truncated_model_is_refused_before_llama_cpp_sees_it(
-        qtbot, make_window, tiny_llama_path, tmp_path):
+    qtbot, make_window, tiny_llama_path, tmp_path
+):
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(tiny_llama_path.read_bytes()[:-5000])
     window = make_window()
@@ -109,8 +110,7 @@ def _reply_once(qtbot, window, text="Hello"):
         window.send(text)
 
 
-def test_regenerate_adds_a_swipe_and_arrows_move_between_them(qtbot, make_window,
-                                                              tiny_llama_path):
+def test_regenerate_adds_a_swipe_and_arrows_move_between_them(qtbot, make_window, tiny_llama_path):
     window = make_window()
     load(qtbot, window, tiny_llama_path)
     _reply_once(qtbot, window)
@@ -140,8 +140,7 @@ def test_clicking_the_swipe_arrows_on_the_greeting(qtbot, make_window):
     view.initViewItemOption(opt)
     opt.rect = rect
     right = delegate.header(opt, index).swipe_right
-    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
-                     pos=right.center().toPoint())
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=right.center().toPoint())
     assert window.chat_model.messages()[0].sibling_index == 1
     assert "barrel" in window.chat_model.messages()[0].text
 
@@ -159,8 +158,7 @@ def test_continue_extends_the_last_reply_in_place(qtbot, make_window, tiny_llama
     assert window.ctx.store.messages.get(after.id).text == after.text
 
 
-def test_impersonate_writes_into_the_composer_not_the_chat(qtbot, make_window,
-                                                           tiny_llama_path):
+def test_impersonate_writes_into_the_composer_not_the_chat(qtbot, make_window, tiny_llama_path):
     window = make_window(max_tokens=8)
     load(qtbot, window, tiny_llama_path)
     count = len(window.chat_model.messages())
@@ -226,16 +224,16 @@ def test_an_imported_card_gets_its_own_chat_with_its_greeting(qtbot, make_window
     assert "{{char}}" not in greeting.text and "{{user}}" not in greeting.text
 
 
-def test_open_gguf_goes_through_the_layout_check_and_loads(qtbot, make_window,
-                                                           tiny_llama_path):
+def test_open_gguf_goes_through_the_layout_check_and_loads(qtbot, make_window, tiny_llama_path):
     window = make_window()
     with qtbot.waitSignal(window.model_loaded, timeout=60000):
         window.open_model_file(str(tiny_llama_path))
     assert window.controller.info.path == str(tiny_llama_path)
 
 
-def test_download_offer_loads_with_the_estimated_gpu_layers(qtbot, make_window,
-                                                            tiny_llama_path, monkeypatch):
+def test_download_offer_loads_with_the_estimated_gpu_layers(
+    qtbot, make_window, tiny_llama_path, monkeypatch
+):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: no traffic
     window = make_window()
     dialog = window.show_download()
@@ -246,8 +244,7 @@ def test_download_offer_loads_with_the_estimated_gpu_layers(qtbot, make_window,
     assert window.ctx.settings.n_gpu_layers == 0
 
 
-def test_branch_here_starts_a_new_chat_with_the_path_so_far(qtbot, make_window,
-                                                           tiny_llama_path):
+def test_branch_here_starts_a_new_chat_with_the_path_so_far(qtbot, make_window, tiny_llama_path):
     window = make_window(max_tokens=4)
     load(qtbot, window, tiny_llama_path)
     _reply_once(qtbot, window, "first")
@@ -264,7 +261,7 @@ def test_budget_bar_and_messages_that_no_longer_fit(qtbot, make_window, tiny_lla
     from app.gui.chat.model import Roles
 
     window = make_window(max_tokens=4)
-    window.ctx.settings.n_ctx = 2048   # the card alone is ~1,500 tokens of the tiny vocab
+    window.ctx.settings.n_ctx = 2048  # the card alone is ~1,500 tokens of the tiny vocab
     load(qtbot, window, tiny_llama_path)
     for n in range(6):
         _reply_once(qtbot, window, "a rather long message to fill the context " * 4 + str(n))
@@ -278,8 +275,9 @@ def test_budget_bar_and_messages_that_no_longer_fit(qtbot, make_window, tiny_lla
     assert not model.index(model.rowCount() - 1).data(Roles.OUT_OF_CONTEXT)
 
 
-def test_gpu_offload_that_fails_falls_back_to_the_cpu(qtbot, make_window, tiny_llama_path,
-                                                      monkeypatch):
+def test_gpu_offload_that_fails_falls_back_to_the_cpu(
+    qtbot, make_window, tiny_llama_path, monkeypatch
+):
     """A GPU build without its runtime: the load with GPU layers fails, the CPU one works."""
     from app.core.engine.local import LocalEngine
 
@@ -287,8 +285,9 @@ def test_gpu_offload_that_fails_falls_back_to_the_cpu(qtbot, make_window, tiny_l
 
     def gpu_missing(self, params, cancel=None, progress=None):
         if params.n_gpu_layers:
-            raise EngineError("ggml_cuda_init: failed to initialize CUDA: no CUDA-capable "
-                              "device is detected")
+            raise EngineError(
+                "ggml_cuda_init: failed to initialize CUDA: no CUDA-capable device is detected"
+            )
         return real_load(self, params, cancel, progress)
 
     monkeypatch.setattr(LocalEngine, "load", gpu_missing)
@@ -300,12 +299,11 @@ def test_gpu_offload_that_fails_falls_back_to_the_cpu(qtbot, make_window, tiny_l
     assert "CPU instead" in window._last_error_box.text()
 
 
-def test_the_chats_persona_reaches_the_prompt_and_the_bubbles(qtbot, make_window,
-                                                              tiny_llama_path):
+def test_the_chats_persona_reaches_the_prompt_and_the_bubbles(qtbot, make_window, tiny_llama_path):
     window = make_window(max_tokens=4)
     load(qtbot, window, tiny_llama_path)
     persona = window.ctx.store.personas.add("Captain Vale", "A retired sea captain.")
-    window._open_chat(window.controller.chat_id)   # refreshes the header's persona list
+    window._open_chat(window.controller.chat_id)  # refreshes the header's persona list
     window.header.persona_chosen.emit(persona)
     _reply_once(qtbot, window, "Evening.")
     prompt = window.controller.last_prompt.text
@@ -341,19 +339,19 @@ def test_opening_a_model_says_what_it_is_and_what_it_needs(qtbot, make_window, t
 def test_the_download_dialog_uses_the_stored_token_and_mirror(qtbot, make_window, monkeypatch):
     window = make_window()
     window.ctx.secrets.set("hub_token", "hf_storedtoken")
-    window.ctx.settings.hf_endpoint = "http://127.0.0.1:9"   # nothing listens: no traffic
+    window.ctx.settings.hf_endpoint = "http://127.0.0.1:9"  # nothing listens: no traffic
     dialog = window.show_download()
     assert dialog.hub.token == "hf_storedtoken"
     assert dialog.hub.base_url == "http://127.0.0.1:9"
 
 
-def test_a_broken_model_template_falls_back_with_a_visible_warning(qtbot, make_window,
-                                                                 tmp_path):
+def test_a_broken_model_template_falls_back_with_a_visible_warning(qtbot, make_window, tmp_path):
     from tests.tiny_models import write_tiny_llama
 
-    model = write_tiny_llama(tmp_path / "bad-template.gguf",
-                             chat_template="{% for m in messages %}{{ m.content.nope() }}"
-                                           "{% endfor %}")
+    model = write_tiny_llama(
+        tmp_path / "bad-template.gguf",
+        chat_template="{% for m in messages %}{{ m.content.nope() }}{% endfor %}",
+    )
     window = make_window(max_tokens=4)
     load(qtbot, window, model)
     _reply_once(qtbot, window, "Hello")

@@ -28,13 +28,15 @@ def fake(monkeypatch, tmp_path):
 def open_dialog(qtbot, tmp_path, fake):
     def make(runtime: Runtime) -> DownloadDialog:
         machine = Machine(16 * GB, None, (CARD,), runtime=runtime)
-        dialog = DownloadDialog(machine, load_catalog(), Hub(endpoint=fake.url, token=False),
-                                tmp_path / "models")
+        dialog = DownloadDialog(
+            machine, load_catalog(), Hub(endpoint=fake.url, token=False), tmp_path / "models"
+        )
         qtbot.addWidget(dialog)
         # The catalog's files are not on the fake hub: wait for that answer, so that no
         # header check is still running when the dialog goes.
         qtbot.waitUntil(lambda: bool(dialog.current_choice().header_note), timeout=10000)
         return dialog
+
     return make
 
 
@@ -68,8 +70,9 @@ def test_a_moe_that_half_fits_is_offered_with_its_experts_in_ram(qtbot, tmp_path
     gpu = LlamaDevice("Vulkan", "Vulkan0", "Test GPU", DeviceType.GPU, vram, vram)
     machine = Machine(16 * GB, None, runtime=Runtime((), (CPU, gpu), True))
     fake.add_file("someone/moe-GGUF", "moe.Q4_K_M.gguf", moe.read_bytes())
-    dialog = DownloadDialog(machine, load_catalog(), Hub(endpoint=fake.url, token=False),
-                            tmp_path / "models")
+    dialog = DownloadDialog(
+        machine, load_catalog(), Hub(endpoint=fake.url, token=False), tmp_path / "models"
+    )
     qtbot.addWidget(dialog)
     dialog.show()
     qtbot.waitUntil(lambda: bool(dialog.current_choice().header_note), timeout=10000)

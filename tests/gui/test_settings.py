@@ -109,4 +109,4 @@ def test_sampler_presets_and_samplers_for_one_chat(qtbot, make_window, tiny_llam
     used = window.chat_model.messages()[-1]
     info = window.ctx.store.messages.get(used.id).gen_info
     assert info["sampler"]["temperature"] == 0.3 and info["sampler"]["seed"] == 1234
-    assert window.ctx.settings.temperature != 0.3   # the general settings are untouched
+    assert window.ctx.settings.temperature != 0.3  # the general settings are untouched

@@ -10,16 +10,23 @@ from PySide6.QtWidgets import QApplication, QScrollArea
 
 def _wheel(widget, steps: int = -3) -> None:
     centre = QPointF(widget.rect().center())
-    event = QWheelEvent(centre, QPointF(widget.mapToGlobal(centre.toPoint())), QPoint(0, 0),
-                        QPoint(0, 120 * steps), Qt.MouseButton.NoButton,
-                        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    event = QWheelEvent(
+        centre,
+        QPointF(widget.mapToGlobal(centre.toPoint())),
+        QPoint(0, 0),
+        QPoint(0, 120 * steps),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     QApplication.sendEvent(widget, event)
 
 
 def test_the_wheel_scrolls_settings_instead_of_changing_values(qtbot, make_window):
     window = make_window()
     dialog = window.show_settings()
-    dialog.resize(600, 300)   # small enough that the section scrolls
+    dialog.resize(600, 300)  # small enough that the section scrolls
     _kind, min_p = dialog.editors["min_p"]
     _kind, kv = dialog.editors["kv_type"]
     dialog.tabs.setCurrentWidget(min_p.parentWidget().parentWidget().parentWidget())
@@ -33,7 +40,7 @@ def test_the_wheel_scrolls_settings_instead_of_changing_values(qtbot, make_windo
     _wheel(kv)
     assert (min_p.value(), kv.currentText()) == before
     assert bar.value() != start or bar.maximum() == 0
-    min_p.setFocus()                  # clicked into: now the wheel is the user's choice
+    min_p.setFocus()  # clicked into: now the wheel is the user's choice
     qtbot.waitUntil(min_p.hasFocus)
     _wheel(min_p, steps=1)
     assert min_p.value() != before[0]

@@ -25,12 +25,14 @@ def test_restore_a_backup_brings_back_the_chat_as_it_was(qtbot, make_window):
     assert window.ctx.store.messages.active_path(chat)  # the store works after the swap
 
 
-def test_export_everything_then_import_on_another_machine(qtbot, make_window, tmp_path,
-                                                          monkeypatch):
+def test_export_everything_then_import_on_another_machine(
+    qtbot, make_window, tmp_path, monkeypatch
+):
     window = make_window()
     chat = window.controller.chat_id
-    window.ctx.store.messages.append(chat, window.ctx.store.messages.active_leaf(chat), "user",
-                                    "a line worth keeping")
+    window.ctx.store.messages.append(
+        chat, window.ctx.store.messages.active_leaf(chat), "user", "a line worth keeping"
+    )
     window.show_settings()
     target = tmp_path / "export.zip"
     window.settings_ui.data_page.export_to(target)
@@ -60,7 +62,7 @@ def test_server_page_switches_to_a_server_and_back(qtbot, make_window, monkeypat
     window = make_window()
     window.show_settings()
     page = window.settings_ui.server_page
-    page.url.setText("http://127.0.0.1:9")   # nothing listens there
+    page.url.setText("http://127.0.0.1:9")  # nothing listens there
     with qtbot.waitSignal(window.model_failed, timeout=30000) as failed:
         page._connect()
     assert "127.0.0.1:9" in failed.args[0]

@@ -11,8 +11,8 @@ def test_geometry_splitter_and_the_open_chat_come_back(qtbot, make_window):
     window.library.reload()
     window.library.select(other)
     first_chat = window.controller.chat_id
-    window.new_chat_action.trigger()            # a second chat with Other...
-    window.header.chat_selected.emit(first_chat)   # ...but the first one is open at the end
+    window.new_chat_action.trigger()  # a second chat with Other...
+    window.header.chat_selected.emit(first_chat)  # ...but the first one is open at the end
     window.resize(760, 560)
     splitter = window.centralWidget()
     splitter.setSizes([300, 460, 0])
@@ -22,8 +22,7 @@ def test_geometry_splitter_and_the_open_chat_come_back(qtbot, make_window):
     again = make_window()
     QApplication.processEvents()
     # (the offscreen screen is 800 px wide: a wider window is not restored wider)
-    assert (again.width(), again.height()) == (
-        max(760, again.minimumSizeHint().width()), 560)
+    assert (again.width(), again.height()) == (max(760, again.minimumSizeHint().width()), 560)
     assert again.centralWidget().sizes() == sizes
     assert again.library.current_id() == other
     assert again.controller.chat_id == first_chat

@@ -31,10 +31,12 @@ def setup(qtbot, tmp_path):
 
 def prompt(store, character, chat, text):
     path = store.messages.active_path(chat)
-    inp = PromptInput({"name": "Mira"}, "Ann", history=[Message(m.role, m.text) for m in path]
-                      + [Message("user", text)],
-                      lore=lore_input(WorldInfoStore(store), chat, character,
-                                      [m.id for m in path]))
+    inp = PromptInput(
+        {"name": "Mira"},
+        "Ann",
+        history=[Message(m.role, m.text) for m in path] + [Message("user", text)],
+        lore=lore_input(WorldInfoStore(store), chat, character, [m.id for m in path]),
+    )
     return build_prompt(inp, preset("chatml"), len, 4096, 256)
 
 
@@ -73,10 +75,14 @@ def test_new_rename_search_and_delete(setup):
     manager.new_book("Tides")
     manager.import_file(str(WORLD))
     assert [manager.books.item(i).text() for i in range(manager.books.count())] == [
-        "harbor_world", "Tides"]
+        "harbor_world",
+        "Tides",
+    ]
     manager.search.setText("lighthouse")
-    hidden = {manager.books.item(i).text(): manager.books.item(i).isHidden()
-              for i in range(manager.books.count())}
+    hidden = {
+        manager.books.item(i).text(): manager.books.item(i).isHidden()
+        for i in range(manager.books.count())
+    }
     assert hidden == {"harbor_world": False, "Tides": True}
     manager.search.setText("")
     manager.books.setCurrentRow(1)
@@ -103,11 +109,13 @@ def test_the_regex_toggle_writes_sillytavern_keys(setup):
 def test_sorted_entries_still_edit_the_right_entry(qtbot):
     from app.gui.characters.lorebook_editor import LorebookEditor
 
-    book = {"entries": [{"keys": ["a"], "content": "A", "comment": "low", "insertion_order": 1},
-                        {"keys": ["b"], "content": "B", "comment": "high",
-                         "insertion_order": 50},
-                        {"keys": ["c"], "content": "C", "comment": "mid",
-                         "insertion_order": 10}]}
+    book = {
+        "entries": [
+            {"keys": ["a"], "content": "A", "comment": "low", "insertion_order": 1},
+            {"keys": ["b"], "content": "B", "comment": "high", "insertion_order": 50},
+            {"keys": ["c"], "content": "C", "comment": "mid", "insertion_order": 10},
+        ]
+    }
     editor = LorebookEditor(book)
     qtbot.addWidget(editor)
     editor.sort.setCurrentIndex(editor.sort.findData("order"))

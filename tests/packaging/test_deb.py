@@ -24,8 +24,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not sys.platform.startswith("linux") or not shutil.which("dpkg-deb"),
-                       reason="the .deb is built and checked on Debian-family Linux only"),
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux") or not shutil.which("dpkg-deb"),
+        reason="the .deb is built and checked on Debian-family Linux only",
+    ),
 ]
 
 
@@ -48,9 +50,21 @@ def deb_path(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("installer")
     # This checks the installer, not the runtime: it freezes the llama.cpp installed here
     # (built for this CPU, so the portability check is waived) instead of compiling one.
-    subprocess.run([sys.executable, str(ROOT / "packaging/build.py"), "--dist", str(out / "dist"),
-                    "--work", str(out / "build"), "--use-installed-llama", "--allow-unportable"],
-                   check=True, cwd=ROOT, timeout=1800)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "packaging/build.py"),
+            "--dist",
+            str(out / "dist"),
+            "--work",
+            str(out / "build"),
+            "--use-installed-llama",
+            "--allow-unportable",
+        ],
+        check=True,
+        cwd=ROOT,
+        timeout=1800,
+    )
     return out / "dist" / f"parlor_{build.debian_version(VERSION)}_amd64.deb"
 
 
@@ -63,8 +77,9 @@ def installed_root(deb_path, tmp_path_factory) -> Path:
 
 
 def _field(deb: Path, name: str) -> str:
-    return subprocess.run(["dpkg-deb", "--field", str(deb), name], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["dpkg-deb", "--field", str(deb), name], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def _depends(deb: Path) -> set[str]:
@@ -74,8 +89,9 @@ def _depends(deb: Path) -> set[str]:
 
 
 def test_control_fields_name_version_and_gui_dependencies(deb_path):
-    info = subprocess.run(["dpkg-deb", "--info", str(deb_path)], capture_output=True,
-                          text=True, check=True).stdout
+    info = subprocess.run(
+        ["dpkg-deb", "--info", str(deb_path)], capture_output=True, text=True, check=True
+    ).stdout
     assert "Package: parlor" in info
     assert _field(deb_path, "Version") == build.debian_version(VERSION)
     assert _field(deb_path, "Architecture") == "amd64"
@@ -99,8 +115,18 @@ def test_layout_launcher_menu_entry_and_icon(installed_root):
 def test_bundle_leaves_out_unused_qt_and_duplicate_llama_libraries(installed_root):
     internal = installed_root / "opt/parlor/_internal"
     names = [p.name for p in internal.rglob("*")]
-    for unused in ("libQt6Qml", "libQt6Quick", "libQt6WebEngine", "QtQml", "libqopensslbackend",
-                   "libQt63D", "libQt6Multimedia", "libqeglfs", "libqvnc", "libqgtk3"):
+    for unused in (
+        "libQt6Qml",
+        "libQt6Quick",
+        "libQt6WebEngine",
+        "QtQml",
+        "libqopensslbackend",
+        "libQt63D",
+        "libQt6Multimedia",
+        "libqeglfs",
+        "libqvnc",
+        "libqgtk3",
+    ):
         assert not [n for n in names if n.startswith(unused)], unused
     assert not (internal / "PySide6/Qt/translations").exists()
     lib = internal / "llama_cpp/lib"
@@ -112,8 +138,11 @@ def test_bundle_leaves_out_unused_qt_and_duplicate_llama_libraries(installed_roo
 
 def test_bundle_has_every_qt_module_the_app_imports(installed_root):
     # A Qt module left out of the spec only fails when its code path runs: catch it here.
-    used = {m for f in (ROOT / "app").rglob("*.py")
-            for m in re.findall(r"PySide6\.(Qt\w+)", f.read_text(encoding="utf-8"))}
+    used = {
+        m
+        for f in (ROOT / "app").rglob("*.py")
+        for m in re.findall(r"PySide6\.(Qt\w+)", f.read_text(encoding="utf-8"))
+    }
     assert {"QtCore", "QtGui", "QtWidgets"} <= used
     pyside = installed_root / "opt/parlor/_internal/PySide6"
     missing = [m for m in sorted(used) if not list(pyside.glob(f"{m}.*"))]
@@ -135,8 +164,11 @@ def _owner(soname: str) -> str | None:
 def test_depends_cover_every_system_library_the_bundle_links(deb_path, installed_root):
     app = installed_root / "opt/parlor"
     bundled = {p.name for p in app.rglob("*") if ".so" in p.name}
-    files = [p for p in app.rglob("*") if p.is_file() and not p.is_symlink()
-             and (".so" in p.name or p.name == "parlor")]
+    files = [
+        p
+        for p in app.rglob("*")
+        if p.is_file() and not p.is_symlink() and (".so" in p.name or p.name == "parlor")
+    ]
     external = {n for f in files for n in _needed(f)} - bundled
     depends = {d.removesuffix("t64") for d in _depends(deb_path)}
     owners = {soname: _owner(soname) for soname in sorted(external)}
@@ -158,8 +190,14 @@ def test_desktop_file_validates(installed_root):
 def _run_installed(installed_root: Path, tmp_path: Path, *args: str):
     env = dict(os.environ, PARLOR_HOME=str(tmp_path / "home"), QT_QPA_PLATFORM="offscreen")
     env.pop("PYTHONPATH", None)  # the frozen app must not lean on this checkout
-    return subprocess.run([str(installed_root / "opt/parlor/parlor"), *args],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    return subprocess.run(
+        [str(installed_root / "opt/parlor/parlor"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
 
 
 def test_installed_binary_reports_the_pyproject_version(installed_root, tmp_path):
@@ -168,12 +206,20 @@ def test_installed_binary_reports_the_pyproject_version(installed_root, tmp_path
     assert result.stdout.strip() == f"Parlor {VERSION}"
 
 
-def test_installed_binary_chats_through_a_spawned_llama_process(installed_root, tmp_path,
-                                                                 tiny_llama_path):
+def test_installed_binary_chats_through_a_spawned_llama_process(
+    installed_root, tmp_path, tiny_llama_path
+):
     # The local engine runs llama.cpp in a multiprocessing-spawn child: a reply proves the
     # frozen child started, found llama_cpp's libraries and streamed tokens back.
-    result = _run_installed(installed_root, tmp_path, "--smoke-test", "--model",
-                            str(tiny_llama_path), "--max-tokens", "8")
+    result = _run_installed(
+        installed_root,
+        tmp_path,
+        "--smoke-test",
+        "--model",
+        str(tiny_llama_path),
+        "--max-tokens",
+        "8",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     line = [ln for ln in result.stdout.splitlines() if ln.startswith("{")][-1]
     report = json.loads(line)
@@ -189,13 +235,22 @@ def test_dpkg_installs_and_removes_cleanly(deb_path, tmp_path):
         (admin / sub).mkdir(parents=True)
     for name in ("status", "available"):
         (admin / name).touch()
-    dpkg = ["dpkg", f"--root={root}", "--force-depends", "--force-script-chrootless",
-            "--force-not-root", "--log=/dev/null"]
+    dpkg = [
+        "dpkg",
+        f"--root={root}",
+        "--force-depends",
+        "--force-script-chrootless",
+        "--force-not-root",
+        "--log=/dev/null",
+    ]
     subprocess.run([*dpkg, "-i", str(deb_path)], check=True, capture_output=True)
     assert (root / "opt/parlor/parlor").is_file()
     subprocess.run([*dpkg, "--purge", "parlor"], check=True, capture_output=True)
-    left = [p for p in root.rglob("*") if admin not in p.parents and p != admin
-            and not admin.is_relative_to(p)]
+    left = [
+        p
+        for p in root.rglob("*")
+        if admin not in p.parents and p != admin and not admin.is_relative_to(p)
+    ]
     assert not left, f"left behind after removal: {left[:10]}"
 
 

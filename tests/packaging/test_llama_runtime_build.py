@@ -50,8 +50,13 @@ def fake_site(tmp_path: Path, config: str | None, libs: list[str]) -> tuple[Path
 
 
 def portable_libs(*extra: str) -> list[str]:
-    return ["libggml.so", "libggml-base.so", "libllama.so",
-            *[f"libggml-cpu-{v}.so" for v in X86_VARIANTS], *extra]
+    return [
+        "libggml.so",
+        "libggml-base.so",
+        "libllama.so",
+        *[f"libggml-cpu-{v}.so" for v in X86_VARIANTS],
+        *extra,
+    ]
 
 
 # --- the check --------------------------------------------------------------------------------
@@ -93,19 +98,38 @@ def test_a_portable_vulkan_build_passes(tmp_path):
     assert check.problems(built, "cpu", "x86_64") == []
 
 
-@pytest.mark.parametrize("config, libs, runtime, expected", [
-    (PORTABLE_CONFIG.replace('NATIVE "OFF"', 'NATIVE "ON"'), portable_libs(), "cpu",
-     "GGML_NATIVE=ON"),
-    (PORTABLE_CONFIG.replace('ALL_VARIANTS "ON"', 'ALL_VARIANTS "OFF"'), portable_libs(),
-     "cpu", "without GGML_CPU_ALL_VARIANTS=ON"),
-    (PORTABLE_CONFIG, ["libggml.so", "libggml-cpu.so"], "cpu", "no ggml-cpu-<variant>"),
-    (PORTABLE_CONFIG, ["libggml-cpu-haswell.so", "libggml-cpu-skylakex.so"], "cpu",
-     "none that runs on every x86-64 CPU"),
-    (PORTABLE_CONFIG, portable_libs(), "vulkan", "no ggml-vulkan library"),
-    (PORTABLE_CONFIG.replace('VULKAN "ON"', 'VULKAN "OFF"'), portable_libs(), "vulkan",
-     "without GGML_VULKAN=ON"),
-    (None, portable_libs(), "cpu", "ggml-config.cmake is missing"),
-])
+@pytest.mark.parametrize(
+    "config, libs, runtime, expected",
+    [
+        (
+            PORTABLE_CONFIG.replace('NATIVE "OFF"', 'NATIVE "ON"'),
+            portable_libs(),
+            "cpu",
+            "GGML_NATIVE=ON",
+        ),
+        (
+            PORTABLE_CONFIG.replace('ALL_VARIANTS "ON"', 'ALL_VARIANTS "OFF"'),
+            portable_libs(),
+            "cpu",
+            "without GGML_CPU_ALL_VARIANTS=ON",
+        ),
+        (PORTABLE_CONFIG, ["libggml.so", "libggml-cpu.so"], "cpu", "no ggml-cpu-<variant>"),
+        (
+            PORTABLE_CONFIG,
+            ["libggml-cpu-haswell.so", "libggml-cpu-skylakex.so"],
+            "cpu",
+            "none that runs on every x86-64 CPU",
+        ),
+        (PORTABLE_CONFIG, portable_libs(), "vulkan", "no ggml-vulkan library"),
+        (
+            PORTABLE_CONFIG.replace('VULKAN "ON"', 'VULKAN "OFF"'),
+            portable_libs(),
+            "vulkan",
+            "without GGML_VULKAN=ON",
+        ),
+        (None, portable_libs(), "cpu", "ggml-config.cmake is missing"),
+    ],
+)
 def test_each_unportable_build_is_named(tmp_path, config, libs, runtime, expected):
     site, lib = fake_site(tmp_path, config, libs)
     found = check.problems(check.read_build(site, lib), runtime, "x86_64")
@@ -113,8 +137,9 @@ def test_each_unportable_build_is_named(tmp_path, config, libs, runtime, expecte
 
 
 def test_windows_and_versioned_library_names_are_recognised():
-    built = check.LlamaBuild({}, ("ggml-cpu-haswell.dll", "libggml-cpu-x64.so.0.25.3",
-                                  "ggml-vulkan.dll", "llama.dll"))
+    built = check.LlamaBuild(
+        {}, ("ggml-cpu-haswell.dll", "libggml-cpu-x64.so.0.25.3", "ggml-vulkan.dll", "llama.dll")
+    )
     assert built.cpu_variants == {"haswell", "x64"}
     assert "ggml-vulkan" in built.modules
 
@@ -136,22 +161,45 @@ def test_the_frozen_bundle_is_checked_too(tmp_path):
 
 def test_vulkan_build_commands(tmp_path):
     env = runtimes.build_env(tmp_path, "vulkan", platform="linux", python_tag="py311")
-    steps = runtimes.steps(env, runtimes.RECIPES["vulkan"], "0.3.36", ROOT, "/usr/bin/python3",
-                           cached=False)
+    steps = runtimes.steps(
+        env, runtimes.RECIPES["vulkan"], "0.3.36", ROOT, "/usr/bin/python3", cached=False
+    )
     py = str(env.python)
     assert env.root == tmp_path / "runtimes" / "vulkan-linux-py311"
     assert [s.argv for s in steps] == [
         ("/usr/bin/python3", "-m", "venv", "--clear", str(env.venv)),
-        (py, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "--no-binary",
-         "llama-cpp-python", "--wheel-dir", str(env.wheels), "llama-cpp-python==0.3.36"),
-        (py, "-m", "pip", "install", "--force-reinstall", "--no-deps", "--no-index",
-         "--find-links", str(env.wheels), "llama-cpp-python==0.3.36"),
+        (
+            py,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-cache-dir",
+            "--no-binary",
+            "llama-cpp-python",
+            "--wheel-dir",
+            str(env.wheels),
+            "llama-cpp-python==0.3.36",
+        ),
+        (
+            py,
+            "-m",
+            "pip",
+            "install",
+            "--force-reinstall",
+            "--no-deps",
+            "--no-index",
+            "--find-links",
+            str(env.wheels),
+            "llama-cpp-python==0.3.36",
+        ),
         (py, "-m", "pip", "install", "-e", str(ROOT), "pyinstaller>=6.10"),
     ]
     assert steps[1].env == {
         "CMAKE_ARGS": "-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON "
-                      "-DGGML_VULKAN=ON",
-        "FORCE_CMAKE": "1"}
+        "-DGGML_VULKAN=ON",
+        "FORCE_CMAKE": "1",
+    }
 
 
 def test_a_cached_runtime_only_refreshes_the_app(tmp_path):
@@ -164,8 +212,12 @@ def test_cuda_gets_nvcc_and_libraries_from_pypi(tmp_path):
     env = runtimes.build_env(tmp_path, "cuda", platform="win32", python_tag="py311")
     steps = runtimes.steps(env, runtimes.RECIPES["cuda"], "0.3.36", ROOT, "py", cached=False)
     assert env.python == env.venv / "Scripts/python.exe"
-    assert steps[1].argv[3:] == ("install", "nvidia-cuda-nvcc-cu12", "nvidia-cuda-runtime-cu12",
-                                 "nvidia-cublas-cu12")
+    assert steps[1].argv[3:] == (
+        "install",
+        "nvidia-cuda-nvcc-cu12",
+        "nvidia-cuda-runtime-cu12",
+        "nvidia-cublas-cu12",
+    )
     compile_step = steps[2]
     assert "-DGGML_CUDA=ON" in compile_step.env["CMAKE_ARGS"]
     assert compile_step.env["CUDACXX"].endswith(str(Path("nvidia/cuda_nvcc/bin/nvcc.exe")))
@@ -190,8 +242,9 @@ def test_the_cache_is_used_only_for_the_same_stamp(tmp_path):
     assert runtimes.is_cached(env, stamp)
     other = runtimes.stamp_for(runtimes.RECIPES["vulkan"], "0.3.36", "3.11.2")
     assert not runtimes.is_cached(env, other)
-    assert not runtimes.is_cached(env, runtimes.stamp_for(runtimes.RECIPES["cpu"], "0.3.37",
-                                                          "3.11.2"))
+    assert not runtimes.is_cached(
+        env, runtimes.stamp_for(runtimes.RECIPES["cpu"], "0.3.37", "3.11.2")
+    )
 
 
 def test_backend_modules_are_gathered_into_llama_cpp_lib(tmp_path):
@@ -207,8 +260,20 @@ def test_backend_modules_are_gathered_into_llama_cpp_lib(tmp_path):
 
 def test_gpu_is_an_alias_of_runtime_and_dry_run_prints_the_plan(tmp_path, capsys):
     assert build.parse_args(["--gpu", "cuda"]).runtime == "cuda"
-    assert build.main(["--runtime", "cpu", "--dry-run", "--work", str(tmp_path / "w"),
-                       "--dist", str(tmp_path / "d")]) == 0
+    assert (
+        build.main(
+            [
+                "--runtime",
+                "cpu",
+                "--dry-run",
+                "--work",
+                str(tmp_path / "w"),
+                "--dist",
+                str(tmp_path / "d"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "CMAKE_ARGS='-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON'" in out
     assert "pip wheel --no-deps --no-cache-dir" in out

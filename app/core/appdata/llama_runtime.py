@@ -14,13 +14,14 @@ import json
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
+
+from app.core.appdata.text_enum import TextEnum
 
 GB = 1_000_000_000
 PROBE_TIMEOUT_S = 30.0  # a frozen app's first start on a slow disk, plus the driver's init
 
 
-class DeviceType(StrEnum):
+class DeviceType(TextEnum):
     """ggml's `enum ggml_backend_dev_type`, in its order."""
 
     CPU = "cpu"
@@ -93,13 +94,30 @@ class Runtime:
 
     @classmethod
     def from_json(cls, data: dict) -> Runtime:
-        backends = tuple(Backend(b["name"], int(b.get("devices", 0)), b.get("variant"),
-                                 tuple(b.get("features", ()))) for b in data["backends"])
-        devices = tuple(LlamaDevice(d["backend"], d["name"], d.get("description", d["name"]),
-                                    DeviceType(d["type"]), int(d["memory_free"]),
-                                    int(d["memory_total"])) for d in data["devices"])
-        return cls(backends, devices, bool(data.get("gpu_offload", False)),
-                   data.get("library", ""), data.get("problem"))
+        backends = tuple(
+            Backend(
+                b["name"], int(b.get("devices", 0)), b.get("variant"), tuple(b.get("features", ()))
+            )
+            for b in data["backends"]
+        )
+        devices = tuple(
+            LlamaDevice(
+                d["backend"],
+                d["name"],
+                d.get("description", d["name"]),
+                DeviceType(d["type"]),
+                int(d["memory_free"]),
+                int(d["memory_total"]),
+            )
+            for d in data["devices"]
+        )
+        return cls(
+            backends,
+            devices,
+            bool(data.get("gpu_offload", False)),
+            data.get("library", ""),
+            data.get("problem"),
+        )
 
 
 def failed(problem: str) -> Runtime:
@@ -115,8 +133,9 @@ def summary(runtime: Runtime) -> str:
     if not gpus:
         variant = f" ({runtime.cpu_variant} variant)" if runtime.cpu_variant else ""
         return f"this build runs on the CPU only{variant}"
-    return "; ".join(f"{d.backend}: {d.description}, {d.memory_free / GB:.1f} GB free"
-                     for d in gpus)
+    return "; ".join(
+        f"{d.backend}: {d.description}, {d.memory_free / GB:.1f} GB free" for d in gpus
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,21 +148,28 @@ def devices_command() -> list[str]:
     return [sys.executable, "-m", "app", "devices", "--json"]
 
 
-def probe_runtime(command: list[str] | None = None,
-                  timeout: float = PROBE_TIMEOUT_S) -> Runtime:
+def probe_runtime(command: list[str] | None = None, timeout: float = PROBE_TIMEOUT_S) -> Runtime:
     """Ask a child process what llama.cpp enumerates; never raises."""
     try:
-        done = subprocess.run(command or devices_command(), capture_output=True, text=True,
-                              timeout=timeout, check=False,
-                              creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+        done = subprocess.run(
+            command or devices_command(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+        )
     except subprocess.TimeoutExpired:
         return failed(f"no answer within {timeout:g} s")
     except OSError as exc:
         return failed(f"{type(exc).__name__}: {exc}")
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or [""])[-1]
-        how = (f"killed by signal {-done.returncode}" if done.returncode < 0
-               else f"exit status {done.returncode}")
+        how = (
+            f"killed by signal {-done.returncode}"
+            if done.returncode < 0
+            else f"exit status {done.returncode}"
+        )
         return failed(how + (f": {last}" if last else ""))
     try:
         return Runtime.from_json(json.loads(done.stdout))

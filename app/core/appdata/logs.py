@@ -50,8 +50,9 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def setup_logging(logs_dir: Path, secret_values: Callable[[], Iterable[str]] = tuple,
-                  level: int = logging.INFO) -> logging.Handler:
+def setup_logging(
+    logs_dir: Path, secret_values: Callable[[], Iterable[str]] = tuple, level: int = logging.INFO
+) -> logging.Handler:
     """Send the root logger to the rotating file; a second call replaces the first handler."""
     logs_dir.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
@@ -59,7 +60,8 @@ def setup_logging(logs_dir: Path, secret_values: Callable[[], Iterable[str]] = t
         root.removeHandler(old)
         old.close()
     handler = logging.handlers.RotatingFileHandler(
-        logs_dir / LOG_FILE, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
+        logs_dir / LOG_FILE, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8"
+    )
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(RedactingFilter(secret_values))
@@ -82,12 +84,16 @@ def install_excepthooks() -> None:
     def thread_hook(args) -> None:
         if args.exc_type is not SystemExit:
             name = args.thread.name if args.thread else "?"
-            crash_log.critical("unhandled %s in thread %s", args.exc_type.__name__, name,
-                               exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+            crash_log.critical(
+                "unhandled %s in thread %s",
+                args.exc_type.__name__,
+                name,
+                exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+            )
         previous_thread(args)
 
     if getattr(sys.excepthook, "_parlor", False):
-        return   # installed already (a second window in the same process)
+        return  # installed already (a second window in the same process)
     sys_hook._parlor = thread_hook._parlor = True
     sys.excepthook, threading.excepthook = sys_hook, thread_hook
 
@@ -133,8 +139,9 @@ def _machine_lines(machine) -> list[str]:
     return lines
 
 
-def diagnostics(logs_dir: Path, secret_values: Iterable[str] = (), machine=None,
-                log_lines: int = 40) -> str:
+def diagnostics(
+    logs_dir: Path, secret_values: Iterable[str] = (), machine=None, log_lines: int = 40
+) -> str:
     """Text for Help → "Copy diagnostics": versions, OS, CPU, GPU, memory, the log's end.
 
     Everything passes `redact`, so a secret that reached the log anyway is still masked.
@@ -160,10 +167,14 @@ def write_error_message(exc: OSError, what: str) -> str:
     """A sentence for the user when saving `what` failed: the file and the likely cause."""
     import errno
 
-    reasons = {errno.ENOSPC: "the disk is full", errno.EFBIG: "the disk is full or the file "
-               "is too large", errno.EROFS: "the disk is read-only",
-               errno.EACCES: "Parlor may not write there", errno.EPERM: "Parlor may not "
-               "write there", getattr(errno, "EDQUOT", -1): "the disk quota is used up"}
+    reasons = {
+        errno.ENOSPC: "the disk is full",
+        errno.EFBIG: "the disk is full or the file is too large",
+        errno.EROFS: "the disk is read-only",
+        errno.EACCES: "Parlor may not write there",
+        errno.EPERM: "Parlor may not write there",
+        getattr(errno, "EDQUOT", -1): "the disk quota is used up",
+    }
     reason = reasons.get(exc.errno, exc.strerror or str(exc))
     where = f" ({exc.filename})" if exc.filename else ""
     return f"Could not save {what}{where}: {reason}. What was saved before is unchanged."

@@ -103,8 +103,10 @@ class Machine:
         if ram_gb is not None:
             machine = replace(machine, ram_total=int(ram_gb * GB), ram_available=None)
         if vram_gb is not None:
-            gpus = () if vram_gb <= 0 else (
-                Gpu("GPU (given)", int(vram_gb * GB), None, "other", "given"),
+            gpus = (
+                ()
+                if vram_gb <= 0
+                else (Gpu("GPU (given)", int(vram_gb * GB), None, "other", "given"),)
             )
             # The user's word replaces llama.cpp's too: they may be sizing another machine.
             machine = replace(machine, gpus=gpus, unified_memory=False, runtime=None)
@@ -148,7 +150,10 @@ def _run_nvidia_smi() -> str | None:
         return None
     done = subprocess.run(
         [exe, "--query-gpu=name,memory.total,memory.free", "--format=csv,noheader,nounits"],
-        capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=True,
+        capture_output=True,
+        text=True,
+        timeout=PROBE_TIMEOUT_S,
+        check=True,
     )
     return done.stdout
 
@@ -221,12 +226,19 @@ def _dxgi_adapters() -> list[tuple[str, int, int]]:  # pragma: no cover - Window
     from ctypes import wintypes  # noqa: PLC0415
 
     class Desc1(ctypes.Structure):  # DXGI_ADAPTER_DESC1
-        _fields_ = [("Description", wintypes.WCHAR * 128), ("VendorId", wintypes.UINT),
-                    ("DeviceId", wintypes.UINT), ("SubSysId", wintypes.UINT),
-                    ("Revision", wintypes.UINT), ("DedicatedVideoMemory", ctypes.c_size_t),
-                    ("DedicatedSystemMemory", ctypes.c_size_t),
-                    ("SharedSystemMemory", ctypes.c_size_t), ("LuidLow", wintypes.DWORD),
-                    ("LuidHigh", wintypes.LONG), ("Flags", wintypes.UINT)]
+        _fields_ = [
+            ("Description", wintypes.WCHAR * 128),
+            ("VendorId", wintypes.UINT),
+            ("DeviceId", wintypes.UINT),
+            ("SubSysId", wintypes.UINT),
+            ("Revision", wintypes.UINT),
+            ("DedicatedVideoMemory", ctypes.c_size_t),
+            ("DedicatedSystemMemory", ctypes.c_size_t),
+            ("SharedSystemMemory", ctypes.c_size_t),
+            ("LuidLow", wintypes.DWORD),
+            ("LuidHigh", wintypes.LONG),
+            ("Flags", wintypes.UINT),
+        ]
 
     def method(obj: ctypes.c_void_p, index: int, *argtypes: Any) -> Any:
         vtable = ctypes.cast(obj, ctypes.POINTER(ctypes.POINTER(ctypes.c_void_p)))[0]
@@ -242,7 +254,8 @@ def _dxgi_adapters() -> list[tuple[str, int, int]]:  # pragma: no cover - Window
             adapter = ctypes.c_void_p()
             # IDXGIFactory1::EnumAdapters1 is vtable slot 12; it fails past the last adapter.
             if method(factory, 12, wintypes.UINT, ctypes.c_void_p)(
-                    factory, index, ctypes.byref(adapter)):
+                factory, index, ctypes.byref(adapter)
+            ):
                 break
             desc = Desc1()
             ok = method(adapter, 10, ctypes.c_void_p)(adapter, ctypes.byref(desc)) == 0  # GetDesc1
@@ -262,15 +275,17 @@ def probe_apple(ram_total: int, system: str | None = None, machine: str | None =
     if system != "Darwin" or machine != "arm64":
         return []
     budget = int(ram_total * APPLE_GPU_SHARE)
-    return [Gpu("Apple Silicon GPU (unified memory)", budget, None, "apple", "apple",
-                dedicated=False)]
+    return [
+        Gpu("Apple Silicon GPU (unified memory)", budget, None, "apple", "apple", dedicated=False)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
 
 
-def _isolated(name: str, probe: Callable[[], list[Gpu]], timeout: float,
-              problems: list[str]) -> list[Gpu]:
+def _isolated(
+    name: str, probe: Callable[[], list[Gpu]], timeout: float, problems: list[str]
+) -> list[Gpu]:
     """Run one probe on its own thread; a hang or an error costs a line in `problems`."""
     outcome: dict[str, Any] = {}
 
@@ -339,8 +354,9 @@ class _Background:
 
     def __init__(self, probe: Callable[[], Runtime | None]) -> None:
         self._outcome: dict[str, Any] = {}
-        self._thread = threading.Thread(target=self._run, args=(probe,), daemon=True,
-                                        name="probe-llama")
+        self._thread = threading.Thread(
+            target=self._run, args=(probe,), daemon=True, name="probe-llama"
+        )
         self._thread.start()
 
     def _run(self, probe: Callable[[], Runtime | None]) -> None:

@@ -28,12 +28,16 @@ _PATTERNS = [
     re.compile(r"\bhf_[A-Za-z0-9]{20,}"),
     re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"),
     re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/\-]{8,}=*"),
-    re.compile(r"(?i)(\b(?:api[_-]?key|token|password|secret|authorization)\b[\"']?\s*[:=]\s*"
-               r"[\"']?)[^\s\"',;&]{6,}"),
+    re.compile(
+        r"(?i)(\b(?:api[_-]?key|token|password|secret|authorization)\b[\"']?\s*[:=]\s*"
+        r"[\"']?)[^\s\"',;&]{6,}"
+    ),
 ]
 # A settings key ending like this holds a secret ("hub_token", "apiKey"); "max_tokens" does not.
-_SECRET_KEY = re.compile(r"(?i)(token|api[_-]?key|password|passwd|secret|authorization"
-                         r"|credentials?)$")
+_SECRET_KEY = re.compile(
+    r"(?i)(token|api[_-]?key|password|passwd|secret|authorization"
+    r"|credentials?)$"
+)
 
 
 class SecretsError(Exception):
@@ -86,8 +90,9 @@ class SecretStore:
         self.file = config_dir / SECRETS_FILE
         # Finding the keyring backend scans entry points (a few hundred ms): do it on first
         # use, so opening the app does not pay for it.
-        self._keyring = backend if backend is not None else (
-            self._UNRESOLVED if use_keyring else None)
+        self._keyring = (
+            backend if backend is not None else (self._UNRESOLVED if use_keyring else None)
+        )
         self._seen: set[str] = set()
 
     @property
@@ -104,16 +109,22 @@ class SecretStore:
         """A sentence for the UI saying where secrets are kept."""
         if self.keyring is not None:
             return f"Secrets are kept in the system keyring ({type(self.keyring).__name__})."
-        return (f"No system keyring is available: secrets are kept in {self.file}, "
-                "readable only by you.")
+        return (
+            f"No system keyring is available: secrets are kept in {self.file}, "
+            "readable only by you."
+        )
 
     def get(self, name: str) -> str | None:
         try:
-            value = (self.keyring.get_password(SERVICE, name) if self.keyring is not None
-                     else self._read_file().get(name))
+            value = (
+                self.keyring.get_password(SERVICE, name)
+                if self.keyring is not None
+                else self._read_file().get(name)
+            )
         except Exception as exc:  # noqa: BLE001 - keyring backends raise their own types
-            raise SecretsError(f"Could not read the secret {name!r}: "
-                               f"{redact(str(exc), self._seen)}") from None
+            raise SecretsError(
+                f"Could not read the secret {name!r}: {redact(str(exc), self._seen)}"
+            ) from None
         if value:
             self._seen.add(value)
         return value
@@ -133,8 +144,9 @@ class SecretStore:
         except SecretsError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise SecretsError(f"Could not store the secret {name!r}: "
-                               f"{redact(str(exc), self._seen)}") from None
+            raise SecretsError(
+                f"Could not store the secret {name!r}: {redact(str(exc), self._seen)}"
+            ) from None
 
     def delete(self, name: str) -> None:
         if self.keyring is not None:
@@ -162,8 +174,9 @@ class SecretStore:
             return {}
         except (OSError, ValueError) as exc:
             raise SecretsError(f"Could not read {self.file}: {type(exc).__name__}") from None
-        return {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) \
-            else {}
+        return (
+            {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
+        )
 
     def _write_file(self, data: dict[str, str]) -> None:
         """Write atomically; mkstemp creates the file 0600 before any secret is in it."""

@@ -35,8 +35,7 @@ def _v1_to_v2(raw: dict) -> dict:
     gets the new one: the context size from the model (0) instead of a fixed 4096, and
     SillyTavern's world-info scan depth (2) and percentage budget instead of 4 messages and
     a fixed 512 tokens (now an optional cap)."""
-    old_defaults = {"n_ctx": (4096, 0), "lore_scan_depth": (4, 2),
-                    "lore_budget_tokens": (512, 0)}
+    old_defaults = {"n_ctx": (4096, 0), "lore_scan_depth": (4, 2), "lore_budget_tokens": (512, 0)}
     for name, (old, new) in old_defaults.items():
         if raw.get(name) == old:
             raw[name] = new
@@ -50,44 +49,54 @@ MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
 @dataclass
 class Settings:
     schema_version: int = SCHEMA_VERSION
-    model_path: str = ""          # the GGUF loaded at start; empty: ask the user
-    n_ctx: int = 0                # context size in tokens; 0: from the model and the memory
-    n_gpu_layers: int = 0         # layers offloaded to the GPU (0: CPU only, -1: all)
-    n_cpu_moe: int = 0            # MoE: experts of the first N layers stay in RAM
-    n_threads: int = 0            # CPU threads for llama.cpp; 0: its own choice
-    n_batch: int = 512            # prompt tokens evaluated per step
-    flash_attn: bool = True       # smaller compute buffer; needed for a quantized V cache
-    kv_type: str = "f16"          # KV cache precision: f16, q8_0 or q4_0
-    use_mmap: bool = True         # map the model file instead of reading it all in
-    use_mlock: bool = False       # keep the model in RAM (never swapped out)
-    session_cap_mb: int = 2048    # disk for saved chat sessions; 0 keeps none
-    max_tokens: int = 300         # longest reply, in tokens
+    model_path: str = ""  # the GGUF loaded at start; empty: ask the user
+    n_ctx: int = 0  # context size in tokens; 0: from the model and the memory
+    n_gpu_layers: int = 0  # layers offloaded to the GPU (0: CPU only, -1: all)
+    n_cpu_moe: int = 0  # MoE: experts of the first N layers stay in RAM
+    n_threads: int = 0  # CPU threads for llama.cpp; 0: its own choice
+    n_batch: int = 512  # prompt tokens evaluated per step
+    flash_attn: bool = True  # smaller compute buffer; needed for a quantized V cache
+    kv_type: str = "f16"  # KV cache precision: f16, q8_0 or q4_0
+    use_mmap: bool = True  # map the model file instead of reading it all in
+    use_mlock: bool = False  # keep the model in RAM (never swapped out)
+    session_cap_mb: int = 2048  # disk for saved chat sessions; 0 keeps none
+    max_tokens: int = 300  # longest reply, in tokens
     temperature: float = 0.8
     top_p: float = 0.95
     min_p: float = 0.05
     top_k: int = 40
     repeat_penalty: float = 1.1
-    repeat_last_n: int = 64       # how far back the repetition penalty looks
+    repeat_last_n: int = 64  # how far back the repetition penalty looks
     typical_p: float = 1.0
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
-    mirostat_mode: int = 0        # 0 off, 1 or 2: Mirostat instead of the samplers above
+    mirostat_mode: int = 0  # 0 off, 1 or 2: Mirostat instead of the samplers above
     mirostat_tau: float = 5.0
     mirostat_eta: float = 0.1
-    seed: int = -1                # -1: a new random seed for every reply
-    user_name: str = "You"        # the persona's name, for {{user}}
-    persona: str = ""             # the persona's description
-    template: str = "auto"        # "auto": the model's own chat template, else a preset name
-    system_prompt: str = ""       # used when a card has none; empty: Parlor's default
-    prompt_order: list = field(default_factory=lambda: [
-        "system", "description", "personality", "scenario", "persona", "examples",
-        "history", "lore", "post_history"])  # parts after "history" follow the chat
+    seed: int = -1  # -1: a new random seed for every reply
+    user_name: str = "You"  # the persona's name, for {{user}}
+    persona: str = ""  # the persona's description
+    template: str = "auto"  # "auto": the model's own chat template, else a preset name
+    system_prompt: str = ""  # used when a card has none; empty: Parlor's default
+    prompt_order: list = field(
+        default_factory=lambda: [
+            "system",
+            "description",
+            "personality",
+            "scenario",
+            "persona",
+            "examples",
+            "history",
+            "lore",
+            "post_history",
+        ]
+    )  # parts after "history" follow the chat
     stop_strings: list = field(default_factory=list)  # more strings that end a reply
-    lore_scan_depth: int = 2      # how many recent messages lore keys are looked for in
-    lore_budget_tokens: int = 0   # a cap on activated lore, in tokens; 0: none
+    lore_scan_depth: int = 2  # how many recent messages lore keys are looked for in
+    lore_budget_tokens: int = 0  # a cap on activated lore, in tokens; 0: none
     # World info as a new SillyTavern install has it (public/scripts/world-info.js)
     lore_budget_percent: int = 25  # of the context left after the reply
-    lore_recursive: bool = True   # fired lore's text can fire more entries
+    lore_recursive: bool = True  # fired lore's text can fire more entries
     lore_whole_words: bool = True  # a one-word key must stand as a word
     lore_case_sensitive: bool = False
     lore_include_names: bool = True  # scan "Name: message" lines
@@ -100,24 +109,24 @@ class Settings:
     note_default_text: str = ""
     note_default_position: int = 1  # 0: after the system block, 1: in the chat, 2: before it
     note_default_depth: int = 4
-    note_default_role: int = 0    # 0 system, 1 user, 2 assistant
+    note_default_role: int = 0  # 0 system, 1 user, 2 assistant
     note_default_interval: int = 1  # every N user messages; 0: off
-    pin_examples: bool = False    # always send the example dialogue (history gives way)
+    pin_examples: bool = False  # always send the example dialogue (history gives way)
     trim_reply_names: bool = True  # clean-up: drop "Name:" the model writes (SillyTavern: on)
     trim_incomplete_sentences: bool = False  # clean-up: cut after the last sentence end
-    single_line: bool = False     # clean-up: replies end at their first line break
+    single_line: bool = False  # clean-up: replies end at their first line break
     instruct_presets: list = field(default_factory=list)  # the user's: SillyTavern JSON texts
-    context_presets: list = field(default_factory=list)   # the user's context templates, so too
-    context_template: str = ""    # for instruct presets; empty: the preset's own name, else Default
-    enter_sends: bool = True      # Enter sends and Shift+Enter is a new line (else reversed)
-    theme: str = "system"         # system | light | dark
-    font_size: int = 0            # points for the chat text; 0: the system's size
+    context_presets: list = field(default_factory=list)  # the user's context templates, so too
+    context_template: str = ""  # for instruct presets; empty: the preset's own name, else Default
+    enter_sends: bool = True  # Enter sends and Shift+Enter is a new line (else reversed)
+    theme: str = "system"  # system | light | dark
+    font_size: int = 0  # points for the chat text; 0: the system's size
     chat_layout: str = "bubbles"  # bubbles | book
-    speech_color: str = ""        # "quoted speech" in messages, #rrggbb; empty: the theme's
-    action_color: str = ""        # *actions* in messages, #rrggbb; empty: the theme's
-    hf_endpoint: str = ""         # a Hugging Face mirror; empty: HF_ENDPOINT or the hub
+    speech_color: str = ""  # "quoted speech" in messages, #rrggbb; empty: the theme's
+    action_color: str = ""  # *actions* in messages, #rrggbb; empty: the theme's
+    hf_endpoint: str = ""  # a Hugging Face mirror; empty: HF_ENDPOINT or the hub
     first_run_done: bool = False  # the first-run guide was finished or skipped
-    log_text: bool = False        # the log may quote chat text (for bug reports); else lengths
+    log_text: bool = False  # the log may quote chat text (for bug reports); else lengths
     extra: dict = field(default_factory=dict)  # keys this version does not know, kept as-is
 
     @classmethod
@@ -132,8 +141,12 @@ class Settings:
             _set_aside(path)
             return cls()
         if not isinstance(raw, dict):
-            log.warning("settings file %s holds a JSON %s, not an object; kept as %s.bad, "
-                        "using defaults", path.name, type(raw).__name__, path.name)
+            log.warning(
+                "settings file %s holds a JSON %s, not an object; kept as %s.bad, using defaults",
+                path.name,
+                type(raw).__name__,
+                path.name,
+            )
             _set_aside(path)
             return cls()
         return cls.from_dict(migrate(raw))
@@ -147,8 +160,9 @@ class Settings:
             if f.name in ("extra", "schema_version") or f.name not in raw:
                 continue
             default = getattr(defaults, f.name)
-            setattr(settings, f.name, checked_value(f.name, raw[f.name], default,
-                                                    CHOICES.get(f.name)))
+            setattr(
+                settings, f.name, checked_value(f.name, raw[f.name], default, CHOICES.get(f.name))
+            )
         known = {f.name for f in fields(cls)}
         settings.extra = {k: v for k, v in raw.items() if k not in known}
         return settings
@@ -178,8 +192,9 @@ def _remove_stale_temp_files(path: Path) -> None:
             pass
 
 
-def migrate(raw: dict, migrations: dict[int, Migration] | None = None,
-            target: int = SCHEMA_VERSION) -> dict:
+def migrate(
+    raw: dict, migrations: dict[int, Migration] | None = None, target: int = SCHEMA_VERSION
+) -> dict:
     """Bring a settings dict from its `schema_version` up to `target`, one step at a time.
 
     A file from a newer Parlor (a version above `target`) is read as it is: its known fields
@@ -191,8 +206,9 @@ def migrate(raw: dict, migrations: dict[int, Migration] | None = None,
         log.warning("settings: schema_version %r is not a version; read as 1", version)
         version = 1
     if version > target:
-        log.warning("settings: written by a newer Parlor (schema %d, this one knows %d)",
-                    version, target)
+        log.warning(
+            "settings: written by a newer Parlor (schema %d, this one knows %d)", version, target
+        )
         return raw
     while version < target:
         raw = migrations[version](dict(raw))

@@ -33,8 +33,13 @@ def checked_value(name: str, value: Any, default: Any, choices: tuple[str, ...] 
     if ok and choices is not None and converted not in choices:
         ok = False
     if not ok:
-        log.warning("settings: %s = %.80r is not a valid %s; using the default %r",
-                    name, value, _type_word(default, choices), default)
+        log.warning(
+            "settings: %s = %.80r is not a valid %s; using the default %r",
+            name,
+            value,
+            _type_word(default, choices),
+            default,
+        )
         return default
     if converted is not value and converted != value:
         log.warning("settings: %s = %r read as %r", name, value, converted)
@@ -51,8 +56,7 @@ def _convert(name: str, value: Any, default: Any) -> tuple[bool, Any]:
     if isinstance(default, str):
         return isinstance(value, str), value
     if isinstance(default, list):
-        return (_as_str_list(value) if name in TEXT_LISTS
-                else (isinstance(value, list), value))
+        return _as_str_list(value) if name in TEXT_LISTS else (isinstance(value, list), value)
     if isinstance(default, dict):
         return isinstance(value, dict), value
     return True, value
@@ -96,6 +100,12 @@ def _as_str_list(value: Any) -> tuple[bool, Any]:
 def _type_word(default: Any, choices: tuple[str, ...] | None) -> str:
     if choices:
         return "choice (one of " + ", ".join(choices) + ")"
-    words = {bool: "true/false", int: "whole number", float: "number", str: "text",
-             list: "list of texts", dict: "object"}
+    words = {
+        bool: "true/false",
+        int: "whole number",
+        float: "number",
+        str: "text",
+        list: "list of texts",
+        dict: "object",
+    }
     return words.get(type(default), type(default).__name__)

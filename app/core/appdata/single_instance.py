@@ -56,8 +56,10 @@ class InstanceLock:
     def acquire_or_raise(self) -> InstanceLock:
         if not self.acquire():
             pid = self.holder_pid()
-            raise AlreadyRunning(f"Parlor is already running with the data folder "
-                                 f"{self.path.parent}" + (f" (process {pid})" if pid else ""))
+            raise AlreadyRunning(
+                f"Parlor is already running with the data folder "
+                f"{self.path.parent}" + (f" (process {pid})" if pid else "")
+            )
         return self
 
     def holder_pid(self) -> int | None:

@@ -24,8 +24,17 @@ MAX_TOTAL = 256 * 1024 * 1024  # uncompressed bytes, all entries together
 MAX_CARD_JSON = 50_000_000
 MAX_RATIO = 200  # uncompressed/compressed, for entries over 1 MB
 ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
-_READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError, EOFError,
-                NotImplementedError, RuntimeError, OSError, ValueError)
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    OSError,
+    ValueError,
+)
 
 
 def read_charx(data: bytes, source: str) -> tuple[Any, dict[str, bytes]]:
@@ -33,8 +42,9 @@ def read_charx(data: bytes, source: str) -> tuple[Any, dict[str, bytes]]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except _READ_ERRORS as exc:
-        raise CardError(source, f"not a valid CharX file: the zip cannot be opened ({exc})") \
-            from None
+        raise CardError(
+            source, f"not a valid CharX file: the zip cannot be opened ({exc})"
+        ) from None
     with archive:
         infos = [info for info in archive.infolist() if not info.is_dir()]
         _check_entries(infos, source)
@@ -59,35 +69,47 @@ def unsafe_name(name: str) -> bool:
 
 def _check_entries(infos: list[zipfile.ZipInfo], source: str) -> None:
     if len(infos) > MAX_ENTRIES:
-        raise CardError(source, f"the CharX holds {len(infos)} files, over the limit of "
-                                f"{MAX_ENTRIES}")
+        raise CardError(
+            source, f"the CharX holds {len(infos)} files, over the limit of {MAX_ENTRIES}"
+        )
     seen: set[str] = set()
     declared = 0
     for info in infos:
         name = info.filename
         if unsafe_name(name):
-            raise CardError(source, f"the CharX entry {name!r} has an unsafe path "
-                                    "(absolute or with '..'); the file was not imported")
+            raise CardError(
+                source,
+                f"the CharX entry {name!r} has an unsafe path "
+                "(absolute or with '..'); the file was not imported",
+            )
         if name in seen:
             raise CardError(source, f"the CharX holds {name!r} twice")
         seen.add(name)
         if info.flag_bits & 0x1:
             raise CardError(source, f"the CharX entry {name!r} is encrypted")
         if name == CARD_JSON and info.file_size > MAX_CARD_JSON:
-            raise CardError(source, f"its card.json is {info.file_size / 1e6:.0f} MB, over the "
-                                    f"{MAX_CARD_JSON // 1_000_000} MB limit")
+            raise CardError(
+                source,
+                f"its card.json is {info.file_size / 1e6:.0f} MB, over the "
+                f"{MAX_CARD_JSON // 1_000_000} MB limit",
+            )
         if info.file_size > 1_000_000 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-            raise CardError(source, f"the CharX entry {name!r} would inflate "
-                                    f"{info.file_size // max(info.compress_size, 1)} times "
-                                    "(a zip bomb?); the file was not imported")
+            raise CardError(
+                source,
+                f"the CharX entry {name!r} would inflate "
+                f"{info.file_size // max(info.compress_size, 1)} times "
+                "(a zip bomb?); the file was not imported",
+            )
         declared += info.file_size
     if declared > MAX_TOTAL:
-        raise CardError(source, f"the CharX would unpack to {declared / 1e6:.0f} MB, over the "
-                                f"{MAX_TOTAL // 1_000_000} MB limit (a zip bomb?)")
+        raise CardError(
+            source,
+            f"the CharX would unpack to {declared / 1e6:.0f} MB, over the "
+            f"{MAX_TOTAL // 1_000_000} MB limit (a zip bomb?)",
+        )
 
 
-def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str,
-                budget: int) -> bytes:
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str, budget: int) -> bytes:
     pieces: list[bytes] = []
     got = 0
     try:
@@ -95,8 +117,11 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str,
             while piece := handle.read(1 << 20):
                 got += len(piece)
                 if got > info.file_size or got > budget:
-                    raise CardError(source, f"the CharX entry {info.filename!r} unpacks to more "
-                                            "than it declares (a zip bomb?)")
+                    raise CardError(
+                        source,
+                        f"the CharX entry {info.filename!r} unpacks to more "
+                        "than it declares (a zip bomb?)",
+                    )
                 pieces.append(piece)
     except _READ_ERRORS as exc:
         raise CardError(source, f"the CharX entry {info.filename!r} is corrupt ({exc})") from None
@@ -108,8 +133,11 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str,
 def main_icon(data: dict, files: dict[str, bytes], warnings: list[str]) -> str | None:
     """The archive path of the card's main icon, per its `assets` (else under assets/icon/)."""
     assets = data.get("assets")
-    icons = [a for a in assets if isinstance(a, dict) and a.get("type") == "icon"] \
-        if isinstance(assets, list) else []
+    icons = (
+        [a for a in assets if isinstance(a, dict) and a.get("type") == "icon"]
+        if isinstance(assets, list)
+        else []
+    )
     main = next((a for a in icons if a.get("name") == "main"), icons[0] if icons else None)
     uri = main.get("uri") if main else None
     if isinstance(uri, str) and "://" in uri and uri.split("://", 1)[0] in ("embeded", "embedded"):

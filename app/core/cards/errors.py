@@ -32,5 +32,6 @@ def guarded(source: str, read: Callable[[], T]) -> T:
     except CardError:
         raise
     except Exception as exc:
-        raise CardError(source, f"could not be read (internal error: {type(exc).__name__}: "
-                                f"{exc})") from exc
+        raise CardError(
+            source, f"could not be read (internal error: {type(exc).__name__}: {exc})"
+        ) from exc

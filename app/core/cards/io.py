@@ -22,11 +22,20 @@ MAX_FILE_BYTES = 300_000_000
 AVATAR_SIZE = 256
 FORMATS = (".png", ".json", ".charx")
 _SUFFIXES = {"png": (".png",), "jpeg": (".jpg", ".jpeg"), "webp": (".webp",), "gif": (".gif",)}
-_PALETTE = ((94, 129, 172), (163, 190, 140), (208, 135, 112), (180, 142, 173), (136, 192, 208),
-            (235, 203, 139), (191, 97, 106), (143, 188, 187))
+_PALETTE = (
+    (94, 129, 172),
+    (163, 190, 140),
+    (208, 135, 112),
+    (180, 142, 173),
+    (136, 192, 208),
+    (235, 203, 139),
+    (191, 97, 106),
+    (143, 188, 187),
+)
 
 
 # --- reading -----------------------------------------------------------------------------------
+
 
 def load_card(path: str | os.PathLike) -> Card:
     """A card from a PNG, JSON or CharX file. Raises CardError (and nothing else)."""
@@ -38,8 +47,10 @@ def card_from_bytes(data: bytes, filename: str) -> Card:
     card = guarded(str(filename), lambda: _card_from_bytes(bytes(data), str(filename)))
     replaced = scrub_in_place(card.data) + scrub_in_place(card.extra)
     if replaced:
-        card.warnings.append(f"{replaced} broken character(s) (lone UTF-16 surrogates) were "
-                             "replaced with \N{REPLACEMENT CHARACTER}")
+        card.warnings.append(
+            f"{replaced} broken character(s) (lone UTF-16 surrogates) were "
+            "replaced with \N{REPLACEMENT CHARACTER}"
+        )
     return card
 
 
@@ -50,8 +61,10 @@ def _read_file(path: str | os.PathLike) -> bytes:
             raise CardError(str(path), "is a folder, not a file")
         size = target.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise CardError(str(path), f"the file is {size / 1e6:.0f} MB, over the "
-                                       f"{MAX_FILE_BYTES // 1_000_000} MB limit")
+            raise CardError(
+                str(path),
+                f"the file is {size / 1e6:.0f} MB, over the {MAX_FILE_BYTES // 1_000_000} MB limit",
+            )
         return target.read_bytes()
     except FileNotFoundError:
         raise CardError(str(path), "no such file") from None
@@ -71,8 +84,10 @@ def _card_from_bytes(data: bytes, filename: str) -> Card:
         return _from_charx(data, filename)
     image = png.sniff_image(data)
     if image:
-        raise CardError(filename, f"this is a {image.upper()} image; Parlor reads cards from "
-                                  "PNG, JSON and CharX files")
+        raise CardError(
+            filename,
+            f"this is a {image.upper()} image; Parlor reads cards from PNG, JSON and CharX files",
+        )
     if suffix == ".png":
         raise CardError(filename, "not a PNG file")
     if suffix == ".charx":
@@ -86,24 +101,30 @@ def _from_png(data: bytes, filename: str) -> Card:
     chunks = png.read_chunks(data, filename)
     payloads = png.card_payloads(chunks)
     if not payloads:
-        raise CardError(filename, "this PNG has no character card in it (no 'chara' or 'ccv3' "
-                                  "text chunk)")
+        raise CardError(
+            filename, "this PNG has no character card in it (no 'chara' or 'ccv3' text chunk)"
+        )
     warnings: list[str] = []
     failures: list[str] = []
     for keyword in ("ccv3", "chara"):
-        group = sorted((p for p in payloads if p.keyword == keyword),
-                       key=lambda p: (p.chunk_type != "tEXt", p.index))
+        group = sorted(
+            (p for p in payloads if p.keyword == keyword),
+            key=lambda p: (p.chunk_type != "tEXt", p.index),
+        )
         if len({p.payload for p in group}) > 1:
-            warnings.append(f"the PNG holds {len(group)} '{keyword}' chunks with different "
-                            "content; the first one that reads was used")
+            warnings.append(
+                f"the PNG holds {len(group)} '{keyword}' chunks with different "
+                "content; the first one that reads was used"
+            )
         for payload in group:
             try:
                 obj = _decode_payload(payload, filename, warnings)
                 card = card_from_json(obj, filename)
             except CardError as exc:
                 reason = exc.reason
-                failures.append(reason if reason.startswith("the '") else
-                                f"in the '{keyword}' chunk, {reason}")
+                failures.append(
+                    reason if reason.startswith("the '") else f"in the '{keyword}' chunk, {reason}"
+                )
                 continue
             if failures:
                 warnings.append(f"{'; '.join(failures)}; used the '{keyword}' chunk instead")
@@ -140,20 +161,23 @@ def _from_charx(data: bytes, filename: str) -> Card:
     if path is not None:
         avatar = files.pop(path)
         if png.sniff_image(avatar) is None:
-            raise CardError(filename, f"its main icon {path!r} is not an image (PNG, JPEG, "
-                                      "WebP or GIF)")
+            raise CardError(
+                filename, f"its main icon {path!r} is not an image (PNG, JPEG, WebP or GIF)"
+            )
         if avatar.startswith(png.PNG_SIGNATURE):
             try:
                 png.read_chunks(avatar, filename)
             except CardError as exc:
-                raise CardError(filename, f"its main icon {path!r} is a broken PNG "
-                                          f"({exc.reason})") from None
+                raise CardError(
+                    filename, f"its main icon {path!r} is a broken PNG ({exc.reason})"
+                ) from None
         card.avatar, card.avatar_path = avatar, path
     card.embedded = files
     return card
 
 
 # --- writing -----------------------------------------------------------------------------------
+
 
 def card_to_json_bytes(card: Card, *, v2: bool = False) -> bytes:
     obj = to_v2_json(card) if v2 else to_v3_json(card)
@@ -203,8 +227,9 @@ def placeholder_png(card: Card) -> bytes:
     return png.solid_png(AVATAR_SIZE, AVATAR_SIZE, _PALETTE[digest[0] % len(_PALETTE)])
 
 
-def save_card(card: Card, path: str | os.PathLike, *, avatar_png: bytes | None = None,
-              v2: bool = False) -> list[str]:
+def save_card(
+    card: Card, path: str | os.PathLike, *, avatar_png: bytes | None = None, v2: bool = False
+) -> list[str]:
     """Write the card in the format `path`'s extension names (.png, .json, .charx).
 
     `avatar_png` replaces the image; `v2` writes V2 JSON instead of V3. Returns warnings about
@@ -213,8 +238,9 @@ def save_card(card: Card, path: str | os.PathLike, *, avatar_png: bytes | None =
     target = str(path)
     suffix = Path(target).suffix.lower()
     if suffix not in FORMATS:
-        raise CardError(target, f"unknown card format {suffix or '(no extension)'!r}: "
-                                "use .png, .json or .charx")
+        raise CardError(
+            target, f"unknown card format {suffix or '(no extension)'!r}: use .png, .json or .charx"
+        )
     if avatar_png is not None and bytes(avatar_png[:8]) != png.PNG_SIGNATURE:
         raise CardError(target, "the avatar image is not a PNG image")
     warnings = []
@@ -228,11 +254,14 @@ def save_card(card: Card, path: str | os.PathLike, *, avatar_png: bytes | None =
         else:
             content = card_to_charx_bytes(card, avatar_png)
     except CardError as exc:
-        raise CardError(target, f"{exc.filename}: {exc.reason}" if exc.filename else exc.reason) \
-            from None
+        raise CardError(
+            target, f"{exc.filename}: {exc.reason}" if exc.filename else exc.reason
+        ) from None
     if card.embedded and suffix != ".charx":
-        warnings.append(f"{len(card.embedded)} embedded CharX file(s) (backgrounds, emotions, "
-                        f"...) are not carried by {suffix} files")
+        warnings.append(
+            f"{len(card.embedded)} embedded CharX file(s) (backgrounds, emotions, "
+            f"...) are not carried by {suffix} files"
+        )
     _write_atomic(Path(target), content)
     return warnings
 
@@ -244,8 +273,10 @@ def _png_image(card: Card, avatar_png: bytes | None, warnings: list[str]) -> byt
         return card.avatar
     if card.avatar:
         kind = (png.sniff_image(card.avatar) or "unknown").upper()
-        warnings.append(f"the avatar is a {kind} image and a PNG card needs a PNG; a plain "
-                        "image was used instead")
+        warnings.append(
+            f"the avatar is a {kind} image and a PNG card needs a PNG; a plain "
+            "image was used instead"
+        )
     return placeholder_png(card)
 
 
@@ -261,16 +292,21 @@ def _write_atomic(target: Path, content: bytes) -> None:
 
 # --- standalone lorebooks ---------------------------------------------------------------------
 
+
 def lorebook_from_bytes(data: bytes, filename: str) -> dict:
     """A lorebook file (V3 lorebook, world info, or a card's character_book) as a V3 book."""
+
     def read() -> dict:
         if bytes(data[:8]) == png.PNG_SIGNATURE or bytes(data[:4]) in charx.ZIP_SIGNATURES:
             book = card_from_bytes(data, filename).character_book
             if book is None:
                 raise CardError(filename, "this character card has no lorebook")
             return book
-        return lorebook_from_json(parse_json_bytes(bytes(data), filename, "the file"),
-                                  name=Path(filename).stem, source=filename)
+        return lorebook_from_json(
+            parse_json_bytes(bytes(data), filename, "the file"),
+            name=Path(filename).stem,
+            source=filename,
+        )
 
     return guarded(str(filename), read)
 

@@ -18,8 +18,10 @@ def parse_json_bytes(raw: bytes, source: str, what: str) -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise CardError(source, f"{what} is not valid UTF-8 text (byte 0x{raw[exc.start]:02x} "
-                                f"at position {exc.start})") from None
+        raise CardError(
+            source,
+            f"{what} is not valid UTF-8 text (byte 0x{raw[exc.start]:02x} at position {exc.start})",
+        ) from None
     return parse_json_text(text, source, what)
 
 
@@ -39,11 +41,11 @@ def parse_json_text(text: str, source: str, what: str) -> Any:
     if not text.strip():
         raise CardError(source, f"{what} is empty")
     try:
-        value = json.loads(text, parse_constant=_reject_constant,
-                           parse_float=_finite_float)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
-        raise CardError(source, f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                                f"column {exc.colno}") from None
+        raise CardError(
+            source, f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
     except RecursionError:
         raise CardError(source, f"{what} is nested too deeply") from None
     except ValueError as exc:
@@ -69,8 +71,10 @@ def dump_json(obj: Any, *, indent: int | None = None) -> bytes:
     """UTF-8 JSON; text that UTF-8 cannot hold (a lone surrogate) is written as \\u escapes."""
     separators = (",", ": ") if indent is not None else (",", ":")
     try:
-        return json.dumps(obj, ensure_ascii=False, indent=indent,
-                          separators=separators).encode("utf-8")
+        return json.dumps(obj, ensure_ascii=False, indent=indent, separators=separators).encode(
+            "utf-8"
+        )
     except UnicodeEncodeError:
-        return json.dumps(obj, ensure_ascii=True, indent=indent,
-                          separators=separators).encode("ascii")
+        return json.dumps(obj, ensure_ascii=True, indent=indent, separators=separators).encode(
+            "ascii"
+        )

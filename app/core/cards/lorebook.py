@@ -58,29 +58,80 @@ WI_TO_EXT = {
 }
 EXT_TO_WI = {ext: wi for wi, ext in WI_TO_EXT.items()}
 # World-info fields with a direct counterpart in the book entry.
-WI_DIRECT = ("uid", "key", "keysecondary", "comment", "content", "constant", "selective",
-             "order", "disable", "position", "addMemo", "extensions")
+WI_DIRECT = (
+    "uid",
+    "key",
+    "keysecondary",
+    "comment",
+    "content",
+    "constant",
+    "selective",
+    "order",
+    "disable",
+    "position",
+    "addMemo",
+    "extensions",
+)
 # Book-entry fields that world info expresses; the rest travel under BOOK_EXTRA.
-BOOK_MAPPED = ("id", "keys", "secondary_keys", "comment", "content", "constant", "selective",
-               "insertion_order", "enabled", "position", "extensions")
+BOOK_MAPPED = (
+    "id",
+    "keys",
+    "secondary_keys",
+    "comment",
+    "content",
+    "constant",
+    "selective",
+    "insertion_order",
+    "enabled",
+    "position",
+    "extensions",
+)
 
 # SillyTavern's defaults for a new world-info entry (filled in when a book entry lacks them).
 WI_DEFAULTS: dict[str, Any] = {
-    "vectorized": False, "selectiveLogic": 0, "addMemo": False, "ignoreBudget": False,
-    "excludeRecursion": False, "preventRecursion": False, "matchPersonaDescription": False,
-    "matchCharacterDescription": False, "matchCharacterPersonality": False,
-    "matchCharacterDepthPrompt": False, "matchScenario": False, "matchCreatorNotes": False,
-    "delayUntilRecursion": False, "probability": 100, "useProbability": True, "depth": 4,
-    "outletName": "", "group": "", "groupOverride": False, "groupWeight": 100, "scanDepth": None,
-    "caseSensitive": None, "matchWholeWords": None, "useGroupScoring": None, "automationId": "",
-    "role": 0, "sticky": None, "cooldown": None, "delay": None, "triggers": [],
+    "vectorized": False,
+    "selectiveLogic": 0,
+    "addMemo": False,
+    "ignoreBudget": False,
+    "excludeRecursion": False,
+    "preventRecursion": False,
+    "matchPersonaDescription": False,
+    "matchCharacterDescription": False,
+    "matchCharacterPersonality": False,
+    "matchCharacterDepthPrompt": False,
+    "matchScenario": False,
+    "matchCreatorNotes": False,
+    "delayUntilRecursion": False,
+    "probability": 100,
+    "useProbability": True,
+    "depth": 4,
+    "outletName": "",
+    "group": "",
+    "groupOverride": False,
+    "groupWeight": 100,
+    "scanDepth": None,
+    "caseSensitive": None,
+    "matchWholeWords": None,
+    "useGroupScoring": None,
+    "automationId": "",
+    "role": 0,
+    "sticky": None,
+    "cooldown": None,
+    "delay": None,
+    "triggers": [],
 }
 
 
 # --- normalising a book ----------------------------------------------------------------------
 
-def normalize_book(book: Any, fix: Fixer, where: str = "character_book",
-                   added: list[tuple] | None = None, path: tuple = ()) -> dict:
+
+def normalize_book(
+    book: Any,
+    fix: Fixer,
+    where: str = "character_book",
+    added: list[tuple] | None = None,
+    path: tuple = (),
+) -> dict:
     """Bring a V2/V3 book (or world info) to the V3 shape, in place where it is a dict."""
     book = fix.mapping(book, where)
     if "entries" not in book:
@@ -88,8 +139,9 @@ def normalize_book(book: Any, fix: Fixer, where: str = "character_book",
         book["entries"] = []
     book["entries"] = _entry_list(book["entries"], fix, f"{where}.entries")
     for i, entry in enumerate(book["entries"]):
-        book["entries"][i] = _normalize_entry(entry, fix, f"{where}.entries[{i}]", added,
-                                              (*path, "entries", i))
+        book["entries"][i] = _normalize_entry(
+            entry, fix, f"{where}.entries[{i}]", added, (*path, "entries", i)
+        )
     for key in ("name", "description"):
         if key in book and book[key] is not None:
             book[key] = fix.text(book[key], f"{where}.{key}")
@@ -97,8 +149,9 @@ def normalize_book(book: Any, fix: Fixer, where: str = "character_book",
         if book.get(key) is not None:
             book[key] = fix.number(book[key], f"{where}.{key}")
     if book.get("recursive_scanning") is not None:
-        book["recursive_scanning"] = fix.boolean(book["recursive_scanning"],
-                                                 f"{where}.recursive_scanning")
+        book["recursive_scanning"] = fix.boolean(
+            book["recursive_scanning"], f"{where}.recursive_scanning"
+        )
     if book.get("extensions") is None:
         book["extensions"] = {}
     fix.mapping(book["extensions"], f"{where}.extensions")
@@ -116,18 +169,29 @@ def _entry_list(entries: Any, fix: Fixer, where: str) -> list:
 
 def _js_key_order(obj: dict) -> list:
     """Keys in the order JavaScript iterates them: integer-like keys ascending, then the rest."""
-    numeric = sorted((k for k in obj if isinstance(k, str) and k.isascii() and k.isdigit()
-                      and (k == "0" or not k.startswith("0"))), key=int)
+    numeric = sorted(
+        (
+            k
+            for k in obj
+            if isinstance(k, str)
+            and k.isascii()
+            and k.isdigit()
+            and (k == "0" or not k.startswith("0"))
+        ),
+        key=int,
+    )
     return numeric + [k for k in obj if k not in set(numeric)]
 
 
 def looks_like_world_info_entry(entry: Any) -> bool:
-    return isinstance(entry, dict) and "keys" not in entry and (
-        "key" in entry or "uid" in entry or "keysecondary" in entry or "disable" in entry)
+    return (
+        isinstance(entry, dict)
+        and "keys" not in entry
+        and ("key" in entry or "uid" in entry or "keysecondary" in entry or "disable" in entry)
+    )
 
 
-def _normalize_entry(entry: Any, fix: Fixer, where: str, added: list | None,
-                     path: tuple) -> dict:
+def _normalize_entry(entry: Any, fix: Fixer, where: str, added: list | None, path: tuple) -> dict:
     if not isinstance(entry, dict):
         fix.fail(where, f"must be an object, not {kind(entry)}")
     if looks_like_world_info_entry(entry):
@@ -137,8 +201,9 @@ def _normalize_entry(entry: Any, fix: Fixer, where: str, added: list | None,
         entry["keys"] = []
     entry["keys"] = fix.text_list(entry["keys"], f"{where}.keys", split_commas=True)
     if entry.get("secondary_keys") is not None:
-        entry["secondary_keys"] = fix.text_list(entry["secondary_keys"],
-                                                f"{where}.secondary_keys", split_commas=True)
+        entry["secondary_keys"] = fix.text_list(
+            entry["secondary_keys"], f"{where}.secondary_keys", split_commas=True
+        )
     entry["content"] = fix.text(entry.get("content", ""), f"{where}.content")
     if entry.get("extensions") is None:
         entry["extensions"] = {}
@@ -171,6 +236,7 @@ def _optional_fields(entry: dict, fix: Fixer, where: str) -> None:
 
 
 # --- world info <-> book ---------------------------------------------------------------------
+
 
 def entry_from_world_info(wi: dict, fix: Fixer, where: str) -> dict:
     """One SillyTavern world-info entry as a V3 book entry (SillyTavern's own mapping)."""
@@ -334,6 +400,7 @@ def _book_from_world_info(obj: dict, fix: Fixer, name: str | None) -> dict:
 
 # --- the public lorebook API -----------------------------------------------------------------
 
+
 def lorebook_from_json(obj: Any, *, name: str | None = None, source: str = "") -> dict:
     """Any lorebook JSON (V3 standalone, V2/V3 `character_book`, SillyTavern world info, or a
     whole card) as a V3 `character_book` dict. Raises CardError if it is none of these."""
@@ -344,9 +411,12 @@ def _lorebook_from_json(obj: Any, name: str | None, source: str) -> dict:
     fix = Fixer(source)
     if not isinstance(obj, dict):
         raise CardError(source, f"a lorebook must be a JSON object, not {kind(obj)}")
-    if obj.get("spec") == BOOK_SPEC or ("entries" not in obj and obj.get("spec") is None
-                                        and isinstance(obj.get("data"), dict)
-                                        and "entries" in obj["data"]):
+    if obj.get("spec") == BOOK_SPEC or (
+        "entries" not in obj
+        and obj.get("spec") is None
+        and isinstance(obj.get("data"), dict)
+        and "entries" in obj["data"]
+    ):
         obj = obj.get("data")
         if not isinstance(obj, dict):
             raise CardError(source, f"the lorebook's 'data' must be an object, not {kind(obj)}")
@@ -360,7 +430,8 @@ def _lorebook_from_json(obj: Any, name: str | None, source: str) -> dict:
     entries = obj["entries"]
     is_world_info = isinstance(entries, dict) and all(
         looks_like_world_info_entry(e) or not isinstance(e, dict) or "keys" not in e
-        for e in entries.values())
+        for e in entries.values()
+    )
     if is_world_info:
         book = _book_from_world_info(obj, fix, name)
     else:
@@ -376,6 +447,7 @@ def lorebook_to_json(book: dict) -> dict:
 
 
 # --- decorators ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Decorator:

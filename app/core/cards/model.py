@@ -23,26 +23,48 @@ SPEC_V2 = "chara_card_v2"
 SPEC_V3 = "chara_card_v3"
 V3_VERSION = "3.0"
 
-TEXT_FIELDS = ("name", "description", "personality", "scenario", "first_mes", "mes_example",
-               "creator_notes", "system_prompt", "post_history_instructions", "creator",
-               "character_version")
+TEXT_FIELDS = (
+    "name",
+    "description",
+    "personality",
+    "scenario",
+    "first_mes",
+    "mes_example",
+    "creator_notes",
+    "system_prompt",
+    "post_history_instructions",
+    "creator",
+    "character_version",
+)
 # List fields, and whether a lone string is split at commas (tags) or kept whole (greetings).
 LIST_FIELDS = {"alternate_greetings": False, "tags": True, "group_only_greetings": False}
-V3_OPTIONAL = ("nickname", "creator_notes_multilingual", "source", "assets", "creation_date",
-               "modification_date")
+V3_OPTIONAL = (
+    "nickname",
+    "creator_notes_multilingual",
+    "source",
+    "assets",
+    "creation_date",
+    "modification_date",
+)
 CARD_FIELDS = (*TEXT_FIELDS, *LIST_FIELDS, "character_book", "extensions", *V3_OPTIONAL)
 # Fields V3 adds with a default; a V2 export drops them again when they still hold it.
 V3_ONLY_DEFAULTS: dict[str, Any] = {"group_only_greetings": [], "use_regex": False}
 
 # Keys at the top of V1 and hybrid files that copy a `data` field (SillyTavern writes these).
 ROOT_MIRRORS: dict[str, tuple[str, ...]] = {name: (name,) for name in CARD_FIELDS}
-ROOT_MIRRORS.update({"creatorcomment": ("creator_notes",),
-                     # Pygmalion-era flat files
-                     "char_name": ("name",), "char_persona": ("description",),
-                     "world_scenario": ("scenario",), "char_greeting": ("first_mes",),
-                     "example_dialogue": ("mes_example",),
-                     "talkativeness": ("extensions", "talkativeness"),
-                     "fav": ("extensions", "fav")})
+ROOT_MIRRORS.update(
+    {
+        "creatorcomment": ("creator_notes",),
+        # Pygmalion-era flat files
+        "char_name": ("name",),
+        "char_persona": ("description",),
+        "world_scenario": ("scenario",),
+        "char_greeting": ("first_mes",),
+        "example_dialogue": ("mes_example",),
+        "talkativeness": ("extensions", "talkativeness"),
+        "fav": ("extensions", "fav"),
+    }
+)
 _MISSING = object()
 _MS_THRESHOLD = 1e11  # a "seconds" value this large is year 5138: it must be milliseconds
 
@@ -104,8 +126,9 @@ class Card:
     first_mes = _text_property("first_mes", "The greeting that opens a new chat.")
     mes_example = _text_property("mes_example", "Example dialogue, `<START>`-separated.")
     system_prompt = _text_property("system_prompt", "Replaces the app's system prompt.")
-    post_history_instructions = _text_property("post_history_instructions",
-                                               "Sent after the chat history.")
+    post_history_instructions = _text_property(
+        "post_history_instructions", "Sent after the chat history."
+    )
     creator_notes = _text_property("creator_notes", "Notes for the user, never for the model.")
     creator = _text_property("creator", "Who made the card.")
     character_version = _text_property("character_version", "The card's own version.")
@@ -161,12 +184,12 @@ class Card:
 def new_card(name: str = "") -> Card:
     """An empty V3 card, as the editor's "New character" makes it."""
     data: dict[str, Any] = {key: "" for key in TEXT_FIELDS}
-    data.update(name=name, alternate_greetings=[], tags=[], group_only_greetings=[],
-                extensions={})
+    data.update(name=name, alternate_greetings=[], tags=[], group_only_greetings=[], extensions={})
     return Card(data=data)
 
 
 # --- reading ---------------------------------------------------------------------------------
+
 
 def card_from_json(obj: Any, source: str = "") -> Card:
     """A Card from a parsed card JSON object (V1, V2, V3 or hybrid). Raises CardError."""
@@ -180,14 +203,21 @@ def _card_from_json(obj: Any, source: str) -> Card:
     fix = Fixer(source)
     spec, raw = _split_root(obj, fix)
     data = copy.deepcopy(raw)
-    extra = {k: copy.deepcopy(v) for k, v in obj.items() if k not in ("spec", "spec_version",
-                                                                        "data")}
+    extra = {
+        k: copy.deepcopy(v) for k, v in obj.items() if k not in ("spec", "spec_version", "data")
+    }
     if spec != SPEC_V1:
         _fill_from_root(data, extra, fix)
     added: list[tuple] = []
     normalize_data(data, fix, added)
-    card = Card(data=data, extra=extra, warnings=fix.warnings, spec=spec,
-                spec_version=_read_version(obj, spec, fix), source=source)
+    card = Card(
+        data=data,
+        extra=extra,
+        warnings=fix.warnings,
+        spec=spec,
+        spec_version=_read_version(obj, spec, fix),
+        source=source,
+    )
     card._upgrade_added = added
     card._root_order = list(obj)
     for key in extra:
@@ -197,8 +227,15 @@ def _card_from_json(obj: Any, source: str) -> Card:
     return card
 
 
-_CARD_MARKERS = ("first_mes", "personality", "scenario", "mes_example", "alternate_greetings",
-                 "char_persona", "char_greeting")
+_CARD_MARKERS = (
+    "first_mes",
+    "personality",
+    "scenario",
+    "mes_example",
+    "alternate_greetings",
+    "char_persona",
+    "char_greeting",
+)
 
 
 def _reject_lorebook(obj: dict, source: str) -> None:
@@ -207,13 +244,15 @@ def _reject_lorebook(obj: dict, source: str) -> None:
     if obj.get("spec") == BOOK_SPEC:
         looks_like_book = True
     elif isinstance(data, dict):
-        looks_like_book = (obj.get("spec") not in (SPEC_V2, SPEC_V3) and "entries" in data
-                           and not any(k in data for k in _CARD_MARKERS))
+        looks_like_book = (
+            obj.get("spec") not in (SPEC_V2, SPEC_V3)
+            and "entries" in data
+            and not any(k in data for k in _CARD_MARKERS)
+        )
     else:
         looks_like_book = "entries" in obj and not any(k in obj for k in _CARD_MARKERS)
     if looks_like_book:
-        raise CardError(source, "this is a lorebook, not a character card; "
-                                "import it as a lorebook")
+        raise CardError(source, "this is a lorebook, not a character card; import it as a lorebook")
 
 
 def _split_root(obj: dict, fix: Fixer) -> tuple[str, dict]:
@@ -240,8 +279,11 @@ def _lift_v1(obj: dict, fix: Fixer) -> dict:
             data[path[0]] = obj[key]
     nested = {k: obj[k] for k, path in ROOT_MIRRORS.items() if len(path) == 2 and k in obj}
     if not data and not nested:
-        fix.fail("name", "is missing: this JSON has no character card fields "
-                         "(name, description, first_mes, ...)")
+        fix.fail(
+            "name",
+            "is missing: this JSON has no character card fields "
+            "(name, description, first_mes, ...)",
+        )
     if nested:
         extensions = data.get("extensions")
         extensions = dict(extensions) if isinstance(extensions, dict) else {}
@@ -277,8 +319,10 @@ def _read_version(obj: dict, spec: str, fix: Fixer) -> str | None:
     if number is None:
         fix.warn(f"spec_version {text!r} is not a version number; read as {expected}")
     elif number > float(expected) and spec == SPEC_V3:
-        fix.warn(f"the card is spec_version {text}, newer than {expected}: fields Parlor "
-                 "does not know are kept but not used")
+        fix.warn(
+            f"the card is spec_version {text}, newer than {expected}: fields Parlor "
+            "does not know are kept but not used"
+        )
     return text
 
 
@@ -298,8 +342,9 @@ def normalize_data(data: dict, fix: Fixer, added: list[tuple] | None = None) -> 
         data["extensions"] = {}
     fix.mapping(data["extensions"], "extensions")
     if data.get("character_book") is not None:
-        data["character_book"] = normalize_book(data["character_book"], fix, "character_book",
-                                                added, ("character_book",))
+        data["character_book"] = normalize_book(
+            data["character_book"], fix, "character_book", added, ("character_book",)
+        )
     _normalize_v3_fields(data, fix)
     return data
 
@@ -353,10 +398,19 @@ def _timestamp(value: Any, where: str, fix: Fixer) -> Any:
     return int(seconds) if isinstance(seconds, float) and seconds.is_integer() else seconds
 
 
-_ST_DATE = re.compile(r"\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*@(\d{1,2})h\s*(\d{1,2})m\s*(\d{1,2})s"
-                      r"(?:\s*(\d{1,3})ms)?\s*")
-_DATE_FORMATS = ("%B %d, %Y %I:%M%p", "%B %d, %Y %I:%M %p", "%b %d, %Y %I:%M%p",
-                 "%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d", "%d.%m.%Y")
+_ST_DATE = re.compile(
+    r"\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*@(\d{1,2})h\s*(\d{1,2})m\s*(\d{1,2})s"
+    r"(?:\s*(\d{1,3})ms)?\s*"
+)
+_DATE_FORMATS = (
+    "%B %d, %Y %I:%M%p",
+    "%B %d, %Y %I:%M %p",
+    "%b %d, %Y %I:%M%p",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d",
+    "%d.%m.%Y",
+)
 
 
 def parse_date(text: str) -> int | None:
@@ -396,6 +450,7 @@ def _parse_formats(text: str) -> datetime | None:
 
 
 # --- writing ---------------------------------------------------------------------------------
+
 
 def to_v3_json(card: Card) -> dict:
     """The card as a V3 JSON object (`spec`, `spec_version`, `data`, and any extra keys)."""

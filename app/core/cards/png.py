@@ -32,16 +32,16 @@ class Chunk:
 
     @property
     def data(self) -> memoryview:
-        return memoryview(self.file)[self.start + 8:self.end - 4]
+        return memoryview(self.file)[self.start + 8 : self.end - 4]
 
     @property
     def raw(self) -> bytes:
         """The chunk as stored, length and CRC included."""
-        return self.file[self.start:self.end]
+        return self.file[self.start : self.end]
 
     def crc_ok(self) -> bool:
-        crc = zlib.crc32(self.file[self.start + 4:self.end - 4]) & 0xFFFFFFFF
-        return crc == int.from_bytes(self.file[self.end - 4:self.end], "big")
+        crc = zlib.crc32(self.file[self.start + 4 : self.end - 4]) & 0xFFFFFFFF
+        return crc == int.from_bytes(self.file[self.end - 4 : self.end], "big")
 
 
 @dataclass(frozen=True)
@@ -79,21 +79,28 @@ def read_chunks(data: bytes, source: str) -> list[Chunk]:
     while True:
         if pos + 8 > len(data):
             raise CardError(source, "the PNG is truncated: it ends before its IEND chunk")
-        length, ctype = struct.unpack(">I4s", view[pos:pos + 8])
+        length, ctype = struct.unpack(">I4s", view[pos : pos + 8])
         if not ctype.isalpha() or not ctype.isascii():
             raise CardError(source, f"the PNG is corrupt: bad chunk type at byte {pos}")
         name = ctype.decode("ascii")
         if ctype in TEXT_TYPES and length > MAX_TEXT_CHUNK:
-            raise CardError(source, f"a {name} text chunk of {length / 1e6:.1f} MB is over the "
-                                    f"{MAX_TEXT_CHUNK // 1_000_000} MB limit")
+            raise CardError(
+                source,
+                f"a {name} text chunk of {length / 1e6:.1f} MB is over the "
+                f"{MAX_TEXT_CHUNK // 1_000_000} MB limit",
+            )
         end = pos + 12 + length
         if end > len(data):
-            raise CardError(source, f"the PNG is truncated: its {name} chunk at byte {pos} needs "
-                                    f"{length} bytes, only {max(len(data) - pos - 12, 0)} remain")
+            raise CardError(
+                source,
+                f"the PNG is truncated: its {name} chunk at byte {pos} needs "
+                f"{length} bytes, only {max(len(data) - pos - 12, 0)} remain",
+            )
         chunks.append(Chunk(ctype, pos, end, data))
         if len(chunks) > MAX_CHUNKS:
-            raise CardError(source, f"the PNG holds more than {MAX_CHUNKS:,} chunks; no image "
-                                    "needs that many")
+            raise CardError(
+                source, f"the PNG holds more than {MAX_CHUNKS:,} chunks; no image needs that many"
+            )
         pos = end
         if ctype == b"IEND":
             break
@@ -138,8 +145,11 @@ def card_payloads(chunks: list[Chunk]) -> list[TextPayload]:
         if keyword in CARD_KEYWORDS:
             name = chunk.type.decode("ascii")
             try:
-                found.append(TextPayload(keyword, name, index, _text_of(chunk, budget),
-                                         crc_ok=chunk.crc_ok()))
+                found.append(
+                    TextPayload(
+                        keyword, name, index, _text_of(chunk, budget), crc_ok=chunk.crc_ok()
+                    )
+                )
             except _ChunkError as exc:
                 found.append(TextPayload(keyword, name, index, None, str(exc)))
     return found
@@ -152,8 +162,10 @@ class _Budget:
     def limit(self) -> int:
         """How much the next chunk may inflate to."""
         if self.left <= 0:
-            raise _ChunkError(f"was not read: the card's compressed chunks together inflate "
-                              f"to more than {MAX_INFLATED_TOTAL // 1_000_000} MB")
+            raise _ChunkError(
+                f"was not read: the card's compressed chunks together inflate "
+                f"to more than {MAX_INFLATED_TOTAL // 1_000_000} MB"
+            )
         return min(MAX_TEXT_CHUNK, self.left)
 
 
@@ -193,8 +205,10 @@ def _inflate(data: bytes, budget: _Budget) -> bytes:
         if len(out) > limit or inflater.unconsumed_tail:
             budget.left -= len(out)
             if limit < MAX_TEXT_CHUNK:
-                raise _ChunkError(f"was not read: the card's compressed chunks together "
-                                  f"inflate to more than {MAX_INFLATED_TOTAL // 1_000_000} MB")
+                raise _ChunkError(
+                    f"was not read: the card's compressed chunks together "
+                    f"inflate to more than {MAX_INFLATED_TOTAL // 1_000_000} MB"
+                )
             raise _ChunkError(f"decompresses to more than {MAX_TEXT_CHUNK // 1_000_000} MB")
         out += inflater.flush()
         budget.left -= len(out)
@@ -206,6 +220,7 @@ def _inflate(data: bytes, budget: _Budget) -> bytes:
 
 
 # --- writing -----------------------------------------------------------------------------------
+
 
 def make_chunk(ctype: bytes, data: bytes) -> bytes:
     crc = zlib.crc32(ctype + data) & 0xFFFFFFFF
@@ -227,5 +242,9 @@ def solid_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
     """A plain RGB PNG of one colour."""
     row = b"\x00" + bytes(rgb) * width
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (PNG_SIGNATURE + make_chunk(b"IHDR", header)
-            + make_chunk(b"IDAT", zlib.compress(row * height, 9)) + make_chunk(b"IEND", b""))
+    return (
+        PNG_SIGNATURE
+        + make_chunk(b"IHDR", header)
+        + make_chunk(b"IDAT", zlib.compress(row * height, 9))
+        + make_chunk(b"IEND", b"")
+    )

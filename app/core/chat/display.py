@@ -74,8 +74,10 @@ def _bounded(text: str) -> tuple[str, str]:
     """What the bubble lays out: at most MAX_SHOWN characters, long words breakable."""
     note = ""
     if len(text) > MAX_SHOWN:
-        note = (f"… {len(text) - MAX_SHOWN:,} more characters are not shown here; "
-                "Copy or Edit has the whole message.")
+        note = (
+            f"… {len(text) - MAX_SHOWN:,} more characters are not shown here; "
+            "Copy or Edit has the whole message."
+        )
         text = text[:MAX_SHOWN]
     # NUL would be read as a code slot; Qt shows nothing for it anyway.
     text = text.replace(_CODE_SLOT, "\ufffd")
@@ -118,7 +120,7 @@ def _cut_code(line: str) -> tuple[str, list[str]]:
             i = end
             continue
         out.append(line[i:start] + _CODE_SLOT)
-        codes.append(f"<code>{line[start + 1:end]}</code>")
+        codes.append(f"<code>{line[start + 1 : end]}</code>")
         i = end + 1
 
 
@@ -133,7 +135,7 @@ def _bold(line: str) -> str:
         if line.startswith("**", i) and not line[i + 2].isspace():
             end = closer[i + 3]
             if end < n:
-                out.append(f"{line[done:i]}<b>{line[i + 2:end]}</b>")
+                out.append(f"{line[done:i]}<b>{line[i + 2 : end]}</b>")
                 i = done = end + 2
                 continue
         i += 1
@@ -150,7 +152,7 @@ def _actions(line: str, open_tag: str, close_tag: str) -> str:
         if end < 0:
             break
         if end > i + 1 and not line[i + 1].isspace() and not line[end - 1].isspace():
-            out.append(f"{line[done:i]}{open_tag}{line[i + 1:end]}{close_tag}")
+            out.append(f"{line[done:i]}{open_tag}{line[i + 1 : end]}{close_tag}")
             done = end + 1
             i = line.find("*", done)
         else:
@@ -159,7 +161,7 @@ def _actions(line: str, open_tag: str, close_tag: str) -> str:
 
 
 def _speech(line: str, open_tag: str, close_tag: str) -> str:
-    """"x" or “x”: the nearest closing quote after at least one character."""
+    """ "x" or “x”: the nearest closing quote after at least one character."""
     if _QUOTE not in line and "\u201c" not in line:
         return line
     n = len(line)

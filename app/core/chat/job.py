@@ -57,8 +57,7 @@ class TokenCounter:
 
 
 class _BoundCounter:
-    def __init__(self, cache: dict[str, int],
-                 count_many: Callable[[list[str]], list[int]]) -> None:
+    def __init__(self, cache: dict[str, int], count_many: Callable[[list[str]], list[int]]) -> None:
         self._cache, self._count_many = cache, count_many
 
     def __call__(self, text: str) -> int:
@@ -91,9 +90,14 @@ class PromptJob:
         count = self.counter.bind(count_many)
         n_ctx = self.info.n_ctx - 1  # the BOS token the engine adds when it tokenizes
         for _ in range(3):
-            built = build_prompt(self.inp, template, count, n_ctx=n_ctx,
-                                 max_new_tokens=self.settings.max_tokens,
-                                 settings=prompt_settings(self.settings))
+            built = build_prompt(
+                self.inp,
+                template,
+                count,
+                n_ctx=n_ctx,
+                max_new_tokens=self.settings.max_tokens,
+                settings=prompt_settings(self.settings),
+            )
             missing = int(count_many([built.text])[0]) - built.tokens
             if missing <= 0:
                 break
@@ -101,8 +105,11 @@ class PromptJob:
         built.warnings[:0] = notes
         self.built = built
         if not built.fits:  # said in words, never llama.cpp's "more than the context"
-            raise PromptDoesNotFit(next((w for w in reversed(built.warnings)
-                                         if "Context size" in w), built.warnings[-1]))
+            raise PromptDoesNotFit(
+                next(
+                    (w for w in reversed(built.warnings) if "Context size" in w), built.warnings[-1]
+                )
+            )
         return built
 
     def clean(self, raw: str) -> Cleaned:
@@ -111,12 +118,17 @@ class PromptJob:
         built = self.built
         s = self.settings
         return clean_reply(
-            raw, char=str(self.inp.card.get("nickname") or self.inp.card.get("name") or ""),
-            user=self.inp.user_name, stops=built.stop if built else (),
+            raw,
+            char=str(self.inp.card.get("nickname") or self.inp.card.get("name") or ""),
+            user=self.inp.user_name,
+            stops=built.stop if built else (),
             instruct=used.preset if isinstance(used, InstructTemplate) else None,
-            settings=CleanupSettings(trim_names=s.trim_reply_names,
-                                     trim_incomplete_sentences=s.trim_incomplete_sentences,
-                                     single_line=s.single_line))
+            settings=CleanupSettings(
+                trim_names=s.trim_reply_names,
+                trim_incomplete_sentences=s.trim_incomplete_sentences,
+                single_line=s.single_line,
+            ),
+        )
 
     def template(self) -> tuple[ChatTemplate, list[str]]:
         """The chosen format: a built-in preset, one of SillyTavern's instruct presets, or
@@ -126,15 +138,22 @@ class PromptJob:
         name = s.template
         if name != "auto":
             if name in available_instruct(s.instruct_presets):
-                return instruct_template(name, s.context_template or None, user_name=user,
-                                         extra_instruct=s.instruct_presets,
-                                         extra_context=s.context_presets), []
+                return instruct_template(
+                    name,
+                    s.context_template or None,
+                    user_name=user,
+                    extra_instruct=s.instruct_presets,
+                    extra_context=s.context_presets,
+                ), []
             try:
                 return preset(name), []
             except KeyError:  # a saved preset since removed: the model's own, and say so
                 template, notes = self._model_template(user)
-                return template, [f"The chat template {name!r} no longer exists; the "
-                                  f"{template.name} format is used.", *notes]
+                return template, [
+                    f"The chat template {name!r} no longer exists; the "
+                    f"{template.name} format is used.",
+                    *notes,
+                ]
         return self._model_template(user)
 
     def _model_template(self, user: str) -> tuple[ChatTemplate, list[str]]:
@@ -145,22 +164,31 @@ class PromptJob:
             return instruct_template(named, user_name=user), [
                 f"This model has no chat template of its own; its catalog names the {named} "
                 "format, which is used. Another can be chosen under Chat template in "
-                "Settings → Prompt."]
+                "Settings → Prompt."
+            ]
         template = template_from_gguf(None, self.info.bos, self.info.eos)
-        return template, [f"This model has no chat template of its own; the {template.name} "
-                          "format is a guess. Choose the model's format under Chat template in "
-                          "Settings → Prompt."]
+        return template, [
+            f"This model has no chat template of its own; the {template.name} "
+            "format is a guess. Choose the model's format under Chat template in "
+            "Settings → Prompt."
+        ]
 
 
-IMPERSONATE_INSTRUCTION = ("[Write {{user}}'s next message in the chat, in {{user}}'s voice "
-                           "and from their point of view. Write only what {{user}} says and "
-                           "does, never {{char}}'s part.]")
+IMPERSONATE_INSTRUCTION = (
+    "[Write {{user}}'s next message in the chat, in {{user}}'s voice "
+    "and from their point of view. Write only what {{user}} says and "
+    "does, never {{char}}'s part.]"
+)
 
 
-def prompt_input(card: dict, settings: Settings, history: list[Message],
-                 instruction: str | None = None,
-                 persona: tuple[str, str] | None = None,
-                 lore: LoreInput | None = None) -> PromptInput:
+def prompt_input(
+    card: dict,
+    settings: Settings,
+    history: list[Message],
+    instruction: str | None = None,
+    persona: tuple[str, str] | None = None,
+    lore: LoreInput | None = None,
+) -> PromptInput:
     """What the prompt builder needs; `instruction` is a last system line (impersonation).
 
     `persona` is the chat's (name, description), from `chat_persona_of`; without one the
@@ -171,8 +199,13 @@ def prompt_input(card: dict, settings: Settings, history: list[Message],
     if instruction:
         messages.append(PromptMessage(role="system", text=instruction))
     name, description = persona or (settings.user_name, settings.persona)
-    return PromptInput(card=card, user_name=name or settings.user_name, persona=description,
-                       history=messages, lore=lore or LoreInput())
+    return PromptInput(
+        card=card,
+        user_name=name or settings.user_name,
+        persona=description,
+        history=messages,
+        lore=lore or LoreInput(),
+    )
 
 
 def prompt_message(m: Message, char: str) -> PromptMessage:
@@ -202,10 +235,12 @@ def prompt_settings(settings: Settings) -> PromptSettings:
     return PromptSettings(
         order=list(settings.prompt_order) or base.order,
         system_prompt_default=settings.system_prompt or base.system_prompt_default,
-        lore_scan_depth=settings.lore_scan_depth, lore_budget_tokens=settings.lore_budget_tokens,
+        lore_scan_depth=settings.lore_scan_depth,
+        lore_budget_tokens=settings.lore_budget_tokens,
         world_info=world_info_settings(settings),
         pin_examples=settings.pin_examples,
-        extra_stops=[s for s in settings.stop_strings if s])
+        extra_stops=[s for s in settings.stop_strings if s],
+    )
 
 
 def world_info_settings(settings: Settings) -> WorldInfoSettings:
@@ -213,36 +248,57 @@ def world_info_settings(settings: Settings) -> WorldInfoSettings:
     share and cap, recursion, whole words, case, names, min activations, and the merge order
     of global and character books."""
     strategy = {"evenly": Strategy.EVENLY, "global_first": Strategy.GLOBAL_FIRST}.get(
-        settings.lore_strategy, Strategy.CHARACTER_FIRST)
+        settings.lore_strategy, Strategy.CHARACTER_FIRST
+    )
     return WorldInfoSettings(
-        depth=settings.lore_scan_depth, budget_percent=settings.lore_budget_percent,
-        budget_cap=max(0, settings.lore_budget_tokens), recursive=settings.lore_recursive,
-        whole_words=settings.lore_whole_words, case_sensitive=settings.lore_case_sensitive,
+        depth=settings.lore_scan_depth,
+        budget_percent=settings.lore_budget_percent,
+        budget_cap=max(0, settings.lore_budget_tokens),
+        recursive=settings.lore_recursive,
+        whole_words=settings.lore_whole_words,
+        case_sensitive=settings.lore_case_sensitive,
         include_names=settings.lore_include_names,
         min_activations=max(0, settings.lore_min_activations),
         min_activations_depth_max=max(0, settings.lore_min_activations_depth_max),
         max_recursion_steps=max(0, settings.lore_max_recursion_steps),
-        use_group_scoring=settings.lore_group_scoring, strategy=strategy)
+        use_group_scoring=settings.lore_group_scoring,
+        strategy=strategy,
+    )
 
 
 def greetings(card: dict, user_name: str) -> list[str]:
     """The card's first message and alternate greetings, macros filled in, as chat roots."""
     ctx = MacroContext(char=str(card.get("nickname") or card.get("name") or ""), user=user_name)
     texts = [("first_mes", card.get("first_mes") or "")]
-    texts += [(f"alternate_greetings[{i}]", t)
-              for i, t in enumerate(card.get("alternate_greetings") or [])]
+    texts += [
+        (f"alternate_greetings[{i}]", t)
+        for i, t in enumerate(card.get("alternate_greetings") or [])
+    ]
     # Bounded: over budget, a greeting is stored as written (with a logged warning).
     return [expand_macros(t, ctx, f"the card's {where}") for where, t in texts if t] or [""]
 
 
-SAMPLER_KEYS = ("max_tokens", "temperature", "top_p", "min_p", "top_k", "typical_p",
-                "repeat_penalty", "repeat_last_n", "presence_penalty", "frequency_penalty",
-                "mirostat_mode", "mirostat_tau", "mirostat_eta", "seed")
+SAMPLER_KEYS = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "min_p",
+    "top_k",
+    "typical_p",
+    "repeat_penalty",
+    "repeat_last_n",
+    "presence_penalty",
+    "frequency_penalty",
+    "mirostat_mode",
+    "mirostat_tau",
+    "mirostat_eta",
+    "seed",
+)
 
 
-def sampling_from(settings: Settings, stop: list[str],
-                  chat_overrides: dict | None = None) -> SamplingParams:
+def sampling_from(
+    settings: Settings, stop: list[str], chat_overrides: dict | None = None
+) -> SamplingParams:
     """The settings' samplers, then the chat's own overrides (checked) on top."""
-    base = SamplingParams(**{k: getattr(settings, k) for k in SAMPLER_KEYS},
-                          stop=tuple(stop))
+    base = SamplingParams(**{k: getattr(settings, k) for k in SAMPLER_KEYS}, stop=tuple(stop))
     return apply_overrides(base, chat_overrides) if chat_overrides else base

@@ -77,10 +77,15 @@ class ReadyModel:
     def summary(self) -> str:
         if self.conversion is None:
             return f"{self.path.name} is ready to load."
-        kept = (f"the original is kept as {self.conversion.original}"
-                if self.conversion.original else "the original was removed")
-        return (f"Converted {self.path.name} from the old mixture-of-experts layout to the "
-                f"current one ({kept}).")
+        kept = (
+            f"the original is kept as {self.conversion.original}"
+            if self.conversion.original
+            else "the original was removed"
+        )
+        return (
+            f"Converted {self.path.name} from the old mixture-of-experts layout to the "
+            f"current one ({kept})."
+        )
 
 
 def check_model(path: str | Path) -> ModelCheck:
@@ -93,15 +98,27 @@ def check_model(path: str | Path) -> ModelCheck:
     return ModelCheck(path, header, moe_layout(header))
 
 
-def convert_for_opening(check: ModelCheck, *, keep_original: bool,
-                        progress: Progress | None = None,
-                        cancel: threading.Event | None = None, verify: Verify | None = None,
-                        dst: Path | None = None, overwrite: bool = False) -> ConvertResult:
+def convert_for_opening(
+    check: ModelCheck,
+    *,
+    keep_original: bool,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    verify: Verify | None = None,
+    dst: Path | None = None,
+    overwrite: bool = False,
+) -> ConvertResult:
     """Convert `check.path` (in place unless `dst`), then record it in the manifest."""
     try:
-        result = convert_legacy_moe(check.path, dst, progress=progress, cancel=cancel,
-                                    keep_original=keep_original, verify=verify,
-                                    overwrite=overwrite)
+        result = convert_legacy_moe(
+            check.path,
+            dst,
+            progress=progress,
+            cancel=cancel,
+            keep_original=keep_original,
+            verify=verify,
+            overwrite=overwrite,
+        )
     except ConvertCancelled as exc:
         raise OpenCancelled(str(exc)) from exc
     except (ConvertError, GGUFError, OSError) as exc:
@@ -111,8 +128,9 @@ def convert_for_opening(check: ModelCheck, *, keep_original: bool,
     return result
 
 
-def record_conversion(result: ConvertResult, progress: Progress | None = None,
-                      cancel: threading.Event | None = None) -> None:
+def record_conversion(
+    result: ConvertResult, progress: Progress | None = None, cancel: threading.Event | None = None
+) -> None:
     """Carry a downloaded file's manifest over to its conversion. The manifest is named for
     the file, so after an in-place conversion it sits next to the converted file; the kept
     original gets a copy without the conversion. Files without a manifest (not downloaded by
@@ -132,10 +150,15 @@ def record_conversion(result: ConvertResult, progress: Progress | None = None,
     write_manifest(dst, manifest.converted(Conversion(CONVERTER, digest, size)))
 
 
-def prepare_model(path: str | Path, *, keep_original: Callable[[ModelCheck], bool],
-                  convert: bool = True, progress: Progress | None = None,
-                  cancel: threading.Event | None = None,
-                  verify: Verify | None = None) -> ReadyModel:
+def prepare_model(
+    path: str | Path,
+    *,
+    keep_original: Callable[[ModelCheck], bool],
+    convert: bool = True,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    verify: Verify | None = None,
+) -> ReadyModel:
     """Check `path`, convert it when its layout needs it (asking `keep_original`), and
     return the file to load. OpenError (OpenCancelled) with a message otherwise."""
     check = check_model(path)
@@ -144,8 +167,10 @@ def prepare_model(path: str | Path, *, keep_original: Callable[[ModelCheck], boo
     if not convert:
         raise OpenError(
             f"{check.path.name} uses the old mixture-of-experts layout (January 2024) that "
-            f"llama.cpp no longer loads. Convert it first: parlor convert {check.path}")
-    result = convert_for_opening(check, keep_original=keep_original(check), progress=progress,
-                                 cancel=cancel, verify=verify)
+            f"llama.cpp no longer loads. Convert it first: parlor convert {check.path}"
+        )
+    result = convert_for_opening(
+        check, keep_original=keep_original(check), progress=progress, cancel=cancel, verify=verify
+    )
     assert result.dst is not None  # a legacy file is always converted or an error raised
     return ReadyModel(result.dst, check_model(result.dst).header, result)

@@ -15,8 +15,13 @@ from app.core.prompt.worldinfo.notes import NOTE_KEYS
 from app.core.store.world_state import WorldInfoStore
 
 
-def lore_input(wi: WorldInfoStore, chat_id: int, character_id: int, path_ids: list[int],
-               default_note: AuthorsNote | None = None) -> LoreInput:
+def lore_input(
+    wi: WorldInfoStore,
+    chat_id: int,
+    character_id: int,
+    path_ids: list[int],
+    default_note: AuthorsNote | None = None,
+) -> LoreInput:
     """`path_ids`: the ids of the messages the prompt is built from, oldest first."""
     meta = wi.chat_metadata(chat_id)
     chat_lore = meta.get("world_info") if isinstance(meta.get("world_info"), str) else None
@@ -33,20 +38,25 @@ def lore_input(wi: WorldInfoStore, chat_id: int, character_id: int, path_ids: li
     timed = wi.timed_state(path_ids)
     if timed is None and isinstance(meta.get("timedWorldInfo"), dict):
         timed = meta["timedWorldInfo"]  # imported from SillyTavern: the file's own timeline
-    return LoreInput(books=books, seed=wi.seed(chat_id), timed_state=timed,
-                     authors_note=AuthorsNote.from_chat_metadata(meta) if has_note
-                     else default_note,
-                     scenario=scenario if isinstance(scenario, str) and scenario else None)
+    return LoreInput(
+        books=books,
+        seed=wi.seed(chat_id),
+        timed_state=timed,
+        authors_note=AuthorsNote.from_chat_metadata(meta) if has_note else default_note,
+        scenario=scenario if isinstance(scenario, str) and scenario else None,
+    )
 
 
 def default_note(settings: Settings) -> AuthorsNote:
     """The settings' author's note, for chats without their own (SillyTavern's defaults:
     in the chat at depth 4, as system, every message)."""
-    return AuthorsNote(settings.note_default_text, settings.note_default_interval,
-                       _member(NotePosition, settings.note_default_position,
-                               NotePosition.IN_CHAT),
-                       settings.note_default_depth,
-                       _member(Role, settings.note_default_role, Role.SYSTEM))
+    return AuthorsNote(
+        settings.note_default_text,
+        settings.note_default_interval,
+        _member(NotePosition, settings.note_default_position, NotePosition.IN_CHAT),
+        settings.note_default_depth,
+        _member(Role, settings.note_default_role, Role.SYSTEM),
+    )
 
 
 def _member(enum, value, default):

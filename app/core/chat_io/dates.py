@@ -12,7 +12,8 @@ import re
 from datetime import datetime, timezone
 
 _HUMANIZED = re.compile(
-    r"^(\d{4})-(\d{1,2})-(\d{1,2})\s*@\s*(\d{1,2})h\s*(\d{1,2})m\s*(\d{1,2})s(?:\s*(\d{1,3})ms)?$")
+    r"^(\d{4})-(\d{1,2})-(\d{1,2})\s*@\s*(\d{1,2})h\s*(\d{1,2})m\s*(\d{1,2})s(?:\s*(\d{1,3})ms)?$"
+)
 _LL_LT = re.compile(r"^([A-Za-z]+ \d{1,2}, \d{4}),? (\d{1,2}):(\d{2})\s*([AaPp][Mm])$")
 _MS_THRESHOLD = 1e11  # larger numbers are milliseconds (1e11 s is the year 5138)
 
@@ -78,12 +79,26 @@ def format_send_date(stamp: float) -> str:
 def humanized_date(stamp: float) -> str:
     """SillyTavern's `create_date` style (local time): `2024-9-28 @01h 00m 00s 000ms`."""
     m = datetime.fromtimestamp(stamp)
-    return (f"{m.year}-{m.month}-{m.day} @{m.hour:02d}h {m.minute:02d}m {m.second:02d}s"
-            f" {m.microsecond // 1000:03d}ms")
+    return (
+        f"{m.year}-{m.month}-{m.day} @{m.hour:02d}h {m.minute:02d}m {m.second:02d}s"
+        f" {m.microsecond // 1000:03d}ms"
+    )
 
 
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def st_send_date(stamp: float) -> str:
@@ -92,5 +107,7 @@ def st_send_date(stamp: float) -> str:
     `parseTimestamp` reads back (ISO 8601 shows as an invalid date there)."""
     t = datetime.fromtimestamp(stamp)
     hour = t.hour % 12 or 12
-    return (f"{_MONTHS[t.month - 1]} {t.day}, {t.year} {hour}:{t.minute:02d}"
-            f"{'am' if t.hour < 12 else 'pm'}")
+    return (
+        f"{_MONTHS[t.month - 1]} {t.day}, {t.year} {hour}:{t.minute:02d}"
+        f"{'am' if t.hour < 12 else 'pm'}"
+    )

@@ -26,8 +26,9 @@ def text_check(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
 
 
-def encode_rest(rest: list[Message], coords: dict[int, tuple[int, int]],
-                texts: dict[int, str], shown: set[int]) -> dict[str, Any] | None:
+def encode_rest(
+    rest: list[Message], coords: dict[int, tuple[int, int]], texts: dict[int, str], shown: set[int]
+) -> dict[str, Any] | None:
     """The block for messages not in the file's lines (parents first), or None if none."""
     if not rest:
         return None
@@ -50,15 +51,18 @@ def encode_rest(rest: list[Message], coords: dict[int, tuple[int, int]],
     return {"version": VERSION, "nodes": nodes}
 
 
-def decode_rest(block: Any, line_texts: dict[tuple[int, int], str],
-                warnings: list[str]) -> list[NewNode]:
+def decode_rest(
+    block: Any, line_texts: dict[tuple[int, int], str], warnings: list[str]
+) -> list[NewNode]:
     """Nodes to add after the file's lines; what cannot be placed is dropped and counted."""
     if not isinstance(block, dict) or not isinstance(block.get("nodes"), list):
         warnings.append("chat_metadata.parlor is not a Parlor tree; other branches are lost")
         return []
     if block.get("version") != VERSION:
-        warnings.append(f"chat_metadata.parlor has version {block.get('version')!r}; this"
-                        f" Parlor reads version {VERSION}, so other branches are lost")
+        warnings.append(
+            f"chat_metadata.parlor has version {block.get('version')!r}; this"
+            f" Parlor reads version {VERSION}, so other branches are lost"
+        )
         return []
     out: list[NewNode] = []
     kept: set[Hashable] = set()
@@ -69,8 +73,10 @@ def decode_rest(block: Any, line_texts: dict[tuple[int, int], str],
             out.append(node)
     dropped = len(block["nodes"]) - len(out)
     if dropped:
-        warnings.append(f"{dropped} message(s) of other branches could not be restored: the"
-                        " chat was changed outside Parlor, or the tree data is damaged")
+        warnings.append(
+            f"{dropped} message(s) of other branches could not be restored: the"
+            " chat was changed outside Parlor, or the tree data is damaged"
+        )
     return out
 
 
@@ -85,11 +91,17 @@ def _node(item: Any, kept: set, line_texts: dict[tuple[int, int], str]) -> NewNo
     status = item.get("status") if item.get("status") in STATUSES else "complete"
     stamp = item.get("created_at")
     gen_info, extra = item.get("gen_info"), item.get("extra")
-    return NewNode(("p", item["id"]), parent, item["role"], item["text"], status,
-                   gen_info if isinstance(gen_info, dict) else None,
-                   extra if isinstance(extra, dict) else None,
-                   parse_send_date(stamp) if isinstance(stamp, int | float) else None,
-                   bool(item.get("shown")))
+    return NewNode(
+        ("p", item["id"]),
+        parent,
+        item["role"],
+        item["text"],
+        status,
+        gen_info if isinstance(gen_info, dict) else None,
+        extra if isinstance(extra, dict) else None,
+        parse_send_date(stamp) if isinstance(stamp, int | float) else None,
+        bool(item.get("shown")),
+    )
 
 
 def _parent(item: dict, kept: set, line_texts: dict) -> Hashable | None | bool:

@@ -44,8 +44,10 @@ def st_chat_rows(store: Store, chat_id: int) -> list[dict[str, Any]]:
 
 
 def st_chat_text(store: Store, chat_id: int) -> str:
-    return "".join(json.dumps(_js_numbers(row), ensure_ascii=False, allow_nan=False) + "\n"
-                   for row in st_chat_rows(store, chat_id))
+    return "".join(
+        json.dumps(_js_numbers(row), ensure_ascii=False, allow_nan=False) + "\n"
+        for row in st_chat_rows(store, chat_id)
+    )
 
 
 def _js_numbers(value: Any) -> Any:
@@ -74,8 +76,9 @@ def speaker_names(store: Store, chat_id: int) -> dict[str, str]:
     names = {"user": user, "assistant": info["character_name"], "system": "System"}
     # a group chat's replies: each under its speaker's name ("speaker:<character id>")
     spoken = {m.speaker_id for m in store.messages.of_chat(chat_id) if m.speaker_id}
-    names.update({f"speaker:{cid}": name
-                  for cid, name in store.groups.speaker_names(spoken).items()})
+    names.update(
+        {f"speaker:{cid}": name for cid, name in store.groups.speaker_names(spoken).items()}
+    )
     return names
 
 
@@ -92,9 +95,12 @@ def _header(store: Store, chat_id: int, names: dict[str, str], block: dict | Non
     timed = WorldInfoStore(store).timed_state([m.id for m in store.messages.active_path(chat_id)])
     if timed is not None:
         meta["timedWorldInfo"] = timed
-    head = {"user_name": names["user"], "character_name": names["assistant"],
-            "create_date": stored.get("create_date") or humanized_date(info["created_at"]),
-            "chat_metadata": meta}
+    head = {
+        "user_name": names["user"],
+        "character_name": names["assistant"],
+        "create_date": stored.get("create_date") or humanized_date(info["created_at"]),
+        "chat_metadata": meta,
+    }
     head.update({k: v for k, v in stored.items() if k not in head})
     return head
 
@@ -103,8 +109,7 @@ def _line(node: Message, siblings: list[Message], names: dict[str, str]) -> dict
     stored = dict(node.extra or {})
     stored.pop("swipe_info", None)
     row: dict[str, Any] = {
-        "name": names.get(f"speaker:{node.speaker_id}") or stored.get("name")
-        or names[node.role],
+        "name": names.get(f"speaker:{node.speaker_id}") or stored.get("name") or names[node.role],
         "is_user": node.role == "user" or (node.role == "system" and bool(stored.get("is_user"))),
         "is_system": node.role == "system",
         "send_date": stored.get("send_date") or st_send_date(node.created_at),

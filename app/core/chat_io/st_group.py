@@ -38,9 +38,20 @@ from app.core.store.groups import CardMode, Group, GroupSettings, Strategy
 
 _STRATEGIES = {0: Strategy.NATURAL, 1: Strategy.LIST, 2: Strategy.MANUAL}
 _MODES = {0: CardMode.SWAP, 1: CardMode.JOIN, 2: CardMode.JOIN_MUTED}
-_MAPPED = {"name", "members", "disabled_members", "activation_strategy", "generation_mode",
-           "generation_mode_join_prefix", "generation_mode_join_suffix",
-           "allow_self_responses", "chats", "chat_id", "chat_metadata", "past_metadata"}
+_MAPPED = {
+    "name",
+    "members",
+    "disabled_members",
+    "activation_strategy",
+    "generation_mode",
+    "generation_mode_join_prefix",
+    "generation_mode_join_suffix",
+    "allow_self_responses",
+    "chats",
+    "chat_id",
+    "chat_metadata",
+    "past_metadata",
+}
 
 
 @dataclass
@@ -68,17 +79,22 @@ def read_group_file(path: str | Path) -> dict[str, Any]:
 def group_settings(raw: dict[str, Any], warnings: list[str]) -> GroupSettings:
     strategy = _STRATEGIES.get(raw.get("activation_strategy", 0))
     if strategy is None:
-        warnings.append(f"activation strategy {raw.get('activation_strategy')!r} is not one "
-                        "Parlor has; natural order is used")
+        warnings.append(
+            f"activation strategy {raw.get('activation_strategy')!r} is not one "
+            "Parlor has; natural order is used"
+        )
     mode = _MODES.get(raw.get("generation_mode", 0), CardMode.SWAP)
 
     def text(key: str) -> str:
         return raw[key] if isinstance(raw.get(key), str) else ""
 
-    return GroupSettings(strategy=strategy or Strategy.NATURAL, card_mode=mode,
-                         join_prefix=text("generation_mode_join_prefix"),
-                         join_suffix=text("generation_mode_join_suffix"),
-                         allow_self_responses=raw.get("allow_self_responses") is True)
+    return GroupSettings(
+        strategy=strategy or Strategy.NATURAL,
+        card_mode=mode,
+        join_prefix=text("generation_mode_join_prefix"),
+        join_suffix=text("generation_mode_join_suffix"),
+        allow_self_responses=raw.get("allow_self_responses") is True,
+    )
 
 
 def _chat_lines(path: Path) -> list[dict]:
@@ -97,8 +113,9 @@ def _avatar_names(chat_files: list[Path]) -> dict[str, str]:
     return names
 
 
-def _resolve_members(store: Store, avatars: list[str], names: dict[str, str],
-                     result: GroupImport) -> dict[str, int]:
+def _resolve_members(
+    store: Store, avatars: list[str], names: dict[str, str], result: GroupImport
+) -> dict[str, int]:
     ids: dict[str, int] = {}
     for avatar in avatars:
         name = names.get(avatar) or Path(avatar).stem or avatar
@@ -109,26 +126,30 @@ def _resolve_members(store: Store, avatars: list[str], names: dict[str, str],
             ids[avatar] = store.characters.add({"name": name}, extra=None)
             result.added_characters.append(name)
     if result.added_characters:
-        result.warnings.append("Not in the library, added with only their names: "
-                               + ", ".join(result.added_characters))
+        result.warnings.append(
+            "Not in the library, added with only their names: " + ", ".join(result.added_characters)
+        )
     return ids
 
 
-def import_st_group(store: Store, group_path: str | Path,
-                    chat_files: list[str | Path] | None = None) -> GroupImport:
+def import_st_group(
+    store: Store, group_path: str | Path, chat_files: list[str | Path] | None = None
+) -> GroupImport:
     """Import a group and its chats (by default `../group chats/<name>.jsonl` next to the
     `groups` folder); each chat in one transaction, each line with its speaker."""
     group_path = Path(group_path)
     raw = read_group_file(group_path)
-    files = [Path(p) for p in chat_files] if chat_files is not None else \
-        _default_chat_files(group_path, raw)
+    files = (
+        [Path(p) for p in chat_files]
+        if chat_files is not None
+        else _default_chat_files(group_path, raw)
+    )
     result = GroupImport(0, [])
     ids = _resolve_members(store, raw["members"], _avatar_names(files), result)
     settings = group_settings(raw, result.warnings)
     extra = {k: v for k, v in raw.items() if k not in _MAPPED}
     extra["avatars"] = {str(cid): avatar for avatar, cid in ids.items()}
-    name = raw.get("name") if isinstance(raw.get("name"), str) and raw["name"].strip() \
-        else "Group"
+    name = raw.get("name") if isinstance(raw.get("name"), str) and raw["name"].strip() else "Group"
     gid = store.groups.create(name, list(dict.fromkeys(ids.values())), settings, extra=extra)
     muted = raw.get("disabled_members") if isinstance(raw.get("disabled_members"), list) else []
     for avatar in muted:
@@ -154,27 +175,31 @@ def _chat_metadata(raw: dict, chat_name: str) -> dict:
     return dict(past[chat_name]) if isinstance(past.get(chat_name), dict) else {}
 
 
-def _import_chat(store: Store, gid: int, path: Path, raw: dict, ids: dict[str, int],
-                 warnings: list[str]) -> int:
+def _import_chat(
+    store: Store, gid: int, path: Path, raw: dict, ids: dict[str, int], warnings: list[str]
+) -> int:
     parsed = parse_st_bytes(path.read_bytes(), str(path))
     parsed.warnings = [w for w in parsed.warnings if "no metadata line" not in w]
     if parsed.problems:
         listed = "; ".join(str(p) for p in parsed.problems[:10])
-        raise ChatIOError(f"{path}: {len(parsed.problems)} malformed line(s): {listed}",
-                          parsed.problems)
+        raise ChatIOError(
+            f"{path}: {len(parsed.problems)} malformed line(s): {listed}", parsed.problems
+        )
     nodes, leaf, texts = line_nodes(parsed)
     meta = _chat_metadata(raw, path.stem)
     if KEY in meta:
         nodes += decode_rest(meta.pop(KEY), texts, parsed.warnings)
     by_name = {store.characters.card(cid).get("name"): cid for cid in ids.values()}
     for node in nodes:
-        row = parsed.messages[node.key[0]].row if isinstance(node.key, tuple) else \
-            (node.extra or {})
+        row = (
+            parsed.messages[node.key[0]].row if isinstance(node.key, tuple) else (node.extra or {})
+        )
         if node.role == "assistant":
             node.speaker_id = ids.get(row.get("original_avatar")) or by_name.get(row.get("name"))
     warnings += parsed.warnings
-    return store.groups.create_chat_from_nodes(gid, path.stem, nodes, leaf,
-                                               {"chat_metadata": meta} if meta else None)
+    return store.groups.create_chat_from_nodes(
+        gid, path.stem, nodes, leaf, {"chat_metadata": meta} if meta else None
+    )
 
 
 # --- export ---------------------------------------------------------------------------
@@ -213,8 +238,9 @@ def export_st_group(store: Store, group_id: int, folder: str | Path) -> list[Pat
         titles.append(title)
         past[title] = meta
         target = folder / "group chats" / f"{title}.jsonl"
-        target.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines),
-                          encoding="utf-8")
+        target.write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines), encoding="utf-8"
+        )
         written.append(target)
     raw = _group_json(group, names, titles, past)
     target = folder / "groups" / f"{raw['id']}.json"
@@ -222,24 +248,32 @@ def export_st_group(store: Store, group_id: int, folder: str | Path) -> list[Pat
     return [target, *written]
 
 
-def _group_json(group: Group, names: dict[int, str], titles: list[str],
-                past: dict[str, dict]) -> dict:
+def _group_json(
+    group: Group, names: dict[int, str], titles: list[str], past: dict[str, dict]
+) -> dict:
     s = group.settings
     strategy = {v: k for k, v in _STRATEGIES.items()}[s.strategy]
     mode = {v: k for k, v in _MODES.items()}[s.card_mode]
     current = titles[-1] if titles else ""
     extra = {k: v for k, v in group.extra.items() if k != "avatars"}
-    return {"id": str(extra.pop("id", group.id)), **extra, "name": group.name,
-            "members": [avatar_of(group, m.character_id, names) for m in group.members],
-            "disabled_members": [avatar_of(group, m.character_id, names)
-                                 for m in group.members if m.muted],
-            "activation_strategy": strategy, "generation_mode": mode,
-            "generation_mode_join_prefix": s.join_prefix,
-            "generation_mode_join_suffix": s.join_suffix,
-            "allow_self_responses": s.allow_self_responses,
-            "chat_id": current, "chats": titles,
-            "chat_metadata": past.get(current, {}),
-            "past_metadata": {t: m for t, m in past.items() if t != current}}
+    return {
+        "id": str(extra.pop("id", group.id)),
+        **extra,
+        "name": group.name,
+        "members": [avatar_of(group, m.character_id, names) for m in group.members],
+        "disabled_members": [
+            avatar_of(group, m.character_id, names) for m in group.members if m.muted
+        ],
+        "activation_strategy": strategy,
+        "generation_mode": mode,
+        "generation_mode_join_prefix": s.join_prefix,
+        "generation_mode_join_suffix": s.join_suffix,
+        "allow_self_responses": s.allow_self_responses,
+        "chat_id": current,
+        "chats": titles,
+        "chat_metadata": past.get(current, {}),
+        "past_metadata": {t: m for t, m in past.items() if t != current},
+    }
 
 
 def _safe(title: str) -> str:

@@ -34,9 +34,15 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def import_st_chat(store: Store, path: str | Path, character_id: int, *,
-                   title: str | None = None, strict: bool = True,
-                   accept: Accept | None = None) -> ImportResult:
+def import_st_chat(
+    store: Store,
+    path: str | Path,
+    character_id: int,
+    *,
+    title: str | None = None,
+    strict: bool = True,
+    accept: Accept | None = None,
+) -> ImportResult:
     """Import `path` for `character_id`, all in one transaction.
 
     Malformed lines stop the import (ChatIOError with `.problems`) unless `accept(problems)`
@@ -45,8 +51,11 @@ def import_st_chat(store: Store, path: str | Path, character_id: int, *,
     if parsed.problems and not (accept(parsed.problems) if accept else not strict):
         listed = "; ".join(str(p) for p in parsed.problems[:10])
         more = len(parsed.problems) - 10
-        raise ChatIOError(f"{path}: {len(parsed.problems)} malformed line(s): {listed}"
-                          + (f" (and {more} more)" if more > 0 else ""), parsed.problems)
+        raise ChatIOError(
+            f"{path}: {len(parsed.problems)} malformed line(s): {listed}"
+            + (f" (and {more} more)" if more > 0 else ""),
+            parsed.problems,
+        )
     nodes, leaf, texts = line_nodes(parsed)
     extra = dict(parsed.metadata)
     meta = extra.get("chat_metadata")
@@ -54,8 +63,9 @@ def import_st_chat(store: Store, path: str | Path, character_id: int, *,
         meta = dict(meta)
         nodes += decode_rest(meta.pop(KEY), texts, parsed.warnings)
         extra["chat_metadata"] = meta
-    chat_id = store.chats.from_nodes(character_id, title or Path(path).stem, nodes,
-                                           leaf, extra, _persona_for(store, extra))
+    chat_id = store.chats.from_nodes(
+        character_id, title or Path(path).stem, nodes, leaf, extra, _persona_for(store, extra)
+    )
     return ImportResult(chat_id, len(nodes), parsed.problems, parsed.warnings)
 
 
@@ -82,8 +92,7 @@ def line_nodes(parsed: StFile) -> tuple[list[NewNode], tuple | None, dict]:
     return nodes, parent, texts
 
 
-def _swipe_node(line: StLine, number: int, j: int, parent: tuple | None,
-                clock: _Clock) -> NewNode:
+def _swipe_node(line: StLine, number: int, j: int, parent: tuple | None, clock: _Clock) -> NewNode:
     infos = line.row.get("swipe_info")
     entry = infos[j] if isinstance(infos, list) and j < len(infos) else None
     entry = dict(entry) if isinstance(entry, dict) else None
@@ -103,9 +112,17 @@ def _swipe_node(line: StLine, number: int, j: int, parent: tuple | None,
     date = line.row.get("send_date") if active else (entry or {}).get("send_date")
     role = parlor.get("role") if parlor.get("role") in ROLES else line.role
     status = parlor.get("status") if parlor.get("status") in STATUSES else "complete"
-    return NewNode((number, j), parent, role, line.swipes[j], status,
-                   _gen_info(parlor, st_extra), stored or None,
-                   clock.stamp(date, line.line), shown=active)
+    return NewNode(
+        (number, j),
+        parent,
+        role,
+        line.swipes[j],
+        status,
+        _gen_info(parlor, st_extra),
+        stored or None,
+        clock.stamp(date, line.line),
+        shown=active,
+    )
 
 
 def _split_extra(value: Any) -> tuple[Any, dict]:
@@ -140,8 +157,10 @@ class _Clock:
         parsed = parse_send_date(value)
         if parsed is None:
             if value not in (None, "") and not self.unreadable:
-                self.parsed.warnings.append(f"{self.parsed.source}, line {line}: send_date"
-                                            f" {value!r} is in no known format; kept as text")
+                self.parsed.warnings.append(
+                    f"{self.parsed.source}, line {line}: send_date"
+                    f" {value!r} is in no known format; kept as text"
+                )
             self.unreadable += value not in (None, "")
             return self.last
         self.last = parsed

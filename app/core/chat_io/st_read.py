@@ -76,8 +76,11 @@ def _decode(raw: bytes, number: int, out: StFile) -> dict | None:
     # As SillyTavern's JSON.parse: NaN and Infinity are not JSON; a number too large for a
     # double (1e999) is Infinity there, which its JSON.stringify saves as null: so None here.
     try:
-        row = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"),
-                         parse_constant=_not_json, parse_float=_finite_or_none)
+        row = json.loads(
+            raw.decode("utf-8-sig" if number == 1 else "utf-8"),
+            parse_constant=_not_json,
+            parse_float=_finite_or_none,
+        )
     except UnicodeDecodeError:
         out.problems.append(LineProblem(number, "not UTF-8 text"))
         return None
@@ -95,8 +98,10 @@ def _decode(raw: bytes, number: int, out: StFile) -> dict | None:
         return None
     row, replaced = scrub(row)
     if replaced:
-        out.warnings.append(f"{out.source}, line {number}: {replaced} broken character(s) "
-                            "(lone surrogates) replaced with \N{REPLACEMENT CHARACTER}")
+        out.warnings.append(
+            f"{out.source}, line {number}: {replaced} broken character(s) "
+            "(lone surrogates) replaced with \N{REPLACEMENT CHARACTER}"
+        )
     return row
 
 
@@ -136,6 +141,8 @@ def _swipe_index(value: Any, texts: list[str], mes: str, number: int, out: StFil
         texts.append(mes)
     guess = texts.index(mes)
     if value is not None and len(texts) > 1:
-        out.warnings.append(f"{out.source}, line {number}: swipe_id {value!r} is not one of"
-                            f" the swipes; showing swipe {guess + 1}")
+        out.warnings.append(
+            f"{out.source}, line {number}: swipe_id {value!r} is not one of"
+            f" the swipes; showing swipe {guess + 1}"
+        )
     return guess

@@ -22,13 +22,18 @@ def _name(msg: Message, speakers: dict[str, str]) -> str:
 def markdown_text(store: Store, chat_id: int) -> str:
     info = store.chats.info(chat_id)
     speakers = speaker_names(store, chat_id)
-    head = (f"# {info['title']}\n\n*{speakers['assistant']} and {speakers['user']},"
-            f" exported from Parlor on {datetime.now():%Y-%m-%d %H:%M}*")
+    head = (
+        f"# {info['title']}\n\n*{speakers['assistant']} and {speakers['user']},"
+        f" exported from Parlor on {datetime.now():%Y-%m-%d %H:%M}*"
+    )
     blocks = []
     for msg in store.messages.active_path(chat_id):
         when = datetime.fromtimestamp(msg.created_at).strftime("%Y-%m-%d %H:%M")
-        swipe = (f" · swipe {msg.sibling_index + 1} of {msg.sibling_count}"
-                 if msg.sibling_count > 1 else "")
+        swipe = (
+            f" · swipe {msg.sibling_index + 1} of {msg.sibling_count}"
+            if msg.sibling_count > 1
+            else ""
+        )
         body = msg.text if msg.role != "system" else f"*{msg.text}*"
         blocks.append(f"**{_name(msg, speakers)}** · {when}{swipe}\n\n{body}")
     return head + "\n\n" + "\n\n---\n\n".join(blocks) + "\n"

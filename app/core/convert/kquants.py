@@ -68,7 +68,7 @@ def quantize_q6_k(data: np.ndarray) -> np.ndarray:
         raise ValueError(f"Q6_K needs rows of a multiple of {QK_K} values, got {data.shape[-1]}")
     x = data.reshape(-1, QK_K)
     # batches small enough for the CPU cache: the scale search passes over them 19 times
-    out = [_q6_k_blocks(x[i:i + _BATCH]) for i in range(0, x.shape[0], _BATCH)]
+    out = [_q6_k_blocks(x[i : i + _BATCH]) for i in range(0, x.shape[0], _BATCH)]
     return np.concatenate(out).reshape(*data.shape[:-1], -1)
 
 
@@ -98,10 +98,21 @@ def _q6_k_blocks(x: np.ndarray) -> np.ndarray:
     ql = np.empty((nb, 2, 64), dtype=np.uint8)
     ql[:, :, :32] = (L[:, :, 0] & 0xF) | ((L[:, :, 2] & 0xF) << 4)
     ql[:, :, 32:] = (L[:, :, 1] & 0xF) | ((L[:, :, 3] & 0xF) << 4)
-    qh = ((L[:, :, 0] >> 4) | ((L[:, :, 1] >> 4) << 2) | ((L[:, :, 2] >> 4) << 4)
-          | ((L[:, :, 3] >> 4) << 6)).astype(np.uint8)
-    return np.concatenate([ql.reshape(nb, 128), qh.reshape(nb, 64), sc.view(np.uint8),
-                           d.reshape(nb, 1).view(np.uint8)], axis=1)
+    qh = (
+        (L[:, :, 0] >> 4)
+        | ((L[:, :, 1] >> 4) << 2)
+        | ((L[:, :, 2] >> 4) << 4)
+        | ((L[:, :, 3] >> 4) << 6)
+    ).astype(np.uint8)
+    return np.concatenate(
+        [
+            ql.reshape(nb, 128),
+            qh.reshape(nb, 64),
+            sc.view(np.uint8),
+            d.reshape(nb, 1).view(np.uint8),
+        ],
+        axis=1,
+    )
 
 
 def quantize(data: np.ndarray, ggml_type: int) -> np.ndarray:

@@ -46,8 +46,10 @@ class ConvertCancelled(ConvertError):
 
 class NotEnoughDisk(ConvertError):
     def __init__(self, folder: Path, needed: int, free: int):
-        super().__init__(f"Converting needs {needed / 2**30:.1f} GB free in {folder}, but only "
-                         f"{free / 2**30:.1f} GB is free.")
+        super().__init__(
+            f"Converting needs {needed / 2**30:.1f} GB free in {folder}, but only "
+            f"{free / 2**30:.1f} GB is free."
+        )
         self.needed, self.free = needed, free
 
 
@@ -80,19 +82,24 @@ class ConvertResult:
 
     def summary(self) -> str:
         if not self.converted:
-            what = {"merged": "already uses the merged expert layout",
-                    "dense": "is not a mixture-of-experts model"}.get(self.layout, self.layout)
+            what = {
+                "merged": "already uses the merged expert layout",
+                "dense": "is not a mixture-of-experts model",
+            }.get(self.layout, self.layout)
             return f"{self.src.name} {what}; nothing to convert."
         speed = self.bytes_written / max(self.seconds, 1e-9) / 2**20
-        lines = [f"Merged {self.groups} expert groups ({self.copied_groups} copied unchanged) "
-                 f"into {self.dst}: {self.bytes_written / 2**20:.1f} MB in {self.seconds:.1f} s "
-                 f"({speed:.0f} MB/s)."]
+        lines = [
+            f"Merged {self.groups} expert groups ({self.copied_groups} copied unchanged) "
+            f"into {self.dst}: {self.bytes_written / 2**20:.1f} MB in {self.seconds:.1f} s "
+            f"({speed:.0f} MB/s)."
+        ]
         for g in self.mixed:
             kinds = ", ".join(f"{k} {v}" for k, v in g.types.items())
-            lines.append(f"  {g.name} mixed types ({kinds}): converted to {g.target}, "
-                         f"max relative RMS error {g.max_rel_rmse:.2e}")
-        lines.append(f"Original kept at {self.original}." if self.original
-                     else "Original removed.")
+            lines.append(
+                f"  {g.name} mixed types ({kinds}): converted to {g.target}, "
+                f"max relative RMS error {g.max_rel_rmse:.2e}"
+            )
+        lines.append(f"Original kept at {self.original}." if self.original else "Original removed.")
         return "\n".join(lines)
 
 
@@ -155,8 +162,9 @@ class _Sink:
 class _Job:
     """State of one running conversion: source, sink, buffer, progress and cancel."""
 
-    def __init__(self, plan: Plan, src_f, sink: _Sink, progress: Progress | None, cancel,
-                 raw_kv: bytes):
+    def __init__(
+        self, plan: Plan, src_f, sink: _Sink, progress: Progress | None, cancel, raw_kv: bytes
+    ):
         self.plan, self.src, self.sink, self.raw_kv = plan, src_f, sink, raw_kv
         self.progress, self.cancel = progress, cancel
         self.buf = bytearray(CHUNK)
@@ -180,8 +188,10 @@ class _Job:
         while got < n:
             k = self.src.readinto(view[got:])
             if not k:
-                raise GGUFError(f"{self.plan.header.name} ended early at byte {pos + got}; "
-                                "was it changed while converting?")
+                raise GGUFError(
+                    f"{self.plan.header.name} ended early at byte {pos + got}; "
+                    "was it changed while converting?"
+                )
             got += k
         return view
 
@@ -213,8 +223,9 @@ class _Job:
         for r0 in range(0, n_rows, step):
             self.check_cancel()
             rows = min(step, n_rows - r0)
-            raw = self.read_exact(self.plan.header.data_offset + t.offset + r0 * row_bytes,
-                                  rows * row_bytes)
+            raw = self.read_exact(
+                self.plan.header.data_offset + t.offset + r0 * row_bytes, rows * row_bytes
+            )
             x = kquants.dequantize(raw, t.ggml_type, row_len)
             q = kquants.quantize(x, g.target_type)
             y = kquants.dequantize(q.tobytes(), g.target_type, row_len)
@@ -222,8 +233,9 @@ class _Job:
             ref += float(np.square(x, dtype=np.float64).sum())
             self.sink.write(q.tobytes())
             self.advance(q.nbytes)
-        report = self.mixed.setdefault(g.name, MixedGroup(g.name, g.types,
-                                                          type_name(g.target_type)))
+        report = self.mixed.setdefault(
+            g.name, MixedGroup(g.name, g.types, type_name(g.target_type))
+        )
         report.rel_rmse[index] = (err / ref) ** 0.5 if ref else 0.0
 
     def run(self) -> None:
@@ -349,11 +361,16 @@ def _samples_match(plan: Plan, got: GGUFHeader, src, out) -> bool:
     return True
 
 
-def convert_legacy_moe(src: str | os.PathLike, dst: str | os.PathLike | None = None, *,
-                       progress: Progress | None = None, cancel=None,
-                       keep_original: bool = True,
-                       verify: Callable[[Path], object] | None = None,
-                       overwrite: bool = False) -> ConvertResult:
+def convert_legacy_moe(
+    src: str | os.PathLike,
+    dst: str | os.PathLike | None = None,
+    *,
+    progress: Progress | None = None,
+    cancel=None,
+    keep_original: bool = True,
+    verify: Callable[[Path], object] | None = None,
+    overwrite: bool = False,
+) -> ConvertResult:
     """Convert `src` to the merged expert layout.
 
     dst None (or src itself) converts in place: the converted file takes src's name and the
@@ -374,8 +391,12 @@ def convert_legacy_moe(src: str | os.PathLike, dst: str | os.PathLike | None = N
     cleanup_stale_temps(final.parent)
     _check_disk(final.parent, plan.output_size() + DISK_MARGIN)
     tmp = final.parent / f".{final.name}.{os.getpid()}{TMP_SUFFIX}"
-    log.info("converting %s to the merged expert layout: %d expert groups, %d of mixed "
-             "types", src.name, len(plan.groups), len(plan.mixed_groups))
+    log.info(
+        "converting %s to the merged expert layout: %d expert groups, %d of mixed types",
+        src.name,
+        len(plan.groups),
+        len(plan.mixed_groups),
+    )
     try:
         job = _write(plan, src, tmp, progress, cancel)
         if progress:
@@ -390,11 +411,24 @@ def convert_legacy_moe(src: str | os.PathLike, dst: str | os.PathLike | None = N
         raise
     if progress:
         progress("done", 1, 1)
-    log.info("converted %s in %.1f s (%d bytes written)", final.name,
-             time.monotonic() - started, job.sink.written)
-    return ConvertResult(True, layout, src, final, original, len(plan.groups),
-                         len(plan.groups) - len(plan.mixed_groups), list(job.mixed.values()),
-                         job.sink.written, time.monotonic() - started)
+    log.info(
+        "converted %s in %.1f s (%d bytes written)",
+        final.name,
+        time.monotonic() - started,
+        job.sink.written,
+    )
+    return ConvertResult(
+        True,
+        layout,
+        src,
+        final,
+        original,
+        len(plan.groups),
+        len(plan.groups) - len(plan.mixed_groups),
+        list(job.mixed.values()),
+        job.sink.written,
+        time.monotonic() - started,
+    )
 
 
 def _write(plan: Plan, src: Path, tmp: Path, progress, cancel) -> _Job:
@@ -408,10 +442,12 @@ def _write(plan: Plan, src: Path, tmp: Path, progress, cancel) -> _Job:
         except OSError as e:
             sink.close(sync=False)
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise ConvertError(f"The disk ran full while writing {tmp.name}; the original "
-                                   "file is unchanged.") from e
-            raise ConvertError(f"Writing {tmp.name} failed ({e.strerror or e}); the original "
-                               "file is unchanged.") from e
+                raise ConvertError(
+                    f"The disk ran full while writing {tmp.name}; the original file is unchanged."
+                ) from e
+            raise ConvertError(
+                f"Writing {tmp.name} failed ({e.strerror or e}); the original file is unchanged."
+            ) from e
         except BaseException:
             sink.close(sync=False)
             raise
@@ -431,6 +467,15 @@ def _run_user_verify(verify, path: Path) -> None:
         raise ConvertError("The converted file did not pass the load check.")
 
 
-__all__ = ["ConvertCancelled", "ConvertError", "ConvertResult", "MixedGroup", "NotEnoughDisk",
-           "cleanup_stale_temps", "convert_legacy_moe", "describe_group", "extra_disk_bytes",
-           "needs_conversion"]
+__all__ = [
+    "ConvertCancelled",
+    "ConvertError",
+    "ConvertResult",
+    "MixedGroup",
+    "NotEnoughDisk",
+    "cleanup_stale_temps",
+    "convert_legacy_moe",
+    "describe_group",
+    "extra_disk_bytes",
+    "needs_conversion",
+]

@@ -88,8 +88,11 @@ def choose_target(types: Counter[int], row_len: int, can_write) -> int:
         return best
     for name in UPGRADES:
         t = GGML_TYPE_IDS[name]
-        if bits_per_weight(t) >= bits_per_weight(best) and row_len % block_info(t)[0] == 0 \
-                and can_write(t):
+        if (
+            bits_per_weight(t) >= bits_per_weight(best)
+            and row_len % block_info(t)[0] == 0
+            and can_write(t)
+        ):
             return t
     return GGML_TYPE_IDS["F32"]
 
@@ -103,8 +106,9 @@ def _collect(header: GGUFHeader) -> dict[tuple[int, str], dict[int, TensorInfo]]
     return found
 
 
-def _check_group(header: GGUFHeader, key: tuple[int, str], experts: dict[int, TensorInfo],
-                 n_expert: int) -> list[TensorInfo]:
+def _check_group(
+    header: GGUFHeader, key: tuple[int, str], experts: dict[int, TensorInfo], n_expert: int
+) -> list[TensorInfo]:
     layer, kind = key
     where = f"{header.name}: layer {layer} ffn_{kind}"
     if sorted(experts) != list(range(n_expert)):
@@ -128,12 +132,14 @@ def plan_conversion(header: GGUFHeader, can_write=None) -> Plan:
     groups: dict[tuple[int, str], ExpertGroup] = {}
     for key, experts in sorted(found.items()):
         ordered = _check_group(header, key, experts, n_expert)
-        target = choose_target(Counter(e.ggml_type for e in ordered), ordered[0].shape[0],
-                               can_write)
+        target = choose_target(
+            Counter(e.ggml_type for e in ordered), ordered[0].shape[0], can_write
+        )
         groups[key] = ExpertGroup(key[0], key[1], ordered, target)
         if groups[key].name in names:
-            raise GGUFError(f"{header.name} has both split and merged experts for "
-                            f"{groups[key].name}")
+            raise GGUFError(
+                f"{header.name} has both split and merged experts for {groups[key].name}"
+            )
     plan = Plan(header, [], [], list(groups.values()))
     for t in header.tensors:
         m = LEGACY_EXPERT.match(t.name)
@@ -148,6 +154,7 @@ def plan_conversion(header: GGUFHeader, can_write=None) -> Plan:
 
 
 def describe_group(group: ExpertGroup) -> str:
-    kinds = ", ".join(f"{name} (experts {', '.join(map(str, idx))})"
-                      for name, idx in group.types.items())
+    kinds = ", ".join(
+        f"{name} (experts {', '.join(map(str, idx))})" for name, idx in group.types.items()
+    )
     return f"{group.name}: {kinds} -> {type_name(group.target_type)}"

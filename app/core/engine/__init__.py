@@ -11,5 +11,13 @@ from app.core.engine.base import (
     StreamStats,
 )
 
-__all__ = ["Engine", "EngineCrashed", "EngineError", "LoadParams", "ModelInfo",
-           "PromptLayout", "SamplingParams", "StreamStats"]
+__all__ = [
+    "Engine",
+    "EngineCrashed",
+    "EngineError",
+    "LoadParams",
+    "ModelInfo",
+    "PromptLayout",
+    "SamplingParams",
+    "StreamStats",
+]

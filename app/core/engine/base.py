@@ -130,11 +130,20 @@ class Engine(Protocol):
     info: ModelInfo | None
     last_stats: StreamStats | None
 
-    def load(self, params: LoadParams, cancel: threading.Event | None = None,
-             progress: Callable[[float], None] | None = None) -> ModelInfo: ...
+    def load(
+        self,
+        params: LoadParams,
+        cancel: threading.Event | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> ModelInfo: ...
 
-    def stream(self, prompt: str, params: SamplingParams, cancel: threading.Event,
-               layout: PromptLayout | None = None) -> Iterator[str]: ...
+    def stream(
+        self,
+        prompt: str,
+        params: SamplingParams,
+        cancel: threading.Event,
+        layout: PromptLayout | None = None,
+    ) -> Iterator[str]: ...
 
     def count_tokens(self, texts: list[str]) -> list[int]: ...
 

@@ -63,8 +63,9 @@ class Child:
         import llama_cpp
 
         if params.kv_type not in KV_TYPES:
-            raise ValueError(f"Unknown KV cache type {params.kv_type!r}; use "
-                             + ", ".join(KV_TYPES))
+            raise ValueError(
+                f"Unknown KV cache type {params.kv_type!r}; use " + ", ".join(KV_TYPES)
+            )
         self.llm = self.params = self.sessions = None
         # A GGML_BACKEND_DL build registers no backend until asked; with no GPU layers wanted
         # no GPU driver is woken (the GUI's fallback after a failed GPU load relies on it).
@@ -79,24 +80,34 @@ class Child:
         self._abort_cb = _install_abort(self.llm, self.abort)
         self.shift_off = kv_shift.shift_unavailable(self.llm, params.kv_type)
         if params.session_dir:
-            identity = model_identity(params.model_path, self.llm.n_ctx(), params.kv_type,
-                                      params.flash_attn, llama_cpp.__version__)
-            self.sessions = SessionStore(params.session_dir, identity,
-                                         params.session_cap_mb * 1024 * 1024)
+            identity = model_identity(
+                params.model_path,
+                self.llm.n_ctx(),
+                params.kv_type,
+                params.flash_attn,
+                llama_cpp.__version__,
+            )
+            self.sessions = SessionStore(
+                params.session_dir, identity, params.session_cap_mb * 1024 * 1024
+            )
         return _info(self.llm, params, self.shift_off)
 
     # --- generating ----------------------------------------------------------------------
-    def generate(self, prompt: str, sp: SamplingParams,
-                 layout: PromptLayout | None = None) -> StreamStats:
+    def generate(
+        self, prompt: str, sp: SamplingParams, layout: PromptLayout | None = None
+    ) -> StreamStats:
         start = time.perf_counter()
         tokens = self._tokenize(prompt)
         if len(tokens) > self.llm.n_ctx():
-            raise ValueError(f"The prompt has {len(tokens)} tokens, more than the context "
-                             f"size of {self.llm.n_ctx()}.")
+            raise ValueError(
+                f"The prompt has {len(tokens)} tokens, more than the context "
+                f"size of {self.llm.n_ctx()}."
+            )
         stats = StreamStats(prompt_tokens=len(tokens), seed=sp.seed)
         keep = self._keep(prompt, tokens, layout)
-        plan = kv_shift.plan_reuse(self.llm.input_ids[: self.llm.n_tokens].tolist(), tokens,
-                                   keep, self.shift_off)
+        plan = kv_shift.plan_reuse(
+            self.llm.input_ids[: self.llm.n_tokens].tolist(), tokens, keep, self.shift_off
+        )
         stats.reused_tokens, stats.full_read_reason = plan.reused, plan.full_read_reason
         if not self._maybe_restore(tokens, keep, stats):
             self._shift(plan, stats)
@@ -139,14 +150,16 @@ class Child:
             stats.llama_prompt_eval_ms = probe.result.ms
         stats.llama_perf = perf.report(self.llm)
 
-    def _stream(self, tokens, sp: SamplingParams, stats: StreamStats, start: float,
-                probe: perf.FirstSample) -> None:
+    def _stream(
+        self, tokens, sp: SamplingParams, stats: StreamStats, start: float, probe: perf.FirstSample
+    ) -> None:
         # the penalty range is read from the Llama object when each request builds its sampler
-        self.llm.last_n_tokens_size = sp.repeat_last_n if sp.repeat_last_n >= 0 \
-            else self.llm.n_ctx()
+        self.llm.last_n_tokens_size = (
+            sp.repeat_last_n if sp.repeat_last_n >= 0 else self.llm.n_ctx()
+        )
         chunks = self.llm.create_completion(
-            tokens, **completion_kwargs(sp),
-            stopping_criteria=_criteria(probe))
+            tokens, **completion_kwargs(sp), stopping_criteria=_criteria(probe)
+        )
         if self.abort[0]:
             stats.stopped = True
             return
@@ -175,8 +188,9 @@ class Child:
         if self.sessions is None or missing < max(MIN_GAIN_TOKENS, len(tokens) // 4):
             return False
         t0 = time.perf_counter()
-        match = self.sessions.best_match(tokens[:-1], stats.reused_tokens + MIN_GAIN_TOKENS,
-                                         shift=not self.shift_off)
+        match = self.sessions.best_match(
+            tokens[:-1], stats.reused_tokens + MIN_GAIN_TOKENS, shift=not self.shift_off
+        )
         if match is None:
             return False
         try:
@@ -190,8 +204,9 @@ class Child:
         plan = kv_shift.plan_reuse(saved, tokens, keep, self.shift_off)
         stats.full_read_reason = ""
         self._shift(plan, stats)  # without runs to move, generate keeps just the prefix
-        stats.reused_tokens = stats.restored_tokens = \
+        stats.reused_tokens = stats.restored_tokens = (
             self.llm.n_tokens if plan.chunks else plan.prefix
+        )
         stats.restore_s = time.perf_counter() - t0
         return True
 
@@ -234,13 +249,23 @@ class Child:
 
 def completion_kwargs(sp: SamplingParams) -> dict:
     """`create_completion` arguments for `sp` (the benchmarks call llama.cpp with the same)."""
-    return dict(max_tokens=sp.max_tokens, temperature=sp.temperature, top_p=sp.top_p,
-                top_k=sp.top_k, min_p=sp.min_p, typical_p=sp.typical_p,
-                repeat_penalty=sp.repeat_penalty, presence_penalty=sp.presence_penalty,
-                frequency_penalty=sp.frequency_penalty, mirostat_mode=sp.mirostat_mode,
-                mirostat_tau=sp.mirostat_tau, mirostat_eta=sp.mirostat_eta,
-                seed=None if sp.seed < 0 else sp.seed, stop=list(sp.stop) or None,
-                stream=True)
+    return dict(
+        max_tokens=sp.max_tokens,
+        temperature=sp.temperature,
+        top_p=sp.top_p,
+        top_k=sp.top_k,
+        min_p=sp.min_p,
+        typical_p=sp.typical_p,
+        repeat_penalty=sp.repeat_penalty,
+        presence_penalty=sp.presence_penalty,
+        frequency_penalty=sp.frequency_penalty,
+        mirostat_mode=sp.mirostat_mode,
+        mirostat_tau=sp.mirostat_tau,
+        mirostat_eta=sp.mirostat_eta,
+        seed=None if sp.seed < 0 else sp.seed,
+        stop=list(sp.stop) or None,
+        stream=True,
+    )
 
 
 def _criteria(probe: perf.FirstSample):
@@ -252,12 +277,21 @@ def _criteria(probe: perf.FirstSample):
 def llama_kwargs(params: LoadParams) -> dict:
     """`Llama` arguments for `params` (the benchmarks load llama.cpp with the same)."""
     kv = KV_TYPES[params.kv_type]
-    return dict(model_path=params.model_path, n_ctx=params.n_ctx,
-                n_gpu_layers=params.n_gpu_layers, n_threads=params.n_threads,
-                n_threads_batch=params.n_threads, n_batch=params.n_batch,
-                n_ubatch=min(params.n_batch, 512), flash_attn=params.flash_attn, type_k=kv,
-                type_v=kv, use_mmap=params.use_mmap, use_mlock=params.use_mlock,
-                verbose=False)
+    return dict(
+        model_path=params.model_path,
+        n_ctx=params.n_ctx,
+        n_gpu_layers=params.n_gpu_layers,
+        n_threads=params.n_threads,
+        n_threads_batch=params.n_threads,
+        n_batch=params.n_batch,
+        n_ubatch=min(params.n_batch, 512),
+        flash_attn=params.flash_attn,
+        type_k=kv,
+        type_v=kv,
+        use_mmap=params.use_mmap,
+        use_mlock=params.use_mlock,
+        verbose=False,
+    )
 
 
 def _get_state(llm) -> bytes:
@@ -265,8 +299,7 @@ def _get_state(llm) -> bytes:
 
     size = llama_cpp.llama_state_get_size(llm._ctx.ctx)
     buf = bytearray(size)  # one copy of the state, handed to the writer as it is
-    n = llama_cpp.llama_state_get_data(llm._ctx.ctx, (ctypes.c_uint8 * size).from_buffer(buf),
-                                       size)
+    n = llama_cpp.llama_state_get_data(llm._ctx.ctx, (ctypes.c_uint8 * size).from_buffer(buf), size)
     return memoryview(buf)[:n]
 
 
@@ -333,8 +366,10 @@ def _progress_reporting(conn):
 
 def _explain_load_failure(message: str, params: LoadParams) -> str:
     if "context" in message and params.kv_type != "f16":
-        return (f"{message}: a {params.kv_type} KV cache needs flash attention and a model "
-                "whose head size is a multiple of 32; try the f16 KV cache.")
+        return (
+            f"{message}: a {params.kv_type} KV cache needs flash attention and a model "
+            "whose head size is a multiple of 32; try the f16 KV cache."
+        )
     return message
 
 
@@ -347,29 +382,37 @@ def _info(llm, params: LoadParams, shift_off: str) -> ModelInfo:
     n_ctx, n_ctx_train = llm.n_ctx(), llm._model.n_ctx_train()
     warnings = []
     if n_ctx > n_ctx_train > 0:
-        warnings.append(f"The context size {n_ctx} is larger than the {n_ctx_train} tokens "
-                        "the model was trained on; replies may degrade past that point.")
+        warnings.append(
+            f"The context size {n_ctx} is larger than the {n_ctx_train} tokens "
+            "the model was trained on; replies may degrade past that point."
+        )
     return ModelInfo(
         path=params.model_path,
         name=meta.get("general.name") or os.path.basename(params.model_path),
-        n_ctx=n_ctx, n_ctx_train=n_ctx_train, n_gpu_layers=params.n_gpu_layers,
+        n_ctx=n_ctx,
+        n_ctx_train=n_ctx_train,
+        n_gpu_layers=params.n_gpu_layers,
         n_layer=int(meta.get(f"{arch}.block_count", 0) or 0),
         chat_template=meta.get("tokenizer.chat_template"),
         bos=llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "replace"),
         eos=llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "replace"),
         metadata={k: v for k, v in meta.items() if len(str(v)) < 4096},
         effective={
-            "n_ctx": llama_cpp.llama_n_ctx(ctx), "n_batch": llama_cpp.llama_n_batch(ctx),
+            "n_ctx": llama_cpp.llama_n_ctx(ctx),
+            "n_batch": llama_cpp.llama_n_batch(ctx),
             "n_ubatch": llama_cpp.llama_n_ubatch(ctx),
             "n_threads": llama_cpp.llama_n_threads(ctx),
             "n_threads_batch": llama_cpp.llama_n_threads_batch(ctx),
-            "kv_type": params.kv_type, "flash_attn": params.flash_attn,
+            "kv_type": params.kv_type,
+            "flash_attn": params.flash_attn,
             "n_gpu_layers": llm.model_params.n_gpu_layers,
             "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
             "n_cpu_moe": params.n_cpu_moe,
             "load_mode": LOAD_MODES.get(llm.model_params.load_mode, "?"),
-            "context_shift": shift_off or "on"},
-        warnings=warnings + ([shift_off] if shift_off else []))
+            "context_shift": shift_off or "on",
+        },
+        warnings=warnings + ([shift_off] if shift_off else []),
+    )
 
 
 def _handle(child: Child, message: tuple) -> None:
@@ -384,9 +427,15 @@ def _handle(child: Child, message: tuple) -> None:
         child.report_saves(stats)
         child.conn.send(("done", asdict(stats)))
     elif kind == "tokenize":
-        child.conn.send(("counts", [
-            len(child.llm.tokenize(t.encode("utf-8"), add_bos=False, special=True))
-            for t in message[1]]))
+        child.conn.send(
+            (
+                "counts",
+                [
+                    len(child.llm.tokenize(t.encode("utf-8"), add_bos=False, special=True))
+                    for t in message[1]
+                ],
+            )
+        )
 
 
 def serve(conn, abort) -> None:

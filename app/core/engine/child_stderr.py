@@ -27,7 +27,7 @@ def serve_with_stderr(path: str, conn, abort) -> None:
         os.dup2(fd, 2)
         os.close(fd)
     except OSError:
-        pass   # no log file: llama.cpp's messages go where they went before
+        pass  # no log file: llama.cpp's messages go where they went before
     serve(conn, abort)
 
 

@@ -72,9 +72,13 @@ def lib_dir() -> Path:
     return Path(llama_cpp.__file__).parent / "lib"
 
 
-def load_backends(lib: ctypes.CDLL | None = None, *, cpu_only: bool = False,
-                  folder: Path | None = None,
-                  score: Callable[[Path], int] | None = None) -> None:
+def load_backends(
+    lib: ctypes.CDLL | None = None,
+    *,
+    cpu_only: bool = False,
+    folder: Path | None = None,
+    score: Callable[[Path], int] | None = None,
+) -> None:
     """Load a GGML_BACKEND_DL build's backends once; a build with them linked in has some.
 
     cpu_only loads just the best CPU variant, so no GPU driver is initialised at all: the
@@ -96,9 +100,12 @@ def load_backends(lib: ctypes.CDLL | None = None, *, cpu_only: bool = False,
 def best_cpu_variant(folder: Path, score: Callable[[Path], int]) -> Path | None:
     """The `ggml-cpu-<variant>` library scoring highest on this CPU (0: it cannot run here),
     chosen as ggml's own loader does."""
-    candidates = [p for p in sorted(folder.iterdir())
-                  if p.name.startswith(("libggml-cpu-", "ggml-cpu-"))
-                  and p.suffix in (".so", ".dll", ".dylib")]
+    candidates = [
+        p
+        for p in sorted(folder.iterdir())
+        if p.name.startswith(("libggml-cpu-", "ggml-cpu-"))
+        and p.suffix in (".so", ".dll", ".dylib")
+    ]
     scored = [(score(p), p) for p in candidates]
     scored = [(s, p) for s, p in scored if s > 0]
     return max(scored, key=lambda item: item[0])[1] if scored else None
@@ -144,7 +151,7 @@ def cpu_variant(maps: Path = Path("/proc/self/maps")) -> str | None:
     for line in text.splitlines():
         name = line.rsplit("/", 1)[-1]
         if name.startswith("libggml-cpu-") and ".so" in name:
-            return name[len("libggml-cpu-"):].split(".so")[0]
+            return name[len("libggml-cpu-") :].split(".so")[0]
     return None
 
 
@@ -153,9 +160,14 @@ def _backends(lib: ctypes.CDLL) -> list[Backend]:
     for index in range(lib.ggml_backend_reg_count()):
         reg = lib.ggml_backend_reg_get(index)
         name = _decode(lib.ggml_backend_reg_name(reg))
-        backends.append(Backend(name, int(lib.ggml_backend_reg_dev_count(reg)),
-                                cpu_variant() if name == "CPU" else None,
-                                _features(lib, reg)))
+        backends.append(
+            Backend(
+                name,
+                int(lib.ggml_backend_reg_dev_count(reg)),
+                cpu_variant() if name == "CPU" else None,
+                _features(lib, reg),
+            )
+        )
     return backends
 
 
@@ -166,12 +178,16 @@ def _devices(lib: ctypes.CDLL) -> list[LlamaDevice]:
         free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
         lib.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
         reg = lib.ggml_backend_dev_backend_reg(dev)
-        devices.append(LlamaDevice(
-            backend=_decode(lib.ggml_backend_reg_name(reg)),
-            name=_decode(lib.ggml_backend_dev_name(dev)),
-            description=_decode(lib.ggml_backend_dev_description(dev)),
-            type=DeviceType.from_ggml(lib.ggml_backend_dev_type(dev)),
-            memory_free=int(free.value), memory_total=int(total.value)))
+        devices.append(
+            LlamaDevice(
+                backend=_decode(lib.ggml_backend_reg_name(reg)),
+                name=_decode(lib.ggml_backend_dev_name(dev)),
+                description=_decode(lib.ggml_backend_dev_description(dev)),
+                type=DeviceType.from_ggml(lib.ggml_backend_dev_type(dev)),
+                memory_free=int(free.value),
+                memory_total=int(total.value),
+            )
+        )
     return devices
 
 

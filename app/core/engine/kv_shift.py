@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 # A shorter run is not worth a shift: it is mostly template markup ("\nAnn:") that matches
 # by chance at the wrong place, and costs a seq_rm/seq_add pair for a few tokens.
 MIN_CHUNK = 16
-PERMANENT_CHANGED = ("The permanent part of the prompt (system prompt, character) is not the "
-                     "one the model holds, so the whole prompt was read again.")
+PERMANENT_CHANGED = (
+    "The permanent part of the prompt (system prompt, character) is not the "
+    "one the model holds, so the whole prompt was read again."
+)
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,13 @@ def _run(cached: list[int], c: int, prompt: list[int], p: int, limit: int) -> in
     return n
 
 
-def plan_reuse(cached: list[int], prompt: list[int], keep: int = 0, shift_off: str = "",
-               min_chunk: int = MIN_CHUNK) -> ReusePlan:
+def plan_reuse(
+    cached: list[int],
+    prompt: list[int],
+    keep: int = 0,
+    shift_off: str = "",
+    min_chunk: int = MIN_CHUNK,
+) -> ReusePlan:
     """What of `cached` (the tokens in the KV cache, in order) the `prompt` can reuse.
 
     `keep` is the length in tokens of the prompt's permanent part: runs are only moved when
@@ -115,17 +122,23 @@ def shift_unavailable(llm, kv_type: str = "f16") -> str:
         # llama_memory_can_shift says yes, but the next decode after a seq_add on a q8_0 or
         # q4_0 K cache segfaults in the bundled llama.cpp (llama-cpp-python 0.3.36, CPU);
         # a quantized V cache alone is fine, but Parlor sets both
-        return (f"Context shift is off with a {kv_type} KV cache: the bundled llama.cpp "
-                "crashes when it moves quantized keys. Choose the f16 KV cache in Settings → "
-                "Model to keep long chats fast.")
+        return (
+            f"Context shift is off with a {kv_type} KV cache: the bundled llama.cpp "
+            "crashes when it moves quantized keys. Choose the f16 KV cache in Settings → "
+            "Model to keep long chats fast."
+        )
 
     model, ctx = llm._model.model, llm._ctx.ctx
     if llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model):
-        return ("Context shift is off: this model keeps a recurrent state, which llama.cpp "
-                "cannot cut in the middle.")
+        return (
+            "Context shift is off: this model keeps a recurrent state, which llama.cpp "
+            "cannot cut in the middle."
+        )
     if llama_cpp.llama_model_n_swa(model) > 0:
-        return ("Context shift is off: this model uses sliding-window attention, whose cache "
-                "llama.cpp does not keep whole, so old tokens cannot be moved.")
+        return (
+            "Context shift is off: this model uses sliding-window attention, whose cache "
+            "llama.cpp does not keep whole, so old tokens cannot be moved."
+        )
     mem = llama_cpp.llama_get_memory(ctx)
     if mem is None or not llama_cpp.llama_memory_can_shift(mem):
         return "Context shift is off: llama.cpp reports that this model's cache cannot shift."
@@ -146,7 +159,7 @@ def apply_plan(llm, plan: ReusePlan) -> int:
         if not llama_cpp.llama_memory_seq_rm(mem, -1, head, c.src):
             break  # llama.cpp refused a partial removal: keep what is in place so far
         llama_cpp.llama_memory_seq_add(mem, 0, c.src, c.src + c.length, c.dst - c.src)
-        llm.input_ids[c.dst:c.dst + c.length] = llm.input_ids[c.src:c.src + c.length].copy()
+        llm.input_ids[c.dst : c.dst + c.length] = llm.input_ids[c.src : c.src + c.length].copy()
         head = c.dst + c.length
     llama_cpp.llama_memory_seq_rm(mem, -1, head, -1)
     llm.n_tokens = head

@@ -53,8 +53,7 @@ def load_and_generate(path: str | os.PathLike, n_tokens: int = 4, timeout: float
     with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as log:
         log_path = log.name
     try:
-        proc = ctx.Process(target=_child, args=(str(path), n_tokens, log_path, send),
-                           daemon=True)
+        proc = ctx.Process(target=_child, args=(str(path), n_tokens, log_path, send), daemon=True)
         proc.start()
         send.close()
         result = None
@@ -70,11 +69,17 @@ def load_and_generate(path: str | os.PathLike, n_tokens: int = 4, timeout: float
         tail = _log_tail(log_path)
         if result is None:
             why = "timed out" if proc.exitcode in (None, -9) else f"exit code {proc.exitcode}"
-            raise LoadCheckError(f"llama.cpp stopped while loading {Path(path).name} ({why})"
-                                 + (f": {tail}" if tail else ""), tail)
+            raise LoadCheckError(
+                f"llama.cpp stopped while loading {Path(path).name} ({why})"
+                + (f": {tail}" if tail else ""),
+                tail,
+            )
         if result[0] != "ok":
-            raise LoadCheckError(f"llama.cpp could not load {Path(path).name}: {result[1]}"
-                                 + (f" ({tail})" if tail else ""), tail)
+            raise LoadCheckError(
+                f"llama.cpp could not load {Path(path).name}: {result[1]}"
+                + (f" ({tail})" if tail else ""),
+                tail,
+            )
         return result[1]
     finally:
         recv.close()

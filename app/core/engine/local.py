@@ -27,8 +27,10 @@ from app.core.engine.child_stderr import default_stderr_path, last_lines, serve_
 UNLOAD_WAIT_S = 15  # the child finishes writing the last saved session before it exits
 POLL_S = 0.01  # how often a waiting parent looks at the cancel flag and the child's health
 log = logging.getLogger(__name__)
-CRASH_ADVICE = ("Try fewer GPU layers, a smaller context size or a smaller quant of the model; "
-                "the chat and the text written so far are kept.")
+CRASH_ADVICE = (
+    "Try fewer GPU layers, a smaller context size or a smaller quant of the model; "
+    "the chat and the text written so far are kept."
+)
 
 
 class LocalEngine:
@@ -47,9 +49,12 @@ class LocalEngine:
     # --- process management -----------------------------------------------------------
     def _start(self) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
-        self._proc = self._ctx.Process(target=serve_with_stderr,
-                                       args=(self.stderr_path, child, self._abort),
-                                       name="parlor-llama", daemon=True)
+        self._proc = self._ctx.Process(
+            target=serve_with_stderr,
+            args=(self.stderr_path, child, self._abort),
+            name="parlor-llama",
+            daemon=True,
+        )
         self._proc.start()
         child.close()
         self._conn = parent
@@ -86,14 +91,18 @@ class LocalEngine:
 
     def _crashed(self):
         if self._proc is not None:
-            self._proc.join(timeout=1)   # the pipe can break before the exit is reaped
+            self._proc.join(timeout=1)  # the pipe can break before the exit is reaped
         code = self._proc.exitcode if self._proc else None
         tail = last_lines(self.stderr_path)
-        log.error("the engine process stopped unexpectedly (exit code %s); llama.cpp's last "
-                  "lines:\n%s", code, "\n".join(tail) if tail else "(none)")
+        log.error(
+            "the engine process stopped unexpectedly (exit code %s); llama.cpp's last lines:\n%s",
+            code,
+            "\n".join(tail) if tail else "(none)",
+        )
         self._proc = self._conn = self.info = None
-        raise EngineCrashed(f"The model process stopped unexpectedly (exit code {code}). "
-                            + CRASH_ADVICE)
+        raise EngineCrashed(
+            f"The model process stopped unexpectedly (exit code {code}). " + CRASH_ADVICE
+        )
 
     def _request(self, message: tuple, cancel: threading.Event | None = None) -> tuple:
         if self._proc is None:
@@ -110,8 +119,12 @@ class LocalEngine:
         return reply
 
     # --- the Engine interface ---------------------------------------------------------
-    def load(self, params: LoadParams, cancel: threading.Event | None = None,
-             progress: Callable[[float], None] | None = None) -> ModelInfo:
+    def load(
+        self,
+        params: LoadParams,
+        cancel: threading.Event | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> ModelInfo:
         """Start a fresh child and load `params.model_path`; cancel kills the child.
 
         `progress(fraction)` is called on this thread as llama.cpp reads the file.
@@ -136,8 +149,13 @@ class LocalEngine:
     def count_tokens(self, texts: list[str]) -> list[int]:
         return self._request(("tokenize", list(texts)))[1]
 
-    def stream(self, prompt: str, params: SamplingParams, cancel: threading.Event,
-               layout: PromptLayout | None = None) -> Iterator[str]:
+    def stream(
+        self,
+        prompt: str,
+        params: SamplingParams,
+        cancel: threading.Event,
+        layout: PromptLayout | None = None,
+    ) -> Iterator[str]:
         """Yield text pieces as llama.cpp makes them; stops within one piece of `cancel`.
 
         `layout` marks the prompt's permanent part, which a context shift keeps intact."""
@@ -145,8 +163,7 @@ class LocalEngine:
             raise EngineError("No model is loaded.")
         self._abort[0] = 0
         self.last_stats = None
-        self._conn.send(("generate", prompt, asdict(params),
-                         asdict(layout) if layout else None))
+        self._conn.send(("generate", prompt, asdict(params), asdict(layout) if layout else None))
         finished = False
         try:
             while True:
@@ -190,9 +207,17 @@ def _log_reply(stats: StreamStats) -> None:
     so the benchmark's figures can be checked against llama.cpp's counters."""
     for note in stats.notes:
         log.warning("saved sessions: %s", note)
-    shift = (f", {stats.shifted_tokens} shifted past {stats.removed_tokens} removed"
-             if stats.shifted_tokens else "")
-    log.info("reply: %d prompt tokens, %d reused%s, %d evaluated by llama.cpp%s; %s",
-             stats.prompt_tokens, stats.reused_tokens, shift, stats.evaluated_tokens,
-             f" ({stats.full_read_reason})" if stats.full_read_reason else "",
-             stats.llama_perf or "no llama.cpp report")
+    shift = (
+        f", {stats.shifted_tokens} shifted past {stats.removed_tokens} removed"
+        if stats.shifted_tokens
+        else ""
+    )
+    log.info(
+        "reply: %d prompt tokens, %d reused%s, %d evaluated by llama.cpp%s; %s",
+        stats.prompt_tokens,
+        stats.reused_tokens,
+        shift,
+        stats.evaluated_tokens,
+        f" ({stats.full_read_reason})" if stats.full_read_reason else "",
+        stats.llama_perf or "no llama.cpp report",
+    )

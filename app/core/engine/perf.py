@@ -72,5 +72,6 @@ def report(llm) -> str:
         llama_cpp.llama_perf_context_print(llm._ctx.ctx)
     finally:  # give llama.cpp back the callback llama-cpp-python installed
         llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
-    return " | ".join(" ".join(line.split()) for line in "".join(lines).splitlines()
-                      if line.strip())
+    return " | ".join(
+        " ".join(line.split()) for line in "".join(lines).splitlines() if line.strip()
+    )

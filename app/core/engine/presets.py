@@ -23,20 +23,29 @@ from app.core.engine.base import SamplingParams
 SCHEMA_VERSION = 1
 BUILT_IN = {
     "Default": SamplingParams(),
-    "Creative": SamplingParams(temperature=1.1, top_p=1.0, top_k=0, min_p=0.05,
-                               repeat_penalty=1.08, repeat_last_n=256),
-    "Precise": SamplingParams(temperature=0.5, top_p=0.9, top_k=40, min_p=0.1,
-                              repeat_penalty=1.1),
-    "Mirostat": SamplingParams(mirostat_mode=2, mirostat_tau=5.0, mirostat_eta=0.1,
-                               temperature=1.0),
+    "Creative": SamplingParams(
+        temperature=1.1, top_p=1.0, top_k=0, min_p=0.05, repeat_penalty=1.08, repeat_last_n=256
+    ),
+    "Precise": SamplingParams(temperature=0.5, top_p=0.9, top_k=40, min_p=0.1, repeat_penalty=1.1),
+    "Mirostat": SamplingParams(
+        mirostat_mode=2, mirostat_tau=5.0, mirostat_eta=0.1, temperature=1.0
+    ),
 }
 # (low, high) bounds, None for open; what llama.cpp's samplers accept
 RANGES = {
-    "max_tokens": (1, None), "temperature": (0.0, 5.0), "top_p": (0.0, 1.0),
-    "top_k": (0, None), "min_p": (0.0, 1.0), "typical_p": (0.0, 1.0),
-    "repeat_penalty": (0.0, 5.0), "repeat_last_n": (-1, None),
-    "presence_penalty": (-2.0, 2.0), "frequency_penalty": (-2.0, 2.0),
-    "mirostat_mode": (0, 2), "mirostat_tau": (0.0, 20.0), "mirostat_eta": (0.0, 1.0),
+    "max_tokens": (1, None),
+    "temperature": (0.0, 5.0),
+    "top_p": (0.0, 1.0),
+    "top_k": (0, None),
+    "min_p": (0.0, 1.0),
+    "typical_p": (0.0, 1.0),
+    "repeat_penalty": (0.0, 5.0),
+    "repeat_last_n": (-1, None),
+    "presence_penalty": (-2.0, 2.0),
+    "frequency_penalty": (-2.0, 2.0),
+    "mirostat_mode": (0, 2),
+    "mirostat_tau": (0.0, 20.0),
+    "mirostat_eta": (0.0, 1.0),
     "seed": (-1, 2**32 - 1),
 }
 FIELD_TYPES = {f.name: f.type for f in fields(SamplingParams)}
@@ -114,7 +123,7 @@ class SamplerPresets:
         except (OSError, ValueError) as exc:
             raise PresetError(f"{path.name}: not a readable preset ({exc})") from exc
         if not isinstance(data, dict) or not isinstance(data.get("sampling"), dict):
-            raise PresetError(f"{path.name}: no \"sampling\" table")
+            raise PresetError(f'{path.name}: no "sampling" table')
         try:
             return apply_overrides(SamplingParams(), data["sampling"])
         except PresetError as exc:

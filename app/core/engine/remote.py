@@ -41,9 +41,12 @@ SAMPLER_NAMES = {
 }
 # (path, body key, answer key) to count tokens: llama-server and vLLM, llama-cpp-python's
 # server, KoboldCpp, text-generation-webui. The first that answers is remembered.
-TOKENIZERS = (("/tokenize", "content", "tokens"), ("/extras/tokenize/count", "input", "count"),
-              ("/api/extra/tokencount", "prompt", "value"),
-              ("/v1/internal/token-count", "text", "length"))
+TOKENIZERS = (
+    ("/tokenize", "content", "tokens"),
+    ("/extras/tokenize/count", "input", "count"),
+    ("/api/extra/tokencount", "prompt", "value"),
+    ("/v1/internal/token-count", "text", "length"),
+)
 NOT_THERE = {400, 404, 405, 422, 501}  # how servers say "I have no such endpoint"
 
 
@@ -58,15 +61,22 @@ class RemoteHTTPError(EngineError):
 class RemoteEngine:
     """One OpenAI-compatible server. Not thread-safe: one owner thread calls it."""
 
-    def __init__(self, base_url: str, api_key: str | None = None, mode: str = "completion",
-                 model: str | None = None, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        mode: str = "completion",
+        model: str | None = None,
+        timeout: float = 120.0,
+    ) -> None:
         if mode not in ("completion", "chat"):
             raise EngineError(f"Unknown remote mode {mode!r}: use 'completion' or 'chat'.")
         parts = urlsplit(base_url.strip() if "://" in base_url else "http://" + base_url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             # The address is not echoed: it may carry a user name and password.
-            raise EngineError("A server address must start with http:// or https:// and name "
-                              "a host.")
+            raise EngineError(
+                "A server address must start with http:// or https:// and name a host."
+            )
         self._https = parts.scheme == "https"
         self._host, self._port = parts.hostname, parts.port
         # "http://host:8080/v1" and "http://host:8080" mean the same server.
@@ -108,8 +118,10 @@ class RemoteEngine:
 
     def _network_error(self, exc: BaseException, waited: float | None = None) -> EngineError:
         if isinstance(exc, ConnectionRefusedError):
-            why = ("is not answering (connection refused): check that it is running at this "
-                   "address and port")
+            why = (
+                "is not answering (connection refused): check that it is running at this "
+                "address and port"
+            )
         elif isinstance(exc, TimeoutError):
             why = f"did not answer within {waited or self.timeout:g} s"
         elif isinstance(exc, socket.gaierror):
@@ -154,8 +166,9 @@ class RemoteEngine:
         try:
             return json.loads(raw)
         except ValueError:
-            raise EngineError(f"The server at {self.url} answered {path} with something that "
-                              "is not JSON.") from None
+            raise EngineError(
+                f"The server at {self.url} answered {path} with something that is not JSON."
+            ) from None
 
     def _probe(self, method: str, path: str, body: dict | None = None) -> dict | None:
         """Ask an endpoint only some servers have; None when this one has not got it."""
@@ -182,13 +195,15 @@ class RemoteEngine:
         if isinstance(entries, list):
             entries = [e for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str)]
         if not entries:
-            raise EngineError(f"The server at {self.url} lists no models; load one there "
-                              "first.")
+            raise EngineError(f"The server at {self.url} lists no models; load one there first.")
         return entries
 
-    def load(self, params: LoadParams | None = None,
-             cancel: threading.Event | None = None,
-             progress: Callable[[float], None] | None = None) -> ModelInfo:
+    def load(
+        self,
+        params: LoadParams | None = None,
+        cancel: threading.Event | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> ModelInfo:
         """Check the server answers and learn the model and its context size.
 
         `params.n_ctx` is used only when the server does not say; the other load
@@ -197,8 +212,10 @@ class RemoteEngine:
         entries = self._model_entries()
         ids = [e["id"] for e in entries]
         if self.model is not None and self.model not in ids:
-            raise EngineError(f"The server at {self.url} has no model {self.model!r}; it "
-                              f"offers {', '.join(ids[:10])}.")
+            raise EngineError(
+                f"The server at {self.url} has no model {self.model!r}; it "
+                f"offers {', '.join(ids[:10])}."
+            )
         entry = entries[ids.index(self.model)] if self.model else entries[0]
         self.model = entry["id"]
         if cancel is not None and cancel.is_set():
@@ -207,16 +224,22 @@ class RemoteEngine:
         n_ctx, source = self._context_size(entry, props, cancel)
         meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
         self.info = ModelInfo(
-            path=self.url, name=self.model,
+            path=self.url,
+            name=self.model,
             n_ctx=n_ctx or (params.n_ctx if params else DEFAULT_N_CTX),
-            n_ctx_train=int(meta.get("n_ctx_train") or n_ctx or 0), n_gpu_layers=0, n_layer=0,
+            n_ctx_train=int(meta.get("n_ctx_train") or n_ctx or 0),
+            n_gpu_layers=0,
+            n_layer=0,
             chat_template=props.get("chat_template") or None,
-            bos=str(props.get("bos_token") or ""), eos=str(props.get("eos_token") or ""),
-            metadata={"remote": True, "mode": self.mode, "n_ctx_source": source})
+            bos=str(props.get("bos_token") or ""),
+            eos=str(props.get("eos_token") or ""),
+            metadata={"remote": True, "mode": self.mode, "n_ctx_source": source},
+        )
         return self.info
 
-    def _context_size(self, entry: dict, props: dict,
-                      cancel: threading.Event | None) -> tuple[int, str]:
+    def _context_size(
+        self, entry: dict, props: dict, cancel: threading.Event | None
+    ) -> tuple[int, str]:
         """The server's context per request: vLLM, llama-server, KoboldCpp; 0 if unknown."""
         if isinstance(entry.get("max_model_len"), int):
             return entry["max_model_len"], "vllm"
@@ -246,8 +269,7 @@ class RemoteEngine:
 
     def _count(self, text: str) -> int:
         if self._tokenizer is None:
-            self._tokenizer = next((t for t in TOKENIZERS if self._ask(t, "Hello") is not None),
-                                   ())
+            self._tokenizer = next((t for t in TOKENIZERS if self._ask(t, "Hello") is not None), ())
             # Some servers add BOS to every count; the local engine counts without it.
             self._special = (self._ask(self._tokenizer, "") or 0) if self._tokenizer else 0
         if not self._tokenizer:
@@ -260,8 +282,9 @@ class RemoteEngine:
     def _ask(self, tokenizer: tuple, text: str) -> int | None:
         """One count from one tokenizer endpoint; None when the server has no such thing."""
         path, key, answer_key = tokenizer
-        answer = self._probe("POST", path, {key: text} | ({"model": self.model} if self.model
-                                                           else {}))
+        answer = self._probe(
+            "POST", path, {key: text} | ({"model": self.model} if self.model else {})
+        )
         if answer is None:
             return None
         value = answer.get("count", answer.get(answer_key))  # vLLM's /tokenize has both
@@ -269,8 +292,13 @@ class RemoteEngine:
         return value if isinstance(value, int) else None
 
     # --- streaming ----------------------------------------------------------------------
-    def stream(self, prompt: str, params: SamplingParams, cancel: threading.Event,
-               layout: PromptLayout | None = None) -> Iterator[str]:
+    def stream(
+        self,
+        prompt: str,
+        params: SamplingParams,
+        cancel: threading.Event,
+        layout: PromptLayout | None = None,
+    ) -> Iterator[str]:
         """Text completion of our own prompt; in chat mode the prompt is one user message.
 
         `layout` is not used: the server manages its own cache (`cache_prompt`)."""
@@ -278,22 +306,28 @@ class RemoteEngine:
             return self.stream_chat([{"role": "user", "content": prompt}], params, cancel)
         return self._stream("/v1/completions", {"prompt": prompt}, params, cancel)
 
-    def stream_chat(self, messages: list[dict], params: SamplingParams,
-                    cancel: threading.Event) -> Iterator[str]:
+    def stream_chat(
+        self, messages: list[dict], params: SamplingParams, cancel: threading.Event
+    ) -> Iterator[str]:
         """Chat completion: the server applies its template to `messages` (role, content)."""
         return self._stream("/v1/chat/completions", {"messages": list(messages)}, params, cancel)
 
-    def _stream(self, path: str, body: dict, params: SamplingParams,
-                cancel: threading.Event) -> Iterator[str]:
-        body = body | sampler_fields(params) | {
-            "stream": True, "stream_options": {"include_usage": True}, "cache_prompt": True}
+    def _stream(
+        self, path: str, body: dict, params: SamplingParams, cancel: threading.Event
+    ) -> Iterator[str]:
+        body = (
+            body
+            | sampler_fields(params)
+            | {"stream": True, "stream_options": {"include_usage": True}, "cache_prompt": True}
+        )
         if self.model:
             body["model"] = self.model
         self.last_stats = None
         stats = StreamStats(seed=params.seed)
         started = time.perf_counter()
-        reader = EventReader(lambda: self._open("POST", path, body), self.url, self.timeout,
-                             self._network_error)
+        reader = EventReader(
+            lambda: self._open("POST", path, body), self.url, self.timeout, self._network_error
+        )
         try:
             for chunk in reader.chunks(cancel, stats):
                 if chunk.text:
@@ -315,31 +349,45 @@ class RemoteEngine:
 
 def sampler_fields(p: SamplingParams) -> dict:
     """The request fields for `p`, each under every name the known servers read."""
-    values = {"max_tokens": p.max_tokens, "temperature": p.temperature, "top_p": p.top_p,
-              "top_k": p.top_k, "min_p": p.min_p, "typical_p": p.typical_p,
-              "repeat_penalty": p.repeat_penalty, "repeat_last_n": p.repeat_last_n,
-              "presence_penalty": p.presence_penalty, "frequency_penalty": p.frequency_penalty}
+    values = {
+        "max_tokens": p.max_tokens,
+        "temperature": p.temperature,
+        "top_p": p.top_p,
+        "top_k": p.top_k,
+        "min_p": p.min_p,
+        "typical_p": p.typical_p,
+        "repeat_penalty": p.repeat_penalty,
+        "repeat_last_n": p.repeat_last_n,
+        "presence_penalty": p.presence_penalty,
+        "frequency_penalty": p.frequency_penalty,
+    }
     if p.mirostat_mode:
-        values |= {"mirostat": p.mirostat_mode, "mirostat_mode": p.mirostat_mode,
-                   "mirostat_tau": p.mirostat_tau, "mirostat_eta": p.mirostat_eta}
+        values |= {
+            "mirostat": p.mirostat_mode,
+            "mirostat_mode": p.mirostat_mode,
+            "mirostat_tau": p.mirostat_tau,
+            "mirostat_eta": p.mirostat_eta,
+        }
     if p.seed >= 0:
         values["seed"] = p.seed
     if p.stop:
         values["stop"] = list(p.stop)
-    return {name: value for key, value in values.items()
-            for name in SAMPLER_NAMES.get(key, (key,))}
+    return {name: value for key, value in values.items() for name in SAMPLER_NAMES.get(key, (key,))}
 
 
-def smoke(url: str, api_key: str | None, prompt: str, max_tokens: int,
-          mode: str = "chat") -> dict:
+def smoke(url: str, api_key: str | None, prompt: str, max_tokens: int, mode: str = "chat") -> dict:
     """`--smoke-test --remote`: load, send one message, report like the local smoke test.
 
     Chat mode by default: the server knows its model's template, we do not.
     """
     engine = RemoteEngine(url, api_key=api_key, mode=mode)
     info = engine.load()
-    reply = "".join(engine.stream(prompt, SamplingParams(max_tokens=max_tokens),
-                                  threading.Event()))
+    reply = "".join(engine.stream(prompt, SamplingParams(max_tokens=max_tokens), threading.Event()))
     stats = engine.last_stats
-    return {"model": info.name, "tokens": stats.tokens, "ttft_s": round(stats.ttft_s, 4),
-            "tokens_per_s": round(stats.tokens_per_s, 2), "reply": reply}
+    return {
+        "model": info.name,
+        "tokens": stats.tokens,
+        "ttft_s": round(stats.ttft_s, 4),
+        "tokens_per_s": round(stats.tokens_per_s, 2),
+        "reply": reply,
+    }

@@ -64,17 +64,24 @@ class Header:
     payload_sha256: str
 
 
-def model_identity(model_path: str, n_ctx: int, kv_type: str, flash_attn: bool,
-                   version: str) -> dict:
+def model_identity(
+    model_path: str, n_ctx: int, kv_type: str, flash_attn: bool, version: str
+) -> dict:
     """What a saved state depends on; a change to any of it makes old files useless.
 
     Flash attention is part of it because it changes how the V cache is laid out: llama.cpp
     refuses a state saved with the other setting (seen with llama-cpp-python 0.3.36).
     """
     st = os.stat(model_path)
-    return {"model": os.path.abspath(model_path), "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns, "n_ctx": n_ctx, "kv_type": kv_type,
-            "flash_attn": bool(flash_attn), "llama_cpp": version}
+    return {
+        "model": os.path.abspath(model_path),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "n_ctx": n_ctx,
+        "kv_type": kv_type,
+        "flash_attn": bool(flash_attn),
+        "llama_cpp": version,
+    }
 
 
 def covered(saved: list[int], tokens: list[int], shift: bool = True) -> int:
@@ -84,8 +91,14 @@ def covered(saved: list[int], tokens: list[int], shift: bool = True) -> int:
 
 
 def _header_bytes(identity: dict, tokens: list[int], state: bytes) -> bytes:
-    return json.dumps({"identity": identity, "tokens": tokens, "payload_len": len(state),
-                       "payload_sha256": hashlib.sha256(state).hexdigest()}).encode()
+    return json.dumps(
+        {
+            "identity": identity,
+            "tokens": tokens,
+            "payload_len": len(state),
+            "payload_sha256": hashlib.sha256(state).hexdigest(),
+        }
+    ).encode()
 
 
 def write_file(path: Path, identity: dict, tokens: list[int], state: bytes) -> int:
@@ -107,14 +120,18 @@ def read_header(path: Path) -> tuple[Header, int]:
             head = f.read(len(MAGIC) + 4)
             if len(head) < len(MAGIC) + 4 or not head.startswith(MAGIC):
                 raise SessionError(f"{path.name}: not a Parlor session file of this version")
-            (size,) = struct.unpack("<I", head[len(MAGIC):])
+            (size,) = struct.unpack("<I", head[len(MAGIC) :])
             raw = f.read(size)
             crc = f.read(4)
         if len(raw) != size or len(crc) != 4 or struct.unpack("<I", crc)[0] != zlib.crc32(raw):
             raise SessionError(f"{path.name}: the header is truncated or damaged")
         data = json.loads(raw)
-        header = Header(data["identity"], [int(t) for t in data["tokens"]],
-                        int(data["payload_len"]), str(data["payload_sha256"]))
+        header = Header(
+            data["identity"],
+            [int(t) for t in data["tokens"]],
+            int(data["payload_len"]),
+            str(data["payload_sha256"]),
+        )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SessionError(f"{path.name}: unreadable ({exc})") from exc
     return header, len(MAGIC) + 4 + size + 4
@@ -130,8 +147,7 @@ def read_state(path: Path) -> tuple[Header, bytes]:
     except OSError as exc:
         raise SessionError(f"{path.name}: unreadable ({exc})") from exc
     if len(payload) != header.payload_len:
-        raise SessionError(f"{path.name}: truncated ({len(payload)} of "
-                           f"{header.payload_len} bytes)")
+        raise SessionError(f"{path.name}: truncated ({len(payload)} of {header.payload_len} bytes)")
     if hashlib.sha256(payload).hexdigest() != header.payload_sha256:
         raise SessionError(f"{path.name}: checksum mismatch")
     return header, payload
@@ -148,8 +164,7 @@ class SessionStore:
         self.folder = Path(folder)
         self.identity = identity
         self.cap_bytes = cap_bytes
-        self.prefix = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()) \
-            .hexdigest()[:16]
+        self.prefix = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         self._writer: threading.Thread | None = None
         self._lock = threading.Lock()
         self.notes: list[str] = []
@@ -187,8 +202,9 @@ class SessionStore:
             if header.identity == self.identity:
                 yield path, header
 
-    def best_match(self, tokens: list[int], at_least: int,
-                   shift: bool = True) -> tuple[Path, int] | None:
+    def best_match(
+        self, tokens: list[int], at_least: int, shift: bool = True
+    ) -> tuple[Path, int] | None:
         """The file covering most of `tokens`, if more than `at_least` of them.
 
         Never waits for a write in progress: the file being written is the cache's own
@@ -229,8 +245,9 @@ class SessionStore:
         """Write on a thread; False (nothing started) while another write is running."""
         if self.busy:
             return False
-        self._writer = threading.Thread(target=self._save, args=(list(tokens), state),
-                                        name="parlor-session-writer", daemon=True)
+        self._writer = threading.Thread(
+            target=self._save, args=(list(tokens), state), name="parlor-session-writer", daemon=True
+        )
         self._writer.start()
         return True
 
@@ -242,9 +259,11 @@ class SessionStore:
     def _save(self, tokens: list[int], state: bytes) -> None:
         size = len(MAGIC) + 8 + len(_header_bytes(self.identity, tokens, b"")) + len(state)
         if size > self.cap_bytes:
-            self.note(f"Not saved: the session of {len(tokens)} tokens would take "
-                      f"{size / 2**20:.0f} MB, more than the {self.cap_bytes / 2**20:.0f} MB "
-                      "cap for saved sessions (Settings → Model).")
+            self.note(
+                f"Not saved: the session of {len(tokens)} tokens would take "
+                f"{size / 2**20:.0f} MB, more than the {self.cap_bytes / 2**20:.0f} MB "
+                "cap for saved sessions (Settings → Model)."
+            )
             return
         try:
             t0 = time.perf_counter()

@@ -38,13 +38,15 @@ def iter_events(lines: Iterable[bytes]) -> Iterator[str]:
     data: list[str] = []
     for raw in lines:
         if len(raw) >= MAX_LINE:
-            raise EngineError("The server sent a stream line longer than 1 MiB; "
-                              "this is not an event stream.")
+            raise EngineError(
+                "The server sent a stream line longer than 1 MiB; this is not an event stream."
+            )
         try:
             line = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as exc:
-            raise EngineError(f"The server sent a stream that is not UTF-8 text ({exc.reason}).") \
-                from None
+            raise EngineError(
+                f"The server sent a stream that is not UTF-8 text ({exc.reason})."
+            ) from None
         if not line:
             if data:
                 yield "\n".join(data)
@@ -63,8 +65,7 @@ def parse_chunk(data: str) -> Chunk:
     try:
         obj = json.loads(data)
     except ValueError:
-        raise EngineError(f"The server sent a malformed stream event: {_snippet(data)}") \
-            from None
+        raise EngineError(f"The server sent a malformed stream event: {_snippet(data)}") from None
     if not isinstance(obj, dict):
         raise EngineError(f"The server sent a malformed stream event: {_snippet(data)}")
     if "error" in obj:
@@ -82,12 +83,14 @@ def parse_chunk(data: str) -> Chunk:
 
 def parse_whole(obj: object) -> Chunk:
     """A non-streamed reply (a server that ignored `stream: true`) as one final chunk."""
-    if not isinstance(obj, dict) or not isinstance(obj.get("choices"), list) \
-            or not obj["choices"]:
+    if not isinstance(obj, dict) or not isinstance(obj.get("choices"), list) or not obj["choices"]:
         raise EngineError("The server answered with JSON that holds no reply.")
     first = obj["choices"][0] if isinstance(obj["choices"][0], dict) else {}
-    return Chunk(text=_choice_text(first), finish_reason=first.get("finish_reason") or "stop",
-                 usage=_dict(obj.get("usage")))
+    return Chunk(
+        text=_choice_text(first),
+        finish_reason=first.get("finish_reason") or "stop",
+        usage=_dict(obj.get("usage")),
+    )
 
 
 def error_text(obj: object) -> str:
@@ -125,15 +128,21 @@ class EventReader:
     """Reads one streamed reply on its own thread, so Stop never waits on the network:
     the caller polls a queue and the cancel flag, and closing shuts the socket down."""
 
-    def __init__(self, open_response: Callable[[], tuple], url: str, timeout: float,
-                 network_error: Callable[[BaseException], EngineError]) -> None:
+    def __init__(
+        self,
+        open_response: Callable[[], tuple],
+        url: str,
+        timeout: float,
+        network_error: Callable[[BaseException], EngineError],
+    ) -> None:
         self._url, self._timeout, self._network_error = url, timeout, network_error
         self.completion_tokens = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._conn, self._closed = None, False
-        threading.Thread(target=self._run, args=(open_response,), name="parlor-remote-stream",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._run, args=(open_response,), name="parlor-remote-stream", daemon=True
+        ).start()
 
     def _run(self, open_response: Callable[[], tuple]) -> None:
         """Send the request here too: a server may hold its headers back until the prompt
@@ -190,12 +199,16 @@ class EventReader:
 
     def _ended_early(self, events: int) -> EngineError:
         if events:
-            return EngineError(f"The server at {self._url} ended the stream before "
-                               "the reply was complete; the text so far is kept.")
+            return EngineError(
+                f"The server at {self._url} ended the stream before "
+                "the reply was complete; the text so far is kept."
+            )
         # llama-cpp-python's server does this when the prompt is longer than its context.
-        return EngineError(f"The server at {self._url} ended the stream without "
-                           "writing anything; its log says why (often: the prompt is longer "
-                           "than the server's context size).")
+        return EngineError(
+            f"The server at {self._url} ended the stream without "
+            "writing anything; its log says why (often: the prompt is longer "
+            "than the server's context size)."
+        )
 
     def _next(self, cancel: threading.Event) -> tuple | None:
         while not cancel.is_set():
@@ -209,11 +222,12 @@ class EventReader:
         if isinstance(exc, EngineError):
             return exc
         if isinstance(exc, TimeoutError):
-            return EngineError(f"The server at {self._url} stopped sending for "
-                               f"{self._timeout:g} s; the reply so far is kept.")
+            return EngineError(
+                f"The server at {self._url} stopped sending for "
+                f"{self._timeout:g} s; the reply so far is kept."
+            )
         if isinstance(exc, ValueError):  # JSON of a non-streamed reply
-            return EngineError(f"The server at {self._url} sent a reply that is not "
-                               "JSON.")
+            return EngineError(f"The server at {self._url} sent a reply that is not JSON.")
         return self._network_error(exc)
 
     def close(self) -> None:
@@ -242,5 +256,6 @@ def note_stats(stats: StreamStats, chunk: Chunk) -> None:
         stats.prompt_tokens = usage["prompt_tokens"]
     if isinstance(timings.get("cache_n"), int):
         stats.reused_tokens = timings["cache_n"]
-        stats.prompt_tokens = max(stats.prompt_tokens,
-                                  timings["cache_n"] + int(timings.get("prompt_n") or 0))
+        stats.prompt_tokens = max(
+            stats.prompt_tokens, timings["cache_n"] + int(timings.get("prompt_n") or 0)
+        )

@@ -20,17 +20,24 @@ def _lazy_formatter_class(base: type) -> type:
     class StoredTemplate(base):  # type: ignore[misc, valid-type]
         """The template as text only; Parlor's sandbox is the one that renders it."""
 
-        def __init__(self, template: str, eos_token: str, bos_token: str,
-                     add_generation_prompt: bool = True,
-                     stop_token_ids: list[int] | None = None) -> None:
+        def __init__(
+            self,
+            template: str,
+            eos_token: str,
+            bos_token: str,
+            add_generation_prompt: bool = True,
+            stop_token_ids: list[int] | None = None,
+        ) -> None:
             self.template = template
             self.eos_token, self.bos_token = eos_token, bos_token
             self.add_generation_prompt = add_generation_prompt
             self.stop_token_ids = set(stop_token_ids) if stop_token_ids is not None else None
 
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            raise RuntimeError("Parlor renders chat templates itself; llama-cpp-python's "
-                               "chat formatting is disabled in this process")
+            raise RuntimeError(
+                "Parlor renders chat templates itself; llama-cpp-python's "
+                "chat formatting is disabled in this process"
+            )
 
     return StoredTemplate
 
@@ -43,5 +50,6 @@ def disable_gguf_template_compilation() -> None:
     from llama_cpp import llama_chat_format
 
     llama_chat_format.Jinja2ChatFormatter = _lazy_formatter_class(
-        llama_chat_format.Jinja2ChatFormatter)
+        llama_chat_format.Jinja2ChatFormatter
+    )
     _installed = True

@@ -42,9 +42,19 @@ MAX_HEADER_BYTES = 512 << 20
 # GGUF metadata value types
 T_UINT8, T_INT8, T_UINT16, T_INT16, T_UINT32, T_INT32, T_FLOAT32, T_BOOL = range(8)
 T_STRING, T_ARRAY, T_UINT64, T_INT64, T_FLOAT64 = range(8, 13)
-_SCALARS = {T_UINT8: "B", T_INT8: "b", T_UINT16: "H", T_INT16: "h", T_UINT32: "I",
-            T_INT32: "i", T_FLOAT32: "f", T_BOOL: "?", T_UINT64: "Q", T_INT64: "q",
-            T_FLOAT64: "d"}
+_SCALARS = {
+    T_UINT8: "B",
+    T_INT8: "b",
+    T_UINT16: "H",
+    T_INT16: "h",
+    T_UINT32: "I",
+    T_INT32: "i",
+    T_FLOAT32: "f",
+    T_BOOL: "?",
+    T_UINT64: "Q",
+    T_INT64: "q",
+    T_FLOAT64: "d",
+}
 
 LEGACY_EXPERT = re.compile(r"^blk\.(\d+)\.ffn_(gate|up|down)\.(\d+)\.weight$")
 MERGED_EXPERTS = re.compile(r"^blk\.(\d+)\.ffn_(gate|up|down|gate_up)_exps\.weight$")
@@ -58,8 +68,10 @@ class HeaderIncomplete(GGUFError):
     """The bytes ended inside the header; `needed_bytes` is a lower bound of what it needs."""
 
     def __init__(self, name: str, needed_bytes: int, have: int):
-        super().__init__(f"{name}: the data ends inside the GGUF header at byte {have}; "
-                         f"at least {needed_bytes} bytes are needed (truncated file?)")
+        super().__init__(
+            f"{name}: the data ends inside the GGUF header at byte {have}; "
+            f"at least {needed_bytes} bytes are needed (truncated file?)"
+        )
         self.needed_bytes = needed_bytes
         self.have = have
 
@@ -170,8 +182,10 @@ class _Reader:
         if self.limit is not None and end > self.limit:
             raise HeaderIncomplete(self.name, end, self.limit)
         if end > MAX_HEADER_BYTES:
-            raise GGUFError(f"{self.name}: the header is larger than {MAX_HEADER_BYTES >> 20} MB "
-                            "(no model's is): the file is damaged or hostile")
+            raise GGUFError(
+                f"{self.name}: the header is larger than {MAX_HEADER_BYTES >> 20} MB "
+                "(no model's is): the file is damaged or hostile"
+            )
         while len(self.buf) < end:
             if self.eof:
                 raise HeaderIncomplete(self.name, end, len(self.buf))
@@ -203,7 +217,7 @@ class _Reader:
         n = self.u64()
         self.check_count(n, 1, "string")
         self.need(n)
-        raw = bytes(self.buf[self.pos:self.pos + n])
+        raw = bytes(self.buf[self.pos : self.pos + n])
         self.pos += n
         return raw.decode("utf-8", errors="surrogateescape")
 
@@ -212,20 +226,26 @@ class _Reader:
         self.items += count
         self.strings += count if strings else 0
         if self.strings > MAX_METADATA_STRINGS:
-            raise GGUFError(f"{self.name}: a {what} at byte {self.pos} would bring the metadata "
-                            f"to {self.strings:,} strings, over the limit of "
-                            f"{MAX_METADATA_STRINGS:,}: the file is damaged or hostile")
+            raise GGUFError(
+                f"{self.name}: a {what} at byte {self.pos} would bring the metadata "
+                f"to {self.strings:,} strings, over the limit of "
+                f"{MAX_METADATA_STRINGS:,}: the file is damaged or hostile"
+            )
         if self.items > MAX_METADATA_ITEMS:
-            raise GGUFError(f"{self.name}: a {what} at byte {self.pos} would bring the metadata "
-                            f"to {self.items:,} items, over the limit of {MAX_METADATA_ITEMS:,}"
-                            ": the file is damaged or hostile")
+            raise GGUFError(
+                f"{self.name}: a {what} at byte {self.pos} would bring the metadata "
+                f"to {self.items:,} items, over the limit of {MAX_METADATA_ITEMS:,}"
+                ": the file is damaged or hostile"
+            )
 
     def check_count(self, count: int, item_size: int, what: str) -> None:
         """A length that no header could need means damage; one past the end, truncation."""
         end = self.pos + count * item_size
         if count * item_size > MAX_ITEM_BYTES:
-            raise GGUFError(f"{self.name}: a {what} at byte {self.pos} claims {count} items, "
-                            "an implausible length: the file is damaged")
+            raise GGUFError(
+                f"{self.name}: a {what} at byte {self.pos} claims {count} items, "
+                "an implausible length: the file is damaged"
+            )
         if self.limit is not None and end > self.limit:
             raise HeaderIncomplete(self.name, end, self.limit)
 
@@ -273,7 +293,7 @@ def _read_strings(r: _Reader, count: int) -> list[str]:
             r.pos = pos
             r.check_count(n, 1, "string")
             r.need(n)
-        append(buf[pos:pos + n].decode("utf-8", errors="surrogateescape"))
+        append(buf[pos : pos + n].decode("utf-8", errors="surrogateescape"))
         pos += n
     r.pos = pos
     return out
@@ -305,8 +325,10 @@ def _read_preamble(r: _Reader) -> tuple[int, int, int]:
         raise GGUFError(f"{r.name} has GGUF version {version}; this app reads versions 2 and 3")
     n_tensors, n_kv = r.u64(), r.u64()
     if n_tensors > MAX_TENSORS or n_kv > MAX_KV:
-        raise GGUFError(f"{r.name}: implausible header ({n_tensors} tensors, {n_kv} metadata "
-                        "keys): the file is damaged")
+        raise GGUFError(
+            f"{r.name}: implausible header ({n_tensors} tensors, {n_kv} metadata "
+            "keys): the file is damaged"
+        )
     return version, n_tensors, n_kv
 
 
@@ -319,13 +341,17 @@ def _read_tensor_info(r: _Reader) -> tuple[str, tuple[int, ...], int, int, int]:
     ggml_type, offset = r.u32(), r.u64()
     info = block_info(ggml_type)
     if info is None:
-        raise GGUFError(f"{r.name}: tensor {name!r} has unknown type {ggml_type} "
-                        "(the file needs a newer llama.cpp)")
+        raise GGUFError(
+            f"{r.name}: tensor {name!r} has unknown type {ggml_type} "
+            "(the file needs a newer llama.cpp)"
+        )
     block, size = info
     if any(d == 0 for d in shape) or shape[0] % block:
-        raise GGUFError(f"{r.name}: tensor {name!r} has shape {list(shape)}, which type "
-                        f"{type_name(ggml_type)} cannot store (rows must be whole blocks of "
-                        f"{block})")
+        raise GGUFError(
+            f"{r.name}: tensor {name!r} has shape {list(shape)}, which type "
+            f"{type_name(ggml_type)} cannot store (rows must be whole blocks of "
+            f"{block})"
+        )
     n = 1
     for d in shape:
         n *= d
@@ -353,14 +379,26 @@ def _parse(fileobj: BinaryIO, name: str, size_limit: int | None) -> GGUFHeader:
         raise GGUFError(f"{name}: {problem}")
     tensors = [TensorInfo(*_read_tensor_info(r)) for _ in range(n_tensors)]
     data_offset = -(-r.pos // alignment) * alignment
-    return GGUFHeader(name=name, version=version, byteorder=r.bo, metadata=metadata,
-                      metadata_types=types, tensors=tensors, alignment=alignment,
-                      data_offset=data_offset, kv_span=(kv_start, kv_end),
-                      file_size=size_limit)
+    return GGUFHeader(
+        name=name,
+        version=version,
+        byteorder=r.bo,
+        metadata=metadata,
+        metadata_types=types,
+        tensors=tensors,
+        alignment=alignment,
+        data_offset=data_offset,
+        kv_span=(kv_start, kv_end),
+        file_size=size_limit,
+    )
 
 
-def read_header(path_or_fileobj: str | os.PathLike | BinaryIO | bytes, *,
-                name: str | None = None, file_size: int | None = None) -> GGUFHeader:
+def read_header(
+    path_or_fileobj: str | os.PathLike | BinaryIO | bytes,
+    *,
+    name: str | None = None,
+    file_size: int | None = None,
+) -> GGUFHeader:
     """Parse the header of a GGUF file, a file-like object or a bytes prefix.
 
     `file_size`, when known (a path, or Content-Range), bounds lengths read from the header so
@@ -376,8 +414,7 @@ def read_header(path_or_fileobj: str | os.PathLike | BinaryIO | bytes, *,
                 return _parse(f, name or path.name, size if file_size is None else file_size)
         except OSError as e:
             raise GGUFError(f"{name or path.name}: cannot read it ({e.strerror or e})") from e
-    return _parse(path_or_fileobj, name or getattr(path_or_fileobj, "name", "<stream>"),
-                  file_size)
+    return _parse(path_or_fileobj, name or getattr(path_or_fileobj, "name", "<stream>"), file_size)
 
 
 def validate_gguf(path: str | os.PathLike) -> GGUFHeader:
@@ -386,8 +423,10 @@ def validate_gguf(path: str | os.PathLike) -> GGUFHeader:
     try:
         header = read_header(path)
     except HeaderIncomplete as e:
-        raise GGUFError(f"{path.name} is truncated: it ends inside the GGUF header "
-                        f"(byte {e.have}); the download is incomplete or the file damaged") from e
+        raise GGUFError(
+            f"{path.name} is truncated: it ends inside the GGUF header "
+            f"(byte {e.have}); the download is incomplete or the file damaged"
+        ) from e
     size = header.file_size or 0
     if not header.tensors:
         raise GGUFError(f"{path.name} holds no tensors")
@@ -397,13 +436,17 @@ def validate_gguf(path: str | os.PathLike) -> GGUFHeader:
             raise GGUFError(f"{path.name}: tensor {t.name!r} appears twice")
         seen.add(t.name)
         if t.offset % header.alignment:
-            raise GGUFError(f"{path.name}: tensor {t.name!r} is not aligned to "
-                            f"{header.alignment} bytes (offset {t.offset})")
+            raise GGUFError(
+                f"{path.name}: tensor {t.name!r} is not aligned to "
+                f"{header.alignment} bytes (offset {t.offset})"
+            )
         end = header.data_offset + t.offset + t.nbytes
         if end > size:
-            raise GGUFError(f"{path.name} is truncated: tensor {t.name!r} ends at byte {end} "
-                            f"but the file has only {size} bytes; the download is incomplete "
-                            "or the file damaged")
+            raise GGUFError(
+                f"{path.name} is truncated: tensor {t.name!r} ends at byte {end} "
+                f"but the file has only {size} bytes; the download is incomplete "
+                "or the file damaged"
+            )
     return header
 
 
@@ -417,8 +460,14 @@ def moe_layout(header: GGUFHeader) -> str:
     return "dense"
 
 
-def read_remote_header(url: str, headers: dict[str, str] | None = None, first: int = 1 << 20,
-                       *, max_bytes: int = 256 << 20, timeout: float = 30.0) -> GGUFHeader:
+def read_remote_header(
+    url: str,
+    headers: dict[str, str] | None = None,
+    first: int = 1 << 20,
+    *,
+    max_bytes: int = 256 << 20,
+    timeout: float = 30.0,
+) -> GGUFHeader:
     """Read the header of a remote GGUF with HTTP Range requests, growing the range as needed.
 
     `file_size` of the result comes from Content-Range, so the caller learns the file's size too.
@@ -433,15 +482,17 @@ def read_remote_header(url: str, headers: dict[str, str] | None = None, first: i
             return read_header(buf, name=name, file_size=total)
         except HeaderIncomplete as e:
             if total is not None and e.needed_bytes > total:
-                raise GGUFError(f"{name}: the remote file ({total} bytes) ends inside its "
-                                "GGUF header") from e
+                raise GGUFError(
+                    f"{name}: the remote file ({total} bytes) ends inside its GGUF header"
+                ) from e
             if len(buf) < want or want >= max_bytes:  # the server gave all there is
                 raise
             want = min(max(e.needed_bytes, 2 * want), max_bytes)
 
 
-def _fetch_range(url: str, headers: dict[str, str], start: int, end: int,
-                 timeout: float) -> tuple[bytes, int | None]:
+def _fetch_range(
+    url: str, headers: dict[str, str], start: int, end: int, timeout: float
+) -> tuple[bytes, int | None]:
     req = urllib.request.Request(url, headers={**headers, "Range": f"bytes={start}-{end}"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -469,5 +520,15 @@ def _total_from_content_range(value: str | None) -> int | None:
             return int(tail)
     return None
 
-__all__ = ["GGUFError", "GGUFHeader", "HeaderIncomplete", "TensorInfo", "estimate_memory",
-           "moe_layout", "read_header", "read_remote_header", "validate_gguf"]
+
+__all__ = [
+    "GGUFError",
+    "GGUFHeader",
+    "HeaderIncomplete",
+    "TensorInfo",
+    "estimate_memory",
+    "moe_layout",
+    "read_header",
+    "read_remote_header",
+    "validate_gguf",
+]

@@ -17,9 +17,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from app.core.gguf.header import GGUFHeader
 
-KV_BYTES_PER_ELEMENT = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32,
-                        "q5_1": 24 / 32, "q5_0": 22 / 32, "q4_1": 20 / 32, "q4_0": 18 / 32,
-                        "iq4_nl": 18 / 32}
+KV_BYTES_PER_ELEMENT = {
+    "f32": 4.0,
+    "f16": 2.0,
+    "bf16": 2.0,
+    "q8_0": 34 / 32,
+    "q5_1": 24 / 32,
+    "q5_0": 22 / 32,
+    "q4_1": 20 / 32,
+    "q4_0": 18 / 32,
+    "iq4_nl": 18 / 32,
+}
 CTX_PAD = 256
 _BLOCK = re.compile(r"^blk\.(\d+)\.")
 
@@ -78,7 +86,8 @@ def _kv(header: GGUFHeader, n_ctx: int, kv_type: str, first_gpu: int) -> tuple[i
 def _compute(header: GGUFHeader, n_ctx: int, flash_attn: bool, n_ubatch: int) -> int:
     n_embd = int(header.arch_value("embedding_length", 0) or 0)
     n_ff = header.arch_value("expert_feed_forward_length") or header.arch_value(
-        "feed_forward_length", 0)
+        "feed_forward_length", 0
+    )
     n_ff = max(n_ff) if isinstance(n_ff, list) else int(n_ff or 0)
     n_ff *= max(header.expert_used_count, 1)
     heads = header.arch_value("attention.head_count", 1)
@@ -94,8 +103,8 @@ def _compute(header: GGUFHeader, n_ctx: int, flash_attn: bool, n_ubatch: int) ->
 class MemoryEstimate:
     """What a model needs, in bytes, on each side, for one context size and GPU offload."""
 
-    n_ctx: int                 # the context size as llama.cpp pads it
-    n_gpu_layers: int          # layers actually on the GPU (the output layer counts as one)
+    n_ctx: int  # the context size as llama.cpp pads it
+    n_gpu_layers: int  # layers actually on the GPU (the output layer counts as one)
     weights_cpu_bytes: int
     weights_gpu_bytes: int
     kv_cpu_bytes: int
@@ -124,9 +133,14 @@ class MemoryEstimate:
         return self.cpu_bytes + self.gpu_bytes
 
 
-def estimate_memory(header: GGUFHeader, n_ctx: int, n_gpu_layers: int = 0,
-                    kv_type: str = "f16", flash_attn: bool = True,
-                    n_ubatch: int = 512) -> MemoryEstimate:
+def estimate_memory(
+    header: GGUFHeader,
+    n_ctx: int,
+    n_gpu_layers: int = 0,
+    kv_type: str = "f16",
+    flash_attn: bool = True,
+    n_ubatch: int = 512,
+) -> MemoryEstimate:
     """Bytes needed on the CPU side and the GPU side for this context and offload.
 
     n_ctx <= 0 means the model's training context; n_gpu_layers < 0 means all of them.
@@ -141,6 +155,11 @@ def estimate_memory(header: GGUFHeader, n_ctx: int, n_gpu_layers: int = 0,
     compute = _compute(header, n_ctx, flash_attn, n_ubatch)
     offloaded = n_layer - first_gpu + (1 if output_gpu else 0)
     c_gpu = compute if offloaded else 0
-    c_cpu = compute if not offloaded else 4 * min(n_ubatch, n_ctx) * (
-        header.vocab_size + int(header.arch_value("embedding_length", 0) or 0))
+    c_cpu = (
+        compute
+        if not offloaded
+        else 4
+        * min(n_ubatch, n_ctx)
+        * (header.vocab_size + int(header.arch_value("embedding_length", 0) or 0))
+    )
     return MemoryEstimate(n_ctx, offloaded, w_cpu, w_gpu, kv_cpu, kv_gpu, c_cpu, c_gpu)

@@ -16,7 +16,7 @@ from typing import Any
 # contexts of a few million tokens) that keep estimates from building per-layer lists of
 # billions of items: a block_count of 4e9 made the memory estimate raise MemoryError.
 MAX_LAYERS, MAX_EXPERTS = 65_536, 65_536
-MAX_WIDTH = 1 << 26       # embedding, feed-forward, head and vocabulary sizes
+MAX_WIDTH = 1 << 26  # embedding, feed-forward, head and vocabulary sizes
 MAX_CONTEXT = 1 << 32
 
 _WHAT: dict[Callable[[Any], bool], str] = {}
@@ -26,6 +26,7 @@ def _kind(what: str) -> Callable[[Callable[[Any], bool]], Callable[[Any], bool]]
     def register(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
         _WHAT[check] = what
         return check
+
     return register
 
 
@@ -33,6 +34,7 @@ def _count(limit: int) -> Callable[[Any], bool]:
     @_kind(f"a whole number from 0 to {limit:,}")
     def check(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= limit
+
     return check
 
 
@@ -42,6 +44,7 @@ def _counts(limit: int) -> Callable[[Any], bool]:  # per-layer values are arrays
     @_kind(f"a whole number from 0 to {limit:,}, or a list of them (one per layer)")
     def check(v: Any) -> bool:
         return one(v) or (isinstance(v, list) and len(v) <= MAX_LAYERS and all(map(one, v)))
+
     return check
 
 
@@ -67,21 +70,33 @@ def _number(v: Any) -> bool:
 
 _ANY_COUNT = _count(2**40)
 GENERAL: dict[str, Callable[[Any], bool]] = {
-    "general.architecture": _text, "general.name": _text, "general.file_type": _ANY_COUNT,
-    "general.quantization_version": _ANY_COUNT, "tokenizer.chat_template": _text,
-    "tokenizer.ggml.model": _text, "tokenizer.ggml.tokens": _texts,
-    "tokenizer.ggml.merges": _texts, "tokenizer.ggml.bos_token_id": _int,
+    "general.architecture": _text,
+    "general.name": _text,
+    "general.file_type": _ANY_COUNT,
+    "general.quantization_version": _ANY_COUNT,
+    "tokenizer.chat_template": _text,
+    "tokenizer.ggml.model": _text,
+    "tokenizer.ggml.tokens": _texts,
+    "tokenizer.ggml.merges": _texts,
+    "tokenizer.ggml.bos_token_id": _int,
     "tokenizer.ggml.eos_token_id": _int,
 }
 # Under the architecture's prefix ("llama.context_length").
 PER_ARCH: dict[str, Callable[[Any], bool]] = {
-    "context_length": _count(MAX_CONTEXT), "block_count": _count(MAX_LAYERS),
-    "embedding_length": _count(MAX_WIDTH), "feed_forward_length": _counts(MAX_WIDTH),
-    "expert_count": _count(MAX_EXPERTS), "expert_used_count": _count(MAX_EXPERTS),
-    "vocab_size": _count(MAX_WIDTH), "attention.head_count": _counts(MAX_WIDTH),
-    "attention.head_count_kv": _counts(MAX_WIDTH), "attention.key_length": _count(MAX_WIDTH),
-    "attention.value_length": _count(MAX_WIDTH), "rope.dimension_count": _count(MAX_WIDTH),
-    "attention.layer_norm_rms_eps": _number, "rope.freq_base": _number,
+    "context_length": _count(MAX_CONTEXT),
+    "block_count": _count(MAX_LAYERS),
+    "embedding_length": _count(MAX_WIDTH),
+    "feed_forward_length": _counts(MAX_WIDTH),
+    "expert_count": _count(MAX_EXPERTS),
+    "expert_used_count": _count(MAX_EXPERTS),
+    "vocab_size": _count(MAX_WIDTH),
+    "attention.head_count": _counts(MAX_WIDTH),
+    "attention.head_count_kv": _counts(MAX_WIDTH),
+    "attention.key_length": _count(MAX_WIDTH),
+    "attention.value_length": _count(MAX_WIDTH),
+    "rope.dimension_count": _count(MAX_WIDTH),
+    "attention.layer_norm_rms_eps": _number,
+    "rope.freq_base": _number,
 }
 
 

@@ -37,8 +37,11 @@ def layout_offsets(tensors: Sequence[OutTensor], alignment: int) -> list[int]:
 def encode_header(src: GGUFHeader, raw_kv: bytes, tensors: Sequence[OutTensor]) -> bytes:
     """Magic, counts, the source's metadata verbatim, the new tensor table, padding."""
     bo = src.byteorder
-    parts = [GGUF_MAGIC, struct.pack(bo + "IQQ", src.version, len(tensors), len(src.metadata)),
-             raw_kv]
+    parts = [
+        GGUF_MAGIC,
+        struct.pack(bo + "IQQ", src.version, len(tensors), len(src.metadata)),
+        raw_kv,
+    ]
     for t, off in zip(tensors, layout_offsets(tensors, src.alignment), strict=True):
         name = t.name.encode("utf-8")
         parts.append(struct.pack(bo + "Q", len(name)) + name)

@@ -86,8 +86,16 @@ class Catalog:
 def _entry(row: dict) -> Entry:
     size, size_approx = parse_gb(row["size"])
     max_ram, ram_approx = parse_gb(row["max_ram"])
-    return Entry(row["name"], row["quant"], row.get("bits"), size, max_ram,
-                 row.get("use_case", ""), row["file"], size_approx or ram_approx)
+    return Entry(
+        row["name"],
+        row["quant"],
+        row.get("bits"),
+        size,
+        max_ram,
+        row.get("use_case", ""),
+        row["file"],
+        size_approx or ram_approx,
+    )
 
 
 def load_catalog(path: Path | str | None = None) -> Catalog:
@@ -108,11 +116,13 @@ def quant_bits(quant: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def entry_for_file(file: str, size_bytes: int, quant: str | None,
-                   overhead_bytes: int = CONTEXT_OVERHEAD) -> Entry:
+def entry_for_file(
+    file: str, size_bytes: int, quant: str | None, overhead_bytes: int = CONTEXT_OVERHEAD
+) -> Entry:
     """An entry for any GGUF found on the hub: Max RAM = size + context overhead."""
-    return Entry(file, quant or "?", quant_bits(quant), size_bytes,
-                 size_bytes + overhead_bytes, "", file)
+    return Entry(
+        file, quant or "?", quant_bits(quant), size_bytes, size_bytes + overhead_bytes, "", file
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,13 +167,16 @@ class Recommendation:
             return f"Recommended: {self.entry.quant} ({self.entry.file}): {self.why}."
         if self.smallest is None:
             return "The catalog is empty."
-        return (f"Nothing fits this machine. The smallest, {self.smallest.quant} "
-                f"({self.smallest.file}), {self.why}: "
-                f"{format_gb(self.missing_bytes)} GB missing.")
+        return (
+            f"Nothing fits this machine. The smallest, {self.smallest.quant} "
+            f"({self.smallest.file}), {self.why}: "
+            f"{format_gb(self.missing_bytes)} GB missing."
+        )
 
 
-def recommend(entries: Iterable[Entry], machine: Machine, *,
-              gpu_offload: bool = True) -> Recommendation:
+def recommend(
+    entries: Iterable[Entry], machine: Machine, *, gpu_offload: bool = True
+) -> Recommendation:
     entries = list(entries)
     usable = usable_bytes(machine, gpu_offload=gpu_offload)
     fitting = [e for e in entries if fits(e, usable)]
@@ -202,14 +215,23 @@ class RunPlan:
         return {
             "gpu": "fully on the GPU",
             "partial": f"partly on the GPU ({self.gpu_layers} of {layers} layers)",
-            "cpu": ("on the CPU: this build runs on the CPU only" if self.cpu_only_build
-                    else "on the CPU only"),
+            "cpu": (
+                "on the CPU: this build runs on the CPU only"
+                if self.cpu_only_build
+                else "on the CPU only"
+            ),
             "none": "not at all",
         }[self.mode]
 
 
-def plan_run(entry: Entry, machine: Machine, *, n_layer: int | None = None,
-             n_layer_estimate: int | None = None, gpu_offload: bool = True) -> RunPlan:
+def plan_run(
+    entry: Entry,
+    machine: Machine,
+    *,
+    n_layer: int | None = None,
+    n_layer_estimate: int | None = None,
+    gpu_offload: bool = True,
+) -> RunPlan:
     """Where the layers would go. Each of n_layer blocks, plus the output layer, is taken as
     an equal share of Max RAM; the GPU takes as many blocks as its budget holds."""
     estimated = n_layer is None
@@ -241,9 +263,13 @@ class Row:
     plan: RunPlan
 
 
-def evaluate(catalog: Catalog | Sequence[Entry], machine: Machine, *,
-             n_layer: int | None = None, gpu_offload: bool = True,
-             ) -> tuple[Recommendation, list[Row]]:
+def evaluate(
+    catalog: Catalog | Sequence[Entry],
+    machine: Machine,
+    *,
+    n_layer: int | None = None,
+    gpu_offload: bool = True,
+) -> tuple[Recommendation, list[Row]]:
     """The recommendation and one row per entry, for tables (CLI and dialog alike)."""
     if isinstance(catalog, Catalog):
         entries = list(catalog.entries)
@@ -253,9 +279,14 @@ def evaluate(catalog: Catalog | Sequence[Entry], machine: Machine, *,
         entries, estimate = list(catalog), None
     rec = recommend(entries, machine, gpu_offload=gpu_offload)
     rows = [
-        Row(e, fits(e, rec.usable_bytes), max(0, e.max_ram_bytes - rec.usable_bytes),
-            plan_run(e, machine, n_layer=n_layer, n_layer_estimate=estimate,
-                     gpu_offload=gpu_offload))
+        Row(
+            e,
+            fits(e, rec.usable_bytes),
+            max(0, e.max_ram_bytes - rec.usable_bytes),
+            plan_run(
+                e, machine, n_layer=n_layer, n_layer_estimate=estimate, gpu_offload=gpu_offload
+            ),
+        )
         for e in entries
     ]
     return rec, rows

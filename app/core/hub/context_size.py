@@ -33,36 +33,58 @@ class ContextChoice:
     @property
     def note(self) -> str:
         """For the settings and the status bar: where the number came from."""
-        trained = f"trained on {self.trained} tokens" if self.trained else \
-            "its training context is not in the file"
+        trained = (
+            f"trained on {self.trained} tokens"
+            if self.trained
+            else "its training context is not in the file"
+        )
         if self.chosen_by == "setting":
             return f"Context size {self.n_ctx} (your setting; the model was {trained})."
-        limit = "" if self.n_ctx != self.memory_limit or self.n_ctx == self.trained else \
-            ", as much as fits in memory"
+        limit = (
+            ""
+            if self.n_ctx != self.memory_limit or self.n_ctx == self.trained
+            else ", as much as fits in memory"
+        )
         return f"Context size {self.n_ctx} (from the model: {trained}{limit})."
 
 
-def choose_context(setting: int, header: GGUFHeader, machine: Machine, *,
-                   n_gpu_layers: int = 0, kv_type: str = "f16",
-                   flash_attn: bool = True) -> ContextChoice:
+def choose_context(
+    setting: int,
+    header: GGUFHeader,
+    machine: Machine,
+    *,
+    n_gpu_layers: int = 0,
+    kv_type: str = "f16",
+    flash_attn: bool = True,
+) -> ContextChoice:
     """The user's context size when set (`setting` > 0), else the model's default."""
     trained = header.context_length
-    limit = largest_context(header, usable_bytes(machine, gpu_offload=n_gpu_layers != 0),
-                            n_gpu_layers=n_gpu_layers, kv_type=kv_type, flash_attn=flash_attn)
+    limit = largest_context(
+        header,
+        usable_bytes(machine, gpu_offload=n_gpu_layers != 0),
+        n_gpu_layers=n_gpu_layers,
+        kv_type=kv_type,
+        flash_attn=flash_attn,
+    )
     if setting > AUTO:
         return ContextChoice(setting, trained, limit, "setting")
     wanted = trained or UNKNOWN_TRAINED
     return ContextChoice(max(SMALLEST, min(wanted, limit)), trained, limit, "model")
 
 
-def largest_context(header: GGUFHeader, usable: int, *, n_gpu_layers: int = 0,
-                    kv_type: str = "f16", flash_attn: bool = True) -> int:
+def largest_context(
+    header: GGUFHeader,
+    usable: int,
+    *,
+    n_gpu_layers: int = 0,
+    kv_type: str = "f16",
+    flash_attn: bool = True,
+) -> int:
     """The largest context (a multiple of 256) whose estimate fits in `usable` bytes; 0 when
     not even the smallest does. A binary search: the estimate grows with the context."""
 
     def fits(n_ctx: int) -> bool:
-        need = estimate_memory(header, n_ctx, n_gpu_layers, kv_type=kv_type,
-                               flash_attn=flash_attn)
+        need = estimate_memory(header, n_ctx, n_gpu_layers, kv_type=kv_type, flash_attn=flash_attn)
         return need.total_bytes <= usable
 
     low, high = 0, LARGEST // CTX_PAD  # in steps of CTX_PAD; `low` always fits (or is 0)

@@ -49,11 +49,29 @@ from app.core.hub.verify import Checksum, hash_file, install, verify
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DISK_MARGIN", "GB", "AlreadyDownloading", "ChecksumMismatch", "DiskNeed",
-           "DownloadCancelled", "DownloadError", "GgufModel", "Hub", "Progress", "RemoteFile",
-           "RetryPolicy", "discard_partial", "download", "group_gguf", "human_size",
-           "parse_repo_ref", "part_path", "partial_bytes", "quant_from_filename",
-           "split_info"]
+__all__ = [
+    "DISK_MARGIN",
+    "GB",
+    "AlreadyDownloading",
+    "ChecksumMismatch",
+    "DiskNeed",
+    "DownloadCancelled",
+    "DownloadError",
+    "GgufModel",
+    "Hub",
+    "Progress",
+    "RemoteFile",
+    "RetryPolicy",
+    "discard_partial",
+    "download",
+    "group_gguf",
+    "human_size",
+    "parse_repo_ref",
+    "part_path",
+    "partial_bytes",
+    "quant_from_filename",
+    "split_info",
+]
 
 
 def download(
@@ -90,9 +108,12 @@ def download(
     meter.done = sum(s.file.size for s in sources if s not in pending)
     job = Job(hub, repo_id, dest, meter, cancel, opener, policy or RetryPolicy())
     started = time.monotonic()
-    log.info("download from %s: %s (%d already here)", repo_id,
-             ", ".join(f"{s.file.name} {human_size(s.file.size)}" for s in pending) or "-",
-             len(sources) - len(pending))
+    log.info(
+        "download from %s: %s (%d already here)",
+        repo_id,
+        ", ".join(f"{s.file.name} {human_size(s.file.size)}" for s in pending) or "-",
+        len(sources) - len(pending),
+    )
     try:
         for source in pending:
             _locked_download(job, source, wait_for_other)
@@ -100,8 +121,12 @@ def download(
         log.warning("download from %s stopped: %s: %s", repo_id, type(exc).__name__, exc)
         raise
     if pending:
-        log.info("downloaded and verified %d file(s) from %s in %.0f s", len(pending),
-                 repo_id, time.monotonic() - started)
+        log.info(
+            "downloaded and verified %d file(s) from %s in %.0f s",
+            len(pending),
+            repo_id,
+            time.monotonic() - started,
+        )
     meter.set(phase="done")
     return [dest / f.name for f in files]
 
@@ -115,16 +140,20 @@ def _folder(dest: Path) -> Path:
 
 
 def _installed(dest: Path, source: Source, meter: Meter, cancel: threading.Event) -> bool:
-    return installed(dest, source, cancel,
-                     on_hash=lambda: meter.set(file=source.file.name, phase="identifying"))
+    return installed(
+        dest, source, cancel, on_hash=lambda: meter.set(file=source.file.name, phase="identifying")
+    )
 
 
 def _locked_download(job: Job, source: Source, wait: bool) -> None:
     part = part_path(job.dest, source.file)
     note = busy_message(source.file.name) + " Waiting for it…"
-    with part_lock(part, wait=wait, cancel=job.cancel,
-                   on_wait=lambda: job.meter.set(file=source.file.name, phase="waiting",
-                                                 note=note)):
+    with part_lock(
+        part,
+        wait=wait,
+        cancel=job.cancel,
+        on_wait=lambda: job.meter.set(file=source.file.name, phase="waiting", note=note),
+    ):
         if installed(job.dest, source, job.cancel):  # the other download just finished it
             job.meter.add(source.file.size, transferred=False)
             return
@@ -164,8 +193,12 @@ def _rehash_part(job: Job, file: RemoteFile, part: Path) -> Checksum:
         return checksum
     job.meter.set(file=file.name, phase="checking")
     try:
-        hash_file(part, checksum, cancel=job.cancel,
-                  on_chunk=lambda n: job.meter.add(n, transferred=False))
+        hash_file(
+            part,
+            checksum,
+            cancel=job.cancel,
+            on_chunk=lambda n: job.meter.add(n, transferred=False),
+        )
     except DownloadCancelled:
         raise cancelled(file, part) from None
     return checksum

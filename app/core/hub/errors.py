@@ -43,8 +43,10 @@ class AlreadyDownloading(DownloadError):
 
 
 def unreachable(base_url: str, reason: object) -> DownloadError:
-    return DownloadError(f"Cannot reach {base_url} ({reason}). Check the connection, or set "
-                         f"a mirror in {HUB_SETTING}.")
+    return DownloadError(
+        f"Cannot reach {base_url} ({reason}). Check the connection, or set "
+        f"a mirror in {HUB_SETTING}."
+    )
 
 
 @contextlib.contextmanager
@@ -56,19 +58,23 @@ def hub_errors(hub: Hub, repo_id: str, path: str | None = None) -> Iterator[None
     except DownloadError:
         raise
     except OfflineModeIsEnabled as exc:
-        raise DownloadError("Offline mode is on (HF_HUB_OFFLINE is set), so the hub cannot "
-                            f"be reached; unset it, or set a local mirror in {HUB_SETTING}."
-                            ) from exc
+        raise DownloadError(
+            "Offline mode is on (HF_HUB_OFFLINE is set), so the hub cannot "
+            f"be reached; unset it, or set a local mirror in {HUB_SETTING}."
+        ) from exc
     except GatedRepoError as exc:
-        raise DownloadError(f"{repo_id} is gated: accept its terms at {hub.base_url}/{repo_id}, "
-                            f"then {LOGIN}.") from exc
+        raise DownloadError(
+            f"{repo_id} is gated: accept its terms at {hub.base_url}/{repo_id}, then {LOGIN}."
+        ) from exc
     except RemoteEntryNotFoundError as exc:
         raise DownloadError(f"{what} was not found on the hub.") from exc
     except RevisionNotFoundError as exc:
         raise DownloadError(f"{repo_id} has no revision {hub.revision!r}.") from exc
     except RepositoryNotFoundError as exc:
-        raise DownloadError(f"Repository {repo_id} was not found on {hub.base_url}. "
-                            f"If it is private or gated, {LOGIN}.") from exc
+        raise DownloadError(
+            f"Repository {repo_id} was not found on {hub.base_url}. "
+            f"If it is private or gated, {LOGIN}."
+        ) from exc
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
         raise DownloadError(explain_status(status, what, hub, exc)) from exc

@@ -26,13 +26,20 @@ def lock_path(part: Path) -> Path:
 
 
 def busy_message(name: str) -> str:
-    return (f"{name} is already downloading in another window or command. Let it finish "
-            "there (or cancel it there), then try again.")
+    return (
+        f"{name} is already downloading in another window or command. Let it finish "
+        "there (or cancel it there), then try again."
+    )
 
 
 @contextlib.contextmanager
-def part_lock(part: Path, *, wait: bool = False, cancel: threading.Event | None = None,
-              on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+def part_lock(
+    part: Path,
+    *,
+    wait: bool = False,
+    cancel: threading.Event | None = None,
+    on_wait: Callable[[], None] | None = None,
+) -> Iterator[None]:
     """Hold the lock of `part`. Busy: AlreadyDownloading, or with `wait` wait (calling
     `on_wait` once) until it is free or `cancel` is set."""
     name = part.name.removesuffix(".part")
@@ -44,8 +51,13 @@ def part_lock(part: Path, *, wait: bool = False, cancel: threading.Event | None 
         lock.release()
 
 
-def _acquire(path: Path, name: str, wait: bool, cancel: threading.Event | None,
-             on_wait: Callable[[], None] | None) -> FileLock:
+def _acquire(
+    path: Path,
+    name: str,
+    wait: bool,
+    cancel: threading.Event | None,
+    on_wait: Callable[[], None] | None,
+) -> FileLock:
     told = False
     while True:
         fds: list[int] = []
@@ -59,8 +71,9 @@ def _acquire(path: Path, name: str, wait: bool, cancel: threading.Event | None,
                 on_wait()
                 told = True
             if cancel is not None and cancel.wait(POLL_S):
-                raise DownloadCancelled(f"Stopped waiting for the other download of {name}."
-                                        ) from None
+                raise DownloadCancelled(
+                    f"Stopped waiting for the other download of {name}."
+                ) from None
             if cancel is None:
                 threading.Event().wait(POLL_S)
             continue

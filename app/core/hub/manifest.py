@@ -77,8 +77,9 @@ def write_manifest(model: Path, manifest: Manifest) -> None:
     """Atomically: a manifest is either the old one or the new one, never half written."""
     path = manifest_path(model)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"schema": SCHEMA, **asdict(manifest)}, indent=1) + "\n",
-                   encoding="utf-8")
+    tmp.write_text(
+        json.dumps({"schema": SCHEMA, **asdict(manifest)}, indent=1) + "\n", encoding="utf-8"
+    )
     os.replace(tmp, path)
 
 

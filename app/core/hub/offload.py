@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 
 from app.core.appdata.machine import Machine
+from app.core.appdata.text_enum import TextEnum
 from app.core.gguf.header import GGUFHeader
 from app.core.gguf.memory import estimate_memory
 
@@ -37,7 +37,7 @@ _BLOCK = re.compile(r"^blk\.(\d+)\.")
 _EXPERTS = re.compile(r"^blk\.\d+\.ffn_(gate|up|down)_(ch)?exps\b")
 
 
-class Split(StrEnum):
+class Split(TextEnum):
     GPU = "gpu"  # everything on the GPU
     LAYERS = "layers"  # the last N layers on the GPU
     EXPERTS = "experts"  # every layer's attention on the GPU, experts of the first K in RAM
@@ -64,8 +64,9 @@ class ModelBytes:
         return any(layer.experts for layer in self.layers)
 
 
-def model_bytes(header: GGUFHeader, n_ctx: int = 4096, kv_type: str = "f16",
-                flash_attn: bool = True) -> ModelBytes:
+def model_bytes(
+    header: GGUFHeader, n_ctx: int = 4096, kv_type: str = "f16", flash_attn: bool = True
+) -> ModelBytes:
     n_layer = header.n_layer
     dense, experts = [0] * n_layer, [0] * n_layer
     embeddings = output = 0
@@ -81,8 +82,13 @@ def model_bytes(header: GGUFHeader, n_ctx: int = 4096, kv_type: str = "f16",
     all_gpu = estimate_memory(header, n_ctx, -1, kv_type, flash_attn)
     kv = all_gpu.kv_bytes // max(n_layer, 1)
     share = (header.expert_used_count / header.expert_count) if header.expert_count else 1.0
-    return ModelBytes(tuple(LayerBytes(d, e, kv) for d, e in zip(dense, experts, strict=True)),
-                      embeddings, output, all_gpu.compute_gpu_bytes, min(share, 1.0))
+    return ModelBytes(
+        tuple(LayerBytes(d, e, kv) for d, e in zip(dense, experts, strict=True)),
+        embeddings,
+        output,
+        all_gpu.compute_gpu_bytes,
+        min(share, 1.0),
+    )
 
 
 @dataclass(frozen=True)
@@ -103,16 +109,18 @@ class OffloadPlan:
         if self.split is Split.EXPERTS:
             if self.n_cpu_moe == 0:
                 return "fully on the GPU"
-            return (f"attention on the GPU, experts of {self.n_cpu_moe} of {self.n_layer} "
-                    "layers in RAM")
+            return (
+                f"attention on the GPU, experts of {self.n_cpu_moe} of {self.n_layer} layers in RAM"
+            )
         if self.split is Split.LAYERS:
             return f"{self.n_gpu_layers} of {self.n_layer} layers on the GPU"
         return "fully on the GPU" if self.split is Split.GPU else "on the CPU only"
 
     def tensor_overrides(self) -> list[tuple[str, str]]:
         """(tensor name regex, buffer) pairs for llama.cpp, as --n-cpu-moe makes them."""
-        return [(rf"blk\.{il}\.ffn_(up|down|gate)_(ch|)exps", "CPU")
-                for il in range(self.n_cpu_moe)]
+        return [
+            (rf"blk\.{il}\.ffn_(up|down|gate)_(ch|)exps", "CPU") for il in range(self.n_cpu_moe)
+        ]
 
 
 def _read_bytes(layer: LayerBytes, share: float) -> float:
@@ -134,8 +142,15 @@ def layer_split(mb: ModelBytes, n_gpu: int) -> OffloadPlan:
     gpu_read = sum(_read_bytes(lb, mb.expert_share) for lb in on_gpu)
     gpu_read += mb.output if output_gpu else 0
     split = Split.GPU if output_gpu else (Split.LAYERS if n_gpu else Split.CPU)
-    return OffloadPlan(split, n_layer, -1 if output_gpu else n_gpu, 0, gpu, cpu,
-                       cpu_read / CPU_BANDWIDTH + gpu_read / GPU_BANDWIDTH)
+    return OffloadPlan(
+        split,
+        n_layer,
+        -1 if output_gpu else n_gpu,
+        0,
+        gpu,
+        cpu,
+        cpu_read / CPU_BANDWIDTH + gpu_read / GPU_BANDWIDTH,
+    )
 
 
 def expert_split(mb: ModelBytes, n_cpu_moe: int) -> OffloadPlan:
@@ -147,8 +162,15 @@ def expert_split(mb: ModelBytes, n_cpu_moe: int) -> OffloadPlan:
     cpu_read = sum(lb.experts * mb.expert_share for lb in mb.layers[:n_cpu_moe])
     gpu_read = sum(lb.dense + lb.experts * mb.expert_share for lb in mb.layers[n_cpu_moe:])
     gpu_read += sum(lb.dense for lb in mb.layers[:n_cpu_moe]) + mb.output
-    return OffloadPlan(Split.EXPERTS, n_layer, -1, n_cpu_moe, gpu, cpu,
-                       cpu_read / CPU_BANDWIDTH + gpu_read / GPU_BANDWIDTH)
+    return OffloadPlan(
+        Split.EXPERTS,
+        n_layer,
+        -1,
+        n_cpu_moe,
+        gpu,
+        cpu,
+        cpu_read / CPU_BANDWIDTH + gpu_read / GPU_BANDWIDTH,
+    )
 
 
 def best_layer_split(mb: ModelBytes, gpu_budget: int) -> OffloadPlan:
@@ -172,8 +194,13 @@ def best_expert_split(mb: ModelBytes, gpu_budget: int) -> OffloadPlan | None:
     return None
 
 
-def choose(mb: ModelBytes, gpu_budget: int, ram_budget: int | None = None, *,
-           expert_split_available: bool = True) -> OffloadPlan:
+def choose(
+    mb: ModelBytes,
+    gpu_budget: int,
+    ram_budget: int | None = None,
+    *,
+    expert_split_available: bool = True,
+) -> OffloadPlan:
     """The faster of the two plans among those whose GPU and RAM parts both fit."""
     candidates = [best_layer_split(mb, gpu_budget)]
     experts = best_expert_split(mb, gpu_budget) if expert_split_available else None

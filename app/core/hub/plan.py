@@ -40,8 +40,12 @@ class Source:
         return Manifest.for_download(self.repo_id, self.revision, self.file)
 
 
-def installed(dest: Path, source: Source, cancel: threading.Event | None = None,
-              on_hash: Callable[[], None] | None = None) -> bool:
+def installed(
+    dest: Path,
+    source: Source,
+    cancel: threading.Event | None = None,
+    on_hash: Callable[[], None] | None = None,
+) -> bool:
     """Whether `dest` already holds this file (as downloaded, or converted from it).
 
     The manifest decides when there is one. Without one (a file from before manifests, or
@@ -65,7 +69,8 @@ def installed(dest: Path, source: Source, cancel: threading.Event | None = None,
         return False  # an install of an older upload of this file: replace it
     raise DownloadError(
         f"{final} already exists and is not {source.file.path} from {source.repo_id}; "
-        "Parlor does not overwrite it. Move or rename it, or download into another folder.")
+        "Parlor does not overwrite it. Move or rename it, or download into another folder."
+    )
 
 
 def _same_bytes(path: Path, file: RemoteFile, cancel: threading.Event | None) -> bool:
@@ -85,10 +90,12 @@ class DiskNeed:
         return self.free >= self.needed + self.margin
 
     def message(self, dest: Path) -> str:
-        return (f"Not enough disk space in {dest}: the download needs {human_size(self.needed)} "
-                f"more, and Parlor keeps {human_size(self.margin)} free beyond it, so "
-                f"{human_size(self.needed + self.margin)} in all; {human_size(self.free)} "
-                "are free. Free some space or choose another folder.")
+        return (
+            f"Not enough disk space in {dest}: the download needs {human_size(self.needed)} "
+            f"more, and Parlor keeps {human_size(self.margin)} free beyond it, so "
+            f"{human_size(self.needed + self.margin)} in all; {human_size(self.free)} "
+            "are free. Free some space or choose another folder."
+        )
 
 
 def still_to_fetch(dest: Path, files: Sequence[RemoteFile]) -> int:

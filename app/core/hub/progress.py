@@ -48,8 +48,7 @@ class Meter:
         if now - self._last_emit >= self.interval:
             self.emit(now)
 
-    def set(self, *, file: str | None = None, phase: str | None = None,
-            note: str = "") -> None:
+    def set(self, *, file: str | None = None, phase: str | None = None, note: str = "") -> None:
         self.file = file if file is not None else self.file
         self.phase = phase if phase is not None else self.phase
         self.note = note
@@ -62,8 +61,9 @@ class Meter:
         if self.callback is not None:
             speed = self._speed(now)
             eta = (self.total - self.done) / speed if speed > 0 else None
-            self.callback(Progress(self.done, self.total, speed, eta, self.file, self.phase,
-                                   self.note))
+            self.callback(
+                Progress(self.done, self.total, speed, eta, self.file, self.phase, self.note)
+            )
 
     def _speed(self, now: float) -> float:
         while len(self._samples) > 2 and now - self._samples[0][0] > 5.0:

@@ -167,8 +167,9 @@ class Hub:
         seconds rather than after huggingface_hub's retries (about 24 s)."""
         with hub_errors(self, ""):
             try:
-                get_session().head(self.base_url + "/", timeout=PROBE_TIMEOUT,
-                                   follow_redirects=False)
+                get_session().head(
+                    self.base_url + "/", timeout=PROBE_TIMEOUT, follow_redirects=False
+                )
             except (httpx2.ConnectError, httpx2.TimeoutException, httpx2.ProxyError) as exc:
                 raise unreachable(self.base_url, exc) from exc
 

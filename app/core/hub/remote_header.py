@@ -22,8 +22,9 @@ MAX_BYTES = 256 << 20  # no real header is near this; a bound against a hostile 
 TIMEOUT = httpx2.Timeout(30.0, connect=10.0)
 
 
-def read_hub_header(hub: Hub, repo_id: str, path: str, *, first: int = FIRST_BYTES,
-                    max_bytes: int = MAX_BYTES) -> GGUFHeader:
+def read_hub_header(
+    hub: Hub, repo_id: str, path: str, *, first: int = FIRST_BYTES, max_bytes: int = MAX_BYTES
+) -> GGUFHeader:
     """The header of `repo_id/path`; GGUFError (with a reason a person can read) otherwise.
     `file_size` of the result is the remote file's size, from Content-Range."""
     name = path.rsplit("/", 1)[-1]
@@ -36,25 +37,34 @@ def read_hub_header(hub: Hub, repo_id: str, path: str, *, first: int = FIRST_BYT
             return read_header(buf, name=name, file_size=total)
         except HeaderIncomplete as exc:
             if total is not None and exc.needed_bytes > total:
-                raise GGUFError(f"{name}: the remote file ({total} bytes) ends inside its "
-                                "GGUF header") from exc
+                raise GGUFError(
+                    f"{name}: the remote file ({total} bytes) ends inside its GGUF header"
+                ) from exc
             if len(buf) < want or want >= max_bytes:  # the server gave all there is
                 raise
             want = min(max(exc.needed_bytes, 2 * want), max_bytes)
 
 
-def _fetch_range(hub: Hub, repo_id: str, path: str, start: int,
-                 end: int) -> tuple[bytes, int | None]:
+def _fetch_range(
+    hub: Hub, repo_id: str, path: str, start: int, end: int
+) -> tuple[bytes, int | None]:
     headers = {**hub.headers(), "Range": f"bytes={start}-{end}"}
     try:
-        with get_session().stream("GET", hub.url(repo_id, path), headers=headers,
-                                  timeout=TIMEOUT) as response:
+        with get_session().stream(
+            "GET", hub.url(repo_id, path), headers=headers, timeout=TIMEOUT
+        ) as response:
             if response.status_code == 416:
                 total = _total(response.headers.get("Content-Range"))
                 return b"", total if total is not None else start
             if response.status_code >= 400:
-                raise GGUFError(explain_status(response.status_code, f"{repo_id}/{path}", hub,
-                                               f"HTTP {response.status_code}"))
+                raise GGUFError(
+                    explain_status(
+                        response.status_code,
+                        f"{repo_id}/{path}",
+                        hub,
+                        f"HTTP {response.status_code}",
+                    )
+                )
             return _read_wanted(response, start, end)
     except httpx2.TransportError as exc:
         raise GGUFError(f"cannot fetch the header ({exc})") from exc
@@ -75,7 +85,7 @@ def _read_wanted(response: httpx2.Response, start: int, end: int) -> tuple[bytes
         data += chunk
         if len(data) >= skip + want:
             break
-    return bytes(data[skip:skip + want]), total
+    return bytes(data[skip : skip + want]), total
 
 
 def _total(value: str | None) -> int | None:

@@ -72,7 +72,8 @@ def size_of(path: Path) -> int:
 def cancelled(file: RemoteFile, part: Path) -> DownloadCancelled:
     return DownloadCancelled(
         f"Download cancelled. {human_size(size_of(part))} of {file.name} are kept in {part} "
-        "to resume later, or to discard.")
+        "to resume later, or to discard."
+    )
 
 
 def transfer(job: Job, file: RemoteFile, part: Path, checksum: Checksum) -> None:
@@ -106,21 +107,28 @@ def _reason(exc: Exception) -> str:
 
 
 def _retry_note(policy: RetryPolicy, reason: str, pause: float, failures: int) -> str:
-    tries = f"retry {failures} of {policy.attempts} without progress" if failures else \
-        "retry 1"
-    return (f"{reason[:1].upper()}{reason[1:]}; retrying in {human_seconds(pause)} ({tries}; "
-            f"Parlor gives up after {policy.attempts} retries or "
-            f"{human_seconds(policy.budget_s)} of waiting without progress)")
+    tries = f"retry {failures} of {policy.attempts} without progress" if failures else "retry 1"
+    return (
+        f"{reason[:1].upper()}{reason[1:]}; retrying in {human_seconds(pause)} ({tries}; "
+        f"Parlor gives up after {policy.attempts} retries or "
+        f"{human_seconds(policy.budget_s)} of waiting without progress)"
+    )
 
 
-def _gave_up(job: Job, file: RemoteFile, part: Path, reason: str, retries: int,
-             waited: float) -> DownloadError:
+def _gave_up(
+    job: Job, file: RemoteFile, part: Path, reason: str, retries: int, waited: float
+) -> DownloadError:
     tries = f"{retries} retr{'y' if retries == 1 else 'ies'} over {human_seconds(waited)}"
-    kept = (f"{human_size(size_of(part))} of {human_size(file.size)} are kept in {part}. "
-            "Run the download again to resume." if size_of(part) else
-            "Nothing was downloaded yet. Try again later.")
-    return DownloadError(f"Downloading {file.name} from {job.hub.base_url} failed: {reason}, "
-                         f"and {tries} brought nothing more. {kept}")
+    kept = (
+        f"{human_size(size_of(part))} of {human_size(file.size)} are kept in {part}. "
+        "Run the download again to resume."
+        if size_of(part)
+        else "Nothing was downloaded yet. Try again later."
+    )
+    return DownloadError(
+        f"Downloading {file.name} from {job.hub.base_url} failed: {reason}, "
+        f"and {tries} brought nothing more. {kept}"
+    )
 
 
 def _stream(job: Job, file: RemoteFile, part: Path, offset: int, checksum: Checksum) -> None:
@@ -159,12 +167,15 @@ def _retry_after(response: Any) -> float | None:
 def _check_content_range(response: Any, offset: int) -> None:
     content_range = response.headers.get("Content-Range", "")
     if not content_range.startswith(f"bytes {offset}-"):
-        raise DownloadError(f"The server answered a resume request with the wrong range "
-                            f"({content_range or 'none'}).")
+        raise DownloadError(
+            f"The server answered a resume request with the wrong range "
+            f"({content_range or 'none'})."
+        )
 
 
-def _append(job: Job, file: RemoteFile, part: Path, chunks: Iterable[bytes], offset: int,
-            checksum: Checksum) -> None:
+def _append(
+    job: Job, file: RemoteFile, part: Path, chunks: Iterable[bytes], offset: int, checksum: Checksum
+) -> None:
     written = offset
     try:
         with job.opener(part, "ab") as out:
@@ -173,8 +184,10 @@ def _append(job: Job, file: RemoteFile, part: Path, chunks: Iterable[bytes], off
                     raise cancelled(file, part)
                 written += len(chunk)
                 if written > file.size:
-                    raise ChecksumMismatch(f"The hub sent more than the {file.size} bytes of "
-                                           f"{file.name}; the file was discarded.")
+                    raise ChecksumMismatch(
+                        f"The hub sent more than the {file.size} bytes of "
+                        f"{file.name}; the file was discarded."
+                    )
                 out.write(chunk)
                 checksum.update(chunk)
                 job.meter.add(len(chunk))
@@ -190,4 +203,5 @@ def _write_failed(file: RemoteFile, part: Path, exc: OSError) -> DownloadError:
     reason = "the disk is full" if exc.errno == 28 else (exc.strerror or str(exc))  # ENOSPC
     return DownloadError(
         f"Could not write {file.name}: {reason}. The part written so far is kept in {part}; "
-        "free some space and run the download again to resume, or discard it.")
+        "free some space and run the download again to resume, or discard it."
+    )

@@ -20,8 +20,9 @@ class Checksum:
 
     def __init__(self, file: RemoteFile) -> None:
         if not file.digest:
-            raise DownloadError(f"The hub gave no checksum for {file.path}; refusing to install "
-                                "an unverified file.")
+            raise DownloadError(
+                f"The hub gave no checksum for {file.path}; refusing to install an unverified file."
+            )
         self.file = file
         self.reset()
 
@@ -39,9 +40,13 @@ class Checksum:
         return self._hash.hexdigest()
 
 
-def hash_file(path: Path, checksum: Checksum | None = None, *,
-              cancel: threading.Event | None = None,
-              on_chunk: Callable[[int], None] | None = None) -> str:
+def hash_file(
+    path: Path,
+    checksum: Checksum | None = None,
+    *,
+    cancel: threading.Event | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> str:
     """Feed a whole file to `checksum` (a plain sha256 without one); cancellable."""
     digest = checksum or hashlib.sha256()
     with open(path, "rb") as f:
@@ -70,7 +75,8 @@ def verify(file: RemoteFile, part: Path, checksum: Checksum) -> None:
             f"{file.name} did not match the hub's {kind} ({size} bytes, {digest[:12]}… "
             f"instead of {file.size} bytes, {file.digest[:12]}…); the file was "
             "discarded. Try again; if it happens again, the mirror or the connection is "
-            "corrupting data.")
+            "corrupting data."
+        )
 
 
 def install(part: Path, final: Path) -> None:

@@ -36,14 +36,27 @@ from app.core.prompt.worldinfo.notes import NotePosition
 # SillyTavern's story string; lore at other positions goes to the examples, the author's note
 # or into the chat at its depth. "lore" is the old name of the block after the history: it is
 # accepted in saved orders and stays empty.
-DEFAULT_ORDER = ("system", "lore_before", "description", "personality", "scenario",
-                 "lore_after", "persona", "examples", "history", "post_history")
+DEFAULT_ORDER = (
+    "system",
+    "lore_before",
+    "description",
+    "personality",
+    "scenario",
+    "lore_after",
+    "persona",
+    "examples",
+    "history",
+    "post_history",
+)
 PART_NAMES = frozenset(DEFAULT_ORDER) | {"lore", "authors_note", "authors_note_before"}
-DEFAULT_SYSTEM_PROMPT = ("Write {{char}}'s next reply in a fictional chat between {{char}} "
-                         "and {{user}}.")
+DEFAULT_SYSTEM_PROMPT = (
+    "Write {{char}}'s next reply in a fictional chat between {{char}} and {{user}}."
+)
 # How a card field is introduced (SillyTavern's default story string); {{text}} is the field.
-DEFAULT_FORMATS = {"personality": "{{char}}'s personality: {{text}}",
-                   "scenario": "Scenario: {{text}}"}
+DEFAULT_FORMATS = {
+    "personality": "{{char}}'s personality: {{text}}",
+    "scenario": "Scenario: {{text}}",
+}
 _START = re.compile(r"<START>", re.I)
 
 
@@ -102,10 +115,17 @@ class BuiltPrompt:
     lore_state: dict = field(default_factory=dict)  # timed effects to keep for this branch
 
 
-def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callable[[str], int],
-                 n_ctx: int, max_new_tokens: int, settings: PromptSettings | None = None, *,
-                 rng: Random | None = None,
-                 clock: Callable[[], datetime] | None = None) -> BuiltPrompt:
+def build_prompt(
+    inp: PromptInput,
+    template: ChatTemplate,
+    count_tokens: Callable[[str], int],
+    n_ctx: int,
+    max_new_tokens: int,
+    settings: PromptSettings | None = None,
+    *,
+    rng: Random | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> BuiltPrompt:
     settings = settings or PromptSettings()
     if inp.lore.scenario:  # the chat's own scenario (SillyTavern: `chat_metadata.scenario ||`)
         inp = replace(inp, card={**inp.card, "scenario": inp.lore.scenario})
@@ -120,17 +140,26 @@ def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callabl
         warnings.append("There is no reply to continue; a new one is written instead.")
 
     reply = _reply_reserve(n_ctx, max_new_tokens, warnings)
-    lore = lore_for_prompt(inp.card, inp.lore, history, settings=_world_info(settings),
-                           max_context=n_ctx - reply, count_tokens=count,
-                           expand=lambda text: expand_macros(text, ctx, "lore"),
-                           continue_last=continue_last, user=inp.user_name, char=char)
+    lore = lore_for_prompt(
+        inp.card,
+        inp.lore,
+        history,
+        settings=_world_info(settings),
+        max_context=n_ctx - reply,
+        count_tokens=count,
+        expand=lambda text: expand_macros(text, ctx, "lore"),
+        continue_last=continue_last,
+        user=inp.user_name,
+        char=char,
+    )
     warnings += lore.result.warnings
     history = lore.history
     history = _name_other_speakers(history, char, template, reach)
     texts = {**_part_texts(inp, settings, ctx, ""), **lore.texts}
     raw_examples = inp.card.get("mes_example")
-    examples = _lore_examples(lore, raw_examples if isinstance(raw_examples, str) else "",
-                              settings.example_separator, ctx)
+    examples = _lore_examples(
+        lore, raw_examples if isinstance(raw_examples, str) else "", settings.example_separator, ctx
+    )
     head, tail = _split_order(settings.order, warnings)
     head = _with_lore_parts(head, tail, lore.note_position)
     if isinstance(template, InstructTemplate):  # its story string writes the headings
@@ -144,30 +173,51 @@ def build_prompt(inp: PromptInput, template: ChatTemplate, count_tokens: Callabl
         layout.story_renderer = partial(template.story, user=inp.user_name, char=char)
 
     budget = n_ctx - reply
-    fitted = fit(layout, count, budget, pin_examples=settings.pin_examples,
-                 context_hint=lambda need: _raise_hint(need, reply, n_ctx))
+    fitted = fit(
+        layout,
+        count,
+        budget,
+        pin_examples=settings.pin_examples,
+        context_hint=lambda need: _raise_hint(need, reply, n_ctx),
+    )
     warnings += fitted.warnings
     rendered, total = fitted.rendered, fitted.total
     texts["examples"] = layout.part_text("examples", fitted.n_examples)
     parts = _parts(head, tail, texts, fitted.kinds, rendered.segments, fitted.costs, count, total)
-    own_stops = template.stop_strings(inp.user_name, char) \
-        if isinstance(template, InstructTemplate) else template.stops
-    stops = [f"\n{inp.user_name}:", *own_stops,
-             *(expand_macros(s, ctx) for s in settings.extra_stops)]
-    return BuiltPrompt(text=rendered.text, stop=list(dict.fromkeys(s for s in stops if s)),
-                       parts=parts, dropped_messages=fitted.start, lore=lore.result.fired,
-                       lore_trace=lore.result.trace, lore_state=lore.result.timed_state,
-                       tokens=total, warnings=warnings + rendered.warnings,
-                       reply_tokens=reply, fits=total <= budget,
-                       permanent_chars=len(rendered.segments[0])
-                       if fitted.kinds and fitted.kinds[0] == "story" else 0)
+    own_stops = (
+        template.stop_strings(inp.user_name, char)
+        if isinstance(template, InstructTemplate)
+        else template.stops
+    )
+    stops = [
+        f"\n{inp.user_name}:",
+        *own_stops,
+        *(expand_macros(s, ctx) for s in settings.extra_stops),
+    ]
+    return BuiltPrompt(
+        text=rendered.text,
+        stop=list(dict.fromkeys(s for s in stops if s)),
+        parts=parts,
+        dropped_messages=fitted.start,
+        lore=lore.result.fired,
+        lore_trace=lore.result.trace,
+        lore_state=lore.result.timed_state,
+        tokens=total,
+        warnings=warnings + rendered.warnings,
+        reply_tokens=reply,
+        fits=total <= budget,
+        permanent_chars=len(rendered.segments[0])
+        if fitted.kinds and fitted.kinds[0] == "story"
+        else 0,
+    )
 
 
 def _world_info(settings: PromptSettings) -> WorldInfoSettings:
     if settings.world_info is not None:
         return settings.world_info
-    return WorldInfoSettings(depth=settings.lore_scan_depth,
-                             budget_cap=max(0, settings.lore_budget_tokens))
+    return WorldInfoSettings(
+        depth=settings.lore_scan_depth, budget_cap=max(0, settings.lore_budget_tokens)
+    )
 
 
 def _with_lore_parts(head: list[str], tail: list[str], note: NotePosition) -> list[str]:
@@ -178,8 +228,11 @@ def _with_lore_parts(head: list[str], tail: list[str], note: NotePosition) -> li
         at = head.index("description") if "description" in head else int("system" in head)
         head.insert(at, "lore_before")
     if "lore_after" not in head + tail:
-        after = [i + 1 for i, n in enumerate(head)
-                 if n in ("lore_before", "description", "personality", "scenario")]
+        after = [
+            i + 1
+            for i, n in enumerate(head)
+            if n in ("lore_before", "description", "personality", "scenario")
+        ]
         head.insert(max(after, default=len(head)), "lore_after")
     if note == NotePosition.BEFORE_PROMPT:
         head.insert(0, "authors_note_before")
@@ -188,38 +241,48 @@ def _with_lore_parts(head: list[str], tail: list[str], note: NotePosition) -> li
     return head
 
 
-def _lore_examples(lore: PromptLore, raw: str, separator: str,
-                   ctx: MacroContext) -> list[str]:
+def _lore_examples(lore: PromptLore, raw: str, separator: str, ctx: MacroContext) -> list[str]:
     """The card's example blocks with lore's before and after them (SillyTavern adds each
     lore entry as its own example text)."""
+
     def blocks(texts: list[str]) -> list[str]:
         return [b for text in texts for b in _examples(text, separator, ctx)]
 
-    return (blocks(lore.examples_before) + _examples(raw, separator, ctx)
-            + blocks(lore.examples_after))
+    return (
+        blocks(lore.examples_before) + _examples(raw, separator, ctx) + blocks(lore.examples_after)
+    )
 
 
-def _name_other_speakers(history: list[Message], char: str, template: ChatTemplate,
-                         reach: int) -> list[Message]:
+def _name_other_speakers(
+    history: list[Message], char: str, template: ChatTemplate, reach: int
+) -> list[Message]:
     """Another group member's line says who speaks. Instruct presets and the plain format
     write names themselves; chat templates (ChatML, a GGUF's Jinja) only have roles, so the
     name goes before the text, as SillyTavern writes `Name: text` for a group."""
-    if isinstance(template, InstructTemplate) or "{name}" in str(getattr(template, "assistant",
-                                                                          "")):
+    if isinstance(template, InstructTemplate) or "{name}" in str(
+        getattr(template, "assistant", "")
+    ):
         return history
     cut = max(0, len(history) - reach)  # older messages cannot reach the prompt
-    return history[:cut] + [Message(m.role, f"{m.name}: {m.text}", m.name)
-                            if m.role == "assistant" and m.name and m.name != char else m
-                            for m in history[cut:]]
+    return history[:cut] + [
+        Message(m.role, f"{m.name}: {m.text}", m.name)
+        if m.role == "assistant" and m.name and m.name != char
+        else m
+        for m in history[cut:]
+    ]
 
 
-def _instruct_examples(template: InstructTemplate, lore: PromptLore, raw: Any,
-                       ctx: MacroContext, user: str, char: str) -> list[str]:
+def _instruct_examples(
+    template: InstructTemplate, lore: PromptLore, raw: Any, ctx: MacroContext, user: str, char: str
+) -> list[str]:
     """Example dialogue as real turns of the instruct format (SillyTavern's way)."""
     texts = [*lore.examples_before, raw if isinstance(raw, str) else "", *lore.examples_after]
-    return [block for text in texts if text.strip()
-            for block in template.example_blocks(expand_macros(text, ctx, "mes_example"),
-                                                 user, char)]
+    return [
+        block
+        for text in texts
+        if text.strip()
+        for block in template.example_blocks(expand_macros(text, ctx, "mes_example"), user, char)
+    ]
 
 
 def _reply_reserve(n_ctx: int, max_new_tokens: int, warnings: list[str]) -> int:
@@ -228,8 +291,10 @@ def _reply_reserve(n_ctx: int, max_new_tokens: int, warnings: list[str]) -> int:
     most = max(1, n_ctx * 3 // 4)
     if max_new_tokens <= most:
         return max(0, max_new_tokens)
-    warnings.append(f"The reply length ({max_new_tokens} tokens) does not leave room for the "
-                    f"prompt in a {n_ctx}-token context; replies are cut at {most} tokens.")
+    warnings.append(
+        f"The reply length ({max_new_tokens} tokens) does not leave room for the "
+        f"prompt in a {n_ctx}-token context; replies are cut at {most} tokens."
+    )
     return most
 
 
@@ -248,8 +313,11 @@ def _parts(head, tail, texts, kinds, segments, costs, count, total) -> list[Part
     def own(names):
         return [Part(n, count(texts[n]), texts[n]) for n in names if texts[n]]
 
-    history = [(seg, cost) for kind, seg, cost in zip(kinds, segments, costs, strict=True)
-               if isinstance(kind, int)]
+    history = [
+        (seg, cost)
+        for kind, seg, cost in zip(kinds, segments, costs, strict=True)
+        if isinstance(kind, int)
+    ]
     parts = own(head)
     if history:
         parts.append(Part("history", sum(c for _, c in history), "".join(s for s, _ in history)))
@@ -285,8 +353,9 @@ def _plain(m: Message, default_name: str | None) -> Message:
     return Message(m.role, normalize_text(m.text).strip(), m.name or default_name)
 
 
-def _part_texts(inp: PromptInput, settings: PromptSettings, ctx: MacroContext,
-                lore: str) -> dict[str, str]:
+def _part_texts(
+    inp: PromptInput, settings: PromptSettings, ctx: MacroContext, lore: str
+) -> dict[str, str]:
     card = inp.card
 
     def field_(key: str) -> str:
@@ -310,7 +379,10 @@ def _part_texts(inp: PromptInput, settings: PromptSettings, ctx: MacroContext,
         "persona": formatted("persona", normalize_text(inp.persona).strip()),
         "examples": "",  # example blocks are fitted one by one: see build_prompt
         "lore": lore,  # no longer filled: lore has its positions (see DEFAULT_ORDER)
-        "lore_before": "", "lore_after": "", "authors_note": "", "authors_note_before": "",
+        "lore_before": "",
+        "lore_after": "",
+        "authors_note": "",
+        "authors_note_before": "",
         "post_history": overridable("post_history_instructions", settings.post_history_default),
     }
 
@@ -328,7 +400,7 @@ def _split_order(order: list[str], warnings: list[str]) -> tuple[list[str], list
     if "history" not in names:
         names.append("history")
     i = names.index("history")
-    return names[:i], names[i + 1:]
+    return names[:i], names[i + 1 :]
 
 
 def _join(texts) -> str:

@@ -57,9 +57,15 @@ class Cleaned:
         return self.text != self.raw.strip()
 
 
-def clean_reply(raw: str, *, char: str, user: str, stops: Sequence[str] = (),
-                instruct: InstructPreset | None = None,
-                settings: CleanupSettings | None = None) -> Cleaned:
+def clean_reply(
+    raw: str,
+    *,
+    char: str,
+    user: str,
+    stops: Sequence[str] = (),
+    instruct: InstructPreset | None = None,
+    settings: CleanupSettings | None = None,
+) -> Cleaned:
     s = settings or CleanupSettings()
     text = raw
     if s.single_line:  # SillyTavern adds "\n" as the first stop string
@@ -125,5 +131,5 @@ def trim_to_end_sentence(text: str) -> str:
         ch = text[i]
         if ch in _SENTENCE_END or _EMOJI.match(ch):
             last = i - 1 if i > 0 and text[i - 1].isspace() else i
-            return text[:last + 1].rstrip()
+            return text[: last + 1].rstrip()
     return text.rstrip()

@@ -32,8 +32,11 @@ _ELLIPSIS = " …"
 class Counter:
     """Token counts cached per text for one build; `prime` counts many texts in one call."""
 
-    def __init__(self, count_tokens: Callable[[str], int],
-                 count_many: Callable[[list[str]], list[int]] | None = None) -> None:
+    def __init__(
+        self,
+        count_tokens: Callable[[str], int],
+        count_many: Callable[[list[str]], list[int]] | None = None,
+    ) -> None:
         self._one, self._many = count_tokens, count_many
         self._cache: dict[str, int] = {"": 0}
 
@@ -85,9 +88,13 @@ class Layout:
             body.insert(0, ("story", Message("system", story, name)))
         # Instruct presets mark the chat's first message, so they learn where it starts.
         more = {"chat_from_start": start == 0} if self.story_renderer is not None else {}
-        rendered = self.template.render([m for _, m in body], add_generation_prompt=True,
-                                        continue_last=self.continue_last,
-                                        assistant_name=self.char, **more)
+        rendered = self.template.render(
+            [m for _, m in body],
+            add_generation_prompt=True,
+            continue_last=self.continue_last,
+            assistant_name=self.char,
+            **more,
+        )
         return rendered, [kind for kind, _ in body] + ["trailer"]
 
     @cached_property
@@ -120,8 +127,14 @@ def measure(layout: Layout, start: int, n_examples: int, count: Counter) -> Fit:
     return Fit(start, n_examples, rendered, kinds, [count(s) for s in rendered.segments])
 
 
-def fit(layout: Layout, count: Counter, budget: int, *, pin_examples: bool,
-        context_hint: Callable[[int], str]) -> Fit:
+def fit(
+    layout: Layout,
+    count: Counter,
+    budget: int,
+    *,
+    pin_examples: bool,
+    context_hint: Callable[[int], str],
+) -> Fit:
     """The prompt with the most recent history that fits `budget` tokens.
 
     `context_hint(tokens)` says what to raise so that a prompt of `tokens` would fit.
@@ -130,21 +143,26 @@ def fit(layout: Layout, count: Counter, budget: int, *, pin_examples: bool,
     pinned = len(layout.examples) if pin_examples else 0
     base = measure(layout, layout.protected, pinned, count)
     if base.total > budget and pinned:
-        warnings.append(f"The pinned example dialogue ({pinned} blocks) does not fit the "
-                        f"context and was left out; {context_hint(base.total)}.")
+        warnings.append(
+            f"The pinned example dialogue ({pinned} blocks) does not fit the "
+            f"context and was left out; {context_hint(base.total)}."
+        )
         pinned = 0
         base = measure(layout, layout.protected, 0, count)
     if base.total > budget:
         base = _shrink_permanent(layout, count, budget, base, warnings, context_hint)
     start = _walk_history(layout, count, budget - base.total, pinned)
-    n_examples = pinned or _examples_that_fit(layout, count, budget - base.total
-                                              - _history_cost(layout, count, start, pinned))
+    n_examples = pinned or _examples_that_fit(
+        layout, count, budget - base.total - _history_cost(layout, count, start, pinned)
+    )
     result = _settle(layout, count, budget, start, n_examples, pinned)
     if len(layout.examples) > result.n_examples and not pin_examples:
-        warnings.append(f"{len(layout.examples) - result.n_examples} of "
-                        f"{len(layout.examples)} example dialogue blocks were left out for lack "
-                        "of room (they are only sent when the chat leaves space; pin them in "
-                        "Settings → Prompt to always send them).")
+        warnings.append(
+            f"{len(layout.examples) - result.n_examples} of "
+            f"{len(layout.examples)} example dialogue blocks were left out for lack "
+            "of room (they are only sent when the chat leaves space; pin them in "
+            "Settings → Prompt to always send them)."
+        )
     result.warnings = warnings
     return result
 
@@ -159,8 +177,11 @@ def _walk_history(layout: Layout, count: Counter, room: int, n_examples: int) ->
     while first > 0:
         low = max(0, first - window)
         rendered, kinds = layout.render(low, n_examples)
-        segments = {k: s for k, s in zip(kinds, rendered.segments, strict=True)
-                    if isinstance(k, int) and k < first and (k > low or low == 0)}
+        segments = {
+            k: s
+            for k, s in zip(kinds, rendered.segments, strict=True)
+            if isinstance(k, int) and k < first and (k > low or low == 0)
+        }
         count.prime(segments.values())
         for i in range(first - 1, low - 1 if low == 0 else low, -1):
             cost = count(segments.get(i, ""))
@@ -176,8 +197,11 @@ def _history_cost(layout: Layout, count: Counter, start: int, n_examples: int) -
     if start >= layout.protected:
         return 0
     rendered, kinds = layout.render(start, n_examples)
-    return sum(count(s) for k, s in zip(kinds, rendered.segments, strict=True)
-               if isinstance(k, int) and k < layout.protected)
+    return sum(
+        count(s)
+        for k, s in zip(kinds, rendered.segments, strict=True)
+        if isinstance(k, int) and k < layout.protected
+    )
 
 
 def _examples_that_fit(layout: Layout, count: Counter, room: int) -> int:
@@ -191,8 +215,9 @@ def _examples_that_fit(layout: Layout, count: Counter, room: int) -> int:
     return kept
 
 
-def _settle(layout: Layout, count: Counter, budget: int, start: int, n_examples: int,
-            pinned: int) -> Fit:
+def _settle(
+    layout: Layout, count: Counter, budget: int, start: int, n_examples: int, pinned: int
+) -> Fit:
     """Measure the real rendering; while it is over, drop an example, then the oldest message
     (SillyTavern's `checkPromptSize`)."""
     result = measure(layout, start, n_examples, count)
@@ -207,15 +232,24 @@ def _settle(layout: Layout, count: Counter, budget: int, start: int, n_examples:
     return result
 
 
-def _shrink_permanent(layout: Layout, count: Counter, budget: int, base: Fit,
-                      warnings: list[str], context_hint: Callable[[int], str]) -> Fit:
+def _shrink_permanent(
+    layout: Layout,
+    count: Counter,
+    budget: int,
+    base: Fit,
+    warnings: list[str],
+    context_hint: Callable[[int], str],
+) -> Fit:
     """Shorten the card's longest optional fields, then the newest messages, until it fits."""
     need = base.total
     before = {n: count(layout.texts.get(n, "")) for n in TRIMMABLE}
     for _ in range(4 * len(TRIMMABLE)):
         over = base.total - budget
-        name = max((n for n in TRIMMABLE if layout.texts.get(n)),
-                   key=lambda n: count(layout.texts[n]), default=None)
+        name = max(
+            (n for n in TRIMMABLE if layout.texts.get(n)),
+            key=lambda n: count(layout.texts[n]),
+            default=None,
+        )
         if over <= 0 or name is None:
             break
         layout.texts[name] = _cut_end(layout.texts[name], count, over)
@@ -223,20 +257,28 @@ def _shrink_permanent(layout: Layout, count: Counter, budget: int, base: Fit,
     for name in TRIMMABLE:
         after = count(layout.texts.get(name, ""))
         if after < before[name]:
-            warnings.append(f"The {_FIELD_NAMES[name]} was shortened from {before[name]} to "
-                            f"{after} tokens to fit the context; {context_hint(need)}.")
+            warnings.append(
+                f"The {_FIELD_NAMES[name]} was shortened from {before[name]} to "
+                f"{after} tokens to fit the context; {context_hint(need)}."
+            )
     if base.total > budget:
         base = _shrink_messages(layout, count, budget, base, warnings, context_hint(need))
     return base
 
 
-_FIELD_NAMES = {"description": "card's description", "personality": "card's personality",
-                "scenario": "card's scenario", "persona": "persona description",
-                "post_history": "post-history instruction", "system": "system prompt"}
+_FIELD_NAMES = {
+    "description": "card's description",
+    "personality": "card's personality",
+    "scenario": "card's scenario",
+    "persona": "persona description",
+    "post_history": "post-history instruction",
+    "system": "system prompt",
+}
 
 
-def _shrink_messages(layout: Layout, count: Counter, budget: int, base: Fit,
-                     warnings: list[str], hint: str) -> Fit:
+def _shrink_messages(
+    layout: Layout, count: Counter, budget: int, base: Fit, warnings: list[str], hint: str
+) -> Fit:
     """Cut the newest messages from their beginning (their end is what the reply answers)."""
     for _ in range(8 * max(1, len(layout.history) - layout.protected)):
         over = base.total - budget
@@ -248,11 +290,14 @@ def _shrink_messages(layout: Layout, count: Counter, budget: int, base: Fit,
         layout.history[longest] = Message(m.role, _cut_start(m.text, count, over), m.name)
         base = measure(layout, layout.protected, 0, count)
     if base.total <= budget:
-        warnings.append(f"The newest message was shortened from its beginning to fit the "
-                        f"context; {hint}.")
+        warnings.append(
+            f"The newest message was shortened from its beginning to fit the context; {hint}."
+        )
     else:
-        warnings.append(f"The prompt needs {base.total} tokens but only {max(budget, 0)} fit, "
-                        f"even with the card and the newest message shortened; {hint}.")
+        warnings.append(
+            f"The prompt needs {base.total} tokens but only {max(budget, 0)} fit, "
+            f"even with the card and the newest message shortened; {hint}."
+        )
     return base
 
 
@@ -273,11 +318,11 @@ def _cut(text: str, count: Counter, over: int, *, keep_start: bool) -> str:
         return ""
     if keep_start:
         cut = text[:chars]
-        cut = cut[:cut.rfind(" ")] if " " in cut[chars // 2:] else cut
+        cut = cut[: cut.rfind(" ")] if " " in cut[chars // 2 :] else cut
         return cut.rstrip() + _ELLIPSIS
-    cut = text[len(text) - chars:]
+    cut = text[len(text) - chars :]
     space = cut.find(" ")
-    cut = cut[space + 1:] if 0 <= space < len(cut) // 2 else cut
+    cut = cut[space + 1 :] if 0 <= space < len(cut) // 2 else cut
     return _ELLIPSIS.strip() + " " + cut.lstrip()
 
 

@@ -72,8 +72,11 @@ class InstructPreset:
         if "separator_sequence" in raw:  # renamed to output_suffix
             raw["output_suffix"] = raw.pop("separator_sequence") or ""
         if "names" in raw and "names_behavior" not in raw:
-            raw["names_behavior"] = "always" if raw["names"] else (
-                "force" if raw.get("names_force_groups", True) else "none")
+            raw["names_behavior"] = (
+                "always"
+                if raw["names"]
+                else ("force" if raw.get("names_force_groups", True) else "none")
+            )
         known = {f.name: f for f in fields(cls)}
         values: dict[str, Any] = {}
         for key, value in raw.items():
@@ -96,8 +99,9 @@ def _typed(key: str, value: Any, default: Any) -> Any:
         try:
             return Names(str(value).lower())
         except ValueError:
-            raise ValueError(f"names_behavior must be none, force or always, not {value!r}") \
-                from None
+            raise ValueError(
+                f"names_behavior must be none, force or always, not {value!r}"
+            ) from None
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ValueError(f"{key} must be true or false, not {value!r}")
@@ -137,11 +141,17 @@ class InstructTemplate(ChatTemplate):
     def stop_strings(self, user: str, char: str) -> list[str]:
         """`getInstructStoppingSequences`: every sequence, each on a new line when wrapped."""
         p = self.preset
-        lines = "\n".join([
-            p.stop_sequence, _name(p.input_sequence, user), _name(p.output_sequence, char),
-            _name(p.first_output_sequence, char), _name(p.last_output_sequence, char),
-            _name(p.system_sequence, "System"), _name(p.last_system_sequence, "System"),
-        ]).split("\n")
+        lines = "\n".join(
+            [
+                p.stop_sequence,
+                _name(p.input_sequence, user),
+                _name(p.output_sequence, char),
+                _name(p.first_output_sequence, char),
+                _name(p.last_output_sequence, char),
+                _name(p.system_sequence, "System"),
+                _name(p.last_system_sequence, "System"),
+            ]
+        ).split("\n")
         out = []
         for line in dict.fromkeys(lines):
             if line.strip():
@@ -153,13 +163,15 @@ class InstructTemplate(ChatTemplate):
             # straight after the text.
             out.append(p.stop_sequence)
         if self.context.use_stop_strings:
-            out += [f"\n{_substitute(s, user, char)}" for s in
-                    (self.context.chat_start, self.context.example_separator) if s]
+            out += [
+                f"\n{_substitute(s, user, char)}"
+                for s in (self.context.chat_start, self.context.example_separator)
+                if s
+            ]
         return out
 
     # -- one turn ----------------------------------------------------------------------------
-    def turn(self, name: str, text: str, role: str, char: str,
-             force: Force | None = None) -> str:
+    def turn(self, name: str, text: str, role: str, char: str, force: Force | None = None) -> str:
         """`formatInstructModeChat`: one message with its sequences."""
         p, narrator = self.preset, role == "system"
         names = not narrator and p.names_behavior is Names.ALWAYS
@@ -176,8 +188,7 @@ class InstructTemplate(ChatTemplate):
 
     def _other(self, name: str, role: str, char: str) -> bool:
         # SillyTavern forces names in a group chat for everyone but the user.
-        return name != self.user_name and (self.in_group or (role == "assistant"
-                                                             and name != char))
+        return name != self.user_name and (self.in_group or (role == "assistant" and name != char))
 
     def _affixes(self, role: str, force: Force | None) -> tuple[str, str]:
         p = self.preset
@@ -186,23 +197,39 @@ class InstructTemplate(ChatTemplate):
                 return p.input_sequence, p.input_suffix
             return p.system_sequence, p.system_suffix
         if role == "user":
-            seq = {Force.FIRST: p.first_input_sequence,
-                   Force.LAST: p.last_input_sequence}.get(force, "") if force else ""
+            seq = (
+                {Force.FIRST: p.first_input_sequence, Force.LAST: p.last_input_sequence}.get(
+                    force, ""
+                )
+                if force
+                else ""
+            )
             return seq or p.input_sequence, p.input_suffix
-        seq = {Force.FIRST: p.first_output_sequence,
-               Force.LAST: p.last_output_sequence}.get(force, "") if force else ""
+        seq = (
+            {Force.FIRST: p.first_output_sequence, Force.LAST: p.last_output_sequence}.get(
+                force, ""
+            )
+            if force
+            else ""
+        )
         return seq or p.output_sequence, p.output_suffix
 
     def last_line(self, char: str) -> str:
         """`formatInstructModePrompt` for the character's reply."""
         p = self.preset
-        names = bool(char) and (p.names_behavior is Names.ALWAYS
-                                or (self.in_group and p.names_behavior is Names.FORCE))
+        names = bool(char) and (
+            p.names_behavior is Names.ALWAYS or (self.in_group and p.names_behavior is Names.FORCE)
+        )
         sequence = p.last_output_sequence or p.output_sequence
         filler = ""
-        if (names and p.last_output_sequence and p.output_sequence
-                and sequence == p.last_output_sequence and p.output_sequence[-1:].isspace()
-                and not p.last_output_sequence[-1:].isspace()):
+        if (
+            names
+            and p.last_output_sequence
+            and p.output_sequence
+            and sequence == p.last_output_sequence
+            and p.output_sequence[-1:].isspace()
+            and not p.last_output_sequence[-1:].isspace()
+        ):
             filler = p.output_sequence[-1]  # Mistral's "[/INST] " ends with a space
         if p.macro:
             sequence = _name(_substitute(sequence, self.user_name, char), char or "System")
@@ -227,9 +254,13 @@ class InstructTemplate(ChatTemplate):
             "system": self.system_prompt(system) if system else "",
             "description": texts.get("description", ""),
             "personality": texts.get("personality", ""),
-            "scenario": texts.get("scenario", ""), "persona": texts.get("persona", ""),
-            "wiBefore": texts.get("lore_before", ""), "wiAfter": texts.get("lore_after", ""),
-            "mesExamples": "".join(examples), "char": char, "user": user,
+            "scenario": texts.get("scenario", ""),
+            "persona": texts.get("persona", ""),
+            "wiBefore": texts.get("lore_before", ""),
+            "wiAfter": texts.get("lore_after", ""),
+            "mesExamples": "".join(examples),
+            "char": char,
+            "user": user,
         }
         params["loreBefore"], params["loreAfter"] = params["wiBefore"], params["wiAfter"]
         story = self.context.render(params, wrap=self.preset.wrap)
@@ -240,8 +271,11 @@ class InstructTemplate(ChatTemplate):
         if after:  # the story string ends with one line break, the anchor is wrapped in two
             story = story.rstrip("\n") + f"\n\n{after}\n"
         story = (f"{before}\n" if before else "") + story
-        return (story + ("" if own else "".join(examples))
-                + (_substitute(start + "\n", user, char) if start else ""))
+        return (
+            story
+            + ("" if own else "".join(examples))
+            + (_substitute(start + "\n", user, char) if start else "")
+        )
 
     # -- examples ----------------------------------------------------------------------------
     def example_blocks(self, raw: str, user: str, char: str) -> list[str]:
@@ -258,8 +292,9 @@ class InstructTemplate(ChatTemplate):
         if self.preset.skip_examples:
             return [re.sub(r"<START>\n", heading, b, count=1, flags=re.I) for b in blocks]
         out = [self._format_block(b, heading, user, char) for b in blocks]
-        return [b for b in out if b] or [re.sub(r"<START>\n", heading, b, count=1, flags=re.I)
-                                         for b in blocks]
+        return [b for b in out if b] or [
+            re.sub(r"<START>\n", heading, b, count=1, flags=re.I) for b in blocks
+        ]
 
     def _format_block(self, block: str, heading: str, user: str, char: str) -> str:
         block = re.sub(r"<START>", "{Example Dialogue:}", block, count=1, flags=re.I)
@@ -267,13 +302,17 @@ class InstructTemplate(ChatTemplate):
         if not turns:
             return ""
         p, sep = self.preset, "\n" if self.preset.wrap else ""
-        names_all = p.names_behavior is Names.ALWAYS or (self.in_group
-                                                         and p.names_behavior is Names.FORCE)
+        names_all = p.names_behavior is Names.ALWAYS or (
+            self.in_group and p.names_behavior is Names.FORCE
+        )
         pieces = [heading] if heading else []
         for who, content in turns:
             is_user = who == "user"
-            prefix, suffix = (p.input_sequence, p.input_suffix) if is_user else \
-                (p.output_sequence, p.output_suffix)
+            prefix, suffix = (
+                (p.input_sequence, p.input_suffix)
+                if is_user
+                else (p.output_sequence, p.output_suffix)
+            )
             name = user if is_user else char
             if p.macro:
                 prefix = _name(_substitute(prefix, user, char), name)
@@ -286,9 +325,15 @@ class InstructTemplate(ChatTemplate):
         return "".join(pieces)
 
     # -- the whole chat ----------------------------------------------------------------------
-    def render(self, messages: Sequence[Message], *, add_generation_prompt: bool = True,
-               continue_last: bool = False, assistant_name: str = "Assistant",
-               chat_from_start: bool = True) -> Rendered:
+    def render(
+        self,
+        messages: Sequence[Message],
+        *,
+        add_generation_prompt: bool = True,
+        continue_last: bool = False,
+        assistant_name: str = "Assistant",
+        chat_from_start: bool = True,
+    ) -> Rendered:
         """`chat_from_start`: the first message given is the chat's first (SillyTavern gives
         the first output sequence to the chat's oldest message, even once it is dropped)."""
         char = assistant_name
@@ -308,10 +353,18 @@ class InstructTemplate(ChatTemplate):
             name = m.name or (self.user_name if m.role == "user" else char)
             text = self.turn(name, m.text, m.role, char, force)
             if open_reply:
-                text = text[:text.rfind(m.text) + len(m.text)]
+                text = text[: text.rfind(m.text) + len(m.text)]
             if pos == 0 and first_user != i and self.preset.user_alignment_message:
-                text = self.turn(self.user_name, self.preset.user_alignment_message, "user",
-                                 char, Force.FIRST) + text
+                text = (
+                    self.turn(
+                        self.user_name,
+                        self.preset.user_alignment_message,
+                        "user",
+                        char,
+                        Force.FIRST,
+                    )
+                    + text
+                )
             segments.append(text)
         trailer = ""
         if add_generation_prompt and not continue_last:
@@ -406,9 +459,14 @@ def preset_name(row: Any) -> str | None:
     return raw.get("name") if isinstance(raw, dict) else None
 
 
-def instruct_template(name: str, context: str | None = None, *, user_name: str = "User",
-                      extra_instruct: Iterable[Any] = (),
-                      extra_context: Iterable[Any] = ()) -> InstructTemplate:
+def instruct_template(
+    name: str,
+    context: str | None = None,
+    *,
+    user_name: str = "User",
+    extra_instruct: Iterable[Any] = (),
+    extra_context: Iterable[Any] = (),
+) -> InstructTemplate:
     """A preset with the context template named (else the one of the same name, else
     "Default"), as SillyTavern's "bind to context" picks one."""
     presets = available_instruct(extra_instruct)
@@ -434,8 +492,9 @@ def read_preset_file(path: str | Path) -> InstructPreset | ContextTemplate:
 
 
 def write_preset_file(preset: InstructPreset | ContextTemplate, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(preset.to_st(), indent=4, ensure_ascii=False) + "\n",
-                          encoding="utf-8")
+    Path(path).write_text(
+        json.dumps(preset.to_st(), indent=4, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
 
 
 def renamed(preset: InstructPreset, name: str) -> InstructPreset:

@@ -33,8 +33,20 @@ _ANGLE = re.compile(r"<(bot|char|user)>", re.I)
 _RANDOM = re.compile(r"(random|pick)\s?::?(.*)", re.I | re.S)
 _ROLL = re.compile(r"roll[\s:]+(.*)", re.I | re.S)
 _DICE = re.compile(r"(\d*)d(\d+)\s*([+-]\s*\d+)?", re.I)
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 # English formats like SillyTavern's defaults (moment's LT and LL), independent of the OS locale.
 _CLOCK: dict[str, Callable[[datetime], str]] = {
@@ -189,7 +201,7 @@ class _Expansion:
         if key.startswith(("//", "comment:", "hidden_key:")):
             return ""
         if key.startswith("reverse:"):
-            return body.strip()[len("reverse:"):][::-1]
+            return body.strip()[len("reverse:") :][::-1]
         choice = _RANDOM.fullmatch(body.strip())
         if choice:
             return self._choose(choice.group(1).lower(), choice.group(2))

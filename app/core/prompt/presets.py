@@ -41,13 +41,20 @@ class ChatTemplate(ABC):
     stops: tuple[str, ...]
 
     @abstractmethod
-    def render(self, messages: Sequence[Message], *, add_generation_prompt: bool = True,
-               continue_last: bool = False, assistant_name: str = "Assistant") -> Rendered:
+    def render(
+        self,
+        messages: Sequence[Message],
+        *,
+        add_generation_prompt: bool = True,
+        continue_last: bool = False,
+        assistant_name: str = "Assistant",
+    ) -> Rendered:
         """The prompt for `messages`; with `continue_last` the last message stays open."""
 
 
-def normalize(messages: Sequence[Message], *, system: bool,
-              alternate: bool) -> tuple[list[Message], list[list[int]]]:
+def normalize(
+    messages: Sequence[Message], *, system: bool, alternate: bool
+) -> tuple[list[Message], list[list[int]]]:
     """Reshape `messages` for formats with fewer freedoms.
 
     System messages a format cannot take (all of them without `system`; all but the leading
@@ -106,8 +113,9 @@ def _join(*texts: str) -> str:
     return "\n\n".join(t for t in texts if t)
 
 
-def spread(segments: Sequence[str], members: Sequence[Sequence[int]], n_inputs: int,
-           trailer: str) -> list[str]:
+def spread(
+    segments: Sequence[str], members: Sequence[Sequence[int]], n_inputs: int, trailer: str
+) -> list[str]:
     """Give each normalized segment to the last input it carries; inputs merged away get ""."""
     out = [""] * n_inputs
     carry = ""
@@ -129,8 +137,14 @@ class Preset(ChatTemplate):
     generation: str
     stops: tuple[str, ...] = ()
 
-    def render(self, messages: Sequence[Message], *, add_generation_prompt: bool = True,
-               continue_last: bool = False, assistant_name: str = "Assistant") -> Rendered:
+    def render(
+        self,
+        messages: Sequence[Message],
+        *,
+        add_generation_prompt: bool = True,
+        continue_last: bool = False,
+        assistant_name: str = "Assistant",
+    ) -> Rendered:
         norm, members = normalize(messages, system=self.system is not None, alternate=False)
         segments = []
         for i, m in enumerate(norm):
@@ -146,43 +160,75 @@ class Preset(ChatTemplate):
         return Rendered("".join(pieces), pieces)
 
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (
-    Preset("chatml",
-           user=("<|im_start|>user\n", "<|im_end|>\n"),
-           assistant=("<|im_start|>assistant\n", "<|im_end|>\n"),
-           system=("<|im_start|>system\n", "<|im_end|>\n"),
-           generation="<|im_start|>assistant\n",
-           stops=("<|im_end|>", "<|im_start|>")),
-    Preset("mistral",  # also Llama 2: the [INST] family, system text inside the user turn
-           user=("[INST] ", " [/INST]"), assistant=("", "</s>"), system=None,
-           generation="", stops=("</s>", "[INST]")),
-    Preset("llama3",
-           user=("<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>"),
-           assistant=("<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>"),
-           system=("<|start_header_id|>system<|end_header_id|>\n\n", "<|eot_id|>"),
-           generation="<|start_header_id|>assistant<|end_header_id|>\n\n",
-           stops=("<|eot_id|>", "<|end_of_text|>", "<|start_header_id|>")),
-    Preset("alpaca",
-           user=("### Instruction:\n", "\n\n"), assistant=("### Response:\n", "\n\n"),
-           system=("", "\n\n"), generation="### Response:\n",
-           stops=("### Instruction:", "### Response:")),
-    Preset("vicuna",
-           user=("USER: ", "\n"), assistant=("ASSISTANT: ", "</s>\n"), system=("", "\n\n"),
-           generation="ASSISTANT:", stops=("</s>", "\nUSER:")),
-    Preset("gemma",
-           user=("<start_of_turn>user\n", "<end_of_turn>\n"),
-           assistant=("<start_of_turn>model\n", "<end_of_turn>\n"), system=None,
-           generation="<start_of_turn>model\n", stops=("<end_of_turn>", "<start_of_turn>")),
-    Preset("plain",
-           user=("{name}: ", "\n"), assistant=("{name}: ", "\n"), system=("", "\n\n"),
-           generation="{name}:"),
-)}
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            "chatml",
+            user=("<|im_start|>user\n", "<|im_end|>\n"),
+            assistant=("<|im_start|>assistant\n", "<|im_end|>\n"),
+            system=("<|im_start|>system\n", "<|im_end|>\n"),
+            generation="<|im_start|>assistant\n",
+            stops=("<|im_end|>", "<|im_start|>"),
+        ),
+        Preset(
+            "mistral",  # also Llama 2: the [INST] family, system text inside the user turn
+            user=("[INST] ", " [/INST]"),
+            assistant=("", "</s>"),
+            system=None,
+            generation="",
+            stops=("</s>", "[INST]"),
+        ),
+        Preset(
+            "llama3",
+            user=("<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>"),
+            assistant=("<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>"),
+            system=("<|start_header_id|>system<|end_header_id|>\n\n", "<|eot_id|>"),
+            generation="<|start_header_id|>assistant<|end_header_id|>\n\n",
+            stops=("<|eot_id|>", "<|end_of_text|>", "<|start_header_id|>"),
+        ),
+        Preset(
+            "alpaca",
+            user=("### Instruction:\n", "\n\n"),
+            assistant=("### Response:\n", "\n\n"),
+            system=("", "\n\n"),
+            generation="### Response:\n",
+            stops=("### Instruction:", "### Response:"),
+        ),
+        Preset(
+            "vicuna",
+            user=("USER: ", "\n"),
+            assistant=("ASSISTANT: ", "</s>\n"),
+            system=("", "\n\n"),
+            generation="ASSISTANT:",
+            stops=("</s>", "\nUSER:"),
+        ),
+        Preset(
+            "gemma",
+            user=("<start_of_turn>user\n", "<end_of_turn>\n"),
+            assistant=("<start_of_turn>model\n", "<end_of_turn>\n"),
+            system=None,
+            generation="<start_of_turn>model\n",
+            stops=("<end_of_turn>", "<start_of_turn>"),
+        ),
+        Preset(
+            "plain",
+            user=("{name}: ", "\n"),
+            assistant=("{name}: ", "\n"),
+            system=("", "\n\n"),
+            generation="{name}:",
+        ),
+    )
+}
 PRESET_NAMES: tuple[str, ...] = tuple(PRESETS)
 _ALIASES = {"llama2": "mistral", "inst": "mistral", "llama-3": "llama3", "text": "plain"}
 # Markers that tell which family a model's own template belongs to, most specific first.
 _FAMILY_MARKERS = (
-    ("<|im_start|>", "chatml"), ("<|start_header_id|>", "llama3"),
-    ("<start_of_turn>", "gemma"), ("[INST]", "mistral"), ("### Instruction", "alpaca"),
+    ("<|im_start|>", "chatml"),
+    ("<|start_header_id|>", "llama3"),
+    ("<start_of_turn>", "gemma"),
+    ("[INST]", "mistral"),
+    ("### Instruction", "alpaca"),
     ("ASSISTANT:", "vicuna"),
 )
 

@@ -16,16 +16,33 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-PARAMS = ("system", "description", "personality", "scenario", "persona", "wiBefore",
-          "wiAfter", "loreBefore", "loreAfter", "mesExamples", "mesExamplesRaw", "char", "user")
-DEFAULT_STORY = ("{{#if system}}{{system}}\n{{/if}}{{#if wiBefore}}{{wiBefore}}\n{{/if}}"
-                 "{{#if description}}{{description}}\n{{/if}}{{#if personality}}{{char}}'s "
-                 "personality: {{personality}}\n{{/if}}{{#if scenario}}Scenario: {{scenario}}\n"
-                 "{{/if}}{{#if wiAfter}}{{wiAfter}}\n{{/if}}{{#if persona}}{{persona}}\n{{/if}}")
+PARAMS = (
+    "system",
+    "description",
+    "personality",
+    "scenario",
+    "persona",
+    "wiBefore",
+    "wiAfter",
+    "loreBefore",
+    "loreAfter",
+    "mesExamples",
+    "mesExamplesRaw",
+    "char",
+    "user",
+)
+DEFAULT_STORY = (
+    "{{#if system}}{{system}}\n{{/if}}{{#if wiBefore}}{{wiBefore}}\n{{/if}}"
+    "{{#if description}}{{description}}\n{{/if}}{{#if personality}}{{char}}'s "
+    "personality: {{personality}}\n{{/if}}{{#if scenario}}Scenario: {{scenario}}\n"
+    "{{/if}}{{#if wiAfter}}{{wiAfter}}\n{{/if}}{{#if persona}}{{persona}}\n{{/if}}"
+)
 _TAG = re.compile(r"\{\{\s*(#if|#unless|/if|/unless|else)?\s*([^{}]*?)\s*\}\}")
 # Handlebars drops a block tag's line when the tag stands alone on it ("standalone" rule).
-_STANDALONE = re.compile(r"(^|\n)[ \t]*(\{\{\s*(?:#if|#unless|/if|/unless|else)\b[^{}]*\}\})"
-                         r"[ \t]*(?:\r?\n|$)")
+_STANDALONE = re.compile(
+    r"(^|\n)[ \t]*(\{\{\s*(?:#if|#unless|/if|/unless|else)\b[^{}]*\}\})"
+    r"[ \t]*(?:\r?\n|$)"
+)
 _TRIM = re.compile(r"(?:\r?\n)*\{\{trim\}\}(?:\r?\n)*", re.I)
 
 
@@ -55,8 +72,9 @@ class ContextTemplate:
                 continue
             value = raw[f.name]
             if not isinstance(value, type(f.default)):
-                raise ValueError(f"{f.name} must be {type(f.default).__name__}, "
-                                 f"not {type(value).__name__}")
+                raise ValueError(
+                    f"{f.name} must be {type(f.default).__name__}, not {type(value).__name__}"
+                )
             values[f.name] = value
         if not str(values.get("name") or "").strip():
             raise ValueError("the context template has no name")
@@ -80,8 +98,9 @@ class ContextTemplate:
         except StoryStringError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure of a user's template: say so
-            raise StoryStringError(f"the story string of {self.name!r} cannot be rendered: "
-                                   f"{exc}") from None
+            raise StoryStringError(
+                f"the story string of {self.name!r} cannot be rendered: {exc}"
+            ) from None
         out = _TRIM.sub("", out).lstrip("\n")
         if out and not out.endswith("\n") and wrap:
             out += "\n"
@@ -93,13 +112,14 @@ def translate(source: str) -> str:
     source = _STANDALONE.sub(lambda m: m.group(1) + m.group(2), source)
     out, pos, depth = [], 0, []
     for m in _TAG.finditer(source):
-        out.append(_raw(source[pos:m.start()]))
+        out.append(_raw(source[pos : m.start()]))
         pos = m.end()
         kind, name = m.group(1), m.group(2)
         if kind in ("#if", "#unless"):
             if name not in PARAMS:
-                raise StoryStringError(f"{{{{{kind} {name}}}}}: only {', '.join(PARAMS)} "
-                                       "can be tested")
+                raise StoryStringError(
+                    f"{{{{{kind} {name}}}}}: only {', '.join(PARAMS)} can be tested"
+                )
             depth.append(kind)
             out.append(f"{{% if {'not ' if kind == '#unless' else ''}{name} %}}")
         elif kind in ("/if", "/unless"):
@@ -123,5 +143,8 @@ def translate(source: str) -> str:
 def _raw(text: str) -> str:
     if not text:
         return ""
-    return "{% raw %}" + text.replace("{% endraw %}", "{% endraw %}{{ '{% endraw %}' }}"
-                                      "{% raw %}") + "{% endraw %}"
+    return (
+        "{% raw %}"
+        + text.replace("{% endraw %}", "{% endraw %}{{ '{% endraw %}' }}{% raw %}")
+        + "{% endraw %}"
+    )

@@ -41,8 +41,18 @@ from app.core.prompt.presets import (
 )
 
 # End-of-turn markers: when a template contains one, the model may write it, so it stops.
-END_MARKERS = ("<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "<|end|>",
-               "<|endoftext|>", "<|end_of_turn|>", "<|END_OF_TURN_TOKEN|>", "</s>", "[INST]")
+END_MARKERS = (
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<end_of_turn>",
+    "<|end|>",
+    "<|endoftext|>",
+    "<|end_of_turn|>",
+    "<|END_OF_TURN_TOKEN|>",
+    "</s>",
+    "[INST]",
+)
 _MAX_INT_BITS = 1_000_000
 # textwrap's work on one string (see `wordwrap_cost`): about 0.2 s here.
 _MAX_WRAP_WORK = 2_000_000_000
@@ -76,8 +86,12 @@ class SafeEnvironment(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def __init__(self, limits: Limits | None = None) -> None:
-        super().__init__(trim_blocks=True, lstrip_blocks=True, autoescape=False,
-                         extensions=["jinja2.ext.loopcontrols"])
+        super().__init__(
+            trim_blocks=True,
+            lstrip_blocks=True,
+            autoescape=False,
+            extensions=["jinja2.ext.loopcontrols"],
+        )
         self.limits = limits or Limits()
         self._local = threading.local()
         self.globals.pop("lipsum", None)  # unbounded work on request; no template needs it
@@ -88,8 +102,9 @@ class SafeEnvironment(ImmutableSandboxedEnvironment):
     # -- compiling and rendering -------------------------------------------------------------
     def compile_template(self, source: str):
         if len(source) > self.limits.max_source:
-            raise TemplateLimitError(f"the template is longer than {self.limits.max_source} "
-                                     "characters")
+            raise TemplateLimitError(
+                f"the template is longer than {self.limits.max_source} characters"
+            )
         tree = self.parse(source)
         tree = _Guard().visit(tree)
         tree.set_environment(self)
@@ -127,14 +142,16 @@ class SafeEnvironment(ImmutableSandboxedEnvironment):
 
     def refuse_if(self, condition: bool, what: str) -> None:
         if condition:
-            raise TemplateLimitError(f"{what} would be too large (the limit is "
-                                     f"{self.max_chars()} characters)")
+            raise TemplateLimitError(
+                f"{what} would be too large (the limit is {self.max_chars()} characters)"
+            )
 
     # -- hooks the sandbox calls -------------------------------------------------------------
     def unsafe_undefined(self, obj: Any, attribute: str):
         # The stock sandbox returns an undefined that only fails when used; refuse at once.
-        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} "
-                            "object is unsafe")
+        raise SecurityError(
+            f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe"
+        )
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (names as in the sandbox)
         __self.tick()
@@ -221,8 +238,9 @@ def _precheck_binop(env: SafeEnvironment, op: str, left: Any, right: Any) -> Non
         env.refuse_if(percent_width(left) > env.max_chars(), "formatting with a huge width")
 
 
-def _precheck_call(env: SafeEnvironment, func: Any, args: tuple[Any, ...],
-                   kwargs: dict[str, Any]) -> None:
+def _precheck_call(
+    env: SafeEnvironment, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
     name = getattr(func, "__name__", "")
     owner = getattr(getattr(func, "__wrapped__", func), "__self__", None)
     if not isinstance(owner, str):
@@ -237,11 +255,13 @@ def _precheck_call(env: SafeEnvironment, func: Any, args: tuple[Any, ...],
     elif name == "join" and args and isinstance(args[0], (list, tuple)):
         env.refuse_if(len(owner) * len(args[0]) + _size(args[0]) > env.max_chars(), "str.join")
     elif name == "format":
-        env.refuse_if(format_width(owner, args, kwargs) > env.max_chars(),
-                      "formatting with a huge width")
+        env.refuse_if(
+            format_width(owner, args, kwargs) > env.max_chars(), "formatting with a huge width"
+        )
     elif name == "format_map" and args and isinstance(args[0], dict):
-        env.refuse_if(format_width(owner, (), args[0]) > env.max_chars(),
-                      "formatting with a huge width")
+        env.refuse_if(
+            format_width(owner, (), args[0]) > env.max_chars(), "formatting with a huge width"
+        )
     elif name == "translate" and args and isinstance(args[0], dict):
         longest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
         env.refuse_if(len(owner) * longest > env.max_chars(), "str.translate")
@@ -285,8 +305,13 @@ def _check_wordwrap(env, args, kwargs) -> None:
 
 # Filters whose one call runs long on a big input, some in C holding the interpreter lock
 # (sorting 4 M strings took 6 s, urlize on 4 MB 8 s): no chat template needs them on more.
-_MAX_ITEMS_FOR = {"sort": 100_000, "unique": 100_000, "dictsort": 100_000,
-                  "groupby": 100_000, "urlize": 200_000}
+_MAX_ITEMS_FOR = {
+    "sort": 100_000,
+    "unique": 100_000,
+    "dictsort": 100_000,
+    "groupby": 100_000,
+    "urlize": 200_000,
+}
 
 
 def _check_work(name: str) -> Callable[..., None]:
@@ -294,8 +319,10 @@ def _check_work(name: str) -> Callable[..., None]:
         value = args[0] if args else None
         limit = _MAX_ITEMS_FOR[name]
         if hasattr(value, "__len__") and len(value) > limit:
-            raise TemplateLimitError(f"|{name} on {len(value):,} items is too large a job "
-                                     f"(at most {limit:,})")
+            raise TemplateLimitError(
+                f"|{name} on {len(value):,} items is too large a job (at most {limit:,})"
+            )
+
     return check
 
 
@@ -322,9 +349,15 @@ def _check_count(env, args, kwargs) -> None:  # batch and slice pad up to their 
 
 
 _FILTER_CHECKS: dict[str, Callable[..., None]] = {
-    "center": _check_center, "indent": _check_indent, "format": _check_format,
-    "join": _check_join, "replace": _check_replace_filter, "batch": _check_count,
-    "slice": _check_count, "wordwrap": _check_wordwrap, "sum": _check_sum,
+    "center": _check_center,
+    "indent": _check_indent,
+    "format": _check_format,
+    "join": _check_join,
+    "replace": _check_replace_filter,
+    "batch": _check_count,
+    "slice": _check_count,
+    "wordwrap": _check_wordwrap,
+    "sum": _check_sum,
     **{name: _check_work(name) for name in _MAX_ITEMS_FOR},
 }
 
@@ -337,13 +370,19 @@ def _strftime_now(fmt: str) -> str:
     return datetime.now().strftime(str(fmt)[:100])
 
 
-def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,
-            separators: Any = None, sort_keys: bool = False) -> str:
+def _tojson(
+    value: Any,
+    ensure_ascii: bool = False,
+    indent: int | None = None,
+    separators: Any = None,
+    sort_keys: bool = False,
+) -> str:
     # As transformers renders chat templates: no HTML escaping, unicode kept.
     if indent is not None:
         indent = min(int(indent), 16)
-    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent,
-                      separators=separators, sort_keys=sort_keys)
+    return json.dumps(
+        value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+    )
 
 
 # -- the chat template --------------------------------------------------------------------------
@@ -359,8 +398,9 @@ _SHAPES: tuple[Callable[[Sequence[Message]], tuple[list[Message], list[list[int]
 class JinjaChatTemplate(ChatTemplate):
     """A model's Jinja chat template; the closest preset stands in when it cannot be used."""
 
-    def __init__(self, source: str, bos: str = "", eos: str = "", *,
-                 limits: Limits | None = None) -> None:
+    def __init__(
+        self, source: str, bos: str = "", eos: str = "", *, limits: Limits | None = None
+    ) -> None:
         self.name = "model"
         self.source, self.bos, self.eos = source, bos or "", eos or ""
         self.fallback = guess_preset(source, self.eos)
@@ -375,8 +415,14 @@ class JinjaChatTemplate(ChatTemplate):
         except Exception as exc:  # noqa: BLE001 - any failure means: use the preset
             self.refused = f"it does not compile: {_describe(exc)}"
 
-    def render(self, messages: Sequence[Message], *, add_generation_prompt: bool = True,
-               continue_last: bool = False, assistant_name: str = "Assistant") -> Rendered:
+    def render(
+        self,
+        messages: Sequence[Message],
+        *,
+        add_generation_prompt: bool = True,
+        continue_last: bool = False,
+        assistant_name: str = "Assistant",
+    ) -> Rendered:
         reason = self.refused
         for shape in range(self._shape, len(_SHAPES)):
             if self.refused is not None:
@@ -384,8 +430,13 @@ class JinjaChatTemplate(ChatTemplate):
             shaped, members = _SHAPES[shape](messages)
             try:
                 text = self._render_text(shaped, add_generation_prompt and not continue_last)
-            except (SecurityError, TemplateLimitError, OverflowError, MemoryError,
-                    RecursionError) as exc:
+            except (
+                SecurityError,
+                TemplateLimitError,
+                OverflowError,
+                MemoryError,
+                RecursionError,
+            ) as exc:
                 reason = self.refused = f"it was stopped: {_describe(exc)}"
                 break
             except Exception as exc:  # noqa: BLE001 - raise_exception and friends: try a reshape
@@ -399,10 +450,16 @@ class JinjaChatTemplate(ChatTemplate):
             segments = _strip_bos(segments, self.bos)
             pieces = spread(segments[:-1], members, len(messages), segments[-1])
             return Rendered("".join(pieces), pieces)
-        out = self.fallback.render(messages, add_generation_prompt=add_generation_prompt,
-                                   continue_last=continue_last, assistant_name=assistant_name)
-        out.warnings.append(f"The model's chat template could not be used ({reason}); "
-                            f"the {self.fallback.name} format was used instead.")
+        out = self.fallback.render(
+            messages,
+            add_generation_prompt=add_generation_prompt,
+            continue_last=continue_last,
+            assistant_name=assistant_name,
+        )
+        out.warnings.append(
+            f"The model's chat template could not be used ({reason}); "
+            f"the {self.fallback.name} format was used instead."
+        )
         return out
 
     def _render_text(self, messages: Sequence[Message], add_generation_prompt: bool) -> str:
@@ -415,8 +472,9 @@ class JinjaChatTemplate(ChatTemplate):
         return self._env.render_limited(self._template, context, sum(len(m.text) for m in messages))
 
 
-def template_from_gguf(chat_template: str | None, bos: str = "", eos: str = "", *,
-                       limits: Limits | None = None) -> ChatTemplate:
+def template_from_gguf(
+    chat_template: str | None, bos: str = "", eos: str = "", *, limits: Limits | None = None
+) -> ChatTemplate:
     """The model's own template, or the preset its end token suggests when it has none."""
     if not chat_template or not chat_template.strip():
         return guess_preset(None, eos)
@@ -440,7 +498,7 @@ def _locate(text: str, messages: Sequence[Message], continue_last: bool) -> list
     if continue_last:
         text = text[:pos]
     starts = [0, *cuts]
-    return [text[a:b] for a, b in zip(starts, cuts, strict=False)] + [text[starts[-1]:]]
+    return [text[a:b] for a, b in zip(starts, cuts, strict=False)] + [text[starts[-1] :]]
 
 
 def _strip_bos(segments: list[str], bos: str) -> list[str]:
@@ -448,7 +506,7 @@ def _strip_bos(segments: list[str], bos: str) -> list[str]:
     for i, seg in enumerate(segments):
         if seg:
             if bos and seg.startswith(bos):
-                segments[i] = seg[len(bos):]
+                segments[i] = seg[len(bos) :]
             break
     return segments
 

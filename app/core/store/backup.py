@@ -17,8 +17,10 @@ from pathlib import Path
 
 KEEP_DAYS = 7
 BACKUP_FOLDER = "backups"
-_NAME = re.compile(r"^parlor-(daily|before-migration|before-restore|manual)-"
-                   r"(\d{8}-\d{6})(?:-\d+)?\.sqlite3$")
+_NAME = re.compile(
+    r"^parlor-(daily|before-migration|before-restore|manual)-"
+    r"(\d{8}-\d{6})(?:-\d+)?\.sqlite3$"
+)
 
 
 class BackupError(Exception):
@@ -28,8 +30,8 @@ class BackupError(Exception):
 @dataclass(frozen=True)
 class Snapshot:
     path: Path
-    kind: str            # daily, before-migration, before-restore, manual
-    taken: dt.datetime   # local time, from the file name
+    kind: str  # daily, before-migration, before-restore, manual
+    taken: dt.datetime  # local time, from the file name
 
     @property
     def label(self) -> str:
@@ -93,8 +95,9 @@ def list_snapshots(db_path: Path) -> list[Snapshot]:
     return sorted(found, key=lambda s: (s.taken, s.path.name), reverse=True)
 
 
-def daily_snapshot(db_path: Path, keep_days: int = KEEP_DAYS,
-                   now: dt.datetime | None = None) -> Path | None:
+def daily_snapshot(
+    db_path: Path, keep_days: int = KEEP_DAYS, now: dt.datetime | None = None
+) -> Path | None:
     """Take today's snapshot unless there is one; drop daily ones older than `keep_days`.
 
     Call it at start (and, for an app left open for days, once a day). Returns the new

@@ -13,8 +13,13 @@ from app.core.store.part import StorePart
 class Characters(StorePart):
     """`store.characters`: add, read, edit, find and trash characters."""
 
-    def add(self, card_data: dict, avatar: bytes | None = None,
-                      builtin_key: str | None = None, extra: dict | None = None) -> int:
+    def add(
+        self,
+        card_data: dict,
+        avatar: bytes | None = None,
+        builtin_key: str | None = None,
+        extra: dict | None = None,
+    ) -> int:
         """`card_data` is the V3 `data`; `extra` the card's other top-level keys (kept so an
         export gives back what was imported)."""
         now = time.time()
@@ -22,8 +27,16 @@ class Characters(StorePart):
             cur = c.execute(
                 "INSERT INTO characters (name, card_json, avatar, builtin_key, created_at,"
                 " updated_at, card_extra) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (card_data.get("name") or "Unnamed", json.dumps(card_data), avatar,
-                 builtin_key, now, now, json.dumps(extra) if extra else None))
+                (
+                    card_data.get("name") or "Unnamed",
+                    json.dumps(card_data),
+                    avatar,
+                    builtin_key,
+                    now,
+                    now,
+                    json.dumps(extra) if extra else None,
+                ),
+            )
             return cur.lastrowid
 
     def extra(self, character_id: int) -> dict:
@@ -39,17 +52,25 @@ class Characters(StorePart):
         return rows[0]["id"] if rows else None
 
     def list(self) -> list[sqlite3.Row]:
-        return self._query("SELECT id, name, avatar FROM characters WHERE deleted_at IS NULL"
-                           " ORDER BY name COLLATE NOCASE")
+        return self._query(
+            "SELECT id, name, avatar FROM characters WHERE deleted_at IS NULL"
+            " ORDER BY name COLLATE NOCASE"
+        )
 
-    def update(self, character_id: int, card_data: dict,
-                         avatar: bytes | None = None) -> None:
+    def update(self, character_id: int, card_data: dict, avatar: bytes | None = None) -> None:
         """Save an edited card (and avatar) over the stored one, in one commit."""
         with self._tx() as c:
-            c.execute("UPDATE characters SET name = ?, card_json = ?, avatar = ?,"
-                      " updated_at = ? WHERE id = ?",
-                      (card_data.get("name") or "Unnamed", json.dumps(card_data), avatar,
-                       time.time(), character_id))
+            c.execute(
+                "UPDATE characters SET name = ?, card_json = ?, avatar = ?,"
+                " updated_at = ? WHERE id = ?",
+                (
+                    card_data.get("name") or "Unnamed",
+                    json.dumps(card_data),
+                    avatar,
+                    time.time(),
+                    character_id,
+                ),
+            )
 
     def card(self, character_id: int) -> dict:
         rows = self._query("SELECT card_json FROM characters WHERE id = ?", (character_id,))
@@ -60,24 +81,32 @@ class Characters(StorePart):
         try:
             data = json.loads(rows[0]["card_json"])
         except (TypeError, ValueError, RecursionError) as exc:
-            raise StoreError(f"Character {character_id} in {self._store.path} is damaged: its card "
-                             f"is not JSON ({exc})") from None
+            raise StoreError(
+                f"Character {character_id} in {self._store.path} is damaged: its card "
+                f"is not JSON ({exc})"
+            ) from None
         if not isinstance(data, dict):
-            raise StoreError(f"Character {character_id} in {self._store.path} is damaged: its card "
-                             f"is a JSON {type(data).__name__}, not an object")
+            raise StoreError(
+                f"Character {character_id} in {self._store.path} is damaged: its card "
+                f"is a JSON {type(data).__name__}, not an object"
+            )
         return data
 
     def find(self, name: str) -> list[sqlite3.Row]:
         """Characters (not in the trash) with this name, ignoring case, newest first."""
-        return self._query("SELECT id, name, card_json FROM characters WHERE deleted_at IS NULL"
-                           " AND name = ? COLLATE NOCASE ORDER BY id DESC", (name,))
+        return self._query(
+            "SELECT id, name, card_json FROM characters WHERE deleted_at IS NULL"
+            " AND name = ? COLLATE NOCASE ORDER BY id DESC",
+            (name,),
+        )
 
     def delete(self, character_id: int) -> None:
         """Move a character (and so its chats) to the trash; `restore` undoes it."""
         self.card(character_id)
         with self._tx() as c:
-            c.execute("UPDATE characters SET deleted_at = ? WHERE id = ?",
-                      (time.time(), character_id))
+            c.execute(
+                "UPDATE characters SET deleted_at = ? WHERE id = ?", (time.time(), character_id)
+            )
 
     def restore(self, character_id: int) -> None:
         self.card(character_id)
@@ -85,5 +114,7 @@ class Characters(StorePart):
             c.execute("UPDATE characters SET deleted_at = NULL WHERE id = ?", (character_id,))
 
     def trash(self) -> list[sqlite3.Row]:
-        return self._query("SELECT id, name, avatar, deleted_at FROM characters"
-                           " WHERE deleted_at IS NOT NULL ORDER BY deleted_at DESC")
+        return self._query(
+            "SELECT id, name, avatar, deleted_at FROM characters"
+            " WHERE deleted_at IS NOT NULL ORDER BY deleted_at DESC"
+        )

@@ -17,11 +17,13 @@ from app.core.store.nodes import NewNode, insert_nodes, nodes_from_rows
 from app.core.store.part import StorePart
 
 # a group chat is listed under its group's name (groups.py), not its host member's
-_CHAT_COLUMNS = ("c.id, c.title, c.character_id,"
-                 " COALESCE((SELECT g.name FROM groups g WHERE g.id = c.group_id), ch.name)"
-                 " AS character_name, c.persona_id,"
-                 " c.created_at, c.last_used_at, c.deleted_at,"
-                 " (SELECT count(*) FROM messages m WHERE m.chat_id = c.id) AS message_count")
+_CHAT_COLUMNS = (
+    "c.id, c.title, c.character_id,"
+    " COALESCE((SELECT g.name FROM groups g WHERE g.id = c.group_id), ch.name)"
+    " AS character_name, c.persona_id,"
+    " c.created_at, c.last_used_at, c.deleted_at,"
+    " (SELECT count(*) FROM messages m WHERE m.chat_id = c.id) AS message_count"
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,9 @@ class Chats(StorePart):
             for text in greetings:
                 mid = c.execute(
                     "INSERT INTO messages (chat_id, parent_id, role, text, created_at)"
-                    " VALUES (?, NULL, 'assistant', ?, ?)", (chat_id, text, now)).lastrowid
+                    " VALUES (?, NULL, 'assistant', ?, ?)",
+                    (chat_id, text, now),
+                ).lastrowid
                 first = first or mid
             c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?", (first, chat_id))
         return chat_id
@@ -67,7 +71,9 @@ class Chats(StorePart):
     def of_character(self, character_id: int) -> list[sqlite3.Row]:
         return self._query(
             "SELECT id, title, last_used_at FROM chats WHERE character_id = ?"
-            " AND deleted_at IS NULL ORDER BY last_used_at DESC", (character_id,))
+            " AND deleted_at IS NULL ORDER BY last_used_at DESC",
+            (character_id,),
+        )
 
     def touch(self, chat_id: int) -> None:
         with self._tx() as c:
@@ -84,11 +90,12 @@ class Chats(StorePart):
         rows = self._query("SELECT draft FROM chats WHERE id = ?", (chat_id,))
         return rows[0]["draft"] if rows else ""
 
-
     def info(self, chat_id: int) -> sqlite3.Row:
-        rows = self._query(f"SELECT {_CHAT_COLUMNS}, c.extra FROM chats c"
-                           " JOIN characters ch ON ch.id = c.character_id WHERE c.id = ?",
-                           (chat_id,))
+        rows = self._query(
+            f"SELECT {_CHAT_COLUMNS}, c.extra FROM chats c"
+            " JOIN characters ch ON ch.id = c.character_id WHERE c.id = ?",
+            (chat_id,),
+        )
         if not rows:
             raise StoreError(f"No chat with id {chat_id}")
         return rows[0]
@@ -98,7 +105,8 @@ class Chats(StorePart):
         return self._query(
             f"SELECT {_CHAT_COLUMNS} FROM chats c JOIN characters ch ON ch.id = c.character_id"
             " WHERE c.deleted_at IS NULL AND ch.deleted_at IS NULL"
-            " ORDER BY c.last_used_at DESC, c.id DESC")
+            " ORDER BY c.last_used_at DESC, c.id DESC"
+        )
 
     def rename(self, chat_id: int, title: str) -> None:
         self.info(chat_id)
@@ -112,12 +120,20 @@ class Chats(StorePart):
 
     def set_extra(self, chat_id: int, extra: dict) -> None:
         with self._tx() as c:
-            c.execute("UPDATE chats SET extra = ? WHERE id = ?",
-                      (json.dumps(extra, ensure_ascii=False) if extra else None, chat_id))
+            c.execute(
+                "UPDATE chats SET extra = ? WHERE id = ?",
+                (json.dumps(extra, ensure_ascii=False) if extra else None, chat_id),
+            )
 
-    def from_nodes(self, character_id: int, title: str, nodes: list[NewNode],
-                               leaf_key=None, extra: dict | None = None,
-                               persona_id: int | None = None) -> int:
+    def from_nodes(
+        self,
+        character_id: int,
+        title: str,
+        nodes: list[NewNode],
+        leaf_key=None,
+        extra: dict | None = None,
+        persona_id: int | None = None,
+    ) -> int:
         """A new chat holding `nodes`, all in one transaction; `leaf_key` is its active leaf
         (default: follow the shown children down from the first root)."""
         now = time.time()
@@ -125,8 +141,15 @@ class Chats(StorePart):
             chat_id = c.execute(
                 "INSERT INTO chats (character_id, title, persona_id, created_at, last_used_at,"
                 " extra) VALUES (?, ?, ?, ?, ?, ?)",
-                (character_id, title, persona_id, now, now,
-                 json.dumps(extra, ensure_ascii=False) if extra else None)).lastrowid
+                (
+                    character_id,
+                    title,
+                    persona_id,
+                    now,
+                    now,
+                    json.dumps(extra, ensure_ascii=False) if extra else None,
+                ),
+            ).lastrowid
             ids = insert_nodes(c, chat_id, nodes)
             leaf = ids.get(leaf_key) if leaf_key is not None else None
             c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?", (leaf, chat_id))
@@ -139,20 +162,33 @@ class Chats(StorePart):
         """A copy of the whole tree (every branch and swipe), showing the same path."""
         info = self.info(chat_id)
         rows = self._query("SELECT * FROM messages WHERE chat_id = ? ORDER BY id", (chat_id,))
-        return self._same_group(chat_id, self.from_nodes(
-            info["character_id"], title or f"{info['title']} (copy)", nodes_from_rows(rows),
-            self._store.messages.active_leaf(chat_id), self.extra(chat_id), info["persona_id"]))
+        return self._same_group(
+            chat_id,
+            self.from_nodes(
+                info["character_id"],
+                title or f"{info['title']} (copy)",
+                nodes_from_rows(rows),
+                self._store.messages.active_leaf(chat_id),
+                self.extra(chat_id),
+                info["persona_id"],
+            ),
+        )
 
     def branch_from(self, message_id: int, title: str | None = None) -> int:
-        """"Branch here": a new chat holding the path from the root to `message_id`, each
+        """ "Branch here": a new chat holding the path from the root to `message_id`, each
         message with its swipes (as SillyTavern's branch copies the messages with theirs)."""
         msg = self._store.messages.get(message_id)
         path = self._ancestors(message_id)
         wanted = set(path)
         for node in path:
             wanted.update(self._store.messages.sibling_ids(node))
-        rows = [r for r in self._query("SELECT * FROM messages WHERE chat_id = ? ORDER BY id",
-                                       (msg.chat_id,)) if r["id"] in wanted]
+        rows = [
+            r
+            for r in self._query(
+                "SELECT * FROM messages WHERE chat_id = ? ORDER BY id", (msg.chat_id,)
+            )
+            if r["id"] in wanted
+        ]
         nodes = nodes_from_rows(rows)
         on_path = set(path)
         for node in nodes:  # show the path we branched along, not whatever was shown below
@@ -162,15 +198,26 @@ class Chats(StorePart):
         extra.setdefault("chat_metadata", {})
         if isinstance(extra["chat_metadata"], dict):
             extra["chat_metadata"]["main_chat"] = info["title"]
-        return self._same_group(msg.chat_id, self.from_nodes(
-            info["character_id"], title or f"{info['title']} (branch)", nodes, message_id,
-            extra, info["persona_id"]))
+        return self._same_group(
+            msg.chat_id,
+            self.from_nodes(
+                info["character_id"],
+                title or f"{info['title']} (branch)",
+                nodes,
+                message_id,
+                extra,
+                info["persona_id"],
+            ),
+        )
 
     def _same_group(self, source: int, copy: int) -> int:
         """A copy or branch of a group chat is one of the group's chats (groups.py)."""
         with self._tx() as c:
-            c.execute("UPDATE chats SET group_id = (SELECT group_id FROM chats WHERE id = ?)"
-                      " WHERE id = ?", (source, copy))
+            c.execute(
+                "UPDATE chats SET group_id = (SELECT group_id FROM chats WHERE id = ?)"
+                " WHERE id = ?",
+                (source, copy),
+            )
         return copy
 
     def _ancestors(self, message_id: int) -> list[int]:
@@ -178,7 +225,8 @@ class Chats(StorePart):
             "WITH RECURSIVE up(id, depth) AS (SELECT ?, 0 UNION ALL"
             " SELECT m.parent_id, depth + 1 FROM messages m JOIN up ON m.id = up.id"
             " WHERE m.parent_id IS NOT NULL) SELECT id FROM up ORDER BY depth DESC",
-            (message_id,))
+            (message_id,),
+        )
         return [r["id"] for r in rows]
 
     # --- trash ------------------------------------------------------------------------
@@ -194,9 +242,11 @@ class Chats(StorePart):
             c.execute("UPDATE chats SET deleted_at = NULL WHERE id = ?", (chat_id,))
 
     def trash(self) -> list[sqlite3.Row]:
-        return self._query(f"SELECT {_CHAT_COLUMNS} FROM chats c JOIN characters ch"
-                           " ON ch.id = c.character_id WHERE c.deleted_at IS NOT NULL"
-                           " ORDER BY c.deleted_at DESC")
+        return self._query(
+            f"SELECT {_CHAT_COLUMNS} FROM chats c JOIN characters ch"
+            " ON ch.id = c.character_id WHERE c.deleted_at IS NOT NULL"
+            " ORDER BY c.deleted_at DESC"
+        )
 
     def purge_trash(self, older_than: float | timedelta = 0.0) -> int:
         """Remove for good chats and characters that went to the trash at least
@@ -204,10 +254,12 @@ class Chats(StorePart):
         age = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
         cutoff = time.time() - age
         with self._tx() as c:
-            chats = c.execute("DELETE FROM chats WHERE deleted_at IS NOT NULL"
-                              " AND deleted_at <= ?", (cutoff,)).rowcount
-            chars = c.execute("DELETE FROM characters WHERE deleted_at IS NOT NULL"
-                              " AND deleted_at <= ?", (cutoff,)).rowcount
+            chats = c.execute(
+                "DELETE FROM chats WHERE deleted_at IS NOT NULL AND deleted_at <= ?", (cutoff,)
+            ).rowcount
+            chars = c.execute(
+                "DELETE FROM characters WHERE deleted_at IS NOT NULL AND deleted_at <= ?", (cutoff,)
+            ).rowcount
         return chats + chars
 
     # --- search -----------------------------------------------------------------------
@@ -223,6 +275,17 @@ class Chats(StorePart):
             " JOIN chats c ON c.id = m.chat_id JOIN characters ch ON ch.id = c.character_id"
             " WHERE messages_fts MATCH ? AND c.deleted_at IS NULL AND ch.deleted_at IS NULL"
             " ORDER BY bm25(messages_fts), m.created_at DESC LIMIT ?",
-            (fts_query(text), limit))
-        return [ChatHit(r["chat_id"], r["title"], r["character_id"], r["name"], r["id"],
-                        r["snip"], r["created_at"]) for r in rows]
+            (fts_query(text), limit),
+        )
+        return [
+            ChatHit(
+                r["chat_id"],
+                r["title"],
+                r["character_id"],
+                r["name"],
+                r["id"],
+                r["snip"],
+                r["created_at"],
+            )
+            for r in rows
+        ]

@@ -1,4 +1,4 @@
-""""Export everything" to one zip, and import of that zip into an empty data folder.
+""" "Export everything" to one zip, and import of that zip into an empty data folder.
 
 The zip holds, for people and other apps: `cards/*.png` (Character Card V2+V3 PNGs),
 `chats/<character>/*.jsonl` (SillyTavern chats: the active path, swipes kept), `personas.json`
@@ -48,6 +48,7 @@ class ExportError(Exception):
 
 # --- export ------------------------------------------------------------------------------
 
+
 def read_tables(db_path: Path) -> tuple[int, dict[str, list[dict]]]:
     """Every row of every table, read in one transaction so the set is consistent."""
     conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
@@ -55,8 +56,9 @@ def read_tables(db_path: Path) -> tuple[int, dict[str, list[dict]]]:
     try:
         conn.execute("BEGIN")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {t: [dict(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY rowid")]
-                  for t in TABLES}
+        tables = {
+            t: [dict(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY rowid")] for t in TABLES
+        }
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -65,12 +67,14 @@ def read_tables(db_path: Path) -> tuple[int, dict[str, list[dict]]]:
 
 def clean_settings(raw: dict, secret_values=()) -> dict:
     """Settings as exported: keys named like secrets dropped, secret-shaped values masked."""
+
     def clean(value):
         if isinstance(value, dict):
             return {k: clean(v) for k, v in value.items() if not looks_secret_key(str(k))}
         if isinstance(value, list):
             return [clean(v) for v in value]
         return redact(value, secret_values) if isinstance(value, str) else value
+
     return clean(raw)
 
 
@@ -91,14 +95,26 @@ def sillytavern_jsonl(chat: dict, messages: list[dict], user_name: str, char_nam
     while node is not None:
         path.append(node)
         node = by_id.get(node["parent_id"])
-    lines = [{"user_name": user_name, "character_name": char_name,
-              "create_date": _st_date(chat["created_at"]), "chat_metadata": {}}]
+    lines = [
+        {
+            "user_name": user_name,
+            "character_name": char_name,
+            "create_date": _st_date(chat["created_at"]),
+            "chat_metadata": {},
+        }
+    ]
     for m in reversed(path):
-        siblings = [by_id[i] for i in children.get(m["parent_id"], [])
-                    if by_id[i]["role"] == m["role"]]
-        line = {"name": user_name if m["role"] == "user" else char_name,
-                "is_user": m["role"] == "user", "is_system": m["role"] == "system",
-                "send_date": _st_date(m["created_at"]), "mes": m["text"], "extra": {}}
+        siblings = [
+            by_id[i] for i in children.get(m["parent_id"], []) if by_id[i]["role"] == m["role"]
+        ]
+        line = {
+            "name": user_name if m["role"] == "user" else char_name,
+            "is_user": m["role"] == "user",
+            "is_system": m["role"] == "system",
+            "send_date": _st_date(m["created_at"]),
+            "mes": m["text"],
+            "extra": {},
+        }
         if len(siblings) > 1:
             line["swipes"] = [s["text"] for s in siblings]
             line["swipe_id"] = [s["id"] for s in siblings].index(m["id"])
@@ -111,8 +127,10 @@ def _st_date(epoch: float) -> str:
 
 
 def _card_png(row: dict) -> bytes:
-    card = card_from_json({"spec": "chara_card_v3", "spec_version": "3.0",
-                           "data": json.loads(row["card_json"])}, row["name"])
+    card = card_from_json(
+        {"spec": "chara_card_v3", "spec_version": "3.0", "data": json.loads(row["card_json"])},
+        row["name"],
+    )
     avatar = row["avatar"]
     image = bytes(avatar) if avatar and bytes(avatar[:8]) == b"\x89PNG\r\n\x1a\n" else None
     return card_to_png_bytes(card, image or placeholder_png(card))
@@ -130,27 +148,45 @@ def _write_people_files(zf: zipfile.ZipFile, tables: dict, user_name: str) -> No
     characters = {row["id"]: row for row in tables["characters"]}
     for chat in tables["chats"]:
         if chat["deleted_at"] is None and chat["character_id"] in names:
-            text = sillytavern_jsonl(chat, by_chat.get(chat["id"], []), user_name,
-                                     characters[chat["character_id"]]["name"])
-            zf.writestr(f"chats/{names[chat['character_id']]}/{chat['id']}-"
-                        f"{_safe(chat['title'])}.jsonl", text)
+            text = sillytavern_jsonl(
+                chat,
+                by_chat.get(chat["id"], []),
+                user_name,
+                characters[chat["character_id"]]["name"],
+            )
+            zf.writestr(
+                f"chats/{names[chat['character_id']]}/{chat['id']}-{_safe(chat['title'])}.jsonl",
+                text,
+            )
 
 
 def export_everything(paths: Paths, target: Path, secret_values=()) -> Path:
     """Write the zip to `target` (atomically: a failed export leaves no half file)."""
     version, tables = read_tables(paths.database)
-    settings_raw = json.loads(paths.settings_file.read_text(encoding="utf-8")) \
-        if paths.settings_file.exists() else {}
+    settings_raw = (
+        json.loads(paths.settings_file.read_text(encoding="utf-8"))
+        if paths.settings_file.exists()
+        else {}
+    )
     settings_raw = clean_settings(settings_raw, secret_values)
     partial = target.with_name(f".{target.name}.partial")
     try:
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
             _write_library(zf, version, tables)
             _write_people_files(zf, tables, settings_raw.get("user_name", "You"))
-            zf.writestr("personas.json", json.dumps(
-                {"personas": tables["personas"], "current": {
-                    "name": settings_raw.get("user_name", ""),
-                    "description": settings_raw.get("persona", "")}}, indent=2))
+            zf.writestr(
+                "personas.json",
+                json.dumps(
+                    {
+                        "personas": tables["personas"],
+                        "current": {
+                            "name": settings_raw.get("user_name", ""),
+                            "description": settings_raw.get("persona", ""),
+                        },
+                    },
+                    indent=2,
+                ),
+            )
             zf.writestr("settings.json", json.dumps(settings_raw, indent=2))
         os.replace(partial, target)
     except OSError as exc:
@@ -167,13 +203,24 @@ def _write_library(zf: zipfile.ZipFile, version: int, tables: dict) -> None:
                 name = f"parlor/{folder}/{row['id']}.bin"
                 zf.writestr(name, bytes(row["avatar"]))
                 row["avatar"] = name
-    zf.writestr("manifest.json", json.dumps({
-        "format": FORMAT, "format_version": FORMAT_VERSION, "app_version": __version__,
-        "created_at": time.time(), "schema_version": version}, indent=2))
+    zf.writestr(
+        "manifest.json",
+        json.dumps(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "app_version": __version__,
+                "created_at": time.time(),
+                "schema_version": version,
+            },
+            indent=2,
+        ),
+    )
     zf.writestr(LIBRARY, json.dumps({"schema_version": version, "tables": rows}))
 
 
 # --- import ------------------------------------------------------------------------------
+
 
 def _open_checked(source: Path) -> zipfile.ZipFile:
     try:
@@ -197,8 +244,15 @@ def _read_library(zf: zipfile.ZipFile, source: Path) -> dict:
     try:
         library = json.loads(zf.read(LIBRARY))
         version, tables = int(library["schema_version"]), library["tables"]
-    except (ValueError, KeyError, TypeError, RecursionError, zipfile.BadZipFile, zlib.error,
-            OSError) as exc:
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        RecursionError,
+        zipfile.BadZipFile,
+        zlib.error,
+        OSError,
+    ) as exc:
         raise ExportError(f"{source}: {LIBRARY} cannot be read ({exc})") from None
     if version > len(MIGRATIONS):
         raise ExportError(f"{source} was written by a newer Parlor (schema {version})")
@@ -208,23 +262,28 @@ def _read_library(zf: zipfile.ZipFile, source: Path) -> dict:
             try:
                 row["avatar"] = zf.read(row["avatar"])
             except (KeyError, zipfile.BadZipFile, zlib.error, OSError) as exc:
-                raise ExportError(f"{source}: the avatar {row['avatar']!r} cannot be read "
-                                  f"({exc})") from None
+                raise ExportError(
+                    f"{source}: the avatar {row['avatar']!r} cannot be read ({exc})"
+                ) from None
     try:  # every row checked before any is written
         checked = check_tables(tables)
     except RowError as exc:
         raise ExportError(f"{source} could not be imported: {exc}") from None
     if checked.replaced_surrogates:
-        log.warning("%s: %d broken characters (lone surrogates) were replaced with U+FFFD",
-                    source, checked.replaced_surrogates)
+        log.warning(
+            "%s: %d broken characters (lone surrogates) were replaced with U+FFFD",
+            source,
+            checked.replaced_surrogates,
+        )
     return checked.tables
 
 
 def _is_empty(conn: sqlite3.Connection) -> bool:
     """Nothing the user made: no own characters, and no chat past its greetings (opening
     the app starts a chat with the built-in character, which must not block an import)."""
-    written = conn.execute("SELECT count(*) FROM messages WHERE parent_id IS NOT NULL"
-                           " OR role = 'user'").fetchone()[0]
+    written = conn.execute(
+        "SELECT count(*) FROM messages WHERE parent_id IS NOT NULL OR role = 'user'"
+    ).fetchone()[0]
     own = conn.execute("SELECT count(*) FROM characters WHERE builtin_key IS NULL").fetchone()[0]
     return written == 0 and own == 0
 
@@ -237,8 +296,10 @@ def _insert_all(conn: sqlite3.Connection, tables: dict) -> dict[str, int]:
         count = 0
         for row in tables.get(table, []):
             keys = [k for k in row if k in columns]
-            conn.execute(f"INSERT INTO {table} ({', '.join(keys)}) VALUES "
-                         f"({', '.join('?' * len(keys))})", [row[k] for k in keys])
+            conn.execute(
+                f"INSERT INTO {table} ({', '.join(keys)}) VALUES ({', '.join('?' * len(keys))})",
+                [row[k] for k in keys],
+            )
             count += 1
         counts[table] = count
     return counts
@@ -261,8 +322,9 @@ def import_everything(source: Path, paths: Paths) -> dict[str, int]:
         conn.execute("BEGIN IMMEDIATE")
         if not _is_empty(conn):
             conn.execute("ROLLBACK")
-            raise ExportError(f"{paths.data} already holds chats or characters: import "
-                              "into an empty data folder")
+            raise ExportError(
+                f"{paths.data} already holds chats or characters: import into an empty data folder"
+            )
         try:
             counts = _insert_all(conn, tables)
             conn.execute("COMMIT")
@@ -285,11 +347,13 @@ def _read_settings(zf: zipfile.ZipFile, source: Path) -> dict | None:
     if "settings.json" not in zf.namelist():
         return None
     try:  # NaN and 1e999 are no settings: refused, and read as null (then the default)
-        raw = json.loads(zf.read("settings.json"), parse_constant=_no_constant,
-                         parse_float=_finite_or_none)
+        raw = json.loads(
+            zf.read("settings.json"), parse_constant=_no_constant, parse_float=_finite_or_none
+        )
     except (ValueError, RecursionError, zipfile.BadZipFile, zlib.error, OSError) as exc:
-        log.warning("%s: settings.json cannot be read (%s); settings were not imported",
-                    source, exc)
+        log.warning(
+            "%s: settings.json cannot be read (%s); settings were not imported", source, exc
+        )
         return None
     return raw if isinstance(raw, dict) else None
 

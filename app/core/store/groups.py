@@ -122,9 +122,14 @@ class GroupStore:
         self.store = store
 
     # --- groups -----------------------------------------------------------------------
-    def create(self, name: str, character_ids: list[int],
-               settings: GroupSettings | None = None, avatar: bytes | None = None,
-               extra: dict | None = None) -> int:
+    def create(
+        self,
+        name: str,
+        character_ids: list[int],
+        settings: GroupSettings | None = None,
+        avatar: bytes | None = None,
+        extra: dict | None = None,
+    ) -> int:
         if not name.strip():
             raise ValueError("a group needs a name")
         if len(set(character_ids)) != len(character_ids):
@@ -136,11 +141,20 @@ class GroupStore:
             gid = c.execute(
                 "INSERT INTO groups (name, avatar, settings, extra, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (name.strip(), avatar, (settings or GroupSettings()).to_json(),
-                 json.dumps(extra, ensure_ascii=False) if extra else None, now, now)).lastrowid
+                (
+                    name.strip(),
+                    avatar,
+                    (settings or GroupSettings()).to_json(),
+                    json.dumps(extra, ensure_ascii=False) if extra else None,
+                    now,
+                    now,
+                ),
+            ).lastrowid
             for pos, cid in enumerate(character_ids):
-                c.execute("INSERT INTO group_members (group_id, character_id, position)"
-                          " VALUES (?, ?, ?)", (gid, cid, pos))
+                c.execute(
+                    "INSERT INTO group_members (group_id, character_id, position) VALUES (?, ?, ?)",
+                    (gid, cid, pos),
+                )
         return gid
 
     def get(self, group_id: int) -> Group:
@@ -151,8 +165,9 @@ class GroupStore:
 
     def all(self) -> list[Group]:
         """Groups not in the trash, by name."""
-        rows = self.store._query("SELECT * FROM groups WHERE deleted_at IS NULL"
-                                 " ORDER BY name COLLATE NOCASE, id")
+        rows = self.store._query(
+            "SELECT * FROM groups WHERE deleted_at IS NULL ORDER BY name COLLATE NOCASE, id"
+        )
         return [self._group(r) for r in rows]
 
     def _group(self, row: sqlite3.Row) -> Group:
@@ -160,14 +175,20 @@ class GroupStore:
             "SELECT gm.character_id, ch.name, gm.muted FROM group_members gm"
             " JOIN characters ch ON ch.id = gm.character_id"
             " WHERE gm.group_id = ? AND ch.deleted_at IS NULL ORDER BY gm.position",
-            (row["id"],))
+            (row["id"],),
+        )
         try:
             settings = GroupSettings.from_dict(json.loads(row["settings"] or "{}"))
         except ValueError:
             settings = GroupSettings()  # a newer Parlor's setting: the defaults, not a crash
-        return Group(row["id"], row["name"],
-                     tuple(GroupMember(m[0], m[1], bool(m[2])) for m in members), settings,
-                     row["avatar"] is not None, json.loads(row["extra"]) if row["extra"] else {})
+        return Group(
+            row["id"],
+            row["name"],
+            tuple(GroupMember(m[0], m[1], bool(m[2])) for m in members),
+            settings,
+            row["avatar"] is not None,
+            json.loads(row["extra"]) if row["extra"] else {},
+        )
 
     def rename(self, group_id: int, name: str) -> None:
         if not name.strip():
@@ -186,8 +207,9 @@ class GroupStore:
         return rows[0]["avatar"] if rows else None
 
     def set_extra(self, group_id: int, extra: dict) -> None:
-        self._update(group_id, "extra = ?",
-                     (json.dumps(extra, ensure_ascii=False) if extra else None,))
+        self._update(
+            group_id, "extra = ?", (json.dumps(extra, ensure_ascii=False) if extra else None,)
+        )
 
     def delete(self, group_id: int) -> None:
         """To the trash, with its chats (`restore` undoes it); members stay in the library."""
@@ -195,22 +217,29 @@ class GroupStore:
         now = time.time()
         with self.store._tx() as c:
             c.execute("UPDATE groups SET deleted_at = ? WHERE id = ?", (now, group_id))
-            c.execute("UPDATE chats SET deleted_at = ? WHERE group_id = ? AND deleted_at IS NULL",
-                      (now, group_id))
+            c.execute(
+                "UPDATE chats SET deleted_at = ? WHERE group_id = ? AND deleted_at IS NULL",
+                (now, group_id),
+            )
 
     def restore(self, group_id: int) -> None:
         """Back from the trash, with the chats that went there with it (same stamp)."""
         self.get(group_id)
         with self.store._tx() as c:
-            c.execute("UPDATE chats SET deleted_at = NULL WHERE group_id = ? AND deleted_at ="
-                      " (SELECT deleted_at FROM groups WHERE id = ?)", (group_id, group_id))
+            c.execute(
+                "UPDATE chats SET deleted_at = NULL WHERE group_id = ? AND deleted_at ="
+                " (SELECT deleted_at FROM groups WHERE id = ?)",
+                (group_id, group_id),
+            )
             c.execute("UPDATE groups SET deleted_at = NULL WHERE id = ?", (group_id,))
 
     def _update(self, group_id: int, assignment: str, args: tuple) -> None:
         self.get(group_id)
         with self.store._tx() as c:
-            c.execute(f"UPDATE groups SET {assignment}, updated_at = ? WHERE id = ?",
-                      (*args, time.time(), group_id))
+            c.execute(
+                f"UPDATE groups SET {assignment}, updated_at = ? WHERE id = ?",
+                (*args, time.time(), group_id),
+            )
 
     # --- members ----------------------------------------------------------------------
     def add_member(self, group_id: int, character_id: int) -> None:
@@ -220,25 +249,35 @@ class GroupStore:
         if group.member(character_id) is not None:
             raise ValueError(f"{group.member(character_id).name} is already in {group.name}")
         with self.store._tx() as c:
-            last = c.execute("SELECT COALESCE(MAX(position), -1) FROM group_members"
-                             " WHERE group_id = ?", (group_id,)).fetchone()[0]
-            c.execute("INSERT INTO group_members (group_id, character_id, position)"
-                      " VALUES (?, ?, ?)", (group_id, character_id, last + 1))
+            last = c.execute(
+                "SELECT COALESCE(MAX(position), -1) FROM group_members WHERE group_id = ?",
+                (group_id,),
+            ).fetchone()[0]
+            c.execute(
+                "INSERT INTO group_members (group_id, character_id, position) VALUES (?, ?, ?)",
+                (group_id, character_id, last + 1),
+            )
 
     def remove_member(self, group_id: int, character_id: int) -> None:
         """The member leaves; its past messages stay, and chats it hosted move to another."""
         with self.store._tx() as c:
-            c.execute("DELETE FROM group_members WHERE group_id = ? AND character_id = ?",
-                      (group_id, character_id))
-            c.execute("UPDATE chats SET character_id = COALESCE((SELECT character_id FROM"
-                      " group_members WHERE group_id = ? ORDER BY position LIMIT 1),"
-                      " character_id) WHERE group_id = ? AND character_id = ?",
-                      (group_id, group_id, character_id))
+            c.execute(
+                "DELETE FROM group_members WHERE group_id = ? AND character_id = ?",
+                (group_id, character_id),
+            )
+            c.execute(
+                "UPDATE chats SET character_id = COALESCE((SELECT character_id FROM"
+                " group_members WHERE group_id = ? ORDER BY position LIMIT 1),"
+                " character_id) WHERE group_id = ? AND character_id = ?",
+                (group_id, group_id, character_id),
+            )
 
     def set_muted(self, group_id: int, character_id: int, muted: bool) -> None:
         with self.store._tx() as c:
-            c.execute("UPDATE group_members SET muted = ? WHERE group_id = ?"
-                      " AND character_id = ?", (int(muted), group_id, character_id))
+            c.execute(
+                "UPDATE group_members SET muted = ? WHERE group_id = ? AND character_id = ?",
+                (int(muted), group_id, character_id),
+            )
 
     def move_member(self, group_id: int, character_id: int, step: int) -> None:
         """Move up (negative) or down; stops at either end."""
@@ -250,8 +289,10 @@ class GroupStore:
         order.insert(new, order.pop(at))
         with self.store._tx() as c:
             for pos, cid in enumerate(order):
-                c.execute("UPDATE group_members SET position = ? WHERE group_id = ?"
-                          " AND character_id = ?", (pos, group_id, cid))
+                c.execute(
+                    "UPDATE group_members SET position = ? WHERE group_id = ? AND character_id = ?",
+                    (pos, group_id, cid),
+                )
 
     # --- chats ------------------------------------------------------------------------
     def new_chat(self, group_id: int, greetings: list[tuple[int, str]], title: str = "") -> int:
@@ -261,14 +302,33 @@ class GroupStore:
         if not group.members:
             raise ValueError(f"{group.name} has no members: add a character first")
         now = time.time()
-        nodes = [NewNode(i, i - 1 if i else None, "assistant", text, created_at=now,
-                         shown=True, speaker_id=cid) for i, (cid, text) in enumerate(greetings)]
+        nodes = [
+            NewNode(
+                i,
+                i - 1 if i else None,
+                "assistant",
+                text,
+                created_at=now,
+                shown=True,
+                speaker_id=cid,
+            )
+            for i, (cid, text) in enumerate(greetings)
+        ]
         return self.create_chat_from_nodes(
-            group_id, title or time.strftime(f"{group.name} %Y-%m-%d %H:%M"), nodes,
-            len(nodes) - 1 if nodes else None)
+            group_id,
+            title or time.strftime(f"{group.name} %Y-%m-%d %H:%M"),
+            nodes,
+            len(nodes) - 1 if nodes else None,
+        )
 
-    def create_chat_from_nodes(self, group_id: int, title: str, nodes: list[NewNode],
-                               leaf_key=None, extra: dict | None = None) -> int:
+    def create_chat_from_nodes(
+        self,
+        group_id: int,
+        title: str,
+        nodes: list[NewNode],
+        leaf_key=None,
+        extra: dict | None = None,
+    ) -> int:
         """A group chat holding `nodes` in one transaction (imports, new chats)."""
         group = self.get(group_id)
         if not group.members:
@@ -278,11 +338,20 @@ class GroupStore:
             chat_id = c.execute(
                 "INSERT INTO chats (character_id, group_id, title, created_at, last_used_at,"
                 " extra) VALUES (?, ?, ?, ?, ?, ?)",
-                (group.members[0].character_id, group_id, title, now, now,
-                 json.dumps(extra, ensure_ascii=False) if extra else None)).lastrowid
+                (
+                    group.members[0].character_id,
+                    group_id,
+                    title,
+                    now,
+                    now,
+                    json.dumps(extra, ensure_ascii=False) if extra else None,
+                ),
+            ).lastrowid
             ids = insert_nodes(c, chat_id, nodes)
-            c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?",
-                      (ids.get(leaf_key) if leaf_key is not None else None, chat_id))
+            c.execute(
+                "UPDATE chats SET active_leaf_id = ? WHERE id = ?",
+                (ids.get(leaf_key) if leaf_key is not None else None, chat_id),
+            )
         if leaf_key is None and ids:
             self.store.messages.show_branch(chat_id, ids[nodes[0].key])
         return chat_id
@@ -291,43 +360,61 @@ class GroupStore:
         """Make a chat (a branch or a copy of a group chat) one of the group's."""
         host = self.get(group_id).members
         with self.store._tx() as c:
-            c.execute("UPDATE chats SET group_id = ?, character_id = COALESCE(?, character_id)"
-                      " WHERE id = ?", (group_id, host[0].character_id if host else None,
-                                        chat_id))
+            c.execute(
+                "UPDATE chats SET group_id = ?, character_id = COALESCE(?, character_id)"
+                " WHERE id = ?",
+                (group_id, host[0].character_id if host else None, chat_id),
+            )
 
     def chats(self, group_id: int) -> list[sqlite3.Row]:
         return self.store._query(
             "SELECT id, title, last_used_at FROM chats WHERE group_id = ?"
-            " AND deleted_at IS NULL ORDER BY last_used_at DESC", (group_id,))
+            " AND deleted_at IS NULL ORDER BY last_used_at DESC",
+            (group_id,),
+        )
 
     def group_of_chat(self, chat_id: int) -> int | None:
         rows = self.store._query("SELECT group_id FROM chats WHERE id = ?", (chat_id,))
         return rows[0][0] if rows else None
 
     # --- speakers ---------------------------------------------------------------------
-    def append_reply(self, chat_id: int, parent_id: int | None, speaker_id: int,
-                     text: str = "", status: str = "streaming",
-                     gen_info: dict | None = None) -> int:
+    def append_reply(
+        self,
+        chat_id: int,
+        parent_id: int | None,
+        speaker_id: int,
+        text: str = "",
+        status: str = "streaming",
+        gen_info: dict | None = None,
+    ) -> int:
         """A member's reply under `parent_id`, shown at once (a swipe when it has siblings)."""
         with self.store._tx() as c:  # one commit: never a reply without its speaker
             mid = c.execute(
                 "INSERT INTO messages (chat_id, parent_id, role, text, status, gen_info,"
                 " created_at, speaker_id) VALUES (?, ?, 'assistant', ?, ?, ?, ?, ?)",
-                (chat_id, parent_id, text, status, json.dumps(gen_info) if gen_info else None,
-                 time.time(), speaker_id)).lastrowid
+                (
+                    chat_id,
+                    parent_id,
+                    text,
+                    status,
+                    json.dumps(gen_info) if gen_info else None,
+                    time.time(),
+                    speaker_id,
+                ),
+            ).lastrowid
             self.store.messages._activate(c, chat_id, mid, parent_id)
         return mid
 
     def set_speaker(self, message_id: int, speaker_id: int | None) -> None:
         with self.store._tx() as c:
-            c.execute("UPDATE messages SET speaker_id = ? WHERE id = ?",
-                      (speaker_id, message_id))
+            c.execute("UPDATE messages SET speaker_id = ? WHERE id = ?", (speaker_id, message_id))
 
     def speaker_names(self, character_ids: set[int]) -> dict[int, str]:
         """Current names (a renamed card shows its new name in old messages too)."""
         if not character_ids:
             return {}
         marks = ", ".join("?" * len(character_ids))
-        rows = self.store._query(f"SELECT id, name FROM characters WHERE id IN ({marks})",
-                                 tuple(character_ids))
+        rows = self.store._query(
+            f"SELECT id, name FROM characters WHERE id IN ({marks})", tuple(character_ids)
+        )
         return {r["id"]: r["name"] for r in rows}

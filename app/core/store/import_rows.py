@@ -38,8 +38,12 @@ def _int(v: Any) -> bool:
 
 
 def _time(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) \
+    return (
+        isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and math.isfinite(v)
         and MIN_TIME <= v <= MAX_TIME
+    )
 
 
 def _json_object(v: Any) -> bool:
@@ -69,24 +73,30 @@ _BLOB = lambda v: isinstance(v, (bytes, bytearray))  # noqa: E731
 # table -> column -> (required, check, what the column must hold)
 COLUMNS: dict[str, dict[str, tuple[bool, Callable[[Any], bool], str]]] = {
     "characters": {
-        "id": (True, _int, "a positive integer"), "name": (True, _TEXT, "text"),
+        "id": (True, _int, "a positive integer"),
+        "name": (True, _TEXT, "text"),
         "card_json": (True, _json_object, "a JSON object"),
         "avatar": (False, _optional(_BLOB), "image bytes"),
         "builtin_key": (False, _optional(_TEXT), "text"),
-        "created_at": (True, _time, "a date"), "updated_at": (True, _time, "a date"),
+        "created_at": (True, _time, "a date"),
+        "updated_at": (True, _time, "a date"),
         "deleted_at": (False, _optional(_time), "a date"),
         "card_extra": (False, _optional(_json_object), "a JSON object"),
     },
     "personas": {
-        "id": (True, _int, "a positive integer"), "name": (True, _TEXT, "text"),
-        "description": (False, _TEXT, "text"), "is_default": (False, _one_of(0, 1), "0 or 1"),
+        "id": (True, _int, "a positive integer"),
+        "name": (True, _TEXT, "text"),
+        "description": (False, _TEXT, "text"),
+        "is_default": (False, _one_of(0, 1), "0 or 1"),
     },
     "groups": {
-        "id": (True, _int, "a positive integer"), "name": (True, _TEXT, "text"),
+        "id": (True, _int, "a positive integer"),
+        "name": (True, _TEXT, "text"),
         "avatar": (False, _optional(_BLOB), "image bytes"),
         "settings": (True, _json_object, "a JSON object"),
         "extra": (False, _optional(_json_object), "a JSON object"),
-        "created_at": (True, _time, "a date"), "updated_at": (True, _time, "a date"),
+        "created_at": (True, _time, "a date"),
+        "updated_at": (True, _time, "a date"),
         "deleted_at": (False, _optional(_time), "a date"),
     },
     "group_members": {
@@ -97,24 +107,31 @@ COLUMNS: dict[str, dict[str, tuple[bool, Callable[[Any], bool], str]]] = {
     },
     "chats": {
         "id": (True, _int, "a positive integer"),
-        "character_id": (True, _int, "a positive integer"), "title": (True, _TEXT, "text"),
+        "character_id": (True, _int, "a positive integer"),
+        "title": (True, _TEXT, "text"),
         "persona_id": (False, _optional(_int), "a positive integer"),
         "active_leaf_id": (False, _optional(_int), "a positive integer"),
-        "draft": (False, _TEXT, "text"), "created_at": (True, _time, "a date"),
-        "last_used_at": (True, _time, "a date"), "deleted_at": (False, _optional(_time), "a date"),
+        "draft": (False, _TEXT, "text"),
+        "created_at": (True, _time, "a date"),
+        "last_used_at": (True, _time, "a date"),
+        "deleted_at": (False, _optional(_time), "a date"),
         "extra": (False, _optional(_json_object), "a JSON object"),
     },
     "messages": {
-        "id": (True, _int, "a positive integer"), "chat_id": (True, _int, "a positive integer"),
+        "id": (True, _int, "a positive integer"),
+        "chat_id": (True, _int, "a positive integer"),
         "parent_id": (False, _optional(_int), "a positive integer"),
         "role": (True, _one_of("user", "assistant", "system"), "user, assistant or system"),
         "text": (True, _TEXT, "text"),
-        "status": (False, _one_of("complete", "streaming", "stopped", "interrupted", "error"),
-                   "a message status"),
+        "status": (
+            False,
+            _one_of("complete", "streaming", "stopped", "interrupted", "error"),
+            "a message status",
+        ),
         "active_child_id": (False, _optional(_int), "a positive integer"),
         "gen_info": (False, _optional(_json_object), "a JSON object"),
-        "created_at": (True, _time, "a date"), "extra": (False, _optional(_json_object),
-                                                         "a JSON object"),
+        "created_at": (True, _time, "a date"),
+        "extra": (False, _optional(_json_object), "a JSON object"),
     },
 }
 
@@ -149,8 +166,10 @@ def _row(table: str, index: int, row: Any, columns: dict, out: Checked) -> dict:
             out.replaced_surrogates += replaced
         _, check, what = columns.get(column, (False, _plain, "a plain value"))
         if not check(value):
-            raise RowError(f"{table} row {index + 1} (id {row.get('id')!r}): {column} must be "
-                           f"{what}, not {_short(value)}")
+            raise RowError(
+                f"{table} row {index + 1} (id {row.get('id')!r}): {column} must be "
+                f"{what}, not {_short(value)}"
+            )
         clean[column] = value
     return clean
 
@@ -172,13 +191,15 @@ def _check_tree(chats: list[dict], messages: list[dict]) -> None:
         for column in ("parent_id", "active_child_id"):
             target = m.get(column)
             if target is not None and chat_of.get(target) != m["chat_id"]:
-                raise RowError(f"message {m['id']}: {column} {target} is not a message of "
-                               f"chat {m['chat_id']}")
+                raise RowError(
+                    f"message {m['id']}: {column} {target} is not a message of chat {m['chat_id']}"
+                )
     for chat in chats:
         leaf = chat.get("active_leaf_id")
         if leaf is not None and chat_of.get(leaf) != chat["id"]:
-            raise RowError(f"chat {chat['id']}: its active message {leaf} is not one of its "
-                           "messages")
+            raise RowError(
+                f"chat {chat['id']}: its active message {leaf} is not one of its messages"
+            )
 
 
 def _short(value: Any) -> str:

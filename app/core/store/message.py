@@ -5,21 +5,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from enum import Enum
+
+from app.core.appdata.text_enum import TextEnum
 
 
-class _Word(str, Enum):
-    """A str enum that prints as its value (enum.StrEnum needs Python 3.11), so members
-    compare, format, bind to SQLite and go to JSON as the plain words they replace."""
-
-    def __str__(self) -> str:
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
-
-
-class Role(_Word):
+class Role(TextEnum):
     """Who wrote a message (the `role` column)."""
 
     USER = "user"
@@ -27,14 +17,14 @@ class Role(_Word):
     SYSTEM = "system"
 
 
-class Status(_Word):
+class Status(TextEnum):
     """Where a message stands (the `status` column and its CHECK constraint)."""
 
     COMPLETE = "complete"
-    STREAMING = "streaming"     # being written; saved every couple of seconds
-    STOPPED = "stopped"         # the user stopped it; what was written is kept
+    STREAMING = "streaming"  # being written; saved every couple of seconds
+    STOPPED = "stopped"  # the user stopped it; what was written is kept
     INTERRUPTED = "interrupted"  # the app ended while it streamed (found at the next start)
-    ERROR = "error"             # generation failed; the text so far is kept
+    ERROR = "error"  # generation failed; the text so far is kept
 
 
 @dataclass(frozen=True)
@@ -61,5 +51,17 @@ class Message:
         raw = row["extra"] if "extra" in row.keys() else None
         extra = json.loads(raw) if raw else None
         speaker = row["speaker_id"] if "speaker_id" in row.keys() else None
-        return cls(row["id"], row["chat_id"], row["parent_id"], Role(row["role"]), row["text"],
-                   Status(row["status"]), row["created_at"], info, index, count, extra, speaker)
+        return cls(
+            row["id"],
+            row["chat_id"],
+            row["parent_id"],
+            Role(row["role"]),
+            row["text"],
+            Status(row["status"]),
+            row["created_at"],
+            info,
+            index,
+            count,
+            extra,
+            speaker,
+        )

@@ -50,9 +50,17 @@ def insert_nodes(c: sqlite3.Connection, chat_id: int, nodes: Iterable[NewNode]) 
         mid = c.execute(
             "INSERT INTO messages (chat_id, parent_id, role, text, status, gen_info, extra,"
             " created_at, speaker_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (chat_id, parent, node.role, node.text, node.status, _json(node.gen_info),
-             _json(node.extra), node.created_at if node.created_at is not None else now,
-             node.speaker_id),
+            (
+                chat_id,
+                parent,
+                node.role,
+                node.text,
+                node.status,
+                _json(node.gen_info),
+                _json(node.extra),
+                node.created_at if node.created_at is not None else now,
+                node.speaker_id,
+            ),
         ).lastrowid
         ids[node.key] = mid
         if node.shown and parent is not None:
@@ -64,8 +72,18 @@ def nodes_from_rows(rows: Iterable[sqlite3.Row]) -> list[NewNode]:
     """Copies of stored messages (ordered parent first), keyed by their old ids."""
     rows = list(rows)
     shown = {r["active_child_id"] for r in rows if r["active_child_id"] is not None}
-    return [NewNode(r["id"], r["parent_id"], r["role"], r["text"], r["status"],
-                    json.loads(r["gen_info"]) if r["gen_info"] else None,
-                    json.loads(r["extra"]) if r["extra"] else None,
-                    r["created_at"], r["id"] in shown,
-                    r["speaker_id"] if "speaker_id" in r.keys() else None) for r in rows]
+    return [
+        NewNode(
+            r["id"],
+            r["parent_id"],
+            r["role"],
+            r["text"],
+            r["status"],
+            json.loads(r["gen_info"]) if r["gen_info"] else None,
+            json.loads(r["extra"]) if r["extra"] else None,
+            r["created_at"],
+            r["id"] in shown,
+            r["speaker_id"] if "speaker_id" in r.keys() else None,
+        )
+        for r in rows
+    ]

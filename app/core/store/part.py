@@ -23,4 +23,3 @@ class StorePart:
 
     def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         return self._store._query(sql, args)
-

@@ -15,8 +15,9 @@ class Personas(StorePart):
         """Add a persona; the first one (or `make_default`) becomes the default."""
         with self._tx() as c:
             has_default = c.execute("SELECT 1 FROM personas WHERE is_default = 1").fetchone()
-            pid = c.execute("INSERT INTO personas (name, description) VALUES (?, ?)",
-                            (name, description)).lastrowid
+            pid = c.execute(
+                "INSERT INTO personas (name, description) VALUES (?, ?)", (name, description)
+            ).lastrowid
             if make_default or not has_default:
                 self._make_default(c, pid)
         return pid
@@ -27,23 +28,29 @@ class Personas(StorePart):
         c.execute("UPDATE personas SET is_default = 1 WHERE id = ?", (persona_id,))
 
     def list(self) -> list[sqlite3.Row]:
-        return self._query("SELECT id, name, description, is_default FROM personas"
-                           " ORDER BY name COLLATE NOCASE, id")
+        return self._query(
+            "SELECT id, name, description, is_default FROM personas"
+            " ORDER BY name COLLATE NOCASE, id"
+        )
 
     def get(self, persona_id: int) -> sqlite3.Row:
-        rows = self._query("SELECT id, name, description, is_default FROM personas"
-                           " WHERE id = ?", (persona_id,))
+        rows = self._query(
+            "SELECT id, name, description, is_default FROM personas WHERE id = ?", (persona_id,)
+        )
         if not rows:
             raise StoreError(f"No persona with id {persona_id}")
         return rows[0]
 
-    def update(self, persona_id: int, name: str | None = None,
-                       description: str | None = None) -> None:
+    def update(
+        self, persona_id: int, name: str | None = None, description: str | None = None
+    ) -> None:
         self.get(persona_id)
         with self._tx() as c:
-            c.execute("UPDATE personas SET name = COALESCE(?, name),"
-                      " description = COALESCE(?, description) WHERE id = ?",
-                      (name, description, persona_id))
+            c.execute(
+                "UPDATE personas SET name = COALESCE(?, name),"
+                " description = COALESCE(?, description) WHERE id = ?",
+                (name, description, persona_id),
+            )
 
     def delete(self, persona_id: int) -> None:
         """Delete; chats that chose it fall back to the default, and if it was the default,
@@ -61,8 +68,9 @@ class Personas(StorePart):
             self._make_default(c, persona_id)
 
     def default(self) -> sqlite3.Row | None:
-        rows = self._query("SELECT id, name, description, is_default FROM personas"
-                           " WHERE is_default = 1")
+        rows = self._query(
+            "SELECT id, name, description, is_default FROM personas WHERE is_default = 1"
+        )
         return rows[0] if rows else None
 
     def set_for_chat(self, chat_id: int, persona_id: int | None) -> None:
@@ -74,6 +82,9 @@ class Personas(StorePart):
 
     def of_chat(self, chat_id: int) -> sqlite3.Row | None:
         """The chat's own persona, else the default one, else None (no personas yet)."""
-        rows = self._query("SELECT p.id, p.name, p.description, p.is_default FROM chats c"
-                           " JOIN personas p ON p.id = c.persona_id WHERE c.id = ?", (chat_id,))
+        rows = self._query(
+            "SELECT p.id, p.name, p.description, p.is_default FROM chats c"
+            " JOIN personas p ON p.id = c.persona_id WHERE c.id = ?",
+            (chat_id,),
+        )
         return rows[0] if rows else self.default()

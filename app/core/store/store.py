@@ -66,8 +66,10 @@ class Store:
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"Could not save to {self.path}: {exc}") from exc
                 if isinstance(exc, UnicodeEncodeError):
-                    raise StoreError(f"Could not save to {self.path}: the text holds a "
-                                     "character UTF-8 cannot store (a lone surrogate)") from exc
+                    raise StoreError(
+                        f"Could not save to {self.path}: the text holds a "
+                        "character UTF-8 cannot store (a lone surrogate)"
+                    ) from exc
                 raise
 
     def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:

@@ -20,8 +20,9 @@ class Messages(StorePart):
 
     def _children_by_parent(self, chat_id: int) -> dict[int | None, list[int]]:
         children: dict[int | None, list[int]] = defaultdict(list)
-        for row in self._query("SELECT id, parent_id FROM messages WHERE chat_id = ?"
-                               " ORDER BY id", (chat_id,)):
+        for row in self._query(
+            "SELECT id, parent_id FROM messages WHERE chat_id = ? ORDER BY id", (chat_id,)
+        ):
             children[row["parent_id"]].append(row["id"])
         return children
 
@@ -39,7 +40,8 @@ class Messages(StorePart):
             " SELECT m.parent_id, depth + 1 FROM messages m JOIN path ON m.id = path.id"
             " WHERE m.parent_id IS NOT NULL)"
             " SELECT m.* FROM path JOIN messages m ON m.id = path.id ORDER BY depth DESC",
-            (leaf,))
+            (leaf,),
+        )
         children = self._children_by_parent(chat_id)
         path = []
         for row in rows:
@@ -48,11 +50,19 @@ class Messages(StorePart):
         return path
 
     def get(self, message_id: int) -> Message:
-        return Message.from_row(self._query("SELECT * FROM messages WHERE id = ?",
-                                            (message_id,))[0])
+        return Message.from_row(
+            self._query("SELECT * FROM messages WHERE id = ?", (message_id,))[0]
+        )
 
-    def append(self, chat_id: int, parent_id: int | None, role: str, text: str,
-                       status: str = "complete", gen_info: dict | None = None) -> int:
+    def append(
+        self,
+        chat_id: int,
+        parent_id: int | None,
+        role: str,
+        text: str,
+        status: str = "complete",
+        gen_info: dict | None = None,
+    ) -> int:
         """Add a node under `parent_id` and make it the chat's active leaf, in one commit."""
         now = time.time()
         info = json.dumps(gen_info) if gen_info else None
@@ -60,7 +70,8 @@ class Messages(StorePart):
             mid = c.execute(
                 "INSERT INTO messages (chat_id, parent_id, role, text, status, gen_info,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (chat_id, parent_id, role, text, status, info, now)).lastrowid
+                (chat_id, parent_id, role, text, status, info, now),
+            ).lastrowid
             self._activate(c, chat_id, mid, parent_id)
         return mid
 
@@ -68,16 +79,21 @@ class Messages(StorePart):
     def _activate(c, chat_id: int, leaf: int, parent_id: int | None) -> None:
         if parent_id is not None:
             c.execute("UPDATE messages SET active_child_id = ? WHERE id = ?", (leaf, parent_id))
-        c.execute("UPDATE chats SET active_leaf_id = ?, last_used_at = ? WHERE id = ?",
-                  (leaf, time.time(), chat_id))
+        c.execute(
+            "UPDATE chats SET active_leaf_id = ?, last_used_at = ? WHERE id = ?",
+            (leaf, time.time(), chat_id),
+        )
 
-    def update(self, message_id: int, text: str, status: str | None = None,
-                       gen_info: dict | None = None) -> None:
+    def update(
+        self, message_id: int, text: str, status: str | None = None, gen_info: dict | None = None
+    ) -> None:
         """Save new text (a streaming reply is saved this way every couple of seconds)."""
         with self._tx() as c:
-            c.execute("UPDATE messages SET text = ?, status = COALESCE(?, status),"
-                      " gen_info = COALESCE(?, gen_info) WHERE id = ?",
-                      (text, status, json.dumps(gen_info) if gen_info else None, message_id))
+            c.execute(
+                "UPDATE messages SET text = ?, status = COALESCE(?, status),"
+                " gen_info = COALESCE(?, gen_info) WHERE id = ?",
+                (text, status, json.dumps(gen_info) if gen_info else None, message_id),
+            )
 
     def _descend(self, node: int) -> int:
         """Follow each node's last-shown child (else its newest) down to a leaf.
@@ -86,7 +102,9 @@ class Messages(StorePart):
         round trip instead of 2,000."""
         rows = self._query(
             "SELECT id, parent_id, active_child_id FROM messages"
-            " WHERE chat_id = (SELECT chat_id FROM messages WHERE id = ?)", (node,))
+            " WHERE chat_id = (SELECT chat_id FROM messages WHERE id = ?)",
+            (node,),
+        )
         newest: dict[int, int] = {}
         remembered: dict[int, int | None] = {}
         parent_of: dict[int, int | None] = {}
@@ -99,8 +117,7 @@ class Messages(StorePart):
             kept = remembered.get(node)
             # SQLite reuses the ids of deleted rows: a remembered child counts only while it
             # is still a child of this node.
-            nxt = kept if kept is not None and parent_of.get(kept) == node \
-                else newest.get(node)
+            nxt = kept if kept is not None and parent_of.get(kept) == node else newest.get(node)
             if nxt is None:
                 return node
             node = nxt
@@ -124,8 +141,10 @@ class Messages(StorePart):
             parent = self.get(node).parent_id
             if parent is not None:
                 c.execute("UPDATE messages SET active_child_id = ? WHERE id = ?", (node, parent))
-            c.execute("UPDATE chats SET active_leaf_id = ?, last_used_at = ? WHERE id = ?",
-                      (leaf, time.time(), chat_id))
+            c.execute(
+                "UPDATE chats SET active_leaf_id = ?, last_used_at = ? WHERE id = ?",
+                (leaf, time.time(), chat_id),
+            )
         return leaf
 
     def delete(self, message_id: int) -> int | None:
@@ -146,21 +165,25 @@ class Messages(StorePart):
     def recover_interrupted(self) -> int:
         """Mark replies that were streaming when the app died; their text is kept."""
         with self._tx() as c:
-            return c.execute("UPDATE messages SET status = 'interrupted'"
-                             " WHERE status = 'streaming'").rowcount
+            return c.execute(
+                "UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'"
+            ).rowcount
 
     def search(self, text: str, limit: int = 50) -> list[Message]:
         rows = self._query(
             "SELECT m.* FROM messages_fts f JOIN messages m ON m.id = f.rowid"
             " WHERE messages_fts MATCH ? ORDER BY m.created_at DESC LIMIT ?",
-            ('"' + text.replace('"', '""') + '"', limit))
+            ('"' + text.replace('"', '""') + '"', limit),
+        )
         return [Message.from_row(r) for r in rows]
 
     def sibling_ids(self, message_id: int) -> list[int]:
         """The message and its swipes (same parent), in swipe order."""
         msg = self.get(message_id)
-        rows = self._query("SELECT id FROM messages WHERE chat_id = ? AND parent_id IS ?"
-                           " ORDER BY id", (msg.chat_id, msg.parent_id))
+        rows = self._query(
+            "SELECT id FROM messages WHERE chat_id = ? AND parent_id IS ? ORDER BY id",
+            (msg.chat_id, msg.parent_id),
+        )
         return [r["id"] for r in rows]
 
     def edit(self, message_id: int, text: str) -> None:
@@ -168,8 +191,13 @@ class Messages(StorePart):
         with self._tx() as c:
             c.execute("UPDATE messages SET text = ? WHERE id = ?", (text, message_id))
 
-    def regenerate(self, message_id: int, text: str = "", status: str = "streaming",
-                   gen_info: dict | None = None) -> int:
+    def regenerate(
+        self,
+        message_id: int,
+        text: str = "",
+        status: str = "streaming",
+        gen_info: dict | None = None,
+    ) -> int:
         """Add a new swipe beside `message_id` (same parent and role) and show it.
 
         Starts as `streaming` with empty text: the caller streams into it with
@@ -189,6 +217,9 @@ class Messages(StorePart):
 
     def shown_child_ids(self, chat_id: int) -> set[int]:
         """The child each message showed last (what swiping back to it restores)."""
-        rows = self._query("SELECT active_child_id FROM messages WHERE chat_id = ?"
-                           " AND active_child_id IS NOT NULL", (chat_id,))
+        rows = self._query(
+            "SELECT active_child_id FROM messages WHERE chat_id = ?"
+            " AND active_child_id IS NOT NULL",
+            (chat_id,),
+        )
         return {r[0] for r in rows}

@@ -79,7 +79,8 @@ class WorldInfoStore:
         marks = ",".join("?" * len(path_ids))
         rows = self.store._query(
             f"SELECT message_id, state FROM world_info_timed WHERE message_id IN ({marks})",
-            tuple(path_ids))
+            tuple(path_ids),
+        )
         states = {row["message_id"]: row["state"] for row in rows}
         for message_id in reversed(path_ids):
             if message_id in states:
@@ -89,9 +90,11 @@ class WorldInfoStore:
     def save_timed_state(self, message_id: int, state: dict) -> None:
         text = json.dumps(state, ensure_ascii=False, sort_keys=True)
         with self.store._tx() as conn:
-            conn.execute("INSERT INTO world_info_timed (message_id, state) VALUES (?, ?) "
-                         "ON CONFLICT(message_id) DO UPDATE SET state = excluded.state",
-                         (message_id, text))
+            conn.execute(
+                "INSERT INTO world_info_timed (message_id, state) VALUES (?, ?) "
+                "ON CONFLICT(message_id) DO UPDATE SET state = excluded.state",
+                (message_id, text),
+            )
 
     # --- the book library -------------------------------------------------------------------
 
@@ -109,7 +112,8 @@ class WorldInfoStore:
                 "VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET book_json = "
                 "excluded.book_json, updated_at = excluded.updated_at"
                 + (", is_global = excluded.is_global" if is_global is not None else ""),
-                (name, text, int(bool(is_global)), time.time()))
+                (name, text, int(bool(is_global)), time.time()),
+            )
         return self.book(name)
 
     def book(self, name: str) -> StoredBook | None:
@@ -135,9 +139,10 @@ class WorldInfoStore:
             if conn.execute("SELECT 1 FROM world_books WHERE name = ?", (new_name,)).fetchone():
                 raise StoreError(f"A world-info book named {new_name!r} already exists")
             book = {**stored.book, "name": new_name}
-            conn.execute("UPDATE world_books SET name = ?, book_json = ?, updated_at = ? "
-                         "WHERE id = ?", (new_name, json.dumps(book, ensure_ascii=False),
-                                          time.time(), stored.id))
+            conn.execute(
+                "UPDATE world_books SET name = ?, book_json = ?, updated_at = ? WHERE id = ?",
+                (new_name, json.dumps(book, ensure_ascii=False), time.time(), stored.id),
+            )
 
     def set_global(self, name: str, on: bool) -> None:
         with self.store._tx() as conn:
@@ -149,17 +154,29 @@ class WorldInfoStore:
             raise StoreError(f"There is no world-info book named {name!r}")
         with self.store._tx() as conn:
             if on:
-                conn.execute("INSERT OR IGNORE INTO world_book_characters VALUES (?, ?)",
-                             (stored.id, character_id))
+                conn.execute(
+                    "INSERT OR IGNORE INTO world_book_characters VALUES (?, ?)",
+                    (stored.id, character_id),
+                )
             else:
-                conn.execute("DELETE FROM world_book_characters WHERE book_id = ? AND "
-                             "character_id = ?", (stored.id, character_id))
+                conn.execute(
+                    "DELETE FROM world_book_characters WHERE book_id = ? AND character_id = ?",
+                    (stored.id, character_id),
+                )
 
     def _stored(self, row) -> StoredBook:
-        links = self.store._query("SELECT character_id FROM world_book_characters WHERE "
-                                  "book_id = ? ORDER BY character_id", (row["id"],))
-        return StoredBook(row["id"], row["name"], self._parsed(row), bool(row["is_global"]),
-                          tuple(r["character_id"] for r in links))
+        links = self.store._query(
+            "SELECT character_id FROM world_book_characters WHERE "
+            "book_id = ? ORDER BY character_id",
+            (row["id"],),
+        )
+        return StoredBook(
+            row["id"],
+            row["name"],
+            self._parsed(row),
+            bool(row["is_global"]),
+            tuple(r["character_id"] for r in links),
+        )
 
     def _parsed(self, row) -> dict:
         """The book's dict, the same object while the book is unchanged: the prompt

@@ -5,5 +5,11 @@ from app.gui.characters.card_editor import AvatarError, CardEditor, decode_avata
 from app.gui.characters.library import CardDropFilter, CharacterLibrary
 from app.gui.characters.lorebook_editor import LorebookEditor
 
-__all__ = ["AvatarError", "CardDropFilter", "CardEditor", "CharacterLibrary", "LorebookEditor",
-           "decode_avatar"]
+__all__ = [
+    "AvatarError",
+    "CardDropFilter",
+    "CardEditor",
+    "CharacterLibrary",
+    "LorebookEditor",
+    "decode_avatar",
+]

@@ -37,10 +37,10 @@ from app.gui.window_state import remember_size
 
 # The fields sent with every prompt: what the live token count measures.
 PERMANENT_FIELDS = ("description", "personality", "scenario", "mes_example", "system_prompt")
-MAX_AVATAR_SIDE = 8192          # larger images are refused before decoding
-MAX_AVATAR_MB = 256             # Qt's allocation limit while decoding
-STORED_AVATAR_SIDE = 1024       # what is kept: big enough for any card viewer
-CHARS_PER_TOKEN = 3.5           # the estimate without a tokenizer
+MAX_AVATAR_SIDE = 8192  # larger images are refused before decoding
+MAX_AVATAR_MB = 256  # Qt's allocation limit while decoding
+STORED_AVATAR_SIDE = 1024  # what is kept: big enough for any card viewer
+CHARS_PER_TOKEN = 3.5  # the estimate without a tokenizer
 
 
 class AvatarError(ValueError):
@@ -63,8 +63,10 @@ def read_image(source: str | bytes, name: str = "") -> QImage:
     reader.setAllocationLimit(MAX_AVATAR_MB)
     size = reader.size()
     if size.isValid() and max(size.width(), size.height()) > MAX_AVATAR_SIDE:
-        raise AvatarError(f"{label}: the image is {size.width()}×{size.height()} pixels, over "
-                          f"the {MAX_AVATAR_SIDE}-pixel limit")
+        raise AvatarError(
+            f"{label}: the image is {size.width()}×{size.height()} pixels, over "
+            f"the {MAX_AVATAR_SIDE}-pixel limit"
+        )
     image = reader.read()
     if image.isNull():
         raise AvatarError(f"{label}: not an image Parlor can read ({reader.errorString()})")
@@ -75,9 +77,12 @@ def decode_avatar(source: str | bytes, name: str = "") -> bytes:
     """An image as PNG bytes of at most STORED_AVATAR_SIDE pixels a side."""
     image = read_image(source, name)
     if max(image.width(), image.height()) > STORED_AVATAR_SIDE:
-        image = image.scaled(STORED_AVATAR_SIDE, STORED_AVATAR_SIDE,
-                             Qt.AspectRatioMode.KeepAspectRatio,
-                             Qt.TransformationMode.SmoothTransformation)
+        image = image.scaled(
+            STORED_AVATAR_SIDE,
+            STORED_AVATAR_SIDE,
+            Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation,
+        )
     return png_bytes(image)
 
 
@@ -171,14 +176,18 @@ class GreetingsEditor(QWidget):
 class CardEditor(QDialog):
     """Edit a character. `card()` and `avatar()` give the result after `accepted`."""
 
-    def __init__(self, card: Card, avatar: bytes | None = None,
-                 count_tokens: Callable[[str], int] | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        card: Card,
+        avatar: bytes | None = None,
+        count_tokens: Callable[[str], int] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self._card = card.copy()
         self._avatar = avatar
         self._avatar_changed = False
-        self.discard_box: QMessageBox | None = None   # the "unsaved changes" question
+        self.discard_box: QMessageBox | None = None  # the "unsaved changes" question
         self.count_tokens = count_tokens
         self.fields: dict[str, QLineEdit | QPlainTextEdit] = {}
         self._shown: dict[str, str] = {}
@@ -200,19 +209,30 @@ class CardEditor(QDialog):
     def _build(self) -> None:
         tabs = QTabWidget()
         tabs.addTab(self._character_tab(), self.tr("Character"))
-        tabs.addTab(self._form([
-            ("mes_example", self.tr("Example messages"), True),
-            ("system_prompt", self.tr("System prompt"), True),
-            ("post_history_instructions", self.tr("Post-history instructions"), True)]),
-            self.tr("Prompts"))
-        tabs.addTab(self._form([
-            ("creator", self.tr("Creator"), False),
-            ("character_version", self.tr("Version"), False),
-            ("tags", self.tr("Tags"), False),
-            ("creator_notes", self.tr("Creator notes"), True)]), self.tr("About"))
+        tabs.addTab(
+            self._form(
+                [
+                    ("mes_example", self.tr("Example messages"), True),
+                    ("system_prompt", self.tr("System prompt"), True),
+                    ("post_history_instructions", self.tr("Post-history instructions"), True),
+                ]
+            ),
+            self.tr("Prompts"),
+        )
+        tabs.addTab(
+            self._form(
+                [
+                    ("creator", self.tr("Creator"), False),
+                    ("character_version", self.tr("Version"), False),
+                    ("tags", self.tr("Tags"), False),
+                    ("creator_notes", self.tr("Creator notes"), True),
+                ]
+            ),
+            self.tr("About"),
+        )
         tabs.addTab(self.lorebook, self.tr("Lorebook"))
         tabs.addTab(self.depth_prompt, self.tr("Character's note"))
-        for index in range(tabs.count()):   # tall tabs scroll: the editor fits 800×600
+        for index in range(tabs.count()):  # tall tabs scroll: the editor fits 800×600
             page, title = tabs.widget(index), tabs.tabText(index)
             scroll = QScrollArea()
             scroll.setWidgetResizable(True)
@@ -224,9 +244,11 @@ class CardEditor(QDialog):
         self.tabs = tabs
         self.fields["tags"].setPlaceholderText(self.tr("Separated by commas"))
         self.fields["system_prompt"].setPlaceholderText(
-            self.tr("Empty: the app's system prompt. {{original}} includes it."))
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
-                                   | QDialogButtonBox.StandardButton.Cancel)
+            self.tr("Empty: the app's system prompt. {{original}} includes it.")
+        )
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         bottom = QHBoxLayout()
@@ -242,12 +264,15 @@ class CardEditor(QDialog):
         page = QWidget()
         row = QHBoxLayout(page)
         row.addLayout(self._avatar_column(), 0)
-        form = self._form([
-            ("name", self.tr("Name"), False),
-            ("description", self.tr("Description"), True),
-            ("personality", self.tr("Personality"), True),
-            ("scenario", self.tr("Scenario"), True),
-            ("first_mes", self.tr("First message"), True)])
+        form = self._form(
+            [
+                ("name", self.tr("Name"), False),
+                ("description", self.tr("Description"), True),
+                ("personality", self.tr("Personality"), True),
+                ("scenario", self.tr("Scenario"), True),
+                ("first_mes", self.tr("First message"), True),
+            ]
+        )
         form.layout().addRow(self.tr("Alternate greetings"), self.greetings)
         row.addWidget(form, 1)
         return page
@@ -293,8 +318,11 @@ class CardEditor(QDialog):
 
     def _choose_avatar(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, self.tr("Choose an avatar"), "",
-            self.tr("Images (*.png *.jpg *.jpeg *.webp *.gif *.bmp)"))
+            self,
+            self.tr("Choose an avatar"),
+            "",
+            self.tr("Images (*.png *.jpg *.jpeg *.webp *.gif *.bmp)"),
+        )
         if path:
             try:
                 self.set_avatar_file(path)
@@ -304,9 +332,13 @@ class CardEditor(QDialog):
     def _show_avatar(self) -> None:
         pixmap = QPixmap()
         if self._avatar and pixmap.loadFromData(self._avatar):
-            self.avatar_label.setPixmap(pixmap.scaled(
-                self.avatar_label.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                Qt.TransformationMode.SmoothTransformation))
+            self.avatar_label.setPixmap(
+                pixmap.scaled(
+                    self.avatar_label.size(),
+                    Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation,
+                )
+            )
         else:
             self.avatar_label.setText(self.tr("No image"))
 
@@ -324,13 +356,14 @@ class CardEditor(QDialog):
             except Exception:  # noqa: BLE001 - a tokenizer failure must not break editing
                 exact = None
         if exact is not None:
-            self.token_label.setText(self.tr("Permanent prompt: {0} tokens").format(
-                f"{exact:,}"))
+            self.token_label.setText(self.tr("Permanent prompt: {0} tokens").format(f"{exact:,}"))
         else:
             estimate = round(len(text) / CHARS_PER_TOKEN)
-            self.token_label.setText(self.tr(
-                "Permanent prompt: ≈ {0} tokens (an estimate; load a model for the exact "
-                "count)").format(f"{estimate:,}"))
+            self.token_label.setText(
+                self.tr(
+                    "Permanent prompt: ≈ {0} tokens (an estimate; load a model for the exact count)"
+                ).format(f"{estimate:,}")
+            )
         self.token_count = exact if exact is not None else round(len(text) / CHARS_PER_TOKEN)
 
     # --- the result -------------------------------------------------------------------
@@ -361,11 +394,17 @@ class CardEditor(QDialog):
         if self.discard_box is not None or not self.has_changes():
             super().reject()
             return
-        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Unsaved changes"),
-                          self.tr("Save the changes to {0}?").format(
-                              self._card.name or self.tr("this character")),
-                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-                          | QMessageBox.StandardButton.Cancel, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            self.tr("Unsaved changes"),
+            self.tr("Save the changes to {0}?").format(
+                self._card.name or self.tr("this character")
+            ),
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+            self,
+        )
         box.setDefaultButton(QMessageBox.StandardButton.Save)
         box.finished.connect(self._on_discard_answer)
         self.discard_box = box
@@ -377,7 +416,7 @@ class CardEditor(QDialog):
         if button == QMessageBox.StandardButton.Save:
             self.accept()
         elif button == QMessageBox.StandardButton.Discard:
-            self.discard_box = box   # let reject() through this once
+            self.discard_box = box  # let reject() through this once
             super().reject()
             self.discard_box = None
 

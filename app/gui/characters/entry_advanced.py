@@ -57,8 +57,9 @@ class AdvancedFields(QWidget):
         self.use_probability = QCheckBox(tr("Use probability"))
         self.sticky = _spin(tr("Sticky"), 0, 10_000, tr("Stays in for this many messages"))
         self.cooldown = _spin(tr("Cooldown"), 0, 10_000, tr("Then stays out this many"))
-        self.delay = _spin(tr("Delay"), 0, 10_000, tr("Fires only once the chat has this "
-                                                      "many messages"))
+        self.delay = _spin(
+            tr("Delay"), 0, 10_000, tr("Fires only once the chat has this many messages")
+        )
         self.group = QLineEdit()
         self.group.setAccessibleName(tr("Inclusion group"))
         self.group.setPlaceholderText(tr("Groups, separated by commas: one entry per group"))
@@ -67,8 +68,12 @@ class AdvancedFields(QWidget):
         self.group_scoring = _tri(self, tr("Group scoring"))
         self.exclude_recursion = QCheckBox(tr("Not fired by other entries"))
         self.prevent_recursion = QCheckBox(tr("Does not fire other entries"))
-        self.delay_recursion = _spin(tr("Delay until recursion"), 0, 10,
-                                     tr("0: off; fires only in recursion, from this level"))
+        self.delay_recursion = _spin(
+            tr("Delay until recursion"),
+            0,
+            10,
+            tr("0: off; fires only in recursion, from this level"),
+        )
         self._shown: dict[str, Any] = {}
         self._build()
 
@@ -80,20 +85,37 @@ class AdvancedFields(QWidget):
         form.addRow(tr("Scan depth"), self.scan_depth)
         form.addRow(tr("Whole words"), self.whole_words)
         form.addRow(tr("Probability"), _row(self.probability, self.use_probability))
-        form.addRow(tr("Sticky"), _row(self.sticky, QLabel(tr("Cooldown")), self.cooldown,
-                                       QLabel(tr("Delay")), self.delay))
+        form.addRow(
+            tr("Sticky"),
+            _row(
+                self.sticky, QLabel(tr("Cooldown")), self.cooldown, QLabel(tr("Delay")), self.delay
+            ),
+        )
         form.addRow(tr("Inclusion group"), self.group)
-        form.addRow(tr("Group weight"), _row(self.group_weight, self.group_override,
-                                             QLabel(tr("Scoring")), self.group_scoring))
+        form.addRow(
+            tr("Group weight"),
+            _row(self.group_weight, self.group_override, QLabel(tr("Scoring")), self.group_scoring),
+        )
         form.addRow(tr("Recursion"), _row(self.exclude_recursion, self.prevent_recursion))
         form.addRow(tr("Delay until recursion"), self.delay_recursion)
-        for spin in (self.scan_depth, self.probability, self.sticky, self.cooldown,
-                     self.delay, self.group_weight, self.delay_recursion):
+        for spin in (
+            self.scan_depth,
+            self.probability,
+            self.sticky,
+            self.cooldown,
+            self.delay,
+            self.group_weight,
+            self.delay_recursion,
+        ):
             spin.valueChanged.connect(self.edited)
         for box in (self.logic, self.whole_words, self.group_scoring):
             box.currentIndexChanged.connect(self.edited)
-        for check in (self.use_probability, self.group_override, self.exclude_recursion,
-                      self.prevent_recursion):
+        for check in (
+            self.use_probability,
+            self.group_override,
+            self.exclude_recursion,
+            self.prevent_recursion,
+        ):
             check.toggled.connect(self.edited)
         self.group.textEdited.connect(self.edited)
 
@@ -105,8 +127,11 @@ class AdvancedFields(QWidget):
         _choose(self.whole_words, ext.get("match_whole_words"))
         self.probability.setValue(_int(ext.get("probability"), 100))
         self.use_probability.setChecked(ext.get("useProbability", True) is not False)
-        for spin, key in ((self.sticky, "sticky"), (self.cooldown, "cooldown"),
-                          (self.delay, "delay")):
+        for spin, key in (
+            (self.sticky, "sticky"),
+            (self.cooldown, "cooldown"),
+            (self.delay, "delay"),
+        ):
             spin.setValue(_int(ext.get(key), 0))
         self.group.setText(str(ext.get("group") or ""))
         self.group_weight.setValue(_int(ext.get("group_weight"), 100))
@@ -129,8 +154,10 @@ class AdvancedFields(QWidget):
             "match_whole_words": self.whole_words.currentData(),
             "probability": self.probability.value(),
             "useProbability": self.use_probability.isChecked(),
-            "sticky": self.sticky.value(), "cooldown": self.cooldown.value(),
-            "delay": self.delay.value(), "group": self.group.text().strip(),
+            "sticky": self.sticky.value(),
+            "cooldown": self.cooldown.value(),
+            "delay": self.delay.value(),
+            "group": self.group.text().strip(),
             "group_weight": self.group_weight.value(),
             "group_override": self.group_override.isChecked(),
             "use_group_scoring": self.group_scoring.currentData(),
@@ -154,8 +181,10 @@ def toggle_regex(keys: list[str], on: bool) -> list[str]:
     """Keys written as SillyTavern regexes (`/key/`, a `/` inside escaped) or back: the
     text of a plain key is matched literally, so it is escaped on the way in."""
     if on:
-        return [k if _REGEX_KEY.fullmatch(k) else "/" + re.escape(k).replace("/", "\\/") + "/"
-                for k in keys]
+        return [
+            k if _REGEX_KEY.fullmatch(k) else "/" + re.escape(k).replace("/", "\\/") + "/"
+            for k in keys
+        ]
     out = []
     for key in keys:
         match = _REGEX_KEY.fullmatch(key)

@@ -59,8 +59,11 @@ from app.gui.plain_text import plain_tip
 
 def card_paths(urls: Iterable) -> list[str]:
     """The local files among dropped URLs (folders and remote URLs are left out)."""
-    return [url.toLocalFile() for url in urls if url.isLocalFile() and url.toLocalFile()
-            and Path(url.toLocalFile()).is_file()]
+    return [
+        url.toLocalFile()
+        for url in urls
+        if url.isLocalFile() and url.toLocalFile() and Path(url.toLocalFile()).is_file()
+    ]
 
 
 class SearchFilter(QSortFilterProxyModel):
@@ -116,8 +119,9 @@ class CharacterLibrary(QWidget):
     characters_changed = Signal()
     status_message = Signal(str)
 
-    def __init__(self, store, count_tokens: Callable[[str], int] | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, store, count_tokens: Callable[[str], int] | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.store = store
         self.count_tokens = count_tokens
@@ -180,8 +184,9 @@ class CharacterLibrary(QWidget):
 
     def _build_actions(self) -> None:
         """Actions the main window can put in its menus; the shortcuts work once it does."""
-        self.import_action = QAction(self.tr("&Import characters…"), self,
-                                     shortcut=QKeySequence("Ctrl+I"))
+        self.import_action = QAction(
+            self.tr("&Import characters…"), self, shortcut=QKeySequence("Ctrl+I")
+        )
         self.import_action.triggered.connect(self.choose_and_import)
         self.new_action = QAction(self.tr("New &character…"), self)
         self.new_action.triggered.connect(self.new_character)
@@ -210,8 +215,10 @@ class CharacterLibrary(QWidget):
         try:
             data = self.store.characters.card(character_id)
             tags = data.get("tags") or []
-            recent = max((c["last_used_at"] or 0 for c in self.store.chats.of_character(character_id)),
-                         default=0)
+            recent = max(
+                (c["last_used_at"] or 0 for c in self.store.chats.of_character(character_id)),
+                default=0,
+            )
         except (StoreError, ValueError):
             data, tags, recent = {}, [], 0
         item.setData(is_favourite(data), Roles.FAV)
@@ -266,9 +273,11 @@ class CharacterLibrary(QWidget):
     def set_favourite(self, character_id: int, favourite: bool) -> None:
         """Stored in the card itself (`extensions.fav`), as SillyTavern does."""
         try:
-            self.store.characters.update(character_id, with_favourite(
-                self.store.characters.card(character_id), favourite),
-                self._avatar(character_id))
+            self.store.characters.update(
+                character_id,
+                with_favourite(self.store.characters.card(character_id), favourite),
+                self._avatar(character_id),
+            )
         except StoreError as exc:
             self.status_message.emit(str(exc))
             return
@@ -293,9 +302,15 @@ class CharacterLibrary(QWidget):
     def card(self, character_id: int) -> Card:
         """The stored character as a Card (its data as saved, its avatar image)."""
         data = self.store.characters.card(character_id)
-        card = card_from_json({**self.store.characters.extra(character_id), "spec": SPEC_V3,
-                               "spec_version": "3.0", "data": data},
-                              f"character {character_id}")
+        card = card_from_json(
+            {
+                **self.store.characters.extra(character_id),
+                "spec": SPEC_V3,
+                "spec_version": "3.0",
+                "data": data,
+            },
+            f"character {character_id}",
+        )
         card.avatar = self._avatar(character_id)
         return card
 
@@ -307,8 +322,7 @@ class CharacterLibrary(QWidget):
         for path in paths:
             try:
                 card = load_card(path)
-                ids.append(self.store.characters.add(card.data, card.avatar,
-                                                    extra=card.extra))
+                ids.append(self.store.characters.add(card.data, card.avatar, extra=card.extra))
             except CardError as exc:
                 errors.append(str(exc))
             except StoreError as exc:
@@ -322,13 +336,18 @@ class CharacterLibrary(QWidget):
     def import_and_report(self, paths: Iterable[str]) -> tuple[list[int], list[str]]:
         """Import, then say how it went: a status line, and a message listing any failures."""
         ids, errors = self.import_files(list(paths))
-        self.status_message.emit(self.tr("Imported {0} character(s).").format(len(ids))
-                                 if not errors else
-                                 self.tr("Imported {0}, {1} failed.").format(len(ids),
-                                                                             len(errors)))
+        self.status_message.emit(
+            self.tr("Imported {0} character(s).").format(len(ids))
+            if not errors
+            else self.tr("Imported {0}, {1} failed.").format(len(ids), len(errors))
+        )
         if errors:
-            box = QMessageBox(QMessageBox.Icon.Warning, self.tr("Import characters"),
-                              self.tr("These files could not be imported:"), parent=self)
+            box = QMessageBox(
+                QMessageBox.Icon.Warning,
+                self.tr("Import characters"),
+                self.tr("These files could not be imported:"),
+                parent=self,
+            )
             box.setTextFormat(Qt.TextFormat.PlainText)  # errors quote names from the files
             box.setInformativeText("\n\n".join(errors))
             box.setModal(False)
@@ -338,8 +357,11 @@ class CharacterLibrary(QWidget):
 
     def choose_and_import(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(
-            self, self.tr("Import characters"), "",
-            self.tr("Character cards (*.png *.json *.charx);;All files (*)"))
+            self,
+            self.tr("Import characters"),
+            "",
+            self.tr("Character cards (*.png *.json *.charx);;All files (*)"),
+        )
         if paths:
             self.import_and_report(paths)
 
@@ -380,8 +402,9 @@ class CharacterLibrary(QWidget):
         if not self._trash:
             self.undo_bar.hide()
         else:
-            self.undo_label.setText(self.tr("“{0}” was moved to the trash.").format(
-                self._trash[-1][1]))
+            self.undo_label.setText(
+                self.tr("“{0}” was moved to the trash.").format(self._trash[-1][1])
+            )
         return character_id
 
     # --- export -----------------------------------------------------------------------
@@ -394,16 +417,20 @@ class CharacterLibrary(QWidget):
                 avatar = decode_avatar(avatar, card.name)
             except AvatarError:
                 avatar = None  # save_card then draws a plain image and says so
-        return save_card(card, path, avatar_png=avatar if path.lower().endswith(".png")
-                         else None, v2=v2)
+        return save_card(
+            card, path, avatar_png=avatar if path.lower().endswith(".png") else None, v2=v2
+        )
 
     def _choose_export(self, character_id: int, kind: str) -> None:
         name = self.store.characters.card(character_id).get("name") or "character"
-        suffix, title = {"png": (".png", self.tr("PNG card (*.png)")),
-                         "v3": (".json", self.tr("V3 JSON (*.json)")),
-                         "v2": (".json", self.tr("V2 JSON (*.json)"))}[kind]
-        path, _ = QFileDialog.getSaveFileName(self, self.tr("Export {0}").format(name),
-                                              _safe_name(name) + suffix, title)
+        suffix, title = {
+            "png": (".png", self.tr("PNG card (*.png)")),
+            "v3": (".json", self.tr("V3 JSON (*.json)")),
+            "v2": (".json", self.tr("V2 JSON (*.json)")),
+        }[kind]
+        path, _ = QFileDialog.getSaveFileName(
+            self, self.tr("Export {0}").format(name), _safe_name(name) + suffix, title
+        )
         if not path:
             return
         try:
@@ -420,8 +447,9 @@ class CharacterLibrary(QWidget):
 
     def edit(self, character_id: int) -> CardEditor:
         """Open the card editor (window-modal, not blocking); Save writes to the store."""
-        editor = CardEditor(self.card(character_id), self._avatar(character_id),
-                            self.count_tokens, self)
+        editor = CardEditor(
+            self.card(character_id), self._avatar(character_id), self.count_tokens, self
+        )
         editor.accepted.connect(lambda: self.save_edit(character_id, editor))
         editor.open()
         self.editor = editor
@@ -457,9 +485,10 @@ class CharacterLibrary(QWidget):
             menu.addAction(self.tr("Edit…"), lambda: self.edit(cid))
             menu.addAction(self.tr("Duplicate"), lambda: self.duplicate(cid))
             fav = bool(index.data(Roles.FAV))
-            menu.addAction(self.tr("Remove from favourites") if fav
-                           else self.tr("Add to favourites"),
-                           lambda: self.set_favourite(cid, not fav))
+            menu.addAction(
+                self.tr("Remove from favourites") if fav else self.tr("Add to favourites"),
+                lambda: self.set_favourite(cid, not fav),
+            )
             export = menu.addMenu(self.tr("Export"))
             export.addAction(self.tr("PNG card…"), lambda: self._choose_export(cid, "png"))
             export.addAction(self.tr("JSON (V3)…"), lambda: self._choose_export(cid, "v3"))
@@ -512,9 +541,14 @@ def _thumbnail(avatar: bytes | None) -> QPixmap | None:
         image = read_image(bytes(avatar))
     except AvatarError:
         return None
-    return QPixmap.fromImage(image.scaled(
-        AVATAR_SIZE * 2, AVATAR_SIZE * 2, Qt.AspectRatioMode.KeepAspectRatioByExpanding,
-        Qt.TransformationMode.SmoothTransformation))
+    return QPixmap.fromImage(
+        image.scaled(
+            AVATAR_SIZE * 2,
+            AVATAR_SIZE * 2,
+            Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+            Qt.TransformationMode.SmoothTransformation,
+        )
+    )
 
 
 def _safe_name(name: str) -> str:

@@ -18,8 +18,8 @@ class Roles(IntEnum):
     TAGS = Qt.ItemDataRole.UserRole + 2
     AVATAR = Qt.ItemDataRole.UserRole + 3
     FAV = Qt.ItemDataRole.UserRole + 4
-    RECENT = Qt.ItemDataRole.UserRole + 5   # when its newest chat was last used
-    ADDED = Qt.ItemDataRole.UserRole + 6    # its id: ids grow as characters are added
+    RECENT = Qt.ItemDataRole.UserRole + 5  # when its newest chat was last used
+    ADDED = Qt.ItemDataRole.UserRole + 6  # its id: ids grow as characters are added
 
 
 class CharacterDelegate(QStyledItemDelegate):
@@ -32,13 +32,13 @@ class CharacterDelegate(QStyledItemDelegate):
     def paint(self, painter: QPainter, option, index) -> None:
         self.initStyleOption(option, index)
         style = option.widget.style() if option.widget else QApplication.style()
-        style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter,
-                            option.widget)
+        style.drawPrimitive(
+            QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, option.widget
+        )
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = option.rect.adjusted(6, 6, -6, -6)
-        self._paint_avatar(painter, QRect(rect.left(), rect.top(), AVATAR_SIZE, AVATAR_SIZE),
-                           index)
+        self._paint_avatar(painter, QRect(rect.left(), rect.top(), AVATAR_SIZE, AVATAR_SIZE), index)
         text_rect = rect.adjusted(AVATAR_SIZE + 10, 0, 0, 0)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         palette = option.palette
@@ -48,11 +48,18 @@ class CharacterDelegate(QStyledItemDelegate):
         painter.setFont(bold)
         painter.setPen(palette.color(role))
         metrics = QFontMetrics(bold)
-        name_rect = QRect(text_rect.left(), text_rect.top() + 3, text_rect.width(),
-                          metrics.height())
-        painter.drawText(name_rect, Qt.AlignmentFlag.AlignLeft, metrics.elidedText(
-            str(index.data(Qt.ItemDataRole.DisplayRole) or ""), Qt.TextElideMode.ElideRight,
-            name_rect.width()))
+        name_rect = QRect(
+            text_rect.left(), text_rect.top() + 3, text_rect.width(), metrics.height()
+        )
+        painter.drawText(
+            name_rect,
+            Qt.AlignmentFlag.AlignLeft,
+            metrics.elidedText(
+                str(index.data(Qt.ItemDataRole.DisplayRole) or ""),
+                Qt.TextElideMode.ElideRight,
+                name_rect.width(),
+            ),
+        )
         self._paint_tags(painter, option, index, text_rect, name_rect.bottom() + 2, selected)
         painter.restore()
 
@@ -63,8 +70,11 @@ class CharacterDelegate(QStyledItemDelegate):
         name = str(index.data(Qt.ItemDataRole.DisplayRole) or "?")
         if isinstance(pixmap, QPixmap) and not pixmap.isNull():
             painter.setClipPath(path)
-            scaled = pixmap.scaled(rect.size() * 2, Qt.AspectRatioMode.KeepAspectRatioByExpanding,
-                                   Qt.TransformationMode.SmoothTransformation)
+            scaled = pixmap.scaled(
+                rect.size() * 2,
+                Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+                Qt.TransformationMode.SmoothTransformation,
+            )
             source = QRect(0, 0, scaled.width(), scaled.height())
             side = min(source.width(), source.height())
             source = QRect((source.width() - side) // 2, 0, side, side)  # keep the face (top)
@@ -79,8 +89,9 @@ class CharacterDelegate(QStyledItemDelegate):
         painter.setFont(font)
         painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, (name.strip() or "?")[0].upper())
 
-    def _paint_tags(self, painter: QPainter, option, index, rect: QRect, top: int,
-                    selected: bool) -> None:
+    def _paint_tags(
+        self, painter: QPainter, option, index, rect: QRect, top: int, selected: bool
+    ) -> None:
         tags = index.data(Roles.TAGS) or []
         if not tags:
             return
@@ -88,9 +99,13 @@ class CharacterDelegate(QStyledItemDelegate):
         font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
         painter.setFont(font)
         metrics = QFontMetrics(font)
-        color = option.palette.color(QPalette.ColorRole.HighlightedText if selected
-                                     else QPalette.ColorRole.PlaceholderText)
+        color = option.palette.color(
+            QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.PlaceholderText
+        )
         painter.setPen(color)
         line = QRect(rect.left(), top, rect.width(), metrics.height())
-        painter.drawText(line, Qt.AlignmentFlag.AlignLeft, metrics.elidedText(
-            " · ".join(tags), Qt.TextElideMode.ElideRight, line.width()))
+        painter.drawText(
+            line,
+            Qt.AlignmentFlag.AlignLeft,
+            metrics.elidedText(" · ".join(tags), Qt.TextElideMode.ElideRight, line.width()),
+        )

@@ -62,29 +62,38 @@ class GridDelegate(QStyledItemDelegate):
     def paint(self, painter: QPainter, option, index) -> None:
         self.initStyleOption(option, index)
         style = option.widget.style() if option.widget else QApplication.style()
-        style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter,
-                            option.widget)
+        style.drawPrimitive(
+            QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, option.widget
+        )
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = option.rect.adjusted(TILE_PAD, TILE_PAD, -TILE_PAD, -TILE_PAD)
         metrics = QFontMetrics(option.font)
-        image = QRect(rect.left(), rect.top(), rect.width(),
-                      rect.height() - metrics.height() - 6)
+        image = QRect(rect.left(), rect.top(), rect.width(), rect.height() - metrics.height() - 6)
         self._paint_image(painter, image, index, option)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        painter.setPen(option.palette.color(QPalette.ColorRole.HighlightedText if selected
-                                            else QPalette.ColorRole.Text))
+        painter.setPen(
+            option.palette.color(
+                QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+            )
+        )
         bold = QFont(option.font)
         bold.setBold(True)
         painter.setFont(bold)
         name_rect = QRect(rect.left(), image.bottom() + 4, rect.width(), metrics.height())
         name = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
-        painter.drawText(name_rect, Qt.AlignmentFlag.AlignCenter, QFontMetrics(bold).elidedText(
-            name, Qt.TextElideMode.ElideRight, name_rect.width()))
+        painter.drawText(
+            name_rect,
+            Qt.AlignmentFlag.AlignCenter,
+            QFontMetrics(bold).elidedText(name, Qt.TextElideMode.ElideRight, name_rect.width()),
+        )
         if index.data(self.roles.FAV):
             painter.setPen(QColor("#f2c94c"))
-            painter.drawText(image.adjusted(4, 2, -4, 0),
-                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop, STAR)
+            painter.drawText(
+                image.adjusted(4, 2, -4, 0),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
+                STAR,
+            )
         painter.restore()
 
     def _paint_image(self, painter: QPainter, rect: QRect, index, option) -> None:
@@ -94,8 +103,11 @@ class GridDelegate(QStyledItemDelegate):
         raw = index.data(self.roles.AVATAR)
         pixmap = QPixmap()
         if raw and pixmap.loadFromData(raw):
-            scaled = pixmap.scaled(rect.size(), Qt.AspectRatioMode.KeepAspectRatioByExpanding,
-                                   Qt.TransformationMode.SmoothTransformation)
+            scaled = pixmap.scaled(
+                rect.size(),
+                Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+                Qt.TransformationMode.SmoothTransformation,
+            )
             x = (scaled.width() - rect.width()) // 2
             painter.drawPixmap(rect, scaled, QRect(x, 0, rect.width(), rect.height()))
         else:
@@ -131,9 +143,10 @@ class LibraryControls(QWidget):
         self.modes.buttons()[0].setChecked(True)
         self.sort = QComboBox()
         self.sort.setAccessibleName(self.tr("Sort characters by"))
-        self.sort.setMinimumContentsLength(5)   # the library may be narrow
+        self.sort.setMinimumContentsLength(5)  # the library may be narrow
         self.sort.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         for key in SortKey:
             self.sort.addItem(self.tr(key.value.capitalize()), key.value)
         self.favourites = QCheckBox(STAR)

@@ -39,10 +39,15 @@ _FLAGS = ("enabled", "constant", "selective", "case_sensitive")
 _NOT_SET = object()
 # SillyTavern's world-info positions (`world_info_position`), stored as `extensions.position`,
 # which wins over the V3 `position` text when the prompt is built.
-_POSITIONS = (("Before the character", 0), ("After the character", 1),
-              ("Top of the author's note", 2), ("Bottom of the author's note", 3),
-              ("In the chat at a depth", 4), ("Before the example messages", 5),
-              ("After the example messages", 6))
+_POSITIONS = (
+    ("Before the character", 0),
+    ("After the character", 1),
+    ("Top of the author's note", 2),
+    ("Bottom of the author's note", 3),
+    ("In the chat at a depth", 4),
+    ("Before the example messages", 5),
+    ("After the example messages", 6),
+)
 _AT_DEPTH = 4
 _ROLES = (("System", 0), ("User", 1), ("Assistant", 2))
 
@@ -55,7 +60,7 @@ def split_keys(text: str) -> list[str]:
         key, j = parts[i], i
         if key.strip().startswith("/") and not _REGEX_KEY.fullmatch(key.strip()):
             for k in range(i + 1, len(parts)):
-                joined = ",".join(parts[i:k + 1])
+                joined = ",".join(parts[i : k + 1])
                 if _REGEX_KEY.fullmatch(joined.strip()):
                     key, j = joined, k
                     break
@@ -87,8 +92,12 @@ class EntryForm(QWidget):
         self.keys = QLineEdit()
         self.secondary = QLineEdit()
         self.content = QPlainTextEdit()
-        for widget, name in ((self.comment, "Entry name"), (self.keys, "Keys"),
-                             (self.secondary, "Secondary keys"), (self.content, "Content")):
+        for widget, name in (
+            (self.comment, "Entry name"),
+            (self.keys, "Keys"),
+            (self.secondary, "Secondary keys"),
+            (self.content, "Content"),
+        ):
             widget.setAccessibleName(self.tr(name))
         self.order = QSpinBox()
         self.order.setRange(-1_000_000, 1_000_000)
@@ -103,8 +112,12 @@ class EntryForm(QWidget):
             self.role.addItem(self.tr(label), value)
         self.flags = {name: QCheckBox() for name in _FLAGS}
         self.regex = QCheckBox(self.tr("Regular expressions"))
-        self.regex.setToolTip(self.tr("Write the keys as /pattern/ (SillyTavern treats only "
-                                      "such keys as regular expressions)"))
+        self.regex.setToolTip(
+            self.tr(
+                "Write the keys as /pattern/ (SillyTavern treats only "
+                "such keys as regular expressions)"
+            )
+        )
         self.advanced = AdvancedFields()
         self._shown: dict[str, Any] = {}
         self._build()
@@ -115,9 +128,12 @@ class EntryForm(QWidget):
         self.keys.setPlaceholderText(tr("Words that bring this entry in, separated by commas"))
         self.secondary.setPlaceholderText(tr("With “selective”: at least one of these too"))
         self.content.setPlaceholderText(tr("What the model is told when a key appears"))
-        labels = {"enabled": tr("Enabled"), "constant": tr("Always included (constant)"),
-                  "selective": tr("Selective (needs a secondary key)"),
-                  "case_sensitive": tr("Case-sensitive keys")}
+        labels = {
+            "enabled": tr("Enabled"),
+            "constant": tr("Always included (constant)"),
+            "selective": tr("Selective (needs a secondary key)"),
+            "case_sensitive": tr("Case-sensitive keys"),
+        }
         for name, box in self.flags.items():
             box.setText(labels[name])
             box.toggled.connect(self.edited)
@@ -147,10 +163,16 @@ class EntryForm(QWidget):
         form.addRow(self.advanced)
         self.advanced.edited.connect(self.edited)
         self.regex.clicked.connect(self._on_regex)
-        for signal in (self.comment.textEdited, self.keys.textEdited, self.secondary.textEdited,
-                       self.content.textChanged, self.order.valueChanged,
-                       self.position.currentIndexChanged, self.depth.valueChanged,
-                       self.role.currentIndexChanged):
+        for signal in (
+            self.comment.textEdited,
+            self.keys.textEdited,
+            self.secondary.textEdited,
+            self.content.textChanged,
+            self.order.valueChanged,
+            self.position.currentIndexChanged,
+            self.depth.valueChanged,
+            self.role.currentIndexChanged,
+        ):
             signal.connect(self.edited)
         self.position.currentIndexChanged.connect(self._on_position)
 
@@ -201,10 +223,15 @@ class EntryForm(QWidget):
 
     def values(self) -> dict[str, Any]:
         values: dict[str, Any] = {
-            "comment": self.comment.text(), "keys": self.keys.text(),
-            "secondary_keys": self.secondary.text(), "content": self.content.toPlainText(),
-            "insertion_order": self.order.value(), "position": self.position.currentData(),
-            "depth": self.depth.value(), "role": self.role.currentData()}
+            "comment": self.comment.text(),
+            "keys": self.keys.text(),
+            "secondary_keys": self.secondary.text(),
+            "content": self.content.toPlainText(),
+            "insertion_order": self.order.value(),
+            "position": self.position.currentData(),
+            "depth": self.depth.value(),
+            "role": self.role.currentData(),
+        }
         values.update({name: box.isChecked() for name, box in self.flags.items()})
         return values
 
@@ -255,13 +282,16 @@ def _extensions(entry: dict) -> dict:
 
 
 def _number(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else 0.0
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
 # How the entry list can be sorted (SillyTavern's world-info editor has the same choices).
-SORTS = (("Book order", "book"), ("Order, highest first", "order"), ("Title A–Z", "title"),
-         ("Id", "id"))
+SORTS = (
+    ("Book order", "book"),
+    ("Order, highest first", "order"),
+    ("Title A–Z", "title"),
+    ("Id", "id"),
+)
 _SORT_KEYS = {
     "book": lambda entries: lambda i: i,
     "order": lambda entries: lambda i: (-_number(entries[i].get("insertion_order")), i),
@@ -300,10 +330,10 @@ class LorebookEditor(QWidget):
         self.remove_button = self._button(self.tr("Remove entry"), self.remove_entry)
         self.import_button = self._button(self.tr("Import…"), self._choose_import)
         self.export_button = self._button(self.tr("Export…"), self._choose_export)
-        self.import_button.setToolTip(self.tr("Add the entries of a lorebook or SillyTavern "
-                                              "world info file"))
-        for button in (self.add_button, self.remove_button, self.import_button,
-                       self.export_button):
+        self.import_button.setToolTip(
+            self.tr("Add the entries of a lorebook or SillyTavern world info file")
+        )
+        for button in (self.add_button, self.remove_button, self.import_button, self.export_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(self.sort)
@@ -335,8 +365,7 @@ class LorebookEditor(QWidget):
     # --- the book in and out ----------------------------------------------------------
     def set_book(self, book: dict | None) -> None:
         self._had_book = book is not None
-        self._book = copy.deepcopy(book) if book is not None else {"entries": [],
-                                                                   "extensions": {}}
+        self._book = copy.deepcopy(book) if book is not None else {"entries": [], "extensions": {}}
         self._book.setdefault("entries", [])
         self.name.setText(str(self._book.get("name") or ""))
         self._row = -1
@@ -360,11 +389,20 @@ class LorebookEditor(QWidget):
     def add_entry(self) -> None:
         self._commit()
         ids = [e.get("id") for e in self._book["entries"] if isinstance(e.get("id"), int)]
-        self._book["entries"].append({
-            "keys": [], "content": "", "extensions": {}, "enabled": True,
-            "insertion_order": 100, "use_regex": False, "constant": False,
-            "selective": False, "id": max(ids, default=-1) + 1,
-            "comment": self.tr("New entry")})
+        self._book["entries"].append(
+            {
+                "keys": [],
+                "content": "",
+                "extensions": {},
+                "enabled": True,
+                "insertion_order": 100,
+                "use_regex": False,
+                "constant": False,
+                "selective": False,
+                "id": max(ids, default=-1) + 1,
+                "comment": self.tr("New entry"),
+            }
+        )
         self._refresh_list(len(self._book["entries"]) - 1)
         self.form.keys.setFocus()
         self.changed.emit()
@@ -410,8 +448,15 @@ class LorebookEditor(QWidget):
         self._needle = needle
         for row in range(self.entries.count()):
             entry = self._book["entries"][self.entries.item(row).data(Qt.ItemDataRole.UserRole)]
-            text = " ".join(str(v) for v in (entry.get("comment"), entry.get("name"),
-                                             entry.get("content"), *(entry.get("keys") or [])))
+            text = " ".join(
+                str(v)
+                for v in (
+                    entry.get("comment"),
+                    entry.get("name"),
+                    entry.get("content"),
+                    *(entry.get("keys") or []),
+                )
+            )
             self.entries.setRowHidden(row, bool(needle) and needle not in text.casefold())
 
     def _on_row(self, row: int) -> None:
@@ -454,13 +499,15 @@ class LorebookEditor(QWidget):
 
     def export_file(self, path: str, *, world_info: bool = True) -> None:
         """Write the book as SillyTavern world info (default) or a V3 lorebook. CardError."""
-        save_lorebook(self.book() or {"entries": [], "extensions": {}}, path,
-                      world_info=world_info)
+        save_lorebook(self.book() or {"entries": [], "extensions": {}}, path, world_info=world_info)
 
     def _choose_import(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, self.tr("Import a lorebook"), "",
-            self.tr("Lorebooks and world info (*.json);;Character cards (*.png *.charx)"))
+            self,
+            self.tr("Import a lorebook"),
+            "",
+            self.tr("Lorebooks and world info (*.json);;Character cards (*.png *.charx)"),
+        )
         if path:
             try:
                 self.import_file(path)
@@ -470,8 +517,11 @@ class LorebookEditor(QWidget):
     def _choose_export(self) -> None:
         world_info = self.tr("SillyTavern world info (*.json)")
         path, chosen = QFileDialog.getSaveFileName(
-            self, self.tr("Export the lorebook"), (self.name.text() or "lorebook") + ".json",
-            f"{world_info};;{self.tr('V3 lorebook (*.json)')}")
+            self,
+            self.tr("Export the lorebook"),
+            (self.name.text() or "lorebook") + ".json",
+            f"{world_info};;{self.tr('V3 lorebook (*.json)')}",
+        )
         if path:
             try:
                 self.export_file(path, world_info=chosen == world_info)

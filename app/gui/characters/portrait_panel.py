@@ -36,7 +36,8 @@ class SafeNotes(QTextBrowser):
     def set_markdown(self, text: str) -> None:
         features = QTextDocument.MarkdownFeature(
             QTextDocument.MarkdownFeature.MarkdownDialectGitHub.value
-            | QTextDocument.MarkdownFeature.MarkdownNoHTML.value)
+            | QTextDocument.MarkdownFeature.MarkdownNoHTML.value
+        )
         self.document().setMarkdown(text, features)
 
     def loadResource(self, kind: int, name: QUrl):  # noqa: N802
@@ -82,7 +83,7 @@ class PortraitPanel(QScrollArea):
 
     def _label(self, bold: bool = False, scale: float = 1.0) -> QLabel:
         label = QLabel()
-        label.setTextFormat(Qt.TextFormat.PlainText)   # card text is untrusted
+        label.setTextFormat(Qt.TextFormat.PlainText)  # card text is untrusted
         label.setWordWrap(True)
         font = label.font()
         font.setBold(bold)
@@ -95,9 +96,10 @@ class PortraitPanel(QScrollArea):
         if avatar:
             self._pixmap.loadFromData(avatar)
         self.name.setText(card.name)
-        by = [self.tr("by {0}").format(card.creator) if card.creator else "",
-              self.tr("version {0}").format(card.character_version)
-              if card.character_version else ""]
+        by = [
+            self.tr("by {0}").format(card.creator) if card.creator else "",
+            self.tr("version {0}").format(card.character_version) if card.character_version else "",
+        ]
         self.byline.setText(" · ".join(t for t in by if t))
         self.byline.setVisible(any(by))
         self.tags.setText("  ".join(f"#{t}" for t in card.tags if str(t).strip()))
@@ -107,7 +109,7 @@ class PortraitPanel(QScrollArea):
         self._fit_portrait()
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802
-        return QSize(0, 0)   # folds away entirely on a small window (the splitter's choice)
+        return QSize(0, 0)  # folds away entirely on a small window (the splitter's choice)
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
@@ -119,9 +121,13 @@ class PortraitPanel(QScrollArea):
             self.portrait.hide()
             return
         width = max(120, min(self.viewport().width() - 20, 480))
-        self.portrait.setPixmap(self._pixmap.scaled(
-            QSize(width, width * 3 // 2), Qt.AspectRatioMode.KeepAspectRatio,
-            Qt.TransformationMode.SmoothTransformation))
+        self.portrait.setPixmap(
+            self._pixmap.scaled(
+                QSize(width, width * 3 // 2),
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+        )
         self.portrait.show()
 
     def show_full_image(self) -> QDialog | None:
@@ -131,10 +137,15 @@ class PortraitPanel(QScrollArea):
         dialog.setWindowTitle(self.name.text())
         image = QLabel()
         screen = self.screen().availableGeometry().size() * 0.9
-        image.setPixmap(self._pixmap if self._pixmap.width() <= screen.width()
-                        and self._pixmap.height() <= screen.height() else self._pixmap.scaled(
-                            screen, Qt.AspectRatioMode.KeepAspectRatio,
-                            Qt.TransformationMode.SmoothTransformation))
+        image.setPixmap(
+            self._pixmap
+            if self._pixmap.width() <= screen.width() and self._pixmap.height() <= screen.height()
+            else self._pixmap.scaled(
+                screen,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+        )
         QVBoxLayout(dialog).addWidget(image)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()

@@ -36,12 +36,18 @@ class VocabCounter:
             return Llama(model_path=self.model_path, vocab_only=True, verbose=False)
         except Exception:
             self._failed = True
-            log.warning("tokenizer of %s could not be read for token counts",
-                        Path(self.model_path).name, exc_info=True)
+            log.warning(
+                "tokenizer of %s could not be read for token counts",
+                Path(self.model_path).name,
+                exc_info=True,
+            )
             raise
 
 
 def counter_for(model_path: str) -> VocabCounter | None:
     """A counter for a local GGUF file; None for a server's model (no file here)."""
-    return VocabCounter(model_path) if model_path.lower().endswith(".gguf") \
-        and Path(model_path).is_file() else None
+    return (
+        VocabCounter(model_path)
+        if model_path.lower().endswith(".gguf") and Path(model_path).is_file()
+        else None
+    )

@@ -14,8 +14,8 @@ from PySide6.QtWidgets import QFileDialog, QListView
 
 from app.core.store import StoreError
 
-KEY = "background"        # in the chat's extra
-DIM = 0.72                # how much of the base colour is laid over the picture
+KEY = "background"  # in the chat's extra
+DIM = 0.72  # how much of the base colour is laid over the picture
 log = logging.getLogger(__name__)
 
 
@@ -26,15 +26,18 @@ class BackgroundError(ValueError):
 class ChatBackground(QObject):
     def __init__(self, view: QListView, ctx, folder: Path) -> None:
         super().__init__(view)
-        self.view, self.ctx, self.folder = view, ctx, Path(folder)   # ctx.store may be swapped
+        self.view, self.ctx, self.folder = view, ctx, Path(folder)  # ctx.store may be swapped
         self.image = QImage()
         view.viewport().installEventFilter(self)
 
     # --- choosing ---------------------------------------------------------------------
     def choose(self, chat_id: int) -> bool:
         path, _ = QFileDialog.getOpenFileName(
-            self.view, self.tr("Chat background"), "",
-            self.tr("Images (*.png *.jpg *.jpeg *.webp *.bmp)"))
+            self.view,
+            self.tr("Chat background"),
+            "",
+            self.tr("Images (*.png *.jpg *.jpeg *.webp *.bmp)"),
+        )
         if not path:
             return False
         try:
@@ -48,8 +51,9 @@ class ChatBackground(QObject):
         """Copy the picture into the data folder and use it for this chat."""
         data = Path(path).read_bytes() if Path(path).is_file() else b""
         if QImage.fromData(data).isNull():
-            raise BackgroundError(self.tr("{0} is not an image Parlor can read.").format(
-                Path(path).name))
+            raise BackgroundError(
+                self.tr("{0} is not an image Parlor can read.").format(Path(path).name)
+            )
         self.folder.mkdir(parents=True, exist_ok=True)
         copy = self.folder / (hashlib.sha256(data).hexdigest()[:24] + Path(path).suffix.lower())
         if not copy.exists():
@@ -69,7 +73,7 @@ class ChatBackground(QObject):
     # --- showing ----------------------------------------------------------------------
     def show_for(self, chat_id: int | None) -> None:
         name = self.ctx.store.chats.extra(chat_id).get(KEY) if chat_id is not None else None
-        path = self.folder / Path(str(name)).name if name else None   # never leave the folder
+        path = self.folder / Path(str(name)).name if name else None  # never leave the folder
         self.image = QImage(str(path)) if path is not None and path.is_file() else QImage()
         self._paint()
 
@@ -92,12 +96,20 @@ class ChatBackground(QObject):
 
     def _cover(self, size, base: QColor) -> QPixmap:
         """The picture scaled to cover the view, centred, under a veil of the base colour."""
-        scaled = self.image.scaled(size, Qt.AspectRatioMode.KeepAspectRatioByExpanding,
-                                   Qt.TransformationMode.SmoothTransformation)
+        scaled = self.image.scaled(
+            size,
+            Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+            Qt.TransformationMode.SmoothTransformation,
+        )
         out = QPixmap(size)
         painter = QPainter(out)
-        painter.drawImage(0, 0, scaled, (scaled.width() - size.width()) // 2,
-                          (scaled.height() - size.height()) // 2)
+        painter.drawImage(
+            0,
+            0,
+            scaled,
+            (scaled.width() - size.width()) // 2,
+            (scaled.height() - size.height()) // 2,
+        )
         veil = QColor(base)
         veil.setAlphaF(DIM)
         painter.fillRect(out.rect(), veil)

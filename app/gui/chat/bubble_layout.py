@@ -15,8 +15,12 @@ from PySide6.QtGui import QFont, QFontMetricsF
 
 MARGIN, PAD, HEADER, AVATAR, ARROW_W = 8, 10, 22, 36, 28
 BUTTON_W, GAP = 22, 8
-STATUS_NOTES = {"stopped": "stopped", "interrupted": "interrupted — the app closed while "
-                "writing", "error": "failed", "streaming": "writing…"}
+STATUS_NOTES = {
+    "stopped": "stopped",
+    "interrupted": "interrupted — the app closed while writing",
+    "error": "failed",
+    "streaming": "writing…",
+}
 OUT_OF_CONTEXT = "not in the model's context any more"
 
 
@@ -53,7 +57,7 @@ def action_names(role: str, is_last: bool) -> list[str]:
     return names + ["branch", "delete"]
 
 
-META_SCALE = 0.88   # the type scale: time and status a step below the text, names bold
+META_SCALE = 0.88  # the type scale: time and status a step below the text, names bold
 
 
 def meta_font(font: QFont) -> QFont:
@@ -79,18 +83,19 @@ def _right_width(font: QFont, actions: list[str], swipes: bool) -> float:
     return width + (GAP if width else 0)
 
 
-def header_width(font: QFont, texts: tuple[str, str], actions: list[str],
-                 swipes: bool) -> float:
+def header_width(font: QFont, texts: tuple[str, str], actions: list[str], swipes: bool) -> float:
     """The bubble width the header needs to show everything unelided."""
     name, meta = texts
     name_w = QFontMetricsF(_bold(font)).horizontalAdvance(name)
     meta_w = QFontMetricsF(meta_font(font)).horizontalAdvance(meta)
-    return 2 * PAD + name_w + (GAP + meta_w if meta else 0) + _right_width(font, actions,
-                                                                          swipes) + 2
+    return (
+        2 * PAD + name_w + (GAP + meta_w if meta else 0) + _right_width(font, actions, swipes) + 2
+    )
 
 
-def header_layout(font: QFont, bubble: QRectF, texts: tuple[str, str], actions: list[str],
-                  swipes: bool) -> HeaderLayout:
+def header_layout(
+    font: QFont, bubble: QRectF, texts: tuple[str, str], actions: list[str], swipes: bool
+) -> HeaderLayout:
     top, left, right = bubble.top() + PAD / 2, bubble.left() + PAD, bubble.right() - PAD
     out = HeaderLayout(QRectF(), "", QRectF(), "")
     x = right
@@ -122,7 +127,6 @@ def _place_texts(out: HeaderLayout, font: QFont, texts: tuple[str, str], room: Q
     out.name = QRectF(room.left(), room.top(), name_w, HEADER)
     meta_x = room.left() + name_w + GAP
     meta_room = max(0.0, room.right() - meta_x)
-    out.meta_text = plain.elidedText(meta, Qt.TextElideMode.ElideRight, meta_room) if meta \
-        else ""
+    out.meta_text = plain.elidedText(meta, Qt.TextElideMode.ElideRight, meta_room) if meta else ""
     width = plain.horizontalAdvance(out.meta_text) if out.meta_text else 0
     out.meta = QRectF(meta_x, room.top(), min(width, meta_room), HEADER)

@@ -7,14 +7,18 @@ from PySide6.QtGui import QColor, QPainter, QPalette
 from PySide6.QtWidgets import QWidget
 
 # Which prompt parts go under which label, and the colour each label is drawn in.
-GROUPS = (("card", ("system", "description", "personality", "scenario", "post_history"),
-           "#5e81ac"),
-          ("persona", ("persona",), "#b48ead"),
-          ("lore", ("lore", "lore_before", "lore_after", "authors_note",
-                    "authors_note_before"), "#a3be8c"),
-          ("examples", ("examples",), "#ebcb8b"),
-          ("history", ("history",), "#88c0d0"),
-          ("reply", ("reply",), "#d08770"))
+GROUPS = (
+    ("card", ("system", "description", "personality", "scenario", "post_history"), "#5e81ac"),
+    ("persona", ("persona",), "#b48ead"),
+    (
+        "lore",
+        ("lore", "lore_before", "lore_after", "authors_note", "authors_note_before"),
+        "#a3be8c",
+    ),
+    ("examples", ("examples",), "#ebcb8b"),
+    ("history", ("history",), "#88c0d0"),
+    ("reply", ("reply",), "#d08770"),
+)
 
 
 def group_tokens(parts, reply_reserve: int) -> list[tuple[str, int, str]]:
@@ -43,11 +47,13 @@ class BudgetBar(QWidget):
         self.n_ctx = n_ctx
         self.segments = group_tokens(prompt.parts, reply_reserve)
         lines = [f"{label}: {tokens}" for label, tokens, _c in self.segments]
-        lines.append(self.tr("{0} of {1} tokens").format(
-            sum(t for _l, t, _c in self.segments), n_ctx))
+        lines.append(
+            self.tr("{0} of {1} tokens").format(sum(t for _l, t, _c in self.segments), n_ctx)
+        )
         if prompt.dropped_messages:
-            lines.append(self.tr("{0} older messages no longer fit").format(
-                prompt.dropped_messages))
+            lines.append(
+                self.tr("{0} older messages no longer fit").format(prompt.dropped_messages)
+            )
         self.setToolTip("\n".join(lines))
         self.update()
 

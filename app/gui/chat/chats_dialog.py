@@ -36,8 +36,11 @@ from app.gui.undo_bar import make_undo_bar
 from app.gui.window_state import remember_size
 
 ID_ROLE = Qt.ItemDataRole.UserRole
-EXPORT_FILTERS = {"SillyTavern chat (*.jsonl)": "jsonl", "Markdown (*.md)": "md",
-                  "Plain text (*.txt)": "txt"}
+EXPORT_FILTERS = {
+    "SillyTavern chat (*.jsonl)": "jsonl",
+    "Markdown (*.md)": "md",
+    "Plain text (*.txt)": "txt",
+}
 Accept = Callable[[list[LineProblem]], bool]
 
 
@@ -58,8 +61,9 @@ class ChatsDialog(QDialog):
     chat_chosen = Signal(int)
     chats_changed = Signal()
 
-    def __init__(self, store, character_id: int, current_chat: int | None = None,
-                 parent=None) -> None:
+    def __init__(
+        self, store, character_id: int, current_chat: int | None = None, parent=None
+    ) -> None:
         super().__init__(parent)
         self.store, self.character_id, self.current_chat = store, character_id, current_chat
         self._trash: list[tuple[int, str]] = []
@@ -119,12 +123,14 @@ class ChatsDialog(QDialog):
 
     def _buttons(self) -> QHBoxLayout:
         row = QHBoxLayout()
-        specs = [("open_button", self.tr("Open"), self.open_selected),
-                 ("rename_button", self.tr("Rename"), self._start_rename),
-                 ("duplicate_button", self.tr("Duplicate"), self._duplicate_selected),
-                 ("delete_button", self.tr("Delete"), self._delete_selected),
-                 ("export_button", self.tr("Export…"), self._choose_export),
-                 ("import_button", self.tr("Import SillyTavern chat…"), self._choose_import)]
+        specs = [
+            ("open_button", self.tr("Open"), self.open_selected),
+            ("rename_button", self.tr("Rename"), self._start_rename),
+            ("duplicate_button", self.tr("Duplicate"), self._duplicate_selected),
+            ("delete_button", self.tr("Delete"), self._delete_selected),
+            ("export_button", self.tr("Export…"), self._choose_export),
+            ("import_button", self.tr("Import SillyTavern chat…"), self._choose_import),
+        ]
         for attr, text, slot in specs:
             button = QPushButton(text)
             button.setAutoDefault(False)
@@ -146,8 +152,9 @@ class ChatsDialog(QDialog):
         self.list.clear()
         rows = [r for r in self.store.chats.all() if r["character_id"] == self.character_id]
         for row in rows:
-            item = QTreeWidgetItem([row["title"], str(row["message_count"]),
-                                    _when(row["last_used_at"])])
+            item = QTreeWidgetItem(
+                [row["title"], str(row["message_count"]), _when(row["last_used_at"])]
+            )
             item.setData(0, ID_ROLE, row["id"])
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
             item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -165,8 +172,9 @@ class ChatsDialog(QDialog):
         self._update_buttons()
 
     def chat_ids(self) -> list[int]:
-        return [self.list.topLevelItem(i).data(0, ID_ROLE)
-                for i in range(self.list.topLevelItemCount())]
+        return [
+            self.list.topLevelItem(i).data(0, ID_ROLE) for i in range(self.list.topLevelItemCount())
+        ]
 
     def selected_id(self) -> int | None:
         item = self.list.currentItem()
@@ -184,8 +192,12 @@ class ChatsDialog(QDialog):
         chosen hit) makes sense."""
         searching = self.pages.currentWidget() is self.hits
         has = self.selected_id() is not None and not searching
-        for button in (self.rename_button, self.duplicate_button, self.delete_button,
-                       self.export_button):
+        for button in (
+            self.rename_button,
+            self.duplicate_button,
+            self.delete_button,
+            self.export_button,
+        ):
             button.setEnabled(has)
         self.open_button.setEnabled(has or searching)
 
@@ -269,8 +281,9 @@ class ChatsDialog(QDialog):
         self.chats_changed.emit()
         self._say(self.tr("“{0}” is back.").format(title))
         if self._trash:
-            self.undo_label.setText(self.tr("“{0}” was moved to the trash.").format(
-                self._trash[-1][1]))
+            self.undo_label.setText(
+                self.tr("“{0}” was moved to the trash.").format(self._trash[-1][1])
+            )
         else:
             self.undo_bar.hide()
         return chat_id
@@ -292,8 +305,11 @@ class ChatsDialog(QDialog):
             return
         title = self.store.chats.info(chat_id)["title"]
         path, chosen = QFileDialog.getSaveFileName(
-            self, self.tr("Export {0}").format(title), _safe_name(title) + ".jsonl",
-            ";;".join(EXPORT_FILTERS))
+            self,
+            self.tr("Export {0}").format(title),
+            _safe_name(title) + ".jsonl",
+            ";;".join(EXPORT_FILTERS),
+        )
         if path:
             fmt = EXPORT_FILTERS.get(chosen, "jsonl")
             if Path(path).suffix.lower().lstrip(".") in ("jsonl", "md", "txt"):
@@ -305,15 +321,18 @@ class ChatsDialog(QDialog):
         listed with their line numbers and the rest is imported only if
         `accept_problems(problems)` says yes. Returns the new chat's id."""
         try:
-            result = import_st_chat(self.store, path, self.character_id,
-                                    accept=accept_problems)
+            result = import_st_chat(self.store, path, self.character_id, accept=accept_problems)
         except StoreError as exc:  # the file was fine, the database could not take it
             self._say(str(exc))
             return None
         except ChatIOError as exc:
-            self._say(str(exc) if not exc.problems else
-                      self.tr("{0}: not imported ({1} malformed line(s)).").format(
-                          Path(path).name, len(exc.problems)))
+            self._say(
+                str(exc)
+                if not exc.problems
+                else self.tr("{0}: not imported ({1} malformed line(s)).").format(
+                    Path(path).name, len(exc.problems)
+                )
+            )
             return None
         self.reload(select=result.chat_id)
         self.chats_changed.emit()
@@ -324,8 +343,11 @@ class ChatsDialog(QDialog):
 
     def _choose_import(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, self.tr("Import a SillyTavern chat"), "",
-            self.tr("SillyTavern chats (*.jsonl);;All files (*)"))
+            self,
+            self.tr("Import a SillyTavern chat"),
+            "",
+            self.tr("SillyTavern chats (*.jsonl);;All files (*)"),
+        )
         if path:
             self.import_asking(path)
 
@@ -338,11 +360,15 @@ class ChatsDialog(QDialog):
         listed = "\n".join(str(p) for p in problems[:20])
         if len(problems) > 20:
             listed += "\n" + self.tr("… and {0} more").format(len(problems) - 20)
-        box = QMessageBox(QMessageBox.Icon.Warning, self.tr("Import a SillyTavern chat"),
-                          self.tr("{0} line(s) of {1} could not be read. Import the rest?")
-                          .format(len(problems), Path(path).name),
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                          self)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            self.tr("Import a SillyTavern chat"),
+            self.tr("{0} line(s) of {1} could not be read. Import the rest?").format(
+                len(problems), Path(path).name
+            ),
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            self,
+        )
         box.setInformativeText(listed)
         box.setDefaultButton(QMessageBox.StandardButton.No)
         box.setModal(False)
@@ -366,8 +392,9 @@ class ChatsDialog(QDialog):
             return 0
         self.hits.clear()
         for hit in self.store.chats.search(text):
-            item = QListWidgetItem(f"{hit.character_name} · {hit.chat_title}\n"
-                                   f"    “{' '.join(hit.snippet.split())}”")
+            item = QListWidgetItem(
+                f"{hit.character_name} · {hit.chat_title}\n    “{' '.join(hit.snippet.split())}”"
+            )
             item.setData(ID_ROLE, hit.chat_id)
             item.setToolTip(self.tr("Double-click to open this chat"))
             self.hits.addItem(item)
@@ -377,9 +404,13 @@ class ChatsDialog(QDialog):
             self.hits.addItem(placeholder)
         self.pages.setCurrentWidget(self.hits)
         self._update_buttons()
-        return sum(1 for i in range(self.hits.count())
-                   if self.hits.item(i).data(ID_ROLE) is not None)
+        return sum(
+            1 for i in range(self.hits.count()) if self.hits.item(i).data(ID_ROLE) is not None
+        )
 
     def hit_chat_ids(self) -> list[int]:
-        return [self.hits.item(i).data(ID_ROLE) for i in range(self.hits.count())
-                if self.hits.item(i).data(ID_ROLE) is not None]
+        return [
+            self.hits.item(i).data(ID_ROLE)
+            for i in range(self.hits.count())
+            if self.hits.item(i).data(ID_ROLE) is not None
+        ]

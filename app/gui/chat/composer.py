@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QPlainTextEdit
 
 class Composer(QPlainTextEdit):
     submitted = Signal(str)
-    edit_last_requested = Signal()   # Up in an empty composer, as in chat apps
+    edit_last_requested = Signal()  # Up in an empty composer, as in chat apps
 
     def __init__(self, parent=None, enter_sends: bool = True) -> None:
         super().__init__(parent)

@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Target:
     """Where streamed text goes: a stored reply (new or continued) or the composer."""
-    kind: str                    # "reply" | "impersonate"
+
+    kind: str  # "reply" | "impersonate"
     message_id: int | None = None
     text: str = ""
 
@@ -49,12 +50,12 @@ class _Target:
 class ChatController(QObject):
     busy_changed = Signal(bool)
     error = Signal(str)
-    reply_finished = Signal(object)      # StreamStats
-    impersonation = Signal(str)          # streamed text for the composer
+    reply_finished = Signal(object)  # StreamStats
+    impersonation = Signal(str)  # streamed text for the composer
     impersonation_finished = Signal(str)
-    chat_opened = Signal(int)            # another chat (or a branch) is shown: reset its state
-    notice = Signal(str)                 # something the user should know, for the status bar
-    deleted = Signal(int)                # messages hidden by a delete that Undo can bring back
+    chat_opened = Signal(int)  # another chat (or a branch) is shown: reset its state
+    notice = Signal(str)  # something the user should know, for the status bar
+    deleted = Signal(int)  # messages hidden by a delete that Undo can bring back
     _generate = Signal(object, object)
 
     def __init__(self, ctx: AppContext, model: ChatModel, worker: WorkerThread) -> None:
@@ -65,7 +66,7 @@ class ChatController(QObject):
         self.info: ModelInfo | None = None
         self.counter = TokenCounter()
         self.last_prompt = None
-        self._pending_delete: int | None = None   # hidden, deleted for good on commit
+        self._pending_delete: int | None = None  # hidden, deleted for good on commit
         self._target: _Target | None = None
         self._save_timer = QTimer(self, interval=SAVE_EVERY_MS, timeout=self._save_partial)
         self._generate.connect(self.worker.generate)
@@ -104,8 +105,11 @@ class ChatController(QObject):
 
     def reload(self) -> None:
         """Show the chat's active path again (after a swipe, edit, delete or new settings)."""
-        self.model.names = {"user": self._user_name(),
-                            "assistant": self.card.get("name", ""), "system": "System"}
+        self.model.names = {
+            "user": self._user_name(),
+            "assistant": self.card.get("name", ""),
+            "system": "System",
+        }
         if self.chat_id is not None:
             self.model.set_messages(self._shown_path())
 
@@ -114,13 +118,12 @@ class ChatController(QObject):
         path = self.ctx.store.messages.active_path(self.chat_id)
         ids = [m.id for m in path]
         if self._pending_delete in ids:
-            return path[:ids.index(self._pending_delete)]
+            return path[: ids.index(self._pending_delete)]
         return path
 
     def _persona(self) -> tuple[str, str] | None:
         """The chat's persona, else the default one, else None (the settings' name)."""
-        return chat_persona_of(self.ctx.store, self.chat_id) if self.chat_id is not None \
-            else None
+        return chat_persona_of(self.ctx.store, self.chat_id) if self.chat_id is not None else None
 
     def _user_name(self) -> str:
         persona = self._persona()
@@ -129,10 +132,21 @@ class ChatController(QObject):
     def _input(self, history: list[Message], instruction: str | None = None):
         wi = WorldInfoStore(self.ctx.store)
         self._lore_ids = [m.id for m in history]  # the prompt's timed effects are kept here
-        lore = lore_input(wi, self.chat_id, self.ctx.store.chats.character_of(self.chat_id),
-                          self._lore_ids, default_note(self.ctx.settings))
-        return prompt_input(self.card, self.ctx.settings, history, instruction=instruction,
-                            persona=self._persona(), lore=lore)
+        lore = lore_input(
+            wi,
+            self.chat_id,
+            self.ctx.store.chats.character_of(self.chat_id),
+            self._lore_ids,
+            default_note(self.ctx.settings),
+        )
+        return prompt_input(
+            self.card,
+            self.ctx.settings,
+            history,
+            instruction=instruction,
+            persona=self._persona(),
+            lore=lore,
+        )
 
     def _path(self) -> list[Message]:
         return self.ctx.store.messages.active_path(self.chat_id)
@@ -165,10 +179,12 @@ class ChatController(QObject):
             leaf = self.ctx.store.messages.active_leaf(self.chat_id)
             # The name is kept with the message: a later persona change renames new
             # messages, not what was already said (SillyTavern keeps `name` per message).
-            user_id = self.ctx.store.messages.append(self.chat_id, leaf, "user", text,
-                                                    gen_info={"name": self._user_name()})
+            user_id = self.ctx.store.messages.append(
+                self.chat_id, leaf, "user", text, gen_info={"name": self._user_name()}
+            )
             self.model.append(self.ctx.store.messages.get(user_id))
             self._new_reply(user_id, self._path())
+
         return self._guarded(act)
 
     def regenerate(self) -> bool:
@@ -199,6 +215,7 @@ class ChatController(QObject):
             self.model.update_last(status="streaming")
             inp = replace(self._input(path), continue_last=True)
             self._run(_Target("reply", last.id, last.text), inp)
+
         return self._guarded(act)
 
     def impersonate(self) -> bool:
@@ -241,10 +258,12 @@ class ChatController(QObject):
         leaf = self.ctx.store.messages.show_branch(self.chat_id, target)
         self.reload()
         if had_more:
-            self.notice.emit(self.tr(
-                "Showing greeting {0} of {1}. The conversation after greeting {2} is kept: "
-                "swipe back to it to continue there.").format(
-                    siblings.index(target) + 1, len(siblings), siblings.index(msg.id) + 1))
+            self.notice.emit(
+                self.tr(
+                    "Showing greeting {0} of {1}. The conversation after greeting {2} is kept: "
+                    "swipe back to it to continue there."
+                ).format(siblings.index(target) + 1, len(siblings), siblings.index(msg.id) + 1)
+            )
         return leaf
 
     def edit(self, message_id: int, text: str) -> bool:
@@ -286,8 +305,9 @@ class ChatController(QObject):
 
     # --- running a generation ----------------------------------------------------------
     def _new_reply(self, parent_id: int, history: list[Message]) -> None:
-        reply_id = self.ctx.store.messages.append(self.chat_id, parent_id, "assistant", "",
-                                                 status="streaming")
+        reply_id = self.ctx.store.messages.append(
+            self.chat_id, parent_id, "assistant", "", status="streaming"
+        )
         self.reload()
         self._run(_Target("reply", reply_id), self._input(history))
 
@@ -306,12 +326,19 @@ class ChatController(QObject):
     def _on_started(self, prompt) -> None:
         self.last_prompt = prompt
         if self.chat_id is not None:  # world info's sticky/cooldown state for this branch
-            self._guarded(lambda: remember_lore_state(WorldInfoStore(self.ctx.store),
-                                                      getattr(self, "_lore_ids", []), prompt))
-        log.info("prompt built: %d of %d tokens, %d older messages left out, lore %d%s",
-                 prompt.tokens, self.info.n_ctx if self.info else 0, prompt.dropped_messages,
-                 len(prompt.lore), f", text {text_for_log(prompt.text, True)}"
-                 if self.ctx.settings.log_text else "")
+            self._guarded(
+                lambda: remember_lore_state(
+                    WorldInfoStore(self.ctx.store), getattr(self, "_lore_ids", []), prompt
+                )
+            )
+        log.info(
+            "prompt built: %d of %d tokens, %d older messages left out, lore %d%s",
+            prompt.tokens,
+            self.info.n_ctx if self.info else 0,
+            prompt.dropped_messages,
+            len(prompt.lore),
+            f", text {text_for_log(prompt.text, True)}" if self.ctx.settings.log_text else "",
+        )
 
     def _on_batch(self, text: str) -> None:
         if self._target is None:
@@ -328,8 +355,7 @@ class ChatController(QObject):
 
     def _write_reply(self, status: str | None, info: dict | None = None) -> None:
         try:
-            self.ctx.store.messages.update(self._target.message_id, self._target.text, status,
-                                          info)
+            self.ctx.store.messages.update(self._target.message_id, self._target.text, status, info)
         except StoreError as exc:
             self.error.emit(str(exc))
 
@@ -349,18 +375,33 @@ class ChatController(QObject):
             return
         stats = stats or StreamStats()
         sampler = {k: v for k, v in asdict(self._sampling).items() if k != "stop"}
-        log.info("reply %s: %d tokens, %.1f tok/s, first token after %.2f s, prompt %d tokens "
-                 "(%d reused, %d shifted%s), seed %s, finish %s, text %s",
-                 "stopped" if stats.stopped else "complete", stats.tokens,
-                 stats.tokens_per_s, stats.ttft_s, stats.prompt_tokens, stats.reused_tokens,
-                 stats.shifted_tokens, f"; full read: {stats.full_read_reason}"
-                 if stats.full_read_reason else "", stats.seed, stats.finish_reason or "-",
-                 text_for_log(self._target.text, self.ctx.settings.log_text))
+        log.info(
+            "reply %s: %d tokens, %.1f tok/s, first token after %.2f s, prompt %d tokens "
+            "(%d reused, %d shifted%s), seed %s, finish %s, text %s",
+            "stopped" if stats.stopped else "complete",
+            stats.tokens,
+            stats.tokens_per_s,
+            stats.ttft_s,
+            stats.prompt_tokens,
+            stats.reused_tokens,
+            stats.shifted_tokens,
+            f"; full read: {stats.full_read_reason}" if stats.full_read_reason else "",
+            stats.seed,
+            stats.finish_reason or "-",
+            text_for_log(self._target.text, self.ctx.settings.log_text),
+        )
         extra = self._clean_reply()
-        self._finish("stopped" if stats.stopped else "complete", {
-            "model": self.info.name if self.info else "", "seed": stats.seed,
-            "sampler": sampler, "tokens": stats.tokens,
-            "tokens_per_s": round(stats.tokens_per_s, 2), **extra})
+        self._finish(
+            "stopped" if stats.stopped else "complete",
+            {
+                "model": self.info.name if self.info else "",
+                "seed": stats.seed,
+                "sampler": sampler,
+                "tokens": stats.tokens,
+                "tokens_per_s": round(stats.tokens_per_s, 2),
+                **extra,
+            },
+        )
         self.reply_finished.emit(stats)
 
     def _clean_reply(self) -> dict:
@@ -376,8 +417,11 @@ class ChatController(QObject):
         return {"raw_text": cleaned.raw}
 
     def _on_failed(self, message: str, crashed: bool) -> None:
-        log.error("reply %s: %s", "interrupted, the engine process crashed" if crashed
-                  else "failed", message)
+        log.error(
+            "reply %s: %s",
+            "interrupted, the engine process crashed" if crashed else "failed",
+            message,
+        )
         retry = not crashed and self._target is not None and self._target.kind == "reply"
         if self._target is not None:
             self._finish("interrupted" if crashed else "error", {"error": message})

@@ -48,42 +48,60 @@ from app.gui.chat.message_editor import MessageEditor
 from app.gui.chat.model import Roles
 from app.gui.plain_text import SafeDocument
 
-GLYPHS = {"edit": "✎", "copy": "❐", "regenerate": "↻", "continue": "»", "branch": "⋔",
-          "delete": "✕"}
-DEFAULT_COLORS = {"action": "#8a8f98", "speech": "#c77d2e"}   # readable on light and dark
+GLYPHS = {
+    "edit": "✎",
+    "copy": "❐",
+    "regenerate": "↻",
+    "continue": "»",
+    "branch": "⋔",
+    "delete": "✕",
+}
+DEFAULT_COLORS = {"action": "#8a8f98", "speech": "#c77d2e"}  # readable on light and dark
 
 
 def chat_colors(speech: str, action: str) -> dict[str, str]:
     """The user's colours where they are valid #rrggbb values, else the defaults."""
     chosen = {"speech": speech, "action": action}
-    return {k: v if QColor.isValidColorName(v or "") and (v or "").startswith("#")
-            else DEFAULT_COLORS[k] for k, v in chosen.items()}
+    return {
+        k: v
+        if QColor.isValidColorName(v or "") and (v or "").startswith("#")
+        else DEFAULT_COLORS[k]
+        for k, v in chosen.items()
+    }
 
 
 # Qt's default lists and quotes sit in wide empty margins; a chat wants them close.
-BLOCK_STYLE = ("ul, ol { margin-top: 2px; margin-bottom: 2px; margin-left: -16px; }"
-               " blockquote { margin: 4px 0px 4px 12px; }"
-               " pre { margin-top: 4px; margin-bottom: 4px; }")
-TIPS = {"edit": "Edit", "copy": "Copy", "regenerate": "Regenerate", "continue": "Continue",
-        "branch": "Branch here", "delete": "Delete (and what follows)"}
+BLOCK_STYLE = (
+    "ul, ol { margin-top: 2px; margin-bottom: 2px; margin-left: -16px; }"
+    " blockquote { margin: 4px 0px 4px 12px; }"
+    " pre { margin-top: 4px; margin-bottom: 4px; }"
+)
+TIPS = {
+    "edit": "Edit",
+    "copy": "Copy",
+    "regenerate": "Regenerate",
+    "continue": "Continue",
+    "branch": "Branch here",
+    "delete": "Delete (and what follows)",
+}
 
 
 class MessageDelegate(QStyledItemDelegate):
-    swipe_clicked = Signal(int, int)       # row, step (-1 or +1)
-    action_clicked = Signal(int, str)      # row, one of GLYPHS' keys
-    edit_committed = Signal(int, str)      # message id, new text
+    swipe_clicked = Signal(int, int)  # row, step (-1 or +1)
+    action_clicked = Signal(int, str)  # row, one of GLYPHS' keys
+    edit_committed = Signal(int, str)  # message id, new text
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._docs: dict[tuple, QTextDocument] = {}
         self.avatars: dict[str, QPixmap] = {}
-        self.book = False   # book-like layout: every message full width, on the left
-        self.max_width = 900   # the reading column: long lines tire the eye
+        self.book = False  # book-like layout: every message full width, on the left
+        self.max_width = 900  # the reading column: long lines tire the eye
         self.hover_row = -1
         self.editing_row = -1
         self.editor: MessageEditor | None = None
-        self.find_mark: tuple[int, str] | None = None   # (message id, text) to highlight
-        self.colors = lambda: dict(DEFAULT_COLORS)   # the user's choice, read at each layout
+        self.find_mark: tuple[int, str] | None = None  # (message id, text) to highlight
+        self.colors = lambda: dict(DEFAULT_COLORS)  # the user's choice, read at each layout
 
     # --- layout ------------------------------------------------------------------------
     def _document(self, text: str, width: int, font, mark: str = "") -> QTextDocument:
@@ -106,8 +124,7 @@ class MessageDelegate(QStyledItemDelegate):
 
     def document_for(self, option: QStyleOptionViewItem, index) -> QTextDocument:
         msg = index.data(Roles.MESSAGE)
-        mark = self.find_mark[1] if self.find_mark and msg and msg.id == self.find_mark[0] \
-            else ""
+        mark = self.find_mark[1] if self.find_mark and msg and msg.id == self.find_mark[0] else ""
         return self._document(index.data() or "", self._text_width(option), option.font, mark)
 
     def _column(self, option: QStyleOptionViewItem) -> tuple[float, float]:
@@ -120,8 +137,7 @@ class MessageDelegate(QStyledItemDelegate):
         height = doc.size().height()
         if index.row() == self.editing_row and self.editor is not None:
             height = max(height, self.editor.wanted_height())
-        return QSize(option.rect.width(),
-                     max(int(height) + HEADER + 2 * PAD, AVATAR) + MARGIN)
+        return QSize(option.rect.width(), max(int(height) + HEADER + 2 * PAD, AVATAR) + MARGIN)
 
     def _text_width(self, option: QStyleOptionViewItem) -> int:
         usable = self._column(option)[1] - AVATAR - 3 * MARGIN
@@ -147,9 +163,12 @@ class MessageDelegate(QStyledItemDelegate):
         left, column = self._column(option)
         width = column - AVATAR - 3 * MARGIN
         if not self.book and index.row() != self.editing_row:
-            need = header_width(option.font, self._header_texts(index),
-                                self._actions(index, shown_only=False),
-                                self._swipes_shown(index))
+            need = header_width(
+                option.font,
+                self._header_texts(index),
+                self._actions(index, shown_only=False),
+                self._swipes_shown(index),
+            )
             width = min(width, max(doc.idealWidth() + 2 * PAD, need, 160))
         if self._is_right(index):
             x = left + column - 2 * MARGIN - AVATAR - width
@@ -160,16 +179,24 @@ class MessageDelegate(QStyledItemDelegate):
     def _header_texts(self, index) -> tuple[str, str]:
         if index.row() == self.editing_row:
             return index.data(Roles.NAME) or "", self.tr(
-                "editing · Enter saves · Esc cancels · Shift+Enter: new line")
+                "editing · Enter saves · Esc cancels · Shift+Enter: new line"
+            )
         return index.data(Roles.NAME) or "", meta_text(
-            index.data(Roles.MESSAGE), index.data(Roles.STATUS),
-            bool(index.data(Roles.OUT_OF_CONTEXT)), index.data(Roles.SWIPE))
+            index.data(Roles.MESSAGE),
+            index.data(Roles.STATUS),
+            bool(index.data(Roles.OUT_OF_CONTEXT)),
+            index.data(Roles.SWIPE),
+        )
 
     def header(self, option: QStyleOptionViewItem, index) -> HeaderLayout:
         """Where the name, time/status, action buttons and swipe arrows go in the bubble."""
-        return header_layout(option.font, self.bubble_rect(option, index),
-                             self._header_texts(index), self._actions(index),
-                             self._swipes_shown(index))
+        return header_layout(
+            option.font,
+            self.bubble_rect(option, index),
+            self._header_texts(index),
+            self._actions(index),
+            self._swipes_shown(index),
+        )
 
     # --- painting ----------------------------------------------------------------------
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index) -> None:
@@ -178,21 +205,24 @@ class MessageDelegate(QStyledItemDelegate):
         doc = self.document_for(option, index)
         bubble = self.bubble_rect(option, index)
         is_user = index.data(Roles.ROLE) == "user"
-        self._paint_avatar(painter, option, bubble, is_user, self._is_right(index),
-                           index.data(Roles.NAME) or "?")
+        self._paint_avatar(
+            painter, option, bubble, is_user, self._is_right(index), index.data(Roles.NAME) or "?"
+        )
         self._paint_bubble(painter, option, bubble, is_user)
         self._paint_header(painter, option, index, self.header(option, index))
         if index.row() != self.editing_row:
             painter.translate(bubble.left() + PAD, bubble.top() + PAD + HEADER)
             painter.setClipRect(QRectF(0, 0, bubble.width() - 2 * PAD + 1, doc.size().height()))
             ctx = QAbstractTextDocumentLayout.PaintContext()
-            ctx.palette.setColor(QPalette.ColorRole.Text,
-                                 option.palette.color(QPalette.ColorRole.Text))
+            ctx.palette.setColor(
+                QPalette.ColorRole.Text, option.palette.color(QPalette.ColorRole.Text)
+            )
             doc.documentLayout().draw(painter, ctx)
         painter.restore()
 
-    def _paint_avatar(self, painter, option, bubble: QRectF, is_user: bool, right: bool,
-                      name: str) -> None:
+    def _paint_avatar(
+        self, painter, option, bubble: QRectF, is_user: bool, right: bool, name: str
+    ) -> None:
         x = bubble.right() + MARGIN if right else bubble.left() - MARGIN - AVATAR
         rect = QRectF(x, bubble.top(), AVATAR, AVATAR)
         clip = QPainterPath()
@@ -211,8 +241,11 @@ class MessageDelegate(QStyledItemDelegate):
     @staticmethod
     def _paint_bubble(painter, option, rect: QRectF, is_user: bool) -> None:
         accent = option.palette.color(QPalette.ColorRole.Highlight)
-        fill = QColor(accent) if is_user else QColor(
-            option.palette.color(QPalette.ColorRole.AlternateBase))
+        fill = (
+            QColor(accent)
+            if is_user
+            else QColor(option.palette.color(QPalette.ColorRole.AlternateBase))
+        )
         if is_user:
             fill.setAlpha(45)
         painter.setPen(Qt.PenStyle.NoPen)
@@ -300,8 +333,7 @@ class MessageDelegate(QStyledItemDelegate):
 
     def updateEditorGeometry(self, editor: QWidget, option, index) -> None:  # noqa: N802
         bubble = self.bubble_rect(option, index)
-        editor.setGeometry(bubble.adjusted(PAD - 4, PAD + HEADER - 4, 4 - PAD, 4 - PAD)
-                           .toRect())
+        editor.setGeometry(bubble.adjusted(PAD - 4, PAD + HEADER - 4, 4 - PAD, 4 - PAD).toRect())
 
     def destroyEditor(self, editor: QWidget, index) -> None:  # noqa: N802
         if editor is self.editor:
@@ -323,4 +355,3 @@ class MessageDelegate(QStyledItemDelegate):
             editor.done = True
         hint = QStyledItemDelegate.EndEditHint.NoHint
         self.closeEditor.emit(editor, hint)
-

@@ -24,14 +24,18 @@ class FindBar(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         for w in (self.field, self.result, previous, following, close):
             lay.addWidget(w)
-        self._current: int | None = None   # index into model.messages()
+        self._current: int | None = None  # index into model.messages()
         self.field.returnPressed.connect(lambda: self.find(-1))
         self.field.textChanged.connect(self._restart)
         previous.clicked.connect(lambda: self.find(-1))
         following.clicked.connect(lambda: self.find(+1))
         close.clicked.connect(self.hide)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.hide,
-                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        QShortcut(
+            QKeySequence(Qt.Key.Key_Escape),
+            self,
+            self.hide,
+            context=Qt.ShortcutContext.WidgetWithChildrenShortcut,
+        )
         self.hide()
 
     def open(self) -> None:
@@ -53,7 +57,7 @@ class FindBar(QWidget):
         delegate = self.view.itemDelegate()
         if getattr(delegate, "find_mark", None) != mark:
             delegate.find_mark = mark
-            self.view.doItemsLayout()   # the marked document is a different one
+            self.view.doItemsLayout()  # the marked document is a different one
             self.view.viewport().update()
 
     def find(self, direction: int) -> int | None:

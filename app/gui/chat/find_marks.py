@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtGui import QColor, QTextCharFormat, QTextDocument
 
-MARK_COLOR = "#f2c94c"   # a highlighter yellow, readable under dark and light text
+MARK_COLOR = "#f2c94c"  # a highlighter yellow, readable under dark and light text
 
 
 def mark_matches(doc: QTextDocument, needle: str) -> int:

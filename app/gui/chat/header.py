@@ -51,8 +51,9 @@ class ElidedLabel(QLabel):
         self._elide()
 
     def _elide(self) -> None:
-        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight,
-                                              max(0, self.width() - 4))
+        shown = self.fontMetrics().elidedText(
+            self._full, Qt.TextElideMode.ElideRight, max(0, self.width() - 4)
+        )
         super().setText(shown)
 
 
@@ -60,9 +61,9 @@ class ChatHeader(QWidget):
     chat_selected = Signal(int)
     new_chat_requested = Signal()
     inspect_requested = Signal()
-    manage_requested = Signal()           # "Chats…": open the chat manager
-    persona_chosen = Signal(object)       # a persona id, or None for "the default"
-    personas_requested = Signal()         # the combo's last entry: edit the personas
+    manage_requested = Signal()  # "Chats…": open the chat manager
+    persona_chosen = Signal(object)  # a persona id, or None for "the default"
+    personas_requested = Signal()  # the combo's last entry: edit the personas
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -80,23 +81,31 @@ class ChatHeader(QWidget):
         # 800 px beside the library.
         self.chats.setMinimumContentsLength(10)
         self.chats.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self.manage_button = QPushButton(self.tr("Chats…"))
-        self.manage_button.setToolTip(self.tr("Rename, duplicate, delete, export, import and "
-                                              "search chats"))
+        self.manage_button.setToolTip(
+            self.tr("Rename, duplicate, delete, export, import and search chats")
+        )
         self.persona = QComboBox()
         self.persona.setAccessibleName(self.tr("Your persona in this chat"))
         self.persona.setToolTip(self.tr("Who you are in this chat"))
         self.persona.setMinimumContentsLength(8)
         self.persona.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self._persona_index = 0
         self.new_button = QPushButton(self.tr("New chat"))
         self.inspect_button = QPushButton(self.tr("Prompt…"))
         self.inspect_button.setToolTip(self.tr("Show the exact prompt sent for the last reply"))
         lay.addWidget(self.title, 1)
-        for w in (self.persona, self.chats, self.manage_button, self.new_button,
-                  self.inspect_button):
+        for w in (
+            self.persona,
+            self.chats,
+            self.manage_button,
+            self.new_button,
+            self.inspect_button,
+        ):
             lay.addWidget(w)
         self.chats.activated.connect(lambda i: self.chat_selected.emit(self.chats.itemData(i)))
         self.persona.activated.connect(self._on_persona)
@@ -111,8 +120,11 @@ class ChatHeader(QWidget):
         for row in rows:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["last_used_at"]))
             self.chats.addItem(row["title"], row["id"])
-            self.chats.setItemData(self.chats.count() - 1, self.tr("Last used {0}").format(when),
-                                   Qt.ItemDataRole.ToolTipRole)
+            self.chats.setItemData(
+                self.chats.count() - 1,
+                self.tr("Last used {0}").format(when),
+                Qt.ItemDataRole.ToolTipRole,
+            )
         index = self.chats.findData(current)
         self.chats.setCurrentIndex(max(index, 0))
 
@@ -121,8 +133,12 @@ class ChatHeader(QWidget):
         None when it follows the default."""
         self.persona.clear()
         default = next((r["name"] for r in rows if r["is_default"]), None)
-        self.persona.addItem(self.tr("Default persona ({0})").format(default)
-                             if default else self.tr("Default persona"), None)
+        self.persona.addItem(
+            self.tr("Default persona ({0})").format(default)
+            if default
+            else self.tr("Default persona"),
+            None,
+        )
         for row in rows:
             self.persona.addItem(row["name"], row["id"])
         self.persona.insertSeparator(self.persona.count())

@@ -41,8 +41,9 @@ class PromptInspector(QDialog):
         self.lore_table = LoreTraceTable(trace) if trace else None
         if self.lore_table is not None:
             fired = sum(1 for t in trace if t.fired)
-            lay.addWidget(_plain_label(self.tr("Lore: {0} of {1} entries fired").format(
-                fired, len(trace))))
+            lay.addWidget(
+                _plain_label(self.tr("Lore: {0} of {1} entries fired").format(fired, len(trace)))
+            )
             lay.addWidget(self.lore_table)
         self.text = QPlainTextEdit(prompt.text)
         self.text.setReadOnly(True)

@@ -23,14 +23,20 @@ class LoreTraceTable(QTableWidget):
         # fired entries first, each group in book order, so the answer is at the top
         rows = sorted(trace, key=lambda t: not t.fired)
         for row, item in enumerate(rows):
-            cells = (item.entry, self.tr("yes") if item.fired else self.tr("no"),
-                     item.position, str(item.tokens) if item.fired else "", item.reason)
+            cells = (
+                item.entry,
+                self.tr("yes") if item.fired else self.tr("no"),
+                item.position,
+                str(item.tokens) if item.fired else "",
+                item.reason,
+            )
             for column, text in enumerate(cells):
                 cell = QTableWidgetItem(text)
                 cell.setToolTip(plain_tip(text))  # entry names come from the card
                 if column == 3:
-                    cell.setTextAlignment(Qt.AlignmentFlag.AlignRight
-                                          | Qt.AlignmentFlag.AlignVCenter)
+                    cell.setTextAlignment(
+                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                    )
                 self.setItem(row, column, cell)
         header = self.horizontalHeader()
         for column in range(len(COLUMNS) - 1):
@@ -41,5 +47,7 @@ class LoreTraceTable(QTableWidget):
 
     def rows(self) -> list[tuple[str, ...]]:
         """The table as text, row by row (for tests and copying)."""
-        return [tuple(self.item(r, c).text() for c in range(self.columnCount()))
-                for r in range(self.rowCount())]
+        return [
+            tuple(self.item(r, c).text() for c in range(self.columnCount()))
+            for r in range(self.rowCount())
+        ]

@@ -14,7 +14,7 @@ ENTER_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
 class MessageEditor(QPlainTextEdit):
     save = Signal()
     cancel = Signal()
-    grew = Signal()     # the text needs another height: the row should follow
+    grew = Signal()  # the text needs another height: the row should follow
 
     def __init__(self, parent: QWidget, message_id: int) -> None:
         super().__init__(parent)
@@ -51,8 +51,10 @@ class MessageEditor(QPlainTextEdit):
     def event(self, event: QEvent) -> bool:
         # Enter and Esc belong to the editor while it is open, not to the window's
         # shortcuts (Esc stops a reply, Ctrl+Enter regenerates).
-        if event.type() == QEvent.Type.ShortcutOverride and \
-                event.key() in (*ENTER_KEYS, Qt.Key.Key_Escape):
+        if event.type() == QEvent.Type.ShortcutOverride and event.key() in (
+            *ENTER_KEYS,
+            Qt.Key.Key_Escape,
+        ):
             event.accept()
             return True
         return super().event(event)
@@ -64,7 +66,7 @@ class MessageEditor(QPlainTextEdit):
         if event.key() in ENTER_KEYS and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
             self.save.emit()
             return
-        if event.key() in ENTER_KEYS:   # Shift+Enter: a new line, not a paragraph break
+        if event.key() in ENTER_KEYS:  # Shift+Enter: a new line, not a paragraph break
             self.insertPlainText("\n")
             return
         super().keyPressEvent(event)

@@ -13,12 +13,18 @@ from app.gui.chat.controller import ChatController
 from app.gui.chat.model import ChatModel
 from app.gui.undo_bar import make_undo_bar
 
-UNDO_MS = 30_000   # as long as the character library's Undo
+UNDO_MS = 30_000  # as long as the character library's Undo
 
 
 class MessageOps(QObject):
-    def __init__(self, view: QListView, model: ChatModel, controller: ChatController,
-                 branch: Callable[[int], None], notify: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        view: QListView,
+        model: ChatModel,
+        controller: ChatController,
+        branch: Callable[[int], None],
+        notify: Callable[[str], None],
+    ) -> None:
         super().__init__(view)
         self.view, self.model, self.controller = view, model, controller
         self.branch, self.notify = branch, notify
@@ -36,7 +42,7 @@ class MessageOps(QObject):
 
     # --- which bubble shows its buttons -----------------------------------------------
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
-        if not isValid(self.view):   # events still arrive while the window is torn down
+        if not isValid(self.view):  # events still arrive while the window is torn down
             return False
         kind = event.type()
         if obj is self.view.viewport() and kind == QEvent.Type.MouseMove:
@@ -57,9 +63,16 @@ class MessageOps(QObject):
             return False
         key, mods = event.key(), event.modifiers()
         ctrl = bool(mods & Qt.KeyboardModifier.ControlModifier)
-        name = {Qt.Key.Key_F2: "edit", Qt.Key.Key_E: "edit", Qt.Key.Key_Delete: "delete",
-                Qt.Key.Key_B: "branch"}.get(key) if not ctrl else (
-                    "copy" if key == Qt.Key.Key_C else None)
+        name = (
+            {
+                Qt.Key.Key_F2: "edit",
+                Qt.Key.Key_E: "edit",
+                Qt.Key.Key_Delete: "delete",
+                Qt.Key.Key_B: "branch",
+            }.get(key)
+            if not ctrl
+            else ("copy" if key == Qt.Key.Key_C else None)
+        )
         if name is None:
             return False
         self._on_action(index.row(), name)
@@ -125,8 +138,11 @@ class MessageOps(QObject):
     def _on_deleted(self, count: int) -> None:
         if count <= 0:
             return
-        self.undo_label.setText(self.tr("Deleted {0} message(s).").format(count)
-                                if count != 1 else self.tr("Deleted a message."))
+        self.undo_label.setText(
+            self.tr("Deleted {0} message(s).").format(count)
+            if count != 1
+            else self.tr("Deleted a message.")
+        )
         self.undo_bar.show()
         self._timer.start()
 

@@ -37,7 +37,7 @@ class ChatModel(QAbstractListModel):
         super().__init__(parent)
         self._messages: list[Message] = []
         self._earlier: list[Message] = []
-        self._dropped = 0   # the oldest messages the last prompt had no room for
+        self._dropped = 0  # the oldest messages the last prompt had no room for
         self.names = {"user": "You", "assistant": "", "system": "System"}
 
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008, N802

@@ -23,8 +23,8 @@ from app.gui.theme import CHAT_TEXT, apply_chat_font
 from app.gui.window_state import WindowState
 
 NOTICE_MS = 12_000
-LIBRARY_MIN_W = 180   # a long name in the chat header must not squeeze the library away
-WIDE_WINDOW, PANEL_W = 1150, 280   # the portrait pane shows from this width of the panes
+LIBRARY_MIN_W = 180  # a long name in the chat header must not squeeze the library away
+WIDE_WINDOW, PANEL_W = 1150, 280  # the portrait pane shows from this width of the panes
 
 
 class CharacterSwitch(QObject):
@@ -61,16 +61,21 @@ def reset_chat_status(window) -> None:
 
 
 def wire_chat(window) -> MessageOps:
-    ops = MessageOps(window.chat_view, window.chat_model, window.controller,
-                     branch=window.branch_here,
-                     notify=lambda text: window.statusBar().showMessage(text, NOTICE_MS))
+    ops = MessageOps(
+        window.chat_view,
+        window.chat_model,
+        window.controller,
+        branch=window.branch_here,
+        notify=lambda text: window.statusBar().showMessage(text, NOTICE_MS),
+    )
     column = window.chat_view.parentWidget().layout()
     column.insertWidget(column.indexOf(window.chat_view) + 1, ops.undo_bar)
     window.controller.chat_opened.connect(lambda _chat: reset_chat_status(window))
     window.controller.notice.connect(ops.notify)
     window.character_switch = CharacterSwitch(window)
     window.chat_view.itemDelegate().colors = lambda: chat_colors(
-        window.ctx.settings.speech_color, window.ctx.settings.action_color)
+        window.ctx.settings.speech_color, window.ctx.settings.action_color
+    )
     for widget in (window.chat_view, window.composer):
         widget.setProperty(CHAT_TEXT, True)
     apply_chat_font(QApplication.instance(), window.ctx.settings.font_size)
@@ -91,16 +96,21 @@ def _remember_state(window) -> None:
     character, chat = state.last_chat()
     if character is not None and window.library.select(character) and chat is not None:
         try:
-            if window.ctx.store.chats.character_of(chat) == character \
-                    and window.ctx.store.chats.info(chat)["deleted_at"] is None:
+            if (
+                window.ctx.store.chats.character_of(chat) == character
+                and window.ctx.store.chats.info(chat)["deleted_at"] is None
+            ):
                 window._open_chat(chat)
         except (StoreError, TypeError, IndexError):
-            pass   # the chat is gone: its character's newest chat is open instead
-    window.controller.chat_opened.connect(lambda chat_id: state.set_last_chat(
-        window.ctx.store.chats.character_of(chat_id), chat_id))
+            pass  # the chat is gone: its character's newest chat is open instead
+    window.controller.chat_opened.connect(
+        lambda chat_id: state.set_last_chat(window.ctx.store.chats.character_of(chat_id), chat_id)
+    )
     if window.controller.chat_id is not None:
-        state.set_last_chat(window.ctx.store.chats.character_of(window.controller.chat_id),
-                            window.controller.chat_id)
+        state.set_last_chat(
+            window.ctx.store.chats.character_of(window.controller.chat_id),
+            window.controller.chat_id,
+        )
     window.installEventFilter(_SaveOnClose(state, window))
     _remember_library_view(state, window.library)
 
@@ -149,7 +159,7 @@ class _PanelFolder(QObject):
             return
         sizes, at = self.splitter.sizes(), self.splitter.indexOf(self.panel)
         wide = self.splitter.width() >= WIDE_WINDOW
-        middle = at - 1   # the chat column, left of the pane
+        middle = at - 1  # the chat column, left of the pane
         if not wide and sizes[at] > 0:
             sizes[middle], sizes[at] = sizes[middle] + sizes[at], 0
         elif wide and sizes[at] == 0 and not self.user_folded:
@@ -176,7 +186,7 @@ def _portrait_panel(window) -> PortraitPanel:
     splitter = window.centralWidget()
     splitter.addWidget(panel)
     splitter.setCollapsible(splitter.indexOf(panel), True)
-    for index, stretch in enumerate((0, 1, 0)):   # a bigger window widens the chat
+    for index, stretch in enumerate((0, 1, 0)):  # a bigger window widens the chat
         splitter.setStretchFactor(index, stretch)
     left, middle = splitter.sizes()[:2]
     splitter.setSizes([left, middle - PANEL_W, PANEL_W])
@@ -196,18 +206,33 @@ def _portrait_panel(window) -> PortraitPanel:
 
 def _background(window) -> ChatBackground:
     """A picture behind the chat, chosen per chat from the Chat menu."""
-    background = ChatBackground(window.chat_view, window.ctx, window.ctx.paths.data
-                                / "backgrounds")
+    background = ChatBackground(window.chat_view, window.ctx, window.ctx.paths.data / "backgrounds")
     window.controller.chat_opened.connect(background.show_for)
     background.show_for(window.controller.chat_id)
-    menu = next((a.menu() for a in window.menuBar().actions()
-                 if a.menu() is not None and a.text().replace("&", "") == "Chat"), None)
+    menu = next(
+        (
+            a.menu()
+            for a in window.menuBar().actions()
+            if a.menu() is not None and a.text().replace("&", "") == "Chat"
+        ),
+        None,
+    )
     if menu is not None:
         menu.addSeparator()
-        menu.addAction(window.tr("Background image…"), lambda: window.controller.chat_id
-                       is not None and background.choose(window.controller.chat_id))
-        menu.addAction(window.tr("No background image"), lambda: window.controller.chat_id
-                       is not None and background.clear(window.controller.chat_id))
+        menu.addAction(
+            window.tr("Background image…"),
+            lambda: (
+                window.controller.chat_id is not None
+                and background.choose(window.controller.chat_id)
+            ),
+        )
+        menu.addAction(
+            window.tr("No background image"),
+            lambda: (
+                window.controller.chat_id is not None
+                and background.clear(window.controller.chat_id)
+            ),
+        )
     return background
 
 

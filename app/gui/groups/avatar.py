@@ -18,8 +18,12 @@ def portrait(data: bytes | None, size: int = SIZE) -> QPixmap | None:
     pix = QPixmap()
     if not data or not pix.loadFromData(data):
         return None
-    return pix.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatioByExpanding,
-                      Qt.TransformationMode.SmoothTransformation)
+    return pix.scaled(
+        size,
+        size,
+        Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+        Qt.TransformationMode.SmoothTransformation,
+    )
 
 
 def _cells(count: int, size: int) -> list[QRect]:
@@ -28,8 +32,12 @@ def _cells(count: int, size: int) -> list[QRect]:
         return [QRect(0, 0, size, size)]
     if count == 2:
         return [QRect(0, 0, half, size), QRect(half, 0, size - half, size)]
-    return [QRect(0, 0, half, half), QRect(half, 0, size - half, half),
-            QRect(0, half, half, size - half), QRect(half, half, size - half, size - half)]
+    return [
+        QRect(0, 0, half, half),
+        QRect(half, 0, size - half, half),
+        QRect(0, half, half, size - half),
+        QRect(half, half, size - half, size - half),
+    ]
 
 
 def collage(pixmaps: list[QPixmap | None], size: int = SIZE) -> QPixmap:
@@ -40,9 +48,14 @@ def collage(pixmaps: list[QPixmap | None], size: int = SIZE) -> QPixmap:
     try:
         for pix, cell in zip(pixmaps[:4], _cells(len(pixmaps[:4]), size), strict=False):
             if pix is not None and not pix.isNull():
-                painter.drawPixmap(cell, pix.scaled(
-                    cell.size(), Qt.AspectRatioMode.KeepAspectRatioByExpanding,
-                    Qt.TransformationMode.SmoothTransformation))
+                painter.drawPixmap(
+                    cell,
+                    pix.scaled(
+                        cell.size(),
+                        Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+                        Qt.TransformationMode.SmoothTransformation,
+                    ),
+                )
     finally:
         painter.end()
     return out
@@ -50,8 +63,10 @@ def collage(pixmaps: list[QPixmap | None], size: int = SIZE) -> QPixmap:
 
 def member_portraits(store: Store, group_id: int) -> dict[int, QPixmap | None]:
     avatars = {row["id"]: row["avatar"] for row in store.characters.list()}
-    return {m.character_id: portrait(avatars.get(m.character_id))
-            for m in store.groups.get(group_id).members}
+    return {
+        m.character_id: portrait(avatars.get(m.character_id))
+        for m in store.groups.get(group_id).members
+    }
 
 
 def group_avatar(store: Store, group_id: int, size: int = SIZE) -> QPixmap:

@@ -19,8 +19,8 @@ from app.gui.chat.controller import ChatController, _Target
 
 
 class GroupChatController(ChatController):
-    group_changed = Signal()      # the open chat's group, its members or the next speaker
-    auto_changed = Signal(bool)   # auto mode on or off
+    group_changed = Signal()  # the open chat's group, its members or the next speaker
+    auto_changed = Signal(bool)  # auto mode on or off
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -35,8 +35,9 @@ class GroupChatController(ChatController):
     def open_chat(self, chat_id: int) -> None:
         self._end_turn()
         group_id = self.ctx.store.groups.group_of_chat(chat_id)
-        self.group_chat = GroupChat(self.ctx.store, chat_id, self.ctx.settings) \
-            if group_id is not None else None
+        self.group_chat = (
+            GroupChat(self.ctx.store, chat_id, self.ctx.settings) if group_id is not None else None
+        )
         super().open_chat(chat_id)
         self.group_changed.emit()
 
@@ -52,8 +53,10 @@ class GroupChatController(ChatController):
         if self.group_chat is not None:
             names = {m.character_id: m.name for m in self.group_chat.group.members}
             path = self.model.messages()
-            names = {**self.ctx.store.groups.speaker_names(
-                {m.speaker_id for m in path if m.speaker_id}), **names}
+            names = {
+                **self.ctx.store.groups.speaker_names({m.speaker_id for m in path if m.speaker_id}),
+                **names,
+            }
         self.model.speakers = names
 
     @property
@@ -77,11 +80,13 @@ class GroupChatController(ChatController):
 
         def act():
             leaf = self.ctx.store.messages.active_leaf(self.chat_id)
-            user_id = self.ctx.store.messages.append(self.chat_id, leaf, "user", text,
-                                                    gen_info={"name": self._user_name()})
+            user_id = self.ctx.store.messages.append(
+                self.chat_id, leaf, "user", text, gen_info={"name": self._user_name()}
+            )
             self.model.append(self.ctx.store.messages.get(user_id))
             self._queue = self.group_chat.plan(user_input=text)
             self._start_next(user_id)
+
         return self._guarded(act)
 
     def let_speak(self, character_id: int) -> bool:
@@ -89,7 +94,9 @@ class GroupChatController(ChatController):
         if self.group_chat is None or not self._ready():
             return False
         self._queue = [character_id]
-        return self._guarded(lambda: self._start_next(self.ctx.store.messages.active_leaf(self.chat_id)))
+        return self._guarded(
+            lambda: self._start_next(self.ctx.store.messages.active_leaf(self.chat_id))
+        )
 
     def regenerate(self) -> bool:
         if self.group_chat is not None and not self._choose_for_last():
@@ -108,8 +115,12 @@ class GroupChatController(ChatController):
         if path and path[-1].role == "assistant" and path[-1].parent_id is not None:
             speaker = self.group_chat.speaker_of(path[-1].id)
             if speaker is None:
-                self.error.emit(self.tr("The member who wrote this reply has left the group; "
-                                        "add them back to get another reply from them."))
+                self.error.emit(
+                    self.tr(
+                        "The member who wrote this reply has left the group; "
+                        "add them back to get another reply from them."
+                    )
+                )
                 return False
             self._speaker = speaker
             return True
@@ -170,7 +181,9 @@ class GroupChatController(ChatController):
                 self._queue = self._queue[:1]
                 self.auto_changed.emit(False)
         if self._ready():
-            self._guarded(lambda: self._start_next(self.ctx.store.messages.active_leaf(self.chat_id)))
+            self._guarded(
+                lambda: self._start_next(self.ctx.store.messages.active_leaf(self.chat_id))
+            )
 
     def _start_next(self, parent_id: int) -> None:
         self._speaker = self._queue.pop(0) if self._queue else None
@@ -208,8 +221,13 @@ class GroupChatController(ChatController):
         if self.group_chat is None:
             return super()._run(target, inp, stop)
         self._target = target
-        job = GroupPromptJob(inp, self.info, self.ctx.settings, self.counter,
-                             member_stops=list(getattr(self, "_member_stops", [])))
+        job = GroupPromptJob(
+            inp,
+            self.info,
+            self.ctx.settings,
+            self.counter,
+            member_stops=list(getattr(self, "_member_stops", [])),
+        )
         self._job = job
         self.worker.cancel.clear()
         if target.kind == "reply":

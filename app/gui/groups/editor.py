@@ -31,17 +31,22 @@ from app.core.store import Store, StoreError
 from app.core.store.groups import CardMode, GroupSettings, Strategy
 from app.gui.characters.card_editor import AvatarError, decode_avatar
 
-STRATEGY_LABELS = {Strategy.NATURAL: "Natural (mentions, then talkativeness)",
-                   Strategy.LIST: "List (everyone in order)",
-                   Strategy.MANUAL: "Manual (you pick who speaks)"}
-MODE_LABELS = {CardMode.SWAP: "Swap cards (only the speaker's)",
-               CardMode.JOIN: "Join cards (every member's, muted left out)",
-               CardMode.JOIN_MUTED: "Join cards (every member's, muted too)"}
+STRATEGY_LABELS = {
+    Strategy.NATURAL: "Natural (mentions, then talkativeness)",
+    Strategy.LIST: "List (everyone in order)",
+    Strategy.MANUAL: "Manual (you pick who speaks)",
+}
+MODE_LABELS = {
+    CardMode.SWAP: "Swap cards (only the speaker's)",
+    CardMode.JOIN: "Join cards (every member's, muted left out)",
+    CardMode.JOIN_MUTED: "Join cards (every member's, muted too)",
+}
 
 
 class GroupEditor(QDialog):
-    def __init__(self, store: Store, group_id: int | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, store: Store, group_id: int | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.store, self.group_id = store, group_id
         self.setWindowTitle(self.tr("Edit group") if group_id else self.tr("New group"))
@@ -55,8 +60,9 @@ class GroupEditor(QDialog):
             item = QListWidgetItem(row["name"])
             item.setData(Qt.ItemDataRole.UserRole, row["id"])
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if row["id"] in current
-                               else Qt.CheckState.Unchecked)
+            item.setCheckState(
+                Qt.CheckState.Checked if row["id"] in current else Qt.CheckState.Unchecked
+            )
             self.members.addItem(item)
         self.strategy = self._combo(STRATEGY_LABELS, settings.strategy)
         self.mode = self._combo(MODE_LABELS, settings.card_mode)
@@ -100,8 +106,9 @@ class GroupEditor(QDialog):
         form.addRow("", self.self_responses)
         form.addRow(self.tr("Auto-mode replies"), self.turns)
         form.addRow(self.tr("Group scenario"), self.scenario)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
-                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
@@ -110,8 +117,9 @@ class GroupEditor(QDialog):
         lay.addWidget(buttons)
 
     def _choose_picture(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, self.tr("Group picture"), "",
-                                              self.tr("Images (*.png *.jpg *.jpeg *.webp)"))
+        path, _ = QFileDialog.getOpenFileName(
+            self, self.tr("Group picture"), "", self.tr("Images (*.png *.jpg *.jpeg *.webp)")
+        )
         if path:
             self.set_picture_file(path)
 
@@ -125,23 +133,30 @@ class GroupEditor(QDialog):
 
     def _set_picture(self, data: bytes) -> None:
         self.picture = data
-        self.problem.setText(self.tr("The members' collage will be shown.") if not data
-                             else self.tr("The new picture is used when you save."))
+        self.problem.setText(
+            self.tr("The members' collage will be shown.")
+            if not data
+            else self.tr("The new picture is used when you save.")
+        )
 
     def chosen_members(self) -> list[int]:
-        return [self.members.item(i).data(Qt.ItemDataRole.UserRole)
-                for i in range(self.members.count())
-                if self.members.item(i).checkState() == Qt.CheckState.Checked]
+        return [
+            self.members.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(self.members.count())
+            if self.members.item(i).checkState() == Qt.CheckState.Checked
+        ]
 
     def settings(self) -> GroupSettings:
         # Qt hands a str-valued enum back as its plain string
-        return GroupSettings(strategy=Strategy(self.strategy.currentData()),
-                             card_mode=CardMode(self.mode.currentData()),
-                             join_prefix=self.prefix.text(),
-                             join_suffix=self.suffix.text(),
-                             allow_self_responses=self.self_responses.isChecked(),
-                             auto_mode_turns=self.turns.value(),
-                             scenario=self.scenario.toPlainText())
+        return GroupSettings(
+            strategy=Strategy(self.strategy.currentData()),
+            card_mode=CardMode(self.mode.currentData()),
+            join_prefix=self.prefix.text(),
+            join_suffix=self.suffix.text(),
+            allow_self_responses=self.self_responses.isChecked(),
+            auto_mode_turns=self.turns.value(),
+            scenario=self.scenario.toPlainText(),
+        )
 
     def save(self) -> None:
         try:
@@ -157,8 +172,9 @@ class GroupEditor(QDialog):
             raise ValueError(self.tr("Tick at least one member."))
         groups = self.store.groups
         if self.group_id is None:
-            self.group_id = groups.create(self.name.text(), chosen, self.settings(),
-                                          avatar=self.picture or None)
+            self.group_id = groups.create(
+                self.name.text(), chosen, self.settings(), avatar=self.picture or None
+            )
             return
         if self.picture is not None:
             groups.set_avatar(self.group_id, self.picture or None)

@@ -27,8 +27,9 @@ ICON = 32
 
 
 class MemberRow(QWidget):
-    def __init__(self, bar: MemberBar, character_id: int, name: str, muted: bool,
-                 is_next: bool, pixmap) -> None:
+    def __init__(
+        self, bar: MemberBar, character_id: int, name: str, muted: bool, is_next: bool, pixmap
+    ) -> None:
         super().__init__()
         self.character_id = character_id
         lay = QHBoxLayout(self)
@@ -78,8 +79,11 @@ class MemberBar(QWidget):
         self.turns.setAccessibleName(self.tr("Auto-mode replies"))
         self.auto_button = QPushButton(self.tr("Auto"))
         self.auto_button.setCheckable(True)
-        self.auto_button.setToolTip(self.tr("Members answer one another for this many "
-                                            "replies, until Stop or until you type"))
+        self.auto_button.setToolTip(
+            self.tr(
+                "Members answer one another for this many replies, until Stop or until you type"
+            )
+        )
         self.stop_button = QPushButton(self.tr("Stop"))
         for widget in (self.turns, self.auto_button, self.stop_button):
             auto.addWidget(widget)
@@ -106,8 +110,14 @@ class MemberBar(QWidget):
         nxt = self.controller.next_speaker() if not self.controller.busy else None
         faces = member_portraits(self.store, group.id)
         for m in group.members:
-            row = MemberRow(self, m.character_id, m.name, m.muted, m.character_id == nxt,
-                            faces.get(m.character_id))
+            row = MemberRow(
+                self,
+                m.character_id,
+                m.name,
+                m.muted,
+                m.character_id == nxt,
+                faces.get(m.character_id),
+            )
             self.rows.append(row)
             self.list.addWidget(row)
         self._show_buttons()

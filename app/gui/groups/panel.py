@@ -49,19 +49,25 @@ class GroupPanel(QWidget):
         self.undo_button = QPushButton(self.tr("Undo delete"))
         self.undo_button.hide()
         self.import_button = QPushButton(self.tr("Import…"))
-        self.import_button.setToolTip(self.tr("A SillyTavern group (groups/*.json) with its "
-                                              "chats from the group chats folder"))
+        self.import_button.setToolTip(
+            self.tr(
+                "A SillyTavern group (groups/*.json) with its chats from the group chats folder"
+            )
+        )
         self.export_button = QPushButton(self.tr("Export…"))
-        self.export_button.setToolTip(self.tr("The group and its chats, in SillyTavern's "
-                                              "groups/ and group chats/ folders"))
+        self.export_button.setToolTip(
+            self.tr("The group and its chats, in SillyTavern's groups/ and group chats/ folders")
+        )
         self._last_deleted: int | None = None
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(QLabel(self.tr("Groups")))
         lay.addWidget(self.view, 1)
-        for pair in ((self.new_button, self.edit_button),  # short rows: the library
-                     (self.import_button, self.export_button),  # column stays narrow
-                     (self.delete_button, self.undo_button)):
+        for pair in (
+            (self.new_button, self.edit_button),  # short rows: the library
+            (self.import_button, self.export_button),  # column stays narrow
+            (self.delete_button, self.undo_button),
+        ):
             row = QHBoxLayout()
             for button in pair:
                 row.addWidget(button)
@@ -137,8 +143,9 @@ class GroupPanel(QWidget):
 
     # --- SillyTavern files ------------------------------------------------------------
     def _choose_import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, self.tr("Import a SillyTavern group"), "",
-                                              self.tr("SillyTavern group (*.json)"))
+        path, _ = QFileDialog.getOpenFileName(
+            self, self.tr("Import a SillyTavern group"), "", self.tr("SillyTavern group (*.json)")
+        )
         if path:
             self.import_file(path)
 
@@ -154,8 +161,16 @@ class GroupPanel(QWidget):
         self.select(result.group_id)
         self.groups_changed.emit()
         chats = self.tr("{0} chat(s)").format(len(result.chat_ids))
-        self.status_message.emit(" ".join([self.tr("Imported {0} with {1}.").format(
-            self.store.groups.get(result.group_id).name, chats), *result.warnings]))
+        self.status_message.emit(
+            " ".join(
+                [
+                    self.tr("Imported {0} with {1}.").format(
+                        self.store.groups.get(result.group_id).name, chats
+                    ),
+                    *result.warnings,
+                ]
+            )
+        )
         self.group_chosen.emit(result.group_id)
         return result.group_id
 
@@ -173,6 +188,5 @@ class GroupPanel(QWidget):
         except (OSError, StoreError) as exc:
             self.status_message.emit(self.tr("Could not export: {0}").format(exc))
             return []
-        self.status_message.emit(self.tr("Exported {0} file(s) to {1}.").format(
-            len(files), folder))
+        self.status_message.emit(self.tr("Exported {0} file(s) to {1}.").format(len(files), folder))
         return files

@@ -31,8 +31,7 @@ class GroupMessageDelegate(MessageDelegate):
         # portrait gets its initial, never another member's face
         self.speaker_avatars: dict[str, QPixmap] | None = None
 
-    def _paint_avatar(self, painter, option, bubble, is_user: bool, right: bool,
-                      name: str) -> None:
+    def _paint_avatar(self, painter, option, bubble, is_user: bool, right: bool, name: str) -> None:
         if is_user or self.speaker_avatars is None:
             return super()._paint_avatar(painter, option, bubble, is_user, right, name)
         own = self.speaker_avatars.get(name)

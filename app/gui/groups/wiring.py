@@ -26,8 +26,7 @@ class GroupWiring(QObject):
         self.bar = MemberBar(self.controller)
         self.panel.group_chosen.connect(self.open_group)
         self.panel.groups_changed.connect(self._on_groups_changed)
-        self.panel.status_message.connect(
-            lambda text: window.statusBar().showMessage(text, 10000))
+        self.panel.status_message.connect(lambda text: window.statusBar().showMessage(text, 10000))
         self.controller.group_changed.connect(self._show_speakers)
         window.composer.textChanged.connect(self._on_typing)
         window.library.characters_changed.connect(self.panel.refresh)
@@ -67,8 +66,10 @@ class GroupWiring(QObject):
         store = self.window.ctx.store
         group_id = store.groups.group_of_chat(chat_id)
         if group_id is None:
-            return (self.controller.card.get("name", ""),
-                    store.chats.of_character(store.chats.character_of(chat_id)))
+            return (
+                self.controller.card.get("name", ""),
+                store.chats.of_character(store.chats.character_of(chat_id)),
+            )
         return store.groups.get(group_id).name, store.groups.chats(group_id)
 
     def new_chat(self) -> bool:
@@ -119,8 +120,9 @@ class GroupWiring(QObject):
             delegate.speaker_avatars = None
         else:
             faces = member_portraits(self.window.ctx.store, chat.group.id)
-            delegate.speaker_avatars = {m.name: faces[m.character_id]
-                                        for m in chat.group.members if faces[m.character_id]}
+            delegate.speaker_avatars = {
+                m.name: faces[m.character_id] for m in chat.group.members if faces[m.character_id]
+            }
         self.window.chat_view.viewport().update()
 
     def _on_typing(self) -> None:
@@ -130,4 +132,3 @@ class GroupWiring(QObject):
 
 def store_group_gone(store, group_id: int) -> bool:
     return all(g.id != group_id for g in store.groups.all())
-

@@ -48,13 +48,19 @@ def load_check(path: Path) -> bool:
 def conversion_work(path: Path, keep_original: bool, verify: Verify | None):
     """The blocking conversion as a Job's work: reports (stage, done, total), returns the
     ConvertResult. OpenError's message is what the user reads."""
+
     def work(report, cancel: threading.Event):
         def progress(stage: str, done: int, total: int) -> None:
-            report((stage, done, total), stage not in ("converting", "recording")
-                   or done >= total)
+            report((stage, done, total), stage not in ("converting", "recording") or done >= total)
 
-        return convert_for_opening(check_model(path), progress=progress, cancel=cancel,
-                                   keep_original=keep_original, verify=verify)
+        return convert_for_opening(
+            check_model(path),
+            progress=progress,
+            cancel=cancel,
+            keep_original=keep_original,
+            verify=verify,
+        )
+
     return work
 
 
@@ -79,8 +85,9 @@ class ConversionMeter:
         return " · ".join(p for p in parts if p)
 
 
-def show_conversion_progress(bar: QProgressBar, label: QLabel, meter: ConversionMeter,
-                             report: tuple[str, int, int]) -> None:
+def show_conversion_progress(
+    bar: QProgressBar, label: QLabel, meter: ConversionMeter, report: tuple[str, int, int]
+) -> None:
     """The bar and line of a conversion; the load check has no fraction, so the bar is busy."""
     stage, done, total = report
     if stage == "verifying":
@@ -93,9 +100,11 @@ def show_conversion_progress(bar: QProgressBar, label: QLabel, meter: Conversion
 
 def conversion_text(header: GGUFHeader) -> str:
     """What the user is told before a conversion, with the disk it needs."""
-    lines = [f"{header.name} uses an older mixture-of-experts layout that current llama.cpp "
-             "cannot load. Parlor converts it (the quantized data is copied unchanged) and needs "
-             f"{human_size(extra_disk_bytes(header))} of extra disk for a few minutes."]
+    lines = [
+        f"{header.name} uses an older mixture-of-experts layout that current llama.cpp "
+        "cannot load. Parlor converts it (the quantized data is copied unchanged) and needs "
+        f"{human_size(extra_disk_bytes(header))} of extra disk for a few minutes."
+    ]
     lines += ["Mixed types: " + describe_group(g) for g in plan_conversion(header).mixed_groups]
     return "\n".join(lines)
 
@@ -105,8 +114,13 @@ class ConvertDialog(QDialog):
 
     converted = Signal(str)
 
-    def __init__(self, path: str | Path, header: GGUFHeader, parent: QWidget | None = None,
-                 verify: Verify | None = load_check) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        header: GGUFHeader,
+        parent: QWidget | None = None,
+        verify: Verify | None = load_check,
+    ) -> None:
         super().__init__(parent)
         self.path, self.verify = Path(path), verify
         self.state = "asking"  # asking, converting, done, cancelled, failed
@@ -124,22 +138,25 @@ class ConvertDialog(QDialog):
         backup = self.path.with_name(f"{self.path.stem}.legacy.gguf").name
         self.keep_button = QRadioButton(self.tr("Keep the original as {0}").format(backup))
         self.remove_button = QRadioButton(
-            self.tr("Remove the original once the converted file has loaded"))
+            self.tr("Remove the original once the converted file has loaded")
+        )
         self.keep_button.setChecked(True)
         layout.addWidget(self.keep_button)
         layout.addWidget(self.remove_button)
         self.bar = QProgressBar()  # shown from the start: the dialog keeps its size
         self.bar.setRange(0, 1000)
         layout.addWidget(self.bar)
-        self.status = QLabel(self.tr("The original is not changed until the converted file "
-                                     "has loaded."))
+        self.status = QLabel(
+            self.tr("The original is not changed until the converted file has loaded.")
+        )
         self.status.setTextFormat(Qt.TextFormat.PlainText)  # errors quote file names
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.status)
         self.buttons = QDialogButtonBox()
-        self.convert_button = self.buttons.addButton(self.tr("Convert"),
-                                                     QDialogButtonBox.ButtonRole.AcceptRole)
+        self.convert_button = self.buttons.addButton(
+            self.tr("Convert"), QDialogButtonBox.ButtonRole.AcceptRole
+        )
         self.cancel_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
         self.convert_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
@@ -152,9 +169,14 @@ class ConvertDialog(QDialog):
             w.setEnabled(False)
         self.status.setText(self.tr("Converting…"))
         work = conversion_work(self.path, self.keep_button.isChecked(), self.verify)
-        self._slot.start(work, on_success=self._on_done, on_failure=self._on_failed,
-                         on_progress=self._on_progress, on_cancel=self._on_cancelled,
-                         name="convert")
+        self._slot.start(
+            work,
+            on_success=self._on_done,
+            on_failure=self._on_failed,
+            on_progress=self._on_progress,
+            on_cancel=self._on_cancelled,
+            name="convert",
+        )
 
     def _on_progress(self, report: tuple[str, int, int]) -> None:
         show_conversion_progress(self.bar, self.status, self._meter, report)
@@ -171,8 +193,9 @@ class ConvertDialog(QDialog):
     def _on_failed(self, message: str) -> None:
         self.state = "failed"
         self.bar.setRange(0, 1000)
-        self.status.setText(self.tr("The conversion failed; the original file is unchanged.\n"
-                                    "{0}").format(message))
+        self.status.setText(
+            self.tr("The conversion failed; the original file is unchanged.\n{0}").format(message)
+        )
         self.cancel_button.setText(self.tr("Close"))
 
     def _on_cancelled(self, message: str) -> None:
@@ -215,8 +238,11 @@ class GgufOpener(QObject):
         self.dialog: ConvertDialog | None = None
 
 
-def open_gguf(path: str | Path, parent: QWidget, verify: Verify | None = load_check,
-              ) -> GgufOpener:
+def open_gguf(
+    path: str | Path,
+    parent: QWidget,
+    verify: Verify | None = load_check,
+) -> GgufOpener:
     """Check `path` and hand back the file to load through the returned object's signals.
 
     The signals come from the event loop, never during this call, so connect them first:

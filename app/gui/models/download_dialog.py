@@ -66,10 +66,13 @@ from app.gui.models.jobs import JobSlot, rate, time_left
 
 __all__ = ["DownloadDialog", "machine_summary"]  # machine_summary: the first-run guide's
 
-PHASES = {"checking": "Checking the part downloaded before", "retrying":
-          "Reconnecting", "verifying": "Verifying the checksum",
-          "waiting": "Waiting for the other download",
-          "identifying": "Checking the file already in the models folder"}
+PHASES = {
+    "checking": "Checking the part downloaded before",
+    "retrying": "Reconnecting",
+    "verifying": "Verifying the checksum",
+    "waiting": "Waiting for the other download",
+    "identifying": "Checking the file already in the models folder",
+}
 ERROR_STYLE = "color: #b71c1c;"
 
 
@@ -79,10 +82,18 @@ class DownloadDialog(QDialog):
 
     model_ready = Signal(str, int, int)  # path, n_gpu_layers, n_cpu_moe
 
-    def __init__(self, machine: Machine, catalog: cat.Catalog, hub: Hub, models_dir: Path,
-                 parent: QWidget | None = None, *, n_ctx: int = 4096,
-                 verify: Verify | None = load_check,
-                 disk_usage: Callable[[Path], object] = shutil.disk_usage) -> None:
+    def __init__(
+        self,
+        machine: Machine,
+        catalog: cat.Catalog,
+        hub: Hub,
+        models_dir: Path,
+        parent: QWidget | None = None,
+        *,
+        n_ctx: int = 4096,
+        verify: Verify | None = load_check,
+        disk_usage: Callable[[Path], object] = shutil.disk_usage,
+    ) -> None:
         super().__init__(parent)
         self.machine, self.catalog, self.hub = machine, catalog, hub
         self.models_dir, self.n_ctx, self.verify = Path(models_dir), n_ctx, verify
@@ -98,17 +109,26 @@ class DownloadDialog(QDialog):
         self._show_catalog()
 
     @classmethod
-    def for_app(cls, paths, settings, parent: QWidget | None = None,
-                token: str | None = None) -> DownloadDialog:
+    def for_app(
+        cls, paths, settings, parent: QWidget | None = None, token: str | None = None
+    ) -> DownloadDialog:
         """The dialog on this machine, the default catalog, the hub from the settings (the
         mirror in `settings.hf_endpoint`, else HF_ENDPOINT or huggingface.co) and `token`
         (Parlor's stored one; None: huggingface_hub's login or HF_TOKEN)."""
         from app.core.appdata.machine import read_machine
 
-        hub = Hub(endpoint=settings.hf_endpoint or settings.extra.get("hf_endpoint") or None,
-                  token=token or None)
-        return cls(read_machine(), cat.load_catalog(), hub, paths.models, parent,
-                   n_ctx=settings.n_ctx or 8192)  # 0: from the model, at least 8192
+        hub = Hub(
+            endpoint=settings.hf_endpoint or settings.extra.get("hf_endpoint") or None,
+            token=token or None,
+        )
+        return cls(
+            read_machine(),
+            cat.load_catalog(),
+            hub,
+            paths.models,
+            parent,
+            n_ctx=settings.n_ctx or 8192,
+        )  # 0: from the model, at least 8192
 
     # --- layout --------------------------------------------------------------------------
     def _build(self) -> None:
@@ -117,8 +137,9 @@ class DownloadDialog(QDialog):
         self.machine_label = self._label(machine_summary(self.machine, rec.usable_bytes))
         layout.addWidget(self.machine_label)
         self.tabs = QTabWidget()
-        self.tabs.addTab(self._catalog_page(), self.tr("{0} (default model)").format(
-            self.catalog.name))
+        self.tabs.addTab(
+            self._catalog_page(), self.tr("{0} (default model)").format(self.catalog.name)
+        )
         self.tabs.addTab(self._repo_page(), self.tr("Other repository"))
         self.tabs.currentChanged.connect(lambda _i: self._on_selection())
         layout.addWidget(self.tabs, 1)
@@ -194,8 +215,12 @@ class DownloadDialog(QDialog):
         self.close_button = QPushButton(self.tr("Close"))
         self.close_button.clicked.connect(self.reject)
         row.addWidget(self.folder_label, 1)
-        for button in (self.download_button, self.discard_button, self.cancel_button,
-                       self.close_button):
+        for button in (
+            self.download_button,
+            self.discard_button,
+            self.cancel_button,
+            self.close_button,
+        ):
             row.addWidget(button)
         return row
 
@@ -224,9 +249,12 @@ class DownloadDialog(QDialog):
         self.repo_table.show_choices([], None)
         self._clear_old_error()
         self.list_button.setEnabled(False)
-        self._listing.start(lambda _r, _c: self.hub.list_gguf(repo_id),
-                            on_success=lambda models: self._on_listed(repo_id, wanted, models),
-                            on_failure=self._on_list_failed, name="list")
+        self._listing.start(
+            lambda _r, _c: self.hub.list_gguf(repo_id),
+            on_success=lambda models: self._on_listed(repo_id, wanted, models),
+            on_failure=self._on_list_failed,
+            name="list",
+        )
 
     def _on_list_failed(self, message: str) -> None:
         self.list_button.setEnabled(True)
@@ -248,15 +276,25 @@ class DownloadDialog(QDialog):
         loadable = [e for e, m in zip(entries, models, strict=True) if m.complete]
         rec, _ = cat.evaluate(loadable, self.machine)
         _, rows = cat.evaluate(entries, self.machine)
-        choices = [Choice(repo_id, m.files[0].path, r, m)
-                   for m, r in zip(models, rows, strict=True)]
+        choices = [
+            Choice(repo_id, m.files[0].path, r, m) for m, r in zip(models, rows, strict=True)
+        ]
         best = next((c for c in choices if c.row.entry == rec.entry), None)
         self.repo_table.show_choices(choices, best)
-        found = self.tr("{0}: {1} GGUF models.").format(repo_id, len(models)) if models else \
-            self.tr("{0} has no GGUF files.").format(repo_id)
+        found = (
+            self.tr("{0}: {1} GGUF models.").format(repo_id, len(models))
+            if models
+            else self.tr("{0} has no GGUF files.").format(repo_id)
+        )
         self.repo_status.setText(found + ("" if best or not models else " " + rec.message))
-        picked = next((c for c in choices if wanted and wanted in
-                       {c.path, c.model.name, *(f.path for f in c.model.files)}), None)
+        picked = next(
+            (
+                c
+                for c in choices
+                if wanted and wanted in {c.path, c.model.name, *(f.path for f in c.model.files)}
+            ),
+            None,
+        )
         self.repo_table.select(picked or best or (choices[0] if choices else None))
 
     def current_table(self) -> FitTable:
@@ -290,8 +328,9 @@ class DownloadDialog(QDialog):
         self.keep_original.setVisible(choice.layout == "legacy")
         self.disk_label.setText(self._disk_text(choice))
         self._show_discard(choice)
-        self.download_button.setText(self.tr("Download") if choice.row.fits
-                                     else self.tr("Download anyway"))
+        self.download_button.setText(
+            self.tr("Download") if choice.row.fits else self.tr("Download anyway")
+        )
 
     def _why(self, choice: Choice) -> str:
         row, usable = choice.row, self.recommendation.usable_bytes
@@ -302,14 +341,18 @@ class DownloadDialog(QDialog):
             return f"{row.entry.quant} does not fit: it {why}, {gb(row.missing_bytes)} missing."
         text = f"{lead}{row.entry.quant} {why}; it would run {row.plan.describe()}."
         if row.plan.fits_now is False:
-            text += (" That is more than the memory free right now: close other programs "
-                     "before loading it.")
+            text += (
+                " That is more than the memory free right now: close other programs "
+                "before loading it."
+            )
         return text
 
     def _layout_text(self, choice: Choice) -> str:
         if choice.layout == "legacy":
-            return (f"This file uses an older layout; Parlor converts it after download and "
-                    f"needs {human_size(choice.extra_disk)} extra disk for a few minutes.")
+            return (
+                f"This file uses an older layout; Parlor converts it after download and "
+                f"needs {human_size(choice.extra_disk)} extra disk for a few minutes."
+            )
         if choice.layout is not None:
             return ""
         return choice.header_note or "Checking the file's layout…"
@@ -317,8 +360,9 @@ class DownloadDialog(QDialog):
     def _disk_text(self, choice: Choice) -> str:
         """The real arithmetic: what is still to fetch, the conversion's room, the margin."""
         size = choice.model.size if choice.model else choice.row.entry.size_bytes
-        folder = next((p for p in (self.models_dir, *self.models_dir.parents) if p.exists()),
-                      self.models_dir)
+        folder = next(
+            (p for p in (self.models_dir, *self.models_dir.parents) if p.exists()), self.models_dir
+        )
         try:
             free = self.disk_usage(folder).free
         except OSError:
@@ -333,16 +377,20 @@ class DownloadDialog(QDialog):
         if extra:
             parts.append(f"{human_size(extra)} to convert it")
         parts.append(f"{human_size(DISK_MARGIN)} Parlor keeps free")
-        return (f"{text}  Not enough free disk space: it needs {human_size(needed + DISK_MARGIN)}"
-                f" ({' + '.join(parts)}).")
+        return (
+            f"{text}  Not enough free disk space: it needs {human_size(needed + DISK_MARGIN)}"
+            f" ({' + '.join(parts)})."
+        )
 
     def _check_header(self, choice: Choice) -> None:
         """Read the header with a Range request: the layout, and the real layer count."""
         hub, repo, path = self.hub, choice.repo_id, choice.path
-        self._headers.start(lambda _r, _c: hub.read_header(repo, path),
-                            on_success=lambda h: self._on_header(choice, h),
-                            on_failure=lambda m: self._on_header_failed(choice, m),
-                            name="header")
+        self._headers.start(
+            lambda _r, _c: hub.read_header(repo, path),
+            on_success=lambda h: self._on_header(choice, h),
+            on_failure=lambda m: self._on_header_failed(choice, m),
+            name="header",
+        )
 
     def _on_header(self, choice: Choice, header: GGUFHeader) -> None:
         choice.layout = moe_layout(header)
@@ -357,8 +405,10 @@ class DownloadDialog(QDialog):
 
     def _on_header_failed(self, choice: Choice, message: str) -> None:
         reason = message.removeprefix(f"{Path(choice.path).name}: ")
-        choice.header_note = (f"Could not check the file's layout before downloading "
-                              f"({reason}); it is checked after the download.")
+        choice.header_note = (
+            f"Could not check the file's layout before downloading "
+            f"({reason}); it is checked after the download."
+        )
         if choice is self.current_choice():
             self._describe(choice)
 
@@ -368,8 +418,9 @@ class DownloadDialog(QDialog):
         entry = choice.row.entry
         if choice.model is not None:
             est = estimate_memory(header, self.n_ctx)
-            entry = replace(entry, max_ram_bytes=entry.size_bytes + est.kv_bytes
-                            + est.compute_bytes)
+            entry = replace(
+                entry, max_ram_bytes=entry.size_bytes + est.kv_bytes + est.compute_bytes
+            )
         _, rows = cat.evaluate([entry], self.machine, n_layer=header.n_layer or None)
         row = rows[0]
         experts = plan_for(header, self.machine, self.n_ctx)  # MoE: experts in RAM instead
@@ -390,12 +441,23 @@ class DownloadDialog(QDialog):
 
         def work(report, cancel: threading.Event) -> Path:
             files = model or hub.file_info(repo, [choice.path])
-            return download(repo, files, dest, hub=hub, cancel=cancel,
-                            progress=lambda p: report(p, p.phase != "downloading"))[0]
+            return download(
+                repo,
+                files,
+                dest,
+                hub=hub,
+                cancel=cancel,
+                progress=lambda p: report(p, p.phase != "downloading"),
+            )[0]
 
-        self._work.start(work, on_success=self._on_downloaded, on_failure=self._on_failed,
-                         on_progress=self._on_download_progress,
-                         on_cancel=self._on_cancelled, name="download")
+        self._work.start(
+            work,
+            on_success=self._on_downloaded,
+            on_failure=self._on_failed,
+            on_progress=self._on_download_progress,
+            on_cancel=self._on_cancelled,
+            name="download",
+        )
 
     def _set_busy(self, state: str) -> None:
         self.state = state
@@ -408,8 +470,9 @@ class DownloadDialog(QDialog):
             self.discard_button.setVisible(False)
         self.bar.setRange(0, 1000)
         self.progress_label.setStyleSheet("")
-        self.cancel_button.setText(self.tr("Cancel conversion") if state == "converting"
-                                   else self.tr("Cancel download"))
+        self.cancel_button.setText(
+            self.tr("Cancel conversion") if state == "converting" else self.tr("Cancel download")
+        )
         if busy:
             self.bar.setValue(0)
 
@@ -417,8 +480,9 @@ class DownloadDialog(QDialog):
         self.bar.setValue(int(1000 * p.fraction))
         amounts = f"{human_size(p.done)} of {human_size(p.total)}"
         if p.note:  # retrying or waiting: why, the next attempt, the bound
-            self.progress_label.setText(f"{PHASES.get(p.phase, p.phase)}: {p.file} ({amounts})."
-                                        f" {p.note}")
+            self.progress_label.setText(
+                f"{PHASES.get(p.phase, p.phase)}: {p.file} ({amounts}). {p.note}"
+            )
             return
         if p.phase in PHASES:
             self.progress_label.setText(f"{PHASES[p.phase]}: {p.file} ({amounts})…")
@@ -430,20 +494,28 @@ class DownloadDialog(QDialog):
         try:
             header = read_header(path)
         except GGUFError as exc:
-            self._on_failed(f"{path.name} was downloaded and verified, but it is not a GGUF "
-                            f"model Parlor can read: {exc}")
+            self._on_failed(
+                f"{path.name} was downloaded and verified, but it is not a GGUF "
+                f"model Parlor can read: {exc}"
+            )
             return
         if moe_layout(header) != "legacy":
             self._finish(path, header, converted=False)
             return
         self._set_busy("converting")
         self._meter = ConversionMeter()
-        self.progress_label.setText(self.tr("Converting {0} to the current layout…")
-                                    .format(path.name))
+        self.progress_label.setText(
+            self.tr("Converting {0} to the current layout…").format(path.name)
+        )
         work = conversion_work(path, self.keep_original.isChecked(), self.verify)
-        self._work.start(work, on_success=lambda r: self._finish(r.dst, header, converted=True),
-                         on_failure=self._on_failed, on_progress=self._on_convert_progress,
-                         on_cancel=self._on_cancelled, name="convert")
+        self._work.start(
+            work,
+            on_success=lambda r: self._finish(r.dst, header, converted=True),
+            on_failure=self._on_failed,
+            on_progress=self._on_convert_progress,
+            on_cancel=self._on_cancelled,
+            name="convert",
+        )
 
     def _on_convert_progress(self, report: tuple[str, int, int]) -> None:
         show_conversion_progress(self.bar, self.progress_label, self._meter, report)
@@ -462,8 +534,10 @@ class DownloadDialog(QDialog):
         self.bar.setValue(1000)
         done = "downloaded, verified and converted" if converted else "downloaded and verified"
         in_ram = f", experts of {n_cpu_moe} layers in RAM" if n_cpu_moe else ""
-        self.progress_label.setText(f"{Path(path).name} is {done}. GPU layers to use: "
-                                    f"{'all' if n_gpu < 0 else n_gpu}{in_ram}.")
+        self.progress_label.setText(
+            f"{Path(path).name} is {done}. GPU layers to use: "
+            f"{'all' if n_gpu < 0 else n_gpu}{in_ram}."
+        )
         self.download_button.setText(self.tr("Download"))
         self.model_ready.emit(str(path), n_gpu, n_cpu_moe)
 
@@ -478,19 +552,24 @@ class DownloadDialog(QDialog):
         was_download = self.state == "downloading"
         self._set_busy("cancelled")
         self.progress_label.setText(message)
-        self.download_button.setText(self.tr("Resume download") if was_download
-                                     else self.tr("Convert again"))
+        self.download_button.setText(
+            self.tr("Resume download") if was_download else self.tr("Convert again")
+        )
         self._show_discard(self._active)
 
     def _show_discard(self, choice: Choice | None) -> None:
         """Offered whenever a `.part` of this choice is on disk and nothing is running."""
         idle = self.state not in ("downloading", "converting")
-        kept = (partial_bytes(self.models_dir, choice.files)
-                if choice is not None and self.models_dir.exists() else 0)
+        kept = (
+            partial_bytes(self.models_dir, choice.files)
+            if choice is not None and self.models_dir.exists()
+            else 0
+        )
         self.discard_button.setVisible(idle and kept > 0)
         if kept:
-            self.discard_button.setToolTip(self.tr("Delete the {0} downloaded so far").format(
-                human_size(kept)))
+            self.discard_button.setToolTip(
+                self.tr("Delete the {0} downloaded so far").format(human_size(kept))
+            )
 
     def discard(self) -> None:
         """Delete the partial download of the selected (or last) choice; a part another window
@@ -507,8 +586,9 @@ class DownloadDialog(QDialog):
             return
         self.state = "idle"
         self.progress_label.setStyleSheet("")
-        self.progress_label.setText(self.tr("Discarded the partial download ({0}).").format(
-            human_size(freed)))
+        self.progress_label.setText(
+            self.tr("Discarded the partial download ({0}).").format(human_size(freed))
+        )
         self.download_button.setText(self.tr("Download"))
         self.bar.setVisible(False)
         self._show_discard(choice)

@@ -63,9 +63,10 @@ def gb(num_bytes: int, approximate: bool = False) -> str:
 
 def machine_summary(machine: Machine, usable: int) -> str:
     """'31.9 GB RAM (20.1 GB free now) · RTX 4060: 8.6 GB VRAM (7.9 GB free)' and the budget."""
-    parts = [f"{gb(machine.ram_total)} RAM"
-             + (f" ({gb(machine.ram_available)} free now)"
-                if machine.ram_available is not None else "")]
+    parts = [
+        f"{gb(machine.ram_total)} RAM"
+        + (f" ({gb(machine.ram_available)} free now)" if machine.ram_available is not None else "")
+    ]
     for gpu in machine.gpus:
         if not gpu.dedicated:
             parts.append(f"{gpu.name}: shares the RAM (up to {gb(gpu.total_bytes)})")
@@ -77,8 +78,10 @@ def machine_summary(machine: Machine, usable: int) -> str:
     if machine.runtime is not None:  # seeing a card is not using it: say what llama.cpp can
         parts.append(f"llama.cpp: {runtime_summary(machine.runtime)}")
     plus = ", plus the GPUs' own memory" if machine.offload_vram else ""
-    return ("This machine: " + " · ".join(parts) + f"\nParlor can give a model up to "
-            f"{gb(usable)} (RAM less what the system keeps{plus}).")
+    return (
+        "This machine: " + " · ".join(parts) + f"\nParlor can give a model up to "
+        f"{gb(usable)} (RAM less what the system keeps{plus})."
+    )
 
 
 def _item(text: str, tooltip: str = "") -> QTableWidgetItem:
@@ -100,20 +103,28 @@ def row_cells(choice: Choice, recommended: bool) -> list[QTableWidgetItem]:
     badge.setForeground(QColor(fg))
     badge.setBackground(QColor(bg))
     badge.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-    how = (row.plan.describe() if row.fits
-           else f"{gb(row.missing_bytes)} missing")
+    how = row.plan.describe() if row.fits else f"{gb(row.missing_bytes)} missing"
     now = _item("")
     if row.fits and row.plan.fits_now is not None:
-        now = _item("enough free" if row.plan.fits_now else "⚠ close other apps",
-                    "Fits in the memory free right now" if row.plan.fits_now else
-                    "More than the memory free right now: close other programs first")
+        now = _item(
+            "enough free" if row.plan.fits_now else "⚠ close other apps",
+            "Fits in the memory free right now"
+            if row.plan.fits_now
+            else "More than the memory free right now: close other programs first",
+        )
         if not row.plan.fits_now:
             now.setForeground(QColor(WARN[0]))
             now.setBackground(QColor(WARN[1]))
     about = entry.use_case or _file_label(choice)
-    return [quant, _item(gb(entry.size_bytes, entry.approximate)),
-            _item(gb(entry.max_ram_bytes, entry.approximate)), badge, _item(how), now,
-            _item(about, f"{about}\n{choice.path}")]
+    return [
+        quant,
+        _item(gb(entry.size_bytes, entry.approximate)),
+        _item(gb(entry.max_ram_bytes, entry.approximate)),
+        badge,
+        _item(how),
+        now,
+        _item(about, f"{about}\n{choice.path}"),
+    ]
 
 
 def _file_label(choice: Choice) -> str:

@@ -86,10 +86,16 @@ class JobSlot:
     def busy(self) -> bool:
         return self.job is not None and not self.job.done.is_set()
 
-    def start(self, fn: Work, *, on_success: Callable[[Any], None],
-              on_failure: Callable[[str], None] | None = None,
-              on_progress: Callable[[Any], None] | None = None,
-              on_cancel: Callable[[str], None] | None = None, name: str = "job") -> Job:
+    def start(
+        self,
+        fn: Work,
+        *,
+        on_success: Callable[[Any], None],
+        on_failure: Callable[[str], None] | None = None,
+        on_progress: Callable[[Any], None] | None = None,
+        on_cancel: Callable[[str], None] | None = None,
+        name: str = "job",
+    ) -> Job:
         self.drop()
         job = Job(fn, name)
         job.succeeded.connect(self._only_current(job, on_success))
@@ -106,6 +112,7 @@ class JobSlot:
         def deliver(value: Any) -> None:
             if self.job is job:
                 slot(value)
+
         return deliver
 
     def cancel(self) -> None:

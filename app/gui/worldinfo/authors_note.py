@@ -24,15 +24,23 @@ from app.core.prompt.worldinfo.notes import NOTE_KEYS
 from app.core.store import Store, StoreError
 from app.core.store.world_state import WorldInfoStore
 
-POSITIONS = (("After the system block", NotePosition.IN_PROMPT),
-             ("In the chat at a depth", NotePosition.IN_CHAT),
-             ("Before the system block", NotePosition.BEFORE_PROMPT))
+POSITIONS = (
+    ("After the system block", NotePosition.IN_PROMPT),
+    ("In the chat at a depth", NotePosition.IN_CHAT),
+    ("Before the system block", NotePosition.BEFORE_PROMPT),
+)
 ROLES = (("System", Role.SYSTEM), ("User", Role.USER), ("Assistant", Role.ASSISTANT))
 
 
 class AuthorsNoteDialog(QDialog):
-    def __init__(self, store: Store, chat_id: int, settings: Settings, save_settings=None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        chat_id: int,
+        settings: Settings,
+        save_settings=None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle(self.tr("Author's note"))
         self.wi, self.chat_id = WorldInfoStore(store), chat_id
@@ -49,8 +57,10 @@ class AuthorsNoteDialog(QDialog):
 
     def _build(self, note: AuthorsNote) -> None:
         tr = self.tr
-        for box, items, value in ((self.position, POSITIONS, note.position),
-                                  (self.role, ROLES, note.role)):
+        for box, items, value in (
+            (self.position, POSITIONS, note.position),
+            (self.role, ROLES, note.role),
+        ):
             for label, member in items:
                 box.addItem(tr(label), member)
             box.setCurrentIndex(box.findData(value))
@@ -60,10 +70,14 @@ class AuthorsNoteDialog(QDialog):
         self.interval.setValue(note.interval)
         self.interval.setToolTip(tr("Every N user messages; 1: always; 0: off"))
         self.scenario.setPlaceholderText(tr("Empty: the card's scenario"))
-        for widget, name in ((self.text, "Author's note"), (self.position, "Note position"),
-                             (self.depth, "Note depth"), (self.role, "Note role"),
-                             (self.interval, "Note interval"),
-                             (self.scenario, "Scenario for this chat")):
+        for widget, name in (
+            (self.text, "Author's note"),
+            (self.position, "Note position"),
+            (self.depth, "Note depth"),
+            (self.role, "Note role"),
+            (self.interval, "Note interval"),
+            (self.scenario, "Scenario for this chat"),
+        ):
             widget.setAccessibleName(tr(name))
         form = QFormLayout()
         form.addRow(tr("Author's note"), self.text)
@@ -73,8 +87,9 @@ class AuthorsNoteDialog(QDialog):
         form.addRow(tr("Every"), self.interval)
         form.addRow(self.as_default)
         form.addRow(tr("Scenario for this chat"), self.scenario)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
-                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -82,9 +97,13 @@ class AuthorsNoteDialog(QDialog):
         layout.addWidget(buttons)
 
     def note(self) -> AuthorsNote:
-        return AuthorsNote(self.text.toPlainText(), self.interval.value(),
-                           self.position.currentData(), self.depth.value(),
-                           self.role.currentData())
+        return AuthorsNote(
+            self.text.toPlainText(),
+            self.interval.value(),
+            self.position.currentData(),
+            self.depth.value(),
+            self.role.currentData(),
+        )
 
     def accept(self) -> None:
         note = self.note()
@@ -109,8 +128,9 @@ def show_authors_note(window) -> AuthorsNoteDialog | None:
     chat_id = window.controller.chat_id
     if chat_id is None:
         return None
-    dialog = AuthorsNoteDialog(window.ctx.store, chat_id, window.ctx.settings,
-                               window.ctx.save_settings, window)
+    dialog = AuthorsNoteDialog(
+        window.ctx.store, chat_id, window.ctx.settings, window.ctx.save_settings, window
+    )
     dialog.finished.connect(dialog.deleteLater)
     dialog.show()
     return dialog

@@ -33,8 +33,13 @@ from app.gui.characters.lorebook_editor import LorebookEditor
 
 
 class WorldInfoManager(QDialog):
-    def __init__(self, store: Store, character_id: int | None = None,
-                 chat_id: int | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        character_id: int | None = None,
+        chat_id: int | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle(self.tr("World info"))
         self.resize(1000, 640)
@@ -58,9 +63,13 @@ class WorldInfoManager(QDialog):
         left.addWidget(self.search)
         left.addWidget(self.books, 1)
         buttons = QHBoxLayout()
-        for text, slot in ((self.tr("New…"), self.new_book), (self.tr("Import…"), self._import),
-                           (self.tr("Export…"), self._export),
-                           (self.tr("Rename…"), self._rename), (self.tr("Delete"), self._delete)):
+        for text, slot in (
+            (self.tr("New…"), self.new_book),
+            (self.tr("Import…"), self._import),
+            (self.tr("Export…"), self._export),
+            (self.tr("Rename…"), self._rename),
+            (self.tr("Delete"), self._delete),
+        ):
             button = QPushButton(text)
             button.setAccessibleName(text.rstrip("…"))
             button.clicked.connect(slot)
@@ -171,33 +180,40 @@ class WorldInfoManager(QDialog):
             QMessageBox.warning(self, self.tr("Export world info"), str(exc))
 
     def _import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, self.tr("Import world info"), "",
-                                              self.tr("World info (*.json *.png *.charx)"))
+        path, _ = QFileDialog.getOpenFileName(
+            self, self.tr("Import world info"), "", self.tr("World info (*.json *.png *.charx)")
+        )
         if path:
             self.import_file(path)
 
     def _export(self) -> None:
         if self._current is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, self.tr("Export world info"),
-                                              f"{self._current}.json",
-                                              self.tr("SillyTavern world info (*.json)"))
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            self.tr("Export world info"),
+            f"{self._current}.json",
+            self.tr("SillyTavern world info (*.json)"),
+        )
         if path:
             self.export_file(path)
 
     def _rename(self) -> None:
         if self._current is None:
             return
-        name, ok = QInputDialog.getText(self, self.tr("Rename book"), self.tr("Name"),
-                                        text=self._current)
+        name, ok = QInputDialog.getText(
+            self, self.tr("Rename book"), self.tr("Name"), text=self._current
+        )
         if ok and self.save():
             self.rename(name)
 
     def rename(self, name: str) -> None:
         old = self._current
         if self._guard(lambda: self.wi.rename_book(old, name)):
-            if self.chat_id is not None and self.wi.chat_metadata(self.chat_id).get(
-                    "world_info") == old:
+            if (
+                self.chat_id is not None
+                and self.wi.chat_metadata(self.chat_id).get("world_info") == old
+            ):
                 self.wi.update_chat_metadata(self.chat_id, {"world_info": name.strip()})
             self._current = None
             self.reload(name.strip())
@@ -205,8 +221,9 @@ class WorldInfoManager(QDialog):
     def _delete(self) -> None:
         if self._current is None:
             return
-        answer = QMessageBox.question(self, self.tr("Delete book"),
-                                      self.tr("Delete the book {0}?").format(self._current))
+        answer = QMessageBox.question(
+            self, self.tr("Delete book"), self.tr("Delete the book {0}?").format(self._current)
+        )
         if answer == QMessageBox.StandardButton.Yes:
             self.delete_current()
 
@@ -221,13 +238,17 @@ class WorldInfoManager(QDialog):
             return
         self._guard(lambda: self.wi.set_global(name, self.is_global.isChecked()))
         if self.character_id is not None:
-            self._guard(lambda: self.wi.link_character(name, self.character_id,
-                                                       self.for_character.isChecked()))
+            self._guard(
+                lambda: self.wi.link_character(
+                    name, self.character_id, self.for_character.isChecked()
+                )
+            )
         if self.chat_id is not None:
             chosen = name if self.for_chat.isChecked() else None
             if chosen or self.wi.chat_metadata(self.chat_id).get("world_info") == name:
-                self._guard(lambda: self.wi.update_chat_metadata(self.chat_id,
-                                                                 {"world_info": chosen}))
+                self._guard(
+                    lambda: self.wi.update_chat_metadata(self.chat_id, {"world_info": chosen})
+                )
 
     def done(self, result: int) -> None:
         self.save()
@@ -253,9 +274,15 @@ def _book_has(name: str, stored, needle: str) -> bool:
     if needle in name.casefold():
         return True
     entries = stored.book.get("entries", []) if stored else []
-    return any(needle in " ".join(str(v) for v in (e.get("comment"), e.get("name"),
-                                                   e.get("content"), *(e.get("keys") or [])))
-               .casefold() for e in entries if isinstance(e, dict))
+    return any(
+        needle
+        in " ".join(
+            str(v)
+            for v in (e.get("comment"), e.get("name"), e.get("content"), *(e.get("keys") or []))
+        ).casefold()
+        for e in entries
+        if isinstance(e, dict)
+    )
 
 
 def _holder(layout) -> QWidget:

@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from app.core.prompt import MacroContext, expand_macros
 from app.core.store.groups import CardMode, GroupSettings
 
-JOINED_FIELDS = (("description", "Description"), ("personality", "Personality"),
-                 ("scenario", "Scenario"), ("mes_example", "Example Messages"))
+JOINED_FIELDS = (
+    ("description", "Description"),
+    ("personality", "Personality"),
+    ("scenario", "Scenario"),
+    ("mes_example", "Example Messages"),
+)
 _FIELDNAME = re.compile(r"<FIELDNAME>", re.I)
 _GROUP = re.compile(r"\{\{(group|charIfNotGroup)\}\}", re.I)
 
@@ -39,8 +43,9 @@ def _replace(value: str, field_name: str, char: str, user: str) -> str:
     return expand_macros(value.strip(), MacroContext(char=char, user=user), field_name)
 
 
-def _prepared(value: str, member: MemberCard, field_name: str, settings: GroupSettings,
-              user: str, wrap: bool) -> str:
+def _prepared(
+    value: str, member: MemberCard, field_name: str, settings: GroupSettings, user: str, wrap: bool
+) -> str:
     """`replaceAndPrepareForJoin`: one member's field inside the prefix and suffix."""
     value = (value or "").strip()
     if not value:
@@ -52,27 +57,41 @@ def _prepared(value: str, member: MemberCard, field_name: str, settings: GroupSe
     return f"{prefix + sep if prefix else ''}{value}{sep + suffix if suffix else ''}"
 
 
-def joined_fields(members: list[MemberCard], speaker_id: int, settings: GroupSettings,
-                  user: str, wrap: bool = True) -> dict[str, str]:
+def joined_fields(
+    members: list[MemberCard],
+    speaker_id: int,
+    settings: GroupSettings,
+    user: str,
+    wrap: bool = True,
+) -> dict[str, str]:
     """`getGroupCharacterCards`: each field of every member who counts, one per line.
     A muted member counts when it is the speaker, or in JOIN_MUTED mode."""
     out: dict[str, list[str]] = {key: [] for key, _ in JOINED_FIELDS}
     for m in members:
-        if m.muted and m.character_id != speaker_id and settings.card_mode is not \
-                CardMode.JOIN_MUTED:
+        if (
+            m.muted
+            and m.character_id != speaker_id
+            and settings.card_mode is not CardMode.JOIN_MUTED
+        ):
             continue
         for key, label in JOINED_FIELDS:
             raw = m.card.get(key)
-            out[key].append(_prepared(raw if isinstance(raw, str) else "", m, label,
-                                      settings, user, wrap))
+            out[key].append(
+                _prepared(raw if isinstance(raw, str) else "", m, label, settings, user, wrap)
+            )
     joined = {key: "\n".join(t for t in texts if t) for key, texts in out.items()}
     if settings.scenario.strip():
         joined["scenario"] = settings.scenario.strip()
     return joined
 
 
-def speaker_card(members: list[MemberCard], speaker_id: int, settings: GroupSettings,
-                 user: str, wrap: bool = True) -> dict:
+def speaker_card(
+    members: list[MemberCard],
+    speaker_id: int,
+    settings: GroupSettings,
+    user: str,
+    wrap: bool = True,
+) -> dict:
     """The card the builder gets: the speaker's, with the group's fields in join mode,
     the group scenario when set, and `{{group}}` as the members' names."""
     speaker = next(m for m in members if m.character_id == speaker_id)
@@ -83,8 +102,7 @@ def speaker_card(members: list[MemberCard], speaker_id: int, settings: GroupSett
     else:
         card.update(joined_fields(members, speaker_id, settings, user, wrap))
     names = ", ".join(m.name for m in members)
-    return {k: _GROUP.sub(lambda _: names, v) if isinstance(v, str) else v
-            for k, v in card.items()}
+    return {k: _GROUP.sub(lambda _: names, v) if isinstance(v, str) else v for k, v in card.items()}
 
 
 def group_greetings(card: dict) -> list[str]:

@@ -45,28 +45,40 @@ class GroupChat:
         return self.store.groups.get(self.store.groups.group_of_chat(self.chat_id))
 
     def candidates(self) -> list[Candidate]:
-        return [Candidate(m.character_id, m.name,
-                          talkativeness(self.store.characters.card(m.character_id)), m.muted)
-                for m in self.group.members]
+        return [
+            Candidate(
+                m.character_id,
+                m.name,
+                talkativeness(self.store.characters.card(m.character_id)),
+                m.muted,
+            )
+            for m in self.group.members
+        ]
 
     def _last(self, path: list[Message]) -> LastMessage | None:
         if not path:
             return None
         m = path[-1]
         names = self.store.groups.speaker_names({m.speaker_id} if m.speaker_id else set())
-        return LastMessage(m.text, m.role == "user", names.get(m.speaker_id),
-                           hidden=m.role == "system")
+        return LastMessage(
+            m.text, m.role == "user", names.get(m.speaker_id), hidden=m.role == "system"
+        )
 
     def plan(self, user_input: str | None = None, *, auto: bool = False) -> list[int]:
         """The members who answer the chat as it stands, in order. When the user has just
         sent `user_input`, it is the activating text (SillyTavern's `isUserInput`)."""
         path = self.store.messages.active_path(self.chat_id)
         group = self.group
-        rng = turn_rng(WorldInfoStore(self.store).seed(self.chat_id),
-                       path[-1].id if path else None)
-        return plan_turn(group.settings.strategy, self.candidates(), self._last(path), rng,
-                         allow_self_responses=group.settings.allow_self_responses,
-                         user_input=user_input, auto=auto)
+        rng = turn_rng(WorldInfoStore(self.store).seed(self.chat_id), path[-1].id if path else None)
+        return plan_turn(
+            group.settings.strategy,
+            self.candidates(),
+            self._last(path),
+            rng,
+            allow_self_responses=group.settings.allow_self_responses,
+            user_input=user_input,
+            auto=auto,
+        )
 
     def speaker_of(self, message_id: int) -> int | None:
         """Who regenerates or continues this message: its own speaker while a member
@@ -75,26 +87,44 @@ class GroupChat:
         members = {m.character_id for m in self.group.members}
         return msg.speaker_id if msg.speaker_id in members else None
 
-    def prompt(self, speaker_id: int, history: list[Message] | None = None,
-               continue_last: bool = False) -> GroupPrompt:
+    def prompt(
+        self, speaker_id: int, history: list[Message] | None = None, continue_last: bool = False
+    ) -> GroupPrompt:
         history = self.store.messages.active_path(self.chat_id) if history is None else history
-        return group_prompt_input(self.store, self.settings, self.chat_id, speaker_id, history,
-                                  continue_last=continue_last)
+        return group_prompt_input(
+            self.store,
+            self.settings,
+            self.chat_id,
+            speaker_id,
+            history,
+            continue_last=continue_last,
+        )
 
     def send(self, text: str, user_name: str | None = None) -> int:
         leaf = self.store.messages.active_leaf(self.chat_id)
-        return self.store.messages.append(self.chat_id, leaf, "user", text,
-                                         gen_info={"name": user_name or self.settings.user_name})
+        return self.store.messages.append(
+            self.chat_id,
+            leaf,
+            "user",
+            text,
+            gen_info={"name": user_name or self.settings.user_name},
+        )
 
-    def reply(self, engine: Engine, speaker_id: int, cancel: threading.Event | None = None,
-              *, regenerate_of: int | None = None) -> int:
+    def reply(
+        self,
+        engine: Engine,
+        speaker_id: int,
+        cancel: threading.Event | None = None,
+        *,
+        regenerate_of: int | None = None,
+    ) -> int:
         """Write `speaker_id`'s reply to the active path (or a new swipe of `regenerate_of`)
         and store it with its speaker; returns the message id."""
         cancel = cancel or threading.Event()
         path = self.store.messages.active_path(self.chat_id)
         if regenerate_of is not None:
             ids = [m.id for m in path]
-            path = path[:ids.index(regenerate_of)]
+            path = path[: ids.index(regenerate_of)]
         parent = path[-1].id if path else None
         prompt = self.prompt(speaker_id, path)
         job = group_job(prompt, engine.info, self.settings, self.counter)
@@ -106,10 +136,14 @@ class GroupChat:
         text = "".join(engine.stream(built.text, sampling, cancel))
         stats = engine.last_stats
         cleaned = job.clean(text)
-        info = {"speaker": prompt.speaker.name, "model": engine.info.name,
-                **({"raw_text": cleaned.raw} if cleaned.changed else {})}
-        self.store.messages.update(mid, cleaned.text, "stopped" if stats and stats.stopped
-                                  else "complete", info)
+        info = {
+            "speaker": prompt.speaker.name,
+            "model": engine.info.name,
+            **({"raw_text": cleaned.raw} if cleaned.changed else {}),
+        }
+        self.store.messages.update(
+            mid, cleaned.text, "stopped" if stats and stats.stopped else "complete", info
+        )
         return mid
 
 
@@ -122,8 +156,9 @@ def start_group_chat(store: Store, group_id: int, user_name: str, title: str = "
         card = store.characters.card(m.character_id)
         texts = group_greetings(card)
         if texts:
-            opener = greetings({**card, "first_mes": texts[0], "alternate_greetings": []},
-                               user_name)[0]
+            opener = greetings(
+                {**card, "first_mes": texts[0], "alternate_greetings": []}, user_name
+            )[0]
             openers.append((m.character_id, opener))
     return store.groups.new_chat(group_id, openers, title)
 

@@ -34,32 +34,43 @@ def members_of(cards: list[dict]) -> list[MemberCard]:
     names = [str(c.get("name") or f"Character {i + 1}") for i, c in enumerate(cards)]
     if len(set(n.casefold() for n in names)) != len(names):
         raise ValueError("two cards have the same name; a group needs each member once")
-    return [MemberCard(i, name, card) for i, (name, card) in enumerate(zip(names, cards,
-                                                                           strict=True))]
+    return [
+        MemberCard(i, name, card) for i, (name, card) in enumerate(zip(names, cards, strict=True))
+    ]
 
 
-def pick_speaker(members: list[MemberCard], history: list[Message], seed: str,
-                 wanted: str | None) -> MemberCard:
+def pick_speaker(
+    members: list[MemberCard], history: list[Message], seed: str, wanted: str | None
+) -> MemberCard:
     if wanted:
         for m in members:
             if m.name.casefold() == wanted.casefold():
                 return m
-        raise ValueError(f"--speaker {wanted!r} is none of the cards: "
-                         + ", ".join(m.name for m in members))
+        raise ValueError(
+            f"--speaker {wanted!r} is none of the cards: " + ", ".join(m.name for m in members)
+        )
     last = history[-1] if history else None
-    order = plan_turn(Strategy.NATURAL,
-                      [Candidate(m.character_id, m.name, talkativeness(m.card)) for m in members],
-                      LastMessage(last.text, last.role == "user", last.name) if last else None,
-                      turn_rng(seed, len(history)), allow_self_responses=False)
+    order = plan_turn(
+        Strategy.NATURAL,
+        [Candidate(m.character_id, m.name, talkativeness(m.card)) for m in members],
+        LastMessage(last.text, last.role == "user", last.name) if last else None,
+        turn_rng(seed, len(history)),
+        allow_self_responses=False,
+    )
     return members[order[0]]
 
 
 def history_of(members: list[MemberCard], chat: StChat | None) -> list[Message]:
     if chat is not None:
-        return [Message(m.role, m.text, m.name if m.role == "assistant" else None)
-                for m in chat.messages]
-    return [Message("assistant", greets[0], m.name) for m in members
-            if (greets := group_greetings(m.card))]
+        return [
+            Message(m.role, m.text, m.name if m.role == "assistant" else None)
+            for m in chat.messages
+        ]
+    return [
+        Message("assistant", greets[0], m.name)
+        for m in members
+        if (greets := group_greetings(m.card))
+    ]
 
 
 @dataclass(frozen=True)
@@ -73,8 +84,15 @@ class GroupRequest:
     reply_tokens: int = 512
 
 
-def group_prompt(request: GroupRequest, cards: list[dict], chat: StChat | None,
-                 lore: LoreInput, template: ChatTemplate, count, user: str):
+def group_prompt(
+    request: GroupRequest,
+    cards: list[dict],
+    chat: StChat | None,
+    lore: LoreInput,
+    template: ChatTemplate,
+    count,
+    user: str,
+):
     """The built prompt and the speaker's name; ValueError names a bad request."""
     members = members_of(cards)
     history = history_of(members, chat)
@@ -82,13 +100,20 @@ def group_prompt(request: GroupRequest, cards: list[dict], chat: StChat | None,
     settings = GroupSettings(card_mode=MODES[request.mode])
     wrap = template.preset.wrap if isinstance(template, InstructTemplate) else True
     card = speaker_card(members, speaker.character_id, settings, user, wrap)
-    others = [b for m in members if m.character_id != speaker.character_id
-              and (b := card_book(m.card)) is not None]
+    others = [
+        b
+        for m in members
+        if m.character_id != speaker.character_id and (b := card_book(m.card)) is not None
+    ]
     lore = replace(lore, books=others + list(lore.books))
     if isinstance(template, InstructTemplate):
         template = replace(template, in_group=True)
-    built = build_prompt(PromptInput(card, user, request.persona, history, lore=lore),
-                         template, count, request.n_ctx, request.reply_tokens)
-    built.stop = list(dict.fromkeys([*built.stop,
-                                     *member_stops(members, speaker.character_id)]))
+    built = build_prompt(
+        PromptInput(card, user, request.persona, history, lore=lore),
+        template,
+        count,
+        request.n_ctx,
+        request.reply_tokens,
+    )
+    built.stop = list(dict.fromkeys([*built.stop, *member_stops(members, speaker.character_id)]))
     return built, speaker.name

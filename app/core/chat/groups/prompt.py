@@ -37,16 +37,19 @@ from app.core.store.world_state import WorldInfoStore
 
 def member_cards(store: Store, group: Group) -> list[MemberCard]:
     """The members with their current cards (an edit applies at once)."""
-    return [MemberCard(m.character_id, m.name, store.characters.card(m.character_id), m.muted)
-            for m in group.members]
+    return [
+        MemberCard(m.character_id, m.name, store.characters.card(m.character_id), m.muted)
+        for m in group.members
+    ]
 
 
 def member_stops(members: list[MemberCard], speaker_id: int) -> list[str]:
     return [f"\n{m.name}:" for m in members if m.character_id != speaker_id and m.name]
 
 
-def group_history(history: list[Message], names: dict[int, str],
-                  speaker_name: str) -> list[PromptMessage]:
+def group_history(
+    history: list[Message], names: dict[int, str], speaker_name: str
+) -> list[PromptMessage]:
     """Each stored line as the prompt sees it, under its speaker's current name; a line
     whose speaker is unknown (imported, or a deleted character) keeps the name it came with."""
     out = []
@@ -60,8 +63,9 @@ def group_history(history: list[Message], names: dict[int, str],
     return out
 
 
-def member_books(store: Store, members: list[MemberCard], lore: LoreInput,
-                 speaker_id: int) -> list[Book]:
+def member_books(
+    store: Store, members: list[MemberCard], lore: LoreInput, speaker_id: int
+) -> list[Book]:
     """The other members' books, added after those the speaker's lore already has."""
     have = {b.name for b in lore.books}
     member_ids = {m.character_id for m in members}
@@ -94,9 +98,16 @@ class GroupPrompt:
     path_ids: list[int] = field(default_factory=list)
 
 
-def group_prompt_input(store: Store, settings: Settings, chat_id: int, speaker_id: int,
-                       history: list[Message], *, instruction: str | None = None,
-                       continue_last: bool = False) -> GroupPrompt:
+def group_prompt_input(
+    store: Store,
+    settings: Settings,
+    chat_id: int,
+    speaker_id: int,
+    history: list[Message],
+    *,
+    instruction: str | None = None,
+    continue_last: bool = False,
+) -> GroupPrompt:
     """What the builder needs for `speaker_id`'s next line in group chat `chat_id`."""
     group = store.groups.get(store.groups.group_of_chat(chat_id))
     members = member_cards(store, group)
@@ -135,7 +146,8 @@ class GroupPromptJob(PromptJob):
         return built
 
 
-def group_job(prompt: GroupPrompt, info: ModelInfo, settings: Settings,
-              counter: TokenCounter) -> GroupPromptJob:
+def group_job(
+    prompt: GroupPrompt, info: ModelInfo, settings: Settings, counter: TokenCounter
+) -> GroupPromptJob:
     """The job for the worker (or `GroupChat.reply`), as for a one-character chat."""
     return GroupPromptJob(prompt.inp, info, settings, counter, member_stops=prompt.stops)

@@ -69,8 +69,9 @@ def shuffled(items: Sequence, rng: random.Random) -> list:
     return out
 
 
-def natural_order(members: Sequence[Candidate], text: str, rng: random.Random, *,
-                  banned: str | None = None) -> list[int]:
+def natural_order(
+    members: Sequence[Candidate], text: str, rng: random.Random, *, banned: str | None = None
+) -> list[int]:
     """`activateNaturalOrder`: the speakers for this turn, in order.
 
     `members` are the unmuted ones; `banned` is the name of the member who wrote the last
@@ -112,9 +113,16 @@ class LastMessage:
     hidden: bool = False  # a system line: never activates anyone
 
 
-def plan_turn(strategy: Strategy, members: Sequence[Candidate], last: LastMessage | None,
-              rng: random.Random, *, allow_self_responses: bool,
-              user_input: str | None = None, auto: bool = False) -> list[int]:
+def plan_turn(
+    strategy: Strategy,
+    members: Sequence[Candidate],
+    last: LastMessage | None,
+    rng: random.Random,
+    *,
+    allow_self_responses: bool,
+    user_input: str | None = None,
+    auto: bool = False,
+) -> list[int]:
     """The members who answer, in order (SillyTavern's `generateGroupWrapper`).
 
     `user_input` is the user's new message when the turn was started by sending one; the

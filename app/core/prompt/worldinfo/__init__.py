@@ -29,8 +29,24 @@ from app.core.prompt.worldinfo.settings import Book, Source, Strategy, WorldInfo
 from app.core.prompt.worldinfo.trace import TraceItem
 
 __all__ = [
-    "AuthorsNote", "Book", "CharacterNote", "DepthInjection", "Logic", "LoreResult",
-    "NotePosition", "Placement", "Position", "Role", "Source", "Strategy", "TraceItem",
-    "WIEntry", "WorldInfoSettings", "activate_lore", "book_entries", "entry_from_book",
-    "parse_decorators", "run_world_info",
+    "AuthorsNote",
+    "Book",
+    "CharacterNote",
+    "DepthInjection",
+    "Logic",
+    "LoreResult",
+    "NotePosition",
+    "Placement",
+    "Position",
+    "Role",
+    "Source",
+    "Strategy",
+    "TraceItem",
+    "WIEntry",
+    "WorldInfoSettings",
+    "activate_lore",
+    "book_entries",
+    "entry_from_book",
+    "parse_decorators",
+    "run_world_info",
 ]

@@ -57,26 +57,49 @@ class LoreResult:
         return "\n".join(self.texts)
 
 
-def run_world_info(books: list[Book], lines: list[str], *, max_context: int,
-                   count_tokens: Callable[[str], int],
-                   settings: WorldInfoSettings | None = None,
-                   expand: Callable[[str], str] = lambda s: s, seed: str = "",
-                   timed_state: Any = None, chat_length: int | None = None,
-                   character: str = "") -> LoreResult:
+def run_world_info(
+    books: list[Book],
+    lines: list[str],
+    *,
+    max_context: int,
+    count_tokens: Callable[[str], int],
+    settings: WorldInfoSettings | None = None,
+    expand: Callable[[str], str] = lambda s: s,
+    seed: str = "",
+    timed_state: Any = None,
+    chat_length: int | None = None,
+    character: str = "",
+) -> LoreResult:
     """Fire the books' entries on `lines` (the chat, newest first)."""
     settings = settings or WorldInfoSettings()
     entries = sort_entries(books, settings.strategy)
     if not entries:
         return LoreResult(timed_state=timed_state if isinstance(timed_state, dict) else {})
-    scan = check_world_info(ScanInput(entries, lines, max_context, count_tokens, settings,
-                                      expand, seed, timed_state, chat_length, character))
+    scan = check_world_info(
+        ScanInput(
+            entries,
+            lines,
+            max_context,
+            count_tokens,
+            settings,
+            expand,
+            seed,
+            timed_state,
+            chat_length,
+            character,
+        )
+    )
     placement = place(scan)
-    result = LoreResult(placement=placement, fired=[e.label for e in placement.prompt_order],
-                        trace=LazyTrace(lambda: _trace(entries, scan)),
-                        tokens=sum(scan.tokens.values()),
-                        budget=scan.budget, timed_state=scan.timed_state,
-                        warnings=_warnings(scan),
-                        texts=[scan.content[e].strip() for e in placement.prompt_order])
+    result = LoreResult(
+        placement=placement,
+        fired=[e.label for e in placement.prompt_order],
+        trace=LazyTrace(lambda: _trace(entries, scan)),
+        tokens=sum(scan.tokens.values()),
+        budget=scan.budget,
+        timed_state=scan.timed_state,
+        warnings=_warnings(scan),
+        texts=[scan.content[e].strip() for e in placement.prompt_order],
+    )
     return result
 
 
@@ -89,30 +112,56 @@ def _trace(entries, scan: ScanResult) -> list[TraceItem]:
         reason = reasons.get(e, "") or "no key found"
         if e in placed and not fired:
             reason += "; its content is empty"
-        items.append(TraceItem(e.label, fired, reason, position_label(e),
-                               scan.tokens.get(e, 0) if fired else 0, e.world, str(e.uid)))
+        items.append(
+            TraceItem(
+                e.label,
+                fired,
+                reason,
+                position_label(e),
+                scan.tokens.get(e, 0) if fired else 0,
+                e.world,
+                str(e.uid),
+            )
+        )
     return items
 
 
 def _warnings(scan: ScanResult) -> list[str]:
-    out = [f"Lore key {key} took too long to match and was skipped (a regular expression "
-           "that backtracks without end)." for key in scan.timed_out_keys]
+    out = [
+        f"Lore key {key} took too long to match and was skipped (a regular expression "
+        "that backtracks without end)."
+        for key in scan.timed_out_keys
+    ]
     cut = [e.label for e in scan.cut]
     if cut:
         out.append(f"Lore left out for its token budget ({scan.budget}): " + ", ".join(cut))
     return out
 
 
-def activate_lore(book: dict[str, Any] | None, history: Sequence[str], *, scan_depth: int,
-                  budget_tokens: int, count_tokens: Callable[[str], int],
-                  expand: Callable[[str], str] = lambda s: s,
-                  settings: WorldInfoSettings | None = None, seed: str = "") -> LoreResult:
+def activate_lore(
+    book: dict[str, Any] | None,
+    history: Sequence[str],
+    *,
+    scan_depth: int,
+    budget_tokens: int,
+    count_tokens: Callable[[str], int],
+    expand: Callable[[str], str] = lambda s: s,
+    settings: WorldInfoSettings | None = None,
+    seed: str = "",
+) -> LoreResult:
     """One book on plain lines (oldest first) with a fixed token budget: a short form of
     `run_world_info` for tests and tools."""
     base = settings or WorldInfoSettings()
-    settings = WorldInfoSettings(**{**base.__dict__, "depth": scan_depth,
-                                    "budget_percent": 100, "budget_cap": 0})
+    settings = WorldInfoSettings(
+        **{**base.__dict__, "depth": scan_depth, "budget_percent": 100, "budget_cap": 0}
+    )
     books = [Book("card", book, Source.CHARACTER)] if isinstance(book, dict) else []
-    return run_world_info(books, list(reversed(history)), max_context=budget_tokens,
-                          count_tokens=count_tokens, settings=settings, expand=expand,
-                          seed=seed)
+    return run_world_info(
+        books,
+        list(reversed(history)),
+        max_context=budget_tokens,
+        count_tokens=count_tokens,
+        settings=settings,
+        expand=expand,
+        seed=seed,
+    )

@@ -61,8 +61,7 @@ class ScanBuffer:
 
     def _chat_part(self, depth: int) -> Haystack:
         if depth not in self._chat:
-            self._chat[depth] = Haystack(MATCHER + JOINER.join(self.lines[:depth]),
-                                         self.timed_out)
+            self._chat[depth] = Haystack(MATCHER + JOINER.join(self.lines[:depth]), self.timed_out)
         return self._chat[depth]
 
     def add_recurse(self, text: str) -> None:
@@ -72,7 +71,7 @@ class ScanBuffer:
         """Which message (1 = the newest) holds `key`, for the trace."""
         if self._line_hays is None:
             self._line_hays = [Haystack(MATCHER + line, self.timed_out) for line in self.lines]
-        for i, hay in enumerate(self._line_hays[:self.entry_depth(entry)]):
+        for i, hay in enumerate(self._line_hays[: self.entry_depth(entry)]):
             if hay.has(key, case_sensitive=case_sensitive, whole_words=whole_words):
                 return f"message {i + 1} from the end"
         return "lore added by recursion"

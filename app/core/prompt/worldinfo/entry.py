@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-KNOWN_DECORATORS = frozenset({"activate", "dont_activate", "scan_depth", "additional_keys",
-                              "exclude_keys"})
+KNOWN_DECORATORS = frozenset(
+    {"activate", "dont_activate", "scan_depth", "additional_keys", "exclude_keys"}
+)
 DEFAULT_DEPTH = 4  # SillyTavern's DEFAULT_DEPTH for @depth entries
 DEFAULT_WEIGHT = 100  # SillyTavern's DEFAULT_WEIGHT for inclusion groups
 MAX_SCAN_DEPTH = 1000
@@ -40,9 +41,14 @@ class Position(IntEnum):
 
 
 _POSITION_LABELS = {
-    Position.BEFORE: "before_char", Position.AFTER: "after_char", Position.AN_TOP: "an_top",
-    Position.AN_BOTTOM: "an_bottom", Position.AT_DEPTH: "at_depth", Position.EM_TOP: "em_top",
-    Position.EM_BOTTOM: "em_bottom"}
+    Position.BEFORE: "before_char",
+    Position.AFTER: "after_char",
+    Position.AN_TOP: "an_top",
+    Position.AN_BOTTOM: "an_bottom",
+    Position.AT_DEPTH: "at_depth",
+    Position.EM_TOP: "em_top",
+    Position.EM_BOTTOM: "em_bottom",
+}
 
 
 class Role(IntEnum):
@@ -66,8 +72,12 @@ class Logic(IntEnum):
     AND_ALL = 3
 
 
-_LOGIC_NAMES = {"and_any": Logic.AND_ANY, "not_all": Logic.NOT_ALL, "not_any": Logic.NOT_ANY,
-                "and_all": Logic.AND_ALL}
+_LOGIC_NAMES = {
+    "and_any": Logic.AND_ANY,
+    "not_all": Logic.NOT_ALL,
+    "not_any": Logic.NOT_ANY,
+    "and_all": Logic.AND_ALL,
+}
 
 
 @dataclass(eq=False)  # identity matters: the scanner keeps sets of entries
@@ -129,12 +139,18 @@ def entry_from_book(raw: dict[str, Any], index: int, world: str) -> WIEntry:
     uid = raw.get("id", index)
     depth = decorators.get("scan_depth", ext.get("scan_depth"))
     return WIEntry(
-        uid=uid if uid is not None else index, world=world,
-        label=_text(raw.get("name") or raw.get("comment")) or (keys[0] if keys else "")
+        uid=uid if uid is not None else index,
+        world=world,
+        label=_text(raw.get("name") or raw.get("comment"))
+        or (keys[0] if keys else "")
         or f"entry {index + 1}",
-        keys=keys, content=content, secondary=tuple(_strings(raw.get("secondary_keys"))),
-        decorators=decorators, disabled=raw.get("enabled", True) is False,
-        constant=raw.get("constant") is True, selective=raw.get("selective") is True,
+        keys=keys,
+        content=content,
+        secondary=tuple(_strings(raw.get("secondary_keys"))),
+        decorators=decorators,
+        disabled=raw.get("enabled", True) is False,
+        constant=raw.get("constant") is True,
+        selective=raw.get("selective") is True,
         logic=_logic(ext.get("selectiveLogic", raw.get("selective_logic"))),
         order=_number(raw.get("insertion_order"), 100),
         position=_position(ext.get("position"), raw.get("position")),
@@ -142,7 +158,8 @@ def entry_from_book(raw: dict[str, Any], index: int, world: str) -> WIEntry:
         role=_role(ext.get("role")),
         probability=_number(ext.get("probability"), 100),
         use_probability=ext.get("useProbability", True) is not False,
-        group=_text(ext.get("group")), group_override=ext.get("group_override") is True,
+        group=_text(ext.get("group")),
+        group_override=ext.get("group_override") is True,
         group_weight=_number(ext.get("group_weight"), DEFAULT_WEIGHT),
         use_group_scoring=_optional_bool(ext.get("use_group_scoring")),
         scan_depth=_scan_depth(depth),
@@ -151,7 +168,8 @@ def entry_from_book(raw: dict[str, Any], index: int, world: str) -> WIEntry:
         exclude_recursion=ext.get("exclude_recursion") is True,
         prevent_recursion=ext.get("prevent_recursion") is True,
         delay_until_recursion=_recursion_level(ext.get("delay_until_recursion")),
-        sticky=_count(ext.get("sticky")), cooldown=_count(ext.get("cooldown")),
+        sticky=_count(ext.get("sticky")),
+        cooldown=_count(ext.get("cooldown")),
         delay=_count(ext.get("delay")),
         additional=tuple(_strings(decorators.get("additional_keys"))),
         exclude=tuple(_strings(decorators.get("exclude_keys"))),
@@ -173,13 +191,19 @@ def book_entries(book: Any, world: str) -> list[WIEntry]:
     raws = book["entries"]
     with _CACHE_LOCK:
         cached = _CACHE.get((id(book), world))
-    if cached is not None and cached[0] is book and len(cached[1]) == len(raws) and all(
-            a is b for a, b in zip(cached[1], raws, strict=True)):
+    if (
+        cached is not None
+        and cached[0] is book
+        and len(cached[1]) == len(raws)
+        and all(a is b for a, b in zip(cached[1], raws, strict=True))
+    ):
         return list(cached[2])
-    entries = [entry_from_book(raw, i, world) for i, raw in enumerate(raws)
-               if isinstance(raw, dict)]
-    ranked = [e for _, e in sorted(enumerate(entries),
-                                   key=lambda pair: _js_rank(pair[1].uid, pair[0]))]
+    entries = [
+        entry_from_book(raw, i, world) for i, raw in enumerate(raws) if isinstance(raw, dict)
+    ]
+    ranked = [
+        e for _, e in sorted(enumerate(entries), key=lambda pair: _js_rank(pair[1].uid, pair[0]))
+    ]
     with _CACHE_LOCK:  # the GUI and the generation worker both build prompts
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
@@ -225,8 +249,7 @@ def parse_decorators(content: str) -> tuple[dict[str, str], str]:
 def _character_filter(ext: dict) -> tuple[tuple[str, ...], bool]:
     """`characterFilter` as SillyTavern world info writes it (kept by app.core.cards under
     `extensions.parlor_world_info`). Only names count: its tags are SillyTavern's own ids."""
-    extra = ext.get("parlor_world_info") if isinstance(ext.get("parlor_world_info"), dict) \
-        else {}
+    extra = ext.get("parlor_world_info") if isinstance(ext.get("parlor_world_info"), dict) else {}
     raw = ext.get("character_filter", extra.get("characterFilter"))
     if not isinstance(raw, dict):
         return (), False
@@ -300,8 +323,11 @@ def _strings(value: Any) -> list[str]:
         value = value.split(",")
     if not isinstance(value, list):
         return []
-    return [str(v).strip() for v in value
-            if isinstance(v, (str, int, float)) and not isinstance(v, bool) and str(v).strip()]
+    return [
+        str(v).strip()
+        for v in value
+        if isinstance(v, (str, int, float)) and not isinstance(v, bool) and str(v).strip()
+    ]
 
 
 _LIMIT = 2**31 - 1  # depths, orders and counts beyond this mean nothing more

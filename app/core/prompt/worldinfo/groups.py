@@ -12,10 +12,18 @@ from app.core.prompt.worldinfo.timed import TimedEffects
 Roll = Callable[[str], float]  # a seeded number in [0, 1) for a named draw
 
 
-def filter_groups(new: list[WIEntry], activated: dict[WIEntry, str], buffer: ScanBuffer,
-                  state: ScanState, timed: TimedEffects, score_all: bool, roll: Roll,
-                  has: Callable[[WIEntry, str, object], bool], why: dict[WIEntry, str],
-                  lost: dict[WIEntry, str]) -> None:
+def filter_groups(
+    new: list[WIEntry],
+    activated: dict[WIEntry, str],
+    buffer: ScanBuffer,
+    state: ScanState,
+    timed: TimedEffects,
+    score_all: bool,
+    roll: Roll,
+    has: Callable[[WIEntry, str, object], bool],
+    why: dict[WIEntry, str],
+    lost: dict[WIEntry, str],
+) -> None:
     """Remove group losers from `new` in place, writing why each one lost into `why`.
 
     A loser matches again in later passes and then loses to the group that already fired;
@@ -104,7 +112,7 @@ def _draw(name: str, group: list[WIEntry], roll: Roll, remove) -> None:
                 break
         if winner is None:
             return
-        reason = (f"group '{name}': drew {value:.1f} of {total:g}, '{winner.label}' won")
+        reason = f"group '{name}': drew {value:.1f} of {total:g}, '{winner.label}' won"
     for entry in group:
         if entry is not winner:
             remove(entry, reason)

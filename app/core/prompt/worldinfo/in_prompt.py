@@ -59,18 +59,35 @@ def card_book(card: dict[str, Any]) -> Book | None:
     return Book(str(name), book, Source.CHARACTER)
 
 
-def lore_for_prompt(card: dict[str, Any], lore: LoreInput, history: list[Message], *,
-                    settings: WorldInfoSettings, max_context: int,
-                    count_tokens: Callable[[str], int], expand: Callable[[str], str],
-                    continue_last: bool, user: str, char: str) -> PromptLore:
+def lore_for_prompt(
+    card: dict[str, Any],
+    lore: LoreInput,
+    history: list[Message],
+    *,
+    settings: WorldInfoSettings,
+    max_context: int,
+    count_tokens: Callable[[str], int],
+    expand: Callable[[str], str],
+    continue_last: bool,
+    user: str,
+    char: str,
+) -> PromptLore:
     own = card_book(card)
     books = ([own] if own else []) + list(lore.books)
     # The scan never looks deeper than MAX_SCAN_DEPTH lines (ScanBuffer): only those are made.
     lines = [_line(m, settings.include_names) for m in reversed(history[-MAX_SCAN_DEPTH:])]
-    result = run_world_info(books, lines, max_context=max_context, count_tokens=count_tokens,
-                            settings=settings, expand=expand, seed=lore.seed,
-                            timed_state=lore.timed_state, chat_length=len(history),
-                            character=str(card.get("name") or ""))
+    result = run_world_info(
+        books,
+        lines,
+        max_context=max_context,
+        count_tokens=count_tokens,
+        settings=settings,
+        expand=expand,
+        seed=lore.seed,
+        timed_state=lore.timed_state,
+        chat_length=len(history),
+        character=str(card.get("name") or ""),
+    )
     placed = result.placement
     users = sum(1 for m in history if m.role == "user")
     note = lore.authors_note or AuthorsNote()
@@ -81,13 +98,17 @@ def lore_for_prompt(card: dict[str, Any], lore: LoreInput, history: list[Message
     names = {Role.USER: user, Role.ASSISTANT: char}
     return PromptLore(
         result=result,
-        texts={"lore_before": "\n".join(placed.before), "lore_after": "\n".join(placed.after),
-               "authors_note": note_text if note.position == NotePosition.IN_PROMPT else "",
-               "authors_note_before": note_text
-               if note.position == NotePosition.BEFORE_PROMPT else ""},
+        texts={
+            "lore_before": "\n".join(placed.before),
+            "lore_after": "\n".join(placed.after),
+            "authors_note": note_text if note.position == NotePosition.IN_PROMPT else "",
+            "authors_note_before": note_text if note.position == NotePosition.BEFORE_PROMPT else "",
+        },
         note_position=note.position,
-        examples_before=list(placed.em_top), examples_after=list(placed.em_bottom),
-        history=inject(history, prompts, continue_last, names))
+        examples_before=list(placed.em_top),
+        examples_after=list(placed.em_bottom),
+        history=inject(history, prompts, continue_last, names),
+    )
 
 
 def _line(m: Message, include_names: bool) -> str:

@@ -35,8 +35,14 @@ _DELIMITED = re.compile(r"^/([\s\S]+?)/([gimsuy]*)$")
 _UNESCAPED_SLASH = re.compile(r"(^|[^\\])/")
 _WORD = "A-Za-z0-9_"
 _ASCII_WORDS = re.compile(rf"[{_WORD}]+")
-_OUTSIDE_CLASS = {"w": f"[{_WORD}]", "W": f"[^{_WORD}]", "d": "[0-9]", "D": "[^0-9]",
-                  "b": r"(?a:\b)", "B": r"(?a:\B)"}
+_OUTSIDE_CLASS = {
+    "w": f"[{_WORD}]",
+    "W": f"[^{_WORD}]",
+    "d": "[0-9]",
+    "D": "[^0-9]",
+    "b": r"(?a:\b)",
+    "B": r"(?a:\B)",
+}
 _INSIDE_CLASS = {"w": _WORD, "d": "0-9"}
 
 
@@ -51,8 +57,11 @@ class RegexKey:
     def search(self, text: str, folded_text: str | None = None) -> bool:
         """True on a match; raises TimeoutError past the time limit."""
         if self.required:
-            haystack = (folded_text if folded_text is not None else text.casefold()) \
-                if self.folded else text
+            haystack = (
+                (folded_text if folded_text is not None else text.casefold())
+                if self.folded
+                else text
+            )
             if self.required not in haystack:
                 return False
         if self.sticky:
@@ -126,8 +135,9 @@ def js_to_python(source: str) -> str:
 
 
 @lru_cache(maxsize=16384)
-def word_plan(keys: tuple[str, ...], case_sensitive: bool,
-              whole_words: bool) -> tuple[frozenset[str], bool]:
+def word_plan(
+    keys: tuple[str, ...], case_sensitive: bool, whole_words: bool
+) -> tuple[frozenset[str], bool]:
     """The keys that are matched as one ASCII word (lower-cased unless case-sensitive), and
     whether any key needs a full look (a regex, several words, other scripts, a macro)."""
     words, others = set(), False
@@ -140,8 +150,9 @@ def word_plan(keys: tuple[str, ...], case_sensitive: bool,
     return frozenset(words), others
 
 
-def literal_plan(keys: tuple[str, ...], case_sensitive: bool,
-                 whole_words: bool) -> tuple[tuple[tuple[str, bool], ...], bool]:
+def literal_plan(
+    keys: tuple[str, ...], case_sensitive: bool, whole_words: bool
+) -> tuple[tuple[tuple[str, bool], ...], bool]:
     """For the keys that are not single words: the text each /regex/ key's matches must hold
     (case-folded or not), and whether some key has no such shortcut (several words, other
     scripts, a macro, a regex without a literal) and always needs the full look."""
@@ -310,5 +321,6 @@ class Joined:
             return False
         if not plain or "\x01" in key:
             return self.whole().has(key, case_sensitive=case_sensitive, whole_words=whole_words)
-        return any(p.has(key, case_sensitive=case_sensitive, whole_words=whole_words)
-                   for p in self.parts)
+        return any(
+            p.has(key, case_sensitive=case_sensitive, whole_words=whole_words) for p in self.parts
+        )

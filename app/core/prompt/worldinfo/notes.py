@@ -48,16 +48,22 @@ class AuthorsNote:
     @classmethod
     def from_chat_metadata(cls, meta: dict[str, Any]) -> AuthorsNote:
         base = cls()
-        return cls(text=str(meta.get("note_prompt") or ""),
-                   interval=_int(meta.get("note_interval"), base.interval),
-                   position=_note_position(meta.get("note_position")),
-                   depth=_int(meta.get("note_depth"), base.depth),
-                   role=_role(meta.get("note_role")))
+        return cls(
+            text=str(meta.get("note_prompt") or ""),
+            interval=_int(meta.get("note_interval"), base.interval),
+            position=_note_position(meta.get("note_position")),
+            depth=_int(meta.get("note_depth"), base.depth),
+            role=_role(meta.get("note_role")),
+        )
 
     def to_chat_metadata(self) -> dict[str, Any]:
-        return {"note_prompt": self.text, "note_interval": self.interval,
-                "note_position": int(self.position), "note_depth": self.depth,
-                "note_role": int(self.role)}
+        return {
+            "note_prompt": self.text,
+            "note_interval": self.interval,
+            "note_position": int(self.position),
+            "note_depth": self.depth,
+            "note_role": int(self.role),
+        }
 
 
 @dataclass
@@ -70,8 +76,11 @@ class CharacterNote:
     def from_card(cls, card: dict[str, Any]) -> CharacterNote:
         ext = card.get("extensions") if isinstance(card.get("extensions"), dict) else {}
         raw = ext.get("depth_prompt") if isinstance(ext.get("depth_prompt"), dict) else {}
-        return cls(text=str(raw.get("prompt") or "").strip(),
-                   depth=_int(raw.get("depth"), DEFAULT_DEPTH), role=_role(raw.get("role")))
+        return cls(
+            text=str(raw.get("prompt") or "").strip(),
+            depth=_int(raw.get("depth"), DEFAULT_DEPTH),
+            role=_role(raw.get("role")),
+        )
 
 
 @dataclass
@@ -90,8 +99,9 @@ def note_with_lore(note: AuthorsNote | None, placement: Placement, user_messages
     return "\n".join([*placement.an_top, note.text.strip(), *placement.an_bottom]).strip()
 
 
-def in_chat_prompts(note: AuthorsNote | None, note_text: str, char_note: CharacterNote,
-                    placement: Placement) -> list[InChat]:
+def in_chat_prompts(
+    note: AuthorsNote | None, note_text: str, char_note: CharacterNote, placement: Placement
+) -> list[InChat]:
     prompts = []
     note = note or AuthorsNote()
     if note_text and note.position == NotePosition.IN_CHAT:
@@ -99,13 +109,20 @@ def in_chat_prompts(note: AuthorsNote | None, note_text: str, char_note: Charact
     if char_note.text:
         prompts.append(InChat("DEPTH_PROMPT", char_note.text, char_note.depth, char_note.role))
     for group in placement.depth:
-        prompts.append(InChat(f"customDepthWI-{group.depth}-{int(group.role)}", group.text,
-                              group.depth, group.role))
+        prompts.append(
+            InChat(
+                f"customDepthWI-{group.depth}-{int(group.role)}",
+                group.text,
+                group.depth,
+                group.role,
+            )
+        )
     return prompts
 
 
-def inject(history: list[Message], prompts: list[InChat], continue_last: bool,
-           names: dict[Role, str]) -> list[Message]:
+def inject(
+    history: list[Message], prompts: list[InChat], continue_last: bool, names: dict[Role, str]
+) -> list[Message]:
     """`history` with the in-chat prompts inserted `depth` messages from the end."""
     if not prompts:
         return history
@@ -114,8 +131,11 @@ def inject(history: list[Message], prompts: list[InChat], continue_last: bool,
     for depth in sorted({max(0, p.depth) for p in prompts}):
         block = []
         for role in (Role.SYSTEM, Role.USER, Role.ASSISTANT):
-            texts = [p.text.strip() for p in sorted(prompts, key=lambda p: p.name)
-                     if max(0, p.depth) == depth and p.role == role and p.text.strip()]
+            texts = [
+                p.text.strip()
+                for p in sorted(prompts, key=lambda p: p.name)
+                if max(0, p.depth) == depth and p.role == role and p.text.strip()
+            ]
             if texts:
                 block.append(Message(role.message_role, "\n".join(texts), names.get(role)))
         if block:

@@ -36,14 +36,25 @@ class Placement:
     prompt_order: list[WIEntry] = field(default_factory=list)
 
 
-_ROUGH_ORDER = (Position.BEFORE, Position.AFTER, Position.EM_TOP, Position.EM_BOTTOM,
-                Position.AN_TOP, Position.AN_BOTTOM, Position.AT_DEPTH)
+_ROUGH_ORDER = (
+    Position.BEFORE,
+    Position.AFTER,
+    Position.EM_TOP,
+    Position.EM_BOTTOM,
+    Position.AN_TOP,
+    Position.AN_BOTTOM,
+    Position.AT_DEPTH,
+)
 
 
 def place(result: ScanResult) -> Placement:
     out = Placement()
-    lists = {Position.BEFORE: out.before, Position.AFTER: out.after,
-             Position.AN_TOP: out.an_top, Position.AN_BOTTOM: out.an_bottom}
+    lists = {
+        Position.BEFORE: out.before,
+        Position.AFTER: out.after,
+        Position.AN_TOP: out.an_top,
+        Position.AN_BOTTOM: out.an_bottom,
+    }
     by_position: dict[Position, list[WIEntry]] = {p: [] for p in Position}
     for entry in sorted(result.activated, key=lambda e: -e.order):
         content = result.content[entry].strip()

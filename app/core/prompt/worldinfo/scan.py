@@ -125,8 +125,7 @@ class _Scan:
     def run(self) -> ScanResult:
         self.timed.check()
         self._build_index()
-        levels = sorted({e.delay_until_recursion for e in self.entries
-                         if e.delay_until_recursion})
+        levels = sorted({e.delay_until_recursion for e in self.entries if e.delay_until_recursion})
         self.level = levels.pop(0) if levels else 0
         state, steps = ScanState.INITIAL, 0
         while state and self.entries:
@@ -135,9 +134,17 @@ class _Scan:
             steps += 1
             state = self._next_state(state, self._pass(state), levels)
         self.timed.set_effects(list(self.activated))
-        return ScanResult(list(self.activated), dict(self.activated), self.tokens,
-                          self._reasons, self.cut, self.budget, self.overflowed,
-                          self.timed.state, sorted(self.buffer.timed_out))
+        return ScanResult(
+            list(self.activated),
+            dict(self.activated),
+            self.tokens,
+            self._reasons,
+            self.cut,
+            self.budget,
+            self.overflowed,
+            self.timed.state,
+            sorted(self.buffer.timed_out),
+        )
 
     def _reasons(self) -> dict[WIEntry, str]:
         """Every entry's reason in words. Only the inspector and `--json` ask, so a turn
@@ -146,8 +153,10 @@ class _Scan:
             for entry in self.entries:
                 if entry not in self.activated and entry not in self.why:  # never looked at
                     self.why[entry] = self._blocked(entry, ScanState.INITIAL, False) or (
-                        "no keys" if not entry.keys else
-                        f"no key found in the last {self.buffer.entry_depth(entry)} messages")
+                        "no keys"
+                        if not entry.keys
+                        else f"no key found in the last {self.buffer.entry_depth(entry)} messages"
+                    )
                 self._explain(entry)
             self._explained = True
         return self.why
@@ -156,17 +165,28 @@ class _Scan:
         """One look at every open entry; returns those that fired and may recurse."""
         now = [e for e in self._candidates(state) if self._matches(e, state)]
         now.sort(key=lambda e: (not self.timed.is_active("sticky", e), self.index[e]))
-        filter_groups(now, self.activated, self.buffer, state, self.timed,
-                      self.s.use_group_scoring, self._roll, self._has, self.why, self.lost)
+        filter_groups(
+            now,
+            self.activated,
+            self.buffer,
+            state,
+            self.timed,
+            self.s.use_group_scoring,
+            self._roll,
+            self._has,
+            self.why,
+            self.lost,
+        )
         fired = []
         for entry in now:
             if not self._probability(entry):
                 continue
             fired.append(entry)
             if not self._admit(entry):
-                for rest in now[now.index(entry):]:
-                    self.why[rest] = (f"cut by the budget: {self.used} of {self.budget} "
-                                      "tokens were used")
+                for rest in now[now.index(entry) :]:
+                    self.why[rest] = (
+                        f"cut by the budget: {self.used} of {self.budget} tokens were used"
+                    )
                     self.cut.append(rest)
                 break
         return [e for e in fired if not e.prevent_recursion]
@@ -186,8 +206,10 @@ class _Scan:
             words = self.buffer.all_words(case, with_recursion=recursed)
             for word in words & index.keys():
                 picked.update(index[word])
-        return sorted((e for e in picked if e not in self.failed and e not in self.activated),
-                      key=self.index.__getitem__)
+        return sorted(
+            (e for e in picked if e not in self.failed and e not in self.activated),
+            key=self.index.__getitem__,
+        )
 
     def _still_missing(self, e: WIEntry) -> bool:
         """True when `e` found no key before and the lore added since holds none either: its
@@ -195,7 +217,7 @@ class _Scan:
         seen = self._missing.get(e)
         if seen is None or seen[0] != self.buffer.entry_depth(e) or seen[0] <= 0:
             return False
-        new = self.buffer.recurse[seen[1] - 1:]
+        new = self.buffer.recurse[seen[1] - 1 :]
         if any(self._has(e, k, part) for part in new for k in e.keys):
             return False
         self._missing[e] = (seen[0], len(self.buffer.recurse) + 1)
@@ -233,14 +255,23 @@ class _Scan:
         nxt = ScanState.NONE
         if self.s.recursive and not self.overflowed and recurse:
             nxt = ScanState.RECURSION
-        if (self.s.recursive and not self.overflowed and state == ScanState.MIN_ACTIVATIONS
-                and self.buffer.recurse):
+        if (
+            self.s.recursive
+            and not self.overflowed
+            and state == ScanState.MIN_ACTIVATIONS
+            and self.buffer.recurse
+        ):
             nxt = ScanState.RECURSION
-        if (not nxt and not self.overflowed and self.s.min_activations > 0
-                and len(self.activated) < self.s.min_activations):
+        if (
+            not nxt
+            and not self.overflowed
+            and self.s.min_activations > 0
+            and len(self.activated) < self.s.min_activations
+        ):
             depth_max = self.s.min_activations_depth_max
             over = (depth_max > 0 and self.buffer.depth > depth_max) or (
-                self.buffer.depth > len(self.inp.lines))
+                self.buffer.depth > len(self.inp.lines)
+            )
             if not over:
                 nxt = ScanState.MIN_ACTIVATIONS
                 self.buffer.skew += 1
@@ -248,15 +279,20 @@ class _Scan:
             nxt = ScanState.RECURSION
             self.level = levels.pop(0)
         if nxt:
-            self.buffer.add_recurse("\n".join(self.activated.get(e, e.content)
-                                              for e in recurse))
+            self.buffer.add_recurse("\n".join(self.activated.get(e, e.content) for e in recurse))
         return nxt
 
     def _matches(self, e: WIEntry, state: ScanState) -> bool:
         """Whether `e` is a candidate in this pass; writes the reason either way."""
         sticky = self.timed.is_active("sticky", e)
-        if e.disabled or e.delay or e.cooldown or e.delay_until_recursion or \
-                e.exclude_recursion or e.only_for[0]:  # others cannot be blocked: no checks
+        if (
+            e.disabled
+            or e.delay
+            or e.cooldown
+            or e.delay_until_recursion
+            or e.exclude_recursion
+            or e.only_for[0]
+        ):  # others cannot be blocked: no checks
             blocked = self._blocked(e, state, sticky)
             if blocked:
                 self.why[e] = blocked
@@ -295,15 +331,17 @@ class _Scan:
                 return "waits for recursion"
             if e.delay_until_recursion > self.level:
                 return f"waits for recursion level {e.delay_until_recursion}"
-        if (state == ScanState.RECURSION and self.s.recursive and e.exclude_recursion
-                and not sticky):
+        if state == ScanState.RECURSION and self.s.recursive and e.exclude_recursion and not sticky:
             return "excluded from recursion"
         return ""
 
     def _keys_match(self, e: WIEntry, state: ScanState) -> bool:
         hay = self.buffer.get(e, state)
-        primary = next((k for k in e.keys if self._has(e, k, hay)), None) \
-            if self._may_match(e, hay) else None
+        primary = (
+            next((k for k in e.keys if self._has(e, k, hay)), None)
+            if self._may_match(e, hay)
+            else None
+        )
         if primary is None:
             depth = self.buffer.entry_depth(e)
             self.why[e] = f"no key found in the last {depth} messages"
@@ -311,8 +349,10 @@ class _Scan:
                 self._missing[e] = (depth, len(hay.parts))
             return False
         if e.selective and e.secondary and not self._secondary(e, hay):
-            self.why[e] = (f"key '{primary}' found, but the secondary keys fail "
-                           f"{e.logic.name.replace('_', ' ')}")
+            self.why[e] = (
+                f"key '{primary}' found, but the secondary keys fail "
+                f"{e.logic.name.replace('_', ' ')}"
+            )
             return False
         if e.additional and not any(self._has(e, k, hay) for k in e.additional):
             self.why[e] = f"key '{primary}' found, but no @@additional_keys"
@@ -353,8 +393,12 @@ class _Scan:
 
     def _secondary(self, e: WIEntry, hay: Haystack) -> bool:
         hits = [self._has(e, k, hay) for k in e.secondary]
-        return {Logic.AND_ANY: any(hits), Logic.NOT_ALL: not all(hits),
-                Logic.NOT_ANY: not any(hits), Logic.AND_ALL: all(hits)}[e.logic]
+        return {
+            Logic.AND_ANY: any(hits),
+            Logic.NOT_ALL: not all(hits),
+            Logic.NOT_ANY: not any(hits),
+            Logic.AND_ALL: all(hits),
+        }[e.logic]
 
     def _rules(self, e: WIEntry) -> tuple[bool, bool]:
         case = e.case_sensitive if e.case_sensitive is not None else self.s.case_sensitive

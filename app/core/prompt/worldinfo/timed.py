@@ -33,8 +33,7 @@ class TimedEffects:
         self.chat_length = chat_length
         self.entries = entries
         self._by_hash = {e.hash: e for e in entries if e.hash}
-        self.active: dict[str, set[WIEntry]] = {"sticky": set(), "cooldown": set(),
-                                                "delay": set()}
+        self.active: dict[str, set[WIEntry]] = {"sticky": set(), "cooldown": set(), "delay": set()}
 
     def check(self) -> None:
         """Which entries are sticky, cooling down or delayed now (`checkTimedEffects`)."""
@@ -65,8 +64,12 @@ class TimedEffects:
                 self.active[kind].add(entry)
 
     def _effect(self, kind: str, entry: WIEntry, protected: bool) -> dict:
-        return {"hash": entry.hash, "start": self.chat_length,
-                "end": self.chat_length + int(getattr(entry, kind)), "protected": protected}
+        return {
+            "hash": entry.hash,
+            "start": self.chat_length,
+            "end": self.chat_length + int(getattr(entry, kind)),
+            "protected": protected,
+        }
 
     def is_active(self, kind: str, entry: WIEntry) -> bool:
         return entry in self.active[kind]
