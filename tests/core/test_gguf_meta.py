@@ -199,7 +199,7 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 - http.server's name
         self.requests.append(self.headers.get("Range"))
-        if self.path != "/model.gguf":
+        if not self.path.endswith("/model.gguf"):
             self.send_error(404)
             return
         rng = self.headers.get("Range")
@@ -231,10 +231,17 @@ def server(legacy_path):
     httpd.server_close()
 
 
+def _hub(httpd):
+    from app.core.hub.remote import Hub
+
+    return Hub(endpoint=f"http://127.0.0.1:{httpd.server_address[1]}", token=False)
+
+
 def test_remote_header_grows_its_range(server, legacy_path):
+    from app.core.hub.remote_header import read_hub_header
+
     httpd, handler = server
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/model.gguf"
-    header = gm.read_remote_header(url, first=512)
+    header = read_hub_header(_hub(httpd), "org/model", "model.gguf", first=512)
     assert header.tensors == gm.read_header(legacy_path).tensors
     assert header.file_size == legacy_path.stat().st_size
     assert len(handler.requests) > 1 and handler.requests[0] == "bytes=0-511"
@@ -242,13 +249,17 @@ def test_remote_header_grows_its_range(server, legacy_path):
 
 
 def test_remote_header_when_range_is_ignored(server, legacy_path):
+    from app.core.hub.remote_header import read_hub_header
+
     httpd, handler = server
     handler.honour_range = False
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/model.gguf"
-    assert gm.read_remote_header(url, first=512).tensors == gm.read_header(legacy_path).tensors
+    header = read_hub_header(_hub(httpd), "org/model", "model.gguf", first=512)
+    assert header.tensors == gm.read_header(legacy_path).tensors
 
 
 def test_remote_errors(server):
+    from app.core.hub.remote_header import read_hub_header
+
     httpd, _ = server
-    with pytest.raises(gm.GGUFError, match="HTTP 404"):
-        gm.read_remote_header(f"http://127.0.0.1:{httpd.server_address[1]}/other.gguf")
+    with pytest.raises(gm.GGUFError, match="404"):
+        read_hub_header(_hub(httpd), "org/model", "other.gguf")

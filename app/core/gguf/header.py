@@ -13,8 +13,6 @@ import io
 import os
 import re
 import struct
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -460,67 +458,6 @@ def moe_layout(header: GGUFHeader) -> str:
     return "dense"
 
 
-def read_remote_header(
-    url: str,
-    headers: dict[str, str] | None = None,
-    first: int = 1 << 20,
-    *,
-    max_bytes: int = 256 << 20,
-    timeout: float = 30.0,
-) -> GGUFHeader:
-    """Read the header of a remote GGUF with HTTP Range requests, growing the range as needed.
-
-    `file_size` of the result comes from Content-Range, so the caller learns the file's size too.
-    """
-    name = url.rsplit("/", 1)[-1].split("?", 1)[0] or url
-    buf, total, want = b"", None, first
-    while True:
-        if len(buf) < want:
-            chunk, total = _fetch_range(url, headers or {}, len(buf), want - 1, timeout)
-            buf += chunk
-        try:
-            return read_header(buf, name=name, file_size=total)
-        except HeaderIncomplete as e:
-            if total is not None and e.needed_bytes > total:
-                raise GGUFError(
-                    f"{name}: the remote file ({total} bytes) ends inside its GGUF header"
-                ) from e
-            if len(buf) < want or want >= max_bytes:  # the server gave all there is
-                raise
-            want = min(max(e.needed_bytes, 2 * want), max_bytes)
-
-
-def _fetch_range(
-    url: str, headers: dict[str, str], start: int, end: int, timeout: float
-) -> tuple[bytes, int | None]:
-    req = urllib.request.Request(url, headers={**headers, "Range": f"bytes={start}-{end}"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            total = _total_from_content_range(resp.headers.get("Content-Range"))
-            if resp.status == 206:
-                return resp.read(end - start + 1), total
-            # 200: the server ignored Range and sends the whole file; read only what we want
-            length = resp.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            resp.read(start) if start else None
-            return resp.read(end - start + 1), total
-    except urllib.error.HTTPError as e:
-        if e.code == 416:
-            total = _total_from_content_range(e.headers.get("Content-Range"))
-            return b"", total if total is not None else start
-        raise GGUFError(f"{url}: HTTP {e.code} {e.reason}") from e
-    except (urllib.error.URLError, OSError) as e:
-        raise GGUFError(f"{url}: cannot fetch the header ({getattr(e, 'reason', e)})") from e
-
-
-def _total_from_content_range(value: str | None) -> int | None:
-    if value and "/" in value:
-        tail = value.rsplit("/", 1)[1].strip()
-        if tail.isdigit():
-            return int(tail)
-    return None
-
-
 __all__ = [
     "GGUFError",
     "GGUFHeader",
@@ -529,6 +466,5 @@ __all__ = [
     "estimate_memory",
     "moe_layout",
     "read_header",
-    "read_remote_header",
     "validate_gguf",
 ]
