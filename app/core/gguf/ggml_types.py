@@ -1,7 +1,7 @@
 """GGML tensor types and llama.cpp file types, as plain tables.
 
 Kept here rather than taken from `gguf.constants` so that reading a header needs neither numpy
-nor the `gguf` package; `tests/core/test_gguf_meta.py` checks the tables against `gguf`.
+nor the `gguf` package; `tests/core/gguf/test_gguf_meta.py` checks the tables against `gguf`.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def test_an_unknown_speaker_is_named_in_the_error(tmp_path, capsys):
 
 
 def test_parlor_group_import_list_and_export(tmp_path, capsys):
-    from tests.core.test_groups_st_files import _write_st_folder
+    from tests.core.chat_io.test_groups_st_files import _write_st_folder
 
     group_file = _write_st_folder(tmp_path / "st")
     code, out, err = _run_cli(capsys, "group", "import", str(group_file))

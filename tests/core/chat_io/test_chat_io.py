@@ -23,7 +23,7 @@ from app.core.chat_io import (
 from app.core.chat_io.dates import st_send_date
 from app.core.store import Store
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "chats"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "chats"
 
 
 @pytest.fixture

@@ -158,7 +158,7 @@ def test_unknown_parts_are_reported():
 
 def test_lore_without_a_position_goes_after_the_character_definition():
     """SillyTavern's `convertCharacterBook`: an entry that is not `before_char` is position 1,
-    after the scenario in the story string (tests/core/test_prompt_lore_placement.py has
+    after the scenario in the story string (tests/core/prompt/test_prompt_lore_placement.py has
     every position)."""
     built = build(chat(2) + [Message("user", "Tell me about the dragon.")])
     assert built.lore == ["dragons"]

@@ -10,7 +10,7 @@ import pytest
 from app.core.appdata.paths import default_paths
 from app.core.store import Store
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "chats"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "chats"
 CARD = {
     "spec": "chara_card_v2",
     "spec_version": "2.0",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.cli import main
 
-CARDS = Path(__file__).resolve().parents[1] / "fixtures"
+CARDS = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def run(capsys, *argv):

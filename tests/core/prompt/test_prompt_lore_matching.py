@@ -14,7 +14,7 @@ from app.core.prompt.worldinfo import WorldInfoSettings, activate_lore, run_worl
 from app.core.prompt.worldinfo.keys import js_to_python, parse_regex_key
 from app.core.prompt.worldinfo.settings import Book
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "worldinfo"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "worldinfo"
 
 
 def entry(keys, content="x", **kw):
