@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import asdict, dataclass, field
 
 from app.core.appdata.text_enum import TextEnum
@@ -148,11 +150,33 @@ def devices_command() -> list[str]:
     return [sys.executable, "-m", "app", "devices", "--json"]
 
 
+# The probe starts a child that imports llama.cpp (about 1.5 s here), on the GUI thread when
+# a dialog opens. What the build has cannot change while Parlor runs, and free memory moves
+# slowly, so one answer serves every caller for a minute.
+RECENT_S = 60.0
+_recent: tuple[float, Runtime] | None = None
+_recent_lock = threading.Lock()
+
+
 def probe_runtime(command: list[str] | None = None, timeout: float = PROBE_TIMEOUT_S) -> Runtime:
-    """Ask a child process what llama.cpp enumerates; never raises."""
+    """Ask a child process what llama.cpp enumerates; never raises. This installation's own
+    answer (no `command`) is reused for `RECENT_S` seconds when the probe worked."""
+    global _recent
+    if command is not None:
+        return _probe(command, timeout)
+    with _recent_lock:
+        if _recent is not None and time.monotonic() - _recent[0] < RECENT_S:
+            return _recent[1]
+        runtime = _probe(devices_command(), timeout)
+        if runtime.problem is None:
+            _recent = (time.monotonic(), runtime)
+        return runtime
+
+
+def _probe(command: list[str], timeout: float) -> Runtime:
     try:
         done = subprocess.run(
-            command or devices_command(),
+            command,
             capture_output=True,
             text=True,
             timeout=timeout,

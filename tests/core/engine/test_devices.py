@@ -78,10 +78,16 @@ def test_devices_text_names_the_runtime():
     assert "Backends:" in done.stdout and "Devices:" in done.stdout and "CPU" in done.stdout
 
 
-def test_read_machine_asks_llama_cpp_through_the_command(tmp_path):
+def test_read_machine_asks_llama_cpp_through_the_command(tmp_path, monkeypatch):
+    monkeypatch.setattr(lr, "_recent", None)
     found = lr.probe_runtime()
     assert found.problem is None
     assert [d.name for d in found.devices] == [d.name for d in devices.enumerate_runtime().devices]
+    # a second dialog within the minute gets the same answer without another child process
+    monkeypatch.setattr(lr, "devices_command", lambda: ["/nonexistent/parlor"])
+    assert lr.probe_runtime() is found
+    monkeypatch.setattr(lr, "RECENT_S", 0.0)
+    assert "FileNotFoundError" in lr.probe_runtime().problem
 
 
 def test_cpu_variant_is_read_from_the_memory_map(tmp_path):
