@@ -176,16 +176,20 @@ class ChatController(QObject):
             return False
 
         def act():
-            leaf = self.ctx.store.messages.active_leaf(self.chat_id)
-            # The name is kept with the message: a later persona change renames new
-            # messages, not what was already said (SillyTavern keeps `name` per message).
-            user_id = self.ctx.store.messages.append(
-                self.chat_id, leaf, "user", text, gen_info={"name": self._user_name()}
-            )
-            self.model.append(self.ctx.store.messages.get(user_id))
-            self._new_reply(user_id, self._path())
+            self._new_reply(self._commit_user_message(text), self._path())
 
         return self._guarded(act)
+
+    def _commit_user_message(self, text: str) -> int:
+        """Store the user's message under the active leaf and show it; its id."""
+        leaf = self.ctx.store.messages.active_leaf(self.chat_id)
+        # The name is kept with the message: a later persona change renames new
+        # messages, not what was already said (SillyTavern keeps `name` per message).
+        user_id = self.ctx.store.messages.append(
+            self.chat_id, leaf, "user", text, gen_info={"name": self._user_name()}
+        )
+        self.model.append(self.ctx.store.messages.get(user_id))
+        return user_id
 
     def regenerate(self) -> bool:
         """A new reply beside the last one (a swipe), or a reply to a trailing user message."""

@@ -79,11 +79,7 @@ class GroupChatController(ChatController):
             return False
 
         def act():
-            leaf = self.ctx.store.messages.active_leaf(self.chat_id)
-            user_id = self.ctx.store.messages.append(
-                self.chat_id, leaf, "user", text, gen_info={"name": self._user_name()}
-            )
-            self.model.append(self.ctx.store.messages.get(user_id))
+            user_id = self._commit_user_message(text)
             self._queue = self.group_chat.plan(user_input=text)
             self._start_next(user_id)
 
