@@ -97,13 +97,13 @@ def run_gui(args) -> int:
     if args.remote:
         window = open_main_window(ctx, remote_engine(args.remote, args.api_key))
         window.show()
-        window.connect_engine()
+        window.models.connect_server()
     else:
         window = open_main_window(ctx)
         window.show()
         model = args.model or ctx.settings.model_path
         if model:
-            window.open_model_file(model)  # converts an old MoE layout first if needed
+            window.models.open_file(model)  # converts an old MoE layout first if needed
         else:
             from app.core.appdata.machine import read_machine
             from app.gui.first_run import maybe_first_run

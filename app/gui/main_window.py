@@ -29,17 +29,17 @@ from app.core.prompt import estimate_tokens
 from app.core.store import StoreError
 from app.gui.characters import CharacterLibrary
 from app.gui.chat.budget_bar import BudgetBar
+from app.gui.chat.chat_manager_ui import ChatManagerUi
 from app.gui.chat.composer import Composer
 from app.gui.chat.find_bar import FindBar
 from app.gui.chat.header import ChatHeader
 from app.gui.chat.inspector import PromptInspector
+from app.gui.chat.message_menu import ChatViewActions
 from app.gui.chat.window_wiring import wire_chat
-from app.gui.chat_manager_actions import ChatManagerActions
 from app.gui.groups.controller import GroupChatController
 from app.gui.groups.view import GroupChatModel, GroupMessageDelegate
 from app.gui.groups.wiring import GroupWiring
-from app.gui.message_actions import MessageActions
-from app.gui.model_actions import ModelActions
+from app.gui.model_controls import ModelControls
 from app.gui.model_session import ModelSession
 from app.gui.settings_pages import DataPage
 from app.gui.settings_ui import SettingsUi
@@ -51,7 +51,12 @@ from app.gui.worldinfo.manager import show_world_info
 log = logging.getLogger(__name__)
 
 
-class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
+class MainWindow(QMainWindow):
+    """The window and its layout. What it does is in the objects it owns: `session` (the
+    engine and loading), `models` (the model controls), `settings_ui`, `chat_actions` (the
+    chat view's menu and paging), `chats` (the chat manager and personas), `groups`,
+    `message_ops` (edit and delete with Undo) and the `controller` (the conversation)."""
+
     model_loaded = Signal(object)  # ModelInfo, on the GUI thread
     model_failed = Signal(str)
 
@@ -64,17 +69,20 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
         self.controller = GroupChatController(ctx, self.chat_model, worker)
         self.session = ModelSession(worker, ctx.settings, ctx.paths.cache / "sessions", self)
         self.settings_ui = SettingsUi(ctx, self.controller, self.session, self)
-        self.model_summary = ""
         self._build_ui()
         self._build_menus()
+        self.models = ModelControls(self)
+        self.chat_actions = ChatViewActions(self)
+        self.chats = ChatManagerUi(self)
         apply_theme(QApplication.instance(), ctx.settings.theme, ctx.settings.font_size)
         self.chat_view.itemDelegate().book = ctx.settings.chat_layout == "book"
         self._connect()
         self.groups = GroupWiring(self)
         self._load_characters()
         self.message_ops = wire_chat(self)  # after the first chat is open: it restores the last
+        self.chat_actions.ops = self.message_ops
         self.groups.place()
-        self._show_model(None)
+        self.models.show_model(None)
 
     # --- layout ------------------------------------------------------------------------
     def _build_ui(self) -> None:
@@ -168,17 +176,15 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
             self.tr("&Find in chat…"), self, shortcut=QKeySequence.StandardKey.Find
         )
         self.find_action.triggered.connect(lambda: self.find_bar.open())
-        chats_action = QAction(self.tr("Manage &chats…"), self, shortcut="Ctrl+Shift+O")
-        chats_action.triggered.connect(self.show_chats)
-        personas_action = QAction(self.tr("&Personas…"), self)
-        personas_action.triggered.connect(self.show_personas)
+        self.chats_action = QAction(self.tr("Manage &chats…"), self, shortcut="Ctrl+Shift+O")
+        self.personas_action = QAction(self.tr("&Personas…"), self)
         world_action = QAction(self.tr("&World info…"), self)
         world_action.triggered.connect(
             lambda: show_world_info(self, self.ctx.store, self.controller.chat_id)
         )
         note_action = QAction(self.tr("&Author's note…"), self)
         note_action.triggered.connect(lambda: show_authors_note(self))
-        chat_menu.addActions([chats_action, personas_action, world_action, note_action])
+        chat_menu.addActions([self.chats_action, self.personas_action, world_action, note_action])
         chat_menu.addActions(
             [
                 self.new_chat_action,
@@ -209,32 +215,38 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
     def _connect(self) -> None:
         self.composer.submitted.connect(self.send)
         self.send_button.clicked.connect(self.composer.submit)
-        self.stop_button.clicked.connect(self.stop_or_cancel)
-        self.stop_action.triggered.connect(self.stop_or_cancel)
-        self._connect_session()
+        models, actions, chats = self.models, self.chat_actions, self.chats
+        self.stop_button.clicked.connect(models.stop_or_cancel)
+        self.stop_action.triggered.connect(models.stop_or_cancel)
+        models.error.connect(self._show_error)
+        models.loaded.connect(self.model_loaded)
+        models.failed.connect(self.model_failed)
         self.settings_ui.applied.connect(self._on_settings_applied)
         self.settings_ui.data_replaced.connect(self._on_data_replaced)
-        self.settings_ui.model_cleared.connect(lambda: self._show_model(None))
+        self.settings_ui.model_cleared.connect(lambda: models.show_model(None))
         self.settings_ui.error.connect(self._show_error)
         for trigger in (self.open_button.clicked, self.open_action.triggered):
-            trigger.connect(self.choose_model)
+            trigger.connect(models.choose_file)
         for trigger in (self.download_button.clicked, self.download_action.triggered):
-            trigger.connect(self.show_download)
+            trigger.connect(models.show_download)
         self.new_chat_action.triggered.connect(self._new_chat)
         self.header.new_chat_requested.connect(self._new_chat)
         self.header.chat_selected.connect(self._open_chat)
         self.header.inspect_requested.connect(self.show_prompt)
-        self._connect_chat_manager()
+        self.chats_action.triggered.connect(chats.show_chats)
+        self.personas_action.triggered.connect(chats.show_personas)
+        chats.open_chat.connect(self._open_chat)
+        chats.open_character.connect(self._on_character)
         self.regenerate_action.triggered.connect(self.controller.regenerate)
         self.continue_action.triggered.connect(self.controller.continue_reply)
         self.impersonate_action.triggered.connect(self._impersonate)
-        self.swipe_left_action.triggered.connect(lambda: self._swipe_last(-1))
-        self.swipe_right_action.triggered.connect(lambda: self._swipe_last(+1))
+        self.swipe_left_action.triggered.connect(lambda: actions.swipe_last(-1))
+        self.swipe_right_action.triggered.connect(lambda: actions.swipe_last(+1))
         self.controller.impersonation.connect(self.composer.insertPlainText)
         self.chat_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.chat_view.customContextMenuRequested.connect(self._message_menu)
-        self.chat_view.itemDelegate().swipe_clicked.connect(self._swipe_row)
-        self.composer.edit_last_requested.connect(self._edit_last_user_message)
+        actions.branched.connect(self._open_chat)
+        actions.error.connect(self._show_error)
+        self.composer.edit_last_requested.connect(actions.edit_last_user_message)
         self.library.character_chosen.connect(self._on_character)
         self.library.characters_changed.connect(self._on_characters_changed)
         self.library.status_message.connect(lambda t: self.statusBar().showMessage(t, 10000))
@@ -246,9 +258,14 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
         self.worker.worker.started.connect(self._on_prompt_built)
         self.composer.textChanged.connect(self._on_composer_changed)
         self._draft_timer = QTimer(self, singleShot=True, interval=800, timeout=self._save_draft)
-        self.chat_model.rowsInserted.connect(self._on_rows_inserted)
-        self.chat_model.dataChanged.connect(self._follow_stream)
-        self.chat_view.verticalScrollBar().valueChanged.connect(self._maybe_load_earlier)
+
+    def send(self, text: str) -> None:
+        if not self.controller.send(text):
+            self.composer.setPlainText(text)  # nothing is lost when sending was refused
+
+    def _impersonate(self) -> None:
+        self.composer.clear()
+        self.controller.impersonate()
 
     # --- settings ----------------------------------------------------------------------
     def show_settings(self):
@@ -301,7 +318,7 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
         self.controller.open_chat(chat_id)
         self.composer.setPlainText(self.ctx.store.chats.draft(chat_id))
         self.header.show_chats(*self.groups.header_chats(chat_id), chat_id)
-        self._show_header_personas()
+        self.chats.show_header_personas()
         self.chat_view.scrollToBottom()
         self.composer.setFocus()
 
@@ -366,7 +383,7 @@ class MainWindow(MessageActions, ModelActions, ChatManagerActions, QMainWindow):
     def _show_error(self, message: str) -> None:
         log.warning("shown to the user: %s", message)
         if self.controller.info is None:
-            self._show_model(None)
+            self.models.show_model(None)
         self.statusBar().showMessage(message.splitlines()[0], 10000)
         box = QMessageBox(QMessageBox.Icon.Warning, "Parlor", message, parent=self)
         box.setModal(False)

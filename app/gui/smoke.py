@@ -45,9 +45,9 @@ def run_smoke_test(args) -> int:
         SMOKE_TIMEOUT_S * 1000, lambda: outcome.update(error="timed out") or loop.quit()
     )
     if args.remote:
-        window.connect_engine()
+        window.models.connect_server()
         loop.exec()
-    elif (path := _prepare(args.model, outcome)) and window.load_model(str(path)):
+    elif (path := _prepare(args.model, outcome)) and window.models.load(str(path)):
         loop.exec()
     else:
         outcome.setdefault("error", f"{args.model} is not a usable GGUF file")

@@ -36,4 +36,4 @@ def load(qtbot, window, path) -> None:
     # model_loaded comes from the window, on the GUI thread, once the model is in use; the
     # worker's own `loaded` can be seen before the window has taken the model.
     with qtbot.waitSignal(window.model_loaded, timeout=60000):
-        assert window.load_model(str(path))
+        assert window.models.load(str(path))

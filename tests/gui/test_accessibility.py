@@ -72,9 +72,9 @@ def test_the_other_dialogs_are_focusable_and_named(qtbot, make_window, monkeypat
     window = make_window()
     window.ctx.settings.hf_endpoint = "http://127.0.0.1:9"
     dialogs = [
-        window.show_chats(),
-        window.show_personas(),
-        window.show_download(),
+        window.chats.show_chats(),
+        window.chats.show_personas(),
+        window.models.show_download(),
         window.library.edit(window.library.current_id()),
     ]
     for dialog in dialogs:

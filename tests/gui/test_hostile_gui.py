@@ -133,7 +133,7 @@ def test_the_model_label_tooltip_shows_a_hostile_architecture_as_text(
 ):
     path = _gguf_with_architecture(tmp_path / "hostile.gguf", image_tag)
     window = make_window()
-    assert window.load_model(str(path))  # the header is read and summed up before loading
+    assert window.models.load(str(path))  # the header is read and summed up before loading
     label = window.model_label
     tip = shown_tooltip(qtbot, label, label.rect().center())
     assert shown_as(tip).startswith(image_tag)

@@ -46,9 +46,9 @@ def test_a_refused_file_and_a_cancelled_load_are_logged_with_their_cause(
     bad = tmp_path / "holiday-photo.gguf"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
     window = make_window()
-    assert not window.load_model(str(bad))
+    assert not window.models.load(str(bad))
     with qtbot.waitSignal(window.model_failed, timeout=60000):
-        window.load_model(str(tiny_llama_path))
+        window.models.load(str(tiny_llama_path))
         window.stop_button.click()
     failures = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert any("holiday-photo.gguf" in m for m in failures)

@@ -52,8 +52,8 @@ def _squeezed(root) -> list[str]:
 
 def _dialogs(window):
     yield "settings", window.show_settings()
-    yield "chats", window.show_chats()
-    yield "personas", window.show_personas()
+    yield "chats", window.chats.show_chats()
+    yield "personas", window.chats.show_personas()
     yield "card-editor", window.library.edit_current()
 
 

@@ -82,7 +82,7 @@ def test_a_file_that_is_not_gguf_is_refused_with_its_name(qtbot, make_window, tm
     bad = tmp_path / "holiday-photo.gguf"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
     window = make_window()
-    assert not window.load_model(str(bad))
+    assert not window.models.load(str(bad))
     assert "holiday-photo.gguf" in window._last_error_box.text()
     assert window.banner.isVisible() and window.open_button.isEnabled()
 
@@ -93,7 +93,7 @@ def test_a_truncated_model_is_refused_before_llama_cpp_sees_it(
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(tiny_llama_path.read_bytes()[:-5000])
     window = make_window()
-    assert not window.load_model(str(cut))
+    assert not window.models.load(str(cut))
     assert "cut.gguf" in window._last_error_box.text()
 
 
@@ -227,7 +227,7 @@ def test_an_imported_card_gets_its_own_chat_with_its_greeting(qtbot, make_window
 def test_open_gguf_goes_through_the_layout_check_and_loads(qtbot, make_window, tiny_llama_path):
     window = make_window()
     with qtbot.waitSignal(window.model_loaded, timeout=60000):
-        window.open_model_file(str(tiny_llama_path))
+        window.models.open_file(str(tiny_llama_path))
     assert window.controller.info.path == str(tiny_llama_path)
 
 
@@ -236,9 +236,9 @@ def test_download_offer_loads_with_the_estimated_gpu_layers(
 ):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: no traffic
     window = make_window()
-    dialog = window.show_download()
+    dialog = window.models.show_download()
     assert dialog.isVisible()
-    box = window._offer_load(str(tiny_llama_path), 0)
+    box = window.models.offer_load(str(tiny_llama_path), 0)
     with qtbot.waitSignal(window.model_loaded, timeout=60000):
         box.button(box.StandardButton.Yes).click()
     assert window.ctx.settings.n_gpu_layers == 0
@@ -251,7 +251,7 @@ def test_branch_here_starts_a_new_chat_with_the_path_so_far(qtbot, make_window, 
     _reply_once(qtbot, window, "second")
     original = window.controller.chat_id
     first_user = [m for m in window.chat_model.messages() if m.text == "first"][0]
-    window.branch_here(first_user.id)
+    window.chat_actions.branch_here(first_user.id)
     assert window.controller.chat_id != original
     assert [m.text for m in window.chat_model.messages()][-1] == "first"
     assert window.header.chats.count() == 2
@@ -294,7 +294,7 @@ def test_gpu_offload_that_fails_falls_back_to_the_cpu(
     window = make_window()
     window.ctx.settings.n_gpu_layers = -1
     with qtbot.waitSignal(window.model_loaded, timeout=60000) as loaded:
-        window.load_model(str(tiny_llama_path))
+        window.models.load(str(tiny_llama_path))
     assert loaded.args[0].n_gpu_layers == 0
     assert "CPU instead" in window._last_error_box.text()
 
@@ -309,7 +309,7 @@ def test_the_chats_persona_reaches_the_prompt_and_the_bubbles(qtbot, make_window
     prompt = window.controller.last_prompt.text
     assert "A retired sea captain." in prompt and "Captain Vale" in prompt
     assert window.chat_model.names["user"] == "Captain Vale"
-    dialog = window.show_chats()
+    dialog = window.chats.show_chats()
     assert dialog is not None and dialog.isVisible()
 
 
@@ -321,7 +321,7 @@ def test_loading_shows_progress_and_stop_cancels_it(qtbot, make_window, tiny_lla
     assert fractions and max(fractions) == 1.0
     # a second load, cancelled at once with Stop: the window says so and stays usable
     with qtbot.waitSignal(window.model_failed, timeout=60000) as failed:
-        window.load_model(str(tiny_llama_path))
+        window.models.load(str(tiny_llama_path))
         assert window.stop_button.isEnabled()
         window.stop_button.click()
     assert "cancel" in failed.args[0].lower()
@@ -340,7 +340,7 @@ def test_the_download_dialog_uses_the_stored_token_and_mirror(qtbot, make_window
     window = make_window()
     window.ctx.secrets.set("hub_token", "hf_storedtoken")
     window.ctx.settings.hf_endpoint = "http://127.0.0.1:9"  # nothing listens: no traffic
-    dialog = window.show_download()
+    dialog = window.models.show_download()
     assert dialog.hub.token == "hf_storedtoken"
     assert dialog.hub.base_url == "http://127.0.0.1:9"
 

@@ -65,7 +65,7 @@ def wire_chat(window) -> MessageOps:
         window.chat_view,
         window.chat_model,
         window.controller,
-        branch=window.branch_here,
+        branch=window.chat_actions.branch_here,
         notify=lambda text: window.statusBar().showMessage(text, NOTICE_MS),
     )
     column = window.chat_view.parentWidget().layout()
@@ -74,7 +74,9 @@ def wire_chat(window) -> MessageOps:
     window.controller.notice.connect(ops.notify)
     window.character_switch = CharacterSwitch(window)
     window.chat_view.itemDelegate().colors = lambda: chat_colors(
-        window.ctx.settings.speech_color, window.ctx.settings.action_color
+        window.ctx.settings.speech_color,
+        window.ctx.settings.action_color,
+        window.ctx.settings.thought_color,
     )
     for widget in (window.chat_view, window.composer):
         widget.setProperty(CHAT_TEXT, True)

@@ -246,7 +246,7 @@ def open_gguf(
     """Check `path` and hand back the file to load through the returned object's signals.
 
     The signals come from the event loop, never during this call, so connect them first:
-    `open_gguf(path, self).ready.connect(self.load_model)`.
+    `open_gguf(path, self).ready.connect(self.load)`.
     """
     opener = GgufOpener(parent)
     try:
