@@ -1,72 +1,55 @@
 """Roleplay text to safe HTML for the chat view.
 
 Everything is escaped first: text from cards and models is never trusted markup. Only then
-are the conventions roleplayers use turned into formatting: *actions* in italics,
-"speech" highlighted, **bold**, `code`, block quotes and simple lists. The result contains
-no attribute that could name a URL, so nothing in it can load a remote resource.
+are the conventions roleplayers use turned into formatting, line by line: the blocks here
+(fenced code, headings, bulleted and numbered lists, nested by indentation, block quotes,
+horizontal rules) and the spans in `display_spans` (*actions*, "speech", __thoughts__,
+**bold**, `code`). The result contains no attribute that could name a URL, so nothing in it
+can load a remote resource.
 
-Chat text is untrusted too, so formatting takes time linear in its length: each kind of span
-is found in one pass over the line, with the next possible closing mark looked up in a table
-instead of searched for again from every opening mark (the regexes this replaces took 20 s
-on 40 KB of `“`). Qt lays out one long unbroken word in quadratic time, so a long run of
-non-space characters gets invisible break opportunities, and a very long message is shown
-cut, with a note; the stored text is untouched.
+Chat text is untrusted too, so formatting takes time linear in its length: every line is
+looked at once, and what is open (a list per indentation level, a quote, a code block) is a
+stack closed as the lines go. Qt lays out one long unbroken word in quadratic time, so a long
+run of non-space characters gets invisible break opportunities, and a very long message is
+shown cut, with a note; the stored text is untouched.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.core.chat.display_spans import CODE_SLOT
+from app.core.chat.display_spans import inline as _inline
+
+__all__ = ["DEFAULT_COLORS", "MAX_SHOWN", "WORD_RUN", "to_html"]
 
 # Longest run of non-space characters laid out without a break opportunity (U+200B).
 WORD_RUN = 64
 # Characters of one message shown in its bubble; the rest is named in a note.
 MAX_SHOWN = 100_000
+# readable on light and dark bubbles; "thought" is __text__ (SillyTavern's underline colour)
+DEFAULT_COLORS = {"action": "#8a8f98", "speech": "#c77d2e", "thought": "#3d9c88"}
+MAX_DEPTH = 8  # lists nested deeper than this continue the deepest one
 _LONG_RUN = re.compile(rf"\S{{{WORD_RUN}}}(?=\S)")
-_CODE_SLOT = "\x00"  # stands for a code span while the other spans are found
-_QUOTE = "&quot;"
 _RULE = re.compile(r"-{3,}|\*{3,}|_{3,}")  # a horizontal rule on a line of its own
+_HEADING = re.compile(r"(#{1,6}) +(.*)")
+_BULLET = re.compile(r"[-*+] +(.*)")
+_NUMBER = re.compile(r"(\d{1,9})[.)] +(.*)")
+_QUOTE_MARK = "&gt;"
 
 
 def to_html(text: str, colors: dict[str, str] | None = None) -> str:
     """Escape `text` and render roleplay formatting; safe to hand to a QTextDocument."""
-    colors = colors or {"action": "#8a8f98", "speech": "#c77d2e"}
     shown, note = _bounded(text)
-    out: list[str] = []
-    in_list = in_code = False
+    blocks = _Blocks({**DEFAULT_COLORS, **(colors or {})})
     for raw in html.escape(shown, quote=True).splitlines():
-        stripped = raw.lstrip()
-        if stripped.startswith("```"):  # a fenced code block: shown as written
-            if in_list:
-                out.append("</ul>")
-                in_list = False
-            out.append("</pre>" if in_code else "<pre>")
-            in_code = not in_code
-            continue
-        if in_code:
-            out.append(raw + "\n")
-            continue
-        if _RULE.fullmatch(stripped):
-            out.append("<hr>")
-            continue
-        is_item = stripped.startswith(("- ", "* ")) and not stripped.startswith("* *")
-        if is_item != in_list:
-            out.append("<ul>" if is_item else "</ul>")
-            in_list = is_item
-        if is_item:
-            out.append(f"<li>{_inline(stripped[2:], colors)}</li>")
-        elif stripped.startswith("&gt; "):
-            out.append(f"<blockquote>{_inline(stripped[5:], colors)}</blockquote>")
-        else:
-            out.append(_inline(raw, colors) + "<br>")
-    if in_list:
-        out.append("</ul>")
-    if in_code:
-        out.append("</pre>")
+        blocks.line(raw)
+    blocks.close_all()
     if note:
-        out.append(f"<br><i>{html.escape(note)}</i>")
-    html_text = "".join(out)
+        blocks.out.append(f"<br><i>{html.escape(note)}</i>")
+    html_text = "".join(blocks.out)
     return html_text[:-4] if html_text.endswith("<br>") else html_text
 
 
@@ -80,101 +63,87 @@ def _bounded(text: str) -> tuple[str, str]:
         )
         text = text[:MAX_SHOWN]
     # NUL would be read as a code slot; Qt shows nothing for it anyway.
-    text = text.replace(_CODE_SLOT, "\ufffd")
+    text = text.replace(CODE_SLOT, "\ufffd")
     return _LONG_RUN.sub("\\g<0>\u200b", text), note
 
 
-def _inline(line: str, colors: dict[str, str]) -> str:
-    line, codes = _cut_code(line)
-    line = _bold(line)
-    action = f'<i><span style="color:{colors["action"]}">'
-    line = _actions(line, action, "</span></i>")
-    line = _speech(line, f'<span style="color:{colors["speech"]}">', "</span>")
-    if not codes:
-        return line
-    parts = line.split(_CODE_SLOT)
-    return "".join(p + (codes[i] if i < len(codes) else "") for i, p in enumerate(parts))
+@dataclass
+class _Blocks:
+    """The open blocks while the lines go by: lists (one per indentation), a quote, code."""
 
+    colors: dict[str, str]
+    out: list[str] = field(default_factory=list)
+    lists: list[tuple[int, str]] = field(default_factory=list)  # (indent, "ul" | "ol")
+    quote: list[str] = field(default_factory=list)  # the open quote's lines
+    in_code: bool = False
 
-def _next_table(n: int, is_mark: Callable[[int], bool]) -> list[int]:
-    """For each position, the first position at or after it where a mark starts (or n)."""
-    table = [n] * (n + 1)
-    for i in range(n - 1, -1, -1):
-        table[i] = i if is_mark(i) else table[i + 1]
-    return table
-
-
-def _cut_code(line: str) -> tuple[str, list[str]]:
-    """`code` spans (no backtick inside, not empty) become slots, kept from other formatting."""
-    if "`" not in line:
-        return line, []
-    out, codes, i = [], [], 0
-    while True:
-        start = line.find("`", i)
-        end = line.find("`", start + 1) if start >= 0 else -1
-        if end < 0:
-            out.append(line[i:])
-            return "".join(out), codes
-        if end == start + 1:  # "``" is no span; the second backtick may open one
-            out.append(line[i:end])
-            i = end
-            continue
-        out.append(line[i:start] + _CODE_SLOT)
-        codes.append(f"<code>{line[start + 1 : end]}</code>")
-        i = end + 1
-
-
-def _bold(line: str) -> str:
-    """`**x**`: x starts and ends with a non-space; the nearest closing `**` wins."""
-    if "**" not in line:
-        return line
-    n = len(line)
-    closer = _next_table(n, lambda j: line.startswith("**", j) and not line[j - 1].isspace())
-    out, i, done = [], 0, 0
-    while i < n - 4:
-        if line.startswith("**", i) and not line[i + 2].isspace():
-            end = closer[i + 3]
-            if end < n:
-                out.append(f"{line[done:i]}<b>{line[i + 2 : end]}</b>")
-                i = done = end + 2
-                continue
-        i += 1
-    return "".join(out) + line[done:]
-
-
-def _actions(line: str, open_tag: str, close_tag: str) -> str:
-    """`*x*`: no asterisk inside, x starts and ends with a non-space."""
-    if "*" not in line:
-        return line
-    out, done, i = [], 0, line.find("*")
-    while i >= 0:
-        end = line.find("*", i + 1)
-        if end < 0:
-            break
-        if end > i + 1 and not line[i + 1].isspace() and not line[end - 1].isspace():
-            out.append(f"{line[done:i]}{open_tag}{line[i + 1 : end]}{close_tag}")
-            done = end + 1
-            i = line.find("*", done)
+    def line(self, raw: str) -> None:
+        stripped = raw.lstrip()
+        if stripped.startswith("```"):  # a fenced code block: shown as written
+            if not self.in_code:
+                self.close_all()
+            self.out.append("</pre>" if self.in_code else "<pre>")
+            self.in_code = not self.in_code
+        elif self.in_code:
+            self.out.append(raw + "\n")
+        elif stripped.startswith(_QUOTE_MARK):
+            self._close_lists()
+            self.quote.append(stripped[len(_QUOTE_MARK) :].lstrip(" "))
         else:
-            i = end  # the closing candidate may open the next span
-    return "".join(out) + line[done:]
+            self._close_quote()
+            self._block(raw, stripped)
 
+    def _block(self, raw: str, stripped: str) -> None:
+        if _RULE.fullmatch(stripped):
+            self._close_lists()
+            self.out.append("<hr>")
+            return
+        if self._item(len(raw) - len(stripped), stripped):
+            return
+        self._close_lists()
+        heading = _HEADING.fullmatch(stripped)
+        if heading:
+            level = len(heading.group(1))
+            self.out.append(f"<h{level}>{_inline(heading.group(2), self.colors)}</h{level}>")
+        else:
+            self.out.append(_inline(raw, self.colors) + "<br>")
 
-def _speech(line: str, open_tag: str, close_tag: str) -> str:
-    """ "x" or “x”: the nearest closing quote after at least one character."""
-    if _QUOTE not in line and "\u201c" not in line:
-        return line
-    n = len(line)
-    closer = _next_table(n, lambda j: line[j] == "\u201d" or line.startswith(_QUOTE, j))
-    out, i, done = [], 0, 0
-    while i < n:
-        width = 1 if line[i] == "\u201c" else len(_QUOTE) if line.startswith(_QUOTE, i) else 0
-        if width and i + width < n:
-            end = closer[i + width + 1]
-            if end < n:
-                stop = end + (1 if line[end] == "\u201d" else len(_QUOTE))
-                out.append(f"{line[done:i]}{open_tag}{line[i:stop]}{close_tag}")
-                i = done = stop
-                continue
-        i += 1
-    return "".join(out) + line[done:]
+    def _item(self, indent: int, stripped: str) -> bool:
+        """A list item, in the list its indentation belongs to (opened if need be)."""
+        number = _NUMBER.fullmatch(stripped)
+        bullet = None if number else _BULLET.fullmatch(stripped)
+        if bullet is not None and stripped.startswith("* *"):
+            bullet = None  # "* *waves*": an action after a stray asterisk, not a list
+        if number is None and bullet is None:
+            return False
+        kind = "ol" if number else "ul"
+        if len(self.lists) >= MAX_DEPTH:  # deeper still: the deepest list (Qt lays out
+            indent = min(indent, self.lists[-1][0])  # each level's indent again)
+        while self.lists and self.lists[-1][0] > indent:
+            self.out.append(f"</{self.lists.pop()[1]}>")
+        if self.lists and self.lists[-1][0] == indent and self.lists[-1][1] != kind:
+            self.out.append(f"</{self.lists.pop()[1]}>")
+        if not self.lists or self.lists[-1][0] < indent:
+            start = int(number.group(1)) if number else 1
+            self.out.append(f'<ol start="{start}">' if kind == "ol" and start != 1 else f"<{kind}>")
+            self.lists.append((indent, kind))
+        body = number.group(2) if number else bullet.group(1)  # type: ignore[union-attr]
+        self.out.append(f"<li>{_inline(body, self.colors)}</li>")
+        return True
+
+    def _close_lists(self) -> None:
+        while self.lists:
+            self.out.append(f"</{self.lists.pop()[1]}>")
+
+    def _close_quote(self) -> None:
+        if self.quote:
+            lines = "<br>".join(_inline(q, self.colors) for q in self.quote)
+            self.out.append(f"<blockquote>{lines}</blockquote>")
+            self.quote = []
+
+    def close_all(self) -> None:
+        self._close_lists()
+        self._close_quote()
+        if self.in_code:
+            self.out.append("</pre>")
+            self.in_code = False

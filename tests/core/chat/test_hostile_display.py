@@ -90,3 +90,46 @@ def test_long_words_get_break_opportunities_and_long_messages_are_cut():
 
 def test_nul_characters_cannot_pose_as_code_spans():
     assert to_html("a\x000\x00b `c`") == "a\ufffd0\ufffdb <code>c</code>"
+
+
+_BLOCKS = st.text(alphabet='#>-+*_`1.) \n"ab', min_size=1, max_size=14)
+
+
+@settings(max_examples=25, deadline=None)
+@given(_BLOCKS)
+def test_time_is_linear_with_headings_lists_quotes_and_thoughts(unit):
+    """The same stated factor over the block syntax (headings, nested and numbered lists,
+    quotes, fences) and __thoughts__: lists nest by indentation, so runs of spaces matter."""
+    small = (unit * (3000 // len(unit) + 1))[:3000]
+    large = small * 16
+    assert _best_of(3, large) <= 3 * 16 * _best_of(3, small) + 0.02
+
+
+_THOUGHT = re.compile(r"(?<![\w])__(?=[^\s_])(.+?)(?<=\S)__(?![\w])")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="_ ab*", max_size=24))
+def test_thoughts_match_the_plain_regex_on_short_lines(line):
+    """Nearest valid closer, as the non-greedy regex (quadratic on long lines) finds it."""
+    colors = {**COLORS, "thought": "T"}
+    tagged = _THOUGHT.sub(r'<u><span style="color:T">\1</span></u>', line)
+    assert _inline(line, colors) == _inline_without_thoughts(tagged)
+
+
+def _inline_without_thoughts(line: str) -> str:
+    return _inline(line, COLORS)
+
+
+def test_deep_indentation_and_many_quotes_format_quickly():
+    for text in (
+        "".join(" " * i + "- x\n" for i in range(3000)),
+        "> a\n" * 20_000,
+        "# " * 20_000,
+        "1. " * 20_000 + "\n" + "1) a\n" * 10_000,
+        "__a " * 25_000,
+        "_" * 40_000,
+    ):
+        start = time.monotonic()
+        to_html(text)
+        assert time.monotonic() - start < 1.0, text[:8]
