@@ -49,7 +49,9 @@ def _cut_code(line: str) -> tuple[str, list[str]]:
     """`code` spans (no backtick inside, not empty) become slots, kept from other formatting."""
     if "`" not in line:
         return line, []
-    out, codes, i = [], [], 0
+    out: list[str] = []
+    codes: list[str] = []
+    i = 0
     while True:
         start = line.find("`", i)
         end = line.find("`", start + 1) if start >= 0 else -1
