@@ -7,7 +7,8 @@
     result.trace   # every entry: fired or not, the reason, its position and tokens
 
 Modules: `entry` (the typed entry read from a book), `keys` (plain and /regex/ keys, whole
-words), `buffer` (the scanned text), `scan` (the activation loop: recursion, probability,
+words), `buffer` (the scanned text), `plan` (a book's keys compiled once, so a pass looks only
+at the entries a key of the text may wake), `scan` (the activation loop: recursion, probability,
 timed effects, groups, min activations, budget), `groups`, `timed`, `placement` (positions and
 their order), `notes` (author's note, character's note, in-chat injection), `activate` (the
 whole run and its trace).

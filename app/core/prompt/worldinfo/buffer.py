@@ -40,11 +40,16 @@ class ScanBuffer:
         return self.base_depth + self.skew
 
     def entry_depth(self, entry: WIEntry) -> int:
-        depth = entry.scan_depth if entry.scan_depth is not None else self.depth
-        return min(max(depth, 0), MAX_SCAN_DEPTH)
+        return self.scan_depth(entry.scan_depth)
 
     def get(self, entry: WIEntry, state: ScanState) -> Joined:
-        depth = self.entry_depth(entry)
+        return self.at_depth(self.entry_depth(entry), state)
+
+    def scan_depth(self, own: int | None) -> int:
+        """The depth an entry with scan depth `own` (None: the global one) sees now."""
+        return min(max(own if own is not None else self.depth, 0), MAX_SCAN_DEPTH)
+
+    def at_depth(self, depth: int, state: ScanState) -> Joined:
         recursed = 0 if state == ScanState.MIN_ACTIVATIONS else len(self.recurse)
         cached = self._cache.get((depth, recursed))
         if cached is None:
@@ -52,16 +57,11 @@ class ScanBuffer:
             cached = self._cache[(depth, recursed)] = Joined(parts, JOINER, self.timed_out)
         return cached
 
-    def all_words(self, case_sensitive: bool, *, with_recursion: bool) -> frozenset[str]:
-        """Every ASCII word of the whole chat window (and of the lore added by recursion)."""
-        words = self._chat_part(len(self.lines)).words(case_sensitive)
-        if with_recursion and self.recurse:
-            return words.union(*(part.words(case_sensitive) for part in self.recurse))
-        return words
-
     def _chat_part(self, depth: int) -> Haystack:
+        depth = min(depth, len(self.lines))  # deeper windows hold the same text
         if depth not in self._chat:
-            self._chat[depth] = Haystack(MATCHER + JOINER.join(self.lines[:depth]), self.timed_out)
+            lines = self.lines[:depth]
+            self._chat[depth] = Haystack(MATCHER + JOINER.join(lines), self.timed_out, lines)
         return self._chat[depth]
 
     def add_recurse(self, text: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import operator
 import threading
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -181,13 +182,19 @@ def entry_from_book(raw: dict[str, Any], index: int, world: str) -> WIEntry:
 
 def book_entries(book: Any, world: str) -> list[WIEntry]:
     """The entries of one book in SillyTavern's own order before sorting: by uid the way
-    JavaScript iterates an object keyed by uid (integer-like uids ascending, then the rest).
+    JavaScript iterates an object keyed by uid (integer-like uids ascending, then the rest)."""
+    return list(read_book(book, world))
+
+
+def read_book(book: Any, world: str) -> tuple[WIEntry, ...]:
+    """`book_entries`, as the same tuple for as long as the book is unchanged.
 
     Reading 2,000 entries costs more than scanning them, so the result is kept for the same
-    book (the same dict holding the same entry dicts). Books are values: the editor and the
-    store hand out new dicts, and an entry edited in place would not be seen."""
+    book (the same dict holding the same entry dicts), and the scan keeps its own tables for
+    the same tuples. Books are values: the editor and the store hand out new dicts, and an
+    entry edited in place would not be seen."""
     if not isinstance(book, dict) or not isinstance(book.get("entries"), list):
-        return []
+        return ()
     raws = book["entries"]
     with _CACHE_LOCK:
         cached = _CACHE.get((id(book), world))
@@ -195,23 +202,23 @@ def book_entries(book: Any, world: str) -> list[WIEntry]:
         cached is not None
         and cached[0] is book
         and len(cached[1]) == len(raws)
-        and all(a is b for a, b in zip(cached[1], raws, strict=True))
+        and all(map(operator.is_, cached[1], raws))
     ):
-        return list(cached[2])
+        return cached[2]
     entries = [
         entry_from_book(raw, i, world) for i, raw in enumerate(raws) if isinstance(raw, dict)
     ]
-    ranked = [
+    ranked = tuple(
         e for _, e in sorted(enumerate(entries), key=lambda pair: _js_rank(pair[1].uid, pair[0]))
-    ]
+    )
     with _CACHE_LOCK:  # the GUI and the generation worker both build prompts
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[(id(book), world)] = (book, list(raws), ranked)  # holds `book`: its id stays
-    return list(ranked)
+    return ranked
 
 
-_CACHE: dict[tuple[int, str], tuple[dict, list, list[WIEntry]]] = {}
+_CACHE: dict[tuple[int, str], tuple[dict, list, tuple[WIEntry, ...]]] = {}
 _CACHE_SIZE = 16
 _CACHE_LOCK = threading.Lock()
 

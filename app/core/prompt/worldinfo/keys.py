@@ -20,6 +20,7 @@ map to Python's, `u` and `g` change nothing here, `y` (sticky) anchors at the st
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -142,8 +143,8 @@ def word_plan(
     whether any key needs a full look (a regex, several words, other scripts, a macro)."""
     words, others = set(), False
     for key in keys:
-        mode, needle, _ = _matcher(key.strip(), case_sensitive, whole_words)
-        if mode == _BY_WORD and "{{" not in key and "<" not in key:
+        mode, needle, _ = matcher(key.strip(), case_sensitive, whole_words)
+        if mode == BY_WORD and "{{" not in key and "<" not in key:
             words.add(needle)
         else:
             others = True
@@ -159,10 +160,10 @@ def literal_plan(
     literals, plain = [], False
     for key in keys:
         key = key.strip()
-        mode, _, compiled = _matcher(key, case_sensitive, whole_words)
-        if mode == _BY_WORD and "{{" not in key and "<" not in key:
+        mode, _, compiled = matcher(key, case_sensitive, whole_words)
+        if mode == BY_WORD and "{{" not in key and "<" not in key:
             continue
-        if mode == _BY_REGEX and compiled.required and "\n" not in compiled.required:
+        if mode == BY_REGEX and compiled.required and "\n" not in compiled.required:
             literals.append((compiled.required, compiled.folded))
         else:
             plain = True
@@ -173,33 +174,38 @@ def _whole_word_pattern(key: str) -> re.Pattern:
     return re.compile(rf"(?:^|[^{_WORD}]){re.escape(key)}(?:\Z|[^{_WORD}])")
 
 
-_BY_REGEX, _BY_WORD, _BY_SUBSTRING, _BY_BOUNDS = range(4)
+BY_REGEX, BY_WORD, BY_SUBSTRING, BY_BOUNDS = range(4)
 
 
 @lru_cache(maxsize=65536)
-def _matcher(key: str, case_sensitive: bool, whole_words: bool) -> tuple[int, str, object]:
+def matcher(key: str, case_sensitive: bool, whole_words: bool) -> tuple[int, str, object]:
     """How `key` is looked for, worked out once per key and rules."""
     compiled = parse_regex_key(key)
     if compiled is not None:
-        return _BY_REGEX, key, compiled
+        return BY_REGEX, key, compiled
     needle = key if case_sensitive else key.lower()
     if not whole_words or any(c.isspace() for c in needle):
-        return _BY_SUBSTRING, needle, None
+        return BY_SUBSTRING, needle, None
     if _ASCII_WORDS.fullmatch(needle):
-        return _BY_WORD, needle, None
-    return _BY_BOUNDS, needle, _whole_word_pattern(needle)
+        return BY_WORD, needle, None
+    return BY_BOUNDS, needle, _whole_word_pattern(needle)
 
 
 class Haystack:
     """One scan text, with the lower-cased copy and word sets that make 2,000 keys cheap."""
 
-    def __init__(self, text: str, timed_out: set[str] | None = None) -> None:
+    def __init__(
+        self, text: str, timed_out: set[str] | None = None, lines: list[str] | None = None
+    ) -> None:
         self.text = text
+        # the messages `text` joins (with a separator no plain key holds), when it is the chat
+        self.lines = lines
         self._lower: str | None = None
         self._folded: str | None = None
         self._words: dict[bool, frozenset[str]] = {}
         self._seen: dict[tuple[str, bool, bool], bool] = {}
         self._contains: dict[tuple[str, bool], bool] = {}
+        self.memo: dict[int, frozenset[object]] = {}  # `plan.KeyIndex.woken` answers
         # regex keys that hit the time limit: shared by a scan's haystacks, tried once
         self.timed_out = timed_out if timed_out is not None else set()
 
@@ -215,8 +221,11 @@ class Haystack:
 
     def words(self, case_sensitive: bool) -> frozenset[str]:
         if case_sensitive not in self._words:
-            text = self.text if case_sensitive else self.lower()
-            self._words[case_sensitive] = frozenset(_ASCII_WORDS.findall(text))
+            if self.lines is not None:  # the chat: its messages' words, kept across turns
+                found = frozenset().union(*(_line_words(li, case_sensitive) for li in self.lines))
+            else:
+                found = _words_of(self.text if case_sensitive else self.lower())
+            self._words[case_sensitive] = found
         return self._words[case_sensitive]
 
     def has(self, key: str, *, case_sensitive: bool, whole_words: bool) -> bool:
@@ -227,13 +236,13 @@ class Haystack:
         return found
 
     def _has(self, key: str, case_sensitive: bool, whole_words: bool) -> bool:
-        mode, needle, compiled = _matcher(key, case_sensitive, whole_words)
-        if mode == _BY_REGEX:
+        mode, needle, compiled = matcher(key, case_sensitive, whole_words)
+        if mode == BY_REGEX:
             return self._regex(key, compiled)
-        if mode == _BY_WORD:  # bounded by non-word characters: exactly a word of the text
+        if mode == BY_WORD:  # bounded by non-word characters: exactly a word of the text
             return needle in self.words(case_sensitive)
         text = self.text if case_sensitive else self.lower()
-        if mode == _BY_SUBSTRING:
+        if mode == BY_SUBSTRING:
             return needle in text
         return needle in text and compiled.search(text) is not None
 
@@ -246,7 +255,7 @@ class Haystack:
 
     def is_plain(self, key: str, case_sensitive: bool, whole_words: bool) -> bool:
         """Whether `key` is matched without a regular expression of the user's."""
-        return _matcher(key, case_sensitive, whole_words)[0] != _BY_REGEX
+        return matcher(key, case_sensitive, whole_words)[0] != BY_REGEX
 
     def _regex(self, key: str, compiled: RegexKey) -> bool:
         if key in self.timed_out or key in _HOSTILE:
@@ -258,6 +267,31 @@ class Haystack:
             self.timed_out.add(key)
             _HOSTILE.add(key)
             return False
+
+
+def _words_of(text: str) -> frozenset[str]:
+    return frozenset(_ASCII_WORDS.findall(text))
+
+
+def _line_words(line: str, case_sensitive: bool) -> frozenset[str]:
+    """The words of one message, kept by its text: a separator without word characters
+    joins the chat's messages, so the chat's words are the union of theirs, and a new turn
+    reads only the new message. (`str.lower` is per character but for a final sigma, and
+    the separator ends a word for that rule as the end of the text does.)"""
+    memo = (line, case_sensitive)
+    found = _LINE_WORDS.get(memo)
+    if found is None:
+        found = _words_of(line if case_sensitive else line.lower())
+        with _LINE_LOCK:
+            if len(_LINE_WORDS) >= _LINE_WORDS_SIZE:
+                _LINE_WORDS.pop(next(iter(_LINE_WORDS)), None)
+            _LINE_WORDS[memo] = found
+    return found
+
+
+_LINE_WORDS: dict[tuple[str, bool], frozenset[str]] = {}
+_LINE_WORDS_SIZE = 8192
+_LINE_LOCK = threading.Lock()
 
 
 # Keys that ran past the time limit once: skipped from then on, so a book full of them costs
@@ -277,6 +311,7 @@ class Joined:
     def __init__(self, parts: list[Haystack], joiner: str, timed_out: set[str]) -> None:
         self.parts, self.joiner, self.timed_out = parts, joiner, timed_out
         self._whole: Haystack | None = None
+        self._seen: dict[tuple[str, bool, bool], bool] = {}
 
     @property
     def text(self) -> str:
@@ -295,10 +330,10 @@ class Joined:
         """False only when `key` surely is not in the text: a single-word key that is no
         word of it, or a /regex/ key whose required text is nowhere. Cheap, and enough to
         pass over most entries of a big book without the full look."""
-        mode, needle, _ = _matcher(key, case_sensitive, whole_words)
-        if mode == _BY_WORD and "{{" not in key and "<" not in key:
+        mode, needle, _ = matcher(key, case_sensitive, whole_words)
+        if mode == BY_WORD and "{{" not in key and "<" not in key:
             return self.may_have(frozenset((needle,)), case_sensitive)
-        return mode != _BY_REGEX or self._may_contain(key)
+        return mode != BY_REGEX or self._may_contain(key)
 
     def _may_contain(self, key: str) -> bool:
         """For a /regex/ key: whether the text its every match must hold is in some part (a
@@ -314,6 +349,13 @@ class Joined:
         return any(not words.isdisjoint(p.words(case_sensitive)) for p in self.parts)
 
     def has(self, key: str, *, case_sensitive: bool, whole_words: bool) -> bool:
+        memo = (key, case_sensitive, whole_words)
+        found = self._seen.get(memo)
+        if found is None:
+            found = self._seen[memo] = self._has(key, case_sensitive, whole_words)
+        return found
+
+    def _has(self, key: str, case_sensitive: bool, whole_words: bool) -> bool:
         if len(self.parts) == 1:
             return self.parts[0].has(key, case_sensitive=case_sensitive, whole_words=whole_words)
         plain = bool(self.parts) and self.parts[0].is_plain(key, case_sensitive, whole_words)
@@ -321,6 +363,11 @@ class Joined:
             return False
         if not plain or "\x01" in key:
             return self.whole().has(key, case_sensitive=case_sensitive, whole_words=whole_words)
-        return any(
-            p.has(key, case_sensitive=case_sensitive, whole_words=whole_words) for p in self.parts
-        )
+        memo = (key, case_sensitive, whole_words)
+        for part in self.parts:  # `Haystack.has`, inlined: this runs for every key looked at
+            found = part._seen.get(memo)
+            if found is None:
+                found = part._seen[memo] = part._has(key, case_sensitive, whole_words)
+            if found:
+                return True
+        return False

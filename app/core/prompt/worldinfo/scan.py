@@ -15,6 +15,7 @@ closed to an entry listed in several groups (see `groups.py`).
 from __future__ import annotations
 
 import math
+import operator
 import random
 import threading
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.prompt.worldinfo.buffer import ScanBuffer, ScanState
-from app.core.prompt.worldinfo.entry import Logic, WIEntry, book_entries
+from app.core.prompt.worldinfo.entry import Logic, WIEntry, read_book
 from app.core.prompt.worldinfo.groups import filter_groups
 from app.core.prompt.worldinfo.keys import (
     Haystack,
@@ -31,12 +32,11 @@ from app.core.prompt.worldinfo.keys import (
     parse_regex_key,
     word_plan,
 )
+from app.core.prompt.worldinfo.plan import build_plan
 from app.core.prompt.worldinfo.settings import Book, Source, Strategy, WorldInfoSettings
 from app.core.prompt.worldinfo.timed import TimedEffects
 
 _KEY_FOUND = "key found"  # a placeholder until `_explain` says where
-_INDEXES: dict[tuple, tuple[list[WIEntry], list[WIEntry], dict]] = {}
-_INDEX_LOCK = threading.Lock()
 
 
 @dataclass
@@ -68,14 +68,38 @@ class ScanResult:
 
 def sort_entries(books: list[Book], strategy: Strategy) -> list[WIEntry]:
     """All books' entries in SillyTavern's order (`getSortedEntries`): chat lore first, then
-    global and character lore by the strategy; each by `order`, highest first (a stable sort)."""
+    global and character lore by the strategy; each by `order`, highest first (a stable sort).
+
+    The order is kept for the same books unchanged (`read_book` hands out the same tuples),
+    so a turn with a big book does not sort it again."""
     seen: set[str] = set()
-    by_source: dict[Source, list[WIEntry]] = {s: [] for s in Source}
+    read: list[tuple[Source, tuple[WIEntry, ...]]] = []
     for source in (Source.GLOBAL, Source.CHAT, Source.CHARACTER):  # a book counts once
         for book in books:
             if book.source == source and book.name not in seen:
                 seen.add(book.name)
-                by_source[source] += book_entries(book.data, book.name)
+                read.append((source, read_book(book.data, book.name)))
+    key = (strategy, tuple((source, id(entries)) for source, entries in read))
+    with _SORTED_LOCK:
+        cached = _SORTED.get(key)
+    if cached is not None and all(map(operator.is_, cached[0], (e for _, e in read))):
+        return list(cached[1])
+    merged = _merge(read, strategy)
+    with _SORTED_LOCK:
+        if len(_SORTED) >= 8:
+            _SORTED.pop(next(iter(_SORTED)))
+        _SORTED[key] = (tuple(e for _, e in read), merged)  # holds the tuples: ids stay theirs
+    return list(merged)
+
+
+_SORTED: dict[tuple, tuple[tuple[tuple[WIEntry, ...], ...], tuple[WIEntry, ...]]] = {}
+_SORTED_LOCK = threading.Lock()
+
+
+def _merge(read: list[tuple[Source, tuple[WIEntry, ...]]], strategy: Strategy) -> tuple:
+    by_source: dict[Source, list[WIEntry]] = {s: [] for s in Source}
+    for source, entries in read:
+        by_source[source] += entries
 
     def by_order(entries: list[WIEntry]) -> list[WIEntry]:
         return sorted(entries, key=lambda e: -e.order)
@@ -87,7 +111,7 @@ def sort_entries(books: list[Book], strategy: Strategy) -> list[WIEntry]:
         merged = by_order(glob) + by_order(char)
     else:
         merged = by_order(glob + char)
-    return by_order(by_source[Source.CHAT]) + merged
+    return tuple(by_order(by_source[Source.CHAT]) + merged)
 
 
 def budget_tokens(settings: WorldInfoSettings, max_context: int) -> int:
@@ -103,10 +127,13 @@ class _Scan:
     def __init__(self, inp: ScanInput) -> None:
         self.inp, self.s = inp, inp.settings
         self.entries = inp.entries
-        self.index = {e: i for i, e in enumerate(self.entries)}
+        self.plan = build_plan(self.entries, self.s)
+        self.index = self.plan.index
         length = inp.chat_length if inp.chat_length is not None else len(inp.lines)
         self.length = length
-        self.timed = TimedEffects(inp.timed_state, length, self.entries)
+        self.timed = TimedEffects(
+            inp.timed_state, length, self.entries, self.plan.by_hash, self.plan.delayed
+        )
         self.buffer = ScanBuffer(inp.lines, self.s.depth)
         self.budget = budget_tokens(self.s, inp.max_context)
         self.activated: dict[WIEntry, str] = {}
@@ -124,8 +151,7 @@ class _Scan:
 
     def run(self) -> ScanResult:
         self.timed.check()
-        self._build_index()
-        levels = sorted({e.delay_until_recursion for e in self.entries if e.delay_until_recursion})
+        levels = list(self.plan.levels)
         self.level = levels.pop(0) if levels else 0
         state, steps = ScanState.INITIAL, 0
         while state and self.entries:
@@ -192,20 +218,16 @@ class _Scan:
         return [e for e in fired if not e.prevent_recursion]
 
     def _candidates(self, state: ScanState) -> list[WIEntry]:
-        """The open entries that could fire in this pass, in book order.
-
-        An entry whose keys are all single ASCII words can only match if one of them is a
-        word somewhere in the chat window or the lore added so far: an index from words to
-        entries finds those, so a pass costs what matches, not the size of the book. Every
-        other entry (regex or multi-word keys, constants, decorators, sticky) is looked at.
-        """
+        """The open entries that could fire in this pass, in book order: those one of whose
+        keys may be in the text (`plan.KeyIndex.woken`, tested once per part of the text),
+        the sticky ones, and the few that are looked at in every pass (`Plan.always`)."""
         recursed = state != ScanState.MIN_ACTIVATIONS
-        picked = {e for e in self._always if not (recursed and self._still_missing(e))}
-        picked.update(e for e in self.timed.active["sticky"])
-        for case, index in self._indexes.items():
-            words = self.buffer.all_words(case, with_recursion=recursed)
-            for word in words & index.keys():
-                picked.update(index[word])
+        picked = {e for e in self.plan.always if not (recursed and self._still_missing(e))}
+        picked.update(self.timed.active["sticky"])
+        for own_depth, keys in self.plan.by_depth.items():
+            depth = self.buffer.scan_depth(own_depth)
+            for part in self.buffer.at_depth(depth, state).parts:
+                picked.update(keys.woken(part))
         return sorted(
             (e for e in picked if e not in self.failed and e not in self.activated),
             key=self.index.__getitem__,
@@ -222,34 +244,6 @@ class _Scan:
             return False
         self._missing[e] = (seen[0], len(self.buffer.recurse) + 1)
         return True
-
-    def _build_index(self) -> None:
-        """The word index of `_candidates`, kept for the same entries and settings (entries
-        are cached per book, so a chat's next turn finds its index ready)."""
-        key = (tuple(map(id, self.entries)), self.s.case_sensitive, self.s.whole_words)
-        with _INDEX_LOCK:
-            cached = _INDEXES.get(key)
-        if cached is not None:
-            self._always, self._indexes = cached[1], cached[2]
-            return
-        self._always: list[WIEntry] = []
-        self._indexes: dict[bool, dict[str, list[WIEntry]]] = {}
-        for e in self.entries:
-            if e.disabled:
-                continue  # never fires; its reason is written at the end
-            case, whole = self._rules(e)
-            plan = e.plans.get((case, whole))
-            if plan is None:
-                plan = e.plans[(case, whole)] = word_plan(e.keys, case, whole)
-            words, others = plan
-            if others or e.constant or e.decorators:
-                self._always.append(e)
-            for word in words:
-                self._indexes.setdefault(case, {}).setdefault(word, []).append(e)
-        with _INDEX_LOCK:  # the GUI and the generation worker both build prompts
-            if len(_INDEXES) >= 8:
-                _INDEXES.pop(next(iter(_INDEXES)))
-            _INDEXES[key] = (self.entries, self._always, self._indexes)  # holds the entries
 
     def _next_state(self, state: ScanState, recurse: list[WIEntry], levels: list[int]):
         nxt = ScanState.NONE
@@ -337,11 +331,9 @@ class _Scan:
 
     def _keys_match(self, e: WIEntry, state: ScanState) -> bool:
         hay = self.buffer.get(e, state)
-        primary = (
-            next((k for k in e.keys if self._has(e, k, hay)), None)
-            if self._may_match(e, hay)
-            else None
-        )
+        # an entry woken by the plan's tables may match; the others take the cheap test first
+        may = e not in self.plan.always_set or self._may_match(e, hay)
+        primary = next((k for k in e.keys if self._has(e, k, hay)), None) if may else None
         if primary is None:
             depth = self.buffer.entry_depth(e)
             self.why[e] = f"no key found in the last {depth} messages"

@@ -28,19 +28,29 @@ def clean_state(state: Any) -> dict[str, dict[str, dict]]:
 
 
 class TimedEffects:
-    def __init__(self, state: Any, chat_length: int, entries: list[WIEntry]) -> None:
+    def __init__(
+        self,
+        state: Any,
+        chat_length: int,
+        entries: list[WIEntry],
+        by_hash: dict[str, WIEntry] | None = None,
+        delayed: list[WIEntry] | None = None,
+    ) -> None:
+        """`by_hash` (the entries with a hash) and `delayed` (those with a delay) are worked
+        out from `entries` unless given: a big book's scan plan keeps them."""
         self.state = clean_state(state)
         self.chat_length = chat_length
         self.entries = entries
-        self._by_hash = {e.hash: e for e in entries if e.hash}
+        self._by_hash = by_hash if by_hash is not None else {e.hash: e for e in entries if e.hash}
+        self._delayed = delayed if delayed is not None else [e for e in entries if e.delay]
         self.active: dict[str, set[WIEntry]] = {"sticky": set(), "cooldown": set(), "delay": set()}
 
     def check(self) -> None:
         """Which entries are sticky, cooling down or delayed now (`checkTimedEffects`)."""
         for kind in KINDS:
             self._check_kind(kind)
-        for entry in self.entries:
-            if entry.delay and self.chat_length < entry.delay:
+        for entry in self._delayed:
+            if self.chat_length < entry.delay:
                 self.active["delay"].add(entry)
 
     def _check_kind(self, kind: str) -> None:
