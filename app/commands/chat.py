@@ -112,9 +112,9 @@ def _character_for(store: Store, args: argparse.Namespace) -> int | None:
     card = load_card(args.card)
     name = card.data.get("name") or "Unnamed"
     matches = store.characters.find(name)
-    same = [r["id"] for r in matches if json.loads(r["card_json"]) == card.data]
+    same = [r.id for r in matches if json.loads(r.card_json) == card.data]
     if same or matches:
-        return (same or [matches[0]["id"]])[0]
+        return (same or [matches[0].id])[0]
     if args.create_missing or _confirm(f"{name} is not in the library. Add the card?"):
         character = store.characters.add(card.data, card.avatar)
         print(f"Added {name} to the library (character {character})", file=sys.stderr)
@@ -153,13 +153,15 @@ def run_list(args: argparse.Namespace) -> int:
     keys = ("id", "title", "character_id", "character_name", "message_count", "last_used_at")
     if args.json:
         safe_print(
-            json.dumps([{k: r[k] for k in keys} for r in rows], ensure_ascii=False, indent=2)
+            json.dumps(
+                [{k: getattr(r, k) for k in keys} for r in rows], ensure_ascii=False, indent=2
+            )
         )
         return 0
     for r in rows:  # names and titles come from files: escaped for the terminal
         safe_print(
-            f"{r['id']:>5}  {_when(r['last_used_at'])}  {r['character_name']}: "
-            f"{r['title']}  ({r['message_count']} messages)"
+            f"{r.id:>5}  {_when(r.last_used_at)}  {r.character_name}: "
+            f"{r.title}  ({r.message_count} messages)"
         )
     if not rows:
         print("No chats in the trash." if args.trash else "No chats yet.", file=sys.stderr)

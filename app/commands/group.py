@@ -97,7 +97,7 @@ def run_list(args: argparse.Namespace) -> int:
                 "name": g.name,
                 "members": [m.name for m in g.members],
                 "muted": [m.name for m in g.members if m.muted],
-                "chats": [c["id"] for c in store.groups.chats(g.id)],
+                "chats": [c.id for c in store.groups.chats(g.id)],
             }
             for g in store.groups.all()
         ]

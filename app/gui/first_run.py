@@ -79,7 +79,11 @@ def maybe_first_run(window, read_machine) -> FirstRunDialog | None:
     if settings.first_run_done or settings.model_path:
         return None
     dialog = FirstRunDialog(read_machine(), window)
-    actions = {DOWNLOAD: window.models.show_download, OPEN: window.models.choose_file, SKIP: lambda: None}
+    actions = {
+        DOWNLOAD: window.models.show_download,
+        OPEN: window.models.choose_file,
+        SKIP: lambda: None,
+    }
 
     def finish(key: str) -> None:
         settings.first_run_done = True

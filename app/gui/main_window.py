@@ -298,7 +298,7 @@ class MainWindow(QMainWindow):
         try:
             chats = self.ctx.store.chats.of_character(character_id)
             if chats:
-                self._open_chat(chats[0]["id"])
+                self._open_chat(chats[0].id)
             else:
                 self._open_chat(self.controller.new_chat(character_id))
         except StoreError as exc:  # a damaged row says so; it must not close the window

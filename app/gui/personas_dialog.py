@@ -116,13 +116,13 @@ class PersonasDialog(QDialog):
         self.list.blockSignals(True)
         self.list.clear()
         for row in self.store.personas.list():
-            label = row["name"] or self.tr("(no name)")
-            if row["is_default"]:
+            label = row.name or self.tr("(no name)")
+            if row.is_default:
                 label = self.tr("{0}  (default)").format(label)
             item = QListWidgetItem(label)
-            item.setData(ID_ROLE, row["id"])
+            item.setData(ID_ROLE, row.id)
             self.list.addItem(item)
-            if row["id"] == keep:
+            if row.id == keep:
                 self.list.setCurrentItem(item)
         if self.list.currentItem() is None and self.list.count():
             self.list.setCurrentRow(0)
@@ -143,14 +143,14 @@ class PersonasDialog(QDialog):
         """Fill the editor with `persona_id` (or empty and disabled when there is none)."""
         self._editing = None  # filling the fields is not an edit
         row = self.store.personas.get(persona_id) if persona_id is not None else None
-        self.name_edit.setText(row["name"] if row else "")
-        self.description_edit.setPlainText(row["description"] if row else "")
+        self.name_edit.setText(row.name if row else "")
+        self.description_edit.setPlainText(row.description if row else "")
         self.default_label.setText(
-            self.tr("This is the default persona.") if row and row["is_default"] else ""
+            self.tr("This is the default persona.") if row and row.is_default else ""
         )
         self.editor.setEnabled(row is not None)
         self.delete_button.setEnabled(row is not None)
-        self.default_button.setEnabled(row is not None and not row["is_default"])
+        self.default_button.setEnabled(row is not None and not row.is_default)
         self._editing = persona_id
 
     def _on_current(self, current, _previous) -> None:
@@ -168,13 +168,13 @@ class PersonasDialog(QDialog):
         if self._editing is None:
             return False
         row = self.store.personas.get(self._editing)
-        name = self.name_edit.text().strip() or row["name"]  # a persona keeps a name
+        name = self.name_edit.text().strip() or row.name  # a persona keeps a name
         description = self.description_edit.toPlainText()
-        if (name, description) == (row["name"], row["description"]):
+        if (name, description) == (row.name, row.description):
             return False
         self.store.personas.update(self._editing, name=name, description=description)
-        if name != row["name"]:
-            self._relabel(self._editing, name, bool(row["is_default"]))
+        if name != row.name:
+            self._relabel(self._editing, name, bool(row.is_default))
         self.personas_changed.emit()
         return True
 
@@ -212,13 +212,13 @@ class PersonasDialog(QDialog):
         name, description, default flag and the chats that had chosen it."""
         self.save()
         row = self.store.personas.get(persona_id)
-        chats = [c["id"] for c in self.store.chats.all() if c["persona_id"] == persona_id]
+        chats = [c.id for c in self.store.chats.all() if c.persona_id == persona_id]
         self.store.personas.delete(persona_id)
-        self._deleted.append((row["name"], row["description"], bool(row["is_default"]), chats))
+        self._deleted.append((row.name, row.description, bool(row.is_default), chats))
         self._editing = None
         self.reload()
         self.personas_changed.emit()
-        self.undo_label.setText(self.tr("Deleted “{0}”.").format(row["name"]))
+        self.undo_label.setText(self.tr("Deleted “{0}”.").format(row.name))
         self.undo_bar.show()
 
     def _delete_clicked(self) -> None:

@@ -93,7 +93,7 @@ def test_broken_cards_name_the_file_and_import_nothing(library, store, tmp_path)
         assert str(path) in error
     assert "lorebook" in errors[3]
     assert library.last_report is not None and "plain.png" in library.last_report.informativeText()
-    assert [row["name"] for row in store.characters.list()] == ["Good"]
+    assert [row.name for row in store.characters.list()] == ["Good"]
 
 
 def test_search_by_name_and_tag(library, tmp_path):
@@ -191,7 +191,7 @@ def test_duplicate_keeps_the_card_and_avatar(library, store, tmp_path):
     original, duplicate = store.characters.card(alice), store.characters.card(copy_id)
     assert duplicate["extensions"] == original["extensions"]
     assert {**duplicate, "name": "Alice"} == original
-    avatars = {row["id"]: row["avatar"] for row in store.characters.list()}
+    avatars = {row.id: row.avatar for row in store.characters.list()}
     assert avatars[copy_id] == avatars[alice] and avatars[alice]
 
 
@@ -201,7 +201,7 @@ def test_delete_goes_to_trash_and_undo_brings_it_back(library, store, tmp_path):
     )
     library.delete(ids[0])
     assert names(library) == ["Bob"]
-    assert [row["name"] for row in store.characters.list()] == ["Bob"]
+    assert [row.name for row in store.characters.list()] == ["Bob"]
     assert library.undo_bar.isVisible() and "Alice" in library.undo_label.text()
     library.undo_button.click()
     assert names(library) == ["Alice", "Bob"]

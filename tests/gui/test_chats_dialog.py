@@ -73,9 +73,9 @@ def test_rename_in_place_and_an_empty_name_is_refused(qtbot, dialog, store, worl
     item = dialog.list.topLevelItem(2)
     with qtbot.waitSignal(dialog.chats_changed):
         item.setText(0, "Tea with the Queen")  # what the item editor does on Enter
-    assert store.chats.info(chats["old"])["title"] == "Tea with the Queen"
+    assert store.chats.info(chats["old"]).title == "Tea with the Queen"
     dialog.list.topLevelItem(2).setText(0, "   ")
-    assert store.chats.info(chats["old"])["title"] == "Tea with the Queen"
+    assert store.chats.info(chats["old"]).title == "Tea with the Queen"
     assert "kept the old one" in dialog.status.text()
     assert titles(dialog)[2] == "Tea with the Queen"
 
@@ -87,7 +87,7 @@ def test_duplicate_copies_every_message(qtbot, dialog, store, world):
         qtbot.mouseClick(dialog.duplicate_button, Qt.MouseButton.LeftButton)
     copy = dialog.selected_id()
     assert copy not in chats.values() and copy in dialog.chat_ids()
-    assert store.chats.info(copy)["title"] == "Library visit (copy)"
+    assert store.chats.info(copy).title == "Library visit (copy)"
     assert [m.text for m in store.messages.active_path(copy)] == [
         m.text for m in store.messages.active_path(chats["new"])
     ]
@@ -98,7 +98,7 @@ def test_delete_moves_to_trash_and_undo_brings_it_back(qtbot, dialog, store, wor
     dialog.select(chats["old"])
     qtbot.mouseClick(dialog.delete_button, Qt.MouseButton.LeftButton)
     assert chats["old"] not in dialog.chat_ids()
-    assert [r["id"] for r in store.chats.trash()] == [chats["old"]]
+    assert [r.id for r in store.chats.trash()] == [chats["old"]]
     assert dialog.undo_bar.isVisible() and "Tea party" in dialog.undo_label.text()
     qtbot.mouseClick(dialog.undo_button, Qt.MouseButton.LeftButton)
     assert store.chats.trash() == []

@@ -40,7 +40,7 @@ def test_a_damaged_database_offers_the_newest_snapshot(qtbot):
     _answer(qtbot, seen, "restore")
     ctx = launch._start(paths)
     assert ctx is not None, "the restored snapshot opens"
-    assert [r["name"] for r in ctx.store.characters.list()] == ["Saved"]
+    assert [r.name for r in ctx.store.characters.list()] == ["Saved"]
     ctx.close()
     text, informative, details = seen[0]
     assert text == "Parlor cannot start." and str(paths.data) in informative

@@ -36,29 +36,29 @@ def test_add_then_edit_name_and_description(qtbot, dialog, store):
     qtbot.keyClicks(dialog.name_edit, "Mira")
     dialog.description_edit.setPlainText("A retired knight.")
     dialog.add("Rowan")  # choosing another persona saves the one being edited
-    assert store.personas.get(persona)["name"] == "Mira"
-    assert store.personas.get(persona)["description"] == "A retired knight."
+    assert store.personas.get(persona).name == "Mira"
+    assert store.personas.get(persona).description == "A retired knight."
     assert labels(dialog) == ["Mira  (default)", "Rowan"]
 
 
 def test_typing_is_saved_after_a_pause(qtbot, dialog, store):
     persona = dialog.add("Mira", "Old text.")
     dialog.description_edit.setPlainText("New text.")
-    qtbot.waitUntil(lambda: store.personas.get(persona)["description"] == "New text.")
+    qtbot.waitUntil(lambda: store.personas.get(persona).description == "New text.")
 
 
 def test_an_empty_name_keeps_the_old_one(dialog, store):
     persona = dialog.add("Mira")
     dialog.name_edit.setText("  ")
     dialog.save()
-    assert store.personas.get(persona)["name"] == "Mira"
+    assert store.personas.get(persona).name == "Mira"
 
 
 def test_closing_saves_pending_edits(dialog, store):
     persona = dialog.add("Mira")
     dialog.description_edit.setPlainText("Written just before closing.")
     dialog.close()
-    assert store.personas.get(persona)["description"] == "Written just before closing."
+    assert store.personas.get(persona).description == "Written just before closing."
 
 
 def test_make_default(qtbot, dialog, store):
@@ -67,7 +67,7 @@ def test_make_default(qtbot, dialog, store):
     assert dialog.default_button.isEnabled()
     with qtbot.waitSignal(dialog.personas_changed):
         qtbot.mouseClick(dialog.default_button, Qt.MouseButton.LeftButton)
-    assert store.personas.default()["id"] == rowan
+    assert store.personas.default().id == rowan
     assert labels(dialog) == ["Mira", "Rowan  (default)"]
     assert not dialog.default_button.isEnabled()
     assert dialog.default_label.text() == "This is the default persona."
@@ -82,12 +82,12 @@ def test_delete_and_undo_restores_default_and_chat_choice(qtbot, dialog, store):
     dialog.select(mira)
     qtbot.mouseClick(dialog.delete_button, Qt.MouseButton.LeftButton)
     assert labels(dialog) == ["Rowan  (default)"]
-    assert store.personas.of_chat(chat)["name"] == "Rowan"  # fell back to the default
+    assert store.personas.of_chat(chat).name == "Rowan"  # fell back to the default
     assert dialog.undo_bar.isVisible()
     qtbot.mouseClick(dialog.undo_button, Qt.MouseButton.LeftButton)
     assert labels(dialog) == ["Mira  (default)", "Rowan"]
     back = store.personas.of_chat(chat)
-    assert (back["name"], back["description"]) == ("Mira", "A retired knight.")
+    assert (back.name, back.description) == ("Mira", "A retired knight.")
     assert not dialog.undo_bar.isVisible()
 
 

@@ -226,7 +226,7 @@ def chat_persona_of(store: Store, chat_id: int) -> tuple[str, str] | None:
     """The chat's persona (its own choice, else the default) as (name, description), or
     None when the user has made no persona yet."""
     row = store.personas.of_chat(chat_id)
-    return (row["name"], row["description"] or "") if row is not None else None
+    return (row.name, row.description or "") if row is not None else None
 
 
 def prompt_settings(settings: Settings) -> PromptSettings:

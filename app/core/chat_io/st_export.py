@@ -67,13 +67,13 @@ def speaker_names(store: Store, chat_id: int) -> dict[str, str]:
     info = store.chats.info(chat_id)
     stored = store.chats.extra(chat_id).get("user_name")
     default = store.personas.default()
-    if info["persona_id"] is not None:
-        user = store.personas.get(info["persona_id"])["name"]
+    if info.persona_id is not None:
+        user = store.personas.get(info.persona_id).name
     elif isinstance(stored, str) and stored and stored != "unused":
         user = stored
     else:
-        user = default["name"] if default else "User"
-    names = {"user": user, "assistant": info["character_name"], "system": "System"}
+        user = default.name if default else "User"
+    names = {"user": user, "assistant": info.character_name, "system": "System"}
     # a group chat's replies: each under its speaker's name ("speaker:<character id>")
     spoken = {m.speaker_id for m in store.messages.of_chat(chat_id) if m.speaker_id}
     names.update(
@@ -98,7 +98,7 @@ def _header(store: Store, chat_id: int, names: dict[str, str], block: dict | Non
     head = {
         "user_name": names["user"],
         "character_name": names["assistant"],
-        "create_date": stored.get("create_date") or humanized_date(info["created_at"]),
+        "create_date": stored.get("create_date") or humanized_date(info.created_at),
         "chat_metadata": meta,
     }
     head.update({k: v for k, v in stored.items() if k not in head})

@@ -121,7 +121,7 @@ def _resolve_members(
         name = names.get(avatar) or Path(avatar).stem or avatar
         found = store.characters.find(name)
         if found:
-            ids[avatar] = found[0]["id"]
+            ids[avatar] = found[0].id
         else:
             ids[avatar] = store.characters.add({"name": name}, extra=None)
             result.added_characters.append(name)
@@ -233,8 +233,8 @@ def export_st_group(store: Store, group_id: int, folder: str | Path) -> list[Pat
     chats = list(reversed(store.groups.chats(group_id)))  # oldest first, the newest current
     written, past, titles = [], {}, []
     for chat in chats:
-        meta, lines = group_chat_rows(store, chat["id"], group)
-        title = _unique(_safe(chat["title"]), titles)
+        meta, lines = group_chat_rows(store, chat.id, group)
+        title = _unique(_safe(chat.title), titles)
         titles.append(title)
         past[title] = meta
         target = folder / "group chats" / f"{title}.jsonl"

@@ -73,8 +73,8 @@ def _persona_for(store: Store, meta: dict) -> int | None:
     """The persona named like the file's user, if the user has one (else the default)."""
     name = meta.get("user_name")
     for persona in store.personas.list() if isinstance(name, str) else []:
-        if persona["name"].casefold() == name.casefold():
-            return persona["id"]
+        if persona.name.casefold() == name.casefold():
+            return persona.id
     return None
 
 

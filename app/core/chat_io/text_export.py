@@ -23,7 +23,7 @@ def markdown_text(store: Store, chat_id: int) -> str:
     info = store.chats.info(chat_id)
     speakers = speaker_names(store, chat_id)
     head = (
-        f"# {info['title']}\n\n*{speakers['assistant']} and {speakers['user']},"
+        f"# {info.title}\n\n*{speakers['assistant']} and {speakers['user']},"
         f" exported from Parlor on {datetime.now():%Y-%m-%d %H:%M}*"
     )
     blocks = []

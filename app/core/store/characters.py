@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 
 from app.core.store.db import StoreError
 from app.core.store.part import StorePart
+from app.core.store.records import CharacterEntry, from_row
 
 
 class Characters(StorePart):
@@ -51,11 +51,12 @@ class Characters(StorePart):
         rows = self._query("SELECT id FROM characters WHERE builtin_key = ?", (key,))
         return rows[0]["id"] if rows else None
 
-    def list(self) -> list[sqlite3.Row]:
-        return self._query(
+    def list(self) -> list[CharacterEntry]:
+        rows = self._query(
             "SELECT id, name, avatar FROM characters WHERE deleted_at IS NULL"
             " ORDER BY name COLLATE NOCASE"
         )
+        return [from_row(CharacterEntry, r) for r in rows]
 
     def update(self, character_id: int, card_data: dict, avatar: bytes | None = None) -> None:
         """Save an edited card (and avatar) over the stored one, in one commit."""
@@ -92,13 +93,14 @@ class Characters(StorePart):
             )
         return data
 
-    def find(self, name: str) -> list[sqlite3.Row]:
+    def find(self, name: str) -> list[CharacterEntry]:
         """Characters (not in the trash) with this name, ignoring case, newest first."""
-        return self._query(
+        rows = self._query(
             "SELECT id, name, card_json FROM characters WHERE deleted_at IS NULL"
             " AND name = ? COLLATE NOCASE ORDER BY id DESC",
             (name,),
         )
+        return [from_row(CharacterEntry, r) for r in rows]
 
     def delete(self, character_id: int) -> None:
         """Move a character (and so its chats) to the trash; `restore` undoes it."""
@@ -113,8 +115,9 @@ class Characters(StorePart):
         with self._tx() as c:
             c.execute("UPDATE characters SET deleted_at = NULL WHERE id = ?", (character_id,))
 
-    def trash(self) -> list[sqlite3.Row]:
-        return self._query(
+    def trash(self) -> list[CharacterEntry]:
+        rows = self._query(
             "SELECT id, name, avatar, deleted_at FROM characters"
             " WHERE deleted_at IS NOT NULL ORDER BY deleted_at DESC"
         )
+        return [from_row(CharacterEntry, r) for r in rows]

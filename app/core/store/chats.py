@@ -7,7 +7,6 @@ removed until `purge_trash`, so every delete can be undone.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,6 +14,7 @@ from datetime import timedelta
 from app.core.store.db import StoreError
 from app.core.store.nodes import NewNode, insert_nodes, nodes_from_rows
 from app.core.store.part import StorePart
+from app.core.store.records import ChatEntry, ChatInfo, from_row
 
 # a group chat is listed under its group's name (groups.py), not its host member's
 _CHAT_COLUMNS = (
@@ -68,12 +68,13 @@ class Chats(StorePart):
             c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?", (first, chat_id))
         return chat_id
 
-    def of_character(self, character_id: int) -> list[sqlite3.Row]:
-        return self._query(
+    def of_character(self, character_id: int) -> list[ChatEntry]:
+        rows = self._query(
             "SELECT id, title, last_used_at FROM chats WHERE character_id = ?"
             " AND deleted_at IS NULL ORDER BY last_used_at DESC",
             (character_id,),
         )
+        return [from_row(ChatEntry, r) for r in rows]
 
     def touch(self, chat_id: int) -> None:
         with self._tx() as c:
@@ -90,7 +91,7 @@ class Chats(StorePart):
         rows = self._query("SELECT draft FROM chats WHERE id = ?", (chat_id,))
         return rows[0]["draft"] if rows else ""
 
-    def info(self, chat_id: int) -> sqlite3.Row:
+    def info(self, chat_id: int) -> ChatInfo:
         rows = self._query(
             f"SELECT {_CHAT_COLUMNS}, c.extra FROM chats c"
             " JOIN characters ch ON ch.id = c.character_id WHERE c.id = ?",
@@ -98,15 +99,16 @@ class Chats(StorePart):
         )
         if not rows:
             raise StoreError(f"No chat with id {chat_id}")
-        return rows[0]
+        return from_row(ChatInfo, rows[0])
 
-    def all(self) -> list[sqlite3.Row]:
+    def all(self) -> list[ChatInfo]:
         """Every chat not in the trash (nor its character), most recently used first."""
-        return self._query(
+        rows = self._query(
             f"SELECT {_CHAT_COLUMNS} FROM chats c JOIN characters ch ON ch.id = c.character_id"
             " WHERE c.deleted_at IS NULL AND ch.deleted_at IS NULL"
             " ORDER BY c.last_used_at DESC, c.id DESC"
         )
+        return [from_row(ChatInfo, r) for r in rows]
 
     def rename(self, chat_id: int, title: str) -> None:
         self.info(chat_id)
@@ -115,7 +117,7 @@ class Chats(StorePart):
 
     def extra(self, chat_id: int) -> dict:
         """Fields an imported chat file carried (SillyTavern metadata), kept for export."""
-        raw = self.info(chat_id)["extra"]
+        raw = self.info(chat_id).extra
         return json.loads(raw) if raw else {}
 
     def set_extra(self, chat_id: int, extra: dict) -> None:
@@ -165,12 +167,12 @@ class Chats(StorePart):
         return self._same_group(
             chat_id,
             self.from_nodes(
-                info["character_id"],
-                title or f"{info['title']} (copy)",
+                info.character_id,
+                title or f"{info.title} (copy)",
                 nodes_from_rows(rows),
                 self._store.messages.active_leaf(chat_id),
                 self.extra(chat_id),
-                info["persona_id"],
+                info.persona_id,
             ),
         )
 
@@ -197,16 +199,16 @@ class Chats(StorePart):
         extra = self.extra(msg.chat_id)
         extra.setdefault("chat_metadata", {})
         if isinstance(extra["chat_metadata"], dict):
-            extra["chat_metadata"]["main_chat"] = info["title"]
+            extra["chat_metadata"]["main_chat"] = info.title
         return self._same_group(
             msg.chat_id,
             self.from_nodes(
-                info["character_id"],
-                title or f"{info['title']} (branch)",
+                info.character_id,
+                title or f"{info.title} (branch)",
                 nodes,
                 message_id,
                 extra,
-                info["persona_id"],
+                info.persona_id,
             ),
         )
 
@@ -241,12 +243,13 @@ class Chats(StorePart):
         with self._tx() as c:
             c.execute("UPDATE chats SET deleted_at = NULL WHERE id = ?", (chat_id,))
 
-    def trash(self) -> list[sqlite3.Row]:
-        return self._query(
+    def trash(self) -> list[ChatInfo]:
+        rows = self._query(
             f"SELECT {_CHAT_COLUMNS} FROM chats c JOIN characters ch"
             " ON ch.id = c.character_id WHERE c.deleted_at IS NOT NULL"
             " ORDER BY c.deleted_at DESC"
         )
+        return [from_row(ChatInfo, r) for r in rows]
 
     def purge_trash(self, older_than: float | timedelta = 0.0) -> int:
         """Remove for good chats and characters that went to the trash at least

@@ -24,6 +24,7 @@ from typing import Any
 from app.core.store.db import StoreError
 from app.core.store.nodes import NewNode, insert_nodes
 from app.core.store.store import Store
+from app.core.store.records import ChatEntry, from_row
 
 
 class Strategy(str, Enum):
@@ -366,14 +367,15 @@ class GroupStore:
                 (group_id, host[0].character_id if host else None, chat_id),
             )
 
-    def chats(self, group_id: int) -> list[sqlite3.Row]:
-        return self.store._query(
+    def chats(self, group_id: int) -> list[ChatEntry]:
+        rows = self.store._query(
             "SELECT id, title, last_used_at FROM chats WHERE group_id = ?"
             " AND deleted_at IS NULL ORDER BY last_used_at DESC",
             (group_id,),
         )
 
     def group_of_chat(self, chat_id: int) -> int | None:
+        return [from_row(ChatEntry, r) for r in rows]
         rows = self.store._query("SELECT group_id FROM chats WHERE id = ?", (chat_id,))
         return rows[0][0] if rows else None
 

@@ -6,6 +6,7 @@ import sqlite3
 
 from app.core.store.db import StoreError
 from app.core.store.part import StorePart
+from app.core.store.records import Persona
 
 
 class Personas(StorePart):
@@ -27,19 +28,20 @@ class Personas(StorePart):
         c.execute("UPDATE personas SET is_default = 0 WHERE is_default = 1")
         c.execute("UPDATE personas SET is_default = 1 WHERE id = ?", (persona_id,))
 
-    def list(self) -> list[sqlite3.Row]:
-        return self._query(
+    def list(self) -> list[Persona]:
+        rows = self._query(
             "SELECT id, name, description, is_default FROM personas"
             " ORDER BY name COLLATE NOCASE, id"
         )
+        return [Persona.of(r) for r in rows]
 
-    def get(self, persona_id: int) -> sqlite3.Row:
+    def get(self, persona_id: int) -> Persona:
         rows = self._query(
             "SELECT id, name, description, is_default FROM personas WHERE id = ?", (persona_id,)
         )
         if not rows:
             raise StoreError(f"No persona with id {persona_id}")
-        return rows[0]
+        return Persona.of(rows[0])
 
     def update(
         self, persona_id: int, name: str | None = None, description: str | None = None
@@ -55,7 +57,7 @@ class Personas(StorePart):
     def delete(self, persona_id: int) -> None:
         """Delete; chats that chose it fall back to the default, and if it was the default,
         the oldest remaining persona takes over."""
-        was_default = self.get(persona_id)["is_default"]
+        was_default = self.get(persona_id).is_default
         with self._tx() as c:
             c.execute("DELETE FROM personas WHERE id = ?", (persona_id,))
             heir = c.execute("SELECT min(id) FROM personas").fetchone()[0]
@@ -67,11 +69,11 @@ class Personas(StorePart):
         with self._tx() as c:
             self._make_default(c, persona_id)
 
-    def default(self) -> sqlite3.Row | None:
+    def default(self) -> Persona | None:
         rows = self._query(
             "SELECT id, name, description, is_default FROM personas WHERE is_default = 1"
         )
-        return rows[0] if rows else None
+        return Persona.of(rows[0]) if rows else None
 
     def set_for_chat(self, chat_id: int, persona_id: int | None) -> None:
         """Choose the chat's persona; None means "use the default"."""
@@ -80,11 +82,11 @@ class Personas(StorePart):
         with self._tx() as c:
             c.execute("UPDATE chats SET persona_id = ? WHERE id = ?", (persona_id, chat_id))
 
-    def of_chat(self, chat_id: int) -> sqlite3.Row | None:
+    def of_chat(self, chat_id: int) -> Persona | None:
         """The chat's own persona, else the default one, else None (no personas yet)."""
         rows = self._query(
             "SELECT p.id, p.name, p.description, p.is_default FROM chats c"
             " JOIN personas p ON p.id = c.persona_id WHERE c.id = ?",
             (chat_id,),
         )
-        return rows[0] if rows else self.default()
+        return Persona.of(rows[0]) if rows else self.default()

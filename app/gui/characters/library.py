@@ -201,7 +201,7 @@ class CharacterLibrary(QWidget):
         try:
             self.model.clear()
             for row in self.store.characters.list():
-                self.model.appendRow(self._item(row["id"], row["name"], row["avatar"]))
+                self.model.appendRow(self._item(row.id, row.name, row.avatar))
             if not (keep is not None and self.select(keep)) and self.proxy.rowCount():
                 self.view.setCurrentIndex(self.proxy.index(0, 0))
         finally:
@@ -216,7 +216,7 @@ class CharacterLibrary(QWidget):
             data = self.store.characters.card(character_id)
             tags = data.get("tags") or []
             recent = max(
-                (c["last_used_at"] or 0 for c in self.store.chats.of_character(character_id)),
+                (c.last_used_at or 0 for c in self.store.chats.of_character(character_id)),
                 default=0,
             )
         except (StoreError, ValueError):

@@ -40,7 +40,7 @@ class ChatManagerUi(QObject):
 
     def show_header_personas(self) -> None:
         chat = self._controller.chat_id
-        own = self._store.chats.info(chat)["persona_id"] if chat is not None else None
+        own = self._store.chats.info(chat).persona_id if chat is not None else None
         self._header.show_personas(self._store.personas.list(), own)
 
     def show_chats(self) -> ChatsDialog | None:
@@ -67,7 +67,7 @@ class ChatManagerUi(QObject):
         if chat is None or self._controller.busy:
             return
         character = self._store.chats.character_of(chat)
-        if self._store.chats.info(chat)["deleted_at"] is not None:  # the open chat was trashed
+        if self._store.chats.info(chat).deleted_at is not None:  # the open chat was trashed
             self.open_character.emit(character)
             dialog.current_chat = self._controller.chat_id
             dialog.reload()

@@ -150,21 +150,21 @@ class ChatsDialog(QDialog):
         keep = select if select is not None else self.selected_id()
         self.list.blockSignals(True)  # filling the list is not a rename
         self.list.clear()
-        rows = [r for r in self.store.chats.all() if r["character_id"] == self.character_id]
+        rows = [r for r in self.store.chats.all() if r.character_id == self.character_id]
         for row in rows:
             item = QTreeWidgetItem(
-                [row["title"], str(row["message_count"]), _when(row["last_used_at"])]
+                [row.title, str(row.message_count), _when(row.last_used_at)]
             )
-            item.setData(0, ID_ROLE, row["id"])
+            item.setData(0, ID_ROLE, row.id)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
             item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            if row["id"] == self.current_chat:
+            if row.id == self.current_chat:
                 font = item.font(0)
                 font.setBold(True)
                 item.setFont(0, font)
                 item.setToolTip(0, self.tr("The chat that is open"))
             self.list.addTopLevelItem(item)
-            if row["id"] == keep:
+            if row.id == keep:
                 self.list.setCurrentItem(item)
         if self.list.currentItem() is None and self.list.topLevelItemCount():
             self.list.setCurrentItem(self.list.topLevelItem(0))
@@ -244,7 +244,7 @@ class ChatsDialog(QDialog):
         return True
 
     def duplicate(self, chat_id: int) -> int:
-        title = self.tr("{0} (copy)").format(self.store.chats.info(chat_id)["title"])
+        title = self.tr("{0} (copy)").format(self.store.chats.info(chat_id).title)
         new_id = self.store.chats.duplicate(chat_id, title)
         self.reload(select=new_id)
         self.chats_changed.emit()
@@ -259,7 +259,7 @@ class ChatsDialog(QDialog):
     def delete(self, chat_id: int) -> None:
         """Move to the trash and offer to undo (the store keeps it until the trash is
         emptied)."""
-        title = self.store.chats.info(chat_id)["title"]
+        title = self.store.chats.info(chat_id).title
         self.store.chats.delete(chat_id)
         self._trash.append((chat_id, title))
         self.reload()
@@ -303,7 +303,7 @@ class ChatsDialog(QDialog):
         chat_id = self.selected_id()
         if chat_id is None:
             return
-        title = self.store.chats.info(chat_id)["title"]
+        title = self.store.chats.info(chat_id).title
         path, chosen = QFileDialog.getSaveFileName(
             self,
             self.tr("Export {0}").format(title),

@@ -118,8 +118,8 @@ class ChatHeader(QWidget):
         self.title.setText(name)
         self.chats.clear()
         for row in rows:
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["last_used_at"]))
-            self.chats.addItem(row["title"], row["id"])
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.last_used_at))
+            self.chats.addItem(row.title, row.id)
             self.chats.setItemData(
                 self.chats.count() - 1,
                 self.tr("Last used {0}").format(when),
@@ -132,7 +132,7 @@ class ChatHeader(QWidget):
         """`rows`: every persona (id, name, is_default); `current_id`: the chat's own choice,
         None when it follows the default."""
         self.persona.clear()
-        default = next((r["name"] for r in rows if r["is_default"]), None)
+        default = next((r.name for r in rows if r.is_default), None)
         self.persona.addItem(
             self.tr("Default persona ({0})").format(default)
             if default
@@ -140,7 +140,7 @@ class ChatHeader(QWidget):
             None,
         )
         for row in rows:
-            self.persona.addItem(row["name"], row["id"])
+            self.persona.addItem(row.name, row.id)
         self.persona.insertSeparator(self.persona.count())
         self.persona.addItem(self.tr("Edit personas…"), _EDIT)
         self._persona_index = max(self.persona.findData(current_id), 0)

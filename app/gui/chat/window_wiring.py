@@ -100,7 +100,7 @@ def _remember_state(window) -> None:
         try:
             if (
                 window.ctx.store.chats.character_of(chat) == character
-                and window.ctx.store.chats.info(chat)["deleted_at"] is None
+                and window.ctx.store.chats.info(chat).deleted_at is None
             ):
                 window._open_chat(chat)
         except (StoreError, TypeError, IndexError):

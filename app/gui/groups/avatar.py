@@ -62,7 +62,7 @@ def collage(pixmaps: list[QPixmap | None], size: int = SIZE) -> QPixmap:
 
 
 def member_portraits(store: Store, group_id: int) -> dict[int, QPixmap | None]:
-    avatars = {row["id"]: row["avatar"] for row in store.characters.list()}
+    avatars = {row.id: row.avatar for row in store.characters.list()}
     return {
         m.character_id: portrait(avatars.get(m.character_id))
         for m in store.groups.get(group_id).members

@@ -44,7 +44,7 @@ class GroupChatController(ChatController):
     def new_group_chat(self, group_id: int) -> int:
         """A new chat of the group, opening with each member's group greeting in turn."""
         default = self.ctx.store.personas.default()
-        user = default["name"] if default else self.ctx.settings.user_name
+        user = default.name if default else self.ctx.settings.user_name
         return start_group_chat(self.ctx.store, group_id, user)
 
     def reload(self) -> None:

@@ -57,11 +57,11 @@ class GroupEditor(QDialog):
         self.members.setAccessibleName(self.tr("Members"))
         current = [m.character_id for m in group.members] if group else []
         for row in store.characters.list():
-            item = QListWidgetItem(row["name"])
-            item.setData(Qt.ItemDataRole.UserRole, row["id"])
+            item = QListWidgetItem(row.name)
+            item.setData(Qt.ItemDataRole.UserRole, row.id)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(
-                Qt.CheckState.Checked if row["id"] in current else Qt.CheckState.Unchecked
+                Qt.CheckState.Checked if row.id in current else Qt.CheckState.Unchecked
             )
             self.members.addItem(item)
         self.strategy = self._combo(STRATEGY_LABELS, settings.strategy)

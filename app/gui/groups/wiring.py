@@ -96,7 +96,7 @@ class GroupWiring(QObject):
         store = self.window.ctx.store
         try:
             chats = store.groups.chats(group_id)
-            chat_id = chats[0]["id"] if chats else self.controller.new_group_chat(group_id)
+            chat_id = chats[0].id if chats else self.controller.new_group_chat(group_id)
         except (StoreError, ValueError) as exc:
             self.window._show_error(str(exc))
             return

@@ -43,7 +43,7 @@ def test_import_for_a_missing_character_needs_consent(card, capsys):
     code, out, _ = run(capsys, "import", FIXTURES / "new_style.jsonl", "--card", card)
     assert code == 0  # the second import finds her
     store = Store(default_paths().database)
-    assert [r["name"] for r in store.characters.list()] == ["Alice"]
+    assert [r.name for r in store.characters.list()] == ["Alice"]
     assert len(store.chats.all()) == 2
     store.close()
 

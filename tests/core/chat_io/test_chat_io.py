@@ -94,7 +94,7 @@ def test_old_style_file_imports_swipes_roles_dates_and_unknown_fields(store, ali
     assert path[2].gen_info == {"model": "pygmalion-6b", "api": "kobold"}
     assert path[2].extra["force_avatar"] == "characters/Alice.png"
     assert store.chats.extra(result.chat_id)["chat_metadata"]["note_depth"] == 4
-    assert store.chats.info(result.chat_id)["title"] == "old_style"
+    assert store.chats.info(result.chat_id).title == "old_style"
 
 
 def test_new_style_file_keeps_integrity_and_shows_the_chosen_swipe(store, alice):

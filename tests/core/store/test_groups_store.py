@@ -64,10 +64,10 @@ def test_a_group_chat_records_each_speaker_and_survives_a_member_leaving(store):
     reply = store.groups.append_reply(chat, user, a, "Ann again", status="complete")
     # Ann hosted the chat; she leaves, and the chat and her lines stay.
     store.groups.remove_member(gid, a)
-    assert store.chats.info(chat)["character_id"] == b
+    assert store.chats.info(chat).character_id == b
     assert store.messages.get(reply).speaker_id == a
     assert [m.text for m in store.messages.active_path(chat)][-1] == "Ann again"
-    assert [r["id"] for r in store.groups.chats(gid)] == [chat]
+    assert [r.id for r in store.groups.chats(gid)] == [chat]
     assert store.groups.group_of_chat(chat) == gid
 
 
@@ -76,7 +76,7 @@ def test_purging_the_host_character_keeps_the_group_chat(store):
     gid = store.groups.create("Pair", [a, b])
     chat = store.groups.new_chat(gid, [(a, "Hi from Ann")])
     store.characters.delete(a)  # the trash trigger moves the chat to Bob
-    assert store.chats.info(chat)["character_id"] == b
+    assert store.chats.info(chat).character_id == b
     store.chats.purge_trash()
     assert (
         store.messages.get(store.messages.active_path(chat)[0].id).speaker_id is None
@@ -90,9 +90,9 @@ def test_deleting_a_group_trashes_its_chats_and_undo_brings_them_back(store):
     gid = store.groups.create("Solo", [a])
     chat = store.groups.new_chat(gid, [(a, "Hi")])
     store.groups.delete(gid)
-    assert store.groups.all() == [] and store.chats.info(chat)["deleted_at"] is not None
+    assert store.groups.all() == [] and store.chats.info(chat).deleted_at is not None
     store.groups.restore(gid)
-    assert store.chats.info(chat)["deleted_at"] is None
+    assert store.chats.info(chat).deleted_at is None
     assert [g.name for g in store.groups.all()] == ["Solo"]
 
 
@@ -142,7 +142,7 @@ def test_the_migration_keeps_a_10000_message_store_intact(tmp_path):
         assert len(path_msgs) == 10_000
         assert [m.text for m in path_msgs[:2]] == ["line 1", "line 2"]
         assert path_msgs[-1].text == "line 10000" and path_msgs[-1].speaker_id is None
-        assert store.chats.info(1)["title"] == "Long chat"
+        assert store.chats.info(1).title == "Long chat"
         assert store.chats.search("line 9999")[0].message_id == 9999
         assert store.groups.group_of_chat(1) is None
         assert [s.path.name for s in list_snapshots(path)][0].startswith("parlor-before-migration")
@@ -197,6 +197,6 @@ def test_the_chat_library_lists_a_group_chat_under_the_groups_name(store):
     gid = store.groups.create("Tavern", [a, b])
     chat = store.groups.new_chat(gid, [(a, "Hi")])
     own = store.chats.new(a, ["Hello"])
-    names = {r["id"]: r["character_name"] for r in store.chats.all()}
+    names = {r.id: r.character_name for r in store.chats.all()}
     assert names[chat] == "Tavern" and names[own] == "Ann"
-    assert store.chats.info(chat)["character_name"] == "Tavern"
+    assert store.chats.info(chat).character_name == "Tavern"

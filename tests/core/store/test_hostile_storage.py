@@ -73,7 +73,7 @@ def test_a_malformed_export_is_refused_and_the_folder_still_opens(
         import_everything(bad, paths)
     assert says in str(caught.value)
     ctx = AppContext.create(paths)  # the next start works, on an empty library
-    assert [r["name"] for r in ctx.store.characters.list()] == []
+    assert [r.name for r in ctx.store.characters.list()] == []
     ctx.close()
 
 
@@ -94,7 +94,7 @@ def test_lone_surrogates_in_an_export_are_replaced(tmp_path, caplog):
     counts = import_everything(odd, paths)
     assert counts["messages"] == 2 and "lone surrogates" in caplog.text
     ctx = AppContext.create(paths)
-    chat = ctx.store.chats.of_character(ctx.store.characters.list()[0]["id"])[0]["id"]
+    chat = ctx.store.chats.of_character(ctx.store.characters.list()[0].id)[0].id
     assert ctx.store.messages.active_path(chat)[-1].text == "A\ufffdB"
     ctx.close()
 
@@ -108,7 +108,7 @@ def test_a_failed_write_never_leaves_the_connection_in_a_transaction(tmp_path):
             c.execute("INSERT INTO personas (name) VALUES ('half')")
             raise RuntimeError("a bug in the middle of a write")
     store.characters.add({"name": "Next"})  # failed before the fix: "within a transaction"
-    assert [r["name"] for r in store.characters.list()] == ["Next"]
+    assert [r.name for r in store.characters.list()] == ["Next"]
     assert store._query("SELECT count(*) FROM personas")[0][0] == 0
     store.close()
 
@@ -140,7 +140,7 @@ def test_a_hot_rollback_journal_is_rolled_back_at_start(tmp_path):
     journal = Path(f"{db}-journal")
     assert journal.exists() and journal.stat().st_size > 0  # hot: the file is half-written
     store = Store(db)
-    assert [r["name"] for r in store.characters.list()] == ["Keep"]
+    assert [r.name for r in store.characters.list()] == ["Keep"]
     store.characters.add({"name": "After"})
     store.close()
 
@@ -210,9 +210,9 @@ def test_any_single_damaged_value_is_refused_or_imported_and_the_folder_opens(
         pass
     ctx = AppContext.create(paths)  # whatever happened, the next start works
     for character in ctx.store.characters.list():
-        assert isinstance(ctx.store.characters.card(character["id"]), dict)
-        for chat in ctx.store.chats.of_character(character["id"]):
-            ctx.store.messages.active_path(chat["id"])
+        assert isinstance(ctx.store.characters.card(character.id), dict)
+        for chat in ctx.store.chats.of_character(character.id):
+            ctx.store.messages.active_path(chat.id)
     ctx.close()
 
 

@@ -55,8 +55,8 @@ def test_rename_and_list_all_chats_by_last_use(store):
     store.chats.rename(first, "the lighthouse")
     store.chats.touch(first)
     rows = store.chats.all()
-    assert [(r["id"], r["title"]) for r in rows] == [(first, "the lighthouse"), (second, "second")]
-    assert rows[1]["character_name"] == "Bo" and rows[0]["message_count"] == 1
+    assert [(r.id, r.title) for r in rows] == [(first, "the lighthouse"), (second, "second")]
+    assert rows[1].character_name == "Bo" and rows[0].message_count == 1
     with pytest.raises(StoreError, match="No chat with id 999"):
         store.chats.rename(999, "x")
 
@@ -66,7 +66,7 @@ def test_duplicate_copies_the_whole_tree_and_is_independent(store):
     copy = store.chats.duplicate(chat)
     assert _tree(store, copy) == _tree(store, chat)
     assert _texts(store, copy) == _texts(store, chat)
-    assert store.chats.info(copy)["title"].endswith("(copy)")
+    assert store.chats.info(copy).title.endswith("(copy)")
     new_a1 = store.messages.active_path(copy)[2]
     leaf = store.messages.swipe(new_a1.id, -1)  # the copy remembers the path below a1 too
     assert store.messages.get(leaf).text == "Very."
@@ -92,7 +92,7 @@ def test_branch_here_copies_the_path_with_its_swipes_only(store):
     )
     assert len(store.messages.of_chat(branch)) == 6  # a2 (below the branch point) stayed behind
     assert (
-        store.chats.extra(branch)["chat_metadata"]["main_chat"] == store.chats.info(chat)["title"]
+        store.chats.extra(branch)["chat_metadata"]["main_chat"] == store.chats.info(chat).title
     )
     assert _texts(store, chat)[-1] == "Very."  # the original is untouched
 
@@ -126,10 +126,10 @@ def test_deleted_chat_goes_to_the_trash_and_comes_back(store):
     character = store.chats.character_of(chat)
     store.chats.delete(chat)
     assert store.chats.of_character(character) == [] and store.chats.all() == []
-    assert [r["id"] for r in store.chats.trash()] == [chat]
+    assert [r.id for r in store.chats.trash()] == [chat]
     assert store.chats.search("lighthouse") == []
     store.chats.restore(chat)
-    assert [r["id"] for r in store.chats.of_character(character)] == [chat]
+    assert [r.id for r in store.chats.of_character(character)] == [chat]
     assert _texts(store, chat)[-1] == "It is red and white."
 
 
@@ -140,7 +140,7 @@ def test_purge_removes_only_what_is_old_enough(store, tmp_path):
     store._conn.execute("UPDATE chats SET deleted_at = deleted_at - 90000 WHERE id = ?", (old,))
     store.chats.delete(recent)
     assert store.chats.purge_trash(older_than=timedelta(days=1)) == 1
-    assert [r["id"] for r in store.chats.trash()] == [recent]
+    assert [r.id for r in store.chats.trash()] == [recent]
     assert store.messages.of_chat(old) == []  # its messages went with it
     assert store.chats.purge_trash() == 1 and store.chats.trash() == []
 
@@ -150,9 +150,9 @@ def test_deleted_character_hides_its_chats_until_restored(store):
     character = store.chats.character_of(chat)
     store.characters.delete(character)
     assert store.characters.list() == [] and store.chats.all() == []
-    assert [r["name"] for r in store.characters.trash()] == ["Mira"]
+    assert [r.name for r in store.characters.trash()] == ["Mira"]
     store.characters.restore(character)
-    assert [r["id"] for r in store.chats.all()] == [chat]
+    assert [r.id for r in store.chats.all()] == [chat]
     store.characters.delete(character)
     assert store.chats.purge_trash() == 1
     assert store.chats.all() == [] and store.characters.trash() == []
@@ -167,7 +167,7 @@ def test_search_across_chats_gives_chat_character_and_snippet(store):
     assert {(h.chat_id, h.character_name) for h in hits} == {(chat, "Mira"), (other, "Bo")}
     hit = next(h for h in hits if h.chat_id == chat)
     assert hit.message_id == ids["q1"] and "[lighthouse]" in hit.snippet
-    assert hit.chat_title == store.chats.info(chat)["title"]
+    assert hit.chat_title == store.chats.info(chat).title
     assert [h.chat_id for h in store.chats.search("keeper lighthouse")] == [other]
     assert store.chats.search('AND "( NEAR') == [] and store.chats.search("  ") == []
 
@@ -177,17 +177,17 @@ def test_personas_default_and_per_chat_choice(store):
     assert store.personas.of_chat(chat) is None
     sam = store.personas.add("Sam", "A sailor.")
     kit = store.personas.add("Kit")
-    assert store.personas.default()["id"] == sam  # the first one became the default
-    assert store.personas.of_chat(chat)["name"] == "Sam"
+    assert store.personas.default().id == sam  # the first one became the default
+    assert store.personas.of_chat(chat).name == "Sam"
     store.personas.set_for_chat(chat, kit)
-    assert store.personas.of_chat(chat)["name"] == "Kit"
+    assert store.personas.of_chat(chat).name == "Kit"
     store.personas.update(kit, description="A cat.")
-    assert store.personas.of_chat(chat)["description"] == "A cat."
+    assert store.personas.of_chat(chat).description == "A cat."
     store.personas.set_default(kit)
-    assert [p["is_default"] for p in store.personas.list()] == [1, 0]  # Kit, Sam by name
+    assert [p.is_default for p in store.personas.list()] == [1, 0]  # Kit, Sam by name
     store.personas.delete(kit)
-    assert store.personas.default()["id"] == sam
-    assert store.personas.of_chat(chat)["name"] == "Sam"  # the chat falls back to the default
+    assert store.personas.default().id == sam
+    assert store.personas.of_chat(chat).name == "Sam"  # the chat falls back to the default
     with pytest.raises(StoreError):
         store.personas.set_for_chat(chat, 999)
 
@@ -214,7 +214,7 @@ def test_a_version_1_database_is_migrated_keeping_its_data(tmp_path):
     store = Store(path)
     assert [(m.text, m.extra) for m in store.messages.active_path(1)] == [("from before", None)]
     assert store.chats.extra(1) == {}
-    assert [(p["name"], p["is_default"]) for p in store.personas.list()] == [("A", 1)]
+    assert [(p.name, p.is_default) for p in store.personas.list()] == [("A", 1)]
     store.close()
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
     assert version == len(MIGRATIONS)
