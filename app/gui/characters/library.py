@@ -42,9 +42,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.cards import SPEC_V3, Card, CardError, card_from_json, load_card, save_card
+from app.core.cards import SPEC_V3, Card, CardError, card_from_json, save_card
 from app.core.store import StoreError
 from app.gui.characters.card_editor import AvatarError, CardEditor, decode_avatar, read_image
+from app.gui.characters.card_import import ReadCards, read_cards
 from app.gui.characters.library_items import AVATAR_SIZE, CharacterDelegate, Roles
 from app.gui.characters.library_view import (
     GridDelegate,
@@ -54,6 +55,7 @@ from app.gui.characters.library_view import (
     is_favourite,
     with_favourite,
 )
+from app.gui.models.progress_job import ProgressJob
 from app.gui.plain_text import plain_tip
 
 
@@ -137,6 +139,7 @@ class CharacterLibrary(QWidget):
         self._undo_timer = QTimer(self, singleShot=True, interval=30_000)
         self._undo_timer.timeout.connect(self.undo_bar.hide)
         self.last_report: QMessageBox | None = None
+        self.import_job: ProgressJob | None = None
         self.editor: CardEditor | None = None
         self._chosen: int | None = None
         self._build()
@@ -316,15 +319,16 @@ class CharacterLibrary(QWidget):
 
     # --- import -----------------------------------------------------------------------
     def import_files(self, paths: Iterable[str]) -> tuple[list[int], list[str]]:
-        """Add each card file; returns the new ids and one message per file that failed."""
+        """Add each card file now (scripts, tests); returns the new ids and one message per
+        file that failed. The window's own imports go through `import_in_background`."""
+        return self._add_cards(read_cards(paths))
+
+    def _add_cards(self, read: ReadCards) -> tuple[list[int], list[str]]:
         ids: list[int] = []
-        errors: list[str] = []
-        for path in paths:
+        errors = list(read.errors)
+        for path, card in read.cards:
             try:
-                card = load_card(path)
                 ids.append(self.store.characters.add(card.data, card.avatar, extra=card.extra))
-            except CardError as exc:
-                errors.append(str(exc))
             except StoreError as exc:
                 errors.append(self.tr("{0}: could not be saved ({1})").format(path, exc))
         if ids:
@@ -334,8 +338,33 @@ class CharacterLibrary(QWidget):
         return ids, errors
 
     def import_and_report(self, paths: Iterable[str]) -> tuple[list[int], list[str]]:
-        """Import, then say how it went: a status line, and a message listing any failures."""
+        """Import now, then say how it went."""
         ids, errors = self.import_files(list(paths))
+        self._report(ids, errors)
+        return ids, errors
+
+    def import_in_background(self, paths: Iterable[str]) -> ProgressJob:
+        """Read the files off the GUI thread (a progress dialog with Cancel shows if it
+        takes a while), then add the cards and report; a Cancel adds nothing."""
+        paths = list(paths)
+        job = ProgressJob(
+            self,
+            self.tr("Import characters"),
+            self.tr("Reading {0} file(s)…").format(len(paths)),
+        )
+        self.import_job = job
+        return job.start(
+            lambda report, cancel: read_cards(paths, report, cancel),
+            on_success=lambda read: self._report(*self._add_cards(read)),
+            on_failure=lambda message: self._report([], [message]),
+            on_cancel=lambda _message: self.status_message.emit(
+                self.tr("Import cancelled; nothing was added.")
+            ),
+            name="import-cards",
+        )
+
+    def _report(self, ids: list[int], errors: list[str]) -> None:
+        """A status line, and a message listing any failures."""
         self.status_message.emit(
             self.tr("Imported {0} character(s).").format(len(ids))
             if not errors
@@ -353,7 +382,6 @@ class CharacterLibrary(QWidget):
             box.setModal(False)
             box.show()
             self.last_report = box
-        return ids, errors
 
     def choose_and_import(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(
@@ -363,7 +391,7 @@ class CharacterLibrary(QWidget):
             self.tr("Character cards (*.png *.json *.charx);;All files (*)"),
         )
         if paths:
-            self.import_and_report(paths)
+            self.import_in_background(paths)
 
     # --- duplicate, delete, undo ------------------------------------------------------
     def duplicate(self, character_id: int) -> int:
@@ -524,7 +552,7 @@ class CardDropFilter(QObject):
             event.acceptProposedAction()
             paths = card_paths(event.mimeData().urls())
             # After the drop returns: the drag source must not wait on message boxes.
-            QTimer.singleShot(0, lambda: self.library.import_and_report(paths))
+            QTimer.singleShot(0, lambda: self.library.import_in_background(paths))
             return True
         return False
 

@@ -31,10 +31,14 @@ class Job(QObject):
     failed = Signal(str)
     cancelled = Signal(str)
 
-    def __init__(self, fn: Work, name: str = "job") -> None:
+    def __init__(self, fn: Work, name: str = "job", *, result_wins: bool = False) -> None:
+        """`result_wins`: a call that returns normally succeeded even if Cancel came late,
+        for work that commits as its last step (the data is in; saying "cancelled" would
+        be a lie)."""
         super().__init__()
         self.setObjectName(name)
         self._fn = fn
+        self._result_wins = result_wins
         self.cancel_event = threading.Event()
         self.done = threading.Event()
         self._last_report = 0.0
@@ -68,7 +72,7 @@ class Job(QObject):
             else:
                 self.failed.emit(message)
         else:
-            if self.cancel_event.is_set():
+            if self.cancel_event.is_set() and not self._result_wins:
                 self.cancelled.emit("Cancelled.")
             else:
                 self.succeeded.emit(result)
@@ -95,9 +99,10 @@ class JobSlot:
         on_progress: Callable[[Any], None] | None = None,
         on_cancel: Callable[[str], None] | None = None,
         name: str = "job",
+        result_wins: bool = False,
     ) -> Job:
         self.drop()
-        job = Job(fn, name)
+        job = Job(fn, name, result_wins=result_wins)
         job.succeeded.connect(self._only_current(job, on_success))
         if on_failure is not None:
             job.failed.connect(self._only_current(job, on_failure))

@@ -1,0 +1,118 @@
+"""Imports and header reads run off the GUI thread: the window keeps turning, Cancel leaves
+the store as it was, and a bad file still gets its clear message.
+
+A FIFO stands in for the slow file: reading it blocks until the test writes to it, so the
+job is "slow" for exactly as long as the test wants, on any machine.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QPushButton
+
+from app.core.cards import new_card, save_card
+from app.gui.characters import CharacterLibrary
+from app.gui.models.progress_job import CANCELLED, SUCCEEDED
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+
+
+class Heartbeat:
+    """Counts event-loop turns: a frozen GUI thread counts none."""
+
+    def __init__(self, interval_ms: int = 20) -> None:
+        self.ticks = 0
+        self.timer = QTimer(interval=interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+
+    def _tick(self) -> None:
+        self.ticks += 1
+
+
+def fifo(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    os.mkfifo(path)
+    return path
+
+
+def release(path: Path) -> threading.Thread:
+    """Let a reader blocked on the FIFO go on (it reads an empty file)."""
+
+    def write() -> None:
+        with open(path, "wb"):
+            pass
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread
+
+
+def press_cancel(dialog) -> None:
+    button = dialog.findChild(QPushButton)
+    assert button is not None and button.isVisible()
+    button.click()
+
+
+def card_file(folder: Path, name: str) -> Path:
+    path = folder / f"{name.lower()}.json"
+    save_card(new_card(name), path)
+    return path
+
+
+@pytest.fixture
+def library(qtbot, store):
+    widget = CharacterLibrary(store)
+    qtbot.addWidget(widget)
+    widget.show()
+    return widget
+
+
+def test_a_blocked_card_import_keeps_the_window_turning_and_cancel_adds_nothing(
+    qtbot, library, store, tmp_path
+):
+    before = [row.id for row in store.characters.list()]
+    slow = fifo(tmp_path, "slow.png")
+    beat = Heartbeat()
+    job = library.import_in_background([str(card_file(tmp_path, "Alice")), str(slow)])
+    qtbot.waitUntil(lambda: job.dialog is not None and job.dialog.isVisible(), timeout=5000)
+    ticks = beat.ticks
+    qtbot.wait(400)
+    assert beat.ticks - ticks >= 5  # the event loop kept turning while the file blocked
+    assert "slow.png" in job.dialog.labelText()
+    with qtbot.waitSignal(library.status_message) as said:
+        press_cancel(job.dialog)
+    assert job.outcome == CANCELLED
+    assert "nothing was added" in said.args[0]
+    release(slow).join(5)
+    assert job.wait(5)
+    qtbot.wait(50)  # a late result, if any, would arrive now
+    assert [row.id for row in store.characters.list()] == before
+    assert library.last_report is None
+
+
+def test_a_quick_import_shows_no_dialog_and_adds_the_cards(qtbot, library, store, tmp_path):
+    job = library.import_in_background([str(card_file(tmp_path, "Bea"))])
+    with qtbot.waitSignal(job.finished, timeout=5000) as done:
+        pass
+    assert done.args == [SUCCEEDED]
+    assert job.dialog is None
+    assert "Bea" in [row.name for row in store.characters.list()]
+
+
+def test_a_broken_card_in_a_background_import_gets_its_message(qtbot, library, tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"spec": "chara_card_v2", "data": [1, 2]}')
+    good = card_file(tmp_path, "Cleo")
+    job = library.import_in_background([str(bad), str(good)])
+    with qtbot.waitSignal(job.finished, timeout=5000):
+        pass
+    box = library.last_report
+    assert box is not None and box.isVisible()
+    assert "broken.json" in box.informativeText()
+    assert "Cleo" in [library.proxy.index(r, 0).data() for r in range(library.proxy.rowCount())]
