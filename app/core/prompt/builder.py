@@ -23,10 +23,13 @@ from random import Random
 from typing import Any
 
 from app.core.prompt.cleanup import normalize_text
+from app.core.prompt.example_turns import chat_start, example_turns
 from app.core.prompt.fit import Counter, Layout, fit, suggest_context
 from app.core.prompt.instruct import InstructTemplate
-from app.core.prompt.macros import MacroContext, expand_macros, stable_rng
+from app.core.prompt.macros import MacroContext, MacroInput, Variables, expand_macros, stable_rng
 from app.core.prompt.presets import ChatTemplate, Message
+from app.core.prompt.prompt_macros import Once, history_writes, prompt_context, read_only
+from app.core.prompt.templates import JinjaChatTemplate
 from app.core.prompt.worldinfo import TraceItem, WorldInfoSettings
 from app.core.prompt.worldinfo.entry import MAX_SCAN_DEPTH
 from app.core.prompt.worldinfo.in_prompt import LoreInput, PromptLore, lore_for_prompt
@@ -87,6 +90,7 @@ class PromptInput:
     history: list[Message] = field(default_factory=list)  # oldest first, the active path
     continue_last: bool = False  # leave the last assistant message open
     lore: LoreInput = field(default_factory=LoreInput)  # the chat's world info, notes, seed
+    macros: MacroInput = field(default_factory=MacroInput)  # variables, chat state, model
 
 
 @dataclass
@@ -113,6 +117,13 @@ class BuiltPrompt:
     # every entry: fired or why not (a sequence made on first use)
     lore_trace: Sequence[TraceItem] = field(default_factory=list)
     lore_state: dict = field(default_factory=dict)  # timed effects to keep for this branch
+    # Macros left as written because nobody knows them, for the inspector to list.
+    unknown_macros: list[str] = field(default_factory=list)
+    # The words of {{banned "..."}} macros: taken out of the text; the engine has no list of
+    # banned strings to give them to, so they are only shown.
+    banned_words: list[str] = field(default_factory=list)
+    # The chat's and global variables after this prompt's {{setvar}}s: saved once it is sent.
+    variables: Variables | None = None
 
 
 def build_prompt(
@@ -132,14 +143,29 @@ def build_prompt(
     count = Counter(count_tokens, getattr(count_tokens, "many", None))
     char = str(inp.card.get("nickname") or inp.card.get("name") or "Character")
     warnings: list[str] = []
-    ctx = MacroContext(char=char, user=inp.user_name, rng=rng, clock=clock, warn=warnings.append)
+    reply = _reply_reserve(n_ctx, max_new_tokens, warnings)
+    instruct = template if isinstance(template, InstructTemplate) else None
+    ctx = prompt_context(
+        inp,
+        char=char,
+        preset=instruct.preset if instruct else None,
+        context=instruct.context if instruct else None,
+        system_default=settings.system_prompt_default,
+        max_prompt=n_ctx - reply,
+        rng=rng,
+        clock=clock,
+        warn=warnings.append,
+    )
+    # The card first, then the chat, as `Generate` reads them; its story string writes the
+    # headings of an instruct format.
+    formats = replace(settings, part_formats={}) if instruct else settings
+    own_texts = _part_texts(inp, formats, ctx, "")
     reach = max(n_ctx, MAX_SCAN_DEPTH) + 1  # the newest messages the prompt or lore can see
     history = _expand_history(inp.history, ctx, reach)
     continue_last = _can_continue(history) if inp.continue_last else False
     if inp.continue_last and not continue_last:
         warnings.append("There is no reply to continue; a new one is written instead.")
 
-    reply = _reply_reserve(n_ctx, max_new_tokens, warnings)
     lore = lore_for_prompt(
         inp.card,
         inp.lore,
@@ -147,7 +173,7 @@ def build_prompt(
         settings=_world_info(settings),
         max_context=n_ctx - reply,
         count_tokens=count,
-        expand=lambda text: expand_macros(text, ctx, "lore"),
+        expand=Once(ctx, "lore"),
         continue_last=continue_last,
         user=inp.user_name,
         char=char,
@@ -155,22 +181,35 @@ def build_prompt(
     warnings += lore.result.warnings
     history = lore.history
     history = _name_other_speakers(history, char, template, reach)
-    texts = {**_part_texts(inp, settings, ctx, ""), **lore.texts}
+    texts = {**own_texts, **lore.texts}
     raw_examples = inp.card.get("mes_example")
-    examples = _lore_examples(
-        lore, raw_examples if isinstance(raw_examples, str) else "", settings.example_separator, ctx
-    )
+    turns = None
     head, tail = _split_order(settings.order, warnings)
     head = _with_lore_parts(head, tail, lore.note_position)
-    if isinstance(template, InstructTemplate):  # its story string writes the headings
-        template = replace(template, user_name=inp.user_name)
-        texts = {**_part_texts(inp, replace(settings, part_formats={}), ctx, ""), **lore.texts}
-        examples = _instruct_examples(template, lore, raw_examples, ctx, inp.user_name, char)
-    if "examples" not in head:
-        examples = []
-    layout = Layout(template, head, tail, texts, examples, history, continue_last, char)
     if isinstance(template, InstructTemplate):
-        layout.story_renderer = partial(template.story, user=inp.user_name, char=char)
+        template = replace(template, user_name=inp.user_name)
+        examples = _instruct_examples(template, lore, raw_examples, ctx, inp.user_name, char)
+    elif isinstance(template, JinjaChatTemplate):  # real turns, as SillyTavern's chat completion
+        raw = raw_examples if isinstance(raw_examples, str) else ""
+        examples, turns = example_turns(
+            [*lore.examples_before, raw, *lore.examples_after],
+            Once(ctx, "mes_example"),
+            settings.example_separator,
+            inp.user_name,
+            char,
+        )
+    else:
+        raw = raw_examples if isinstance(raw_examples, str) else ""
+        examples = _lore_examples(lore, raw, settings.example_separator, ctx)
+    if "examples" not in head:
+        examples, turns = [], None
+    layout = Layout(template, head, tail, texts, examples, history, continue_last, char)
+    if turns is not None:
+        layout.example_turns, layout.example_end = turns, chat_start()
+    if isinstance(template, InstructTemplate):
+        layout.story_renderer = partial(
+            template.story, user=inp.user_name, char=char, expand=Once(ctx, "the story string")
+        )
 
     budget = n_ctx - reply
     fitted = fit(
@@ -194,7 +233,11 @@ def build_prompt(
         *own_stops,
         *(expand_macros(s, ctx) for s in settings.extra_stops),
     ]
+    notes = ctx.notes
     return BuiltPrompt(
+        unknown_macros=list(notes.unknown) if notes else [],
+        banned_words=list(notes.banned) if notes else [],
+        variables=ctx.variables,
         text=rendered.text,
         stop=list(dict.fromkeys(s for s in stops if s)),
         parts=parts,
@@ -318,7 +361,10 @@ def _parts(head, tail, texts, kinds, segments, costs, count, total) -> list[Part
         for kind, seg, cost in zip(kinds, segments, costs, strict=True)
         if isinstance(kind, int)
     ]
+    turns = [(s, c) for k, s, c in zip(kinds, segments, costs, strict=True) if k == "example"]
     parts = own(head)
+    if turns:  # example dialogue as turns of its own, after the story
+        parts.append(Part("examples", sum(c for _, c in turns), "".join(s for s, _ in turns)))
     if history:
         parts.append(Part("history", sum(c for _, c in history), "".join(s for s, _ in history)))
     parts += own(tail)
@@ -337,10 +383,12 @@ def _expand_history(history: list[Message], ctx: MacroContext, reach: int) -> li
     cut = max(0, len(history) - reach)
     out = history[:cut]
     names = {"user": ctx.user, "assistant": ctx.char}
-    for m in history[cut:]:
+    writes = history_writes(history)
+    for i, m in enumerate(history[cut:], cut):
         text = m.text
         if "{{" in text or "<" in text:  # dice in an old message roll the same every turn
-            text = expand_macros(text, replace(ctx, rng=stable_rng(text)), "a chat message")
+            own = ctx if writes(i) else read_only(ctx)
+            text = expand_macros(text, replace(own, rng=stable_rng(text)), "a chat message")
             out.append(Message(m.role, normalize_text(text).strip(), m.name or names.get(m.role)))
         else:  # the same messages turn after turn: remembered, as they are sent
             out.append(_plain(m, names.get(m.role)))

@@ -69,9 +69,15 @@ class Layout:
     char: str
     # (texts, kept example blocks) -> the story string, for templates that write their own
     story_renderer: Callable[[dict[str, str], list[str]], str] | None = None
+    # Example blocks as turns of their own (a model's chat template; `example_turns.py`):
+    # then `examples` holds each block's text only for a first estimate of its size.
+    example_turns: list[list[Message]] | None = None
+    example_end: Message | None = None  # after the kept blocks
 
     def part_text(self, name: str, n_examples: int) -> str:
-        return "\n".join(self.examples[:n_examples]) if name == "examples" else self.texts[name]
+        if name != "examples":
+            return self.texts[name]
+        return "" if self.example_turns is not None else "\n".join(self.examples[:n_examples])
 
     def render(self, start: int, n_examples: int) -> tuple[Rendered, list[Any]]:
         """The prompt without history[:start]; kinds say what each segment is."""
@@ -79,6 +85,10 @@ class Layout:
         tail = join(self.texts[n] for n in self.tail)
         if tail:  # after the history, or before the reply that is continued
             body.insert(len(body) - self.continue_last, ("tail", Message("system", tail)))
+        if self.example_turns is not None and n_examples:
+            turns = [m for block in self.example_turns[:n_examples] for m in block]
+            turns += [self.example_end] if self.example_end else []
+            body[:0] = [("example", m) for m in turns]
         if self.story_renderer is not None:
             story = self.story_renderer(self.texts, self.examples[:n_examples])
         else:

@@ -246,9 +246,17 @@ class InstructTemplate(ChatTemplate):
             text = text + sep + p.system_sequence_suffix
         return text
 
-    def story(self, texts: dict[str, str], examples: list[str], user: str, char: str) -> str:
+    def story(
+        self,
+        texts: dict[str, str],
+        examples: list[str],
+        user: str,
+        char: str,
+        expand: Callable[[str], str] | None = None,
+    ) -> str:
         """What comes before the chat, as `Generate` joins it: the story string, the example
-        turns (unless the story string places `{{mesExamples}}` itself), the chat start."""
+        turns (unless the story string places `{{mesExamples}}` itself), the chat start.
+        `expand` fills in the macros the story string itself holds (`renderStoryString`)."""
         system = texts.get("system", "")
         params = {
             "system": self.system_prompt(system) if system else "",
@@ -263,7 +271,7 @@ class InstructTemplate(ChatTemplate):
             "user": user,
         }
         params["loreBefore"], params["loreAfter"] = params["wiBefore"], params["wiAfter"]
-        story = self.context.render(params, wrap=self.preset.wrap)
+        story = self.context.render(params, wrap=self.preset.wrap, expand=expand)
         own = re.search(r"\{\{\s*mesExamples(Raw)?\s*\}\}", self.context.story_string)
         start = self.context.chat_start
         # the author's note in the system block: SillyTavern's before/afterScenarioAnchor

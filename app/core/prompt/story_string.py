@@ -5,14 +5,15 @@ The story string is a Handlebars template over the card's fields (`{{system}}`,
 `{{wiAfter}}`, `{{mesExamples}}`, `{{char}}`, `{{user}}`) with `{{#if}}`/`{{#unless}}`/
 `{{else}}` blocks. It is translated to Jinja and rendered in the same sandbox as a GGUF's
 own chat template (`templates.SafeEnvironment`), then finished as SillyTavern's
-`renderStoryString` (`public/scripts/power-user.js`) does: other macros are left for the macro
-pass, `{{trim}}` eats the line breaks around it, leading line breaks go, and a line break
-ends it.
+`renderStoryString` (`public/scripts/power-user.js`) does: the other macros are expanded
+(the prompt's macro context, when given), `{{trim}}` eats the line breaks around it, leading
+line breaks go, and a line break ends it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -84,8 +85,16 @@ class ContextTemplate:
     def to_st(self) -> dict[str, Any]:
         return asdict(self)
 
-    def render(self, params: dict[str, str], *, wrap: bool = True) -> str:
-        """The story string for these fields (missing ones are empty)."""
+    def render(
+        self,
+        params: dict[str, str],
+        *,
+        wrap: bool = True,
+        expand: Callable[[str], str] | None = None,
+    ) -> str:
+        """The story string for these fields (missing ones are empty). `expand` fills in the
+        other macros afterwards, as `renderStoryString` runs `substituteParams` on its output
+        (the fields given are already expanded; expanding them again changes nothing)."""
         from app.core.prompt.templates import SafeEnvironment
 
         env = SafeEnvironment()
@@ -101,6 +110,8 @@ class ContextTemplate:
             raise StoryStringError(
                 f"the story string of {self.name!r} cannot be rendered: {exc}"
             ) from None
+        if expand is not None:
+            out = expand(out)
         out = _TRIM.sub("", out).lstrip("\n")
         if out and not out.endswith("\n") and wrap:
             out += "\n"

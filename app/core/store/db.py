@@ -148,6 +148,14 @@ MIGRATIONS: list[str] = [
             WHERE gm.group_id = chats.group_id AND ch.deleted_at IS NULL);
     END;
     """,
+    # 6: SillyTavern's global variables ({{setglobalvar}}, store/variables.py), each value
+    # JSON; a chat's own variables are in its chat_metadata.
+    """
+    CREATE TABLE global_variables (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]
 
 

@@ -389,7 +389,8 @@ def test_a_failing_template_warns_in_the_built_prompt():
     built = build([Message("user", "x")], template=template)
     assert any("could not be used" in w for w in built.warnings)
     assert built.text.startswith("[INST] Write Alice's next reply")
-    assert built.text.endswith("*grins*\n\nx [/INST]")
+    # a model's template (here its fallback) gets the examples as turns of their own
+    assert built.text.endswith("[/INST]*grins*</s>[INST] [Start a new Chat]\n\nx [/INST]")
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,19 +1,33 @@
-"""Macros ("curly braced syntax") in cards, personas, lore and messages.
+"""Expanding macros: SillyTavern's `evaluateMacros` and `substituteParams`
+(`public/scripts/macros.js`, `public/script.js`), bounded.
 
-SillyTavern's and the V3 card spec's names, matched case-insensitively: `{{char}}`, `{{user}}`,
-`<BOT>`/`<CHAR>`/`<USER>`, `{{original}}`, `{{time}}`, `{{date}}`, `{{weekday}}`, `{{isodate}}`,
-`{{isotime}}`, `{{random:a,b}}` / `{{random::a::b}}`, `{{pick:a,b}}`, `{{roll:d20}}` /
-`{{roll:2d6+1}}`, `{{reverse:x}}`, `{{newline}}`, `{{noop}}`, and comments `{{// ...}}`
-(also `{{comment: ...}}` and `{{hidden_key: ...}}`), which vanish. Unknown macros stay as typed.
+Names are matched case-insensitively, as SillyTavern's regular expressions do:
+- names: `{{char}}`, `{{user}}`, `<BOT>`/`<CHAR>`/`<USER>`, `{{group}}`/`{{charIfNotGroup}}`/
+  `<GROUP>`/`<CHARIFNOTGROUP>`, `{{original}}` (once);
+- the card (`CardFields`): `{{description}}`, `{{personality}}`, `{{scenario}}`,
+  `{{persona}}`, `{{mesExamples}}`, `{{charPrompt}}`, `{{charJailbreak}}`, `{{charVersion}}`;
+- the session: `{{model}}`, `{{input}}`, `{{maxPrompt}}`;
+- the chat (`chat_state.py`), the instruct preset (`instruct.py`), variables (`variables.py`),
+  time (`clock.py`: `{{time}}`, `{{datetimeformat ...}}`, `{{time_UTC+2}}`,
+  `{{timeDiff::a::b}}`, `{{idle_duration}}` ...);
+- `{{random:a,b}}` / `{{random::a::b}}`, `{{pick:a,b}}`, `{{roll:2d6+1}}`, `{{reverse:x}}`,
+  `{{newline}}`, `{{trim}}` (eats the line breaks around it), `{{noop}}`, comments
+  `{{// ...}}` (and `{{comment: ...}}`, `{{hidden_key: ...}}`), and `{{banned "words"}}`
+  (removed; its words are noted in `MacroNotes.banned`).
+
+A macro whose kind has no value in the context (no card, no chat, no variables: a greeting
+made with a new chat) is left for a later expansion; a macro nobody knows is left as written
+and noted in `MacroNotes.unknown`, which the prompt inspector lists.
 
 Randomness and time come from the context, so a caller that passes a seeded `random.Random`
 and a fixed clock gets the same text every time.
 
-Cards are untrusted, so expansion is bounded. What a macro inserts (a name, a date) is never
-scanned for macros again: a name that itself holds `{{char}}` is expanded once, up front,
-instead of doubling the text on every pass (`{{original}}`, used once at most, is the
-exception: its macros still expand). The whole output has a budget (`output_budget`); a text
-that would outgrow it is kept exactly as written, and a warning names where it came from.
+Cards are untrusted, so expansion is bounded. What a macro inserts (a name, a date, a
+variable) is never scanned for macros again: a name or card field that itself holds macros is
+expanded once, up front, instead of doubling the text on every pass (`{{original}}`, used once
+at most, is the exception: its macros still expand). The whole output has a budget
+(`output_budget`); a text that would outgrow it is kept exactly as written, and a warning
+names where it came from.
 """
 
 from __future__ import annotations
@@ -22,44 +36,62 @@ import logging
 import random
 import re
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
+
+from app.core.prompt.macros import clock
+from app.core.prompt.macros.chat_state import chat_macro
+from app.core.prompt.macros.context import CardFields, MacroContext
+from app.core.prompt.macros.variables import replace_variables
 
 # A comment holding other macros is removed later, once those are expanded.
 _COMMENT = re.compile(r"\{\{//(?:(?!\{\{).)*?\}\}", re.S)
 _MACRO = re.compile(r"\{\{([^{}]*)\}\}")
-_ANGLE = re.compile(r"<(bot|char|user)>", re.I)
+_TRIM = re.compile(r"(?:\r?\n)*\{\{trim\}\}(?:\r?\n)*", re.I)
+_ANGLE = re.compile(r"<(bot|char|user|group|charifnotgroup)>", re.I)
 _RANDOM = re.compile(r"(random|pick)\s?::?(.*)", re.I | re.S)
 _ROLL = re.compile(r"roll[\s:]+(.*)", re.I | re.S)
 _DICE = re.compile(r"(\d*)d(\d+)\s*([+-]\s*\d+)?", re.I)
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-# English formats like SillyTavern's defaults (moment's LT and LL), independent of the OS locale.
-_CLOCK: dict[str, Callable[[datetime], str]] = {
-    "time": lambda t: f"{(t.hour % 12) or 12}:{t.minute:02d} {'AM' if t.hour < 12 else 'PM'}",
-    "date": lambda t: f"{_MONTHS[t.month - 1]} {t.day}, {t.year}",
-    "weekday": lambda t: _WEEKDAYS[t.weekday()],
-    "isodate": lambda t: f"{t.year:04d}-{t.month:02d}-{t.day:02d}",
-    "isotime": lambda t: f"{t.hour:02d}:{t.minute:02d}",
+_DATETIME = re.compile(r"datetimeformat +(.*)", re.I | re.S)
+_UTC = re.compile(r"time_utc([-+]\d{1,6})", re.I)
+_TIME_DIFF = re.compile(r"timediff::(.*?)::(.*)", re.I | re.S)
+_BANNED = re.compile(r'banned "(.*)"', re.I)
+_VARIABLE = re.compile(r"(get|set|add|inc|dec)(global)?var::", re.I)
+# Card fields by macro name; SillyTavern also knows {{char_version}}.
+_CARD = {
+    "description": "description",
+    "personality": "personality",
+    "scenario": "scenario",
+    "persona": "persona",
+    "mesexamples": "mes_examples",
+    "charprompt": "system",
+    "charjailbreak": "jailbreak",
+    "charversion": "version",
+    "char_version": "version",
 }
+_CHAT = frozenset(
+    {
+        "lastmessage",
+        "lastmessageid",
+        "lastusermessage",
+        "lastcharmessage",
+        "firstincludedmessageid",
+        "currentswipeid",
+        "lastswipeid",
+    }
+)
+_INSTRUCT_KINDS = (
+    "instruct",
+    "systemprompt",
+    "defaultsystemprompt",
+    "exampleseparator",
+    "chatstart",
+)
 # Cards are untrusted: a `{{roll:999999999d6}}` must not keep the app busy.
 MAX_DICE, MAX_SIDES = 1000, 1_000_000
 # Nested macros expand from the inside out, one level per pass.
 _PASSES = 4
+_MAX_UNKNOWN = 100  # unknown macros noted per text
 # Expanded text may be this many times the input plus a constant, and never past the cap: a
 # few names per line is normal, a greeting of millions of characters is an attack.
 GROWTH, SLACK, HARD_CAP = 8, 64 * 1024, 2_000_000
@@ -67,17 +99,6 @@ GROWTH, SLACK, HARD_CAP = 8, 64 * 1024, 2_000_000
 # name or a date as a macro. Private-use characters; see `_Seal`.
 _STAND_INS = ("\ue000", "\ue001", "\ue002", "\ue003", "\ue004", "\ue005")
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class MacroContext:
-    char: str = ""
-    user: str = "User"
-    original: str = ""
-    rng: random.Random | None = None
-    clock: Callable[[], datetime] | None = None
-    # Where over-budget warnings go (the prompt builder collects them); None logs them.
-    warn: Callable[[str], None] | None = None
 
 
 class MacroBudgetError(ValueError):
@@ -112,13 +133,19 @@ def expand_bounded(text: str, ctx: MacroContext) -> str:
     expansion = _Expansion(replace(ctx, char=plain[0], user=plain[1]), seal, budget)
     text = _COMMENT.sub("", text)
     for _ in range(_PASSES):
-        expansion.size = len(text)
-        expanded = _MACRO.sub(expansion.replace, text)
+        expanded = _TRIM.sub("", text)
+        expansion.size = len(expanded)
+        if ctx.variables is not None:
+            expanded = replace_variables(expanded, ctx.variables, expansion.insert)
+        expanded = _MACRO.sub(expansion.replace, expanded)
         if expanded == text:
             break
         text = expanded
     expansion.size = len(text)
     text = _ANGLE.sub(expansion.angle, text)
+    for unknown in expansion.unknown:  # left as written after every pass
+        if unknown in text and ctx.notes is not None:
+            ctx.notes.add_unknown(unknown)
     return seal.open(text)
 
 
@@ -170,6 +197,8 @@ class _Expansion:
         self.rng = ctx.rng or random.Random()
         self.original_used = False
         self._now: datetime | None = None
+        self._fields: dict[str, str] = {}
+        self.unknown: dict[str, None] = {}
         self.budget = budget
         self.size = 0  # the current text's length, grown as replacements are made
 
@@ -180,8 +209,15 @@ class _Expansion:
             raise MacroBudgetError(f"they would make it longer than {self.budget:,} characters")
         return value
 
+    def insert(self, match: re.Match[str], value: str) -> str:
+        """A value from outside the text (a variable, a message), sealed and measured."""
+        return self._grow(match, self.seal.close(value))
+
     def angle(self, match: re.Match[str]) -> str:
-        name = self.ctx.user if match.group(1).lower() == "user" else self.ctx.char
+        kind = match.group(1).lower()
+        if kind in ("group", "charifnotgroup"):
+            return self._grow(match, self._group())
+        name = self.ctx.user if kind == "user" else self.ctx.char
         return self._grow(match, name)
 
     def now(self) -> datetime:
@@ -195,19 +231,15 @@ class _Expansion:
     def _value(self, match: re.Match[str]) -> str:
         body = match.group(1)
         key = body.strip().lower()
-        simple = self._simple(key)
-        if simple is not None:
-            return simple
-        if key.startswith(("//", "comment:", "hidden_key:")):
-            return ""
-        if key.startswith("reverse:"):
-            return body.strip()[len("reverse:") :][::-1]
-        choice = _RANDOM.fullmatch(body.strip())
-        if choice:
-            return self._choose(choice.group(1).lower(), choice.group(2))
-        roll = _ROLL.fullmatch(body.strip())
-        if roll:
-            return self._roll(roll.group(1).strip())
+        for lookup in (self._simple, self._session, self._from_context):
+            value = lookup(key)
+            if value is not None:
+                return value
+        value = self._with_arguments(body.strip(), key)
+        if value is not None:
+            return value
+        if not self._waits(key) and len(self.unknown) < _MAX_UNKNOWN:
+            self.unknown.setdefault(match.group(0), None)
         return match.group(0)
 
     def _simple(self, key: str) -> str | None:
@@ -219,10 +251,84 @@ class _Expansion:
             used, self.original_used = self.original_used, True
             # Not sealed: its own macros still expand, and it is inserted once at most.
             return "" if used else self.ctx.original
-        if key in ("newline", "noop"):
+        if key in ("newline", "noop", "trim"):
             return "\n" if key == "newline" else ""
-        clock = _CLOCK.get(key)
-        return clock(self.now()) if clock else None
+        if key in ("group", "charifnotgroup"):
+            return self._group()
+        return clock.clock_macro(key, self.now())
+
+    def _session(self, key: str) -> str | None:
+        if key == "model" and self.ctx.model is not None:
+            return self.seal.close(self.ctx.model)
+        if key == "input":
+            return self.seal.close(self.ctx.input)
+        if key == "maxprompt" and self.ctx.max_prompt is not None:
+            return str(self.ctx.max_prompt)
+        if key == "idle_duration" and self.ctx.chat is not None:
+            return clock.idle_duration(self.ctx.chat.idle_since, self.now())
+        return None
+
+    def _from_context(self, key: str) -> str | None:
+        if key in _CARD and self.ctx.card is not None:
+            return self._card_field(_CARD[key])
+        if key in _CHAT and self.ctx.chat is not None:
+            value = chat_macro(key, self.ctx.chat)
+            return None if value is None else self.seal.close(value)
+        if self.ctx.instruct is not None and key in self.ctx.instruct:
+            return self.seal.close(self.ctx.instruct[key])
+        return None
+
+    def _with_arguments(self, body: str, key: str) -> str | None:
+        if key.startswith(("//", "comment:", "hidden_key:")):
+            return ""
+        if key.startswith("reverse:"):
+            return body[len("reverse:") :][::-1]
+        for pattern, make in (
+            (_RANDOM, lambda m: self._choose(m.group(1).lower(), m.group(2))),
+            (_ROLL, lambda m: self._roll(m.group(1).strip())),
+            (_DATETIME, lambda m: clock.format_moment(self.now(), m.group(1))),
+            (_UTC, lambda m: clock.utc_offset_time(m.group(1), self.now())),
+            (_TIME_DIFF, lambda m: clock.time_diff(m.group(1), m.group(2))),
+            (_BANNED, self._banned),
+        ):
+            found = pattern.fullmatch(body)
+            if found:
+                return str(make(found))
+        return None
+
+    def _waits(self, key: str) -> bool:
+        """A known macro whose value this context lacks: left for a later expansion."""
+        if _VARIABLE.match(key):
+            return self.ctx.variables is None  # with variables: of a shape none has
+        return (
+            (key in _CARD and self.ctx.card is None)
+            or (key in _CHAT | {"idle_duration"} and self.ctx.chat is None)
+            or (key.startswith(_INSTRUCT_KINDS) and self.ctx.instruct is None)
+            or (key == "model" and self.ctx.model is None)
+            or (key == "maxprompt" and self.ctx.max_prompt is None)
+        )
+
+    def _group(self) -> str:
+        return self.ctx.char if self.ctx.group is None else self.seal.close(self.ctx.group)
+
+    def _card_field(self, name: str) -> str:
+        """A card field with its own macros expanded once (as `baseChatReplace` does),
+        without card macros, so a field naming itself stays as written."""
+        if name not in self._fields:
+            raw = getattr(self.ctx.card or CardFields(), name)
+            inner = replace(self.ctx, card=None, char=self.seal.open(self.ctx.char))
+            inner = replace(inner, user=self.seal.open(self.ctx.user))
+            try:
+                value = expand_bounded(raw, inner) if "{{" in raw or "<" in raw else raw
+            except MacroBudgetError:
+                value = raw
+            self._fields[name] = self.seal.close(value)
+        return self._fields[name]
+
+    def _banned(self, found: re.Match[str]) -> str:
+        if self.ctx.notes is not None:
+            self.ctx.notes.add_banned(found.group(1))
+        return ""
 
     def _choose(self, kind: str, listing: str) -> str:
         if "::" in listing:
