@@ -116,3 +116,80 @@ def test_a_broken_card_in_a_background_import_gets_its_message(qtbot, library, t
     assert box is not None and box.isVisible()
     assert "broken.json" in box.informativeText()
     assert "Cleo" in [library.proxy.index(r, 0).data() for r in range(library.proxy.rowCount())]
+
+
+# --- SillyTavern chats in the Chats dialog ----------------------------------------------------
+CHATS = Path(__file__).parents[1] / "fixtures" / "chats"
+
+
+@pytest.fixture
+def chats_dialog(qtbot, store):
+    from app.gui.chat.chats_dialog import ChatsDialog
+
+    alice = store.characters.add({"name": "Alice", "first_mes": "Hello!"})
+    dialog = ChatsDialog(store, alice)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    return dialog
+
+
+def chat_count(store) -> int:
+    with store._tx() as c:
+        return c.execute("SELECT COUNT(*) FROM chats").fetchone()[0]
+
+
+def test_a_blocked_chat_import_keeps_the_dialog_turning_and_cancel_adds_nothing(
+    qtbot, chats_dialog, store, tmp_path
+):
+    from app.gui.chat.chat_import_job import start_chat_import
+
+    before = chat_count(store)
+    slow = fifo(tmp_path, "endless.jsonl")
+    beat = Heartbeat()
+    job = start_chat_import(chats_dialog, str(slow))
+    qtbot.waitUntil(lambda: job.dialog is not None and job.dialog.isVisible(), timeout=5000)
+    ticks = beat.ticks
+    qtbot.wait(400)
+    assert beat.ticks - ticks >= 5
+    press_cancel(job.dialog)
+    assert job.outcome == CANCELLED
+    assert "cancelled; nothing was added" in chats_dialog.status.text()
+    release(slow).join(5)
+    assert job.wait(5)
+    qtbot.wait(50)
+    assert chat_count(store) == before
+
+
+def test_a_chat_read_in_the_background_is_imported(qtbot, chats_dialog, store):
+    from app.gui.chat.chat_import_job import start_chat_import
+
+    before = len(chats_dialog.chat_ids())
+    job = start_chat_import(chats_dialog, str(CHATS / "old_style.jsonl"))
+    with qtbot.waitSignal(job.finished, timeout=5000):
+        pass
+    assert len(chats_dialog.chat_ids()) == before + 1
+    assert "Imported old_style.jsonl" in chats_dialog.status.text()
+
+
+def test_an_unreadable_chat_says_why_and_adds_nothing(qtbot, chats_dialog, store, tmp_path):
+    from app.gui.chat.chat_import_job import start_chat_import
+
+    bad = tmp_path / "deep.jsonl"
+    bad.write_text('{"user_name": "U"}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
+    before = chat_count(store)
+    job = start_chat_import(chats_dialog, str(bad))
+    with qtbot.waitSignal(job.finished, timeout=10000):
+        pass
+    assert "deep.jsonl: not imported (1 malformed line(s))" in chats_dialog.status.text()
+    assert "nested too deeply" in chats_dialog.last_box.informativeText()
+    assert chat_count(store) == before
+
+
+def test_a_chat_that_is_not_a_file_says_why(qtbot, chats_dialog, tmp_path):
+    from app.gui.chat.chat_import_job import start_chat_import
+
+    job = start_chat_import(chats_dialog, str(tmp_path))  # a folder
+    with qtbot.waitSignal(job.finished, timeout=5000) as done:
+        pass
+    assert done.args == ["failed"]
+    assert chats_dialog.status.text().startswith(str(tmp_path))

@@ -159,6 +159,8 @@ def test_the_import_question_is_a_non_modal_box(qtbot, dialog, answer, imported)
     assert box is not None and box.isVisible() and not box.isModal()
     assert "line 3:" in box.informativeText() and "line 5:" in box.informativeText()
     qtbot.mouseClick(box.button(answer), Qt.MouseButton.LeftButton)
+    if imported:  # the file is read again off the GUI thread, then written
+        qtbot.waitUntil(lambda: len(dialog.chat_ids()) == before + 1, timeout=5000)
     assert len(dialog.chat_ids()) == before + imported
 
 

@@ -42,12 +42,14 @@ def import_st_chat(
     title: str | None = None,
     strict: bool = True,
     accept: Accept | None = None,
+    parsed: StFile | None = None,
 ) -> ImportResult:
     """Import `path` for `character_id`, all in one transaction.
 
     Malformed lines stop the import (ChatIOError with `.problems`) unless `accept(problems)`
-    returns True or, without `accept`, `strict` is False; then the rest is imported."""
-    parsed = read_st_file(path)
+    returns True or, without `accept`, `strict` is False; then the rest is imported.
+    `parsed`: the file as `read_st_file` read it already (the window reads off its thread)."""
+    parsed = parsed if parsed is not None else read_st_file(path)
     if parsed.problems and not (accept(parsed.problems) if accept else not strict):
         listed = "; ".join(str(p) for p in parsed.problems[:10])
         more = len(parsed.problems) - 10

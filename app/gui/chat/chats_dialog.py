@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from app.core.chat_io import ChatIOError, LineProblem, export_chat, import_st_chat
 from app.core.store import StoreError
+from app.gui.chat.chat_import_job import start_chat_import
 from app.gui.undo_bar import make_undo_bar
 from app.gui.window_state import remember_size
 
@@ -68,6 +69,7 @@ class ChatsDialog(QDialog):
         self.store, self.character_id, self.current_chat = store, character_id, current_chat
         self._trash: list[tuple[int, str]] = []
         self.last_box: QMessageBox | None = None
+        self.import_job = None  # the background read of a chat file (chat_import_job)
         name = store.characters.card(character_id).get("name") or ""
         self.setWindowTitle(self.tr("Chats with {0}").format(name))
         self.resize(640, 460)
@@ -316,12 +318,14 @@ class ChatsDialog(QDialog):
                 fmt = None  # the extension the user typed wins over the filter
             self.export_file(chat_id, path, fmt)
 
-    def import_file(self, path: str, accept_problems: Accept) -> int | None:
+    def import_file(self, path: str, accept_problems: Accept, parsed=None) -> int | None:
         """Import a SillyTavern `.jsonl` chat for this character. Malformed lines are
         listed with their line numbers and the rest is imported only if
         `accept_problems(problems)` says yes. Returns the new chat's id."""
         try:
-            result = import_st_chat(self.store, path, self.character_id, accept=accept_problems)
+            result = import_st_chat(
+                self.store, path, self.character_id, accept=accept_problems, parsed=parsed
+            )
         except StoreError as exc:  # the file was fine, the database could not take it
             self._say(str(exc))
             return None
@@ -349,7 +353,7 @@ class ChatsDialog(QDialog):
             self.tr("SillyTavern chats (*.jsonl);;All files (*)"),
         )
         if path:
-            self.import_asking(path)
+            start_chat_import(self, path)  # read off the GUI thread, with Cancel
 
     def import_asking(self, path: str) -> int | None:
         """Import; if some lines are malformed, ask in a non-modal box and import the rest
@@ -379,7 +383,7 @@ class ChatsDialog(QDialog):
 
     def _on_answer(self, box: QMessageBox, button, path: str) -> None:
         if box.standardButton(button) == QMessageBox.StandardButton.Yes:
-            self.import_file(path, lambda _problems: True)
+            start_chat_import(self, path, accept_all=True)
 
     # --- search across all chats -------------------------------------------------------
     def search(self, text: str) -> int:
