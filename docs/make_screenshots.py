@@ -25,14 +25,17 @@ LINES = [
         "assistant",
         '*Wren glances at the key board, then back at you.* "One, under the eaves. '
         'It leaks a little when the wind is from the east."\n\n*She slides a brass key across '
-        'the bar.* "Supper is fish stew, or fish stew. What brings you out in this?"',
+        'the bar.* "Supper is fish stew, or fish stew. What brings you out in this?"\n\n'
+        "__Another one asking about the harbour, I'd wager.__",
     ),
     ("user", "I'm looking for a ship called the **Gull's Wake**. Have you heard of it?"),
     (
         "assistant",
         '*Her hand stops over the ledger.* "Heard of it? I wrote it down." '
-        "*She turns the book toward you.*\n\n> Gull's Wake — out on the spring tide, "
-        'not returned.\n\n"Three sailors asked after her this month. You make four."',
+        "*She turns the book toward you.*\n\n> Gull's Wake — out on the spring tide,\n"
+        '> not returned.\n\n"Three asked after her this month:"\n1. a one-eyed bosun\n'
+        "2. a girl with a harpoon\n3. *you*, it seems.\n\n__Four. Something is wrong out "
+        "there.__",
     ),
 ]
 

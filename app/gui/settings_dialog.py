@@ -25,8 +25,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.appdata.settings import Settings
+from app.core.chat.display import DEFAULT_COLORS
 from app.core.prompt import PRESET_NAMES
 from app.core.prompt.instruct import shipped_instruct
+from app.gui.color_field import ColorField
 from app.gui.wheel_guard import guard_wheel
 from app.gui.window_state import remember_size
 
@@ -370,17 +372,25 @@ SECTIONS: dict[str, list[tuple]] = {
         ),
         (
             "speech_color",
-            "Speech colour",
-            'For "quoted speech" in messages, as #rrggbb; empty uses the theme\'s.',
-            "text",
-            None,
+            "Dialogue colour",
+            'For "quoted speech" in messages; Default uses the theme\'s.',
+            "color",
+            DEFAULT_COLORS["speech"],
         ),
         (
             "action_color",
             "Action colour",
-            "For *actions* in messages, as #rrggbb; empty uses the theme's.",
-            "text",
-            None,
+            "For *actions* in messages; Default uses the theme's.",
+            "color",
+            DEFAULT_COLORS["action"],
+        ),
+        (
+            "thought_color",
+            "Thought colour",
+            "For __thoughts__ (text between double underscores, SillyTavern's underline) "
+            "in messages; Default uses the theme's.",
+            "color",
+            DEFAULT_COLORS["thought"],
         ),
         (
             "enter_sends",
@@ -510,6 +520,8 @@ def _editor(kind: str, options) -> QWidget:
         w.addItems(list(options))
     elif kind == "bool":
         w = QCheckBox()
+    elif kind == "color":
+        w = ColorField(options)
     elif kind in ("longtext", "lines"):
         w = QPlainTextEdit()
         w.setMaximumHeight(90)
@@ -528,6 +540,7 @@ def _set(kind: str, w: QWidget, value) -> None:
         "lines": lambda: w.setPlainText("\n".join(value)),
         "list": lambda: w.setText(", ".join(value)),
         "text": lambda: w.setText(str(value)),
+        "color": lambda: w.setText(str(value)),
     }[kind]()
 
 
@@ -539,6 +552,7 @@ def _get(kind: str, w: QWidget):
         "bool": lambda: w.isChecked(),
         "longtext": lambda: w.toPlainText(),
         "text": lambda: w.text(),
+        "color": lambda: w.text(),
         "lines": lambda: [ln for ln in w.toPlainText().split("\n") if ln],
         "list": lambda: [p.strip() for p in w.text().split(",") if p.strip()],
     }

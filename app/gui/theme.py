@@ -6,6 +6,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
+from app.gui.icons import refresh_icons
+
 SCHEMES = {
     "system": Qt.ColorScheme.Unknown,
     "light": Qt.ColorScheme.Light,
@@ -57,6 +59,7 @@ def apply_theme(app: QApplication, theme: str, font_size: int = 0) -> None:
     app.setPalette(dark_palette() if wants_dark else app.style().standardPalette())
     app.setStyleSheet(DARK_QSS if wants_dark else "")
     apply_chat_font(app, font_size)
+    refresh_icons(app)  # the icons are drawn in the palette's text colour
 
 
 # Fusion draws text fields' frames and check boxes from the window colour, which in a dark

@@ -38,6 +38,7 @@ _HEADING = re.compile(r"(#{1,6}) +(.*)")
 _BULLET = re.compile(r"[-*+] +(.*)")
 _NUMBER = re.compile(r"(\d{1,9})[.)] +(.*)")
 _QUOTE_MARK = "&gt;"
+_QUOTE_OPEN = '<span style="background-color:transparent">'
 
 
 def to_html(text: str, colors: dict[str, str] | None = None) -> str:
@@ -82,6 +83,7 @@ class _Blocks:
         if stripped.startswith("```"):  # a fenced code block: shown as written
             if not self.in_code:
                 self.close_all()
+                self._block_starts()
             self.out.append("</pre>" if self.in_code else "<pre>")
             self.in_code = not self.in_code
         elif self.in_code:
@@ -96,6 +98,7 @@ class _Blocks:
     def _block(self, raw: str, stripped: str) -> None:
         if _RULE.fullmatch(stripped):
             self._close_lists()
+            self._block_starts()
             self.out.append("<hr>")
             return
         if self._item(len(raw) - len(stripped), stripped):
@@ -103,6 +106,7 @@ class _Blocks:
         self._close_lists()
         heading = _HEADING.fullmatch(stripped)
         if heading:
+            self._block_starts()
             level = len(heading.group(1))
             self.out.append(f"<h{level}>{_inline(heading.group(2), self.colors)}</h{level}>")
         else:
@@ -124,6 +128,7 @@ class _Blocks:
         if self.lists and self.lists[-1][0] == indent and self.lists[-1][1] != kind:
             self.out.append(f"</{self.lists.pop()[1]}>")
         if not self.lists or self.lists[-1][0] < indent:
+            self._block_starts()
             start = int(number.group(1)) if number else 1
             self.out.append(f'<ol start="{start}">' if kind == "ol" and start != 1 else f"<{kind}>")
             self.lists.append((indent, kind))
@@ -135,10 +140,23 @@ class _Blocks:
         while self.lists:
             self.out.append(f"</{self.lists.pop()[1]}>")
 
+    def _block_starts(self) -> None:
+        """A block starts on a line of its own with its own margin: the line break that
+        ended the text before it, and one blank line, would only add empty space."""
+        for _ in range(2):
+            if not (self.out and self.out[-1].endswith("<br>")):
+                return
+            self.out[-1] = self.out[-1][:-4]
+            if not self.out[-1]:
+                self.out.pop()
+
     def _close_quote(self) -> None:
         if self.quote:
+            self._block_starts()
             lines = "<br>".join(_inline(q, self.colors) for q in self.quote)
-            self.out.append(f"<blockquote>{lines}</blockquote>")
+            # Qt paints a block's background under its first run of text twice over
+            # unless the text says it has none of its own
+            self.out.append(f"<blockquote>{_QUOTE_OPEN}{lines}</span></blockquote>")
             self.quote = []
 
     def close_all(self) -> None:

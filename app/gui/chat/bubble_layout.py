@@ -15,6 +15,8 @@ from PySide6.QtGui import QFont, QFontMetricsF
 
 MARGIN, PAD, HEADER, AVATAR, ARROW_W = 8, 10, 22, 36, 28
 BUTTON_W, GAP = 22, 8
+ICON = 16  # the hover buttons' icons; the last reply's swipe chevrons are bigger
+FOOTER = 34  # below a failed reply's text: its Retry button
 STATUS_NOTES = {
     "stopped": "stopped",
     "interrupted": "interrupted — the app closed while writing",
@@ -47,6 +49,20 @@ def meta_text(msg, status: str | None, out_of_context: bool, swipe) -> str:
     stamp = time.strftime("%H:%M", time.localtime(msg.created_at)) if msg else ""
     note = OUT_OF_CONTEXT if out_of_context else STATUS_NOTES.get(status or "", "")
     return "  ·  ".join(t for t in (stamp, note) if t)
+
+
+def failure_text(msg) -> str:
+    """Why a reply failed (the engine's message, kept in its info), or "" if it did not."""
+    if msg is None or msg.role != "assistant" or msg.status not in ("error", "interrupted"):
+        return ""
+    cause = str((msg.gen_info or {}).get("error") or "")
+    return cause or ("The reply failed." if msg.status == "error" else "")
+
+
+def retry_rect(font: QFont, bubble: QRectF) -> QRectF:
+    """The Retry button, at the bottom left of a failed reply's bubble."""
+    width = QFontMetricsF(font).horizontalAdvance("Retry") + ICON + 3 * PAD
+    return QRectF(bubble.left() + PAD, bubble.bottom() - PAD - FOOTER + 6, width, FOOTER - 6)
 
 
 def action_names(role: str, is_last: bool) -> list[str]:

@@ -86,12 +86,12 @@ class ChatController(QObject):
     # --- chats -------------------------------------------------------------------------
     def open_character(self, character_id: int) -> None:
         chats = self.ctx.store.chats.of_character(character_id)
-        self.open_chat(chats[0].id if chats else self.new_chat(character_id))
+        self.open_chat(chats[0]["id"] if chats else self.new_chat(character_id))
 
     def new_chat(self, character_id: int) -> int:
         card = self.ctx.store.characters.card(character_id)
         default = self.ctx.store.personas.default()
-        user = default.name if default else self.ctx.settings.user_name
+        user = default["name"] if default else self.ctx.settings.user_name
         return self.ctx.store.chats.new(character_id, greetings(card, user))
 
     def open_chat(self, chat_id: int) -> None:
@@ -368,7 +368,8 @@ class ChatController(QObject):
         target = self._target
         if target.kind == "reply":
             self._write_reply(status, info)
-            self.model.update_last(status=status)
+            # the bubble shows what the store holds, a failure's cause included
+            self.model.update_last(status=status, **({"gen_info": info} if info else {}))
         else:
             self.impersonation_finished.emit(target.text.strip())
         self._target = None
@@ -432,5 +433,5 @@ class ChatController(QObject):
         if crashed:
             self.set_model(None)
         if retry:  # the failed reply stays, marked; regenerating writes a new one beside it
-            message += "\n\nRegenerate (Ctrl+Return) tries the reply again."
+            message += "\n\nRetry in the reply (or Regenerate, Ctrl+Return) tries it again."
         self.error.emit(message)

@@ -3,6 +3,8 @@ and the formatted text; edits a message in place, in an editor the bubble's widt
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import (
     QEvent,
     QModelIndex,
@@ -23,45 +25,44 @@ from PySide6.QtGui import (
     QTextDocument,
 )
 from PySide6.QtWidgets import (
+    QApplication,
     QStyle,
     QStyledItemDelegate,
+    QStyleOptionButton,
     QStyleOptionViewItem,
     QToolTip,
     QWidget,
 )
 
-from app.core.chat.display import to_html
+from app.core.chat.display import DEFAULT_COLORS, to_html
 from app.gui.chat.bubble_layout import (
     AVATAR,
+    FOOTER,
     HEADER,
+    ICON,
     MARGIN,
     PAD,
     HeaderLayout,
     action_names,
+    failure_text,
     header_layout,
     header_width,
     meta_font,
     meta_text,
+    retry_rect,
 )
 from app.gui.chat.find_marks import mark_matches
 from app.gui.chat.message_editor import MessageEditor
 from app.gui.chat.model import Roles
+from app.gui.icons import paint_icon
 from app.gui.plain_text import SafeDocument
 
-GLYPHS = {
-    "edit": "✎",
-    "copy": "❐",
-    "regenerate": "↻",
-    "continue": "»",
-    "branch": "⋔",
-    "delete": "✕",
-}
-DEFAULT_COLORS = {"action": "#8a8f98", "speech": "#c77d2e"}  # readable on light and dark
+FAILURE_COLOR = "#c0392b"
 
 
-def chat_colors(speech: str, action: str) -> dict[str, str]:
+def chat_colors(speech: str, action: str, thought: str = "") -> dict[str, str]:
     """The user's colours where they are valid #rrggbb values, else the defaults."""
-    chosen = {"speech": speech, "action": action}
+    chosen = {"speech": speech, "action": action, "thought": thought}
     return {
         k: v
         if QColor.isValidColorName(v or "") and (v or "").startswith("#")
@@ -73,8 +74,11 @@ def chat_colors(speech: str, action: str) -> dict[str, str]:
 # Qt's default lists and quotes sit in wide empty margins; a chat wants them close.
 BLOCK_STYLE = (
     "ul, ol { margin-top: 2px; margin-bottom: 2px; margin-left: -16px; }"
-    " blockquote { margin: 4px 0px 4px 12px; }"
+    " blockquote { margin: 4px 0px 4px 12px; background-color: rgba(128, 128, 128, 0.18); }"
     " pre { margin-top: 4px; margin-bottom: 4px; }"
+    # the type scale: headings a step or two above the text, never Qt's xx-large
+    " h1, h2, h3, h4, h5, h6 { margin-top: 6px; margin-bottom: 2px; font-size: medium; }"
+    " h1 { font-size: x-large; } h2 { font-size: large; }"
 )
 TIPS = {
     "edit": "Edit",
@@ -88,7 +92,7 @@ TIPS = {
 
 class MessageDelegate(QStyledItemDelegate):
     swipe_clicked = Signal(int, int)  # row, step (-1 or +1)
-    action_clicked = Signal(int, str)  # row, one of GLYPHS' keys
+    action_clicked = Signal(int, str)  # row, one of TIPS' keys (or "retry")
     edit_committed = Signal(int, str)  # message id, new text
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -104,9 +108,11 @@ class MessageDelegate(QStyledItemDelegate):
         self.colors = lambda: dict(DEFAULT_COLORS)  # the user's choice, read at each layout
 
     # --- layout ------------------------------------------------------------------------
-    def _document(self, text: str, width: int, font, mark: str = "") -> QTextDocument:
+    def _document(
+        self, text: str, width: int, font, mark: str = "", failure: str = ""
+    ) -> QTextDocument:
         colors = self.colors()
-        key = (text, width, font.pointSizeF(), mark, tuple(colors.items()))
+        key = (text, width, font.pointSizeF(), mark, tuple(colors.items()), failure)
         doc = self._docs.get(key)
         if doc is None:
             if len(self._docs) > 2000:
@@ -115,17 +121,31 @@ class MessageDelegate(QStyledItemDelegate):
             doc.setDefaultFont(font)
             doc.setDocumentMargin(0)
             doc.setDefaultStyleSheet(BLOCK_STYLE)
-            doc.setHtml(to_html(text, colors))
+            doc.setHtml(to_html(text, colors) + _failure_html(text, failure))
             if mark:
                 mark_matches(doc, mark)
             doc.setTextWidth(width)
+            # measured with the layout, not while painting (Qt walks every line for it)
+            doc.setProperty("ideal_width", doc.idealWidth())
             self._docs[key] = doc
         return doc
 
     def document_for(self, option: QStyleOptionViewItem, index) -> QTextDocument:
         msg = index.data(Roles.MESSAGE)
         mark = self.find_mark[1] if self.find_mark and msg and msg.id == self.find_mark[0] else ""
-        return self._document(index.data() or "", self._text_width(option), option.font, mark)
+        return self._document(
+            index.data() or "", self._text_width(option), option.font, mark, failure_text(msg)
+        )
+
+    def retry_shown(self, index) -> bool:
+        """A failed last reply offers Retry (a new reply in its place, one swipe on)."""
+        last = index.row() == index.model().rowCount() - 1
+        return last and bool(failure_text(index.data(Roles.MESSAGE)))
+
+    def retry_button(self, option: QStyleOptionViewItem, index) -> QRectF | None:
+        if not self.retry_shown(index):
+            return None
+        return retry_rect(option.font, self.bubble_rect(option, index))
 
     def _column(self, option: QStyleOptionViewItem) -> tuple[float, float]:
         """Left edge and width of the reading column, centred in the view."""
@@ -137,6 +157,8 @@ class MessageDelegate(QStyledItemDelegate):
         height = doc.size().height()
         if index.row() == self.editing_row and self.editor is not None:
             height = max(height, self.editor.wanted_height())
+        if self.retry_shown(index):
+            height += FOOTER
         return QSize(option.rect.width(), max(int(height) + HEADER + 2 * PAD, AVATAR) + MARGIN)
 
     def _text_width(self, option: QStyleOptionViewItem) -> int:
@@ -169,7 +191,7 @@ class MessageDelegate(QStyledItemDelegate):
                 self._actions(index, shown_only=False),
                 self._swipes_shown(index),
             )
-            width = min(width, max(doc.idealWidth() + 2 * PAD, need, 160))
+            width = min(width, max(_ideal_width(doc) + 2 * PAD, need, 160))
         if self._is_right(index):
             x = left + column - 2 * MARGIN - AVATAR - width
         else:
@@ -212,12 +234,41 @@ class MessageDelegate(QStyledItemDelegate):
         self._paint_header(painter, option, index, self.header(option, index))
         if index.row() != self.editing_row:
             painter.translate(bubble.left() + PAD, bubble.top() + PAD + HEADER)
-            painter.setClipRect(QRectF(0, 0, bubble.width() - 2 * PAD + 1, doc.size().height()))
+            shown = QRectF(0, 0, bubble.width() - 2 * PAD + 1, doc.size().height())
+            # only the lines in the row's rectangle: a 1 MB message is thousands of lines
+            shown = shown.intersected(
+                QRectF(option.rect).translated(-bubble.left() - PAD, -bubble.top() - PAD - HEADER)
+            )
+            painter.setClipRect(shown)
             ctx = QAbstractTextDocumentLayout.PaintContext()
+            ctx.clip = shown
             ctx.palette.setColor(
                 QPalette.ColorRole.Text, option.palette.color(QPalette.ColorRole.Text)
             )
             doc.documentLayout().draw(painter, ctx)
+        painter.restore()
+        retry = self.retry_button(option, index)
+        if retry is not None:
+            self._paint_retry(painter, option, retry)
+
+    @staticmethod
+    def _paint_retry(painter: QPainter, option, rect: QRectF) -> None:
+        button = QStyleOptionButton()
+        button.rect = rect.toRect()
+        button.text = QApplication.translate("MessageDelegate", "Retry")
+        button.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Raised
+        button.palette = option.palette
+        button.fontMetrics = option.fontMetrics
+        style = option.widget.style() if option.widget is not None else QApplication.style()
+        painter.save()
+        style.drawControl(QStyle.ControlElement.CE_PushButtonBevel, button, painter, option.widget)
+        color = option.palette.color(QPalette.ColorRole.ButtonText)
+        icon_rect = QRectF(rect.left() + PAD, rect.center().y() - ICON / 2, ICON, ICON)
+        paint_icon(painter, icon_rect, "retry", color)
+        painter.setPen(color)
+        painter.setFont(option.font)
+        text_rect = rect.adjusted(PAD + ICON + PAD / 2, 0, 0, 0)
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignVCenter, button.text)
         painter.restore()
 
     def _paint_avatar(
@@ -269,19 +320,19 @@ class MessageDelegate(QStyledItemDelegate):
         painter.drawText(head.meta, align, head.meta_text)
         painter.setFont(font)
         center = Qt.AlignmentFlag.AlignCenter
+        soft = option.palette.color(QPalette.ColorRole.PlaceholderText)
         for name, rect in head.actions.items():
-            painter.drawText(rect, center, GLYPHS[name])
+            paint_icon(painter, _centred(rect, ICON), name, soft)
         if head.swipe_left is not None:
             current, count = index.data(Roles.SWIPE)
-            painter.setPen(option.palette.color(QPalette.ColorRole.Text))
+            text = option.palette.color(QPalette.ColorRole.Text)
             # SillyTavern-size chevrons on the last reply, where swiping writes a new one
             last = index.row() == index.model().rowCount() - 1
-            big = painter.font()
-            big.setPointSizeF(big.pointSizeF() * (2.0 if last else 1.5))
-            painter.setFont(big)
-            for rect, glyph in ((head.swipe_left, "‹"), (head.swipe_right, "›")):
-                painter.drawText(rect.adjusted(0, -6, 0, 4), center, glyph)
-            painter.setFont(font)
+            side = HEADER if last else ICON
+            chevrons = ((head.swipe_left, "chevron-left"), (head.swipe_right, "chevron-right"))
+            for rect, name in chevrons:
+                paint_icon(painter, _centred(rect, side), name, text)
+            painter.setPen(text)
             painter.drawText(head.swipe_count, center, f"{current}/{count}")
 
     # --- clicks: swipe arrows and action buttons --------------------------------------
@@ -290,6 +341,10 @@ class MessageDelegate(QStyledItemDelegate):
             return False
         head = self.header(option, index)
         pos = event.position()
+        retry = self.retry_button(option, index)
+        if retry is not None and retry.contains(pos):
+            self.action_clicked.emit(index.row(), "retry")
+            return True
         for name, rect in head.actions.items():
             if rect.contains(pos):
                 self.action_clicked.emit(index.row(), name)
@@ -303,7 +358,7 @@ class MessageDelegate(QStyledItemDelegate):
         return False
 
     def helpEvent(self, event, view, option, index) -> bool:  # noqa: N802
-        """Tooltips for the action buttons, which are glyphs, not widgets."""
+        """Tooltips for the action buttons, which are painted icons, not widgets."""
         if event.type() == QEvent.Type.ToolTip and index.isValid():
             for name, rect in self.header(option, index).actions.items():
                 if rect.contains(event.pos()):
@@ -355,3 +410,25 @@ class MessageDelegate(QStyledItemDelegate):
             editor.done = True
         hint = QStyledItemDelegate.EndEditHint.NoHint
         self.closeEditor.emit(editor, hint)
+
+
+def _ideal_width(doc: QTextDocument) -> float:
+    """The document's widest line, measured once (Qt walks every line for it)."""
+    ideal = doc.property("ideal_width")
+    if ideal is None:
+        ideal = doc.idealWidth()
+        doc.setProperty("ideal_width", ideal)
+    return float(ideal)
+
+
+def _centred(rect: QRectF, side: float) -> QRectF:
+    return QRectF(rect.center().x() - side / 2, rect.center().y() - side / 2, side, side)
+
+
+def _failure_html(text: str, failure: str) -> str:
+    """A failed reply says why in its bubble, in the failure colour, escaped like all text."""
+    if not failure:
+        return ""
+    gap = "<br>" if text else ""
+    cause = html.escape(failure).replace("\n", "<br>")
+    return f'{gap}<span style="color:{FAILURE_COLOR}">{cause}</span>'

@@ -105,7 +105,7 @@ class MessageOps(QObject):
         elif name == "copy":
             QApplication.clipboard().setText(msg.text)
             self.notify(self.tr("Copied the message."))
-        elif name == "regenerate":
+        elif name in ("regenerate", "retry"):  # retry: a failed last reply, written again
             self.controller.regenerate()
         elif name == "continue":
             self.controller.continue_reply()

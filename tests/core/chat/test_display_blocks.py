@@ -58,7 +58,7 @@ def test_plus_bullets_and_roleplay_lines_that_are_not_lists():
 def test_consecutive_quote_lines_are_one_block_quote():
     html = to_html('> "Gull\'s Wake"\n>out on the tide\n\nafter')
     assert html.count("<blockquote>") == 1
-    assert "<br>out on the tide</blockquote>" in html and html.endswith("after")
+    assert "<br>out on the tide</span></blockquote>" in html and html.endswith("after")
     assert "&quot;Gull&#x27;s Wake&quot;</span>" in html  # speech still coloured inside
 
 

@@ -20,7 +20,7 @@ def test_bold_code_lists_and_quotes():
     assert "<b>loud</b>" in out
     assert "<code>*not an action*</code>" in out
     assert out.count("<li>") == 2 and "<ul>" in out and "</ul>" in out
-    assert "<blockquote>quoted</blockquote>" in out
+    assert "<blockquote>" in out and "quoted</span></blockquote>" in out
 
 
 def test_lone_asterisks_are_left_alone():
