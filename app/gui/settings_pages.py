@@ -172,7 +172,9 @@ class DataPage(QWidget):
     def _import(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, self.tr("Import an export"), "", "Zip (*.zip)")
         if path:
-            self.import_from(Path(path))
+            from app.gui.data_import_job import start_import_everything
+
+            start_import_everything(self, Path(path))  # off the GUI thread, with Cancel
 
     def copy_diagnostics(self) -> str:
         text = diagnostics(self.ctx.paths.logs, self.ctx.secrets.known_values())

@@ -193,3 +193,56 @@ def test_a_chat_that_is_not_a_file_says_why(qtbot, chats_dialog, tmp_path):
         pass
     assert done.args == ["failed"]
     assert chats_dialog.status.text().startswith(str(tmp_path))
+
+
+# --- "Export everything" zips in Settings → Data ----------------------------------------------
+@pytest.fixture
+def data_page(qtbot, monkeypatch, tmp_path):
+    from app.core.chat.context import AppContext
+    from app.gui.settings_pages import DataPage
+
+    monkeypatch.setenv("PARLOR_HOME", str(tmp_path / "fresh"))
+    ctx = AppContext.create()
+    page = DataPage(ctx)
+    qtbot.addWidget(page)
+    page.show()
+    yield page
+    ctx.close()
+
+
+def test_a_blocked_export_import_keeps_turning_and_cancel_adds_nothing(qtbot, data_page, tmp_path):
+    from app.gui.data_import_job import start_import_everything
+
+    before = chat_count(data_page.ctx.store)
+    slow = fifo(tmp_path, "export.zip")
+    beat = Heartbeat()
+    job = start_import_everything(data_page, slow)
+    qtbot.waitUntil(lambda: job.dialog is not None and job.dialog.isVisible(), timeout=5000)
+    ticks = beat.ticks
+    qtbot.wait(400)
+    assert beat.ticks - ticks >= 5
+    press_cancel(job.dialog)
+    assert job.running  # it writes in a transaction of its own: Cancel waits for its answer
+    assert job.dialog.labelText() == "Cancelling…"
+    release(slow)
+    qtbot.waitUntil(lambda: not job.running, timeout=5000)
+    assert job.outcome == CANCELLED
+    assert "cancelled; nothing was added" in data_page.last_error
+    assert chat_count(data_page.ctx.store) == before  # and the store is open again
+
+
+def test_an_export_imported_in_the_background_is_all_there(qtbot, data_page, tmp_path, monkeypatch):
+    from app.core.chat.context import AppContext
+    from app.core.store.export_all import export_everything
+    from app.gui.data_import_job import start_import_everything
+
+    monkeypatch.setenv("PARLOR_HOME", str(tmp_path / "first-machine"))
+    first = AppContext.create()
+    ada = first.store.characters.add({"name": "Ada", "first_mes": "Hello"})
+    first.store.chats.new(ada, ["Hello"])
+    target = export_everything(first.paths, tmp_path / "export.zip", [])
+    first.close()
+    with qtbot.waitSignal(data_page.data_replaced, timeout=10000):
+        job = start_import_everything(data_page, target)
+    assert job.outcome == SUCCEEDED and data_page.import_counts["chats"] == 1
+    assert "Ada" in [c.name for c in data_page.ctx.store.characters.list()]

@@ -16,6 +16,7 @@ import math
 import os
 import re
 import sqlite3
+import threading
 import time
 import zipfile
 import zlib
@@ -305,11 +306,14 @@ def _insert_all(conn: sqlite3.Connection, tables: dict) -> dict[str, int]:
     return counts
 
 
-def import_everything(source: Path, paths: Paths) -> dict[str, int]:
+def import_everything(
+    source: Path, paths: Paths, cancel: threading.Event | None = None
+) -> dict[str, int]:
     """Load an export into this data folder, which must hold no chats or own characters.
 
-    All rows go in one transaction: a failed import leaves the folder as it was. Returns
-    how many rows of each table were imported.
+    All rows go in one transaction: a failed import leaves the folder as it was, and so
+    does `cancel` set before the commit (the window's Cancel). Returns how many rows of
+    each table were imported.
     """
     with _open_checked(source) as zf:
         tables = _read_library(zf, source)
@@ -327,6 +331,8 @@ def import_everything(source: Path, paths: Paths) -> dict[str, int]:
             )
         try:
             counts = _insert_all(conn, tables)
+            if cancel is not None and cancel.is_set():
+                raise ExportError(f"The import of {source.name} was cancelled; nothing was added.")
             conn.execute("COMMIT")
         except BaseException as exc:  # any failure: nothing of the import stays
             if conn.in_transaction:
