@@ -148,10 +148,11 @@ def test_one_entry_per_group_weighted_and_seeded():
 
 
 def test_group_override_and_multiple_groups():
-    """`groupOverride` entries win their group, the highest order first; `group` is split on
-    commas, so an entry can sit in several groups. (SillyTavern then lets the losers back in
-    on a recursion pass, because it compares a fired entry's whole `group` text with the
-    group's name; Parlor keeps one entry per group, which is the rule the user wrote.)"""
+    """`filterByInclusionGroups`: `groupOverride` entries win their group, the highest order
+    first; `group` is split on `,\\s*`, so an entry can sit in several groups. A later pass
+    finds a group closed only by a fired entry whose whole `group` text is the group's name
+    (`x.group === key`): after "g1, g2" fired, the recursion pass lets b and c in, as in
+    SillyTavern; without recursion there is no later pass."""
     entries = [
         entry("a", ["x"], order=10, group="g", group_override=True),
         entry("b", ["x"], order=20, group="g", group_override=True),
@@ -165,7 +166,12 @@ def test_group_override_and_multiple_groups():
         entry("b", ["x"], group="g1"),
         entry("c", ["x"], group="g2"),
     ]
-    assert fired(run(multi, ["x"])) == {"a"}
+    first_pass = run(multi, ["x"], recursive=False)
+    assert fired(first_pass) == {"a"}
+    assert reason(first_pass, "b") == "group 'g1': 'a' has priority"
+    assert fired(run(multi, ["x"])) == {"a", "b", "c"}
+    spaced = [entry("d", ["x"], "x", group="g1 ,g2"), entry("e", ["x"], group="g1")]
+    assert fired(run(spaced, ["x"], recursive=False)) == {"d", "e"}  # "g1 " is not "g1"
 
 
 def test_group_scoring_keeps_the_best_match():
@@ -183,7 +189,8 @@ def test_group_scoring_keeps_the_best_match():
 
 
 def test_a_group_that_already_fired_takes_no_more():
-    """A recursion pass removes entries of a group that already has a fired entry."""
+    """`filterByInclusionGroups`: a recursion pass removes the entries of a group whose name
+    is the whole `group` text of an entry that fired."""
     entries = [entry("first", ["dragon"], "gold", group="g"), entry("second", ["gold"], group="g")]
     result = run(entries, ["dragon"])
     assert fired(result) == {"first"}
@@ -230,6 +237,44 @@ def test_constants_count_and_the_scan_stops_at_the_first_entry_that_does_not_fit
     assert any("budget (5)" in w for w in result.warnings)
     roomy = run(entries, ["x"], max_context=60)  # 15 tokens
     assert fired(roomy) == {"big", "small", "keyed"}
+
+
+def test_the_budget_counts_this_passs_text_and_earlier_recursion_text_as_sillytavern():
+    """`checkWorldInfo`'s budget check: `getTokenCountAsync(allActivatedText)` plus the tokens
+    of this pass's text so far (`newContent`, each entry's content and a line break, counted
+    as one text) must stay under the budget. `allActivatedText` holds only the text earlier
+    passes gave recursion, so an entry that prevents recursion no longer counts in a later
+    pass."""
+    entries = [
+        entry("prevent", ["x"], "p1 p2 p3 p4", prevent_recursion=True),
+        entry("recurse", ["x"], "gold"),
+        entry("later", ["gold"], "q1 q2"),
+    ]
+    # 25% of 28 = 7: pass one is 4 + 1 = 5 tokens; pass two counts "gold\n" (1) and
+    # "q1 q2\n" (2): 3 < 7, so "later" fits although all three hold 7 tokens
+    result = run(entries, ["x"], max_context=28)
+    assert fired(result) == {"prevent", "recurse", "later"}
+    tight = run(entries, ["x"], max_context=20)  # 5 tokens: pass one already reaches it
+    assert fired(tight) == {"prevent"}
+    assert reason(tight, "recurse") == "cut by the budget: 4 of 5 tokens were used"
+
+
+def test_the_budget_counts_the_passs_text_as_one():
+    """`getTokenCountAsync(newContent)`: the pass's entries are counted together, not one by
+    one; with a counter that rounds up per text, three 2-character entries are 2 tokens
+    together although each alone counts 1."""
+    import math
+
+    entries = [entry(name, ["x"], "a", order=order) for name, order in (("1", 3), ("2", 2))]
+    entries.append(entry("3", ["x"], "a", order=1))
+    result = run_world_info(
+        [Book("b", {"entries": entries})],
+        ["x"],
+        max_context=12,  # 25%: 3 tokens
+        count_tokens=lambda s: math.ceil(len(s) / 4),
+        settings=WorldInfoSettings(recursive=False),
+    )
+    assert fired(result) == {"1", "2", "3"}  # "a\na\na\n" is 6 characters: 2 tokens
 
 
 # --- timed effects ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import operator
+import re
 import threading
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -23,6 +24,7 @@ KNOWN_DECORATORS = frozenset(
 DEFAULT_DEPTH = 4  # SillyTavern's DEFAULT_DEPTH for @depth entries
 DEFAULT_WEIGHT = 100  # SillyTavern's DEFAULT_WEIGHT for inclusion groups
 MAX_SCAN_DEPTH = 1000
+_GROUP_SPLIT = re.compile(r",\s*")
 
 
 class Position(IntEnum):
@@ -128,8 +130,9 @@ class WIEntry:
 
     @property
     def groups(self) -> list[str]:
-        """The inclusion groups: SillyTavern splits `group` on commas."""
-        return [g.strip() for g in self.group.split(",") if g.strip()]
+        """The inclusion groups: SillyTavern splits `group` on a comma and the spaces after
+        it (`split(/,\\s*/)`), so "a, b" is in "a" and "b" (and "a ,b" in "a " and "b")."""
+        return [g for g in _GROUP_SPLIT.split(self.group) if g]
 
 
 def entry_from_book(raw: dict[str, Any], index: int, world: str) -> WIEntry:
@@ -159,7 +162,7 @@ def entry_from_book(raw: dict[str, Any], index: int, world: str) -> WIEntry:
         role=_role(ext.get("role")),
         probability=_number(ext.get("probability"), 100),
         use_probability=ext.get("useProbability", True) is not False,
-        group=_text(ext.get("group")),
+        group=ext["group"] if isinstance(ext.get("group"), str) else "",  # as written
         group_override=ext.get("group_override") is True,
         group_weight=_number(ext.get("group_weight"), DEFAULT_WEIGHT),
         use_group_scoring=_optional_bool(ext.get("use_group_scoring")),

@@ -1,5 +1,16 @@
-"""Inclusion groups: at most one entry of a group fires (SillyTavern's `filterByInclusionGroups`,
-`filterGroupsByTimedEffects`, `filterGroupsByScoring`). Draws use the chat's seed."""
+"""Inclusion groups: one entry of a group fires per pass (SillyTavern's
+`filterByInclusionGroups`, `filterGroupsByTimedEffects`, `filterGroupsByScoring`). Draws use
+the chat's seed.
+
+SillyTavern's rules, kept as they are: `group` is split on `,\\s*`; a group is closed in later
+passes only by a fired entry whose whole `group` text is that group's name (so an entry that
+fired in "g1, g2" leaves g1 open to a recursion pass); an entry removed by one group's draw
+still takes part in the draw of its other groups (and may win one, which then loses all).
+
+One difference, on purpose: SillyTavern removes an entry with `splice(indexOf(entry), 1)`,
+and for an entry already removed by another of its groups `indexOf` is -1, so it removes the
+last entry of the pass instead, an entry of no group at all. Parlor removes only the entry.
+"""
 
 from __future__ import annotations
 
@@ -45,10 +56,9 @@ def filter_groups(
             continue
         if score_all or any(e.use_group_scoring for e in group):
             _score(name, group, buffer, state, score_all, has, remove)
-        # SillyTavern compares the whole `group` text (`x.group === key`), so an entry in
-        # "g1, g2" never closes g1 for later passes; Parlor checks membership, so one entry
-        # per group holds across recursion too.
-        if any(name in a.groups for a in activated):
+        # SillyTavern compares a fired entry's whole `group` text with the name (`x.group
+        # === key`): an entry that fired in "g1, g2" does not close g1 for later passes.
+        if any(a.group == name for a in activated):
             for entry in group:
                 remove(entry, f"group '{name}' already fired")
             continue

@@ -6,10 +6,11 @@ by inclusion groups, rolled for probability with the chat's seed, and admitted w
 holds: the scan stops at the first entry that does not fit, as SillyTavern's does. Recursion
 scans again with the fired lore added; min activations widens the window one message at a time.
 
-Two departures, both on purpose: the budget counts every fired entry's text (SillyTavern counts
-this pass's text plus only the recursion-eligible text of earlier passes), each piece counted
-on its own so the app's per-text token cache works; and a group that already fired stays
-closed to an entry listed in several groups (see `groups.py`).
+The budget is SillyTavern's: the tokens of the text earlier passes gave recursion plus those
+of this pass's text, counted as one text. Which entries a pass looks at is worked out from the
+book's compiled keys (`plan.py`); the entries it looks at get SillyTavern's exact tests.
+Random draws come from the chat's seed instead of `Math.random`, so a regenerated message
+draws the same.
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ class _Scan:
         self._explained = False
         self.overflowed = False
         self.used = 0
+        self.scanned = ""  # the lore recursion has scanned, newest first (it counts)
 
     def run(self) -> ScanResult:
         self.timed.check()
@@ -203,19 +205,52 @@ class _Scan:
             self.why,
             self.lost,
         )
-        fired = []
-        for entry in now:
-            if not self._probability(entry):
-                continue
-            fired.append(entry)
-            if not self._admit(entry):
-                for rest in now[now.index(entry) :]:
-                    self.why[rest] = (
-                        f"cut by the budget: {self.used} of {self.budget} tokens were used"
-                    )
-                    self.cut.append(rest)
-                break
-        return [e for e in fired if not e.prevent_recursion]
+        self._admit_pass(now)
+        # SillyTavern's `successfulNewEntriesForRecursion`: entries cut by the budget count
+        # too (its loop stopped before rolling them); recursion then runs only for a pending
+        # delay-until-recursion level, as there
+        return [e for e in now if e not in self.failed and not e.prevent_recursion]
+
+    def _admit_pass(self, now: list[WIEntry]) -> None:
+        """SillyTavern's budget loop: each entry that passes its roll adds its text and a line
+        break to this pass's text; the scan stops at the first entry for which the tokens of
+        the lore scanned by earlier passes (`allActivatedText`: the recursion text, newest
+        first) plus this pass's text reach the budget.
+
+        The pass's text grows entry by entry, so its token count only grows: the first entry
+        that does not fit is found by halving instead of counting every longer text."""
+        passing = [e for e in now if self._probability(e)]
+        contents = [self.inp.expand(e.content) for e in passing]
+        pieces = [c + "\n" for c in contents]
+        prior = self.inp.count_tokens(self.scanned) if self.scanned else 0
+
+        def over(k: int) -> bool:  # the first k + 1 entries do not fit
+            return prior + self.inp.count_tokens("".join(pieces[: k + 1])) >= self.budget
+
+        cut = None
+        if pieces and over(len(pieces) - 1):
+            low, high = 0, len(pieces) - 1
+            while low < high:
+                mid = (low + high) // 2
+                if over(mid):
+                    high = mid
+                else:
+                    low = mid + 1
+            cut = low
+        kept = len(pieces) if cut is None else cut
+        for e, content in zip(passing[:kept], contents[:kept], strict=True):
+            self.activated[e] = content
+            self.tokens[e] = self.inp.count_tokens(content)
+        self.used = prior + (self.inp.count_tokens("".join(pieces[:kept])) if kept else 0)
+        if cut is None:
+            return
+        self.overflowed = True
+        for rest in now[now.index(passing[cut]) :]:
+            if rest in self.failed:  # SillyTavern never rolled it
+                self.failed.discard(rest)
+                self.rolls.pop(rest, None)
+            self.why[rest] = f"cut by the budget: {self.used} of {self.budget} tokens were used"
+            self.cut.append(rest)
 
     def _candidates(self, state: ScanState) -> list[WIEntry]:
         """The open entries that could fire in this pass, in book order: those one of whose
@@ -273,7 +308,9 @@ class _Scan:
             nxt = ScanState.RECURSION
             self.level = levels.pop(0)
         if nxt:
-            self.buffer.add_recurse("\n".join(self.activated.get(e, e.content) for e in recurse))
+            text = "\n".join(self.activated.get(e, e.content) for e in recurse)
+            self.buffer.add_recurse(text)
+            self.scanned = text + "\n" + self.scanned  # SillyTavern's `allActivatedText`
         return nxt
 
     def _matches(self, e: WIEntry, state: ScanState) -> bool:
@@ -424,14 +461,3 @@ class _Scan:
             return True
         self.failed.add(e)
         return False
-
-    def _admit(self, e: WIEntry) -> bool:
-        content = self.inp.expand(e.content)
-        cost = self.inp.count_tokens(content + "\n")
-        if self.used + cost >= self.budget:
-            self.overflowed = True
-            return False
-        self.used += cost
-        self.activated[e] = content
-        self.tokens[e] = self.inp.count_tokens(content)
-        return True
