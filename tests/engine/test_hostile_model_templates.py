@@ -10,15 +10,13 @@ import threading
 import time
 from pathlib import Path
 
-import gguf
-import numpy as np
 import pytest
 
 from app.core.engine import LoadParams, SamplingParams
 from app.core.engine.local import LocalEngine
 from app.core.prompt import Message, template_from_gguf
 from tests.hostile import Bounded
-from tests.tiny_models import N_EMBD, _metadata, _tensor, layer_tensors, vocabulary
+from tests.tiny_models import write_tiny_llama
 
 BOMB = "{{ 'a' * 10**9 }}{% for m in messages %}{{ m.content }}{% endfor %}"
 NEVER_ENDS = "{{ ('a' * 2000000)|wordwrap(1) }}"
@@ -27,25 +25,13 @@ NEVER_ENDS = "{{ ('a' * 2000000)|wordwrap(1) }}"
 def write_hostile_model(path: Path) -> Path:
     """The tiny test llama, with a default template that folds to 1 GB and a named one
     that wraps 2 M characters one per line."""
-    rng = np.random.default_rng(0)
-    w = gguf.GGUFWriter(str(path), "llama")
-    _metadata(w, 1, 512, 0, "f32", BOMB)
-    w.add_string("tokenizer.chat_template.tool_use", NEVER_ENDS)
-    tokens = vocabulary()[0]
-    _tensor(
-        w, "token_embd.weight", rng.standard_normal((len(tokens), N_EMBD)).astype(np.float32), "f32"
+    return write_tiny_llama(
+        path,
+        n_layer=1,
+        n_ctx=512,
+        chat_template=BOMB,
+        extra_metadata={"tokenizer.chat_template.tool_use": NEVER_ENDS},
     )
-    for name, arr in layer_tensors(rng).items():
-        _tensor(w, f"blk.0.{name}.weight", arr, "f32")
-    _tensor(w, "output_norm.weight", np.ones(N_EMBD, dtype=np.float32), "f32")
-    _tensor(
-        w, "output.weight", rng.standard_normal((len(tokens), N_EMBD)).astype(np.float32), "f32"
-    )
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
 
 
 @pytest.fixture(scope="module")
