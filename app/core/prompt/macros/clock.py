@@ -235,6 +235,7 @@ _ISO = re.compile(
     r"\s*(Z|[+-]\d\d(?::?\d\d)?)?",
     re.I,
 )
+_RFC_2822 = re.compile(r"(?:[A-Za-z]{3},\s*)?\d{1,2}\s+[A-Za-z]{3}\s+\d{2,4}\s+\d{1,2}:\d\d")
 # What JavaScript's `Date` reads besides ISO and RFC 2822 (moment's last resort), including
 # what `{{date}}` and `{{time}}` write.
 _LOOSE = (
@@ -267,10 +268,11 @@ def parse_moment(text: str) -> datetime | None:
     iso = _ISO.fullmatch(text)
     if iso:
         return _from_iso(iso)
-    try:
-        return local(parsedate_to_datetime(text))
-    except (TypeError, ValueError, IndexError):
-        pass
+    if _RFC_2822.match(text):
+        try:
+            return local(parsedate_to_datetime(text))
+        except (TypeError, ValueError, IndexError):
+            pass
     loose = re.sub(r"\s+", " ", text.replace(",", " ")).strip()
     for fmt in _LOOSE:
         try:

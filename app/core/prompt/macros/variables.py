@@ -21,8 +21,8 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 Value = Any  # str, int, float or a JSON list: what SillyTavern keeps in a variable

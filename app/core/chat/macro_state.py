@@ -1,0 +1,77 @@
+"""A chat's side of the prompt's macros: its variables, the state of its last messages and
+swipes, the model's name, the input box; and saving the variables a sent prompt changed.
+
+Reads go through the store (`VariableStore`); `remember_variables` runs once the prompt is
+sent (the worker's `started`), as SillyTavern runs `{{setvar}}` when it prompts the text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from app.core.prompt import BuiltPrompt, PromptInput
+from app.core.prompt.macros import ChatState, MacroInput, Variables, chat_state
+from app.core.store import Message, Store
+from app.core.store.variables import VariableStore
+
+_STATE_TAIL = 64  # the newest messages the chat-state macros read
+
+
+def macro_input(
+    store: Store,
+    chat_id: int,
+    history: Sequence[Message],
+    *,
+    model: str | None = None,
+    first_included: int | None = None,
+    group: str | None = None,
+) -> MacroInput:
+    """`history`: the active path the prompt is built from, oldest first."""
+    stored = VariableStore(store)
+    return MacroInput(
+        variables=Variables(stored.chat(chat_id), stored.global_()),
+        chat=path_state(history, first_included),
+        model=model,
+        input=store.chats.draft(chat_id),
+        group=group,
+    )
+
+
+def with_macros(inp: PromptInput, macros: MacroInput) -> PromptInput:
+    return replace(inp, macros=macros)
+
+
+def path_state(history: Sequence[Message], first_included: int | None = None) -> ChatState:
+    """The chat state of a stored path: narrator lines count as system, swipes from the last
+    message's siblings, ids as positions in the path."""
+    tail = [
+        (_role(m), m.text, datetime.fromtimestamp(m.created_at)) for m in history[-_STATE_TAIL:]
+    ]
+    last = history[-1] if history else None
+    state = chat_state(
+        tail,
+        swipe=(last.sibling_index, last.sibling_count) if last else None,
+        first_included=first_included,
+    )
+    return replace(state, last_message_id=len(history) - 1 if history else None)
+
+
+def _role(m: Message) -> str:
+    inner = (m.extra or {}).get("extra")
+    if isinstance(inner, dict) and inner.get("type") == "narrator":
+        return "system"
+    return str(m.role)
+
+
+def remember_variables(store: Store, chat_id: int, built: BuiltPrompt) -> None:
+    """Save the variables the sent prompt changed (nothing when none did)."""
+    variables = built.variables
+    if variables is None or not variables.changed:
+        return
+    stored = VariableStore(store)
+    if "chat" in variables.changed:
+        stored.save_chat(chat_id, variables.chat)
+    if "global" in variables.changed:
+        stored.save_global(variables.glob)
