@@ -39,6 +39,7 @@ from app.gui.chat.window_wiring import wire_chat
 from app.gui.groups.controller import GroupChatController
 from app.gui.groups.view import GroupChatModel, GroupMessageDelegate
 from app.gui.groups.wiring import GroupWiring
+from app.gui.icons import set_icon
 from app.gui.model_controls import ModelControls
 from app.gui.model_session import ModelSession
 from app.gui.settings_pages import DataPage
@@ -99,6 +100,8 @@ class MainWindow(QMainWindow):
         self.send_button = QPushButton(self.tr("Send"))
         self.stop_button = QPushButton(self.tr("Stop"))
         self.stop_button.setEnabled(False)
+        set_icon(self.send_button, "send")
+        set_icon(self.stop_button, "stop")
         self.banner = self._no_model_banner()
         self.header = ChatHeader()
         middle = QWidget()

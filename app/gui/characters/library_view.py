@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui.icons import set_icon
+
 TILE_W, TILE_H, TILE_PAD = 124, 176, 6
 STAR = "★"
 
@@ -131,9 +133,9 @@ class LibraryControls(QWidget):
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         self.modes = QButtonGroup(self)
-        for mode, glyph, tip in ((ViewMode.LIST, "☰", "List"), (ViewMode.GRID, "▦", "Grid")):
+        for mode, name, tip in ((ViewMode.LIST, "list", "List"), (ViewMode.GRID, "grid", "Grid")):
             button = QToolButton()
-            button.setText(glyph)
+            set_icon(button, name)  # drawn in the theme's text colour
             button.setCheckable(True)
             button.setToolTip(self.tr(tip))
             button.setAccessibleName(self.tr(tip))
