@@ -24,16 +24,18 @@ rather than in a file of its own, so it is not read here.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from app.core.chat_io.errors import ChatIOError
 from app.core.chat_io.parlor_block import KEY, decode_rest
 from app.core.chat_io.st_export import st_chat_rows
 from app.core.chat_io.st_import import line_nodes
 from app.core.chat_io.st_read import parse_st_bytes, read_st_file
-from app.core.store import Store
+from app.core.store import Message, Store
 from app.core.store.groups import CardMode, Group, GroupSettings, Strategy
 
 _STRATEGIES = {0: Strategy.NATURAL, 1: Strategy.LIST, 2: Strategy.MANUAL}
@@ -187,19 +189,75 @@ def _import_chat(
         )
     nodes, leaf, texts = line_nodes(parsed)
     meta = _chat_metadata(raw, path.stem)
+    block_items: dict[int, dict] = {}
     if KEY in meta:
-        nodes += decode_rest(meta.pop(KEY), texts, parsed.warnings)
-    by_name = {store.characters.card(cid).get("name"): cid for cid in ids.values()}
+        block = meta.pop(KEY)
+        block_items = _block_items(block)
+        nodes += decode_rest(block, texts, parsed.warnings)
+    speakers = _Speakers(store, ids)
     for node in nodes:
-        row = (
-            parsed.messages[node.key[0]].row if isinstance(node.key, tuple) else (node.extra or {})
-        )
         if node.role == "assistant":
-            node.speaker_id = ids.get(row.get("original_avatar")) or by_name.get(row.get("name"))
+            node.speaker_id = speakers.find(_said_by(node.key, parsed.messages, block_items))
     warnings += parsed.warnings
+    if speakers.added:
+        warnings.append(
+            "Speakers of past lines not in the library, added with only their names: "
+            + ", ".join(speakers.added)
+        )
     return store.groups.create_chat_from_nodes(
         gid, path.stem, nodes, leaf, {"chat_metadata": meta} if meta else None
     )
+
+
+def _block_items(block: Any) -> dict[int, dict]:
+    """The tree block's nodes by id (each names its speaker when it has one)."""
+    items = block.get("nodes") if isinstance(block, dict) else None
+    return {
+        item["id"]: item
+        for item in items or []
+        if isinstance(item, dict) and isinstance(item.get("id"), int)
+    }
+
+
+def _said_by(key: Any, lines: list, block_items: dict[int, dict]) -> dict:
+    """Where a node's speaker is written: the line for its shown swipe, the swipe's own
+    `swipe_info` entry for another swipe (Parlor writes one there when a swipe has another
+    speaker; a SillyTavern swipe has the line's), the block's node for other branches."""
+    if key[0] == "p":
+        return block_items.get(key[1], {})
+    number, swipe = key
+    row = lines[number].row
+    infos = row.get("swipe_info")
+    entry = infos[swipe] if isinstance(infos, list) and swipe < len(infos) else None
+    if swipe != lines[number].swipe_id and isinstance(entry, dict) and entry.get("name"):
+        return entry
+    return row
+
+
+class _Speakers:
+    """A line's speaker: a member by its avatar file, else by name; else a character of the
+    library by name (a member who has left the group since); else one added with only its
+    name, so no line loses its speaker."""
+
+    def __init__(self, store: Store, ids: dict[str, int]) -> None:
+        self.store, self.ids = store, ids
+        self.by_name = {store.characters.card(cid).get("name"): cid for cid in ids.values()}
+        self.added: list[str] = []
+
+    def find(self, said: dict) -> int | None:
+        avatar, name = said.get("original_avatar"), said.get("name")
+        if isinstance(avatar, str) and avatar in self.ids:
+            return self.ids[avatar]
+        if not isinstance(name, str) or not name.strip():
+            return None
+        if name not in self.by_name:
+            found = self.store.characters.find(name)
+            if found:
+                self.by_name[name] = found[0].id
+            else:
+                self.by_name[name] = self.store.characters.add({"name": name}, extra=None)
+                self.added.append(name)
+        return self.by_name[name]
 
 
 # --- export ---------------------------------------------------------------------------
@@ -209,17 +267,57 @@ def avatar_of(group: Group, character_id: int, names: dict[int, str]) -> str:
     return kept.get(str(character_id)) or f"{names.get(character_id, 'character')}.png"
 
 
+def force_avatar(avatar: str) -> str:
+    """The thumbnail address SillyTavern shows a group line's face from (`getThumbnailUrl`,
+    the file name as `encodeURIComponent` writes it)."""
+    return "/thumbnail?type=avatar&file=" + quote(avatar, safe="-_.!~*'()")
+
+
+_SPEAKER_KEYS = ("name", "original_avatar", "force_avatar")
+
+
+def _speaker_fields(group: Group, speaker_id: int, names: dict[int, str]) -> dict[str, str]:
+    """The fields SillyTavern gives a member's line (`getFirstCharacterMessage`,
+    `saveReply` in a group): its name, avatar file and thumbnail."""
+    avatar = avatar_of(group, speaker_id, names)
+    return {
+        "name": names[speaker_id],
+        "original_avatar": avatar,
+        "force_avatar": force_avatar(avatar),
+    }
+
+
 def group_chat_rows(store: Store, chat_id: int, group: Group) -> tuple[dict, list[dict]]:
-    """The chat's metadata and its lines, each reply under its speaker's name and avatar."""
+    """The chat's metadata and its lines, each reply under its speaker's name and avatar.
+
+    A line has one speaker in SillyTavern; a swipe spoken by another member (a "let speak"
+    after the same message) names its own in its `swipe_info` entry, and each reply on the
+    branches kept in the tree block names its speaker, so an import gives every message of
+    every branch its speaker back."""
     rows = st_chat_rows(store, chat_id)
+    messages = store.messages.of_chat(chat_id)
+    by_parent: dict[int | None, list[Message]] = defaultdict(list)
+    for msg in messages:
+        by_parent[msg.parent_id].append(msg)
+    names = store.groups.speaker_names({m.speaker_id for m in messages if m.speaker_id})
     path = store.messages.active_path(chat_id)
-    speakers = {m.speaker_id for m in path if m.speaker_id}
-    names = store.groups.speaker_names(speakers)
     for row, msg in zip(rows[1:], path, strict=True):
         if msg.role == "assistant" and msg.speaker_id in names:
-            row["name"] = names[msg.speaker_id]
-            row["original_avatar"] = avatar_of(group, msg.speaker_id, names)
-    return rows[0].get("chat_metadata", {}), rows[1:]
+            row.update(_speaker_fields(group, msg.speaker_id, names))
+        infos = row.get("swipe_info") or []
+        for entry, swipe in zip(infos, by_parent[msg.parent_id], strict=False):
+            if swipe.speaker_id != msg.speaker_id and swipe.speaker_id in names:
+                entry.update(_speaker_fields(group, swipe.speaker_id, names))
+            else:  # the line's own speaker: nothing to say (a copy kept from an import)
+                for key in _SPEAKER_KEYS:
+                    entry.pop(key, None)
+    meta = rows[0].get("chat_metadata", {})
+    by_id = {m.id: m for m in messages}
+    for item in _block_items(meta.get(KEY)).values():
+        speaker = by_id[item["id"]].speaker_id if item["id"] in by_id else None
+        if speaker in names:
+            item.update(_speaker_fields(group, speaker, names))
+    return meta, rows[1:]
 
 
 def export_st_group(store: Store, group_id: int, folder: str | Path) -> list[Path]:

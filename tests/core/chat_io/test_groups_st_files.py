@@ -108,11 +108,11 @@ def _snapshot(store: Store, group_id: int):
     group = store.groups.get(group_id)
     chats = []
     for chat in store.groups.chats(group_id):
-        path = store.messages.active_path(chat["id"])
+        path = store.messages.active_path(chat.id)
         names = store.groups.speaker_names({m.speaker_id for m in path if m.speaker_id})
         chats.append(
             (
-                chat["title"],
+                chat.title,
                 [
                     (
                         m.role,
@@ -191,3 +191,67 @@ def test_a_group_chat_exported_alone_names_each_speaker(store, tmp_path):
     assert "Bob: Evening." in plain_text(store, chat)
     export_chat(store, chat, tmp_path / "inn.md")
     assert "**Bob**" in (tmp_path / "inn.md").read_text()
+
+
+def _tree(store: Store, chat_id: int):
+    """Every message of every branch: its place (the texts above it), role, text, speaker's
+    name and whether it is on the shown path."""
+    messages = {m.id: m for m in store.messages.of_chat(chat_id)}
+    names = store.groups.speaker_names({m.speaker_id for m in messages.values() if m.speaker_id})
+    shown = {m.id for m in store.messages.active_path(chat_id)}
+
+    def above(m):
+        return (
+            ()
+            if m.parent_id is None
+            else (*above(messages[m.parent_id]), messages[m.parent_id].text)
+        )
+
+    return sorted(
+        (above(m), m.role, m.text, names.get(m.speaker_id), m.id in shown)
+        for m in messages.values()
+    )
+
+
+def test_speakers_on_every_branch_survive_export_and_import(tmp_path):
+    """SillyTavern gives each group line its speaker (`name`, `original_avatar` and the
+    `force_avatar` thumbnail, as `getFirstCharacterMessage` and a group reply in
+    `saveReply` write them); a swipe written by another member and every reply on a
+    branch off the exported path keep theirs too, and so does a member who has left."""
+    src = Store(tmp_path / "a.db")
+    ids = [src.characters.add({"name": n}) for n in ("Ann", "Bob", "Cid", "Dee")]
+    gid = src.groups.create("Inn", ids)
+    chat = src.groups.new_chat(gid, [(ids[0], "Welcome.")], "Night")
+    user = src.messages.append(chat, src.messages.active_leaf(chat), "user", "Hi")
+    bob = src.groups.append_reply(chat, user, ids[1], "Bob here.", "complete")
+    src.groups.append_reply(chat, bob, ids[2], "Cid after Bob.", "complete")
+    dee = src.groups.append_reply(chat, user, ids[3], "Dee instead.", "complete")  # let speak
+    src.groups.append_reply(chat, dee, ids[0], "Ann after Dee.", "complete")
+    src.groups.append_reply(chat, dee, ids[2], "Cid after Dee.", "complete")
+    src.messages.show_branch(chat, bob)  # Dee's branch is off the exported path
+    src.groups.remove_member(gid, ids[3])  # and Dee has left the group
+    files = export_st_group(src, gid, tmp_path / "out")
+    lines = [
+        json.loads(x) for x in (tmp_path / "out/group chats/Night.jsonl").read_text().splitlines()
+    ]
+    assert [(r["name"], r.get("original_avatar")) for r in lines] == [
+        ("Ann", "Ann.png"),
+        ("User", None),
+        ("Bob", "Bob.png"),
+        ("Cid", "Cid.png"),
+    ]
+    assert lines[2]["force_avatar"] == "/thumbnail?type=avatar&file=Bob.png"
+    assert lines[2]["swipe_info"][1]["name"] == "Dee"  # the swipe Dee wrote names Dee
+    assert "name" not in lines[2]["swipe_info"][0]  # the line's own speaker: said once
+
+    dst = Store(tmp_path / "b.db")
+    for n in ("Ann", "Bob", "Cid"):
+        dst.characters.add({"name": n})
+    back = import_st_group(dst, files[0])
+    assert "added with only their names: Dee" in " ".join(back.warnings)
+    assert _tree(dst, back.chat_ids[0]) == _tree(src, chat)
+    again = tmp_path / "again"
+    export_st_group(dst, back.group_id, again)  # and once more, as it came back
+    assert (again / "group chats/Night.jsonl").read_text().count('"Dee"') == 1
+    src.close()
+    dst.close()
