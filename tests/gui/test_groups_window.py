@@ -60,6 +60,33 @@ def test_a_group_chat_opens_with_every_greeting_under_its_speaker(qtbot, make_wi
     assert window.groups.bar.rows[0].name.text() == "▶ Ann"
 
 
+def test_swiping_a_members_greeting_keeps_the_others_greetings(qtbot, make_window):
+    """A new group chat: each member's alternate greetings are swipes of its greeting, and
+    the members after it greet under every swipe (group-chats.js `getGroupChat`)."""
+    window = make_window()
+    store = window.ctx.store
+    ids = [
+        store.characters.add({"name": "Ann", "first_mes": "Ann waves."}),
+        store.characters.add(
+            {"name": "Bob", "first_mes": "Bob nods.", "alternate_greetings": ["Bob sings."]}
+        ),
+        store.characters.add({"name": "Cid", "first_mes": "Cid yawns."}),
+    ]
+    gid = store.groups.create("Inn", ids)
+    window.groups.panel.refresh()
+    window.groups.open_group(gid)
+    bob = window.chat_model.messages()[1]
+    assert (bob.text, bob.sibling_count) == ("Bob nods.", 2)
+    window.controller.swipe(bob.id, +1)
+    shown = window.chat_model.messages()
+    assert [(m.text, m.speaker_id) for m in shown] == [
+        ("Ann waves.", ids[0]),
+        ("Bob sings.", ids[1]),
+        ("Cid yawns.", ids[2]),
+    ]
+    assert [n for n, _ in _shown(window)] == ["Ann", "Bob", "Cid"]
+
+
 def test_list_mode_replies_in_order_and_regenerate_keeps_the_speaker(
     qtbot, make_window, tiny_llama_path
 ):
@@ -93,6 +120,52 @@ def test_mute_reorder_and_let_speak_from_the_member_bar(qtbot, make_window, tiny
     with qtbot.waitSignal(window.controller.reply_finished, timeout=60000):
         bar.rows[1].speak.click()  # Cid, now second
     assert window.chat_model.messages()[-1].speaker_id == ids[2]
+
+
+def test_speak_as_posts_the_typed_line_as_the_member_and_let_speak_sends_it_first(
+    qtbot, make_window, tiny_llama_path
+):
+    """SillyTavern's `/sendas` (`sendMessageAs`: the text becomes a line of that character,
+    macros filled in, nothing generated) and the member list's "speak" action
+    (`Generate('normal', {force_chid})`: what is typed is sent as the user's message, then
+    that member answers, whatever the activation strategy)."""
+    window = make_window()
+    load(qtbot, window, tiny_llama_path)
+    gid, ids = _group(window, Strategy.MANUAL)
+    bar = window.groups.bar
+    before = len(window.chat_model.messages())
+    errors = []
+    window.controller.error.connect(errors.append)
+    bar.rows[1].speak_as.click()  # nothing typed yet
+    assert errors and "Type the line" in errors[-1]
+    assert len(window.chat_model.messages()) == before  # nothing posted
+    qtbot.keyClicks(window.composer, "Ahoy, {{user}}! I am {{char}}.")
+    bar.rows[1].speak_as.click()
+    user = window.controller._user_name()
+    last = window.chat_model.messages()[-1]
+    assert (last.role, last.speaker_id, last.text) == (
+        "assistant",
+        ids[1],
+        f"Ahoy, {user}! I am Bob.",
+    )
+    assert _shown(window)[-1] == ("Bob", "assistant")
+    assert window.composer.toPlainText() == "" and not window.controller.busy  # nobody answers
+    qtbot.keyClicks(window.composer, "Cid, your turn.")
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=60000):
+        bar.rows[2].speak.click()
+    asked, answer = window.chat_model.messages()[-2:]
+    assert (asked.role, asked.text) == ("user", "Cid, your turn.")
+    assert (answer.speaker_id, answer.parent_id) == (ids[2], asked.id)
+    assert window.composer.toPlainText() == ""
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=60000):
+        bar.rows[0].speak.click()  # nothing typed: Ann answers Cid at once
+    ann = window.chat_model.messages()[-1]
+    assert (ann.speaker_id, ann.parent_id) == (ids[0], answer.id)
+    store = window.ctx.store
+    store.groups.remove_member(gid, ids[1])  # Bob leaves: his posted line stays his
+    window.groups.refresh_open_chat()
+    assert store.messages.get(last.id).speaker_id == ids[1]
+    assert ("Bob", "assistant") in _shown(window)
 
 
 def test_auto_mode_runs_its_replies_and_stop_ends_it(qtbot, make_window, tiny_llama_path):

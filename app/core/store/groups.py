@@ -17,14 +17,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
 
 from app.core.store.db import StoreError
 from app.core.store.nodes import NewNode, insert_nodes
-from app.core.store.store import Store
 from app.core.store.records import ChatEntry, from_row
+from app.core.store.store import Store
 
 
 class Strategy(str, Enum):
@@ -296,30 +297,31 @@ class GroupStore:
                 )
 
     # --- chats ------------------------------------------------------------------------
-    def new_chat(self, group_id: int, greetings: list[tuple[int, str]], title: str = "") -> int:
-        """A chat opening with each (speaker, greeting) in turn, one after another, as
-        SillyTavern's `getGroupChat` adds every member's first message to a fresh chat."""
+    def new_chat(
+        self,
+        group_id: int,
+        greetings: Sequence[tuple[int, str | Sequence[str]]],
+        title: str = "",
+    ) -> int:
+        """A chat opening with each member's greeting in turn, one after another, as
+        SillyTavern's `getGroupChat` adds every member's first message to a fresh chat.
+
+        A member may bring several greetings (its first message and alternates): the first
+        is shown, the others are its swipes, and each swipe is followed by the greetings of
+        the members after it, so swiping an early greeting keeps the rest of the scene."""
         group = self.get(group_id)
         if not group.members:
             raise ValueError(f"{group.name} has no members: add a character first")
-        now = time.time()
-        nodes = [
-            NewNode(
-                i,
-                i - 1 if i else None,
-                "assistant",
-                text,
-                created_at=now,
-                shown=True,
-                speaker_id=cid,
-            )
-            for i, (cid, text) in enumerate(greetings)
+        openers = [
+            (cid, [text] if isinstance(text, str) else list(text) or [""])
+            for cid, text in greetings
         ]
+        nodes = greeting_nodes(openers, time.time())
         return self.create_chat_from_nodes(
             group_id,
             title or time.strftime(f"{group.name} %Y-%m-%d %H:%M"),
             nodes,
-            len(nodes) - 1 if nodes else None,
+            len(openers) - 1 if openers else None,  # the first greeting of each, in turn
         )
 
     def create_chat_from_nodes(
@@ -373,9 +375,9 @@ class GroupStore:
             " AND deleted_at IS NULL ORDER BY last_used_at DESC",
             (group_id,),
         )
+        return [from_row(ChatEntry, r) for r in rows]
 
     def group_of_chat(self, chat_id: int) -> int | None:
-        return [from_row(ChatEntry, r) for r in rows]
         rows = self.store._query("SELECT group_id FROM chats WHERE id = ?", (chat_id,))
         return rows[0][0] if rows else None
 
@@ -420,3 +422,42 @@ class GroupStore:
             f"SELECT id, name FROM characters WHERE id IN ({marks})", tuple(character_ids)
         )
         return {r["id"]: r["name"] for r in rows}
+
+
+GREETING_NODES = 1000  # most messages a new group chat's greetings may make
+
+
+def greeting_nodes(openers: list[tuple[int, list[str]]], now: float) -> list[NewNode]:
+    """The greetings as a tree: under every swipe of a member's greeting, the next member's
+    greetings with their swipes. The copies multiply, so past `GREETING_NODES` messages the
+    earliest members' other greetings stay swipes without the rest of the scene under them
+    (the scene goes on under their first greeting). Keys: the first path is 0, 1, 2, …"""
+    carry = [len(texts) > 1 for _, texts in openers]
+
+    def size(level: int) -> int:
+        if level == len(openers):
+            return 0
+        n = len(openers[level][1])
+        return n + (n if carry[level] else 1) * size(level + 1)
+
+    for level in range(len(openers)):
+        if size(0) <= GREETING_NODES:
+            break
+        carry[level] = False
+    nodes: list[NewNode] = []
+
+    def add(level: int, parent: int | None) -> None:
+        if level == len(openers):
+            return
+        cid, texts = openers[level]
+        for j, text in enumerate(texts):
+            key = len(nodes)
+            node = NewNode(
+                key, parent, "assistant", text, created_at=now, shown=j == 0, speaker_id=cid
+            )
+            nodes.append(node)
+            if j == 0 or carry[level]:
+                add(level + 1, key)
+
+    add(0, None)
+    return nodes  # parents before children (insert_nodes needs it), swipes in their order

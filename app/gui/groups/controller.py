@@ -9,12 +9,14 @@ answering one another for N replies, until Stop or until the user types.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtCore import QTimer, Signal
 
 from app.core.chat.groups.conversation import GroupChat, start_group_chat
 from app.core.chat.groups.prompt import GroupPromptJob
 from app.core.chat.job import sampling_from
-from app.core.store import Message
+from app.core.store import Message, StoreError
 from app.gui.chat.controller import ChatController, _Target
 
 
@@ -52,7 +54,7 @@ class GroupChatController(ChatController):
         names = {}
         if self.group_chat is not None:
             names = {m.character_id: m.name for m in self.group_chat.group.members}
-            path = self.model.messages()
+            path = self.model.loaded()  # the pages shown, not the whole path
             names = {
                 **self.ctx.store.groups.speaker_names({m.speaker_id for m in path if m.speaker_id}),
                 **names,
@@ -85,14 +87,44 @@ class GroupChatController(ChatController):
 
         return self._guarded(act)
 
-    def let_speak(self, character_id: int) -> bool:
-        """This member writes the next reply now (manual mode's way to speak)."""
-        if self.group_chat is None or not self._ready():
+    def let_speak(self, character_id: int, text: str = "") -> bool:
+        """This member writes the next reply now, in any mode (SillyTavern's "force talk":
+        `Generate('normal', {force_chid})`, which sends what the user typed first)."""
+        if self.group_chat is None:
             return False
-        self._queue = [character_id]
-        return self._guarded(
-            lambda: self._start_next(self.ctx.store.messages.active_leaf(self.chat_id))
-        )
+        self.stop_auto()
+        if not self._ready():
+            return False
+        if self.group_chat.group.member(character_id) is None:
+            self.error.emit(self.tr("That character is no longer in the group."))
+            return False
+
+        def act():
+            parent = (
+                self._commit_user_message(text)
+                if text.strip()
+                else self.ctx.store.messages.active_leaf(self.chat_id)
+            )
+            self._queue = [character_id]
+            self._start_next(parent)
+
+        return self._guarded(act)
+
+    def speak_as(self, character_id: int, text: str) -> bool:
+        """Post the user's line as this member's (SillyTavern's `/sendas`); nobody answers
+        until asked. False, with the reason said, when it cannot be posted."""
+        if self.group_chat is None or self.busy or self.chat_id is None:
+            return False
+        if not self.commit_delete():
+            return False
+        try:
+            self.group_chat.post_as(character_id, text, self._user_name())
+        except (StoreError, ValueError) as exc:
+            self.error.emit(str(exc))
+            return False
+        self.reload()
+        self.group_changed.emit()
+        return True
 
     def regenerate(self) -> bool:
         if self.group_chat is not None and not self._choose_for_last():
@@ -107,9 +139,9 @@ class GroupChatController(ChatController):
     def _choose_for_last(self) -> bool:
         """The last reply's own speaker (SillyTavern's `activateSwipe`); after a user
         message, the strategy's first pick."""
-        path = self._path()
-        if path and path[-1].role == "assistant" and path[-1].parent_id is not None:
-            speaker = self.group_chat.speaker_of(path[-1].id)
+        last = self._last()
+        if last is not None and last.role == "assistant" and last.parent_id is not None:
+            speaker = self.group_chat.speaker_of(last.id)
             if speaker is None:
                 self.error.emit(
                     self.tr(
@@ -188,10 +220,13 @@ class GroupChatController(ChatController):
             self._new_reply(parent_id, self._path())
 
     # --- generation -------------------------------------------------------------------
-    def _input(self, history: list[Message], instruction: str | None = None):
+    def _input(self, history=None, instruction=None, *, leaf=None, continue_last=False):
         if self.group_chat is None:
-            return super()._input(history, instruction)
+            return super()._input(history, instruction, leaf=leaf, continue_last=continue_last)
+        if history is None:  # the speaker order reads the path here, on the GUI thread
+            history = self._history_to(leaf)
         self._lore_ids = [m.id for m in history]
+        self._prompt_ids = [m.id for m in history if m.text and m.role != "system"]
         prompt = self.group_chat.prompt(self._speaker, history)
         self._member_stops = prompt.stops
         self.card = prompt.speaker.card
@@ -199,16 +234,17 @@ class GroupChatController(ChatController):
             from app.core.prompt import Message as PromptMessage
 
             prompt.inp.history.append(PromptMessage(role="system", text=instruction))
-        return prompt.inp
+        return replace(prompt.inp, continue_last=True) if continue_last else prompt.inp
 
     def impersonate(self) -> bool:
         if self.group_chat is not None and self._speaker is None:
             self._speaker = self.next_speaker() or self.group_chat.group.members[0].character_id
         return super().impersonate()
 
-    def _new_reply(self, parent_id: int, history: list[Message]) -> None:
+    def _new_reply(self, parent_id: int, history: list[Message] | None = None) -> None:
         if self.group_chat is None:
             return super()._new_reply(parent_id, history)
+        history = self._history_to(parent_id) if history is None else history
         reply_id = self.ctx.store.groups.append_reply(self.chat_id, parent_id, self._speaker)
         self.reload()
         self._run(_Target("reply", reply_id), self._input(history))

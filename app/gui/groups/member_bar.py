@@ -1,8 +1,10 @@
 """The member list beside a group chat: who is in the scene, who speaks next, and controls.
 
-Each member has its portrait, its name (marked when it speaks next), "Let speak", mute, and
-up/down to reorder; below, auto mode with its number of replies and Stop. Every change goes
-to the store at once and the list is rebuilt from it, so it always shows the stored group.
+Each member has its portrait, its name (marked when it speaks next), "Let speak" (the member
+answers now, after what is typed in the message box, if anything), "Speak as" (what is typed
+goes into the chat as that member's line, SillyTavern's `/sendas`), mute, and up/down to
+reorder; below, auto mode with its number of replies and Stop. Every change goes to the store
+at once and the list is rebuilt from it, so it always shows the stored group.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
     QLabel,
+    QPlainTextEdit,
     QPushButton,
     QSpinBox,
     QToolButton,
@@ -43,6 +46,16 @@ class MemberRow(QWidget):
         self.name.setToolTip(bar.tr("Speaks next") if is_next else "")
         self.speak = QPushButton(bar.tr("Let speak"))
         self.speak.setAccessibleName(bar.tr("Let {0} speak").format(name))
+        self.speak.setToolTip(
+            bar.tr("{0} answers now (after what you typed, if anything)").format(name)
+        )
+        self.speak_as = QPushButton(bar.tr("Speak as"))
+        self.speak_as.setAccessibleName(bar.tr("Speak as {0}").format(name))
+        self.speak_as.setToolTip(
+            bar.tr("What you typed goes into the chat as {0}'s line; nobody answers yet").format(
+                name
+            )
+        )
         self.muted = QCheckBox(bar.tr("Muted"))
         self.muted.setChecked(muted)
         self.up, self.down = QToolButton(text="↑"), QToolButton(text="↓")
@@ -51,9 +64,10 @@ class MemberRow(QWidget):
         for widget in (face, self.name):
             lay.addWidget(widget)
         lay.addStretch(1)
-        for widget in (self.speak, self.muted, self.up, self.down):
+        for widget in (self.speak, self.speak_as, self.muted, self.up, self.down):
             lay.addWidget(widget)
-        self.speak.clicked.connect(lambda: bar.controller.let_speak(character_id))
+        self.speak.clicked.connect(lambda: bar.let_speak(character_id))
+        self.speak_as.clicked.connect(lambda: bar.speak_as(character_id))
         self.muted.toggled.connect(lambda on: bar.set_muted(character_id, on))
         self.up.clicked.connect(lambda: bar.move(character_id, -1))
         self.down.clicked.connect(lambda: bar.move(character_id, +1))
@@ -67,6 +81,7 @@ class MemberBar(QWidget):
         self.controller = controller
         self.store = controller.ctx.store
         self.rows: list[MemberRow] = []
+        self.composer: QPlainTextEdit | None = None  # the message box; the window sets it
         lay = QVBoxLayout(self)
         self.title = QLabel()
         self.title.setTextFormat(Qt.TextFormat.PlainText)
@@ -126,7 +141,32 @@ class MemberBar(QWidget):
         busy = self.controller.busy
         for row in self.rows:
             row.speak.setEnabled(not busy)
+            row.speak_as.setEnabled(not busy)
         self.stop_button.setEnabled(busy or self.controller.auto_running)
+
+    def _typed(self) -> str:
+        return self.composer.toPlainText() if self.composer is not None else ""
+
+    def let_speak(self, character_id: int) -> bool:
+        """The member answers now; what is typed is sent first as the user's message."""
+        text = self._typed()
+        done = self.controller.let_speak(character_id, text)
+        if done and text and self.composer is not None:
+            self.composer.clear()
+        return done
+
+    def speak_as(self, character_id: int) -> bool:
+        """What is typed becomes the member's line; the message box empties when it is in."""
+        text = self._typed()
+        if not text.strip():
+            self.controller.error.emit(
+                self.tr("Type the line in the message box, then press Speak as.")
+            )
+            return False
+        done = self.controller.speak_as(character_id, text)
+        if done and self.composer is not None:
+            self.composer.clear()
+        return done
 
     def set_muted(self, character_id: int, muted: bool) -> None:
         self._change(lambda gid: self.store.groups.set_muted(gid, character_id, muted))

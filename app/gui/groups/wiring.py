@@ -24,6 +24,7 @@ class GroupWiring(QObject):
         self.controller = window.controller
         self.panel = GroupPanel(window.ctx.store)
         self.bar = MemberBar(self.controller)
+        self.bar.composer = window.composer
         self.panel.group_chosen.connect(self.open_group)
         self.panel.groups_changed.connect(self._on_groups_changed)
         self.panel.status_message.connect(lambda text: window.statusBar().showMessage(text, 10000))

@@ -169,3 +169,76 @@ def test_a_new_group_chat_opens_with_each_members_group_greeting(store):
         ("Hello, everyone!", ann),
         ("Bob nods at Uma.", bob),
     ]
+
+
+def test_each_members_other_greetings_are_swipes_followed_by_the_rest_of_the_scene(store):
+    """`getGroupChat` greets with every member in turn; `getFirstCharacterMessage` draws
+    one of a member's first message and alternate greetings. Parlor shows the first and
+    keeps the others as that greeting's swipes (as a one-character chat does), each swipe
+    followed by the later members' greetings, so swiping Ann's greeting keeps Bob's."""
+    ann = store.characters.add(
+        {
+            "name": "Ann",
+            "first_mes": "Hi {{user}}.",
+            "alternate_greetings": ["Yo {{user}}.", "Hey."],
+        }
+    )
+    bob = store.characters.add(
+        {
+            "name": "Bob",
+            "first_mes": "Not in groups.",
+            "group_only_greetings": ["Evening, all.", "{{char}} bows."],
+        }
+    )
+    gid = store.groups.create("Inn", [ann, bob])
+    chat = start_group_chat(store, gid, "Uma")
+    m = store.messages
+    path = m.active_path(chat)
+    assert [(x.text, x.speaker_id) for x in path] == [("Hi Uma.", ann), ("Evening, all.", bob)]
+    assert [m.get(i).text for i in m.sibling_ids(path[0].id)] == ["Hi Uma.", "Yo Uma.", "Hey."]
+    assert [m.get(i).text for i in m.sibling_ids(path[1].id)] == ["Evening, all.", "Bob bows."]
+    m.swipe(path[0].id, +2)  # Ann's third greeting: Bob still greets after it, with swipes
+    path = m.active_path(chat)
+    assert [(x.text, x.speaker_id) for x in path] == [("Hey.", ann), ("Evening, all.", bob)]
+    assert [m.get(i).text for i in m.sibling_ids(path[1].id)] == ["Evening, all.", "Bob bows."]
+    assert all(x.speaker_id == bob for x in m.of_chat(chat) if x.text in ("Bob bows.",))
+
+
+def test_many_greetings_stay_within_the_limit_and_none_is_lost():
+    """Copies multiply (10 greetings each for 4 members would be 11,110 messages): the
+    earliest members' other greetings stop carrying the scene until it fits."""
+    from app.core.store.groups import GREETING_NODES, greeting_nodes
+
+    openers = [(cid, [f"{cid}-{j}" for j in range(10)]) for cid in range(4)]
+    nodes = greeting_nodes(openers, 0.0)
+    assert len(nodes) <= GREETING_NODES
+    assert {n.text for n in nodes} == {t for _, texts in openers for t in texts}
+    by_key = {n.key: n for n in nodes}
+    # the last member's greetings follow every greeting of the third member
+    under = {by_key[n.parent_key].text for n in nodes if n.text == "3-0"}
+    assert under == {f"2-{j}" for j in range(10)}
+    assert [n.text for n in nodes[:4]] == ["0-0", "1-0", "2-0", "3-0"]  # the shown path
+
+
+def test_a_line_posted_as_a_member_is_stored_as_theirs(store):
+    """SillyTavern's `/sendas` (`sendMessageAs`): the user's text becomes a line of that
+    character, macros filled in, nothing generated; an empty line or a stranger is refused."""
+    chat = _group_chat(store, Strategy.MANUAL)
+    ids = [m.character_id for m in chat.group.members]
+    leaf = store.messages.active_leaf(chat.chat_id)
+    mid = chat.post_as(ids[1], "  {{char}} waves at {{user}}. ")
+    msg = store.messages.get(mid)
+    assert (msg.role, msg.text, msg.speaker_id, msg.parent_id, msg.status) == (
+        "assistant",
+        "Bob waves at Uma.",
+        ids[1],
+        leaf,
+        "complete",
+    )
+    assert store.messages.active_leaf(chat.chat_id) == mid
+    with pytest.raises(ValueError, match="Write the line first"):
+        chat.post_as(ids[1], "   ")
+    stranger = store.characters.add({"name": "Zed"})
+    with pytest.raises(ValueError, match="not a member"):
+        chat.post_as(stranger, "Hello.")
+    assert store.messages.active_leaf(chat.chat_id) == mid  # nothing else was written

@@ -25,6 +25,7 @@ from app.core.chat.groups.speakers import (
 from app.core.chat.job import TokenCounter, greetings, sampling_from
 from app.core.chat.world_info import remember_lore_state
 from app.core.engine import Engine
+from app.core.prompt import MacroContext, expand_macros
 from app.core.store import Message, Store
 from app.core.store.groups import Group
 from app.core.store.world_state import WorldInfoStore
@@ -110,6 +111,26 @@ class GroupChat:
             gen_info={"name": user_name or self.settings.user_name},
         )
 
+    def post_as(self, speaker_id: int, text: str, user_name: str | None = None) -> int:
+        """The user writes a line in a member's name (SillyTavern's `/sendas`): stored
+        under the active leaf as that member's, nothing generated, macros filled in for
+        that member. Returns the message id; ValueError for an empty line or a non-member."""
+        member = self.group.member(speaker_id)
+        if member is None:
+            raise ValueError(f"character {speaker_id} is not a member of {self.group.name}")
+        text = text.strip()
+        if not text:
+            raise ValueError("Write the line first, then send it as a member.")
+        ctx = MacroContext(char=member.name, user=user_name or self.settings.user_name)
+        return self.store.groups.append_reply(
+            self.chat_id,
+            self.store.messages.active_leaf(self.chat_id),
+            speaker_id,
+            expand_macros(text, ctx, "the line"),
+            "complete",
+            {"speaker": member.name, "written_by": "user"},
+        )
+
     def reply(
         self,
         engine: Engine,
@@ -148,18 +169,19 @@ class GroupChat:
 
 
 def start_group_chat(store: Store, group_id: int, user_name: str, title: str = "") -> int:
-    """A new chat of the group opening with each member's greeting in turn (its group-only
-    greeting when it has one), macros filled in, as SillyTavern's `getGroupChat` starts one;
-    a member without a greeting says nothing."""
-    openers = []
+    """A new chat of the group opening with each member's greeting in turn, as SillyTavern's
+    `getGroupChat` starts one (muted members greet too; a member without a greeting says
+    nothing). A member's greetings are its group-only ones when it has any, else its first
+    message and alternate greetings (`getFirstCharacterMessage` draws one of those at
+    random); here the first is shown and the others are its swipes, as in a one-character
+    chat. Macros are filled in for each member."""
+    openers: list[tuple[int, str | list[str]]] = []
     for m in store.groups.get(group_id).members:
         card = store.characters.card(m.character_id)
         texts = group_greetings(card)
         if texts:
-            opener = greetings(
-                {**card, "first_mes": texts[0], "alternate_greetings": []}, user_name
-            )[0]
-            openers.append((m.character_id, opener))
+            own = {**card, "first_mes": texts[0], "alternate_greetings": texts[1:]}
+            openers.append((m.character_id, greetings(own, user_name)))
     return store.groups.new_chat(group_id, openers, title)
 
 
