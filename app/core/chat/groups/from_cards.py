@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from app.core.chat.groups.cards import MemberCard, group_greetings, speaker_card
-from app.core.chat.groups.prompt import member_stops
+from app.core.chat.groups.prompt import group_names, member_stops
 from app.core.chat.groups.speakers import (
     Candidate,
     LastMessage,
@@ -23,6 +23,7 @@ from app.core.chat.groups.speakers import (
 )
 from app.core.prompt import ChatTemplate, LoreInput, Message, PromptInput, build_prompt
 from app.core.prompt.instruct import InstructTemplate
+from app.core.prompt.macros import MacroInput
 from app.core.prompt.st_chat import StChat
 from app.core.prompt.worldinfo.in_prompt import card_book
 from app.core.store.groups import CardMode, GroupSettings, Strategy
@@ -109,7 +110,14 @@ def group_prompt(
     if isinstance(template, InstructTemplate):
         template = replace(template, in_group=True)
     built = build_prompt(
-        PromptInput(card, user, request.persona, history, lore=lore),
+        PromptInput(
+            card,
+            user,
+            request.persona,
+            history,
+            lore=lore,
+            macros=MacroInput(group=group_names(members)),
+        ),
         template,
         count,
         request.n_ctx,

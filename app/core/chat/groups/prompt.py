@@ -43,6 +43,12 @@ def member_cards(store: Store, group: Group) -> list[MemberCard]:
     ]
 
 
+def group_names(members: list[MemberCard]) -> str:
+    """`{{group}}` (and `{{charIfNotGroup}}`) in a group: every member's name, muted ones
+    too, in the group's order (script.js `substituteParams`, its `getGroupValue`)."""
+    return ", ".join(m.name for m in members if m.name)
+
+
 def member_stops(members: list[MemberCard], speaker_id: int) -> list[str]:
     return [f"\n{m.name}:" for m in members if m.character_id != speaker_id and m.name]
 
@@ -124,7 +130,12 @@ def group_prompt_input(
     names = store.groups.speaker_names({m.speaker_id for m in history if m.speaker_id})
     names.update({m.character_id: m.name for m in members})
     turns = group_history(history, names, speaker.name)
-    inp = replace(inp, history=turns + inp.history, continue_last=continue_last)
+    inp = replace(
+        inp,
+        history=turns + inp.history,
+        continue_last=continue_last,
+        macros=replace(inp.macros, group=group_names(members)),
+    )
     return GroupPrompt(inp, member_stops(members, speaker_id), speaker, path_ids)
 
 
