@@ -52,6 +52,22 @@ class PromptInspector(QDialog):
         lay.addWidget(self.text, 1)
         for warning in prompt.warnings:
             lay.addWidget(_plain_label("⚠ " + warning))  # may quote a template's error
+        unknown = getattr(prompt, "unknown_macros", None) or []
+        self.unknown_label = None
+        if unknown:  # left as written: a typo, or a macro Parlor does not know
+            self.unknown_label = _plain_label(
+                self.tr("Unknown macros, sent as written: {0}").format(", ".join(unknown))
+            )
+            lay.addWidget(self.unknown_label)
+        banned = getattr(prompt, "banned_words", None) or []
+        if banned:
+            lay.addWidget(
+                _plain_label(
+                    self.tr("Banned words (taken out of the prompt, not enforced): {0}").format(
+                        ", ".join(banned)
+                    )
+                )
+            )
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
