@@ -140,3 +140,72 @@ def test_a_bad_lorebook_file_names_itself(make_editor, tmp_path):
     with pytest.raises(CardError, match="broken.json"):
         editor.import_file(str(bad))
     assert editor.entry_count() == 2
+
+
+def test_the_character_filter_is_edited_and_exported_as_sillytavern_writes_it(
+    make_editor, tmp_path
+):
+    """SillyTavern's entry editor sets `characterFilter` {names, tags, isExclude} and drops it
+    when emptied; the filter then keeps the entry to (or away from) those characters."""
+    from app.core.prompt.worldinfo import Book, run_world_info
+
+    editor = make_editor(load_lorebook(FIXTURES / "st_world_info.json"))
+    advanced = editor.form.advanced
+    assert advanced.filter_names.text() == "" and not advanced.filter_exclude.isChecked()
+    advanced.filter_names.setText("Mira, Bob ,")
+    advanced.filter_names.textEdited.emit(advanced.filter_names.text())
+    advanced.filter_tags.setText("elf")
+    advanced.filter_tags.textEdited.emit("elf")
+    advanced.filter_exclude.setChecked(True)
+    out = tmp_path / "filtered.json"
+    editor.export_file(str(out))
+    exported = json.loads(out.read_text("utf-8"))
+    original = lorebook_to_world_info(load_lorebook(FIXTURES / "st_world_info.json"))
+    wanted = {"isExclude": True, "names": ["Mira", "Bob"], "tags": ["elf"]}
+    assert exported["entries"]["0"]["characterFilter"] == wanted
+    exported["entries"]["0"]["characterFilter"] = original["entries"]["0"]["characterFilter"]
+    assert exported == original
+
+    book = editor.book()
+    label = book["entries"][0].get("comment") or book["entries"][0]["keys"][0]
+    lines = [" ".join(book["entries"][0]["keys"])]
+
+    def fires(character, tags=()):
+        result = run_world_info(
+            [Book("w", book)],
+            lines,
+            max_context=10_000,
+            count_tokens=len,
+            character=character,
+            character_tags=tags,
+        )
+        return label in result.fired
+
+    assert not fires("Mira") and not fires("Ann", ("Elf",)) and fires("Ann", ("human",))
+
+    advanced.filter_names.setText("")
+    advanced.filter_names.textEdited.emit("")
+    advanced.filter_tags.setText("")
+    advanced.filter_tags.textEdited.emit("")
+    advanced.filter_exclude.setChecked(False)
+    entry = editor.book()["entries"][0]
+    assert "characterFilter" not in entry["extensions"].get("parlor_world_info", {})
+
+
+def test_a_cards_own_filter_is_edited_where_it_is(make_editor):
+    """A card's book written by SillyTavern keeps the filter as `extensions.character_filter`
+    (`setWIOriginalDataValue`); the edit goes there, not into a second copy."""
+    book = hana_book()
+    book["entries"][0].setdefault("extensions", {})["character_filter"] = {
+        "isExclude": False,
+        "names": ["Hana"],
+        "tags": [],
+    }
+    editor = make_editor(copy.deepcopy(book))
+    advanced = editor.form.advanced
+    assert advanced.filter_names.text() == "Hana"
+    advanced.filter_names.setText("Hana, Ren")
+    advanced.filter_names.textEdited.emit("Hana, Ren")
+    ext = editor.book()["entries"][0]["extensions"]
+    assert ext["character_filter"]["names"] == ["Hana", "Ren"]
+    assert "parlor_world_info" not in ext or "characterFilter" not in ext["parlor_world_info"]

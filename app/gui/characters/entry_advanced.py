@@ -1,6 +1,7 @@
 """The world-info fields of a lorebook entry that SillyTavern keeps under `extensions`:
 secondary-key logic, scan depth, whole words, probability, timed effects, inclusion group,
-recursion. Each is written back only when its widget changed, like the rest of the form."""
+recursion, and the character filter. Each is written back only when its widget changed, like
+the rest of the form."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QWidget,
 )
+
+from app.core.prompt.worldinfo.entry import ST_FILTER, WI_EXTRA, filter_of
 
 LOGIC = (("And any", 0), ("Not all", 1), ("Not any", 2), ("And all", 3))
 TRI = (("Global setting", None), ("Yes", True), ("No", False))
@@ -74,6 +77,17 @@ class AdvancedFields(QWidget):
             10,
             tr("0: off; fires only in recursion, from this level"),
         )
+        self.filter_names = QLineEdit()
+        self.filter_names.setAccessibleName(tr("Characters"))
+        self.filter_names.setPlaceholderText(tr("Character names, separated by commas"))
+        self.filter_tags = QLineEdit()
+        self.filter_tags.setAccessibleName(tr("Character tags"))
+        self.filter_tags.setPlaceholderText(tr("Tags of the characters, separated by commas"))
+        self.filter_exclude = QCheckBox(tr("All but these"))
+        self.filter_exclude.setToolTip(
+            tr("Off: only for these characters or tags. On: for every other character.")
+        )
+        self._filter_key = WI_EXTRA  # where the entry keeps its filter (see `_store_filter`)
         self._shown: dict[str, Any] = {}
         self._build()
 
@@ -98,6 +112,8 @@ class AdvancedFields(QWidget):
         )
         form.addRow(tr("Recursion"), _row(self.exclude_recursion, self.prevent_recursion))
         form.addRow(tr("Delay until recursion"), self.delay_recursion)
+        form.addRow(tr("Only for characters"), self.filter_names)
+        form.addRow(tr("Only for tags"), _row(self.filter_tags, self.filter_exclude))
         for spin in (
             self.scan_depth,
             self.probability,
@@ -115,9 +131,11 @@ class AdvancedFields(QWidget):
             self.group_override,
             self.exclude_recursion,
             self.prevent_recursion,
+            self.filter_exclude,
         ):
             check.toggled.connect(self.edited)
-        self.group.textEdited.connect(self.edited)
+        for line in (self.group, self.filter_names, self.filter_tags):
+            line.textEdited.connect(self.edited)
 
     def load(self, ext: dict) -> None:
         self.blockSignals(True)
@@ -141,6 +159,11 @@ class AdvancedFields(QWidget):
         self.prevent_recursion.setChecked(ext.get("prevent_recursion") is True)
         level = ext.get("delay_until_recursion")
         self.delay_recursion.setValue(1 if level is True else _int(level, 0))
+        self._filter_key = ST_FILTER if isinstance(ext.get(ST_FILTER), dict) else WI_EXTRA
+        raw = filter_of(ext) or {}
+        self.filter_names.setText(", ".join(_strings(raw.get("names"))))
+        self.filter_tags.setText(", ".join(_strings(raw.get("tags"))))
+        self.filter_exclude.setChecked(raw.get("isExclude") is True)
         self.blockSignals(False)
         self._shown = self.values()
 
@@ -164,6 +187,11 @@ class AdvancedFields(QWidget):
             "exclude_recursion": self.exclude_recursion.isChecked(),
             "prevent_recursion": self.prevent_recursion.isChecked(),
             "delay_until_recursion": level if level > 1 else bool(level),
+            "characterFilter": {
+                "isExclude": self.filter_exclude.isChecked(),
+                "names": _split(self.filter_names.text()),
+                "tags": _split(self.filter_tags.text()),
+            },
         }
 
     def store(self, ext: dict) -> bool:
@@ -171,10 +199,34 @@ class AdvancedFields(QWidget):
         changed = False
         for key, value in self.values().items():
             if value != self._shown.get(key):
-                ext[key] = value
+                if key == "characterFilter":
+                    self._store_filter(ext, value)
+                else:
+                    ext[key] = value
                 changed = True
         self._shown = self.values()
         return changed
+
+    def _store_filter(self, ext: dict, value: dict[str, Any]) -> None:
+        """Where the entry had its filter (a card's book written by SillyTavern keeps it as
+        `extensions.character_filter`), else as SillyTavern world info's `characterFilter`;
+        an empty filter is removed, as SillyTavern's editor does."""
+        empty = not value["names"] and not value["tags"] and not value["isExclude"]
+        if self._filter_key == ST_FILTER:
+            if empty:
+                ext.pop(ST_FILTER, None)
+            else:
+                ext[ST_FILTER] = value
+            return
+        extra = ext.get(WI_EXTRA)
+        if not isinstance(extra, dict):
+            extra = ext[WI_EXTRA] = {}
+        if empty:
+            extra.pop("characterFilter", None)
+            if not extra:
+                del ext[WI_EXTRA]
+        else:
+            extra["characterFilter"] = value
 
 
 def toggle_regex(keys: list[str], on: bool) -> list[str]:
@@ -197,6 +249,14 @@ _REGEX_KEY = re.compile(r"/([\s\S]+?)/([gimsuy]*)")  # SillyTavern's parseRegexF
 
 def _unescape(pattern: str) -> str:
     return re.sub(r"\\(.)", r"\1", pattern)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in value if isinstance(v, (str, int))] if isinstance(value, list) else []
 
 
 def _row(*widgets: QWidget) -> QHBoxLayout:

@@ -361,5 +361,61 @@ def test_entries_filtered_by_character():
         )
         return fired(result), reason(result, "not" if character == "Mira" else "only")
 
-    assert names("Mira") == ({"only", "any"}, "not for Mira")
-    assert names("Bob") == ({"not", "any"}, "not for Bob")
+    assert names("Mira") == (
+        {"only", "any"},
+        "filtered out for this character (Mira): not for Mira",
+    )
+    assert names("Bob") == ({"not", "any"}, "filtered out for this character (Bob): only for Mira")
+
+
+def test_entries_filtered_by_the_characters_tags():
+    """`checkWorldInfo`: after the names, `characterFilter.tags` keeps an entry to characters
+    with one of the tags (or with `isExclude` away from them); an entry with both must pass
+    both. (SillyTavern's tags are its own tag ids; Parlor compares the card's tags, in any
+    case.) Written into a card's own book, the filter is `extensions.character_filter`."""
+
+    def wi(uid, name, **flt):
+        return {
+            "uid": uid,
+            "key": ["rain"],
+            "content": name,
+            "comment": name,
+            "characterFilter": {"isExclude": False, "names": [], "tags": [], **flt},
+        }
+
+    world = {
+        "entries": {
+            "0": wi(0, "elves", tags=["Elf"]),
+            "1": wi(1, "no elves", tags=["elf"], isExclude=True),
+            "2": wi(2, "Mira the elf", names=["Mira"], tags=["elf"]),
+        }
+    }
+    from app.core.cards import lorebook_from_json
+
+    book = lorebook_from_json(world)
+    book["entries"].append(
+        {
+            "keys": ["rain"],
+            "content": "card",
+            "name": "card filter",
+            "extensions": {"character_filter": {"names": ["Bob"], "isExclude": True}},
+        }
+    )
+
+    def run_for(character, tags):
+        return run_world_info(
+            [Book("w", book)],
+            ["rain"],
+            max_context=1000,
+            count_tokens=len,
+            character=character,
+            character_tags=tags,
+        )
+
+    assert fired(run_for("Mira", ("ELF", "archer"))) == {"elves", "Mira the elf", "card filter"}
+    assert fired(run_for("Mira", ("human",))) == {"no elves", "card filter"}
+    assert fired(run_for("Bob", ("elf",))) == {"elves"}
+    human = run_for("Bob", ())
+    assert reason(human, "elves") == "filtered out for this character (Bob): only for tags Elf"
+    assert reason(human, "Mira the elf") == ("filtered out for this character (Bob): only for Mira")
+    assert reason(human, "card filter") == "filtered out for this character (Bob): not for Bob"

@@ -69,8 +69,10 @@ def run_world_info(
     timed_state: Any = None,
     chat_length: int | None = None,
     character: str = "",
+    character_tags: tuple[str, ...] = (),
 ) -> LoreResult:
-    """Fire the books' entries on `lines` (the chat, newest first)."""
+    """Fire the books' entries on `lines` (the chat, newest first), for `character` (the
+    card's name) with `character_tags` (its tags): entries with a character filter ask."""
     settings = settings or WorldInfoSettings()
     entries = sort_entries(books, settings.strategy)
     if not entries:
@@ -87,6 +89,7 @@ def run_world_info(
             timed_state,
             chat_length,
             character,
+            character_tags,
         )
     )
     placement = place(scan)

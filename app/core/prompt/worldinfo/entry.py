@@ -83,6 +83,73 @@ _LOGIC_NAMES = {
 }
 
 
+@dataclass(frozen=True)
+class CharacterFilter:
+    """SillyTavern's per-entry `characterFilter`: `{names, tags, isExclude}`.
+
+    SillyTavern (`checkWorldInfo`) keeps an entry to the characters named (or, with
+    `isExclude`, away from them), then to the characters with one of the tags (or away). It
+    names a character by its card's file name without the extension, which is the name the
+    card was imported as; Parlor names it by the card's name. Its tags are its own tag ids;
+    Parlor's are the card's tags, compared without regard to case. A tag id written by
+    SillyTavern matches no tag here, as it matches none on another SillyTavern install.
+    In a group chat the character is the member who speaks, as in SillyTavern's group loop.
+    """
+
+    names: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    is_exclude: bool = False
+
+    @classmethod
+    def from_extensions(cls, ext: dict[str, Any]) -> CharacterFilter | None:
+        """The filter as a book entry keeps it: `extensions.parlor_world_info.characterFilter`
+        (read from SillyTavern world info by app.core.cards), or `extensions.character_filter`
+        (what SillyTavern writes into a card's own book); None when it filters nothing."""
+        raw = filter_of(ext)
+        if raw is None:
+            return None
+        found = cls(_names(raw.get("names")), _names(raw.get("tags")), raw.get("isExclude") is True)
+        return found if found.names or found.tags else None
+
+    def blocks(self, character: str, tags: tuple[str, ...]) -> str:
+        """Why the entry is filtered out for `character` with `tags`, or "" when it is not."""
+        if self.names:
+            named = character in self.names
+            if named == self.is_exclude:
+                listed = ", ".join(self.names)
+                return f"filtered out for this character ({character or 'none'}): " + (
+                    f"not for {listed}" if self.is_exclude else f"only for {listed}"
+                )
+        if self.tags and character:  # SillyTavern: no character, no tag check
+            own = {t.casefold() for t in tags}
+            tagged = any(t.casefold() in own for t in self.tags)
+            if tagged == self.is_exclude:
+                listed = ", ".join(self.tags)
+                return f"filtered out for this character ({character}): " + (
+                    f"not for tags {listed}" if self.is_exclude else f"only for tags {listed}"
+                )
+        return ""
+
+
+WI_EXTRA = "parlor_world_info"  # app.core.cards.lorebook.WI_EXTRA (cards may not be imported)
+ST_FILTER = "character_filter"
+
+
+def filter_of(ext: dict[str, Any]) -> dict[str, Any] | None:
+    """The raw `characterFilter` dict of a book entry's `extensions`, if any."""
+    extra = ext.get(WI_EXTRA)
+    raw = ext.get(ST_FILTER)
+    if not isinstance(raw, dict) and isinstance(extra, dict):
+        raw = extra.get("characterFilter")
+    return raw if isinstance(raw, dict) else None
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(str(v) for v in value if isinstance(v, (str, int)) and not isinstance(v, bool))
+
+
 @dataclass(eq=False)  # identity matters: the scanner keeps sets of entries
 class WIEntry:
     uid: Any
@@ -118,8 +185,7 @@ class WIEntry:
     additional: tuple[str, ...] = ()  # @@additional_keys (V3 decorator)
     exclude: tuple[str, ...] = ()  # @@exclude_keys (V3 decorator)
     hash: str = ""
-    # SillyTavern's characterFilter by name: (names, is_exclude); empty names: no filter
-    only_for: tuple[tuple[str, ...], bool] = ((), False)
+    character_filter: CharacterFilter | None = None  # SillyTavern's `characterFilter`
     # per (case, whole words): the keys that are single ASCII words, and whether others exist
     plans: dict = field(default_factory=dict, repr=False)
 
@@ -179,7 +245,7 @@ def entry_from_book(raw: dict[str, Any], index: int, world: str) -> WIEntry:
         exclude=tuple(_strings(decorators.get("exclude_keys"))),
         # only timed entries need one (it finds them again in the stored effects)
         hash=_hash(raw) if ext.get("sticky") or ext.get("cooldown") else "",
-        only_for=_character_filter(ext),
+        character_filter=CharacterFilter.from_extensions(ext),
     )
 
 
@@ -254,17 +320,6 @@ def parse_decorators(content: str) -> tuple[dict[str, str], str]:
         if known and name not in found:
             found[name] = value.strip()
     return found, "\n".join(lines[i:]).strip()
-
-
-def _character_filter(ext: dict) -> tuple[tuple[str, ...], bool]:
-    """`characterFilter` as SillyTavern world info writes it (kept by app.core.cards under
-    `extensions.parlor_world_info`). Only names count: its tags are SillyTavern's own ids."""
-    extra = ext.get("parlor_world_info") if isinstance(ext.get("parlor_world_info"), dict) else {}
-    raw = ext.get("character_filter", extra.get("characterFilter"))
-    if not isinstance(raw, dict):
-        return (), False
-    names = tuple(str(n) for n in raw.get("names") or [] if isinstance(n, str) and n)
-    return names, raw.get("isExclude") is True
 
 
 def _position(ext_position: Any, position: Any) -> Position:

@@ -36,6 +36,9 @@ class LoreInput:
     timed_state: Any = None  # sticky/cooldown state in effect on this branch
     authors_note: AuthorsNote | None = None
     scenario: str | None = None  # the chat's own scenario (chat_metadata.scenario)
+    # a group in join mode: every counted member's note (getGroupDepthPrompts), each with
+    # its own macros filled in; None: the card's own note
+    character_notes: list[CharacterNote] | None = None
 
 
 @dataclass
@@ -87,13 +90,18 @@ def lore_for_prompt(
         timed_state=lore.timed_state,
         chat_length=len(history),
         character=str(card.get("name") or ""),
+        character_tags=_tags(card),
     )
     placed = result.placement
     users = sum(1 for m in history if m.role == "user")
     note = lore.authors_note or AuthorsNote()
     note_text = expand(note_with_lore(note, placed, users))
-    char_note = CharacterNote.from_card(card)
-    char_note.text = expand(char_note.text)
+    char_note: CharacterNote | list[CharacterNote]
+    if lore.character_notes is None:
+        char_note = CharacterNote.from_card(card)
+        char_note.text = expand(char_note.text)
+    else:
+        char_note = list(lore.character_notes)
     prompts = in_chat_prompts(note, note_text, char_note, placed)
     names = {Role.USER: user, Role.ASSISTANT: char}
     return PromptLore(
@@ -109,6 +117,11 @@ def lore_for_prompt(
         examples_after=list(placed.em_bottom),
         history=inject(history, prompts, continue_last, names),
     )
+
+
+def _tags(card: dict[str, Any]) -> tuple[str, ...]:
+    tags = card.get("tags")
+    return tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ()
 
 
 def _line(m: Message, include_names: bool) -> str:

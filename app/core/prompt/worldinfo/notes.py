@@ -100,13 +100,21 @@ def note_with_lore(note: AuthorsNote | None, placement: Placement, user_messages
 
 
 def in_chat_prompts(
-    note: AuthorsNote | None, note_text: str, char_note: CharacterNote, placement: Placement
+    note: AuthorsNote | None,
+    note_text: str,
+    char_note: CharacterNote | list[CharacterNote],
+    placement: Placement,
 ) -> list[InChat]:
+    """`char_note` is the card's note, or a group's list of its members' notes (SillyTavern's
+    `getGroupDepthPrompts`, each kept as `DEPTH_PROMPT_<n>` among those with text)."""
     prompts = []
     note = note or AuthorsNote()
     if note_text and note.position == NotePosition.IN_CHAT:
         prompts.append(InChat("2_floating_prompt", note_text, note.depth, note.role))
-    if char_note.text:
+    if isinstance(char_note, list):
+        for i, member in enumerate(n for n in char_note if n.text):
+            prompts.append(InChat(f"DEPTH_PROMPT_{i}", member.text, member.depth, member.role))
+    elif char_note.text:
         prompts.append(InChat("DEPTH_PROMPT", char_note.text, char_note.depth, char_note.role))
     for group in placement.depth:
         prompts.append(

@@ -52,6 +52,7 @@ class ScanInput:
     timed_state: Any = None
     chat_length: int | None = None  # messages in the chat (default: len(lines))
     character: str = ""  # the character's name, for entries filtered by character
+    character_tags: tuple[str, ...] = ()  # and its card's tags
 
 
 @dataclass
@@ -322,7 +323,7 @@ class _Scan:
             or e.cooldown
             or e.delay_until_recursion
             or e.exclude_recursion
-            or e.only_for[0]
+            or e.character_filter
         ):  # others cannot be blocked: no checks
             blocked = self._blocked(e, state, sticky)
             if blocked:
@@ -349,9 +350,10 @@ class _Scan:
     def _blocked(self, e: WIEntry, state: ScanState, sticky: bool) -> str:
         if e.disabled:
             return "disabled"
-        names, exclude = e.only_for
-        if names and (self.inp.character in names) == exclude:
-            return f"not for {self.inp.character or 'this character'}"
+        if e.character_filter is not None:
+            filtered = e.character_filter.blocks(self.inp.character, self.inp.character_tags)
+            if filtered:
+                return filtered
         if self.timed.is_active("delay", e):
             return f"delayed until the chat has {e.delay} messages"
         if self.timed.is_active("cooldown", e) and not sticky:
