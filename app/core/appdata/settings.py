@@ -125,6 +125,9 @@ class Settings:
     speech_color: str = ""  # "quoted speech" in messages, #rrggbb; empty: the theme's
     action_color: str = ""  # *actions* in messages, #rrggbb; empty: the theme's
     thought_color: str = ""  # __thoughts__ in messages, #rrggbb; empty: the theme's
+    # a character's chat background (its id, as text -> a picture in data/backgrounds);
+    # a chat's own background (in the chat's extra) comes first
+    character_backgrounds: dict = field(default_factory=dict)
     hf_endpoint: str = ""  # a Hugging Face mirror; empty: HF_ENDPOINT or the hub
     first_run_done: bool = False  # the first-run guide was finished or skipped
     log_text: bool = False  # the log may quote chat text (for bug reports); else lengths

@@ -127,6 +127,7 @@ class CharacterLibrary(QWidget):
         super().__init__(parent)
         self.store = store
         self.count_tokens = count_tokens
+        self.menu_extras: list = []  # callables (menu, character id) adding their entries
         self.model = QStandardItemModel(self)
         self.proxy = SearchFilter(self)
         self.proxy.setSourceModel(self.model)
@@ -517,6 +518,8 @@ class CharacterLibrary(QWidget):
                 self.tr("Remove from favourites") if fav else self.tr("Add to favourites"),
                 lambda: self.set_favourite(cid, not fav),
             )
+            for extra in self.menu_extras:
+                extra(menu, cid)
             export = menu.addMenu(self.tr("Export"))
             export.addAction(self.tr("PNG card…"), lambda: self._choose_export(cid, "png"))
             export.addAction(self.tr("JSON (V3)…"), lambda: self._choose_export(cid, "v3"))

@@ -16,7 +16,7 @@ from app.core.store import StoreError
 from app.gui.characters.library_view import SortKey, ViewMode
 from app.gui.characters.portrait_panel import PortraitPanel
 from app.gui.characters.vocab_counter import counter_for
-from app.gui.chat.background import ChatBackground
+from app.gui.chat.background import ChatBackground, install_background
 from app.gui.chat.delegate import chat_colors
 from app.gui.chat.message_ops import MessageOps
 from app.gui.theme import CHAT_TEXT, apply_chat_font
@@ -207,35 +207,8 @@ def _portrait_panel(window) -> PortraitPanel:
 
 
 def _background(window) -> ChatBackground:
-    """A picture behind the chat, chosen per chat from the Chat menu."""
-    background = ChatBackground(window.chat_view, window.ctx, window.ctx.paths.data / "backgrounds")
-    window.controller.chat_opened.connect(background.show_for)
-    background.show_for(window.controller.chat_id)
-    menu = next(
-        (
-            a.menu()
-            for a in window.menuBar().actions()
-            if a.menu() is not None and a.text().replace("&", "") == "Chat"
-        ),
-        None,
-    )
-    if menu is not None:
-        menu.addSeparator()
-        menu.addAction(
-            window.tr("Background image…"),
-            lambda: (
-                window.controller.chat_id is not None
-                and background.choose(window.controller.chat_id)
-            ),
-        )
-        menu.addAction(
-            window.tr("No background image"),
-            lambda: (
-                window.controller.chat_id is not None
-                and background.clear(window.controller.chat_id)
-            ),
-        )
-    return background
+    """A picture behind the chat, per chat (Chat menu) or per character (library menu)."""
+    return install_background(window)
 
 
 def _count_with(window, model_path: str) -> None:
