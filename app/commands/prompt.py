@@ -20,6 +20,7 @@ from app.core.prompt import (
     template_from_gguf,
 )
 from app.core.prompt.instruct import instruct_template, shipped_instruct
+from app.core.prompt.macros import MacroInput, Variables
 from app.core.prompt.st_chat import read_st_chat
 from app.core.prompt.worldinfo import AuthorsNote, Book, Source
 from app.core.prompt.worldinfo.in_prompt import LoreInput
@@ -99,7 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="print JSON: prompt, tokens, parts, dropped_messages, lore "
         "(fired entries in prompt order), lore_trace (every entry, fired "
-        "or not, and why)",
+        "or not, and why), unknown_macros (left as written), banned_words",
     )
     parser.set_defaults(handler=run)
 
@@ -139,8 +140,9 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(f"speaker: {speaker}", file=sys.stderr)
     else:
+        macros = _chat_macros(chat.metadata if chat else {}, args.model)
         built = build_prompt(
-            PromptInput(card, str(user), args.persona, history, lore=lore),
+            PromptInput(card, str(user), args.persona, history, lore=lore, macros=macros),
             template,
             count,
             args.ctx,
@@ -162,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
             "lore_trace": [t.as_json() for t in built.lore_trace],
             "stop": built.stop,
             "warnings": built.warnings,
+            "unknown_macros": built.unknown_macros,  # left as written
+            "banned_words": built.banned_words,  # {{banned "..."}}: taken out of the prompt
             **({"speaker": speaker} if speaker else {}),
         },
         sys.stdout,
@@ -190,6 +194,17 @@ def _chat_lore(header: dict[str, Any], books: list[Book], source: str) -> LoreIn
         timed_state=meta.get("timedWorldInfo"),
         authors_note=AuthorsNote.from_chat_metadata(meta),
         scenario=scenario if isinstance(scenario, str) and scenario else None,
+    )
+
+
+def _chat_macros(header: dict[str, Any], model: str | None) -> MacroInput:
+    """The chat file's own variables (SillyTavern's `chat_metadata.variables`; what the
+    prompt's {{setvar}}s change is not written back) and the model's name."""
+    meta = header.get("chat_metadata") if isinstance(header.get("chat_metadata"), dict) else {}
+    variables = meta.get("variables")
+    return MacroInput(
+        variables=Variables(chat=dict(variables)) if isinstance(variables, dict) else None,
+        model=Path(model).name if model else None,
     )
 
 
