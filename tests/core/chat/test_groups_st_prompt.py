@@ -91,9 +91,11 @@ def count_many(texts):
     return [len(t) // 4 + 1 for t in texts]
 
 
-def _prompt(store, settings: GroupSettings, template: str, story_string: str | None = None):
+def _prompt(
+    store, settings: GroupSettings, template: str, story_string: str | None = None, cards=CARDS
+):
     """The chat: Ann's and Bob's greetings, the user's line, Ann's reply; Cid speaks next."""
-    ids = [store.characters.add(c) for c in CARDS]
+    ids = [store.characters.add(c) for c in cards]
     gid = store.groups.create("Inn", ids, settings)
     chat = store.groups.new_chat(gid, [(ids[0], "Welcome."), (ids[1], "Evening.")])
     user = store.messages.append(chat, store.messages.active_leaf(chat), "user", "Hello all. Cid?")
@@ -270,3 +272,38 @@ def test_the_doubled_example_names_are_the_only_difference(store, template):
     )
     assert built.text != st and built.text == ours(st)
     assert st.count("Uma: Uma: ") == 1 and st.count("Cid: Cid: ") == 1
+
+
+def test_join_mode_sends_every_members_character_note(store):
+    """group-chats.js `getGroupDepthPrompts`: in join mode each member's
+    `extensions.depth_prompt` (its own {{char}} filled in) is injected as
+    `DEPTH_PROMPT_<n>`; `getExtensionPrompt` joins one depth and role's prompts in key order
+    with "\\n", and `doChatInject` puts them `depth` lines from the end as a narrator line,
+    which `formatInstructModeChat` writes with the system sequence and no name. In swap mode
+    `getGroupDepthPrompts` is empty and only the speaker's own note is sent."""
+    notes = {
+        "Ann": "[{{char}} eyes {{user}}.]",
+        "Cid": "[{{char}} purrs.]",
+    }
+    cards = [
+        {
+            **c,
+            "extensions": {
+                "depth_prompt": {"prompt": notes[c["name"]], "depth": 1, "role": "system"}
+            },
+        }
+        if c["name"] in notes
+        else c
+        for c in CARDS
+    ]
+    joined = _prompt(store, JOIN, "ChatML", cards=cards).text
+    swapped = _prompt(store, GroupSettings(card_mode=CardMode.SWAP), "ChatML", cards=cards).text
+    newest = "<|im_start|>assistant\nAnn: He naps.<|im_end|>"
+    assert joined == ours(
+        CHATML_JOIN.replace(
+            newest, "<|im_start|>system\n[Ann eyes Uma.]\n[Cid purrs.]<|im_end|>\n" + newest
+        )
+    )
+    assert swapped == ours(
+        CHATML_SWAP.replace(newest, "<|im_start|>system\n[Cid purrs.]<|im_end|>\n" + newest)
+    )

@@ -12,9 +12,10 @@ A group scenario replaces the members' scenarios in both modes (`scenarioOverrid
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.core.prompt import MacroContext, expand_macros
+from app.core.prompt.worldinfo import CharacterNote
 from app.core.store.groups import CardMode, GroupSettings
 
 JOINED_FIELDS = (
@@ -83,6 +84,25 @@ def joined_fields(
     if settings.scenario.strip():
         joined["scenario"] = settings.scenario.strip()
     return joined
+
+
+def member_notes(
+    members: list[MemberCard], speaker_id: int, settings: GroupSettings, user: str
+) -> list[CharacterNote] | None:
+    """Join mode's character notes (`getGroupDepthPrompts`): every unmuted member's, and the
+    speaker's even when muted (muted members stay out in join-with-muted mode too), each
+    with its own `{{char}}`. None in swap mode: the speaker's card brings its own."""
+    if settings.card_mode is CardMode.SWAP:
+        return None
+    notes = []
+    for m in members:
+        if m.muted and m.character_id != speaker_id:
+            continue
+        note = CharacterNote.from_card(m.card)
+        if note.text:
+            ctx = MacroContext(char=m.name, user=user)
+            notes.append(replace(note, text=expand_macros(note.text, ctx, "a character's note")))
+    return notes
 
 
 def speaker_card(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from app.core.chat.groups.cards import MemberCard, group_greetings, speaker_card
+from app.core.chat.groups.cards import MemberCard, group_greetings, member_notes, speaker_card
 from app.core.chat.groups.prompt import group_names, member_stops
 from app.core.chat.groups.speakers import (
     Candidate,
@@ -106,7 +106,11 @@ def group_prompt(
         for m in members
         if m.character_id != speaker.character_id and (b := card_book(m.card)) is not None
     ]
-    lore = replace(lore, books=others + list(lore.books))
+    lore = replace(
+        lore,
+        books=others + list(lore.books),
+        character_notes=member_notes(members, speaker.character_id, settings, user),
+    )
     if isinstance(template, InstructTemplate):
         template = replace(template, in_group=True)
     built = build_prompt(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from app.core.appdata.settings import Settings
-from app.core.chat.groups.cards import MemberCard, speaker_card
+from app.core.chat.groups.cards import MemberCard, member_notes, speaker_card
 from app.core.chat.job import (
     PromptJob,
     TokenCounter,
@@ -125,7 +125,11 @@ def group_prompt_input(
     card = speaker_card(members, speaker_id, group.settings, user, _wraps(settings))
     path_ids = [m.id for m in history]
     lore = lore_input(WorldInfoStore(store), chat_id, speaker_id, path_ids)
-    lore = replace(lore, books=lore.books + member_books(store, members, lore, speaker_id))
+    lore = replace(
+        lore,
+        books=lore.books + member_books(store, members, lore, speaker_id),
+        character_notes=member_notes(members, speaker_id, group.settings, user),
+    )
     inp = prompt_input(card, settings, [], instruction=instruction, persona=persona, lore=lore)
     names = store.groups.speaker_names({m.speaker_id for m in history if m.speaker_id})
     names.update({m.character_id: m.name for m in members})
