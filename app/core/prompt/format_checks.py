@@ -7,6 +7,7 @@ did) is itself the freeze it was meant to prevent. Widths are the sum over every
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from itertools import count
 from string import Formatter
@@ -135,3 +136,23 @@ def wordwrap_cost(text_length: int, width: int) -> int:
     """Work `textwrap` does, roughly: a long word is cut one line at a time, each cut
     copying the rest of the word, so it grows with length squared over width."""
     return text_length * (text_length // max(width, 1) + 1)
+
+
+def deep_bytes(value: Any) -> int:
+    """About how much memory `value` holds: `sys.getsizeof` of each string and container
+    (a string's width per character included), shared items counted once."""
+    return _bytes(value, set(), 0)
+
+
+def _bytes(value: Any, seen: set[int], depth: int) -> int:
+    if isinstance(value, (str, bytes, int, float)):
+        return sys.getsizeof(value)
+    if not isinstance(value, (list, tuple, dict)):
+        return 0  # namespaces, undefineds, functions: their contents were counted when built
+    if depth > _MAX_NESTING:
+        return HUGE
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
+    items = (*value.keys(), *value.values()) if isinstance(value, dict) else value
+    return sys.getsizeof(value) + sum(_bytes(v, seen, depth + 1) for v in items)

@@ -4,7 +4,14 @@ A GGUF file comes from a stranger, and so does its template. It runs in Jinja's
 `ImmutableSandboxedEnvironment` (attribute walks to `__globals__` and friends raise
 `SecurityError`) with limits on top: every loop iteration and every call checks a deadline,
 operators and filters that can build huge strings or numbers check the size first, and the
-output is measured while it is generated. A template that breaks a limit is refused for good;
+output is measured while it is generated. Memory has a hard limit of its own: every value
+the template builds (each operator's, call's, filter's and `~`'s result) is added to a
+ledger of bytes for the render, so a template cannot hold gigabytes by keeping many values
+that each pass the size check (a namespace list grown in a loop, hundreds of `set`s, deep
+recursion). The ledger never subtracts, so it bounds what the render allocates, and with it
+what it can hold; it lives in the sandbox rather than in `RLIMIT_AS`, which is per process
+(llama.cpp's mmap shares the engine child's address space, the GUI's everything else) and
+missing on Windows and macOS. A template that breaks a limit is refused for good;
 one that fails (for example `raise_exception` on a system message) is retried with the
 conversation reshaped, and otherwise the closest preset renders it, with a visible warning.
 """
@@ -26,6 +33,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
 from app.core.prompt.format_checks import (
+    deep_bytes,
     deep_size,
     format_width,
     percent_width,
@@ -70,6 +78,9 @@ class Limits:
     seconds: float = 2.0
     max_chars: int = 4_000_000  # output and any one value; raised for long chats (4 x input)
     max_source: int = 256_000
+    # Bytes of all the values one render builds; raised for long chats (32 x input). Real
+    # templates build a few times their input (trimmed contents, the joined output).
+    max_memory: int = 128 * 2**20
 
 
 class _Budget:
@@ -77,6 +88,8 @@ class _Budget:
         self.seconds = limits.seconds
         self.deadline = time.monotonic() + limits.seconds
         self.max_chars = max(limits.max_chars, 4 * input_chars)
+        self.max_bytes = max(limits.max_memory, 32 * input_chars)
+        self.built = 0  # bytes of the values built so far (the ledger)
         self.depth = 0
 
 
@@ -138,6 +151,18 @@ class SafeEnvironment(ImmutableSandboxedEnvironment):
     def check_size(self, value: Any) -> Any:
         if _size(value) > self.max_chars():
             raise TemplateLimitError(f"a value longer than {self.max_chars()} characters")
+        return self.charge(value)
+
+    def charge(self, value: Any) -> Any:
+        """Add a value just built to the render's ledger; over the limit, stop the render."""
+        budget = getattr(self._local, "budget", None)
+        if budget is not None:  # None while compiling: constants are checked by size only
+            budget.built += deep_bytes(value)
+            if budget.built > budget.max_bytes:
+                raise TemplateLimitError(
+                    f"the template built more than {budget.max_bytes // 2**20} MB of values "
+                    "(its memory limit)"
+                )
         return value
 
     def refuse_if(self, condition: bool, what: str) -> None:
@@ -182,7 +207,7 @@ class SafeEnvironment(ImmutableSandboxedEnvironment):
         """The `~` operator, measured before it joins."""
         strings = [v if isinstance(v, str) else str(v) for v in values]
         self.refuse_if(sum(map(len, strings)) > self.max_chars(), "joining with ~")
-        return "".join(strings)
+        return self.charge("".join(strings))
 
     def _guard_filter(self, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         precheck = _FILTER_CHECKS.get(name)
