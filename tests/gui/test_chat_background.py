@@ -106,15 +106,17 @@ def test_the_library_menu_sets_and_clears_a_characters_background(qtbot, make_wi
 @pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize("colour", ["#ffffff", "#000000", "#e03020"])
 def test_text_over_the_picture_stays_readable(qtbot, make_window, tmp_path, theme, colour):
-    """The scrim keeps WCAG's 4.5:1 contrast for body text over any picture."""
+    """The scrim keeps WCAG's 4.5:1 contrast for body text over any picture, also after
+    the theme changes under it (the picture is set in the other theme first)."""
     window = make_window()
-    apply_theme(QApplication.instance(), theme)
+    apply_theme(QApplication.instance(), "dark" if theme == "light" else "light")
     try:
         window.chat_background.set_image(
             window.controller.chat_id, str(_picture(tmp_path / "p.png", colour))
         )
-        qtbot.waitUntil(lambda: _has_texture(window))
-        QApplication.processEvents()
+        before = _texture_colour(window)
+        apply_theme(QApplication.instance(), theme)
+        qtbot.waitUntil(lambda: _has_texture(window) and _texture_colour(window) != before)
         behind = _texture_colour(window)
         text = window.chat_view.palette().color(QPalette.ColorRole.Text)
         assert _contrast(text, behind) >= 4.5, (text.name(), behind.name())

@@ -19,12 +19,19 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QFileDialog, QListView, QMenu
+from shiboken6 import isValid
 
 from app.core.store import StoreError
 
 KEY = "background"  # in the chat's extra
 DIM = 0.72  # how much of the base colour is laid over the picture (the scrim)
 log = logging.getLogger(__name__)
+# a new theme (palette, style or style sheet) may drop the viewport's brush
+_THEME_EVENTS = (
+    QEvent.Type.ApplicationPaletteChange,
+    QEvent.Type.PaletteChange,
+    QEvent.Type.StyleChange,
+)
 
 
 class BackgroundError(ValueError):
@@ -38,6 +45,7 @@ class ChatBackground(QObject):
         self.save_settings = save
         self.image = QImage()
         self.chat_id: int | None = None
+        self._painting = False
         view.viewport().installEventFilter(self)
 
     # --- choosing ---------------------------------------------------------------------
@@ -131,12 +139,18 @@ class ChatBackground(QObject):
         self._paint()
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if not isValid(self.view):  # events still arrive while the window is torn down
+            return False
         kind = event.type()
         if kind == QEvent.Type.Resize and not self.image.isNull():
             self._paint()
-        elif kind == QEvent.Type.ApplicationPaletteChange and not self.image.isNull():
-            QTimer.singleShot(0, self._paint)  # the scrim is the new theme's base colour
+        elif kind in _THEME_EVENTS and not self.image.isNull() and not self._painting:
+            QTimer.singleShot(0, self, self._repaint)  # the scrim: the new theme's base colour
         return False
+
+    def _repaint(self) -> None:
+        if isValid(self.view) and not self.image.isNull():
+            self._paint()
 
     def _paint(self) -> None:
         viewport = self.view.viewport()
@@ -146,7 +160,11 @@ class ChatBackground(QObject):
             palette.setBrush(QPalette.ColorRole.Base, QBrush(base))
         else:
             palette.setBrush(QPalette.ColorRole.Base, QBrush(self._cover(viewport.size(), base)))
-        viewport.setPalette(palette)
+        self._painting = True  # setPalette sends PaletteChange at once
+        try:
+            viewport.setPalette(palette)
+        finally:
+            self._painting = False
         viewport.setAutoFillBackground(True)
         viewport.update()
 
