@@ -246,3 +246,49 @@ def test_an_export_imported_in_the_background_is_all_there(qtbot, data_page, tmp
         job = start_import_everything(data_page, target)
     assert job.outcome == SUCCEEDED and data_page.import_counts["chats"] == 1
     assert "Ada" in [c.name for c in data_page.ctx.store.characters.list()]
+
+
+# --- File → Open GGUF: the header read --------------------------------------------------------
+def test_a_blocked_header_read_keeps_the_window_turning_and_cancel_opens_nothing(qtbot, tmp_path):
+    from PySide6.QtWidgets import QWidget
+
+    from app.gui.models.convert_dialog import open_gguf
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    parent.show()
+    slow = fifo(tmp_path, "model.gguf")
+    beat = Heartbeat()
+    opener = open_gguf(slow, parent)
+    ready: list[str] = []
+    opener.ready.connect(ready.append)
+    qtbot.waitUntil(
+        lambda: opener.job.dialog is not None and opener.job.dialog.isVisible(), timeout=5000
+    )
+    ticks = beat.ticks
+    qtbot.wait(400)
+    assert beat.ticks - ticks >= 5
+    assert "model.gguf" in opener.job.dialog.labelText()
+    with qtbot.waitSignal(opener.cancelled, timeout=2000):
+        press_cancel(opener.job.dialog)
+    release(slow).join(5)
+    assert opener.job.wait(5)
+    qtbot.wait(50)
+    assert ready == [] and opener.dialog is None
+
+
+def test_a_header_with_a_wrong_typed_value_fails_with_the_key(qtbot, tmp_path):
+    from PySide6.QtWidgets import QWidget
+
+    from app.gui.models.convert_dialog import open_gguf
+    from tests.tiny_models import write_tiny_llama
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    path = write_tiny_llama(
+        tmp_path / "odd.gguf", n_layer=1, extra_metadata={"llama.context_length": "abc"}
+    )
+    opener = open_gguf(path, parent)
+    with qtbot.waitSignal(opener.failed, timeout=10000) as failed:
+        pass
+    assert "odd.gguf" in failed.args[0] and "context_length" in failed.args[0]

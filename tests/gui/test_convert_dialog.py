@@ -28,6 +28,13 @@ def legacy(tmp_path) -> Path:
     return write_tiny_llama(tmp_path / "old-moe.gguf", n_expert=4, legacy_experts=True)
 
 
+def opened(qtbot, path, parent, **kwargs):
+    """`open_gguf`, once its header read (off the GUI thread) has shown the dialog."""
+    opener = open_gguf(path, parent, **kwargs)
+    qtbot.waitUntil(lambda: opener.dialog is not None, timeout=10000)
+    return opener
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -52,7 +59,7 @@ def test_a_broken_file_fails_with_a_reason(qtbot, parent, tmp_path):
 
 @pytest.mark.slow
 def test_legacy_file_is_converted_checked_by_llama_cpp_and_ready(qtbot, parent, legacy):
-    opener = open_gguf(legacy, parent, verify=load_check)
+    opener = opened(qtbot, legacy, parent, verify=load_check)
     dialog = opener.dialog
     assert isinstance(dialog, ConvertDialog) and dialog.isVisible()
     assert not dialog.isModal()  # the main window stays usable
@@ -67,7 +74,7 @@ def test_legacy_file_is_converted_checked_by_llama_cpp_and_ready(qtbot, parent, 
 
 
 def test_keep_original_keeps_it_beside_the_converted_file(qtbot, parent, legacy):
-    opener = open_gguf(legacy, parent, verify=None)
+    opener = opened(qtbot, legacy, parent, verify=None)
     before = _digest(legacy)
     assert opener.dialog.keep_button.isChecked()  # the safe choice is the default
     with qtbot.waitSignal(opener.ready, timeout=30000):
@@ -82,7 +89,7 @@ def test_opening_a_downloaded_file_records_the_conversion_in_its_manifest(qtbot,
     knows the converted file as the install of the hub's original."""
     source = RemoteFile("old-moe.gguf", legacy.stat().st_size, sha256=_digest(legacy))
     write_manifest(legacy, Manifest.for_download("someone/repo", "main", source))
-    opener = open_gguf(legacy, parent, verify=None)
+    opener = opened(qtbot, legacy, parent, verify=None)
     with qtbot.waitSignal(opener.ready, timeout=30000):
         opener.dialog.convert_button.click()
     manifest = read_manifest(legacy)
@@ -102,7 +109,7 @@ def test_cancel_mid_way_leaves_the_original_untouched(qtbot, parent, legacy):
         return True
 
     before = _digest(legacy)
-    opener = open_gguf(legacy, parent, verify=slow_check)
+    opener = opened(qtbot, legacy, parent, verify=slow_check)
     dialog = opener.dialog
     dialog.convert_button.click()
     qtbot.waitUntil(entered.is_set, timeout=20000)
@@ -118,7 +125,7 @@ def test_cancel_mid_way_leaves_the_original_untouched(qtbot, parent, legacy):
 
 def test_a_failed_load_check_keeps_the_original(qtbot, parent, legacy):
     before = _digest(legacy)
-    opener = open_gguf(legacy, parent, verify=lambda _path: False)
+    opener = opened(qtbot, legacy, parent, verify=lambda _path: False)
     opener.dialog.convert_button.click()
     qtbot.waitUntil(lambda: opener.dialog.state == "failed", timeout=20000)
     assert "did not pass the load check" in opener.dialog.status.text()

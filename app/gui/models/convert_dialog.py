@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -26,12 +26,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.chat.open_model import ModelCheck, OpenError, check_model, convert_for_opening
+from app.core.chat.open_model import ModelCheck, check_model, convert_for_opening
 from app.core.convert.moe import extra_disk_bytes
 from app.core.convert.plan import describe_group, plan_conversion
 from app.core.gguf.header import GGUFHeader
 from app.core.hub.downloads import human_size
 from app.gui.models.jobs import JobSlot, rate, time_left
+from app.gui.models.progress_job import ProgressJob
 
 Verify = Callable[[Path], object]
 
@@ -236,6 +237,7 @@ class GgufOpener(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.dialog: ConvertDialog | None = None
+        self.job: ProgressJob | None = None  # the header read, off the GUI thread
 
 
 def open_gguf(
@@ -245,23 +247,36 @@ def open_gguf(
 ) -> GgufOpener:
     """Check `path` and hand back the file to load through the returned object's signals.
 
-    The signals come from the event loop, never during this call, so connect them first:
+    The header is read off the GUI thread (a big or strange file takes seconds, a FIFO
+    forever), with a progress dialog and Cancel once it takes a while. The signals come
+    from the event loop, never during this call, so connect them first:
     `open_gguf(path, self).ready.connect(self.load)`.
     """
     opener = GgufOpener(parent)
-    try:
-        check: ModelCheck = check_model(path)
-    except OpenError as exc:
-        message = str(exc)
-        QTimer.singleShot(0, opener, lambda: opener.failed.emit(message))
-        return opener
+    opener.job = ProgressJob(
+        parent,
+        opener.tr("Open a model"),
+        opener.tr("Reading the header of {0}…").format(Path(path).name),
+    )
+    opener.job.start(
+        lambda _report, _cancel: check_model(path),
+        on_success=lambda check: _checked(opener, check, parent, verify),
+        on_failure=lambda message: opener.failed.emit(
+            message if str(path) in message else f"Cannot open {path}: {message}"
+        ),
+        on_cancel=lambda _message: opener.cancelled.emit(),
+        name="gguf-header",
+    )
+    return opener
+
+
+def _checked(opener: GgufOpener, check: ModelCheck, parent: QWidget, verify: Verify | None) -> None:
     if not check.needs_conversion:
-        QTimer.singleShot(0, opener, lambda: opener.ready.emit(str(path)))
-        return opener
-    dialog = ConvertDialog(path, check.header, parent, verify)
+        opener.ready.emit(str(check.path))
+        return
+    dialog = ConvertDialog(check.path, check.header, parent, verify)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.converted.connect(opener.ready)
     dialog.rejected.connect(opener.cancelled)
     opener.dialog = dialog
     dialog.show()
-    return opener
