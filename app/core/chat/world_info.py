@@ -7,12 +7,17 @@ prompt ended with, so the next turn, a swipe or a branch continues from the righ
 
 from __future__ import annotations
 
+from enum import Enum
+from typing import TypeVar
+
 from app.core.appdata.settings import Settings
 from app.core.prompt import BuiltPrompt
 from app.core.prompt.worldinfo import AuthorsNote, Book, NotePosition, Role, Source
 from app.core.prompt.worldinfo.in_prompt import LoreInput
 from app.core.prompt.worldinfo.notes import NOTE_KEYS
 from app.core.store.world_state import WorldInfoStore
+
+E = TypeVar("E", bound=Enum)
 
 
 def lore_input(
@@ -59,7 +64,7 @@ def default_note(settings: Settings) -> AuthorsNote:
     )
 
 
-def _member(enum, value, default):
+def _member(enum: type[E], value: object, default: E) -> E:
     try:
         return enum(value)
     except ValueError:

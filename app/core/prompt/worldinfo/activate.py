@@ -6,17 +6,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
+from app.core.prompt.worldinfo.entry import WIEntry
 from app.core.prompt.worldinfo.placement import Placement, place, position_label
 from app.core.prompt.worldinfo.scan import ScanInput, ScanResult, check_world_info, sort_entries
 from app.core.prompt.worldinfo.settings import Book, Source, WorldInfoSettings
+from app.core.prompt.worldinfo.timed import State
 from app.core.prompt.worldinfo.trace import TraceItem
 
 
-class LazyTrace(Sequence):
+class LazyTrace(Sequence[TraceItem]):
     """The trace, made on first use: a sequence of `TraceItem`, one per entry."""
 
     def __init__(self, make: Callable[[], list[TraceItem]]) -> None:
-        self._make, self._items = make, None
+        self._make = make
+        self._items: list[TraceItem] | None = None
 
     def _all(self) -> list[TraceItem]:
         if self._items is None:
@@ -27,7 +30,7 @@ class LazyTrace(Sequence):
     def __getitem__(self, index: int) -> TraceItem: ...
     @overload
     def __getitem__(self, index: slice) -> list[TraceItem]: ...
-    def __getitem__(self, index):
+    def __getitem__(self, index: int | slice) -> TraceItem | list[TraceItem]:
         return self._all()[index]
 
     def __len__(self) -> int:
@@ -47,7 +50,7 @@ class LoreResult:
     trace: Sequence[TraceItem] = field(default_factory=list)  # every entry, in book order
     tokens: int = 0
     budget: int = 0
-    timed_state: dict = field(default_factory=dict)
+    timed_state: State = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)  # the fired entries' text, as `fired`
 
@@ -106,7 +109,7 @@ def run_world_info(
     return result
 
 
-def _trace(entries, scan: ScanResult) -> list[TraceItem]:
+def _trace(entries: list[WIEntry], scan: ScanResult) -> list[TraceItem]:
     placed = set(scan.activated)
     reasons = scan.explain()
     items = []

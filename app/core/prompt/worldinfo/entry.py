@@ -144,6 +144,11 @@ def filter_of(ext: dict[str, Any]) -> dict[str, Any] | None:
     return raw if isinstance(raw, dict) else None
 
 
+def as_dict(value: Any) -> dict[str, Any]:
+    """`value` when it is a dict (a JSON object), else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
 def _names(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         return ()
@@ -187,7 +192,7 @@ class WIEntry:
     hash: str = ""
     character_filter: CharacterFilter | None = None  # SillyTavern's `characterFilter`
     # per (case, whole words): the keys that are single ASCII words, and whether others exist
-    plans: dict = field(default_factory=dict, repr=False)
+    plans: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
 
     @property
     def key(self) -> str:
@@ -203,7 +208,7 @@ class WIEntry:
 
 def entry_from_book(raw: dict[str, Any], index: int, world: str) -> WIEntry:
     """A V3 book entry as SillyTavern's `convertCharacterBook` reads it."""
-    ext = raw.get("extensions") if isinstance(raw.get("extensions"), dict) else {}
+    ext = as_dict(raw.get("extensions"))
     decorators, content = parse_decorators(_text(raw.get("content")))
     keys = tuple(_strings(raw.get("keys")))
     uid = raw.get("id", index)
@@ -287,7 +292,7 @@ def read_book(book: Any, world: str) -> tuple[WIEntry, ...]:
     return ranked
 
 
-_CACHE: dict[tuple[int, str], tuple[dict, list, tuple[WIEntry, ...]]] = {}
+_CACHE: dict[tuple[int, str], tuple[dict[str, Any], list[Any], tuple[WIEntry, ...]]] = {}
 _CACHE_SIZE = 16
 _CACHE_LOCK = threading.Lock()
 

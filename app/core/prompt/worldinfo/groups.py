@@ -18,9 +18,13 @@ from collections.abc import Callable
 
 from app.core.prompt.worldinfo.buffer import ScanBuffer, ScanState
 from app.core.prompt.worldinfo.entry import Logic, WIEntry
+from app.core.prompt.worldinfo.keys import Joined
 from app.core.prompt.worldinfo.timed import TimedEffects
 
 Roll = Callable[[str], float]  # a seeded number in [0, 1) for a named draw
+Has = Callable[[WIEntry, str, Joined], bool]  # whether the entry's key is in the text
+Remove = Callable[[WIEntry, str], None]  # take an entry out of the pass, with the reason
+Grouped = dict[str, list[WIEntry]]
 
 
 def filter_groups(
@@ -31,7 +35,7 @@ def filter_groups(
     timed: TimedEffects,
     score_all: bool,
     roll: Roll,
-    has: Callable[[WIEntry, str, object], bool],
+    has: Has,
     why: dict[WIEntry, str],
     lost: dict[WIEntry, str],
 ) -> None:
@@ -40,7 +44,7 @@ def filter_groups(
     A loser matches again in later passes and then loses to the group that already fired;
     `lost` keeps the first reason (the draw, the score), which is what the user wants to see.
     """
-    grouped: dict[str, list[WIEntry]] = {}
+    grouped: Grouped = {}
     for entry in new:
         for name in entry.groups:
             grouped.setdefault(name, []).append(entry)
@@ -67,7 +71,7 @@ def filter_groups(
         _draw(name, group, roll, remove)
 
 
-def _timed_filter(grouped, timed: TimedEffects, remove) -> set[str]:
+def _timed_filter(grouped: Grouped, timed: TimedEffects, remove: Remove) -> set[str]:
     sticky_groups = set()
     for name, group in grouped.items():
         sticky = [e for e in group if timed.is_active("sticky", e)]
@@ -82,7 +86,15 @@ def _timed_filter(grouped, timed: TimedEffects, remove) -> set[str]:
     return sticky_groups
 
 
-def _score(name, group, buffer, state, score_all, has, remove) -> None:
+def _score(
+    name: str,
+    group: list[WIEntry],
+    buffer: ScanBuffer,
+    state: ScanState,
+    score_all: bool,
+    has: Has,
+    remove: Remove,
+) -> None:
     scores = [score(e, buffer, state, has) for e in group]
     best = max(scores)
     for entry, value in list(zip(group, scores, strict=True)):
@@ -92,7 +104,7 @@ def _score(name, group, buffer, state, score_all, has, remove) -> None:
             group.remove(entry)
 
 
-def score(entry: WIEntry, buffer: ScanBuffer, state, has) -> int:
+def score(entry: WIEntry, buffer: ScanBuffer, state: ScanState, has: Has) -> int:
     """SillyTavern's `getScore`: keys found, secondary keys counting only for AND logic."""
     if not entry.keys:
         return 0
@@ -106,7 +118,7 @@ def score(entry: WIEntry, buffer: ScanBuffer, state, has) -> int:
     return primary
 
 
-def _draw(name: str, group: list[WIEntry], roll: Roll, remove) -> None:
+def _draw(name: str, group: list[WIEntry], roll: Roll, remove: Remove) -> None:
     override = sorted((e for e in group if e.group_override), key=lambda e: -e.order)
     if override:
         winner = override[0]

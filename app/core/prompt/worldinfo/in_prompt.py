@@ -15,7 +15,7 @@ from typing import Any
 
 from app.core.prompt.presets import Message
 from app.core.prompt.worldinfo.activate import LoreResult, run_world_info
-from app.core.prompt.worldinfo.entry import MAX_SCAN_DEPTH, Role
+from app.core.prompt.worldinfo.entry import MAX_SCAN_DEPTH, Role, as_dict
 from app.core.prompt.worldinfo.notes import (
     AuthorsNote,
     CharacterNote,
@@ -55,7 +55,7 @@ def card_book(card: dict[str, Any]) -> Book | None:
     book = card.get("character_book")
     if not isinstance(book, dict):
         return None
-    ext = card.get("extensions") if isinstance(card.get("extensions"), dict) else {}
+    ext = as_dict(card.get("extensions"))
     # SillyTavern knows a card's book by the world it was imported as (`extensions.world`);
     # the name also keys its sticky/cooldown state (`world.uid` in timedWorldInfo)
     name = ext.get("world") or book.get("name") or card.get("name") or "character"

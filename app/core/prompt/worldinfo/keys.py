@@ -23,6 +23,7 @@ import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import regex
 
@@ -170,7 +171,7 @@ def literal_plan(
     return tuple(literals), plain
 
 
-def _whole_word_pattern(key: str) -> re.Pattern:
+def _whole_word_pattern(key: str) -> re.Pattern[str]:
     return re.compile(rf"(?:^|[^{_WORD}]){re.escape(key)}(?:\Z|[^{_WORD}])")
 
 
@@ -178,8 +179,10 @@ BY_REGEX, BY_WORD, BY_SUBSTRING, BY_BOUNDS = range(4)
 
 
 @lru_cache(maxsize=65536)
-def matcher(key: str, case_sensitive: bool, whole_words: bool) -> tuple[int, str, object]:
-    """How `key` is looked for, worked out once per key and rules."""
+def matcher(key: str, case_sensitive: bool, whole_words: bool) -> tuple[int, str, Any]:
+    """How `key` is looked for, worked out once per key and rules: the mode, the text looked
+    for, and its compiled form (a `RegexKey` for BY_REGEX, a pattern for BY_BOUNDS, else None).
+    """
     compiled = parse_regex_key(key)
     if compiled is not None:
         return BY_REGEX, key, compiled

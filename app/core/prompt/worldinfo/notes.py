@@ -15,7 +15,7 @@ from enum import IntEnum
 from typing import Any
 
 from app.core.prompt.presets import Message
-from app.core.prompt.worldinfo.entry import DEFAULT_DEPTH, Role, _role
+from app.core.prompt.worldinfo.entry import DEFAULT_DEPTH, Role, _role, as_dict
 from app.core.prompt.worldinfo.placement import Placement
 
 NOTE_KEYS = ("note_prompt", "note_interval", "note_position", "note_depth", "note_role")
@@ -74,8 +74,7 @@ class CharacterNote:
 
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> CharacterNote:
-        ext = card.get("extensions") if isinstance(card.get("extensions"), dict) else {}
-        raw = ext.get("depth_prompt") if isinstance(ext.get("depth_prompt"), dict) else {}
+        raw = as_dict(as_dict(card.get("extensions")).get("depth_prompt"))
         return cls(
             text=str(raw.get("prompt") or "").strip(),
             depth=_int(raw.get("depth"), DEFAULT_DEPTH),

@@ -35,7 +35,7 @@ from app.core.prompt.worldinfo.keys import (
 )
 from app.core.prompt.worldinfo.plan import build_plan
 from app.core.prompt.worldinfo.settings import Book, Source, Strategy, WorldInfoSettings
-from app.core.prompt.worldinfo.timed import TimedEffects
+from app.core.prompt.worldinfo.timed import State, TimedEffects
 
 _KEY_FOUND = "key found"  # a placeholder until `_explain` says where
 
@@ -64,7 +64,7 @@ class ScanResult:
     cut: list[WIEntry]  # left out by the budget
     budget: int
     overflowed: bool
-    timed_state: dict
+    timed_state: State
     timed_out_keys: list[str]
 
 
@@ -94,11 +94,14 @@ def sort_entries(books: list[Book], strategy: Strategy) -> list[WIEntry]:
     return list(merged)
 
 
-_SORTED: dict[tuple, tuple[tuple[tuple[WIEntry, ...], ...], tuple[WIEntry, ...]]] = {}
+_SortKey = tuple[Strategy, tuple[tuple[Source, int], ...]]
+_SORTED: dict[_SortKey, tuple[tuple[tuple[WIEntry, ...], ...], tuple[WIEntry, ...]]] = {}
 _SORTED_LOCK = threading.Lock()
 
 
-def _merge(read: list[tuple[Source, tuple[WIEntry, ...]]], strategy: Strategy) -> tuple:
+def _merge(
+    read: list[tuple[Source, tuple[WIEntry, ...]]], strategy: Strategy
+) -> tuple[WIEntry, ...]:
     by_source: dict[Source, list[WIEntry]] = {s: [] for s in Source}
     for source, entries in read:
         by_source[source] += entries
@@ -281,7 +284,7 @@ class _Scan:
         self._missing[e] = (seen[0], len(self.buffer.recurse) + 1)
         return True
 
-    def _next_state(self, state: ScanState, recurse: list[WIEntry], levels: list[int]):
+    def _next_state(self, state: ScanState, recurse: list[WIEntry], levels: list[int]) -> ScanState:
         nxt = ScanState.NONE
         if self.s.recursive and not self.overflowed and recurse:
             nxt = ScanState.RECURSION
@@ -422,7 +425,7 @@ class _Scan:
         literals, plain = shortcut
         return plain or any(hay.holds(text, folded) for text, folded in literals)
 
-    def _secondary(self, e: WIEntry, hay: Haystack) -> bool:
+    def _secondary(self, e: WIEntry, hay: Joined) -> bool:
         hits = [self._has(e, k, hay) for k in e.secondary]
         return {
             Logic.AND_ANY: any(hits),
@@ -441,7 +444,7 @@ class _Scan:
             return key.strip()
         return self.inp.expand(key).strip()
 
-    def _has(self, e: WIEntry, key: str, hay: Haystack) -> bool:
+    def _has(self, e: WIEntry, key: str, hay: Haystack | Joined) -> bool:
         key = self._key(key)
         if not key:
             return False

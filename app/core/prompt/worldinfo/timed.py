@@ -17,14 +17,18 @@ from app.core.prompt.worldinfo.entry import WIEntry
 KINDS = ("sticky", "cooldown")
 
 
-def clean_state(state: Any) -> dict[str, dict[str, dict]]:
+Effect = dict[str, Any]  # {"hash", "start", "end", "protected"}
+State = dict[str, Any]  # {"sticky": {key: Effect}, "cooldown": {key: Effect}}, and others'
+
+
+def clean_state(state: Any) -> State:
     """A copy of `state` with SillyTavern's structure checks applied."""
-    state = copy.deepcopy(state) if isinstance(state, dict) else {}
+    clean: State = copy.deepcopy(state) if isinstance(state, dict) else {}
     for kind in KINDS:
-        effects = state.get(kind)
+        effects = clean.get(kind)
         effects = effects if isinstance(effects, dict) else {}
-        state[kind] = {k: v for k, v in effects.items() if isinstance(v, dict) and v}
-    return state
+        clean[kind] = {k: v for k, v in effects.items() if isinstance(v, dict) and v}
+    return clean
 
 
 class TimedEffects:
@@ -73,7 +77,7 @@ class TimedEffects:
             else:
                 self.active[kind].add(entry)
 
-    def _effect(self, kind: str, entry: WIEntry, protected: bool) -> dict:
+    def _effect(self, kind: str, entry: WIEntry, protected: bool) -> Effect:
         return {
             "hash": entry.hash,
             "start": self.chat_length,
@@ -84,8 +88,9 @@ class TimedEffects:
     def is_active(self, kind: str, entry: WIEntry) -> bool:
         return entry in self.active[kind]
 
-    def effect(self, kind: str, entry: WIEntry) -> dict | None:
-        return self.state.get(kind, {}).get(entry.key)
+    def effect(self, kind: str, entry: WIEntry) -> Effect | None:
+        found = self.state.get(kind, {}).get(entry.key)
+        return found if isinstance(found, dict) else None
 
     def set_effects(self, activated: list[WIEntry]) -> None:
         """Start sticky and cooldown for entries that fired now (`setTimedEffects`)."""

@@ -15,5 +15,5 @@ class TraceItem:
     world: str = ""
     uid: str = ""
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, object]:
         return {k: v for k, v in asdict(self).items() if k not in ("world", "uid")}
