@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from app.core.appdata.text_enum import TextEnum
 
@@ -88,14 +89,14 @@ class Runtime:
     def cpu_variant(self) -> str | None:
         return next((b.variant for b in self.backends if b.name == "CPU"), None)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         for device in data["devices"]:
             device["type"] = str(device["type"])
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> Runtime:
+    def from_json(cls, data: dict[str, Any]) -> Runtime:
         backends = tuple(
             Backend(
                 b["name"], int(b.get("devices", 0)), b.get("variant"), tuple(b.get("features", ()))

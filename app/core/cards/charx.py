@@ -130,7 +130,7 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str, bu
     return b"".join(pieces)
 
 
-def main_icon(data: dict, files: dict[str, bytes], warnings: list[str]) -> str | None:
+def main_icon(data: dict[str, Any], files: dict[str, bytes], warnings: list[str]) -> str | None:
     """The archive path of the card's main icon, per its `assets` (else under assets/icon/)."""
     assets = data.get("assets")
     icons = (
@@ -151,7 +151,7 @@ def main_icon(data: dict, files: dict[str, bytes], warnings: list[str]) -> str |
     return None
 
 
-def point_main_icon(data: dict, path: str, ext: str) -> None:
+def point_main_icon(data: dict[str, Any], path: str, ext: str) -> None:
     """Make the card's `assets` name `path` as its main icon (for writing a CharX)."""
     uri = f"embeded://{path}"
     assets = data.get("assets")
@@ -167,7 +167,7 @@ def point_main_icon(data: dict, path: str, ext: str) -> None:
         main["ext"] = ext
 
 
-def write_charx(card_json: dict, files: dict[str, bytes]) -> bytes:
+def write_charx(card_json: dict[str, Any], files: dict[str, bytes]) -> bytes:
     """A CharX zip: card.json first, then the files (images stored, the rest deflated)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -9,7 +9,7 @@ Extensions and unknown keys are never touched: they belong to other applications
 from __future__ import annotations
 
 import re
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeGuard
 
 from app.core.cards.errors import CardError
 
@@ -35,7 +35,7 @@ def kind(value: Any) -> str:
     return type(value).__name__
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -119,7 +119,7 @@ class Fixer:
                 return parsed
         self.fail(where, f"must be a number, not {kind(value)}")
 
-    def mapping(self, value: Any, where: str) -> dict:
+    def mapping(self, value: Any, where: str) -> dict[str, Any]:
         if isinstance(value, dict):
             return value
         self.fail(where, f"must be an object, not {kind(value)}")

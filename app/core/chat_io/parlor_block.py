@@ -80,7 +80,7 @@ def decode_rest(
     return out
 
 
-def _node(item: Any, kept: set, line_texts: dict[tuple[int, int], str]) -> NewNode | None:
+def _node(item: Any, kept: set[Hashable], line_texts: dict[tuple[int, int], str]) -> NewNode | None:
     if not isinstance(item, dict) or not isinstance(item.get("id"), int):
         return None
     if item.get("role") not in ROLES or not isinstance(item.get("text"), str):
@@ -88,7 +88,7 @@ def _node(item: Any, kept: set, line_texts: dict[tuple[int, int], str]) -> NewNo
     parent = _parent(item, kept, line_texts)
     if parent is False:
         return None
-    status = item.get("status") if item.get("status") in STATUSES else "complete"
+    status = str(item["status"]) if item.get("status") in STATUSES else "complete"
     stamp = item.get("created_at")
     gen_info, extra = item.get("gen_info"), item.get("extra")
     return NewNode(
@@ -104,7 +104,9 @@ def _node(item: Any, kept: set, line_texts: dict[tuple[int, int], str]) -> NewNo
     )
 
 
-def _parent(item: dict, kept: set, line_texts: dict) -> Hashable | None | bool:
+def _parent(
+    item: dict[str, Any], kept: set[Hashable], line_texts: dict[tuple[int, int], str]
+) -> Hashable | None | bool:
     """The parent's key, None for a root, False when it cannot be placed."""
     at = item.get("at")
     if at is not None:

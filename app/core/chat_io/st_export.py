@@ -82,7 +82,9 @@ def speaker_names(store: Store, chat_id: int) -> dict[str, str]:
     return names
 
 
-def _header(store: Store, chat_id: int, names: dict[str, str], block: dict | None) -> dict:
+def _header(
+    store: Store, chat_id: int, names: dict[str, str], block: dict[str, Any] | None
+) -> dict[str, Any]:
     info = store.chats.info(chat_id)
     stored = store.chats.extra(chat_id)
     meta = stored.get("chat_metadata")

@@ -72,7 +72,7 @@ def parse_st_bytes(data: bytes, source: str = "chat") -> StFile:
     return out
 
 
-def _decode(raw: bytes, number: int, out: StFile) -> dict | None:
+def _decode(raw: bytes, number: int, out: StFile) -> dict[str, Any] | None:
     # As SillyTavern's JSON.parse: NaN and Infinity are not JSON; a number too large for a
     # double (1e999) is Infinity there, which its JSON.stringify saves as null: so None here.
     try:
@@ -96,13 +96,14 @@ def _decode(raw: bytes, number: int, out: StFile) -> dict | None:
     if not isinstance(row, dict):
         out.problems.append(LineProblem(number, f"a JSON {type(row).__name__}, not an object"))
         return None
-    row, replaced = scrub(row)
+    scrubbed: dict[str, Any]
+    scrubbed, replaced = scrub(row)
     if replaced:
         out.warnings.append(
             f"{out.source}, line {number}: {replaced} broken character(s) "
             "(lone surrogates) replaced with \N{REPLACEMENT CHARACTER}"
         )
-    return row
+    return scrubbed
 
 
 def _not_json(name: str) -> None:
@@ -114,7 +115,7 @@ def _finite_or_none(text: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _add_message(row: dict, number: int, out: StFile) -> None:
+def _add_message(row: dict[str, Any], number: int, out: StFile) -> None:
     if "mes" not in row:
         out.problems.append(LineProblem(number, "no `mes` field (not a message)"))
         return

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from app.core.appdata.machine import Machine
 from app.core.appdata.resources import resources_dir
@@ -83,7 +84,7 @@ class Catalog:
         return next((e for e in self.entries if e.file == file), None)
 
 
-def _entry(row: dict) -> Entry:
+def _entry(row: dict[str, Any]) -> Entry:
     size, size_approx = parse_gb(row["size"])
     max_ram, ram_approx = parse_gb(row["max_ram"])
     return Entry(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
+from typing import Any
 
 from app.core.store.db import StoreError
-from app.core.store.part import StorePart
+from app.core.store.part import StorePart, new_id
 from app.core.store.records import CharacterEntry, from_row
 
 
@@ -15,10 +17,10 @@ class Characters(StorePart):
 
     def add(
         self,
-        card_data: dict,
+        card_data: dict[str, Any],
         avatar: bytes | None = None,
         builtin_key: str | None = None,
-        extra: dict | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> int:
         """`card_data` is the V3 `data`; `extra` the card's other top-level keys (kept so an
         export gives back what was imported)."""
@@ -37,9 +39,9 @@ class Characters(StorePart):
                     json.dumps(extra) if extra else None,
                 ),
             )
-            return cur.lastrowid
+            return new_id(cur)
 
-    def extra(self, character_id: int) -> dict:
+    def extra(self, character_id: int) -> dict[str, Any]:
         rows = self._query("SELECT card_extra FROM characters WHERE id = ?", (character_id,))
         try:
             extra = json.loads(rows[0]["card_extra"]) if rows and rows[0]["card_extra"] else {}
@@ -58,7 +60,9 @@ class Characters(StorePart):
         )
         return [from_row(CharacterEntry, r) for r in rows]
 
-    def update(self, character_id: int, card_data: dict, avatar: bytes | None = None) -> None:
+    def update(
+        self, character_id: int, card_data: dict[str, Any], avatar: bytes | None = None
+    ) -> None:
         """Save an edited card (and avatar) over the stored one, in one commit."""
         with self._tx() as c:
             c.execute(
@@ -73,7 +77,7 @@ class Characters(StorePart):
                 ),
             )
 
-    def card(self, character_id: int) -> dict:
+    def card(self, character_id: int) -> dict[str, Any]:
         rows = self._query("SELECT card_json FROM characters WHERE id = ?", (character_id,))
         if not rows:
             raise StoreError(f"No character with id {character_id}")
@@ -93,7 +97,7 @@ class Characters(StorePart):
             )
         return data
 
-    def find(self, name: str) -> list[CharacterEntry]:
+    def find(self, name: str) -> builtins.list[CharacterEntry]:
         """Characters (not in the trash) with this name, ignoring case, newest first."""
         rows = self._query(
             "SELECT id, name, card_json FROM characters WHERE deleted_at IS NULL"
@@ -115,7 +119,7 @@ class Characters(StorePart):
         with self._tx() as c:
             c.execute("UPDATE characters SET deleted_at = NULL WHERE id = ?", (character_id,))
 
-    def trash(self) -> list[CharacterEntry]:
+    def trash(self) -> builtins.list[CharacterEntry]:
         rows = self._query(
             "SELECT id, name, avatar, deleted_at FROM characters"
             " WHERE deleted_at IS NOT NULL ORDER BY deleted_at DESC"

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from app.core.store.db import StoreError
 from app.core.store.nodes import NewNode, insert_nodes, nodes_from_rows
-from app.core.store.part import StorePart
+from app.core.store.part import StorePart, new_id
 from app.core.store.records import ChatEntry, ChatInfo, from_row
 
 # a group chat is listed under its group's name (groups.py), not its host member's
@@ -52,11 +54,13 @@ class Chats(StorePart):
         """Start a chat; each greeting becomes a root-level swipe, the first one shown."""
         now = time.time()
         with self._tx() as c:
-            chat_id = c.execute(
-                "INSERT INTO chats (character_id, title, created_at, last_used_at)"
-                " VALUES (?, ?, ?, ?)",
-                (character_id, title or time.strftime("Chat %Y-%m-%d %H:%M"), now, now),
-            ).lastrowid
+            chat_id = new_id(
+                c.execute(
+                    "INSERT INTO chats (character_id, title, created_at, last_used_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (character_id, title or time.strftime("Chat %Y-%m-%d %H:%M"), now, now),
+                )
+            )
             first = None
             for text in greetings:
                 mid = c.execute(
@@ -81,7 +85,7 @@ class Chats(StorePart):
             c.execute("UPDATE chats SET last_used_at = ? WHERE id = ?", (time.time(), chat_id))
 
     def character_of(self, chat_id: int) -> int:
-        return self._query("SELECT character_id FROM chats WHERE id = ?", (chat_id,))[0][0]
+        return int(self._query("SELECT character_id FROM chats WHERE id = ?", (chat_id,))[0][0])
 
     def set_draft(self, chat_id: int, text: str) -> None:
         with self._tx() as c:
@@ -115,12 +119,13 @@ class Chats(StorePart):
         with self._tx() as c:
             c.execute("UPDATE chats SET title = ? WHERE id = ?", (title, chat_id))
 
-    def extra(self, chat_id: int) -> dict:
+    def extra(self, chat_id: int) -> dict[str, Any]:
         """Fields an imported chat file carried (SillyTavern metadata), kept for export."""
         raw = self.info(chat_id).extra
-        return json.loads(raw) if raw else {}
+        value = json.loads(raw) if raw else {}
+        return value if isinstance(value, dict) else {}
 
-    def set_extra(self, chat_id: int, extra: dict) -> None:
+    def set_extra(self, chat_id: int, extra: dict[str, Any]) -> None:
         with self._tx() as c:
             c.execute(
                 "UPDATE chats SET extra = ? WHERE id = ?",
@@ -132,26 +137,28 @@ class Chats(StorePart):
         character_id: int,
         title: str,
         nodes: list[NewNode],
-        leaf_key=None,
-        extra: dict | None = None,
+        leaf_key: Hashable | None = None,
+        extra: dict[str, Any] | None = None,
         persona_id: int | None = None,
     ) -> int:
         """A new chat holding `nodes`, all in one transaction; `leaf_key` is its active leaf
         (default: follow the shown children down from the first root)."""
         now = time.time()
         with self._tx() as c:
-            chat_id = c.execute(
-                "INSERT INTO chats (character_id, title, persona_id, created_at, last_used_at,"
-                " extra) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    character_id,
-                    title,
-                    persona_id,
-                    now,
-                    now,
-                    json.dumps(extra, ensure_ascii=False) if extra else None,
-                ),
-            ).lastrowid
+            chat_id = new_id(
+                c.execute(
+                    "INSERT INTO chats (character_id, title, persona_id, created_at,"
+                    " last_used_at, extra) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        character_id,
+                        title,
+                        persona_id,
+                        now,
+                        now,
+                        json.dumps(extra, ensure_ascii=False) if extra else None,
+                    ),
+                )
+            )
             ids = insert_nodes(c, chat_id, nodes)
             leaf = ids.get(leaf_key) if leaf_key is not None else None
             c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?", (leaf, chat_id))
@@ -182,8 +189,8 @@ class Chats(StorePart):
         msg = self._store.messages.get(message_id)
         path = self._ancestors(message_id)
         wanted = set(path)
-        for node in path:
-            wanted.update(self._store.messages.sibling_ids(node))
+        for on_the_way in path:
+            wanted.update(self._store.messages.sibling_ids(on_the_way))
         rows = [
             r
             for r in self._query(

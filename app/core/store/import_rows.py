@@ -29,7 +29,7 @@ class RowError(ValueError):
 
 @dataclass
 class Checked:
-    tables: dict[str, list[dict]]
+    tables: dict[str, list[dict[str, Any]]]
     replaced_surrogates: int = 0
 
 
@@ -153,7 +153,7 @@ def check_tables(tables: Any) -> Checked:
     return out
 
 
-def _row(table: str, index: int, row: Any, columns: dict, out: Checked) -> dict:
+def _row(table: str, index: int, row: Any, columns: dict[str, Any], out: Checked) -> dict[str, Any]:
     if not isinstance(row, dict):
         raise RowError(f"{table} row {index + 1} is not an object")
     missing = [c for c, (required, _, _) in columns.items() if required and c not in row]
@@ -183,7 +183,7 @@ def _plain(v: Any) -> bool:
     return v is None or isinstance(v, (str, bytes, bytearray))
 
 
-def _check_tree(chats: list[dict], messages: list[dict]) -> None:
+def _check_tree(chats: list[dict[str, Any]], messages: list[dict[str, Any]]) -> None:
     """Pointers SQLite does not check: a chat's active leaf and a node's remembered child
     must be messages of the same chat; a parent, too."""
     chat_of = {m["id"]: m["chat_id"] for m in messages}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from app.core.appdata.text_enum import TextEnum
 
@@ -39,10 +40,10 @@ class Message:
     text: str
     status: Status
     created_at: float
-    gen_info: dict | None = None
+    gen_info: dict[str, Any] | None = None
     sibling_index: int = 0
     sibling_count: int = 1
-    extra: dict | None = None
+    extra: dict[str, Any] | None = None
     speaker_id: int | None = None  # the character who spoke it (group chats), else None
 
     @classmethod

@@ -13,6 +13,8 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.core.store.part import new_id
+
 ROLES = ("user", "assistant", "system")
 STATUSES = ("complete", "streaming", "stopped", "interrupted", "error")
 
@@ -27,7 +29,7 @@ class NewNode:
     role: str
     text: str
     status: str = "complete"
-    gen_info: dict | None = None
+    gen_info: dict[str, Any] | None = None
     extra: dict[str, Any] | None = None
     created_at: float | None = None
     shown: bool = False
@@ -39,29 +41,33 @@ def _json(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False) if value else None
 
 
-def insert_nodes(c: sqlite3.Connection, chat_id: int, nodes: Iterable[NewNode]) -> dict:
+def insert_nodes(
+    c: sqlite3.Connection, chat_id: int, nodes: Iterable[NewNode]
+) -> dict[Hashable, int]:
     """Insert `nodes` into `chat_id` inside the caller's transaction; returns key -> new id."""
-    ids: dict = {}
+    ids: dict[Hashable, int] = {}
     now = time.time()
     for node in nodes:
         if node.parent_key is not None and node.parent_key not in ids:
             raise ValueError(f"message {node.key!r} comes before its parent {node.parent_key!r}")
         parent = ids.get(node.parent_key) if node.parent_key is not None else None
-        mid = c.execute(
-            "INSERT INTO messages (chat_id, parent_id, role, text, status, gen_info, extra,"
-            " created_at, speaker_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                chat_id,
-                parent,
-                node.role,
-                node.text,
-                node.status,
-                _json(node.gen_info),
-                _json(node.extra),
-                node.created_at if node.created_at is not None else now,
-                node.speaker_id,
-            ),
-        ).lastrowid
+        mid = new_id(
+            c.execute(
+                "INSERT INTO messages (chat_id, parent_id, role, text, status, gen_info, extra,"
+                " created_at, speaker_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    chat_id,
+                    parent,
+                    node.role,
+                    node.text,
+                    node.status,
+                    _json(node.gen_info),
+                    _json(node.extra),
+                    node.created_at if node.created_at is not None else now,
+                    node.speaker_id,
+                ),
+            )
+        )
         ids[node.key] = mid
         if node.shown and parent is not None:
             c.execute("UPDATE messages SET active_child_id = ? WHERE id = ?", (mid, parent))

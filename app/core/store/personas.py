@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from app.core.store.db import StoreError
-from app.core.store.part import StorePart
+from app.core.store.part import StorePart, new_id
 from app.core.store.records import Persona
 
 
@@ -16,9 +16,11 @@ class Personas(StorePart):
         """Add a persona; the first one (or `make_default`) becomes the default."""
         with self._tx() as c:
             has_default = c.execute("SELECT 1 FROM personas WHERE is_default = 1").fetchone()
-            pid = c.execute(
-                "INSERT INTO personas (name, description) VALUES (?, ?)", (name, description)
-            ).lastrowid
+            pid = new_id(
+                c.execute(
+                    "INSERT INTO personas (name, description) VALUES (?, ?)", (name, description)
+                )
+            )
             if make_default or not has_default:
                 self._make_default(c, pid)
         return pid
