@@ -34,7 +34,7 @@ from app.core.chat_io.errors import ChatIOError
 from app.core.chat_io.parlor_block import KEY, decode_rest
 from app.core.chat_io.st_export import st_chat_rows
 from app.core.chat_io.st_import import line_nodes
-from app.core.chat_io.st_read import parse_st_bytes, read_st_file
+from app.core.chat_io.st_read import StLine, parse_st_bytes, read_st_file
 from app.core.store import Message, Store
 from app.core.store.groups import CardMode, Group, GroupSettings, Strategy
 
@@ -99,7 +99,7 @@ def group_settings(raw: dict[str, Any], warnings: list[str]) -> GroupSettings:
     )
 
 
-def _chat_lines(path: Path) -> list[dict]:
+def _chat_lines(path: Path) -> list[dict[str, Any]]:
     parsed = read_st_file(path)
     return [m.row for m in parsed.messages]
 
@@ -151,10 +151,11 @@ def import_st_group(
     settings = group_settings(raw, result.warnings)
     extra = {k: v for k, v in raw.items() if k not in _MAPPED}
     extra["avatars"] = {str(cid): avatar for avatar, cid in ids.items()}
-    name = raw.get("name") if isinstance(raw.get("name"), str) and raw["name"].strip() else "Group"
+    raw_name = raw.get("name")
+    name = raw_name if isinstance(raw_name, str) and raw_name.strip() else "Group"
     gid = store.groups.create(name, list(dict.fromkeys(ids.values())), settings, extra=extra)
-    muted = raw.get("disabled_members") if isinstance(raw.get("disabled_members"), list) else []
-    for avatar in muted:
+    muted = raw.get("disabled_members")
+    for avatar in muted if isinstance(muted, list) else []:
         if avatar in ids:
             store.groups.set_muted(gid, ids[avatar], True)
     result.group_id = gid
@@ -163,22 +164,29 @@ def import_st_group(
     return result
 
 
-def _default_chat_files(group_path: Path, raw: dict) -> list[Path]:
+def _default_chat_files(group_path: Path, raw: dict[str, Any]) -> list[Path]:
     folder = group_path.parent.parent / "group chats"
-    names = raw.get("chats") if isinstance(raw.get("chats"), list) else []
-    files = [folder / f"{n}.jsonl" for n in names if isinstance(n, str)]
+    names = raw.get("chats")
+    files = [folder / f"{n}.jsonl" for n in names or [] if isinstance(n, str)]
     return [f for f in files if f.is_file()]
 
 
-def _chat_metadata(raw: dict, chat_name: str) -> dict:
-    if chat_name == raw.get("chat_id") and isinstance(raw.get("chat_metadata"), dict):
-        return dict(raw["chat_metadata"])
-    past = raw.get("past_metadata") if isinstance(raw.get("past_metadata"), dict) else {}
-    return dict(past[chat_name]) if isinstance(past.get(chat_name), dict) else {}
+def _chat_metadata(raw: dict[str, Any], chat_name: str) -> dict[str, Any]:
+    current = raw.get("chat_metadata")
+    if chat_name == raw.get("chat_id") and isinstance(current, dict):
+        return dict(current)
+    past = raw.get("past_metadata")
+    kept = past.get(chat_name) if isinstance(past, dict) else None
+    return dict(kept) if isinstance(kept, dict) else {}
 
 
 def _import_chat(
-    store: Store, gid: int, path: Path, raw: dict, ids: dict[str, int], warnings: list[str]
+    store: Store,
+    gid: int,
+    path: Path,
+    raw: dict[str, Any],
+    ids: dict[str, int],
+    warnings: list[str],
 ) -> int:
     parsed = parse_st_bytes(path.read_bytes(), str(path))
     parsed.warnings = [w for w in parsed.warnings if "no metadata line" not in w]
@@ -189,7 +197,7 @@ def _import_chat(
         )
     nodes, leaf, texts = line_nodes(parsed)
     meta = _chat_metadata(raw, path.stem)
-    block_items: dict[int, dict] = {}
+    block_items: dict[int, dict[str, Any]] = {}
     if KEY in meta:
         block = meta.pop(KEY)
         block_items = _block_items(block)
@@ -209,7 +217,7 @@ def _import_chat(
     )
 
 
-def _block_items(block: Any) -> dict[int, dict]:
+def _block_items(block: Any) -> dict[int, dict[str, Any]]:
     """The tree block's nodes by id (each names its speaker when it has one)."""
     items = block.get("nodes") if isinstance(block, dict) else None
     return {
@@ -219,7 +227,9 @@ def _block_items(block: Any) -> dict[int, dict]:
     }
 
 
-def _said_by(key: Any, lines: list, block_items: dict[int, dict]) -> dict:
+def _said_by(
+    key: Any, lines: list[StLine], block_items: dict[int, dict[str, Any]]
+) -> dict[str, Any]:
     """Where a node's speaker is written: the line for its shown swipe, the swipe's own
     `swipe_info` entry for another swipe (Parlor writes one there when a swipe has another
     speaker; a SillyTavern swipe has the line's), the block's node for other branches."""
@@ -231,7 +241,7 @@ def _said_by(key: Any, lines: list, block_items: dict[int, dict]) -> dict:
     entry = infos[swipe] if isinstance(infos, list) and swipe < len(infos) else None
     if swipe != lines[number].swipe_id and isinstance(entry, dict) and entry.get("name"):
         return entry
-    return row
+    return dict(row)
 
 
 class _Speakers:
@@ -244,7 +254,7 @@ class _Speakers:
         self.by_name = {store.characters.card(cid).get("name"): cid for cid in ids.values()}
         self.added: list[str] = []
 
-    def find(self, said: dict) -> int | None:
+    def find(self, said: dict[str, Any]) -> int | None:
         avatar, name = said.get("original_avatar"), said.get("name")
         if isinstance(avatar, str) and avatar in self.ids:
             return self.ids[avatar]
@@ -263,8 +273,9 @@ class _Speakers:
 # --- export ---------------------------------------------------------------------------
 def avatar_of(group: Group, character_id: int, names: dict[int, str]) -> str:
     """The member's avatar file name: the one it was imported with, else `Name.png`."""
-    kept = group.extra.get("avatars") if isinstance(group.extra.get("avatars"), dict) else {}
-    return kept.get(str(character_id)) or f"{names.get(character_id, 'character')}.png"
+    kept = group.extra.get("avatars")
+    own = kept.get(str(character_id)) if isinstance(kept, dict) else None
+    return own if isinstance(own, str) and own else f"{names.get(character_id, 'character')}.png"
 
 
 def force_avatar(avatar: str) -> str:
@@ -287,7 +298,9 @@ def _speaker_fields(group: Group, speaker_id: int, names: dict[int, str]) -> dic
     }
 
 
-def group_chat_rows(store: Store, chat_id: int, group: Group) -> tuple[dict, list[dict]]:
+def group_chat_rows(
+    store: Store, chat_id: int, group: Group
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The chat's metadata and its lines, each reply under its speaker's name and avatar.
 
     A line has one speaker in SillyTavern; a swipe spoken by another member (a "let speak"
@@ -329,7 +342,9 @@ def export_st_group(store: Store, group_id: int, folder: str | Path) -> list[Pat
     (folder / "group chats").mkdir(parents=True, exist_ok=True)
     names = {m.character_id: m.name for m in group.members}
     chats = list(reversed(store.groups.chats(group_id)))  # oldest first, the newest current
-    written, past, titles = [], {}, []
+    written: list[Path] = []
+    past: dict[str, dict[str, Any]] = {}
+    titles: list[str] = []
     for chat in chats:
         meta, lines = group_chat_rows(store, chat.id, group)
         title = _unique(_safe(chat.title), titles)
@@ -347,8 +362,8 @@ def export_st_group(store: Store, group_id: int, folder: str | Path) -> list[Pat
 
 
 def _group_json(
-    group: Group, names: dict[int, str], titles: list[str], past: dict[str, dict]
-) -> dict:
+    group: Group, names: dict[int, str], titles: list[str], past: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     s = group.settings
     strategy = {v: k for k, v in _STRATEGIES.items()}[s.strategy]
     mode = {v: k for k, v in _MODES.items()}[s.card_mode]

@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
 
 from app.core.store.db import StoreError
 from app.core.store.nodes import NewNode, insert_nodes
+from app.core.store.part import new_id
 from app.core.store.records import ChatEntry, from_row
 from app.core.store.store import Store
 
@@ -106,7 +107,7 @@ class Group:
     members: tuple[GroupMember, ...]
     settings: GroupSettings = field(default_factory=GroupSettings)
     has_avatar: bool = False
-    extra: dict = field(default_factory=dict)  # fields an imported file carried
+    extra: dict[str, Any] = field(default_factory=dict)  # fields an imported file carried
 
     @property
     def speakers(self) -> tuple[GroupMember, ...]:
@@ -130,7 +131,7 @@ class GroupStore:
         character_ids: list[int],
         settings: GroupSettings | None = None,
         avatar: bytes | None = None,
-        extra: dict | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> int:
         if not name.strip():
             raise ValueError("a group needs a name")
@@ -140,18 +141,20 @@ class GroupStore:
             self.store.characters.card(cid)  # raises StoreError naming a missing character
         now = time.time()
         with self.store._tx() as c:
-            gid = c.execute(
-                "INSERT INTO groups (name, avatar, settings, extra, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    name.strip(),
-                    avatar,
-                    (settings or GroupSettings()).to_json(),
-                    json.dumps(extra, ensure_ascii=False) if extra else None,
-                    now,
-                    now,
-                ),
-            ).lastrowid
+            gid = new_id(
+                c.execute(
+                    "INSERT INTO groups (name, avatar, settings, extra, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        name.strip(),
+                        avatar,
+                        (settings or GroupSettings()).to_json(),
+                        json.dumps(extra, ensure_ascii=False) if extra else None,
+                        now,
+                        now,
+                    ),
+                )
+            )
             for pos, cid in enumerate(character_ids):
                 c.execute(
                     "INSERT INTO group_members (group_id, character_id, position) VALUES (?, ?, ?)",
@@ -208,7 +211,7 @@ class GroupStore:
         rows = self.store._query("SELECT avatar FROM groups WHERE id = ?", (group_id,))
         return rows[0]["avatar"] if rows else None
 
-    def set_extra(self, group_id: int, extra: dict) -> None:
+    def set_extra(self, group_id: int, extra: dict[str, Any]) -> None:
         self._update(
             group_id, "extra = ?", (json.dumps(extra, ensure_ascii=False) if extra else None,)
         )
@@ -235,7 +238,7 @@ class GroupStore:
             )
             c.execute("UPDATE groups SET deleted_at = NULL WHERE id = ?", (group_id,))
 
-    def _update(self, group_id: int, assignment: str, args: tuple) -> None:
+    def _update(self, group_id: int, assignment: str, args: tuple[Any, ...]) -> None:
         self.get(group_id)
         with self.store._tx() as c:
             c.execute(
@@ -248,8 +251,9 @@ class GroupStore:
         """At the end of the list; adding a member twice is refused."""
         group = self.get(group_id)
         self.store.characters.card(character_id)
-        if group.member(character_id) is not None:
-            raise ValueError(f"{group.member(character_id).name} is already in {group.name}")
+        present = group.member(character_id)
+        if present is not None:
+            raise ValueError(f"{present.name} is already in {group.name}")
         with self.store._tx() as c:
             last = c.execute(
                 "SELECT COALESCE(MAX(position), -1) FROM group_members WHERE group_id = ?",
@@ -329,8 +333,8 @@ class GroupStore:
         group_id: int,
         title: str,
         nodes: list[NewNode],
-        leaf_key=None,
-        extra: dict | None = None,
+        leaf_key: Hashable | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> int:
         """A group chat holding `nodes` in one transaction (imports, new chats)."""
         group = self.get(group_id)
@@ -338,18 +342,20 @@ class GroupStore:
             raise ValueError(f"{group.name} has no members: add a character first")
         now = time.time()
         with self.store._tx() as c:
-            chat_id = c.execute(
-                "INSERT INTO chats (character_id, group_id, title, created_at, last_used_at,"
-                " extra) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    group.members[0].character_id,
-                    group_id,
-                    title,
-                    now,
-                    now,
-                    json.dumps(extra, ensure_ascii=False) if extra else None,
-                ),
-            ).lastrowid
+            chat_id = new_id(
+                c.execute(
+                    "INSERT INTO chats (character_id, group_id, title, created_at, last_used_at,"
+                    " extra) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        group.members[0].character_id,
+                        group_id,
+                        title,
+                        now,
+                        now,
+                        json.dumps(extra, ensure_ascii=False) if extra else None,
+                    ),
+                )
+            )
             ids = insert_nodes(c, chat_id, nodes)
             c.execute(
                 "UPDATE chats SET active_leaf_id = ? WHERE id = ?",
@@ -377,6 +383,13 @@ class GroupStore:
         )
         return [from_row(ChatEntry, r) for r in rows]
 
+    def of_chat(self, chat_id: int) -> Group:
+        """The group whose chat this is; StoreError when it is no group's."""
+        group_id = self.group_of_chat(chat_id)
+        if group_id is None:
+            raise StoreError(f"chat {chat_id} is not a group chat")
+        return self.get(group_id)
+
     def group_of_chat(self, chat_id: int) -> int | None:
         rows = self.store._query("SELECT group_id FROM chats WHERE id = ?", (chat_id,))
         return rows[0][0] if rows else None
@@ -389,23 +402,25 @@ class GroupStore:
         speaker_id: int,
         text: str = "",
         status: str = "streaming",
-        gen_info: dict | None = None,
+        gen_info: dict[str, Any] | None = None,
     ) -> int:
         """A member's reply under `parent_id`, shown at once (a swipe when it has siblings)."""
         with self.store._tx() as c:  # one commit: never a reply without its speaker
-            mid = c.execute(
-                "INSERT INTO messages (chat_id, parent_id, role, text, status, gen_info,"
-                " created_at, speaker_id) VALUES (?, ?, 'assistant', ?, ?, ?, ?, ?)",
-                (
-                    chat_id,
-                    parent_id,
-                    text,
-                    status,
-                    json.dumps(gen_info) if gen_info else None,
-                    time.time(),
-                    speaker_id,
-                ),
-            ).lastrowid
+            mid = new_id(
+                c.execute(
+                    "INSERT INTO messages (chat_id, parent_id, role, text, status, gen_info,"
+                    " created_at, speaker_id) VALUES (?, ?, 'assistant', ?, ?, ?, ?, ?)",
+                    (
+                        chat_id,
+                        parent_id,
+                        text,
+                        status,
+                        json.dumps(gen_info) if gen_info else None,
+                        time.time(),
+                        speaker_id,
+                    ),
+                )
+            )
             self.store.messages._activate(c, chat_id, mid, parent_id)
         return mid
 

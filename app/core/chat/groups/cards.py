@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 from app.core.prompt import MacroContext, expand_macros
 from app.core.prompt.worldinfo import CharacterNote
@@ -32,7 +33,7 @@ _GROUP = re.compile(r"\{\{(group|charIfNotGroup)\}\}", re.I)
 class MemberCard:
     character_id: int
     name: str
-    card: dict  # the V3 `data`
+    card: dict[str, Any]  # the V3 `data`
     muted: bool = False
 
 
@@ -111,7 +112,7 @@ def speaker_card(
     settings: GroupSettings,
     user: str,
     wrap: bool = True,
-) -> dict:
+) -> dict[str, Any]:
     """The card the builder gets: the speaker's, with the group's fields in join mode,
     the group scenario when set, and `{{group}}` as the members' names."""
     speaker = next(m for m in members if m.character_id == speaker_id)
@@ -125,7 +126,7 @@ def speaker_card(
     return {k: _GROUP.sub(lambda _: names, v) if isinstance(v, str) else v for k, v in card.items()}
 
 
-def group_greetings(card: dict) -> list[str]:
+def group_greetings(card: dict[str, Any]) -> list[str]:
     """A member's greetings in a group: its V3 `group_only_greetings` when it has any,
     else its first message and alternate greetings."""
     only = [g for g in card.get("group_only_greetings") or [] if isinstance(g, str) and g]

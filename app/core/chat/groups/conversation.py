@@ -43,7 +43,7 @@ class GroupChat:
 
     @property
     def group(self) -> Group:
-        return self.store.groups.get(self.store.groups.group_of_chat(self.chat_id))
+        return self.store.groups.of_chat(self.chat_id)
 
     def candidates(self) -> list[Candidate]:
         return [
@@ -61,9 +61,8 @@ class GroupChat:
             return None
         m = path[-1]
         names = self.store.groups.speaker_names({m.speaker_id} if m.speaker_id else set())
-        return LastMessage(
-            m.text, m.role == "user", names.get(m.speaker_id), hidden=m.role == "system"
-        )
+        name = names.get(m.speaker_id) if m.speaker_id is not None else None
+        return LastMessage(m.text, m.role == "user", name, hidden=m.role == "system")
 
     def plan(self, user_input: str | None = None, *, auto: bool = False) -> list[int]:
         """The members who answer the chat as it stands, in order. When the user has just
@@ -142,13 +141,16 @@ class GroupChat:
         """Write `speaker_id`'s reply to the active path (or a new swipe of `regenerate_of`)
         and store it with its speaker; returns the message id."""
         cancel = cancel or threading.Event()
+        model = engine.info
+        if model is None:
+            raise RuntimeError("load a model before asking a member to reply")
         path = self.store.messages.active_path(self.chat_id)
         if regenerate_of is not None:
             ids = [m.id for m in path]
             path = path[: ids.index(regenerate_of)]
         parent = path[-1].id if path else None
         prompt = self.prompt(speaker_id, path)
-        job = group_job(prompt, engine.info, self.settings, self.counter)
+        job = group_job(prompt, model, self.settings, self.counter)
         built = job(engine.count_tokens)
         # world info's sticky/cooldown state goes on with this branch, as in the window
         remember_lore_state(WorldInfoStore(self.store), prompt.path_ids, built)
@@ -159,7 +161,7 @@ class GroupChat:
         cleaned = job.clean(text)
         info = {
             "speaker": prompt.speaker.name,
-            "model": engine.info.name,
+            "model": model.name,
             **({"raw_text": cleaned.raw} if cleaned.changed else {}),
         }
         self.store.messages.update(

@@ -10,7 +10,9 @@ greeting in turn, as a new SillyTavern group chat does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from app.core.chat.groups.cards import MemberCard, group_greetings, member_notes, speaker_card
 from app.core.chat.groups.prompt import group_names, member_stops
@@ -21,7 +23,14 @@ from app.core.chat.groups.speakers import (
     talkativeness,
     turn_rng,
 )
-from app.core.prompt import ChatTemplate, LoreInput, Message, PromptInput, build_prompt
+from app.core.prompt import (
+    BuiltPrompt,
+    ChatTemplate,
+    LoreInput,
+    Message,
+    PromptInput,
+    build_prompt,
+)
 from app.core.prompt.instruct import InstructTemplate
 from app.core.prompt.macros import MacroInput
 from app.core.prompt.st_chat import StChat
@@ -31,7 +40,7 @@ from app.core.store.groups import CardMode, GroupSettings, Strategy
 MODES = {"swap": CardMode.SWAP, "join": CardMode.JOIN}
 
 
-def members_of(cards: list[dict]) -> list[MemberCard]:
+def members_of(cards: list[dict[str, Any]]) -> list[MemberCard]:
     names = [str(c.get("name") or f"Character {i + 1}") for i, c in enumerate(cards)]
     if len(set(n.casefold() for n in names)) != len(names):
         raise ValueError("two cards have the same name; a group needs each member once")
@@ -87,13 +96,13 @@ class GroupRequest:
 
 def group_prompt(
     request: GroupRequest,
-    cards: list[dict],
+    cards: list[dict[str, Any]],
     chat: StChat | None,
     lore: LoreInput,
     template: ChatTemplate,
-    count,
+    count: Callable[[str], int],
     user: str,
-):
+) -> tuple[BuiltPrompt, str]:
     """The built prompt and the speaker's name; ValueError names a bad request."""
     members = members_of(cards)
     history = history_of(members, chat)

@@ -12,6 +12,7 @@ begin.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from app.core.appdata.settings import Settings
@@ -115,7 +116,7 @@ def group_prompt_input(
     continue_last: bool = False,
 ) -> GroupPrompt:
     """What the builder needs for `speaker_id`'s next line in group chat `chat_id`."""
-    group = store.groups.get(store.groups.group_of_chat(chat_id))
+    group = store.groups.of_chat(chat_id)
     members = member_cards(store, group)
     speaker = next((m for m in members if m.character_id == speaker_id), None)
     if speaker is None:
@@ -155,7 +156,7 @@ class GroupPromptJob(PromptJob):
             template = replace(template, in_group=True)
         return template, notes
 
-    def __call__(self, count_many) -> BuiltPrompt:
+    def __call__(self, count_many: Callable[[list[str]], list[int]]) -> BuiltPrompt:
         built = super().__call__(count_many)
         built.stop = list(dict.fromkeys([*built.stop, *self.member_stops]))
         return built

@@ -16,11 +16,13 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from app.core.store.groups import Strategy
 
 TALKATIVENESS_DEFAULT = 0.5  # SillyTavern's `talkativeness_default` (script.js)
 _WORD = re.compile(r"\b\w+\b")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -33,12 +35,12 @@ class Candidate:
     muted: bool = False
 
 
-def talkativeness(card: dict) -> float:
+def talkativeness(card: dict[str, Any]) -> float:
     """`data.extensions.talkativeness` (SillyTavern writes it as text, "0.5"); anything
     that is not a number is the default, as SillyTavern's `isNaN` check makes it."""
-    ext = card.get("extensions") if isinstance(card.get("extensions"), dict) else {}
-    value = ext.get("talkativeness")
-    if isinstance(value, bool):
+    ext = card.get("extensions")
+    value = ext.get("talkativeness") if isinstance(ext, dict) else None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
         return TALKATIVENESS_DEFAULT
     try:
         number = float(value)
@@ -58,7 +60,7 @@ def turn_rng(chat_seed: str, answered_message_id: int | None) -> random.Random:
     return random.Random(f"{chat_seed}:{answered_message_id}")
 
 
-def shuffled(items: Sequence, rng: random.Random) -> list:
+def shuffled(items: Sequence[T], rng: random.Random) -> list[T]:
     """SillyTavern's `shuffle` (Fisher-Yates from the end), with our roll."""
     out = list(items)
     i = len(out)
