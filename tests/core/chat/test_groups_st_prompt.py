@@ -307,3 +307,54 @@ def test_join_mode_sends_every_members_character_note(store):
     assert swapped == ours(
         CHATML_SWAP.replace(newest, "<|im_start|>system\n[Cid purrs.]<|im_end|>\n" + newest)
     )
+
+
+def _card_file(tmp_path, data):
+    path = tmp_path / f"{data['name']}.json"
+    path.write_text(json.dumps({"spec": "chara_card_v2", "spec_version": "2.0", "data": data}))
+    return str(path)
+
+
+@pytest.mark.parametrize("mode", ["swap", "join"])
+def test_parlor_prompt_with_several_cards_prints_the_same_prompt(tmp_path, capsys, mode):
+    """`parlor prompt --card A --card B --card C` builds what the window sends: the same
+    SillyTavern text for the same members and chat (the command line has no join prefix)."""
+    from app.cli import main
+
+    chat = tmp_path / "inn.jsonl"
+    lines = [
+        {"name": "Ann", "is_user": False, "mes": "Welcome.", "original_avatar": "Ann.png"},
+        {"name": "Bob", "is_user": False, "mes": "Evening.", "original_avatar": "Bob.png"},
+        {"name": "Uma", "is_user": True, "mes": "Hello all. Cid?"},
+        {"name": "Ann", "is_user": False, "mes": "He naps.", "original_avatar": "Ann.png"},
+    ]
+    chat.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    cards = [arg for c in CARDS for arg in ("--card", _card_file(tmp_path, c))]
+    code = main(
+        ["prompt", *cards, "--chat", str(chat), "--speaker", "Cid", "--group-mode", mode]
+        + ["--template", "ChatML", "--user", "Uma", "--json"]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    expected = CHATML_SWAP if mode == "swap" else _join_without_affixes()
+    assert json.loads(out)["prompt"] == ours(expected)
+
+
+def _join_without_affixes() -> str:
+    """CHATML_JOIN with no prefix or suffix: each field joined by "\\n" alone, and the
+    joined examples one block each (`parseMesExamples` splits at each `<START>`)."""
+    return (
+        "<|im_start|>system\n" + SYSTEM + "\n"
+        "Ann forges blades for Uma.\nBob is a bard.\nCid is a cat.\n"
+        "Cid's personality: blunt\nmerry\nlazy\n"
+        "Scenario: A forge.\nA rug.<|im_end|>\n"
+        # Ann's block: her line is not the speaker's, so it stays in the user's turn
+        "<|im_start|>user\nUma: Uma: Hi\nAnn: Hmph.<|im_end|>\n"
+        "<|im_start|>user\nUma: Uma: Cat?<|im_end|>\n"
+        "<|im_start|>assistant\nCid: Cid: Meow.<|im_end|>\n"
+        "<|im_start|>assistant\nAnn: Welcome.<|im_end|>\n"
+        "<|im_start|>assistant\nBob: Evening.<|im_end|>\n"
+        "<|im_start|>user\nUma: Hello all. Cid?<|im_end|>\n"
+        "<|im_start|>assistant\nAnn: He naps.<|im_end|>"
+        "\n<|im_start|>assistant\nCid:"
+    )
