@@ -83,7 +83,7 @@ class AdvancedFields(QWidget):
         self.filter_tags = QLineEdit()
         self.filter_tags.setAccessibleName(tr("Character tags"))
         self.filter_tags.setPlaceholderText(tr("Tags of the characters, separated by commas"))
-        self.filter_exclude = QCheckBox(tr("All but these"))
+        self.filter_exclude = QCheckBox(tr("For every character but these (names and tags)"))
         self.filter_exclude.setToolTip(
             tr("Off: only for these characters or tags. On: for every other character.")
         )
@@ -113,7 +113,8 @@ class AdvancedFields(QWidget):
         form.addRow(tr("Recursion"), _row(self.exclude_recursion, self.prevent_recursion))
         form.addRow(tr("Delay until recursion"), self.delay_recursion)
         form.addRow(tr("Only for characters"), self.filter_names)
-        form.addRow(tr("Only for tags"), _row(self.filter_tags, self.filter_exclude))
+        form.addRow(tr("Only for tags"), self.filter_tags)
+        form.addRow("", self.filter_exclude)
         for spin in (
             self.scan_depth,
             self.probability,

@@ -16,6 +16,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import cached_property
 from typing import Any
 
 KNOWN_DECORATORS = frozenset(
@@ -199,7 +200,7 @@ class WIEntry:
         """SillyTavern's key for timed effects: `world.uid`."""
         return f"{self.world}.{self.uid}"
 
-    @property
+    @cached_property
     def groups(self) -> list[str]:
         """The inclusion groups: SillyTavern splits `group` on a comma and the spaces after
         it (`split(/,\\s*/)`), so "a, b" is in "a" and "b" (and "a ,b" in "a " and "b")."""

@@ -55,6 +55,7 @@ def filter_groups(
             why[entry] = lost.setdefault(entry, reason)
 
     sticky_groups = _timed_filter(grouped, timed, remove)
+    fired = {a.group for a in activated if a.group}
     for name, group in grouped.items():
         if name in sticky_groups:
             continue
@@ -62,7 +63,7 @@ def filter_groups(
             _score(name, group, buffer, state, score_all, has, remove)
         # SillyTavern compares a fired entry's whole `group` text with the name (`x.group
         # === key`): an entry that fired in "g1, g2" does not close g1 for later passes.
-        if any(a.group == name for a in activated):
+        if name in fired:
             for entry in group:
                 remove(entry, f"group '{name}' already fired")
             continue
