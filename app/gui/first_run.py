@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLa
 from app.core.appdata.machine import Machine
 from app.core.hub.catalog import evaluate, load_catalog
 from app.gui.models.download_dialog import machine_summary
+from app.gui.models.machine_probe import MachineProbe
 
 DOWNLOAD, OPEN, SKIP = "download", "open", "skip"
 
@@ -18,12 +19,12 @@ DOWNLOAD, OPEN, SKIP = "download", "open", "skip"
 class FirstRunDialog(QDialog):
     chosen = Signal(str)  # DOWNLOAD | OPEN | SKIP
 
-    def __init__(self, machine: Machine, parent=None) -> None:
+    def __init__(self, machine: Machine | None, parent=None) -> None:
+        """`machine` None: the probe is still running; `set_machine` fills the advice in."""
         super().__init__(parent)
         self.setWindowTitle(self.tr("Welcome to Parlor"))
         self.setMinimumWidth(560)
-        catalog = load_catalog()
-        rec, _rows = evaluate(catalog, machine, n_layer=catalog.n_layer)
+        self.catalog = load_catalog()
         lay = QVBoxLayout(self)
         intro = QLabel(
             self.tr(
@@ -33,10 +34,10 @@ class FirstRunDialog(QDialog):
         )
         intro.setWordWrap(True)
         lay.addWidget(intro)
-        summary = QLabel(machine_summary(machine, rec.usable_bytes))
-        summary.setWordWrap(True)
-        lay.addWidget(summary)
-        self.recommendation = QLabel(self._advice(catalog.name, rec))
+        self.summary = QLabel(self.tr("Checking this computer's memory and graphics cards…"))
+        self.summary.setWordWrap(True)
+        lay.addWidget(self.summary)
+        self.recommendation = QLabel()
         self.recommendation.setWordWrap(True)
         lay.addWidget(self.recommendation)
         lay.addWidget(QLabel(self.tr("Then say hello to Wren, who is waiting in the inn.")))
@@ -52,8 +53,16 @@ class FirstRunDialog(QDialog):
             row.addWidget(button)
             self.buttons[key] = button
         self.buttons[DOWNLOAD].setDefault(True)
-        self.buttons[DOWNLOAD].setEnabled(rec.entry is not None)
+        self.buttons[DOWNLOAD].setEnabled(False)
         lay.addLayout(row)
+        if machine is not None:
+            self.set_machine(machine)
+
+    def set_machine(self, machine: Machine) -> None:
+        rec, _rows = evaluate(self.catalog, machine, n_layer=self.catalog.n_layer)
+        self.summary.setText(machine_summary(machine, rec.usable_bytes))
+        self.recommendation.setText(self._advice(self.catalog.name, rec))
+        self.buttons[DOWNLOAD].setEnabled(rec.entry is not None)
 
     def _advice(self, model_name: str, rec) -> str:
         if rec.entry is None:
@@ -74,11 +83,18 @@ class FirstRunDialog(QDialog):
 
 
 def maybe_first_run(window, read_machine) -> FirstRunDialog | None:
-    """Open the guide over `window` unless it was done before or a model is already set."""
+    """Open the guide over `window` unless it was done before or a model is already set.
+
+    `read_machine` (a 1.5 s device probe) runs off the GUI thread; the guide opens at once
+    and gives its advice when the answer comes."""
     settings = window.ctx.settings
     if settings.first_run_done or settings.model_path:
         return None
-    dialog = FirstRunDialog(read_machine(), window)
+    dialog = FirstRunDialog(None, window)
+    dialog.probe = MachineProbe(read_machine, dialog)
+    dialog.probe.ready.connect(dialog.set_machine)
+    dialog.finished.connect(lambda _result: dialog.probe.shutdown())
+    dialog.probe.start()
     actions = {
         DOWNLOAD: window.models.show_download,
         OPEN: window.models.choose_file,

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QTimer
 
 from app.core.appdata.machine import GB, Gpu, Machine
 from app.core.gguf.header import moe_layout, read_header, validate_gguf
@@ -347,3 +348,38 @@ def test_a_server_error_mid_file_is_retried_and_the_wait_is_shown(
         "(retry 1 of 5 without progress; Parlor gives up after 5 "
         "retries or 5 min of waiting without progress)"
     )
+
+
+def test_the_machine_probe_runs_off_the_gui_thread_and_fills_the_dialog(qtbot, fake, tmp_path):
+    """`for_app`'s probe (about 1.5 s of device checks) must not hold the dialog closed: it
+    opens with the RAM alone, Download waits, and the GPU row appears with the answer."""
+    import threading
+
+    answer = threading.Event()
+
+    def slow_probe() -> Machine:
+        answer.wait(10)
+        return GPU_16_8
+
+    ticks = []
+    beat = QTimer(interval=20)
+    beat.timeout.connect(lambda: ticks.append(1))
+    beat.start()
+    dialog = DownloadDialog(
+        NO_GPU_16,
+        load_catalog(),
+        Hub(endpoint=fake.url, token=False),
+        tmp_path / "models",
+        verify=None,
+        probe=slow_probe,
+    )
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert "Checking the graphics cards" in dialog.machine_label.text()
+    assert not dialog.download_button.isEnabled()
+    qtbot.wait(300)
+    assert len(ticks) >= 5
+    answer.set()
+    qtbot.waitUntil(lambda: "Test GPU: 8 GB VRAM" in dialog.machine_label.text(), timeout=5000)
+    assert "Checking" not in dialog.machine_label.text()
+    assert selected_quant(dialog) == "Q4_K_M" and dialog.download_button.isEnabled()

@@ -25,9 +25,60 @@ def test_says_so_when_nothing_fits(qtbot):
 def test_shown_once_then_never_again(qtbot, make_window):
     window = make_window()
     dialog = maybe_first_run(window, lambda: Machine(32 * GB, 20 * GB))
-    assert dialog is not None and "Q6_K" in dialog.recommendation.text()
+    assert dialog is not None
+    qtbot.waitUntil(lambda: "Q6_K" in dialog.recommendation.text(), timeout=5000)
     dialog.buttons[SKIP].click()
     window.close()
     again = make_window()
     assert again.ctx.settings.first_run_done
     assert maybe_first_run(again, lambda: Machine(32 * GB, 20 * GB)) is None
+
+
+def test_the_guide_opens_before_the_machine_is_read_and_fills_in_after(qtbot, make_window):
+    """The device probe takes about 1.5 s: the window keeps turning while it runs."""
+    import threading
+
+    from PySide6.QtCore import QTimer
+
+    window = make_window()
+    answer = threading.Event()
+
+    def slow_probe() -> Machine:
+        answer.wait(10)
+        return Machine(32 * GB, 20 * GB)
+
+    ticks = []
+    beat = QTimer(interval=20)
+    beat.timeout.connect(lambda: ticks.append(1))
+    beat.start()
+    dialog = maybe_first_run(window, slow_probe)
+    assert dialog is not None and dialog.isVisible()
+    assert "Checking" in dialog.summary.text() and not dialog.buttons[DOWNLOAD].isEnabled()
+    qtbot.wait(300)
+    assert len(ticks) >= 5  # the event loop turned while the probe ran
+    answer.set()
+    qtbot.waitUntil(lambda: "Q6_K" in dialog.recommendation.text(), timeout=5000)
+    assert "32 GB RAM" in dialog.summary.text() and dialog.buttons[DOWNLOAD].isEnabled()
+    dialog.buttons[SKIP].click()
+
+
+def test_a_guide_closed_with_its_window_mid_probe_takes_no_late_answer(qtbot):
+    import threading
+
+    from PySide6.QtWidgets import QWidget
+
+    from app.gui.models.machine_probe import MachineProbe
+
+    answer = threading.Event()
+    parent = QWidget()
+    probe = MachineProbe(lambda: (answer.wait(10), Machine(8 * GB, 4 * GB))[1], parent)
+    got = []
+    probe.ready.connect(got.append)
+    probe.start()
+    job = probe.slot.job
+    parent.deleteLater()
+    qtbot.waitUntil(lambda: probe.slot.job is None, timeout=2000)  # dropped with its owner
+    answer.set()
+    assert job.wait(5)
+    qtbot.wait(50)
+    assert got == []

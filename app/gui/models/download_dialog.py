@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.appdata.machine import Machine
+from app.core.appdata.machine import Machine, read_machine
 from app.core.convert.moe import extra_disk_bytes
 from app.core.gguf.header import (
     GGUFError,
@@ -54,6 +54,7 @@ from app.core.hub.downloads import (
     partial_bytes,
 )
 from app.core.hub.offload import plan_for
+from app.gui.chat.header import ElidedLabel
 from app.gui.models.convert_dialog import (
     ConversionMeter,
     Verify,
@@ -63,6 +64,7 @@ from app.gui.models.convert_dialog import (
 )
 from app.gui.models.fit_table import BADGES, Choice, FitTable, gb, machine_summary
 from app.gui.models.jobs import JobSlot, rate, time_left
+from app.gui.models.machine_probe import MachineProbe, provisional_machine
 
 __all__ = ["DownloadDialog", "machine_summary"]  # machine_summary: the first-run guide's
 
@@ -93,7 +95,10 @@ class DownloadDialog(QDialog):
         n_ctx: int = 4096,
         verify: Verify | None = load_check,
         disk_usage: Callable[[Path], object] = shutil.disk_usage,
+        probe: Callable[[], Machine] | None = None,
     ) -> None:
+        """`probe`: read the machine in the background and show `machine` (the RAM alone)
+        until it answers; Download waits for it, so no plan is made on a partial view."""
         super().__init__(parent)
         self.machine, self.catalog, self.hub = machine, catalog, hub
         self.models_dir, self.n_ctx, self.verify = Path(models_dir), n_ctx, verify
@@ -105,8 +110,19 @@ class DownloadDialog(QDialog):
         self._meter = ConversionMeter()
         self.setWindowTitle(self.tr("Download a model"))
         self.resize(980, 600)
+        self.probing = probe is not None
+        self._last_listing: tuple[str, str | None, list[GgufModel]] | None = None
         self._build()
         self._show_catalog()
+        self._machine_probe = MachineProbe(probe, self) if probe is not None else None
+        if self._machine_probe is not None:
+            self.machine_label.setText(
+                self.machine_label.text()
+                + "\n"
+                + self.tr("Checking the graphics cards and llama.cpp's devices…")
+            )
+            self._machine_probe.ready.connect(self.set_machine)
+            self._machine_probe.start()
 
     @classmethod
     def for_app(
@@ -115,20 +131,31 @@ class DownloadDialog(QDialog):
         """The dialog on this machine, the default catalog, the hub from the settings (the
         mirror in `settings.hf_endpoint`, else HF_ENDPOINT or huggingface.co) and `token`
         (Parlor's stored one; None: huggingface_hub's login or HF_TOKEN)."""
-        from app.core.appdata.machine import read_machine
-
         hub = Hub(
             endpoint=settings.hf_endpoint or settings.extra.get("hf_endpoint") or None,
             token=token or None,
         )
         return cls(
-            read_machine(),
+            provisional_machine(),
             cat.load_catalog(),
             hub,
             paths.models,
             parent,
-            n_ctx=settings.n_ctx or 8192,
-        )  # 0: from the model, at least 8192
+            n_ctx=settings.n_ctx or 8192,  # 0: from the model, at least 8192
+            probe=read_machine,  # a 1.5 s device probe: off the GUI thread
+        )
+
+    def set_machine(self, machine: Machine) -> None:
+        """The probe's answer: the summary, the fit of every row and the pick are redone."""
+        self.machine, self.probing = machine, False
+        rec, _ = cat.evaluate(self.catalog, machine)
+        self.machine_label.setText(machine_summary(machine, rec.usable_bytes))
+        if self.state in ("downloading", "converting"):
+            return
+        self._show_catalog()
+        if self._last_listing is not None:
+            self._on_listed(*self._last_listing)
+        self._on_selection()
 
     # --- layout --------------------------------------------------------------------------
     def _build(self) -> None:
@@ -201,7 +228,8 @@ class DownloadDialog(QDialog):
 
     def _button_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
-        self.folder_label = QLabel(self.tr("Saves to {0}").format(self.models_dir))
+        self.folder_label = ElidedLabel()  # a long home folder must not widen the dialog
+        self.folder_label.setText(self.tr("Saves to {0}").format(self.models_dir))
         self.folder_label.setStyleSheet("color: palette(mid);")
         self.download_button = QPushButton(self.tr("Download"))
         self.download_button.setDefault(True)
@@ -271,6 +299,7 @@ class DownloadDialog(QDialog):
             self.download_button.setText(self.tr("Download"))
 
     def _on_listed(self, repo_id: str, wanted: str | None, models: list[GgufModel]) -> None:
+        self._last_listing = (repo_id, wanted, models)
         self.list_button.setEnabled(True)
         entries = [cat.entry_for_file(m.name, m.size, m.quant) for m in models]
         loadable = [e for e, m in zip(entries, models, strict=True) if m.complete]
@@ -308,7 +337,9 @@ class DownloadDialog(QDialog):
         if self.state in ("downloading", "converting"):
             return
         choice = self.current_choice()
-        self.download_button.setEnabled(choice is not None and self._loadable(choice))
+        self.download_button.setEnabled(
+            choice is not None and self._loadable(choice) and not self.probing
+        )
         self._describe(choice)
         if choice is not None and choice.layout is None and not choice.header_note:
             self._check_header(choice)
@@ -605,4 +636,6 @@ class DownloadDialog(QDialog):
         """Closing stops every job and waits for it, so no thread outlives the dialog."""
         for slot in (self._work, self._headers, self._listing):
             slot.shutdown()
+        if self._machine_probe is not None:
+            self._machine_probe.shutdown()
         super().done(result)
