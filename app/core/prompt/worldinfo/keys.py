@@ -285,6 +285,8 @@ def _line_words(line: str, case_sensitive: bool) -> frozenset[str]:
     found = _LINE_WORDS.get(memo)
     if found is None:
         found = _words_of(line if case_sensitive else line.lower())
+        if len(line) > 65_536:
+            return found  # a rare huge message is not kept
         with _LINE_LOCK:
             if len(_LINE_WORDS) >= _LINE_WORDS_SIZE:
                 _LINE_WORDS.pop(next(iter(_LINE_WORDS)), None)

@@ -48,6 +48,7 @@ class KeyIndex:
     )
     literals: dict[bool, dict[str, list[WIEntry]]] = field(default_factory=dict)  # by folded
     _seen: dict[str, frozenset[WIEntry]] = field(default_factory=dict, repr=False)
+    _seen_chars: int = field(default=0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, entry: WIEntry, mode: int, needle: str, case: bool, compiled: object) -> None:
@@ -85,10 +86,17 @@ class KeyIndex:
         found = self._seen.get(text)
         if found is None:
             found = self._scan(Haystack(text))
-            with self._lock:
-                if len(self._seen) >= _SEEN_SIZE:
-                    self._seen.pop(next(iter(self._seen)), None)
-                self._seen[text] = found
+            if len(text) > _SEEN_LONGEST:
+                return found  # a rare huge text is not worth what it holds
+            with self._lock:  # oldest out first, within a number of texts and of characters
+                while self._seen and (
+                    len(self._seen) >= _SEEN_SIZE or self._seen_chars + len(text) > _SEEN_CHARS
+                ):
+                    self._seen_chars -= len(next(iter(self._seen)))
+                    del self._seen[next(iter(self._seen))]
+                if text not in self._seen:
+                    self._seen[text] = found
+                    self._seen_chars += len(text)
         return found
 
     def _scan(self, part: Haystack) -> frozenset[WIEntry]:
@@ -114,6 +122,8 @@ class KeyIndex:
 
 
 _SEEN_SIZE = 4096  # texts (messages, recursion parts) whose answers are kept, per index
+_SEEN_CHARS = 4_000_000  # and their characters at most
+_SEEN_LONGEST = 65_536
 
 
 @dataclass
