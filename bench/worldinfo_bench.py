@@ -6,9 +6,11 @@ The book and chat are generated from a fixed seed: plain keys (some of several w
 entries' keys (so recursion has work to do), and a chat in which about one message in three
 names a key. Each turn adds a message and runs the whole activation (entries read from the
 book, sorted, scanned with recursion, groups, budget, placed, explained); the figure is the
-median over the turns, with the slowest turn beside it. The first turn also reads the book
-(cached after that); the reason for every entry is made only when asked (the inspector,
-`parlor prompt --json`) and is measured apart, as trace_median_ms.
+median over the turns, with the slowest turn beside it, and the CPU time of the median turn
+(on a shared machine the wall time also counts the time other processes hold the cores).
+The first turn also reads the book and compiles its keys (`worldinfo/plan.py`; cached after
+that); the reason for every entry is made only when asked (the inspector, `parlor prompt
+--json`) and is measured apart, as trace_median_ms.
 """
 
 from __future__ import annotations
