@@ -17,8 +17,13 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 from app.core.appdata.secrets import redact
+
+if TYPE_CHECKING:
+    from app.core.appdata.machine import Machine
 
 LOG_FILE = "parlor.log"
 MAX_BYTES = 1_000_000
@@ -76,25 +81,26 @@ def install_excepthooks() -> None:
     previous_sys, previous_thread = sys.excepthook, threading.excepthook
     crash_log = logging.getLogger("parlor.crash")
 
-    def sys_hook(kind, value, tb) -> None:
+    def sys_hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
         if not issubclass(kind, KeyboardInterrupt):
             crash_log.critical("unhandled %s", kind.__name__, exc_info=(kind, value, tb))
         previous_sys(kind, value, tb)
 
-    def thread_hook(args) -> None:
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
         if args.exc_type is not SystemExit:
             name = args.thread.name if args.thread else "?"
             crash_log.critical(
                 "unhandled %s in thread %s",
                 args.exc_type.__name__,
                 name,
-                exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+                exc_info=args.exc_value or True,
             )
         previous_thread(args)
 
     if getattr(sys.excepthook, "_parlor", False):
         return  # installed already (a second window in the same process)
-    sys_hook._parlor = thread_hook._parlor = True
+    setattr(sys_hook, "_parlor", True)  # noqa: B010 - a mark on a function object
+    setattr(thread_hook, "_parlor", True)  # noqa: B010
     sys.excepthook, threading.excepthook = sys_hook, thread_hook
 
 
@@ -130,7 +136,7 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _machine_lines(machine) -> list[str]:
+def _machine_lines(machine: Machine | None) -> list[str]:
     from app.core.appdata.machine import describe, read_machine
 
     machine = machine or read_machine()
@@ -140,7 +146,10 @@ def _machine_lines(machine) -> list[str]:
 
 
 def diagnostics(
-    logs_dir: Path, secret_values: Iterable[str] = (), machine=None, log_lines: int = 40
+    logs_dir: Path,
+    secret_values: Iterable[str] = (),
+    machine: Machine | None = None,
+    log_lines: int = 40,
 ) -> str:
     """Text for Help → "Copy diagnostics": versions, OS, CPU, GPU, memory, the log's end.
 

@@ -126,9 +126,10 @@ def probe_nvml(nvml: Any = None) -> list[Gpu]:
     """NVIDIA through NVML (`nvidia-ml-py`, imported as `pynvml`); [] when it is not installed."""
     if nvml is None:
         try:
-            import pynvml as nvml  # noqa: PLC0415 - optional, imported only when probing
+            import pynvml  # noqa: PLC0415 - optional, imported only when probing
         except ImportError:
             return []
+        nvml = pynvml
     nvml.nvmlInit()
     try:
         gpus = []
@@ -225,6 +226,8 @@ def _dxgi_adapters() -> list[tuple[str, int, int]]:  # pragma: no cover - Window
     import ctypes  # noqa: PLC0415
     from ctypes import wintypes  # noqa: PLC0415
 
+    win: Any = ctypes  # WINFUNCTYPE and WinDLL exist only in Windows' ctypes
+
     class Desc1(ctypes.Structure):  # DXGI_ADAPTER_DESC1
         _fields_ = [
             ("Description", wintypes.WCHAR * 128),
@@ -242,11 +245,11 @@ def _dxgi_adapters() -> list[tuple[str, int, int]]:  # pragma: no cover - Window
 
     def method(obj: ctypes.c_void_p, index: int, *argtypes: Any) -> Any:
         vtable = ctypes.cast(obj, ctypes.POINTER(ctypes.POINTER(ctypes.c_void_p)))[0]
-        return ctypes.WINFUNCTYPE(ctypes.c_long, ctypes.c_void_p, *argtypes)(vtable[index])
+        return win.WINFUNCTYPE(ctypes.c_long, ctypes.c_void_p, *argtypes)(vtable[index])
 
     iid = (ctypes.c_ubyte * 16)(*bytes.fromhex("78ae0a776ff2ba4da829253c83d1b387"))
     factory = ctypes.c_void_p()
-    if ctypes.WinDLL("dxgi").CreateDXGIFactory1(ctypes.byref(iid), ctypes.byref(factory)):
+    if win.WinDLL("dxgi").CreateDXGIFactory1(ctypes.byref(iid), ctypes.byref(factory)):
         return []
     found = []
     try:

@@ -7,6 +7,7 @@ for tests and portable installs. Folders are created on first use, not on import
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,7 @@ class Paths:
         return self
 
 
-def default_paths(env: dict[str, str] | None = None) -> Paths:
+def default_paths(env: Mapping[str, str] | None = None) -> Paths:
     env = os.environ if env is None else env
     home = env.get("PARLOR_HOME")
     if home:

@@ -9,6 +9,7 @@ anywhere a secret must never appear.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 SERVICE = "Parlor"
 SECRETS_FILE = "secrets.json"
@@ -63,7 +65,7 @@ def redact(text: str, values: Iterable[str] = ()) -> str:
     return text
 
 
-def usable_keyring():
+def usable_keyring() -> Any:
     """The keyring backend if one is installed and really usable, else None."""
     try:
         import keyring
@@ -86,7 +88,7 @@ class SecretStore:
 
     _UNRESOLVED = object()
 
-    def __init__(self, config_dir: Path, backend=None, use_keyring: bool = True):
+    def __init__(self, config_dir: Path, backend: Any = None, use_keyring: bool = True) -> None:
         self.file = config_dir / SECRETS_FILE
         # Finding the keyring backend scans entry points (a few hundred ms): do it on first
         # use, so opening the app does not pay for it.
@@ -96,7 +98,7 @@ class SecretStore:
         self._seen: set[str] = set()
 
     @property
-    def keyring(self):
+    def keyring(self) -> Any:
         if self._keyring is self._UNRESOLVED:
             self._keyring = usable_keyring()
         return self._keyring
@@ -159,7 +161,7 @@ class SecretStore:
         if data.pop(name, None) is not None:
             self._write_file(data)
 
-    def known_values(self) -> set[str]:
+    def known_values(self) -> builtins.set[str]:
         """Every secret value this store has read or written (for log redaction)."""
         return set(self._seen)
 

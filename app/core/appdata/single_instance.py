@@ -79,7 +79,7 @@ class InstanceLock:
     def __enter__(self) -> InstanceLock:
         return self.acquire_or_raise()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 

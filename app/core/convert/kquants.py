@@ -19,7 +19,7 @@ _BATCH = 1024  # blocks of 256 values quantized together
 
 def _seq_sum(a: np.ndarray) -> np.ndarray:
     """Sum over axis 0 top to bottom in float32, as the C loop does (bit-equal results)."""
-    total = a[0].copy()
+    total: np.ndarray = a[0].copy()
     for row in a[1:]:
         total += row
     return total
@@ -139,9 +139,9 @@ def dequantize(raw: bytes | memoryview, ggml_type: int, row_len: int) -> np.ndar
     from gguf import quants
     from gguf.constants import GGMLQuantizationType
 
-    from app.core.gguf.ggml_types import block_info
+    from app.core.gguf.ggml_types import known_block
 
-    block, size = block_info(ggml_type)
+    block, size = known_block(ggml_type)
     row_bytes = row_len // block * size
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(-1, row_bytes)
     out = quants.dequantize(rows, GGMLQuantizationType(ggml_type))

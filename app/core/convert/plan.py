@@ -11,9 +11,10 @@ present (fewest bits lost), or the nearest better type that can be written here.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.core.gguf.ggml_types import GGML_TYPE_IDS, bits_per_weight, block_info, type_name
+from app.core.gguf.ggml_types import GGML_TYPE_IDS, bits_per_weight, known_block, type_name
 from app.core.gguf.header import LEGACY_EXPERT, GGUFError, GGUFHeader, TensorInfo
 from app.core.gguf.writer import OutTensor, align, encode_header
 
@@ -49,7 +50,7 @@ class ExpertGroup:
         n = 1
         for d in shape:
             n *= d
-        block, size = block_info(self.target_type)
+        block, size = known_block(self.target_type)
         return OutTensor(self.name, shape, self.target_type, n // block * size)
 
 
@@ -76,7 +77,7 @@ class Plan:
         return self.header_size() + size
 
 
-def choose_target(types: Counter[int], row_len: int, can_write) -> int:
+def choose_target(types: Counter[int], row_len: int, can_write: Callable[[int], bool]) -> int:
     """The type a group of experts with these types becomes: least loss, never below the best."""
     if len(types) == 1:
         return next(iter(types))
@@ -90,7 +91,7 @@ def choose_target(types: Counter[int], row_len: int, can_write) -> int:
         t = GGML_TYPE_IDS[name]
         if (
             bits_per_weight(t) >= bits_per_weight(best)
-            and row_len % block_info(t)[0] == 0
+            and row_len % known_block(t)[0] == 0
             and can_write(t)
         ):
             return t
@@ -120,10 +121,12 @@ def _check_group(
     return ordered
 
 
-def plan_conversion(header: GGUFHeader, can_write=None) -> Plan:
+def plan_conversion(header: GGUFHeader, can_write: Callable[[int], bool] | None = None) -> Plan:
     """What the merged file holds, tensor by tensor, in the source's order."""
     if can_write is None:
-        from app.core.convert.kquants import can_quantize as can_write
+        from app.core.convert.kquants import can_quantize
+
+        can_write = can_quantize
     found = _collect(header)
     if not found:
         raise GGUFError(f"{header.name} has no split expert tensors to merge")

@@ -92,6 +92,14 @@ def type_name(ggml_type: int) -> str:
     return entry[0] if entry else f"type{ggml_type}"
 
 
+def known_block(ggml_type: int) -> tuple[int, int]:
+    """`block_info` for a type the caller has already checked is known."""
+    info = block_info(ggml_type)
+    if info is None:
+        raise ValueError(f"ggml type {ggml_type} is not known to this version of Parlor")
+    return info
+
+
 def block_info(ggml_type: int) -> tuple[int, int] | None:
     """(elements per block, bytes per block), or None for a type this table does not know."""
     entry = GGML_TYPES.get(ggml_type)

@@ -192,7 +192,7 @@ class _Reader:
                 self.eof = True
             self.buf += data
 
-    def unpack(self, fmt: str) -> tuple:
+    def unpack(self, fmt: str) -> tuple[Any, ...]:
         s = struct.Struct(self.bo + fmt)
         self.need(s.size)
         out = s.unpack_from(self.buf, self.pos)
@@ -201,13 +201,13 @@ class _Reader:
 
     def u32(self) -> int:
         self.need(4)
-        v = self._u32.unpack_from(self.buf, self.pos)[0]
+        v: int = self._u32.unpack_from(self.buf, self.pos)[0]
         self.pos += 4
         return v
 
     def u64(self) -> int:
         self.need(8)
-        v = self._u64.unpack_from(self.buf, self.pos)[0]
+        v: int = self._u64.unpack_from(self.buf, self.pos)[0]
         self.pos += 8
         return v
 
@@ -259,7 +259,7 @@ def _read_value(r: _Reader, vtype: int) -> Any:
     return r.unpack(fmt)[0]
 
 
-def _read_array(r: _Reader) -> list:
+def _read_array(r: _Reader) -> list[Any]:
     itype, count = r.u32(), r.u64()
     r.take_items(count, "metadata array", strings=itype == T_STRING)
     if itype == T_STRING:
@@ -279,7 +279,7 @@ def _read_array(r: _Reader) -> list:
 def _read_strings(r: _Reader, count: int) -> list[str]:
     """`r.string()` `count` times, with the bookkeeping hoisted out of the loop: a
     vocabulary is hundreds of thousands of strings, read while the user waits."""
-    out = []
+    out: list[str] = []
     append, unpack, buf, pos = out.append, r._u64.unpack_from, r.buf, r.pos
     for _ in range(count):
         if pos + 8 > len(buf):
@@ -300,7 +300,8 @@ def _read_strings(r: _Reader, count: int) -> list[str]:
 def _array_item_type(r: _Reader, vtype: int, start: int) -> int | None:
     if vtype != T_ARRAY:
         return None
-    return struct.unpack_from(r.bo + "I", r.buf, start)[0]
+    item_type: int = struct.unpack_from(r.bo + "I", r.buf, start)[0]
+    return item_type
 
 
 def _read_preamble(r: _Reader) -> tuple[int, int, int]:
@@ -392,7 +393,7 @@ def _parse(fileobj: BinaryIO, name: str, size_limit: int | None) -> GGUFHeader:
 
 
 def read_header(
-    path_or_fileobj: str | os.PathLike | BinaryIO | bytes,
+    path_or_fileobj: str | os.PathLike[str] | BinaryIO | bytes,
     *,
     name: str | None = None,
     file_size: int | None = None,
@@ -412,10 +413,11 @@ def read_header(
                 return _parse(f, name or path.name, size if file_size is None else file_size)
         except OSError as e:
             raise GGUFError(f"{name or path.name}: cannot read it ({e.strerror or e})") from e
-    return _parse(path_or_fileobj, name or getattr(path_or_fileobj, "name", "<stream>"), file_size)
+    label = name or str(getattr(path_or_fileobj, "name", "<stream>"))
+    return _parse(path_or_fileobj, label, file_size)
 
 
-def validate_gguf(path: str | os.PathLike) -> GGUFHeader:
+def validate_gguf(path: str | os.PathLike[str]) -> GGUFHeader:
     """Check that llama.cpp can at least map the file: header, counts, every tensor's extent."""
     path = Path(path)
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from app.core.gguf.header import GGUFHeader
@@ -32,7 +32,7 @@ CTX_PAD = 256
 _BLOCK = re.compile(r"^blk\.(\d+)\.")
 
 
-def _per_layer(value, n_layer: int, default: int) -> list[int]:
+def _per_layer(value: Any, n_layer: int, default: int) -> list[int]:
     if isinstance(value, list):
         vals = [int(v) for v in value] or [default]
         return (vals + [vals[-1]] * n_layer)[:n_layer]

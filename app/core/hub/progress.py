@@ -37,7 +37,7 @@ class Meter:
     phase: str = "downloading"
     note: str = ""
     interval: float = field(default_factory=lambda: PROGRESS_INTERVAL_S)
-    _samples: deque = field(default_factory=lambda: deque(maxlen=64))
+    _samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))
     _last_emit: float = 0.0
 
     def add(self, n: int, *, transferred: bool = True) -> None:

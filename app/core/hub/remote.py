@@ -83,7 +83,7 @@ def quant_from_filename(name: str) -> str | None:
     found = _QUANT.findall(stem)
     if not found:
         return None
-    quant = found[-1].upper()
+    quant = str(found[-1]).upper()
     return {"FP16": "F16", "FP32": "F32"}.get(quant, quant)
 
 

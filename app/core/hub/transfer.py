@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import httpx2
 from huggingface_hub.utils import get_session, hf_raise_for_status
@@ -39,11 +39,11 @@ class RetryPolicy:
 
     def wait(self, failures: int, retry_after: float | None) -> float:
         backoff = min(self.first_wait * 2 ** max(failures - 1, 0), self.max_wait)
-        return min(max(backoff, retry_after or 0.0), self.max_wait)
+        return float(min(max(backoff, retry_after or 0.0), self.max_wait))
 
 
 def default_opener(path: Path, mode: str) -> BinaryIO:
-    return open(path, mode)  # noqa: SIM115 - the caller closes it
+    return cast(BinaryIO, open(path, mode))  # noqa: SIM115 - the caller closes it
 
 
 @dataclass
