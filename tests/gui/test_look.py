@@ -11,6 +11,8 @@ import pytest
 from PySide6.QtWidgets import QAbstractButton, QApplication, QStyleOptionViewItem
 
 from app.gui.theme import apply_theme
+from app.gui.worldinfo.authors_note import show_authors_note
+from app.gui.worldinfo.manager import show_world_info
 
 
 def _doc_html(window, row: int = 0) -> str:
@@ -50,19 +52,49 @@ def _squeezed(root) -> list[str]:
     ]
 
 
+def _fill_chat(window) -> None:
+    """A chat with what the bubbles draw: Markdown, thoughts, a long word, a failed reply."""
+    store, chat = window.ctx.store, window.controller.chat_id
+    for role, text, status in (
+        ("user", "*waves* Hello! " + "x" * 300, "complete"),
+        ("assistant", '# Notes\n- one\n  1. two\n> "quoted"\n__a thought__', "complete"),
+        ("user", "", "complete"),
+        ("assistant", "", "error"),
+    ):
+        leaf = store.messages.append(chat, store.messages.active_leaf(chat), role, text)
+        store.messages.update(leaf, text, status, {"error": "The engine refused."})
+    window.controller.reload()
+
+
+DIALOGS = {  # every dialog a user meets, each opened the way the window opens it
+    "settings": lambda w: w.show_settings(),
+    "chats": lambda w: w.chats.show_chats(),
+    "personas": lambda w: w.chats.show_personas(),
+    "card-editor": lambda w: w.library.edit_current(),
+    "download": lambda w: w.models.show_download(),
+    "world-info": lambda w: show_world_info(w, w.ctx.store, w.controller.chat_id),
+    "authors-note": show_authors_note,
+    "portrait": lambda w: w.portrait_panel.show_full_image(),
+}
+# Known not to fit yet (found by this test; their owners have been told):
+TOO_BIG = {"world-info": "the lorebook editor's form is about 1200x810 at its smallest"}
+
+
 def _dialogs(window):
-    yield "settings", window.show_settings()
-    yield "chats", window.chats.show_chats()
-    yield "personas", window.chats.show_personas()
-    yield "card-editor", window.library.edit_current()
+    for name, opener in DIALOGS.items():
+        yield name, opener(window)
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize("size", [(800, 600), (1920, 1080)])
-def test_screenshots_with_nothing_squeezed(qtbot, make_window, theme, size, tmp_path):
+def test_screenshots_with_nothing_squeezed(qtbot, make_window, theme, size, tmp_path, monkeypatch):
+    """PARLOR_SCREENSHOTS=folder keeps the pictures to look at."""
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the download dialog: no traffic
     out = Path(os.environ.get("PARLOR_SCREENSHOTS") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
     window = make_window()
+    window.ctx.settings.hf_endpoint = "http://127.0.0.1:9"
+    _fill_chat(window)
     apply_theme(QApplication.instance(), theme)
     window.resize(*size)
     qtbot.waitUntil(lambda: window.width() == size[0])
@@ -78,9 +110,19 @@ def test_screenshots_with_nothing_squeezed(qtbot, make_window, theme, size, tmp_
     apply_theme(QApplication.instance(), "light")
 
 
-def test_every_dialog_fits_an_800_by_600_screen(qtbot, make_window):
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=TOO_BIG[n]))
+        if n in TOO_BIG
+        else n
+        for n in DIALOGS
+    ],
+)
+def test_every_dialog_fits_an_800_by_600_screen(qtbot, make_window, name, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     window = make_window()
-    for name, dialog in _dialogs(window):
-        hint = dialog.minimumSizeHint()
-        assert hint.width() <= 800 and hint.height() <= 600, (name, hint)
-        dialog.close()
+    dialog = DIALOGS[name](window)
+    hint = dialog.minimumSizeHint()
+    dialog.close()
+    assert hint.width() <= 800 and hint.height() <= 600, (name, hint)
