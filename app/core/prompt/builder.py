@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache, partial
@@ -116,7 +116,7 @@ class BuiltPrompt:
     permanent_chars: int = 0
     # every entry: fired or why not (a sequence made on first use)
     lore_trace: Sequence[TraceItem] = field(default_factory=list)
-    lore_state: dict = field(default_factory=dict)  # timed effects to keep for this branch
+    lore_state: dict[str, Any] = field(default_factory=dict)  # timed effects, for this branch
     # Macros left as written because nobody knows them, for the inspector to list.
     unknown_macros: list[str] = field(default_factory=list)
     # The words of {{banned "..."}} macros: taken out of the text; the engine has no list of
@@ -352,8 +352,17 @@ def _can_continue(history: list[Message]) -> bool:
     return bool(history) and history[-1].role == "assistant" and bool(history[-1].text)
 
 
-def _parts(head, tail, texts, kinds, segments, costs, count, total) -> list[Part]:
-    def own(names):
+def _parts(
+    head: list[str],
+    tail: list[str],
+    texts: dict[str, str],
+    kinds: list[Any],
+    segments: list[str],
+    costs: list[int],
+    count: Counter,
+    total: int,
+) -> list[Part]:
+    def own(names: list[str]) -> list[Part]:
         return [Part(n, count(texts[n]), texts[n]) for n in names if texts[n]]
 
     history = [
@@ -451,5 +460,5 @@ def _split_order(order: list[str], warnings: list[str]) -> tuple[list[str], list
     return names[:i], names[i + 1 :]
 
 
-def _join(texts) -> str:
+def _join(texts: Iterable[str]) -> str:
     return "\n\n".join(t for t in texts if t)

@@ -339,4 +339,4 @@ def _cut(text: str, count: Counter, over: int, *, keep_start: bool) -> str:
 def suggest_context(tokens: int, reply_tokens: int) -> int:
     """The context size to suggest: a power of two that holds the prompt, the reply and about
     a thousand tokens of chat, so the user is not back at the limit after a few turns."""
-    return max(2048, 2 ** math.ceil(math.log2(tokens + reply_tokens + 1024)))
+    return max(2048, int(2 ** math.ceil(math.log2(tokens + reply_tokens + 1024))))

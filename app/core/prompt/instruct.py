@@ -410,7 +410,7 @@ def split_example(block: str, user: str, char: str) -> list[tuple[str, str]]:
 
 
 # -- the shipped presets and files ---------------------------------------------------------------
-def _load(name: str, parse: Callable[[dict], Any]) -> dict[str, Any]:
+def _load(name: str, parse: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
     data = json.loads((resources_dir() / "instruct" / name).read_text(encoding="utf-8"))
     return {p.name: p for p in map(parse, data["presets"])}
 
@@ -442,7 +442,7 @@ def available_context(extra: Iterable[Any] = ()) -> dict[str, ContextTemplate]:
     return {**shipped_context(), **_readable(extra, ContextTemplate.from_st)}
 
 
-def _readable(rows: Iterable[Any], parse: Callable[[dict], Any]) -> dict[str, Any]:
+def _readable(rows: Iterable[Any], parse: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
     """Presets from the settings: each a JSON text (settings lists hold texts) or a dict."""
     out = {}
     for row in rows:
