@@ -39,6 +39,7 @@ class GenerationWorker(QObject):
     finished = Signal(object)  # StreamStats
     failed = Signal(str, bool)  # message, whether the engine process crashed
     engine_swapped = Signal()  # `swap_engine` has run: the new engine is in place
+    tokens_counted = Signal(int, object)  # request id, counts (None: no exact count)
 
     def __init__(self, engine: Engine) -> None:
         super().__init__()
@@ -99,6 +100,20 @@ class GenerationWorker(QObject):
         if pending:
             self.token_batch.emit("".join(pending))
         self.finished.emit(self.engine.last_stats)
+
+    @Slot(int, object)
+    def count_tokens(self, request: int, texts: list[str]) -> None:
+        """Exact counts for the window (the card editor) by the engine's own tokenizer, in
+        its child process; queued behind any reply. None when there is no exact count: no
+        model, a server without a tokenizer, or a failure."""
+        counts = None
+        try:
+            counts = list(self.engine.count_tokens(list(texts)))
+        except Exception:  # noqa: BLE001 - the editor then shows its estimate
+            log.debug("token count failed", exc_info=True)
+        if not getattr(self.engine, "counts_are_exact", True):
+            counts = None  # a server's estimate is no better than the editor's
+        self.tokens_counted.emit(request, counts)
 
     @Slot()
     def unload(self) -> None:

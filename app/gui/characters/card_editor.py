@@ -29,10 +29,12 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from app.core.cards import Card, to_v3_json
 from app.gui.characters.depth_prompt_editor import DepthPromptEditor
 from app.gui.characters.lorebook_editor import LorebookEditor, split_keys
+from app.gui.characters.token_counter import TokenCounter, as_counter
 from app.gui.window_state import remember_size
 
 # The fields sent with every prompt: what the live token count measures.
@@ -180,15 +182,18 @@ class CardEditor(QDialog):
         self,
         card: Card,
         avatar: bytes | None = None,
-        count_tokens: Callable[[str], int] | None = None,
+        count_tokens: TokenCounter | Callable[[str], int] | None = None,
         parent: QWidget | None = None,
     ) -> None:
+        """`count_tokens`: a `TokenCounter` (the engine's, answered later) or a plain
+        function; None shows the estimate."""
         super().__init__(parent)
         self._card = card.copy()
         self._avatar = avatar
         self._avatar_changed = False
         self.discard_box: QMessageBox | None = None  # the "unsaved changes" question
-        self.count_tokens = count_tokens
+        self.count_tokens = as_counter(count_tokens)
+        self._counting: str | None = None  # the text whose exact count is awaited
         self.fields: dict[str, QLineEdit | QPlainTextEdit] = {}
         self._shown: dict[str, str] = {}
         self.token_label = QLabel()
@@ -348,13 +353,23 @@ class CardEditor(QDialog):
         return "\n".join(t for t in (self._text(k) for k in PERMANENT_FIELDS) if t)
 
     def update_token_count(self) -> None:
+        """The estimate at once; the exact count when the counter answers (the engine's
+        answers come later, and only the one for the text still shown is used)."""
         text = self.permanent_text()
-        exact = None
-        if self.count_tokens is not None:
-            try:
-                exact = int(self.count_tokens(text))
-            except Exception:  # noqa: BLE001 - a tokenizer failure must not break editing
-                exact = None
+        if self.count_tokens is None:
+            self._show_count(None, text)
+            return
+        self._counting = text
+        self.count_tokens.request(text, lambda count: self._on_counted(text, count))
+        if self._counting == text and not self.token_label.text():
+            self._show_count(None, text)  # no answer yet: the estimate until it comes
+
+    def _on_counted(self, text: str, count: int | None) -> None:
+        if text == self._counting and isValid(self):
+            self._counting = None
+            self._show_count(count, text)
+
+    def _show_count(self, exact: int | None, text: str) -> None:
         if exact is not None:
             self.token_label.setText(self.tr("Permanent prompt: {0} tokens").format(f"{exact:,}"))
         else:

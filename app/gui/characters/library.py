@@ -55,6 +55,7 @@ from app.gui.characters.library_view import (
     is_favourite,
     with_favourite,
 )
+from app.gui.characters.token_counter import TokenCounter
 from app.gui.models.progress_job import ProgressJob
 from app.gui.plain_text import plain_tip
 
@@ -122,7 +123,10 @@ class CharacterLibrary(QWidget):
     status_message = Signal(str)
 
     def __init__(
-        self, store, count_tokens: Callable[[str], int] | None = None, parent: QWidget | None = None
+        self,
+        store,
+        count_tokens: TokenCounter | Callable[[str], int] | None = None,
+        parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.store = store

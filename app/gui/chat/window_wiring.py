@@ -15,7 +15,7 @@ from shiboken6 import isValid
 from app.core.store import StoreError
 from app.gui.characters.library_view import SortKey, ViewMode
 from app.gui.characters.portrait_panel import PortraitPanel
-from app.gui.characters.vocab_counter import counter_for
+from app.gui.characters.token_counter import EngineTokenCounter
 from app.gui.chat.background import ChatBackground, install_background
 from app.gui.chat.delegate import chat_colors
 from app.gui.chat.message_ops import MessageOps
@@ -211,6 +211,8 @@ def _background(window) -> ChatBackground:
     return install_background(window)
 
 
-def _count_with(window, model_path: str) -> None:
-    """The card editor counts with the loaded model's tokenizer, not an estimate."""
-    window.library.count_tokens = counter_for(model_path)
+def _count_with(window, _model_path: str) -> None:
+    """The card editor counts with the loaded model's tokenizer, through the engine (its
+    child process holds llama.cpp); until a model is loaded it shows its estimate."""
+    if not isinstance(window.library.count_tokens, EngineTokenCounter):
+        window.library.count_tokens = EngineTokenCounter(window.worker.worker, window)
