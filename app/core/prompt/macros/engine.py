@@ -48,6 +48,7 @@ from app.core.prompt.macros.variables import replace_variables
 _COMMENT = re.compile(r"\{\{//(?:(?!\{\{).)*?\}\}", re.S)
 _MACRO = re.compile(r"\{\{([^{}]*)\}\}")
 _TRIM = re.compile(r"(?:\r?\n)*\{\{trim\}\}(?:\r?\n)*", re.I)
+_HAS_TRIM = re.compile(r"\{\{trim\}\}", re.I)  # _TRIM tries every position: look first
 _ANGLE = re.compile(r"<(bot|char|user|group|charifnotgroup)>", re.I)
 _RANDOM = re.compile(r"(random|pick)\s?::?(.*)", re.I | re.S)
 _ROLL = re.compile(r"roll[\s:]+(.*)", re.I | re.S)
@@ -130,10 +131,10 @@ def expand_bounded(text: str, ctx: MacroContext) -> str:
     budget = output_budget(len(text))
     seal = _Seal(text, ctx)
     plain = _plain_names(ctx, seal)
-    expansion = _Expansion(replace(ctx, char=plain[0], user=plain[1]), seal, budget)
+    expansion = _Expansion(ctx, seal, budget, names=plain)
     text = _COMMENT.sub("", text)
     for _ in range(_PASSES):
-        expanded = _TRIM.sub("", text)
+        expanded = _TRIM.sub("", text) if _HAS_TRIM.search(text) else text
         expansion.size = len(expanded)
         if ctx.variables is not None:
             expanded = replace_variables(expanded, ctx.variables, expansion.insert)
@@ -191,10 +192,18 @@ def stable_rng(text: str) -> random.Random:
 
 
 class _Expansion:
-    def __init__(self, ctx: MacroContext, seal: _Seal, budget: int) -> None:
+    def __init__(
+        self,
+        ctx: MacroContext,
+        seal: _Seal,
+        budget: int,
+        names: tuple[str, str] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.seal = seal
-        self.rng = ctx.rng or random.Random()
+        # the names as inserted (expanded once and sealed), else the context's
+        self.char, self.user = names or (ctx.char, ctx.user)
+        self._rng = ctx.rng
         self.original_used = False
         self._now: datetime | None = None
         self._fields: dict[str, str] = {}
@@ -217,8 +226,13 @@ class _Expansion:
         kind = match.group(1).lower()
         if kind in ("group", "charifnotgroup"):
             return self._grow(match, self._group())
-        name = self.ctx.user if kind == "user" else self.ctx.char
+        name = self.user if kind == "user" else self.char
         return self._grow(match, name)
+
+    def rng(self) -> random.Random:
+        if self._rng is None:  # made on first use: seeding from the OS costs a syscall
+            self._rng = random.Random()
+        return self._rng
 
     def now(self) -> datetime:
         if self._now is None:  # one reading per text, so {{date}} and {{time}} agree
@@ -244,9 +258,9 @@ class _Expansion:
 
     def _simple(self, key: str) -> str | None:
         if key == "char":
-            return self.ctx.char
+            return self.char
         if key == "user":
-            return self.ctx.user
+            return self.user
         if key == "original":
             used, self.original_used = self.original_used, True
             # Not sealed: its own macros still expand, and it is inserted once at most.
@@ -309,15 +323,16 @@ class _Expansion:
         )
 
     def _group(self) -> str:
-        return self.ctx.char if self.ctx.group is None else self.seal.close(self.ctx.group)
+        return self.char if self.ctx.group is None else self.seal.close(self.ctx.group)
 
     def _card_field(self, name: str) -> str:
         """A card field with its own macros expanded once (as `baseChatReplace` does),
         without card macros, so a field naming itself stays as written."""
         if name not in self._fields:
             raw = getattr(self.ctx.card or CardFields(), name)
-            inner = replace(self.ctx, card=None, char=self.seal.open(self.ctx.char))
-            inner = replace(inner, user=self.seal.open(self.ctx.user))
+            inner = replace(
+                self.ctx, card=None, char=self.seal.open(self.char), user=self.seal.open(self.user)
+            )
             try:
                 value = expand_bounded(raw, inner) if "{{" in raw or "<" in raw else raw
             except MacroBudgetError:
@@ -338,7 +353,7 @@ class _Expansion:
             options = [o.strip().replace("\0", ",") for o in escaped]
         if not options:
             return ""
-        rng = stable_rng(listing) if kind == "pick" else self.rng
+        rng = stable_rng(listing) if kind == "pick" else self.rng()
         return rng.choice(options)
 
     def _roll(self, formula: str) -> str:
@@ -352,4 +367,5 @@ class _Expansion:
         if not (1 <= count <= MAX_DICE and 1 <= sides <= MAX_SIDES):
             return ""
         bonus = int(dice.group(3).replace(" ", "")) if dice.group(3) else 0
-        return str(sum(self.rng.randint(1, sides) for _ in range(count)) + bonus)
+        rng = self.rng()
+        return str(sum(rng.randint(1, sides) for _ in range(count)) + bonus)

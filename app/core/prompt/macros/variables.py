@@ -40,6 +40,7 @@ _PATTERNS = [
     for scope in ("var", "globalvar")
     for kind in _KINDS
 ]
+_ANY = re.compile(r"\{\{(?:get|set|add|inc|dec)(?:global)?var::", re.I)
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?", re.I)
 
 
@@ -171,7 +172,7 @@ def replace_variables(
 ) -> str:
     """SillyTavern's `replaceVariableMacros`: line by line, kind by kind. `insert(match,
     value)` gives the text that stands for a macro (the engine seals and measures it)."""
-    if "{{" not in text:
+    if not _ANY.search(text):
         return text
     lines = text.split("\n")
     for i, line in enumerate(lines):
