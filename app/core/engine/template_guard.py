@@ -17,7 +17,7 @@ _installed = False
 
 
 def _lazy_formatter_class(base: type) -> type:
-    class StoredTemplate(base):  # type: ignore[misc, valid-type]
+    class StoredTemplate(base):  # type: ignore[misc]
         """The template as text only; Parlor's sandbox is the one that renders it."""
 
         def __init__(
@@ -49,7 +49,7 @@ def disable_gguf_template_compilation() -> None:
         return
     from llama_cpp import llama_chat_format
 
-    llama_chat_format.Jinja2ChatFormatter = _lazy_formatter_class(
+    llama_chat_format.Jinja2ChatFormatter = _lazy_formatter_class(  # type: ignore[misc, assignment]
         llama_chat_format.Jinja2ChatFormatter
     )
     _installed = True

@@ -15,7 +15,7 @@ from typing import Any
 
 # Above this many digits a number is "huge" without converting it (int() stops at 4300).
 _MAX_DIGITS = 12
-HUGE = 10**_MAX_DIGITS
+HUGE: int = 10**_MAX_DIGITS
 _DIGITS = "0123456789"
 # Containers nested deeper than this are treated as too big to measure.
 _MAX_NESTING = 64
@@ -85,7 +85,7 @@ def format_width(fmt: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> in
     return total
 
 
-def _resolve(spec: str, args: Sequence[Any], kwargs: Mapping[str, Any], auto: count) -> str:
+def _resolve(spec: str, args: Sequence[Any], kwargs: Mapping[str, Any], auto: count[int]) -> str:
     out = []
     for literal, name, _, _ in Formatter().parse(spec):
         out.append(literal)

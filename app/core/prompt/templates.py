@@ -21,14 +21,15 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial, wraps
-from typing import Any
+from typing import Any, TypeVar
 
-from jinja2 import nodes
+from jinja2 import Template, nodes
 from jinja2.exceptions import SecurityError, TemplateError
+from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
@@ -67,6 +68,11 @@ _MAX_WRAP_WORK = 2_000_000_000
 # Calls (macros, recursive loops) nest at most this deep: far below Python's own limit, so a
 # recursive template never gets near the C stack of a worker thread (512 KB on macOS).
 MAX_CALL_DEPTH = 64
+
+
+T = TypeVar("T")
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
 
 
 class TemplateLimitError(TemplateError):
@@ -113,7 +119,7 @@ class SafeEnvironment(ImmutableSandboxedEnvironment):
         self.filters = {name: self._guard_filter(name, f) for name, f in self.filters.items()}
 
     # -- compiling and rendering -------------------------------------------------------------
-    def compile_template(self, source: str):
+    def compile_template(self, source: str) -> Template:
         if len(source) > self.limits.max_source:
             raise TemplateLimitError(
                 f"the template is longer than {self.limits.max_source} characters"
@@ -123,7 +129,7 @@ class SafeEnvironment(ImmutableSandboxedEnvironment):
         tree.set_environment(self)
         return self.from_string(tree)
 
-    def render_limited(self, template, context: dict[str, Any], input_chars: int) -> str:
+    def render_limited(self, template: Template, context: dict[str, Any], input_chars: int) -> str:
         budget = _Budget(self.limits, input_chars)
         self._local.budget = budget
         try:
@@ -153,7 +159,7 @@ class SafeEnvironment(ImmutableSandboxedEnvironment):
             raise TemplateLimitError(f"a value longer than {self.max_chars()} characters")
         return self.charge(value)
 
-    def charge(self, value: Any) -> Any:
+    def charge(self, value: T) -> T:
         """Add a value just built to the render's ledger; over the limit, stop the render."""
         budget = getattr(self._local, "budget", None)
         if budget is not None:  # None while compiling: constants are checked by size only
@@ -172,13 +178,15 @@ class SafeEnvironment(ImmutableSandboxedEnvironment):
             )
 
     # -- hooks the sandbox calls -------------------------------------------------------------
-    def unsafe_undefined(self, obj: Any, attribute: str):
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
         # The stock sandbox returns an undefined that only fails when used; refuse at once.
         raise SecurityError(
             f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe"
         )
 
-    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (names as in the sandbox)
+    def call(  # noqa: N805 (names as in the sandbox)
+        __self, __context: Context, __obj: Any, *args: Any, **kwargs: Any
+    ) -> Any:
         __self.tick()
         _precheck_call(__self, __obj, args, kwargs)
         budget = getattr(__self._local, "budget", None)
@@ -192,7 +200,7 @@ class SafeEnvironment(ImmutableSandboxedEnvironment):
         finally:
             budget.depth -= 1
 
-    def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         self.tick()
         _precheck_binop(self, operator, left, right)
         return self.check_size(super().call_binop(context, operator, left, right))
@@ -239,7 +247,7 @@ class _Guard(NodeTransformer):
         return _env_call("parlor_concat", nodes.List(node.nodes, lineno=node.lineno), node.lineno)
 
 
-def _env_call(helper: str, arg: nodes.Expr, lineno: int) -> nodes.Call:
+def _env_call(helper: str, arg: nodes.Node, lineno: int) -> nodes.Call:
     target = nodes.EnvironmentAttribute(helper, lineno=lineno)
     return nodes.Call(target, [arg], [], None, None, lineno=lineno)
 
@@ -303,12 +311,12 @@ def _filter_value_args(func: Callable[..., Any], args: tuple[Any, ...]) -> tuple
     return args[1:] if getattr(func, "jinja_pass_arg", None) is not None else args
 
 
-def _check_center(env, args, kwargs) -> None:
+def _check_center(env: SafeEnvironment, args: Args, kwargs: Kwargs) -> None:
     width = args[1] if len(args) > 1 else kwargs.get("width", 80)
     env.refuse_if(isinstance(width, int) and width > env.max_chars(), "center")
 
 
-def _check_indent(env, args, kwargs) -> None:
+def _check_indent(env: SafeEnvironment, args: Args, kwargs: Kwargs) -> None:
     width = args[1] if len(args) > 1 else kwargs.get("width", 4)
     text = str(args[0]) if args else ""
     if isinstance(width, int):
@@ -317,12 +325,12 @@ def _check_indent(env, args, kwargs) -> None:
         env.refuse_if((text.count("\n") + 1) * len(width) > env.max_chars(), "indent")
 
 
-def _check_format(env, args, kwargs) -> None:
+def _check_format(env: SafeEnvironment, args: Args, kwargs: Kwargs) -> None:
     if args and isinstance(args[0], str):
         env.refuse_if(percent_width(args[0]) > env.max_chars(), "formatting with a huge width")
 
 
-def _check_wordwrap(env, args, kwargs) -> None:
+def _check_wordwrap(env: SafeEnvironment, args: Args, kwargs: Kwargs) -> None:
     width = args[1] if len(args) > 1 else kwargs.get("width", 79)
     if args and isinstance(width, int):
         env.refuse_if(wordwrap_cost(len(str(args[0])), width) > _MAX_WRAP_WORK, "wordwrap")
@@ -340,10 +348,10 @@ _MAX_ITEMS_FOR = {
 
 
 def _check_work(name: str) -> Callable[..., None]:
-    def check(env, args, kwargs) -> None:
+    def check(env: SafeEnvironment, args: Args, kwargs: Kwargs) -> None:
         value = args[0] if args else None
         limit = _MAX_ITEMS_FOR[name]
-        if hasattr(value, "__len__") and len(value) > limit:
+        if isinstance(value, Sized) and len(value) > limit:
             raise TemplateLimitError(
                 f"|{name} on {len(value):,} items is too large a job (at most {limit:,})"
             )
@@ -351,24 +359,28 @@ def _check_work(name: str) -> Callable[..., None]:
     return check
 
 
-def _check_sum(env, args, kwargs) -> None:  # sum(lists, start=[]) concatenates them all
+def _check_sum(
+    env: SafeEnvironment, args: Args, kwargs: Kwargs
+) -> None:  # sum(lists, start=[]) concatenates them all
     start = args[2] if len(args) > 2 else kwargs.get("start", 0)
     if isinstance(start, (list, tuple)) and args and isinstance(args[0], (list, tuple)):
         env.refuse_if(_size(args[0]) + _size(start) > env.max_chars(), "sum")
 
 
-def _check_join(env, args, kwargs) -> None:
+def _check_join(env: SafeEnvironment, args: Args, kwargs: Kwargs) -> None:
     glue = args[1] if len(args) > 1 else kwargs.get("d", "")
     if args and hasattr(args[0], "__len__") and isinstance(glue, str):
         env.refuse_if(len(args[0]) * len(glue) > env.max_chars(), "join")
 
 
-def _check_replace_filter(env, args, kwargs) -> None:
+def _check_replace_filter(env: SafeEnvironment, args: Args, kwargs: Kwargs) -> None:
     if len(args) >= 3:
         _check_replace(env, str(args[0]), args[1], args[2])
 
 
-def _check_count(env, args, kwargs) -> None:  # batch and slice pad up to their count
+def _check_count(
+    env: SafeEnvironment, args: Args, kwargs: Kwargs
+) -> None:  # batch and slice pad up to their count
     count = args[1] if len(args) > 1 else kwargs.get("linecount", kwargs.get("slices", 0))
     env.refuse_if(isinstance(count, int) and count > env.max_chars(), "batch/slice")
 
