@@ -32,10 +32,20 @@ def _renderer(name: str, color: str) -> QSvgRenderer:
 
 
 def paint_icon(painter: QPainter, rect: QRectF, name: str, color: QColor) -> None:
-    """Draw icon `name` filling `rect` (kept square, centred) in `color`."""
+    """Draw icon `name` filling `rect` (kept square, centred) in `color`.
+
+    From a pixmap drawn once per name, size and colour: bubbles paint their icons on every
+    repaint, and rendering SVG each time costs more than the rest of the header."""
     side = min(rect.width(), rect.height())
     square = QRectF(rect.center().x() - side / 2, rect.center().y() - side / 2, side, side)
-    _renderer(name, color.name()).render(painter, square)
+    device = painter.device()
+    ratio = device.devicePixelRatioF() if device is not None else 1.0
+    painter.drawPixmap(square, _cached(name, max(1, round(side)), color.name(), ratio), QRectF())
+
+
+@lru_cache(maxsize=512)
+def _cached(name: str, size: int, color: str, ratio: float) -> QPixmap:
+    return pixmap(name, size, QColor(color), ratio)
 
 
 def pixmap(name: str, size: int, color: QColor, ratio: float = 1.0) -> QPixmap:
@@ -44,7 +54,7 @@ def pixmap(name: str, size: int, color: QColor, ratio: float = 1.0) -> QPixmap:
     out.fill(Qt.GlobalColor.transparent)
     painter = QPainter(out)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    paint_icon(painter, QRectF(0, 0, size, size), name, color)
+    _renderer(name, color.name()).render(painter, QRectF(0, 0, size, size))
     painter.end()
     return out
 

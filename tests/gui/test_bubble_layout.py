@@ -9,6 +9,8 @@ from PySide6.QtCore import QRect
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QStyleOptionViewItem
 
+from app.gui.chat.bubble_layout import HEADER, PAD
+
 LONG_NAME = "Archibald Fitzwilliam Montgomery-Smythe the Third, Keeper of the Lantern"
 
 
@@ -75,7 +77,7 @@ def test_hostile_text_paints_one_bubble_quickly(qtbot, make_window, text):
     index = window.chat_model.index(window.chat_model.rowCount() - 1)
     opt = _option(view, index)
     size = delegate.sizeHint(opt, index)  # the layout, once, as the view does
-    opt.rect = QRect(0, 0, view.viewport().width(), min(size.height(), 2000))
+    opt.rect = QRect(0, 0, opt.rect.width(), min(size.height(), 2000))  # as laid out
     image = QImage(opt.rect.size(), QImage.Format.Format_ARGB32)
     painter = QPainter(image)
     start = time.perf_counter()
@@ -83,3 +85,23 @@ def test_hostile_text_paints_one_bubble_quickly(qtbot, make_window, text):
     elapsed = time.perf_counter() - start
     painter.end()
     assert elapsed < 0.1, f"{elapsed * 1000:.0f} ms"
+
+
+@pytest.mark.parametrize("text", ["", "Hi", "word " * 400])
+@pytest.mark.parametrize("width", [420, 1200])
+def test_the_retry_button_sits_inside_a_failed_bubble_below_its_text(
+    qtbot, make_window, text, width
+):
+    window = _window_with(make_window, text, status="error")
+    view, delegate = window.chat_view, window.chat_view.itemDelegate()
+    view.resize(width, 600)
+    index = window.chat_model.index(window.chat_model.rowCount() - 1)
+    opt = _option(view, index)
+    opt.rect.setHeight(delegate.sizeHint(opt, index).height())
+    bubble, retry = delegate.bubble_rect(opt, index), delegate.retry_button(opt, index)
+    assert retry is not None and bubble.contains(retry)
+    text_bottom = bubble.top() + PAD + HEADER + delegate.document_for(opt, index).size().height()
+    assert retry.top() >= text_bottom  # PAD + HEADER, then the text, then the button
+    for piece in delegate.header(opt, index).rects():
+        assert not piece.intersects(retry)
+    assert delegate.retry_button(opt, window.chat_model.index(index.row() - 1)) is None
