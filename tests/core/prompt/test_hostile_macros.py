@@ -112,3 +112,31 @@ def test_a_text_holding_every_stand_in_is_still_bounded():
     text = "".join(_STAND_INS) + "{{char}} " * 50
     out = expand_macros(text, MacroContext(char=NAME))
     assert len(out) <= output_budget(len(text))
+
+
+def _many_writes() -> tuple[str, int, int, str]:
+    from app.core.prompt.macros import Variables
+
+    v = Variables(chat={"l": "[]"})
+    line = "{{addvar::s::" + "x" * 50 + "}}" + "{{addvar::l::item}}" * 20_000
+    out = expand_macros("\n".join([line] * 5), MacroContext(variables=v))
+    return out, v.writes, len(v.chat["l"]), v.chat["s"]
+
+
+def test_thousands_of_variable_writes_stay_cheap_and_bounded(bounded):
+    """A card can hold a megabyte of `{{addvar}}`s on one variable: each would copy the
+    growing value. Writes stop at `MAX_WRITES` per prompt and values at `MAX_CHARS`."""
+    from app.core.prompt.macros.variables import MAX_CHARS, MAX_WRITES
+
+    out, writes, size, s = bounded(_many_writes, seconds=10.0)
+    assert out == "\n" * 4  # every macro is gone, written or not
+    assert writes == MAX_WRITES and size <= MAX_CHARS
+    assert s == "x" * 50  # later lines found the writes used up
+
+
+def test_a_hostile_number_in_a_variable_reads_as_javascript_would():
+    from app.core.prompt.macros import Variables
+
+    v = Variables(chat={"h": "0x" + "f" * 1000, "n": "[" * 5000})
+    ctx = MacroContext(variables=v)
+    assert expand_macros("{{getvar::h}}|{{addvar::n::1}}", ctx) == "Infinity|"

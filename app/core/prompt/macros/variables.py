@@ -41,6 +41,10 @@ _PATTERNS = [
     for kind in _KINDS
 ]
 _ANY = re.compile(r"\{\{(?:get|set|add|inc|dec)(?:global)?var::", re.I)
+# Cards are untrusted: a text of thousands of {{addvar}}s on one variable must not build a
+# megabyte value by copying it each time. Past these, a write leaves the variable as it is.
+MAX_CHARS = 20_000  # one variable's value, as text
+MAX_WRITES = 1_000  # writes in one prompt
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?", re.I)
 
 
@@ -53,6 +57,7 @@ class Variables:
     glob: dict[str, Value] = field(default_factory=dict)
     writable: bool = True
     changed: set[str] = field(default_factory=set)  # "chat" and/or "global"
+    writes: int = 0
 
     def copy(self) -> Variables:
         return Variables(dict(self.chat), dict(self.glob), self.writable)
@@ -75,18 +80,27 @@ class Variables:
         return _tidy(number)
 
     def set(self, scope: str, name: str, value: Value) -> Value:
-        if self.writable:
+        if self.writable and self._room(value):
             self._scope(scope)[name] = value
             self.changed.add("chat" if scope == "var" else "global")
+            self.writes += 1
         return value
+
+    def _room(self, value: Value) -> bool:
+        size = len(value) if isinstance(value, str) else 0
+        return self.writes < MAX_WRITES and size <= MAX_CHARS
 
     def add(self, scope: str, name: str, value: Value) -> Value:
         """`addLocalVariable`: append to a JSON array, add numbers, or join text."""
         current = self.get(scope, name) or 0
+        if self.writable and self.writes >= MAX_WRITES:
+            return current  # nothing is written, so nothing is worked out
+        if isinstance(current, str) and len(current) + len(js_str(value)) > MAX_CHARS:
+            return current
         if isinstance(current, str):
             try:
                 parsed = json.loads(current, parse_float=_json_float)
-            except ValueError:
+            except (ValueError, RecursionError):
                 parsed = None
             if isinstance(parsed, list):
                 parsed.append(value)
@@ -130,6 +144,8 @@ def js_number(value: Value) -> float | None:
                 return float(int(text[2:], base))
             except ValueError:
                 return None
+            except OverflowError:  # more digits than a float holds, as in JavaScript
+                return math.inf
     return None
 
 
