@@ -120,6 +120,7 @@ def _measure_seconds(fmt: str) -> float:
     return best
 
 
+@pytest.mark.slow
 def test_measures_read_each_character_once():
     """The worst shapes for a backtracking check: ten times the input takes about ten times
     as long (a quadratic check would take a hundred times; at 1 M characters, hours). A
