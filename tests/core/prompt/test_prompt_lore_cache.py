@@ -191,6 +191,7 @@ def test_keys_of_every_kind_over_a_growing_chat_agree_with_sillytaverns_loop():
     messages, over a chat that grows a message per turn."""
     rng = random.Random(17)
     words = ["Rome", "rome", "서울", "서울에", "Ærø", "cat", "category", "w1", "w2", "w3", "a b"]
+    spanning = ["w1\nw2", "cat\nRome"]  # may span two recursion texts (joined by "\n")
 
     def key():
         kind = rng.random()
@@ -200,6 +201,8 @@ def test_keys_of_every_kind_over_a_growing_chat_agree_with_sillytaverns_loop():
             return "/^\x01?[A-Z]/"  # no required text: looked at in every pass
         if kind < 0.3:
             return f"{rng.choice(words)} {rng.choice(words)}"
+        if kind < 0.35:
+            return rng.choice(spanning)
         return rng.choice(words)
 
     def extensions():

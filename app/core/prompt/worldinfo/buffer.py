@@ -64,8 +64,9 @@ class ScanBuffer:
             self._chat[depth] = Haystack(MATCHER + JOINER.join(lines), self.timed_out, lines)
         return self._chat[depth]
 
-    def add_recurse(self, text: str) -> None:
-        self.recurse.append(Haystack(text, self.timed_out))
+    def add_recurse(self, texts: list[str]) -> None:
+        """The fired entries' texts, joined by line breaks, as SillyTavern adds them."""
+        self.recurse.append(Haystack("\n".join(texts), self.timed_out, texts, "\n"))
 
     def where(self, key: str, entry: WIEntry, case_sensitive: bool, whole_words: bool) -> str:
         """Which message (1 = the newest) holds `key`, for the trace."""

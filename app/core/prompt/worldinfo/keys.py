@@ -198,11 +198,16 @@ class Haystack:
     """One scan text, with the lower-cased copy and word sets that make 2,000 keys cheap."""
 
     def __init__(
-        self, text: str, timed_out: set[str] | None = None, lines: list[str] | None = None
+        self,
+        text: str,
+        timed_out: set[str] | None = None,
+        lines: list[str] | None = None,
+        joiner: str = "\n\x01",
     ) -> None:
         self.text = text
-        # the messages `text` joins (with a separator no plain key holds), when it is the chat
-        self.lines = lines
+        # the pieces `text` joins with `joiner` (no word character in it): the chat's
+        # messages, or the fired entries' texts of a recursion pass
+        self.lines, self.joiner = lines, joiner
         self._lower: str | None = None
         self._folded: str | None = None
         self._words: dict[bool, frozenset[str]] = {}

@@ -47,6 +47,7 @@ class KeyIndex:
         default_factory=dict
     )
     literals: dict[bool, dict[str, list[WIEntry]]] = field(default_factory=dict)  # by folded
+    line_breaks: bool = False  # whether a substring key holds a line break
     _seen: dict[str, frozenset[WIEntry]] = field(default_factory=dict, repr=False)
     _seen_chars: int = field(default=0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -55,6 +56,7 @@ class KeyIndex:
         if mode == BY_WORD:
             self.words.setdefault(case, {}).setdefault(needle, []).append(entry)
         elif mode == BY_SUBSTRING:
+            self.line_breaks = self.line_breaks or "\n" in needle
             self.substrings.setdefault(case, {}).setdefault(needle, []).append(entry)
         elif mode == BY_BOUNDS:
             pattern = cast("re.Pattern[str]", compiled)
@@ -67,18 +69,18 @@ class KeyIndex:
     def woken(self, part: Haystack) -> frozenset[WIEntry]:
         """The entries one of whose keys may be in `part`, worked out once per part.
 
-        The chat part is the union of its messages' answers, and each message's answer is
-        kept (by its text) from turn to turn: a new turn pays for the new message only.
-        Other parts (lore added by recursion) are kept by their whole text, as the same
-        entries often fire turn after turn."""
+        A part is the union of its pieces' answers (the chat's messages, the texts of the
+        entries a recursion pass adds), and each piece's answer is kept by its text from turn
+        to turn: a new turn pays for its new message only. A part joined by bare line breaks
+        is looked at whole when a key holds a line break, as it may span two pieces."""
         memo = part.memo.get(id(self))
         if memo is not None:
             return cast("frozenset[WIEntry]", memo)
-        found: frozenset[WIEntry] = (
-            self._text(part.text)
-            if part.lines is None
-            else frozenset().union(*map(self._text, part.lines))
-        )
+        # a key with a line break may span two pieces joined by a bare line break
+        pieces = part.lines
+        if pieces is None or ("\x01" not in part.joiner and self.line_breaks):
+            pieces = [part.text]
+        found: frozenset[WIEntry] = frozenset().union(*map(self._text, pieces))
         part.memo[id(self)] = found
         return found
 

@@ -312,8 +312,9 @@ class _Scan:
             nxt = ScanState.RECURSION
             self.level = levels.pop(0)
         if nxt:
-            text = "\n".join(self.activated.get(e, e.content) for e in recurse)
-            self.buffer.add_recurse(text)
+            texts = [self.activated.get(e, e.content) for e in recurse]
+            self.buffer.add_recurse(texts)
+            text = "\n".join(texts)
             self.scanned = text + "\n" + self.scanned  # SillyTavern's `allActivatedText`
         return nxt
 
@@ -373,9 +374,14 @@ class _Scan:
 
     def _keys_match(self, e: WIEntry, state: ScanState) -> bool:
         hay = self.buffer.get(e, state)
-        # an entry woken by the plan's tables may match; the others take the cheap test first
-        may = e not in self.plan.always_set or self._may_match(e, hay)
-        primary = next((k for k in e.keys if self._has(e, k, hay)), None) if may else None
+        if e in self.plan.always_set:  # the cheap test first, then each key with its macros
+            may = self._may_match(e, hay)
+            primary = next((k for k in e.keys if self._has(e, k, hay)), None) if may else None
+        else:  # woken by the plan's tables: no macro in its keys, each read stripped
+            case, whole = self._rules(e)
+            primary = next(
+                (k for k in e.keys if hay.has(k, case_sensitive=case, whole_words=whole)), None
+            )
         if primary is None:
             depth = self.buffer.entry_depth(e)
             self.why[e] = f"no key found in the last {depth} messages"
