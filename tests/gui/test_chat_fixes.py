@@ -208,7 +208,8 @@ def test_find_highlights_the_match(qtbot, make_window):
     window = make_window()
     window.find_action.trigger()
     window.find_bar.field.setText("lantern")
-    window.find_bar.find(-1)
+    with qtbot.waitSignal(window.find_bar.searched):
+        window.find_bar.find(-1)
     view = window.chat_view
     opt = QStyleOptionViewItem()
     view.initViewItemOption(opt)

@@ -166,8 +166,9 @@ def test_the_import_question_is_a_non_modal_box(qtbot, dialog, answer, imported)
 
 def test_search_spans_all_chats_and_double_click_opens_the_hit(qtbot, dialog, world):
     _alice, _bob, chats = world
-    qtbot.keyClicks(dialog.search_box, "atlas")
-    qtbot.waitUntil(lambda: dialog.pages.currentWidget() is dialog.hits)
+    with qtbot.waitSignal(dialog.searched):  # the search runs off the GUI thread
+        qtbot.keyClicks(dialog.search_box, "atlas")
+    assert dialog.pages.currentWidget() is dialog.hits
     assert sorted(dialog.hit_chat_ids()) == sorted([chats["new"], chats["bob"]])
     texts = [dialog.hits.item(i).text() for i in range(dialog.hits.count())]
     assert any(t.startswith("Bob · Spaceport\n") and "[atlas]" in t for t in texts)
@@ -181,8 +182,10 @@ def test_search_spans_all_chats_and_double_click_opens_the_hit(qtbot, dialog, wo
     assert not dialog.isVisible()
 
 
-def test_search_without_hits_says_so_and_clearing_shows_the_list(dialog):
-    assert dialog.search("unicorn") == 0
+def test_search_without_hits_says_so_and_clearing_shows_the_list(qtbot, dialog):
+    with qtbot.waitSignal(dialog.searched) as done:
+        dialog.search("unicorn")
+    assert done.args == [0]
     assert "unicorn" in dialog.hits.item(0).text() and dialog.hit_chat_ids() == []
     assert not dialog.delete_button.isEnabled()  # list actions wait for the list
     dialog.search("")
@@ -191,7 +194,8 @@ def test_search_without_hits_says_so_and_clearing_shows_the_list(dialog):
 
 
 def test_open_button_on_search_results_opens_the_chosen_hit(qtbot, dialog, world):
-    dialog.search("atlas")
+    with qtbot.waitSignal(dialog.searched):
+        dialog.search("atlas")
     row = dialog.hit_chat_ids().index(world[2]["bob"])
     dialog.hits.setCurrentRow(row)
     with qtbot.waitSignal(dialog.chat_chosen) as chosen:

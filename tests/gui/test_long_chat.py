@@ -55,13 +55,17 @@ def test_find_in_chat_reaches_pages_not_loaded_yet(qtbot, make_window):
     window.find_action.trigger()
     assert window.find_bar.isVisible()
     window.find_bar.field.setText("message number 12")
-    hit = window.find_bar.find(-1)
+    with qtbot.waitSignal(window.find_bar.searched):  # the store is searched off the GUI thread
+        assert window.find_bar.find(-1) is None
+    hit = window.find_bar.current
     # newest match first: "message number 129" is the newest text containing it
     assert window.chat_model.messages()[hit].text == "message number 129"
     assert window.chat_view.currentIndex().data() == "message number 129"
     while window.find_bar.find(-1) is not None:
         pass
     assert window.chat_view.currentIndex().data() == "message number 12"
+    assert window.find_bar.find(+1) is not None  # and back towards the newest
+    assert window.chat_view.currentIndex().data() == "message number 120"
 
 
 def test_shortcut_list_names_the_chat_shortcuts(make_window):

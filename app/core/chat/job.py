@@ -1,8 +1,10 @@
 """From a chat's stored state to a prompt job the generation worker can run.
 
-The job is built on the GUI thread from a snapshot (card, persona, active path), and run
-on the worker thread, where the engine's tokenizer counts the pieces. Counts are cached
-per text, so a long chat is tokenized once and each turn only counts what is new.
+The job is built on the GUI thread from a snapshot (card, persona, settings) and run on
+the worker thread, which first reads the chat's path (`prepare`: a long chat's history is
+too big to read on the GUI thread) and then counts the pieces with the engine's
+tokenizer. Counts are cached per text, so a long chat is tokenized once and each turn
+only counts what is new.
 """
 
 from __future__ import annotations
@@ -80,11 +82,16 @@ class PromptJob:
     counter: TokenCounter
     used_template: ChatTemplate | None = None  # set when the job runs
     built: BuiltPrompt | None = None
+    # Runs first, on the worker thread: reads what is too big to read on the GUI thread (a
+    # long chat's whole path) into `inp`.
+    prepare: Callable[[PromptInput], PromptInput] | None = None
 
     def __call__(self, count_many: Callable[[list[str]], list[int]]) -> BuiltPrompt:
         """Build, then count the whole prompt once: pieces counted apart can add up to fewer
         tokens than the joined text (merges across their borders), and the engine refuses a
         prompt over the context, so the budget shrinks by what was missing and it is rebuilt."""
+        if self.prepare is not None:
+            self.inp, self.prepare = self.prepare(self.inp), None
         template, notes = self.template()
         self.used_template = template
         count = self.counter.bind(count_many)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections import defaultdict
+from typing import Any
 
+from app.core.store import path_pages as pages
+from app.core.store.db import StoreError
 from app.core.store.message import Message
 from app.core.store.part import StorePart
 
@@ -28,7 +32,7 @@ class Messages(StorePart):
 
     def active_leaf(self, chat_id: int) -> int | None:
         rows = self._query("SELECT active_leaf_id FROM chats WHERE id = ?", (chat_id,))
-        return rows[0][0] if rows else None
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def active_path(self, chat_id: int) -> list[Message]:
         """Messages from the root to the active leaf, each with its swipe position."""
@@ -54,6 +58,32 @@ class Messages(StorePart):
             self._query("SELECT * FROM messages WHERE id = ?", (message_id,))[0]
         )
 
+    # --- pages of the active path (what the window shows; costs the page, not the chat) ---
+    def tail(self, chat_id: int, n: int, leaf: int | None = None) -> list[Message]:
+        """The newest `n` messages of the path ending at `leaf` (default: the active leaf),
+        oldest first, each with its swipe position."""
+        leaf = self.active_leaf(chat_id) if leaf is None else leaf
+        return [] if leaf is None else pages.up_to(self._query, leaf, n)
+
+    def before(self, message_id: int, n: int) -> list[Message]:
+        """Up to `n` messages above `message_id` on its path, oldest first."""
+        msg = self.get(message_id)
+        return [] if msg.parent_id is None else pages.up_to(self._query, msg.parent_id, n)
+
+    def after(self, message_id: int, n: int) -> list[Message]:
+        """Up to `n` messages below `message_id` along its remembered branch."""
+        return pages.down_from(self._query, message_id, n)
+
+    def placed(self, ids: list[int]) -> list[Message]:
+        """The messages `ids` in that order, each with its swipe position."""
+        return pages.by_ids(self._query, ids)
+
+    def steps_to(self, chat_id: int, message_id: int) -> int | None:
+        """How many messages of the active path run from `message_id` to the leaf (both
+        counted); None when it is not on the path. Walks only that far."""
+        leaf = self.active_leaf(chat_id)
+        return None if leaf is None else pages.steps_between(self._query, leaf, message_id)
+
     def append(
         self,
         chat_id: int,
@@ -61,7 +91,7 @@ class Messages(StorePart):
         role: str,
         text: str,
         status: str = "complete",
-        gen_info: dict | None = None,
+        gen_info: dict[str, Any] | None = None,
     ) -> int:
         """Add a node under `parent_id` and make it the chat's active leaf, in one commit."""
         now = time.time()
@@ -72,11 +102,13 @@ class Messages(StorePart):
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (chat_id, parent_id, role, text, status, info, now),
             ).lastrowid
+            if mid is None:
+                raise StoreError("SQLite gave the new message no id")
             self._activate(c, chat_id, mid, parent_id)
         return mid
 
     @staticmethod
-    def _activate(c, chat_id: int, leaf: int, parent_id: int | None) -> None:
+    def _activate(c: sqlite3.Connection, chat_id: int, leaf: int, parent_id: int | None) -> None:
         if parent_id is not None:
             c.execute("UPDATE messages SET active_child_id = ? WHERE id = ?", (leaf, parent_id))
         c.execute(
@@ -85,7 +117,11 @@ class Messages(StorePart):
         )
 
     def update(
-        self, message_id: int, text: str, status: str | None = None, gen_info: dict | None = None
+        self,
+        message_id: int,
+        text: str,
+        status: str | None = None,
+        gen_info: dict[str, Any] | None = None,
     ) -> None:
         """Save new text (a streaming reply is saved this way every couple of seconds)."""
         with self._tx() as c:
@@ -96,31 +132,9 @@ class Messages(StorePart):
             )
 
     def _descend(self, node: int) -> int:
-        """Follow each node's last-shown child (else its newest) down to a leaf.
-
-        One query for the whole chat, then a walk in memory: a 2,000-message path costs one
-        round trip instead of 2,000."""
-        rows = self._query(
-            "SELECT id, parent_id, active_child_id FROM messages"
-            " WHERE chat_id = (SELECT chat_id FROM messages WHERE id = ?)",
-            (node,),
-        )
-        newest: dict[int, int] = {}
-        remembered: dict[int, int | None] = {}
-        parent_of: dict[int, int | None] = {}
-        for row in rows:
-            remembered[row["id"]] = row["active_child_id"]
-            parent_of[row["id"]] = row["parent_id"]
-            if row["parent_id"] is not None:
-                newest[row["parent_id"]] = max(newest.get(row["parent_id"], 0), row["id"])
-        while True:
-            kept = remembered.get(node)
-            # SQLite reuses the ids of deleted rows: a remembered child counts only while it
-            # is still a child of this node.
-            nxt = kept if kept is not None and parent_of.get(kept) == node else newest.get(node)
-            if nxt is None:
-                return node
-            node = nxt
+        """Follow each node's last-shown child (else its newest) down to a leaf; the walk
+        costs the branch's length, not the chat's size."""
+        return pages.descend(self._query, node)
 
     def _exists(self, message_id: int) -> bool:
         return bool(self._query("SELECT 1 FROM messages WHERE id = ?", (message_id,)))
@@ -128,7 +142,7 @@ class Messages(StorePart):
     def swipe(self, message_id: int, step: int) -> int | None:
         """Show the sibling `step` places away; returns the new active leaf or None at an end."""
         msg = self.get(message_id)
-        siblings = self._children_by_parent(msg.chat_id)[msg.parent_id]
+        siblings = self.sibling_ids(message_id)
         index = siblings.index(message_id) + step
         if not 0 <= index < len(siblings):
             return None
@@ -155,7 +169,7 @@ class Messages(StorePart):
         with self._tx() as c:
             c.execute("DELETE FROM messages WHERE id = ?", (message_id,))
             if msg.parent_id is None:
-                roots = self._children_by_parent(msg.chat_id)[None]
+                roots = pages.root_ids(self._query, msg.chat_id)
                 leaf = self._descend(roots[0]) if roots else None
             else:
                 leaf = self._descend(msg.parent_id)
@@ -196,7 +210,7 @@ class Messages(StorePart):
         message_id: int,
         text: str = "",
         status: str = "streaming",
-        gen_info: dict | None = None,
+        gen_info: dict[str, Any] | None = None,
     ) -> int:
         """Add a new swipe beside `message_id` (same parent and role) and show it.
 

@@ -7,6 +7,7 @@ malformed lines?" answer from a callback, so tests drive the same code the butto
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +33,9 @@ from PySide6.QtWidgets import (
 
 from app.core.chat_io import ChatIOError, LineProblem, export_chat, import_st_chat
 from app.core.store import StoreError
+from app.core.store.reader import Reader
 from app.gui.chat.chat_import_job import start_chat_import
+from app.gui.models.jobs import JobSlot, Report
 from app.gui.undo_bar import make_undo_bar
 from app.gui.window_state import remember_size
 
@@ -49,6 +52,16 @@ def _when(stamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
 
 
+def search_all(path: Path, text: str, report: Report, cancel: threading.Event) -> None:
+    """The search across chats, on a background thread: each batch of hits is reported
+    as the index yields it, so the first ones show while the rest are still looked for."""
+    with Reader(path) as reader:
+        for batch in reader.search_chats(text):
+            if cancel.is_set():
+                return
+            report(batch, milestone=True)
+
+
 def _safe_name(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in " -_" else "_" for ch in name).strip() or "chat"
 
@@ -61,6 +74,7 @@ class ChatsDialog(QDialog):
 
     chat_chosen = Signal(int)
     chats_changed = Signal()
+    searched = Signal(int)  # a search across chats has finished: how many hits
 
     def __init__(
         self, store, character_id: int, current_chat: int | None = None, parent=None
@@ -68,6 +82,7 @@ class ChatsDialog(QDialog):
         super().__init__(parent)
         self.store, self.character_id, self.current_chat = store, character_id, current_chat
         self._trash: list[tuple[int, str]] = []
+        self._search_job = JobSlot()
         self.last_box: QMessageBox | None = None
         self.import_job = None  # the background read of a chat file (chat_import_job)
         name = store.characters.card(character_id).get("name") or ""
@@ -386,31 +401,50 @@ class ChatsDialog(QDialog):
             start_chat_import(self, path, accept_all=True)
 
     # --- search across all chats -------------------------------------------------------
-    def search(self, text: str) -> int:
+    def search(self, text: str) -> None:
         """Show messages of every chat (any character) containing all the words of
-        `text`; an empty text shows this character's chats again. Returns the hit count."""
+        `text`, newest first, as a background search finds them; `searched` gives the
+        count at the end. An empty text shows this character's chats again."""
         self._search_timer.stop()
+        self._search_job.drop()
         if not text.strip():
             self.pages.setCurrentWidget(self.list)
             self._update_buttons()
-            return 0
+            return
         self.hits.clear()
-        for hit in self.store.chats.search(text):
+        self.pages.setCurrentWidget(self.hits)
+        self._update_buttons()
+        self._say(self.tr("Searching…"))
+        path = self.store.path
+        self._search_job.start(
+            lambda report, cancel: search_all(path, text, report, cancel),
+            on_progress=self._add_hits,
+            on_success=lambda _none: self._search_finished(text),
+            on_failure=self._say,
+            name="search-chats",
+        )
+
+    def _add_hits(self, batch) -> None:
+        for hit in batch:
             item = QListWidgetItem(
                 f"{hit.character_name} · {hit.chat_title}\n    “{' '.join(hit.snippet.split())}”"
             )
             item.setData(ID_ROLE, hit.chat_id)
             item.setToolTip(self.tr("Double-click to open this chat"))
             self.hits.addItem(item)
-        if not self.hits.count():
+
+    def _search_finished(self, text: str) -> None:
+        found = len(self.hit_chat_ids())
+        if not found:
             placeholder = QListWidgetItem(self.tr("No message contains “{0}”.").format(text))
             placeholder.setFlags(Qt.ItemFlag.NoItemFlags)
             self.hits.addItem(placeholder)
-        self.pages.setCurrentWidget(self.hits)
-        self._update_buttons()
-        return sum(
-            1 for i in range(self.hits.count()) if self.hits.item(i).data(ID_ROLE) is not None
-        )
+        self._say(self.tr("{0} message(s) found.").format(found) if found else "")
+        self.searched.emit(found)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self._search_job.drop()  # its late hits have no list to go to
+        super().closeEvent(event)
 
     def hit_chat_ids(self) -> list[int]:
         return [

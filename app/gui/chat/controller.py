@@ -29,9 +29,12 @@ from app.core.chat.job import (
 )
 from app.core.chat.world_info import default_note, lore_input, remember_lore_state
 from app.core.engine import ModelInfo, StreamStats
+from app.core.prompt import PromptInput
 from app.core.store import Message, StoreError
+from app.core.store.path_pages import UNBOUNDED
+from app.core.store.reader import Reader
 from app.core.store.world_state import WorldInfoStore
-from app.gui.chat.model import ChatModel
+from app.gui.chat.model import PAGE, ChatModel
 from app.gui.workers import WorkerThread
 
 SAVE_EVERY_MS = 2000
@@ -69,6 +72,10 @@ class ChatController(QObject):
         self._pending_delete: int | None = None  # hidden, deleted for good on commit
         self._target: _Target | None = None
         self._save_timer = QTimer(self, interval=SAVE_EVERY_MS, timeout=self._save_partial)
+        self._prepare = None  # reads the next job's history on the worker thread
+        self._lore_ids: list[int] = []  # the prompt's path; its timed effects are kept here
+        self._prompt_ids: list[int] = []  # the ids of the prompt's history, in order
+        model.source, model.store_path = ctx.store.messages, ctx.store.path
         self._generate.connect(self.worker.generate)
         self.worker.started.connect(self._on_started)
         self.worker.token_batch.connect(self._on_batch)
@@ -111,15 +118,23 @@ class ChatController(QObject):
             "system": "System",
         }
         if self.chat_id is not None:
-            self.model.set_messages(self._shown_path())
+            self.model.show_end(self.chat_id, self._shown_leaf())
 
-    def _shown_path(self) -> list[Message]:
-        """The active path, without a delete that waits for its Undo to expire."""
-        path = self.ctx.store.messages.active_path(self.chat_id)
-        ids = [m.id for m in path]
-        if self._pending_delete in ids:
-            return path[: ids.index(self._pending_delete)]
-        return path
+    def _shown_leaf(self) -> int | None:
+        """The active leaf, or above a delete that waits for its Undo to expire."""
+        if self._pending_delete is not None:
+            return self.ctx.store.messages.get(self._pending_delete).parent_id
+        return self.ctx.store.messages.active_leaf(self.chat_id)
+
+    def _last(self) -> Message | None:
+        """The newest message of the active path: one row, whatever the chat's length."""
+        leaf = self.ctx.store.messages.active_leaf(self.chat_id)
+        return self.ctx.store.messages.get(leaf) if leaf is not None else None
+
+    def _show_end(self) -> None:
+        """Back to the newest page when Find left the window further up the path."""
+        if self.model.has_later():
+            self.reload()
 
     def _persona(self) -> tuple[str, str] | None:
         """The chat's persona, else the default one, else None (the settings' name)."""
@@ -129,9 +144,48 @@ class ChatController(QObject):
         persona = self._persona()
         return persona[0] if persona and persona[0] else self.ctx.settings.user_name
 
-    def _input(self, history: list[Message], instruction: str | None = None):
+    def _input(
+        self,
+        history: list[Message] | None = None,
+        instruction: str | None = None,
+        *,
+        leaf: int | None = None,
+        continue_last: bool = False,
+    ) -> PromptInput:
+        """The prompt's input. Without `history`, the path up to `leaf` is read by the job
+        on the worker thread (a 100,000-message path takes a second or two to read); what
+        is returned here is a stand-in with the card and persona only."""
+        if history is None:
+            self._prepare = self._reader_for(leaf, instruction, continue_last)
+            return prompt_input(self.card, self.ctx.settings, [], persona=self._persona())
+        inp = self._input_from(history, instruction)
+        return replace(inp, continue_last=True) if continue_last else inp
+
+    def _reader_for(self, leaf: int | None, instruction: str | None, continue_last: bool):
+        """The job's first step, run on the worker thread; it leaves the path's ids for
+        `_on_started` (read only after the worker's `started` signal)."""
+        store, chat = self.ctx.store, self.chat_id
+        character, persona = store.chats.character_of(chat), self._persona()
+        card, settings, note = self.card, self.ctx.settings, default_note(self.ctx.settings)
+
+        def prepare(_stand_in: PromptInput) -> PromptInput:
+            with Reader(store.path) as reader:
+                history = reader.history(chat, leaf) if leaf is not None else []
+            ids = [m.id for m in history]
+            lore = lore_input(WorldInfoStore(store), chat, character, ids, note)
+            inp = prompt_input(
+                card, settings, history, instruction=instruction, persona=persona, lore=lore
+            )
+            self._lore_ids = ids
+            self._prompt_ids = [m.id for m in history if m.text and m.role != "system"]
+            return replace(inp, continue_last=True) if continue_last else inp
+
+        return prepare
+
+    def _input_from(self, history: list[Message], instruction: str | None = None) -> PromptInput:
         wi = WorldInfoStore(self.ctx.store)
         self._lore_ids = [m.id for m in history]  # the prompt's timed effects are kept here
+        self._prompt_ids = [m.id for m in history if m.text and m.role != "system"]
         lore = lore_input(
             wi,
             self.chat_id,
@@ -149,7 +203,15 @@ class ChatController(QObject):
         )
 
     def _path(self) -> list[Message]:
+        """The whole active path: a read that grows with the chat, left to group chats
+        (their speaker order reads the path); one-character chats never call it."""
         return self.ctx.store.messages.active_path(self.chat_id)
+
+    def _history_to(self, leaf: int | None) -> list[Message]:
+        """The whole path up to `leaf` (group chats build their prompt from it)."""
+        if leaf is None:
+            return []
+        return self.ctx.store.messages.tail(self.chat_id, UNBOUNDED, leaf)
 
     # --- actions -----------------------------------------------------------------------
     def _ready(self) -> bool:
@@ -176,12 +238,13 @@ class ChatController(QObject):
             return False
 
         def act():
-            self._new_reply(self._commit_user_message(text), self._path())
+            self._new_reply(self._commit_user_message(text))
 
         return self._guarded(act)
 
     def _commit_user_message(self, text: str) -> int:
         """Store the user's message under the active leaf and show it; its id."""
+        self._show_end()
         leaf = self.ctx.store.messages.active_leaf(self.chat_id)
         # The name is kept with the message: a later persona change renames new
         # messages, not what was already said (SillyTavern keeps `name` per message).
@@ -195,29 +258,29 @@ class ChatController(QObject):
         """A new reply beside the last one (a swipe), or a reply to a trailing user message."""
         if not self._ready():
             return False
-        path = self._path()
-        if not path:
+        last = self._last()
+        if last is None:
             return False
-        last = path[-1]
         if last.role == "assistant":
             if last.parent_id is None:  # a greeting: show the next one, never generate
                 return self._swipe_greeting(last, +1) is not None
-            return self._guarded(lambda: self._new_reply(last.parent_id, path[:-1]))
-        return self._guarded(lambda: self._new_reply(last.id, path))
+            parent = last.parent_id
+            return self._guarded(lambda: self._new_reply(parent))
+        return self._guarded(lambda: self._new_reply(last.id))
 
     def continue_reply(self) -> bool:
         """Extend the last reply in place."""
         if not self._ready():
             return False
-        path = self._path()
-        if not path or path[-1].role != "assistant":
+        last = self._last()
+        if last is None or last.role != "assistant":
             return self.regenerate()
-        last = path[-1]
 
         def act():
             self.ctx.store.messages.update(last.id, last.text, "streaming")
+            self._show_end()
             self.model.update_last(status="streaming")
-            inp = replace(self._input(path), continue_last=True)
+            inp = self._input(leaf=last.id, continue_last=True)
             self._run(_Target("reply", last.id, last.text), inp)
 
         return self._guarded(act)
@@ -226,7 +289,8 @@ class ChatController(QObject):
         """Have the model write the user's next line; it goes to the composer, not the chat."""
         if not self._ready():
             return False
-        inp = self._input(self._path(), instruction=IMPERSONATE_INSTRUCTION)
+        leaf = self.ctx.store.messages.active_leaf(self.chat_id)
+        inp = self._input(leaf=leaf, instruction=IMPERSONATE_INSTRUCTION)
         self._run(_Target("impersonate"), inp, stop=[f"\n{self.card.get('name', '')}:"])
         return True
 
@@ -237,15 +301,29 @@ class ChatController(QObject):
         msg = self.ctx.store.messages.get(message_id)
         if msg.parent_id is None:
             return self._swipe_greeting(msg, step)
-        leaf = self.ctx.store.messages.swipe(message_id, step)
-        if leaf is None and step > 0:
-            path = self._path()
-            if msg.role == "assistant" and path and path[-1].id == message_id:
+        siblings = self.ctx.store.messages.sibling_ids(message_id)
+        index = siblings.index(message_id) + step
+        if not 0 <= index < len(siblings):
+            last = self.ctx.store.messages.active_leaf(self.chat_id)
+            if step > 0 and msg.role == "assistant" and last == message_id:
                 self.regenerate()
                 return self.ctx.store.messages.active_leaf(self.chat_id)
             return None
-        self.reload()
+        leaf = self.ctx.store.messages.show_branch(self.chat_id, siblings[index])
+        self._show_swiped(message_id, siblings[index], leaf)
         return leaf
+
+    def _show_swiped(self, old: int, new: int, leaf: int) -> None:
+        """Replace the rows from `old` down with the branch now shown from `new`: a page
+        of it, read down from `new` (the rows above the swipe stay as they are)."""
+        row = self.model.row_of(old)
+        if row < 0:
+            self.reload()
+            return
+        store = self.ctx.store.messages
+        page = store.placed([new]) + store.after(new, PAGE - 1)
+        self.model.leaf = leaf
+        self.model.replace_from(row, page, later=bool(page) and page[-1].id != leaf)
 
     def _swipe_greeting(self, msg: Message, step: int) -> int | None:
         """Greetings are the chat's roots: swiping them wraps around (SillyTavern's
@@ -258,9 +336,9 @@ class ChatController(QObject):
             self.notice.emit(self.tr("This character has only one greeting."))
             return None
         target = siblings[(siblings.index(msg.id) + step) % len(siblings)]
-        had_more = len(self._path()) > 1
+        had_more = self.ctx.store.messages.active_leaf(self.chat_id) != msg.id
         leaf = self.ctx.store.messages.show_branch(self.chat_id, target)
-        self.reload()
+        self._show_swiped(msg.id, target, leaf)
         if had_more:
             self.notice.emit(
                 self.tr(
@@ -272,7 +350,7 @@ class ChatController(QObject):
 
     def edit(self, message_id: int, text: str) -> bool:
         ok = self._guarded(lambda: self.ctx.store.messages.update(message_id, text))
-        self.reload()
+        self.model.replace_message(self.ctx.store.messages.placed([message_id])[0])
         return ok
 
     def delete(self, message_id: int) -> int:
@@ -282,10 +360,16 @@ class ChatController(QObject):
         needs the real path); `undo_delete` shows them again exactly as they were."""
         if self.busy or not self.commit_delete():
             return 0
-        before = len(self.model.messages())
+        hidden = self.ctx.store.messages.steps_to(self.chat_id, message_id) or 0
+        if not hidden:
+            return 0
         self._pending_delete = message_id
-        self.reload()
-        hidden = before - len(self.model.messages())
+        row, parent = self.model.row_of(message_id), self._shown_leaf()
+        if row >= 0 and not self.model.has_later():
+            self.model.truncate(row)
+            self.model.leaf = parent
+        else:
+            self.model.show_end(self.chat_id, parent)
         self.deleted.emit(hidden)
         return hidden
 
@@ -302,22 +386,38 @@ class ChatController(QObject):
         ok = self._guarded(lambda: self.ctx.store.messages.delete(mid))
         if ok:
             log.info("deleted message %s and what followed it", mid)
+            # the parent's other reply (a swipe) is the path's end now: show it
+            if self.chat_id is not None and self.model.leaf != self._shown_leaf():
+                self.reload()
         return ok
 
     def stop(self) -> None:
         self.worker.cancel.set()
 
     # --- running a generation ----------------------------------------------------------
-    def _new_reply(self, parent_id: int, history: list[Message]) -> None:
+    def _new_reply(self, parent_id: int, history: list[Message] | None = None) -> None:
+        """A reply under `parent_id`; its prompt reads the path on the worker thread
+        unless `history` is given."""
         reply_id = self.ctx.store.messages.append(
             self.chat_id, parent_id, "assistant", "", status="streaming"
         )
-        self.reload()
-        self._run(_Target("reply", reply_id), self._input(history))
+        self._show_reply(parent_id, reply_id)
+        self._run(_Target("reply", reply_id), self._input(history, leaf=parent_id))
+
+    def _show_reply(self, parent_id: int, reply_id: int) -> None:
+        """The new reply in place of the rows below its parent (the old reply, for a
+        regenerate): one row read, whatever the chat's length."""
+        row = self.model.row_of(parent_id)
+        if row < 0 or self.model.has_later():
+            self.reload()
+            return
+        self.model.leaf = reply_id
+        self.model.replace_from(row + 1, self.ctx.store.messages.placed([reply_id]))
 
     def _run(self, target: _Target, inp, stop: list[str] | None = None) -> None:
         self._target = target
-        job = PromptJob(inp, self.info, self.ctx.settings, self.counter)
+        job = PromptJob(inp, self.info, self.ctx.settings, self.counter, prepare=self._prepare)
+        self._prepare = None
         self._job = job  # its clean-up runs on the finished reply
         self.worker.cancel.clear()
         if target.kind == "reply":
@@ -331,10 +431,9 @@ class ChatController(QObject):
         self.last_prompt = prompt
         if self.chat_id is not None:  # world info's sticky/cooldown state for this branch
             self._guarded(
-                lambda: remember_lore_state(
-                    WorldInfoStore(self.ctx.store), getattr(self, "_lore_ids", []), prompt
-                )
+                lambda: remember_lore_state(WorldInfoStore(self.ctx.store), self._lore_ids, prompt)
             )
+            self.model.prompt_ids = self._prompt_ids  # for the out-of-context marks
         log.info(
             "prompt built: %d of %d tokens, %d older messages left out, lore %d%s",
             prompt.tokens,

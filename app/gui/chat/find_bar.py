@@ -1,15 +1,36 @@
-"""Ctrl+F: find text in the open chat, newest match first, loading earlier pages as needed."""
+"""Ctrl+F: find text in the open chat, newest match first.
+
+The search runs on a background thread against the store's full-text index (`Reader.
+find_in_path`), which also lists the path's ids; stepping through the hits then costs
+nothing, and showing one loads only the page around it (`ChatModel.show_around`), so the
+oldest message of a 100,000-message chat is reached without laying out the pages between.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+import bisect
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QListView, QPushButton, QWidget
 
+from app.core.store.reader import PathHits, Reader
 from app.gui.chat.model import ChatModel
+from app.gui.models.jobs import JobSlot
+
+LOAD_LATER_PX = 40  # this close to the bottom of a window left by a jump, the next page loads
+
+
+def find_in_chat(path: Path, chat_id: int, needle: str, cancel: threading.Event) -> PathHits:
+    with Reader(path) as reader:
+        return reader.find_in_path(chat_id, needle, cancel)
 
 
 class FindBar(QWidget):
+    searched = Signal(int)  # a search has finished: how many messages hold the text
+
     def __init__(self, model: ChatModel, view: QListView, parent=None) -> None:
         super().__init__(parent)
         self.model, self.view = model, view
@@ -24,12 +45,17 @@ class FindBar(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         for w in (self.field, self.result, previous, following, close):
             lay.addWidget(w)
-        self._current: int | None = None  # index into model.messages()
+        self.current: int | None = None  # the hit shown: its position on the path
+        self._hits: PathHits | None = None  # None: not searched yet, or the path changed
+        self._wanted: int | None = None  # the direction asked for while the search runs
+        self._job = JobSlot()
         self.field.returnPressed.connect(lambda: self.find(-1))
         self.field.textChanged.connect(self._restart)
         previous.clicked.connect(lambda: self.find(-1))
         following.clicked.connect(lambda: self.find(+1))
         close.clicked.connect(self.hide)
+        model.path_changed.connect(self._forget)
+        view.verticalScrollBar().valueChanged.connect(self._maybe_load_later)
         QShortcut(
             QKeySequence(Qt.Key.Key_Escape),
             self,
@@ -44,9 +70,14 @@ class FindBar(QWidget):
         self.field.selectAll()
 
     def _restart(self) -> None:
-        self._current = None
+        self._forget()
         self.result.clear()
         self._mark(None)
+
+    def _forget(self) -> None:
+        """The hits described another path (or text): the next Find searches again."""
+        self._job.drop()
+        self._hits, self.current, self._wanted = None, None, None
 
     def hideEvent(self, event) -> None:  # noqa: N802
         self._mark(None)
@@ -60,28 +91,72 @@ class FindBar(QWidget):
             self.view.doItemsLayout()  # the marked document is a different one
             self.view.viewport().update()
 
+    # --- searching ----------------------------------------------------------------------
     def find(self, direction: int) -> int | None:
-        """Select the next match older (-1) or newer (+1) than the current one."""
-        needle = self.field.text().casefold()
-        messages = self.model.messages()
-        if not needle or not messages:
+        """Show the next match older (-1) or newer (+1) than the current one; its position
+        on the path. The first Find of a text searches in the background and returns None;
+        `searched` says when it is done, and the match is shown then."""
+        needle = self.field.text()
+        if not needle or self.model.chat_id is None or self.model.store_path is None:
             return None
-        start = len(messages) if self._current is None else self._current
-        order = range(start - 1, -1, -1) if direction < 0 else range(start + 1, len(messages))
-        hit = next((i for i in order if needle in messages[i].text.casefold()), None)
-        if hit is None:
-            self.result.setText(self.tr("no more matches"))
+        if self._hits is None or self._hits.needle != needle:
+            self._search(needle, direction)
             return None
-        self._current = hit
-        self._mark((messages[hit].id, self.field.text()))
-        self._show(hit, len(messages))
-        return hit
+        return self._step(direction)
 
-    def _show(self, hit: int, total: int) -> None:
-        while total - self.model.rowCount() > hit:  # the match is on a page not loaded yet
-            self.model.load_earlier()
-        row = hit - (total - self.model.rowCount())
+    def _search(self, needle: str, direction: int) -> None:
+        self._wanted = direction
+        self.result.setText(self.tr("searching…"))
+        path, chat = self.model.store_path, self.model.chat_id
+        self._job.start(
+            lambda _report, cancel: find_in_chat(path, chat, needle, cancel),
+            on_success=self._on_found,
+            on_failure=self.result.setText,
+            name="find-in-chat",
+        )
+
+    def _on_found(self, hits: PathHits) -> None:
+        self._hits, self.current = hits, None
+        direction, self._wanted = self._wanted, None
+        if direction is not None:
+            self._step(direction)
+        self.searched.emit(len(hits.hits))
+
+    def _step(self, direction: int) -> int | None:
+        hits = self._hits.hits
+        if self.current is None:
+            start = len(self._hits.path) if direction < 0 else -1
+        else:
+            start = self.current
+        if direction < 0:
+            at = bisect.bisect_left(hits, start) - 1
+        else:
+            at = bisect.bisect_right(hits, start)
+        if not 0 <= at < len(hits):
+            self.result.setText(
+                self.tr("no more matches") if hits else self.tr("no message holds this text")
+            )
+            return None
+        self.current = hits[at]
+        self._show(self.current)
+        return self.current
+
+    def _show(self, position: int) -> None:
+        path = self._hits.path
+        message_id = path[position]
+        row = self.model.row_of(message_id)
+        if row < 0:  # on a page not loaded: load the page around it instead of all between
+            row = self.model.show_around(path, position)
+        self._mark((message_id, self.field.text()))
         index = self.model.index(row)
         self.view.setCurrentIndex(index)
-        self.view.scrollTo(index)
-        self.result.setText(self.tr("message {0} of {1}").format(hit + 1, total))
+        self.view.scrollTo(index, QListView.ScrollHint.PositionAtCenter)
+        self.result.setText(self.tr("message {0} of {1}").format(position + 1, len(path)))
+
+    def _maybe_load_later(self, value: int) -> None:
+        """Below a jump's window: scrolling down brings the next page."""
+        bar = self.view.verticalScrollBar()
+        if self.model.paging:  # the view moving while a page comes in is not the reader
+            return
+        if self.model.has_later() and value >= bar.maximum() - LOAD_LATER_PX:
+            self.model.load_later()

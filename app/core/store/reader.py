@@ -1,0 +1,165 @@
+"""Reads for background threads: a chat's whole path for its prompt, Find in a chat, and the
+search across chats, each on its own read-only connection.
+
+The Store's one connection is guarded by a lock; a 100,000-message read holding it would
+stall every store call of the GUI thread behind it. A `Reader` opens its own connection
+instead: the database is in WAL mode, so it reads the last committed state while the window
+keeps writing, and nothing waits on it.
+
+Find uses the full-text index (`messages_fts`, kept by triggers since the first schema): the
+text typed is a phrase whose last word may be unfinished, and every hit is checked to hold
+the text as typed (case aside). When the index finds nothing, the chat's texts are scanned,
+so a piece from inside a word is still found.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from app.core.store import path_pages as pages
+from app.core.store.chats import ChatHit, fts_query
+from app.core.store.db import StoreError
+from app.core.store.message import Message
+
+
+@dataclass(frozen=True)
+class PathHits:
+    """Where a text occurs on a chat's active path: `path` is every id, oldest first, and
+    `hits` the positions in it whose message holds the text, oldest first."""
+
+    needle: str
+    path: list[int] = field(default_factory=list)
+    hits: list[int] = field(default_factory=list)
+
+
+def phrase_query(needle: str) -> str | None:
+    """The FTS5 query for `needle` as a phrase, its last word a prefix unless the needle
+    ends between words; None when it holds no word the index knows."""
+    if not any(ch.isalnum() for ch in needle):
+        return None
+    star = "*" if needle[-1].isalnum() else ""
+    return '"' + needle.replace('"', '""') + '"' + star
+
+
+class Reader:
+    """A read-only connection for one background job; use it as a context manager."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"Could not read {path}: {exc}") from exc
+        self._conn.row_factory = sqlite3.Row
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._conn.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"Could not read {self.path}: {exc}") from exc
+
+    def leaf(self, chat_id: int) -> int | None:
+        rows = self.query("SELECT active_leaf_id FROM chats WHERE id = ?", (chat_id,))
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def history(self, chat_id: int, leaf: int | None = None) -> list[Message]:
+        """The path from the root to `leaf` (default: the active leaf), oldest first,
+        without swipe positions (the prompt does not need them)."""
+        leaf = self.leaf(chat_id) if leaf is None else leaf
+        if leaf is None:
+            return []
+        rows = self.query(
+            f"{pages._UP} SELECT m.* FROM up JOIN messages m ON m.id = up.id ORDER BY up.d DESC",
+            (leaf, pages.UNBOUNDED),
+        )
+        return [Message.from_row(r) for r in rows]
+
+    def find_in_path(
+        self, chat_id: int, needle: str, cancel: threading.Event | None = None
+    ) -> PathHits:
+        """Every message of the chat's active path that holds `needle`, case aside."""
+        path = pages.path_ids(self.query, self.leaf(chat_id))
+        folded = needle.casefold()
+        if not folded or not path or (cancel is not None and cancel.is_set()):
+            return PathHits(needle, path)
+        where = {mid: i for i, mid in enumerate(path)}
+        found = self._indexed(chat_id, needle, folded, where) or self._scanned(
+            chat_id, folded, where, cancel
+        )
+        return PathHits(needle, path, sorted(found))
+
+    def _indexed(self, chat_id: int, needle: str, folded: str, where: dict[int, int]) -> list[int]:
+        query = phrase_query(needle)
+        if query is None:
+            return []
+        # The index first, then the chat: joined the other way round SQLite walks the
+        # whole chat and asks the index once per row (seconds at 100,000 messages).
+        rows = self.query(
+            "SELECT id, text FROM messages WHERE id IN"
+            " (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?) AND chat_id = ?",
+            (query, chat_id),
+        )
+        return [where[r[0]] for r in rows if r[0] in where and folded in r[1].casefold()]
+
+    def _scanned(
+        self, chat_id: int, folded: str, where: dict[int, int], cancel: threading.Event | None
+    ) -> list[int]:
+        cursor = self._conn.execute("SELECT id, text FROM messages WHERE chat_id = ?", (chat_id,))
+        found = []
+        while rows := cursor.fetchmany(2000):
+            if cancel is not None and cancel.is_set():
+                break
+            found += [where[r[0]] for r in rows if r[0] in where and folded in r[1].casefold()]
+        return found
+
+    def search_chats(self, text: str, limit: int = 200, batch: int = 10) -> Iterator[list[ChatHit]]:
+        """Messages holding every word of `text` across the chats not in the trash, newest
+        first, a batch at a time as the index yields them: newest-first is the index's own
+        order, so the first hits come before the whole search is done (ranking by relevance
+        would sort every match first)."""
+        if not text.strip():
+            return
+        try:
+            cursor = self._conn.execute(
+                "SELECT m.id, m.chat_id, m.created_at, c.title, c.character_id,"
+                " COALESCE((SELECT g.name FROM groups g WHERE g.id = c.group_id), ch.name)"
+                " AS name, snippet(messages_fts, 0, '[', ']', '…', 12) AS snip"
+                " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+                " JOIN chats c ON c.id = m.chat_id JOIN characters ch ON ch.id = c.character_id"
+                " WHERE messages_fts MATCH ? AND c.deleted_at IS NULL AND ch.deleted_at IS NULL"
+                " ORDER BY messages_fts.rowid DESC LIMIT ?",
+                (fts_query(text), limit),
+            )
+            while rows := cursor.fetchmany(batch):
+                yield [
+                    ChatHit(
+                        r["chat_id"],
+                        r["title"],
+                        r["character_id"],
+                        r["name"],
+                        r["id"],
+                        r["snip"],
+                        r["created_at"],
+                    )
+                    for r in rows
+                ]
+        except sqlite3.Error as exc:
+            raise StoreError(f"Could not search {self.path}: {exc}") from exc
