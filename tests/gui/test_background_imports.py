@@ -292,3 +292,20 @@ def test_a_header_with_a_wrong_typed_value_fails_with_the_key(qtbot, tmp_path):
     with qtbot.waitSignal(opener.failed, timeout=10000) as failed:
         pass
     assert "odd.gguf" in failed.args[0] and "context_length" in failed.args[0]
+
+
+def test_a_malformed_export_says_why_and_leaves_the_store_open(qtbot, data_page, tmp_path):
+    import zipfile
+
+    from app.gui.data_import_job import start_import_everything
+
+    bad = tmp_path / "bad-export.zip"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("library.json", '{"characters": [{"id": 1, "card_json": [1, 2]}]}')
+    before = chat_count(data_page.ctx.store)
+    job = start_import_everything(data_page, bad)
+    with qtbot.waitSignal(job.finished, timeout=10000) as done:
+        pass
+    assert done.args == ["failed"]
+    assert "bad-export.zip" in data_page.last_error
+    assert chat_count(data_page.ctx.store) == before
