@@ -140,3 +140,20 @@ def test_a_hostile_number_in_a_variable_reads_as_javascript_would():
     v = Variables(chat={"h": "0x" + "f" * 1000, "n": "[" * 5000})
     ctx = MacroContext(variables=v)
     assert expand_macros("{{getvar::h}}|{{addvar::n::1}}", ctx) == "Infinity|"
+
+
+def _many_rolls() -> tuple[int, int, list[str]]:
+    warnings: list[str] = []
+    text = "{{roll:1000d1000000}}" * 50_000 + "{{timeDiff::a::b}}" * 40_000
+    out = expand_macros(text, MacroContext(rng=random.Random(1), warn=warnings.append))
+    return out.count("{{roll:"), out.count("{{timeDiff"), warnings
+
+
+def test_a_text_of_a_hundred_thousand_rolls_and_dates_works_out_the_first_few(bounded):
+    """50,000 rolls of a thousand dice would take minutes: the first 500 macros with
+    arguments are worked out, the rest stay as written, and a warning says so."""
+    from app.core.prompt.macros.engine import MAX_WORKED
+
+    rolls, dates, warnings = bounded(_many_rolls, seconds=10.0)
+    assert rolls == 50_000 - MAX_WORKED and dates == 40_000
+    assert len(warnings) == 1 and f"first {MAX_WORKED} rolls" in warnings[0]

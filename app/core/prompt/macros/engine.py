@@ -93,6 +93,7 @@ MAX_DICE, MAX_SIDES = 1000, 1_000_000
 # Nested macros expand from the inside out, one level per pass.
 _PASSES = 4
 _MAX_UNKNOWN = 100  # unknown macros noted per text
+MAX_WORKED = 500  # macros with arguments (dice, picks, dates) worked out per text
 # Expanded text may be this many times the input plus a constant, and never past the cap: a
 # few names per line is normal, a greeting of millions of characters is an attack.
 GROWTH, SLACK, HARD_CAP = 8, 64 * 1024, 2_000_000
@@ -208,6 +209,7 @@ class _Expansion:
         self._now: datetime | None = None
         self._fields: dict[str, str] = {}
         self.unknown: dict[str, None] = {}
+        self.worked = 0  # macros with arguments worked out
         self.budget = budget
         self.size = 0  # the current text's length, grown as replacements are made
 
@@ -249,7 +251,7 @@ class _Expansion:
             value = lookup(key)
             if value is not None:
                 return value
-        value = self._with_arguments(body.strip(), key)
+        value = self._with_arguments(body.strip(), key, match.group(0))
         if value is not None:
             return value
         if not self._waits(key) and len(self.unknown) < _MAX_UNKNOWN:
@@ -292,7 +294,7 @@ class _Expansion:
             return self.seal.close(self.ctx.instruct[key])
         return None
 
-    def _with_arguments(self, body: str, key: str) -> str | None:
+    def _with_arguments(self, body: str, key: str, written: str) -> str | None:
         if key.startswith(("//", "comment:", "hidden_key:")):
             return ""
         if key.startswith("reverse:"):
@@ -307,6 +309,14 @@ class _Expansion:
         ):
             found = pattern.fullmatch(body)
             if found:
+                self.worked += 1
+                if self.worked > MAX_WORKED:  # each can cost a thousand dice or date parses
+                    if self.worked == MAX_WORKED + 1:
+                        (self.ctx.warn or log.warning)(
+                            f"Only the first {MAX_WORKED} rolls, picks and dates of a text are "
+                            "filled in; the others were left as written."
+                        )
+                    return written
                 return str(make(found))
         return None
 
