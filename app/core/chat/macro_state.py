@@ -1,5 +1,5 @@
 """A chat's side of the prompt's macros: its variables, the state of its last messages and
-swipes, the model's name, the input box; and saving the variables a sent prompt changed.
+swipes, the model's name; and saving the variables a sent prompt changed.
 
 Reads go through the store (`VariableStore`); `remember_variables` runs once the prompt is
 sent (the worker's `started`), as SillyTavern runs `{{setvar}}` when it prompts the text.
@@ -27,14 +27,18 @@ def macro_input(
     model: str | None = None,
     first_included: int | None = None,
     group: str | None = None,
+    input_text: str = "",
 ) -> MacroInput:
-    """`history`: the active path the prompt is built from, oldest first."""
+    """`history`: the active path the prompt is built from, oldest first. `input_text` is
+    what the input box holds while the prompt is built: SillyTavern empties it before a
+    reply is written, so a sent message is not in {{input}}; the saved draft lags behind
+    the box, so it is not read here."""
     stored = VariableStore(store)
     return MacroInput(
         variables=Variables(stored.chat(chat_id), stored.global_()),
         chat=path_state(history, first_included),
         model=model,
-        input=store.chats.draft(chat_id),
+        input=input_text,
         group=group,
     )
 
