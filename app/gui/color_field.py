@@ -27,6 +27,7 @@ class ColorField(QWidget):
         self.edit = QLineEdit()
         self.edit.setPlaceholderText(self.tr("theme's colour"))
         self.edit.setMaxLength(7)
+        self.edit.setAccessibleName(self.tr("Colour"))
         self.reset = QPushButton(self.tr("Default"))
         self.reset.setToolTip(self.tr("Use the theme's colour"))
         lay = QHBoxLayout(self)
@@ -38,6 +39,13 @@ class ColorField(QWidget):
         self.reset.clicked.connect(lambda: self.setText(""))
         self.edit.textChanged.connect(self._on_text)
         self._on_text("")
+
+    def setAccessibleName(self, name: str) -> None:  # noqa: N802 (Qt's name)
+        """The dialog names the row; each part is named after it for screen readers."""
+        super().setAccessibleName(name)
+        self.edit.setAccessibleName(name)
+        self.swatch.setAccessibleName(self.tr("Pick the {0}").format(name.lower()))
+        self.reset.setAccessibleName(self.tr("{0}: the theme's").format(name))
 
     def text(self) -> str:
         return self.edit.text().strip()
