@@ -33,14 +33,19 @@ def macro_input(
     what the input box holds while the prompt is built: SillyTavern empties it before a
     reply is written, so a sent message is not in {{input}}; the saved draft lags behind
     the box, so it is not read here."""
-    stored = VariableStore(store)
     return MacroInput(
-        variables=Variables(stored.chat(chat_id), stored.global_()),
+        variables=stored_variables(store, chat_id),
         chat=path_state(history, first_included),
         model=model,
         input=input_text,
         group=group,
     )
+
+
+def stored_variables(store: Store, chat_id: int) -> Variables:
+    """The chat's and the global variables, as the store has them."""
+    stored = VariableStore(store)
+    return Variables(stored.chat(chat_id), stored.global_(), stored=True)
 
 
 def with_macros(inp: PromptInput, macros: MacroInput) -> PromptInput:
@@ -72,8 +77,8 @@ def _role(m: Message) -> str:
 def remember_variables(store: Store, chat_id: int, built: BuiltPrompt) -> None:
     """Save the variables the sent prompt changed (nothing when none did)."""
     variables = built.variables
-    if variables is None or not variables.changed:
-        return
+    if variables is None or not variables.stored or not variables.changed:
+        return  # a prompt without the chat's variables must not overwrite them
     stored = VariableStore(store)
     if "chat" in variables.changed:
         stored.save_chat(chat_id, variables.chat)

@@ -83,3 +83,33 @@ def test_a_schema_5_database_gains_the_global_variables_table(tmp_path):
     assert VariableStore(store).global_() == {"a": "1", "b": [1, 2]}
     assert store._query("PRAGMA user_version")[0][0] == len(MIGRATIONS)
     store.close()
+
+
+def test_a_group_chat_reads_its_variables_and_keeps_them(store):
+    """A group's prompt starts from the chat's stored variables, so a sent prompt adds to
+    them instead of replacing them with its own few."""
+    from app.core.appdata.settings import Settings
+    from app.core.chat.groups.prompt import group_job, group_prompt_input
+    from app.core.chat.job import TokenCounter
+    from tests.core.chat.test_groups_prompt import INFO, count_many
+
+    ann = store.characters.add({"name": "Ann", "description": "{{incvar::turns}} turns"})
+    bob = store.characters.add({"name": "Bob", "description": "A bard."})
+    gid = store.groups.create("Inn", [ann, bob])
+    chat = store.groups.new_chat(gid, [(ann, "Hi.")])
+    VariableStore(store).save_chat(chat, {"turns": 4, "kept": "yes"})
+    prompt = group_prompt_input(store, Settings(), chat, ann, store.messages.active_path(chat))
+    built = group_job(prompt, INFO, Settings(), TokenCounter())(count_many)
+    assert "5 turns" in built.text
+    remember_variables(store, chat, built)
+    assert VariableStore(store).chat(chat) == {"turns": 5, "kept": "yes"}
+
+
+def test_a_prompt_that_started_without_the_chats_variables_never_overwrites_them(store):
+    chat_id = _chat(store)
+    VariableStore(store).save_chat(chat_id, {"mood": "calm"})
+    inp = PromptInput({"name": "Bob", "description": "{{setvar::other::1}}"}, "Ann")
+    built = build_prompt(inp, preset("chatml"), len, 2048, 100)
+    assert built.variables is not None and built.variables.changed == {"chat"}
+    remember_variables(store, chat_id, built)
+    assert VariableStore(store).chat(chat_id) == {"mood": "calm"}

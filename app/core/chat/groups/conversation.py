@@ -23,6 +23,7 @@ from app.core.chat.groups.speakers import (
     turn_rng,
 )
 from app.core.chat.job import TokenCounter, greetings, sampling_from
+from app.core.chat.macro_state import remember_variables
 from app.core.chat.world_info import remember_lore_state
 from app.core.engine import Engine
 from app.core.prompt import MacroContext, expand_macros
@@ -154,6 +155,7 @@ class GroupChat:
         built = job(engine.count_tokens)
         # world info's sticky/cooldown state goes on with this branch, as in the window
         remember_lore_state(WorldInfoStore(self.store), prompt.path_ids, built)
+        remember_variables(self.store, self.chat_id, built)  # {{setvar}}: once it is sent
         mid = self.store.groups.append_reply(self.chat_id, parent, speaker_id)
         sampling = sampling_from(self.settings, built.stop)
         text = "".join(engine.stream(built.text, sampling, cancel))

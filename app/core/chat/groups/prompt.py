@@ -24,6 +24,7 @@ from app.core.chat.job import (
     prompt_input,
     prompt_message,
 )
+from app.core.chat.macro_state import stored_variables
 from app.core.chat.world_info import lore_input
 from app.core.engine import ModelInfo
 from app.core.prompt import BuiltPrompt, ChatTemplate, PromptInput
@@ -139,7 +140,9 @@ def group_prompt_input(
         inp,
         history=turns + inp.history,
         continue_last=continue_last,
-        macros=replace(inp.macros, group=group_names(members)),
+        macros=replace(
+            inp.macros, group=group_names(members), variables=stored_variables(store, chat_id)
+        ),
     )
     return GroupPrompt(inp, member_stops(members, speaker_id), speaker, path_ids)
 

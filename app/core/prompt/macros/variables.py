@@ -58,9 +58,12 @@ class Variables:
     writable: bool = True
     changed: set[str] = field(default_factory=set)  # "chat" and/or "global"
     writes: int = 0
+    # Read from a chat's store (`app.core.chat.macro_state`): only such a set is saved back,
+    # never one a prompt started empty, which would overwrite the chat's own.
+    stored: bool = False
 
     def copy(self) -> Variables:
-        return Variables(dict(self.chat), dict(self.glob), self.writable)
+        return Variables(dict(self.chat), dict(self.glob), self.writable, stored=self.stored)
 
     def reader(self) -> Variables:
         """A view that reads these variables and writes nothing."""
