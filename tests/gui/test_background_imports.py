@@ -160,6 +160,32 @@ def test_a_blocked_chat_import_keeps_the_dialog_turning_and_cancel_adds_nothing(
     assert chat_count(store) == before
 
 
+def test_a_big_chat_is_read_and_written_while_the_dialog_keeps_turning(
+    qtbot, chats_dialog, store, tmp_path
+):
+    """4,000 messages: reading and the one-transaction write both run off the GUI thread."""
+    import json
+
+    from app.gui.chat.chat_import_job import start_chat_import
+
+    rows = [{"user_name": "U", "character_name": "Alice", "create_date": "2024-01-01"}]
+    rows += [
+        {"name": "U" if i % 2 == 0 else "Alice", "is_user": i % 2 == 0, "mes": f"{i} " + "w " * 200}
+        for i in range(4000)
+    ]
+    big = tmp_path / "big.jsonl"
+    big.write_text("\n".join(json.dumps(r) for r in rows))
+    beat = Heartbeat()
+    job = start_chat_import(chats_dialog, str(big))
+    with qtbot.waitSignal(job.finished, timeout=60000) as done:
+        pass
+    assert done.args == [SUCCEEDED]
+    assert beat.ticks >= 5  # the event loop turned while it read and wrote
+    chat = chats_dialog.chat_ids()[0]
+    assert len(store.messages.active_path(chat)) == 4000
+    assert "Imported big.jsonl (4000 messages)" in chats_dialog.status.text()
+
+
 def test_a_chat_read_in_the_background_is_imported(qtbot, chats_dialog, store):
     from app.gui.chat.chat_import_job import start_chat_import
 

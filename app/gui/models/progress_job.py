@@ -5,17 +5,21 @@ FIFO, a slow network share). `ProgressJob` runs the call through `JobSlot` (C9) 
 a window-modal progress dialog with Cancel only when the call is still running after
 `DELAY_MS`, so a quick import flashes nothing.
 
-Two kinds of work, two meanings of Cancel:
+What Cancel means depends on where the writing happens:
 - work that only *reads* and leaves the writing to `on_success` on the GUI thread (card
-  files, a chat file, a GGUF header): Cancel ends the job at once and any late result is
-  dropped, so a cancelled import writes nothing;
-- work that writes in one transaction of its own (`commits=True`, the export-everything
-  zip): Cancel asks it to roll back and the dialog waits, saying so, for the call to
-  return, since only the call knows whether it had committed before it saw the request.
+  files, a GGUF header): Cancel ends the job at once and any late result is dropped, so a
+  cancelled import writes nothing;
+- work that reads, then writes in one transaction (a chat file): it calls
+  `start_writing(cancel)` between the two. Before that point Cancel ends the job at once
+  (the call stops there instead of writing); after it, as below;
+- work that writes in one transaction of its own from the start (`commits=True`, the
+  export-everything zip): Cancel asks it to roll back and the dialog waits, saying so, for
+  the call to return, since only the call knows whether it committed before it looked.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +43,10 @@ class Step:
     text: str = ""
 
 
+class Cancelled(Exception):
+    """Raised by `start_writing` when Cancel came first."""
+
+
 class ProgressJob(QObject):
     """One watched call. `finished(outcome)` comes once, after the matching callback."""
 
@@ -52,6 +60,8 @@ class ProgressJob(QObject):
         self.dialog: QProgressDialog | None = None
         self.outcome: str | None = None
         self._commits = False
+        self._writing = False  # past `start_writing`: Cancel must wait for the answer
+        self._gate = threading.Lock()  # makes "cancelled?" and "writing now" one step
         self._step = Step(0)
         self._callbacks: dict[str, Callable[[Any], None]] = {}
         self._timer = QTimer(self, singleShot=True, interval=delay_ms)
@@ -78,7 +88,7 @@ class ProgressJob(QObject):
             on_progress=self._on_progress,
             on_cancel=lambda message: self._finish(CANCELLED, message),
             name=name,
-            result_wins=commits,
+            result_wins=True,  # a call that returned has done its work; say so
         )
         self._timer.start()
         return self
@@ -91,14 +101,24 @@ class ProgressJob(QObject):
         """What the Cancel button does."""
         if self.outcome is not None:
             return
-        self.slot.cancel()
-        if self._commits:  # only the call knows whether it committed: wait for its answer
+        with self._gate:
+            self.slot.cancel()
+            waiting = self._commits or self._writing
+        if waiting:  # only the call knows whether it committed: wait for its answer
             if self.dialog is not None:
                 self.dialog.setLabelText(self.tr("Cancelling…"))
                 self.dialog.setCancelButton(None)
             return
         self.slot.drop()  # a result already on its way is ignored: nothing gets written
         self._finish(CANCELLED, self.tr("Cancelled."))
+
+    def start_writing(self, cancel: threading.Event) -> None:
+        """Called by the work (on its thread) just before it writes: raises `Cancelled` if
+        Cancel came first; from now on Cancel waits for the call's answer."""
+        with self._gate:
+            if cancel.is_set():
+                raise Cancelled("Cancelled.")
+            self._writing = True
 
     def wait(self, timeout: float = 5.0) -> bool:
         """Block until the call itself has returned (tests, shutdown)."""
