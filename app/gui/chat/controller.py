@@ -27,6 +27,7 @@ from app.core.chat.job import (
     prompt_input,
     sampling_from,
 )
+from app.core.chat.macro_state import macro_input, remember_variables, with_macros
 from app.core.chat.world_info import default_note, lore_input, remember_lore_state
 from app.core.engine import ModelInfo, StreamStats
 from app.core.prompt import PromptInput
@@ -167,6 +168,7 @@ class ChatController(QObject):
         store, chat = self.ctx.store, self.chat_id
         character, persona = store.chats.character_of(chat), self._persona()
         card, settings, note = self.card, self.ctx.settings, default_note(self.ctx.settings)
+        model, first = self._macro_session()
 
         def prepare(_stand_in: PromptInput) -> PromptInput:
             with Reader(store.path) as reader:
@@ -176,6 +178,8 @@ class ChatController(QObject):
             inp = prompt_input(
                 card, settings, history, instruction=instruction, persona=persona, lore=lore
             )
+            macros = macro_input(store, chat, history, model=model, first_included=first)
+            inp = with_macros(inp, macros)
             self._lore_ids = ids
             self._prompt_ids = [m.id for m in history if m.text and m.role != "system"]
             return replace(inp, continue_last=True) if continue_last else inp
@@ -193,7 +197,7 @@ class ChatController(QObject):
             self._lore_ids,
             default_note(self.ctx.settings),
         )
-        return prompt_input(
+        inp = prompt_input(
             self.card,
             self.ctx.settings,
             history,
@@ -201,6 +205,15 @@ class ChatController(QObject):
             persona=self._persona(),
             lore=lore,
         )
+        model, first = self._macro_session()
+        store = self.ctx.store
+        macros = macro_input(store, self.chat_id, history, model=model, first_included=first)
+        return with_macros(inp, macros)
+
+    def _macro_session(self) -> tuple[str | None, int | None]:
+        """{{model}} and {{firstIncludedMessageId}} (the last prompt's first message)."""
+        first = self.last_prompt.dropped_messages if self.last_prompt is not None else None
+        return (self.info.name if self.info else None), first
 
     def _path(self) -> list[Message]:
         """The whole active path: a read that grows with the chat, left to group chats
@@ -434,6 +447,8 @@ class ChatController(QObject):
                 lambda: remember_lore_state(WorldInfoStore(self.ctx.store), self._lore_ids, prompt)
             )
             self.model.prompt_ids = self._prompt_ids  # for the out-of-context marks
+            # {{setvar}} and friends take effect once the prompt holding them is sent
+            self._guarded(lambda: remember_variables(self.ctx.store, self.chat_id, prompt))
         log.info(
             "prompt built: %d of %d tokens, %d older messages left out, lore %d%s",
             prompt.tokens,
