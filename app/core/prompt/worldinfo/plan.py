@@ -136,6 +136,8 @@ class Plan:
     index: dict[WIEntry, int]  # book order
     always: list[WIEntry]  # looked at in every pass
     always_set: frozenset[WIEntry]
+    # entries only their keys decide: no flag that blocks or forces them, no decorator
+    keyed_only: frozenset[WIEntry]
     by_depth: dict[int | None, KeyIndex]  # entries' own scan depth (None: the global one)
     levels: list[int]  # delay-until-recursion levels, ascending
     by_hash: dict[str, WIEntry]  # timed entries, for their stored effects
@@ -183,10 +185,26 @@ def _compile(entries: list[WIEntry], settings: WorldInfoSettings) -> Plan:
         index={e: i for i, e in enumerate(entries)},
         always=always,
         always_set=frozenset(always),
+        keyed_only=frozenset(e for e in entries if e.keys and not _flagged(e)),
         by_depth=by_depth,
         levels=sorted({e.delay_until_recursion for e in entries if e.delay_until_recursion}),
         by_hash={e.hash: e for e in entries if e.hash},
         delayed=[e for e in entries if e.delay],
+    )
+
+
+def _flagged(e: WIEntry) -> bool:
+    """Whether something besides its keys decides if `e` fires (see `_Scan._matches`)."""
+    return bool(
+        e.disabled
+        or e.delay
+        or e.cooldown
+        or e.sticky
+        or e.delay_until_recursion
+        or e.exclude_recursion
+        or e.character_filter
+        or e.decorators
+        or e.constant
     )
 
 

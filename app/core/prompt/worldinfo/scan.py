@@ -320,6 +320,8 @@ class _Scan:
 
     def _matches(self, e: WIEntry, state: ScanState) -> bool:
         """Whether `e` is a candidate in this pass; writes the reason either way."""
+        if e in self.plan.keyed_only:  # most entries: nothing but keys decides
+            return self._keys_match(e, state)
         sticky = self.timed.is_active("sticky", e)
         if (
             e.disabled
