@@ -27,6 +27,8 @@ from app.core.appdata.secrets import HUB_TOKEN, SecretsError, remote_key_name
 from app.core.chat.context import AppContext
 from app.core.chat.job import SAMPLER_KEYS, sampling_from
 from app.core.engine import SamplingParams
+from app.core.engine.base import breakers_text
+from app.core.engine.preset_import import import_file
 from app.core.engine.presets import PresetError, SamplerPresets, overrides_between
 from app.core.store import Store, StoreError
 from app.core.store.backup import BackupError, list_snapshots, restore_snapshot, snapshot
@@ -257,6 +259,10 @@ class SamplerPresetBar(QWidget):
         chat_only.clicked.connect(self.save_for_chat)
         chat_only.setEnabled(chat_id is not None)
         row.addWidget(chat_only)
+        load = QPushButton(self.tr("Import…"))
+        load.setToolTip(self.tr("A SillyTavern or KoboldCpp sampler preset (.json)"))
+        load.clicked.connect(self._on_import)
+        row.addWidget(load)
         row.addWidget(self.status)
         self.refresh()
 
@@ -274,7 +280,34 @@ class SamplerPresetBar(QWidget):
         except PresetError as exc:
             self.status.setText(str(exc))
             return
-        self.dialog.set_values({k: getattr(params, k) for k in SAMPLER_KEYS})
+        shown = {k: getattr(params, k) for k in SAMPLER_KEYS}
+        shown["dry_sequence_breakers"] = breakers_text(params.dry_sequence_breakers)
+        self.dialog.set_values(shown)
+
+    def _on_import(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, self.tr("Import a sampler preset"), "", self.tr("Presets (*.json)")
+        )
+        if path:
+            self.import_file(Path(path))
+
+    def import_file(self, path: Path) -> None:
+        """Save the file as a preset and use it; say what of it llama.cpp has no use for."""
+        try:
+            name, got = import_file(self.presets, path)
+        except (PresetError, OSError) as exc:
+            self.status.setText(str(exc))
+            return
+        self.refresh()
+        self.names.setCurrentText(name)
+        self.use(name)
+        note = self.tr("Imported the {0} preset “{1}”.").format(got.source, name)
+        if got.ignored:
+            note += " " + self.tr("Not used (no such sampler here): {0}").format(
+                ", ".join(got.ignored)
+            )
+        self.status.setText(note)
+        self.status.setToolTip(note)
 
     def save(self) -> None:
         name = self.name.text().strip()

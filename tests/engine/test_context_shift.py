@@ -170,16 +170,22 @@ def _generated(child: Child, prompt_tokens: int) -> list[int]:
 
 
 def _turn(shifting: Child, fresh: Child, chat: _Chat, user_text: str):
-    """One turn on both contexts; the fresh one forgets everything first (a full read)."""
+    """One turn on both contexts; the fresh one forgets everything first (a full read).
+
+    Both know the same replies, so both evaluate the same ids: the tokenizer's, with the
+    generated ids where the prompt holds a reply (reply_ids.py)."""
     prompt = chat.prompt(user_text)
+    made = list(shifting.replies.replies)
     shifted = _reply(shifting, prompt, PROBE, [])
     a = _logits(shifting)
     fresh.llm.reset()
+    fresh.replies.replies = list(made)
     _reply(fresh, prompt, PROBE, [])
     b = _logits(fresh)
     text: list[str] = []
     _reply(shifting, prompt, GREEDY, text)
     fresh.llm.reset()
+    fresh.replies.replies = list(made)
     _reply(fresh, prompt, GREEDY, [])
     n = shifted.prompt_tokens
     got, want = _generated(shifting, n), _generated(fresh, n)
@@ -194,7 +200,8 @@ def _parting_gap(fresh: Child, prompt, got: list[int], want: list[int]) -> float
     """How far apart, in a full read, the two tokens are where the greedy replies part."""
     k = next(i for i, (x, y) in enumerate(zip(got, want, strict=True)) if x != y)
     fresh.llm.reset()
-    fresh.llm.eval(fresh._tokenize(prompt.text) + want[:k])
+    layout = PromptLayout(prompt.permanent_chars)
+    fresh.llm.eval(fresh.prompt_tokens(prompt.text, layout) + want[:k])
     logits = _logits(fresh)
     return abs(float(logits[want[k]] - logits[got[k]]))
 
@@ -341,8 +348,8 @@ def test_a_session_saved_before_old_messages_left_is_restored_and_shifted(
     restarted = _session_child(tiny_llama_path, folder)
     stats = _reply(restarted, prompt, PROBE, [])
     a = _logits(restarted)
-    fresh.llm.reset()
-    _reply(fresh, prompt, PROBE, [])
+    fresh.llm.reset()  # a full read of the ids the restarted process evaluated
+    fresh.llm.eval(restarted.llm.input_ids[: restarted.llm.n_tokens].tolist())
     b = _logits(fresh)
     assert stats.restored_tokens > 0.5 * stats.prompt_tokens and stats.shifted_tokens > 0
     assert stats.evaluated_tokens == stats.prompt_tokens - stats.restored_tokens

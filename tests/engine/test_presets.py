@@ -30,6 +30,19 @@ def test_a_saved_preset_comes_back_equal(presets):
     assert presets.names() == [*BUILT_IN, "My night owl"]
 
 
+def test_dry_and_xtc_are_saved_and_a_hand_written_file_may_use_sillytaverns_breakers(presets):
+    params = SamplingParams(
+        dry_multiplier=0.8, dry_sequence_breakers=("\n", "*"), xtc_probability=0.5
+    )
+    presets.save("No loops", params)
+    assert presets.get("No loops") == params
+    path = presets.folder / "by-hand.json"
+    sampling = {"dry_multiplier": 1.0, "dry_sequence_breakers": '["\\n", ":"]'}
+    path.write_text(json.dumps({"name": "By hand", "sampling": sampling}), encoding="utf-8")
+    assert presets.get("By hand").dry_sequence_breakers == ("\n", ":")
+    assert presets.get("Varied (DRY + XTC)").dry_on and presets.get("Varied (DRY + XTC)").xtc_on
+
+
 def test_built_in_presets_cannot_be_overwritten_or_deleted(presets):
     with pytest.raises(PresetError, match="built-in"):
         presets.save("Default", SamplingParams())

@@ -74,6 +74,14 @@ class Settings:
     mirostat_tau: float = 5.0
     mirostat_eta: float = 0.1
     seed: int = -1  # -1: a new random seed for every reply
+    # DRY and XTC under SillyTavern's names and defaults (off: multiplier, probability 0)
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = 0  # 0 or -1: the whole context
+    dry_sequence_breakers: str = '["\\n", ":", "\\"", "*"]'  # a JSON list, as SillyTavern's
+    xtc_threshold: float = 0.1
+    xtc_probability: float = 0.0
     user_name: str = "You"  # the persona's name, for {{user}}
     persona: str = ""  # the persona's description
     template: str = "auto"  # "auto": the model's own chat template, else a preset name

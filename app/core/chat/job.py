@@ -300,6 +300,13 @@ SAMPLER_KEYS = (
     "mirostat_tau",
     "mirostat_eta",
     "seed",
+    "dry_multiplier",
+    "dry_base",
+    "dry_allowed_length",
+    "dry_penalty_last_n",
+    "dry_sequence_breakers",  # text in the settings, SillyTavern's JSON list
+    "xtc_threshold",
+    "xtc_probability",
 )
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
+
+DRY_BREAKERS = ("\n", ":", '"', "*")  # SillyTavern's default DRY sequence breakers
 
 
 class EngineError(Exception):
@@ -54,6 +57,51 @@ class SamplingParams:
     mirostat_eta: float = 0.1
     seed: int = -1
     stop: tuple[str, ...] = ()
+    # DRY ("don't repeat yourself": penalises continuing a sequence already in the context)
+    # and XTC ("exclude top choices": sometimes drops the likeliest tokens), under
+    # SillyTavern's names and defaults; both are off until the multiplier or the
+    # probability is above 0. A DRY range of 0 (SillyTavern's default) or -1 is the whole
+    # context; the sequence breakers may be given as SillyTavern writes them (a JSON list in
+    # a string, or a comma-separated list).
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = 0
+    dry_sequence_breakers: tuple[str, ...] = DRY_BREAKERS
+    xtc_threshold: float = 0.1
+    xtc_probability: float = 0.0
+
+    def __post_init__(self) -> None:
+        breakers = self.dry_sequence_breakers
+        if isinstance(breakers, str):
+            object.__setattr__(self, "dry_sequence_breakers", parse_breakers(breakers))
+        elif isinstance(breakers, list):
+            object.__setattr__(self, "dry_sequence_breakers", tuple(breakers))
+
+    @property
+    def dry_on(self) -> bool:
+        return self.dry_multiplier > 0
+
+    @property
+    def xtc_on(self) -> bool:
+        return self.xtc_probability > 0 and self.xtc_threshold <= 0.5  # llama.cpp's rule
+
+
+def parse_breakers(text: str) -> tuple[str, ...]:
+    """SillyTavern's `dry_sequence_breakers` text: a JSON list of strings, else a list
+    separated by commas (as its `replaceMacrosInList` reads it)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return tuple(part for part in text.split(",") if part)
+
+
+def breakers_text(breakers: tuple[str, ...]) -> str:
+    """The breakers as SillyTavern writes them: `["\\n", ":", "\\"", "*"]`."""
+    return json.dumps(list(breakers), ensure_ascii=False)
 
 
 @dataclass
@@ -67,10 +115,10 @@ class ModelInfo:
     chat_template: str | None
     bos: str
     eos: str
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
     # What llama.cpp actually runs with (read back from the context, not echoed from the
     # request): n_ctx, n_batch, n_threads, kv_type, flash_attn, n_gpu_layers, load_mode.
-    effective: dict = field(default_factory=dict)
+    effective: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # allowed but worth telling the user
 
 

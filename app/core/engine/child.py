@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import asdict
 
-from app.core.engine import kv_shift, perf
+from app.core.engine import kv_shift, perf, sampler_chain
 from app.core.engine.base import (
     LoadParams,
     ModelInfo,
@@ -32,6 +32,7 @@ from app.core.engine.base import (
 )
 from app.core.engine.devices import load_backends
 from app.core.engine.expert_offload import expert_patterns, tensors_in_ram
+from app.core.engine.reply_ids import Pieces, ReplyIds, Sampled, with_reply_ids, with_saved_ids
 from app.core.engine.sessions import (
     MIN_GAIN_TOKENS,
     SessionError,
@@ -57,6 +58,9 @@ class Child:
         self.shift_off = ""  # why llama.cpp cannot shift this model's cache ("" if it can)
         self._replies = self._checked = 0  # replies made; at the last look for a save
         self.copy_ms = 0.0  # longest state copy for a save since the last reply
+        self.replies = ReplyIds(0)  # the ids of the replies made (reply_ids.py)
+        self.pieces, self.sampled = Pieces(None), Sampled(None)
+        self.text = ("", 0)  # the prompt being answered, and its permanent part's length
 
     # --- loading -------------------------------------------------------------------------
     def load(self, params: LoadParams) -> ModelInfo:
@@ -79,6 +83,8 @@ class Child:
         self.params = params
         self._abort_cb = _install_abort(self.llm, self.abort)
         self.shift_off = kv_shift.shift_unavailable(self.llm, params.kv_type)
+        self.replies, self.pieces = ReplyIds(self.llm.n_ctx()), Pieces(self.llm)
+        self.sampled = Sampled(self.llm)
         if params.session_dir:
             identity = model_identity(
                 params.model_path,
@@ -97,7 +103,7 @@ class Child:
         self, prompt: str, sp: SamplingParams, layout: PromptLayout | None = None
     ) -> StreamStats:
         start = time.perf_counter()
-        tokens = self._tokenize(prompt)
+        tokens = self.prompt_tokens(prompt, layout)
         if len(tokens) > self.llm.n_ctx():
             raise ValueError(
                 f"The prompt has {len(tokens)} tokens, more than the context "
@@ -119,9 +125,18 @@ class Child:
             if not self.abort[0]:
                 raise
             stats.stopped = True  # llama_decode returned 2: aborted; finished batches stay
+        finally:
+            self.sampled.remember(self.replies, self.pieces)
         stats.seconds = time.perf_counter() - start
         self._read_perf(stats, probe)
         return stats
+
+    def prompt_tokens(self, prompt: str, layout: PromptLayout | None = None) -> list[int]:
+        """The ids `generate` evaluates for `prompt`: the tokenizer's, with the ids the model
+        generated where the prompt holds its earlier replies (reply_ids.py)."""
+        self.text = (prompt, layout.permanent_chars if layout else 0)  # for a restore
+        tokens = self._tokenize(prompt)
+        return with_reply_ids(self.llm, self.replies, self.pieces, *self.text, tokens)
 
     def _tokenize(self, text: str) -> list[int]:
         tokens = self.llm.tokenize(text.encode("utf-8"), special=True)
@@ -157,6 +172,7 @@ class Child:
         self.llm.last_n_tokens_size = (
             sp.repeat_last_n if sp.repeat_last_n >= 0 else self.llm.n_ctx()
         )
+        sampler_chain.install(self.llm, sp)  # DRY and XTC, when on
         chunks = self.llm.create_completion(
             tokens, **completion_kwargs(sp), stopping_criteria=_criteria(probe)
         )
@@ -201,6 +217,8 @@ class Child:
             self.llm.reset()  # a half-applied state must not be trusted either
             stats.reused_tokens = 0
             return True
+        tokens[:] = with_saved_ids(self.pieces, *self.text, tokens, saved, self.llm.n_ctx())
+        stats.prompt_tokens = len(tokens)
         plan = kv_shift.plan_reuse(saved, tokens, keep, self.shift_off)
         stats.full_read_reason = ""
         self._shift(plan, stats)  # without runs to move, generate keeps just the prefix

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -22,13 +23,13 @@ class PromptEval:
     ms: float
 
 
-def reset(llm) -> None:
+def reset(llm: Any) -> None:
     import llama_cpp
 
     llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
 
 
-def prompt_eval(llm) -> PromptEval:
+def prompt_eval(llm: Any) -> PromptEval:
     """What llama.cpp decoded since `reset`; call before any generated token is decoded.
 
     A one-token remainder counts as an "eval", a longer one as a "prompt eval" (llama.cpp
@@ -46,28 +47,28 @@ def prompt_eval(llm) -> PromptEval:
 class FirstSample:
     """A stopping criterion that never stops: it reads the counters at the first sample."""
 
-    def __init__(self, llm) -> None:
+    def __init__(self, llm: Any) -> None:
         self.llm = llm
         self.result: PromptEval | None = None
 
-    def __call__(self, _input_ids, _logits) -> bool:
+    def __call__(self, _input_ids: Any, _logits: Any) -> bool:
         if self.result is None:
             self.result = prompt_eval(self.llm)
         return False
 
 
-def report(llm) -> str:
+def report(llm: Any) -> str:
     """llama.cpp's performance report for the reply, its lines joined into one."""
     import llama_cpp
     from llama_cpp import _logger
 
     lines: list[str] = []
 
-    @llama_cpp.llama_log_callback
-    def capture(_level, text, _data):
+    def capture(_level: int, text: bytes, _data: Any) -> None:
         lines.append(text.decode("utf-8", "replace"))
 
-    llama_cpp.llama_log_set(capture, ctypes.c_void_p(0))
+    callback = llama_cpp.llama_log_callback(capture)  # kept alive until llama.cpp lets go
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
     try:
         llama_cpp.llama_perf_context_print(llm._ctx.ctx)
     finally:  # give llama.cpp back the callback llama-cpp-python installed

@@ -17,8 +17,9 @@ import re
 import tempfile
 from dataclasses import asdict, fields, replace
 from pathlib import Path
+from typing import Any
 
-from app.core.engine.base import SamplingParams
+from app.core.engine.base import SamplingParams, parse_breakers
 
 SCHEMA_VERSION = 1
 BUILT_IN = {
@@ -29,6 +30,17 @@ BUILT_IN = {
     "Precise": SamplingParams(temperature=0.5, top_p=0.9, top_k=40, min_p=0.1, repeat_penalty=1.1),
     "Mirostat": SamplingParams(
         mirostat_mode=2, mirostat_tau=5.0, mirostat_eta=0.1, temperature=1.0
+    ),
+    # what SillyTavern users pair DRY and XTC with: min-p alone, no repetition penalty
+    "Varied (DRY + XTC)": SamplingParams(
+        temperature=1.0,
+        top_p=1.0,
+        top_k=0,
+        min_p=0.02,
+        repeat_penalty=1.0,
+        dry_multiplier=0.8,
+        xtc_threshold=0.1,
+        xtc_probability=0.5,
     ),
 }
 # (low, high) bounds, None for open; what llama.cpp's samplers accept
@@ -47,7 +59,15 @@ RANGES = {
     "mirostat_tau": (0.0, 20.0),
     "mirostat_eta": (0.0, 1.0),
     "seed": (-1, 2**32 - 1),
+    # SillyTavern's slider ranges; llama.cpp turns XTC off above a threshold of 0.5
+    "dry_multiplier": (0.0, 5.0),
+    "dry_base": (1.0, 4.0),
+    "dry_allowed_length": (1, 20),
+    "dry_penalty_last_n": (-1, None),
+    "xtc_threshold": (0.0, 0.5),
+    "xtc_probability": (0.0, 1.0),
 }
+TEXT_LISTS = ("stop", "dry_sequence_breakers")
 FIELD_TYPES = {f.name: f.type for f in fields(SamplingParams)}
 
 
@@ -55,10 +75,12 @@ class PresetError(Exception):
     """A preset name, file or value is not usable; the text says which and why."""
 
 
-def _coerce(key: str, value):
-    if key == "stop":
+def _coerce(key: str, value: Any) -> Any:
+    if key == "dry_sequence_breakers" and isinstance(value, str):
+        return parse_breakers(value)  # SillyTavern writes the list as JSON in a string
+    if key in TEXT_LISTS:
         if not isinstance(value, (list, tuple)) or not all(isinstance(s, str) for s in value):
-            raise PresetError("stop must be a list of strings")
+            raise PresetError(f"{key} must be a list of strings")
         return tuple(value)
     kind = int if FIELD_TYPES[key] in (int, "int") else float
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -71,7 +93,7 @@ def _coerce(key: str, value):
     return kind(value)
 
 
-def apply_overrides(base: SamplingParams, overrides: dict | None) -> SamplingParams:
+def apply_overrides(base: SamplingParams, overrides: dict[str, Any] | None) -> SamplingParams:
     """`base` with the known keys of `overrides` replaced (checked); unknown keys are kept
     out, so a dict written by a newer version still works."""
     if not overrides:
@@ -80,7 +102,7 @@ def apply_overrides(base: SamplingParams, overrides: dict | None) -> SamplingPar
     return replace(base, **known)
 
 
-def overrides_between(base: SamplingParams, params: SamplingParams) -> dict:
+def overrides_between(base: SamplingParams, params: SamplingParams) -> dict[str, Any]:
     """The smallest override dict that turns `base` into `params` (what a chat stores)."""
     a, b = asdict(base), asdict(params)
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in b.items() if a[k] != v}
@@ -136,7 +158,8 @@ class SamplerPresets:
         path = self._path(name)
         apply_overrides(SamplingParams(), asdict(params))  # refuse out-of-range values
         sampling = asdict(params)  # every value: a later change of defaults must not move it
-        sampling["stop"] = list(params.stop)
+        for key in TEXT_LISTS:
+            sampling[key] = list(getattr(params, key))
         data = {"schema_version": SCHEMA_VERSION, "name": name, "sampling": sampling}
         self.folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".preset-", dir=self.folder)

@@ -368,6 +368,17 @@ def sampler_fields(p: SamplingParams) -> dict:
             "mirostat_tau": p.mirostat_tau,
             "mirostat_eta": p.mirostat_eta,
         }
+    if p.dry_on:  # llama-server's and KoboldCpp's names, which are SillyTavern's too
+        values |= {
+            "dry_multiplier": p.dry_multiplier,
+            "dry_base": p.dry_base,
+            "dry_allowed_length": p.dry_allowed_length,
+            # their 0 turns DRY off; Parlor's 0 is the whole context, their -1
+            "dry_penalty_last_n": p.dry_penalty_last_n if p.dry_penalty_last_n > 0 else -1,
+            "dry_sequence_breakers": list(p.dry_sequence_breakers),
+        }
+    if p.xtc_on:
+        values |= {"xtc_threshold": p.xtc_threshold, "xtc_probability": p.xtc_probability}
     if p.seed >= 0:
         values["seed"] = p.seed
     if p.stop:

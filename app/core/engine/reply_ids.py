@@ -1,0 +1,251 @@
+"""The token ids of the replies the engine generated, put back where a later prompt holds them.
+
+A reply comes back as text and goes into the next prompt as text. Tokenizing that text again
+need not give the ids the model generated: the clean-up strips the leading space the model
+wrote (its first id was "▁Hello", the new prompt says "Hello"), trims a `Name:` or an
+incomplete sentence, and a BPE model may have generated a split ("▁Hel", "lo") that the
+tokenizer never makes. Each such difference ends the prefix the KV cache shares with the
+prompt, and the whole reply and everything after it is read again every turn.
+
+So the engine keeps each reply's ids with the text of each id, and before a prompt is
+evaluated it looks for those replies in the prompt's text: where a run of a reply's ids
+spells a stretch of the prompt (allowing the whitespace the clean-up took off its first id),
+and that stretch starts and ends on a boundary of the prompt's own tokens, the prompt gets the
+generated ids there instead of its own. The model then sees what it wrote, the cache matches,
+and only the new text is evaluated. The text outside those stretches keeps the tokenizer's
+ids.
+
+Pure functions over ids and their texts, so the matching is testable without a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# A reply's first ids may be a `Name:` the clean-up removed: look for the text from after
+# any `:` among its first few ids. A run shorter than MIN_RUN ids is not spliced: a word or two
+# also occurs by chance in other messages.
+MAX_SKIP = 8
+MIN_RUN = 3
+KEY_IDS = 4  # ids of a reply's start searched for as one string
+MAX_HITS = 16  # places a key is looked at in one prompt
+
+
+@dataclass(frozen=True)
+class Reply:
+    ids: tuple[int, ...]
+    pieces: tuple[bytes, ...]  # each id's text, as llama.cpp writes it
+
+
+@dataclass(frozen=True)
+class Splice:
+    """Prompt tokens [start, end) are replaced by `ids`."""
+
+    start: int
+    end: int
+    ids: tuple[int, ...]
+
+
+def token_offsets(text: bytes, pieces: Sequence[bytes]) -> list[int] | None:
+    """Where each token starts in `text`, plus the end; None when the pieces do not spell it.
+
+    A SentencePiece tokenizer writes a space before the first word and after a special
+    token that the text does not have; a BOS that llama.cpp added has no text at all."""
+    offsets, pos = [], 0
+    for piece in pieces:
+        offsets.append(pos)
+        if text.startswith(piece, pos):
+            pos += len(piece)
+        elif piece.startswith(b" ") and text.startswith(piece[1:], pos):
+            pos += len(piece) - 1
+        elif pos != 0:
+            return None
+        # else: a token before any text (an added BOS) spells nothing
+    offsets.append(pos)
+    return offsets if pos == len(text) else None
+
+
+class ReplyIds:
+    """The replies generated since the model was loaded, newest last, about as many ids as
+    the context holds (older ones cannot be in the cache any more)."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.replies: list[Reply] = []
+
+    def remember(self, ids: Sequence[int], pieces: Sequence[bytes]) -> None:
+        if not ids:
+            return
+        self.replies.append(Reply(tuple(ids), tuple(pieces)))
+        total = sum(len(r.ids) for r in self.replies)
+        while len(self.replies) > 1 and total > self.budget:
+            total -= len(self.replies.pop(0).ids)
+
+    def clear(self) -> None:
+        self.replies.clear()
+
+    def splice(self, text: bytes, tokens: list[int], offsets: list[int], start: int) -> list[int]:
+        """`tokens` (the tokenizer's ids for `text`, starting at the byte `offsets`) with each
+        remembered reply's ids where the text after byte `start` holds it.
+
+        The longest stretches are placed first, each reply at most as often as it was made:
+        after old messages left the prompt, a reply that begins like a newer one must not
+        take the newer one's place with a shorter stretch."""
+        boundary = {at: i for i, at in enumerate(offsets)}
+        made: dict[Reply, int] = {}
+        for reply in self.replies:
+            made[reply] = made.get(reply, 0) + 1
+        found = [(s, r) for r in made for s in _candidates(r, text, boundary, start)]
+        found.sort(key=lambda c: (-len(c[0].ids), c[0].start))
+        taken: list[Splice] = []
+        for s, reply in found:
+            if made[reply] and not any(s.start < t.end and t.start < s.end for t in taken):
+                taken.append(s)
+                made[reply] -= 1
+        out = list(tokens)
+        for s in sorted(taken, key=lambda s: s.start, reverse=True):
+            out[s.start : s.end] = s.ids
+        return out
+
+
+def _candidates(
+    reply: Reply, text: bytes, boundary: dict[int, int], start: int
+) -> Iterator[Splice]:
+    """Every place after `start` where a long enough run of `reply` spells the text."""
+    for a in range(min(MAX_SKIP, len(reply.ids))):
+        if a and not b"".join(reply.pieces[:a]).rstrip().endswith(b":"):
+            continue  # the clean-up takes off a `Name:`, nothing else, before the text
+        for first in dict.fromkeys((reply.pieces[a], reply.pieces[a].lstrip())):
+            if first:
+                yield from _runs_from(reply, a, first, text, boundary, start)
+
+
+def _runs_from(
+    reply: Reply, a: int, first: bytes, text: bytes, boundary: dict[int, int], start: int
+) -> Iterator[Splice]:
+    key = first + b"".join(reply.pieces[a + 1 : a + KEY_IDS])
+    q = text.find(key, start)
+    hits = 0
+    while q >= 0 and hits < MAX_HITS:
+        hits += 1
+        i = boundary.get(q)
+        if i is not None:
+            splice = _extend(reply, a, first, text, q, i, boundary)
+            if splice is not None:
+                yield splice
+        q = text.find(key, q + 1)
+
+
+def _extend(
+    reply: Reply, a: int, first: bytes, text: bytes, q: int, i: int, boundary: dict[int, int]
+) -> Splice | None:
+    """Reply ids a, a+1, … while they spell the text from byte q, cut back to the last
+    place that is also a boundary of the prompt's own tokens."""
+    ends = [q + len(first)]
+    pos, b = ends[0], a + 1
+    while b < len(reply.ids) and text.startswith(reply.pieces[b], pos):
+        pos += len(reply.pieces[b])
+        ends.append(pos)
+        b += 1
+    while ends and ends[-1] not in boundary:
+        ends.pop()
+    n = len(ends)
+    if n < MIN_RUN:
+        return None
+    return Splice(i, boundary[ends[-1]], reply.ids[a : a + n])
+
+
+class Pieces:
+    """Each id's text for one model, looked up in llama.cpp once per id."""
+
+    def __init__(self, llm: Any) -> None:
+        self.llm = llm
+        self.known: dict[int, bytes] = {}
+
+    def __call__(self, ids: Sequence[int]) -> list[bytes]:
+        known = self.known
+        for t in ids:
+            if t not in known:
+                known[t] = self._piece(t)
+        return [known[t] for t in ids]
+
+    def _piece(self, token: int) -> bytes:
+        import ctypes
+
+        import llama_cpp
+
+        vocab = self.llm._model.vocab
+        size = 64
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = llama_cpp.llama_token_to_piece(vocab, token, buf, size, 0, True)
+            if n >= 0:
+                return buf.raw[:n]
+            size = -n  # too small: llama.cpp says how much it needs
+
+
+def with_reply_ids(
+    llm: Any, replies: ReplyIds, pieces: Pieces, prompt: str, start_chars: int, tokens: list[int]
+) -> list[int]:
+    """The prompt's tokens with the generated ids where it holds earlier replies (as they
+    were when the ids would not fit). They depend on the text and the replies made, never on
+    what the cache holds now, so a full read of the same prompt evaluates the same ids."""
+    if not replies.replies:
+        return tokens
+    return _spliced(replies, pieces, prompt, start_chars, tokens, llm.n_ctx())
+
+
+def with_saved_ids(
+    pieces: Pieces, prompt: str, start_chars: int, tokens: list[int], saved: list[int], n_ctx: int
+) -> list[int]:
+    """The prompt's tokens with a restored session's ids where the prompt has their text.
+
+    A file written before a restart holds replies whose generated ids the new process
+    never saw; its lines stand in for them (a reply is a line or more of text)."""
+    lines = ReplyIds(len(saved) + 1)
+    start = 0
+    for i, piece in enumerate(pieces(saved)):
+        if b"\n" in piece:
+            lines.remember(saved[start:i], pieces(saved[start:i]))
+            start = i + 1
+    lines.remember(saved[start:], pieces(saved[start:]))
+    return _spliced(lines, pieces, prompt, start_chars, tokens, n_ctx)
+
+
+def _spliced(
+    replies: ReplyIds, pieces: Pieces, prompt: str, start_chars: int, tokens: list[int], n_ctx: int
+) -> list[int]:
+    text = prompt.encode("utf-8")
+    offsets = token_offsets(text, pieces(tokens))
+    if offsets is None:
+        return tokens
+    start = len(prompt[:start_chars].encode("utf-8"))
+    spliced = replies.splice(text, tokens, offsets, start)
+    return spliced if len(spliced) <= n_ctx else tokens
+
+
+class Sampled:
+    """Every id llama-cpp-python samples for one model, in order.
+
+    The cache lacks the last one of a reply (it is sampled, never decoded), and it is the one
+    most often spelled differently again: so the ids are taken where they are sampled."""
+
+    def __init__(self, llm: Any) -> None:
+        self.ids: list[int] = []
+        if llm is None:
+            return
+        original = llm.sample
+
+        def sample(*args: Any, **kwargs: Any) -> Any:
+            token = original(*args, **kwargs)
+            self.ids.append(int(token))
+            return token
+
+        llm.sample = sample  # Llama.generate calls self.sample once per token
+
+    def remember(self, replies: ReplyIds, pieces: Pieces) -> None:
+        """Hand the ids sampled since the last call to `replies`."""
+        replies.remember(self.ids, pieces(self.ids))
+        self.ids = []
