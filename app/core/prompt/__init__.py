@@ -11,7 +11,9 @@ llama.cpp's own chat code does). `built.parts` are the prompt's parts in order (
 "history", "post_history", each when present; lore at other positions sits in the examples or
 in the history) with their token counts, then "template": what the chat template adds around
 them. Warnings (a refused template, lore over budget, a prompt that
-cannot fit) are meant to be shown to the user.
+cannot fit) are meant to be shown to the user, and so are `built.unknown_macros` (left as
+written). `PromptInput.macros` brings the chat's variables and state to the macros;
+`built.variables` is what the prompt's `{{setvar}}`s made of them, to save once it is sent.
 """
 
 from app.core.prompt.builder import (
