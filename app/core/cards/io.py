@@ -37,7 +37,7 @@ _PALETTE = (
 # --- reading -----------------------------------------------------------------------------------
 
 
-def load_card(path: str | os.PathLike) -> Card:
+def load_card(path: str | os.PathLike[str]) -> Card:
     """A card from a PNG, JSON or CharX file. Raises CardError (and nothing else)."""
     return card_from_bytes(_read_file(path), str(path))
 
@@ -54,7 +54,7 @@ def card_from_bytes(data: bytes, filename: str) -> Card:
     return card
 
 
-def _read_file(path: str | os.PathLike) -> bytes:
+def _read_file(path: str | os.PathLike[str]) -> bytes:
     target = Path(path)
     try:
         if target.is_dir():
@@ -195,7 +195,7 @@ def card_to_png_bytes(card: Card, image_png: bytes) -> bytes:
     return png.replace_card_chunks(bytes(image_png), chunks, "the avatar image")
 
 
-def _icon_is_the_png(card: Card, data: dict) -> None:
+def _icon_is_the_png(card: Card, data: dict[str, Any]) -> None:
     """A CharX main icon becomes `ccdefault:`, which in a PNG card means the PNG itself."""
     if not card.avatar_path or not isinstance(data.get("assets"), list):
         return
@@ -228,7 +228,7 @@ def placeholder_png(card: Card) -> bytes:
 
 
 def save_card(
-    card: Card, path: str | os.PathLike, *, avatar_png: bytes | None = None, v2: bool = False
+    card: Card, path: str | os.PathLike[str], *, avatar_png: bytes | None = None, v2: bool = False
 ) -> list[str]:
     """Write the card in the format `path`'s extension names (.png, .json, .charx).
 
@@ -243,7 +243,7 @@ def save_card(
         )
     if avatar_png is not None and bytes(avatar_png[:8]) != png.PNG_SIGNATURE:
         raise CardError(target, "the avatar image is not a PNG image")
-    warnings = []
+    warnings: list[str] = []
     try:
         if suffix == ".png":
             content = card_to_png_bytes(card, _png_image(card, avatar_png, warnings))
@@ -293,10 +293,10 @@ def _write_atomic(target: Path, content: bytes) -> None:
 # --- standalone lorebooks ---------------------------------------------------------------------
 
 
-def lorebook_from_bytes(data: bytes, filename: str) -> dict:
+def lorebook_from_bytes(data: bytes, filename: str) -> dict[str, Any]:
     """A lorebook file (V3 lorebook, world info, or a card's character_book) as a V3 book."""
 
-    def read() -> dict:
+    def read() -> dict[str, Any]:
         if bytes(data[:8]) == png.PNG_SIGNATURE or bytes(data[:4]) in charx.ZIP_SIGNATURES:
             book = card_from_bytes(data, filename).character_book
             if book is None:
@@ -311,11 +311,13 @@ def lorebook_from_bytes(data: bytes, filename: str) -> dict:
     return guarded(str(filename), read)
 
 
-def load_lorebook(path: str | os.PathLike) -> dict:
+def load_lorebook(path: str | os.PathLike[str]) -> dict[str, Any]:
     return lorebook_from_bytes(_read_file(path), str(path))
 
 
-def save_lorebook(book: dict, path: str | os.PathLike, *, world_info: bool = True) -> None:
+def save_lorebook(
+    book: dict[str, Any], path: str | os.PathLike[str], *, world_info: bool = True
+) -> None:
     """Write a book as SillyTavern world info (default) or as a V3 `lorebook_v3` file."""
     obj = lorebook_to_world_info(book) if world_info else lorebook_to_json(book)
     _write_atomic(Path(path), dump_json(obj, indent=2) + b"\n")

@@ -129,9 +129,9 @@ def normalize_book(
     book: Any,
     fix: Fixer,
     where: str = "character_book",
-    added: list[tuple] | None = None,
-    path: tuple = (),
-) -> dict:
+    added: list[tuple[Any, ...]] | None = None,
+    path: tuple[Any, ...] = (),
+) -> dict[str, Any]:
     """Bring a V2/V3 book (or world info) to the V3 shape, in place where it is a dict."""
     book = fix.mapping(book, where)
     if "entries" not in book:
@@ -155,10 +155,11 @@ def normalize_book(
     if book.get("extensions") is None:
         book["extensions"] = {}
     fix.mapping(book["extensions"], f"{where}.extensions")
-    return book
+    normalized: dict[str, Any] = book
+    return normalized
 
 
-def _entry_list(entries: Any, fix: Fixer, where: str) -> list:
+def _entry_list(entries: Any, fix: Fixer, where: str) -> list[Any]:
     if isinstance(entries, list):
         return entries
     if isinstance(entries, dict):
@@ -167,7 +168,7 @@ def _entry_list(entries: Any, fix: Fixer, where: str) -> list:
     fix.fail(where, f"must be a list of entries, not {kind(entries)}")
 
 
-def _js_key_order(obj: dict) -> list:
+def _js_key_order(obj: dict[str, Any]) -> list[Any]:
     """Keys in the order JavaScript iterates them: integer-like keys ascending, then the rest."""
     numeric = sorted(
         (
@@ -191,7 +192,9 @@ def looks_like_world_info_entry(entry: Any) -> bool:
     )
 
 
-def _normalize_entry(entry: Any, fix: Fixer, where: str, added: list | None, path: tuple) -> dict:
+def _normalize_entry(
+    entry: Any, fix: Fixer, where: str, added: list[Any] | None, path: tuple[Any, ...]
+) -> dict[str, Any]:
     if not isinstance(entry, dict):
         fix.fail(where, f"must be an object, not {kind(entry)}")
     if looks_like_world_info_entry(entry):
@@ -219,10 +222,11 @@ def _normalize_entry(entry: Any, fix: Fixer, where: str, added: list | None, pat
             added.append((*path, "use_regex"))
     entry["use_regex"] = fix.boolean(entry["use_regex"], f"{where}.use_regex")
     _optional_fields(entry, fix, where)
-    return entry
+    normalized: dict[str, Any] = entry
+    return normalized
 
 
-def _optional_fields(entry: dict, fix: Fixer, where: str) -> None:
+def _optional_fields(entry: dict[str, Any], fix: Fixer, where: str) -> None:
     for key in ("constant", "selective", "case_sensitive"):
         if entry.get(key) is not None:
             entry[key] = fix.boolean(entry[key], f"{where}.{key}")
@@ -238,7 +242,7 @@ def _optional_fields(entry: dict, fix: Fixer, where: str) -> None:
 # --- world info <-> book ---------------------------------------------------------------------
 
 
-def entry_from_world_info(wi: dict, fix: Fixer, where: str) -> dict:
+def entry_from_world_info(wi: dict[str, Any], fix: Fixer, where: str) -> dict[str, Any]:
     """One SillyTavern world-info entry as a V3 book entry (SillyTavern's own mapping)."""
     extensions: dict[str, Any] = {}
     leftovers: dict[str, Any] = {}
@@ -291,7 +295,7 @@ def entry_from_world_info(wi: dict, fix: Fixer, where: str) -> dict:
     return entry
 
 
-def _entry_to_world_info(entry: dict, uid: Any, index: int) -> dict:
+def _entry_to_world_info(entry: dict[str, Any], uid: Any, index: int) -> dict[str, Any]:
     ext = dict(entry.get("extensions") or {})
     leftovers = ext.pop(WI_EXTRA, None)
     leftovers = leftovers if isinstance(leftovers, dict) else {}
@@ -328,7 +332,9 @@ def _entry_to_world_info(entry: dict, uid: Any, index: int) -> dict:
     return wi
 
 
-def _carry_book_only_fields(entry: dict, uid: Any, wi: dict, ext: dict) -> None:
+def _carry_book_only_fields(
+    entry: dict[str, Any], uid: Any, wi: dict[str, Any], ext: dict[str, Any]
+) -> None:
     book_only = {k: v for k, v in entry.items() if k not in BOOK_MAPPED}
     if book_only.get("use_regex") is False:
         del book_only["use_regex"]
@@ -340,7 +346,7 @@ def _carry_book_only_fields(entry: dict, uid: Any, wi: dict, ext: dict) -> None:
         ext[BOOK_EXTRA] = book_only
 
 
-def _wi_position(entry: dict, ext: dict) -> Any:
+def _wi_position(entry: dict[str, Any], ext: dict[str, Any]) -> Any:
     if "position" in ext:
         return ext["position"]
     position = entry.get("position")
@@ -349,7 +355,7 @@ def _wi_position(entry: dict, ext: dict) -> Any:
     return 0 if position == "before_char" else 1
 
 
-def lorebook_to_world_info(book: dict) -> dict:
+def lorebook_to_world_info(book: dict[str, Any]) -> dict[str, Any]:
     """A V3 book as a SillyTavern world-info file (`entries` keyed by uid)."""
     book = lorebook_from_json(book)
     leftovers = book.get("extensions", {}).get(WI_EXTRA)
@@ -378,7 +384,7 @@ def _uid_of(entry_id: Any) -> int | None:
     return None
 
 
-def _book_from_world_info(obj: dict, fix: Fixer, name: str | None) -> dict:
+def _book_from_world_info(obj: dict[str, Any], fix: Fixer, name: str | None) -> dict[str, Any]:
     entries = obj["entries"]
     if isinstance(entries, dict):
         entries = [entries[key] for key in _js_key_order(entries)]
@@ -401,13 +407,13 @@ def _book_from_world_info(obj: dict, fix: Fixer, name: str | None) -> dict:
 # --- the public lorebook API -----------------------------------------------------------------
 
 
-def lorebook_from_json(obj: Any, *, name: str | None = None, source: str = "") -> dict:
+def lorebook_from_json(obj: Any, *, name: str | None = None, source: str = "") -> dict[str, Any]:
     """Any lorebook JSON (V3 standalone, V2/V3 `character_book`, SillyTavern world info, or a
     whole card) as a V3 `character_book` dict. Raises CardError if it is none of these."""
     return guarded(source, lambda: _lorebook_from_json(obj, name, source))
 
 
-def _lorebook_from_json(obj: Any, name: str | None, source: str) -> dict:
+def _lorebook_from_json(obj: Any, name: str | None, source: str) -> dict[str, Any]:
     fix = Fixer(source)
     if not isinstance(obj, dict):
         raise CardError(source, f"a lorebook must be a JSON object, not {kind(obj)}")
@@ -441,7 +447,7 @@ def _lorebook_from_json(obj: Any, name: str | None, source: str) -> dict:
     return normalize_book(book, fix, "lorebook")
 
 
-def lorebook_to_json(book: dict) -> dict:
+def lorebook_to_json(book: dict[str, Any]) -> dict[str, Any]:
     """A V3 standalone lorebook file: `{"spec": "lorebook_v3", "data": book}`."""
     return {"spec": BOOK_SPEC, "data": copy.deepcopy(book)}
 

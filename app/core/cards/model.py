@@ -116,7 +116,7 @@ class Card:
     embedded: dict[str, bytes] = field(default_factory=dict, repr=False)
     avatar_path: str | None = None
     _mirror_base: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
-    _upgrade_added: list[tuple] = field(default_factory=list, init=False, repr=False)
+    _upgrade_added: list[tuple[Any, ...]] = field(default_factory=list, init=False, repr=False)
     _root_order: list[str] = field(default_factory=list, init=False, repr=False)
 
     name = _text_property("name", "The character's name.")
@@ -154,20 +154,21 @@ class Card:
         return self.nickname or self.name
 
     @property
-    def character_book(self) -> dict | None:
+    def character_book(self) -> dict[str, Any] | None:
         book = self.data.get("character_book")
         return book if isinstance(book, dict) else None
 
     @character_book.setter
-    def character_book(self, book: dict | None) -> None:
+    def character_book(self, book: dict[str, Any] | None) -> None:
         if book is None:
             self.data.pop("character_book", None)
         else:
             self.data["character_book"] = book
 
     @property
-    def extensions(self) -> dict:
-        return self.data.setdefault("extensions", {})
+    def extensions(self) -> dict[str, Any]:
+        found: dict[str, Any] = self.data.setdefault("extensions", {})
+        return found
 
     @property
     def talkativeness(self) -> float:
@@ -208,7 +209,7 @@ def _card_from_json(obj: Any, source: str) -> Card:
     }
     if spec != SPEC_V1:
         _fill_from_root(data, extra, fix)
-    added: list[tuple] = []
+    added: list[tuple[Any, ...]] = []
     normalize_data(data, fix, added)
     card = Card(
         data=data,
@@ -238,7 +239,7 @@ _CARD_MARKERS = (
 )
 
 
-def _reject_lorebook(obj: dict, source: str) -> None:
+def _reject_lorebook(obj: dict[str, Any], source: str) -> None:
     """Lorebook files (V3 or world info) say so, rather than importing as an odd card."""
     data = obj.get("data")
     if obj.get("spec") == BOOK_SPEC:
@@ -255,7 +256,7 @@ def _reject_lorebook(obj: dict, source: str) -> None:
         raise CardError(source, "this is a lorebook, not a character card; import it as a lorebook")
 
 
-def _split_root(obj: dict, fix: Fixer) -> tuple[str, dict]:
+def _split_root(obj: dict[str, Any], fix: Fixer) -> tuple[str, dict[str, Any]]:
     """The spec the file follows and its raw data object."""
     spec = obj.get("spec")
     if "data" in obj:
@@ -271,7 +272,7 @@ def _split_root(obj: dict, fix: Fixer) -> tuple[str, dict]:
     return SPEC_V1, _lift_v1(obj, fix)
 
 
-def _lift_v1(obj: dict, fix: Fixer) -> dict:
+def _lift_v1(obj: dict[str, Any], fix: Fixer) -> dict[str, Any]:
     """A V1 (flat) card's fields gathered into a data object, flat V2 keys included."""
     data: dict[str, Any] = {}
     for key, path in ROOT_MIRRORS.items():
@@ -294,7 +295,7 @@ def _lift_v1(obj: dict, fix: Fixer) -> dict:
     return data
 
 
-def _fill_from_root(data: dict, extra: dict, fix: Fixer) -> None:
+def _fill_from_root(data: dict[str, Any], extra: dict[str, Any], fix: Fixer) -> None:
     """Hybrid files: `data` wins, but a field missing from it is taken from the top level."""
     for key, value in extra.items():
         path = ROOT_MIRRORS.get(key)
@@ -303,7 +304,7 @@ def _fill_from_root(data: dict, extra: dict, fix: Fixer) -> None:
             fix.warn(f"'{path[0]}' was missing from 'data'; taken from the top level")
 
 
-def _read_version(obj: dict, spec: str, fix: Fixer) -> str | None:
+def _read_version(obj: dict[str, Any], spec: str, fix: Fixer) -> str | None:
     if spec == SPEC_V1:
         return None
     raw = obj.get("spec_version")
@@ -326,7 +327,9 @@ def _read_version(obj: dict, spec: str, fix: Fixer) -> str | None:
     return text
 
 
-def normalize_data(data: dict, fix: Fixer, added: list[tuple] | None = None) -> dict:
+def normalize_data(
+    data: dict[str, Any], fix: Fixer, added: list[tuple[Any, ...]] | None = None
+) -> dict[str, Any]:
     """Bring a `data` object to V3 types, in place; missing required fields get defaults."""
     for key in TEXT_FIELDS:
         data[key] = fix.text(data.get(key, ""), key)
@@ -349,7 +352,7 @@ def normalize_data(data: dict, fix: Fixer, added: list[tuple] | None = None) -> 
     return data
 
 
-def _normalize_v3_fields(data: dict, fix: Fixer) -> None:
+def _normalize_v3_fields(data: dict[str, Any], fix: Fixer) -> None:
     if data.get("nickname") is not None:
         data["nickname"] = fix.text(data["nickname"], "nickname")
     if data.get("source") is not None:
@@ -374,17 +377,20 @@ def _timestamp(value: Any, where: str, fix: Fixer) -> Any:
     if isinstance(value, str):
         number = parse_number(value)
         if number is None:
-            seconds = parse_date(value)
-            if seconds is None:
+            stamp = parse_date(value)
+            if stamp is None:
                 fix.warn(f"'{where}' {value!r} is not a date Parlor can read; kept as written")
                 return value
             fix.warn(f"'{where}' was the date {value!r}; read as Unix seconds")
-            return seconds
+            return stamp
         fix.warn(f"'{where}' was the text {value!r}; read as a number")
         value = number
     if not is_number(value):
         fix.fail(where, f"must be a Unix time in seconds, not {kind(value)}")
     if abs(value) < _MS_THRESHOLD:
+        return value
+    if abs(value) >= _MS_THRESHOLD * 1000:  # too late even in milliseconds: read it as is,
+        fix.warn(f"'{where}' is not a time Parlor can read; kept as written")  # every time
         return value
     if isinstance(value, int) and value % 1000 == 0:
         seconds: int | float = value // 1000
@@ -420,7 +426,7 @@ def parse_date(text: str) -> int | None:
     try:
         if match:
             y, mo, d, h, mi, s = (int(g) for g in match.groups()[:6])
-            moment = datetime(y, mo, d, h, mi, s)
+            moment: datetime | None = datetime(y, mo, d, h, mi, s)
         else:
             moment = _parse_formats(text)
     except (ValueError, OverflowError):
@@ -452,7 +458,7 @@ def _parse_formats(text: str) -> datetime | None:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def to_v3_json(card: Card) -> dict:
+def to_v3_json(card: Card) -> dict[str, Any]:
     """The card as a V3 JSON object (`spec`, `spec_version`, `data`, and any extra keys)."""
     version = V3_VERSION
     if card.spec == SPEC_V3 and card.spec_version:
@@ -462,7 +468,7 @@ def to_v3_json(card: Card) -> dict:
     return _root(card, SPEC_V3, version, copy.deepcopy(card.data))
 
 
-def to_v2_json(card: Card) -> dict:
+def to_v2_json(card: Card) -> dict[str, Any]:
     """The card as a V2 JSON object; fields V3 added with their default are left out."""
     data = copy.deepcopy(card.data)
     for path in card._upgrade_added:
@@ -470,7 +476,7 @@ def to_v2_json(card: Card) -> dict:
     return _root(card, SPEC_V2, "2.0", data)
 
 
-def _drop_default(data: dict, path: tuple) -> None:
+def _drop_default(data: dict[str, Any], path: tuple[Any, ...]) -> None:
     parent: Any = data
     for step in path[:-1]:
         try:
@@ -482,7 +488,7 @@ def _drop_default(data: dict, path: tuple) -> None:
         del parent[key]
 
 
-def _root(card: Card, spec: str, version: str, data: dict) -> dict:
+def _root(card: Card, spec: str, version: str, data: dict[str, Any]) -> dict[str, Any]:
     special = {"spec": spec, "spec_version": version, "data": data}
     order = [k for k in card._root_order if k in special or k in card.extra]
     order += [k for k in card.extra if k not in order]
@@ -507,7 +513,7 @@ def _root_value(card: Card, key: str) -> Any:
     return copy.deepcopy(card.extra[key])
 
 
-def _get_path(data: dict, path: tuple[str, ...]) -> Any:
+def _get_path(data: dict[str, Any], path: tuple[str, ...]) -> Any:
     value: Any = data
     for step in path:
         if not isinstance(value, dict) or step not in value:

@@ -71,16 +71,20 @@ def import_st_chat(
     return ImportResult(chat_id, len(nodes), parsed.problems, parsed.warnings)
 
 
-def _persona_for(store: Store, meta: dict) -> int | None:
+def _persona_for(store: Store, meta: dict[str, Any]) -> int | None:
     """The persona named like the file's user, if the user has one (else the default)."""
     name = meta.get("user_name")
-    for persona in store.personas.list() if isinstance(name, str) else []:
+    if not isinstance(name, str):
+        return None
+    for persona in store.personas.list():
         if persona.name.casefold() == name.casefold():
             return persona.id
     return None
 
 
-def line_nodes(parsed: StFile) -> tuple[list[NewNode], tuple | None, dict]:
+def line_nodes(
+    parsed: StFile,
+) -> tuple[list[NewNode], tuple[int, int] | None, dict[tuple[int, int], str]]:
     """Nodes for the file's lines keyed (line, swipe), the leaf's key, and each key's text."""
     nodes: list[NewNode] = []
     texts: dict[tuple[int, int], str] = {}
@@ -94,7 +98,9 @@ def line_nodes(parsed: StFile) -> tuple[list[NewNode], tuple | None, dict]:
     return nodes, parent, texts
 
 
-def _swipe_node(line: StLine, number: int, j: int, parent: tuple | None, clock: _Clock) -> NewNode:
+def _swipe_node(
+    line: StLine, number: int, j: int, parent: tuple[Any, ...] | None, clock: _Clock
+) -> NewNode:
     infos = line.row.get("swipe_info")
     entry = infos[j] if isinstance(infos, list) and j < len(infos) else None
     entry = dict(entry) if isinstance(entry, dict) else None
@@ -112,8 +118,8 @@ def _swipe_node(line: StLine, number: int, j: int, parent: tuple | None, clock: 
             entry["extra"] = st_extra if not active else _split_extra(entry["extra"])[0]
         stored["swipe_info"] = entry
     date = line.row.get("send_date") if active else (entry or {}).get("send_date")
-    role = parlor.get("role") if parlor.get("role") in ROLES else line.role
-    status = parlor.get("status") if parlor.get("status") in STATUSES else "complete"
+    role = str(parlor["role"]) if parlor.get("role") in ROLES else line.role
+    status = str(parlor["status"]) if parlor.get("status") in STATUSES else "complete"
     return NewNode(
         (number, j),
         parent,
@@ -127,7 +133,7 @@ def _swipe_node(line: StLine, number: int, j: int, parent: tuple | None, clock: 
     )
 
 
-def _split_extra(value: Any) -> tuple[Any, dict]:
+def _split_extra(value: Any) -> tuple[Any, dict[str, Any]]:
     """SillyTavern's `extra` without Parlor's part, and Parlor's part."""
     if not isinstance(value, dict):
         return value, {}
@@ -136,9 +142,10 @@ def _split_extra(value: Any) -> tuple[Any, dict]:
     return rest, parlor if isinstance(parlor, dict) else {}
 
 
-def _gen_info(parlor: dict, st_extra: Any) -> dict | None:
-    if isinstance(parlor.get("gen_info"), dict):
-        return parlor["gen_info"]
+def _gen_info(parlor: dict[str, Any], st_extra: Any) -> dict[str, Any] | None:
+    info = parlor.get("gen_info")
+    if isinstance(info, dict):
+        return info
     if isinstance(st_extra, dict) and isinstance(st_extra.get("model"), str):
         info = {"model": st_extra["model"]}
         if isinstance(st_extra.get("api"), str):

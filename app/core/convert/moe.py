@@ -15,10 +15,13 @@ import errno
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from io import RawIOBase
 from pathlib import Path
+from typing import IO
 
 from app.core.convert.plan import ExpertGroup, Plan, describe_group, plan_conversion
 from app.core.gguf.ggml_types import type_name
@@ -34,6 +37,7 @@ TMP_SUFFIX = ".parlor-tmp"
 SAMPLE = 4096
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+Cancel = threading.Event | Callable[[], bool] | None  # set or True: stop
 
 
 class ConvertError(Exception):
@@ -129,7 +133,7 @@ def _pid_alive(pid: int) -> bool:
     try:
         import psutil
 
-        return psutil.pid_exists(pid)
+        return bool(psutil.pid_exists(pid))
     except ImportError:  # pragma: no cover - psutil is a dependency
         return True
 
@@ -137,12 +141,12 @@ def _pid_alive(pid: int) -> bool:
 class _Sink:
     """The temporary output file; every byte goes through `write` (tests inject errors here)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.f = open(path, "xb", buffering=0)
         self.written = 0
 
-    def write(self, data) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
         while view:
             n = self.f.write(view)
@@ -163,8 +167,14 @@ class _Job:
     """State of one running conversion: source, sink, buffer, progress and cancel."""
 
     def __init__(
-        self, plan: Plan, src_f, sink: _Sink, progress: Progress | None, cancel, raw_kv: bytes
-    ):
+        self,
+        plan: Plan,
+        src_f: RawIOBase,
+        sink: _Sink,
+        progress: Progress | None,
+        cancel: Cancel,
+        raw_kv: bytes,
+    ) -> None:
         self.plan, self.src, self.sink, self.raw_kv = plan, src_f, sink, raw_kv
         self.progress, self.cancel = progress, cancel
         self.buf = bytearray(CHUNK)
@@ -251,7 +261,7 @@ class _Job:
                 self.copy(src)
 
 
-def _read_raw_kv(f, header: GGUFHeader) -> bytes:
+def _read_raw_kv(f: IO[bytes], header: GGUFHeader) -> bytes:
     start, end = header.kv_span
     f.seek(start)
     return f.read(end - start)
@@ -342,7 +352,7 @@ def _verify_output(tmp: Path, plan: Plan, raw_kv: bytes, src_path: Path) -> None
         raise ConvertError("The converted file failed its check: " + "; ".join(problems))
 
 
-def _samples_match(plan: Plan, got: GGUFHeader, src, out) -> bool:
+def _samples_match(plan: Plan, got: GGUFHeader, src: IO[bytes], out: IO[bytes]) -> bool:
     """Compare the first and last bytes of every copied tensor or expert with the source."""
     for src_t, out_t in zip(plan.sources, got.tensors, strict=True):
         parts = src_t.experts if isinstance(src_t, ExpertGroup) else [src_t]
@@ -362,11 +372,11 @@ def _samples_match(plan: Plan, got: GGUFHeader, src, out) -> bool:
 
 
 def convert_legacy_moe(
-    src: str | os.PathLike,
-    dst: str | os.PathLike | None = None,
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str] | None = None,
     *,
     progress: Progress | None = None,
-    cancel=None,
+    cancel: Cancel = None,
     keep_original: bool = True,
     verify: Callable[[Path], object] | None = None,
     overwrite: bool = False,
@@ -431,7 +441,7 @@ def convert_legacy_moe(
     )
 
 
-def _write(plan: Plan, src: Path, tmp: Path, progress, cancel) -> _Job:
+def _write(plan: Plan, src: Path, tmp: Path, progress: Progress | None, cancel: Cancel) -> _Job:
     with open(src, "rb", buffering=0) as f:
         raw_kv = _read_raw_kv(f, plan.header)
         sink = _Sink(tmp)
@@ -454,7 +464,7 @@ def _write(plan: Plan, src: Path, tmp: Path, progress, cancel) -> _Job:
     return job
 
 
-def _run_user_verify(verify, path: Path) -> None:
+def _run_user_verify(verify: Callable[[Path], object] | None, path: Path) -> None:
     if verify is None:
         return
     try:

@@ -20,7 +20,9 @@ import threading
 import time
 import zipfile
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from app import __version__
 from app.core.appdata.paths import Paths
@@ -50,7 +52,7 @@ class ExportError(Exception):
 # --- export ------------------------------------------------------------------------------
 
 
-def read_tables(db_path: Path) -> tuple[int, dict[str, list[dict]]]:
+def read_tables(db_path: Path) -> tuple[int, dict[str, list[dict[str, Any]]]]:
     """Every row of every table, read in one transaction so the set is consistent."""
     conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
@@ -66,24 +68,28 @@ def read_tables(db_path: Path) -> tuple[int, dict[str, list[dict]]]:
     return version, tables
 
 
-def clean_settings(raw: dict, secret_values=()) -> dict:
+def clean_settings(raw: dict[str, Any], secret_values: Iterable[str] = ()) -> dict[str, Any]:
     """Settings as exported: keys named like secrets dropped, secret-shaped values masked."""
+    secret_values = tuple(secret_values)
 
-    def clean(value):
+    def clean(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: clean(v) for k, v in value.items() if not looks_secret_key(str(k))}
         if isinstance(value, list):
             return [clean(v) for v in value]
         return redact(value, secret_values) if isinstance(value, str) else value
 
-    return clean(raw)
+    cleaned: dict[str, Any] = clean(raw)
+    return cleaned
 
 
 def _safe(text: str, limit: int = 40) -> str:
     return re.sub(r"[^\w\- ]+", "_", text, flags=re.UNICODE).strip()[:limit] or "untitled"
 
 
-def sillytavern_jsonl(chat: dict, messages: list[dict], user_name: str, char_name: str) -> str:
+def sillytavern_jsonl(
+    chat: dict[str, Any], messages: list[dict[str, Any]], user_name: str, char_name: str
+) -> str:
     """The chat's active path as a SillyTavern .jsonl, each position's swipes kept.
 
     Stand-in until app/core/chat_io (the full ST reader/writer) lands; switch this call then.
@@ -127,7 +133,7 @@ def _st_date(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + "Z"
 
 
-def _card_png(row: dict) -> bytes:
+def _card_png(row: dict[str, Any]) -> bytes:
     card = card_from_json(
         {"spec": "chara_card_v3", "spec_version": "3.0", "data": json.loads(row["card_json"])},
         row["name"],
@@ -137,13 +143,13 @@ def _card_png(row: dict) -> bytes:
     return card_to_png_bytes(card, image or placeholder_png(card))
 
 
-def _write_people_files(zf: zipfile.ZipFile, tables: dict, user_name: str) -> None:
+def _write_people_files(zf: zipfile.ZipFile, tables: dict[str, Any], user_name: str) -> None:
     names = {}
     for row in tables["characters"]:
         if row["deleted_at"] is None:
             names[row["id"]] = f"{row['id']}-{_safe(row['name'])}"
             zf.writestr(f"cards/{names[row['id']]}.png", _card_png(row))
-    by_chat: dict[int, list[dict]] = {}
+    by_chat: dict[int, list[dict[str, Any]]] = {}
     for msg in tables["messages"]:
         by_chat.setdefault(msg["chat_id"], []).append(msg)
     characters = {row["id"]: row for row in tables["characters"]}
@@ -161,7 +167,7 @@ def _write_people_files(zf: zipfile.ZipFile, tables: dict, user_name: str) -> No
             )
 
 
-def export_everything(paths: Paths, target: Path, secret_values=()) -> Path:
+def export_everything(paths: Paths, target: Path, secret_values: Iterable[str] = ()) -> Path:
     """Write the zip to `target` (atomically: a failed export leaves no half file)."""
     version, tables = read_tables(paths.database)
     settings_raw = (
@@ -196,7 +202,7 @@ def export_everything(paths: Paths, target: Path, secret_values=()) -> Path:
     return target
 
 
-def _write_library(zf: zipfile.ZipFile, version: int, tables: dict) -> None:
+def _write_library(zf: zipfile.ZipFile, version: int, tables: dict[str, Any]) -> None:
     rows = {name: [dict(r) for r in rows] for name, rows in tables.items()}
     for table, folder in AVATAR_FOLDERS.items():
         for row in rows.get(table, []):
@@ -239,7 +245,7 @@ def _open_checked(source: Path) -> zipfile.ZipFile:
     return zf
 
 
-def _read_library(zf: zipfile.ZipFile, source: Path) -> dict:
+def _read_library(zf: zipfile.ZipFile, source: Path) -> dict[str, Any]:
     if zf.getinfo(LIBRARY).file_size > MAX_LIBRARY_BYTES:
         raise ExportError(f"{source}: {LIBRARY} is too large")
     try:
@@ -286,10 +292,10 @@ def _is_empty(conn: sqlite3.Connection) -> bool:
         "SELECT count(*) FROM messages WHERE parent_id IS NOT NULL OR role = 'user'"
     ).fetchone()[0]
     own = conn.execute("SELECT count(*) FROM characters WHERE builtin_key IS NULL").fetchone()[0]
-    return written == 0 and own == 0
+    return bool(written == 0 and own == 0)
 
 
-def _insert_all(conn: sqlite3.Connection, tables: dict) -> dict[str, int]:
+def _insert_all(conn: sqlite3.Connection, tables: dict[str, Any]) -> dict[str, int]:
     counts = {}
     conn.execute("DELETE FROM characters")  # only built-ins are left: the import has them
     for table in TABLES:
@@ -347,7 +353,7 @@ def import_everything(
     return counts
 
 
-def _read_settings(zf: zipfile.ZipFile, source: Path) -> dict | None:
+def _read_settings(zf: zipfile.ZipFile, source: Path) -> dict[str, Any] | None:
     """The export's settings, or None (with a logged warning) when they cannot be read:
     the library matters, settings can be set again."""
     if "settings.json" not in zf.namelist():
@@ -373,7 +379,7 @@ def _finite_or_none(text: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _import_settings(raw: dict, paths: Paths) -> None:
+def _import_settings(raw: dict[str, Any], paths: Paths) -> None:
     tmp = paths.config / ".imported-settings.json"
     tmp.write_text(json.dumps(raw), encoding="utf-8")
     settings = Settings.load(tmp)
