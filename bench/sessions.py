@@ -3,17 +3,20 @@
 A chat (bench/long_chat.py, the app's `PromptJob`) filling most of the context is driven a
 few turns through the app's engine with a session folder; between turns the engine idles
 as it does while the user reads, which is when it saves. Then the user switches to another
-chat and back. Reported per context size:
+chat and back. Each round does this in a fresh engine and folder; per context size the
+figures are the median over the rounds, with their spread (min, max) and every round kept:
 
 - state_bytes: the size of one full saved state (the first save of the chat);
 - bytes_per_reply: what the saves after each ordinary reply wrote (from the engine's own
-  account in each reply's stats), and their mean as a fraction of the state;
+  account in each reply's stats), and their mean as a fraction of the state
+  (reply_fraction); new_token_fraction: the tokens a turn adds to the cache as a fraction
+  of all it holds, the least an incremental save can write;
 - switch_bytes: what was written between the last reply of the chat and the first reply of
-  the other one; restored_tokens of the first reply back in the first chat;
+  the other one, and back; restored_tokens of the first reply back in the first chat;
 - save_s: seconds the writer thread took per save; copy_ms: the longest time llama.cpp's
-  thread was busy copying a state for a save (a request arriving then waits that long);
+  thread was busy copying one range for a save (a request arriving then waits that long);
 - blocked_ms: a token count sent just as an idle save starts, minus the same count when
-  nothing is saved (the worst of the turns);
+  nothing is saved (the worst of the idles of a round);
 - peak_extra_mb: the engine process's resident memory above its level before the save.
 
 Targets: an ordinary reply writes under 5% of the state; no save blocks the next request
@@ -109,19 +112,45 @@ def _summary(stats, switched, back, idles) -> dict:
     # each reply's stats report the saves made while idle after the reply before it
     first_save, *per_reply = [s.saved_bytes for s in stats[1:]]
     saves = [s for s in (*stats, switched, back) if s.saved_bytes]
+    held = [s.prompt_tokens + s.tokens for s in stats]  # the cache after each reply
+    added = [s.evaluated_tokens + s.tokens for s in stats[2:]]  # new in the cache a turn
     mean = statistics.mean(per_reply) if per_reply else 0.0
     return {
         "prompt_tokens": stats[-1].prompt_tokens,
         "state_bytes": first_save,
         "bytes_per_reply": per_reply,
         "reply_fraction": mean / first_save if first_save else 0.0,
+        "new_token_fraction": statistics.mean(added) / statistics.mean(held) if added else 0.0,
         "switch_bytes": switched.saved_bytes + back.saved_bytes,
         "restored_tokens": back.restored_tokens,
         "save_s": [round(s.save_s, 3) for s in saves],
-        "copy_ms": max(s.save_copy_ms for s in (*stats, switched, back)),
+        "copy_ms": round(max(s.save_copy_ms for s in (*stats, switched, back)), 1),
         "blocked_ms": round(max(b for b, _ in idles), 1),
         "peak_extra_mb": round(max(m for _, m in idles), 1),
     }
+
+
+SPREAD = (
+    "state_bytes",
+    "reply_fraction",
+    "new_token_fraction",
+    "switch_bytes",
+    "restored_tokens",
+    "copy_ms",
+    "blocked_ms",
+    "peak_extra_mb",
+)
+
+
+def _over_rounds(rounds: list[dict]) -> dict:
+    """The median of each figure over the rounds, its (min, max), and the rounds."""
+    out: dict = {k: statistics.median(r[k] for r in rounds) for k in SPREAD}
+    out["spread"] = {k: [min(r[k] for r in rounds), max(r[k] for r in rounds)] for k in SPREAD}
+    out["bytes_per_reply"] = [b for r in rounds for b in r["bytes_per_reply"]]
+    out["save_s"] = [t for r in rounds for t in r["save_s"]]
+    out["prompt_tokens"] = rounds[-1]["prompt_tokens"]
+    out["rounds"] = rounds
+    return out
 
 
 def run(
@@ -130,8 +159,9 @@ def run(
     quick: bool = False,
     n_gpu_layers: int = 0,
     n_threads: int | None = None,
+    rounds: int = 5,
 ) -> dict:
-    """`{"1024": {...}, "4096": {...}, "16384": {...}}` (--quick: 1024 and 2048)."""
+    """`{"1024": {...}, "4096": {...}, "16384": {...}}` (--quick: 1024 and 2048, one round)."""
     sizes = (1024, 2048) if quick else (1024, 4096, 16384)
     sampling = SamplingParams(max_tokens=24 if quick else 64, seed=1234)
     out = {}
@@ -142,7 +172,11 @@ def run(
             params = LoadParams(
                 model_path=model, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads
             )
-            out[str(n_ctx)] = sessions_run(
-                params, sampling, Path(tmp) / f"s{n_ctx}", replies=3 if quick else 6
-            )
+            done = [
+                sessions_run(
+                    params, sampling, Path(tmp) / f"s{n_ctx}-{i}", replies=3 if quick else 6
+                )
+                for i in range(1 if quick else rounds)
+            ]
+            out[str(n_ctx)] = _over_rounds(done)
     return out

@@ -61,6 +61,7 @@ class SettingsUi(QObject):
         dialog.add_page(self.tr("Data"), data)
         attach_instruct_page(dialog, self.ctx.settings, self.ctx.save_settings)
         self._show_trained_context(dialog)
+        self._show_session_notice(dialog)
         dialog.applied.connect(
             lambda _changed: (data.save_token(), data._save_mirror(), self.ctx.save_settings())
         )
@@ -84,6 +85,14 @@ class SettingsUi(QObject):
                     wordWrap=True,
                 ),
             )
+
+    def _show_session_notice(self, dialog: SettingsDialog) -> None:
+        """Beside the saved-sessions cap: a chat whose session did not fit under it."""
+        from app.core.engine.sessions import read_notice
+
+        notice = read_notice(self.ctx.paths.cache / "sessions")
+        if notice:
+            dialog.add_to_section("Model", QLabel(notice, wordWrap=True))
 
     def use_server(self, url: str, api_key: str, mode: str) -> None:
         from app.core.engine.remote import RemoteEngine

@@ -67,7 +67,11 @@ def _check_sessions(sessions: dict) -> None:
     assert set(sessions) == {"1024", "2048"}
     for size in sessions.values():
         assert size["state_bytes"] > 0  # the first idle save wrote the whole state
-        # ordinary replies grow the cache by far less than a quarter: nothing rewritten
-        assert size["bytes_per_reply"] == [0, 0] and size["reply_fraction"] == 0
+        # each ordinary reply appends its own tokens only, never the state again
+        assert len(size["bytes_per_reply"]) == 2 * len(size["rounds"]) == 2
+        assert all(0 < b < 0.25 * size["state_bytes"] for b in size["bytes_per_reply"])
+        assert size["reply_fraction"] < 2 * size["new_token_fraction"] + 0.01
         assert size["restored_tokens"] > 0  # back in the first chat: its file was used
         assert size["copy_ms"] >= 0 and size["blocked_ms"] >= 0
+        low, high = size["spread"]["blocked_ms"]
+        assert low <= size["blocked_ms"] <= high

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -259,12 +258,13 @@ def test_the_shift_holds_on_a_model_that_attends_more(bench_model):
     assert shifted_turns >= 10
 
 
-def test_a_quantized_cache_does_not_shift_and_says_why(bench_model):
-    """llama.cpp crashes moving quantized keys (the next decode after seq_add segfaults),
-    so a q8_0 cache reads past the limit in full, correctly, and the reply says why."""
+def test_a_quantized_cache_of_narrow_heads_does_not_shift_and_says_why(bench_model):
+    """With 32-wide heads llama.cpp keeps no rotation for quantized keys and its shift graph
+    dereferences the missing one (kv_shift.rotates_quantized_keys), so a q8_0 cache reads
+    past the limit in full, correctly, and the reply says why."""
     shifting = _child(bench_model, True, "q8_0", n_ctx=512)
     fresh = _child(bench_model, True, "q8_0", n_ctx=512)
-    assert "q8_0" in shifting.shift_off and "f16" in shifting.shift_off
+    assert "q8_0" in shifting.shift_off and "64" in shifting.shift_off
     assert _info(shifting).effective["context_shift"] == shifting.shift_off
     chat = _Chat(shifting, CARD)
     reasons = []
@@ -274,6 +274,36 @@ def test_a_quantized_cache_does_not_shift_and_says_why(bench_model):
         assert int(a.argmax()) == int(b.argmax()) and float(np.abs(a - b).max()) < 1e-3
         reasons.append(stats.full_read_reason)
     assert reasons[0] == "" and shifting.shift_off in reasons  # said once a shift would help
+
+
+@pytest.fixture(scope="module")
+def wide_heads_model(tmp_path_factory):
+    """The benchmarks' small model with 64-wide heads, as most real models have (64-256)."""
+    from dataclasses import replace
+
+    from bench.bench_model import QUICK, write_bench_model
+
+    shape = replace(QUICK, n_head=2, n_head_kv=1)
+    return write_bench_model(tmp_path_factory.mktemp("wide") / "wide.gguf", shape)
+
+
+@pytest.mark.parametrize("kv_type", ["q8_0", "q4_0"])
+def test_a_quantized_cache_of_wide_heads_shifts_like_an_f16_one(wide_heads_model, kv_type):
+    """With heads a multiple of 64 wide llama.cpp rotates quantized keys and can move them:
+    measured on this model over 12 shifts, the logits after a shift differ from a full read
+    of the same quantized cache by at most 1.7e-2 for q8_0 and q4_0 alike, as for f16 (the
+    moved keys are dequantized, re-rotated and quantized again once per shift)."""
+    shifting = _child(wide_heads_model, True, kv_type, n_ctx=512)
+    fresh = _child(wide_heads_model, True, kv_type, n_ctx=512)
+    assert shifting.shift_off == "" and _info(shifting).effective["context_shift"] == "on"
+    chat = _Chat(shifting, CARD)
+    shifted_turns = 0
+    for i in range(12):
+        prompt, stats, a, b, got, want = _turn(shifting, fresh, chat, f"({i}) {USER}")
+        assert int(a.argmax()) == int(b.argmax()), f"turn {i}"
+        assert float(np.abs(a - b).max()) <= TOLERANCE * 5, f"turn {i}"
+        shifted_turns += bool(stats.shifted_tokens)
+    assert shifted_turns >= 6
 
 
 def test_after_a_card_edit_the_whole_prompt_is_read_again_and_the_reply_says_why(tiny_llama_path):
@@ -354,27 +384,3 @@ def test_a_session_saved_before_old_messages_left_is_restored_and_shifted(
     assert stats.restored_tokens > 0.5 * stats.prompt_tokens and stats.shifted_tokens > 0
     assert stats.evaluated_tokens == stats.prompt_tokens - stats.restored_tokens
     assert int(a.argmax()) == int(b.argmax()) and float(np.abs(a - b).max()) <= TOLERANCE
-
-
-def test_a_save_in_progress_does_not_delay_a_count_or_a_reply(tiny_llama_path, tmp_path):
-    """The write runs on its own thread; requests never wait for it. A 512 MB state keeps
-    the writer busy (hashing and writing) for a good part of a second on this machine."""
-    child = _session_child(tiny_llama_path, tmp_path / "sessions")
-    chat = _Chat(child, CARD)
-    prompt = chat.prompt(USER)
-    _reply(child, prompt, PROBE, [])
-
-    def request() -> float:
-        t0 = time.perf_counter()
-        chat._count([USER, CARD["description"]])
-        _reply(child, prompt, PROBE, [])
-        return time.perf_counter() - t0
-
-    quiet = min(request() for _ in range(3))
-    big = bytes(512 * 2**20)
-    assert child.sessions.save(list(range(MIN_CHUNK * 10)), big)
-    during = request()
-    still_writing = child.sessions.busy
-    child.sessions.wait()
-    assert still_writing, "the save ended before the request: nothing was measured"
-    assert during < quiet + 0.05

@@ -10,7 +10,7 @@ import pytest
 
 from app.core.engine import EngineError, LoadParams, SamplingParams
 from app.core.engine.local import LocalEngine
-from app.core.engine.sessions import SUFFIX, read_state
+from app.core.engine.session_file import SUFFIX, scan
 from bench.bench_model import QUICK, Shape, write_bench_model
 
 SHORT = SamplingParams(max_tokens=4, seed=1)
@@ -77,7 +77,7 @@ def _state_size(engine, model: str, kv_type: str, folder) -> int:
     list(engine.stream("the quiet tavern " * 60, SHORT, threading.Event()))
     engine.unload()  # waits for the session file
     (path,) = (folder / kv_type).glob(f"*{SUFFIX}")
-    return len(read_state(path)[1])
+    return scan(path).payload_bytes
 
 
 def test_kv_cache_types_change_the_cache_size(engine, quick_model, tmp_path):

@@ -10,15 +10,17 @@ from pathlib import Path
 import pytest
 
 from app.core.engine import LoadParams, SamplingParams
+from app.core.engine import session_file as sf
 from app.core.engine.local import LocalEngine
-from app.core.engine.sessions import SUFFIX, SessionStore, read_header
+from app.core.engine.session_file import SUFFIX
+from app.core.engine.sessions import SessionStore, read_notice
 
 GREEDY = SamplingParams(max_tokens=16, seed=3, temperature=0.0)
 HISTORY = "The traveler walks into the tavern and asks for ale and bread. " * 8
 
 
 def _wait_for_file(folder: Path) -> Path:
-    """The child writes on a thread after the reply; the rename makes the file appear whole."""
+    """The child writes on a thread when it idles after the reply."""
     for _ in range(500):
         files = list(folder.glob(f"*{SUFFIX}"))
         if files:
@@ -51,7 +53,9 @@ def chat(tmp_path_factory):
     try:
         follow_up = HISTORY + _reply(live, HISTORY) + " And then?"
         (root / "kept").mkdir()
-        kept = shutil.copy(_wait_for_file(root / "live"), root / "kept")
+        path = _wait_for_file(root / "live")
+        _wait_for_records(path, 1)  # appended in place: copy it once its record is whole
+        kept = shutil.copy(path, root / "kept")
         expected = _reply(live, follow_up)
     finally:
         live.unload()
@@ -130,7 +134,9 @@ def test_a_session_for_a_replaced_model_file_is_not_used(chat, sessions, tmp_pat
     (path,) = sessions.glob(f"*{SUFFIX}")
     folder = tmp_path / "for-copy"
     _restored(model, folder, chat["follow_up"])  # a session for this path, as the user had
-    shutil.copy(_wait_for_file(folder), sessions / path.name)
+    made = _wait_for_file(folder)
+    _wait_for_records(made, 1)
+    shutil.copy(made, sessions / path.name)
     write_tiny_llama(model, seed=1)  # the same name and size, other weights
     assert _restored(model, sessions, chat["follow_up"]) == 0
 
@@ -139,7 +145,7 @@ def test_a_session_for_another_chat_is_not_used(chat, sessions):
     assert _restored(chat["model"], sessions, "A different story entirely. " * 12) == 0
 
 
-# --- the store itself ------------------------------------------------------------------------
+# --- the store itself: the folder's rules on plain bytes -----------------------------------------
 IDENTITY = {
     "model": "m.gguf",
     "size": 1,
@@ -149,56 +155,151 @@ IDENTITY = {
     "flash_attn": True,
     "llama_cpp": "x",
 }
+PER_TOKEN = 100  # bytes of "state" a token, for these tests
 
 
-def _store(folder: Path, cap: int) -> SessionStore:
+def _store(folder: Path, cap: int = 10**9) -> SessionStore:
     return SessionStore(folder, IDENTITY, cap)
 
 
-def _write(store: SessionStore, tokens: list[int], size: int = 4000) -> None:
-    store.save(tokens, bytes(range(256)) * (size // 256))
+def _size_of(start: int, end: int) -> int:
+    return (end - start) * PER_TOKEN
+
+
+def _save(store: SessionStore, tokens: list[int], final: bool = False) -> bool:
+    """What session_io.save does, with bytes standing in for llama.cpp's ranges."""
+    job = store.plan(tokens, _size_of, final=final)
+    if job is None:
+        return False
+    for start, end in job.ranges:
+        store.put(job, start, end, bytes([start % 256]) * _size_of(start, end))
+    store.finish(job)
     store.wait()
+    return True
 
 
-def _files(folder: Path) -> dict[tuple[int, ...], Path]:
-    return {tuple(read_header(p)[0].tokens): p for p in folder.glob(f"*{SUFFIX}")}
+def _files(folder: Path) -> dict[tuple[int, ...], sf.FileIndex]:
+    return {tuple(i.tokens): i for i in map(sf.scan, folder.glob(f"*{SUFFIX}"))}
 
 
-def test_the_next_turn_of_a_chat_replaces_the_previous_file_other_branches_stay(tmp_path):
-    store = _store(tmp_path, 10**9)
-    _write(store, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
-    _write(store, [9, 9])
-    _write(store, [1, 2, 3, 4, 5, 6, 0, 0, 0, 0])  # another branch from turn 3: kept
-    # the next turn: the last reply came back re-tokenized ([9, 10] as [9, 11])
-    _write(store, [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13])
+CHAT = list(range(1000, 1600))
+
+
+def test_a_growing_chat_is_appended_to_its_file_writing_only_what_is_new(tmp_path):
+    store = _store(tmp_path)
+    assert _save(store, CHAT[:300])
+    first = store.take_writes()[0]
+    assert _save(store, CHAT[:340])
+    (index,) = _files(tmp_path).values()
+    assert index.tokens == CHAT[:340] and len(index.records) == 2
+    assert 40 * PER_TOKEN <= store.take_writes()[0] < 40 * PER_TOKEN + 4096 < first
+    assert not _save(store, CHAT[:340])  # nothing new: nothing written
+
+
+def test_a_reply_changed_at_the_end_rewrites_only_from_the_change(tmp_path):
+    """A swipe or the last reply re-tokenized: the record keeps the file up to the change."""
+    store = _store(tmp_path)
+    _save(store, CHAT[:300])
+    changed = CHAT[:280] + [7] * 30
+    _save(store, changed)
+    (index,) = _files(tmp_path).values()
+    assert index.tokens == changed and index.records[-1].prefix == 280
+    assert index.records[-1].start == 280 and len(index.records[-1].tokens) == 30
+
+
+def test_messages_dropped_at_the_front_are_a_shift_in_the_same_file(tmp_path):
+    """Past the limit the new cache holds the file's history moved down: the record says
+    which runs move, and only the new end is written."""
+    store = _store(tmp_path)
+    perm, history = CHAT[:50], CHAT[50:]
+    _save(store, perm + history[:300])
+    store.take_writes()
+    shifted = perm + history[40:340]  # 40 dropped at the front, 40 new at the end
+    _save(store, shifted)
+    (index,) = _files(tmp_path).values()
+    assert index.tokens == shifted
+    assert [(c.src, c.dst, c.length) for c in index.records[-1].chunks] == [(90, 50, 260)]
+    assert store.take_writes()[0] < 40 * PER_TOKEN + 4096
+
+
+def test_a_branch_from_an_earlier_message_and_another_chat_keep_their_own_files(tmp_path):
+    store = _store(tmp_path)
+    _save(store, CHAT[:500])
+    _save(store, CHAT[:200] + [5] * 150)  # a branch from message 10 of 30
+    _save(store, CHAT[:20] + [6] * 300)  # another chat with the same card
     assert set(_files(tmp_path)) == {
-        (9, 9),
-        (1, 2, 3, 4, 5, 6, 0, 0, 0, 0),
-        (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13),
+        tuple(CHAT[:500]),
+        tuple(CHAT[:200] + [5] * 150),
+        tuple(CHAT[:20] + [6] * 300),
     }
-    assert store.best_match([1, 2, 3, 4, 5, 6, 7, 8, 5], at_least=2)[1] == 8
-    assert store.best_match([1, 2, 3, 4, 5, 6, 7, 8, 5], at_least=8) is None
+    best = store.best_match(CHAT[:210], at_least=100)
+    assert best is not None and best[1] == 210 and best[0].tokens == CHAT[:500]
+    assert store.best_match(CHAT[:210], at_least=210) is None
 
 
-def test_the_size_cap_evicts_the_least_recently_used(tmp_path):
-    store = _store(tmp_path, 10**9)
+def test_a_file_mostly_of_dropped_tokens_is_written_anew_and_the_old_one_deleted(tmp_path):
+    store = _store(tmp_path)
+    perm, history = CHAT[:50], CHAT[50:]
+    _save(store, perm + history[:200])
+    (old,) = _files(tmp_path).values()
+    for k in range(1, 8):  # each turn drops 40 at the front and adds 40 at the end
+        _save(store, perm + history[40 * k : 200 + 40 * k])
+    (index,) = _files(tmp_path).values()
+    assert index.tokens == perm + history[280:480]
+    assert index.path != old.path and not old.path.exists()
+    assert index.size < 2 * 250 * PER_TOKEN + 16384  # never more than twice what it rebuilds
+
+
+def test_a_session_over_the_cap_is_not_written_and_the_folder_says_so(tmp_path):
+    store = _store(tmp_path, cap=200 * PER_TOKEN)
+    assert not _save(store, CHAT[:300])
+    assert not list(tmp_path.glob(f"*{SUFFIX}"))
+    (note,) = store.take_notes()
+    assert "Not saved" in note and "300 tokens" in note
+    assert read_notice(tmp_path) == note  # what Settings → Model shows
+    assert _save(store, CHAT[:150])
+    assert read_notice(tmp_path) == ""  # the next save that went through clears it
+
+
+def test_the_cap_holds_for_the_folder_the_least_recently_used_going_first(tmp_path):
+    store = _store(tmp_path)
     for first in (1, 2, 3):
-        _write(store, [first, 0, 0])
-    size = next(iter(_files(tmp_path).values())).stat().st_size
-    oldest = _files(tmp_path)[(1, 0, 0)]
-    store.load(oldest)  # using the oldest makes it the most recent
+        _save(store, [first] * 200)
     time.sleep(0.01)
-    capped = _store(tmp_path, 3 * size + size // 2)
-    _write(capped, [4, 0, 0])
-    assert set(_files(tmp_path)) == {(1, 0, 0), (3, 0, 0), (4, 0, 0)}
+    oldest = _files(tmp_path)[(1,) * 200]
+    store.used(oldest)  # a restore makes the oldest the most recent
+    size = oldest.path.stat().st_size
+    time.sleep(0.01)
+    capped = _store(tmp_path, cap=3 * size + size // 2)
+    _save(capped, [4] * 200)
+    assert set(_files(tmp_path)) == {(1,) * 200, (3,) * 200, (4,) * 200}
     assert sum(p.stat().st_size for p in tmp_path.glob(f"*{SUFFIX}")) <= 3 * size + size // 2
 
 
+def test_a_failed_write_leaves_the_file_as_it_was(tmp_path):
+    store = _store(tmp_path)
+    _save(store, CHAT[:300])
+    (index,) = _files(tmp_path).values()
+    size = index.path.stat().st_size
+
+    def full_disk(path, head, payload):
+        with open(path, "ab") as f:
+            f.write(head[:10])  # part of a record reached the disk, then it filled up
+        raise OSError(28, "No space left on device")
+
+    store.write_record = full_disk
+    _save(store, CHAT[:340])
+    assert any("No space left" in n for n in store.take_notes())
+    store.write_record = sf.append
+    # the half record is cut off when the file is next read; the whole ones are kept
+    assert [i.tokens for i in store.files()] == [CHAT[:300]]
+    assert index.path.stat().st_size == size
+
+
 # --- when and what is written ------------------------------------------------------------------
-def test_a_reply_writes_nothing_the_idle_engine_saves_and_an_ordinary_reply_rewrites_nothing(
+def test_a_reply_writes_nothing_the_idle_engine_saves_and_the_next_turn_only_appends(
     tmp_path,
 ):
-    from app.core.engine.child import IDLE_SAVE_S
     from tests.tiny_models import write_tiny_llama
 
     model = write_tiny_llama(tmp_path / "model.gguf")
@@ -208,18 +309,25 @@ def test_a_reply_writes_nothing_the_idle_engine_saves_and_an_ordinary_reply_rewr
         reply = _reply(eng, HISTORY)
         assert not list(folder.glob(f"*{SUFFIX}"))  # the reply did not wait for a save
         path = _wait_for_file(folder)
-        written, first = path.stat().st_mtime_ns, read_header(path)[0].tokens
-        # a short follow-up grows the cache by far less than REWRITE_FRACTION: kept as is
+        first = _wait_for_records(path, 1)
         _reply(eng, HISTORY + reply + " And then?")
-        time.sleep(IDLE_SAVE_S + 1.0)
-        assert [p.name for p in folder.glob(f"*{SUFFIX}")] == [path.name]
-        assert path.stat().st_mtime_ns == written
+        second = _wait_for_records(path, 2)  # the idle save after it: one more record
     finally:
         eng.unload()
-    # at unload what the file lacks is worth more than MIN_GAIN_TOKENS (the reply came
-    # back re-tokenized, then another): one new file, which supersedes the old one
-    (last,) = folder.glob(f"*{SUFFIX}")
-    assert last.name != path.name and len(read_header(last)[0].tokens) > len(first)
+    assert second.tokens[: len(first.tokens) - 20] == first.tokens[: len(first.tokens) - 20]
+    new = second.records[-1]
+    assert new.start > 0.8 * len(first.tokens)  # the old records were not written again
+    assert new.payload_len < 0.5 * first.payload_bytes
+    assert [p.name for p in folder.glob(f"*{SUFFIX}")] == [path.name]  # one file, appended
+
+
+def _wait_for_records(path: Path, n: int) -> sf.FileIndex:
+    for _ in range(500):
+        index = sf.scan(path)
+        if len(index.records) >= n:
+            return index
+        time.sleep(0.02)
+    raise AssertionError(f"{path.name} did not get {n} records")
 
 
 def test_a_session_over_the_cap_is_not_written_and_the_log_says_so(tmp_path, caplog):
@@ -241,8 +349,9 @@ def test_a_session_over_the_cap_is_not_written_and_the_log_says_so(tmp_path, cap
             _reply(eng, HISTORY + reply)  # its note comes back with the next reply
     finally:
         eng.unload()
-    assert not list(folder.glob("*"))  # nothing written, not even a temporary file
+    assert not list(folder.glob(f"*{SUFFIX}"))  # nothing written
     assert any("Not saved" in r.getMessage() and "cap" in r.getMessage() for r in caplog.records)
+    assert "Not saved" in read_notice(folder)  # and Settings → Model can say so
 
 
 def test_a_damaged_file_is_rejected_with_a_log_line(chat, sessions, caplog):
@@ -257,20 +366,3 @@ def test_a_damaged_file_is_rejected_with_a_log_line(chat, sessions, caplog):
     finally:
         fresh.unload()
     assert any("checksum mismatch" in r.getMessage() for r in caplog.records)
-
-
-def test_the_store_refuses_a_state_over_the_cap_and_says_why(tmp_path):
-    store = _store(tmp_path, cap=1000)
-    _write(store, [1, 2, 3], size=4096)
-    assert not list(tmp_path.glob("*"))
-    (note,) = store.take_notes()
-    assert "Not saved" in note and "3 tokens" in note
-
-
-def test_a_file_from_before_old_messages_left_is_superseded_by_the_shifted_chat(tmp_path):
-    """Past the limit the newer file holds the older one's history moved down."""
-    store = _store(tmp_path, 10**9)
-    perm, history = list(range(50)), list(range(1000, 1400))
-    _write(store, perm + history[:300])
-    _write(store, perm + history[40:340])  # 40 dropped at the front, 40 new at the end
-    assert set(_files(tmp_path)) == {tuple(perm + history[40:340])}

@@ -110,3 +110,17 @@ def test_sampler_presets_and_samplers_for_one_chat(qtbot, make_window, tiny_llam
     info = window.ctx.store.messages.get(used.id).gen_info
     assert info["sampler"]["temperature"] == 0.3 and info["sampler"]["seed"] == 1234
     assert window.ctx.settings.temperature != 0.3  # the general settings are untouched
+
+
+def test_a_session_too_big_for_the_cap_is_shown_under_model(qtbot, make_window):
+    """The engine could not save a chat under the cap: Settings → Model says so."""
+    from PySide6.QtWidgets import QLabel
+
+    from app.core.engine.sessions import write_notice
+
+    window = make_window()
+    text = "Not saved: the session of 9000 tokens would take 900 MB, more than the 512 MB cap"
+    write_notice(window.ctx.paths.cache / "sessions", text)
+    dialog = window.show_settings()
+    labels = [w.text() for w in dialog.sections["Model"].findChildren(QLabel)]
+    assert text in labels

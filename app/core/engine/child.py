@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import asdict
 
-from app.core.engine import kv_shift, perf, sampler_chain
+from app.core.engine import kv_shift, kv_state, perf, sampler_chain, session_io
 from app.core.engine.base import (
     LoadParams,
     ModelInfo,
@@ -33,12 +33,8 @@ from app.core.engine.base import (
 from app.core.engine.devices import load_backends
 from app.core.engine.expert_offload import expert_patterns, tensors_in_ram
 from app.core.engine.reply_ids import Pieces, ReplyIds, Sampled, with_reply_ids, with_saved_ids
-from app.core.engine.sessions import (
-    MIN_GAIN_TOKENS,
-    SessionError,
-    SessionStore,
-    model_identity,
-)
+from app.core.engine.session_file import SessionError
+from app.core.engine.sessions import MIN_GAIN_TOKENS, SessionStore, model_identity
 from app.core.engine.template_guard import disable_gguf_template_compilation
 
 KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # = llama_cpp.GGML_TYPE_F16, _Q8_0, _Q4_0
@@ -58,6 +54,7 @@ class Child:
         self.shift_off = ""  # why llama.cpp cannot shift this model's cache ("" if it can)
         self._replies = self._checked = 0  # replies made; at the last look for a save
         self.copy_ms = 0.0  # longest state copy for a save since the last reply
+        self.keep = 0  # the last prompt's permanent part, in tokens (for saved sessions)
         self.replies = ReplyIds(0)  # the ids of the replies made (reply_ids.py)
         self.pieces, self.sampled = Pieces(None), Sampled(None)
         self.text = ("", 0)  # the prompt being answered, and its permanent part's length
@@ -75,7 +72,11 @@ class Child:
         # no GPU driver is woken (the GUI's fallback after a failed GPU load relies on it).
         load_backends(cpu_only=params.n_gpu_layers == 0)
         disable_gguf_template_compilation()  # the file's templates: Parlor's sandbox only
-        with _progress_reporting(self.conn), tensors_in_ram(expert_patterns(params.n_cpu_moe)):
+        with (
+            _progress_reporting(self.conn),
+            tensors_in_ram(expert_patterns(params.n_cpu_moe)),
+            kv_state.two_sequences(),  # a scratch sequence: saved sessions copy ranges
+        ):
             try:
                 self.llm = llama_cpp.Llama(**llama_kwargs(params))
             except ValueError as exc:
@@ -110,7 +111,7 @@ class Child:
                 f"size of {self.llm.n_ctx()}."
             )
         stats = StreamStats(prompt_tokens=len(tokens), seed=sp.seed)
-        keep = self._keep(prompt, tokens, layout)
+        keep = self.keep = self._keep(prompt, tokens, layout)
         plan = kv_shift.plan_reuse(
             self.llm.input_ids[: self.llm.n_tokens].tolist(), tokens, keep, self.shift_off
         )
@@ -210,8 +211,7 @@ class Child:
         if match is None:
             return False
         try:
-            saved, state = self.sessions.load(match[0])
-            _set_state(self.llm, saved, state)
+            saved = session_io.restore(self.llm, self.sessions, match[0])
         except (SessionError, RuntimeError) as exc:
             self.sessions.note(f"Ignored a saved session: {exc}")
             self.llm.reset()  # a half-applied state must not be trusted either
@@ -228,28 +228,27 @@ class Child:
         stats.restore_s = time.perf_counter() - t0
         return True
 
-    def save_session(self, final: bool = False, waiting=lambda: False) -> bool:
-        """Copy the state and write it on a thread, if the files on disk leave enough of
-        the cache uncovered; called when idle and at exit, never right after a reply.
+    def save_session(self, final: bool = False, waiting=lambda _timeout: False) -> bool:
+        """Append what the session file lacks of the cache (session_io.py); called when
+        idle and at exit, never right after a reply. True when nothing is left to save.
 
-        `waiting()` says whether a request has come in meanwhile: then the copy, the one
-        step a request would have to wait for, is left for the next idle moment."""
+        `waiting(timeout)` says whether a request has come in: the save stops there, so
+        the request waits for one range's copy at most, and goes on at the next idle."""
         if self.sessions is None or self.llm is None:
-            return False
+            return True
         if not final and self._checked == self._replies:
-            return False  # nothing new since the last look: no need to read the folder
-        tokens = self.llm.input_ids[: self.llm.n_tokens].tolist()
-        if not self.sessions.needs_save(tokens, final, shift=not self.shift_off):
-            self._checked = self._replies
-            return False
-        if waiting():
-            return False
-        t0 = time.perf_counter()
-        state = _get_state(self.llm)  # the only part a request arriving now waits for
-        self.copy_ms = max(self.copy_ms, (time.perf_counter() - t0) * 1000)
-        started = self.sessions.save(tokens, state)
-        self._checked = self._replies if started else self._checked
-        return started
+            return True  # nothing new since the last look: no need to read the folder
+        complete, copy_ms = session_io.save(
+            self.llm,
+            self.sessions,
+            self.keep,
+            final=final,
+            shift=not self.shift_off,
+            waiting=waiting,
+        )
+        self.copy_ms = max(self.copy_ms, copy_ms)
+        self._checked = self._replies if complete else self._checked
+        return complete
 
     def report_saves(self, stats: StreamStats) -> None:
         """What the saves since the last reply did, for the log and the benchmarks."""
@@ -310,26 +309,6 @@ def llama_kwargs(params: LoadParams) -> dict:
         use_mlock=params.use_mlock,
         verbose=False,
     )
-
-
-def _get_state(llm) -> bytes:
-    import llama_cpp
-
-    size = llama_cpp.llama_state_get_size(llm._ctx.ctx)
-    buf = bytearray(size)  # one copy of the state, handed to the writer as it is
-    n = llama_cpp.llama_state_get_data(llm._ctx.ctx, (ctypes.c_uint8 * size).from_buffer(buf), size)
-    return memoryview(buf)[:n]
-
-
-def _set_state(llm, tokens: list[int], state: bytes) -> None:
-    import llama_cpp
-
-    buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
-    if llama_cpp.llama_state_set_data(llm._ctx.ctx, buf, len(state)) != len(state):
-        raise RuntimeError("llama.cpp refused the saved state")
-    llm.input_ids[: len(tokens)] = tokens
-    llm.n_tokens = len(tokens)
-    llm._requires_eval = True  # the logits in the file are not a live decode's
 
 
 def _install_abort(llm, abort):
@@ -463,7 +442,7 @@ def serve(conn, abort) -> None:
         while True:
             try:
                 if not conn.poll(IDLE_SAVE_S):
-                    child.save_session(waiting=lambda: conn.poll(0))  # idle
+                    child.save_session(waiting=conn.poll)  # idle; a request stops it
                     continue
                 message = conn.recv()
             except (EOFError, OSError):

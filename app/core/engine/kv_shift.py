@@ -20,7 +20,9 @@ so the matching rules are testable without a model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 # A shorter run is not worth a shift: it is mostly template markup ("\nAnn:") that matches
 # by chance at the wrong place, and costs a seq_rm/seq_add pair for a few tokens.
@@ -63,7 +65,7 @@ class ReusePlan:
         return min(n_cached, last.src + last.length) - self.prefix - self.shifted
 
 
-def common_prefix(a, b) -> int:
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = 0
     for x, y in zip(a, b, strict=False):  # stops at the shorter one, as meant
         if x != y:
@@ -114,18 +116,16 @@ def plan_reuse(
     return plan
 
 
-def shift_unavailable(llm, kv_type: str = "f16") -> str:
+def shift_unavailable(llm: Any, kv_type: str = "f16") -> str:
     """Why llama.cpp cannot shift this model's cache, or "" when it can."""
     import llama_cpp
 
-    if kv_type != "f16":
-        # llama_memory_can_shift says yes, but the next decode after a seq_add on a q8_0 or
-        # q4_0 K cache segfaults in the bundled llama.cpp (llama-cpp-python 0.3.36, CPU);
-        # a quantized V cache alone is fine, but Parlor sets both
+    if kv_type != "f16" and not rotates_quantized_keys(llm):
         return (
-            f"Context shift is off with a {kv_type} KV cache: the bundled llama.cpp "
-            "crashes when it moves quantized keys. Choose the f16 KV cache in Settings → "
-            "Model to keep long chats fast."
+            f"Context shift is off with a {kv_type} KV cache for this model: the bundled "
+            "llama.cpp crashes when it moves quantized keys of attention heads whose size is "
+            "not a multiple of 64. Choose the f16 KV cache in Settings → Model to keep long "
+            "chats fast."
         )
 
     model, ctx = llm._model.model, llm._ctx.ctx
@@ -145,7 +145,37 @@ def shift_unavailable(llm, kv_type: str = "f16") -> str:
     return ""
 
 
-def apply_plan(llm, plan: ReusePlan) -> int:
+def rotates_quantized_keys(llm: Any) -> bool:
+    """Whether llama.cpp keeps a quantized K cache Hadamard-rotated (its `attn_rot_k`).
+
+    Moving quantized keys dequantizes them, rotates them back, applies the RoPE shift and
+    rotates and quantizes again. The bundled llama.cpp (llama-cpp-python 0.3.36) builds that
+    graph with the rotation matrix even when it made none, and dereferences the null
+    pointer (a segfault in `llama_kv_cache::build_rope_shift`, seen here in gdb). It makes
+    the matrix when every layer's key head size is the same multiple of 64 and
+    LLAMA_ATTN_ROT_DISABLE is not set: true of most real models (head size 64, 128, 256),
+    not of the test models' 16- and 32-wide heads. With it, a shift of a q8_0 or q4_0 cache
+    is as close to a full read as one of an f16 cache (tests/engine/test_context_shift.py).
+    """
+    import os
+
+    disabled = os.environ.get("LLAMA_ATTN_ROT_DISABLE", "")
+    if disabled.strip().lstrip("-").isdigit() and int(disabled) != 0:  # llama.cpp's atoi
+        return False
+    meta = llm.metadata
+    arch = meta.get("general.architecture", "")
+    try:
+        key_length = meta.get(f"{arch}.attention.key_length")
+        if key_length is None:
+            n_head = int(meta.get(f"{arch}.attention.head_count", 0) or 0)
+            key_length = int(meta.get(f"{arch}.embedding_length", 0) or 0) // max(n_head, 1)
+        size = int(key_length)
+    except (TypeError, ValueError):  # per-layer head counts: not one head size to go by
+        return False
+    return size > 0 and size % 64 == 0
+
+
+def apply_plan(llm: Any, plan: ReusePlan) -> int:
     """Move the plan's runs in llm's cache and its token bookkeeping; the tokens kept.
 
     Llama's `input_ids[:n_tokens]` must equal what the cache holds at positions 0..n-1, for

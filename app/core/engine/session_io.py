@@ -1,0 +1,89 @@
+"""Saving the live KV cache into the session folder and restoring it, on the engine's thread.
+
+The folder's rules (which file, what is new, the cap) are in sessions.py and the file
+format in session_file.py; this is the part that touches llama.cpp, through kv_state.py.
+A save copies the new range in pieces of about `CHUNK_BYTES` and asks `waiting()` between
+them: when a request has come in, the save stops there (what is queued is a whole, shorter
+record of the cache) and the request starts at once; the next idle moment goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from app.core.engine import kv_shift, kv_state
+from app.core.engine.session_file import FileIndex, SessionError
+from app.core.engine.sessions import BACKLOG_BYTES, SessionStore
+
+
+def save(
+    llm: Any,
+    store: SessionStore,
+    keep: int,
+    *,
+    final: bool = False,
+    shift: bool = True,
+    waiting: Callable[[float], bool] = lambda _timeout: False,
+) -> tuple[bool, float]:
+    """Queue what the folder lacks of the live cache: (whether the folder will then hold
+    all it should, the longest copy in ms).
+
+    With `final` (unload, exit) nothing stops it; otherwise a request does, and so does a
+    write still in progress (the next idle moment tries again)."""
+    if store.busy:
+        return False, 0.0
+    tokens = llm.input_ids[: llm.n_tokens].tolist()
+    job = store.plan(
+        tokens, lambda a, b: kv_state.range_size(llm, a, b), keep, final=final, shift=shift
+    )
+    if job is None:
+        return True, 0.0
+    longest = 0.0
+    for start, end in job.ranges:
+        if not final and (waiting(0.0) or _backlogged(store, waiting)):
+            break
+        while final and store.backlog > BACKLOG_BYTES:
+            time.sleep(0.01)
+        t0 = time.perf_counter()
+        payload = kv_state.copy_range(llm, start, end)
+        longest = max(longest, (time.perf_counter() - t0) * 1000)
+        store.put(job, start, end, payload)
+    if job.done:
+        store.finish(job)
+    return len(job.done) == len(job.ranges), longest
+
+
+def _backlogged(store: SessionStore, waiting: Callable[[float], bool]) -> bool:
+    """Wait for the writer to catch up; True when a request came in meanwhile."""
+    while store.backlog > BACKLOG_BYTES:
+        if waiting(0.01):
+            return True
+    return False
+
+
+def restore(llm: Any, store: SessionStore, index: FileIndex) -> list[int]:
+    """Rebuild the cache a file holds; the tokens it holds.
+
+    SessionError (the file is deleted) or RuntimeError (llama.cpp refused it): the cache
+    is then empty."""
+    kv_state.clear(llm)
+    settled = store.settled(index)
+    if settled is None:
+        raise SessionError(f"{index.path.name}: its last write failed")
+    try:
+        for record in settled.records:
+            if record.chunks or record.prefix != llm.n_tokens:
+                plan = kv_shift.ReusePlan(record.prefix, list(record.chunks))
+                kv_shift.apply_plan(llm, plan)
+            if llm.n_tokens != record.start:
+                raise RuntimeError("llama.cpp refused to move a saved part of the cache")
+            if record.tokens:
+                payload = store.payload(settled, record)
+                kv_state.load_range(llm, payload, record.start, record.tokens)
+    except (SessionError, RuntimeError):
+        kv_state.clear(llm)
+        raise
+    store.used(settled)
+    return list(llm.input_ids[: llm.n_tokens].tolist())
