@@ -52,6 +52,7 @@ BENCHMARKS = {
         )
     },
     "worldinfo": lambda m, a, _model: m.worldinfo_bench.measure(turns=5 if a.quick else 30),
+    "imports": lambda m, a, _model: {"imports": m.import_bench.run(quick=a.quick)},
 }
 
 
@@ -77,10 +78,19 @@ def _import_bench():
         sys.path.insert(0, str(REPO))
     import types
 
-    from bench import engine_bench, open_chat, overflow, prompt_bench, sessions, worldinfo_bench
+    from bench import (
+        engine_bench,
+        import_bench,
+        open_chat,
+        overflow,
+        prompt_bench,
+        sessions,
+        worldinfo_bench,
+    )
 
     return types.SimpleNamespace(
         engine_bench=engine_bench,
+        import_bench=import_bench,
         open_chat=open_chat,
         overflow=overflow,
         prompt_bench=prompt_bench,
@@ -121,6 +131,17 @@ def run_bench(args) -> int:
 
 def _table(r: dict) -> str:
     rows = _engine_rows(r) if "stream_ratio" in r else []
+    if "imports" in r:
+        i = r["imports"]
+        rows.append(
+            (
+                "import_blocked_ms",
+                f"{i['background']['blocked_ms']:.1f}",
+                f"longest GUI-thread block importing a {i['messages']}-message chat "
+                f"({i['file_mb']} MB; runs {i['background']['blocked_runs_ms']}); on the GUI "
+                f"thread {i['gui_thread']['blocked_ms']:.0f} ms",
+            )
+        )
     if "worldinfo" in r:
         w = r["worldinfo"]
         rows.append(
