@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from app.core.appdata.settings import Settings
 from app.core.engine import ModelInfo, SamplingParams
@@ -189,7 +190,7 @@ IMPERSONATE_INSTRUCTION = (
 
 
 def prompt_input(
-    card: dict,
+    card: dict[str, Any],
     settings: Settings,
     history: list[Message],
     instruction: str | None = None,
@@ -220,7 +221,8 @@ def prompt_message(m: Message, char: str) -> PromptMessage:
     speaker: a narrator line (`extra.type: "narrator"`) is a system turn without a name,
     another group member's line is under that member's name, never the card character's."""
     stored = m.extra or {}
-    st_extra = stored.get("extra") if isinstance(stored.get("extra"), dict) else {}
+    raw_extra = stored.get("extra")
+    st_extra: dict[str, Any] = raw_extra if isinstance(raw_extra, dict) else {}
     if m.role == "assistant" and st_extra.get("type") == "narrator":
         return PromptMessage(role="system", text=m.text)
     name = stored.get("name")
@@ -273,7 +275,7 @@ def world_info_settings(settings: Settings) -> WorldInfoSettings:
     )
 
 
-def greetings(card: dict, user_name: str) -> list[str]:
+def greetings(card: dict[str, Any], user_name: str) -> list[str]:
     """The card's first message and alternate greetings, macros filled in, as chat roots."""
     ctx = MacroContext(char=str(card.get("nickname") or card.get("name") or ""), user=user_name)
     texts = [("first_mes", card.get("first_mes") or "")]
@@ -311,7 +313,7 @@ SAMPLER_KEYS = (
 
 
 def sampling_from(
-    settings: Settings, stop: list[str], chat_overrides: dict | None = None
+    settings: Settings, stop: list[str], chat_overrides: dict[str, Any] | None = None
 ) -> SamplingParams:
     """The settings' samplers, then the chat's own overrides (checked) on top."""
     base = SamplingParams(**{k: getattr(settings, k) for k in SAMPLER_KEYS}, stop=tuple(stop))

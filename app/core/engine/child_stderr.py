@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from app.core.engine.child import serve
 
@@ -19,7 +21,7 @@ def default_stderr_path() -> Path:
     return default_paths().logs / STDERR_FILE
 
 
-def serve_with_stderr(path: str, conn, abort) -> None:
+def serve_with_stderr(path: str, conn: Connection, abort: Any) -> None:
     """The child's entry point: fd 2 into `path` (started afresh), then serve requests."""
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -31,7 +33,7 @@ def serve_with_stderr(path: str, conn, abort) -> None:
     serve(conn, abort)
 
 
-def last_lines(path: str | os.PathLike, count: int = 15) -> list[str]:
+def last_lines(path: str | os.PathLike[str], count: int = 15) -> list[str]:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             return [line.rstrip("\n") for line in deque(f, maxlen=count) if line.strip()]

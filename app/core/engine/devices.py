@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from app.core.appdata.llama_runtime import Backend, DeviceType, LlamaDevice, Runtime
 
@@ -212,7 +213,7 @@ def _version() -> str:
         return getattr(sys.modules.get("llama_cpp"), "__version__", "?")
 
 
-def layers_text(n_gpu_layers: int, effective: dict) -> str:
+def layers_text(n_gpu_layers: int, effective: dict[str, Any]) -> str:
     """Where a loaded model's layers run, for the status bar.
 
     `effective["gpu_offload"]` is what the engine's llama.cpp said after loading; a build

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from app.core.engine.devices import ggml_library
 
@@ -46,10 +47,10 @@ def _cpu_buffer_type() -> int:
     device = lib.ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU)
     if not device:
         raise RuntimeError("llama.cpp has no CPU device to keep tensors on")
-    return lib.ggml_backend_dev_buffer_type(device)
+    return int(lib.ggml_backend_dev_buffer_type(device))
 
 
-def _array(patterns: Sequence[str]) -> ctypes.Array:
+def _array(patterns: Sequence[str]) -> ctypes.Array[_Override]:
     buft = _cpu_buffer_type()
     array = (_Override * (len(patterns) + 1))()
     for index, pattern in enumerate(patterns):
@@ -68,17 +69,17 @@ def tensors_in_ram(patterns: Sequence[str]) -> Iterator[None]:
         raise RuntimeError("this llama-cpp-python has no tensor_buft_overrides")
     from llama_cpp import _internals  # noqa: PLC0415
 
-    original = _internals.LlamaModel
+    original: Any = _internals.LlamaModel  # llama-cpp-python's class, patched for the load
     array = _array(patterns)
 
-    class OverridingModel(original):
-        def __init__(self, *, path_model, params, verbose=True):
+    class OverridingModel(original):  # type: ignore[misc]  # a class known only at run time
+        def __init__(self, *, path_model: str, params: Any, verbose: bool = True) -> None:
             self._buft_overrides = array  # llama.cpp reads it during the load
             params.tensor_buft_overrides = ctypes.cast(array, ctypes.c_void_p)
             super().__init__(path_model=path_model, params=params, verbose=verbose)
 
-    _internals.LlamaModel = OverridingModel
+    setattr(_internals, "LlamaModel", OverridingModel)  # noqa: B010 - a patch for one load
     try:
         yield
     finally:
-        _internals.LlamaModel = original
+        setattr(_internals, "LlamaModel", original)  # noqa: B010

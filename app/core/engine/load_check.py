@@ -10,7 +10,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import tempfile
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 
 class LoadCheckError(Exception):
@@ -21,7 +23,7 @@ class LoadCheckError(Exception):
         self.log = log
 
 
-def _child(path: str, n_tokens: int, log_path: str, conn) -> None:
+def _child(path: str, n_tokens: int, log_path: str, conn: Connection) -> None:
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND)
     os.dup2(fd, 2)
     try:
@@ -31,7 +33,7 @@ def _child(path: str, n_tokens: int, log_path: str, conn) -> None:
 
         disable_gguf_template_compilation()  # a converted file's templates stay uncompiled
         llm = Llama(model_path=path, n_ctx=128, n_gpu_layers=0, verbose=True, seed=1)
-        out = llm.create_completion("Hello", max_tokens=n_tokens, temperature=0.0)
+        out: Any = llm.create_completion("Hello", max_tokens=n_tokens, temperature=0.0)
         conn.send(("ok", out["choices"][0]["text"]))
     except Exception as e:  # reported to the parent, which raises
         conn.send(("error", f"{type(e).__name__}: {e}"))
@@ -46,7 +48,9 @@ def _log_tail(log_path: str, lines: int = 6) -> str:
     return "\n".join((keep or text.splitlines())[-lines:])
 
 
-def load_and_generate(path: str | os.PathLike, n_tokens: int = 4, timeout: float = 600.0) -> str:
+def load_and_generate(
+    path: str | os.PathLike[str], n_tokens: int = 4, timeout: float = 600.0
+) -> str:
     """The generated text; LoadCheckError with llama.cpp's error lines if it fails."""
     ctx = multiprocessing.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
@@ -80,7 +84,7 @@ def load_and_generate(path: str | os.PathLike, n_tokens: int = 4, timeout: float
                 + (f" ({tail})" if tail else ""),
                 tail,
             )
-        return result[1]
+        return str(result[1])
     finally:
         recv.close()
         Path(log_path).unlink(missing_ok=True)

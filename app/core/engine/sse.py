@@ -8,12 +8,14 @@ thread so that Stop never waits on the network.
 
 from __future__ import annotations
 
+import http.client
 import json
 import queue
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.core.engine.base import EngineError, StreamStats
 
@@ -29,8 +31,10 @@ class Chunk:
 
     text: str = ""
     finish_reason: str | None = None
-    usage: dict = field(default_factory=dict)
-    timings: dict = field(default_factory=dict)  # llama-server: prompt_n, cache_n, predicted_n
+    usage: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, Any] = field(
+        default_factory=dict
+    )  # llama-server: prompt_n, cache_n, predicted_n
 
 
 def iter_events(lines: Iterable[bytes]) -> Iterator[str]:
@@ -105,17 +109,17 @@ def error_text(obj: object) -> str:
     return text if len(text) <= 300 else text[:300] + "…"
 
 
-def _choice_text(choice: dict) -> str:
+def _choice_text(choice: dict[str, Any]) -> str:
     if isinstance(choice.get("text"), str):
-        return choice["text"]
+        return str(choice["text"])
     for key in ("delta", "message"):
         part = choice.get(key)
         if isinstance(part, dict) and isinstance(part.get("content"), str):
-            return part["content"]
+            return str(part["content"])
     return ""
 
 
-def _dict(value: object) -> dict:
+def _dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
@@ -130,21 +134,21 @@ class EventReader:
 
     def __init__(
         self,
-        open_response: Callable[[], tuple],
+        open_response: Callable[[], tuple[Any, ...]],
         url: str,
         timeout: float,
         network_error: Callable[[BaseException], EngineError],
     ) -> None:
         self._url, self._timeout, self._network_error = url, timeout, network_error
         self.completion_tokens = 0
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._conn, self._closed = None, False
         threading.Thread(
             target=self._run, args=(open_response,), name="parlor-remote-stream", daemon=True
         ).start()
 
-    def _run(self, open_response: Callable[[], tuple]) -> None:
+    def _run(self, open_response: Callable[[], tuple[Any, ...]]) -> None:
         """Send the request here too: a server may hold its headers back until the prompt
         is read, and Stop must not wait for that either."""
         try:
@@ -160,7 +164,7 @@ class EventReader:
         kind = (resp.getheader("Content-Type") or "").split(";")[0].strip().lower()
         (self._read_whole if kind == "application/json" else self._read_events)(resp)
 
-    def _read_events(self, resp) -> None:
+    def _read_events(self, resp: http.client.HTTPResponse) -> None:
         try:
             for data in iter_events(iter(lambda: resp.readline(1 << 20), b"")):
                 self._queue.put(("data", data))
@@ -168,7 +172,7 @@ class EventReader:
         except BaseException as exc:  # handed to the caller's thread, which raises it
             self._queue.put(("error", exc))
 
-    def _read_whole(self, resp) -> None:
+    def _read_whole(self, resp: http.client.HTTPResponse) -> None:
         try:
             self._queue.put(("chunk", parse_whole(json.loads(resp.read(MAX_BODY)))))
             self._queue.put(("end", None))
@@ -210,10 +214,11 @@ class EventReader:
             "than the server's context size)."
         )
 
-    def _next(self, cancel: threading.Event) -> tuple | None:
+    def _next(self, cancel: threading.Event) -> tuple[Any, ...] | None:
         while not cancel.is_set():
             try:
-                return self._queue.get(timeout=POLL_S)
+                item: tuple[Any, ...] = self._queue.get(timeout=POLL_S)
+                return item
             except queue.Empty:
                 continue
         return None
@@ -238,6 +243,8 @@ class EventReader:
                 self._shut()
 
     def _shut(self) -> None:
+        if self._conn is None:
+            return
         sock = self._conn.sock
         if sock is not None:
             try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 ROLES = ("system", "user", "assistant")
 # The name of the system message that carries a rendered story string, written as it is.
@@ -84,7 +85,7 @@ def normalize(
     return [Message(r, t, n) for r, t, n, _ in items], [idxs for *_, idxs in items]
 
 
-def _fold_back(messages, pending: list[int], items: list) -> None:
+def _fold_back(messages: Sequence[Message], pending: list[int], items: list[Any]) -> None:
     if not pending:
         return
     text = _join(*(messages[j].text for j in pending))
@@ -95,8 +96,8 @@ def _fold_back(messages, pending: list[int], items: list) -> None:
         items.append(("user", text, None, list(pending)))
 
 
-def _alternate(items: list) -> list:
-    merged: list = []
+def _alternate(items: list[Any]) -> list[Any]:
+    merged: list[Any] = []
     for role, text, name, idxs in items:
         if merged and merged[-1][0] == role:
             _, before, first_name, before_idxs = merged[-1]
@@ -148,7 +149,8 @@ class Preset(ChatTemplate):
         norm, members = normalize(messages, system=self.system is not None, alternate=False)
         segments = []
         for i, m in enumerate(norm):
-            prefix, suffix = {"system": self.system, "user": self.user}.get(m.role, self.assistant)
+            wrap = {"system": self.system, "user": self.user}.get(m.role) or self.assistant
+            prefix, suffix = wrap
             if continue_last and i == len(norm) - 1:
                 suffix = ""
             default = "User" if m.role == "user" else assistant_name

@@ -49,7 +49,8 @@ def _message(row: dict[str, Any]) -> Message:
     """A line with its speaker: a narrator line (`extra.type: "narrator"`) is a system turn
     without a name, another group member's line keeps that member's name."""
     text = str(row.get("mes") or "")
-    extra = row.get("extra") if isinstance(row.get("extra"), dict) else {}
+    raw_extra = row.get("extra")
+    extra: dict[str, Any] = raw_extra if isinstance(raw_extra, dict) else {}
     if not row.get("is_user") and extra.get("type") == "narrator":
         return Message("system", text)
     role = "user" if row.get("is_user") else "assistant"

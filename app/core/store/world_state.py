@@ -17,6 +17,7 @@ by `app.core.cards` (so export gives the world-info file back).
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 import uuid
@@ -32,7 +33,7 @@ from app.core.store.store import Store
 class StoredBook:
     id: int
     name: str
-    book: dict
+    book: dict[str, Any]
     is_global: bool
     characters: tuple[int, ...] = ()
 
@@ -72,7 +73,7 @@ class WorldInfoStore:
 
     # --- timed effects ----------------------------------------------------------------------
 
-    def timed_state(self, path_ids: list[int]) -> dict | None:
+    def timed_state(self, path_ids: list[int]) -> dict[str, Any] | None:
         """The state stored on the nearest message of `path_ids` (oldest first)."""
         if not path_ids:
             return None
@@ -84,10 +85,11 @@ class WorldInfoStore:
         states = {row["message_id"]: row["state"] for row in rows}
         for message_id in reversed(path_ids):
             if message_id in states:
-                return json.loads(states[message_id])
+                state = json.loads(states[message_id])
+                return state if isinstance(state, dict) else None
         return None
 
-    def save_timed_state(self, message_id: int, state: dict) -> None:
+    def save_timed_state(self, message_id: int, state: dict[str, Any]) -> None:
         text = json.dumps(state, ensure_ascii=False, sort_keys=True)
         with self.store._tx() as conn:
             conn.execute(
@@ -114,7 +116,10 @@ class WorldInfoStore:
                 + (", is_global = excluded.is_global" if is_global is not None else ""),
                 (name, text, int(bool(is_global)), time.time()),
             )
-        return self.book(name)
+        stored = self.book(name)
+        if stored is None:  # just written in this transaction's connection
+            raise StoreError(f"The lorebook {name!r} could not be saved")
+        return stored
 
     def book(self, name: str) -> StoredBook | None:
         rows = self.store._query("SELECT * FROM world_books WHERE name = ?", (name,))
@@ -164,7 +169,7 @@ class WorldInfoStore:
                     (stored.id, character_id),
                 )
 
-    def _stored(self, row) -> StoredBook:
+    def _stored(self, row: sqlite3.Row) -> StoredBook:
         links = self.store._query(
             "SELECT character_id FROM world_book_characters WHERE "
             "book_id = ? ORDER BY character_id",
@@ -178,7 +183,7 @@ class WorldInfoStore:
             tuple(r["character_id"] for r in links),
         )
 
-    def _parsed(self, row) -> dict:
+    def _parsed(self, row: sqlite3.Row) -> dict[str, Any]:
         """The book's dict, the same object while the book is unchanged: the prompt
         builder reads a book's entries once per book object, so a big global book is not
         read again every turn. Callers treat books as values (the editor copies them)."""
@@ -192,5 +197,5 @@ class WorldInfoStore:
         return book
 
 
-_PARSED: dict[tuple, dict] = {}
+_PARSED: dict[tuple[Any, ...], dict[str, Any]] = {}
 _PARSED_LOCK = threading.Lock()
