@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 # A reply's first ids may be a `Name:` the clean-up removed: look for the text from after
@@ -53,6 +54,10 @@ def token_offsets(text: bytes, pieces: Sequence[bytes]) -> list[int] | None:
 
     A SentencePiece tokenizer writes a space before the first word and after a special
     token that the text does not have; a BOS that llama.cpp added has no text at all."""
+    if b"".join(pieces) == text:  # the common cases, in C
+        return [0, *accumulate(map(len, pieces))]
+    if pieces and not text.startswith(pieces[0]) and b"".join(pieces[1:]) == text:
+        return [0, 0, *accumulate(map(len, pieces[1:]))]  # after a BOS llama.cpp added
     offsets, pos = [], 0
     for piece in pieces:
         offsets.append(pos)

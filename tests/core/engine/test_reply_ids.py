@@ -74,6 +74,8 @@ def test_offsets_allow_the_added_bos_and_a_space_the_tokenizer_put_first():
     text = b"light rain"
     assert token_offsets(text, [b"<s>", b" light", b" rain"]) == [0, 0, 5, 10]
     assert token_offsets(b"<s>x", [b"<s>", b"x"]) == [0, 3, 4]
+    assert token_offsets(b"ab c", [b"<s>", b"ab", b" c"]) == [0, 0, 2, 4]
+    assert token_offsets(b"<s> a<s> b", [b"<s>", b" a", b"<s>", b" b"]) == [0, 3, 5, 8, 10]
     assert token_offsets(text, [b"<s>", b" light", b" snow"]) is None
 
 
