@@ -1,9 +1,9 @@
 """Reading card files for the library, off the GUI thread.
 
 Reading is the slow part of an import (a big PNG, a CharX zip, a file that blocks on
-open), and it is pure: `read_cards` only parses, so it runs in a `ProgressJob` and the
-library writes the cards afterwards, on the GUI thread, in the store's one connection.
-A Cancel while reading therefore adds nothing.
+open), and it is pure: `read_cards` only parses (and makes each avatar's thumbnail, a
+QImage, which is safe on any thread), so it runs in a `ProgressJob` and the library writes
+the cards afterwards, on the GUI thread. A Cancel while reading therefore adds nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PySide6.QtGui import QImage
+
 from app.core.cards import Card, CardError, load_card
+from app.gui.characters.thumbnails import thumbnail_image
 from app.gui.models.jobs import Report
 from app.gui.models.progress_job import Step
 
@@ -24,9 +27,10 @@ class ImportCancelled(Exception):
 
 @dataclass
 class ReadCards:
-    """The cards read, with the file each came from, and one line per file that failed."""
+    """The cards read, with the file each came from and its thumbnail, and one line per
+    file that failed."""
 
-    cards: list[tuple[str, Card]] = field(default_factory=list)
+    cards: list[tuple[str, Card, QImage | None]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -44,7 +48,8 @@ def read_cards(
             text = f"Reading {Path(path).name} ({number + 1} of {len(paths)})…"
             report(Step(number, len(paths), text), milestone=True)
         try:
-            out.cards.append((path, load_card(path)))
+            card = load_card(path)
+            out.cards.append((path, card, thumbnail_image(card.avatar)))
         except CardError as exc:
             out.errors.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - one bad file must not end the import

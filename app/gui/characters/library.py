@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
 
 from app.core.cards import SPEC_V3, Card, CardError, card_from_json, save_card
 from app.core.store import StoreError
-from app.gui.characters.card_editor import AvatarError, CardEditor, decode_avatar, read_image
+from app.gui.characters.card_editor import AvatarError, CardEditor, decode_avatar
 from app.gui.characters.card_import import ReadCards, read_cards
 from app.gui.characters.library_items import AVATAR_SIZE, CharacterDelegate, Roles
 from app.gui.characters.library_view import (
@@ -55,6 +55,7 @@ from app.gui.characters.library_view import (
     is_favourite,
     with_favourite,
 )
+from app.gui.characters.thumbnails import ThumbnailCache
 from app.gui.characters.token_counter import TokenCounter
 from app.gui.models.progress_job import ProgressJob
 from app.gui.plain_text import plain_tip
@@ -145,6 +146,7 @@ class CharacterLibrary(QWidget):
         self._undo_timer.timeout.connect(self.undo_bar.hide)
         self.last_report: QMessageBox | None = None
         self.import_job: ProgressJob | None = None
+        self.thumbnails = ThumbnailCache()
         self.editor: CardEditor | None = None
         self._chosen: int | None = None
         self._build()
@@ -210,6 +212,7 @@ class CharacterLibrary(QWidget):
             self.model.clear()
             for row in self.store.characters.list():
                 self.model.appendRow(self._item(row.id, row.name, row.avatar))
+            self.thumbnails.sweep()  # deleted characters and old avatars
             if not (keep is not None and self.select(keep)) and self.proxy.rowCount():
                 self.view.setCurrentIndex(self.proxy.index(0, 0))
         finally:
@@ -234,7 +237,7 @@ class CharacterLibrary(QWidget):
         item.setData(character_id, Roles.ADDED)
         item.setData([str(t) for t in tags if str(t).strip()], Roles.TAGS)
         item.setData(bytes(avatar) if avatar else None, Roles.AVATAR)
-        pixmap = _thumbnail(avatar)
+        pixmap = self.thumbnails.get(character_id, avatar)
         if pixmap is not None:
             item.setData(pixmap, Qt.ItemDataRole.DecorationRole)
         item.setToolTip(plain_tip(name))  # a card name is untrusted: never markup
@@ -331,9 +334,10 @@ class CharacterLibrary(QWidget):
     def _add_cards(self, read: ReadCards) -> tuple[list[int], list[str]]:
         ids: list[int] = []
         errors = list(read.errors)
-        for path, card in read.cards:
+        for path, card, thumb in read.cards:
             try:
                 ids.append(self.store.characters.add(card.data, card.avatar, extra=card.extra))
+                self.thumbnails.put(ids[-1], card.avatar, thumb)
             except StoreError as exc:
                 errors.append(self.tr("{0}: could not be saved ({1})").format(path, exc))
         if ids:
@@ -566,24 +570,6 @@ class CardDropFilter(QObject):
 
 def _has_card_files(mime) -> bool:
     return mime is not None and mime.hasUrls() and bool(card_paths(mime.urls()))
-
-
-def _thumbnail(avatar: bytes | None) -> QPixmap | None:
-    """A small copy of the avatar for the list (twice the size, for high-DPI screens)."""
-    if not avatar:
-        return None
-    try:
-        image = read_image(bytes(avatar))
-    except AvatarError:
-        return None
-    return QPixmap.fromImage(
-        image.scaled(
-            AVATAR_SIZE * 2,
-            AVATAR_SIZE * 2,
-            Qt.AspectRatioMode.KeepAspectRatioByExpanding,
-            Qt.TransformationMode.SmoothTransformation,
-        )
-    )
 
 
 def _safe_name(name: str) -> str:
