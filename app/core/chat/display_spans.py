@@ -1,5 +1,5 @@
 """The spans inside one line of chat text (already HTML-escaped): `code`, **bold**,
-__thoughts__, *actions* and "speech".
+__thoughts__, *actions* (or _emphasis_, shown the same) and "speech".
 
 Each kind of span is found in one pass over the line, with the next possible closing mark
 looked up in a table instead of searched for again from every opening mark, so a line costs
@@ -27,9 +27,10 @@ def inline(line: str, colors: dict[str, str]) -> str:
     line = _bold(line)
     thought = colors.get("thought")
     if thought:
-        line = _thoughts(line, f'<u><span style="color:{thought}">', "</span></u>")
+        line = _underscored(line, "__", f'<u><span style="color:{thought}">', "</span></u>")
     action = f'<i><span style="color:{colors["action"]}">'
     line = _actions(line, action, "</span></i>")
+    line = _underscored(line, "_", action, "</span></i>")  # Markdown's other emphasis
     line = _speech(line, f'<span style="color:{colors["speech"]}">', "</span>")
     if not codes:
         return line
@@ -89,35 +90,38 @@ def _is_word(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
-def _thoughts(line: str, open_tag: str, close_tag: str) -> str:
-    """`__x__`: x starts and ends with a non-space; not inside a word (snake_case_names
-    stay as written, like SillyTavern's literal mid-word underscores)."""
-    if "__" not in line:
+def _underscored(line: str, mark: str, open_tag: str, close_tag: str) -> str:
+    """`__x__` (thoughts) or `_x_` (emphasis): x starts and ends with a non-space; not
+    inside a word (snake_case_names stay as written, like SillyTavern's literal mid-word
+    underscores); the nearest closing mark wins."""
+    if mark not in line:
         return line
-    n = len(line)
+    n, w = len(line), len(mark)
 
     def closes(j: int) -> bool:
         return (
-            line.startswith("__", j)
+            line.startswith(mark, j)
             and j > 0
             and not line[j - 1].isspace()
-            and not (j + 2 < n and _is_word(line[j + 2]))
+            and (w == 2 or line[j - 1] != "_")  # "a__" holds no emphasis
+            and not (j + w < n and _is_word(line[j + w]))
         )
 
     closer = _next_table(n, closes)
-    out, i, done = [], 0, 0
-    while i < n - 4:
+    out: list[str] = []
+    i = done = 0
+    while i < n - 2 * w:
         opens = (
-            line.startswith("__", i)
-            and not line[i + 2].isspace()
-            and line[i + 2] != "_"
+            line.startswith(mark, i)
+            and not line[i + w].isspace()
+            and line[i + w] != "_"
             and not (i > 0 and _is_word(line[i - 1]))
         )
         if opens:
-            end = closer[i + 3]
+            end = closer[i + w + 1]
             if end < n:
-                out.append(f"{line[done:i]}{open_tag}{line[i + 2 : end]}{close_tag}")
-                i = done = end + 2
+                out.append(f"{line[done:i]}{open_tag}{line[i + w : end]}{close_tag}")
+                i = done = end + w
                 continue
         i += 1
     return "".join(out) + line[done:]

@@ -83,3 +83,9 @@ def test_markup_in_new_blocks_is_still_escaped():
 def test_lists_nest_at_most_max_depth():
     html = to_html("".join(" " * i + "- x\n" for i in range(40)))
     assert html.count("<ul>") == MAX_DEPTH == html.count("</ul>") and html.count("<li>") == 40
+
+
+def test_single_underscores_are_emphasis_like_asterisks_but_not_inside_words():
+    html = to_html("_She waits._ my_var_name and __a thought__", {"action": "#111111"})
+    assert '<i><span style="color:#111111">She waits.</span></i>' in html
+    assert "my_var_name" in html and html.count("<i>") == 1 and "<u>" in html
