@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from app.core.appdata.settings_check import CHOICES, checked_value
+from app.core.appdata.choices import ChatLayout, KvType, LoreStrategy, Theme
+from app.core.appdata.settings_check import checked_value
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class Settings:
     n_threads: int = 0  # CPU threads for llama.cpp; 0: its own choice
     n_batch: int = 512  # prompt tokens evaluated per step
     flash_attn: bool = True  # smaller compute buffer; needed for a quantized V cache
-    kv_type: str = "f16"  # KV cache precision: f16, q8_0 or q4_0
+    kv_type: KvType = KvType.F16  # KV cache precision
     use_mmap: bool = True  # map the model file instead of reading it all in
     use_mlock: bool = False  # keep the model in RAM (never swapped out)
     session_cap_mb: int = 2048  # disk for saved chat sessions; 0 keeps none
@@ -112,7 +113,7 @@ class Settings:
     lore_min_activations_depth_max: int = 0  # ...but not past this depth; 0: the whole chat
     lore_max_recursion_steps: int = 0  # 0: unlimited
     lore_group_scoring: bool = False  # inclusion groups keep the entries matching most keys
-    lore_strategy: str = "character_first"  # or "evenly", "global_first"
+    lore_strategy: LoreStrategy = LoreStrategy.CHARACTER_FIRST  # merging books' lore
     # The author's note of a chat that has none of its own (SillyTavern's note defaults)
     note_default_text: str = ""
     note_default_position: int = 1  # 0: after the system block, 1: in the chat, 2: before it
@@ -127,9 +128,9 @@ class Settings:
     context_presets: list = field(default_factory=list)  # the user's context templates, so too
     context_template: str = ""  # for instruct presets; empty: the preset's own name, else Default
     enter_sends: bool = True  # Enter sends and Shift+Enter is a new line (else reversed)
-    theme: str = "system"  # system | light | dark
+    theme: Theme = Theme.SYSTEM
     font_size: int = 0  # points for the chat text; 0: the system's size
-    chat_layout: str = "bubbles"  # bubbles | book
+    chat_layout: ChatLayout = ChatLayout.BUBBLES
     speech_color: str = ""  # "quoted speech" in messages, #rrggbb; empty: the theme's
     action_color: str = ""  # *actions* in messages, #rrggbb; empty: the theme's
     thought_color: str = ""  # __thoughts__ in messages, #rrggbb; empty: the theme's
@@ -172,9 +173,7 @@ class Settings:
             if f.name in ("extra", "schema_version") or f.name not in raw:
                 continue
             default = getattr(defaults, f.name)
-            setattr(
-                settings, f.name, checked_value(f.name, raw[f.name], default, CHOICES.get(f.name))
-            )
+            setattr(settings, f.name, checked_value(f.name, raw[f.name], default))
         known = {f.name for f in fields(cls)}
         settings.extra = {k: v for k, v in raw.items() if k not in known}
         return settings

@@ -2,43 +2,35 @@
 
 A value of the right type passes as it is. A few values of another type are taken when the
 meaning is unambiguous and nothing is lost: a whole number written as a string ("8192") or
-as a float (8192.0) for an int field, a number for a float field. Anything else — a string
-for a bool, a list for an int, a value outside a field's choices — falls back to the default,
-with a warning in the log naming the field, so one bad hand edit never stops the app.
+as a float (8192.0) for an int field, a number for a float field, a word for an enum field
+(`choices.py`). Anything else — a string for a bool, a list for an int, a word that is none
+of an enum's — falls back to the default, with a warning in the log naming the field, so one
+bad hand edit never stops the app.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from enum import Enum
 from typing import Any
 
 log = logging.getLogger("app.core.appdata.settings")
-
-# Fields whose value must be one of a few words (the rest of the app switches on them).
-CHOICES: dict[str, tuple[str, ...]] = {
-    "kv_type": ("f16", "q8_0", "q4_0"),
-    "theme": ("system", "light", "dark"),
-    "chat_layout": ("bubbles", "book"),
-    "lore_strategy": ("character_first", "evenly", "global_first"),
-}
 
 # List fields whose items must be texts; other lists are only checked to be lists.
 TEXT_LISTS = frozenset({"prompt_order", "stop_strings"})
 
 
-def checked_value(name: str, value: Any, default: Any, choices: tuple[str, ...] | None) -> Any:
+def checked_value(name: str, value: Any, default: Any) -> Any:
     """`value` as the type of `default`, or `default` (with a warning) when it cannot be."""
     ok, converted = _convert(name, value, default)
-    if ok and choices is not None and converted not in choices:
-        ok = False
     if not ok:
         log.warning(
             "settings: %s = %.80r is not a valid %s; using the default %r",
             name,
             value,
-            _type_word(default, choices),
-            default,
+            _type_word(default),
+            str(default) if isinstance(default, Enum) else default,
         )
         return default
     if converted is not value and converted != value:
@@ -47,6 +39,11 @@ def checked_value(name: str, value: Any, default: Any, choices: tuple[str, ...] 
 
 
 def _convert(name: str, value: Any, default: Any) -> tuple[bool, Any]:
+    if isinstance(default, Enum):  # before str: a TextEnum is a str too
+        try:
+            return True, type(default)(value)
+        except (ValueError, TypeError):
+            return False, value
     if isinstance(default, bool):
         return isinstance(value, bool), value
     if isinstance(default, int):
@@ -97,9 +94,9 @@ def _as_str_list(value: Any) -> tuple[bool, Any]:
     return ok, value
 
 
-def _type_word(default: Any, choices: tuple[str, ...] | None) -> str:
-    if choices:
-        return "choice (one of " + ", ".join(choices) + ")"
+def _type_word(default: Any) -> str:
+    if isinstance(default, Enum):
+        return "choice (one of " + ", ".join(str(m.value) for m in type(default)) + ")"
     words = {
         bool: "true/false",
         int: "whole number",

@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from app.core.appdata import settings as settings_mod
+from app.core.appdata.choices import ChatLayout, KvType, Theme
 from app.core.appdata.settings import Settings, migrate
 
 
@@ -65,6 +66,23 @@ def test_a_bad_value_falls_back_to_its_default_with_a_warning_naming_it(
         assert name in caplog.text
     if name != "user_name":
         assert loaded.user_name == "Ann"  # the good values of the same file are kept
+
+
+def test_a_word_setting_reads_as_its_enum_and_is_saved_as_the_word(tmp_path):
+    path = tmp_path / "settings.json"
+    Settings.from_dict({"theme": "dark", "chat_layout": "book", "kv_type": "q4_0"}).save(path)
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert (saved["theme"], saved["chat_layout"], saved["kv_type"]) == ("dark", "book", "q4_0")
+    loaded = Settings.load(path)
+    assert (loaded.theme, loaded.chat_layout, loaded.kv_type) == (
+        Theme.DARK,
+        ChatLayout.BOOK,
+        KvType.Q4_0,
+    )
+    assert (
+        isinstance(loaded.theme, Theme)
+        and Settings.from_dict({"theme": ["dark"]}).theme is Theme.SYSTEM
+    )
 
 
 def test_a_list_that_is_not_of_texts_by_design_keeps_its_items():
