@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from dataclasses import replace
 
 from PySide6.QtCore import Qt
@@ -83,8 +85,8 @@ def _doc_text(window) -> str:
     return view.itemDelegate().document_for(opt, index).toPlainText()
 
 
-def test_an_engine_crash_keeps_what_was_written_and_offers_retry(qtbot, make_window):
-    """A crash's reply is "interrupted" with the cause in its info; it offers Retry too."""
+def test_a_stored_crashed_reply_offers_retry_until_a_good_one_replaces_it(qtbot, make_window):
+    """As a chat reopened after a crash holds it: "interrupted" with the cause in its info."""
     window = make_window()
     store, chat = window.ctx.store, window.controller.chat_id
     leaf = store.messages.active_leaf(chat)
@@ -96,3 +98,38 @@ def test_an_engine_crash_keeps_what_was_written_and_offers_retry(qtbot, make_win
     store.messages.update(mid, "Half a sentence.", "complete", {"model": "x"})
     window.controller.reload()
     assert _retry_point(window) is None
+
+
+def test_a_real_engine_crash_mid_reply_offers_retry_which_writes_it_after_a_reload(
+    qtbot, make_window, tiny_llama_path
+):
+    """The llama.cpp child is killed while it writes: the reply keeps its text, is marked
+    interrupted with the cause, nothing says "writing…"; once the model is loaded again,
+    Retry writes the reply anew."""
+    window = make_window(max_tokens=2000)
+    load(qtbot, window, tiny_llama_path)
+    worker = window.worker.worker
+    killed = []
+
+    def kill(_text: str) -> None:
+        if not killed:
+            killed.append(worker.engine._proc.pid)
+            os.kill(killed[0], signal.SIGKILL)
+
+    worker.token_batch.connect(kill)
+    with qtbot.waitSignal(window.controller.error, timeout=60000):
+        window.controller.send("Tell me a long story.")
+    worker.token_batch.disconnect(kill)
+    crashed = window.chat_model.messages()[-1]
+    assert killed and crashed.status == "interrupted" and crashed.gen_info["error"]
+    assert crashed.gen_info["error"] in _doc_text(window)
+    assert not window.controller.busy and not window.speed_label.text().startswith("writing")
+    point = _retry_point(window)
+    assert point is not None
+    load(qtbot, window, tiny_llama_path)  # the crash unloaded the model
+    window.ctx.settings.max_tokens = 8
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=60000):
+        qtbot.mouseClick(window.chat_view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    reply = window.chat_model.messages()[-1]
+    assert reply.status == "complete" and reply.parent_id == crashed.parent_id
+    assert reply.id != crashed.id and _retry_point(window) is None
