@@ -26,8 +26,13 @@ def test_a_counter_in_the_card_counts_sent_prompts_and_is_kept(qtbot, make_windo
     in its `chat_metadata.variables`."""
     window = make_window()
     load(qtbot, window, tiny_llama_path)
-    controller = window.controller
-    controller.card["description"] = "Visit number {{incvar::visits}}. {{frobnicate}}"
+    controller, store = window.controller, window.ctx.store
+    character = store.chats.character_of(controller.chat_id)
+    card = store.characters.card(character)
+    card["description"] = "Visit number {{incvar::visits}}. {{frobnicate}}"
+    store.characters.update(character, card)  # saved, as the card editor does
+    controller.open_chat(controller.chat_id)
+    assert "incvar" in controller.card["description"]
     first = _send(qtbot, window, "Hello")
     assert "Visit number 1." in first.text and first.unknown_macros == ["{{frobnicate}}"]
     second = _send(qtbot, window, "Again")
