@@ -33,6 +33,7 @@ from app.core.gguf.header import GGUFHeader
 from app.core.hub.downloads import human_size
 from app.gui.models.jobs import JobSlot, rate, time_left
 from app.gui.models.progress_job import ProgressJob
+from app.gui.models.states import ConversionState
 
 Verify = Callable[[Path], object]
 
@@ -124,7 +125,7 @@ class ConvertDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.path, self.verify = Path(path), verify
-        self.state = "asking"  # asking, converting, done, cancelled, failed
+        self.state = ConversionState.ASKING
         self._slot = JobSlot()
         self._meter = ConversionMeter()
         self.setWindowTitle(self.tr("Convert {0}").format(self.path.name))
@@ -165,7 +166,7 @@ class ConvertDialog(QDialog):
         self.setMinimumWidth(520)
 
     def start(self) -> None:
-        self.state = "converting"
+        self.state = ConversionState.CONVERTING
         for w in (self.convert_button, self.keep_button, self.remove_button):
             w.setEnabled(False)
         self.status.setText(self.tr("Converting…"))
@@ -183,7 +184,7 @@ class ConvertDialog(QDialog):
         show_conversion_progress(self.bar, self.status, self._meter, report)
 
     def _on_done(self, result) -> None:
-        self.state = "done"
+        self.state = ConversionState.DONE
         self.bar.setRange(0, 1000)
         self.bar.setValue(1000)
         self.status.setText(result.summary())
@@ -192,7 +193,7 @@ class ConvertDialog(QDialog):
         self.accept()
 
     def _on_failed(self, message: str) -> None:
-        self.state = "failed"
+        self.state = ConversionState.FAILED
         self.bar.setRange(0, 1000)
         self.status.setText(
             self.tr("The conversion failed; the original file is unchanged.\n{0}").format(message)
@@ -200,14 +201,14 @@ class ConvertDialog(QDialog):
         self.cancel_button.setText(self.tr("Close"))
 
     def _on_cancelled(self, message: str) -> None:
-        self.state = "cancelled"
+        self.state = ConversionState.CANCELLED
         self.bar.setRange(0, 1000)
         self.status.setText(message)
         self.cancel_button.setText(self.tr("Close"))
         self.cancel_button.setEnabled(True)
 
     def _on_cancel_clicked(self) -> None:
-        if self.state == "converting":
+        if self.state is ConversionState.CONVERTING:
             self.cancel_button.setEnabled(False)
             self.status.setText(self.tr("Cancelling…"))
             self._slot.cancel()
@@ -216,7 +217,7 @@ class ConvertDialog(QDialog):
 
     def reject(self) -> None:
         """Closing the window while converting cancels; the original stays untouched."""
-        if self.state == "converting":
+        if self.state is ConversionState.CONVERTING:
             self._slot.cancel()
             return
         super().reject()

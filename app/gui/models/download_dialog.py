@@ -65,6 +65,7 @@ from app.gui.models.convert_dialog import (
 from app.gui.models.fit_table import BADGES, Choice, FitTable, gb, machine_summary
 from app.gui.models.jobs import JobSlot, rate, time_left
 from app.gui.models.machine_probe import MachineProbe, provisional_machine
+from app.gui.models.states import DownloadState
 
 __all__ = ["DownloadDialog", "machine_summary"]  # machine_summary: the first-run guide's
 
@@ -103,7 +104,7 @@ class DownloadDialog(QDialog):
         self.machine, self.catalog, self.hub = machine, catalog, hub
         self.models_dir, self.n_ctx, self.verify = Path(models_dir), n_ctx, verify
         self.disk_usage = disk_usage
-        self.state = "idle"  # idle, downloading, converting, ready, cancelled, failed
+        self.state = DownloadState.IDLE
         self.result_path: Path | None = None
         self._active: Choice | None = None  # the choice being downloaded or converted
         self._headers, self._work, self._listing = JobSlot(), JobSlot(), JobSlot()
@@ -150,7 +151,7 @@ class DownloadDialog(QDialog):
         self.machine, self.probing = machine, False
         rec, _ = cat.evaluate(self.catalog, machine)
         self.machine_label.setText(machine_summary(machine, rec.usable_bytes))
-        if self.state in ("downloading", "converting"):
+        if self.state.busy:
             return
         self._show_catalog()
         if self._last_listing is not None:
@@ -292,8 +293,8 @@ class DownloadDialog(QDialog):
 
     def _clear_old_error(self) -> None:
         """A new attempt starts clean: no red message from the one before."""
-        if self.state == "failed":
-            self.state = "idle"
+        if self.state is DownloadState.FAILED:
+            self.state = DownloadState.IDLE
             self.progress_label.setText("")
             self.progress_label.setStyleSheet("")
             self.download_button.setText(self.tr("Download"))
@@ -334,7 +335,7 @@ class DownloadDialog(QDialog):
 
     # --- the selected row: why, layout, disk ---------------------------------------------
     def _on_selection(self) -> None:
-        if self.state in ("downloading", "converting"):
+        if self.state.busy:
             return
         choice = self.current_choice()
         self.download_button.setEnabled(
@@ -462,12 +463,12 @@ class DownloadDialog(QDialog):
     # --- download, then convert ----------------------------------------------------------
     def start_download(self) -> None:
         choice = self.current_choice()
-        if choice is None or self.state in ("downloading", "converting"):
+        if choice is None or self.state.busy:
             return
         self._active = choice
         self._headers.drop()
         self._clear_old_error()
-        self._set_busy("downloading")
+        self._set_busy(DownloadState.DOWNLOADING)
         repo, model, hub, dest = choice.repo_id, choice.model, self.hub, self.models_dir
 
         def work(report, cancel: threading.Event) -> Path:
@@ -490,9 +491,9 @@ class DownloadDialog(QDialog):
             name="download",
         )
 
-    def _set_busy(self, state: str) -> None:
+    def _set_busy(self, state: DownloadState) -> None:
         self.state = state
-        busy = state in ("downloading", "converting")
+        busy = state.busy
         self.bar.setVisible(busy or self.bar.isVisible())
         for w in (self.download_button, self.tabs, self.keep_original):
             w.setEnabled(not busy)
@@ -501,8 +502,9 @@ class DownloadDialog(QDialog):
             self.discard_button.setVisible(False)
         self.bar.setRange(0, 1000)
         self.progress_label.setStyleSheet("")
+        converting = state is DownloadState.CONVERTING
         self.cancel_button.setText(
-            self.tr("Cancel conversion") if state == "converting" else self.tr("Cancel download")
+            self.tr("Cancel conversion") if converting else self.tr("Cancel download")
         )
         if busy:
             self.bar.setValue(0)
@@ -533,7 +535,7 @@ class DownloadDialog(QDialog):
         if moe_layout(header) != "legacy":
             self._finish(path, header, converted=False)
             return
-        self._set_busy("converting")
+        self._set_busy(DownloadState.CONVERTING)
         self._meter = ConversionMeter()
         self.progress_label.setText(
             self.tr("Converting {0} to the current layout…").format(path.name)
@@ -561,7 +563,7 @@ class DownloadDialog(QDialog):
             if plan.mode == "partial" and experts is not None:
                 n_gpu, n_cpu_moe = experts.n_gpu_layers, experts.n_cpu_moe
         self.result_path = Path(path)
-        self._set_busy("ready")
+        self._set_busy(DownloadState.READY)
         self.bar.setValue(1000)
         done = "downloaded, verified and converted" if converted else "downloaded and verified"
         in_ram = f", experts of {n_cpu_moe} layers in RAM" if n_cpu_moe else ""
@@ -573,15 +575,15 @@ class DownloadDialog(QDialog):
         self.model_ready.emit(str(path), n_gpu, n_cpu_moe)
 
     def _on_failed(self, message: str) -> None:
-        self._set_busy("failed")
+        self._set_busy(DownloadState.FAILED)
         self.progress_label.setText(message)
         self.progress_label.setStyleSheet(ERROR_STYLE)
         self.download_button.setText(self.tr("Try again"))
         self._show_discard(self._active)
 
     def _on_cancelled(self, message: str) -> None:
-        was_download = self.state == "downloading"
-        self._set_busy("cancelled")
+        was_download = self.state is DownloadState.DOWNLOADING
+        self._set_busy(DownloadState.CANCELLED)
         self.progress_label.setText(message)
         self.download_button.setText(
             self.tr("Resume download") if was_download else self.tr("Convert again")
@@ -590,7 +592,7 @@ class DownloadDialog(QDialog):
 
     def _show_discard(self, choice: Choice | None) -> None:
         """Offered whenever a `.part` of this choice is on disk and nothing is running."""
-        idle = self.state not in ("downloading", "converting")
+        idle = not self.state.busy
         kept = (
             partial_bytes(self.models_dir, choice.files)
             if choice is not None and self.models_dir.exists()
@@ -605,7 +607,8 @@ class DownloadDialog(QDialog):
     def discard(self) -> None:
         """Delete the partial download of the selected (or last) choice; a part another window
         is writing is left alone, and that is said."""
-        choice = self._active if self.state in ("cancelled", "failed") else None
+        ended = self.state in (DownloadState.CANCELLED, DownloadState.FAILED)
+        choice = self._active if ended else None
         choice = choice or self.current_choice()
         if choice is None:
             return
@@ -615,7 +618,7 @@ class DownloadDialog(QDialog):
             self.progress_label.setText(str(exc))
             self.progress_label.setStyleSheet(ERROR_STYLE)
             return
-        self.state = "idle"
+        self.state = DownloadState.IDLE
         self.progress_label.setStyleSheet("")
         self.progress_label.setText(
             self.tr("Discarded the partial download ({0}).").format(human_size(freed))
@@ -627,7 +630,7 @@ class DownloadDialog(QDialog):
 
     def cancel(self) -> None:
         """Cancel the download (its .part is kept to resume) or the conversion."""
-        if self.state in ("downloading", "converting"):
+        if self.state.busy:
             self.cancel_button.setEnabled(False)
             self.progress_label.setText(self.tr("Cancelling…"))
             self._work.cancel()
