@@ -64,3 +64,17 @@ def test_a_quick_job_shows_no_dialog(qtbot):
     with qtbot.waitSignal(job.finished, timeout=5000) as done:
         job.start(lambda _r, _c: 42, on_success=lambda _v: None, on_failure=lambda _m: None)
     assert done.args == [SUCCEEDED] and job.dialog is None
+
+
+def test_a_job_whose_window_closed_delivers_nothing_late(qtbot):
+    parent = QWidget()
+    job = ProgressJob(parent, "Import", "Working…")
+    go, answers = threading.Event(), []
+    job.start(lambda _r, _c: go.wait(5), on_success=answers.append, on_failure=answers.append)
+    running = job.slot.job
+    parent.deleteLater()
+    qtbot.waitUntil(lambda: job.slot.job is None, timeout=2000)
+    go.set()
+    assert running.wait(5)
+    qtbot.wait(50)
+    assert answers == []

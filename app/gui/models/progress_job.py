@@ -55,7 +55,9 @@ class ProgressJob(QObject):
     def __init__(self, parent: QWidget, title: str, text: str, *, delay_ms: int = DELAY_MS) -> None:
         super().__init__(parent)
         self._parent, self.title, self.text = parent, title, text
-        self.slot = JobSlot()
+        self.slot = slot = JobSlot()
+        # Closed with its window mid-job: the late answer has no widgets left to go to.
+        self.destroyed.connect(lambda *_args: slot.drop())
         self._job: Job | None = None
         self.dialog: QProgressDialog | None = None
         self.outcome: str | None = None
