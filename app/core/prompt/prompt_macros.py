@@ -15,8 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from random import Random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from app.core.prompt.instruct import InstructPreset
 from app.core.prompt.macros import (
     CardFields,
     ChatState,
@@ -28,6 +29,10 @@ from app.core.prompt.macros import (
     instruct_values,
 )
 from app.core.prompt.presets import Message
+from app.core.prompt.story_string import ContextTemplate
+
+if TYPE_CHECKING:  # the builder imports this module
+    from app.core.prompt.builder import PromptInput
 
 # The headings SillyTavern's chat completion gives example dialogue (`new_example_chat_prompt`)
 # and the chat after it (`new_chat_prompt`), for formats without a context template.
@@ -37,27 +42,27 @@ _STATE_TAIL = 64  # the newest messages the chat-state macros look at
 
 
 def prompt_context(
-    inp: Any,
+    inp: PromptInput,
     *,
     char: str,
-    preset: Any | None,
-    context: Any | None,
+    preset: InstructPreset | None,
+    context: ContextTemplate | None,
     system_default: str,
     max_prompt: int,
     rng: Random | None,
     clock: Callable[[], datetime] | None,
     warn: Callable[[str], None],
 ) -> MacroContext:
-    """`inp` is the `PromptInput`; `preset`/`context` the instruct preset and context
-    template when the format is one (else None)."""
+    """`preset`/`context`: the instruct preset and context template when the format is
+    one (else None)."""
     card = inp.card
     macros = inp.macros
     names = MacroContext(char=char, user=inp.user_name, rng=rng, clock=clock, warn=warn)
     own_system = _text(card.get("system_prompt"))
     system = expand_macros(own_system or system_default, names, "the system prompt")
     default = expand_macros(system_default, names, "the system prompt")
-    separator = getattr(context, "example_separator", "") if context else ""
-    chat_start = getattr(context, "chat_start", "") if context else ""
+    separator = context.example_separator if context else ""
+    chat_start = context.chat_start if context else ""
     return replace(
         names,
         group=macros.group,
