@@ -108,8 +108,8 @@ def run_gui(args) -> int:
             from app.core.appdata.machine import read_machine
             from app.gui.first_run import maybe_first_run
 
-            window._first_run = maybe_first_run(window, read_machine)
-    window._focus_server = FocusServer(paths.data, window)
+            window.first_run = maybe_first_run(window, read_machine)
+    window.focus_server = FocusServer(paths.data, window)
     code = app.exec()
     ctx.close()
     lock.release()

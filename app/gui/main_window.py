@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -49,6 +50,14 @@ from app.gui.workers import WorkerThread
 from app.gui.worldinfo.authors_note import show_authors_note
 from app.gui.worldinfo.manager import show_world_info
 
+if TYPE_CHECKING:
+    from app.gui.characters.portrait_panel import PortraitPanel
+    from app.gui.chat.background import ChatBackground
+    from app.gui.chat.window_wiring import CharacterSwitch, PanelFolder
+    from app.gui.first_run import FirstRunDialog
+    from app.gui.single_instance import FocusServer
+    from app.gui.window_state import WindowState
+
 log = logging.getLogger(__name__)
 
 
@@ -60,6 +69,16 @@ class MainWindow(QMainWindow):
 
     model_loaded = Signal(object)  # ModelInfo, on the GUI thread
     model_failed = Signal(str)
+
+    # Added by `wire_chat` once the first chat is open (they need it to restore their state).
+    character_switch: CharacterSwitch
+    portrait_panel: PortraitPanel
+    chat_background: ChatBackground
+    window_state: WindowState
+    panel_folder: PanelFolder
+    # Added by `launch` after the window shows.
+    first_run: FirstRunDialog | None
+    focus_server: FocusServer
 
     def __init__(self, ctx: AppContext, worker: WorkerThread) -> None:
         super().__init__()

@@ -133,7 +133,7 @@ def _remember_library_view(state: WindowState, library) -> None:
     controls.changed.connect(save)
 
 
-class _PanelFolder(QObject):
+class PanelFolder(QObject):
     """Folds the portrait pane away when the window gets narrow (the chat needs the room)
     and brings it back when the window is wide again, unless the user folded it (by
     dragging the splitter)."""
@@ -192,7 +192,7 @@ def _portrait_panel(window) -> PortraitPanel:
         splitter.setStretchFactor(index, stretch)
     left, middle = splitter.sizes()[:2]
     splitter.setSizes([left, middle - PANEL_W, PANEL_W])
-    window.panel_folder = _PanelFolder(splitter, panel, window)
+    window.panel_folder = PanelFolder(splitter, panel, window)
 
     def show(*_args) -> None:
         chat = window.controller.chat_id
