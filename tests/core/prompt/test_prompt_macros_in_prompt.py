@@ -119,3 +119,19 @@ def test_instruct_macros_and_the_story_strings_own_macros():
     assert "Bob keeps the lighthouse.  \n" not in built.text
     assert "[<|im_end|>] Wednesday" in built.text
     assert built.unknown_macros == []
+
+
+def test_no_shipped_preset_or_context_template_leaves_a_macro_unknown():
+    """Every macro SillyTavern's shipped instruct presets and context templates use is known."""
+    from app.core.prompt.instruct import InstructTemplate, shipped_context, shipped_instruct
+
+    card = {**CARD, "mes_example": "<START>\n{{user}}: Hi\n{{char}}: Yo"}
+    presets, contexts = shipped_instruct(), shipped_context()
+    pairs = [(p, contexts["Default"]) for p in presets.values()]
+    pairs += [(presets["ChatML"], c) for c in contexts.values()]
+    for preset_, context in pairs:
+        built = build(
+            [Message("user", "Hi")], card=card, template=InstructTemplate(preset_, context)
+        )
+        assert built.unknown_macros == [], (preset_.name, context.name)
+        assert "{{" not in built.text, (preset_.name, context.name)
