@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from app.core.appdata.choices import ChatLayout, KvType, LoreStrategy, Theme
 from app.core.appdata.settings_check import checked_value
@@ -27,10 +28,10 @@ SCHEMA_VERSION = 2
 
 # schema_version N -> a function taking a version-N dict and returning a version N+1 dict.
 # Add one whenever a field is renamed or its meaning changes; bump SCHEMA_VERSION with it.
-Migration = Callable[[dict], dict]
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def _v1_to_v2(raw: dict) -> dict:
+def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
     """Version 1 saved every field, so its defaults were written out as if chosen. Where a
     default changed meaning, a value equal to the old default is taken as untouched and
     gets the new one: the context size from the model (0) instead of a fixed 4096, and
@@ -87,7 +88,7 @@ class Settings:
     persona: str = ""  # the persona's description
     template: str = "auto"  # "auto": the model's own chat template, else a preset name
     system_prompt: str = ""  # used when a card has none; empty: Parlor's default
-    prompt_order: list = field(
+    prompt_order: list[str] = field(
         default_factory=lambda: [
             "system",
             "description",
@@ -100,7 +101,7 @@ class Settings:
             "post_history",
         ]
     )  # parts after "history" follow the chat
-    stop_strings: list = field(default_factory=list)  # more strings that end a reply
+    stop_strings: list[str] = field(default_factory=list)  # more strings that end a reply
     lore_scan_depth: int = 2  # how many recent messages lore keys are looked for in
     lore_budget_tokens: int = 0  # a cap on activated lore, in tokens; 0: none
     # World info as a new SillyTavern install has it (public/scripts/world-info.js)
@@ -124,8 +125,8 @@ class Settings:
     trim_reply_names: bool = True  # clean-up: drop "Name:" the model writes (SillyTavern: on)
     trim_incomplete_sentences: bool = False  # clean-up: cut after the last sentence end
     single_line: bool = False  # clean-up: replies end at their first line break
-    instruct_presets: list = field(default_factory=list)  # the user's: SillyTavern JSON texts
-    context_presets: list = field(default_factory=list)  # the user's context templates, so too
+    instruct_presets: list[Any] = field(default_factory=list)  # the user's: SillyTavern JSON texts
+    context_presets: list[Any] = field(default_factory=list)  # the user's context templates, so too
     context_template: str = ""  # for instruct presets; empty: the preset's own name, else Default
     enter_sends: bool = True  # Enter sends and Shift+Enter is a new line (else reversed)
     theme: Theme = Theme.SYSTEM
@@ -136,11 +137,13 @@ class Settings:
     thought_color: str = ""  # __thoughts__ in messages, #rrggbb; empty: the theme's
     # a character's chat background (its id, as text -> a picture in data/backgrounds);
     # a chat's own background (in the chat's extra) comes first
-    character_backgrounds: dict = field(default_factory=dict)
+    character_backgrounds: dict[str, str] = field(default_factory=dict)
     hf_endpoint: str = ""  # a Hugging Face mirror; empty: HF_ENDPOINT or the hub
     first_run_done: bool = False  # the first-run guide was finished or skipped
     log_text: bool = False  # the log may quote chat text (for bug reports); else lengths
-    extra: dict = field(default_factory=dict)  # keys this version does not know, kept as-is
+    extra: dict[str, Any] = field(
+        default_factory=dict
+    )  # keys this version does not know, kept as-is
 
     @classmethod
     def load(cls, path: Path) -> Settings:
@@ -165,7 +168,7 @@ class Settings:
         return cls.from_dict(migrate(raw))
 
     @classmethod
-    def from_dict(cls, raw: dict) -> Settings:
+    def from_dict(cls, raw: dict[str, Any]) -> Settings:
         """Typed settings from a dict; each value of the wrong type is replaced by its default."""
         defaults = cls()
         settings = cls()
@@ -204,8 +207,10 @@ def _remove_stale_temp_files(path: Path) -> None:
 
 
 def migrate(
-    raw: dict, migrations: dict[int, Migration] | None = None, target: int = SCHEMA_VERSION
-) -> dict:
+    raw: dict[str, Any],
+    migrations: dict[int, Migration] | None = None,
+    target: int = SCHEMA_VERSION,
+) -> dict[str, Any]:
     """Bring a settings dict from its `schema_version` up to `target`, one step at a time.
 
     A file from a newer Parlor (a version above `target`) is read as it is: its known fields
