@@ -1,6 +1,6 @@
 """What the store's list and info methods return: frozen values, never database rows.
 
-The GUI and the commands read these by attribute (C9: typed values across layers), so a
+The GUI and the commands read these by attribute (C18: typed values across layers), so a
 renamed column is a type error in one place instead of a `KeyError` in many.
 """
 

@@ -1,4 +1,4 @@
-"""Where the download dialog and the conversion dialog are, as enums (C9: no bare strings)."""
+"""Where the download dialog and the conversion dialog are, as enums (C18: typed values, not bare words)."""
 
 from __future__ import annotations
 
