@@ -1,4 +1,4 @@
-"""Where the download dialog and the conversion dialog are, as enums (C18: typed values, not bare words)."""
+"""Where the download and conversion dialogs are, as enums (C18: typed values, not words)."""
 
 from __future__ import annotations
 
