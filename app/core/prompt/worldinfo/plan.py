@@ -138,6 +138,8 @@ class Plan:
     always_set: frozenset[WIEntry]
     # entries only their keys decide: no flag that blocks or forces them, no decorator
     keyed_only: frozenset[WIEntry]
+    # keyed_only entries whose keys are all plain: woken means a key is in the text
+    exact: frozenset[WIEntry]
     by_depth: dict[int | None, KeyIndex]  # entries' own scan depth (None: the global one)
     levels: list[int]  # delay-until-recursion levels, ascending
     by_hash: dict[str, WIEntry]  # timed entries, for their stored effects
@@ -166,6 +168,7 @@ _LOCK = threading.Lock()
 
 def _compile(entries: list[WIEntry], settings: WorldInfoSettings) -> Plan:
     always: list[WIEntry] = []
+    exact: list[WIEntry] = []
     by_depth: dict[int | None, KeyIndex] = {}
     for e in entries:
         if e.disabled:
@@ -180,12 +183,15 @@ def _compile(entries: list[WIEntry], settings: WorldInfoSettings) -> Plan:
         for spec in specs:
             if spec is not None:
                 index.add(e, *spec[:2], case, spec[2])
+        if specs and all(spec is not None and spec[0] != BY_REGEX for spec in specs):
+            exact.append(e)  # a /regex/ key's required text is no proof of a match
     return Plan(
         entries=entries,
         index={e: i for i, e in enumerate(entries)},
         always=always,
         always_set=frozenset(always),
         keyed_only=frozenset(e for e in entries if e.keys and not _flagged(e)),
+        exact=frozenset(e for e in exact if not _flagged(e)),
         by_depth=by_depth,
         levels=sorted({e.delay_until_recursion for e in entries if e.delay_until_recursion}),
         by_hash={e.hash: e for e in entries if e.hash},

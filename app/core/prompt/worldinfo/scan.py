@@ -147,6 +147,7 @@ class _Scan:
         self.why: dict[WIEntry, str] = {}
         self.lost: dict[WIEntry, str] = {}  # first reason an entry lost in its group
         self.matched: dict[WIEntry, str] = {}  # the key found; where is worked out at the end
+        self.found_in: dict[WIEntry, Joined] = {}  # for `plan.exact` entries: the text
         self.rolls: dict[WIEntry, str] = {}
         self.cut: list[WIEntry] = []
         self._missing: dict[WIEntry, tuple[int, int]] = {}  # (depth, parts) of a failed look
@@ -376,14 +377,14 @@ class _Scan:
 
     def _keys_match(self, e: WIEntry, state: ScanState) -> bool:
         hay = self.buffer.get(e, state)
-        if e in self.plan.always_set:  # the cheap test first, then each key with its macros
+        if e in self.plan.exact:  # woken by a key the tables found: which one, when asked
+            primary = ""
+            self.found_in[e] = hay
+        elif e in self.plan.always_set:  # the cheap test first, then each key with its macros
             may = self._may_match(e, hay)
             primary = next((k for k in e.keys if self._has(e, k, hay)), None) if may else None
         else:  # woken by the plan's tables: no macro in its keys, each read stripped
-            case, whole = self._rules(e)
-            primary = next(
-                (k for k in e.keys if hay.has(k, case_sensitive=case, whole_words=whole)), None
-            )
+            primary = self._first_key(e, hay)
         if primary is None:
             depth = self.buffer.entry_depth(e)
             self.why[e] = f"no key found in the last {depth} messages"
@@ -391,6 +392,7 @@ class _Scan:
                 self._missing[e] = (depth, len(hay.parts))
             return False
         if e.selective and e.secondary and not self._secondary(e, hay):
+            primary = primary or self._first_key(e, hay)
             self.why[e] = (
                 f"key '{primary}' found, but the secondary keys fail "
                 f"{e.logic.name.replace('_', ' ')}"
@@ -404,15 +406,21 @@ class _Scan:
             self.why[e] = f"key '{primary}' found, but @@exclude_keys '{excluded}' too"
             return False
         self.why[e] = _KEY_FOUND
-        self.matched[e] = primary
+        if primary:
+            self.matched[e] = primary
         return True
+
+    def _first_key(self, e: WIEntry, hay: Joined) -> str | None:
+        """The first of `e`'s keys (no macro in them) that is in `hay`."""
+        case, whole = self._rules(e)
+        return next((k for k in e.keys if hay.has(k, case_sensitive=case, whole_words=whole)), None)
 
     def _explain(self, e: WIEntry) -> None:
         """The reason in words; where a key was found is looked up only now (it costs a scan
         of each message, and most matches never need it)."""
         if self.why.get(e) is _KEY_FOUND:
             case, whole = self._rules(e)
-            key = self.matched[e]
+            key = self.matched.get(e) or self._first_key(e, self.found_in[e]) or "?"
             self.why[e] = f"key '{key}' in {self.buffer.where(self._key(key), e, case, whole)}"
         if e in self.rolls and not self.why[e].startswith(("cut by", "group")):
             self.why[e] += f"; {self.rolls[e]}"
