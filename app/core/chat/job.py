@@ -10,7 +10,7 @@ only counts what is new.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app.core.appdata.settings import Settings
@@ -36,6 +36,7 @@ from app.core.prompt.instruct import (
     instruct_template,
     shipped_instruct,
 )
+from app.core.prompt.macros import Variables
 from app.core.prompt.worldinfo import Strategy, WorldInfoSettings
 from app.core.prompt.worldinfo.in_prompt import LoreInput
 from app.core.store import Message, Store
@@ -275,16 +276,28 @@ def world_info_settings(settings: Settings) -> WorldInfoSettings:
     )
 
 
-def greetings(card: dict[str, Any], user_name: str) -> list[str]:
-    """The card's first message and alternate greetings, macros filled in, as chat roots."""
+def greetings(
+    card: dict[str, Any], user_name: str, variables: Variables | None = None
+) -> list[str]:
+    """The card's first message and alternate greetings, macros filled in, as chat roots.
+
+    With `variables`, the first greeting's `{{setvar}}`s write them (SillyTavern runs the
+    shown greeting's macros when it shows it); the others only read. Without, variable
+    macros are left for the prompt."""
     ctx = MacroContext(char=str(card.get("nickname") or card.get("name") or ""), user=user_name)
     texts = [("first_mes", card.get("first_mes") or "")]
     texts += [
         (f"alternate_greetings[{i}]", t)
         for i, t in enumerate(card.get("alternate_greetings") or [])
     ]
-    # Bounded: over budget, a greeting is stored as written (with a logged warning).
-    return [expand_macros(t, ctx, f"the card's {where}") for where, t in texts if t] or [""]
+    out: list[str] = []
+    for where, text in texts:
+        if not text:
+            continue
+        own = variables if variables is None or not out else variables.reader()
+        # Bounded: over budget, a greeting is stored as written (with a logged warning).
+        out.append(expand_macros(text, replace(ctx, variables=own), f"the card's {where}"))
+    return out or [""]
 
 
 SAMPLER_KEYS = (

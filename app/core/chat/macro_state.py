@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
+from app.core.chat.job import greetings
 from app.core.prompt import BuiltPrompt, PromptInput
 from app.core.prompt.macros import ChatState, MacroInput, Variables, chat_state
 from app.core.store import Message, Store
@@ -84,3 +86,16 @@ def remember_variables(store: Store, chat_id: int, built: BuiltPrompt) -> None:
         stored.save_chat(chat_id, variables.chat)
     if "global" in variables.changed:
         stored.save_global(variables.glob)
+
+
+def new_chat(store: Store, character_id: int, card: dict[str, Any], user: str) -> int:
+    """A chat with the card's greetings, macros filled in; what the first greeting's
+    `{{setvar}}`s write is the new chat's (and the global) variables from the start."""
+    variables = Variables(glob=VariableStore(store).global_(), stored=True)
+    chat_id = store.chats.new(character_id, greetings(card, user, variables))
+    stored = VariableStore(store)
+    if "chat" in variables.changed:
+        stored.save_chat(chat_id, variables.chat)
+    if "global" in variables.changed:
+        stored.save_global(variables.glob)
+    return chat_id

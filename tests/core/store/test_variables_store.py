@@ -113,3 +113,24 @@ def test_a_prompt_that_started_without_the_chats_variables_never_overwrites_them
     assert built.variables is not None and built.variables.changed == {"chat"}
     remember_variables(store, chat_id, built)
     assert VariableStore(store).chat(chat_id) == {"mood": "calm"}
+
+
+def test_a_new_chats_first_greeting_sets_its_variables(store):
+    """SillyTavern substitutes the shown greeting (`messageFormatting` for message 0, and
+    `Generate`'s `chat[0].mes = substituteParams(...)`): its `{{setvar}}` runs once, and the
+    greeting is kept without it. An alternate greeting only reads."""
+    from app.core.chat.macro_state import new_chat
+
+    card = {
+        "name": "Bob",
+        "first_mes": "{{setvar::met::yes}}{{incglobalvar::chats}}Welcome, {{user}}.",
+        "alternate_greetings": ["{{setvar::met::no}}Hi ({{getvar::met}})."],
+    }
+    character = store.characters.add(card)
+    chat_id = new_chat(store, character, card, "Ann")
+    path = store.messages.active_path(chat_id)
+    assert path[0].text == "1Welcome, Ann."  # {{incglobalvar}} gives the new value
+    assert VariableStore(store).chat(chat_id) == {"met": "yes"}
+    assert VariableStore(store).global_() == {"chats": 1}
+    swipes = [store.messages.get(i).text for i in store.messages.sibling_ids(path[0].id)]
+    assert "Hi (yes)." in swipes
