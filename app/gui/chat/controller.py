@@ -23,11 +23,10 @@ from app.core.chat.job import (
     PromptJob,
     TokenCounter,
     chat_persona_of,
-    greetings,
     prompt_input,
     sampling_from,
 )
-from app.core.chat.macro_state import macro_input, remember_variables, with_macros
+from app.core.chat.macro_state import macro_input, new_chat, remember_variables, with_macros
 from app.core.chat.world_info import default_note, lore_input, remember_lore_state
 from app.core.engine import ModelInfo, StreamStats
 from app.core.prompt import PromptInput
@@ -100,7 +99,7 @@ class ChatController(QObject):
         card = self.ctx.store.characters.card(character_id)
         default = self.ctx.store.personas.default()
         user = default["name"] if default else self.ctx.settings.user_name
-        return self.ctx.store.chats.new(character_id, greetings(card, user))
+        return new_chat(self.ctx.store, character_id, card, user)
 
     def open_chat(self, chat_id: int) -> None:
         self.commit_delete()
