@@ -378,7 +378,7 @@ class _Scan:
     def _keys_match(self, e: WIEntry, state: ScanState) -> bool:
         hay = self.buffer.get(e, state)
         if e in self.plan.exact:  # woken by a key the tables found: which one, when asked
-            primary = ""
+            primary: str | None = ""
             self.found_in[e] = hay
         elif e in self.plan.always_set:  # the cheap test first, then each key with its macros
             may = self._may_match(e, hay)
