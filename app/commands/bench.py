@@ -53,6 +53,7 @@ BENCHMARKS = {
     },
     "worldinfo": lambda m, a, _model: m.worldinfo_bench.measure(turns=5 if a.quick else 30),
     "imports": lambda m, a, _model: {"imports": m.import_bench.run(quick=a.quick)},
+    "gui_scale": lambda m, a, _model: {"gui_scale": m.gui_scale.run(quick=a.quick)},
 }
 
 
@@ -80,6 +81,7 @@ def _import_bench():
 
     from bench import (
         engine_bench,
+        gui_scale,
         import_bench,
         open_chat,
         overflow,
@@ -91,6 +93,7 @@ def _import_bench():
     return types.SimpleNamespace(
         engine_bench=engine_bench,
         import_bench=import_bench,
+        gui_scale=gui_scale,
         open_chat=open_chat,
         overflow=overflow,
         prompt_bench=prompt_bench,
@@ -131,6 +134,18 @@ def run_bench(args) -> int:
 
 def _table(r: dict) -> str:
     rows = _engine_rows(r) if "stream_ratio" in r else []
+    for size, g in r.get("gui_scale", {}).items():
+        rows.append(
+            (
+                f"gui_scale {size}",
+                f"{g['worst_blocked_ms']:.1f}",
+                "ms longest GUI-thread block ("
+                + ", ".join(
+                    f"{k} {v['blocked_ms']:.0f}" for k, v in g.items() if isinstance(v, dict)
+                )
+                + f"; medians of {g['rounds']} rounds)",
+            )
+        )
     if "imports" in r:
         i = r["imports"]
         rows.append(

@@ -193,6 +193,19 @@ def test_search_without_hits_says_so_and_clearing_shows_the_list(qtbot, dialog):
     assert dialog.delete_button.isEnabled()
 
 
+def test_search_runs_in_the_background_and_lists_the_newest_hits_first(qtbot, dialog, world):
+    alice = world[0]
+    lines = ["Hello!", *(f"atlas page {i}" for i in range(34))]
+    archive = add_chat(dialog.store, alice, "Archive", lines, 500)
+    with qtbot.waitSignal(dialog.searched) as done:
+        dialog.search("atlas")
+        assert dialog.hit_chat_ids() == []  # nothing yet: the search has only started
+    assert done.args == [len(dialog.hit_chat_ids())] and done.args[0] >= 34
+    assert dialog.hit_chat_ids()[:34] == [archive] * 34
+    first = dialog.hits.item(0).text()
+    assert first.startswith("Alice · Archive\n") and "page 33" in first
+
+
 def test_open_button_on_search_results_opens_the_chosen_hit(qtbot, dialog, world):
     with qtbot.waitSignal(dialog.searched):
         dialog.search("atlas")

@@ -119,9 +119,18 @@ class Chats(StorePart):
         with self._tx() as c:
             c.execute("UPDATE chats SET title = ? WHERE id = ?", (title, chat_id))
 
+    def persona_of(self, chat_id: int) -> int | None:
+        """The persona the chat chose (None: the default one), without counting messages."""
+        rows = self._query("SELECT persona_id FROM chats WHERE id = ?", (chat_id,))
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
     def extra(self, chat_id: int) -> dict[str, Any]:
-        """Fields an imported chat file carried (SillyTavern metadata), kept for export."""
-        raw = self.info(chat_id).extra
+        """Fields an imported chat file carried (SillyTavern metadata), kept for export.
+        Read alone: `info` counts the chat's messages, which a long chat feels at each reply."""
+        rows = self._query("SELECT extra FROM chats WHERE id = ?", (chat_id,))
+        if not rows:
+            raise StoreError(f"No chat with id {chat_id}")
+        raw = rows[0]["extra"]
         value = json.loads(raw) if raw else {}
         return value if isinstance(value, dict) else {}
 

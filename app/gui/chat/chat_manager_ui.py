@@ -40,7 +40,7 @@ class ChatManagerUi(QObject):
 
     def show_header_personas(self) -> None:
         chat = self._controller.chat_id
-        own = self._store.chats.info(chat).persona_id if chat is not None else None
+        own = self._store.chats.persona_of(chat) if chat is not None else None
         self._header.show_personas(self._store.personas.list(), own)
 
     def show_chats(self) -> ChatsDialog | None:

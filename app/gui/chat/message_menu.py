@@ -38,9 +38,7 @@ class ChatViewActions(QObject):
         self._view.verticalScrollBar().valueChanged.connect(self._maybe_load_earlier)
 
     def _message_at(self, row: int):
-        messages = self._model.messages()
-        offset = len(messages) - self._model.rowCount()
-        return messages[offset + row] if 0 <= row < self._model.rowCount() else None
+        return self._model.message_at(row)
 
     def show_menu(self, pos: QPoint) -> None:
         msg = self._message_at(self._view.indexAt(pos).row())
@@ -76,14 +74,16 @@ class ChatViewActions(QObject):
 
     def edit_last_user_message(self) -> None:
         """Up in an empty composer: edit in place (Enter saves, Esc cancels)."""
-        users = [m for m in self._model.messages() if m.role == "user"]
+        if self._model.has_later():  # Find left the window up the path: back to the end
+            self._controller.reload()
+        users = [m for m in self._model.loaded() if m.role == "user"]
         if users and self.ops is not None and not self._controller.busy:
             self.ops.edit(users[-1].id)
 
     def swipe_last(self, step: int) -> None:
-        messages = self._model.messages()
-        if messages and messages[-1].role == "assistant":
-            self._controller.swipe(messages[-1].id, step)
+        last = self._model.newest()  # one row, however long the chat
+        if last is not None and last.role == "assistant":
+            self._controller.swipe(last.id, step)
 
     def _swipe_row(self, row: int, step: int) -> None:
         msg = self._message_at(row)
@@ -91,7 +91,8 @@ class ChatViewActions(QObject):
             self._controller.swipe(msg.id, step)
 
     def _on_rows_inserted(self, _parent, _first: int, last: int) -> None:
-        if last == self._model.rowCount() - 1:  # a new message, not an earlier page
+        # a new message, not an earlier page (nor the next page below a Find hit)
+        if last == self._model.rowCount() - 1 and not self._model.paging:
             self._view.scrollToBottom()
 
     def _maybe_load_earlier(self, value: int) -> None:

@@ -92,14 +92,12 @@ class MessageOps(QObject):
 
     # --- actions ----------------------------------------------------------------------
     def _row_of(self, message_id: int) -> int:
-        ids = [m.id for m in self.model.messages()]
-        if message_id not in ids:
-            return -1
-        return ids.index(message_id) - (len(ids) - self.model.rowCount())
+        return self.model.row_of(message_id)
 
     def _on_action(self, row: int, name: str) -> None:
-        messages = self.model.messages()
-        msg = messages[len(messages) - self.model.rowCount() + row]
+        msg = self.model.message_at(row)  # the pages shown: never the whole path
+        if msg is None:
+            return
         if name == "edit":
             self.edit(msg.id)
         elif name == "copy":
