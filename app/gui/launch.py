@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -110,6 +111,10 @@ def run_gui(args) -> int:
 
             window.first_run = maybe_first_run(window, read_machine)
     window.focus_server = FocusServer(paths.data, window)
+    # Everything made so far (Qt wrappers, the catalog, presets) lives as long as the app:
+    # out of the collector's sight, a full collection on the GUI thread scans only what the
+    # chat makes since (measured: the longest pause during a big import, 300 ms → 120–200 ms).
+    gc.freeze()
     code = app.exec()
     ctx.close()
     lock.release()
