@@ -217,9 +217,12 @@ class Child:
             self.llm.reset()  # a half-applied state must not be trusted either
             stats.reused_tokens = 0
             return True
-        tokens[:] = with_saved_ids(self.pieces, *self.text, tokens, saved, self.llm.n_ctx())
-        stats.prompt_tokens = len(tokens)
         plan = kv_shift.plan_reuse(saved, tokens, keep, self.shift_off)
+        spliced = with_saved_ids(self.pieces, *self.text, tokens, saved, self.llm.n_ctx())
+        other = kv_shift.plan_reuse(saved, spliced, keep, self.shift_off)
+        if other.reused > plan.reused:  # the saved lines' ids help only where they match more
+            tokens[:], plan = spliced, other
+        stats.prompt_tokens = len(tokens)
         stats.full_read_reason = ""
         self._shift(plan, stats)  # without runs to move, generate keeps just the prefix
         stats.reused_tokens = stats.restored_tokens = (

@@ -27,6 +27,7 @@ and each payload's SHA-256 matches; anything else is rejected with a note for th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -225,7 +226,8 @@ class SessionStore:
             raise
 
     def used(self, index: FileIndex) -> None:
-        os.utime(index.path)  # least recently *used*: reading counts for the cap
+        with contextlib.suppress(OSError):  # least recently *used*: reading counts for the cap
+            os.utime(index.path)
 
     # --- planning a save -----------------------------------------------------------------
     def plan(
