@@ -12,8 +12,11 @@ text (the chat window, each piece of lore added by recursion) is run against the
 
 The union over the parts is a superset of the entries that can match (a plain key cannot span
 two parts: the joiner holds `\\x01`, which no such key holds), and only those get the exact,
-per-entry look in `scan.py`. Entries whose keys hold a macro, a regex without a required text,
-a key with `\\x01`, or that are constant or decorated, are looked at in every pass.
+per-entry look in `scan.py`. For plain keys the tables are exact, not a superset: an entry
+with plain keys only that they wake is matched (`Plan.exact`). Each part's answer is the union
+of its pieces' (messages, fired entries' texts), kept by text from turn to turn. Entries whose
+keys hold a macro, a regex without a required text, a key with `\\x01`, or that are constant
+or decorated, are looked at in every pass.
 """
 
 from __future__ import annotations
