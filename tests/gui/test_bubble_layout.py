@@ -77,14 +77,25 @@ def test_hostile_text_paints_one_bubble_quickly(qtbot, make_window, text):
     index = window.chat_model.index(window.chat_model.rowCount() - 1)
     opt = _option(view, index)
     size = delegate.sizeHint(opt, index)  # the layout, once, as the view does
-    opt.rect = QRect(0, 0, opt.rect.width(), min(size.height(), 2000))  # as laid out
-    image = QImage(opt.rect.size(), QImage.Format.Format_ARGB32)
+    # painted as the view paints a row taller than itself: the whole row's rectangle, the
+    # painter clipped to the viewport
+    opt.rect = QRect(0, 0, opt.rect.width(), size.height())
+    image = QImage(view.viewport().size(), QImage.Format.Format_ARGB32)
+    image.fill(0)
     painter = QPainter(image)
+    painter.setClipRect(image.rect())
     start = time.perf_counter()
     delegate.paint(painter, opt, index)
     elapsed = time.perf_counter() - start
     painter.end()
     assert elapsed < 0.1, f"{elapsed * 1000:.0f} ms"
+    text_area = image.copy(QRect(60, 40, image.width() - 120, image.height() - 60))
+    shades = {
+        text_area.pixel(x, y)
+        for x in range(0, text_area.width(), 3)
+        for y in range(0, text_area.height(), 3)
+    }
+    assert len(shades) > 5  # the text is drawn, not clipped away
 
 
 @pytest.mark.parametrize("text", ["", "Hi", "word " * 400])

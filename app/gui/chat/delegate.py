@@ -235,10 +235,13 @@ class MessageDelegate(QStyledItemDelegate):
         if index.row() != self.editing_row:
             painter.translate(bubble.left() + PAD, bubble.top() + PAD + HEADER)
             shown = QRectF(0, 0, bubble.width() - 2 * PAD + 1, doc.size().height())
-            # only the lines in the row's rectangle: a 1 MB message is thousands of lines
+            # only the lines in sight (the row's rectangle, the part of the view being
+            # painted): a 1 MB message is thousands of lines
             shown = shown.intersected(
                 QRectF(option.rect).translated(-bubble.left() - PAD, -bubble.top() - PAD - HEADER)
             )
+            if painter.hasClipping():
+                shown = shown.intersected(painter.clipBoundingRect())
             painter.setClipRect(shown)
             ctx = QAbstractTextDocumentLayout.PaintContext()
             ctx.clip = shown
