@@ -25,6 +25,7 @@ from PySide6.QtGui import (
     QTextDocument,
 )
 from PySide6.QtWidgets import (
+    QAbstractScrollArea,
     QApplication,
     QStyle,
     QStyledItemDelegate,
@@ -237,9 +238,11 @@ class MessageDelegate(QStyledItemDelegate):
             shown = QRectF(0, 0, bubble.width() - 2 * PAD + 1, doc.size().height())
             # only the lines in sight (the row's rectangle, the part of the view being
             # painted): a 1 MB message is thousands of lines
-            shown = shown.intersected(
-                QRectF(option.rect).translated(-bubble.left() - PAD, -bubble.top() - PAD - HEADER)
-            )
+            origin = (-bubble.left() - PAD, -bubble.top() - PAD - HEADER)
+            shown = shown.intersected(QRectF(option.rect).translated(*origin))
+            if isinstance(option.widget, QAbstractScrollArea):  # the view's visible part
+                visible = QRectF(option.widget.viewport().rect()).translated(*origin)
+                shown = shown.intersected(visible)
             if painter.hasClipping():
                 shown = shown.intersected(painter.clipBoundingRect())
             painter.setClipRect(shown)
