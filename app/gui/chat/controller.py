@@ -93,12 +93,12 @@ class ChatController(QObject):
     # --- chats -------------------------------------------------------------------------
     def open_character(self, character_id: int) -> None:
         chats = self.ctx.store.chats.of_character(character_id)
-        self.open_chat(chats[0]["id"] if chats else self.new_chat(character_id))
+        self.open_chat(chats[0].id if chats else self.new_chat(character_id))
 
     def new_chat(self, character_id: int) -> int:
         card = self.ctx.store.characters.card(character_id)
         default = self.ctx.store.personas.default()
-        user = default["name"] if default else self.ctx.settings.user_name
+        user = default.name if default else self.ctx.settings.user_name
         return new_chat(self.ctx.store, character_id, card, user)
 
     def open_chat(self, chat_id: int) -> None:
