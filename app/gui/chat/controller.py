@@ -462,7 +462,9 @@ class ChatController(QObject):
             return
         self._target.text += text
         if self._target.kind == "reply":
-            self.model.append_text(text)
+            # the whole text, not the piece: the row may have been re-read from the store
+            # (a Find jump and back) with only the last save's text
+            self.model.update_last(text=self._target.text)
         else:
             self.impersonation.emit(text)
 

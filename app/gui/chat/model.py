@@ -248,8 +248,9 @@ class ChatModel(QAbstractListModel):
             self.dataChanged.emit(self.index(row), self.index(row))
 
     def update_last(self, **changes) -> None:
-        """Replace fields of the newest message (the reply being streamed)."""
-        if not self._messages:
+        """Replace fields of the newest message (the reply being streamed); nothing while
+        the window shows a page further up (after a Find jump): the row is not loaded."""
+        if not self._messages or self._has_later:
             return
         self._messages[-1] = replace(self._messages[-1], **changes)
         index = self.index(len(self._messages) - 1)
