@@ -251,7 +251,8 @@ def test_branch_here_starts_a_new_chat_with_the_path_so_far(qtbot, make_window, 
     _reply_once(qtbot, window, "second")
     original = window.controller.chat_id
     first_user = [m for m in window.chat_model.messages() if m.text == "first"][0]
-    window.chat_actions.branch_here(first_user.id)
+    with qtbot.waitSignal(window.chat_actions.branched):  # written on a background thread
+        window.chat_actions.branch_here(first_user.id)
     assert window.controller.chat_id != original
     assert [m.text for m in window.chat_model.messages()][-1] == "first"
     assert window.header.chats.count() == 2

@@ -197,16 +197,15 @@ class Chats(StorePart):
         message with its swipes (as SillyTavern's branch copies the messages with theirs)."""
         msg = self._store.messages.get(message_id)
         path = self._ancestors(message_id)
-        wanted = set(path)
-        for on_the_way in path:
-            wanted.update(self._store.messages.sibling_ids(on_the_way))
-        rows = [
-            r
-            for r in self._query(
-                "SELECT * FROM messages WHERE chat_id = ? ORDER BY id", (msg.chat_id,)
-            )
-            if r["id"] in wanted
-        ]
+        # One query for the path and every message's swipes (the roots, and the children of
+        # each message above `message_id`), not a query per message nor the whole chat.
+        rows = self._query(
+            "WITH RECURSIVE up(id) AS (SELECT ? UNION ALL SELECT m.parent_id FROM messages m"
+            " JOIN up ON m.id = up.id WHERE m.parent_id IS NOT NULL)"
+            " SELECT * FROM messages WHERE chat_id = ? AND (parent_id IS NULL OR parent_id IN"
+            " (SELECT id FROM up WHERE id != ?)) ORDER BY id",
+            (message_id, msg.chat_id, message_id),
+        )
         nodes = nodes_from_rows(rows)
         on_path = set(path)
         for node in nodes:  # show the path we branched along, not whatever was shown below

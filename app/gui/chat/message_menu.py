@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QPoint, Signal
 from PySide6.QtWidgets import QApplication, QMenu
 
-from app.core.store import StoreError
+from app.gui.models.jobs import JobSlot
 
 if TYPE_CHECKING:
     from app.gui.chat.message_ops import MessageOps
@@ -31,6 +31,7 @@ class ChatViewActions(QObject):
         self._view, self._controller = window.chat_view, window.controller
         self.ops: MessageOps | None = None  # set once the chat view's wiring exists
         self.menu: QMenu | None = None  # the last menu shown
+        self._branch_job = JobSlot()
         self._view.customContextMenuRequested.connect(self.show_menu)
         self._view.itemDelegate().swipe_clicked.connect(self._swipe_row)
         self._model.rowsInserted.connect(self._on_rows_inserted)
@@ -62,15 +63,20 @@ class ChatViewActions(QObject):
         self.menu = menu
 
     def branch_here(self, message_id: int) -> None:
-        """Start a new chat holding the path up to `message_id`, like SillyTavern's branch."""
-        if self._controller.busy:
+        """Start a new chat holding the path up to `message_id`, like SillyTavern's branch.
+
+        The copy is written on a background thread: a 100,000-message path is as many rows
+        to write, seconds the window must not wait for; `branched` opens it when it is in."""
+        if self._controller.busy or self._branch_job.busy:
             return
-        try:
-            chat = self._window.ctx.store.chats.branch_from(message_id)
-        except StoreError as exc:
-            self.error.emit(str(exc))
-            return
-        self.branched.emit(chat)
+        store = self._window.ctx.store
+        self._branch_job.start(
+            lambda _report, _cancel: store.chats.branch_from(message_id),
+            on_success=self.branched.emit,
+            on_failure=self.error.emit,
+            name="branch-here",
+            result_wins=True,  # the copy commits as its last step
+        )
 
     def edit_last_user_message(self) -> None:
         """Up in an empty composer: edit in place (Enter saves, Esc cancels)."""
