@@ -14,17 +14,19 @@ so a piece from inside a word is still found.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from app.core.store import path_pages as pages
 from app.core.store.chats import ChatHit, fts_query
 from app.core.store.db import StoreError
-from app.core.store.message import Message
+from app.core.store.message import Message, Role, Status
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,26 @@ def phrase_query(needle: str) -> str | None:
         return None
     star = "*" if needle[-1].isalnum() else ""
     return '"' + needle.replace('"', '""') + '"' + star
+
+
+_ROLES = {r.value: r for r in Role}
+_STATUSES = {s.value: s for s in Status}
+
+
+def _message(r: tuple[Any, ...]) -> Message:
+    mid, chat, parent, role, text, status, created, info, extra, speaker = r
+    return Message(
+        mid,
+        chat,
+        parent,
+        _ROLES[role],
+        text,
+        _STATUSES[status],
+        created,
+        json.loads(info) if info else None,
+        extra=json.loads(extra) if extra else None,
+        speaker_id=speaker,
+    )
 
 
 class Reader:
@@ -86,11 +108,18 @@ class Reader:
         leaf = self.leaf(chat_id) if leaf is None else leaf
         if leaf is None:
             return []
-        rows = self.query(
-            f"{pages._UP} SELECT m.* FROM up JOIN messages m ON m.id = up.id ORDER BY up.d DESC",
-            (leaf, pages.UNBOUNDED),
-        )
-        return [Message.from_row(r) for r in rows]
+        try:  # plain tuples and known columns: `Message.from_row` costs 17 µs a row here
+            cursor = self._conn.cursor()
+            cursor.row_factory = None
+            rows = cursor.execute(
+                f"{pages._UP} SELECT m.id, m.chat_id, m.parent_id, m.role, m.text, m.status,"
+                " m.created_at, m.gen_info, m.extra, m.speaker_id"
+                " FROM up JOIN messages m ON m.id = up.id ORDER BY up.d DESC",
+                (leaf, pages.UNBOUNDED),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"Could not read {self.path}: {exc}") from exc
+        return [_message(r) for r in rows]
 
     def find_in_path(
         self, chat_id: int, needle: str, cancel: threading.Event | None = None

@@ -1,0 +1,76 @@
+"""The background reader: its own read-only connection sees what the Store committed, its
+history is the active path, Find keeps to the path shown, and the search across chats comes
+in batches, newest first."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import pytest
+
+from app.core.store import Store
+from app.core.store.reader import Reader, phrase_query
+
+
+def _chat(store: Store, texts: list[str]) -> int:
+    char = store.characters.add({"name": "Ines", "first_mes": texts[0]})
+    chat = store.chats.new(char, [texts[0]])
+    parent = store.messages.active_leaf(chat)
+    for i, text in enumerate(texts[1:]):
+        parent = store.messages.append(chat, parent, ("user", "assistant")[i % 2], text)
+    return chat
+
+
+def test_history_is_the_active_path_as_committed(store):
+    chat = _chat(store, ["Welcome.", "Hello there", "*waves* Hi!", "How are you?"])
+    with Reader(store.path) as reader:
+        history = reader.history(chat)
+    path = store.messages.active_path(chat)
+    assert history == [replace(m, sibling_index=0, sibling_count=1) for m in path]
+    leaf = store.messages.append(chat, path[-1].id, "assistant", "Fine, thanks.")
+    with Reader(store.path) as reader:  # a new reader sees the new commit
+        assert reader.history(chat)[-1].id == leaf
+        assert [m.id for m in reader.history(chat, path[1].id)] == [m.id for m in path[:2]]
+
+
+def test_find_keeps_to_the_path_shown_and_finds_pieces_of_words(store):
+    chat = _chat(store, ["Welcome to the harbour.", "The lantern is lit", "A second lantern"])
+    path = store.messages.active_path(chat)
+    # another take of the last reply, not shown: its lantern is not on the path
+    other = store.messages.regenerate(path[-1].id, "No lantern here", "complete")
+    store.messages.show_branch(chat, path[-1].id)
+    with Reader(store.path) as reader:
+        hits = reader.find_in_path(chat, "lantern")
+        assert hits.hits == [1, 2] and hits.path == [m.id for m in path]
+        assert other not in [hits.path[i] for i in hits.hits]
+        assert reader.find_in_path(chat, "the lan").hits == [1]  # a phrase, last word begun
+        assert reader.find_in_path(chat, "arbou").hits == [0]  # inside a word: the scan
+        assert reader.find_in_path(chat, "LANTERN IS").hits == [1]
+        assert reader.find_in_path(chat, "unicorn").hits == []
+        cancel = threading.Event()
+        cancel.set()
+        assert reader.find_in_path(chat, "lantern", cancel).hits == []
+
+
+def test_phrase_query_quotes_user_text():
+    assert phrase_query('say "hi') == '"say ""hi"*'
+    assert phrase_query("harbour ") == '"harbour "'
+    assert phrase_query("...") is None
+
+
+def test_search_across_chats_comes_in_batches_newest_first(store):
+    chat = _chat(store, ["Welcome."] + [f"atlas {i}" for i in range(25)])
+    with Reader(store.path) as reader:
+        batches = list(reader.search_chats("atlas", batch=10))
+    assert [len(b) for b in batches] == [10, 10, 5]
+    hits = [h for b in batches for h in b]
+    assert {h.chat_id for h in hits} == {chat}
+    assert [h.snippet for h in hits[:2]] == ["[atlas] 24", "[atlas] 23"]
+
+
+def test_a_missing_file_is_a_store_error(tmp_path):
+    from app.core.store import StoreError
+
+    with pytest.raises(StoreError):
+        Reader(tmp_path / "nothing.db")
