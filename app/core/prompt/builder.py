@@ -27,7 +27,7 @@ from app.core.prompt.example_turns import chat_start, example_turns
 from app.core.prompt.fit import Counter, Layout, fit, suggest_context
 from app.core.prompt.instruct import InstructTemplate
 from app.core.prompt.macros import MacroContext, MacroInput, Variables, expand_macros, stable_rng
-from app.core.prompt.presets import ChatTemplate, Message
+from app.core.prompt.presets import ChatTemplate, Message, Preset
 from app.core.prompt.prompt_macros import Once, history_writes, prompt_context, read_only
 from app.core.prompt.templates import JinjaChatTemplate
 from app.core.prompt.worldinfo import TraceItem, WorldInfoSettings
@@ -189,7 +189,8 @@ def build_prompt(
     if isinstance(template, InstructTemplate):
         template = replace(template, user_name=inp.user_name)
         examples = _instruct_examples(template, lore, raw_examples, ctx, inp.user_name, char)
-    elif isinstance(template, JinjaChatTemplate):  # real turns, as SillyTavern's chat completion
+    elif isinstance(template, (JinjaChatTemplate, Preset)):  # real turns, as SillyTavern's
+        # chat completion does for a model that has only roles
         raw = raw_examples if isinstance(raw_examples, str) else ""
         examples, turns = example_turns(
             [*lore.examples_before, raw, *lore.examples_after],

@@ -93,8 +93,14 @@ def test_default_story_string():
         "Alice is a clever fox who lives in the old forest.\n\n"
         "Alice's personality: sly, warm\n\n"
         "Scenario: Bob meets Alice at the river.\n\n"
-        "Bob is a traveller.\n\n"
-        "<START>\nBob: Who are you?\nAlice: A fox.\n<START>\nAlice: *grins*<|im_end|>\n"
+        "Bob is a traveller.<|im_end|>\n"
+        # the example dialogue as turns (SillyTavern's `setOpenAIMessageExamples`)
+        "<|im_start|>system\n[Example Chat]<|im_end|>\n"
+        "<|im_start|>user\nWho are you?<|im_end|>\n"
+        "<|im_start|>assistant\nA fox.<|im_end|>\n"
+        "<|im_start|>system\n[Example Chat]<|im_end|>\n"
+        "<|im_start|>assistant\n*grins*<|im_end|>\n"
+        "<|im_start|>system\n[Start a new Chat]<|im_end|>\n"
         "<|im_start|>assistant\nHello, Bob!<|im_end|>\n"
         "<|im_start|>user\nHi.<|im_end|>\n"
         "<|im_start|>assistant\n"
@@ -277,10 +283,11 @@ def test_examples_are_added_block_by_block_when_there_is_room():
         + "b " * 400,
     }
     built = build([Message("user", "Hi.")], card=card, n_ctx=400, reply=100)
-    assert "Alice: one" in built.text and "Alice: two" not in built.text
+    assert "one a" in built.text and "two b" not in built.text
     assert any("1 of 2 example dialogue blocks" in w for w in built.warnings)
     examples = next(p for p in built.parts if p.name == "examples")
-    assert examples.text.startswith("<START>\nAlice: one") and "two" not in examples.text
+    assert "[Example Chat]" in examples.text and "one a" in examples.text
+    assert "two" not in examples.text
 
 
 def test_too_small_a_context_shortens_the_card_and_says_what_to_raise():

@@ -86,11 +86,19 @@ def test_story_string_order():
 def test_example_positions():
     """`EMTop` entries are unshifted onto the examples one by one (so the highest order comes
     first), `EMBottom` pushed after them (lowest order first); each is its own example block
-    (`parseMesExamples`)."""
+    (`parseMesExamples`), sent as example turns after an "[Example Chat]" line each
+    (`setOpenAIMessageExamples`)."""
     built = build([lore("t1", 5, 10), lore("t2", 5, 20), lore("b1", 6, 10), lore("b2", 6, 20)])
-    story = messages(built.text)[0]
-    blocks = story[story.index("<START>") :].split("<START>\n")[1:]
-    assert [b.strip() for b in blocks] == ["T2", "T1", "Mira: EXAMPLE", "B1", "B2"]
+    turns = messages(built.text)
+    end = turns.index("system: [Start a new Chat]")
+    blocks = " | ".join(turns[1:end]).split("system: [Example Chat] | ")[1:]
+    assert [b.strip(" |") for b in blocks] == [
+        "system: T2",
+        "system: T1",
+        "assistant: EXAMPLE",
+        "system: B1",
+        "system: B2",
+    ]
 
 
 def test_at_depth_with_roles():
@@ -105,7 +113,8 @@ def test_at_depth_with_roles():
             lore("deep", 4, depth=99),
         ]
     )
-    assert messages(built.text)[1:] == [
+    turns = messages(built.text)
+    assert turns[turns.index("system: [Start a new Chat]") + 1 :] == [
         "system: DEEP",
         "assistant: m1",
         "user: m2 lamp",
