@@ -31,7 +31,7 @@ from typing import Any
 MAX_SKIP = 8
 MIN_RUN = 3
 KEY_IDS = 4  # ids of a reply's start searched for as one string
-MAX_HITS = 16  # places a key is looked at in one prompt
+MAX_HITS = 16  # places a reply's start is looked at, the nearest first
 
 
 @dataclass(frozen=True)
@@ -95,62 +95,80 @@ class ReplyIds:
         """`tokens` (the tokenizer's ids for `text`, starting at the byte `offsets`) with each
         remembered reply's ids where the text after byte `start` holds it.
 
-        The longest stretches are placed first, each reply at most as often as it was made:
-        after old messages left the prompt, a reply that begins like a newer one must not
-        take the newer one's place with a shorter stretch."""
+        The replies are placed newest first, each at its longest stretch among the places
+        nearest before the reply placed after it: a prompt holds its replies in the order they
+        were made, so each finds its own place even when many begin alike (a model's replies
+        often do), and one that left the prompt cannot take the place of a newer one."""
         boundary = {at: i for i, at in enumerate(offsets)}
-        made: dict[Reply, int] = {}
-        for reply in self.replies:
-            made[reply] = made.get(reply, 0) + 1
-        found = [(s, r) for r in made for s in _candidates(r, text, boundary, start)]
-        found.sort(key=lambda c: (-len(c[0].ids), c[0].start))
-        taken: list[Splice] = []
-        for s, reply in found:
-            if made[reply] and not any(s.start < t.end and t.start < s.end for t in taken):
-                taken.append(s)
-                made[reply] -= 1
+        limit, taken = len(text), []
+        for reply in reversed(self.replies):
+            best: Splice | None = None
+            for found in _candidates(reply, text, boundary, start, limit):
+                if best is None or len(found.ids) > len(best.ids):
+                    best = found
+            if best is not None:
+                taken.append(best)
+                limit = offsets[best.start]
         out = list(tokens)
-        for s in sorted(taken, key=lambda s: s.start, reverse=True):
+        for s in taken:  # from the end of the prompt backwards: earlier indices stay valid
             out[s.start : s.end] = s.ids
         return out
 
 
 def _candidates(
-    reply: Reply, text: bytes, boundary: dict[int, int], start: int
+    reply: Reply, text: bytes, boundary: dict[int, int], start: int, limit: int
 ) -> Iterator[Splice]:
-    """Every place after `start` where a long enough run of `reply` spells the text."""
+    """The places in text[start:limit], nearest to `limit` first, where a long enough run of
+    `reply` spells the text."""
     for a in range(min(MAX_SKIP, len(reply.ids))):
         if a and not b"".join(reply.pieces[:a]).rstrip().endswith(b":"):
             continue  # the clean-up takes off a `Name:`, nothing else, before the text
         for first in dict.fromkeys((reply.pieces[a], reply.pieces[a].lstrip())):
             if first:
-                yield from _runs_from(reply, a, first, text, boundary, start)
+                yield from _runs_from(reply, a, first, text, boundary, start, limit)
 
 
 def _runs_from(
-    reply: Reply, a: int, first: bytes, text: bytes, boundary: dict[int, int], start: int
+    reply: Reply,
+    a: int,
+    first: bytes,
+    text: bytes,
+    boundary: dict[int, int],
+    start: int,
+    limit: int,
 ) -> Iterator[Splice]:
     key = first + b"".join(reply.pieces[a + 1 : a + KEY_IDS])
-    q = text.find(key, start)
+    q = text.rfind(key, start, limit)
     hits = 0
     while q >= 0 and hits < MAX_HITS:
         hits += 1
         i = boundary.get(q)
         if i is not None:
-            splice = _extend(reply, a, first, text, q, i, boundary)
+            splice = _extend(reply, a, first, text, q, i, boundary, limit)
             if splice is not None:
                 yield splice
-        q = text.find(key, q + 1)
+        q = text.rfind(key, start, q + len(key) - 1)
 
 
 def _extend(
-    reply: Reply, a: int, first: bytes, text: bytes, q: int, i: int, boundary: dict[int, int]
+    reply: Reply,
+    a: int,
+    first: bytes,
+    text: bytes,
+    q: int,
+    i: int,
+    boundary: dict[int, int],
+    limit: int,
 ) -> Splice | None:
-    """Reply ids a, a+1, … while they spell the text from byte q, cut back to the last
-    place that is also a boundary of the prompt's own tokens."""
+    """Reply ids a, a+1, … while they spell the text from byte q up to `limit`, cut back to
+    the last place that is also a boundary of the prompt's own tokens."""
     ends = [q + len(first)]
     pos, b = ends[0], a + 1
-    while b < len(reply.ids) and text.startswith(reply.pieces[b], pos):
+    while (
+        b < len(reply.ids)
+        and pos + len(reply.pieces[b]) <= limit
+        and text.startswith(reply.pieces[b], pos)
+    ):
         pos += len(reply.pieces[b])
         ends.append(pos)
         b += 1

@@ -124,6 +124,20 @@ def test_a_longer_match_wins_the_place_over_an_older_reply_that_begins_the_same(
     assert spliced(remembered(REPLY, newer), text) == [1, 21, 17, *newer, 20, 22, 17]
 
 
+def test_many_replies_that_begin_alike_each_get_their_own_ids_back_after_old_ones_left():
+    """A model's replies often open alike. Twenty of them, each " light rain on the road."
+    and then its own ending; the prompt has lost the first three. Each reply still in it
+    gets its own ids (more than MAX_HITS places hold the same opening)."""
+    endings = [[40], [41], [40, 41], [41, 40]]
+    made = [[*REPLY, *endings[n % 4], *[40] * (n // 4)] for n in range(20)]
+    kept = made[3:]
+    text = b"".join(HEAD + b"".join(pieces(r)).lstrip() + b"\n" for r in kept) + b"User:"
+    want = [1]
+    for r in kept:
+        want += [21, 17, *r, 20]
+    assert spliced(remembered(*made), text) == [*want, 22, 17]
+
+
 def test_the_memory_keeps_about_a_context_of_ids_newest_last():
     memory = ReplyIds(budget=10)
     for n in range(5):
