@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -336,21 +337,30 @@ class LorebookEditor(QWidget):
         for button in (self.add_button, self.remove_button, self.import_button, self.export_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
-        buttons.addWidget(self.sort)
-        buttons.addWidget(self.count_label)
+        order = QHBoxLayout()  # a row of its own, so the editor fits beside a book list
+        order.addWidget(self.sort)
+        order.addWidget(self.count_label)
+        order.addStretch(1)
         self.sort.currentIndexChanged.connect(lambda: self._refresh_list(self._row))
         self.entries.setMinimumWidth(180)
         self.entries.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.entries.setTextElideMode(Qt.TextElideMode.ElideRight)
+        # The form scrolls rather than setting the window's smallest size (it is taller and
+        # wider than an 800x600 screen has room for beside the entry list).
+        scroll = QScrollArea()
+        scroll.setWidget(self.form)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         split = QSplitter()
         split.addWidget(self.entries)
-        split.addWidget(self.form)
+        split.addWidget(scroll)
         split.setSizes([220, 520])
         layout = QVBoxLayout(self)
         top = QFormLayout()
         top.addRow(self.tr("Lorebook name"), self.name)
         layout.addLayout(top)
         layout.addLayout(buttons)
+        layout.addLayout(order)
         layout.addWidget(split, 1)
         self.entries.currentRowChanged.connect(self._on_row)
         self.form.edited.connect(self._on_form_edited)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFileDialog,
+    QGridLayout,
     QHBoxLayout,
     QInputDialog,
     QLineEdit,
@@ -62,20 +63,22 @@ class WorldInfoManager(QDialog):
         left = QVBoxLayout()
         left.addWidget(self.search)
         left.addWidget(self.books, 1)
-        buttons = QHBoxLayout()
-        for text, slot in (
-            (self.tr("New…"), self.new_book),
-            (self.tr("Import…"), self._import),
-            (self.tr("Export…"), self._export),
-            (self.tr("Rename…"), self._rename),
-            (self.tr("Delete"), self._delete),
+        buttons = QGridLayout()  # two rows: the list column stays narrow enough for 800x600
+        for i, (text, slot) in enumerate(
+            (
+                (self.tr("New…"), self.new_book),
+                (self.tr("Import…"), self._import),
+                (self.tr("Export…"), self._export),
+                (self.tr("Rename…"), self._rename),
+                (self.tr("Delete"), self._delete),
+            )
         ):
             button = QPushButton(text)
             button.setAccessibleName(text.rstrip("…"))
             button.clicked.connect(slot)
-            buttons.addWidget(button)
+            buttons.addWidget(button, i // 3, i % 3)
         left.addLayout(buttons)
-        scope = QHBoxLayout()
+        scope = QVBoxLayout()
         for box in (self.is_global, self.for_character, self.for_chat):
             scope.addWidget(box)
             box.clicked.connect(self._on_scope)
