@@ -17,6 +17,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from app.core.engine.base import (
@@ -86,13 +87,15 @@ class RemoteEngine:
         self.url = f"{parts.scheme}://{host}{port}{self._root}"  # no credentials
         self._api_key = api_key or None
         self.mode, self.model, self.timeout = mode, model, timeout
-        self._tokenizer: tuple | None = None  # which of TOKENIZERS works; () = none does
+        self._tokenizer: tuple[Any, ...] | None = None  # which of TOKENIZERS works; () = none does
         self._special = 0  # tokens the server adds to every count (BOS)
         self.info: ModelInfo | None = None
         self.last_stats: StreamStats | None = None
 
     # --- HTTP ---------------------------------------------------------------------------
-    def _open(self, method: str, path: str, body: dict | None = None):
+    def _open(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """Send a request and return (connection, response) for a status below 400."""
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         conn = cls(self._host, self._port, timeout=min(CONNECT_S, self.timeout))
@@ -136,7 +139,9 @@ class RemoteEngine:
             why = f"failed ({type(exc).__name__}: {exc})"
         return EngineError(self._scrub(f"The server at {self.url} {why}."))
 
-    def _http_error(self, conn, resp, path: str) -> RemoteHTTPError:
+    def _http_error(
+        self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, path: str
+    ) -> RemoteHTTPError:
         try:
             raw = resp.read(64 << 10).decode("utf-8", "replace")
         except Exception:
@@ -155,7 +160,7 @@ class RemoteEngine:
         """A server may echo what it was sent; the key must never reach a message or log."""
         return text.replace(self._api_key, "***") if self._api_key else text
 
-    def _json(self, method: str, path: str, body: dict | None = None) -> object:
+    def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> object:
         conn, resp = self._open(method, path, body)
         try:
             raw = resp.read(MAX_BODY)
@@ -170,7 +175,9 @@ class RemoteEngine:
                 f"The server at {self.url} answered {path} with something that is not JSON."
             ) from None
 
-    def _probe(self, method: str, path: str, body: dict | None = None) -> dict | None:
+    def _probe(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         """Ask an endpoint only some servers have; None when this one has not got it."""
         try:
             answer = self._json(method, path, body)
@@ -189,7 +196,7 @@ class RemoteEngine:
         """The model ids the server offers (GET /v1/models); empty is an error."""
         return [m["id"] for m in self._model_entries()]
 
-    def _model_entries(self) -> list[dict]:
+    def _model_entries(self) -> list[dict[str, Any]]:
         answer = self._json("GET", "/v1/models")
         entries = answer.get("data") if isinstance(answer, dict) else None
         if isinstance(entries, list):
@@ -222,7 +229,8 @@ class RemoteEngine:
             raise EngineError("Loading was cancelled.")
         props = self._probe("GET", "/props") or {}
         n_ctx, source = self._context_size(entry, props, cancel)
-        meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+        raw_meta = entry.get("meta")
+        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
         self.info = ModelInfo(
             path=self.url,
             name=self.model,
@@ -238,7 +246,7 @@ class RemoteEngine:
         return self.info
 
     def _context_size(
-        self, entry: dict, props: dict, cancel: threading.Event | None
+        self, entry: dict[str, Any], props: dict[str, Any], cancel: threading.Event | None
     ) -> tuple[int, str]:
         """The server's context per request: vLLM, llama-server, KoboldCpp; 0 if unknown."""
         if isinstance(entry.get("max_model_len"), int):
@@ -279,7 +287,7 @@ class RemoteEngine:
             raise EngineError(f"The server at {self.url} stopped counting tokens.")
         return max(0, count - self._special)
 
-    def _ask(self, tokenizer: tuple, text: str) -> int | None:
+    def _ask(self, tokenizer: tuple[Any, ...], text: str) -> int | None:
         """One count from one tokenizer endpoint; None when the server has no such thing."""
         path, key, answer_key = tokenizer
         answer = self._probe(
@@ -307,13 +315,13 @@ class RemoteEngine:
         return self._stream("/v1/completions", {"prompt": prompt}, params, cancel)
 
     def stream_chat(
-        self, messages: list[dict], params: SamplingParams, cancel: threading.Event
+        self, messages: list[dict[str, Any]], params: SamplingParams, cancel: threading.Event
     ) -> Iterator[str]:
         """Chat completion: the server applies its template to `messages` (role, content)."""
         return self._stream("/v1/chat/completions", {"messages": list(messages)}, params, cancel)
 
     def _stream(
-        self, path: str, body: dict, params: SamplingParams, cancel: threading.Event
+        self, path: str, body: dict[str, Any], params: SamplingParams, cancel: threading.Event
     ) -> Iterator[str]:
         body = (
             body
@@ -347,9 +355,9 @@ class RemoteEngine:
             self.last_stats = stats
 
 
-def sampler_fields(p: SamplingParams) -> dict:
+def sampler_fields(p: SamplingParams) -> dict[str, Any]:
     """The request fields for `p`, each under every name the known servers read."""
-    values = {
+    values: dict[str, Any] = {
         "max_tokens": p.max_tokens,
         "temperature": p.temperature,
         "top_p": p.top_p,
@@ -386,7 +394,9 @@ def sampler_fields(p: SamplingParams) -> dict:
     return {name: value for key, value in values.items() for name in SAMPLER_NAMES.get(key, (key,))}
 
 
-def smoke(url: str, api_key: str | None, prompt: str, max_tokens: int, mode: str = "chat") -> dict:
+def smoke(
+    url: str, api_key: str | None, prompt: str, max_tokens: int, mode: str = "chat"
+) -> dict[str, Any]:
     """`--smoke-test --remote`: load, send one message, report like the local smoke test.
 
     Chat mode by default: the server knows its model's template, we do not.
@@ -395,6 +405,8 @@ def smoke(url: str, api_key: str | None, prompt: str, max_tokens: int, mode: str
     info = engine.load()
     reply = "".join(engine.stream(prompt, SamplingParams(max_tokens=max_tokens), threading.Event()))
     stats = engine.last_stats
+    if stats is None:
+        raise EngineError(f"The server at {url} answered without any statistics")
     return {
         "model": info.name,
         "tokens": stats.tokens,
