@@ -20,7 +20,10 @@ import ctypes
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from multiprocessing.connection import Connection
+from typing import Any
 
 from app.core.engine import kv_shift, kv_state, perf, sampler_chain, session_io
 from app.core.engine.base import (
@@ -45,12 +48,14 @@ IDLE_SAVE_S = 2.0  # this long without a request and the session is saved
 class Child:
     """The state of the serving process: the model, the stop byte, the session folder."""
 
-    def __init__(self, conn, abort) -> None:
+    def __init__(self, conn: Connection, abort: Any) -> None:
         self.conn, self.abort = conn, abort
-        self.llm = None
+        # llama_cpp.Llama once loaded; typed Any because llama-cpp-python's own annotations
+        # are partial (its ctypes handles and numpy arrays)
+        self.llm: Any = None
         self.params: LoadParams | None = None
         self.sessions: SessionStore | None = None
-        self._abort_cb = None
+        self._abort_cb: Any = None
         self.shift_off = ""  # why llama.cpp cannot shift this model's cache ("" if it can)
         self._replies = self._checked = 0  # replies made; at the last look for a save
         self.copy_ms = 0.0  # longest state copy for a save since the last reply
@@ -140,7 +145,7 @@ class Child:
         return with_reply_ids(self.llm, self.replies, self.pieces, *self.text, tokens)
 
     def _tokenize(self, text: str) -> list[int]:
-        tokens = self.llm.tokenize(text.encode("utf-8"), special=True)
+        tokens: list[int] = self.llm.tokenize(text.encode("utf-8"), special=True)
         if len(tokens) > 1 and tokens[0] == tokens[1] == self.llm.token_bos():
             tokens = tokens[1:]  # the template wrote its own BOS text; llama.cpp added one too
         return tokens
@@ -167,7 +172,12 @@ class Child:
         stats.llama_perf = perf.report(self.llm)
 
     def _stream(
-        self, tokens, sp: SamplingParams, stats: StreamStats, start: float, probe: perf.FirstSample
+        self,
+        tokens: list[int],
+        sp: SamplingParams,
+        stats: StreamStats,
+        start: float,
+        probe: perf.FirstSample,
     ) -> None:
         # the penalty range is read from the Llama object when each request builds its sampler
         self.llm.last_n_tokens_size = (
@@ -231,7 +241,9 @@ class Child:
         stats.restore_s = time.perf_counter() - t0
         return True
 
-    def save_session(self, final: bool = False, waiting=lambda _timeout: False) -> bool:
+    def save_session(
+        self, final: bool = False, waiting: Callable[[float], bool] = lambda _timeout: False
+    ) -> bool:
         """Append what the session file lacks of the cache (session_io.py); called when
         idle and at exit, never right after a reply. True when nothing is left to save.
 
@@ -267,7 +279,7 @@ class Child:
             self.sessions.wait()  # the last state must reach the disk before the exit
 
 
-def completion_kwargs(sp: SamplingParams) -> dict:
+def completion_kwargs(sp: SamplingParams) -> dict[str, Any]:
     """`create_completion` arguments for `sp` (the benchmarks call llama.cpp with the same)."""
     return dict(
         max_tokens=sp.max_tokens,
@@ -288,13 +300,13 @@ def completion_kwargs(sp: SamplingParams) -> dict:
     )
 
 
-def _criteria(probe: perf.FirstSample):
+def _criteria(probe: perf.FirstSample) -> Any:
     from llama_cpp import StoppingCriteriaList
 
     return StoppingCriteriaList([probe])
 
 
-def llama_kwargs(params: LoadParams) -> dict:
+def llama_kwargs(params: LoadParams) -> dict[str, Any]:
     """`Llama` arguments for `params` (the benchmarks load llama.cpp with the same)."""
     kv = KV_TYPES[params.kv_type]
     return dict(
@@ -314,7 +326,7 @@ def llama_kwargs(params: LoadParams) -> dict:
     )
 
 
-def _install_abort(llm, abort):
+def _install_abort(llm: Any, abort: Any) -> Any:
     """Point llama.cpp's abort callback at the shared stop byte.
 
     llama.cpp calls it for every graph node, so a Python callback (a GIL round trip each
@@ -326,7 +338,10 @@ def _install_abort(llm, abort):
     addr = ctypes.addressof(abort)
     try:
         libc = ctypes.cdll.msvcrt if sys.platform == "win32" else ctypes.CDLL(None)
-        fn = llama_cpp.ggml_abort_callback(ctypes.cast(libc.strlen, ctypes.c_void_p).value)
+        address = ctypes.cast(libc.strlen, ctypes.c_void_p).value
+        if address is None:
+            raise OSError("C's strlen has no address")
+        fn = llama_cpp.ggml_abort_callback(address)
     except (OSError, AttributeError):
         fn = llama_cpp.ggml_abort_callback(lambda _data: bool(abort[0]))
     llama_cpp.llama_set_abort_callback(llm._ctx.ctx, fn, ctypes.c_void_p(addr))
@@ -334,7 +349,7 @@ def _install_abort(llm, abort):
 
 
 @contextlib.contextmanager
-def _progress_reporting(conn):
+def _progress_reporting(conn: Connection) -> Iterator[None]:
     """Send ("progress", fraction) while llama.cpp reads the model.
 
     `Llama` builds its model parameters inside `__init__`, so the callback is set by a
@@ -342,26 +357,26 @@ def _progress_reporting(conn):
     """
     from llama_cpp import _internals, llama_progress_callback
 
-    original = _internals.LlamaModel
+    original: Any = _internals.LlamaModel  # patched for this one load
     last = [-1.0]
 
-    def report(fraction: float, _data) -> bool:
+    def report(fraction: float, _data: Any) -> bool:
         if fraction >= 1.0 or fraction - last[0] >= 0.01:
             last[0] = fraction
             conn.send(("progress", float(fraction)))
         return True
 
-    class ReportingModel(original):
-        def __init__(self, *, path_model, params, verbose=True):
+    class ReportingModel(original):  # type: ignore[misc]  # a class known only at run time
+        def __init__(self, *, path_model: str, params: Any, verbose: bool = True) -> None:
             self._progress = llama_progress_callback(report)
             params.progress_callback = self._progress
             super().__init__(path_model=path_model, params=params, verbose=verbose)
 
-    _internals.LlamaModel = ReportingModel
+    setattr(_internals, "LlamaModel", ReportingModel)  # noqa: B010 - a patch for one load
     try:
         yield
     finally:
-        _internals.LlamaModel = original
+        setattr(_internals, "LlamaModel", original)  # noqa: B010
 
 
 def _explain_load_failure(message: str, params: LoadParams) -> str:
@@ -373,7 +388,7 @@ def _explain_load_failure(message: str, params: LoadParams) -> str:
     return message
 
 
-def _info(llm, params: LoadParams, shift_off: str) -> ModelInfo:
+def _info(llm: Any, params: LoadParams, shift_off: str) -> ModelInfo:
     import llama_cpp
 
     meta = dict(llm.metadata)
@@ -415,7 +430,7 @@ def _info(llm, params: LoadParams, shift_off: str) -> ModelInfo:
     )
 
 
-def _handle(child: Child, message: tuple) -> None:
+def _handle(child: Child, message: tuple[Any, ...]) -> None:
     kind = message[0]
     if kind == "load":
         info = child.load(LoadParams(**message[1]))
@@ -438,7 +453,7 @@ def _handle(child: Child, message: tuple) -> None:
         )
 
 
-def serve(conn, abort) -> None:
+def serve(conn: Connection, abort: Any) -> None:
     """Answer requests until told to quit or the parent goes away."""
     child = Child(conn, abort)
     try:

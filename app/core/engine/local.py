@@ -12,6 +12,9 @@ import multiprocessing
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any, NoReturn
 
 from app.core.engine.base import (
     EngineCrashed,
@@ -39,8 +42,8 @@ class LocalEngine:
     def __init__(self, stderr_path: str | None = None) -> None:
         self._ctx = multiprocessing.get_context("spawn")
         self.stderr_path = stderr_path or str(default_stderr_path())
-        self._proc = None
-        self._conn = None
+        self._proc: BaseProcess | None = None
+        self._conn: Connection | None = None
         # [stop flag, 0]: one byte the child and llama.cpp's abort callback read directly
         self._abort = self._ctx.RawArray("b", 2)
         self.info: ModelInfo | None = None
@@ -63,7 +66,7 @@ class LocalEngine:
         """End the child; llama.cpp's memory goes back to the system with it."""
         proc, conn = self._proc, self._conn
         self._proc = self._conn = self.info = None
-        if proc is None:
+        if proc is None or conn is None:
             return
         try:
             conn.send(("quit",))
@@ -75,21 +78,25 @@ class LocalEngine:
             proc.join()
         conn.close()
 
-    def _receive(self, cancel: threading.Event | None = None) -> tuple | None:
+    def _receive(self, cancel: threading.Event | None = None) -> tuple[Any, ...] | None:
         """Wait for the next message; None when `cancel` is set (checked before each one)."""
+        conn, proc = self._conn, self._proc
+        if conn is None or proc is None:
+            raise EngineError("No model is loaded.")
         while cancel is None or not cancel.is_set():
-            if self._conn.poll(POLL_S):
+            if conn.poll(POLL_S):
                 break
-            if not self._proc.is_alive():
+            if not proc.is_alive():
                 self._crashed()
         else:
             return None
         try:
-            return self._conn.recv()
+            message: tuple[Any, ...] = conn.recv()
         except (EOFError, OSError):
             self._crashed()
+        return message
 
-    def _crashed(self):
+    def _crashed(self) -> NoReturn:
         if self._proc is not None:
             self._proc.join(timeout=1)  # the pipe can break before the exit is reaped
         code = self._proc.exitcode if self._proc else None
@@ -104,13 +111,18 @@ class LocalEngine:
             f"The model process stopped unexpectedly (exit code {code}). " + CRASH_ADVICE
         )
 
-    def _request(self, message: tuple, cancel: threading.Event | None = None) -> tuple:
-        if self._proc is None:
-            raise EngineError("No model is loaded.")
-        self._conn.send(message)
+    def _request(
+        self, message: tuple[Any, ...], cancel: threading.Event | None = None
+    ) -> tuple[Any, ...]:
+        self._pipe().send(message)
         return self._reply(cancel)
 
-    def _reply(self, cancel: threading.Event | None = None) -> tuple:
+    def _pipe(self) -> Connection:
+        if self._proc is None or self._conn is None:
+            raise EngineError("No model is loaded.")
+        return self._conn
+
+    def _reply(self, cancel: threading.Event | None = None) -> tuple[Any, ...]:
         reply = self._receive(cancel)
         if reply is None:
             return ("cancelled",)
@@ -147,7 +159,8 @@ class LocalEngine:
         return self.info
 
     def count_tokens(self, texts: list[str]) -> list[int]:
-        return self._request(("tokenize", list(texts)))[1]
+        counts: list[int] = self._request(("tokenize", list(texts)))[1]
+        return counts
 
     def stream(
         self,
@@ -159,11 +172,10 @@ class LocalEngine:
         """Yield text pieces as llama.cpp makes them; stops within one piece of `cancel`.
 
         `layout` marks the prompt's permanent part, which a context shift keeps intact."""
-        if self._proc is None:
-            raise EngineError("No model is loaded.")
+        pipe = self._pipe()
         self._abort[0] = 0
         self.last_stats = None
-        self._conn.send(("generate", prompt, asdict(params), asdict(layout) if layout else None))
+        pipe.send(("generate", prompt, asdict(params), asdict(layout) if layout else None))
         finished = False
         try:
             while True:
@@ -191,6 +203,8 @@ class LocalEngine:
         try:
             while True:
                 reply = self._receive()
+                if reply is None:  # only a cancel gives None, and none was passed
+                    return
                 if reply[0] == "done":
                     self.last_stats = StreamStats(**reply[1])
                     self.last_stats.stopped = True
