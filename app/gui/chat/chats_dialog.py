@@ -169,9 +169,7 @@ class ChatsDialog(QDialog):
         self.list.clear()
         rows = [r for r in self.store.chats.all() if r.character_id == self.character_id]
         for row in rows:
-            item = QTreeWidgetItem(
-                [row.title, str(row.message_count), _when(row.last_used_at)]
-            )
+            item = QTreeWidgetItem([row.title, str(row.message_count), _when(row.last_used_at)])
             item.setData(0, ID_ROLE, row.id)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
             item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

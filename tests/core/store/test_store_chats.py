@@ -91,9 +91,7 @@ def test_branch_here_copies_the_path_with_its_swipes_only(store):
         store.messages.get(store.messages.sibling_ids(path[2].id)[1]).text == "It is red and white."
     )
     assert len(store.messages.of_chat(branch)) == 6  # a2 (below the branch point) stayed behind
-    assert (
-        store.chats.extra(branch)["chat_metadata"]["main_chat"] == store.chats.info(chat).title
-    )
+    assert store.chats.extra(branch)["chat_metadata"]["main_chat"] == store.chats.info(chat).title
     assert _texts(store, chat)[-1] == "Very."  # the original is untouched
 
 
