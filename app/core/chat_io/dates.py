@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
+from app.core.appdata.english import MONTHS
+
 _HUMANIZED = re.compile(
     r"^(\d{4})-(\d{1,2})-(\d{1,2})\s*@\s*(\d{1,2})h\s*(\d{1,2})m\s*(\d{1,2})s(?:\s*(\d{1,3})ms)?$"
 )
@@ -85,22 +87,6 @@ def humanized_date(stamp: float) -> str:
     )
 
 
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-
-
 def st_send_date(stamp: float) -> str:
     """`June 19, 2023 2:20pm` in local time: what SillyTavern 1.12 writes
     (`getMessageTimeStamp`) and the only text form besides its own humanized one that its
@@ -108,6 +94,6 @@ def st_send_date(stamp: float) -> str:
     t = datetime.fromtimestamp(stamp)
     hour = t.hour % 12 or 12
     return (
-        f"{_MONTHS[t.month - 1]} {t.day}, {t.year} {hour}:{t.minute:02d}"
+        f"{MONTHS[t.month - 1]} {t.day}, {t.year} {hour}:{t.minute:02d}"
         f"{'am' if t.hour < 12 else 'pm'}"
     )

@@ -7,6 +7,7 @@ removed until `purge_trash`, so every delete can be undone.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -39,6 +40,19 @@ class ChatHit:
     message_id: int
     snippet: str
     created_at: float
+
+    @classmethod
+    def of(cls, r: sqlite3.Row) -> ChatHit:
+        """From a search row: message id, chat id and title, character, snippet, time."""
+        return cls(
+            r["chat_id"],
+            r["title"],
+            r["character_id"],
+            r["name"],
+            r["id"],
+            r["snip"],
+            r["created_at"],
+        )
 
 
 def fts_query(text: str) -> str:
@@ -295,15 +309,4 @@ class Chats(StorePart):
             " ORDER BY bm25(messages_fts), m.created_at DESC LIMIT ?",
             (fts_query(text), limit),
         )
-        return [
-            ChatHit(
-                r["chat_id"],
-                r["title"],
-                r["character_id"],
-                r["name"],
-                r["id"],
-                r["snip"],
-                r["created_at"],
-            )
-            for r in rows
-        ]
+        return [ChatHit.of(r) for r in rows]

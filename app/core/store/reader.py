@@ -178,17 +178,6 @@ class Reader:
                 (fts_query(text), limit),
             )
             while rows := cursor.fetchmany(batch):
-                yield [
-                    ChatHit(
-                        r["chat_id"],
-                        r["title"],
-                        r["character_id"],
-                        r["name"],
-                        r["id"],
-                        r["snip"],
-                        r["created_at"],
-                    )
-                    for r in rows
-                ]
+                yield [ChatHit.of(r) for r in rows]
         except sqlite3.Error as exc:
             raise StoreError(f"Could not search {self.path}: {exc}") from exc
