@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - files from anywhere: report, never a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    user = args.user or (chat and chat.metadata.get("user_name")) or "User"
+    user = args.user or (chat and chat.user_name) or "User"
     if chat is not None:  # names come from --user and the card; other group members keep theirs
         char = card.get("nickname") or card.get("name")
         history = [

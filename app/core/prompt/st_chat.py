@@ -15,11 +15,25 @@ from typing import Any
 
 from app.core.prompt.presets import Message
 
+# Some SillyTavern chat files carry this as the header's `user_name` and `character_name`
+# (the test fixture `new_style.jsonl` does): a placeholder, not anyone's name; the speaker's
+# name is on the lines themselves. Parlor's exporter reads it the same way.
+PLACEHOLDER_NAME = "unused"
+
 
 @dataclass
 class StChat:
     metadata: dict[str, Any] = field(default_factory=dict)
     messages: list[Message] = field(default_factory=list)
+
+    @property
+    def user_name(self) -> str | None:
+        """The header's user name, or (when it holds SillyTavern's placeholder) the name
+        on the first of the user's lines; None when neither names anyone."""
+        header = self.metadata.get("user_name")
+        if isinstance(header, str) and header.strip() and header != PLACEHOLDER_NAME:
+            return header
+        return next((m.name for m in self.messages if m.role == "user" and m.name), None)
 
 
 def read_st_chat(path: str | Path) -> StChat:

@@ -158,6 +158,18 @@ def test_st_chat_reader_keeps_names_and_skips_hidden(tmp_path):
     assert chat.messages == [Message("assistant", "Hi", "Alice"), Message("user", "Yo", "You")]
 
 
+def test_a_placeholder_user_name_gives_way_to_the_users_lines(tmp_path):
+    """The header's `user_name` "unused" names nobody: the user is who the user's lines say
+    (SillyTavern's `name` on `is_user` lines), as the chat exporter already reads it."""
+    lines = [
+        {"user_name": "unused", "character_name": "unused"},
+        {"name": "Sam", "is_user": True, "mes": "Hi"},
+    ]
+    assert read_st_chat(write_chat(tmp_path / "c.jsonl", lines)).user_name == "Sam"
+    named = [{"user_name": "Bea"}, *lines[1:]]
+    assert read_st_chat(write_chat(tmp_path / "n.jsonl", named)).user_name == "Bea"
+
+
 def test_real_card_file(tmp_path, capsys):
     pytest.importorskip("app.core.cards")
     card = tmp_path / "alice.json"
