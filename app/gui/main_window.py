@@ -302,8 +302,6 @@ class MainWindow(QMainWindow):
     def _on_data_replaced(self) -> None:
         """A backup was restored or an export imported: show what is there now."""
         self.controller.chat_id = None
-        store = self.ctx.store  # a new Store: the chat model pages through the new one
-        self.chat_model.source, self.chat_model.store_path = store.messages, store.path
         self.library.store = self.ctx.store
         self.library.reload()
         self._load_characters()

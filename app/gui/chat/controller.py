@@ -75,7 +75,6 @@ class ChatController(QObject):
         self._prepare = None  # reads the next job's history on the worker thread
         self._lore_ids: list[int] = []  # the prompt's path; its timed effects are kept here
         self._prompt_ids: list[int] = []  # the ids of the prompt's history, in order
-        model.source, model.store_path = ctx.store.messages, ctx.store.path
         self._generate.connect(self.worker.generate)
         self.worker.started.connect(self._on_started)
         self.worker.token_batch.connect(self._on_batch)
@@ -104,6 +103,9 @@ class ChatController(QObject):
     def open_chat(self, chat_id: int) -> None:
         self.commit_delete()
         self.chat_id = chat_id
+        # read from the context's store each time: a restored backup replaces the Store
+        store = self.ctx.store
+        self.model.source, self.model.store_path = store.messages, store.path
         self.card = self.ctx.store.characters.card(self.ctx.store.chats.character_of(chat_id))
         self.last_prompt = None  # the last prompt, its budget and drops were another chat's
         self.model.set_out_of_context(0)
