@@ -430,7 +430,7 @@ class ChatController(QObject):
 
     def _run(self, target: _Target, inp, stop: list[str] | None = None) -> None:
         self._target = target
-        job = PromptJob(inp, self.info, self.ctx.settings, self.counter, prepare=self._prepare)
+        job = self._job_for(inp)
         self._prepare = None
         self._job = job  # its clean-up runs on the finished reply
         self.worker.cancel.clear()
@@ -440,6 +440,10 @@ class ChatController(QObject):
         overrides = self.ctx.store.chats.extra(self.chat_id).get("sampler")
         self._sampling = sampling_from(self.ctx.settings, stop or [], overrides)
         self._generate.emit(job, self._sampling)
+
+    def _job_for(self, inp) -> PromptJob:
+        """The prompt job for `inp` (a group chat's controller makes its speaker's)."""
+        return PromptJob(inp, self.info, self.ctx.settings, self.counter, prepare=self._prepare)
 
     def _on_started(self, prompt) -> None:
         self.last_prompt = prompt

@@ -15,7 +15,7 @@ from PySide6.QtCore import QTimer, Signal
 
 from app.core.chat.groups.conversation import GroupChat, start_group_chat
 from app.core.chat.groups.prompt import GroupPromptJob
-from app.core.chat.job import sampling_from
+from app.core.chat.job import PromptJob
 from app.core.store import Message, StoreError
 from app.gui.chat.controller import ChatController, _Target
 
@@ -30,6 +30,7 @@ class GroupChatController(ChatController):
         self._speaker: int | None = None
         self._queue: list[int] = []
         self._auto_left = 0
+        self._member_stops: list[str] = []  # the speaking member's prompt's stop strings
         self.reply_finished.connect(lambda _stats: QTimer.singleShot(0, self._continue_turn))
         self.error.connect(lambda _msg: self._end_turn())
 
@@ -249,22 +250,10 @@ class GroupChatController(ChatController):
         self.reload()
         self._run(_Target("reply", reply_id), self._input(history))
 
-    def _run(self, target: _Target, inp, stop: list[str] | None = None) -> None:
+    def _job_for(self, inp) -> PromptJob:
         if self.group_chat is None:
-            return super()._run(target, inp, stop)
-        self._target = target
-        job = GroupPromptJob(
-            inp,
-            self.info,
-            self.ctx.settings,
-            self.counter,
-            member_stops=list(getattr(self, "_member_stops", [])),
+            return super()._job_for(inp)
+        # the speaker's input was built whole by `_input`; the job adds every member's stops
+        return GroupPromptJob(
+            inp, self.info, self.ctx.settings, self.counter, member_stops=list(self._member_stops)
         )
-        self._job = job
-        self.worker.cancel.clear()
-        if target.kind == "reply":
-            self._save_timer.start()
-        self.busy_changed.emit(True)
-        overrides = self.ctx.store.chats.extra(self.chat_id).get("sampler")
-        self._sampling = sampling_from(self.ctx.settings, stop or [], overrides)
-        self._generate.emit(job, self._sampling)
