@@ -6,21 +6,11 @@ import json
 
 from app.core.appdata.settings import Settings
 from app.core.chat.job import PromptJob, TokenCounter
-from app.core.engine import ModelInfo
 from app.core.prompt import Message, PromptInput
 from app.gui.instruct_page import InstructPage
+from tests.prompt_models import model_info
 
-INFO = ModelInfo(
-    path="m.gguf",
-    name="m",
-    n_ctx=4096,
-    n_ctx_train=4096,
-    n_gpu_layers=0,
-    n_layer=2,
-    chat_template=None,
-    bos="<s>",
-    eos="</s>",
-)
+INFO = model_info()
 
 
 def _build(settings: Settings) -> str:

@@ -7,20 +7,10 @@ from __future__ import annotations
 from app.core.appdata.settings import Settings
 from app.core.chat.groups.prompt import group_job, group_prompt_input
 from app.core.chat.job import TokenCounter
-from app.core.engine import ModelInfo
 from app.core.store.world_state import WorldInfoStore
+from tests.prompt_models import model_info
 
-INFO = ModelInfo(
-    path="tiny.gguf",
-    name="tiny",
-    n_ctx=4096,
-    n_ctx_train=4096,
-    n_gpu_layers=0,
-    n_layer=2,
-    chat_template=None,
-    bos="<s>",
-    eos="</s>",
-)
+INFO = model_info()
 
 
 FILTERS = {

@@ -44,20 +44,10 @@ import pytest
 from app.core.appdata.settings import Settings
 from app.core.chat.groups.prompt import group_job, group_prompt_input
 from app.core.chat.job import TokenCounter
-from app.core.engine import ModelInfo
 from app.core.store.groups import CardMode, GroupSettings
+from tests.prompt_models import model_info
 
-INFO = ModelInfo(
-    path="tiny.gguf",
-    name="tiny",
-    n_ctx=8192,
-    n_ctx_train=8192,
-    n_gpu_layers=0,
-    n_layer=2,
-    chat_template=None,
-    bos="<s>",
-    eos="</s>",
-)
+INFO = model_info(8192)
 CARDS = [
     {
         "name": "Ann",

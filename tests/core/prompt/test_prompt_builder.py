@@ -14,20 +14,7 @@ from app.core.prompt import (
     template_from_gguf,
 )
 from app.core.prompt.instruct import instruct_template
-
-CHATML_JINJA = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
-    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
-MISTRAL_JINJA = (
-    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') "
-    "!= (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must "
-    "alternate') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + "
-    "message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
-    "{{ message['content'] + eos_token}}{% else %}{{ raise_exception('Only user and "
-    "assistant roles are supported!') }}{% endif %}{% endfor %}"
-)
+from tests.prompt_models import CHATML_JINJA, MISTRAL_JINJA
 
 CARD = {
     "name": "Alice",

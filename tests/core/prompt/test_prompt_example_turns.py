@@ -15,24 +15,11 @@ from app.core.chat.job import PromptJob, TokenCounter
 from app.core.engine import ModelInfo
 from app.core.gguf.header import read_header
 from app.core.prompt import Message, PromptInput
+from tests.prompt_models import CHATML_JINJA, MISTRAL_JINJA
 from tests.tiny_models import write_tiny_llama
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
-CHATML_JINJA = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
-    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
-# Mistral's own: strict alternation, no system role.
-MISTRAL_JINJA = (
-    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') "
-    "!= (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must "
-    "alternate') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + "
-    "message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
-    "{{ message['content'] + eos_token}}{% else %}{{ raise_exception('Only user and "
-    "assistant roles are supported!') }}{% endif %}{% endfor %}"
-)
 CARD = {
     "name": "Alice",
     "description": "{{char}} is a fox.",

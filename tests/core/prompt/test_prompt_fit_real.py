@@ -10,6 +10,7 @@ from app.core.appdata.settings import Settings
 from app.core.chat.job import PromptJob, TokenCounter
 from app.core.engine import ModelInfo
 from app.core.prompt import Message, PromptInput
+from tests.prompt_models import model_info
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
@@ -50,17 +51,7 @@ def _count_many(llm):
 
 
 def _job(history, llm, counter):
-    info = ModelInfo(
-        path="tiny.gguf",
-        name="tiny",
-        n_ctx=N_CTX,
-        n_ctx_train=N_CTX,
-        n_gpu_layers=0,
-        n_layer=2,
-        chat_template=None,
-        bos="<s>",
-        eos="</s>",
-    )
+    info = model_info(N_CTX)
     settings = Settings()
     settings.template, settings.max_tokens = "chatml", 300
     inp = PromptInput(card=CARD, user_name="Ann", history=history)
