@@ -96,6 +96,8 @@ def prepare_runtime(runtime: str, work: Path, dry_run: bool = False) -> Path:
     if not dry_run:
         places = _llama_places(env.python)
         llama_runtimes.gather_backend_modules(places["site_packages"], env.python.parent)
+        if runtime == "cuda":
+            llama_runtimes.gather_cuda_libraries(places["site_packages"])
         env.stamp.write_text(json.dumps(stamp), encoding="utf-8")
     print(f"Users of the {runtime} build need: {recipe.user_needs}")
     return env.python

@@ -15,6 +15,7 @@ runtime's own folder instead.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,5 +223,30 @@ def gather_backend_modules(site_packages: Path, scripts: Path | None = None) -> 
             ):
                 dest.mkdir(parents=True, exist_ok=True)
                 (dest / path.name).write_bytes(path.read_bytes())
+                copied.append(dest / path.name)
+    return copied
+
+
+# What libggml-cuda links against, as the nvidia-*-cu12 wheels lay them out
+# (site-packages/nvidia/<part>/lib on Linux, .../bin on Windows). The user has only the
+# driver, so the bundle carries them beside ggml-cuda; the app loads them first
+# (app/core/engine/devices.py `preload_gpu_libraries`), whatever RUNPATH ggml-cuda was given.
+CUDA_PARTS = {"cuda_runtime": ("libcudart.so", "cudart64_"), "cublas": ("libcublas", "cublas")}
+
+
+def _is_library(path: Path) -> bool:
+    return path.is_file() and (".so" in path.name or path.suffix == ".dll")
+
+
+def gather_cuda_libraries(site_packages: Path) -> list[Path]:
+    """Copy the CUDA runtime and cuBLAS (cublasLt too) into llama_cpp/lib."""
+    dest = site_packages / "llama_cpp" / "lib"
+    copied = []
+    for part, prefixes in CUDA_PARTS.items():
+        for folder in (site_packages / "nvidia" / part / sub for sub in ("lib", "bin")):
+            found = sorted(folder.iterdir()) if folder.is_dir() else []
+            for path in (p for p in found if _is_library(p) and p.name.startswith(prefixes)):
+                dest.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, dest / path.name)
                 copied.append(dest / path.name)
     return copied

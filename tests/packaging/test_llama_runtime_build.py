@@ -286,3 +286,34 @@ def test_the_macos_minimum_is_one_every_bundled_wheel_exists_for():
 
     plist = plistlib.loads((ROOT / "packaging/macos/Info.plist").read_bytes())
     assert plist["LSMinimumSystemVersion"] == "13.0"
+
+
+@pytest.mark.parametrize(
+    ("layout", "expected"),
+    [
+        (
+            {
+                "cuda_runtime/lib": ["libcudart.so.12", "libnvrtc.so.12", "README"],
+                "cublas/lib": ["libcublas.so.12", "libcublasLt.so.12", "libnvblas.so.12"],
+            },
+            ["libcublas.so.12", "libcublasLt.so.12", "libcudart.so.12"],
+        ),
+        (
+            {
+                "cuda_runtime/bin": ["cudart64_12.dll"],
+                "cublas/bin": ["cublas64_12.dll", "cublasLt64_12.dll", "nvblas64_12.dll"],
+            },
+            ["cublas64_12.dll", "cublasLt64_12.dll", "cudart64_12.dll"],
+        ),
+    ],
+)
+def test_cuda_runtime_and_cublas_go_beside_ggml_cuda(tmp_path, layout, expected):
+    """The nvidia-*-cu12 wheels' layouts on Linux and on Windows."""
+    site = tmp_path / "site-packages"
+    for folder, names in layout.items():
+        (site / "nvidia" / folder).mkdir(parents=True)
+        for name in names:
+            (site / "nvidia" / folder / name).write_bytes(name.encode())
+    copied = runtimes.gather_cuda_libraries(site)
+    assert sorted(p.name for p in copied) == sorted(expected)
+    assert all(p.parent == site / "llama_cpp" / "lib" for p in copied)

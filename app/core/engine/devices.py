@@ -90,12 +90,37 @@ def load_backends(
         return
     folder = folder or lib_dir()
     if not cpu_only:
+        preload_gpu_libraries(folder)
         lib.ggml_backend_load_all_from_path(str(folder).encode())
         return
     best = best_cpu_variant(folder, score or _variant_score)
     if best is None:
         raise RuntimeError(f"no CPU variant of llama.cpp in {folder} runs on this CPU")
     lib.ggml_backend_load(str(best).encode())
+
+
+# The CUDA runtime and cuBLAS a CUDA bundle carries beside ggml-cuda, dependencies first.
+GPU_RUNTIME_LIBRARIES = ("libcudart.so.", "libcublasLt.so.", "libcublas.so.")
+
+
+def preload_gpu_libraries(folder: Path) -> list[Path]:
+    """Load the bundled CUDA libraries, so ggml-cuda finds them by name when it is loaded.
+
+    ggml-cuda asks the dynamic linker for libcudart.so.12 and libcublas.so.12; a library
+    already loaded under that name is used whatever RUNPATH the build gave ggml-cuda (which
+    may point into the build machine's Python). Windows finds DLLs in llama_cpp's folder
+    itself. A missing or broken library is left to ggml, which then reports no CUDA device.
+    """
+    loaded = []
+    for prefix in GPU_RUNTIME_LIBRARIES:
+        for path in sorted(folder.glob(prefix + "*")):
+            try:
+                ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+            except OSError:
+                continue
+            loaded.append(path)
+            break
+    return loaded
 
 
 def best_cpu_variant(folder: Path, score: Callable[[Path], int]) -> Path | None:

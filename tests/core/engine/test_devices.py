@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -342,3 +343,50 @@ def test_a_build_with_backends_linked_in_is_left_alone(tmp_path):
 
 def test_a_library_without_a_score_scores_zero(tmp_path):
     assert devices._variant_score(tmp_path / "absent.so") == 0
+
+
+# --- the CUDA libraries a CUDA bundle carries ------------------------------------------------
+
+
+def _shared_library(folder: Path, name: str, needs: str | None = None) -> None:
+    """A real shared library named `name` (its SONAME), linked against `needs` by name only,
+    with no RUNPATH: as ggml-cuda finds libcudart.so.12 on a user's machine."""
+    source = folder / (name + ".c")
+    source.write_text(f"int {name.split('.')[0].replace('-', '_')}_marker(void) {{ return 1; }}\n")
+    argv = ["gcc", "-shared", "-fPIC", f"-Wl,-soname,{name}", "-o", str(folder / name), str(source)]
+    if needs:
+        argv += [f"-L{folder}", "-Wl,--no-as-needed", f"-l:{needs}"]
+    subprocess.run(argv, check=True)
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or shutil.which("gcc") is None,
+    reason="builds real ELF libraries with gcc",
+)
+def test_preloaded_cuda_libraries_let_a_backend_without_runpath_load(tmp_path):
+    _shared_library(tmp_path, "libcudart.so.12")
+    _shared_library(tmp_path, "libcublasLt.so.12", needs="libcudart.so.12")
+    _shared_library(tmp_path, "libcublas.so.12", needs="libcublasLt.so.12")
+    _shared_library(tmp_path, "libggml-cuda.so", needs="libcublas.so.12")
+    load = (
+        "import ctypes, sys; from pathlib import Path; from app.core.engine import devices;"
+        " folder = Path(sys.argv[1]);"
+        " loaded = devices.preload_gpu_libraries(folder) if sys.argv[2] == 'preload' else [];"
+        " ctypes.CDLL(str(folder / 'libggml-cuda.so')); print([p.name for p in loaded])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    without = subprocess.run(
+        [sys.executable, "-c", load, str(tmp_path), "plain"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert without.returncode != 0 and "libcublas.so.12" in without.stderr
+    done = subprocess.run(
+        [sys.executable, "-c", load, str(tmp_path), "preload"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert done.stdout.strip() == "['libcudart.so.12', 'libcublasLt.so.12', 'libcublas.so.12']"
