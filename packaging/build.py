@@ -17,6 +17,7 @@ the same check.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -37,6 +38,7 @@ sys.path.insert(0, str(PACKAGING))  # the sibling modules, also when loaded by p
 
 import llama_check  # noqa: E402
 import llama_runtimes  # noqa: E402
+import vulkan_headers  # noqa: E402
 
 
 class BuildError(Exception):
@@ -81,6 +83,8 @@ def llama_version() -> str:
 def prepare_runtime(runtime: str, work: Path, dry_run: bool = False) -> Path:
     """Make (or reuse) the runtime's build environment; its Python is what gets frozen."""
     recipe = llama_runtimes.RECIPES[runtime]
+    if runtime == "vulkan" and not dry_run:
+        recipe = _with_vulkan_headers(recipe, work)
     env = llama_runtimes.build_env(work, runtime)
     stamp = llama_runtimes.stamp_for(recipe, llama_version(), platform.python_version())
     cached = llama_runtimes.is_cached(env, stamp)
@@ -101,6 +105,27 @@ def prepare_runtime(runtime: str, work: Path, dry_run: bool = False) -> Path:
         env.stamp.write_text(json.dumps(stamp), encoding="utf-8")
     print(f"Users of the {runtime} build need: {recipe.user_needs}")
     return env.python
+
+
+def _with_vulkan_headers(recipe: llama_runtimes.Recipe, work: Path) -> llama_runtimes.Recipe:
+    """The recipe, pointed at newer Vulkan headers when the ones CMake would find are too old."""
+    try:
+        include = vulkan_headers.ensure_headers(work)
+    except (OSError, ValueError, LookupError) as exc:
+        raise BuildError(
+            f"this llama.cpp needs Vulkan headers {vulkan_headers.MIN_HEADER_VERSION} or newer "
+            f"and they could not be fetched from Debian's archive ({exc}); install a Vulkan "
+            "SDK that new and set VULKAN_SDK"
+        ) from exc
+    if include is None:
+        return recipe
+    print(
+        f"Vulkan headers: {include} (the ones found are older than "
+        f"{vulkan_headers.MIN_HEADER_VERSION})"
+    )
+    return dataclasses.replace(
+        recipe, cmake_args=(*recipe.cmake_args, f"-DVulkan_INCLUDE_DIR={include}")
+    )
 
 
 def _llama_places(python: Path | str) -> dict[str, Path]:
