@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 from PySide6.QtCore import Qt
 
 from app.core.store.groups import GroupSettings, Strategy
-from app.gui.chat.model import Roles
+from app.core.store.path_pages import UNBOUNDED
+from app.gui.chat.model import PAGE, Roles
 from app.gui.groups.editor import GroupEditor
 from tests.gui.conftest import load
 
@@ -315,3 +318,57 @@ def test_the_editor_sets_a_group_picture_and_goes_back_to_the_collage(qtbot, mak
     again.collage_button.click()
     again.save()
     assert store.groups.avatar(gid) is None
+
+
+def test_a_long_group_chats_replies_read_its_path_off_the_gui_thread(
+    qtbot, make_window, tiny_llama_path
+):
+    """Send (a whole turn), regenerate, continue and impersonate in a long group chat: the
+    speaker's prompt holds the chat's history, but the GUI thread never walks the whole path
+    (the active path's query, or a walk up without a bound); the worker reads it."""
+    window = make_window()
+    load(qtbot, window, tiny_llama_path)
+    gid, ids = _group(window)
+    store, chat = window.ctx.store, window.controller.chat_id
+    parent = store.messages.active_leaf(chat)
+    for i in range(3 * PAGE):
+        parent = (
+            store.messages.append(chat, parent, "user", f"old line {i}")
+            if i % 2 == 0
+            else store.groups.append_reply(chat, parent, ids[i % 3], f"old line {i}", "complete")
+        )
+    window.controller.open_chat(chat)
+    whole_path = (str(UNBOUNDED), "WITH RECURSIVE path(")
+    on_gui_thread: list[str] = []
+
+    def trace(sql: str) -> None:
+        if threading.current_thread() is threading.main_thread():
+            on_gui_thread.append(sql)
+
+    store._conn.set_trace_callback(trace)
+    try:
+        qtbot.keyClicks(window.composer, "Hello all")
+        qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+        # waiting reads no more than the newest rows (`_wait_idle` reads the whole path)
+        qtbot.waitUntil(
+            lambda: (
+                not window.controller.busy
+                and not window.controller.turn_pending
+                and [m.role for m in store.messages.tail(chat, 4)][0] == "user"
+            ),
+            timeout=60000,
+        )
+        assert f"old line {3 * PAGE - 1}" in window.controller.last_prompt.text
+        with qtbot.waitSignal(window.controller.reply_finished, timeout=60000):
+            window.regenerate_action.trigger()
+        with qtbot.waitSignal(window.controller.reply_finished, timeout=60000):
+            assert window.controller.continue_reply()
+        with qtbot.waitSignal(window.controller.impersonation_finished, timeout=60000):
+            assert window.controller.impersonate()
+    finally:
+        store._conn.set_trace_callback(None)
+    assert "Hello all" in window.controller.last_prompt.text
+    assert on_gui_thread  # the trace saw the GUI thread's own reads and writes
+    assert [s for s in on_gui_thread if any(w in s for w in whole_path)] == []
+    last = window.chat_model.messages()[-1]
+    assert last.speaker_id == ids[2] and last.sibling_count == 2  # Cid's turn, regenerated

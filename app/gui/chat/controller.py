@@ -31,7 +31,6 @@ from app.core.chat.world_info import default_note, lore_input, remember_lore_sta
 from app.core.engine import ModelInfo, StreamStats
 from app.core.prompt import PromptInput
 from app.core.store import Message, StoreError
-from app.core.store.path_pages import UNBOUNDED
 from app.core.store.reader import Reader
 from app.core.store.world_state import WorldInfoStore
 from app.gui.chat.model import PAGE, ChatModel
@@ -147,21 +146,13 @@ class ChatController(QObject):
         return persona[0] if persona and persona[0] else self.ctx.settings.user_name
 
     def _input(
-        self,
-        history: list[Message] | None = None,
-        instruction: str | None = None,
-        *,
-        leaf: int | None = None,
-        continue_last: bool = False,
+        self, *, leaf: int | None, instruction: str | None = None, continue_last: bool = False
     ) -> PromptInput:
-        """The prompt's input. Without `history`, the path up to `leaf` is read by the job
-        on the worker thread (a 100,000-message path takes a second or two to read); what
-        is returned here is a stand-in with the card and persona only."""
-        if history is None:
-            self._prepare = self._reader_for(leaf, instruction, continue_last)
-            return prompt_input(self.card, self.ctx.settings, [], persona=self._persona())
-        inp = self._input_from(history, instruction)
-        return replace(inp, continue_last=True) if continue_last else inp
+        """The prompt's input: a stand-in with the card and persona only. The path up to
+        `leaf` is read by the job on the worker thread (a 100,000-message path takes a
+        second or two to read), which builds the real input (`_reader_for`)."""
+        self._prepare = self._reader_for(leaf, instruction, continue_last)
+        return prompt_input(self.card, self.ctx.settings, [], persona=self._persona())
 
     def _reader_for(self, leaf: int | None, instruction: str | None, continue_last: bool):
         """The job's first step, run on the worker thread; it leaves the path's ids for
@@ -187,45 +178,10 @@ class ChatController(QObject):
 
         return prepare
 
-    def _input_from(self, history: list[Message], instruction: str | None = None) -> PromptInput:
-        wi = WorldInfoStore(self.ctx.store)
-        self._lore_ids = [m.id for m in history]  # the prompt's timed effects are kept here
-        self._prompt_ids = [m.id for m in history if m.text and m.role != "system"]
-        lore = lore_input(
-            wi,
-            self.chat_id,
-            self.ctx.store.chats.character_of(self.chat_id),
-            self._lore_ids,
-            default_note(self.ctx.settings),
-        )
-        inp = prompt_input(
-            self.card,
-            self.ctx.settings,
-            history,
-            instruction=instruction,
-            persona=self._persona(),
-            lore=lore,
-        )
-        model, first = self._macro_session()
-        store = self.ctx.store
-        macros = macro_input(store, self.chat_id, history, model=model, first_included=first)
-        return with_macros(inp, macros)
-
     def _macro_session(self) -> tuple[str | None, int | None]:
         """{{model}} and {{firstIncludedMessageId}} (the last prompt's first message)."""
         first = self.last_prompt.dropped_messages if self.last_prompt is not None else None
         return (self.info.name if self.info else None), first
-
-    def _path(self) -> list[Message]:
-        """The whole active path: a read that grows with the chat, left to group chats
-        (their speaker order reads the path); one-character chats never call it."""
-        return self.ctx.store.messages.active_path(self.chat_id)
-
-    def _history_to(self, leaf: int | None) -> list[Message]:
-        """The whole path up to `leaf` (group chats build their prompt from it)."""
-        if leaf is None:
-            return []
-        return self.ctx.store.messages.tail(self.chat_id, UNBOUNDED, leaf)
 
     # --- actions -----------------------------------------------------------------------
     def _ready(self) -> bool:
@@ -409,14 +365,13 @@ class ChatController(QObject):
         self.worker.cancel.set()
 
     # --- running a generation ----------------------------------------------------------
-    def _new_reply(self, parent_id: int, history: list[Message] | None = None) -> None:
-        """A reply under `parent_id`; its prompt reads the path on the worker thread
-        unless `history` is given."""
+    def _new_reply(self, parent_id: int) -> None:
+        """A reply under `parent_id`; its prompt reads the path on the worker thread."""
         reply_id = self.ctx.store.messages.append(
             self.chat_id, parent_id, "assistant", "", status="streaming"
         )
         self._show_reply(parent_id, reply_id)
-        self._run(_Target("reply", reply_id), self._input(history, leaf=parent_id))
+        self._run(_Target("reply", reply_id), self._input(leaf=parent_id))
 
     def _show_reply(self, parent_id: int, reply_id: int) -> None:
         """The new reply in place of the rows below its parent (the old reply, for a

@@ -9,14 +9,14 @@ answering one another for N replies, until Stop or until the user types.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from PySide6.QtCore import QTimer, Signal
 
 from app.core.chat.groups.conversation import GroupChat, start_group_chat
-from app.core.chat.groups.prompt import GroupPromptJob
-from app.core.chat.job import PromptJob
-from app.core.store import Message, StoreError
+from app.core.chat.groups.prompt import GroupPromptJob, group_prompt_input, group_speaker
+from app.core.chat.job import PromptJob, prompt_input
+from app.core.prompt import PromptInput
+from app.core.store import StoreError
+from app.core.store.reader import Reader
 from app.gui.chat.controller import ChatController, _Target
 
 
@@ -218,42 +218,64 @@ class GroupChatController(ChatController):
         self._speaker = self._queue.pop(0) if self._queue else None
         self.group_changed.emit()
         if self._speaker is not None:
-            self._new_reply(parent_id, self._path())
+            self._new_reply(parent_id)
 
     # --- generation -------------------------------------------------------------------
-    def _input(self, history=None, instruction=None, *, leaf=None, continue_last=False):
+    def _input(self, *, leaf, instruction=None, continue_last=False):
+        """As for one character: a stand-in now, the speaker's real input built by the job
+        on the worker thread, which reads the path (`_group_reader_for`). Only the speaker's
+        card and the members' stop strings are read here."""
         if self.group_chat is None:
-            return super()._input(history, instruction, leaf=leaf, continue_last=continue_last)
-        if history is None:  # the speaker order reads the path here, on the GUI thread
-            history = self._history_to(leaf)
-        self._lore_ids = [m.id for m in history]
-        self._prompt_ids = [m.id for m in history if m.text and m.role != "system"]
-        prompt = self.group_chat.prompt(self._speaker, history)
-        self._member_stops = prompt.stops
-        self.card = prompt.speaker.card
-        if instruction:
-            from app.core.prompt import Message as PromptMessage
+            return super()._input(leaf=leaf, instruction=instruction, continue_last=continue_last)
+        speaker, self._member_stops = group_speaker(self.ctx.store, self.chat_id, self._speaker)
+        self.card = speaker.card
+        self._prepare = self._group_reader_for(leaf, instruction, continue_last)
+        return prompt_input(self.card, self.ctx.settings, [], persona=self._persona())
 
-            prompt.inp.history.append(PromptMessage(role="system", text=instruction))
-        return replace(prompt.inp, continue_last=True) if continue_last else prompt.inp
+    def _group_reader_for(self, leaf: int | None, instruction: str | None, continue_last: bool):
+        """The group job's first step, on the worker thread (see `_reader_for`)."""
+        store, settings = self.ctx.store, self.ctx.settings
+        chat, speaker = self.chat_id, self._speaker
+
+        def prepare(_stand_in: PromptInput) -> PromptInput:
+            with Reader(store.path) as reader:
+                history = reader.history(chat, leaf) if leaf is not None else []
+            prompt = group_prompt_input(
+                store,
+                settings,
+                chat,
+                speaker,
+                history,
+                instruction=instruction,
+                continue_last=continue_last,
+            )
+            self._lore_ids = prompt.path_ids
+            self._prompt_ids = [m.id for m in history if m.text and m.role != "system"]
+            return prompt.inp
+
+        return prepare
 
     def impersonate(self) -> bool:
         if self.group_chat is not None and self._speaker is None:
             self._speaker = self.next_speaker() or self.group_chat.group.members[0].character_id
         return super().impersonate()
 
-    def _new_reply(self, parent_id: int, history: list[Message] | None = None) -> None:
+    def _new_reply(self, parent_id: int) -> None:
         if self.group_chat is None:
-            return super()._new_reply(parent_id, history)
-        history = self._history_to(parent_id) if history is None else history
+            return super()._new_reply(parent_id)
         reply_id = self.ctx.store.groups.append_reply(self.chat_id, parent_id, self._speaker)
         self.reload()
-        self._run(_Target("reply", reply_id), self._input(history))
+        self._run(_Target("reply", reply_id), self._input(leaf=parent_id))
 
     def _job_for(self, inp) -> PromptJob:
         if self.group_chat is None:
             return super()._job_for(inp)
-        # the speaker's input was built whole by `_input`; the job adds every member's stops
+        # the speaker's job: its input is read by `prepare`, every other member's `\nName:` stops
         return GroupPromptJob(
-            inp, self.info, self.ctx.settings, self.counter, member_stops=list(self._member_stops)
+            inp,
+            self.info,
+            self.ctx.settings,
+            self.counter,
+            prepare=self._prepare,
+            member_stops=list(self._member_stops),
         )

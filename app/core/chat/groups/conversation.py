@@ -57,10 +57,14 @@ class GroupChat:
             for m in self.group.members
         ]
 
-    def _last(self, path: list[Message]) -> LastMessage | None:
-        if not path:
+    def _newest(self) -> Message | None:
+        """The active path's last message: one row, whatever the chat's length."""
+        leaf = self.store.messages.active_leaf(self.chat_id)
+        return self.store.messages.get(leaf) if leaf is not None else None
+
+    def _last(self, m: Message | None) -> LastMessage | None:
+        if m is None:
             return None
-        m = path[-1]
         names = self.store.groups.speaker_names({m.speaker_id} if m.speaker_id else set())
         name = names.get(m.speaker_id) if m.speaker_id is not None else None
         return LastMessage(m.text, m.role == "user", name, hidden=m.role == "system")
@@ -68,13 +72,13 @@ class GroupChat:
     def plan(self, user_input: str | None = None, *, auto: bool = False) -> list[int]:
         """The members who answer the chat as it stands, in order. When the user has just
         sent `user_input`, it is the activating text (SillyTavern's `isUserInput`)."""
-        path = self.store.messages.active_path(self.chat_id)
+        newest = self._newest()
         group = self.group
-        rng = turn_rng(WorldInfoStore(self.store).seed(self.chat_id), path[-1].id if path else None)
+        rng = turn_rng(WorldInfoStore(self.store).seed(self.chat_id), newest.id if newest else None)
         return plan_turn(
             group.settings.strategy,
             self.candidates(),
-            self._last(path),
+            self._last(newest),
             rng,
             allow_self_responses=group.settings.allow_self_responses,
             user_input=user_input,

@@ -119,9 +119,7 @@ def group_prompt_input(
     """What the builder needs for `speaker_id`'s next line in group chat `chat_id`."""
     group = store.groups.of_chat(chat_id)
     members = member_cards(store, group)
-    speaker = next((m for m in members if m.character_id == speaker_id), None)
-    if speaker is None:
-        raise ValueError(f"character {speaker_id} is not a member of {group.name}")
+    speaker = _member(members, speaker_id, group)
     persona = chat_persona_of(store, chat_id)
     user = persona[0] if persona and persona[0] else settings.user_name
     card = speaker_card(members, speaker_id, group.settings, user, _wraps(settings))
@@ -145,6 +143,21 @@ def group_prompt_input(
         ),
     )
     return GroupPrompt(inp, member_stops(members, speaker_id), speaker, path_ids)
+
+
+def group_speaker(store: Store, chat_id: int, speaker_id: int) -> tuple[MemberCard, list[str]]:
+    """The speaking member and the other members' stop strings: what the window needs when
+    it asks for a reply; the prompt itself is built on the worker thread (it reads the path)."""
+    group = store.groups.of_chat(chat_id)
+    members = member_cards(store, group)
+    return _member(members, speaker_id, group), member_stops(members, speaker_id)
+
+
+def _member(members: list[MemberCard], speaker_id: int, group: Group) -> MemberCard:
+    speaker = next((m for m in members if m.character_id == speaker_id), None)
+    if speaker is None:
+        raise ValueError(f"character {speaker_id} is not a member of {group.name}")
+    return speaker
 
 
 @dataclass
