@@ -17,15 +17,18 @@ from typing import Any
 from app.core.store.db import StoreError
 from app.core.store.nodes import NewNode, insert_nodes, nodes_from_rows
 from app.core.store.part import StorePart, new_id
-from app.core.store.records import ChatEntry, ChatInfo, from_row
+from app.core.store.records import ChatEntry, ChatInfo, ChatListing, from_row
 
 # a group chat is listed under its group's name (groups.py), not its host member's
 _CHAT_COLUMNS = (
     "c.id, c.title, c.character_id,"
     " COALESCE((SELECT g.name FROM groups g WHERE g.id = c.group_id), ch.name)"
     " AS character_name, c.persona_id,"
-    " c.created_at, c.last_used_at, c.deleted_at,"
-    " (SELECT count(*) FROM messages m WHERE m.chat_id = c.id) AS message_count"
+    " c.created_at, c.last_used_at, c.deleted_at"
+)
+# the lists only: counting costs the chat's length, which `info` must not pay at each reply
+_LISTED_COLUMNS = (
+    f"{_CHAT_COLUMNS}, (SELECT count(*) FROM messages m WHERE m.chat_id = c.id) AS message_count"
 )
 
 
@@ -119,14 +122,14 @@ class Chats(StorePart):
             raise StoreError(f"No chat with id {chat_id}")
         return from_row(ChatInfo, rows[0])
 
-    def all(self) -> list[ChatInfo]:
+    def all(self) -> list[ChatListing]:
         """Every chat not in the trash (nor its character), most recently used first."""
         rows = self._query(
-            f"SELECT {_CHAT_COLUMNS} FROM chats c JOIN characters ch ON ch.id = c.character_id"
+            f"SELECT {_LISTED_COLUMNS} FROM chats c JOIN characters ch ON ch.id = c.character_id"
             " WHERE c.deleted_at IS NULL AND ch.deleted_at IS NULL"
             " ORDER BY c.last_used_at DESC, c.id DESC"
         )
-        return [from_row(ChatInfo, r) for r in rows]
+        return [from_row(ChatListing, r) for r in rows]
 
     def rename(self, chat_id: int, title: str) -> None:
         self.info(chat_id)
@@ -134,13 +137,13 @@ class Chats(StorePart):
             c.execute("UPDATE chats SET title = ? WHERE id = ?", (title, chat_id))
 
     def persona_of(self, chat_id: int) -> int | None:
-        """The persona the chat chose (None: the default one), without counting messages."""
+        """The persona the chat chose (None: the default one)."""
         rows = self._query("SELECT persona_id FROM chats WHERE id = ?", (chat_id,))
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def extra(self, chat_id: int) -> dict[str, Any]:
-        """Fields an imported chat file carried (SillyTavern metadata), kept for export.
-        Read alone: `info` counts the chat's messages, which a long chat feels at each reply."""
+        """Fields an imported chat file carried (SillyTavern metadata), kept for export, as a
+        dict (`info` has them as the stored JSON)."""
         rows = self._query("SELECT extra FROM chats WHERE id = ?", (chat_id,))
         if not rows:
             raise StoreError(f"No chat with id {chat_id}")
@@ -272,13 +275,13 @@ class Chats(StorePart):
         with self._tx() as c:
             c.execute("UPDATE chats SET deleted_at = NULL WHERE id = ?", (chat_id,))
 
-    def trash(self) -> list[ChatInfo]:
+    def trash(self) -> list[ChatListing]:
         rows = self._query(
-            f"SELECT {_CHAT_COLUMNS} FROM chats c JOIN characters ch"
+            f"SELECT {_LISTED_COLUMNS} FROM chats c JOIN characters ch"
             " ON ch.id = c.character_id WHERE c.deleted_at IS NOT NULL"
             " ORDER BY c.deleted_at DESC"
         )
-        return [from_row(ChatInfo, r) for r in rows]
+        return [from_row(ChatListing, r) for r in rows]
 
     def purge_trash(self, older_than: float | timedelta = 0.0) -> int:
         """Remove for good chats and characters that went to the trash at least

@@ -34,7 +34,7 @@ class ChatEntry:
 
 @dataclass(frozen=True)
 class ChatInfo:
-    """A chat with its character (or group) name and size, as the chat manager lists it."""
+    """A chat with its character (or group) name: one row, whatever the chat's length."""
 
     id: int
     title: str
@@ -44,8 +44,15 @@ class ChatInfo:
     created_at: float
     last_used_at: float
     deleted_at: float | None
-    message_count: int
     extra: str | None = None  # JSON of the fields an imported file carried; `chats.extra()`
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChatListing(ChatInfo):
+    """A chat as the chat manager lists it, with its size: every message of every branch,
+    counted for the list only (a 100,000-message chat makes the count felt)."""
+
+    message_count: int
 
 
 @dataclass(frozen=True)

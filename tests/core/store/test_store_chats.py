@@ -61,6 +61,44 @@ def test_rename_and_list_all_chats_by_last_use(store):
         store.chats.rename(999, "x")
 
 
+def _vm_steps(store: Store, call) -> int:
+    """How many SQLite virtual-machine steps `call` takes on the store's connection."""
+    steps = 0
+
+    def step() -> int:
+        nonlocal steps
+        steps += 1
+        return 0  # go on
+
+    store._conn.set_progress_handler(step, 1)
+    try:
+        call()
+    finally:
+        store._conn.set_progress_handler(None, 1)
+    return steps
+
+
+def test_a_chats_info_costs_the_same_whatever_its_length_and_the_list_counts(store):
+    """`info` is read at each reply, swipe and chat switch: it must not count a long chat's
+    messages. The chat list still shows how many each chat holds."""
+    short, long = _chat(store, title="short"), _chat(store, title="long")
+    parent = store.messages.active_leaf(long)
+    with store._tx() as c:  # 3,000 messages in one commit
+        for i in range(3000):
+            parent = c.execute(
+                "INSERT INTO messages (chat_id, parent_id, role, text, created_at)"
+                " VALUES (?, ?, 'user', ?, 0)",
+                (long, parent, f"line {i}"),
+            ).lastrowid
+    assert _vm_steps(store, lambda: store.chats.info(long)) == _vm_steps(
+        store, lambda: store.chats.info(short)
+    )
+    assert store.chats.info(long).title == "long"
+    assert {r.id: r.message_count for r in store.chats.all()} == {short: 1, long: 3001}
+    store.chats.delete(long)
+    assert [(r.id, r.message_count) for r in store.chats.trash()] == [(long, 3001)]
+
+
 def test_duplicate_copies_the_whole_tree_and_is_independent(store):
     chat, ids = _branched(store)
     copy = store.chats.duplicate(chat)
