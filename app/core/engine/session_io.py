@@ -18,10 +18,29 @@ from app.core.engine.session_file import FileIndex, SessionError
 from app.core.engine.sessions import BACKLOG_BYTES, SessionStore
 
 # One range's copy out of llama.cpp is what a request arriving then waits for: ranges are
-# sized from the speed of the copy before (memcpy speed varies tenfold with the machine's
-# load: 1.1 GB/s here when quiet, 90 MB/s with other jobs running), at most CHUNK_BYTES.
+# sized from the speed of the copies before (memcpy speed varies tenfold with the machine's
+# load: 1.1 GB/s here when quiet, 90 MB/s with other jobs running), at most CHUNK_BYTES,
+# which bounds a piece when the load jumps between two of them.
 TARGET_COPY_MS = 10.0
 FIRST_RATE = 100 * 2**20 / 1000  # bytes per ms assumed before the first copy
+GROWTH = 2.0  # a piece is at most this many times the size the last one's speed allowed
+
+
+class Pace:
+    """How many tokens the next piece copies: TARGET_COPY_MS at the speed of the last piece,
+    at once smaller when it was slow, at most GROWTH times larger when it was fast (a
+    small piece's speed is a noisy guess), never over CHUNK_BYTES."""
+
+    def __init__(self, bytes_per_token: float) -> None:
+        self.per_token = max(bytes_per_token, 1.0)
+        self.rate = FIRST_RATE  # bytes per ms
+
+    def tokens(self) -> int:
+        budget = min(TARGET_COPY_MS * self.rate, sessions.CHUNK_BYTES)
+        return max(int(budget / self.per_token), 1)
+
+    def copied(self, n_bytes: int, ms: float) -> None:
+        self.rate = min(n_bytes / max(ms, 0.01), GROWTH * self.rate)
 
 
 def save(
@@ -47,19 +66,18 @@ def save(
     if job is None:
         return True, 0.0
     pos, end = job.ranges[0][0], job.ranges[-1][1]
-    per_token = max(job.size / max(end - pos, 1), 1.0)
-    rate, longest = FIRST_RATE, 0.0
+    pace, longest = Pace(job.size / max(end - pos, 1)), 0.0
     while pos < end:
         if not final and (waiting(0.0) or _backlogged(store, waiting)):
             break
         while final and store.backlog > BACKLOG_BYTES:
             time.sleep(0.01)
-        step = min(TARGET_COPY_MS * rate, sessions.CHUNK_BYTES) / per_token
-        stop = min(pos + max(int(step), 16), end)
+        stop = min(pos + pace.tokens(), end)
         t0 = time.perf_counter()
         payload = kv_state.copy_range(llm, pos, stop)
         ms = (time.perf_counter() - t0) * 1000
-        longest, rate = max(longest, ms), len(payload) / max(ms, 0.01)
+        longest = max(longest, ms)
+        pace.copied(len(payload), ms)
         store.put(job, pos, stop, payload)
         pos = stop
     if job.done:

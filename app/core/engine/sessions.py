@@ -49,7 +49,10 @@ MIN_GAIN_TOKENS = 64  # restore only when the file saves at least this many toke
 SUPERSEDE = 0.8  # a cache that keeps a file's tokens up to this part of it continues it,
 KEPT = 0.5  # if it keeps at least this part of them
 COMPACT = 2.0  # a file this many times the size of the state it rebuilds is written anew
-CHUNK_BYTES = 16 * 2**20  # one copy out of llama.cpp (~15 ms at the 1.1 GB/s seen here)
+# The most one copy out of llama.cpp takes: 4 ms at the 1.1 GB/s of a quiet machine here, 44 ms
+# at the slowest copy seen (90 MB/s under load), so a request waits under 50 ms even when
+# the load jumps between two pieces (16 MiB pieces took up to 62 ms then).
+CHUNK_BYTES = 4 * 2**20
 BACKLOG_BYTES = 96 * 2**20  # copied but not yet written: the save's extra memory
 _Pending = tuple[int, tuple[Chunk, ...], int, tuple[int, ...]]  # a record's edit and tokens
 NOTICE = "notice.json"  # what the folder's last save could not do, for Settings → Model
