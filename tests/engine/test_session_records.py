@@ -63,9 +63,9 @@ def _idle_save(child: Child) -> None:
 
 def _turn(child: Child, chat: _Chat, user_text: str):
     """One turn: the prompt evaluated (one token sampled), then the turn's messages added
-    to the history, the reply a fixed text. Generated replies would come back re-tokenized
-    and matched to their ids (reply_ids.py), which a restarted engine does not know yet;
-    that is not what these tests are about."""
+    to the history, the reply a fixed text. Generated replies come back re-tokenized and
+    are matched to their ids (reply_ids.py), which the files keep for a restart; that is
+    tested in test_session_restart.py, not here."""
     stats = _reply(child, chat.prompt(user_text), PROBE, [])
     chat.history += [Message(role="user", text=user_text)]
     chat.history += [Message(role="assistant", text=f"{REPLY} {user_text[:4]}")]

@@ -166,11 +166,12 @@ def _size_of(start: int, end: int) -> int:
     return (end - start) * PER_TOKEN
 
 
-def _save(store: SessionStore, tokens: list[int], final: bool = False) -> bool:
+def _save(store: SessionStore, tokens: list[int], final: bool = False, replies=()) -> bool:
     """What session_io.save does, with bytes standing in for llama.cpp's ranges."""
     job = store.plan(tokens, _size_of, final=final)
     if job is None:
         return False
+    job.replies = tuple(replies)
     for start, end in job.ranges:
         store.put(job, start, end, bytes([start % 256]) * _size_of(start, end))
     store.finish(job)
@@ -220,6 +221,22 @@ def test_messages_dropped_at_the_front_are_a_shift_in_the_same_file(tmp_path):
     assert index.tokens == shifted
     assert [(c.src, c.dst, c.length) for c in index.records[-1].chunks] == [(90, 50, 260)]
     assert store.take_writes()[0] < 40 * PER_TOKEN + 4096
+
+
+def test_the_replies_a_file_lists_follow_its_edits_as_its_tokens_do(tmp_path):
+    """Each record lists the replies that start in its range (by position, so two replies
+    with the same ids are two); a shift moves them down or drops them with their messages,
+    and the file's list is where the rebuilt cache holds each one."""
+    store = _store(tmp_path)
+    perm, history = CHAT[:50], CHAT[50:]
+    a, b, c = (1, 2, 3), (4, 5, 6), (7, 8, 9)
+    _save(store, perm + history[:300], replies=[(70, a), (200, b), (250, b)])
+    shifted = perm + history[40:340]  # 50..90 dropped: the replies after it move down by 40
+    _save(store, shifted, replies=[(160, b), (210, b), (310, c)])
+    (index,) = _files(tmp_path).values()
+    assert index.records[0].replies == ((70, a), (200, b), (250, b))
+    assert index.records[-1].replies == ((310, c),)  # the others were listed before
+    assert index.replies == [(160, b), (210, b), (310, c)]
 
 
 def test_a_branch_from_an_earlier_message_and_another_chat_keep_their_own_files(tmp_path):

@@ -35,7 +35,15 @@ from app.core.engine.base import (
 )
 from app.core.engine.devices import load_backends
 from app.core.engine.expert_offload import expert_patterns, tensors_in_ram
-from app.core.engine.reply_ids import Pieces, ReplyIds, Sampled, with_reply_ids, with_saved_ids
+from app.core.engine.reply_ids import (
+    Pieces,
+    Placed,
+    ReplyIds,
+    Sampled,
+    Spliced,
+    with_reply_ids,
+    with_saved_ids,
+)
 from app.core.engine.session_file import SessionError
 from app.core.engine.sessions import MIN_GAIN_TOKENS, SessionStore, model_identity
 from app.core.engine.template_guard import disable_gguf_template_compilation
@@ -62,6 +70,7 @@ class Child:
         self.keep = 0  # the last prompt's permanent part, in tokens (for saved sessions)
         self.replies = ReplyIds(0)  # the ids of the replies made (reply_ids.py)
         self.pieces, self.sampled = Pieces(None), Sampled(None)
+        self.placed: list[Placed] = []  # where the cache holds replies (for saved sessions)
         self.text = ("", 0)  # the prompt being answered, and its permanent part's length
 
     # --- loading -------------------------------------------------------------------------
@@ -90,7 +99,7 @@ class Child:
         self._abort_cb = _install_abort(self.llm, self.abort)
         self.shift_off = kv_shift.shift_unavailable(self.llm, params.kv_type)
         self.replies, self.pieces = ReplyIds(self.llm.n_ctx()), Pieces(self.llm)
-        self.sampled = Sampled(self.llm)
+        self.sampled, self.placed = Sampled(self.llm), []
         if params.session_dir:
             identity = model_identity(
                 params.model_path,
@@ -109,7 +118,8 @@ class Child:
         self, prompt: str, sp: SamplingParams, layout: PromptLayout | None = None
     ) -> StreamStats:
         start = time.perf_counter()
-        tokens = self.prompt_tokens(prompt, layout)
+        spliced = self._prompt_ids(prompt, layout)
+        tokens = spliced.tokens
         if len(tokens) > self.llm.n_ctx():
             raise ValueError(
                 f"The prompt has {len(tokens)} tokens, more than the context "
@@ -121,6 +131,7 @@ class Child:
             self.llm.input_ids[: self.llm.n_tokens].tolist(), tokens, keep, self.shift_off
         )
         stats.reused_tokens, stats.full_read_reason = plan.reused, plan.full_read_reason
+        self.placed = list(spliced.placed)
         if not self._maybe_restore(tokens, keep, stats):
             self._shift(plan, stats)
         perf.reset(self.llm)
@@ -132,7 +143,9 @@ class Child:
                 raise
             stats.stopped = True  # llama_decode returned 2: aborted; finished batches stay
         finally:
-            self.sampled.remember(self.replies, self.pieces)
+            reply = self.sampled.remember(self.replies, self.pieces)
+            if reply:  # generated right after the prompt
+                self.placed.append(Placed(len(tokens), 0, reply))
         stats.seconds = time.perf_counter() - start
         self._read_perf(stats, probe)
         return stats
@@ -140,6 +153,9 @@ class Child:
     def prompt_tokens(self, prompt: str, layout: PromptLayout | None = None) -> list[int]:
         """The ids `generate` evaluates for `prompt`: the tokenizer's, with the ids the model
         generated where the prompt holds its earlier replies (reply_ids.py)."""
+        return self._prompt_ids(prompt, layout).tokens
+
+    def _prompt_ids(self, prompt: str, layout: PromptLayout | None) -> Spliced:
         self.text = (prompt, layout.permanent_chars if layout else 0)  # for a restore
         tokens = self._tokenize(prompt)
         return with_reply_ids(self.llm, self.replies, self.pieces, *self.text, tokens)
@@ -221,17 +237,14 @@ class Child:
         if match is None:
             return False
         try:
-            saved = session_io.restore(self.llm, self.sessions, match[0])
+            saved, replies = session_io.restore(self.llm, self.sessions, match[0])
         except (SessionError, RuntimeError) as exc:
             self.sessions.note(f"Ignored a saved session: {exc}")
             self.llm.reset()  # a half-applied state must not be trusted either
             stats.reused_tokens = 0
             return True
-        plan = kv_shift.plan_reuse(saved, tokens, keep, self.shift_off)
-        spliced = with_saved_ids(self.pieces, *self.text, tokens, saved, self.llm.n_ctx())
-        other = kv_shift.plan_reuse(saved, spliced, keep, self.shift_off)
-        if other.reused > plan.reused:  # the saved lines' ids help only where they match more
-            tokens[:], plan = spliced, other
+        self.replies.adopt([ids for _, ids in replies], self.pieces)
+        tokens[:], plan = self._ids_for(saved, tokens, keep)
         stats.prompt_tokens = len(tokens)
         stats.full_read_reason = ""
         self._shift(plan, stats)  # without runs to move, generate keeps just the prefix
@@ -240,6 +253,28 @@ class Child:
         )
         stats.restore_s = time.perf_counter() - t0
         return True
+
+    def _ids_for(
+        self, saved: list[int], tokens: list[int], keep: int
+    ) -> tuple[list[int], kv_shift.ReusePlan]:
+        """The prompt's ids that reuse most of a restored cache `saved`, and the plan.
+
+        First choice: the ids with the replies the file lists (adopted by now), which are
+        what the prompt would have had in a process that never stopped. A file written
+        before files listed them has its lines stand in (`with_saved_ids`); the ids made
+        before the restore stay where neither matches more."""
+        prompt, start = self.text
+        own = with_reply_ids(
+            self.llm, self.replies, self.pieces, *self.text, self._tokenize(prompt)
+        )
+        best = own, kv_shift.plan_reuse(saved, own.tokens, keep, self.shift_off)
+        lines = with_saved_ids(self.pieces, prompt, start, tokens, saved, self.llm.n_ctx())
+        for other in (Spliced(tokens, tuple(self.placed)), Spliced(lines, ())):
+            plan = kv_shift.plan_reuse(saved, other.tokens, keep, self.shift_off)
+            if plan.reused > best[1].reused:
+                best = other, plan
+        self.placed = list(best[0].placed)
+        return best[0].tokens, best[1]
 
     def save_session(
         self, final: bool = False, waiting: Callable[[float], bool] = lambda _timeout: False
@@ -260,6 +295,7 @@ class Child:
             final=final,
             shift=not self.shift_off,
             waiting=waiting,
+            replies=self.placed,
         )
         self.copy_ms = max(self.copy_ms, copy_ms)
         self._checked = self._replies if complete else self._checked

@@ -15,6 +15,11 @@ generated ids there instead of its own. The model then sees what it wrote, the c
 and only the new text is evaluated. The text outside those stretches keeps the tokenizer's
 ids.
 
+The engine knows where its cache holds each reply (`Placed`: from the splice, and where it
+generated the newest), and a saved session (sessions.py) keeps that with the cache; a restore
+hands the replies back (`ReplyIds.adopt`), so after a restart the next prompt gets the ids it
+would have had in a process that never stopped, and the saved history is its cached prefix.
+
 Pure functions over ids and their texts, so the matching is testable without a model.
 """
 
@@ -23,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
 # A reply's first ids may be a `Name:` the clean-up removed: look for the text from after
 # any `:` among its first few ids. A run shorter than MIN_RUN ids is not spliced: a word or two
@@ -41,12 +46,32 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class Placed:
+    """A reply's ids in a prompt (and so in the cache that evaluated it): `ids[skip:]` from
+    token position `at` on, as far as they spell the prompt (the clean-up may have taken a
+    `Name:` off the front and cut the end)."""
+
+    at: int
+    skip: int
+    ids: tuple[int, ...]
+
+    def held_in(self, cache: Sequence[int]) -> bool:
+        return self.at < len(cache) and cache[self.at] == self.ids[self.skip]
+
+
+class Spliced(NamedTuple):
+    tokens: list[int]
+    placed: tuple[Placed, ...]  # front to back
+
+
+@dataclass(frozen=True)
 class Splice:
-    """Prompt tokens [start, end) are replaced by `ids`."""
+    """Prompt tokens [start, end) are replaced by `ids`, the reply's from `skip` on."""
 
     start: int
     end: int
     ids: tuple[int, ...]
+    skip: int = 0
 
 
 def token_offsets(text: bytes, pieces: Sequence[bytes]) -> list[int] | None:
@@ -91,9 +116,23 @@ class ReplyIds:
     def clear(self) -> None:
         self.replies.clear()
 
+    def adopt(self, saved: Sequence[Sequence[int]], pieces: Pieces) -> None:
+        """Take the replies a restored session lists as the newest, in their order: they
+        are the chat the cache now holds, and the splice places the newest first. Known
+        ones with the same ids give way rather than being there twice."""
+        adopted = [tuple(ids) for ids in saved if ids]
+        known = set(adopted)
+        self.replies = [r for r in self.replies if r.ids not in known]
+        for ids in adopted:
+            self.remember(ids, pieces(ids))
+
     def splice(self, text: bytes, tokens: list[int], offsets: list[int], start: int) -> list[int]:
         """`tokens` (the tokenizer's ids for `text`, starting at the byte `offsets`) with each
-        remembered reply's ids where the text after byte `start` holds it.
+        remembered reply's ids where the text after byte `start` holds it."""
+        return self.place(text, tokens, offsets, start).tokens
+
+    def place(self, text: bytes, tokens: list[int], offsets: list[int], start: int) -> Spliced:
+        """`splice`'s ids, and where in them each reply went.
 
         The replies are placed newest first, each at its longest stretch among the places
         nearest before the reply placed after it: a prompt holds its replies in the order they
@@ -107,12 +146,22 @@ class ReplyIds:
                 if best is None or len(found.ids) > len(best.ids):
                     best = found
             if best is not None:
-                taken.append(best)
+                taken.append((best, reply))
                 limit = offsets[best.start]
         out = list(tokens)
-        for s in taken:  # from the end of the prompt backwards: earlier indices stay valid
+        for s, _ in taken:  # from the end of the prompt backwards: earlier indices stay valid
             out[s.start : s.end] = s.ids
-        return out
+        return Spliced(out, _positions(taken))
+
+
+def _positions(taken: list[tuple[Splice, Reply]]) -> tuple[Placed, ...]:
+    """Where each splice (listed from the end of the prompt) starts in the spliced prompt:
+    each one before it moves it by the difference of its own length."""
+    moved, placed = 0, []
+    for s, reply in reversed(taken):
+        placed.append(Placed(s.start + moved, s.skip, reply.ids))
+        moved += len(s.ids) - (s.end - s.start)
+    return tuple(placed)
 
 
 def _candidates(
@@ -177,7 +226,7 @@ def _extend(
     n = len(ends)
     if n < MIN_RUN:
         return None
-    return Splice(i, boundary[ends[-1]], reply.ids[a : a + n])
+    return Splice(i, boundary[ends[-1]], reply.ids[a : a + n], a)
 
 
 class Pieces:
@@ -211,12 +260,13 @@ class Pieces:
 
 def with_reply_ids(
     llm: Any, replies: ReplyIds, pieces: Pieces, prompt: str, start_chars: int, tokens: list[int]
-) -> list[int]:
+) -> Spliced:
     """The prompt's tokens with the generated ids where it holds earlier replies (as they
-    were when the ids would not fit). They depend on the text and the replies made, never on
-    what the cache holds now, so a full read of the same prompt evaluates the same ids."""
+    were when the ids would not fit), and where they went. They depend on the text and the
+    replies made, never on what the cache holds now, so a full read of the same prompt
+    evaluates the same ids."""
     if not replies.replies:
-        return tokens
+        return Spliced(tokens, ())
     return _spliced(replies, pieces, prompt, start_chars, tokens, llm.n_ctx())
 
 
@@ -234,19 +284,19 @@ def with_saved_ids(
             lines.remember(saved[start:i], pieces(saved[start:i]))
             start = i + 1
     lines.remember(saved[start:], pieces(saved[start:]))
-    return _spliced(lines, pieces, prompt, start_chars, tokens, n_ctx)
+    return _spliced(lines, pieces, prompt, start_chars, tokens, n_ctx).tokens
 
 
 def _spliced(
     replies: ReplyIds, pieces: Pieces, prompt: str, start_chars: int, tokens: list[int], n_ctx: int
-) -> list[int]:
+) -> Spliced:
     text = prompt.encode("utf-8")
     offsets = token_offsets(text, pieces(tokens))
     if offsets is None:
-        return tokens
+        return Spliced(tokens, ())
     start = len(prompt[:start_chars].encode("utf-8"))
-    spliced = replies.splice(text, tokens, offsets, start)
-    return spliced if len(spliced) <= n_ctx else tokens
+    spliced = replies.place(text, tokens, offsets, start)
+    return spliced if len(spliced.tokens) <= n_ctx else Spliced(tokens, ())
 
 
 class Sampled:
@@ -268,7 +318,8 @@ class Sampled:
 
         llm.sample = sample  # Llama.generate calls self.sample once per token
 
-    def remember(self, replies: ReplyIds, pieces: Pieces) -> None:
-        """Hand the ids sampled since the last call to `replies`."""
-        replies.remember(self.ids, pieces(self.ids))
-        self.ids = []
+    def remember(self, replies: ReplyIds, pieces: Pieces) -> tuple[int, ...]:
+        """Hand the ids sampled since the last call to `replies`; those ids."""
+        ids, self.ids = tuple(self.ids), []
+        replies.remember(ids, pieces(ids))
+        return ids

@@ -9,8 +9,13 @@ as it was when the last one was written; an ordinary reply appends only its own 
     record = MAGIC | u32 header length | header JSON | u32 CRC-32 of the header | payload
 
 The header names the model it was made with (`identity`), and the payload's length and
-SHA-256. A file is only a hint: a header that does not parse ends the file there (the end
-of a write cut short), a payload whose checksum fails rejects the file.
+SHA-256. It also lists the replies whose generated ids start in its range, each as its cache
+position and its ids (`replies`); the edits move or drop them as they do the tokens. The
+next prompt spells a reply as the clean-up left it, and only these ids make it match the
+restored cache again after a restart (reply_ids.py).
+
+A file is only a hint: a header that does not parse ends the file there (the end of a write
+cut short), a payload whose checksum fails rejects the file.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import json
 import os
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -29,6 +35,7 @@ from app.core.engine.kv_shift import Chunk
 MAGIC = b"PARLORKV\x03"  # \x01 (zlib) and \x02 (whole states) files are rejected as foreign
 SUFFIX = ".kvsession"
 _LEN = struct.Struct("<I")
+ReplyAt = tuple[int, tuple[int, ...]]  # a reply's cache position and its generated ids
 
 
 class SessionError(Exception):
@@ -46,6 +53,7 @@ class Record:
     payload_offset: int
     payload_len: int
     payload_sha256: str
+    replies: tuple[ReplyAt, ...] = ()  # the replies starting in this record's range
 
 
 @dataclass
@@ -58,6 +66,7 @@ class FileIndex:
     tokens: list[int] = field(default_factory=list)
     size: int = 0  # bytes of the file that are whole records
     damage: str = ""  # why the rest of the file (past `size`) is not usable
+    replies: list[ReplyAt] = field(default_factory=list)  # those in `tokens`, front to back
 
     @property
     def payload_bytes(self) -> int:
@@ -76,6 +85,14 @@ def replay_tokens(tokens: list[int], prefix: int, chunks: tuple[Chunk, ...]) -> 
     return kept
 
 
+def replay_replies(replies: list[ReplyAt], prefix: int, chunks: tuple[Chunk, ...]) -> list[ReplyAt]:
+    """The replies whose start the edit keeps, at their new positions."""
+    kept = [r for r in replies if r[0] < prefix]
+    for c in chunks:
+        kept += [(at - c.src + c.dst, ids) for at, ids in replies if 0 <= at - c.src < c.length]
+    return kept
+
+
 def encode(
     identity: dict[str, Any],
     prefix: int,
@@ -83,6 +100,7 @@ def encode(
     start: int,
     tokens: list[int],
     payload: bytes | bytearray | memoryview,
+    replies: Sequence[ReplyAt] = (),
 ) -> bytes:
     """A record's bytes before its payload (the payload follows as it is)."""
     header = json.dumps(
@@ -94,6 +112,7 @@ def encode(
             "tokens": list(tokens),
             "payload_len": len(payload),
             "payload_sha256": hashlib.sha256(payload).hexdigest(),
+            "replies": [[at, list(ids)] for at, ids in replies],
         }
     ).encode()
     return MAGIC + _LEN.pack(len(header)) + header + _LEN.pack(zlib.crc32(header))
@@ -110,6 +129,7 @@ def _parse(raw: bytes, offset: int) -> tuple[dict[str, Any], Record]:
         offset,
         int(data["payload_len"]),
         str(data["payload_sha256"]),
+        tuple((int(at), tuple(map(int, ids))) for at, ids in data.get("replies", ())),
     )
     return data["identity"], record
 
@@ -170,6 +190,8 @@ def _add(index: FileIndex, identity: dict[str, Any], record: Record) -> None:
         raise SessionError(f"{index.path.name}: a record does not continue the one before")
     index.records.append(record)
     index.tokens = tokens + list(record.tokens)
+    index.replies = replay_replies(index.replies, record.prefix, record.chunks)
+    index.replies += record.replies
 
 
 def read_payload(path: Path, record: Record) -> bytes:

@@ -4,17 +4,20 @@ The folder's rules (which file, what is new, the cap) are in sessions.py and the
 format in session_file.py; this is the part that touches llama.cpp, through kv_state.py.
 A save copies the new range in pieces of about TARGET_COPY_MS each and asks `waiting()`
 between them: when a request has come in, the save stops there (what is queued is a whole, shorter
-record of the cache) and the request starts at once; the next idle moment goes on.
+record of the cache) and the request starts at once; the next idle moment goes on. With the
+cache go the generated ids of the replies it holds, and a restore gives them back
+(reply_ids.py), so the prompt after a restart matches the restored cache all through.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.core.engine import kv_shift, kv_state, sessions
-from app.core.engine.session_file import FileIndex, SessionError
+from app.core.engine.reply_ids import Placed
+from app.core.engine.session_file import FileIndex, ReplyAt, SessionError
 from app.core.engine.sessions import BACKLOG_BYTES, SessionStore
 
 # One range's copy out of llama.cpp is what a request arriving then waits for: ranges are
@@ -51,9 +54,10 @@ def save(
     final: bool = False,
     shift: bool = True,
     waiting: Callable[[float], bool] = lambda _timeout: False,
+    replies: Sequence[Placed] = (),
 ) -> tuple[bool, float]:
-    """Queue what the folder lacks of the live cache: (whether the folder will then hold
-    all it should, the longest copy in ms).
+    """Queue what the folder lacks of the live cache, with where it holds `replies`:
+    (whether the folder will then hold all it should, the longest copy in ms).
 
     With `final` (unload, exit) nothing stops it; otherwise a request does, and so does a
     write still in progress (the next idle moment tries again)."""
@@ -65,6 +69,7 @@ def save(
     )
     if job is None:
         return True, 0.0
+    job.replies = tuple((r.at, r.ids) for r in replies if r.held_in(tokens))
     pos, end = job.ranges[0][0], job.ranges[-1][1]
     pace, longest = Pace(job.size / max(end - pos, 1)), 0.0
     while pos < end:
@@ -93,8 +98,8 @@ def _backlogged(store: SessionStore, waiting: Callable[[float], bool]) -> bool:
     return False
 
 
-def restore(llm: Any, store: SessionStore, index: FileIndex) -> list[int]:
-    """Rebuild the cache a file holds; the tokens it holds.
+def restore(llm: Any, store: SessionStore, index: FileIndex) -> tuple[list[int], list[ReplyAt]]:
+    """Rebuild the cache a file holds; the tokens it holds, and where it holds replies.
 
     SessionError (the file is deleted) or RuntimeError (llama.cpp refused it): the cache
     is then empty."""
@@ -116,4 +121,4 @@ def restore(llm: Any, store: SessionStore, index: FileIndex) -> list[int]:
         kv_state.clear(llm)
         raise
     store.used(settled)
-    return list(llm.input_ids[: llm.n_tokens].tolist())
+    return list(llm.input_ids[: llm.n_tokens].tolist()), list(settled.replies)

@@ -8,7 +8,9 @@ a thread).
 
 Each chat has one file of records (session_file.py), appended as the chat grows: a save
 writes only the tokens the file does not hold yet, with the edit that turns the file's
-cache into the live one (a reply re-tokenized, old messages dropped in a context shift).
+cache into the live one (a reply re-tokenized, old messages dropped in a context shift),
+and the generated ids of the replies starting in the new part, so a restart splices the
+replies into the next prompt as the live engine did (reply_ids.py).
 Files are found by their tokens, not by chat: the live cache is appended to the file it
 continues (the file's tokens are mostly in it), otherwise it starts a new file. A file that
 has grown past twice the state it rebuilds (dropped messages, old swipes) is written anew
@@ -54,7 +56,7 @@ COMPACT = 2.0  # a file this many times the size of the state it rebuilds is wri
 # the load jumps between two pieces (16 MiB pieces took up to 62 ms then).
 CHUNK_BYTES = 4 * 2**20
 BACKLOG_BYTES = 96 * 2**20  # copied but not yet written: the save's extra memory
-_Pending = tuple[int, tuple[Chunk, ...], int, tuple[int, ...]]  # a record's edit and tokens
+_Pending = tuple[int, tuple[Chunk, ...], int, tuple[int, ...], tuple[sf.ReplyAt, ...]]
 NOTICE = "notice.json"  # what the folder's last save could not do, for Settings → Model
 
 
@@ -113,6 +115,7 @@ class SaveJob:
     size: int = 0  # bytes the records will take
     replaces: Path | None = None  # the file this one is a compacted copy of
     done: list[tuple[int, int]] = field(default_factory=list)  # ranges queued so far
+    replies: tuple[sf.ReplyAt, ...] = ()  # where `tokens` hold replies, with their ids
 
 
 def split(start: int, end: int, total_bytes: int) -> list[tuple[int, int]]:
@@ -306,22 +309,26 @@ class SessionStore:
     # --- writing -------------------------------------------------------------------------
     def put(self, job: SaveJob, start: int, end: int, payload: bytes | bytearray) -> None:
         """Queue the record for cache range [start, end) of `job` (copied on the engine's
-        thread); the writer hashes and appends it. The first record carries the edit."""
+        thread); the writer hashes and appends it. The first record carries the edit; each
+        lists the replies that start in its range."""
         first = not job.done
         prefix, chunks = (job.prefix, job.chunks) if first else (start, ())
         tokens = tuple(job.tokens[start:end])
         with self._lock:  # what the file will hold, for the next plan (read again once written)
             index = self._index.get(job.path) or FileIndex(job.path, self.identity)
+            replies = tuple(r for r in job.replies if start <= r[0] < end)
             kept = sf.replay_tokens(index.tokens, prefix, chunks)
-            index.records.append(sf.Record(prefix, chunks, start, tokens, -1, len(payload), ""))
+            record = sf.Record(prefix, chunks, start, tokens, -1, len(payload), "", replies)
+            index.records.append(record)
             index.tokens = kept + list(tokens)
-            index.size += len(payload) + 600 + 8 * len(tokens)
+            index.replies = sf.replay_replies(index.replies, prefix, chunks) + list(replies)
+            index.size += len(payload) + 600 + 8 * (len(tokens) + sum(len(r[1]) for r in replies))
             self._index[job.path] = index
             self._pending[job.path] = self._pending.get(job.path, 0) + 1
             self._backlog += len(payload)
         job.done.append((start, end))
         self._start_writer()
-        self._queue.put((job, (prefix, chunks, start, tokens), payload))
+        self._queue.put((job, (prefix, chunks, start, tokens, replies), payload))
 
     def finish(self, job: SaveJob) -> None:
         """After the last record of a job: supersede old files and keep the cap."""
@@ -364,8 +371,10 @@ class SessionStore:
         try:
             if job.path not in self._failed:
                 t0 = time.perf_counter()
-                prefix, chunks, start, tokens = record
-                head = sf.encode(self.identity, prefix, chunks, start, list(tokens), payload)
+                prefix, chunks, start, tokens, replies = record
+                head = sf.encode(
+                    self.identity, prefix, chunks, start, list(tokens), payload, replies
+                )
                 self.folder.mkdir(parents=True, exist_ok=True)
                 n = self.write_record(job.path, head, payload)
                 with self._lock:
