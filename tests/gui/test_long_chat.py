@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from app.core.chat.context import AppContext
 from app.core.chat.default_character import ensure_default_character
 from app.gui.chat.model import PAGE
@@ -72,3 +74,66 @@ def test_shortcut_list_names_the_chat_shortcuts(make_window):
     window = make_window()
     keys = dict(window.shortcut_list())
     assert {"Ctrl+N", "Ctrl+Return", "Alt+Left", "Alt+Right", "Esc", "Ctrl+F"} <= set(keys)
+
+
+def test_deleting_the_oldest_message_of_a_long_chat_purges_it_off_the_gui_thread(
+    qtbot, make_window
+):
+    """Delete the first line of a 1,500-message chat: Undo brings it back exactly; when the
+    offer ends the chat is its greeting at once, and the rows are removed by a background
+    job on its own connection, never by the GUI thread (one cascading DELETE also failed:
+    SQLite ends a cascade 1,000 levels deep)."""
+    _long_chat(1500)
+    window = make_window()
+    store, chat, model = window.ctx.store, window.controller.chat_id, window.chat_model
+    rows = store._query("SELECT id FROM messages WHERE chat_id = ? ORDER BY id LIMIT 2", (chat,))
+    first = rows[1][0]  # the line after the greeting
+    ops = window.message_ops
+    assert ops.delete(first) == 1500
+    assert [model.index(r).data() for r in range(model.rowCount())] == ["Welcome."]
+    ops.undo()
+    assert model.index(PAGE - 1).data() == "message number 1499"
+    assert len(model.messages()) == 1501
+
+    on_gui_thread: list[str] = []
+
+    def trace(sql: str) -> None:
+        if threading.current_thread() is threading.main_thread():
+            on_gui_thread.append(sql)
+
+    store._conn.set_trace_callback(trace)
+    try:
+        assert ops.delete(first) == 1500
+        ops.expire()  # the Undo offer ran out: deleted for good
+        assert not ops.undo_bar.isVisible()
+        assert [m.text for m in store.messages.active_path(chat)] == ["Welcome."]
+        assert [model.index(r).data() for r in range(model.rowCount())] == ["Welcome."]
+        qtbot.waitUntil(
+            lambda: (
+                store._query("SELECT count(*) FROM messages WHERE chat_id = ?", (chat,))[0][0] == 1
+            ),
+            timeout=60000,
+        )
+    finally:
+        store._conn.set_trace_callback(None)
+    assert not store.messages.hidden_pending()
+    assert [s for s in on_gui_thread if s.lstrip().upper().startswith("DELETE")] == []
+    assert store._query("PRAGMA foreign_key_check") == []
+    qtbot.waitUntil(lambda: not window.controller.purger.busy)
+
+
+def test_a_delete_the_last_run_left_hidden_is_purged_once_the_window_opens(qtbot, make_window):
+    """The app ended while a purge was under way: the next start shows the chat as the
+    delete left it and removes the rest in the background."""
+    _long_chat(300)
+    ctx = AppContext.create()
+    (chat,) = [c.id for c in ctx.store.chats.all()]
+    rows = ctx.store._query("SELECT id FROM messages WHERE chat_id = ? ORDER BY id", (chat,))
+    ctx.store.messages.hide(rows[1][0])  # hidden and listed, no row removed yet
+    ctx.close()
+    window = make_window()
+    store, model = window.ctx.store, window.chat_model
+    assert [model.index(r).data() for r in range(model.rowCount())] == ["Welcome."]
+    qtbot.waitUntil(lambda: not store.messages.hidden_pending(), timeout=60000)
+    assert store._query("SELECT count(*) FROM messages WHERE chat_id = ?", (chat,))[0][0] == 1
+    qtbot.waitUntil(lambda: not window.controller.purger.busy)

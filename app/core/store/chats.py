@@ -18,6 +18,7 @@ from app.core.store.db import StoreError
 from app.core.store.nodes import NewNode, insert_nodes, nodes_from_rows
 from app.core.store.part import StorePart, new_id
 from app.core.store.records import ChatEntry, ChatInfo, ChatListing, from_row
+from app.core.store.tree import attached
 
 # a group chat is listed under its group's name (groups.py), not its host member's
 _CHAT_COLUMNS = (
@@ -197,6 +198,7 @@ class Chats(StorePart):
         """A copy of the whole tree (every branch and swipe), showing the same path."""
         info = self.info(chat_id)
         rows = self._query("SELECT * FROM messages WHERE chat_id = ? ORDER BY id", (chat_id,))
+        rows = attached(rows)  # not a branch a delete hid, which waits for its purge
         return self._same_group(
             chat_id,
             self.from_nodes(

@@ -156,6 +156,15 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 7: deleting a long branch (purge.py): the messages a delete hid, each its own parent,
+    # removed a batch at a time; and an index on parent_id alone, which the cascade of
+    # `parent_id` needs (without it, each deleted message scans the whole table).
+    """
+    CREATE INDEX messages_by_parent_id ON messages(parent_id);
+    CREATE TABLE message_purges (
+        message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE
+    );
+    """,
 ]
 
 

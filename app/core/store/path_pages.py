@@ -24,9 +24,12 @@ _COLUMNS = (
     " AND s.parent_id IS m.parent_id) AS sibling_count"
 )
 
+# Up to the root; a message a delete hid is its own parent (purge.py), and a walk from
+# inside a hidden branch stops there instead of going round.
 _UP = (
     "WITH RECURSIVE up(id, d) AS (SELECT ?, 0 UNION ALL SELECT m.parent_id, d + 1"
-    " FROM messages m JOIN up ON m.id = up.id WHERE m.parent_id IS NOT NULL AND d + 1 < ?)"
+    " FROM messages m JOIN up ON m.id = up.id WHERE m.parent_id IS NOT NULL"
+    " AND m.parent_id != m.id AND d + 1 < ?)"
 )
 
 # Down a branch the way a swipe restores it: each node's remembered child while it is still

@@ -9,9 +9,25 @@ from collections import defaultdict
 from typing import Any
 
 from app.core.store import path_pages as pages
+from app.core.store import purge as purging
 from app.core.store.db import StoreError
 from app.core.store.message import Message
 from app.core.store.part import StorePart
+
+
+def attached(rows: list[sqlite3.Row]) -> list[sqlite3.Row]:
+    """The rows still in their chat's tree (a root, or below one), in their order: never a
+    message a delete hid (its own parent, purge.py) nor anything below it."""
+    children: dict[int | None, list[int]] = defaultdict(list)
+    for r in rows:
+        children[r["parent_id"]].append(r["id"])
+    kept: set[int] = set()
+    todo = list(children[None])
+    while todo:
+        mid = todo.pop()
+        kept.add(mid)
+        todo.extend(children.get(mid, ()))
+    return [r for r in rows if r["id"] in kept]
 
 
 class Messages(StorePart):
@@ -162,12 +178,21 @@ class Messages(StorePart):
         return leaf
 
     def delete(self, message_id: int) -> int | None:
-        """Delete a message and everything below it; the path moves to its parent."""
+        """Delete a message and everything below it; the path moves to its parent. Hidden
+        in one transaction, then removed a batch per transaction on this connection."""
+        leaf = self.hide(message_id)
+        self.purge()
+        return leaf
+
+    def hide(self, message_id: int) -> int | None:
+        """Delete a message and everything below it as the chat sees it, in one short
+        transaction whatever the branch's length; the rows are removed by `purge` (the
+        window runs it in the background: purge.py). Returns the new active leaf."""
         msg = self.get(message_id)
-        # One transaction: a crash can never leave the chat pointing at a deleted message.
-        # The reads below run on the same connection, so they see the delete.
+        # One transaction: a crash can never leave the chat pointing at a hidden message.
+        # The reads below run on the same connection, so they see it hidden.
         with self._tx() as c:
-            c.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+            purging.hide(c, message_id)
             if msg.parent_id is None:
                 roots = pages.root_ids(self._query, msg.chat_id)
                 leaf = self._descend(roots[0]) if roots else None
@@ -175,6 +200,18 @@ class Messages(StorePart):
                 leaf = self._descend(msg.parent_id)
             c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?", (leaf, msg.chat_id))
         return leaf
+
+    def purge(self) -> int:
+        """Remove what `hide` hid, here and now, a step per transaction; how many rows."""
+        total = 0
+        while self.hidden_pending():
+            with self._tx() as c:
+                total += purging.purge_step(c)
+        return total
+
+    def hidden_pending(self) -> bool:
+        """Whether hidden messages wait for a purge (one indexed row read)."""
+        return bool(self._query("SELECT 1 FROM message_purges LIMIT 1"))
 
     def recover_interrupted(self) -> int:
         """Mark replies that were streaming when the app died; their text is kept."""
@@ -220,8 +257,11 @@ class Messages(StorePart):
         return self.append(msg.chat_id, msg.parent_id, msg.role, text, status, gen_info)
 
     def of_chat(self, chat_id: int) -> list[Message]:
-        """Every message of the chat, every branch, parents before children."""
-        rows = self._query("SELECT * FROM messages WHERE chat_id = ? ORDER BY id", (chat_id,))
+        """Every message of the chat, every branch, parents before children (not those a
+        delete hid, which wait for their purge)."""
+        rows = attached(
+            self._query("SELECT * FROM messages WHERE chat_id = ? ORDER BY id", (chat_id,))
+        )
         children = self._children_by_parent(chat_id)
         out = []
         for row in rows:

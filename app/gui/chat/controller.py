@@ -6,7 +6,8 @@ saved every couple of seconds while it streams; a stopped or failed reply is kep
 Regenerate adds a sibling (a swipe), continue extends the last reply in place, impersonate
 writes the user's next line into the composer and stores nothing. Deleting hides the
 messages at once and removes them from the store only when the Undo bar goes away (or the
-next action needs the path), so Undo is exact: nothing is rewritten.
+next action needs the path), so Undo is exact: nothing is rewritten. Then the store hides
+them in one short transaction and the `Purger` removes the rows in the background.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from app.core.store import Message, StoreError
 from app.core.store.reader import Reader
 from app.core.store.world_state import WorldInfoStore
 from app.gui.chat.model import PAGE, ChatModel
+from app.gui.chat.purger import Purger
 from app.gui.workers import WorkerThread
 
 SAVE_EVERY_MS = 2000
@@ -69,6 +71,7 @@ class ChatController(QObject):
         self.counter = TokenCounter()
         self.last_prompt = None
         self._pending_delete: int | None = None  # hidden, deleted for good on commit
+        self.purger = Purger(self)  # removes committed deletes' rows in the background
         self._target: _Target | None = None
         self._save_timer = QTimer(self, interval=SAVE_EVERY_MS, timeout=self._save_partial)
         self._prepare = None  # reads the next job's history on the worker thread
@@ -105,6 +108,8 @@ class ChatController(QObject):
         # read from the context's store each time: a restored backup replaces the Store
         store = self.ctx.store
         self.model.source, self.model.store_path = store.messages, store.path
+        if not self.purger.busy and store.messages.hidden_pending():
+            self.purger.start(store.path)  # a delete the last run (or a restore) left hidden
         self.card = self.ctx.store.characters.card(self.ctx.store.chats.character_of(chat_id))
         self.last_prompt = None  # the last prompt, its budget and drops were another chat's
         self.model.set_out_of_context(0)
@@ -349,13 +354,16 @@ class ChatController(QObject):
             self.reload()
 
     def commit_delete(self) -> bool:
-        """Delete for good what the last delete hid. False when the store refused."""
+        """Delete for good what the last delete hid: hidden in the store at once, whatever
+        the branch's length, its rows removed in the background. False when the store
+        refused."""
         mid, self._pending_delete = self._pending_delete, None
         if mid is None:
             return True
-        ok = self._guarded(lambda: self.ctx.store.messages.delete(mid))
+        ok = self._guarded(lambda: self.ctx.store.messages.hide(mid))
         if ok:
             log.info("deleted message %s and what followed it", mid)
+            self.purger.start(self.ctx.store.path)
             # the parent's other reply (a swipe) is the path's end now: show it
             if self.chat_id is not None and self.model.leaf != self._shown_leaf():
                 self.reload()
