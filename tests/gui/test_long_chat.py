@@ -6,6 +6,7 @@ import threading
 
 from app.core.chat.context import AppContext
 from app.core.chat.default_character import ensure_default_character
+from app.core.store.path_pages import UNBOUNDED
 from app.gui.chat.model import PAGE
 
 
@@ -101,9 +102,11 @@ def test_deleting_the_oldest_message_of_a_long_chat_purges_it_off_the_gui_thread
         if threading.current_thread() is threading.main_thread():
             on_gui_thread.append(sql)
 
+    while model.has_earlier():  # scrolled up to the first line, which the user deletes
+        model.load_earlier()
     store._conn.set_trace_callback(trace)
     try:
-        assert ops.delete(first) == 1500
+        assert ops.delete(first) == 1500  # counted from the rows shown, not walked
         ops.expire()  # the Undo offer ran out: deleted for good
         assert not ops.undo_bar.isVisible()
         assert [m.text for m in store.messages.active_path(chat)] == ["Welcome."]
@@ -118,6 +121,9 @@ def test_deleting_the_oldest_message_of_a_long_chat_purges_it_off_the_gui_thread
         store._conn.set_trace_callback(None)
     assert not store.messages.hidden_pending()
     assert [s for s in on_gui_thread if s.lstrip().upper().startswith("DELETE")] == []
+    # nor walks up the path: not the whole of it, nor from the leaf up to the message
+    assert [s for s in on_gui_thread if "up(" in s and str(UNBOUNDED) in s] == []
+    assert [s for s in on_gui_thread if "up.id !=" in s] == []
     assert store._query("PRAGMA foreign_key_check") == []
     qtbot.waitUntil(lambda: not window.controller.purger.busy)
 

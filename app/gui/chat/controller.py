@@ -335,7 +335,7 @@ class ChatController(QObject):
         needs the real path); `undo_delete` shows them again exactly as they were."""
         if self.busy or not self.commit_delete():
             return 0
-        hidden = self.ctx.store.messages.steps_to(self.chat_id, message_id) or 0
+        hidden = self._count_from(message_id)
         if not hidden:
             return 0
         self._pending_delete = message_id
@@ -347,6 +347,17 @@ class ChatController(QObject):
             self.model.show_end(self.chat_id, parent)
         self.deleted.emit(hidden)
         return hidden
+
+    def _count_from(self, message_id: int) -> int:
+        """How many messages run from `message_id` to the path's end (0: not on the path).
+        The rows shown, when they reach the end, say it without a read (a long chat's
+        first message has 100,000 below it); else the store walks up from the leaf."""
+        row = self.model.row_of(message_id)
+        store = self.ctx.store.messages
+        if row >= 0 and not self.model.has_later():
+            if self.model.leaf == store.active_leaf(self.chat_id):
+                return self.model.rowCount() - row
+        return store.steps_to(self.chat_id, message_id) or 0
 
     def undo_delete(self) -> None:
         if self._pending_delete is not None:
