@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from app.core.store import purge as purging
 from app.core.store.db import StoreError
 from app.core.store.nodes import NewNode, insert_nodes, nodes_from_rows
 from app.core.store.part import StorePart, new_id
@@ -27,9 +28,16 @@ _CHAT_COLUMNS = (
     " AS character_name, c.persona_id,"
     " c.created_at, c.last_used_at, c.deleted_at"
 )
-# the lists only: counting costs the chat's length, which `info` must not pay at each reply
-_LISTED_COLUMNS = (
-    f"{_CHAT_COLUMNS}, (SELECT count(*) FROM messages m WHERE m.chat_id = c.id) AS message_count"
+# The lists only: counting costs the chat's length, which `info` must not pay at each reply.
+# What a delete hid is not counted: the rows still hidden are counted once per chat that has
+# any (purge.HIDDEN, nothing when no purge is pending) and taken off its count.
+_LISTED = (
+    f"WITH RECURSIVE {purging.HIDDEN},"
+    " gone(chat_id, n) AS (SELECT chat_id, count(*) FROM hidden GROUP BY chat_id)"
+    f" SELECT {_CHAT_COLUMNS}, (SELECT count(*) FROM messages m WHERE m.chat_id = c.id)"
+    " - COALESCE(gone.n, 0) AS message_count"
+    " FROM chats c JOIN characters ch ON ch.id = c.character_id"
+    " LEFT JOIN gone ON gone.chat_id = c.id"
 )
 
 
@@ -126,8 +134,7 @@ class Chats(StorePart):
     def all(self) -> list[ChatListing]:
         """Every chat not in the trash (nor its character), most recently used first."""
         rows = self._query(
-            f"SELECT {_LISTED_COLUMNS} FROM chats c JOIN characters ch ON ch.id = c.character_id"
-            " WHERE c.deleted_at IS NULL AND ch.deleted_at IS NULL"
+            f"{_LISTED} WHERE c.deleted_at IS NULL AND ch.deleted_at IS NULL"
             " ORDER BY c.last_used_at DESC, c.id DESC"
         )
         return [from_row(ChatListing, r) for r in rows]
@@ -278,11 +285,7 @@ class Chats(StorePart):
             c.execute("UPDATE chats SET deleted_at = NULL WHERE id = ?", (chat_id,))
 
     def trash(self) -> list[ChatListing]:
-        rows = self._query(
-            f"SELECT {_LISTED_COLUMNS} FROM chats c JOIN characters ch"
-            " ON ch.id = c.character_id WHERE c.deleted_at IS NOT NULL"
-            " ORDER BY c.deleted_at DESC"
-        )
+        rows = self._query(f"{_LISTED} WHERE c.deleted_at IS NOT NULL ORDER BY c.deleted_at DESC")
         return [from_row(ChatListing, r) for r in rows]
 
     def purge_trash(self, older_than: float | timedelta = 0.0) -> int:
@@ -302,15 +305,17 @@ class Chats(StorePart):
     # --- search -----------------------------------------------------------------------
     def search(self, text: str, limit: int = 50) -> list[ChatHit]:
         """Messages containing every word of `text`, across all chats not in the trash,
-        best matches first."""
+        best matches first (none a delete hid)."""
         if not text.strip():
             return []
         rows = self._query(
-            "SELECT m.id, m.chat_id, m.created_at, c.title, c.character_id, ch.name,"
+            f"WITH RECURSIVE {purging.HIDDEN}"
+            " SELECT m.id, m.chat_id, m.created_at, c.title, c.character_id, ch.name,"
             " snippet(messages_fts, 0, '[', ']', '…', 12) AS snip"
             " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
             " JOIN chats c ON c.id = m.chat_id JOIN characters ch ON ch.id = c.character_id"
             " WHERE messages_fts MATCH ? AND c.deleted_at IS NULL AND ch.deleted_at IS NULL"
+            " AND m.id NOT IN (SELECT id FROM hidden)"
             " ORDER BY bm25(messages_fts), m.created_at DESC LIMIT ?",
             (fts_query(text), limit),
         )

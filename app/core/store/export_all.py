@@ -33,6 +33,7 @@ from app.core.cards.charx import unsafe_name
 from app.core.store import Store
 from app.core.store.db import MIGRATIONS
 from app.core.store.import_rows import RowError, check_tables
+from app.core.store.purge import HIDDEN
 
 FORMAT = "parlor-export"
 FORMAT_VERSION = 1
@@ -53,19 +54,40 @@ class ExportError(Exception):
 
 
 def read_tables(db_path: Path) -> tuple[int, dict[str, list[dict[str, Any]]]]:
-    """Every row of every table, read in one transaction so the set is consistent."""
+    """Every row of every table, read in one transaction so the set is consistent; not the
+    messages a delete hid and the purge has not removed yet (purge.py), which an import
+    would keep for good as rows of no chat's tree."""
     conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     try:
         conn.execute("BEGIN")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {
-            t: [dict(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY rowid")] for t in TABLES
-        }
+        tables = {t: [dict(r) for r in conn.execute(_select(t))] for t in TABLES}
         conn.execute("COMMIT")
     finally:
         conn.close()
+    _drop_stale_children(tables["messages"])
     return version, tables
+
+
+def _select(table: str) -> str:
+    if table != "messages":
+        return f"SELECT * FROM {table} ORDER BY rowid"
+    return (
+        f"WITH RECURSIVE {HIDDEN} SELECT * FROM messages m"
+        " WHERE m.id NOT IN (SELECT id FROM hidden) ORDER BY rowid"
+    )
+
+
+def _drop_stale_children(messages: list[dict[str, Any]]) -> None:
+    """A remembered child that is no child of the message any more (deleted, hidden, or
+    its id reused since) is forgotten: the store's walks already ignore it and take the
+    newest child, and the import refuses a row pointing at no message of its chat."""
+    parent_of = {m["id"]: m["parent_id"] for m in messages}
+    for m in messages:
+        child = m["active_child_id"]
+        if child is not None and parent_of.get(child) != m["id"]:
+            m["active_child_id"] = None
 
 
 def clean_settings(raw: dict[str, Any], secret_values: Iterable[str] = ()) -> dict[str, Any]:

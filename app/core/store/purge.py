@@ -15,6 +15,10 @@ one statement could not delete a long chain at all). So a delete happens in two 
 An exit between steps leaves only hidden rows, still listed; the next purge finishes them.
 Every step reads the list afresh inside its write transaction, so two purges may run at
 once, and a purge over a database restored meanwhile removes only what that one lists.
+
+Until then the rows are still there, so whatever reads messages by chat or by text rather
+than by walking from a root (the chat lists' counts, the searches, "export everything")
+leaves out `HIDDEN`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,17 @@ from pathlib import Path
 from app.core.store.db import StoreError
 
 BATCH = 200  # messages a step removes or lists: a few milliseconds of write lock
+
+# A CTE (for a WITH RECURSIVE) of the messages a delete hid and no purge has removed yet,
+# with their chats: each listed message and, down the parent_id index, everything below it
+# (a listed one is its own parent, hence `m.id != h.id`). When no purge is pending it reads
+# one empty table; when one is, it costs the rows still hidden, never a chat's length.
+# CROSS JOIN keeps the list outside: joined the other way round, SQLite scans every message.
+HIDDEN = (
+    "hidden(id, chat_id) AS (SELECT m.id, m.chat_id FROM message_purges p"
+    " CROSS JOIN messages m ON m.id = p.message_id UNION ALL SELECT m.id, h.chat_id"
+    " FROM hidden h JOIN messages m ON m.parent_id = h.id WHERE m.id != h.id)"
+)
 
 
 def hide(c: sqlite3.Connection, message_id: int) -> None:

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from app.core.store import path_pages as pages
+from app.core.store import purge as purging
 from app.core.store.chats import ChatHit, fts_query
 from app.core.store.db import StoreError
 from app.core.store.message import Message, Role, Status
@@ -160,20 +161,22 @@ class Reader:
         return found
 
     def search_chats(self, text: str, limit: int = 200, batch: int = 10) -> Iterator[list[ChatHit]]:
-        """Messages holding every word of `text` across the chats not in the trash, newest
-        first, a batch at a time as the index yields them: newest-first is the index's own
-        order, so the first hits come before the whole search is done (ranking by relevance
-        would sort every match first)."""
+        """Messages holding every word of `text` across the chats not in the trash (none a
+        delete hid), newest first, a batch at a time as the index yields them: newest-first
+        is the index's own order, so the first hits come before the whole search is done
+        (ranking by relevance would sort every match first)."""
         if not text.strip():
             return
         try:
             cursor = self._conn.execute(
-                "SELECT m.id, m.chat_id, m.created_at, c.title, c.character_id,"
+                f"WITH RECURSIVE {purging.HIDDEN}"
+                " SELECT m.id, m.chat_id, m.created_at, c.title, c.character_id,"
                 " COALESCE((SELECT g.name FROM groups g WHERE g.id = c.group_id), ch.name)"
                 " AS name, snippet(messages_fts, 0, '[', ']', '…', 12) AS snip"
                 " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
                 " JOIN chats c ON c.id = m.chat_id JOIN characters ch ON ch.id = c.character_id"
                 " WHERE messages_fts MATCH ? AND c.deleted_at IS NULL AND ch.deleted_at IS NULL"
+                " AND m.id NOT IN (SELECT id FROM hidden)"
                 " ORDER BY messages_fts.rowid DESC LIMIT ?",
                 (fts_query(text), limit),
             )

@@ -221,9 +221,12 @@ class Messages(StorePart):
             ).rowcount
 
     def search(self, text: str, limit: int = 50) -> list[Message]:
+        """Messages holding `text` as a phrase, newest first (none a delete hid)."""
         rows = self._query(
-            "SELECT m.* FROM messages_fts f JOIN messages m ON m.id = f.rowid"
-            " WHERE messages_fts MATCH ? ORDER BY m.created_at DESC LIMIT ?",
+            f"WITH RECURSIVE {purging.HIDDEN}"
+            " SELECT m.* FROM messages_fts f JOIN messages m ON m.id = f.rowid"
+            " WHERE messages_fts MATCH ? AND m.id NOT IN (SELECT id FROM hidden)"
+            " ORDER BY m.created_at DESC LIMIT ?",
             ('"' + text.replace('"', '""') + '"', limit),
         )
         return [Message.from_row(r) for r in rows]
