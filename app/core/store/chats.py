@@ -290,9 +290,19 @@ class Chats(StorePart):
 
     def purge_trash(self, older_than: float | timedelta = 0.0) -> int:
         """Remove for good chats and characters that went to the trash at least
-        `older_than` (seconds or a timedelta) ago; returns how many were removed."""
+        `older_than` (seconds or a timedelta) ago; returns how many were removed.
+
+        One cascading DELETE of a chat fails past about 1,000 chained messages (SQLite's
+        trigger depth), so the messages of every chat that goes are hidden first, in one
+        transaction, and purged a batch per transaction (purge.py) on this connection; the
+        chat and character rows are deleted last, with nothing left to cascade. An exit in
+        between leaves those chats in the trash with their messages hidden: the next purge
+        of the trash finishes them."""
         age = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
         cutoff = time.time() - age
+        with self._tx() as c:
+            purging.hide_chats(c, self._going(c, cutoff))
+        self._store.messages.purge()
         with self._tx() as c:
             chats = c.execute(
                 "DELETE FROM chats WHERE deleted_at IS NOT NULL AND deleted_at <= ?", (cutoff,)
@@ -301,6 +311,30 @@ class Chats(StorePart):
                 "DELETE FROM characters WHERE deleted_at IS NOT NULL AND deleted_at <= ?", (cutoff,)
             ).rowcount
         return chats + chars
+
+    @staticmethod
+    def _going(c: sqlite3.Connection, cutoff: float) -> list[int]:
+        """The chats that deleting the trash up to `cutoff` deletes: those in it, and those
+        of its characters. A group chat one of them hosts moves to the first member that
+        stays, as the delete's trigger (migration 5) would, and stays; without one it goes."""
+        gone = "deleted_at IS NOT NULL AND deleted_at <= :cutoff"
+        stays = (
+            "SELECT gm.character_id FROM group_members gm JOIN characters ch"
+            " ON ch.id = gm.character_id WHERE gm.group_id = chats.group_id"
+            " AND (ch.deleted_at IS NULL OR ch.deleted_at > :cutoff) ORDER BY gm.position LIMIT 1"
+        )
+        args = {"cutoff": cutoff}
+        c.execute(
+            f"UPDATE chats SET character_id = ({stays}) WHERE group_id IS NOT NULL"
+            f" AND character_id IN (SELECT id FROM characters WHERE {gone}) AND EXISTS ({stays})",
+            args,
+        )
+        rows = c.execute(
+            f"SELECT id FROM chats WHERE ({gone})"
+            f" OR character_id IN (SELECT id FROM characters WHERE {gone})",
+            args,
+        )
+        return [int(r[0]) for r in rows]
 
     # --- search -----------------------------------------------------------------------
     def search(self, text: str, limit: int = 50) -> list[ChatHit]:

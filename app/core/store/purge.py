@@ -18,7 +18,8 @@ once, and a purge over a database restored meanwhile removes only what that one 
 
 Until then the rows are still there, so whatever reads messages by chat or by text rather
 than by walking from a root (the chat lists' counts, the searches, "export everything")
-leaves out `HIDDEN`.
+leaves out `HIDDEN`. Emptying the trash goes the same way (`hide_chats`): a chat's roots
+are hidden, its rows purged, and only then the chat row deleted, a cascade of nothing.
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ def hide(c: sqlite3.Connection, message_id: int) -> None:
     """Take `message_id` and everything below it out of its chat's tree, for `purge`."""
     c.execute("UPDATE messages SET parent_id = id WHERE id = ?", (message_id,))
     c.execute("INSERT OR IGNORE INTO message_purges (message_id) VALUES (?)", (message_id,))
+
+
+def hide_chats(c: sqlite3.Connection, chat_ids: list[int]) -> None:
+    """Hide every message of these chats (their roots, with what is below them), so that
+    once `purge` has run, deleting the chat rows cascades to no message."""
+    for chat_id in chat_ids:
+        roots = c.execute(
+            "SELECT id FROM messages WHERE chat_id = ? AND parent_id IS NULL", (chat_id,)
+        ).fetchall()
+        for (root,) in roots:
+            hide(c, int(root))
 
 
 def purge_step(c: sqlite3.Connection, limit: int = BATCH) -> int:

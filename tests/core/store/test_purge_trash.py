@@ -1,0 +1,135 @@
+"""Emptying the trash on real SQLite: a chat longer than SQLite's cascade limit goes with its
+character or on its own, through the stepwise purge, and leaves no row behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.core.store import Store, StoreError
+from app.core.store import purge as purging
+
+LONG = 1500  # SQLite ends a cascade 1,000 levels deep: one DELETE of this chain failed
+
+
+def _long_chat(store: Store, character: int, n: int = LONG, word: str = "line") -> int:
+    """A chat: a greeting with a swipe, `n` lines in a row under it (one committed
+    transaction) with a world-info state on the last and a branch beside the second."""
+    chat = store.chats.new(character, ["Hello there.", "Evening."])
+    parent = store.messages.active_leaf(chat)
+    ids = []
+    with store._tx() as c:
+        for i in range(n):
+            parent = c.execute(
+                "INSERT INTO messages (chat_id, parent_id, role, text, created_at)"
+                " VALUES (?, ?, ?, ?, 0)",
+                (chat, parent, "user" if i % 2 == 0 else "assistant", f"{word} {i}"),
+            ).lastrowid
+            ids.append(parent)
+        c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?", (parent, chat))
+        c.execute("INSERT INTO world_info_timed (message_id, state) VALUES (?, '{}')", (parent,))
+    store.messages.regenerate(ids[1], f"{word} another take", "complete")
+    store.messages.show_branch(chat, ids[1])  # back to the long path
+    return chat
+
+
+def _rows(store: Store, sql: str, args: tuple = ()) -> int:
+    return store._query(sql, args)[0][0]
+
+
+def _consistent(store: Store) -> None:
+    """No row points at a removed one, the index matches the messages, nothing is left
+    hidden, and every message is in its chat's tree."""
+    assert store._query("PRAGMA foreign_key_check") == []
+    store._query("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)")
+    assert not store.messages.hidden_pending()
+    for (chat,) in store._query("SELECT id FROM chats"):
+        count = _rows(store, "SELECT count(*) FROM messages WHERE chat_id = ?", (chat,))
+        assert len(store.messages.of_chat(chat)) == count
+
+
+def _indexed(store: Store, word: str) -> int:
+    """How many rows the full-text index itself lists for `word` (stale entries included)."""
+    return _rows(store, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?", (word,))
+
+
+def test_emptying_the_trash_removes_a_character_with_a_chat_past_the_cascade_limit(store):
+    mira = store.characters.add({"name": "Mira", "first_mes": "Hello there."})
+    bo = store.characters.add({"name": "Bo", "first_mes": "Ahoy."})
+    chat = _long_chat(store, mira)
+    kept = _long_chat(store, bo, n=20, word="lighthouse")
+    store.characters.delete(mira)
+    assert store.chats.purge_trash() == 1  # the character; its chat went with it
+    assert store.characters.trash() == [] and store.chats.trash() == []
+    assert _rows(store, "SELECT count(*) FROM messages WHERE chat_id = ?", (chat,)) == 0
+    with pytest.raises(StoreError):
+        store.chats.info(chat)
+    assert _indexed(store, "line") == 0 and _indexed(store, "lighthouse") == 21
+    assert [(r.id, r.message_count) for r in store.chats.all()] == [(kept, 23)]
+    assert len(store.messages.active_path(kept)) == 21
+    _consistent(store)
+
+
+def test_emptying_the_trash_removes_a_chat_past_the_cascade_limit_and_keeps_the_rest(store):
+    mira = store.characters.add({"name": "Mira", "first_mes": "Hello there."})
+    chat = _long_chat(store, mira)
+    kept = _long_chat(store, mira, n=10, word="harbour")
+    store.chats.delete(chat)
+    assert store.chats.purge_trash() == 1
+    assert [r.id for r in store.chats.all()] == [kept]
+    assert [r.name for r in store.characters.list()] == ["Mira"]
+    assert _rows(store, "SELECT count(*) FROM messages") == 13
+    assert _indexed(store, "line") == 0 and _indexed(store, "harbour") == 11
+    _consistent(store)
+
+
+def test_a_long_group_chat_stays_when_its_host_goes_and_goes_with_its_last_member(store):
+    ann, bob, cid = (store.characters.add({"name": n}) for n in ("Ann", "Bob", "Cid"))
+    pair = store.groups.create("Pair", [ann, bob])
+    pair_chat = store.groups.new_chat(pair, [(ann, "Hi from Ann")])
+    solo = store.groups.create("Solo", [cid])
+    solo_chat = store.groups.new_chat(solo, [(cid, "Hi from Cid")])
+    for chat in (pair_chat, solo_chat):
+        leaf = store.messages.active_leaf(chat)
+        with store._tx() as c:
+            for i in range(LONG):
+                leaf = c.execute(
+                    "INSERT INTO messages (chat_id, parent_id, role, text, created_at)"
+                    " VALUES (?, ?, 'user', ?, 0)",
+                    (chat, leaf, f"line {i}"),
+                ).lastrowid
+            c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?", (leaf, chat))
+    # Bob and Ann go to the trash, then Bob comes back: Ann still hosts the pair's chat
+    store.characters.delete(bob)
+    store.characters.delete(ann)
+    store.characters.restore(bob)
+    store.characters.delete(cid)
+    assert store.chats.info(pair_chat).character_id == ann
+    assert store.chats.purge_trash() == 2
+    assert store.chats.info(pair_chat).character_id == bob
+    assert len(store.messages.active_path(pair_chat)) == LONG + 1
+    assert _rows(store, "SELECT count(*) FROM messages WHERE chat_id = ?", (solo_chat,)) == 0
+    assert [r.id for r in store.groups.chats(pair)] == [pair_chat]
+    _consistent(store)
+
+
+def test_emptying_the_trash_cut_short_is_finished_by_the_next_one(tmp_path):
+    """The app ended after the chat's messages were hidden: the chat is still in the trash,
+    showing none, and the next emptying removes it."""
+    path = tmp_path / "parlor.db"
+    store = Store(path)
+    mira = store.characters.add({"name": "Mira", "first_mes": "Hello there."})
+    chat = _long_chat(store, mira)
+    store.chats.delete(chat)
+    with store._tx() as c:  # the first transaction of purge_trash, then the app ends
+        purging.hide_chats(c, [chat])
+    store.close()
+
+    store = Store(path)
+    try:
+        assert [(r.id, r.message_count) for r in store.chats.trash()] == [(chat, 0)]
+        assert store.chats.search("line") == []
+        assert store.chats.purge_trash() == 1 and store.chats.trash() == []
+        assert _rows(store, "SELECT count(*) FROM messages") == 0
+        _consistent(store)
+    finally:
+        store.close()
