@@ -350,13 +350,13 @@ class ChatController(QObject):
 
     def _count_from(self, message_id: int) -> int:
         """How many messages run from `message_id` to the path's end (0: not on the path).
-        The rows shown, when they reach the end, say it without a read (a long chat's
-        first message has 100,000 below it); else the store walks up from the leaf."""
-        row = self.model.row_of(message_id)
+        The model says it without a read when its rows reach the end or a Find jump
+        listed the path below them (a long chat's first message has 100,000 below it);
+        else the store walks up from the leaf."""
+        count = self.model.rows_to_end(self.model.row_of(message_id))
         store = self.ctx.store.messages
-        if row >= 0 and not self.model.has_later():
-            if self.model.leaf == store.active_leaf(self.chat_id):
-                return self.model.rowCount() - row
+        if count is not None and self.model.leaf == store.active_leaf(self.chat_id):
+            return count
         return store.steps_to(self.chat_id, message_id) or 0
 
     def undo_delete(self) -> None:

@@ -196,6 +196,19 @@ class ChatModel(QAbstractListModel):
         """The row showing `message_id`, or -1 when its page is not loaded."""
         return next((r for r, m in enumerate(self._messages) if m.id == message_id), -1)
 
+    def rows_to_end(self, row: int) -> int | None:
+        """How many messages run from row `row` to the end of the path, when the model knows
+        without a read: the rows loaded reach the end, or a Find jump listed the ids below
+        them. None for a row not loaded, or below a swipe whose branch is read as it goes."""
+        if not 0 <= row < len(self._messages):
+            return None
+        below = len(self._messages) - row
+        if not self._has_later:
+            return below
+        if self._later_ids and self._later_ids[-1] == self.leaf:
+            return below + len(self._later_ids)
+        return None
+
     def newest(self) -> Message | None:
         """The last message of the path, whether or not its page is loaded."""
         if not self._has_later:
