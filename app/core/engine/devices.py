@@ -57,10 +57,34 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
 
 
 def ggml_library() -> ctypes.CDLL:
-    """libggml as llama-cpp-python loaded it (honours LLAMA_CPP_LIB_PATH)."""
-    from llama_cpp import _ggml  # noqa: PLC0415 - loads llama.cpp: only when asked
+    """The libggml that libllama itself uses (honours LLAMA_CPP_LIB_PATH).
 
-    return _declare(_ggml.libggml)
+    A wheel cannot hold symlinks, so llama-cpp-python installs libggml.so and libggml.so.0
+    as two copies of one file: `llama_cpp._ggml` opens the first by path, libllama the
+    second by its SONAME, and each copy has its own backend registry. Backends registered in
+    the wrong one leave libllama with none ("no backends are loaded"). So the copy libllama
+    linked is looked up by SONAME among the libraries already loaded; the frozen bundle keeps
+    one file with symlinks, where both are the same.
+    """
+    import llama_cpp  # noqa: PLC0415, F401 - loads libllama, and with it its libggml
+    from llama_cpp import _ggml  # noqa: PLC0415
+
+    return _declare(_linked_copy(Path(_ggml.libggml._name)) or _ggml.libggml)
+
+
+def _linked_copy(opened: Path) -> ctypes.CDLL | None:
+    """The already loaded library whose SONAME is one of `opened`'s versioned names."""
+    no_load = getattr(os, "RTLD_NOLOAD", None)
+    if no_load is None or not opened.parent.is_dir():
+        return None
+    stem = opened.name.split(".so")[0] + ".so."
+    names = sorted((p.name for p in opened.parent.glob(stem + "*")), key=len)
+    for name in names:  # the shortest versioned name is the SONAME (libggml.so.0)
+        try:
+            return ctypes.CDLL(name, mode=no_load)
+        except OSError:
+            continue
+    return None
 
 
 def lib_dir() -> Path:

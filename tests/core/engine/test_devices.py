@@ -390,3 +390,13 @@ def test_preloaded_cuda_libraries_let_a_backend_without_runpath_load(tmp_path):
         check=True,
     )
     assert done.stdout.strip() == "['libcudart.so.12', 'libcublasLt.so.12', 'libcublas.so.12']"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF SONAMEs")
+def test_ggml_is_the_copy_libllama_links_not_a_second_one():
+    """The wheel installs libggml.so and libggml.so.0 as two files; registering backends in
+    the one llama_cpp._ggml opened by path left libllama (linked to libggml.so.0) with none
+    in a GGML_BACKEND_DL build. tests/packaging/test_runtime_bundle.py checks it on one."""
+    if not (devices.lib_dir() / "libggml.so.0").is_file():
+        pytest.skip("this llama.cpp keeps one libggml file")
+    assert devices.ggml_library()._name == "libggml.so.0"
