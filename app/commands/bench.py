@@ -28,8 +28,15 @@ def register(subparsers) -> None:
     p.add_argument("--n-gpu-layers", type=int, default=0, help="layers on the GPU (-1: all)")
     p.add_argument("--threads", type=int, help="CPU threads (default: llama.cpp's choice)")
     p.add_argument(
+        "--bundle", type=Path, help="frozen one-folder build for `bundle` (default dist/parlor)"
+    )
+    p.add_argument(
         "--only",
-        help="comma-separated benchmarks to run: " + ", ".join(BENCHMARKS) + " (default: all)",
+        help="comma-separated benchmarks to run: "
+        + ", ".join(BENCHMARKS)
+        + " (default: all but "
+        + ", ".join(ON_REQUEST)
+        + ")",
     )
     p.set_defaults(handler=run_bench)
 
@@ -54,7 +61,10 @@ BENCHMARKS = {
     "worldinfo": lambda m, a, _model: m.worldinfo_bench.measure(turns=5 if a.quick else 30),
     "imports": lambda m, a, _model: {"imports": m.import_bench.run(quick=a.quick)},
     "gui_scale": lambda m, a, _model: {"gui_scale": m.gui_scale.run(quick=a.quick)},
+    "bundle": lambda m, a, _model: {"bundle": m.bundle_bench.run(a.bundle, quick=a.quick)},
 }
+# Run only when named: it measures a frozen bundle, which packaging/build.py makes first.
+ON_REQUEST = ("bundle",)
 
 
 def _open_long_chat(open_chat, quick: bool) -> dict:
@@ -63,7 +73,9 @@ def _open_long_chat(open_chat, quick: bool) -> dict:
 
 
 def _selected(only: str | None) -> list[str]:
-    names = [n.strip() for n in (only or "").split(",") if n.strip()] or list(BENCHMARKS)
+    names = [n.strip() for n in (only or "").split(",") if n.strip()] or [
+        n for n in BENCHMARKS if n not in ON_REQUEST
+    ]
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise ValueError(
@@ -80,6 +92,7 @@ def _import_bench():
     import types
 
     from bench import (
+        bundle_bench,
         engine_bench,
         gui_scale,
         import_bench,
@@ -91,6 +104,7 @@ def _import_bench():
     )
 
     return types.SimpleNamespace(
+        bundle_bench=bundle_bench,
         engine_bench=engine_bench,
         import_bench=import_bench,
         gui_scale=gui_scale,
