@@ -160,9 +160,10 @@ def run(
     n_gpu_layers: int = 0,
     n_threads: int | None = None,
     rounds: int = 5,
+    sizes: tuple[int, ...] | None = None,
 ) -> dict:
     """`{"1024": {...}, "4096": {...}, "16384": {...}}` (--quick: 1024 and 2048, one round)."""
-    sizes = (1024, 2048) if quick else (1024, 4096, 16384)
+    sizes = sizes or ((1024, 2048) if quick else (1024, 4096, 16384))
     sampling = SamplingParams(max_tokens=24 if quick else 64, seed=1234)
     out = {}
     with tempfile.TemporaryDirectory(prefix="parlor-sessions-") as tmp:
