@@ -18,30 +18,22 @@ import pytest
 from app.core.engine import LoadParams, SamplingParams
 from app.core.engine.child import Child
 from app.core.engine.remote import RemoteEngine
+from tests.engine.collect import Collect
 
 PROMPT = "The tavern at night. Mira says:"
 # every token considered, no penalty: the choice is the model's alone
 PLAIN = dict(temperature=0.0, seed=1, repeat_penalty=1.0, top_k=0, top_p=1.0, min_p=0.0)
 
 
-class _Collect:
-    def __init__(self) -> None:
-        self.pieces: list[str] = []
-
-    def send(self, message) -> None:
-        if message[0] == "token":
-            self.pieces.append(message[1])
-
-
 @pytest.fixture(scope="module")
 def child(tiny_llama_path):
-    c = Child(_Collect(), (ctypes.c_byte * 2)())
+    c = Child(Collect(), (ctypes.c_byte * 2)())
     c.load(LoadParams(model_path=str(tiny_llama_path), n_ctx=1024))
     return c
 
 
 def _words(child: Child, sp: SamplingParams, prompt: str = PROMPT) -> list[str]:
-    child.conn = _Collect()
+    child.conn = Collect()
     child.llm.reset()
     child.generate(prompt, sp)
     return "".join(child.conn.pieces).split()

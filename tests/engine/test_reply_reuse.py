@@ -20,6 +20,7 @@ from app.core.engine.kv_shift import common_prefix
 from app.core.engine.local import LocalEngine
 from app.core.prompt import Message, PromptInput
 from app.core.prompt.cleanup import clean_reply
+from tests.engine.collect import Collect
 
 CARD = {
     "name": "Mira",
@@ -28,15 +29,6 @@ CARD = {
 }
 REPLY_TOKENS = 40
 GREEDY = SamplingParams(max_tokens=REPLY_TOKENS, temperature=0.0, seed=1, repeat_penalty=1.0)
-
-
-class _Collect:
-    def __init__(self) -> None:
-        self.pieces: list[str] = []
-
-    def send(self, message) -> None:
-        if message[0] == "token":
-            self.pieces.append(message[1])
 
 
 class _Chat:
@@ -68,7 +60,7 @@ def _new_part(before: str, reply: str, after: str) -> str:
 
 
 def test_each_turn_evaluates_only_the_new_message_and_the_template_glue(tiny_llama_path):
-    child = Child(_Collect(), (ctypes.c_byte * 2)())
+    child = Child(Collect(), (ctypes.c_byte * 2)())
     child.load(LoadParams(model_path=str(tiny_llama_path), n_ctx=2048))
     llm = child.llm
 
@@ -84,7 +76,7 @@ def test_each_turn_evaluates_only_the_new_message_and_the_template_glue(tiny_lla
             # the bug this guards against: the stored reply tokenizes apart from the cache
             cached = llm.input_ids[: llm.n_tokens].tolist()
             assert common_prefix(child._tokenize(prompt.text), cached) < len(cached) - 10
-        child.conn = _Collect()
+        child.conn = Collect()
         stats = child.generate(prompt.text, GREEDY, PromptLayout(prompt.permanent_chars))
         raw = "".join(child.conn.pieces)
         assert raw.startswith(" ") and stats.tokens >= REPLY_TOKENS - 1

@@ -26,6 +26,7 @@ from app.core.engine.local import LocalEngine
 from app.core.engine.session_file import SUFFIX
 from app.core.prompt import Message, PromptInput
 from app.core.prompt.cleanup import clean_reply
+from tests.engine.collect import Collect
 
 CARD = {
     "name": "Mira",
@@ -36,17 +37,8 @@ REPLY_TOKENS = 24
 GREEDY = SamplingParams(max_tokens=REPLY_TOKENS, temperature=0.0, seed=1, repeat_penalty=1.0)
 
 
-class _Collect:
-    def __init__(self) -> None:
-        self.pieces: list[str] = []
-
-    def send(self, message) -> None:
-        if message[0] == "token":
-            self.pieces.append(message[1])
-
-
 def _child(model: Path, folder: Path, n_ctx: int) -> Child:
-    child = Child(_Collect(), (ctypes.c_byte * 2)())
+    child = Child(Collect(), (ctypes.c_byte * 2)())
     child.load(LoadParams(model_path=str(model), n_ctx=n_ctx, session_dir=str(folder)))
     return child
 
@@ -83,7 +75,7 @@ def _chat_of(child: Child, template: str) -> _Chat:
 
 
 def _generate(child: Child, prompt):
-    child.conn = _Collect()
+    child.conn = Collect()
     stats = child.generate(prompt.text, GREEDY, PromptLayout(prompt.permanent_chars))
     return stats, "".join(child.conn.pieces)
 

@@ -106,6 +106,13 @@ def _devices(prefix: tuple[str, ...] = (), vulkan: bool = False) -> dict:
     return _run(["-m", "app", "devices", "--json"], vulkan=vulkan, prefix=prefix)
 
 
+def _runtime_package() -> Path:
+    """The runtime's llama_cpp package folder (its libraries are in lib/)."""
+    code = "import llama_cpp, os; print(os.path.dirname(llama_cpp.__file__))"
+    done = subprocess.run([str(PYTHON), "-c", code], capture_output=True, text=True, check=True)
+    return Path(done.stdout.strip())
+
+
 needs_lavapipe = pytest.mark.skipif(
     not LAVAPIPE.exists(), reason="Mesa's lavapipe is not installed (mesa-vulkan-drivers)"
 )
@@ -121,14 +128,7 @@ def test_the_runtime_passes_the_portability_check():
         import llama_check  # noqa: PLC0415
     finally:
         sys.path.pop(0)
-    lib = Path(
-        subprocess.run(
-            [str(PYTHON), "-c", "import llama_cpp, os; print(os.path.dirname(llama_cpp.__file__))"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
+    lib = _runtime_package()
     build = llama_check.read_build(lib.parent, lib / "lib")
     assert llama_check.problems(build, "vulkan", platform.machine()) == []
     assert {"x64", "sse42", "haswell", "skylakex"} <= build.cpu_variants
@@ -220,14 +220,7 @@ needs_bundle = pytest.mark.skipif(
 @needs_bundle
 def test_the_bundle_ships_the_libraries_tested_here():
     bundled = _bundle() / "_internal" / "llama_cpp" / "lib"
-    runtime = Path(
-        subprocess.run(
-            [str(PYTHON), "-c", "import llama_cpp, os; print(os.path.dirname(llama_cpp.__file__))"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
+    runtime = _runtime_package()
     names = [p.name for p in bundled.iterdir() if p.name.startswith("libggml-")]
     assert {"libggml-cpu-sse42.so", "libggml-cpu-haswell.so", "libggml-vulkan.so"} <= set(names)
     for name in names:

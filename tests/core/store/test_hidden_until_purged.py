@@ -9,6 +9,7 @@ from app.core.chat.context import AppContext
 from app.core.store import Store
 from app.core.store.export_all import export_everything, import_everything
 from app.core.store.reader import Reader
+from tests.core.store.store_helpers import vm_steps
 
 
 def _chat(store: Store, name: str, texts: list[str]) -> tuple[int, list[int]]:
@@ -27,23 +28,6 @@ def _chat(store: Store, name: str, texts: list[str]) -> tuple[int, list[int]]:
             )
         c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?", (ids[-1], chat))
     return chat, ids
-
-
-def _vm_steps(store: Store, call) -> int:
-    """How many SQLite virtual-machine steps `call` takes on the store's connection."""
-    steps = 0
-
-    def step() -> int:
-        nonlocal steps
-        steps += 1
-        return 0  # go on
-
-    store._conn.set_progress_handler(step, 1)
-    try:
-        call()
-    finally:
-        store._conn.set_progress_handler(None, 1)
-    return steps
 
 
 def _statements(store: Store, call) -> list[str]:
@@ -74,17 +58,17 @@ def test_the_chat_list_stays_a_count_per_chat_while_a_purge_is_pending(store):
     10-message branch elsewhere adds a few hundred steps, and no message table is scanned."""
     long, _ = _chat(store, "Long", ["Welcome."] + [f"line {i}" for i in range(3000)])
     short, ids = _chat(store, "Short", ["Welcome."] + [f"line {i}" for i in range(20)])
-    counts = _vm_steps(
+    counts = vm_steps(
         store,
         lambda: [
             store._query("SELECT count(*) FROM messages WHERE chat_id = ?", (c,))
             for c in (long, short)
         ],
     )
-    before = _vm_steps(store, store.chats.all)
+    before = vm_steps(store, store.chats.all)
     assert before - counts < 1000  # a scan of the messages would be 9,000 more
     store.messages.hide(ids[11])
-    pending = _vm_steps(store, store.chats.all)
+    pending = vm_steps(store, store.chats.all)
     assert {r.id: r.message_count for r in store.chats.all()} == {long: 3001, short: 11}
     assert 0 < pending - before < 1000  # the long chat alone has 3,001 index entries
     (listing,) = _statements(store, store.chats.all)

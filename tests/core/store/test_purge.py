@@ -7,6 +7,7 @@ import threading
 
 from app.core.store import Store
 from app.core.store.purge import BATCH, purge, purge_step
+from tests.core.store.store_helpers import append_chain
 
 
 def _chain(store: Store, n: int) -> tuple[int, int, list[int]]:
@@ -16,16 +17,7 @@ def _chain(store: Store, n: int) -> tuple[int, int, list[int]]:
     chat = store.chats.new(char, ["Hello there."])
     greeting = store.messages.active_leaf(chat)
     store.messages.append(chat, greeting, "user", "a kept swipe")
-    ids, parent = [], greeting
-    with store._tx() as c:  # one commit for the lot
-        for i in range(n):
-            parent = c.execute(
-                "INSERT INTO messages (chat_id, parent_id, role, text, created_at)"
-                " VALUES (?, ?, ?, ?, 0)",
-                (chat, parent, "user" if i % 2 == 0 else "assistant", f"line {i}"),
-            ).lastrowid
-            ids.append(parent)
-        c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?", (parent, chat))
+    ids = append_chain(store, chat, greeting, n)
     return chat, greeting, ids
 
 

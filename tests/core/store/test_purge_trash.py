@@ -7,6 +7,7 @@ import pytest
 
 from app.core.store import Store, StoreError
 from app.core.store import purge as purging
+from tests.core.store.store_helpers import append_chain
 
 LONG = 1500  # SQLite ends a cascade 1,000 levels deep: one DELETE of this chain failed
 
@@ -15,18 +16,9 @@ def _long_chat(store: Store, character: int, n: int = LONG, word: str = "line") 
     """A chat: a greeting with a swipe, `n` lines in a row under it (one committed
     transaction) with a world-info state on the last and a branch beside the second."""
     chat = store.chats.new(character, ["Hello there.", "Evening."])
-    parent = store.messages.active_leaf(chat)
-    ids = []
+    ids = append_chain(store, chat, store.messages.active_leaf(chat), n, word)
     with store._tx() as c:
-        for i in range(n):
-            parent = c.execute(
-                "INSERT INTO messages (chat_id, parent_id, role, text, created_at)"
-                " VALUES (?, ?, ?, ?, 0)",
-                (chat, parent, "user" if i % 2 == 0 else "assistant", f"{word} {i}"),
-            ).lastrowid
-            ids.append(parent)
-        c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?", (parent, chat))
-        c.execute("INSERT INTO world_info_timed (message_id, state) VALUES (?, '{}')", (parent,))
+        c.execute("INSERT INTO world_info_timed (message_id, state) VALUES (?, '{}')", (ids[-1],))
     store.messages.regenerate(ids[1], f"{word} another take", "complete")
     store.messages.show_branch(chat, ids[1])  # back to the long path
     return chat

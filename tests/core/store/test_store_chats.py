@@ -10,6 +10,7 @@ import pytest
 from app.core.store import Store, StoreError
 from app.core.store.db import MIGRATIONS
 from app.core.store.nodes import NewNode
+from tests.core.store.store_helpers import vm_steps
 
 
 def _chat(store: Store, name="Mira", greetings=("Hello there.",), title="") -> int:
@@ -61,23 +62,6 @@ def test_rename_and_list_all_chats_by_last_use(store):
         store.chats.rename(999, "x")
 
 
-def _vm_steps(store: Store, call) -> int:
-    """How many SQLite virtual-machine steps `call` takes on the store's connection."""
-    steps = 0
-
-    def step() -> int:
-        nonlocal steps
-        steps += 1
-        return 0  # go on
-
-    store._conn.set_progress_handler(step, 1)
-    try:
-        call()
-    finally:
-        store._conn.set_progress_handler(None, 1)
-    return steps
-
-
 def test_a_chats_info_costs_the_same_whatever_its_length_and_the_list_counts(store):
     """`info` is read at each reply, swipe and chat switch: it must not count a long chat's
     messages. The chat list still shows how many each chat holds."""
@@ -90,7 +74,7 @@ def test_a_chats_info_costs_the_same_whatever_its_length_and_the_list_counts(sto
                 " VALUES (?, ?, 'user', ?, 0)",
                 (long, parent, f"line {i}"),
             ).lastrowid
-    assert _vm_steps(store, lambda: store.chats.info(long)) == _vm_steps(
+    assert vm_steps(store, lambda: store.chats.info(long)) == vm_steps(
         store, lambda: store.chats.info(short)
     )
     assert store.chats.info(long).title == "long"
