@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -211,18 +212,22 @@ def gather_backend_modules(site_packages: Path, scripts: Path | None = None) -> 
     app's `load_backends` looks there too.
     """
     dest = site_packages / "llama_cpp" / "lib"
+    folders = (site_packages / "bin", site_packages / "lib", scripts)
+    return _copy_into(
+        dest,
+        lambda p: p.name.startswith(BACKEND_MODULE_PREFIXES) and not (dest / p.name).exists(),
+        [f for f in folders if f is not None],
+    )
+
+
+def _copy_into(dest: Path, wanted: Callable[[Path], bool], folders: list[Path]) -> list[Path]:
+    """Copy the files of `folders` that are `wanted` into dest; the copies, in order."""
     copied = []
-    for folder in (site_packages / "bin", site_packages / "lib", scripts):
-        if folder is None or not folder.is_dir():
-            continue
-        for path in sorted(folder.iterdir()):
-            if (
-                path.is_file()
-                and path.name.startswith(BACKEND_MODULE_PREFIXES)
-                and not (dest / path.name).exists()
-            ):
+    for folder in folders:
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if path.is_file() and wanted(path):
                 dest.mkdir(parents=True, exist_ok=True)
-                (dest / path.name).write_bytes(path.read_bytes())
+                shutil.copy2(path, dest / path.name)
                 copied.append(dest / path.name)
     return copied
 
@@ -235,7 +240,7 @@ CUDA_PARTS = {"cuda_runtime": ("libcudart.so", "cudart64_"), "cublas": ("libcubl
 
 
 def _is_library(path: Path) -> bool:
-    return path.is_file() and (".so" in path.name or path.suffix == ".dll")
+    return ".so" in path.name or path.suffix == ".dll"
 
 
 def gather_cuda_libraries(site_packages: Path) -> list[Path]:
@@ -243,10 +248,8 @@ def gather_cuda_libraries(site_packages: Path) -> list[Path]:
     dest = site_packages / "llama_cpp" / "lib"
     copied = []
     for part, prefixes in CUDA_PARTS.items():
-        for folder in (site_packages / "nvidia" / part / sub for sub in ("lib", "bin")):
-            found = sorted(folder.iterdir()) if folder.is_dir() else []
-            for path in (p for p in found if _is_library(p) and p.name.startswith(prefixes)):
-                dest.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, dest / path.name)
-                copied.append(dest / path.name)
+        folders = [site_packages / "nvidia" / part / sub for sub in ("lib", "bin")]
+        copied += _copy_into(
+            dest, lambda p, pre=prefixes: _is_library(p) and p.name.startswith(pre), folders
+        )
     return copied

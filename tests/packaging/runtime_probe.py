@@ -115,8 +115,9 @@ def _through_engine(args: argparse.Namespace) -> dict:
     from app.core.engine import LoadParams, SamplingParams
     from app.core.engine.local import LocalEngine
 
-    if args.wrap:
-        multiprocessing.set_executable(_wrapper(args.wrap))
+    wrapper = _wrapper(args.wrap) if args.wrap else None
+    if wrapper:
+        multiprocessing.set_executable(wrapper)
     log = Path(tempfile.mkdtemp()) / "child.log"
     engine = LocalEngine(stderr_path=str(log))
     try:
@@ -132,6 +133,8 @@ def _through_engine(args: argparse.Namespace) -> dict:
         text = "".join(engine.stream(PROMPT, greedy, threading.Event()))
     finally:
         engine.unload()
+        if wrapper:
+            os.unlink(wrapper)
     # ggml logs the library it loaded: which CPU variant the child chose, on its own CPU
     loaded = [ln for ln in log.read_text().splitlines() if "loaded CPU backend from" in ln]
     variant = loaded[-1].rsplit("libggml-cpu-", 1)[-1].split(".")[0] if loaded else None
