@@ -81,10 +81,12 @@ def test_a_100k_chat_opens_sends_and_swipes_on_one_page(qtbot, long_window, tiny
     user, reply = model.message_at(model.rowCount() - 2), model.message_at(model.rowCount() - 1)
     assert (user.text, user.parent_id, reply.parent_id) == ("And then?", old_leaf, user.id)
     assert model.rowCount() == PAGE + 2  # the two new rows, not a reload of the path
-    # the prompt was built from the whole path (read on the worker thread): nearly all of
-    # it did not fit the tiny model's context
+    # the prompt was built from the path's newest messages, the older ones counted (on the
+    # worker thread): nearly all of the chat did not fit the tiny model's context, and the
+    # marks say where it starts among the rows shown
     assert window.controller.last_prompt.dropped_messages > N - 1000
     assert not model.index(model.rowCount() - 2).data(Roles.OUT_OF_CONTEXT)
+    assert model.index(0).data(Roles.OUT_OF_CONTEXT)
 
     _reply(qtbot, window, lambda: window.controller.swipe(reply.id, +1) is not None)
     second = model.message_at(model.rowCount() - 1)

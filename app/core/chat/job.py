@@ -10,7 +10,7 @@ only counts what is new.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.core.appdata.settings import Settings
@@ -30,6 +30,7 @@ from app.core.prompt import (
 )
 from app.core.prompt import Message as PromptMessage
 from app.core.prompt.cleanup import Cleaned, CleanupSettings, clean_reply
+from app.core.prompt.history_tail import Earlier
 from app.core.prompt.instruct import (
     InstructTemplate,
     available_instruct,
@@ -40,6 +41,7 @@ from app.core.prompt.macros import Variables
 from app.core.prompt.worldinfo import Strategy, WorldInfoSettings
 from app.core.prompt.worldinfo.in_prompt import LoreInput
 from app.core.store import Message, Store
+from app.core.store.reader import PathTail
 
 
 class PromptDoesNotFit(ValueError):
@@ -197,14 +199,16 @@ def prompt_input(
     instruction: str | None = None,
     persona: tuple[str, str] | None = None,
     lore: LoreInput | None = None,
+    earlier: Earlier | None = None,
 ) -> PromptInput:
     """What the prompt builder needs; `instruction` is a last system line (impersonation).
 
     `persona` is the chat's (name, description), from `chat_persona_of`; without one the
-    settings' user name and persona text are used, as before personas existed."""
+    settings' user name and persona text are used, as before personas existed. `earlier`
+    counts what the path holds before `history` when only its tail was read (`earlier_of`)."""
     # Stored system lines are SillyTavern's hidden (is_system) messages: never sent.
     char = str(card.get("nickname") or card.get("name") or "")
-    messages = [prompt_message(m, char) for m in history if m.text and m.role != "system"]
+    messages = [prompt_message(m, char) for m in history if _sent(m)]
     if instruction:
         messages.append(PromptMessage(role="system", text=instruction))
     name, description = persona or (settings.user_name, settings.persona)
@@ -214,7 +218,40 @@ def prompt_input(
         persona=description,
         history=messages,
         lore=lore or LoreInput(),
+        earlier=earlier or Earlier(),
     )
+
+
+def _sent(m: Message) -> bool:
+    return bool(m.text) and m.role != "system"
+
+
+@dataclass(frozen=True)
+class PromptIds:
+    """The ids of the messages a prompt was built from, in order, and how many the path sends
+    before them (only a long chat's tail is read): the builder's `dropped_messages` counts
+    from the path's start."""
+
+    ids: list[int] = field(default_factory=list)
+    before: int = 0
+
+    def first_kept(self, dropped: int) -> int | None:
+        """The id of the oldest message still in the prompt, None when none was dropped
+        (past the last id when all were)."""
+        at = dropped - self.before
+        if dropped <= 0 or not self.ids:
+            return None
+        return self.ids[max(at, 0)] if at < len(self.ids) else self.ids[-1] + 1
+
+
+def sent_ids(history: list[Message]) -> list[int]:
+    """The ids of the stored messages `prompt_input` sends, in order."""
+    return [m.id for m in history if _sent(m)]
+
+
+def earlier_of(tail: PathTail) -> Earlier:
+    """The builder's counts of the path before a tail read (`Reader.history_tail`)."""
+    return Earlier(tail.sent_before, tail.user_before)
 
 
 def prompt_message(m: Message, char: str) -> PromptMessage:

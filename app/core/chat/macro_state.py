@@ -30,14 +30,15 @@ def macro_input(
     first_included: int | None = None,
     group: str | None = None,
     input_text: str = "",
+    before: int = 0,
 ) -> MacroInput:
     """`history`: the active path the prompt is built from, oldest first. `input_text` is
     what the input box holds while the prompt is built: SillyTavern empties it before a
     reply is written, so a sent message is not in {{input}}; the saved draft lags behind
-    the box, so it is not read here."""
+    the box, so it is not read here. `before`: the path's messages before `history`."""
     return MacroInput(
         variables=stored_variables(store, chat_id),
-        chat=path_state(history, first_included),
+        chat=path_state(history, first_included, before),
         model=model,
         input=input_text,
         group=group,
@@ -54,9 +55,12 @@ def with_macros(inp: PromptInput, macros: MacroInput) -> PromptInput:
     return replace(inp, macros=macros)
 
 
-def path_state(history: Sequence[Message], first_included: int | None = None) -> ChatState:
-    """The chat state of a stored path: narrator lines count as system, swipes from the last
-    message's siblings, ids as positions in the path."""
+def path_state(
+    history: Sequence[Message], first_included: int | None = None, before: int = 0
+) -> ChatState:
+    """The chat state of a stored path (its newest messages, `before` older ones not read):
+    narrator lines count as system, swipes from the last message's siblings, ids as
+    positions in the path."""
     tail = [
         (_role(m), m.text, datetime.fromtimestamp(m.created_at)) for m in history[-_STATE_TAIL:]
     ]
@@ -66,7 +70,7 @@ def path_state(history: Sequence[Message], first_included: int | None = None) ->
         swipe=(last.sibling_index, last.sibling_count) if last else None,
         first_included=first_included,
     )
-    return replace(state, last_message_id=len(history) - 1 if history else None)
+    return replace(state, last_message_id=before + len(history) - 1 if history else None)
 
 
 def _role(m: Message) -> str:

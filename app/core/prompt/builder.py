@@ -25,13 +25,13 @@ from typing import Any
 from app.core.prompt.cleanup import normalize_text
 from app.core.prompt.example_turns import chat_start, example_turns
 from app.core.prompt.fit import Counter, Layout, fit, suggest_context
+from app.core.prompt.history_tail import Earlier, history_reach
 from app.core.prompt.instruct import InstructTemplate
 from app.core.prompt.macros import MacroContext, MacroInput, Variables, expand_macros, stable_rng
 from app.core.prompt.presets import ChatTemplate, Message, Preset
 from app.core.prompt.prompt_macros import Once, history_writes, prompt_context, read_only
 from app.core.prompt.templates import JinjaChatTemplate
 from app.core.prompt.worldinfo import TraceItem, WorldInfoSettings
-from app.core.prompt.worldinfo.entry import MAX_SCAN_DEPTH
 from app.core.prompt.worldinfo.in_prompt import LoreInput, PromptLore, lore_for_prompt
 from app.core.prompt.worldinfo.notes import NotePosition
 
@@ -91,6 +91,7 @@ class PromptInput:
     continue_last: bool = False  # leave the last assistant message open
     lore: LoreInput = field(default_factory=LoreInput)  # the chat's world info, notes, seed
     macros: MacroInput = field(default_factory=MacroInput)  # variables, chat state, model
+    earlier: Earlier = field(default_factory=Earlier)  # what the path holds before `history`
 
 
 @dataclass
@@ -160,8 +161,8 @@ def build_prompt(
     # headings of an instruct format.
     formats = replace(settings, part_formats={}) if instruct else settings
     own_texts = _part_texts(inp, formats, ctx, "")
-    reach = max(n_ctx, MAX_SCAN_DEPTH) + 1  # the newest messages the prompt or lore can see
-    history = _expand_history(inp.history, ctx, reach)
+    reach = history_reach(n_ctx)
+    history = _expand_history(inp.history, ctx, reach, inp.earlier)
     continue_last = _can_continue(history) if inp.continue_last else False
     if inp.continue_last and not continue_last:
         warnings.append("There is no reply to continue; a new one is written instead.")
@@ -177,6 +178,7 @@ def build_prompt(
         continue_last=continue_last,
         user=inp.user_name,
         char=char,
+        earlier=inp.earlier,
     )
     warnings += lore.result.warnings
     history = lore.history
@@ -205,6 +207,7 @@ def build_prompt(
     if "examples" not in head:
         examples, turns = [], None
     layout = Layout(template, head, tail, texts, examples, history, continue_last, char)
+    layout.earlier = inp.earlier.messages
     if turns is not None:
         layout.example_turns, layout.example_end = turns, chat_start()
     if isinstance(template, InstructTemplate):
@@ -242,7 +245,7 @@ def build_prompt(
         text=rendered.text,
         stop=list(dict.fromkeys(s for s in stops if s)),
         parts=parts,
-        dropped_messages=fitted.start,
+        dropped_messages=inp.earlier.messages + fitted.start,
         lore=lore.result.fired,
         lore_trace=lore.result.trace,
         lore_state=lore.result.timed_state,
@@ -384,7 +387,9 @@ def _parts(
     return parts
 
 
-def _expand_history(history: list[Message], ctx: MacroContext, reach: int) -> list[Message]:
+def _expand_history(
+    history: list[Message], ctx: MacroContext, reach: int, earlier: Earlier
+) -> list[Message]:
     """Macros filled in and text normalised, for the newest `reach` messages.
 
     Every message costs at least a token, so no more than n_ctx of the newest can fit, and
@@ -393,7 +398,7 @@ def _expand_history(history: list[Message], ctx: MacroContext, reach: int) -> li
     cut = max(0, len(history) - reach)
     out = history[:cut]
     names = {"user": ctx.user, "assistant": ctx.char}
-    writes = history_writes(history)
+    writes = history_writes(history, earlier.messages)
     for i, m in enumerate(history[cut:], cut):
         text = m.text
         if "{{" in text or "<" in text:  # dice in an old message roll the same every turn

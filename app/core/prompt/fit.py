@@ -73,6 +73,7 @@ class Layout:
     # then `examples` holds each block's text only for a first estimate of its size.
     example_turns: list[list[Message]] | None = None
     example_end: Message | None = None  # after the kept blocks
+    earlier: int = 0  # messages before history[0] that the builder was not given
 
     def part_text(self, name: str, n_examples: int) -> str:
         if name != "examples":
@@ -97,7 +98,8 @@ class Layout:
             name = STORY if self.story_renderer is not None else None
             body.insert(0, ("story", Message("system", story, name)))
         # Instruct presets mark the chat's first message, so they learn where it starts.
-        more = {"chat_from_start": start == 0} if self.story_renderer is not None else {}
+        from_start = start == 0 and not self.earlier
+        more = {"chat_from_start": from_start} if self.story_renderer is not None else {}
         rendered = self.template.render(
             [m for _, m in body],
             add_generation_prompt=True,

@@ -79,7 +79,7 @@ def prompt_context(
         model=macros.model,
         input=macros.input,
         max_prompt=max_prompt,
-        chat=macros.chat or default_state(inp.history),
+        chat=macros.chat or default_state(inp.history, inp.earlier.messages),
         instruct=instruct_values(
             preset,
             system_prompt=system,
@@ -96,20 +96,24 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def default_state(history: Sequence[Message]) -> ChatState:
-    """The chat state from the prompt's own history, when the caller gave none."""
+def default_state(history: Sequence[Message], earlier: int = 0) -> ChatState:
+    """The chat state from the prompt's own history, when the caller gave none; `earlier`
+    messages come before it."""
     tail = [(m.role, m.text, None) for m in history[-_STATE_TAIL:]]
     state = chat_state(tail)
-    return replace(state, last_message_id=len(history) - 1 if history else None)
+    return replace(state, last_message_id=earlier + len(history) - 1 if history else None)
 
 
-def history_writes(history: Sequence[Message]) -> Callable[[int], bool]:
-    """Which history messages may write variables (see the module docstring)."""
+def history_writes(history: Sequence[Message], earlier: int = 0) -> Callable[[int], bool]:
+    """Which history messages may write variables (see the module docstring); `earlier`
+    messages come before `history`."""
     last_user = next(
         (i for i in range(len(history) - 1, -1, -1) if history[i].role == "user"),
         len(history) - 1,
     )
-    first_reply = len(history) <= 2 and bool(history) and history[0].role == "assistant"
+    first_reply = (
+        not earlier and len(history) <= 2 and bool(history) and history[0].role == "assistant"
+    )
 
     def writes(i: int) -> bool:
         return i >= last_user or (i == 0 and first_reply)

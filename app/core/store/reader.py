@@ -1,5 +1,5 @@
-"""Reads for background threads: a chat's whole path for its prompt, Find in a chat, and the
-search across chats, each on its own read-only connection.
+"""Reads for background threads: the newest part of a chat's path for its prompt, Find in a
+chat, and the search across chats, each on its own read-only connection.
 
 The Store's one connection is guarded by a lock; a 100,000-message read holding it would
 stall every store call of the GUI thread behind it. A `Reader` opens its own connection
@@ -40,6 +40,18 @@ class PathHits:
     hits: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class PathTail:
+    """The newest messages of a path, oldest first, and what the path holds before them:
+    `before` messages in all, `sent_before` of them a prompt would send (with text, not
+    hidden system lines) and `user_before` of those the user's."""
+
+    messages: list[Message]
+    before: int = 0
+    sent_before: int = 0
+    user_before: int = 0
+
+
 def phrase_query(needle: str) -> str | None:
     """The FTS5 query for `needle` as a phrase, its last word a prefix unless the needle
     ends between words; None when it holds no word the index knows."""
@@ -67,6 +79,14 @@ def _message(r: tuple[Any, ...]) -> Message:
         extra=json.loads(extra) if extra else None,
         speaker_id=speaker,
     )
+
+
+def read_tail(path: Path, chat_id: int, leaf: int | None, limit: int) -> PathTail:
+    """`Reader.history_tail` on a connection of its own (nothing when `leaf` is None)."""
+    if leaf is None:
+        return PathTail([])
+    with Reader(path) as reader:
+        return reader.history_tail(chat_id, leaf, limit)
 
 
 class Reader:
@@ -107,8 +127,29 @@ class Reader:
         """The path from the root to `leaf` (default: the active leaf), oldest first,
         without swipe positions (the prompt does not need them)."""
         leaf = self.leaf(chat_id) if leaf is None else leaf
+        return [] if leaf is None else self._path_rows(leaf, pages.UNBOUNDED)
+
+    def history_tail(self, chat_id: int, leaf: int | None, limit: int) -> PathTail:
+        """The newest `limit` messages of the path up to `leaf` (default: the active leaf),
+        and the counts of the older ones: a prompt never needs more than its context's
+        worth, and counting the rest stays inside SQLite (a 100,000-message path read row
+        by row holds the interpreter for a second, and the GUI thread with it)."""
+        leaf = self.leaf(chat_id) if leaf is None else leaf
         if leaf is None:
-            return []
+            return PathTail([])
+        messages = self._path_rows(leaf, limit)
+        if len(messages) < limit or messages[0].parent_id is None:
+            return PathTail(messages)
+        rows = self.query(
+            f"{pages._UP} SELECT count(*), coalesce(sum(m.text != '' AND m.role != 'system'), 0),"
+            " coalesce(sum(m.text != '' AND m.role = 'user'), 0)"
+            " FROM up JOIN messages m ON m.id = up.id WHERE up.d >= ?",
+            (leaf, pages.UNBOUNDED, limit),
+        )
+        before, sent, users = (int(v) for v in rows[0])
+        return PathTail(messages, before, sent, users)
+
+    def _path_rows(self, leaf: int, limit: int) -> list[Message]:
         try:  # plain tuples and known columns: `Message.from_row` costs 17 µs a row here
             cursor = self._conn.cursor()
             cursor.row_factory = None
@@ -116,7 +157,7 @@ class Reader:
                 f"{pages._UP} SELECT m.id, m.chat_id, m.parent_id, m.role, m.text, m.status,"
                 " m.created_at, m.gen_info, m.extra, m.speaker_id"
                 " FROM up JOIN messages m ON m.id = up.id ORDER BY up.d DESC",
-                (leaf, pages.UNBOUNDED),
+                (leaf, limit),
             ).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"Could not read {self.path}: {exc}") from exc

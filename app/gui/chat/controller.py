@@ -13,7 +13,7 @@ them in one short transaction and the `Purger` removes the rows in the backgroun
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -21,18 +21,20 @@ from app.core.appdata.logs import text_for_log
 from app.core.chat.context import AppContext
 from app.core.chat.job import (
     IMPERSONATE_INSTRUCTION,
+    PromptIds,
     PromptJob,
     TokenCounter,
     chat_persona_of,
     prompt_input,
     sampling_from,
 )
-from app.core.chat.macro_state import macro_input, new_chat, remember_variables, with_macros
-from app.core.chat.world_info import default_note, lore_input, remember_lore_state
+from app.core.chat.macro_state import new_chat, remember_variables
+from app.core.chat.prompt_read import ChatTurn, read_prompt_input
+from app.core.chat.world_info import default_note, remember_lore_state
 from app.core.engine import ModelInfo, StreamStats
 from app.core.prompt import PromptInput
+from app.core.prompt.history_tail import history_reach
 from app.core.store import Message, StoreError
-from app.core.store.reader import Reader
 from app.core.store.world_state import WorldInfoStore
 from app.gui.chat.model import PAGE, ChatModel
 from app.gui.chat.purger import Purger
@@ -76,7 +78,7 @@ class ChatController(QObject):
         self._save_timer = QTimer(self, interval=SAVE_EVERY_MS, timeout=self._save_partial)
         self._prepare = None  # reads the next job's history on the worker thread
         self._lore_ids: list[int] = []  # the prompt's path; its timed effects are kept here
-        self._prompt_ids: list[int] = []  # the ids of the prompt's history, in order
+        self._prompt_ids = PromptIds()  # the prompt's history
         self._generate.connect(self.worker.generate)
         self.worker.started.connect(self._on_started)
         self.worker.token_batch.connect(self._on_batch)
@@ -153,35 +155,39 @@ class ChatController(QObject):
     def _input(
         self, *, leaf: int | None, instruction: str | None = None, continue_last: bool = False
     ) -> PromptInput:
-        """The prompt's input: a stand-in with the card and persona only. The path up to
-        `leaf` is read by the job on the worker thread (a 100,000-message path takes a
-        second or two to read), which builds the real input (`_reader_for`)."""
+        """The prompt's input: a stand-in with the card and persona only. The job reads
+        the path's newest part up to `leaf` on the worker thread and builds the real input
+        there (`_reader_for`, `read_prompt_input`)."""
         self._prepare = self._reader_for(leaf, instruction, continue_last)
         return prompt_input(self.card, self.ctx.settings, [], persona=self._persona())
 
     def _reader_for(self, leaf: int | None, instruction: str | None, continue_last: bool):
         """The job's first step, run on the worker thread; it leaves the path's ids for
         `_on_started` (read only after the worker's `started` signal)."""
-        store, chat = self.ctx.store, self.chat_id
-        character, persona = store.chats.character_of(chat), self._persona()
-        card, settings, note = self.card, self.ctx.settings, default_note(self.ctx.settings)
+        store, chat, reach = self.ctx.store, self.chat_id, self._history_reach()
         model, first = self._macro_session()
+        turn = ChatTurn(
+            self.card,
+            self.ctx.settings,
+            store.chats.character_of(chat),
+            persona=self._persona(),
+            note=default_note(self.ctx.settings),
+            instruction=instruction,
+            continue_last=continue_last,
+            model=model,
+            first_included=first,
+        )
 
         def prepare(_stand_in: PromptInput) -> PromptInput:
-            with Reader(store.path) as reader:
-                history = reader.history(chat, leaf) if leaf is not None else []
-            ids = [m.id for m in history]
-            lore = lore_input(WorldInfoStore(store), chat, character, ids, note)
-            inp = prompt_input(
-                card, settings, history, instruction=instruction, persona=persona, lore=lore
-            )
-            macros = macro_input(store, chat, history, model=model, first_included=first)
-            inp = with_macros(inp, macros)
-            self._lore_ids = ids
-            self._prompt_ids = [m.id for m in history if m.text and m.role != "system"]
-            return replace(inp, continue_last=True) if continue_last else inp
+            read = read_prompt_input(store, chat, leaf, reach, turn)
+            self._lore_ids, self._prompt_ids = read.path_ids, read.prompt_ids
+            return read.inp
 
         return prepare
+
+    def _history_reach(self) -> int:
+        """How many of the path's newest messages a prompt job reads (history_tail.py)."""
+        return history_reach(self.info.n_ctx if self.info else self.ctx.settings.n_ctx)
 
     def _macro_session(self) -> tuple[str | None, int | None]:
         """{{model}} and {{firstIncludedMessageId}} (the last prompt's first message)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, Qt, Signal
 
+from app.core.chat.job import PromptIds
 from app.core.store import Message
 from app.core.store.path_pages import UNBOUNDED
 from app.core.store.tree import Messages
@@ -50,7 +51,7 @@ class ChatModel(QAbstractListModel):
         self._has_later = False
         self._later_ids: list[int] | None = None  # the path below the window, when known
         self._context_start: int | None = None  # the oldest message the last prompt held
-        self.prompt_ids: list[int] = []  # the ids the last prompt was built from, in order
+        self.prompt_ids = PromptIds()  # the messages the last prompt was built from
         self.source: Messages | None = None
         self.store_path: Path | None = None  # for background reads (Find)
         self.paging = False  # rows are coming in as a page, not as a new message
@@ -95,12 +96,7 @@ class ChatModel(QAbstractListModel):
     def set_out_of_context(self, dropped: int) -> None:
         """Mark the `dropped` oldest messages of the last prompt (`prompt_ids`) as no longer
         in the model's context."""
-        ids = self.prompt_ids
-        start = (
-            None
-            if dropped <= 0 or not ids
-            else (ids[dropped] if dropped < len(ids) else ids[-1] + 1)
-        )
+        start = self.prompt_ids.first_kept(dropped)
         if start != self._context_start:
             self._context_start = start
             if self._messages:

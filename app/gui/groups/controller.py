@@ -13,10 +13,10 @@ from PySide6.QtCore import QTimer, Signal
 
 from app.core.chat.groups.conversation import GroupChat, start_group_chat
 from app.core.chat.groups.prompt import GroupPromptJob, group_prompt_input, group_speaker
-from app.core.chat.job import PromptJob, prompt_input
+from app.core.chat.job import PromptIds, PromptJob, earlier_of, prompt_input, sent_ids
 from app.core.prompt import PromptInput
 from app.core.store import StoreError
-from app.core.store.reader import Reader
+from app.core.store.reader import read_tail
 from app.gui.chat.controller import ChatController, _Target
 
 
@@ -235,22 +235,22 @@ class GroupChatController(ChatController):
     def _group_reader_for(self, leaf: int | None, instruction: str | None, continue_last: bool):
         """The group job's first step, on the worker thread (see `_reader_for`)."""
         store, settings = self.ctx.store, self.ctx.settings
-        chat, speaker = self.chat_id, self._speaker
+        chat, speaker, reach = self.chat_id, self._speaker, self._history_reach()
 
         def prepare(_stand_in: PromptInput) -> PromptInput:
-            with Reader(store.path) as reader:
-                history = reader.history(chat, leaf) if leaf is not None else []
+            tail = read_tail(store.path, chat, leaf, reach)
             prompt = group_prompt_input(
                 store,
                 settings,
                 chat,
                 speaker,
-                history,
+                tail.messages,
                 instruction=instruction,
                 continue_last=continue_last,
+                earlier=earlier_of(tail),
             )
             self._lore_ids = prompt.path_ids
-            self._prompt_ids = [m.id for m in history if m.text and m.role != "system"]
+            self._prompt_ids = PromptIds(sent_ids(tail.messages), tail.sent_before)
             return prompt.inp
 
         return prepare

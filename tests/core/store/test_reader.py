@@ -74,3 +74,26 @@ def test_a_missing_file_is_a_store_error(tmp_path):
 
     with pytest.raises(StoreError):
         Reader(tmp_path / "nothing.db")
+
+
+def test_a_tail_read_counts_what_it_leaves_behind(store):
+    """The newest messages, and the older ones counted in SQLite as the prompt counts them:
+    all stored, those with text that are not hidden system lines, and the user's of those."""
+    texts = ["Welcome."] + [f"line {i}" if i % 5 else "" for i in range(1, 40)]
+    chat = _chat(store, texts)
+    with store._tx() as c:  # every 7th a hidden system line
+        c.execute("UPDATE messages SET role = 'system' WHERE chat_id = ? AND id % 7 = 0", (chat,))
+    whole = store.messages.active_path(chat)
+    with Reader(store.path) as reader:
+        tail = reader.history_tail(chat, None, 12)
+        everything = reader.history_tail(chat, None, 100)
+    older = whole[:-12]
+    assert [m.id for m in tail.messages] == [m.id for m in whole[-12:]]
+    sent = [m for m in older if m.text and m.role != "system"]
+    assert (tail.before, tail.sent_before, tail.user_before) == (
+        len(older),
+        len(sent),
+        sum(m.role == "user" for m in sent),
+    )
+    assert 0 < tail.user_before < tail.sent_before < tail.before
+    assert len(everything.messages) == len(whole) and everything.before == 0

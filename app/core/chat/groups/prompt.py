@@ -29,6 +29,7 @@ from app.core.chat.world_info import lore_input
 from app.core.engine import ModelInfo
 from app.core.prompt import BuiltPrompt, ChatTemplate, PromptInput
 from app.core.prompt import Message as PromptMessage
+from app.core.prompt.history_tail import Earlier
 from app.core.prompt.instruct import InstructTemplate, shipped_instruct
 from app.core.prompt.worldinfo import Book, Source
 from app.core.prompt.worldinfo.in_prompt import LoreInput, card_book
@@ -115,8 +116,10 @@ def group_prompt_input(
     *,
     instruction: str | None = None,
     continue_last: bool = False,
+    earlier: Earlier | None = None,
 ) -> GroupPrompt:
-    """What the builder needs for `speaker_id`'s next line in group chat `chat_id`."""
+    """What the builder needs for `speaker_id`'s next line in group chat `chat_id`;
+    `history` is the path's newest part, `earlier` counts the rest (history_tail.py)."""
     group = store.groups.of_chat(chat_id)
     members = member_cards(store, group)
     speaker = _member(members, speaker_id, group)
@@ -138,6 +141,7 @@ def group_prompt_input(
         inp,
         history=turns + inp.history,
         continue_last=continue_last,
+        earlier=earlier or Earlier(),
         macros=replace(
             inp.macros, group=group_names(members), variables=stored_variables(store, chat_id)
         ),

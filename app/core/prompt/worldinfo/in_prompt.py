@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.core.prompt.history_tail import Earlier
 from app.core.prompt.presets import Message
 from app.core.prompt.worldinfo.activate import LoreResult, run_world_info
 from app.core.prompt.worldinfo.entry import MAX_SCAN_DEPTH, Role, as_dict
@@ -74,7 +75,9 @@ def lore_for_prompt(
     continue_last: bool,
     user: str,
     char: str,
+    earlier: Earlier | None = None,
 ) -> PromptLore:
+    earlier = earlier or Earlier()  # the history before `history` (history_tail.py)
     own = card_book(card)
     books = ([own] if own else []) + list(lore.books)
     # The scan never looks deeper than MAX_SCAN_DEPTH lines (ScanBuffer): only those are made.
@@ -88,12 +91,12 @@ def lore_for_prompt(
         expand=expand,
         seed=lore.seed,
         timed_state=lore.timed_state,
-        chat_length=len(history),
+        chat_length=earlier.messages + len(history),
         character=str(card.get("name") or ""),
         character_tags=_tags(card),
     )
     placed = result.placement
-    users = sum(1 for m in history if m.role == "user")
+    users = earlier.user_messages + sum(1 for m in history if m.role == "user")
     note = lore.authors_note or AuthorsNote()
     note_text = expand(note_with_lore(note, placed, users))
     char_note: CharacterNote | list[CharacterNote]
