@@ -96,11 +96,19 @@ class ChatModel(QAbstractListModel):
     def set_out_of_context(self, dropped: int) -> None:
         """Mark the `dropped` oldest messages of the last prompt (`prompt_ids`) as no longer
         in the model's context."""
-        start = self.prompt_ids.first_kept(dropped)
-        if start != self._context_start:
-            self._context_start = start
-            if self._messages:
-                self.dataChanged.emit(self.index(0), self.index(len(self._messages) - 1))
+        start, before = self.prompt_ids.first_kept(dropped), self._context_start
+        if start == before:
+            return
+        self._context_start = start
+        # only the rows whose mark changed: each turn of a long chat moves the start by a
+        # message or two, and a change of every row makes the view lay out the whole page
+        changed = [
+            row
+            for row, m in enumerate(self._messages)
+            if (before is not None and m.id < before) != (start is not None and m.id < start)
+        ]
+        if changed:
+            self.dataChanged.emit(self.index(changed[0]), self.index(changed[-1]))
 
     # --- which pages are loaded ---------------------------------------------------------
     def show_end(self, chat_id: int | None, leaf: int | None) -> None:
