@@ -32,7 +32,7 @@ from app.core.cards import card_from_json, card_to_png_bytes, placeholder_png
 from app.core.cards.charx import unsafe_name
 from app.core.store import Store
 from app.core.store.db import MIGRATIONS
-from app.core.store.import_rows import RowError, check_tables
+from app.core.store.import_rows import RowError, check_tables, forget_stale_children
 from app.core.store.purge import HIDDEN
 
 FORMAT = "parlor-export"
@@ -66,7 +66,7 @@ def read_tables(db_path: Path) -> tuple[int, dict[str, list[dict[str, Any]]]]:
         conn.execute("COMMIT")
     finally:
         conn.close()
-    _drop_stale_children(tables["messages"])
+    forget_stale_children(tables["messages"])
     return version, tables
 
 
@@ -77,17 +77,6 @@ def _select(table: str) -> str:
         f"WITH RECURSIVE {HIDDEN} SELECT * FROM messages m"
         " WHERE m.id NOT IN (SELECT id FROM hidden) ORDER BY rowid"
     )
-
-
-def _drop_stale_children(messages: list[dict[str, Any]]) -> None:
-    """A remembered child that is no child of the message any more (deleted, hidden, or
-    its id reused since) is forgotten: the store's walks already ignore it and take the
-    newest child, and the import refuses a row pointing at no message of its chat."""
-    parent_of = {m["id"]: m["parent_id"] for m in messages}
-    for m in messages:
-        child = m["active_child_id"]
-        if child is not None and parent_of.get(child) != m["id"]:
-            m["active_child_id"] = None
 
 
 def clean_settings(raw: dict[str, Any], secret_values: Iterable[str] = ()) -> dict[str, Any]:

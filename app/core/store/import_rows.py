@@ -183,17 +183,28 @@ def _plain(v: Any) -> bool:
     return v is None or isinstance(v, (str, bytes, bytearray))
 
 
+def forget_stale_children(messages: list[dict[str, Any]]) -> None:
+    """A remembered child that is no child of the message any more (deleted, hidden, or
+    its id reused since) is forgotten: the store's walks already ignore it and take the
+    newest child. Exports before this rule wrote such pointers; they import with it."""
+    parent_of = {m["id"]: m.get("parent_id") for m in messages}
+    for m in messages:
+        child = m.get("active_child_id")
+        if child is not None and parent_of.get(child) != m["id"]:
+            m["active_child_id"] = None
+
+
 def _check_tree(chats: list[dict[str, Any]], messages: list[dict[str, Any]]) -> None:
-    """Pointers SQLite does not check: a chat's active leaf and a node's remembered child
-    must be messages of the same chat; a parent, too."""
+    """Pointers SQLite does not check: a chat's active leaf and a node's parent must be
+    messages of the same chat; a remembered child only a hint (`forget_stale_children`)."""
+    forget_stale_children(messages)
     chat_of = {m["id"]: m["chat_id"] for m in messages}
     for m in messages:
-        for column in ("parent_id", "active_child_id"):
-            target = m.get(column)
-            if target is not None and chat_of.get(target) != m["chat_id"]:
-                raise RowError(
-                    f"message {m['id']}: {column} {target} is not a message of chat {m['chat_id']}"
-                )
+        target = m.get("parent_id")
+        if target is not None and chat_of.get(target) != m["chat_id"]:
+            raise RowError(
+                f"message {m['id']}: parent_id {target} is not a message of chat {m['chat_id']}"
+            )
     for chat in chats:
         leaf = chat.get("active_leaf_id")
         if leaf is not None and chat_of.get(leaf) != chat["id"]:

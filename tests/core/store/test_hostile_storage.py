@@ -77,6 +77,23 @@ def test_a_malformed_export_is_refused_and_the_folder_still_opens(
     ctx.close()
 
 
+def test_an_older_export_that_remembers_a_deleted_child_imports(tmp_path):
+    """Exports before `forget_stale_children` kept a parent's pointer to the child it last
+    showed after that child was deleted; such a library imports, the pointer forgotten."""
+    target, library = _library_zip(tmp_path)
+    greeting = library["tables"]["messages"][0]
+    greeting["active_child_id"] = 999  # deleted before the export: in no table of it
+    old = _rewrite(target, tmp_path / "old.zip", json.dumps(library))
+    paths = _paths(tmp_path / "fresh")
+    assert import_everything(old, paths)["messages"] == 2
+    ctx = AppContext.create(paths)
+    try:
+        chat = ctx.store.chats.of_character(ctx.store.characters.list()[0].id)[0].id
+        assert [m.text for m in ctx.store.messages.active_path(chat)] == ["Hello", "Hi"]
+    finally:
+        ctx.close()
+
+
 def test_infinity_written_as_1e999_is_refused(tmp_path):
     """json.loads reads 1e999 as infinity: Parlor's own export would then fail."""
     target, library = _library_zip(tmp_path)
