@@ -1,6 +1,7 @@
 """Build Parlor's installers for the current OS into dist/.
 
-    python packaging/build.py [--runtime vulkan|cpu|cuda|metal] [--skip-pyinstaller]
+    python packaging/build.py [--runtime vulkan|cpu|cuda|metal] [--cuda-arch ARCHS]
+                              [--skip-pyinstaller]
 
 Linux: dist/parlor_<version>_<arch>.deb and dist/parlor-<version>-linux-<machine>.tar.gz.
 Windows: dist/Parlor-<version>-windows-x64-setup.exe (Inno Setup's ISCC must be installed).
@@ -80,11 +81,15 @@ def llama_version() -> str:
     return metadata.version("llama-cpp-python")
 
 
-def prepare_runtime(runtime: str, work: Path, dry_run: bool = False) -> Path:
+def prepare_runtime(
+    runtime: str, work: Path, dry_run: bool = False, cuda_arch: str | None = None
+) -> Path:
     """Make (or reuse) the runtime's build environment; its Python is what gets frozen."""
     recipe = llama_runtimes.RECIPES[runtime]
     if runtime == "vulkan" and not dry_run:
         recipe = _with_vulkan_headers(recipe, work)
+    if runtime == "cuda":
+        recipe = llama_runtimes.with_cuda_architectures(recipe, cuda_arch)
     env = llama_runtimes.build_env(work, runtime)
     stamp = llama_runtimes.stamp_for(recipe, llama_version(), platform.python_version())
     cached = llama_runtimes.is_cached(env, stamp)
@@ -92,6 +97,9 @@ def prepare_runtime(runtime: str, work: Path, dry_run: bool = False) -> Path:
         f"{runtime} runtime: {env.root} ({'cached' if cached else 'to be built'}); "
         f"CMAKE_ARGS={recipe.cmake_env!r}"
     )
+    if not cached and not dry_run:
+        for folder in env.scratch:
+            shutil.rmtree(folder, ignore_errors=True)
     for step in llama_runtimes.steps(env, recipe, llama_version(), ROOT, sys.executable, cached):
         if dry_run:
             print("  " + step.show())
@@ -363,7 +371,7 @@ def build(args: argparse.Namespace) -> list[Path]:
             python: Path | str = sys.executable
             sync_metadata(version)
         else:
-            python = prepare_runtime(runtime, work, args.dry_run)
+            python = prepare_runtime(runtime, work, args.dry_run, args.cuda_arch)
         if args.dry_run:
             return []
         check_llama(python, runtime, args.allow_unportable)
@@ -389,6 +397,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=sorted(llama_runtimes.RECIPES),
         help="llama.cpp runtime to compile and bundle (default: vulkan on "
         "Linux and Windows, metal on macOS; all carry the CPU variants)",
+    )
+    parser.add_argument(
+        "--cuda-arch",
+        metavar="ARCHS",
+        help="CUDA architectures for --runtime cuda, as CMAKE_CUDA_ARCHITECTURES "
+        "(89-real; several with commas); default: llama.cpp's own list, for releases",
     )
     parser.add_argument(
         "--use-installed-llama",

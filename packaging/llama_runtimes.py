@@ -7,13 +7,17 @@ kept between runs; a stamp records the llama-cpp-python version, the flags and t
 and while it matches, only the app itself is reinstalled (seconds, not the 5+ minutes that
 compiling takes on 2 cores, many more with every CPU variant).
 
-pip's own wheel cache is keyed by the source archive, not by CMAKE_ARGS, so a wheel built for
-one runtime would be reused for another: the wheel is built with --no-cache-dir into this
-runtime's own folder instead.
+The wheel is built from llama-cpp-python's source archive unpacked into this runtime's folder
+(src/), with CMake's build folder there too (cmake-build/): pip never caches a wheel built from
+a folder (its cache is keyed by the source archive, not by CMAKE_ARGS, so it would hand one
+runtime's build to another), and with the same paths every time, ccache (which ggml's CMake
+puts in front of every compiler, nvcc too) finds its earlier results; CCACHE_BASEDIR makes them
+relative to the runtime's folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -21,10 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cuda_toolkit
+
 # Every runtime carries the portable CPU backend: no -march=native, every CPU variant as a
 # library of its own, the best one chosen at start (see llama_check.py).
 PORTABLE = ("-DGGML_NATIVE=OFF", "-DGGML_BACKEND_DL=ON", "-DGGML_CPU_ALL_VARIANTS=ON")
-CUDA_WHEELS = ("nvidia-cuda-nvcc-cu12", "nvidia-cuda-runtime-cu12", "nvidia-cublas-cu12")
 
 
 @dataclass(frozen=True)
@@ -53,9 +58,11 @@ RECIPES = {
     "cuda": Recipe(
         "cuda",
         (*PORTABLE, "-DGGML_CUDA=ON"),
-        "an NVIDIA driver recent enough for CUDA 12.",
-        "nothing more: nvcc, the CUDA runtime and cuBLAS come from PyPI wheels.",
-        extra_wheels=CUDA_WHEELS,
+        f"an NVIDIA driver for CUDA {cuda_toolkit.CUDA_VERSION} (580 or newer) and a GPU of "
+        "compute capability 7.5 (Turing) or newer; without one Parlor runs on the CPU variants.",
+        f"a C++ compiler; nvcc, the CUDA {cuda_toolkit.CUDA_VERSION} runtime and cuBLAS come "
+        "from PyPI wheels.",
+        extra_wheels=cuda_toolkit.WHEELS,
     ),
     "metal": Recipe(
         "metal",
@@ -75,6 +82,7 @@ def default_runtime(platform: str = sys.platform) -> str:
 class BuildEnv:
     root: Path
     windows: bool = False
+    python_tag: str = f"py{sys.version_info[0]}{sys.version_info[1]}"
 
     @property
     def venv(self) -> Path:
@@ -83,6 +91,38 @@ class BuildEnv:
     @property
     def python(self) -> Path:
         return self.venv / ("Scripts/python.exe" if self.windows else "bin/python")
+
+    @property
+    def site_packages(self) -> Path:
+        if self.windows:
+            return self.venv / "Lib" / "site-packages"
+        version = f"python{self.python_tag[2]}.{self.python_tag[3:]}"
+        return self.venv / "lib" / version / "site-packages"
+
+    @property
+    def sdist(self) -> Path:
+        return self.root / "sdist"
+
+    @property
+    def source(self) -> Path:
+        return self.root / "src"
+
+    @property
+    def cmake_build(self) -> Path:
+        return self.root / "cmake-build"
+
+    @property
+    def cuda_toolkit(self) -> Path:
+        """The toolkit root assembled from the CUDA wheels (Linux); the wheels' tree on
+        Windows, which is one already."""
+        if self.windows:
+            return cuda_toolkit.wheel_tree(self.site_packages)
+        return self.root / "cuda-toolkit"
+
+    @property
+    def scratch(self) -> tuple[Path, ...]:
+        """Folders a fresh build starts without (a stale CMakeCache keeps old options)."""
+        return (self.sdist, self.source, self.cmake_build, self.root / "cuda-toolkit")
 
     @property
     def wheels(self) -> Path:
@@ -110,16 +150,32 @@ def build_env(
     python_tag: str = f"py{sys.version_info[0]}{sys.version_info[1]}",
 ) -> BuildEnv:
     return BuildEnv(
-        work / "runtimes" / f"{runtime}-{platform}-{python_tag}", windows=platform == "win32"
+        work / "runtimes" / f"{runtime}-{platform}-{python_tag}",
+        windows=platform == "win32",
+        python_tag=python_tag,
     )
 
 
 def stamp_for(recipe: Recipe, llama_version: str, python_version: str) -> dict:
-    return {
+    stamp = {
         "llama_cpp_python": llama_version,
         "cmake_args": list(recipe.cmake_args),
         "python": python_version,
     }
+    if recipe.extra_wheels:  # the CUDA wheels' versions are part of what was built
+        stamp["extra_wheels"] = list(recipe.extra_wheels)
+    return stamp
+
+
+def with_cuda_architectures(recipe: Recipe, architectures: str | None) -> Recipe:
+    """The recipe for these CUDA architectures ("89-real", "86-real,89-real"); None keeps
+    llama.cpp's own list (ggml-cuda's CMakeLists), which is what a release ships."""
+    if not architectures:
+        return recipe
+    archs = architectures.replace(",", ";")
+    return dataclasses.replace(
+        recipe, cmake_args=(*recipe.cmake_args, f"-DCMAKE_CUDA_ARCHITECTURES={archs}")
+    )
 
 
 def is_cached(env: BuildEnv, stamp: dict) -> bool:
@@ -131,49 +187,56 @@ def is_cached(env: BuildEnv, stamp: dict) -> bool:
     return old == stamp and env.python.exists() and any(env.wheels.glob("llama_cpp_python-*"))
 
 
-def _cuda_env(env: BuildEnv) -> dict[str, str]:
-    """Point CMake at nvcc from the nvidia-cuda-nvcc-cu12 wheel (its site-packages layout)."""
+def _sdist_steps(env: BuildEnv, llama_version: str, host_python: str) -> list[Step]:
+    """Fetch llama-cpp-python's source archive and unpack it into the runtime's folder."""
+    archive = env.sdist / f"llama_cpp_python-{llama_version}.tar.gz"
+    requirement = f"llama-cpp-python=={llama_version}"
+    fetch = (str(env.python), "-m", "pip", "download", "--no-deps")
+    return [
+        Step((*fetch, "--no-binary", "llama-cpp-python", "--dest", str(env.sdist), requirement)),
+        Step((host_python, "-m", "tarfile", "-e", str(archive), str(env.source))),
+    ]
+
+
+def _compile_env(env: BuildEnv, recipe: Recipe) -> dict[str, str]:
+    """CMake's flags and the fixed build folder; for CUDA, the toolkit root."""
+    found = {
+        "CMAKE_ARGS": recipe.cmake_env,
+        "FORCE_CMAKE": "1",
+        "SKBUILD_BUILD_DIR": str(env.cmake_build),
+        "CCACHE_BASEDIR": str(env.root),
+    }
+    if recipe.name == "cuda":
+        found.update(cuda_toolkit.cmake_env(env.cuda_toolkit, env.windows))
+    return found
+
+
+def _cuda_toolkit_steps(env: BuildEnv, host_python: str) -> list[Step]:
+    """Linux: assemble the toolkit root from the installed wheels (cuda_toolkit.py)."""
     if env.windows:
-        nvcc_root = env.venv / "Lib" / "site-packages" / "nvidia" / "cuda_nvcc"
-        nvcc = nvcc_root / "bin" / "nvcc.exe"
-    else:
-        version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-        nvcc_root = env.venv / "lib" / version / "site-packages" / "nvidia" / "cuda_nvcc"
-        nvcc = nvcc_root / "bin" / "nvcc"
-    return {"CUDACXX": str(nvcc), "CUDAToolkit_ROOT": str(nvcc_root)}
+        return []
+    script = str(Path(__file__).with_name("cuda_toolkit.py"))
+    return [Step((host_python, script, str(env.site_packages), str(env.cuda_toolkit)))]
 
 
 def steps(
     env: BuildEnv, recipe: Recipe, llama_version: str, project: Path, host_python: str, cached: bool
 ) -> list[Step]:
     """The commands that make (or refresh) this runtime's build environment."""
-    py = str(env.python)
-    pip = (py, "-m", "pip")
+    pip = (str(env.python), "-m", "pip")
     refresh = [Step((*pip, "install", "-e", str(project), "pyinstaller>=6.10"))]
     if cached:
         return refresh
-    compile_env = {"CMAKE_ARGS": recipe.cmake_env, "FORCE_CMAKE": "1"}
-    if recipe.name == "cuda":
-        compile_env.update(_cuda_env(env))
-    requirement = f"llama-cpp-python=={llama_version}"
     make = [Step((host_python, "-m", "venv", "--clear", str(env.venv)))]
     if recipe.extra_wheels:
         make.append(Step((*pip, "install", *recipe.extra_wheels)))
-    make += [
-        Step(
-            (
-                *pip,
-                "wheel",
-                "--no-deps",
-                "--no-cache-dir",
-                "--no-binary",
-                "llama-cpp-python",
-                "--wheel-dir",
-                str(env.wheels),
-                requirement,
-            ),
-            compile_env,
-        ),
+    if recipe.name == "cuda":
+        make += _cuda_toolkit_steps(env, host_python)
+    make += _sdist_steps(env, llama_version, host_python)
+    source = env.source / f"llama_cpp_python-{llama_version}"
+    wheel = (*pip, "wheel", "--no-deps", "--no-cache-dir", "--wheel-dir", str(env.wheels))
+    make.append(Step((*wheel, str(source)), _compile_env(env, recipe)))
+    make.append(
         Step(
             (
                 *pip,
@@ -183,10 +246,10 @@ def steps(
                 "--no-index",
                 "--find-links",
                 str(env.wheels),
-                requirement,
+                f"llama-cpp-python=={llama_version}",
             )
-        ),
-    ]
+        )
+    )
     return make + refresh
 
 
@@ -232,24 +295,10 @@ def _copy_into(dest: Path, wanted: Callable[[Path], bool], folders: list[Path]) 
     return copied
 
 
-# What libggml-cuda links against, as the nvidia-*-cu12 wheels lay them out
-# (site-packages/nvidia/<part>/lib on Linux, .../bin on Windows). The user has only the
-# driver, so the bundle carries them beside ggml-cuda; the app loads them first
-# (app/core/engine/devices.py `preload_gpu_libraries`), whatever RUNPATH ggml-cuda was given.
-CUDA_PARTS = {"cuda_runtime": ("libcudart.so", "cudart64_"), "cublas": ("libcublas", "cublas")}
-
-
-def _is_library(path: Path) -> bool:
-    return ".so" in path.name or path.suffix == ".dll"
-
-
 def gather_cuda_libraries(site_packages: Path) -> list[Path]:
-    """Copy the CUDA runtime and cuBLAS (cublasLt too) into llama_cpp/lib."""
-    dest = site_packages / "llama_cpp" / "lib"
-    copied = []
-    for part, prefixes in CUDA_PARTS.items():
-        folders = [site_packages / "nvidia" / part / sub for sub in ("lib", "bin")]
-        copied += _copy_into(
-            dest, lambda p, pre=prefixes: _is_library(p) and p.name.startswith(pre), folders
-        )
-    return copied
+    """Copy the CUDA runtime and cuBLAS (cublasLt too) from the CUDA wheels into
+    llama_cpp/lib: the user has only the driver. The app loads them before ggml-cuda
+    (app/core/engine/devices.py `preload_gpu_libraries`), whatever RUNPATH ggml-cuda has."""
+    wanted = set(cuda_toolkit.runtime_libraries(site_packages))
+    folders = sorted({p.parent for p in wanted})
+    return _copy_into(site_packages / "llama_cpp" / "lib", lambda p: p in wanted, folders)

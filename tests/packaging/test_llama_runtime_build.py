@@ -164,22 +164,21 @@ def test_vulkan_build_commands(tmp_path):
     steps = runtimes.steps(
         env, runtimes.RECIPES["vulkan"], "0.3.36", ROOT, "/usr/bin/python3", cached=False
     )
-    py = str(env.python)
-    assert env.root == tmp_path / "runtimes" / "vulkan-linux-py311"
+    py, root = str(env.python), env.root
+    assert root == tmp_path / "runtimes" / "vulkan-linux-py311"
     assert [s.argv for s in steps] == [
         ("/usr/bin/python3", "-m", "venv", "--clear", str(env.venv)),
         (
-            py,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-cache-dir",
-            "--no-binary",
-            "llama-cpp-python",
-            "--wheel-dir",
-            str(env.wheels),
-            "llama-cpp-python==0.3.36",
+            *(py, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python"),
+            *("--dest", str(root / "sdist"), "llama-cpp-python==0.3.36"),
+        ),
+        (
+            *("/usr/bin/python3", "-m", "tarfile", "-e"),
+            *(str(root / "sdist/llama_cpp_python-0.3.36.tar.gz"), str(root / "src")),
+        ),
+        (
+            *(py, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir"),
+            *("--wheel-dir", str(env.wheels), str(root / "src/llama_cpp_python-0.3.36")),
         ),
         (
             py,
@@ -195,11 +194,16 @@ def test_vulkan_build_commands(tmp_path):
         ),
         (py, "-m", "pip", "install", "-e", str(ROOT), "pyinstaller>=6.10"),
     ]
-    assert steps[1].env == {
+    # the same source and build folders every time, so ccache finds its earlier results
+    assert steps[3].env == {
         "CMAKE_ARGS": "-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON "
         "-DGGML_VULKAN=ON",
         "FORCE_CMAKE": "1",
+        "SKBUILD_BUILD_DIR": str(root / "cmake-build"),
+        "CCACHE_BASEDIR": str(root),
     }
+    assert env.site_packages == env.venv / "lib/python3.11/site-packages"
+    assert set(env.scratch) >= {root / "cmake-build", root / "src"}  # cleared before a build
 
 
 def test_a_cached_runtime_only_refreshes_the_app(tmp_path):
@@ -208,19 +212,58 @@ def test_a_cached_runtime_only_refreshes_the_app(tmp_path):
     assert [s.argv[3:] for s in steps] == [("install", "-e", str(ROOT), "pyinstaller>=6.10")]
 
 
-def test_cuda_gets_nvcc_and_libraries_from_pypi(tmp_path):
+CUDA_WHEELS = [
+    "nvidia-cuda-nvcc~=13.0.0",
+    "nvidia-cuda-crt~=13.0.0",
+    "nvidia-nvvm~=13.0.0",
+    "nvidia-cuda-cccl~=13.0.0",
+    "nvidia-cuda-runtime~=13.0.0",
+    "nvidia-cublas~=13.0.0",
+]
+
+
+def test_cuda_gets_its_toolkit_from_pypi_and_assembles_it_on_linux(tmp_path):
+    env = runtimes.build_env(tmp_path, "cuda", platform="linux", python_tag="py312")
+    steps = runtimes.steps(env, runtimes.RECIPES["cuda"], "0.3.36", ROOT, "py3", cached=False)
+    assert list(steps[1].argv[3:]) == ["install", *CUDA_WHEELS]  # one CUDA minor for all
+    site = env.venv / "lib/python3.12/site-packages"
+    toolkit = env.root / "cuda-toolkit"
+    assert steps[2].argv == (
+        "py3",
+        str(ROOT / "packaging/cuda_toolkit.py"),
+        str(site),
+        str(toolkit),
+    )
+    compile_step = next(s for s in steps if "wheel" in s.argv)
+    assert "-DGGML_CUDA=ON" in compile_step.env["CMAKE_ARGS"]
+    assert "CMAKE_CUDA_ARCHITECTURES" not in compile_step.env["CMAKE_ARGS"]  # llama.cpp's list
+    assert compile_step.env["CUDACXX"] == str(toolkit / "bin/nvcc")
+    assert compile_step.env["CUDAToolkit_ROOT"] == str(toolkit)
+
+
+def test_cuda_on_windows_uses_the_wheels_tree_as_the_toolkit(tmp_path):
     env = runtimes.build_env(tmp_path, "cuda", platform="win32", python_tag="py311")
     steps = runtimes.steps(env, runtimes.RECIPES["cuda"], "0.3.36", ROOT, "py", cached=False)
     assert env.python == env.venv / "Scripts/python.exe"
-    assert steps[1].argv[3:] == (
-        "install",
-        "nvidia-cuda-nvcc-cu12",
-        "nvidia-cuda-runtime-cu12",
-        "nvidia-cublas-cu12",
-    )
-    compile_step = steps[2]
-    assert "-DGGML_CUDA=ON" in compile_step.env["CMAKE_ARGS"]
-    assert compile_step.env["CUDACXX"].endswith(str(Path("nvidia/cuda_nvcc/bin/nvcc.exe")))
+    assert not any("cuda_toolkit.py" in arg for s in steps for arg in s.argv)
+    compile_step = next(s for s in steps if "wheel" in s.argv)
+    tree = env.venv / "Lib/site-packages/nvidia/cu13"
+    assert compile_step.env["CUDACXX"] == str(tree / "bin/nvcc.exe")
+
+
+def test_cuda_architectures_are_passed_to_cmake_and_kept_in_the_stamp():
+    recipe = runtimes.RECIPES["cuda"]
+    one = runtimes.with_cuda_architectures(recipe, "89-real")
+    two = runtimes.with_cuda_architectures(recipe, "86-real,89-real")
+    assert one.cmake_args[-1] == "-DCMAKE_CUDA_ARCHITECTURES=89-real"
+    assert two.cmake_args[-1] == "-DCMAKE_CUDA_ARCHITECTURES=86-real;89-real"  # a CMake list
+    assert runtimes.with_cuda_architectures(recipe, None) == recipe
+    stamps = [runtimes.stamp_for(r, "0.3.36", "3.11.2") for r in (recipe, one, two)]
+    assert len({json.dumps(s) for s in stamps}) == 3  # each is a build of its own
+    assert stamps[0]["extra_wheels"] == CUDA_WHEELS
+    assert "extra_wheels" not in runtimes.stamp_for(runtimes.RECIPES["cpu"], "0.3.36", "3.11.2")
+    parsed = build.parse_args(["--runtime", "cuda", "--cuda-arch", "89-real"])
+    assert parsed.cuda_arch == "89-real"
 
 
 def test_metal_on_macos_and_vulkan_elsewhere():
@@ -293,27 +336,35 @@ def test_the_macos_minimum_is_one_every_bundled_wheel_exists_for():
     [
         (
             {
-                "cuda_runtime/lib": ["libcudart.so.12", "libnvrtc.so.12", "README"],
-                "cublas/lib": ["libcublas.so.12", "libcublasLt.so.12", "libnvblas.so.12"],
+                "lib": [
+                    "libcudart.so.13",
+                    "libcudart_static.a",
+                    "libcublas.so.13",
+                    "libcublasLt.so.13",
+                    "libnvblas.so.13",
+                    "libnvvm.so.4",
+                ],
             },
-            ["libcublas.so.12", "libcublasLt.so.12", "libcudart.so.12"],
+            ["libcublas.so.13", "libcublasLt.so.13", "libcudart.so.13"],
         ),
         (
             {
-                "cuda_runtime/bin": ["cudart64_12.dll"],
-                "cublas/bin": ["cublas64_12.dll", "cublasLt64_12.dll", "nvblas64_12.dll"],
+                "bin/x86_64": ["cudart64_13.dll", "cublas64_13.dll", "cublasLt64_13.dll"],
+                "bin": ["nvcc.exe"],
+                "lib/x64": ["cudart.lib", "cuda.lib"],
             },
-            ["cublas64_12.dll", "cublasLt64_12.dll", "cudart64_12.dll"],
+            ["cublas64_13.dll", "cublasLt64_13.dll", "cudart64_13.dll"],
         ),
     ],
 )
 def test_cuda_runtime_and_cublas_go_beside_ggml_cuda(tmp_path, layout, expected):
-    """The nvidia-*-cu12 wheels' layouts on Linux and on Windows."""
+    """The CUDA 13 wheels' layouts (site-packages/nvidia/cu13) on Linux and on Windows."""
     site = tmp_path / "site-packages"
     for folder, names in layout.items():
-        (site / "nvidia" / folder).mkdir(parents=True)
+        (site / "nvidia/cu13" / folder).mkdir(parents=True, exist_ok=True)
         for name in names:
-            (site / "nvidia" / folder / name).write_bytes(name.encode())
+            (site / "nvidia/cu13" / folder / name).write_bytes(name.encode())
     copied = runtimes.gather_cuda_libraries(site)
     assert sorted(p.name for p in copied) == sorted(expected)
     assert all(p.parent == site / "llama_cpp" / "lib" for p in copied)
+    assert all(p.read_bytes() == p.name.encode() for p in copied)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import sys
 from collections.abc import Callable
 from importlib import metadata
@@ -116,11 +117,49 @@ def load_backends(
     if not cpu_only:
         preload_gpu_libraries(folder)
         lib.ggml_backend_load_all_from_path(str(folder).encode())
+        for problem in unloaded_backends(lib, folder):
+            print(f"llama.cpp: {problem}", file=sys.stderr)
         return
     best = best_cpu_variant(folder, score or _variant_score)
     if best is None:
         raise RuntimeError(f"no CPU variant of llama.cpp in {folder} runs on this CPU")
     lib.ggml_backend_load(str(best).encode())
+
+
+# What a GPU backend module that fails to load is missing, in words a user can act on.
+MISSING_DRIVER = {
+    "libcuda.so.1": "no NVIDIA driver is installed",
+    "libvulkan.so.1": "no Vulkan loader is installed",
+}
+
+
+def unloaded_backends(lib: ctypes.CDLL, folder: Path) -> list[str]:
+    """The GPU backend modules in `folder` that registered no backend, each with why.
+
+    ggml's loader is silent in a release build: a CUDA build on a machine without the NVIDIA
+    driver (ggml-cuda links libcuda.so.1) just runs on the CPU. So the dynamic linker is
+    asked again for the modules that are not registered, and its answer is the reason.
+    """
+    registered = {
+        _decode(lib.ggml_backend_reg_name(lib.ggml_backend_reg_get(i))).lower()
+        for i in range(lib.ggml_backend_reg_count())
+    }
+    problems = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        found = re.fullmatch(r"(?:lib)?ggml-([a-z]+)\.(?:so|dll|dylib)", path.name)
+        if found and found[1] not in ("base", "cpu") and found[1] not in registered:
+            problems.append(f"the {found[1]} backend ({path.name}) {_why(path)}")
+    return problems
+
+
+def _why(path: Path) -> str:
+    try:
+        ctypes.CDLL(str(path))
+    except OSError as exc:
+        text = str(exc)
+        hints = [hint for name, hint in MISSING_DRIVER.items() if name in text]
+        return f"did not load: {text}" + (f" ({hints[0]})" if hints else "")
+    return "loaded but did not start (no usable driver or device)"
 
 
 # The CUDA runtime and cuBLAS a CUDA bundle carries beside ggml-cuda, dependencies first.
@@ -130,7 +169,7 @@ GPU_RUNTIME_LIBRARIES = ("libcudart.so.", "libcublasLt.so.", "libcublas.so.")
 def preload_gpu_libraries(folder: Path) -> list[Path]:
     """Load the bundled CUDA libraries, so ggml-cuda finds them by name when it is loaded.
 
-    ggml-cuda asks the dynamic linker for libcudart.so.12 and libcublas.so.12; a library
+    ggml-cuda asks the dynamic linker for libcudart.so.13 and libcublas.so.13; a library
     already loaded under that name is used whatever RUNPATH the build gave ggml-cuda (which
     may point into the build machine's Python). Windows finds DLLs in llama_cpp's folder
     itself. A missing or broken library is left to ggml, which then reports no CUDA device.

@@ -1,0 +1,214 @@
+"""The `cuda` llama.cpp runtime, checked as far as a machine without an NVIDIA GPU or driver can.
+
+`python packaging/build.py --runtime cuda [--cuda-arch 89-real]` compiles llama-cpp-python with
+ggml-cuda and every CPU variant into `build/runtimes/cuda-<os>-py3XY/venv` (an hour or more on
+two cores with one architecture, so not in every CI run). These tests run that environment's
+Python (`PARLOR_CUDA_RUNTIME_PYTHON` names another one) and are skipped, saying so, when it has
+not been built.
+
+What can be checked without the driver: that ggml-cuda needs nothing the bundle does not carry
+but the driver's libcuda.so.1; that the carried libraries load; and that without the driver
+the CUDA module fails to load, `parlor devices` lists only the CPU and says why, and the engine
+replies on the CPU. Nothing here runs a CUDA kernel.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.core.engine.devices import GPU_RUNTIME_LIBRARIES
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = Path(__file__).with_name("runtime_probe.py")
+TAG = f"py{sys.version_info[0]}{sys.version_info[1]}"
+RUNTIME = ROOT / "build" / "runtimes" / f"cuda-{sys.platform}-{TAG}"
+DRIVER = "libcuda.so.1"
+
+
+def _runtime_python() -> Path | None:
+    given = os.environ.get("PARLOR_CUDA_RUNTIME_PYTHON")
+    if given:
+        return Path(given)
+    # build.py writes the stamp last, once the wheel is built and installed
+    return RUNTIME / "venv" / "bin" / "python" if (RUNTIME / "stamp.json").exists() else None
+
+
+def _driver_installed() -> bool:
+    try:
+        ctypes.CDLL(DRIVER)
+    except OSError:
+        return False
+    return True
+
+
+PYTHON = _runtime_python()
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        PYTHON is None,
+        reason="no cuda runtime built: run `python packaging/build.py --runtime cuda` first",
+    ),
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux"), reason="the library checks read Linux ELF files"
+    ),
+]
+no_driver = pytest.mark.skipif(
+    _driver_installed(), reason="an NVIDIA driver is installed: these check a machine without"
+)
+
+
+def _lib() -> Path:
+    """The runtime's llama_cpp/lib, where build.py gathered ggml-cuda and the CUDA libraries."""
+    code = "import llama_cpp, os; print(os.path.dirname(llama_cpp.__file__))"
+    done = subprocess.run([str(PYTHON), "-c", code], capture_output=True, text=True, check=True)
+    return Path(done.stdout.strip()) / "lib"
+
+
+def _dynamic(path: Path) -> dict[str, list[str]]:
+    """readelf -d: the NEEDED names and the RUNPATH/RPATH entries."""
+    text = subprocess.run(
+        ["readelf", "-d", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    found: dict[str, list[str]] = {"NEEDED": [], "RUNPATH": []}
+    for line in text.splitlines():
+        kind = "NEEDED" if "(NEEDED)" in line else "RUNPATH" if "PATH)" in line else None
+        if kind:
+            found[kind] += line.split("[", 1)[1].rstrip("]").split(":")
+    return found
+
+
+def _is_cuda(name: str) -> bool:
+    return name.startswith(("libcuda", "libcublas", "libnv"))
+
+
+def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [str(PYTHON), *argv],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})),
+        cwd=ROOT,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+needs_readelf = pytest.mark.skipif(not shutil.which("readelf"), reason="needs binutils")
+
+
+# --- the build ---------------------------------------------------------------------------------
+def test_the_runtime_passes_the_portability_check_with_ggml_cuda():
+    sys.path.insert(0, str(ROOT / "packaging"))
+    try:
+        import llama_check  # noqa: PLC0415
+    finally:
+        sys.path.pop(0)
+    lib = _lib()
+    build = llama_check.read_build(lib.parent.parent, lib)
+    assert build.config.get("GGML_CUDA", "").upper() == "ON"
+    assert llama_check.problems(build, "cuda", platform.machine()) == []
+    assert "ggml-cuda" in build.modules and {"x64", "sse42", "haswell"} <= build.cpu_variants
+
+
+@needs_readelf
+def test_ggml_cuda_needs_only_the_bundled_cuda_libraries_and_the_driver():
+    """Every CUDA library ggml-cuda (and what it links) asks for is in llama_cpp/lib and is
+    one the app loads first (`preload_gpu_libraries`), except the driver's libcuda.so.1."""
+    lib = _lib()
+    needed = set(_dynamic(lib / "libggml-cuda.so")["NEEDED"])
+    assert DRIVER in needed  # linked for ggml-cuda's virtual-memory pool
+    wanted, seen = sorted(n for n in needed if _is_cuda(n) and n != DRIVER), set()
+    while wanted:  # libcublas.so.13 asks for libcublasLt.so.13, and so on
+        name = wanted.pop()
+        seen.add(name)
+        assert (lib / name).is_file(), f"{name} is not in the bundle"
+        assert name.startswith(GPU_RUNTIME_LIBRARIES), f"{name} is not preloaded"
+        more = _dynamic(lib / name)["NEEDED"]
+        wanted += [n for n in more if _is_cuda(n) and n != DRIVER and n not in seen]
+    assert {n.split(".so")[0] for n in seen} == {"libcudart", "libcublas", "libcublasLt"}
+    # the link stub in the build folder must never be found at run time
+    for path in [lib / "libggml-cuda.so", *(lib / n for n in seen)]:
+        assert not any("cuda-toolkit" in p or "stubs" in p for p in _dynamic(path)["RUNPATH"])
+    assert not list(lib.glob("libcuda.so*"))
+
+
+def test_the_bundled_cuda_libraries_load_without_the_driver():
+    code = (
+        "import json; from pathlib import Path; from app.core.engine.devices import "
+        "lib_dir, preload_gpu_libraries; "
+        "print(json.dumps([p.name for p in preload_gpu_libraries(lib_dir())]))"
+    )
+    loaded = json.loads(_run(["-c", code]).stdout)
+    assert [n.split(".so")[0] for n in loaded] == ["libcudart", "libcublasLt", "libcublas"]
+
+
+# --- without the driver ---------------------------------------------------------------------
+@no_driver
+def test_without_the_driver_parlor_devices_lists_the_cpu_and_says_why():
+    done = _run(["-m", "app", "devices", "--json"])
+    found = json.loads(done.stdout)
+    assert [d["backend"] for d in found["devices"]] == ["CPU"]
+    assert [b["name"] for b in found["backends"]] == ["CPU"]
+    assert found["gpu_offload"] is False  # so no GPU layers are claimed or counted
+    assert "the cuda backend (libggml-cuda.so) did not load" in done.stderr
+    assert "libcuda.so.1: cannot open shared object file" in done.stderr
+    assert "no NVIDIA driver is installed" in done.stderr
+
+
+@no_driver
+def test_without_the_driver_the_engine_replies_on_the_cpu(tiny_llama_path):
+    """The window asks for every layer on the GPU; with no CUDA device they run on the CPU
+    and the reply is the CPU-only one."""
+    probe = [str(PROBE), str(tiny_llama_path), "--engine"]
+    cpu = json.loads(_run([*probe, "--cpu-only"]).stdout)
+    asked = json.loads(_run([*probe, "--gpu-layers", "-1"]).stdout)
+    assert cpu["text"].strip() and asked["text"] == cpu["text"]
+    assert asked["effective"]["gpu_offload"] is False
+    assert asked["child_cpu_variant"]  # ggml loaded a CPU variant in the engine's child
+
+
+# --- the frozen bundle ------------------------------------------------------------------------
+def _bundle() -> Path | None:
+    """PARLOR_CUDA_BUNDLE, else the folder `build.py --runtime cuda --dist build/cuda-dist`
+    froze."""
+    folder = Path(os.environ.get("PARLOR_CUDA_BUNDLE", ROOT / "build" / "cuda-dist" / "parlor"))
+    return folder if (folder / "_internal/llama_cpp/lib/libggml-cuda.so").exists() else None
+
+
+needs_bundle = pytest.mark.skipif(
+    _bundle() is None, reason="no bundle frozen from the cuda runtime (packaging/build.py)"
+)
+
+
+@needs_bundle
+def test_the_bundle_carries_ggml_cuda_and_the_cuda_libraries_as_built():
+    bundled, lib = _bundle() / "_internal" / "llama_cpp" / "lib", _lib()
+    names = ["libggml-cuda.so", "libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13"]
+    for name in names:
+        assert (bundled / name).read_bytes() == (lib / name).read_bytes(), name
+    assert not list(bundled.glob("libcuda.so*"))  # the driver is the user's
+
+
+@needs_bundle
+@no_driver
+def test_the_frozen_app_lists_the_cpu_and_says_why_cuda_is_missing():
+    bundle = _bundle()
+    done = subprocess.run(
+        [str(bundle / "parlor"), "devices", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert [d["backend"] for d in json.loads(done.stdout)["devices"]] == ["CPU"]
+    assert "no NVIDIA driver is installed" in done.stderr
