@@ -9,6 +9,7 @@ from typing import Any
 
 from app.core.store.db import StoreError
 from app.core.store.part import StorePart, new_id
+from app.core.store.purge import GOING
 from app.core.store.records import CharacterEntry, from_row
 
 
@@ -115,13 +116,30 @@ class Characters(StorePart):
             )
 
     def restore(self, character_id: int) -> None:
-        self.card(character_id)
+        """Out of the trash, with its chats (those not in the trash themselves). One on its
+        way out (`chats.delete_forever`) has had its chats' messages hidden: refused."""
+        name = self.card(character_id).get("name") or character_id
+        if self._query(f"SELECT 1 FROM characters WHERE id = ? AND {GOING}", (character_id,)):
+            raise StoreError(f"“{name}” is being deleted for good")
         with self._tx() as c:
             c.execute("UPDATE characters SET deleted_at = NULL WHERE id = ?", (character_id,))
 
     def trash(self) -> builtins.list[CharacterEntry]:
+        """The characters in the trash, last deleted first; not those on their way out."""
         rows = self._query(
             "SELECT id, name, avatar, deleted_at FROM characters"
-            " WHERE deleted_at IS NOT NULL ORDER BY deleted_at DESC"
+            " WHERE deleted_at > 0 ORDER BY deleted_at DESC"
         )
         return [from_row(CharacterEntry, r) for r in rows]
+
+    def chats_in_trash(self) -> dict[int, int]:
+        """For each character in the trash, how many of its chats are hidden with it: they
+        come back with it, or go with it for good. Its chats in the trash are listed there
+        on their own, and a group chat it hosts belongs to the group (and moves to another
+        member when it goes)."""
+        rows = self._query(
+            "SELECT ch.id, count(c.id) FROM characters ch LEFT JOIN chats c"
+            " ON c.character_id = ch.id AND c.deleted_at IS NULL AND c.group_id IS NULL"
+            " WHERE ch.deleted_at > 0 GROUP BY ch.id"
+        )
+        return {int(r[0]): int(r[1]) for r in rows}

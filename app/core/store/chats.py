@@ -1,7 +1,9 @@
 """The chat library: rename, duplicate, branch, trash with undo, search across all chats.
 
 Deleting moves a chat (or a character) to the trash by stamping `deleted_at`; nothing is
-removed until `purge_trash`, so every delete can be undone.
+removed until the user deletes it for good (`delete_forever`, `empty_trash`), so every
+delete can be undone until then. Removing for good is recorded, then done a batch at a
+time on a background thread (purge.py: `mark`, `remove_going`).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -274,67 +276,83 @@ class Chats(StorePart):
 
     # --- trash ------------------------------------------------------------------------
     def delete(self, chat_id: int) -> None:
-        """Move to the trash; `restore_chat` undoes it until `purge_trash`."""
+        """Move to the trash; `restore` undoes it until it is deleted for good."""
         self.info(chat_id)
         with self._tx() as c:
             c.execute("UPDATE chats SET deleted_at = ? WHERE id = ?", (time.time(), chat_id))
 
     def restore(self, chat_id: int) -> None:
-        self.info(chat_id)
+        """Out of the trash, with what it needs to be seen: its character (and so that
+        character's other chats) and its group, when they are in the trash too. A chat on
+        its way out (`delete_forever`) has no messages left to show: refused."""
+        info = self.info(chat_id)
+        going = self._query(
+            "SELECT 1 FROM chats c JOIN characters ch ON ch.id = c.character_id"
+            f" WHERE c.id = ? AND (c.{purging.GOING} OR ch.{purging.GOING})",
+            (chat_id,),
+        )
+        if going:
+            raise StoreError(f"“{info.title}” is being deleted for good")
         with self._tx() as c:
             c.execute("UPDATE chats SET deleted_at = NULL WHERE id = ?", (chat_id,))
+            c.execute("UPDATE characters SET deleted_at = NULL WHERE id = ?", (info.character_id,))
+            c.execute(
+                "UPDATE groups SET deleted_at = NULL"
+                " WHERE id = (SELECT group_id FROM chats WHERE id = ?)",
+                (chat_id,),
+            )
 
     def trash(self) -> list[ChatListing]:
-        rows = self._query(f"{_LISTED} WHERE c.deleted_at IS NOT NULL ORDER BY c.deleted_at DESC")
+        """The chats in the trash, last deleted first; not those on their way out."""
+        rows = self._query(
+            f"{_LISTED} WHERE c.deleted_at > 0"
+            " AND (ch.deleted_at IS NULL OR ch.deleted_at > 0) ORDER BY c.deleted_at DESC"
+        )
         return [from_row(ChatListing, r) for r in rows]
 
-    def purge_trash(self, older_than: float | timedelta = 0.0) -> int:
-        """Remove for good chats and characters that went to the trash at least
-        `older_than` (seconds or a timedelta) ago; returns how many were removed.
-
-        One cascading DELETE of a chat fails past about 1,000 chained messages (SQLite's
-        trigger depth), so the messages of every chat that goes are hidden first, in one
-        transaction, and purged a batch per transaction (purge.py) on this connection; the
-        chat and character rows are deleted last, with nothing left to cascade. An exit in
-        between leaves those chats in the trash with their messages hidden: the next purge
-        of the trash finishes them."""
-        age = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
-        cutoff = time.time() - age
+    def delete_forever(self, chats: Sequence[int] = (), characters: Sequence[int] = ()) -> int:
+        """Start removing these chats and characters of the trash for good (a character
+        with its chats): one short transaction records it and hides their messages, so they
+        leave the trash at once; `purge.remove_going` (on a background thread) or
+        `remove_going` (here) removes the rows, and the next start finishes what an exit
+        left. Returns how many it marked."""
         with self._tx() as c:
-            purging.hide_chats(c, self._going(c, cutoff))
+            return purging.mark(c, chats, characters)
+
+    def empty_trash(self, older_than: float | timedelta = 0.0) -> int:
+        """`delete_forever` for everything that went to the trash at least `older_than`
+        (seconds or a timedelta) ago; returns how many it marked."""
+        age = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
+        args = (time.time() - age,)
+        old = "SELECT id FROM {0} WHERE deleted_at > 0 AND deleted_at <= ?"
+        with self._tx() as c:
+            chats = [int(r[0]) for r in c.execute(old.format("chats"), args)]
+            characters = [int(r[0]) for r in c.execute(old.format("characters"), args)]
+            return purging.mark(c, chats, characters)
+
+    def removal_pending(self) -> bool:
+        """Whether chats or characters deleted for good wait for their rows' removal."""
+        return bool(self._query(purging.ANY_GOING))
+
+    def remove_going(self) -> int:
+        """`purge.remove_going` on this connection, for the command line and tests: the
+        window runs it in the background. Returns how many chats and characters went."""
+        with self._tx() as c:
+            purging.hide_going(c)
         self._store.messages.purge()
         with self._tx() as c:
-            chats = c.execute(
-                "DELETE FROM chats WHERE deleted_at IS NOT NULL AND deleted_at <= ?", (cutoff,)
-            ).rowcount
-            chars = c.execute(
-                "DELETE FROM characters WHERE deleted_at IS NOT NULL AND deleted_at <= ?", (cutoff,)
-            ).rowcount
-        return chats + chars
+            return purging.delete_going(c)
 
-    @staticmethod
-    def _going(c: sqlite3.Connection, cutoff: float) -> list[int]:
-        """The chats that deleting the trash up to `cutoff` deletes: those in it, and those
-        of its characters. A group chat one of them hosts moves to the first member that
-        stays, as the delete's trigger (migration 5) would, and stays; without one it goes."""
-        gone = "deleted_at IS NOT NULL AND deleted_at <= :cutoff"
-        stays = (
-            "SELECT gm.character_id FROM group_members gm JOIN characters ch"
-            " ON ch.id = gm.character_id WHERE gm.group_id = chats.group_id"
-            " AND (ch.deleted_at IS NULL OR ch.deleted_at > :cutoff) ORDER BY gm.position LIMIT 1"
-        )
-        args = {"cutoff": cutoff}
-        c.execute(
-            f"UPDATE chats SET character_id = ({stays}) WHERE group_id IS NOT NULL"
-            f" AND character_id IN (SELECT id FROM characters WHERE {gone}) AND EXISTS ({stays})",
-            args,
-        )
-        rows = c.execute(
-            f"SELECT id FROM chats WHERE ({gone})"
-            f" OR character_id IN (SELECT id FROM characters WHERE {gone})",
-            args,
-        )
-        return [int(r[0]) for r in rows]
+    def purge_trash(self, older_than: float | timedelta = 0.0) -> int:
+        """Remove for good, here and now, chats and characters that went to the trash at
+        least `older_than` ago (and what an earlier removal left); returns how many.
+
+        One cascading DELETE of a chat fails past about 1,000 chained messages (SQLite's
+        trigger depth), so the messages of every chat that goes are hidden first and purged
+        a batch per transaction (purge.py); the chat and character rows are deleted last,
+        with nothing left to cascade."""
+        self.empty_trash(older_than)
+        return self.remove_going()
 
     # --- search -----------------------------------------------------------------------
     def search(self, text: str, limit: int = 50) -> list[ChatHit]:

@@ -18,14 +18,22 @@ once, and a purge over a database restored meanwhile removes only what that one 
 
 Until then the rows are still there, so whatever reads messages by chat or by text rather
 than by walking from a root (the chat lists' counts, the searches, "export everything")
-leaves out `HIDDEN`. Emptying the trash goes the same way (`hide_chats`): a chat's roots
-are hidden, its rows purged, and only then the chat row deleted, a cascade of nothing.
+leaves out `HIDDEN`.
+
+Deleting from the trash for good goes the same way, and is recorded so that an exit half-way
+is finished exactly: `mark` turns the chosen rows' `deleted_at` negative (minus the time they
+went to the trash, which is kept) in the transaction that hides their messages, then
+`purge_step`s remove the messages and `delete_going` the rows, a cascade of nothing. A row is
+`GOING` only because the user asked for it to go (`time.time()` is never negative), so
+`remove_going` at the next start deletes what was asked and no other chat of the trash.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from app.core.store.db import StoreError
@@ -106,7 +114,27 @@ def purge(path: Path, cancel: threading.Event | None = None) -> int:
     """Purge every hidden message of the database at `path` on a connection of its own,
     one step per transaction, stopping between steps when `cancel` is set. Returns how many
     messages it removed."""
+    with _connection(path) as conn:
+        return _purge_steps(conn, cancel)
+
+
+def _purge_steps(
+    conn: sqlite3.Connection,
+    cancel: threading.Event | None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
     total = 0
+    while (cancel is None or not cancel.is_set()) and pending(conn):
+        total += _in_tx(conn, purge_step)
+        if progress is not None:
+            progress(total)
+    return total
+
+
+@contextmanager
+def _connection(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection of the background job's own, set up as the Store's; SQLite's errors
+    become StoreErrors that name the file."""
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=5)
     except sqlite3.Error as exc:
@@ -114,17 +142,99 @@ def purge(path: Path, cancel: threading.Event | None = None) -> int:
     try:
         conn.execute("PRAGMA foreign_keys = ON")  # per connection: the cascades need it
         conn.execute("PRAGMA synchronous = NORMAL")  # as the Store's: WAL keeps it safe
-        while (cancel is None or not cancel.is_set()) and pending(conn):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                total += purge_step(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        yield conn
     except sqlite3.Error as exc:
         raise StoreError(f"Could not delete from {path}: {exc}") from exc
     finally:
         conn.close()
-    return total
+
+
+def _in_tx(conn: sqlite3.Connection, step: Callable[[sqlite3.Connection], int]) -> int:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        done = step(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return done
+
+
+# --- deleting from the trash for good -------------------------------------------------
+GOING = "deleted_at < 0"  # marked by `mark`: on its way out, no longer in the trash
+# whether rows marked as going wait for `remove_going`: it reads the chats and the
+# characters (a few hundred rows), never the messages
+ANY_GOING = (
+    f"SELECT 1 FROM chats WHERE {GOING} UNION ALL SELECT 1 FROM characters WHERE {GOING} LIMIT 1"
+)
+_GOING_CHATS = (
+    f"SELECT id FROM chats WHERE {GOING}"
+    f" OR character_id IN (SELECT id FROM characters WHERE {GOING})"
+)
+
+
+def mark(c: sqlite3.Connection, chats: Iterable[int], characters: Iterable[int]) -> int:
+    """In the caller's transaction: mark these chats and characters of the trash as going
+    and hide the messages of every chat that goes (`hide_going`). Rows not in the trash, or
+    already going, are left alone. Returns how many rows it marked."""
+    marked = 0
+    for table, ids in (("characters", characters), ("chats", chats)):
+        marked += c.executemany(
+            f"UPDATE {table} SET deleted_at = -deleted_at WHERE id = ? AND deleted_at > 0",
+            [(i,) for i in ids],
+        ).rowcount
+    hide_going(c)
+    return marked
+
+
+def hide_going(c: sqlite3.Connection) -> int:
+    """Hide every message of the chats that go: those marked, and those of the characters
+    marked. A group chat a going character hosts moves to the first member that stays, as
+    the delete's trigger (migration 5) would, and stays; without one it goes too. Again
+    before each removal: it costs one indexed read per chat once they are hidden. Returns
+    how many chats go."""
+    stays = (
+        "SELECT gm.character_id FROM group_members gm JOIN characters ch"
+        " ON ch.id = gm.character_id WHERE gm.group_id = chats.group_id"
+        " AND (ch.deleted_at IS NULL OR ch.deleted_at >= 0) ORDER BY gm.position LIMIT 1"
+    )
+    c.execute(
+        f"UPDATE chats SET character_id = ({stays}) WHERE group_id IS NOT NULL"
+        f" AND character_id IN (SELECT id FROM characters WHERE {GOING}) AND EXISTS ({stays})"
+    )
+    chats = [int(r[0]) for r in c.execute(_GOING_CHATS)]
+    hide_chats(c, chats)
+    return len(chats)
+
+
+def delete_going(c: sqlite3.Connection) -> int:
+    """Delete the going rows whose messages are all purged (a chat with messages waits for
+    the next removal: deleting it would cascade down its whole tree). Returns how many
+    chats and characters were deleted; a going character's chats go with it."""
+    chats = c.execute(
+        f"DELETE FROM chats WHERE {GOING}"
+        " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.chat_id = chats.id)"
+    ).rowcount
+    characters = c.execute(
+        f"DELETE FROM characters WHERE {GOING} AND NOT EXISTS (SELECT 1 FROM chats"
+        " JOIN messages m ON m.chat_id = chats.id WHERE chats.character_id = characters.id)"
+    ).rowcount
+    return chats + characters
+
+
+def remove_going(
+    path: Path,
+    cancel: threading.Event | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Remove what `mark` marked in the database at `path`, on a connection of its own, for
+    a background thread: hide, purge a step per transaction (`progress` gets the messages
+    removed so far), then delete the rows. Stops between steps when `cancel` is set, before
+    deleting any row. Returns how many chats and characters it deleted."""
+    with _connection(path) as conn:
+        _in_tx(conn, hide_going)
+        _purge_steps(conn, cancel, progress)
+        if cancel is not None and cancel.is_set():
+            return 0
+        return _in_tx(conn, delete_going)
