@@ -46,6 +46,7 @@ from app.gui.model_session import ModelSession
 from app.gui.settings_pages import DataPage
 from app.gui.settings_ui import SettingsUi
 from app.gui.theme import apply_theme
+from app.gui.trash_dialog import TrashUi
 from app.gui.workers import WorkerThread
 from app.gui.worldinfo.authors_note import show_authors_note
 from app.gui.worldinfo.manager import show_world_info
@@ -64,7 +65,7 @@ log = logging.getLogger(__name__)
 class MainWindow(QMainWindow):
     """The window and its layout. What it does is in the objects it owns: `session` (the
     engine and loading), `models` (the model controls), `settings_ui`, `chat_actions` (the
-    chat view's menu and paging), `chats` (the chat manager and personas), `groups`,
+    chat view's menu and paging), `chats` (the chat manager and personas), `trash`, `groups`,
     `message_ops` (edit and delete with Undo) and the `controller` (the conversation)."""
 
     model_loaded = Signal(object)  # ModelInfo, on the GUI thread
@@ -94,6 +95,7 @@ class MainWindow(QMainWindow):
         self.models = ModelControls(self)
         self.chat_actions = ChatViewActions(self)
         self.chats = ChatManagerUi(self)
+        self.trash = TrashUi(self)  # finishes a removal an exit cut short
         apply_theme(QApplication.instance(), ctx.settings.theme, ctx.settings.font_size)
         self.chat_view.itemDelegate().book = ctx.settings.chat_layout == "book"
         self._connect()
@@ -180,6 +182,8 @@ class MainWindow(QMainWindow):
         file_menu.addActions(
             [self.library.import_action, self.library.new_action, self.library.edit_action]
         )
+        self.trash_action = QAction(self.tr("&Trash…"), self)
+        file_menu.addAction(self.trash_action)
         file_menu.addSeparator()
         file_menu.addActions([self.open_action, self.download_action])
         file_menu.addSeparator()
@@ -257,6 +261,7 @@ class MainWindow(QMainWindow):
         self.header.inspect_requested.connect(self.show_prompt)
         self.chats_action.triggered.connect(chats.show_chats)
         self.personas_action.triggered.connect(chats.show_personas)
+        self.trash_action.triggered.connect(self.trash.show)
         chats.open_chat.connect(self._open_chat)
         chats.open_character.connect(self._on_character)
         self.regenerate_action.triggered.connect(self.controller.regenerate)
