@@ -381,10 +381,15 @@ class TrashDialog(QDialog):
         item = self.selected()
         if item is None:
             return None
+        # a character takes along its chats listed in the trash on their own, too
+        own = [
+            i for i in self.items() if not i.is_character and i.entry.character_id == item.entry.id
+        ]
+        n_chats = item.chats + len(own) if item.is_character else 0
         if not item.is_character:
             text = self.tr("Delete the chat “{0}” for good?").format(item.name)
-        elif item.chats:
-            chats = _count(item.chats, self.tr("its chat"), self.tr("its {0} chats"))
+        elif n_chats:
+            chats = _count(n_chats, self.tr("its chat"), self.tr("its {0} chats"))
             text = self.tr("Delete “{0}” and {1} for good?").format(item.name, chats)
         else:
             text = self.tr("Delete “{0}” for good?").format(item.name)

@@ -125,6 +125,9 @@ def test_delete_forever_asks_and_removes_a_character_with_its_chats_off_the_gui_
     store = window.ctx.store
     mira = store.characters.add({"name": "Mira", "first_mes": "Hi."})
     chats = [_chat(store, mira, f"Chat {i}") for i in range(2)]
+    lone = _chat(store, mira, "Lone")  # in the trash on its own row; it goes with Mira
+    store.chats.delete(lone)
+    chats.append(lone)
     walk = _chat(store, window.library.current_id(), "Harbour walk")
     store.chats.delete(walk)
     window.library.reload()
@@ -132,7 +135,7 @@ def test_delete_forever_asks_and_removes_a_character_with_its_chats_off_the_gui_
     dialog = _open_trash(window)
     assert dialog.select(mira, is_character=True)
     box = dialog.ask_delete_selected()
-    assert box.text() == "Delete “Mira” and its 2 chats for good?"
+    assert box.text() == "Delete “Mira” and its 3 chats for good?"
     assert "cannot be undone" in box.informativeText()
     assert not window.library.undo_bar.isHidden()  # the library's Undo offer, still up
     with qtbot.waitSignal(window.trash.removed, timeout=10000) as removed:
