@@ -22,16 +22,16 @@ from app.core.engine.child import Child, _handle
 from app.core.engine.session_file import SUFFIX
 from app.core.engine.sessions import SessionStore
 from app.core.prompt import Message
-from tests.engine.test_context_shift import (
+from tests.engine.shift_drive import (
     CARD,
     PROBE,
     TOLERANCE,
     USER,
-    _Chat,
-    _child,
-    _logits,
-    _Pipe,
-    _reply,
+    DrivenChat,
+    NullPipe,
+    last_logits,
+    run_reply,
+    shift_child,
 )
 
 N_CTX = 1024
@@ -45,7 +45,7 @@ REPLY = "the storm is over the river road and the traveler has ale and bread in 
 
 
 def _session_child(model, folder: Path, flash_attn: bool = True) -> Child:
-    child = Child(_Pipe(), (ctypes.c_byte * 2)())
+    child = Child(NullPipe(), (ctypes.c_byte * 2)())
     child.load(
         LoadParams(
             model_path=str(model), n_ctx=N_CTX, flash_attn=flash_attn, session_dir=str(folder)
@@ -61,12 +61,12 @@ def _idle_save(child: Child) -> None:
     child.sessions.wait()
 
 
-def _turn(child: Child, chat: _Chat, user_text: str):
+def _turn(child: Child, chat: DrivenChat, user_text: str):
     """One turn: the prompt evaluated (one token sampled), then the turn's messages added
     to the history, the reply a fixed text. Generated replies come back re-tokenized and
     are matched to their ids (reply_ids.py), which the files keep for a restart; that is
     tested in test_session_restart.py, not here."""
-    stats = _reply(child, chat.prompt(user_text), PROBE, [])
+    stats = run_reply(child, chat.prompt(user_text), PROBE, [])
     chat.history += [Message(role="user", text=user_text)]
     chat.history += [Message(role="assistant", text=f"{REPLY} {user_text[:4]}")]
     return stats
@@ -91,8 +91,8 @@ def _full_save(child: Child, folder: Path) -> None:
 
 def _next_logits(model, folder: Path, prompt, flash_attn: bool = True):
     restarted = _session_child(model, folder, flash_attn)
-    stats = _reply(restarted, prompt, PROBE, [])
-    return stats, _logits(restarted)
+    stats = run_reply(restarted, prompt, PROBE, [])
+    return stats, last_logits(restarted)
 
 
 @pytest.mark.parametrize("flash_attn", [True, False])
@@ -105,9 +105,9 @@ def test_a_session_saved_turn_by_turn_restores_to_the_logits_of_a_full_save(
     folder = tmp_path / "turns"
     live, fresh = (
         _session_child(tiny_llama_path, folder, flash_attn),
-        _child(tiny_llama_path, flash_attn),
+        shift_child(tiny_llama_path, flash_attn),
     )
-    chat = _Chat(live, CARD)
+    chat = DrivenChat(live, CARD)
     written = []
     for i in range(4):
         _turn(live, chat, f"({i}) {USER}")
@@ -126,8 +126,8 @@ def test_a_session_saved_turn_by_turn_restores_to_the_logits_of_a_full_save(
     assert by_turns.restored_tokens == whole.restored_tokens > 0.5 * by_turns.prompt_tokens
     assert float(np.abs(a - b).max()) <= SAME
     fresh.llm.reset()
-    _reply(fresh, prompt, PROBE, [])
-    c = _logits(fresh)
+    run_reply(fresh, prompt, PROBE, [])
+    c = last_logits(fresh)
     assert int(a.argmax()) == int(c.argmax()) and float(np.abs(a - c).max()) <= TOLERANCE
 
 
@@ -136,8 +136,8 @@ def test_saves_across_context_shifts_restore_the_live_cache(tiny_llama_path, tmp
     rebuilds the cache the live engine holds: the logits of a whole save of it, bit for bit,
     and within the shift's TOLERANCE of a full read."""
     folder = tmp_path / "sessions"
-    live, fresh = _session_child(tiny_llama_path, folder), _child(tiny_llama_path, True)
-    chat = _Chat(live, CARD)
+    live, fresh = _session_child(tiny_llama_path, folder), shift_child(tiny_llama_path, True)
+    chat = DrivenChat(live, CARD)
     shifted = 0
     for i in range(10):
         shifted += bool(_turn(live, chat, f"({i}) {USER}").shifted_tokens)
@@ -153,8 +153,8 @@ def test_saves_across_context_shifts_restore_the_live_cache(tiny_llama_path, tmp
     assert restored.shifted_tokens > 0  # the file is a turn old: the next turn shifts it
     assert float(np.abs(a - b).max()) <= SAME
     fresh.llm.reset()
-    _reply(fresh, prompt, PROBE, [])
-    c = _logits(fresh)
+    run_reply(fresh, prompt, PROBE, [])
+    c = last_logits(fresh)
     assert int(a.argmax()) == int(c.argmax()) and float(np.abs(a - c).max()) <= TOLERANCE
 
 
@@ -184,15 +184,15 @@ def test_a_save_being_written_does_not_hold_up_a_count_or_a_reply(tiny_llama_pat
     queued, a token count and a reply are answered; only then does the write go through."""
     folder = tmp_path / "sessions"
     child = _session_child(tiny_llama_path, folder)
-    chat = _Chat(child, CARD)
-    _reply(child, chat.prompt(USER), PROBE, [])
+    chat = DrivenChat(child, CARD)
+    run_reply(child, chat.prompt(USER), PROBE, [])
     gate = child.sessions.write_record = _Gate()
     child._replies += 1
     assert child.save_session()  # everything copied and queued: the engine thread is free
     assert gate.entered.wait(30) and child.sessions.busy
     child.conn = answers = _Answers()
     _handle(child, ("tokenize", [USER, CARD["description"]]))
-    stats = _reply(child, chat.prompt(USER + " again"), PROBE, [])
+    stats = run_reply(child, chat.prompt(USER + " again"), PROBE, [])
     assert answers.messages[0][0] == "counts" and stats.prompt_tokens > 0
     assert child.sessions.busy and not list(folder.glob(f"*{SUFFIX}"))  # still not written
     gate.open.set()
@@ -209,9 +209,9 @@ def test_a_request_arriving_during_the_copy_stops_the_save_which_goes_on_later(
     monkeypatch.setattr(sessions, "CHUNK_BYTES", 64 * 1024)  # several ranges for this model
     folder = tmp_path / "sessions"
     child = _session_child(tiny_llama_path, folder)
-    chat = _Chat(child, CARD)
+    chat = DrivenChat(child, CARD)
     prompt = chat.prompt(USER)
-    _reply(child, prompt, PROBE, [])
+    run_reply(child, prompt, PROBE, [])
     parent, end = multiprocessing.Pipe()
     asked = []
 
@@ -248,14 +248,14 @@ def test_a_file_of_another_model_under_this_models_name_is_rejected_with_a_note(
 
     other = write_tiny_llama(tmp_path / "other.gguf", seed=2)
     theirs = _session_child(other, tmp_path / "theirs")
-    _reply(theirs, _Chat(theirs, CARD).prompt(USER), PROBE, [])
+    run_reply(theirs, DrivenChat(theirs, CARD).prompt(USER), PROBE, [])
     _idle_save(theirs)
     mine = _session_child(tiny_llama_path, tmp_path / "mine")
     (tmp_path / "mine").mkdir(exist_ok=True)
     (path,) = (tmp_path / "theirs").glob(f"*{SUFFIX}")
     planted = tmp_path / "mine" / f"{mine.sessions.prefix}-{path.name.split('-')[1]}"
     shutil.copy(path, planted)
-    stats = _reply(mine, _Chat(mine, CARD).prompt(USER), PROBE, [])
+    stats = run_reply(mine, DrivenChat(mine, CARD).prompt(USER), PROBE, [])
     notes = mine.sessions.take_notes()
     assert stats.restored_tokens == 0 and not planted.exists()
     assert any("another model" in n for n in notes), notes
@@ -266,7 +266,7 @@ def test_a_write_cut_short_keeps_the_whole_records_and_says_so(tiny_llama_path, 
     used, the half one is cut off, and the log says so."""
     folder = tmp_path / "sessions"
     live = _session_child(tiny_llama_path, folder)
-    chat = _Chat(live, CARD)
+    chat = DrivenChat(live, CARD)
     for i in range(2):
         _turn(live, chat, f"({i}) {USER}")
         _idle_save(live)
@@ -276,7 +276,7 @@ def test_a_write_cut_short_keeps_the_whole_records_and_says_so(tiny_llama_path, 
     with open(index.path, "r+b") as f:
         f.truncate(last.payload_offset + last.payload_len // 2)
     restarted = _session_child(tiny_llama_path, folder)
-    stats = _reply(restarted, chat.prompt(f"(2) {USER}"), PROBE, [])
+    stats = run_reply(restarted, chat.prompt(f"(2) {USER}"), PROBE, [])
     notes = restarted.sessions.take_notes()
     assert any("damaged end" in n for n in notes), notes
     assert 0 < stats.restored_tokens <= last.start
