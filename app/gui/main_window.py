@@ -46,7 +46,7 @@ from app.gui.model_session import ModelSession
 from app.gui.settings_pages import DataPage
 from app.gui.settings_ui import SettingsUi
 from app.gui.theme import apply_theme
-from app.gui.trash_dialog import TrashUi
+from app.gui.trash import TrashUi
 from app.gui.workers import WorkerThread
 from app.gui.worldinfo.authors_note import show_authors_note
 from app.gui.worldinfo.manager import show_world_info

@@ -1,24 +1,12 @@
-"""The trash: deleted characters and chats, to restore or to delete for good.
-
-Deleting in the library or the chat manager only moves a thing here, with an Undo offer;
-this window is where it comes back later or goes for good. Going for good is two parts
-(core/store/purge.py): `store.chats.delete_forever` records it and hides the messages in one
-short transaction on the GUI thread, so the items leave the list at once, and `TrashUi`'s
-job removes the rows on Qt's thread pool (C9) on a connection of its own, because a trashed
-100,000-message chat takes seconds. The job belongs to the window, not to the dialog:
-closing the dialog leaves it running, closing the window stops it between batches, and the
-next start finishes what was recorded (`TrashUi` looks at once).
-"""
+"""The trash window: deleted characters and chats, to restore or to delete for good
+(`TrashUi` in trash.py runs what the window asks for)."""
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QCoreApplication, QEvent, QLocale, QObject, Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractButton,
     QDialog,
@@ -35,168 +23,18 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from shiboken6 import isValid
 
-from app.core.store import Store, StoreError
-from app.core.store.purge import remove_going
+from app.core.store import StoreError
 from app.core.store.records import CharacterEntry, ChatListing
 from app.gui.icons import set_icon
-from app.gui.models.jobs import JobSlot
 from app.gui.plain_text import plain_tip
+from app.gui.trash_items import TrashItem, count_text, trash_items, when_text
 from app.gui.window_state import remember_size
 
 if TYPE_CHECKING:
-    from app.gui.main_window import MainWindow
+    from app.gui.trash import TrashUi
 
-log = logging.getLogger(__name__)
 ITEM_ROLE = Qt.ItemDataRole.UserRole
-
-
-@dataclass(frozen=True)
-class TrashItem:
-    """One row of the trash: a character (with how many of its chats it hides) or a chat."""
-
-    entry: CharacterEntry | ChatListing
-    chats: int = 0  # a character's chats that come back or go with it
-
-    @property
-    def is_character(self) -> bool:
-        return isinstance(self.entry, CharacterEntry)
-
-    @property
-    def name(self) -> str:
-        return self.entry.name if isinstance(self.entry, CharacterEntry) else self.entry.title
-
-    @property
-    def deleted_at(self) -> float:
-        return self.entry.deleted_at or 0.0
-
-
-def trash_items(store: Store) -> list[TrashItem]:
-    """Everything in the trash, the last deleted first."""
-    counts = store.characters.chats_in_trash()
-    items = [TrashItem(c, counts.get(c.id, 0)) for c in store.characters.trash()]
-    items += [TrashItem(chat) for chat in store.chats.trash()]
-    return sorted(items, key=lambda item: item.deleted_at, reverse=True)
-
-
-def _when(stamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
-
-
-def _count(n: int, one: str, many: str) -> str:
-    """ "1 chat", "3 chats", "100,001 messages": `one` and `many` come translated, `many`
-    with {0} for the number, written as the user's locale writes it."""
-    return one if n == 1 else many.format(QLocale().toString(n))
-
-
-class TrashUi(QObject):
-    """The trash as the main window owns it: the dialog, restoring (and showing what came
-    back in the window), and the background removal of what was deleted for good."""
-
-    removed = Signal(int)  # a removal finished: how many chats and characters went
-    failed = Signal(str)
-    busy_changed = Signal(bool)
-    progress = Signal(int)  # messages removed so far
-
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self._window = window
-        self._slot = JobSlot()
-        self.dialog: TrashDialog | None = None
-        window.installEventFilter(self)  # closing the window stops the job between batches
-        app = QCoreApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self.shutdown)
-        try:
-            if self.store.chats.removal_pending():  # an exit cut the last removal short
-                self.start_removal()
-        except StoreError as exc:
-            log.warning("could not look for an unfinished removal: %s", exc)
-
-    @property
-    def store(self) -> Store:
-        return self._window.ctx.store  # a restored backup replaces the context's store
-
-    @property
-    def busy(self) -> bool:
-        return self._slot.busy
-
-    def show(self) -> TrashDialog:
-        if self.dialog is None or not isValid(self.dialog):
-            self.dialog = TrashDialog(self, self._window)
-            self.dialog.finished.connect(self.dialog.deleteLater)
-        self.dialog.show()
-        self.dialog.raise_()
-        return self.dialog
-
-    def restore(self, item: TrashItem) -> None:
-        """Back from the trash (a chat with its character, if that is in the trash too), and
-        shown where it belongs: the library, the chat header, an open chat manager."""
-        if item.is_character:
-            self.store.characters.restore(item.entry.id)
-        else:
-            self.store.chats.restore(item.entry.id)
-        window = self._window
-        window.library.reload()  # keeps the character chosen: no chat is reopened
-        chat = window.controller.chat_id
-        if chat is not None:
-            window.header.show_chats(*window.groups.header_chats(chat), chat)
-        chats_dialog = window.chats.chats_dialog
-        if chats_dialog is not None and isValid(chats_dialog):
-            chats_dialog.reload()
-
-    def delete_forever(self, items: list[TrashItem]) -> int:
-        """Record the removal (a StoreError leaves everything as it was), then remove it
-        in the background. Returns how many items it marked."""
-        chats = [i.entry.id for i in items if not i.is_character]
-        characters = [i.entry.id for i in items if i.is_character]
-        marked = self.store.chats.delete_forever(chats, characters)
-        self._end_undo_offers()
-        self.start_removal()
-        return marked
-
-    def _end_undo_offers(self) -> None:
-        """An Undo offered for something now gone for good could only fail."""
-        self._window.library.undo_bar.hide()
-        chats_dialog = self._window.chats.chats_dialog
-        if chats_dialog is not None and isValid(chats_dialog):
-            chats_dialog.undo_bar.hide()
-
-    def start_removal(self) -> None:
-        """Remove what is recorded; a removal already running stops after its batch and this
-        one takes over (it removes everything recorded, its own rows and the other's)."""
-        path = self.store.path
-        self._slot.start(
-            lambda report, cancel: remove_going(path, cancel, report),
-            on_success=self._on_removed,
-            on_failure=self._on_failed,
-            on_cancel=lambda _message: self._idle(),
-            on_progress=self.progress.emit,
-            name="remove deleted for good",
-        )
-        self.busy_changed.emit(True)
-
-    def _idle(self) -> None:
-        self._slot.job = None  # `busy` is false from now, whatever the pool thread does
-        self.busy_changed.emit(False)
-
-    def _on_removed(self, removed: int) -> None:
-        self._idle()
-        self.removed.emit(removed)
-
-    def _on_failed(self, message: str) -> None:
-        self._idle()  # what is recorded stays hidden: the next start tries again
-        log.warning("deleting for good did not finish: %s", message)
-        self.failed.emit(message)
-
-    def shutdown(self, timeout: float = 5.0) -> None:
-        self._slot.shutdown(timeout)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
-        if watched is self._window and event.type() == QEvent.Type.Close:
-            self.shutdown()
-        return False
 
 
 class TrashDialog(QDialog):
@@ -313,11 +151,11 @@ class TrashDialog(QDialog):
         entry = item.entry
         if isinstance(entry, CharacterEntry):
             what = self.tr("Character")
-            size = _count(item.chats, self.tr("1 chat"), self.tr("{0} chats"))
+            size = count_text(item.chats, self.tr("1 chat"), self.tr("{0} chats"))
         else:
             what = self.tr("Chat with {0}").format(entry.character_name)
-            size = _count(entry.message_count, self.tr("1 message"), self.tr("{0} messages"))
-        row = QTreeWidgetItem([item.name, what, size, _when(item.deleted_at)])
+            size = count_text(entry.message_count, self.tr("1 message"), self.tr("{0} messages"))
+        row = QTreeWidgetItem([item.name, what, size, when_text(item.deleted_at)])
         row.setData(0, ITEM_ROLE, item)
         row.setToolTip(0, plain_tip(item.name))  # a long title is cut in its column
         row.setTextAlignment(2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -389,7 +227,7 @@ class TrashDialog(QDialog):
         if not item.is_character:
             text = self.tr("Delete the chat “{0}” for good?").format(item.name)
         elif n_chats:
-            chats = _count(n_chats, self.tr("its chat"), self.tr("its {0} chats"))
+            chats = count_text(n_chats, self.tr("its chat"), self.tr("its {0} chats"))
             text = self.tr("Delete “{0}” and {1} for good?").format(item.name, chats)
         else:
             text = self.tr("Delete “{0}” for good?").format(item.name)
@@ -400,7 +238,7 @@ class TrashDialog(QDialog):
         items = self.items()
         if not items:
             return None
-        text = _count(
+        text = count_text(
             len(items),
             self.tr("Delete the one item in the trash for good?"),
             self.tr("Delete all {0} items in the trash for good?"),
@@ -465,7 +303,7 @@ class TrashDialog(QDialog):
             self.status.clear()
 
     def _show_progress(self, messages: int) -> None:
-        removed = _count(messages, self.tr("1 message"), self.tr("{0} messages"))
+        removed = count_text(messages, self.tr("1 message"), self.tr("{0} messages"))
         self.busy_label.setText(self.tr("Deleting for good… {0} removed").format(removed))
 
     def _on_removed(self, removed: int) -> None:
