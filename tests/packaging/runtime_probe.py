@@ -51,15 +51,7 @@ def _in_process(args: argparse.Namespace) -> dict:
 
     load_backends(cpu_only=args.cpu_only)
     runtime = enumerate_runtime()
-    logged: list[str] = []
-
-    @llama_cpp.llama_log_callback
-    def collect(_level: int, text: bytes, _data: object) -> None:
-        logged.append(text.decode("utf-8", "replace"))
-
-    # llama.cpp keeps the pointer and logs again when the model is freed at exit
-    _KEEP.append(collect)
-    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    logged = collect_llama_log()
     with tensors_in_ram(expert_patterns(args.cpu_moe)):
         llm = llama_cpp.Llama(
             model_path=args.model,
@@ -84,6 +76,22 @@ def _in_process(args: argparse.Namespace) -> dict:
         "buffers": [line.strip() for line in lines if "model buffer size" in line],
         "overridden": sorted(line.split()[1] for line in lines if "buffer type overridden" in line),
     }
+
+
+def collect_llama_log() -> list[str]:
+    """From now on llama.cpp's log lines go into the list returned (and not to stderr)."""
+    import llama_cpp
+
+    logged: list[str] = []
+
+    @llama_cpp.llama_log_callback
+    def collect(_level: int, text: bytes, _data: object) -> None:
+        logged.append(text.decode("utf-8", "replace"))
+
+    # llama.cpp keeps the pointer and logs again when the model is freed at exit
+    _KEEP.append(collect)
+    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    return logged
 
 
 def _greedy(llm, n: int) -> tuple[list[int], list[float]]:

@@ -11,13 +11,10 @@ a turn are tests/engine/shift_drive.py's, the ones the CPU-only tests use.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import sys
 
 import numpy as np
-
-_KEEP: list[object] = []  # the ctypes log callback llama.cpp holds on to
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -30,20 +27,6 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _collect_log() -> list[str]:
-    import llama_cpp
-
-    logged: list[str] = []
-
-    @llama_cpp.llama_log_callback
-    def collect(_level: int, text: bytes, _data: object) -> None:
-        logged.append(text.decode("utf-8", "replace"))
-
-    _KEEP.append(collect)
-    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
-    return logged
-
-
 def run(args: argparse.Namespace) -> dict:
     from tests.engine.shift_drive import (
         CARD,
@@ -53,8 +36,9 @@ def run(args: argparse.Namespace) -> dict:
         parting_gap,
         shift_child,
     )
+    from tests.packaging.runtime_probe import collect_llama_log
 
-    logged = _collect_log()
+    logged = collect_llama_log()
     flash = not args.no_flash_attn
     shifting = shift_child(args.model, flash, n_ctx=args.n_ctx, n_gpu_layers=args.gpu_layers)
     fresh = shift_child(args.model, flash, n_ctx=args.n_ctx, n_gpu_layers=args.gpu_layers)

@@ -24,28 +24,9 @@ from app.core.store import Store
 from app.core.store.path_pages import UNBOUNDED
 from app.core.store.world_state import WorldInfoStore
 from tests.core.store.store_helpers import append_chain
+from tests.core.store.test_world_state import BOOK  # a sticky and a cooldown entry
 
 N_CTX = 900  # history_reach: 1001 messages, world info's deepest scan
-BOOK = {
-    "entries": [
-        {
-            "name": "ward",
-            "keys": ["dragon"],
-            "content": "A ward hums.",
-            "enabled": True,
-            "insertion_order": 100,
-            "extensions": {"sticky": 3},
-        },
-        {
-            "name": "roar",
-            "keys": ["dragon"],
-            "content": "A roar echoes.",
-            "enabled": True,
-            "insertion_order": 90,
-            "extensions": {"cooldown": 4},
-        },
-    ]
-}
 CARD = {
     "name": "Mira",
     "description": "Mira keeps the lighthouse. ({{lastMessageId}} is the last message.)",
