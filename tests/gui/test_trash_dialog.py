@@ -267,3 +267,46 @@ def test_a_locked_database_keeps_the_trash_as_it_was(make_window):
     assert [i.entry.id for i in dialog.items()] == [walk]
     assert not window.trash.busy and not store.chats.removal_pending()
     assert len(store.messages.active_path(walk)) == 3
+
+
+def test_an_undo_offer_of_a_chat_deleted_for_good_since_says_so_and_the_rest_undo(
+    qtbot, make_window
+):
+    """The chat manager keeps an Undo for each delete; one deleted for good in the trash
+    meanwhile cannot come back, and the offers before it still work."""
+    window = make_window()
+    store = window.ctx.store
+    wren = window.library.current_id()
+    first, gone, last = (_chat(store, wren, t) for t in ("First", "Gone", "Last"))
+    chats = window.chats.show_chats()
+    chats.reload()
+    chats.delete(first)
+    chats.delete(gone)
+    dialog = _open_trash(window)
+    assert dialog.select(gone)
+    with qtbot.waitSignal(window.trash.removed, timeout=10000):
+        _answer_delete(dialog.ask_delete_selected())
+    chats.delete(last)
+    assert chats.undo_delete() == last
+    assert chats.undo_delete() is None  # "Gone": deleted for good
+    assert chats.status.text() == "“Gone” cannot come back: it was deleted for good"
+    assert chats.undo_delete() == first
+    assert {first, last} <= set(chats.chat_ids()) and gone not in chats.chat_ids()
+
+
+def test_an_undo_offer_of_a_character_deleted_for_good_since_says_so(qtbot, make_window):
+    window = make_window()
+    store, library = window.ctx.store, window.library
+    ada, bo = (store.characters.add({"name": n, "first_mes": "Hi."}) for n in ("Ada", "Bo"))
+    library.reload()
+    library.delete(ada)
+    library.delete(bo)
+    dialog = _open_trash(window)
+    assert dialog.select(bo, is_character=True)
+    with qtbot.waitSignal(window.trash.removed, timeout=10000):
+        _answer_delete(dialog.ask_delete_selected())
+    said: list[str] = []
+    library.status_message.connect(said.append)
+    assert library.undo_delete() is None
+    assert said == ["“Bo” cannot come back: it was deleted for good"]
+    assert library.undo_delete() == ada and ada in library.ids()

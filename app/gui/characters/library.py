@@ -431,11 +431,18 @@ class CharacterLibrary(QWidget):
         if not self._trash:
             return None
         character_id, name = self._trash.pop()
-        self.store.characters.restore(character_id)
-        self.reload()
-        self.select(character_id)
-        self.characters_changed.emit()
-        self.status_message.emit(self.tr("“{0}” is back.").format(name))
+        try:
+            if all(c.id != character_id for c in self.store.characters.trash()):
+                raise StoreError(self.tr("it was deleted for good"))  # in the trash, since
+            self.store.characters.restore(character_id)
+        except StoreError as exc:
+            self.status_message.emit(self.tr("“{0}” cannot come back: {1}").format(name, exc))
+            character_id = None
+        else:
+            self.reload()
+            self.select(character_id)
+            self.characters_changed.emit()
+            self.status_message.emit(self.tr("“{0}” is back.").format(name))
         if not self._trash:
             self.undo_bar.hide()
         else:

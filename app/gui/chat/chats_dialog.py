@@ -286,15 +286,28 @@ class ChatsDialog(QDialog):
         if (chat_id := self.selected_id()) is not None:
             self.delete(chat_id)
 
+    def _in_trash(self, chat_id: int) -> bool:
+        try:
+            return (self.store.chats.info(chat_id).deleted_at or 0) > 0
+        except StoreError:
+            return False
+
     def undo_delete(self) -> int | None:
         """Bring back the chat deleted last; None if there is nothing to undo."""
         if not self._trash:
             return None
         chat_id, title = self._trash.pop()
-        self.store.chats.restore(chat_id)
-        self.reload(select=chat_id)
-        self.chats_changed.emit()
-        self._say(self.tr("“{0}” is back.").format(title))
+        try:
+            if not self._in_trash(chat_id):  # deleted for good there since the offer
+                raise StoreError(self.tr("it was deleted for good"))
+            self.store.chats.restore(chat_id)
+        except StoreError as exc:
+            self._say(self.tr("“{0}” cannot come back: {1}").format(title, exc))
+            chat_id = None
+        else:
+            self.reload(select=chat_id)
+            self.chats_changed.emit()
+            self._say(self.tr("“{0}” is back.").format(title))
         if self._trash:
             self.undo_label.setText(
                 self.tr("“{0}” was moved to the trash.").format(self._trash[-1][1])
