@@ -123,12 +123,6 @@ class Reader:
         rows = self.query("SELECT active_leaf_id FROM chats WHERE id = ?", (chat_id,))
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
-    def history(self, chat_id: int, leaf: int | None = None) -> list[Message]:
-        """The path from the root to `leaf` (default: the active leaf), oldest first,
-        without swipe positions (the prompt does not need them)."""
-        leaf = self.leaf(chat_id) if leaf is None else leaf
-        return [] if leaf is None else self._path_rows(leaf, pages.UNBOUNDED)
-
     def history_tail(self, chat_id: int, leaf: int | None, limit: int) -> PathTail:
         """The newest `limit` messages of the path up to `leaf` (default: the active leaf),
         and the counts of the older ones: a prompt never needs more than its context's

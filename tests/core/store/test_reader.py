@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from app.core.store import Store
+from app.core.store.path_pages import UNBOUNDED
 from app.core.store.reader import Reader, phrase_query
 
 
@@ -22,16 +23,20 @@ def _chat(store: Store, texts: list[str]) -> int:
     return chat
 
 
+def _history(reader: Reader, chat: int, leaf: int | None = None) -> list:
+    return reader.history_tail(chat, leaf, UNBOUNDED).messages
+
+
 def test_history_is_the_active_path_as_committed(store):
     chat = _chat(store, ["Welcome.", "Hello there", "*waves* Hi!", "How are you?"])
     with Reader(store.path) as reader:
-        history = reader.history(chat)
+        history = _history(reader, chat)
     path = store.messages.active_path(chat)
     assert history == [replace(m, sibling_index=0, sibling_count=1) for m in path]
     leaf = store.messages.append(chat, path[-1].id, "assistant", "Fine, thanks.")
     with Reader(store.path) as reader:  # a new reader sees the new commit
-        assert reader.history(chat)[-1].id == leaf
-        assert [m.id for m in reader.history(chat, path[1].id)] == [m.id for m in path[:2]]
+        assert _history(reader, chat)[-1].id == leaf
+        assert [m.id for m in _history(reader, chat, path[1].id)] == [m.id for m in path[:2]]
 
 
 def test_find_keeps_to_the_path_shown_and_finds_pieces_of_words(store):
