@@ -50,6 +50,15 @@ def _rows(dialog) -> list[list[str]]:
     ]
 
 
+def _walk_in_the_trash(make_window):
+    """A window whose trash holds one chat of the current character; and the trash open."""
+    window = make_window()
+    store = window.ctx.store
+    walk = _chat(store, window.library.current_id(), "Harbour walk")
+    store.chats.delete(walk)
+    return window, store, walk, _open_trash(window)
+
+
 def _answer_delete(box: QMessageBox) -> None:
     (button,) = [b for b in box.buttons() if box.buttonRole(b) == QMessageBox.DestructiveRole]
     button.click()
@@ -188,11 +197,7 @@ def test_emptying_the_trash_removes_a_long_chat_in_the_background(
 
 
 def test_cancel_deletes_nothing(make_window):
-    window = make_window()
-    store = window.ctx.store
-    walk = _chat(store, window.library.current_id(), "Harbour walk")
-    store.chats.delete(walk)
-    dialog = _open_trash(window)
+    window, store, walk, dialog = _walk_in_the_trash(make_window)
     box = dialog.ask_empty()
     box.button(QMessageBox.StandardButton.Cancel).click()
     assert not window.trash.busy
@@ -236,11 +241,7 @@ def test_closing_the_window_during_a_removal_is_safe_and_the_next_one_finishes_i
 
 
 def test_a_restore_refused_by_the_store_says_why_and_changes_nothing(make_window):
-    window = make_window()
-    store = window.ctx.store
-    walk = _chat(store, window.library.current_id(), "Harbour walk")
-    store.chats.delete(walk)
-    dialog = _open_trash(window)
+    window, store, walk, dialog = _walk_in_the_trash(make_window)
     store.chats.delete_forever(chats=[walk])  # meanwhile, as from another window
     assert not dialog.restore_selected()
     assert "being deleted for good" in dialog.last_box.text()
@@ -249,11 +250,7 @@ def test_a_restore_refused_by_the_store_says_why_and_changes_nothing(make_window
 
 
 def test_a_locked_database_keeps_the_trash_as_it_was(make_window):
-    window = make_window()
-    store = window.ctx.store
-    walk = _chat(store, window.library.current_id(), "Harbour walk")
-    store.chats.delete(walk)
-    dialog = _open_trash(window)
+    window, store, walk, dialog = _walk_in_the_trash(make_window)
     store._conn.execute("PRAGMA busy_timeout = 200")
     other = sqlite3.connect(default_paths().database, timeout=0)
     other.execute("BEGIN EXCLUSIVE")
