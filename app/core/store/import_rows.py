@@ -211,6 +211,24 @@ def _check_tree(chats: list[dict[str, Any]], messages: list[dict[str, Any]]) -> 
             raise RowError(
                 f"chat {chat['id']}: its active message {leaf} is not one of its messages"
             )
+    _check_roots(messages)
+
+
+def _check_roots(messages: list[dict[str, Any]]) -> None:
+    """Every message leads up to a root: the store's walks follow parents until there is
+    none, so a cycle in a file (its own parent, or two messages each other's) would walk
+    forever. Each message is walked past once."""
+    parent_of = {m["id"]: m.get("parent_id") for m in messages}
+    rooted: set[int] = set()
+    for start in parent_of:
+        seen: set[int] = set()
+        node: int | None = start
+        while node is not None and node not in rooted:
+            if node in seen:
+                raise RowError(f"message {start}: its parents go round in a circle")
+            seen.add(node)
+            node = parent_of.get(node)
+        rooted |= seen
 
 
 def _short(value: Any) -> str:

@@ -45,7 +45,8 @@ def _rewrite(target: Path, out: Path, library_text: str) -> Path:
 
 
 def _set(library: dict, table: str, column: str, value) -> dict:
-    library["tables"][table][-1][column] = value
+    row = library["tables"][table][-1]
+    row[column] = row["id"] if value == "self" else value
     return library
 
 
@@ -60,6 +61,7 @@ def _set(library: dict, table: str, column: str, value) -> dict:
         ("messages", "parent_id", 999, "parent_id 999 is not a message"),
         ("messages", "id", 2**70, "id must be a positive integer"),
         ("chats", "active_leaf_id", 12345, "its active message 12345"),
+        ("messages", "parent_id", "self", "go round in a circle"),  # the last one's own id
         ("chats", "title", None, "title must be text"),
     ],
 )
@@ -75,6 +77,16 @@ def test_a_malformed_export_is_refused_and_the_folder_still_opens(
     ctx = AppContext.create(paths)  # the next start works, on an empty library
     assert [r.name for r in ctx.store.characters.list()] == []
     ctx.close()
+
+
+def test_two_messages_that_are_each_others_parent_are_refused(tmp_path):
+    """A walk up from either would never reach a root (and the store's walks would hang)."""
+    target, library = _library_zip(tmp_path)
+    greeting, reply = library["tables"]["messages"][:2]
+    greeting["parent_id"] = reply["id"]  # and the reply's parent is the greeting
+    bad = _rewrite(target, tmp_path / "bad.zip", json.dumps(library))
+    with pytest.raises(ExportError, match="go round in a circle"):
+        import_everything(bad, _paths(tmp_path / "fresh"))
 
 
 def test_an_older_export_that_remembers_a_deleted_child_imports(tmp_path):
