@@ -1,8 +1,8 @@
 """The CUDA toolkit the `cuda` runtime is compiled with, put together from NVIDIA's PyPI wheels.
 
-CUDA 12's wheels hold no compiler: `nvidia-cuda-nvcc-cu12` (every release from 12.0.76 to
-12.9.86, Linux and Windows) has only `ptxas`, `libnvvm` and libdevice, no `nvcc` driver, `cicc`,
-`cudafe++`, `fatbinary` or `nvlink`, and no other cu12 wheel has them. CUDA 13's wheels have the
+CUDA 12's wheels hold no compiler: `nvidia-cuda-nvcc-cu12` has only `ptxas`, `libnvvm` and
+libdevice, no `nvcc` driver, `cicc`, `cudafe++`, `fatbinary` or `nvlink` (checked on releases
+12.0 to 12.9), and no other cu12 wheel has them. CUDA 13's wheels have the
 whole compiler (`nvidia-cuda-nvcc` with `nvidia-cuda-crt` and `nvidia-nvvm`), so the runtime is
 built with CUDA 13, every wheel pinned to one minor so their versions match.
 

@@ -156,7 +156,9 @@ def _why(path: Path) -> str:
     try:
         ctypes.CDLL(str(path))
     except OSError as exc:
-        text = str(exc)
+        # a frozen app's ctypes (PyInstaller) raises its own "Failed to load dynlib/dll"
+        # from the dynamic linker's error
+        text = str(exc.__cause__ or exc)
         hints = [hint for name, hint in MISSING_DRIVER.items() if name in text]
         return f"did not load: {text}" + (f" ({hints[0]})" if hints else "")
     return "loaded but did not start (no usable driver or device)"
