@@ -26,20 +26,12 @@ from pathlib import Path
 import pytest
 
 from app.core.engine.devices import GPU_RUNTIME_LIBRARIES
+from tests.packaging.built_runtimes import runtime_folder, runtime_python
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("runtime_probe.py")
-TAG = f"py{sys.version_info[0]}{sys.version_info[1]}"
-RUNTIME = ROOT / "build" / "runtimes" / f"cuda-{sys.platform}-{TAG}"
+RUNTIME = runtime_folder("cuda")
 DRIVER = "libcuda.so.1"
-
-
-def _runtime_python() -> Path | None:
-    given = os.environ.get("PARLOR_CUDA_RUNTIME_PYTHON")
-    if given:
-        return Path(given)
-    # build.py writes the stamp last, once the wheel is built and installed
-    return RUNTIME / "venv" / "bin" / "python" if (RUNTIME / "stamp.json").exists() else None
 
 
 def _driver_installed() -> bool:
@@ -50,7 +42,7 @@ def _driver_installed() -> bool:
     return True
 
 
-PYTHON = _runtime_python()
+PYTHON = runtime_python("cuda", "PARLOR_CUDA_RUNTIME_PYTHON")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.packaging.built_runtimes import runtime_python
+
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("runtime_probe.py")
 LAVAPIPE = Path("/usr/share/vulkan/icd.d/lvp_icd.x86_64.json")
@@ -52,17 +54,7 @@ def _logit_gap(a: dict, b: dict) -> float:
     return max(abs(x - y) for x, y in zip(a["first_logits"], b["first_logits"], strict=True))
 
 
-def _runtime_python() -> Path | None:
-    given = os.environ.get("PARLOR_RUNTIME_PYTHON")
-    if given:
-        return Path(given)
-    tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
-    built = ROOT / "build" / "runtimes" / f"vulkan-{sys.platform}-{tag}"
-    # build.py writes the stamp last, once the wheel is built and installed
-    return built / "venv" / "bin" / "python" if (built / "stamp.json").exists() else None
-
-
-PYTHON = _runtime_python()
+PYTHON = runtime_python("vulkan", "PARLOR_RUNTIME_PYTHON")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
