@@ -146,7 +146,12 @@ def _through_engine(args: argparse.Namespace) -> dict:
     # ggml logs the library it loaded: which CPU variant the child chose, on its own CPU
     loaded = [ln for ln in log.read_text().splitlines() if "loaded CPU backend from" in ln]
     variant = loaded[-1].rsplit("libggml-cpu-", 1)[-1].split(".")[0] if loaded else None
-    return {"text": text, "effective": info.effective, "child_cpu_variant": variant}
+    return {
+        "text": text,
+        "effective": info.effective,
+        "warnings": info.warnings,
+        "child_cpu_variant": variant,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

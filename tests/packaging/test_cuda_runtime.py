@@ -152,9 +152,11 @@ def test_without_the_driver_parlor_devices_lists_the_cpu_and_says_why():
     assert [d["backend"] for d in found["devices"]] == ["CPU"]
     assert [b["name"] for b in found["backends"]] == ["CPU"]
     assert found["gpu_offload"] is False  # so no GPU layers are claimed or counted
-    assert "the cuda backend (libggml-cuda.so) did not load" in done.stderr
-    assert "libcuda.so.1: cannot open shared object file" in done.stderr
-    assert "no NVIDIA driver is installed" in done.stderr
+    (problem,) = found["gpu_problems"]  # what the download dialog and `parlor devices` show
+    assert problem["backend"] == "CUDA"
+    assert problem["reason"].startswith("CUDA (libggml-cuda.so) did not load: libcuda.so.1: ")
+    assert problem["reason"].endswith("(no NVIDIA driver is installed)")
+    assert problem["reason"] in done.stderr  # and parlor.log, from the engine's child
 
 
 @no_driver
@@ -167,6 +169,68 @@ def test_without_the_driver_the_engine_replies_on_the_cpu(tiny_llama_path):
     assert cpu["text"].strip() and asked["text"] == cpu["text"]
     assert asked["effective"]["gpu_offload"] is False
     assert asked["child_cpu_variant"]  # ggml loaded a CPU variant in the engine's child
+
+
+# --- with a driver too old for CUDA 13 -------------------------------------------------------
+def _old_driver(folder: Path) -> Path:
+    """A stand-in libcuda.so.1 that says it is driver 12.4 (CUDA 13 needs 580, which is 13.0):
+    every function of the runtime's cuda.h, failing, but cuInit and cuDriverGetVersion. The
+    CUDA runtime then refuses exactly as on a machine with that driver."""
+    header = next((_lib().parents[1] / "nvidia").glob("cu*/include/cuda.h"))
+    sys.path.insert(0, str(ROOT / "packaging"))
+    try:
+        import cuda_toolkit  # noqa: PLC0415
+    finally:
+        sys.path.pop(0)
+    kept = {
+        "cuInit": "(unsigned f) { return 0; }",
+        "cuDriverGetVersion": "(int *v) { *v = 12040; return 0; }",
+    }
+    names = cuda_toolkit.driver_functions(header)
+    lines = [f"int {n}(void) {{ return 999; }}" for n in names if n not in kept]
+    source = folder / "old_driver.c"
+    source.write_text("\n".join(lines + [f"int {n}{body}" for n, body in kept.items()]))
+    out = folder / DRIVER
+    subprocess.run(
+        ["cc", "-shared", "-fPIC", f"-Wl,-soname,{DRIVER}", "-o", str(out), str(source)],
+        check=True,
+    )
+    return folder
+
+
+needs_cc = pytest.mark.skipif(not shutil.which("cc"), reason="needs a C compiler")
+
+
+@no_driver
+@needs_cc
+def test_with_an_old_driver_parlor_devices_says_which_driver_cuda_needs(tmp_path):
+    """cudart loads, finds the driver too old and ggml-cuda registers with no device: without
+    the log ggml writes then, the window would only say "CPU only"."""
+    env = {"LD_LIBRARY_PATH": str(_old_driver(tmp_path))}
+    found = json.loads(_run(["-m", "app", "devices", "--json"], env).stdout)
+    assert [b["name"] for b in found["backends"]] == ["CUDA", "CPU"]
+    assert [b["devices"] for b in found["backends"]] == [0, 1]
+    assert found["gpu_offload"] is False
+    assert found["gpu_problems"] == [
+        {
+            "backend": "CUDA",
+            "reason": "CUDA found no GPU: failed to initialize CUDA: CUDA driver version is "
+            "insufficient for CUDA runtime version (update the NVIDIA driver: this build's "
+            "CUDA 13 needs version 580 or newer)",
+        }
+    ]
+
+
+@no_driver
+@needs_cc
+def test_with_an_old_driver_the_engine_replies_on_the_cpu_and_says_why(tmp_path, tiny_llama_path):
+    env = {"LD_LIBRARY_PATH": str(_old_driver(tmp_path))}
+    probe = [str(PROBE), str(tiny_llama_path), "--engine"]
+    cpu = json.loads(_run([*probe, "--cpu-only"]).stdout)
+    asked = json.loads(_run([*probe, "--gpu-layers", "-1"], env).stdout)
+    assert asked["text"] == cpu["text"]
+    assert asked["effective"]["gpu_problems"] == ["CUDA"]  # "CPU only (CUDA did not start)"
+    assert any("580 or newer" in w for w in asked["warnings"])
 
 
 # --- the frozen bundle ------------------------------------------------------------------------

@@ -159,10 +159,11 @@ def test_the_assembled_nvcc_is_the_pinned_cuda_release():
 @needs_cc
 def test_a_backend_linked_against_the_stub_is_reported_with_the_missing_driver(tmp_path):
     """What a user without the NVIDIA driver gets from `parlor devices`: ggml's loader skips
-    ggml-cuda silently, so the app asks the dynamic linker why (app/core/engine/devices.py)."""
+    ggml-cuda silently, so the app asks the dynamic linker why (engine/backend_problems.py)."""
     if _driver_installed():
         pytest.skip("an NVIDIA driver is installed here")
-    from app.core.engine.devices import ggml_library, unloaded_backends  # noqa: PLC0415
+    from app.core.appdata.llama_runtime import GpuProblem  # noqa: PLC0415
+    from app.core.engine.backend_problems import problems  # noqa: PLC0415
 
     header = tmp_path / "cuda.h"
     header.write_text(CUDA_H)
@@ -179,10 +180,11 @@ def test_a_backend_linked_against_the_stub_is_reported_with_the_missing_driver(t
         check=True,
     )
     (tmp_path / "lib" / "libggml-cpu-x64.so").write_bytes(b"")  # CPU variants are not GPU ones
-    assert unloaded_backends(ggml_library(), backend.parent) == [
-        "the cuda backend (libggml-cuda.so) did not load: libcuda.so.1: cannot open shared "
+    reason = (
+        "CUDA (libggml-cuda.so) did not load: libcuda.so.1: cannot open shared "
         "object file: No such file or directory (no NVIDIA driver is installed)"
-    ]
+    )
+    assert problems({"CPU": 1}, backend.parent, []) == (GpuProblem("CUDA", reason),)
 
 
 def _driver_installed() -> bool:

@@ -142,6 +142,36 @@ def test_without_a_vulkan_device_the_build_still_runs_on_the_cpu():
     found = _devices(vulkan=False)
     assert [d["backend"] for d in found["devices"]] == ["CPU"]
     assert found["gpu_offload"] is False  # so no GPU layers are claimed or counted
+    # no Vulkan driver at all: ggml-vulkan returns no registry and ggml says nothing
+    assert found["gpu_problems"] == [
+        {
+            "backend": "Vulkan",
+            "reason": "Vulkan (libggml-vulkan.so) loaded but did not start: "
+            "no usable driver or device",
+        }
+    ]
+
+
+@needs_lavapipe
+def test_a_machine_whose_only_vulkan_device_is_the_cpu_is_told_why_it_runs_on_the_cpu():
+    """ggml-vulkan skips CPU-type devices it is not told to use: it registers with none."""
+    env = _env(vulkan=True)
+    del env["GGML_VK_VISIBLE_DEVICES"]
+    done = subprocess.run(
+        [str(PYTHON), "-m", "app", "devices"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=900,
+        check=True,
+    )
+    first = done.stdout.splitlines()[0]
+    assert "this build runs on the CPU only (" in first
+    assert first.endswith(
+        "variant); Vulkan found no GPU: No devices found (no GPU driver offers a Vulkan "
+        "device: install or update the GPU's driver)"
+    )
 
 
 @needs_lavapipe

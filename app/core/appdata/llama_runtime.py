@@ -63,12 +63,21 @@ class Backend:
 
 
 @dataclass(frozen=True)
+class GpuProblem:
+    """A GPU backend the build has that gives no device, and why (`engine.backend_problems`)."""
+
+    backend: str  # the registry name ("CUDA", "Vulkan"), also for a module that never registered
+    reason: str  # "CUDA found no GPU: ... (update the NVIDIA driver: ...)"
+
+
+@dataclass(frozen=True)
 class Runtime:
     backends: tuple[Backend, ...]
     devices: tuple[LlamaDevice, ...]
     gpu_offload: bool  # llama_supports_gpu_offload(): the build has any GPU backend
     library: str = ""  # "llama-cpp-python 0.3.36"
     problem: str | None = field(default=None, compare=False)  # why nothing could be read
+    gpu_problems: tuple[GpuProblem, ...] = ()
 
     @property
     def gpu_devices(self) -> tuple[LlamaDevice, ...]:
@@ -114,12 +123,16 @@ class Runtime:
             )
             for d in data["devices"]
         )
+        problems = tuple(
+            GpuProblem(str(p["backend"]), str(p["reason"])) for p in data.get("gpu_problems", ())
+        )
         return cls(
             backends,
             devices,
             bool(data.get("gpu_offload", False)),
             data.get("library", ""),
             data.get("problem"),
+            problems,
         )
 
 
@@ -129,15 +142,18 @@ def failed(problem: str) -> Runtime:
 
 
 def summary(runtime: Runtime) -> str:
-    """'Vulkan: NVIDIA GeForce RTX 4060, 7.6 GB free' or 'CPU only (haswell variant)'."""
+    """'Vulkan: NVIDIA GeForce RTX 4060, 7.6 GB free' or 'CPU only (haswell variant)', and
+    why a GPU backend the build has gives no device."""
     if runtime.problem:
         return f"llama.cpp could not be asked what it runs on ({runtime.problem})"
     gpus = runtime.gpu_devices
+    why = "".join(f"; {p.reason}" for p in runtime.gpu_problems)
     if not gpus:
         variant = f" ({runtime.cpu_variant} variant)" if runtime.cpu_variant else ""
-        return f"this build runs on the CPU only{variant}"
-    return "; ".join(
-        f"{d.backend}: {d.description}, {d.memory_free / GB:.1f} GB free" for d in gpus
+        return f"this build runs on the CPU only{variant}{why}"
+    return (
+        "; ".join(f"{d.backend}: {d.description}, {d.memory_free / GB:.1f} GB free" for d in gpus)
+        + why
     )
 
 

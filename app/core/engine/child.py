@@ -25,6 +25,7 @@ from dataclasses import asdict
 from multiprocessing.connection import Connection
 from typing import Any
 
+from app.core.appdata.llama_runtime import GpuProblem
 from app.core.engine import kv_shift, kv_state, perf, sampler_chain, session_io
 from app.core.engine.base import (
     LoadParams,
@@ -84,7 +85,7 @@ class Child:
         self.llm = self.params = self.sessions = None
         # A GGML_BACKEND_DL build registers no backend until asked; with no GPU layers wanted
         # no GPU driver is woken (the GUI's fallback after a failed GPU load relies on it).
-        load_backends(cpu_only=params.n_gpu_layers == 0)
+        gpu_problems = load_backends(cpu_only=params.n_gpu_layers == 0)
         disable_gguf_template_compilation()  # the file's templates: Parlor's sandbox only
         with (
             _progress_reporting(self.conn),
@@ -111,7 +112,7 @@ class Child:
             self.sessions = SessionStore(
                 params.session_dir, identity, params.session_cap_mb * 1024 * 1024
             )
-        return _info(self.llm, params, self.shift_off)
+        return _info(self.llm, params, self.shift_off, gpu_problems)
 
     # --- generating ----------------------------------------------------------------------
     def generate(
@@ -424,7 +425,9 @@ def _explain_load_failure(message: str, params: LoadParams) -> str:
     return message
 
 
-def _info(llm: Any, params: LoadParams, shift_off: str) -> ModelInfo:
+def _info(
+    llm: Any, params: LoadParams, shift_off: str, gpu_problems: tuple[GpuProblem, ...] = ()
+) -> ModelInfo:
     import llama_cpp
 
     meta = dict(llm.metadata)
@@ -437,6 +440,10 @@ def _info(llm: Any, params: LoadParams, shift_off: str) -> ModelInfo:
             f"The context size {n_ctx} is larger than the {n_ctx_train} tokens "
             "the model was trained on; replies may degrade past that point."
         )
+    offload = bool(llama_cpp.llama_supports_gpu_offload())
+    if params.n_gpu_layers != 0 and not offload and gpu_problems:
+        why = "; ".join(p.reason for p in gpu_problems)
+        warnings.append(f"Every layer runs on the CPU: {why}.")
     return ModelInfo(
         path=params.model_path,
         name=meta.get("general.name") or os.path.basename(params.model_path),
@@ -457,7 +464,8 @@ def _info(llm: Any, params: LoadParams, shift_off: str) -> ModelInfo:
             "kv_type": params.kv_type,
             "flash_attn": params.flash_attn,
             "n_gpu_layers": llm.model_params.n_gpu_layers,
-            "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
+            "gpu_offload": offload,
+            "gpu_problems": [p.backend for p in gpu_problems],
             "n_cpu_moe": params.n_cpu_moe,
             "load_mode": LOAD_MODES.get(llm.model_params.load_mode, "?"),
             "context_shift": shift_off or "on",

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import ctypes
 import os
-import re
 import sys
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from app.core.appdata.llama_runtime import Backend, DeviceType, LlamaDevice, Runtime
+from app.core.appdata.llama_runtime import Backend, DeviceType, GpuProblem, LlamaDevice, Runtime
+from app.core.engine import backend_problems
 
 _FEATURES_FN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
 
@@ -104,64 +104,43 @@ def load_backends(
     cpu_only: bool = False,
     folder: Path | None = None,
     score: Callable[[Path], int] | None = None,
-) -> None:
+) -> tuple[GpuProblem, ...]:
     """Load a GGML_BACKEND_DL build's backends once; a build with them linked in has some.
+    Returns the GPU backends that give no device, with why (the first load's answer).
 
     cpu_only loads just the best CPU variant, so no GPU driver is initialised at all: the
     way to run on a machine whose Vulkan loader or driver fails (or crashes) at start.
     """
+    global _problems
     lib = lib or ggml_library()
     if lib.ggml_backend_reg_count() != 0:
-        return
+        return _problems
     folder = folder or lib_dir()
     if not cpu_only:
         preload_gpu_libraries(folder)
-        lib.ggml_backend_load_all_from_path(str(folder).encode())
-        for problem in unloaded_backends(lib, folder):
-            print(f"llama.cpp: {problem}", file=sys.stderr)
-        return
+        with backend_problems.ggml_log() as said:
+            lib.ggml_backend_load_all_from_path(str(folder).encode())
+        _problems = backend_problems.problems(_registered(lib), folder, said)
+        for problem in _problems:
+            print(f"llama.cpp: {problem.reason}", file=sys.stderr)
+        return _problems
     best = best_cpu_variant(folder, score or _variant_score)
     if best is None:
         raise RuntimeError(f"no CPU variant of llama.cpp in {folder} runs on this CPU")
     lib.ggml_backend_load(str(best).encode())
+    return ()
 
 
-# What a GPU backend module that fails to load is missing, in words a user can act on.
-MISSING_DRIVER = {
-    "libcuda.so.1": "no NVIDIA driver is installed",
-    "libvulkan.so.1": "no Vulkan loader is installed",
-}
+_problems: tuple[GpuProblem, ...] = ()  # what the one full load of this process found
 
 
-def unloaded_backends(lib: ctypes.CDLL, folder: Path) -> list[str]:
-    """The GPU backend modules in `folder` that registered no backend, each with why.
-
-    ggml's loader is silent in a release build: a CUDA build on a machine without the NVIDIA
-    driver (ggml-cuda links libcuda.so.1) just runs on the CPU. So the dynamic linker is
-    asked again for the modules that are not registered, and its answer is the reason.
-    """
-    registered = {
-        _decode(lib.ggml_backend_reg_name(lib.ggml_backend_reg_get(i))).lower()
-        for i in range(lib.ggml_backend_reg_count())
+def _registered(lib: ctypes.CDLL) -> dict[str, int]:
+    """Each registered backend's name and device count."""
+    regs = (lib.ggml_backend_reg_get(i) for i in range(lib.ggml_backend_reg_count()))
+    return {
+        _decode(lib.ggml_backend_reg_name(reg)): int(lib.ggml_backend_reg_dev_count(reg))
+        for reg in regs
     }
-    problems = []
-    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-        found = re.fullmatch(r"(?:lib)?ggml-([a-z]+)\.(?:so|dll|dylib)", path.name)
-        if found and found[1] not in ("base", "cpu") and found[1] not in registered:
-            problems.append(f"the {found[1]} backend ({path.name}) {_why(path)}")
-    return problems
-
-
-def _why(path: Path) -> str:
-    try:
-        ctypes.CDLL(str(path))
-    except OSError as exc:
-        # a frozen app's ctypes (PyInstaller) raises its own "Failed to load dynlib/dll"
-        # from the dynamic linker's error
-        text = str(exc.__cause__ or exc)
-        hints = [hint for name, hint in MISSING_DRIVER.items() if name in text]
-        return f"did not load: {text}" + (f" ({hints[0]})" if hints else "")
-    return "loaded but did not start (no usable driver or device)"
 
 
 # The CUDA runtime and cuBLAS a CUDA bundle carries beside ggml-cuda, dependencies first.
@@ -287,12 +266,13 @@ def enumerate_runtime() -> Runtime:
     import llama_cpp  # noqa: PLC0415
 
     lib = ggml_library()
-    load_backends(lib)
+    problems = load_backends(lib)
     return Runtime(
         backends=tuple(_backends(lib)),
         devices=tuple(_devices(lib)),
         gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()),
         library=f"llama-cpp-python {_version()}",
+        gpu_problems=problems,
     )
 
 
@@ -310,5 +290,10 @@ def layers_text(n_gpu_layers: int, effective: dict[str, Any]) -> str:
     without a GPU backend accepts any n_gpu_layers and runs them all on the CPU.
     """
     if effective.get("gpu_offload") is False or n_gpu_layers == 0:
-        return "CPU only" if n_gpu_layers == 0 else "CPU only (this build has no GPU backend)"
+        if n_gpu_layers == 0:
+            return "CPU only"
+        failed = effective.get("gpu_problems")
+        if failed:  # the build has a GPU backend, but it found no GPU (see the load's warning)
+            return f"CPU only ({', '.join(failed)} did not start)"
+        return "CPU only (this build has no GPU backend)"
     return "all layers on the GPU" if n_gpu_layers < 0 else f"GPU layers {n_gpu_layers}"

@@ -18,8 +18,9 @@ import pytest
 
 from app.core.appdata import llama_runtime as lr
 from app.core.appdata import machine as m
-from app.core.appdata.llama_runtime import Backend, DeviceType, LlamaDevice, Runtime
+from app.core.appdata.llama_runtime import Backend, DeviceType, GpuProblem, LlamaDevice, Runtime
 from app.core.appdata.machine import GB, Gpu, Machine
+from app.core.engine import backend_problems as bp
 from app.core.engine import devices
 from app.core.hub import catalog as cat
 
@@ -29,6 +30,12 @@ RTX = LlamaDevice(
     "Vulkan", "Vulkan0", "NVIDIA GeForce RTX 4060", DeviceType.GPU, 7_600_000_000, 8 * GB
 )
 VULKAN = Runtime((Backend("CPU", 1, "haswell"), Backend("Vulkan", 1)), (CPU_DEVICE, RTX), True)
+OLD_DRIVER = Runtime(
+    (Backend("CUDA", 0), Backend("CPU", 1, "haswell")),
+    (CPU_DEVICE,),
+    False,
+    gpu_problems=(GpuProblem("CUDA", "CUDA found no GPU: update it"),),
+)
 NVML_8 = (Gpu("NVIDIA GeForce RTX 4060", 8 * GB, 7_600_000_000, "nvidia", "nvml"),)
 
 
@@ -243,6 +250,106 @@ def test_the_machine_summary_names_the_runtime():
 
 def test_json_round_trip_keeps_every_field():
     assert Runtime.from_json(json.loads(json.dumps(VULKAN.to_json()))) == VULKAN
+    assert Runtime.from_json(json.loads(json.dumps(OLD_DRIVER.to_json()))) == OLD_DRIVER
+
+
+def test_the_summary_says_why_a_gpu_backend_gives_no_device():
+    assert lr.summary(OLD_DRIVER) == (
+        "this build runs on the CPU only (haswell variant); CUDA found no GPU: update it"
+    )
+    both = Runtime(VULKAN.backends, VULKAN.devices, True, gpu_problems=OLD_DRIVER.gpu_problems)
+    assert lr.summary(both).endswith("7.6 GB free; CUDA found no GPU: update it")
+
+
+# --- why a GPU backend gives no device ------------------------------------------------------
+# ggml's own lines (paths shortened): the cuda runtime with a driver too old for CUDA 13 (a
+# stand-in libcuda.so.1 saying 12.4, tests/packaging/test_cuda_runtime.py), and the vulkan
+# runtime where the only Vulkan device is a CPU one, which ggml skips.
+OLD_DRIVER_LOG = [
+    "ggml_cuda_init: failed to initialize CUDA: CUDA driver version is insufficient for CUDA "
+    "runtime version\n",
+    "load_backend: loaded CUDA backend from /opt/parlor/lib/libggml-cuda.so\n",
+    "load_backend: loaded CPU backend from /opt/parlor/lib/libggml-cpu-haswell.so\n",
+]
+NO_VULKAN_DEVICE_LOG = [
+    "ggml_vulkan: No devices found.\n",
+    "load_backend: loaded Vulkan backend from /opt/parlor/lib/libggml-vulkan.so\n",
+    "load_backend: loaded CPU backend from /opt/parlor/lib/libggml-cpu-haswell.so\n",
+]
+
+
+def _lib_folder(tmp_path, *names: str) -> Path:
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    return tmp_path
+
+
+def test_a_driver_too_old_for_the_bundled_cuda_says_which_driver_it_needs(tmp_path):
+    folder = _lib_folder(tmp_path, "libggml-cuda.so", "libcudart.so.13", "libggml-cpu-x64.so")
+    found = bp.problems({"CUDA": 0, "CPU": 1}, folder, OLD_DRIVER_LOG)
+    assert found == (
+        GpuProblem(
+            "CUDA",
+            "CUDA found no GPU: failed to initialize CUDA: CUDA driver version is insufficient "
+            "for CUDA runtime version (update the NVIDIA driver: this build's CUDA 13 needs "
+            "version 580 or newer)",
+        ),
+    )
+
+
+def test_a_vulkan_backend_without_a_device_says_so(tmp_path):
+    folder = _lib_folder(tmp_path, "libggml-vulkan.so")
+    (problem,) = bp.problems({"Vulkan": 0, "CPU": 1}, folder, NO_VULKAN_DEVICE_LOG)
+    assert problem.backend == "Vulkan"
+    assert problem.reason.startswith("Vulkan found no GPU: No devices found (no GPU driver")
+
+
+def test_backends_with_devices_and_the_cpu_are_no_problem(tmp_path):
+    folder = _lib_folder(tmp_path, "libggml-vulkan.so", "libggml-cpu-haswell.so")
+    assert bp.problems({"Vulkan": 1, "CPU": 1}, folder, NO_VULKAN_DEVICE_LOG) == ()
+
+
+def test_lines_go_to_the_backend_whose_load_they_preceded():
+    said = bp.said_before_load(["ggml_x: one\n", *OLD_DRIVER_LOG, "late\n"])
+    assert said == {
+        "CUDA": ["ggml_x: one", OLD_DRIVER_LOG[0].strip()],
+        "CPU": [],
+    }
+
+
+def test_a_module_that_loads_but_does_not_register_is_reported(tmp_path):
+    """ggml-vulkan returns no registry when the Vulkan loader finds no driver (ICD) at all;
+    ggml logs nothing then, so the reason is generic."""
+    source = tmp_path / "backend.c"
+    source.write_text("int ggml_backend_init(void) { return 0; }\n")
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    if not shutil.which("cc"):
+        pytest.skip("needs a C compiler")
+    subprocess.run(
+        ["cc", "-shared", "-fPIC", "-o", str(folder / "libggml-vulkan.so"), str(source)],
+        check=True,
+    )
+    assert bp.problems({"CPU": 1}, folder, []) == (
+        GpuProblem(
+            "Vulkan",
+            "Vulkan (libggml-vulkan.so) loaded but did not start: no usable driver or device",
+        ),
+    )
+
+
+def test_the_log_is_recorded_and_handed_back_to_llama_cpp_python(tiny_llama_path):
+    import llama_cpp
+
+    params = llama_cpp.llama_model_default_params()
+    with bp.ggml_log() as said:
+        model = llama_cpp.llama_model_load_from_file(str(tiny_llama_path).encode(), params)
+    llama_cpp.llama_model_free(model)
+    assert any("llama_model_loader" in line for line in said)
+    count = len(said)
+    model = llama_cpp.llama_model_load_from_file(str(tiny_llama_path).encode(), params)
+    llama_cpp.llama_model_free(model)
+    assert len(said) == count  # the block's end gave the log back to llama-cpp-python
 
 
 # --- the status bar -------------------------------------------------------------------------
@@ -257,6 +364,8 @@ def test_json_round_trip_keeps_every_field():
         (17, {"gpu_offload": True}, "GPU layers 17"),
         (-1, {"gpu_offload": True}, "all layers on the GPU"),
         (0, {}, "CPU only"),
+        (-1, {"gpu_offload": False, "gpu_problems": ["CUDA"]}, "CPU only (CUDA did not start)"),
+        (0, {"gpu_offload": False, "gpu_problems": ["CUDA"]}, "CPU only"),
     ],
 )
 def test_layers_text_never_claims_gpu_layers_without_a_gpu(n, effective, text):
