@@ -150,7 +150,9 @@ def summary(runtime: Runtime) -> str:
     why = "".join(f"; {p.reason}" for p in runtime.gpu_problems)
     if not gpus:
         variant = f" ({runtime.cpu_variant} variant)" if runtime.cpu_variant else ""
-        return f"this build runs on the CPU only{variant}{why}"
+        if why:  # the build has a GPU backend: it is this machine that runs on the CPU
+            return f"runs on the CPU only{variant}{why}"
+        return f"this build runs on the CPU only{variant}"
     return (
         "; ".join(f"{d.backend}: {d.description}, {d.memory_free / GB:.1f} GB free" for d in gpus)
         + why

@@ -203,6 +203,7 @@ class RunPlan:
     fits_now: bool | None  # fits in the RAM + VRAM free right now; None when unknown
     cpu_only_build: bool = False  # the bundled llama.cpp has no usable GPU backend
     offload: OffloadPlan | None = None  # a MoE's expert split, when it beats whole layers
+    gpu_did_not_start: bool = False  # the build has a GPU backend that found no GPU
 
     @property
     def n_gpu_layers(self) -> int:
@@ -216,13 +217,18 @@ class RunPlan:
         return {
             "gpu": "fully on the GPU",
             "partial": f"partly on the GPU ({self.gpu_layers} of {layers} layers)",
-            "cpu": (
-                "on the CPU: this build runs on the CPU only"
-                if self.cpu_only_build
-                else "on the CPU only"
-            ),
+            "cpu": self._on_the_cpu(),
             "none": "not at all",
         }[self.mode]
+
+    def _on_the_cpu(self) -> str:
+        if self.gpu_did_not_start:  # why is on the machine line (llama_runtime.summary)
+            return "on the CPU: this build's GPU backend found no GPU"
+        return (
+            "on the CPU: this build runs on the CPU only"
+            if self.cpu_only_build
+            else ("on the CPU only")
+        )
 
 
 def plan_run(
@@ -239,14 +245,15 @@ def plan_run(
     layers = n_layer or n_layer_estimate or FALLBACK_N_LAYER
     fits_now = _fits_now(entry, machine)
     cpu_build = machine.runtime is not None and not machine.can_offload
+    failed = cpu_build and bool(machine.runtime and machine.runtime.gpu_problems)
     if not fits(entry, usable_bytes(machine, gpu_offload=gpu_offload)):
-        return RunPlan("none", 0, layers, estimated, fits_now, cpu_build)
+        return RunPlan("none", 0, layers, estimated, fits_now, cpu_build, gpu_did_not_start=failed)
     budget = machine.gpu_budget if gpu_offload else 0
     if budget >= entry.max_ram_bytes:
         return RunPlan("gpu", layers, layers, estimated, fits_now, cpu_build)
     on_gpu = min(layers, budget * (layers + 1) // entry.max_ram_bytes)
     mode = "partial" if on_gpu > 0 else "cpu"
-    return RunPlan(mode, on_gpu, layers, estimated, fits_now, cpu_build)
+    return RunPlan(mode, on_gpu, layers, estimated, fits_now, cpu_build, gpu_did_not_start=failed)
 
 
 def _fits_now(entry: Entry, machine: Machine) -> bool | None:

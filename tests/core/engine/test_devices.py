@@ -180,6 +180,14 @@ def test_a_cpu_build_counts_no_vram_whatever_the_card(catalog):
     assert q2.describe() == "on the CPU: this build runs on the CPU only"
 
 
+def test_a_cuda_build_whose_driver_is_too_old_counts_no_vram_and_says_its_gpu_failed(catalog):
+    rec, rows = cat.evaluate(catalog, machine(OLD_DRIVER))
+    assert rec.entry.quant == "Q2_K"
+    q2 = next(r.plan for r in rows if r.entry.quant == "Q2_K")
+    assert (q2.mode, q2.n_gpu_layers) == ("cpu", 0)
+    assert q2.describe() == "on the CPU: this build's GPU backend found no GPU"
+
+
 def test_a_vulkan_device_is_counted(catalog):
     vulkan_box = machine(VULKAN)
     assert cat.usable_bytes(vulkan_box) == 22 * GB
@@ -255,7 +263,7 @@ def test_json_round_trip_keeps_every_field():
 
 def test_the_summary_says_why_a_gpu_backend_gives_no_device():
     assert lr.summary(OLD_DRIVER) == (
-        "this build runs on the CPU only (haswell variant); CUDA found no GPU: update it"
+        "runs on the CPU only (haswell variant); CUDA found no GPU: update it"
     )
     both = Runtime(VULKAN.backends, VULKAN.devices, True, gpu_problems=OLD_DRIVER.gpu_problems)
     assert lr.summary(both).endswith("7.6 GB free; CUDA found no GPU: update it")
