@@ -39,6 +39,7 @@ sys.path.insert(0, str(PACKAGING))  # the sibling modules, also when loaded by p
 
 import llama_check  # noqa: E402
 import llama_runtimes  # noqa: E402
+import macho  # noqa: E402
 import vulkan_headers  # noqa: E402
 
 
@@ -174,6 +175,21 @@ def check_bundle_libraries(bundle: Path, runtime: str, allow_unportable: bool) -
     )
     if found and not allow_unportable:
         raise BuildError(f"the bundle {bundle} lost llama.cpp libraries: " + "; ".join(found))
+
+
+def check_macos_minimum(app: Path, minimum: str = llama_runtimes.MACOS_MINIMUM) -> None:
+    """Every binary in the app must load on the macOS Info.plist promises (packaging/macho.py)."""
+    found = macho.too_new(app, macho.parse_version(minimum))
+    if found:
+        listed = "; ".join(
+            f"{path.relative_to(app).as_posix()} needs macOS {macho.version_text(needs)}"
+            for path, needs in found[:10]
+        )
+        raise BuildError(
+            f"{len(found)} binaries in {app} need a newer macOS than Info.plist promises "
+            f"{minimum}: {listed}. Build on (or install wheels for) macOS {minimum}, or raise "
+            "MACOS_MINIMUM in packaging/llama_runtimes.py and Info.plist together."
+        )
 
 
 def sync_metadata(version: str) -> None:
@@ -385,6 +401,7 @@ def build(args: argparse.Namespace) -> list[Path]:
     if sys.platform == "win32":
         return [build_windows_installer(bundle, dist, work, version)]
     if sys.platform == "darwin":
+        check_macos_minimum(dist / "Parlor.app")
         return [build_dmg(dist, work, version)]
     raise BuildError(f"no installer recipe for {sys.platform}")
 

@@ -31,6 +31,12 @@ import cuda_toolkit
 # library of its own, the best one chosen at start (see llama_check.py).
 PORTABLE = ("-DGGML_NATIVE=OFF", "-DGGML_BACKEND_DL=ON", "-DGGML_CPU_ALL_VARIANTS=ON")
 
+# The oldest macOS the app runs on, as Info.plist's LSMinimumSystemVersion says. Every Apple
+# Silicon Mac can update to 14, numpy's arm64 wheels for Apple's BLAS are tagged 14.0 and
+# PySide6 6.11's 13.0, so 14 is where every bundled wheel exists as pip picks it on a macOS 14
+# build machine. The compiler is told too: left alone it targets its SDK's newer macOS.
+MACOS_MINIMUM = "14.0"
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -66,8 +72,13 @@ RECIPES = {
     ),
     "metal": Recipe(
         "metal",
-        (*PORTABLE, "-DGGML_METAL=ON", "-DGGML_METAL_EMBED_LIBRARY=ON"),
-        "macOS on Apple Silicon; nothing to install.",
+        (
+            *PORTABLE,
+            "-DGGML_METAL=ON",
+            "-DGGML_METAL_EMBED_LIBRARY=ON",
+            f"-DCMAKE_OSX_DEPLOYMENT_TARGET={MACOS_MINIMUM}",
+        ),
+        f"macOS {MACOS_MINIMUM} or newer on Apple Silicon; nothing to install.",
         "Xcode command line tools.",
     ),
 }
@@ -208,6 +219,8 @@ def _compile_env(env: BuildEnv, recipe: Recipe) -> dict[str, str]:
     }
     if recipe.name == "cuda":
         found.update(cuda_toolkit.cmake_env(env.cuda_toolkit, env.windows))
+    if recipe.name == "metal":  # the wheel's tag and anything compiled outside CMake
+        found["MACOSX_DEPLOYMENT_TARGET"] = MACOS_MINIMUM
     return found
 
 
