@@ -144,16 +144,24 @@ class ModelSession(QObject):
         self._set_loading(False)
         self.loaded.emit(info)
 
-    def _on_load_failed(self, message: str) -> None:
+    def _on_load_failed(self, message: str, crashed: bool = False) -> None:
         params = self.pending
         if params is not None and params.n_gpu_layers != 0 and params.model_path:
             # A GPU build without its runtime (or a GPU too small) must not leave the user
-            # with nothing: run on the CPU and say why.
+            # with nothing: run on the CPU and say why. The reload starts no GPU driver.
+            why = (
+                self.tr(
+                    "the model process stopped while llama.cpp started the GPU, which "
+                    "usually means its driver failed; updating the GPU driver may help"
+                )
+                if crashed
+                else message
+            )
             self.warning.emit(
                 self.tr(
                     "The GPU could not be used ({0}). Parlor is loading the "
                     "model on the CPU instead."
-                ).format(message)
+                ).format(why)
             )
             self.pending = self._params(params.model_path, 0)
             self._start(self.tr("Loading {0}…").format(Path(params.model_path).name), self.pending)

@@ -41,6 +41,8 @@ def run_smoke_test(args) -> int:
     window.model_failed.connect(lambda msg: outcome.update(error=msg) or loop.quit())
     window.controller.reply_finished.connect(lambda st: outcome.update(stats=st) or loop.quit())
     window.controller.error.connect(lambda msg: outcome.update(error=msg) or loop.quit())
+    # what a user would have seen in a message box (a GPU that failed, and the CPU used)
+    window.models.error.connect(lambda msg: outcome.setdefault("shown", []).append(msg))
     QTimer.singleShot(
         SMOKE_TIMEOUT_S * 1000, lambda: outcome.update(error="timed out") or loop.quit()
     )
@@ -80,6 +82,8 @@ def _report(window, ctx, outcome: dict, app) -> int:
     app.processEvents()
     if "error" in outcome:
         return _fail(outcome["error"])
+    from app.core.engine.devices import layers_text
+
     stats, info = outcome["stats"], outcome["info"]
     print(
         json.dumps(
@@ -89,6 +93,8 @@ def _report(window, ctx, outcome: dict, app) -> int:
                 "ttft_s": round(stats.ttft_s, 4),
                 "tokens_per_s": round(stats.tokens_per_s, 2),
                 "reply": reply,
+                "runs_on": layers_text(info.n_gpu_layers, info.effective),
+                "shown": outcome.get("shown", []),
             }
         )
     )

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 class GenerationWorker(QObject):
     loaded = Signal(object)  # ModelInfo
-    load_failed = Signal(str)
+    load_failed = Signal(str, bool)  # message, whether the engine process crashed
     load_progress = Signal(float)  # 0..1 as llama.cpp reads the file
     started = Signal(object)  # the prompt object the job built
     token_batch = Signal(str)
@@ -57,11 +57,11 @@ class GenerationWorker(QObject):
             info = self.engine.load(params, self.load_cancel, progress=self.load_progress.emit)
         except EngineError as exc:
             log_load_failed(params, exc)
-            self.load_failed.emit(str(exc))
+            self.load_failed.emit(str(exc), isinstance(exc, EngineCrashed))
             return
         except Exception as exc:  # noqa: BLE001 - a bug here must not leave the window waiting
             log_load_failed(params, exc)
-            self.load_failed.emit(f"{type(exc).__name__}: {exc}")
+            self.load_failed.emit(f"{type(exc).__name__}: {exc}", False)
             return
         log_loaded(info, time.monotonic() - start)
         self.loaded.emit(info)

@@ -266,5 +266,26 @@ def test_the_frozen_app_lists_the_cpu_and_says_why_cuda_is_missing():
         timeout=300,
         check=True,
     )
-    assert [d["backend"] for d in json.loads(done.stdout)["devices"]] == ["CPU"]
-    assert "no NVIDIA driver is installed" in done.stderr
+    found = json.loads(done.stdout)
+    assert [d["backend"] for d in found["devices"]] == ["CPU"]
+    (problem,) = found["gpu_problems"]
+    assert problem["reason"].endswith("(no NVIDIA driver is installed)")  # PyInstaller's
+    assert problem["reason"] in done.stderr  # ctypes words it differently: its cause is kept
+
+
+@needs_bundle
+@no_driver
+@needs_cc
+def test_the_frozen_app_says_which_driver_cuda_needs(tmp_path):
+    """ggml's log is recorded through llama-cpp-python's logger in the frozen app too."""
+    done = subprocess.run(
+        [str(_bundle() / "parlor"), "devices", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+        env=dict(os.environ, LD_LIBRARY_PATH=str(_old_driver(tmp_path))),
+    )
+    (problem,) = json.loads(done.stdout)["gpu_problems"]
+    assert problem["backend"] == "CUDA"
+    assert "CUDA 13 needs version 580 or newer" in problem["reason"]

@@ -209,6 +209,71 @@ def test_the_apps_engine_child_replies_the_same_on_vulkan(tiny_moe_path):
     assert gpu["text"] == cpu["text"]
 
 
+# --- a GPU driver that crashes ----------------------------------------------------------------
+CRASHING_DRIVER = """
+#include <signal.h>
+int vk_icdNegotiateLoaderICDInterfaceVersion(unsigned *version) { raise(SIGSEGV); return 0; }
+void *vk_icdGetInstanceProcAddr(void *instance, const char *name) { raise(SIGSEGV); return 0; }
+"""
+
+
+def _crashing_vulkan_driver(folder: Path) -> Path:
+    """A Vulkan driver (ICD) that crashes when the loader first calls it, as a broken GPU
+    driver does: the loader calls it while ggml-vulkan starts."""
+    source = folder / "crash_icd.c"
+    source.write_text(CRASHING_DRIVER)
+    library = folder / "libcrash_icd.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    manifest = folder / "crash_icd.json"
+    manifest.write_text(
+        json.dumps(
+            {
+                "file_format_version": "1.0.0",
+                "ICD": {"library_path": str(library), "api_version": "1.3.0"},
+            }
+        )
+    )
+    return manifest
+
+
+@pytest.mark.skipif(not shutil.which("cc"), reason="needs a C compiler")
+def test_a_gpu_driver_that_crashes_at_start_costs_a_note_not_the_window(tmp_path, tiny_llama_path):
+    """The window asks for every layer on the GPU; the driver kills the process that starts it.
+    `parlor devices` (the picker's probe) dies alone, and the app, through its real window
+    (`--smoke-test`), says the GPU could not be used and replies on the CPU, where the reload
+    starts no GPU driver at all."""
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "settings.json").write_text(json.dumps({"n_gpu_layers": -1}))
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        PARLOR_HOME=str(home),
+        VK_ICD_FILENAMES=str(_crashing_vulkan_driver(tmp_path)),
+        QT_QPA_PLATFORM="offscreen",
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(PYTHON), "-m", "app", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=900,
+        )
+
+    assert run("devices", "--json").returncode == -11  # SIGSEGV: the driver's, not ours
+    done = run("--smoke-test", "--model", str(tiny_llama_path), "--max-tokens", "4")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["tokens"] > 0 and result["runs_on"] == "CPU only"
+    (shown,) = result["shown"]
+    assert shown.startswith("The GPU could not be used (the model process stopped while ")
+    assert "updating the GPU driver may help" in shown
+    assert shown.endswith("Parlor is loading the model on the CPU instead.")
+
+
 # --- other CPUs under qemu -------------------------------------------------------------------
 @needs_qemu
 @pytest.mark.parametrize(("cpu", "variant"), [("Haswell", "haswell"), ("Nehalem", "sse42")])
