@@ -20,6 +20,9 @@ from pathlib import Path
 
 # The variants that run on any x86-64 CPU: the plain baseline, and SSE4.2 (Nehalem, 2008).
 X86_BASELINE = ("x64", "sse42")
+# The variant every 64-bit ARM CPU runs, by the machine name the build reports: ggml names
+# Apple Silicon's variants apple_m1 ... and Linux's armv8.0_1 ... (ggml/src/CMakeLists.txt).
+ARM_BASELINE = {"arm64": "apple_m1", "aarch64": "armv8.0_1"}
 GPU_LIBRARY = {"vulkan": "ggml-vulkan", "cuda": "ggml-cuda", "metal": "ggml-metal"}
 GPU_OPTION = {"vulkan": "GGML_VULKAN", "cuda": "GGML_CUDA", "metal": "GGML_METAL"}
 _SET = re.compile(r'^\s*set\((GGML_[A-Z0-9_]+)\s+"([^"]*)"\)', re.M)
@@ -90,6 +93,11 @@ def _library_problems(build: LlamaBuild, runtime: str, machine: str) -> list[str
         found.append(
             f"its CPU variants ({', '.join(sorted(variants))}) include none that "
             f"runs on every x86-64 CPU ({' or '.join(X86_BASELINE)})"
+        )
+    elif machine in ARM_BASELINE and variants and ARM_BASELINE[machine] not in variants:
+        found.append(
+            f"its CPU variants ({', '.join(sorted(variants))}) lack {ARM_BASELINE[machine]}, "
+            f"the one that runs on every {machine} CPU"
         )
     library = GPU_LIBRARY.get(runtime)
     if library and library not in build.modules:

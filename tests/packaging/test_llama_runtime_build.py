@@ -136,6 +136,23 @@ def test_each_unportable_build_is_named(tmp_path, config, libs, runtime, expecte
     assert any(expected in p for p in found), found
 
 
+@pytest.mark.parametrize(
+    ("machine", "variants", "refused"),
+    [
+        ("arm64", ("apple_m1", "apple_m2_m3", "apple_m4"), False),
+        ("arm64", ("apple_m2_m3", "apple_m4"), True),  # an M1 could run none of them
+        ("aarch64", ("armv8.0_1", "armv8.2_1", "armv9.2_2"), False),
+        ("aarch64", ("armv8.2_1", "armv8.6_1"), True),  # a Cortex-A53 (no dotprod): none
+    ],
+)
+def test_an_arm_build_must_carry_the_variant_every_arm_cpu_runs(machine, variants, refused):
+    built = check.LlamaBuild({}, tuple(f"libggml-cpu-{v}.so" for v in variants))
+    found = check._library_problems(built, "cpu", machine)
+    assert bool(found) is refused, found
+    if refused:
+        assert "the one that runs on every" in found[0]
+
+
 def test_windows_and_versioned_library_names_are_recognised():
     built = check.LlamaBuild(
         {}, ("ggml-cpu-haswell.dll", "libggml-cpu-x64.so.0.25.3", "ggml-vulkan.dll", "llama.dll")
