@@ -51,6 +51,14 @@ SECTIONS: dict[str, list[tuple]] = {
             (-1, 1000, 1),
         ),
         (
+            "n_cpu_moe",
+            "Experts in RAM (MoE)",
+            "Mixture-of-experts models: the expert weights of the first N layers stay in "
+            "system RAM, so attention and the KV cache fit on the GPU; 0: none.",
+            "int",
+            (0, 1000, 1),
+        ),
+        (
             "n_threads",
             "CPU threads",
             "Threads llama.cpp uses; 0 lets it choose.",
@@ -528,6 +536,15 @@ class SettingsDialog(QDialog):
         """Put `widget` above the settings of `section` (e.g. sampler presets)."""
         self.sections[section].layout().insertRow(0, widget)
         guard_wheel(self)
+
+    def relayout(self, section: str) -> None:
+        """Lay a section out again after a label in it grew while shown. Qt keeps the rows'
+        heights for the page's width, so the other notes would be cut off; a layout at
+        another width first drops what it kept."""
+        page = self.sections[section]
+        width, height = page.width(), page.height()
+        page.resize(width - 1, height)
+        page.resize(width, height)
 
     def set_values(self, values: dict) -> None:
         for key, value in values.items():

@@ -9,14 +9,18 @@ touches them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QLabel, QWidget
 
+from app.core.appdata.llama_runtime import Runtime, probe_runtime
 from app.core.chat.context import AppContext
 from app.core.engine.local import LocalEngine
 from app.gui.chat.controller import ChatController
 from app.gui.instruct_page import attach_instruct_page
 from app.gui.model_session import ModelSession
+from app.gui.runtime_note import RuntimeNote
 from app.gui.settings_dialog import SettingsDialog
 from app.gui.settings_pages import DataPage, SamplerPresetBar, ServerPage
 
@@ -50,6 +54,7 @@ class SettingsUi(QObject):
         self.data_page: DataPage | None = None
         self.server_page: ServerPage | None = None
         self.preset_bar: SamplerPresetBar | None = None
+        self.runtime_probe: Callable[[], Runtime] = probe_runtime  # what llama.cpp runs on
 
     def show(self) -> SettingsDialog:
         dialog = SettingsDialog(self.ctx.settings, self.window)
@@ -57,6 +62,9 @@ class SettingsUi(QObject):
         data, server = DataPage(self.ctx), ServerPage(self.ctx)
         self.preset_bar = SamplerPresetBar(self.ctx, dialog, self.controller.chat_id)
         dialog.add_to_section("Generation", self.preset_bar)
+        note = RuntimeNote(self.runtime_probe, dialog)
+        note.answered.connect(lambda: dialog.relayout("Model"))
+        dialog.add_to_section("Model", note)
         dialog.add_page(self.tr("Server"), server)
         dialog.add_page(self.tr("Data"), data)
         attach_instruct_page(dialog, self.ctx.settings, self.ctx.save_settings)

@@ -159,6 +159,14 @@ def summary(runtime: Runtime) -> str:
     )
 
 
+def gpu_layers_note(runtime: Runtime) -> str:
+    """For the GPU layers setting: where they go, or that they stay on the CPU and why."""
+    text = summary(runtime)
+    if runtime.problem or not runtime.gpu_devices:
+        return text[0].upper() + text[1:] + ": GPU layers run on the CPU."
+    return f"GPU layers go to {text}."
+
+
 # ---------------------------------------------------------------------------------------------
 
 
