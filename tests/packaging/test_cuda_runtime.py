@@ -26,7 +26,12 @@ from pathlib import Path
 import pytest
 
 from app.core.engine.devices import GPU_RUNTIME_LIBRARIES
-from tests.packaging.built_runtimes import runtime_folder, runtime_python
+from tests.packaging.built_runtimes import (
+    frozen_under_qemu,
+    qemu_emulates_avx2,
+    runtime_folder,
+    runtime_python,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("runtime_probe.py")
@@ -289,3 +294,15 @@ def test_the_frozen_app_says_which_driver_cuda_needs(tmp_path):
     (problem,) = json.loads(done.stdout)["gpu_problems"]
     assert problem["backend"] == "CUDA"
     assert "CUDA 13 needs version 580 or newer" in problem["reason"]
+
+
+@needs_bundle
+@no_driver
+@pytest.mark.skipif(not qemu_emulates_avx2(), reason="needs qemu-user 7.2 or newer")
+@pytest.mark.parametrize(("cpu", "variant"), [("Haswell", "haswell"), ("Nehalem", "sse42")])
+def test_the_frozen_cuda_app_picks_the_variant_an_older_cpu_can_run(cpu, variant):
+    """The CUDA bundle carries the same CPU variants as the Vulkan one: on a machine without
+    the driver they are what runs, on any x86-64 CPU."""
+    found = json.loads(frozen_under_qemu(_bundle(), cpu, dict(os.environ), "devices", "--json"))
+    assert next(b for b in found["backends"] if b["name"] == "CPU")["variant"] == variant
+    assert [p["backend"] for p in found["gpu_problems"]] == ["CUDA"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -26,23 +25,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.packaging.built_runtimes import runtime_python
+from tests.packaging.built_runtimes import (
+    QEMU,
+    frozen_under_qemu,
+    qemu_emulates_avx2,
+    runtime_python,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("runtime_probe.py")
 LAVAPIPE = Path("/usr/share/vulkan/icd.d/lvp_icd.x86_64.json")
-QEMU = shutil.which("qemu-x86_64")
-
-
-def _qemu_emulates_avx2() -> bool:
-    """QEMU's emulator runs AVX2 code from 7.2 on; an older one masks it from -cpu Haswell."""
-    if QEMU is None:
-        return False
-    banner = subprocess.run([QEMU, "--version"], capture_output=True, text=True).stdout
-    found = re.search(r"version (\d+)\.(\d+)", banner)
-    return bool(found) and (int(found[1]), int(found[2])) >= (7, 2)
-
-
 # Largest difference in the first reply token's logits (which span about -22 to +10) between
 # lavapipe and the CPU backend: measured 3.5e-3 on the tiny llama and 4.3e-3 on the tiny MoE
 # here (ggml-vulkan's matrix products take the activations in f16). 0.05 is ten times that
@@ -109,7 +101,7 @@ needs_lavapipe = pytest.mark.skipif(
     not LAVAPIPE.exists(), reason="Mesa's lavapipe is not installed (mesa-vulkan-drivers)"
 )
 needs_qemu = pytest.mark.skipif(
-    not _qemu_emulates_avx2(), reason="needs qemu-user 7.2 or newer (qemu-x86_64)"
+    not qemu_emulates_avx2(), reason="needs qemu-user 7.2 or newer (qemu-x86_64)"
 )
 
 
@@ -318,24 +310,6 @@ def test_the_bundle_ships_the_libraries_tested_here():
 @needs_qemu
 @pytest.mark.parametrize(("cpu", "variant"), [("Haswell", "haswell"), ("Nehalem", "sse42")])
 def test_the_frozen_app_picks_the_variant_an_older_cpu_can_run(cpu, variant):
-    """PyInstaller's Linux bootloader re-executes itself once (to set LD_LIBRARY_PATH), and
-    qemu-user runs an exec'd program natively; so the second stage is started directly,
-    with the variables the bootloader hands it."""
-    bundle = _bundle()
-    env = dict(
-        _env(vulkan=False),
-        _PYI_PARENT_PROCESS_LEVEL="1",
-        _PYI_ARCHIVE_FILE=str(bundle / "parlor"),
-        _PYI_APPLICATION_HOME_DIR=str(bundle / "_internal"),
-        LD_LIBRARY_PATH=str(bundle / "_internal"),
-    )
-    done = subprocess.run(
-        [QEMU, "-cpu", cpu, str(bundle / "parlor"), "devices", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=True,
-    )
-    found = json.loads(done.stdout)
+    out = frozen_under_qemu(_bundle(), cpu, _env(vulkan=False), "devices", "--json")
+    found = json.loads(out)
     assert next(b for b in found["backends"] if b["name"] == "CPU")["variant"] == variant
