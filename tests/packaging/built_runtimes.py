@@ -1,8 +1,9 @@
-"""Where the runtime tests find a llama.cpp runtime that packaging/build.py compiled, and how
-they run its frozen bundle on an emulated older CPU."""
+"""packaging/build.py for the tests, where the runtime tests find a llama.cpp runtime it
+compiled, and how they run its frozen bundle on an emulated older CPU."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -11,6 +12,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_build_module():
+    """packaging/build.py as a module (it is a script, not a package); loading it puts
+    packaging/ on sys.path, so its siblings (llama_check, macho, ...) come with it."""
+    spec = importlib.util.spec_from_file_location("parlor_build", ROOT / "packaging/build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def runtime_folder(runtime: str) -> Path:

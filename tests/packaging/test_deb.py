@@ -8,7 +8,6 @@ to test that file instead of building.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.packaging.built_runtimes import load_build_module
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
     pytest.mark.slow,
@@ -31,14 +32,7 @@ pytestmark = [
 ]
 
 
-def _load_build_module():
-    spec = importlib.util.spec_from_file_location("parlor_build", ROOT / "packaging/build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build = _load_build_module()
+build = load_build_module()
 VERSION = build.read_version()
 
 

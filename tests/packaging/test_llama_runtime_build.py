@@ -7,24 +7,18 @@ only planned, never run: compiling llama.cpp takes minutes to hours on 2 cores.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.packaging.built_runtimes import load_build_module
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_build_module():
-    spec = importlib.util.spec_from_file_location("parlor_build", ROOT / "packaging/build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build = _load_build_module()
+build = load_build_module()
 check, runtimes = build.llama_check, build.llama_runtimes
 
 PORTABLE_CONFIG = """

@@ -9,7 +9,6 @@ layouts written by hand cover the older LC_VERSION_MIN_MACOSX and what is not a 
 
 from __future__ import annotations
 
-import importlib.util
 import plistlib
 import shutil
 import struct
@@ -18,17 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.packaging.built_runtimes import load_build_module
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_build_module():
-    spec = importlib.util.spec_from_file_location("parlor_build", ROOT / "packaging/build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build = _load_build_module()  # puts packaging/ on sys.path for its sibling modules
+build = load_build_module()  # puts packaging/ on sys.path for its sibling modules
 llama_runtimes, macho = build.llama_runtimes, build.macho
 
 needs_clang = pytest.mark.skipif(not shutil.which("clang"), reason="needs clang (Debian clang)")
