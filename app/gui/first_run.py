@@ -63,6 +63,16 @@ class FirstRunDialog(QDialog):
         self.summary.setText(machine_summary(machine, rec.usable_bytes))
         self.recommendation.setText(self._advice(self.catalog.name, rec))
         self.buttons[DOWNLOAD].setEnabled(rec.entry is not None)
+        self._fit()
+
+    def _fit(self) -> None:
+        """Grow to the advice: it comes after the guide is shown, and a dialog keeps the
+        height it opened with, cutting the wrapped lines off."""
+        layout = self.layout()
+        layout.activate()
+        height = layout.totalHeightForWidth(self.width())
+        if height > self.height():
+            self.resize(self.width(), height)
 
     def _advice(self, model_name: str, rec) -> str:
         if rec.entry is None:

@@ -16,6 +16,7 @@ from app.core.hub.downloads import Hub, human_size
 from app.core.hub.lock import part_lock
 from app.core.hub.manifest import read_manifest
 from app.gui.models.download_dialog import DownloadDialog
+from tests.gui.cut_text import cut_labels
 from tests.hub_server import FakeHub, point_huggingface_hub_at
 from tests.tiny_models import write_tiny_llama
 
@@ -383,3 +384,5 @@ def test_the_machine_probe_runs_off_the_gui_thread_and_fills_the_dialog(qtbot, f
     qtbot.waitUntil(lambda: "Test GPU: 8 GB VRAM" in dialog.machine_label.text(), timeout=5000)
     assert "Checking" not in dialog.machine_label.text()
     assert selected_quant(dialog) == "Q4_K_M" and dialog.download_button.isEnabled()
+    qtbot.wait(100)
+    assert cut_labels(dialog) == []  # the longer machine line is shown whole

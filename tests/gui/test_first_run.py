@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from app.core.appdata.llama_runtime import Backend, DeviceType, LlamaDevice, Runtime
 from app.core.appdata.machine import GB, Gpu, Machine
 from app.gui.first_run import DOWNLOAD, SKIP, FirstRunDialog, maybe_first_run
+from tests.gui.cut_text import cut_labels
 
 
 def test_recommends_the_quant_that_fits_this_machine(qtbot):
@@ -82,3 +84,21 @@ def test_a_guide_closed_with_its_window_mid_probe_takes_no_late_answer(qtbot):
     assert job.wait(5)
     qtbot.wait(50)
     assert got == []
+
+
+def test_the_advice_that_comes_after_the_guide_opened_is_not_cut_off(qtbot):
+    """Seen under Xvfb with the Vulkan runtime: the machine line grew to three lines when the
+    probe answered, and the guide kept its first height, cutting off it and the intro."""
+    dialog = FirstRunDialog(None)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    cpu = LlamaDevice("CPU", "CPU", "AMD EPYC", DeviceType.CPU, 24 * GB, 25 * GB)
+    gpu = LlamaDevice(
+        "Vulkan", "Vulkan0", "llvmpipe (LLVM 15.0.6, 256 bits)", DeviceType.GPU, 2 * GB, 2 * GB
+    )
+    runtime = Runtime((Backend("Vulkan", 1), Backend("CPU", 1, "haswell")), (cpu, gpu), True)
+    dialog.set_machine(Machine(25 * GB, 24 * GB, runtime=runtime))
+    qtbot.wait(100)
+    assert "llvmpipe" in dialog.summary.text()
+    assert cut_labels(dialog) == []

@@ -17,6 +17,7 @@ from app.core.appdata.llama_runtime import (
     probe_runtime,
 )
 from app.gui.runtime_note import RuntimeNote
+from tests.gui.cut_text import cut_labels
 
 CPU = LlamaDevice("CPU", "CPU", "AMD Ryzen 7 7700", DeviceType.CPU, 14_000_000_000, 16 * 10**9)
 RTX = LlamaDevice("Vulkan", "Vulkan0", "NVIDIA GeForce RTX 4060", DeviceType.GPU, 7.6e9, 8e9)
@@ -117,9 +118,4 @@ def test_a_long_answer_cuts_off_no_other_note_of_the_page(qtbot, make_window):
     qtbot.wait(100)
     page = dialog.sections["Model"]
     assert isinstance(page.parentWidget().parentWidget(), QScrollArea)
-    cut = [
-        label.text()[:30]
-        for label in page.findChildren(QLabel)
-        if label.wordWrap() and label.height() < label.heightForWidth(label.width())
-    ]
-    assert cut == []
+    assert cut_labels(page) == []
