@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QTimer
 
+from app.core.appdata.llama_runtime import Backend, DeviceType, LlamaDevice, Runtime
 from app.core.appdata.machine import GB, Gpu, Machine
 from app.core.gguf.header import moe_layout, read_header, validate_gguf
 from app.core.hub.catalog import load_catalog
@@ -59,6 +60,17 @@ def open_dialog(qtbot, fake, tmp_path):
 
 def selected_quant(dialog: DownloadDialog) -> str:
     return dialog.current_choice().row.entry.quant
+
+
+def test_a_gpu_the_probes_miss_but_llama_cpp_lists_is_not_called_no_gpu(open_dialog):
+    """An Intel GPU on Linux: no probe sees it, the Vulkan runtime does."""
+    arc = LlamaDevice("Vulkan", "Vulkan0", "Intel(R) Arc(TM) A770", DeviceType.GPU, 15e9, 16e9)
+    cpu = LlamaDevice("CPU", "CPU", "CPU", DeviceType.CPU, 14 * GB, 16 * GB)
+    runtime = Runtime((Backend("CPU", 1), Backend("Vulkan", 1)), (cpu, arc), True)
+    dialog = open_dialog(Machine(16 * GB, None, (), runtime=runtime))
+    text = dialog.machine_label.text()
+    assert "no GPU found" not in text
+    assert "llama.cpp: Vulkan: Intel(R) Arc(TM) A770, 15.0 GB free" in text
 
 
 def test_16_gb_machine_preselects_q2_k(open_dialog):

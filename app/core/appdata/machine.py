@@ -385,8 +385,9 @@ def describe(machine: Machine) -> str:
     if machine.ram_available is not None:
         ram += f" ({machine.ram_available / GB:.1f} GB free now)"
     llama = f"; llama.cpp: {runtime_summary(machine.runtime)}" if machine.runtime else ""
-    if not machine.gpus:
-        return f"{ram}; no GPU found{llama}"
+    if not machine.gpus:  # llama.cpp may still have one the probes miss: it is named then
+        found = machine.runtime is not None and bool(machine.runtime.gpu_devices)
+        return f"{ram}{'' if found else '; no GPU found'}{llama}"
     gpus = []
     for gpu in machine.gpus:
         text = f"{gpu.name} {gpu.total_bytes / GB:.1f} GB"

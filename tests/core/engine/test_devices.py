@@ -256,6 +256,19 @@ def test_the_machine_summary_names_the_runtime():
     assert "could not be asked" in m.describe(machine(lr.failed("exit status 1")))
 
 
+ARC = LlamaDevice("Vulkan", "Vulkan0", "Intel(R) Arc(TM) A770", DeviceType.GPU, 15 * GB, 16 * GB)
+
+
+def test_a_gpu_only_llama_cpp_sees_is_not_called_no_gpu():
+    """NVML, nvidia-smi, sysfs (AMD) and DXGI miss some cards, an Intel GPU on Linux for one;
+    when llama.cpp lists a GPU device the machine line names it and says no "no GPU found"."""
+    seen = Runtime((Backend("CPU", 1, "haswell"), Backend("Vulkan", 1)), (CPU_DEVICE, ARC), True)
+    assert m.describe(Machine(32 * GB, None, (), runtime=seen)) == (
+        "32.0 GB RAM; llama.cpp: Vulkan: Intel(R) Arc(TM) A770, 15.0 GB free"
+    )
+    assert "no GPU found" in m.describe(Machine(32 * GB, None, (), runtime=CPU_ONLY))
+
+
 def test_json_round_trip_keeps_every_field():
     assert Runtime.from_json(json.loads(json.dumps(VULKAN.to_json()))) == VULKAN
     assert Runtime.from_json(json.loads(json.dumps(OLD_DRIVER.to_json()))) == OLD_DRIVER
