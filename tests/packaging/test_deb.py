@@ -15,6 +15,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import sysconfig
 import tarfile
 from pathlib import Path
 
@@ -149,9 +150,15 @@ def _needed(path: Path) -> list[str]:
 
 
 def _owner(soname: str) -> str | None:
-    """The installed Debian package that ships this library, if any."""
+    """The installed Debian package that ships this library for this machine's ABI, if any:
+    with 32-bit libraries installed too (clang brings libc6-i386), dpkg names both."""
     found = subprocess.run(["dpkg", "-S", f"*/{soname}"], capture_output=True, text=True)
-    return found.stdout.split(":", 1)[0] if found.returncode == 0 else None
+    if found.returncode != 0:
+        return None
+    lines = found.stdout.splitlines()
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    native = [line for line in lines if multiarch and f"/{multiarch}/" in line]
+    return (native or lines)[0].split(":", 1)[0]
 
 
 @pytest.mark.skipif(not shutil.which("readelf"), reason="readelf (binutils) is not installed")
