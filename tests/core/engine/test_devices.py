@@ -6,6 +6,7 @@ build here); GPU runtimes are fakes of the same typed values the JSON turns into
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -357,6 +358,39 @@ def test_a_module_that_loads_but_does_not_register_is_reported(tmp_path):
             "Vulkan (libggml-vulkan.so) loaded but did not start: no usable driver or device",
         ),
     )
+
+
+def test_a_vulkan_build_on_a_machine_without_the_vulkan_loader_says_so(tmp_path):
+    """ggml-vulkan links libvulkan.so.1, the loader a GPU driver installs: a module built
+    against a stand-in loader, which is then gone, fails to load as it would there."""
+    if not shutil.which("cc"):
+        pytest.skip("needs a C compiler")
+    try:
+        ctypes.CDLL("libvulkan.so.1")
+        pytest.skip("a Vulkan loader is installed here: the linker would find that one")
+    except OSError:
+        pass
+    loader_dir, folder = tmp_path / "loader", tmp_path / "lib"
+    loader_dir.mkdir()
+    folder.mkdir()
+    (tmp_path / "loader.c").write_text("int vkCreateInstance(void) { return 0; }\n")
+    (tmp_path / "backend.c").write_text(
+        "int vkCreateInstance(void);\nint ggml_backend_init(void) { return vkCreateInstance(); }\n"
+    )
+    loader = loader_dir / "libvulkan.so.1"
+    cc = ["cc", "-shared", "-fPIC"]
+    subprocess.run(
+        [*cc, "-Wl,-soname,libvulkan.so.1", "-o", str(loader), str(tmp_path / "loader.c")],
+        check=True,
+    )
+    module = folder / "libggml-vulkan.so"
+    subprocess.run([*cc, "-o", str(module), str(tmp_path / "backend.c"), str(loader)], check=True)
+    loader.unlink()
+    (problem,) = bp.problems({"CPU": 1}, folder, [])
+    assert problem.backend == "Vulkan"
+    assert problem.reason.startswith("Vulkan (libggml-vulkan.so) did not load: ")
+    assert "libvulkan.so.1" in problem.reason
+    assert problem.reason.endswith("(no Vulkan loader is installed)")
 
 
 def test_the_log_is_recorded_and_handed_back_to_llama_cpp_python(tiny_llama_path):
