@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from app.core.appdata.llama_runtime import GpuProblem
@@ -31,31 +29,6 @@ _LOADED = re.compile(r"load_backend: loaded (\S+) backend from ")
 _REFUSED = re.compile(r"load_backend: failed to \w+ (?:backend from )?(\S+?):? ")
 _MODULE = re.compile(r"(?:lib)?ggml-([a-z]+)\.(?:so|dll|dylib)")
 _SHOWN = {"cuda": "CUDA", "vulkan": "Vulkan", "metal": "Metal", "hip": "ROCm", "sycl": "SYCL"}
-_LEVEL_CONT = 5  # GGML_LOG_LEVEL_CONT: the text continues the previous line
-
-
-@contextmanager
-def ggml_log() -> Iterator[list[str]]:
-    """The lines ggml logs inside the block, still passed on to llama-cpp-python's logger."""
-    import llama_cpp  # noqa: PLC0415
-    from llama_cpp import _logger  # noqa: PLC0415
-
-    lines: list[str] = []
-
-    def record(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        piece = (text or b"").decode("utf-8", "replace")
-        if level == _LEVEL_CONT and lines:
-            lines[-1] += piece
-        else:
-            lines.append(piece)
-        _logger.llama_log_callback(level, text, user_data)
-
-    callback = llama_cpp.llama_log_callback(record)  # kept alive until restored below
-    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-    try:
-        yield lines
-    finally:
-        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
 
 
 def said_before_load(lines: list[str]) -> dict[str, list[str]]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.appdata.llama_runtime import Backend, DeviceType, GpuProblem, LlamaDevice, Runtime
-from app.core.engine import backend_problems
+from app.core.engine import backend_problems, llama_log
 
 _FEATURES_FN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
 
@@ -118,7 +118,7 @@ def load_backends(
     folder = folder or lib_dir()
     if not cpu_only:
         preload_gpu_libraries(folder)
-        with backend_problems.ggml_log() as said:
+        with llama_log.captured() as said:
             lib.ggml_backend_load_all_from_path(str(folder).encode())
         _problems = backend_problems.problems(_registered(lib), folder, said)
         for problem in _problems:

@@ -12,9 +12,10 @@ count is only trusted when its time is not zero.
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass
 from typing import Any
+
+from app.core.engine import llama_log
 
 
 @dataclass(frozen=True)
@@ -60,19 +61,9 @@ class FirstSample:
 def report(llm: Any) -> str:
     """llama.cpp's performance report for the reply, its lines joined into one."""
     import llama_cpp
-    from llama_cpp import _logger
 
-    lines: list[str] = []
-
-    def capture(_level: int, text: bytes, _data: Any) -> None:
-        lines.append(text.decode("utf-8", "replace"))
-
-    callback = llama_cpp.llama_log_callback(capture)  # kept alive until llama.cpp lets go
-    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-    try:
+    with llama_log.captured(forward=False) as lines:  # for parlor.log, not stderr
         llama_cpp.llama_perf_context_print(llm._ctx.ctx)
-    finally:  # give llama.cpp back the callback llama-cpp-python installed
-        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
     return " | ".join(
         " ".join(line.split()) for line in "".join(lines).splitlines() if line.strip()
     )

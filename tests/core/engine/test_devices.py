@@ -393,18 +393,39 @@ def test_a_vulkan_build_on_a_machine_without_the_vulkan_loader_says_so(tmp_path)
     assert problem.reason.endswith("(no Vulkan loader is installed)")
 
 
-def test_the_log_is_recorded_and_handed_back_to_llama_cpp_python(tiny_llama_path):
+def test_the_log_is_recorded_and_handed_back_to_whoever_had_it(tiny_llama_path):
+    """llama.cpp has one log callback: a tool that collects the log (the runtime probes do)
+    gets it back after the backends' load read it, and saw those lines too."""
     import llama_cpp
 
+    from app.core.engine import llama_log
+
+    collected: list[str] = []
+
+    @llama_cpp.llama_log_callback
+    def collect(_level: int, text: bytes, _data: object) -> None:
+        collected.append(text.decode("utf-8", "replace"))
+
     params = llama_cpp.llama_model_default_params()
-    with bp.ggml_log() as said:
+
+    def load_and_free() -> None:
         model = llama_cpp.llama_model_load_from_file(str(tiny_llama_path).encode(), params)
-    llama_cpp.llama_model_free(model)
-    assert any("llama_model_loader" in line for line in said)
-    count = len(said)
-    model = llama_cpp.llama_model_load_from_file(str(tiny_llama_path).encode(), params)
-    llama_cpp.llama_model_free(model)
-    assert len(said) == count  # the block's end gave the log back to llama-cpp-python
+        llama_cpp.llama_model_free(model)
+
+    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    try:
+        with llama_log.captured() as said:
+            load_and_free()
+        assert any("llama_model_loader" in line for line in said)
+        assert "".join(said) == "".join(collected)  # passed on as it came
+        count, seen = len(said), len(collected)
+        load_and_free()
+        assert len(said) == count  # the block's end gave the log back...
+        assert len(collected) > seen  # ...to the callback that had it
+    finally:
+        from llama_cpp import _logger
+
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
 
 
 # --- the status bar -------------------------------------------------------------------------
