@@ -13,6 +13,7 @@ from app.core.appdata.llama_runtime import (
     GpuProblem,
     LlamaDevice,
     Runtime,
+    failed,
     gpu_layers_note,
     probe_runtime,
 )
@@ -47,6 +48,12 @@ def test_a_backend_that_found_no_gpu_says_why_layers_stay_on_the_cpu(qtbot):
     assert _note(qtbot, runtime) == (
         "Runs on the CPU only (haswell variant); CUDA found no GPU: update the NVIDIA driver: "
         "GPU layers run on the CPU."
+    )
+
+
+def test_a_probe_that_failed_says_so_and_keeps_llama_cpps_name(qtbot):
+    assert _note(qtbot, failed("exit status 1")) == (
+        "llama.cpp could not be asked what it runs on (exit status 1): GPU layers run on the CPU."
     )
 
 

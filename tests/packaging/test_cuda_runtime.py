@@ -28,6 +28,7 @@ import pytest
 from app.core.engine.devices import GPU_RUNTIME_LIBRARIES
 from tests.packaging.built_runtimes import (
     frozen_under_qemu,
+    load_build_module,
     qemu_emulates_avx2,
     runtime_folder,
     runtime_python,
@@ -105,11 +106,7 @@ needs_readelf = pytest.mark.skipif(not shutil.which("readelf"), reason="needs bi
 
 # --- the build ---------------------------------------------------------------------------------
 def test_the_runtime_passes_the_portability_check_with_ggml_cuda():
-    sys.path.insert(0, str(ROOT / "packaging"))
-    try:
-        import llama_check  # noqa: PLC0415
-    finally:
-        sys.path.pop(0)
+    llama_check = load_build_module().llama_check
     lib = _lib()
     build = llama_check.read_build(lib.parent.parent, lib)
     assert build.config.get("GGML_CUDA", "").upper() == "ON"
@@ -182,11 +179,7 @@ def _old_driver(folder: Path) -> Path:
     every function of the runtime's cuda.h, failing, but cuInit and cuDriverGetVersion. The
     CUDA runtime then refuses exactly as on a machine with that driver."""
     header = next((_lib().parents[1] / "nvidia").glob("cu*/include/cuda.h"))
-    sys.path.insert(0, str(ROOT / "packaging"))
-    try:
-        import cuda_toolkit  # noqa: PLC0415
-    finally:
-        sys.path.pop(0)
+    cuda_toolkit = load_build_module().llama_runtimes.cuda_toolkit
     kept = {
         "cuInit": "(unsigned f) { return 0; }",
         "cuDriverGetVersion": "(int *v) { *v = 12040; return 0; }",

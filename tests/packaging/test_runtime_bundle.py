@@ -28,6 +28,7 @@ import pytest
 from tests.packaging.built_runtimes import (
     QEMU,
     frozen_under_qemu,
+    load_build_module,
     qemu_emulates_avx2,
     runtime_python,
 )
@@ -107,11 +108,7 @@ needs_qemu = pytest.mark.skipif(
 
 # --- the build itself --------------------------------------------------------------------
 def test_the_runtime_passes_the_portability_check():
-    sys.path.insert(0, str(ROOT / "packaging"))
-    try:
-        import llama_check  # noqa: PLC0415
-    finally:
-        sys.path.pop(0)
+    llama_check = load_build_module().llama_check
     lib = _runtime_package()
     build = llama_check.read_build(lib.parent, lib / "lib")
     assert llama_check.problems(build, "vulkan", platform.machine()) == []

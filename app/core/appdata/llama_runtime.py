@@ -162,7 +162,9 @@ def summary(runtime: Runtime) -> str:
 def gpu_layers_note(runtime: Runtime) -> str:
     """For the GPU layers setting: where they go, or that they stay on the CPU and why."""
     text = summary(runtime)
-    if runtime.problem or not runtime.gpu_devices:
+    if runtime.problem:  # starts with "llama.cpp", which keeps its small letter
+        return f"{text}: GPU layers run on the CPU."
+    if not runtime.gpu_devices:
         return text[0].upper() + text[1:] + ": GPU layers run on the CPU."
     return f"GPU layers go to {text}."
 

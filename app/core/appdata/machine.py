@@ -386,8 +386,7 @@ def describe(machine: Machine) -> str:
         ram += f" ({machine.ram_available / GB:.1f} GB free now)"
     llama = f"; llama.cpp: {runtime_summary(machine.runtime)}" if machine.runtime else ""
     if not machine.gpus:  # llama.cpp may still have one the probes miss: it is named then
-        found = machine.runtime is not None and bool(machine.runtime.gpu_devices)
-        return f"{ram}{'' if found else '; no GPU found'}{llama}"
+        return f"{ram}{'' if machine.can_offload else '; no GPU found'}{llama}"
     gpus = []
     for gpu in machine.gpus:
         text = f"{gpu.name} {gpu.total_bytes / GB:.1f} GB"

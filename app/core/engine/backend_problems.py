@@ -39,12 +39,12 @@ def said_before_load(lines: list[str]) -> dict[str, list[str]]:
     pending: list[str] = []
     for line in (piece.strip() for text in lines for piece in text.splitlines()):
         loaded, refused = _LOADED.match(line), _REFUSED.match(line)
-        if loaded or refused:
-            key = loaded[1] if loaded else _module_name(refused[1] if refused else "")
-            said.setdefault(key, []).extend(pending)
-            pending = []
-        elif line:
-            pending.append(line)
+        key = loaded[1] if loaded else _module_name(refused[1]) if refused else None
+        if key is None:
+            pending += [line] if line else []
+            continue
+        said.setdefault(key, []).extend(pending)
+        pending = []
     return said
 
 

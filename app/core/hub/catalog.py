@@ -224,11 +224,9 @@ class RunPlan:
     def _on_the_cpu(self) -> str:
         if self.gpu_did_not_start:  # why is on the machine line (llama_runtime.summary)
             return "on the CPU: this build's GPU backend found no GPU"
-        return (
-            "on the CPU: this build runs on the CPU only"
-            if self.cpu_only_build
-            else ("on the CPU only")
-        )
+        if self.cpu_only_build:
+            return "on the CPU: this build runs on the CPU only"
+        return "on the CPU only"
 
 
 def plan_run(

@@ -73,7 +73,7 @@ def machine_summary(machine: Machine, usable: int) -> str:
             continue
         free = f" ({gb(gpu.free_bytes)} free)" if gpu.free_bytes is not None else ""
         parts.append(f"{gpu.name}: {gb(gpu.total_bytes)} VRAM{free}")
-    if not machine.gpus and not (machine.runtime and machine.runtime.gpu_devices):
+    if not machine.gpus and not machine.can_offload:
         # the probes miss some cards (an Intel GPU, NVIDIA without NVML) that llama.cpp uses
         parts.append("no GPU found, models run on the CPU")
     if machine.runtime is not None:  # seeing a card is not using it: say what llama.cpp can
