@@ -120,7 +120,8 @@ def load_backends(
         preload_gpu_libraries(folder)
         with llama_log.captured() as said:
             lib.ggml_backend_load_all_from_path(str(folder).encode())
-        _problems = backend_problems.problems(_registered(lib), folder, said)
+        registered = {b.name: b.devices for b in _backends(lib)}
+        _problems = backend_problems.problems(registered, folder, said)
         for problem in _problems:
             print(f"llama.cpp: {problem.reason}", file=sys.stderr)
         return _problems
@@ -132,15 +133,6 @@ def load_backends(
 
 
 _problems: tuple[GpuProblem, ...] = ()  # what the one full load of this process found
-
-
-def _registered(lib: ctypes.CDLL) -> dict[str, int]:
-    """Each registered backend's name and device count."""
-    regs = (lib.ggml_backend_reg_get(i) for i in range(lib.ggml_backend_reg_count()))
-    return {
-        _decode(lib.ggml_backend_reg_name(reg)): int(lib.ggml_backend_reg_dev_count(reg))
-        for reg in regs
-    }
 
 
 # The CUDA runtime and cuBLAS a CUDA bundle carries beside ggml-cuda, dependencies first.
